@@ -1,0 +1,443 @@
+# libiadsr - plain GNU make build (no autotools). See docs/BUILD.md.
+# SPDX-License-Identifier: MIT
+#
+#   make [all]             lib/libiadsr.{a,so*,pc} and bin/iadsr
+#   make check             unit tests (Check) + tests/cli_test.sh
+#   make install / uninstall   PREFIX, LIBDIR, INCLUDEDIR, BINDIR, PKGCONFIGDIR, DESTDIR
+#   make examples          install into build/stage, build and run examples/*.c
+#   make asan / valgrind   unit tests in a BLAS=none sanitizer / valgrind build
+#   make header-check symbols-check version-check lint docs demo bench clean help
+#
+# Knobs: BLAS=openblas|cblas|none (BLAS_CFLAGS, BLAS_LIBS), WERROR=1,
+# CFLAGS / CPPFLAGS / LDFLAGS (appended to the required flags, never replace
+# them), CC, AR, NM, PKG_CONFIG.
+
+.DEFAULT_GOAL := all
+SHELL := /bin/sh
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+# ---------------------------------------------------------------------------
+# Version: parsed from the public header (the single source of truth).
+# While the major version is 0 every minor release may break the ABI, so the
+# SONAME carries 0.MINOR; from 1.0 on it carries MAJOR only.
+# ---------------------------------------------------------------------------
+IADSR_H := include/iadsr.h
+version_macro = $(shell sed -n 's/^.define[[:blank:]]\{1,\}IADSR_VERSION_$(1)[[:blank:]]\{1,\}\([0-9]\{1,\}\).*/\1/p' $(IADSR_H))
+VERSION_MAJOR := $(call version_macro,MAJOR)
+VERSION_MINOR := $(call version_macro,MINOR)
+VERSION_PATCH := $(call version_macro,PATCH)
+ifeq ($(strip $(VERSION_MAJOR)),)
+$(error could not parse IADSR_VERSION_MAJOR from $(IADSR_H))
+endif
+ifeq ($(strip $(VERSION_MINOR)),)
+$(error could not parse IADSR_VERSION_MINOR from $(IADSR_H))
+endif
+ifeq ($(strip $(VERSION_PATCH)),)
+$(error could not parse IADSR_VERSION_PATCH from $(IADSR_H))
+endif
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+ifeq ($(VERSION_MAJOR),0)
+SOVERSION := 0.$(VERSION_MINOR)
+else
+SOVERSION := $(VERSION_MAJOR)
+endif
+
+# ---------------------------------------------------------------------------
+# Install locations (DESTDIR is used only by install/uninstall).
+# ---------------------------------------------------------------------------
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+INSTALL ?= install
+
+AR ?= ar
+NM ?= nm
+PKG_CONFIG ?= pkg-config
+VALGRIND ?= valgrind
+CPPCHECK ?= cppcheck
+
+# ---------------------------------------------------------------------------
+# BLAS backend.
+# ---------------------------------------------------------------------------
+BLAS ?= openblas
+ifeq ($(BLAS),openblas)
+  ifeq ($(origin BLAS_CFLAGS),undefined)
+    BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
+  endif
+  ifeq ($(origin BLAS_LIBS),undefined)
+    BLAS_LIBS := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
+  endif
+  BLAS_DEFS := -DIADSR_BLAS_OPENBLAS
+else ifeq ($(BLAS),cblas)
+  # Any CBLAS; e.g. make BLAS=cblas BLAS_CFLAGS=-I/opt/blis/include BLAS_LIBS=-lblis
+  BLAS_CFLAGS ?=
+  BLAS_LIBS ?= -lblas
+  BLAS_DEFS := -DIADSR_BLAS_CBLAS
+else ifeq ($(BLAS),none)
+  # Internal reference kernels only (deterministic oracle; sanitizer builds).
+  override BLAS_CFLAGS :=
+  override BLAS_LIBS :=
+  BLAS_DEFS := -DIADSR_BLAS_NONE
+else
+  $(error BLAS must be openblas, cblas or none (got '$(BLAS)'))
+endif
+
+# ---------------------------------------------------------------------------
+# Build variants. Each BLAS/sanitizer combination has its own object
+# directory build/<variant>/ so that objects never mix. The plain variants
+# write the user-facing outputs lib/, bin/iadsr and tests/check_iadsr; the
+# sanitizer variants keep everything under build/<variant>/.
+# SAN is normally set by the asan / valgrind targets, not by hand.
+# ---------------------------------------------------------------------------
+SAN ?=
+SAN_CFLAGS :=
+SAN_LDFLAGS :=
+SAN_ENV :=
+TEST_WRAPPER :=
+ifeq ($(SAN),)
+else ifeq ($(SAN),asan)
+  SAN_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+                -fno-omit-frame-pointer -O1 -g
+  SAN_LDFLAGS := -fsanitize=address,undefined
+  SAN_ENV := CK_FORK=no ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+else ifeq ($(SAN),valgrind)
+  SAN_ENV := CK_FORK=no
+  TEST_WRAPPER := $(VALGRIND) --error-exitcode=1 --leak-check=full \
+                  --errors-for-leak-kinds=definite \
+                  $(if $(wildcard tests/valgrind.supp),--suppressions=tests/valgrind.supp)
+else
+  $(error SAN must be empty, asan or valgrind (got '$(SAN)'))
+endif
+
+VARIANT := $(BLAS)$(if $(SAN),-$(SAN))
+VDIR := build/$(VARIANT)
+ifeq ($(SAN),)
+  OUT_LIBDIR := lib
+  CLI_BIN := bin/iadsr
+  TEST_BIN := tests/check_iadsr
+  TEST_TMPDIR := $(CURDIR)/build/testtmp
+  LINK_STAMP := build/link.stamp
+  PC_STAMP := build/pc.stamp
+else
+  OUT_LIBDIR := $(VDIR)/lib
+  CLI_BIN := $(VDIR)/bin/iadsr
+  TEST_BIN := $(VDIR)/check_iadsr
+  TEST_TMPDIR := $(CURDIR)/$(VDIR)/testtmp
+  LINK_STAMP := $(VDIR)/link.stamp
+  PC_STAMP := $(VDIR)/pc.stamp
+endif
+CLI_BINDIR := $(patsubst %/,%,$(dir $(CLI_BIN)))
+FLAGS_STAMP := $(VDIR)/flags.stamp
+
+STATIC_LIB := $(OUT_LIBDIR)/libiadsr.a
+SHARED_REAL := $(OUT_LIBDIR)/libiadsr.so.$(VERSION)
+SHARED_SONAME := $(OUT_LIBDIR)/libiadsr.so.$(SOVERSION)
+SHARED_LINK := $(OUT_LIBDIR)/libiadsr.so
+PC_FILE := $(OUT_LIBDIR)/libiadsr.pc
+
+# ---------------------------------------------------------------------------
+# Flags. Required flags first, the user's CPPFLAGS/CFLAGS/LDFLAGS last (so
+# e.g. make CFLAGS=-O0 lowers the optimisation level but keeps the rest).
+# Never -ffast-math / -Ofast: the numerics rely on IEEE semantics (NaN
+# checks, -INFINITY scores).
+# ---------------------------------------------------------------------------
+WARN_CFLAGS := -Wall -Wextra -Wpedantic -Wshadow -Wcast-qual \
+               -Wstrict-prototypes -Wmissing-prototypes -Wundef \
+               -Wpointer-arith -Wvla -Wformat=2 -Wwrite-strings \
+               -Wredundant-decls -Wdouble-promotion
+ifeq ($(WERROR),1)
+  WARN_CFLAGS += -Werror
+endif
+BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -g $(WARN_CFLAGS)
+IADSR_CPPFLAGS = -Iinclude -Isrc $(BLAS_DEFS) $(BLAS_CFLAGS)
+COMMON_CFLAGS = $(BASE_CFLAGS) $(SAN_CFLAGS) $(CFLAGS)
+LIB_CFLAGS = $(IADSR_CPPFLAGS) $(CPPFLAGS) -fPIC -fvisibility=hidden $(COMMON_CFLAGS)
+CLI_CFLAGS = $(IADSR_CPPFLAGS) $(CPPFLAGS) $(COMMON_CFLAGS)
+SHARED_LDFLAGS := -shared -Wl,-soname,libiadsr.so.$(SOVERSION) \
+                  -Wl,--version-script=src/libiadsr.map -Wl,--no-undefined \
+                  -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
+SYS_LIBS := -lm -lpthread
+LINK_FLAGS = $(COMMON_CFLAGS) $(SAN_LDFLAGS) $(LDFLAGS)
+
+# Check (unit tests). Debian's check.pc gives -pthread -lcheck_pic -lrt -lm -lsubunit.
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -pthread -lcheck -lsubunit -lrt -lm)
+# Suite constructors are declared in tests/check_main.c, not in a header, and
+# Check's ck_assert_float_* macros pass floats through varargs.
+TEST_CFLAGS = $(CLI_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -Wno-double-promotion
+
+# Examples use only the installed header and pkg-config flags (no -Isrc).
+EX_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g $(WARN_CFLAGS) $(CFLAGS)
+
+# ---------------------------------------------------------------------------
+# Sources and objects.
+# ---------------------------------------------------------------------------
+LIB_SRCS := $(sort $(wildcard src/*.c))
+LIB_OBJS := $(patsubst src/%.c,$(VDIR)/obj/%.o,$(LIB_SRCS))
+CLI_SRCS := $(sort $(wildcard src/cli/*.c))
+CLI_OBJS := $(patsubst src/cli/%.c,$(VDIR)/cli/%.o,$(CLI_SRCS))
+TEST_SRCS := tests/check_main.c $(sort $(filter-out tests/check_main.c,$(wildcard tests/test_*.c)))
+TEST_OBJS := $(patsubst tests/%.c,$(VDIR)/tests/%.o,$(TEST_SRCS))
+EX_SRCS := $(sort $(wildcard examples/*.c))
+
+LIB_OUTPUTS := $(STATIC_LIB) $(SHARED_REAL) $(SHARED_SONAME) $(SHARED_LINK) $(PC_FILE)
+ALL_OUTPUTS := $(LIB_OUTPUTS) $(if $(CLI_SRCS),$(CLI_BIN))
+
+.PHONY: all library static shared cli tests check unit asan valgrind demo bench \
+        examples install uninstall symbols-check header-check version-check \
+        print-version print-soversion docs lint clean help FORCE
+
+all: $(ALL_OUTPUTS)
+library: $(LIB_OUTPUTS)
+static: $(STATIC_LIB)
+shared: $(SHARED_REAL) $(SHARED_SONAME) $(SHARED_LINK)
+cli: $(CLI_BIN)
+tests: $(TEST_BIN)
+
+# ---------------------------------------------------------------------------
+# Stamps: rewritten only when their content changes, so that a change of
+# flags, BLAS backend or install prefix rebuilds exactly what depends on it.
+# ---------------------------------------------------------------------------
+define update-stamp
+@mkdir -p $(@D)
+@printf '%s\n' '$(subst ','\'',$(strip $(1)))' > $@.tmp
+@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+endef
+
+$(FLAGS_STAMP): FORCE
+	$(call update-stamp,$(CC) | $(LIB_CFLAGS) | $(CLI_CFLAGS) | $(TEST_CFLAGS))
+# The object lists are part of the link stamp so that deleting a source file
+# relinks the outputs without its object.
+$(LINK_STAMP): FORCE
+	$(call update-stamp,$(VARIANT) | $(CC) | $(AR) | $(LINK_FLAGS) | $(BLAS_LIBS) | $(CHECK_LIBS) | $(LIB_OBJS) | $(CLI_OBJS) | $(TEST_OBJS))
+$(PC_STAMP): FORCE
+	$(call update-stamp,$(VERSION) | $(PREFIX) | $(LIBDIR) | $(INCLUDEDIR) | $(BLAS_LIBS))
+
+FORCE:
+
+$(VDIR)/obj $(VDIR)/cli $(VDIR)/tests $(OUT_LIBDIR) $(CLI_BINDIR):
+	@mkdir -p $@
+
+# ---------------------------------------------------------------------------
+# Library.
+# ---------------------------------------------------------------------------
+$(VDIR)/obj/%.o: src/%.c $(FLAGS_STAMP) | $(VDIR)/obj
+	$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJS) $(LINK_STAMP) | $(OUT_LIBDIR)
+	@rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+$(SHARED_REAL): $(LIB_OBJS) src/libiadsr.map $(LINK_STAMP) | $(OUT_LIBDIR)
+	$(CC) $(SHARED_LDFLAGS) $(LINK_FLAGS) -o $@ $(LIB_OBJS) $(BLAS_LIBS) $(SYS_LIBS)
+
+$(SHARED_SONAME): $(SHARED_REAL)
+	ln -sf $(notdir $<) $@
+
+$(SHARED_LINK): $(SHARED_SONAME)
+	ln -sf $(notdir $<) $@
+
+# libdir/includedir are written relative to ${prefix} when they live under
+# it, so that pkg-config --define-variable=prefix=... relocates the file.
+PC_LIBDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+
+$(PC_FILE): libiadsr.pc.in $(PC_STAMP) | $(OUT_LIBDIR)
+	sed -e 's|@PREFIX@|$(PREFIX)|' \
+	    -e 's|@LIBDIR@|$(PC_LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@BLAS_LIBS@|$(strip $(BLAS_LIBS))|' \
+	    -e 's|Libs.private:  *-lm|Libs.private: -lm|' \
+	    libiadsr.pc.in > $@
+
+# ---------------------------------------------------------------------------
+# Command-line tool: linked statically so that it may use iadsr__* helpers.
+# ---------------------------------------------------------------------------
+$(VDIR)/cli/%.o: src/cli/%.c $(FLAGS_STAMP) | $(VDIR)/cli
+	$(CC) $(CLI_CFLAGS) -MMD -MP -c $< -o $@
+
+$(CLI_BIN): $(CLI_OBJS) $(STATIC_LIB) $(LINK_STAMP) | $(CLI_BINDIR)
+	$(CC) $(LINK_FLAGS) -o $@ $(CLI_OBJS) $(STATIC_LIB) $(BLAS_LIBS) $(SYS_LIBS)
+
+# ---------------------------------------------------------------------------
+# Tests.
+# ---------------------------------------------------------------------------
+$(VDIR)/tests/%.o: tests/%.c $(FLAGS_STAMP) | $(VDIR)/tests
+	$(CC) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(TEST_BIN): $(TEST_OBJS) $(STATIC_LIB) $(LINK_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(LINK_FLAGS) $(CHECK_CFLAGS) -o $@ $(TEST_OBJS) $(STATIC_LIB) $(BLAS_LIBS) $(CHECK_LIBS) $(SYS_LIBS)
+
+# CK_DEFAULT_TIMEOUT may be raised from the environment (slow machines).
+TEST_ENV = OPENBLAS_NUM_THREADS=1 CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-600} \
+           IADSR_TEST_TMPDIR='$(TEST_TMPDIR)' $(SAN_ENV)
+
+# The CLI script runs first so that Check's summary line is the last output.
+check: all $(TEST_BIN)
+	@rm -rf '$(TEST_TMPDIR)' && mkdir -p '$(TEST_TMPDIR)'
+	@status=0; \
+	if [ -f tests/cli_test.sh ]; then \
+	  echo "== sh tests/cli_test.sh $(CLI_BIN)"; \
+	  env $(TEST_ENV) sh tests/cli_test.sh $(CLI_BIN) || { echo "check: tests/cli_test.sh FAILED" >&2; status=1; }; \
+	fi; \
+	echo "== $(strip $(TEST_WRAPPER) ./$(TEST_BIN))"; \
+	env $(TEST_ENV) $(TEST_WRAPPER) ./$(TEST_BIN) || status=1; \
+	exit $$status
+
+# Unit suite only (used by the sanitizer targets).
+unit: $(TEST_BIN)
+	@rm -rf '$(TEST_TMPDIR)' && mkdir -p '$(TEST_TMPDIR)'
+	env $(TEST_ENV) $(TEST_WRAPPER) ./$(TEST_BIN)
+
+asan:
+	$(MAKE) --no-print-directory BLAS=none SAN=asan unit
+
+valgrind:
+	@command -v $(VALGRIND) >/dev/null 2>&1 || { echo "valgrind: '$(VALGRIND)' not found (apt-get install valgrind)" >&2; exit 1; }
+	$(MAKE) --no-print-directory BLAS=none SAN=valgrind unit
+
+# ---------------------------------------------------------------------------
+# Demo and benchmark.
+# ---------------------------------------------------------------------------
+DEMO_DIR := build/demo
+demo: all
+	@mkdir -p $(DEMO_DIR)
+	./$(CLI_BIN) synth --users 3000 --items 600 --seed 7 --out $(DEMO_DIR)/synth.txt
+	./$(CLI_BIN) train --data $(DEMO_DIR)/synth.txt --out $(DEMO_DIR)/model.iadsr --epochs 30 --seed 1
+	./$(CLI_BIN) eval --model $(DEMO_DIR)/model.iadsr --data $(DEMO_DIR)/synth.txt
+	./$(CLI_BIN) eval --model $(DEMO_DIR)/model.iadsr --data $(DEMO_DIR)/synth.txt --json
+	./$(CLI_BIN) recommend --model $(DEMO_DIR)/model.iadsr --data $(DEMO_DIR)/synth.txt --k 10 --exclude-history | head -5
+
+bench: all
+	sh bench/run.sh
+
+# ---------------------------------------------------------------------------
+# Install / uninstall.
+# ---------------------------------------------------------------------------
+install: all
+	$(INSTALL) -d -m 755 '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+	$(INSTALL) -m 644 include/iadsr.h '$(DESTDIR)$(INCLUDEDIR)/iadsr.h'
+	$(INSTALL) -m 755 $(SHARED_REAL) '$(DESTDIR)$(LIBDIR)/libiadsr.so.$(VERSION)'
+	ln -sf libiadsr.so.$(VERSION) '$(DESTDIR)$(LIBDIR)/libiadsr.so.$(SOVERSION)'
+	ln -sf libiadsr.so.$(SOVERSION) '$(DESTDIR)$(LIBDIR)/libiadsr.so'
+	$(INSTALL) -m 644 $(STATIC_LIB) '$(DESTDIR)$(LIBDIR)/libiadsr.a'
+	$(INSTALL) -m 644 $(PC_FILE) '$(DESTDIR)$(PKGCONFIGDIR)/libiadsr.pc'
+ifneq ($(CLI_SRCS),)
+	$(INSTALL) -d -m 755 '$(DESTDIR)$(BINDIR)'
+	$(INSTALL) -m 755 $(CLI_BIN) '$(DESTDIR)$(BINDIR)/iadsr'
+endif
+
+uninstall:
+	rm -f '$(DESTDIR)$(INCLUDEDIR)/iadsr.h' \
+	      '$(DESTDIR)$(LIBDIR)/libiadsr.so.$(VERSION)' \
+	      '$(DESTDIR)$(LIBDIR)/libiadsr.so.$(SOVERSION)' \
+	      '$(DESTDIR)$(LIBDIR)/libiadsr.so' \
+	      '$(DESTDIR)$(LIBDIR)/libiadsr.a' \
+	      '$(DESTDIR)$(PKGCONFIGDIR)/libiadsr.pc' \
+	      '$(DESTDIR)$(BINDIR)/iadsr'
+
+# ---------------------------------------------------------------------------
+# Examples: built against a staged install through pkg-config, then run.
+# ---------------------------------------------------------------------------
+STAGE := $(CURDIR)/build/stage
+STAGE_PREFIX := /usr/local
+STAGE_LIBDIR := $(STAGE)$(STAGE_PREFIX)/lib
+EX_DIR := build/examples
+
+examples: all
+	@rm -rf '$(STAGE)'
+	$(MAKE) --no-print-directory install DESTDIR='$(STAGE)' PREFIX=$(STAGE_PREFIX) \
+	    LIBDIR=$(STAGE_PREFIX)/lib INCLUDEDIR=$(STAGE_PREFIX)/include \
+	    BINDIR=$(STAGE_PREFIX)/bin PKGCONFIGDIR=$(STAGE_PREFIX)/lib/pkgconfig
+	@rm -rf $(EX_DIR) && mkdir -p $(EX_DIR)/work
+	@set -e; \
+	pcflags=`PKG_CONFIG_PATH='$(STAGE_LIBDIR)/pkgconfig' $(PKG_CONFIG) \
+	    --define-variable=prefix='$(STAGE)$(STAGE_PREFIX)' --cflags --libs libiadsr`; \
+	echo "examples: pkg-config --cflags --libs libiadsr -> $$pcflags"; \
+	for src in $(EX_SRCS); do \
+	  name=`basename $$src .c`; \
+	  echo "$(CC) $(EX_CFLAGS) $$src -o $(EX_DIR)/$$name $$pcflags -Wl,-rpath,$(STAGE_LIBDIR) $(LDFLAGS) -lm"; \
+	  $(CC) $(EX_CFLAGS) $$src -o $(EX_DIR)/$$name $$pcflags -Wl,-rpath,'$(STAGE_LIBDIR)' $(LDFLAGS) -lm; \
+	done; \
+	for src in $(EX_SRCS); do \
+	  name=`basename $$src .c`; \
+	  echo "== $(EX_DIR)/$$name $(EX_DIR)/work"; \
+	  OPENBLAS_NUM_THREADS=1 ./$(EX_DIR)/$$name $(EX_DIR)/work || { echo "examples: $$name FAILED" >&2; exit 1; }; \
+	done; \
+	echo "examples: `echo $(EX_SRCS) | wc -w` example(s) built and run against the staged install"
+
+# ---------------------------------------------------------------------------
+# Mechanical checks.
+# ---------------------------------------------------------------------------
+# Only iadsr_* may be exported (no iadsr__* internals, nothing else), and
+# every exported symbol must be declared in the public header.
+symbols-check: $(SHARED_REAL)
+	@syms=`$(NM) -D --defined-only $(SHARED_REAL) | awk 'NF >= 3 && $$2 != "A" { print $$3 }' | sed 's/@.*//' | sort -u`; \
+	if [ -z "$$syms" ]; then echo "symbols-check: $(SHARED_REAL) exports no symbols" >&2; exit 1; fi; \
+	bad=`printf '%s\n' $$syms | grep -v '^iadsr_[^_]' || true`; \
+	if [ -n "$$bad" ]; then \
+	  echo "symbols-check: FAILED, symbols exported outside the iadsr_ namespace (or internal iadsr__*):" >&2; \
+	  printf '    %s\n' $$bad >&2; exit 1; \
+	fi; \
+	undecl=""; for s in $$syms; do grep -q "\\b$$s\\b" $(IADSR_H) || undecl="$$undecl $$s"; done; \
+	if [ -n "$$undecl" ]; then \
+	  echo "symbols-check: FAILED, exported but not declared in $(IADSR_H):" >&2; \
+	  printf '    %s\n' $$undecl >&2; exit 1; \
+	fi; \
+	echo "symbols-check: OK ($$(printf '%s\n' $$syms | wc -l) symbols exported, all iadsr_*)"
+
+header-check:
+	printf '#include "iadsr.h"\n#include "iadsr.h"\n' | $(CC) -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c -
+	printf '#include "iadsr.h"\n' | $(CC) -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c -
+	printf '#include "iadsr.h"\n' | $(CXX) -x c++ -fsyntax-only -Wall -Wextra -Werror -Iinclude -
+	@echo "header-check: OK ($(IADSR_H) compiles alone as C99, C11 and C++)"
+
+version-check:
+	sh tests/check-version-consistency.sh
+
+print-version:
+	@echo $(VERSION)
+
+print-soversion:
+	@echo $(SOVERSION)
+
+lint:
+	@command -v $(CPPCHECK) >/dev/null 2>&1 || { echo "lint: '$(CPPCHECK)' not found (apt-get install cppcheck)" >&2; exit 1; }
+	$(CPPCHECK) --enable=warning,performance,portability --error-exitcode=1 \
+	    --suppress=missingIncludeSystem --inline-suppr --std=c11 --quiet \
+	    -Iinclude -Isrc src
+
+docs:
+	@if ! command -v doxygen >/dev/null 2>&1; then \
+	  echo "docs: doxygen not installed, skipping (apt-get install doxygen). The reference is $(IADSR_H)."; \
+	elif [ -f docs/Doxyfile ]; then \
+	  doxygen docs/Doxyfile; \
+	else \
+	  mkdir -p build/docs && \
+	  printf '%s\n' 'PROJECT_NAME=libiadsr' 'PROJECT_NUMBER=$(VERSION)' \
+	    'INPUT=$(IADSR_H)' 'OUTPUT_DIRECTORY=build/docs' 'GENERATE_LATEX=NO' \
+	    'OPTIMIZE_OUTPUT_FOR_C=YES' 'EXTRACT_ALL=NO' 'HAVE_DOT=NO' 'QUIET=YES' | doxygen - && \
+	  echo "docs: build/docs/html/index.html"; \
+	fi
+
+clean:
+	rm -rf build tests/check_iadsr
+	rm -f lib/libiadsr.a lib/libiadsr.so lib/libiadsr.so.* lib/libiadsr.pc
+	rm -f bin/iadsr
+	@rmdir bin 2>/dev/null || true
+
+help:
+	@echo "libiadsr $(VERSION) (SONAME libiadsr.so.$(SOVERSION)), BLAS=$(BLAS)"
+	@echo "targets: all check install uninstall examples asan valgrind demo bench"
+	@echo "         header-check symbols-check version-check lint docs clean"
+	@echo "         print-version print-soversion"
+	@echo "knobs:   BLAS=openblas|cblas|none BLAS_CFLAGS= BLAS_LIBS= WERROR=1"
+	@echo "         CFLAGS= CPPFLAGS= LDFLAGS= PREFIX= LIBDIR= INCLUDEDIR= BINDIR= DESTDIR="
+
+-include $(wildcard $(VDIR)/*/*.d)

@@ -1,0 +1,670 @@
+/* libiadsr - Interest Alignment for Denoising Sequential Recommendation.
+ * SPDX-License-Identifier: MIT
+ *
+ * This is the only public header of libiadsr. It is the contract: every
+ * exported symbol is declared and documented here (shapes, ownership, errors,
+ * thread-safety, the version it appeared in).
+ *
+ * Conventions used throughout
+ * ---------------------------
+ * - Every fallible function returns an int status: IADSR_OK (0) or one of the
+ *   negative IADSR_ERR_* codes, whose values never change. The thread-local
+ *   iadsr_last_error() then holds a human-readable detail.
+ * - Handles are opaque and created by the library. Constructors take the
+ *   handle out-parameter first and set it to NULL on failure. Every
+ *   iadsr_<x>_free() accepts NULL. Handles keep what they depend on alive
+ *   (internal atomic reference counts), so handles may be freed in any order.
+ * - Item ids are 1..n_items everywhere (as in the data files); 0 is padding
+ *   and never a valid item. Score buffers are indexed by item id and hold
+ *   n_items + 1 floats; entry 0 is always -INFINITY.
+ * - Inputs are borrowed for the duration of the call unless a function says
+ *   otherwise. Outputs go into caller buffers with a stated capacity. The
+ *   library never returns memory the caller must free.
+ * - Params structs are passed by pointer; their first field struct_size is
+ *   set by the matching *_params_init(). A caller built against an older
+ *   (smaller) struct gets defaults for the newer fields; a larger struct is
+ *   accepted only if the bytes the library does not know are all zero
+ *   (otherwise IADSR_ERR_UNSUPPORTED). A NULL params pointer means defaults.
+ * - The library never prints, never calls exit() or abort(), and has no
+ *   global mutable state.
+ *
+ * Thread-safety
+ * -------------
+ * An iadsr_model and an iadsr_dataset are immutable once created and may be
+ * used concurrently from any number of threads. An iadsr_ctx and an
+ * iadsr_trainer must be used by one thread at a time, but may move between
+ * threads. The last-error message is thread-local. Hosts that call the
+ * library from many threads should run OpenBLAS single-threaded
+ * (OPENBLAS_NUM_THREADS=1) and parallelise across iadsr_ctx instances; the
+ * library never changes the BLAS thread count itself.
+ */
+#ifndef IADSR_H_INCLUDED_7C1E2B
+#define IADSR_H_INCLUDED_7C1E2B
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Visibility                                                               */
+/* ------------------------------------------------------------------------ */
+
+#if defined(_WIN32) && defined(IADSR_BUILDING_DLL)
+#define IADSR_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(IADSR_USING_DLL)
+#define IADSR_API __declspec(dllimport)
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define IADSR_API __attribute__((visibility("default")))
+#else
+#define IADSR_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define IADSR_VERSION_MAJOR 0
+#define IADSR_VERSION_MINOR 1
+#define IADSR_VERSION_PATCH 0
+#define IADSR_VERSION_NUMBER \
+    (IADSR_VERSION_MAJOR * 10000 + IADSR_VERSION_MINOR * 100 + IADSR_VERSION_PATCH)
+#define IADSR_VERSION_STRING "0.1.0"
+#define IADSR_VERSION_AT_LEAST(ma, mi, pa) \
+    (IADSR_VERSION_NUMBER >= ((ma) * 10000 + (mi) * 100 + (pa)))
+
+/**
+ * Version of the library actually loaded, as MAJOR*10000 + MINOR*100 + PATCH.
+ * Compare with IADSR_VERSION_NUMBER to detect a header/library mismatch.
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_version_number(void);
+
+/**
+ * Version string of the library actually loaded, e.g. "0.1.0". Static storage.
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API const char *iadsr_version_string(void);
+
+/**
+ * One line describing the build: BLAS backend and its configuration,
+ * compiler. Static storage, never NULL.
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API const char *iadsr_build_info(void);
+
+/**
+ * Checkpoint format major.minor this library writes, as major*100 + minor.
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_format_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes and errors                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Status codes. The values are part of the ABI and never change; new codes
+ * are only appended. */
+#define IADSR_OK 0
+#define IADSR_ERR_GENERIC (-1)          /* unexpected internal failure */
+#define IADSR_ERR_NOMEM (-2)            /* memory allocation failed */
+#define IADSR_ERR_INVALID_ARG (-3)      /* NULL, foreign handle, bad value */
+#define IADSR_ERR_OUT_OF_RANGE (-4)     /* item id outside 1..n_items, length */
+#define IADSR_ERR_BUFFER_TOO_SMALL (-5) /* caller buffer capacity too small */
+#define IADSR_ERR_IO (-6)               /* open/read/write/fsync/rename failed */
+#define IADSR_ERR_FORMAT (-7)           /* malformed file, text or checkpoint */
+#define IADSR_ERR_VERSION (-8)          /* unsupported format version */
+#define IADSR_ERR_CHECKSUM (-9)         /* checksum mismatch */
+#define IADSR_ERR_STATE (-10)           /* call not valid in this state */
+#define IADSR_ERR_UNSUPPORTED (-11)     /* feature/flag not supported */
+#define IADSR_ERR_NUMERIC (-12)         /* NaN/Inf in input or divergence */
+#define IADSR_ERR_ABORTED (-13)         /* a callback asked to stop */
+#define IADSR_ERR_DIM_MISMATCH (-14)    /* dimensions do not agree */
+
+/**
+ * Static English description of a status code; never NULL (unknown codes
+ * get a generic text). Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API const char *iadsr_strerror(int status);
+
+/**
+ * Symbolic name of a status code, e.g. "IADSR_ERR_FORMAT"; "IADSR_UNKNOWN"
+ * for values that are not codes. Static storage, never NULL.
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API const char *iadsr_status_name(int status);
+
+/**
+ * Detail of the last error raised by a libiadsr call on the calling thread
+ * (e.g. "data.txt:12: token 'x1' is not an item id"). Never NULL; empty when
+ * there is none. Valid until the next libiadsr call on the same thread.
+ * Successful calls do not clear it. Go bindings: fetch it in the same cgo
+ * call or lock the OS thread, since goroutines migrate.
+ * Thread-safety: thread-local. @since 0.1.0
+ */
+IADSR_API const char *iadsr_last_error(void);
+
+/**
+ * Clear the calling thread's last-error message.
+ * Thread-safety: thread-local. @since 0.1.0
+ */
+IADSR_API void iadsr_clear_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Handles                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Sequences of item ids, one per user, in CSR form. Immutable. */
+typedef struct iadsr_dataset iadsr_dataset;
+/** A backbone encoder with its weights. Immutable, shareable. */
+typedef struct iadsr_model iadsr_model;
+/** Training state (optimiser, RNG, working weights). One thread at a time. */
+typedef struct iadsr_trainer iadsr_trainer;
+/** Per-thread inference scratch bound to a model. One thread at a time. */
+typedef struct iadsr_ctx iadsr_ctx;
+/** Semantic/collaborative embedding aligner (reserved; see a later release). */
+typedef struct iadsr_aligner iadsr_aligner;
+/** Denoising gate (reserved; see a later release). */
+typedef struct iadsr_gate iadsr_gate;
+
+/* ------------------------------------------------------------------------ */
+/* Enumerations and flags (passed as int32_t/uint32_t, never as enum types)  */
+/* ------------------------------------------------------------------------ */
+
+/* Backbones (iadsr_model_params.backbone). 0 = default (SASRec). */
+#define IADSR_BACKBONE_DEFAULT 0
+#define IADSR_BACKBONE_SASREC 1
+#define IADSR_BACKBONE_GRU4REC 2 /* reserved for a later release */
+#define IADSR_BACKBONE_CASER 3   /* reserved for a later release */
+
+/* Activation of the SASRec feed-forward layer. 0 = default (GELU). */
+#define IADSR_ACT_DEFAULT 0
+#define IADSR_ACT_GELU 1
+#define IADSR_ACT_RELU 2
+
+/* Ownership of long-lived host arrays (iadsr_dataset_create). */
+#define IADSR_FLAG_COPY 0u   /* the library copies the arrays (default) */
+#define IADSR_FLAG_BORROW 1u /* zero-copy: the host keeps the arrays alive
+                                and unchanged until the handle is freed */
+
+/* How a dataset's sequences are split (train/eval params .split). */
+#define IADSR_SPLIT_DEFAULT 0 /* = LEAVE_ONE_OUT */
+/** Leave-one-out: last item = test, second-to-last = validation, the rest
+ *  is training data (every prefix position is a training target). */
+#define IADSR_SPLIT_LEAVE_ONE_OUT 1
+/** Whole sequences are training data; no validation (train only). */
+#define IADSR_SPLIT_NONE 2
+/* Evaluation targets (iadsr_eval_params.target). */
+#define IADSR_EVAL_TEST 1  /* history = seq[:-1], target = seq[-1] */
+#define IADSR_EVAL_VALID 2 /* history = seq[:-2], target = seq[-2] */
+
+/* Top-K flags. */
+#define IADSR_TOPK_EXCLUDE_HISTORY 1u /* never return items of the input */
+
+/* Checkpoint save flags. */
+#define IADSR_SAVE_NO_FSYNC 1u /* skip fsync (tests, tmpfs); still atomic rename */
+
+/* ------------------------------------------------------------------------ */
+/* Datasets                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Create a dataset from CSR arrays.
+ *
+ * User u's items, oldest first, are items[offsets[u] .. offsets[u+1]).
+ *
+ * @param out       receives the dataset; NULL on failure
+ * @param items     item ids, length offsets[n_users]; each in 1..n_items
+ * @param offsets   n_users + 1 entries, offsets[0] == 0, non-decreasing
+ * @param n_users   number of users, >= 1
+ * @param n_items   number of items, >= 1 (ids above it are an error); 0 means
+ *                  "the largest id present"
+ * @param flags     IADSR_FLAG_COPY (arrays copied) or IADSR_FLAG_BORROW (kept
+ *                  by pointer: the host keeps them alive and unchanged until
+ *                  the dataset and everything created from it are freed)
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, bad offsets, unknown flag),
+ *         IADSR_ERR_OUT_OF_RANGE (an id is 0, negative or > n_items),
+ *         IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
+                                   const int64_t *offsets, int64_t n_users,
+                                   int32_t n_items, uint32_t flags);
+
+/**
+ * Parse sequences from text: one user per line, "user_id item_id item_id
+ * ...", items in time order, ids from 1. Blank lines and lines starting with
+ * '#' are skipped. Users keep their file order; the user id of each line is
+ * available through iadsr_dataset_user_id().
+ *
+ * @param out      receives the dataset; NULL on failure
+ * @param text     the bytes (need not be NUL-terminated); borrowed
+ * @param len      number of bytes
+ * @param n_items  0 = the largest id present; else ids above it are an error
+ * @param name     name used in error messages (e.g. the file name); may be NULL
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_FORMAT (non-numeric
+ *         token, a line with a user but no item, no users at all),
+ *         IADSR_ERR_OUT_OF_RANGE (id 0 or above n_items, number too large),
+ *         IADSR_ERR_NOMEM. The last error names the line: "NAME:LINE: ...".
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_dataset_parse_text(iadsr_dataset **out, const char *text,
+                                       size_t len, int32_t n_items,
+                                       const char *name);
+
+/**
+ * Read and parse a sequence file (format of iadsr_dataset_parse_text()).
+ * @return as iadsr_dataset_parse_text(), plus IADSR_ERR_IO if the file
+ *         cannot be opened or read.
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
+                                      int32_t n_items);
+
+/** Release a dataset (NULL is a no-op). @since 0.1.0 */
+IADSR_API void iadsr_dataset_free(iadsr_dataset *d);
+
+/** Number of users (0 for NULL). Thread-safety: any thread. @since 0.1.0 */
+IADSR_API int64_t iadsr_dataset_n_users(const iadsr_dataset *d);
+
+/** Number of items n_items (0 for NULL). @since 0.1.0 */
+IADSR_API int32_t iadsr_dataset_n_items(const iadsr_dataset *d);
+
+/** Total number of interactions (0 for NULL). @since 0.1.0 */
+IADSR_API int64_t iadsr_dataset_n_interactions(const iadsr_dataset *d);
+
+/**
+ * Borrowed view of user @p u's items (oldest first), valid while the dataset
+ * lives. Returns NULL and *n_out = 0 for NULL or u out of range.
+ * @since 0.1.0
+ */
+IADSR_API const int32_t *iadsr_dataset_user_items(const iadsr_dataset *d,
+                                                  int64_t u, int32_t *n_out);
+
+/**
+ * The user id of row @p u: the first token of its line for parsed text,
+ * @p u itself for datasets created from arrays; -1 if out of range.
+ * @since 0.1.0
+ */
+IADSR_API int64_t iadsr_dataset_user_id(const iadsr_dataset *d, int64_t u);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Hyper-parameters of a model. Fill with iadsr_model_params_init(). */
+typedef struct iadsr_model_params {
+    uint32_t struct_size; /**< sizeof(iadsr_model_params); set by _init */
+    int32_t backbone;     /**< IADSR_BACKBONE_*; default SASREC */
+    int32_t n_items;      /**< number of items, required, 1..(2^31-2) */
+    int32_t dim;          /**< hidden width d, 1..4096; default 64 */
+    int32_t max_seq_len;  /**< L, last L items are used, 1..4096; default 50 */
+    int32_t n_layers;     /**< transformer blocks, 1..16; default 2 */
+    int32_t n_heads;      /**< attention heads, divides dim; default 2 */
+    int32_t ffn_dim;      /**< FFN inner width; 0 = 4*dim; default 0 */
+    int32_t activation;   /**< IADSR_ACT_*; default GELU */
+    float dropout;        /**< dropout rate in [0,1) used by training; 0.5 */
+    uint32_t flags;       /**< reserved, must be 0 */
+    uint32_t reserved0;   /**< must be 0 */
+    uint64_t seed;        /**< seed of the weight initialisation; default 42 */
+} iadsr_model_params;
+
+/**
+ * Fill @p p with the defaults and set struct_size. NULL is a no-op.
+ * @since 0.1.0
+ */
+IADSR_API void iadsr_model_params_init(iadsr_model_params *p);
+
+/**
+ * Create a model with freshly initialised weights (normal(0, 0.02) linear
+ * and embedding weights, zero biases, unit LayerNorm gains).
+ *
+ * @param out  receives the model; NULL on failure
+ * @param p    hyper-parameters (n_items is required)
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (field out of bounds),
+ *         IADSR_ERR_UNSUPPORTED (backbone not available, unknown flags or
+ *         non-zero unknown tail), IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_model_create(iadsr_model **out,
+                                 const iadsr_model_params *p);
+
+/**
+ * Create a model like iadsr_model_create() but with the item-embedding table
+ * warm-started from the host's matrix (e.g. a previous model's embeddings).
+ *
+ * @param emb     n_rows x dim float32 matrix, row-major, leading dimension
+ *                @p ld (>= dim); row i is item i, row 0 (padding) is ignored;
+ *                copied
+ * @param n_rows  must be p->n_items + 1
+ * @param dim     must be p->dim
+ * @return as iadsr_model_create(), plus IADSR_ERR_DIM_MISMATCH (n_rows or
+ *         dim disagree) and IADSR_ERR_NUMERIC (a NaN/Inf; the message names
+ *         the row)
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_model_create_from_embeddings(iadsr_model **out,
+                                                 const iadsr_model_params *p,
+                                                 const float *emb,
+                                                 int64_t n_rows, int32_t dim,
+                                                 int64_t ld);
+
+/** Release a model (NULL is a no-op). Contexts and trainers created from it
+ *  keep it alive until they are freed. @since 0.1.0 */
+IADSR_API void iadsr_model_free(iadsr_model *m);
+
+/**
+ * Copy the hyper-parameters of @p m into @p out (whose struct_size must be
+ * set, e.g. by iadsr_model_params_init()).
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG. @since 0.1.0
+ */
+IADSR_API int iadsr_model_get_params(const iadsr_model *m,
+                                     iadsr_model_params *out);
+
+/** Backbone (IADSR_BACKBONE_*), 0 for NULL. @since 0.1.0 */
+IADSR_API int32_t iadsr_model_backbone(const iadsr_model *m);
+/** Number of items, 0 for NULL. @since 0.1.0 */
+IADSR_API int32_t iadsr_model_n_items(const iadsr_model *m);
+/** Hidden width d, 0 for NULL. @since 0.1.0 */
+IADSR_API int32_t iadsr_model_dim(const iadsr_model *m);
+/** Maximum sequence length L (longer inputs use their last L items), 0 for
+ *  NULL. @since 0.1.0 */
+IADSR_API int32_t iadsr_model_max_seq_len(const iadsr_model *m);
+/** Number of float parameters, 0 for NULL. @since 0.1.0 */
+IADSR_API int64_t iadsr_model_n_params(const iadsr_model *m);
+/** Bytes held by the model, 0 for NULL. @since 0.1.0 */
+IADSR_API size_t iadsr_model_memory_usage(const iadsr_model *m);
+
+/**
+ * Borrowed read-only view of the item-embedding table: (n_items + 1) x dim
+ * floats, row-major, row i = item i, row 0 = padding (zeros). Valid while
+ * the model lives. NULL for NULL.
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API const float *iadsr_model_item_embeddings(const iadsr_model *m);
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints (format: docs/FORMAT.md)                                     */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Save a model atomically: written to a temporary file in the same
+ * directory, fsync'ed, renamed over @p path, and the directory fsync'ed. On
+ * failure an existing file at @p path is left untouched.
+ * @param flags 0 or IADSR_SAVE_NO_FSYNC
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_NOMEM
+ * Thread-safety: any thread (the model is read only). @since 0.1.0
+ */
+IADSR_API int iadsr_model_save(const iadsr_model *m, const char *path,
+                               uint32_t flags);
+
+/**
+ * Serialise a model into a caller buffer. With buf == NULL and cap == 0 it
+ * only reports the size. @p needed (may be NULL) receives the exact size.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_BUFFER_TOO_SMALL
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
+                                         size_t cap, size_t *needed);
+
+/**
+ * Load a model from a checkpoint file. The file is untrusted: it is fully
+ * validated (sizes, shapes against hyper-parameters, checksums, finite
+ * weights) before the model is allocated.
+ * @param flags reserved, must be 0
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_FORMAT,
+ *         IADSR_ERR_VERSION (newer major format), IADSR_ERR_CHECKSUM,
+ *         IADSR_ERR_UNSUPPORTED (required feature flag unknown),
+ *         IADSR_ERR_NUMERIC (non-finite weight), IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_model_load(iadsr_model **out, const char *path,
+                               uint32_t flags);
+
+/**
+ * Load a model from @p len bytes at @p buf (borrowed for the call).
+ * Errors as iadsr_model_load() (without IADSR_ERR_IO).
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_model_load_from_buffer(iadsr_model **out, const void *buf,
+                                           size_t len, uint32_t flags);
+
+/* ------------------------------------------------------------------------ */
+/* Training                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** Training settings. Fill with iadsr_train_params_init(). */
+typedef struct iadsr_train_params {
+    uint32_t struct_size; /**< sizeof(iadsr_train_params); set by _init */
+    int32_t split;        /**< IADSR_SPLIT_*; default LEAVE_ONE_OUT */
+    int32_t max_epochs;   /**< 1..100000; default 200 */
+    int32_t batch_size;   /**< users per mini-batch, 1..65536; default 256 */
+    int32_t patience;     /**< stop after this many validations without a
+                               better valid NDCG@10; 0 = never; default 10 */
+    int32_t eval_every;   /**< epochs between validations, >= 1; default 1 */
+    int32_t n_threads;    /**< library worker threads, 1..256; default 1.
+                               BLAS threads are set by the BLAS (env). */
+    float learning_rate;  /**< Adam step size, > 0; default 1e-3 */
+    float adam_beta1;     /**< [0,1); default 0.9 */
+    float adam_beta2;     /**< [0,1); default 0.999 */
+    float adam_eps;       /**< > 0; default 1e-8 */
+    float weight_decay;   /**< L2 added to gradients, >= 0; default 0 */
+    uint32_t flags;       /**< reserved, must be 0 */
+    uint32_t reserved0;   /**< must be 0 */
+    uint64_t seed;        /**< shuffling and dropout; default 1 */
+} iadsr_train_params;
+
+/** Fill @p p with defaults and set struct_size. NULL is a no-op.
+ *  @since 0.1.0 */
+IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
+
+/** What the trainer reports after each epoch (see iadsr_progress_fn). */
+typedef struct iadsr_progress_info {
+    uint32_t struct_size;  /**< sizeof(iadsr_progress_info) */
+    int32_t epoch;         /**< 1-based epoch just finished */
+    int32_t max_epochs;    /**< as configured */
+    int32_t best_epoch;    /**< epoch of the best validation so far, 0 if none */
+    double loss;           /**< mean training cross-entropy of the epoch */
+    double valid_hr10;     /**< validation HR@10, NaN when not evaluated */
+    double valid_ndcg10;   /**< validation NDCG@10, NaN when not evaluated */
+    double best_ndcg10;    /**< best validation NDCG@10 so far, NaN if none */
+    double epoch_seconds;  /**< wall time of the epoch (training part) */
+    double elapsed_seconds;/**< wall time since iadsr_trainer_fit() began */
+} iadsr_progress_info;
+
+/**
+ * Progress callback, called on the thread that called iadsr_trainer_fit()
+ * after every epoch. Return 0 to continue, non-zero to stop (the fit then
+ * returns IADSR_ERR_ABORTED; the best model so far is still available).
+ */
+typedef int (*iadsr_progress_fn)(const iadsr_progress_info *info,
+                                 void *user_data);
+
+/**
+ * Create a trainer that trains a private copy of @p init on @p train.
+ *
+ * @param init   starting model (e.g. from iadsr_model_create or a loaded
+ *               checkpoint); borrowed for the call, not changed
+ * @param train  the sequences; kept alive by the trainer
+ * @param p      settings; NULL = defaults
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED,
+ *         IADSR_ERR_DIM_MISMATCH (dataset has more items than the model),
+ *         IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_trainer_create(iadsr_trainer **out,
+                                   const iadsr_model *init,
+                                   const iadsr_dataset *train,
+                                   const iadsr_train_params *p);
+
+/** Release a trainer (NULL is a no-op). @since 0.1.0 */
+IADSR_API void iadsr_trainer_free(iadsr_trainer *t);
+
+/**
+ * Run one epoch over the training part (shuffled mini-batches, full-softmax
+ * cross-entropy at every real position, Adam).
+ * @param loss_out  receives the mean loss per training position; may be NULL
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NUMERIC (non-finite
+ *         loss or gradient; the working weights are left as before the
+ *         failing step), IADSR_ERR_STATE (no training positions),
+ *         IADSR_ERR_NOMEM
+ * Thread-safety: one thread per trainer. @since 0.1.0
+ */
+IADSR_API int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out);
+
+/**
+ * Train until max_epochs or early stopping on validation NDCG@10 (split
+ * LEAVE_ONE_OUT), keeping the best model. @p cb may be NULL.
+ * @return IADSR_OK, IADSR_ERR_ABORTED (callback), errors of
+ *         iadsr_trainer_run_epoch()
+ * Thread-safety: one thread per trainer. @since 0.1.0
+ */
+IADSR_API int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb,
+                                void *user_data);
+
+/**
+ * Publish an immutable model: the best validated weights if the trainer
+ * validated (LEAVE_ONE_OUT split), else the current weights. The trainer may
+ * continue afterwards; the published model is independent of it.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ * Thread-safety: one thread per trainer. @since 0.1.0
+ */
+IADSR_API int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out);
+
+/** Epochs run so far (0 for NULL). @since 0.1.0 */
+IADSR_API int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t);
+
+/* ------------------------------------------------------------------------ */
+/* Inference contexts and scoring                                           */
+/* ------------------------------------------------------------------------ */
+
+/** Context settings. Fill with iadsr_ctx_params_init(). */
+typedef struct iadsr_ctx_params {
+    uint32_t struct_size; /**< sizeof(iadsr_ctx_params); set by _init */
+    int32_t max_batch;    /**< users scored per internal chunk, 1..65536;
+                               default 64 (larger batches are chunked) */
+    uint32_t flags;       /**< reserved, must be 0 */
+    uint32_t reserved0;   /**< must be 0 */
+} iadsr_ctx_params;
+
+/** Fill @p p with defaults and set struct_size. NULL is a no-op.
+ *  @since 0.1.0 */
+IADSR_API void iadsr_ctx_params_init(iadsr_ctx_params *p);
+
+/**
+ * Create an inference context bound to @p m (kept alive by the context).
+ * All scratch memory is allocated here: scoring calls never allocate.
+ * @param p  NULL = defaults
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED,
+ *         IADSR_ERR_NOMEM
+ * Thread-safety: any thread; the model may be shared by many contexts.
+ * @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
+                               const iadsr_ctx_params *p);
+
+/** Release a context (NULL is a no-op). @since 0.1.0 */
+IADSR_API void iadsr_ctx_free(iadsr_ctx *c);
+
+/** The model a context is bound to (borrowed), NULL for NULL.
+ *  @since 0.1.0 */
+IADSR_API const iadsr_model *iadsr_ctx_model(const iadsr_ctx *c);
+
+/**
+ * Next-item scores of every item after the sequence @p seq.
+ *
+ * @param seq         item ids, oldest first, each in 1..n_items; borrowed.
+ *                    Only the last max_seq_len items are used.
+ * @param n_seq       >= 1
+ * @param scores_out  receives n_items + 1 floats indexed by item id;
+ *                    scores_out[0] = -INFINITY
+ * @param scores_cap  capacity of scores_out in floats, >= n_items + 1
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE (an id),
+ *         IADSR_ERR_BUFFER_TOO_SMALL
+ * Thread-safety: one thread per ctx; the model may be shared. @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_score(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
+                              float *scores_out, int64_t scores_cap);
+
+/**
+ * Scores for a batch of sequences in CSR form (see iadsr_dataset_create()).
+ * Row u of @p scores_out (n_items + 1 floats) holds user u's scores.
+ * @param scores_cap  capacity in floats, >= n_users * (n_items + 1)
+ * @return as iadsr_ctx_score(); every sequence must be non-empty
+ * Thread-safety: one thread per ctx. @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_score_batch(iadsr_ctx *c, const int32_t *items,
+                                    const int64_t *offsets, int64_t n_users,
+                                    float *scores_out, int64_t scores_cap);
+
+/**
+ * The @p k best next items after @p seq, best first.
+ * @param k           1..n_items
+ * @param flags       0 or IADSR_TOPK_EXCLUDE_HISTORY
+ * @param ids_out     k item ids; padded with -1 when fewer candidates exist
+ * @param scores_out  k scores (may be NULL); padded with -INFINITY
+ * @return as iadsr_ctx_score()
+ * Thread-safety: one thread per ctx. @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_topk(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
+                             int32_t k, uint32_t flags, int32_t *ids_out,
+                             float *scores_out);
+
+/**
+ * Top-K for a batch in CSR form: row u of @p ids_out / @p scores_out (k
+ * entries each) belongs to user u. Buffers hold n_users * k entries.
+ * Thread-safety: one thread per ctx. @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
+                                   const int64_t *offsets, int64_t n_users,
+                                   int32_t k, uint32_t flags, int32_t *ids_out,
+                                   float *scores_out);
+
+/* ------------------------------------------------------------------------ */
+/* Evaluation                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** Evaluation settings. Fill with iadsr_eval_params_init(). */
+typedef struct iadsr_eval_params {
+    uint32_t struct_size; /**< sizeof(iadsr_eval_params); set by _init */
+    int32_t target;       /**< IADSR_EVAL_TEST (default) or IADSR_EVAL_VALID */
+    int32_t n_threads;    /**< worker threads, 1..256; default 1 */
+    uint32_t flags;       /**< 0 or IADSR_TOPK_EXCLUDE_HISTORY */
+} iadsr_eval_params;
+
+/** Fill @p p with defaults and set struct_size. NULL is a no-op.
+ *  @since 0.1.0 */
+IADSR_API void iadsr_eval_params_init(iadsr_eval_params *p);
+
+/** Ranking metrics over all items (full ranking). */
+typedef struct iadsr_metrics {
+    uint32_t struct_size; /**< set by the caller to sizeof(iadsr_metrics) */
+    uint32_t reserved0;
+    int64_t n_users;      /**< users evaluated (those with a target) */
+    double hr5, hr10, hr20;       /**< hit ratio at 5, 10, 20 */
+    double ndcg5, ndcg10, ndcg20; /**< NDCG at 5, 10, 20 */
+} iadsr_metrics;
+
+/**
+ * Leave-one-out evaluation with full ranking: for each user with a target,
+ * rank = number of items (other than the target, and other than history
+ * items when IADSR_TOPK_EXCLUDE_HISTORY is set) scoring strictly higher than
+ * the target; HR@K = [rank < K], NDCG@K = [rank < K] / log2(rank + 2),
+ * averaged over users. Users without a target (too short) are skipped.
+ * @param out  its struct_size must be set by the caller
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (dataset
+ *         items exceed the model), IADSR_ERR_STATE (no user has a target),
+ *         IADSR_ERR_NOMEM
+ * Thread-safety: any thread; the model and dataset may be shared.
+ * @since 0.1.0
+ */
+IADSR_API int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
+                             const iadsr_eval_params *p, iadsr_metrics *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IADSR_H_INCLUDED_7C1E2B */

@@ -1,0 +1,539 @@
+/* iadsr command-line tool: `iadsr eval`, `recommend`, `info`, `popularity`.
+ * SPDX-License-Identifier: MIT
+ */
+#include "cli.h"
+
+#include "internal.h" /* model provenance fields for `info` */
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const split_names[] = {"test", "valid", NULL};
+
+/* ------------------------------------------------------------------------ */
+/* eval                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static const char eval_help[] =
+    "Usage: iadsr eval --model MODEL --data FILE [--split test|valid]\n"
+    "                  [--exclude-history] [--threads T] [--json]\n"
+    "\n"
+    "Leave-one-out evaluation with full ranking over all items: for each\n"
+    "user, history = sequence without the last item (test) or the last two\n"
+    "(valid), target = the item after it. rank = items scoring strictly\n"
+    "higher than the target; HR@K = [rank < K], NDCG@K = [rank < K] /\n"
+    "log2(rank + 2), averaged over users. Item ids in FILE must not exceed\n"
+    "the model's n_items.\n"
+    "\n"
+    "Options:\n"
+    "  --model MODEL       checkpoint (required)\n"
+    "  --data FILE         sequence file (required)\n"
+    "  --split test|valid  target (default test)\n"
+    "  --exclude-history   do not rank items of the user's history\n"
+    "  --threads T         worker threads, 1..256 (default 1)\n"
+    "  --json              print exactly one JSON object on one line:\n"
+    "                      {\"split\":..,\"users\":..,\"HR@5\":..,\"HR@10\":..,\n"
+    "                       \"HR@20\":..,\"NDCG@5\":..,\"NDCG@10\":..,\n"
+    "                       \"NDCG@20\":..,\"exclude_history\":..}\n";
+
+/* Load model then the dataset with the model's item count (ids above it
+ * are reported with their line). */
+static int load_model_and_data(const char *cmd, const char *model_path,
+                               const char *data_path, iadsr_model **m,
+                               iadsr_dataset **d)
+{
+    int rc = iadsr_model_load(m, model_path, 0);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, "cannot load model", model_path, rc);
+    rc = iadsr_dataset_load_text(d, data_path, iadsr_model_n_items(*m));
+    if (rc != IADSR_OK) {
+        iadsr_model_free(*m);
+        *m = NULL;
+        return cli_lib_error(cmd, NULL, data_path, rc);
+    }
+    return CLI_OK;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    static const char *cmd = "eval";
+    const char *model_path = NULL, *data_path = NULL;
+    int split = 0, excl = 0, json = 0;
+    int64_t threads = 1;
+    cli_opt opts[] = {
+        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
+        {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
+        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+    };
+    iadsr_model *m = NULL;
+    iadsr_dataset *d = NULL;
+    iadsr_eval_params ep;
+    iadsr_metrics met;
+    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+
+    if (rc == 1) {
+        fputs(eval_help, stdout);
+        return cli_finish_stdout(cmd);
+    }
+    if (rc != 0)
+        return rc;
+    if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK)
+        return CLI_RUNTIME;
+    iadsr_eval_params_init(&ep);
+    ep.target = split == 0 ? IADSR_EVAL_TEST : IADSR_EVAL_VALID;
+    ep.n_threads = (int32_t)threads;
+    ep.flags = excl ? IADSR_TOPK_EXCLUDE_HISTORY : 0u;
+    memset(&met, 0, sizeof met);
+    met.struct_size = (uint32_t)sizeof met;
+    rc = iadsr_evaluate(m, d, &ep, &met);
+    iadsr_model_free(m);
+    iadsr_dataset_free(d);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, NULL, NULL, rc);
+    cli_print_metrics(split_names[split], &met, excl, json);
+    return cli_finish_stdout(cmd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* recommend                                                                */
+/* ------------------------------------------------------------------------ */
+
+static const char recommend_help[] =
+    "Usage: iadsr recommend --model MODEL --data FILE --k K\n"
+    "                       [--exclude-history] [--users N]\n"
+    "\n"
+    "For every user of FILE (in file order), print the K best next items\n"
+    "after the user's whole sequence, best first:\n"
+    "  user_id<TAB>item:score item:score ...\n"
+    "Fewer than K items are printed only when --exclude-history leaves\n"
+    "fewer candidates.\n"
+    "\n"
+    "Options:\n"
+    "  --model MODEL       checkpoint (required)\n"
+    "  --data FILE         sequence file (required)\n"
+    "  --k K               items per user, 1..n_items (required)\n"
+    "  --exclude-history   never recommend an item of the user's sequence\n"
+    "  --users N           only the first N users\n";
+
+#define RECOMMEND_CHUNK 256
+
+int cmd_recommend(int argc, char **argv)
+{
+    static const char *cmd = "recommend";
+    const char *model_path = NULL, *data_path = NULL;
+    int64_t k = 0, max_users = INT64_MAX;
+    int excl = 0;
+    cli_opt opts[] = {
+        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"k", OPT_I64, &k, 1, INT32_MAX, 0, 0, 0, NULL, 1, 0},
+        {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"users", OPT_I64, &max_users, 1, INT64_MAX, 0, 0, 0, NULL, 0, 0},
+    };
+    iadsr_model *m = NULL;
+    iadsr_dataset *d = NULL;
+    iadsr_ctx *ctx = NULL;
+    int32_t *ids = NULL, *seq = NULL;
+    float *scores = NULL;
+    int64_t *offs = NULL, *rows = NULL;
+    size_t seq_cap = 0;
+    int64_t n_users, chunk;
+    int exit_code = CLI_OK;
+    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+
+    if (rc == 1) {
+        fputs(recommend_help, stdout);
+        return cli_finish_stdout(cmd);
+    }
+    if (rc != 0)
+        return rc;
+    if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK)
+        return CLI_RUNTIME;
+    if (k > iadsr_model_n_items(m)) {
+        exit_code = cli_usage_error(cmd, "--k %lld exceeds the model's %ld "
+                                         "items",
+                                    (long long)k,
+                                    (long)iadsr_model_n_items(m));
+        goto done;
+    }
+    rc = iadsr_ctx_create(&ctx, m, NULL);
+    if (rc != IADSR_OK) {
+        exit_code = cli_lib_error(cmd, "cannot create context", NULL, rc);
+        goto done;
+    }
+    n_users = iadsr_dataset_n_users(d);
+    if (n_users > max_users)
+        n_users = max_users;
+    /* Keep the per-chunk output buffers below ~64 MiB for huge K. */
+    chunk = RECOMMEND_CHUNK;
+    while (chunk > 1 && (uint64_t)chunk * (uint64_t)k > (UINT64_C(1) << 23))
+        chunk /= 2;
+    ids = malloc((size_t)chunk * (size_t)k * sizeof *ids);
+    scores = malloc((size_t)chunk * (size_t)k * sizeof *scores);
+    offs = malloc(((size_t)chunk + 1) * sizeof *offs);
+    rows = malloc((size_t)chunk * sizeof *rows);
+    if (!ids || !scores || !offs || !rows) {
+        exit_code = cli_error(cmd, "out of memory for K = %lld", (long long)k);
+        goto done;
+    }
+    for (int64_t u0 = 0; u0 < n_users; u0 += chunk) {
+        int64_t u1 = u0 + chunk < n_users ? u0 + chunk : n_users;
+        int64_t nb = 0; /* non-empty users in this chunk */
+        size_t total = 0;
+        for (int64_t u = u0; u < u1; u++) {
+            int32_t n = 0;
+            (void)iadsr_dataset_user_items(d, u, &n);
+            total += (size_t)(n > 0 ? n : 0);
+        }
+        if (total > seq_cap) {
+            int32_t *ns = realloc(seq, total * sizeof *seq);
+            if (!ns) {
+                exit_code = cli_error(cmd, "out of memory");
+                goto done;
+            }
+            seq = ns;
+            seq_cap = total;
+        }
+        offs[0] = 0;
+        for (int64_t u = u0; u < u1; u++) {
+            int32_t n = 0;
+            const int32_t *it = iadsr_dataset_user_items(d, u, &n);
+            if (!it || n <= 0)
+                continue;
+            memcpy(seq + offs[nb], it, (size_t)n * sizeof *seq);
+            offs[nb + 1] = offs[nb] + n;
+            rows[nb++] = u;
+        }
+        if (nb > 0) {
+            rc = iadsr_ctx_topk_batch(ctx, seq, offs, nb, (int32_t)k,
+                                      excl ? IADSR_TOPK_EXCLUDE_HISTORY : 0u,
+                                      ids, scores);
+            if (rc != IADSR_OK) {
+                exit_code = cli_lib_error(cmd, NULL, NULL, rc);
+                goto done;
+            }
+        }
+        for (int64_t u = u0, r = 0; u < u1; u++) {
+            printf("%lld\t", (long long)iadsr_dataset_user_id(d, u));
+            if (r < nb && rows[r] == u) {
+                const int32_t *ri = ids + r * k;
+                const float *rs = scores + r * k;
+                int first = 1;
+                for (int64_t j = 0; j < k; j++) {
+                    if (ri[j] < 1)
+                        continue; /* -1 padding */
+                    printf("%s%ld:%.4f", first ? "" : " ", (long)ri[j],
+                           (double)rs[j]);
+                    first = 0;
+                }
+                r++;
+            }
+            putchar('\n');
+        }
+        if (ferror(stdout))
+            break;
+    }
+    exit_code = cli_finish_stdout(cmd);
+
+done:
+    free(ids);
+    free(scores);
+    free(offs);
+    free(rows);
+    free(seq);
+    iadsr_ctx_free(ctx);
+    iadsr_model_free(m);
+    iadsr_dataset_free(d);
+    return exit_code;
+}
+
+/* ------------------------------------------------------------------------ */
+/* info                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static const char info_help[] =
+    "Usage: iadsr info --model MODEL\n"
+    "\n"
+    "Print a checkpoint's hyper-parameters, parameter count, memory use,\n"
+    "epochs trained and best validation NDCG@10.\n";
+
+static const char *backbone_name(int32_t b)
+{
+    switch (b) {
+    case IADSR_BACKBONE_SASREC:
+        return "sasrec";
+    case IADSR_BACKBONE_GRU4REC:
+        return "gru4rec";
+    case IADSR_BACKBONE_CASER:
+        return "caser";
+    default:
+        return "unknown";
+    }
+}
+
+static const char *activation_name(int32_t a)
+{
+    switch (a) {
+    case IADSR_ACT_GELU:
+        return "gelu";
+    case IADSR_ACT_RELU:
+        return "relu";
+    default:
+        return "default";
+    }
+}
+
+int cmd_info(int argc, char **argv)
+{
+    static const char *cmd = "info";
+    const char *model_path = NULL;
+    cli_opt opts[] = {
+        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+    };
+    iadsr_model *m = NULL;
+    iadsr_model_params p;
+    size_t mem;
+    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+
+    if (rc == 1) {
+        fputs(info_help, stdout);
+        return cli_finish_stdout(cmd);
+    }
+    if (rc != 0)
+        return rc;
+    rc = iadsr_model_load(&m, model_path, 0);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, "cannot load model", model_path, rc);
+    iadsr_model_params_init(&p);
+    rc = iadsr_model_get_params(m, &p);
+    if (rc != IADSR_OK) {
+        iadsr_model_free(m);
+        return cli_lib_error(cmd, NULL, NULL, rc);
+    }
+    mem = iadsr_model_memory_usage(m);
+    printf("model:              %s\n", model_path);
+    printf("backbone:           %s\n", backbone_name(p.backbone));
+    printf("n_items:            %ld\n", (long)p.n_items);
+    printf("dim:                %ld\n", (long)p.dim);
+    printf("max_seq_len:        %ld\n", (long)p.max_seq_len);
+    printf("n_layers:           %ld\n", (long)p.n_layers);
+    printf("n_heads:            %ld\n", (long)p.n_heads);
+    printf("ffn_dim:            %ld\n", (long)p.ffn_dim);
+    printf("activation:         %s\n", activation_name(p.activation));
+    printf("dropout:            %g\n", (double)p.dropout);
+    printf("seed:               %llu\n", (unsigned long long)p.seed);
+    printf("n_params:           %lld\n", (long long)iadsr_model_n_params(m));
+    printf("memory:             %zu bytes (%.2f MiB)\n", mem,
+           (double)mem / (1024.0 * 1024.0));
+    printf("epochs_trained:     %ld\n", (long)m->epochs_trained);
+    if (isnan(m->best_valid_ndcg10))
+        printf("best_valid_ndcg10:  unknown\n");
+    else
+        printf("best_valid_ndcg10:  %.6f\n", (double)m->best_valid_ndcg10);
+    iadsr_model_free(m);
+    return cli_finish_stdout(cmd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* popularity baseline                                                      */
+/* ------------------------------------------------------------------------ */
+
+static const char popularity_help[] =
+    "Usage: iadsr popularity --data FILE [--split test|valid]\n"
+    "                        [--exclude-history] [--json]\n"
+    "\n"
+    "Evaluate the popularity baseline: an item's score is its number of\n"
+    "occurrences in the training part of all sequences (each sequence\n"
+    "without its last two items). Same protocol, metrics and output format\n"
+    "as 'iadsr eval' (full ranking, rank = items scoring strictly higher\n"
+    "than the target, so ties count in the baseline's favour).\n"
+    "\n"
+    "Options:\n"
+    "  --data FILE         sequence file (required)\n"
+    "  --split test|valid  target (default test)\n"
+    "  --exclude-history   do not rank items of the user's history\n"
+    "  --json              one JSON object on one line (see 'eval --help')\n";
+
+static int cmp_i64_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+static int cmp_i32_asc(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Number of entries > c in @p sorted (descending, n entries). */
+static int64_t count_greater(const int64_t *sorted, int64_t n, int64_t c)
+{
+    int64_t lo = 0, hi = n; /* first index with sorted[i] <= c */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] > c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Item counts as parallel arrays sorted by id (only items that occur), so
+ * memory follows the number of interactions, not the largest id. */
+typedef struct pop_counts {
+    int32_t *ids;
+    int64_t *counts;
+    int64_t n;
+} pop_counts;
+
+static int64_t pop_count_of(const pop_counts *pc, int32_t id)
+{
+    int64_t lo = 0, hi = pc->n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (pc->ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (lo < pc->n && pc->ids[lo] == id) ? pc->counts[lo] : 0;
+}
+
+int cmd_popularity(int argc, char **argv)
+{
+    static const char *cmd = "popularity";
+    const char *data_path = NULL;
+    int split = 0, excl = 0, json = 0;
+    cli_opt opts[] = {
+        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
+        {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+    };
+    iadsr_dataset *d = NULL;
+    pop_counts pc = {NULL, NULL, 0};
+    int64_t *sorted = NULL;
+    int32_t *hist = NULL;
+    int64_t n_users, n_train = 0, evaluated = 0;
+    int32_t max_len = 0;
+    double hr[3] = {0, 0, 0}, nd[3] = {0, 0, 0};
+    static const int64_t ks[3] = {5, 10, 20};
+    iadsr_metrics met;
+    int exit_code = CLI_OK;
+    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+
+    if (rc == 1) {
+        fputs(popularity_help, stdout);
+        return cli_finish_stdout(cmd);
+    }
+    if (rc != 0)
+        return rc;
+    rc = iadsr_dataset_load_text(&d, data_path, 0);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, NULL, data_path, rc);
+    n_users = iadsr_dataset_n_users(d);
+    for (int64_t u = 0; u < n_users; u++) {
+        int32_t n = 0;
+        (void)iadsr_dataset_user_items(d, u, &n);
+        if (n > 2)
+            n_train += n - 2;
+        if (n > max_len)
+            max_len = n;
+    }
+    /* Training parts (all but the last two items), sorted, run-length
+     * encoded into (id, count). */
+    pc.ids = malloc((size_t)(n_train > 0 ? n_train : 1) * sizeof *pc.ids);
+    pc.counts = malloc((size_t)(n_train > 0 ? n_train : 1) * sizeof *pc.counts);
+    sorted = malloc((size_t)(n_train > 0 ? n_train : 1) * sizeof *sorted);
+    hist = malloc((size_t)(max_len > 0 ? max_len : 1) * sizeof *hist);
+    if (!pc.ids || !pc.counts || !sorted || !hist) {
+        exit_code = cli_error(cmd, "out of memory for %lld interactions",
+                              (long long)n_train);
+        goto done;
+    }
+    {
+        int64_t k = 0, w = 0;
+        for (int64_t u = 0; u < n_users; u++) {
+            int32_t n = 0;
+            const int32_t *it = iadsr_dataset_user_items(d, u, &n);
+            for (int32_t j = 0; j + 2 < n; j++)
+                pc.ids[k++] = it[j];
+        }
+        qsort(pc.ids, (size_t)k, sizeof *pc.ids, cmp_i32_asc);
+        for (int64_t i = 0; i < k; i++) {
+            if (w > 0 && pc.ids[w - 1] == pc.ids[i]) {
+                pc.counts[w - 1]++;
+            } else {
+                pc.ids[w] = pc.ids[i];
+                pc.counts[w] = 1;
+                w++;
+            }
+        }
+        pc.n = w;
+    }
+    /* Items with count 0 never score strictly higher than anything. */
+    memcpy(sorted, pc.counts, (size_t)pc.n * sizeof *sorted);
+    qsort(sorted, (size_t)pc.n, sizeof *sorted, cmp_i64_desc);
+
+    for (int64_t u = 0; u < n_users; u++) {
+        int32_t n = 0;
+        const int32_t *it = iadsr_dataset_user_items(d, u, &n);
+        int32_t n_hist = split == 0 ? n - 1 : n - 2;
+        int32_t target;
+        int64_t rank, ct;
+        if (!it || n_hist < 1)
+            continue; /* no target: skipped, as iadsr_evaluate does */
+        target = it[n_hist];
+        ct = pop_count_of(&pc, target);
+        rank = count_greater(sorted, pc.n, ct);
+        if (excl) {
+            /* distinct history items other than the target */
+            memcpy(hist, it, (size_t)n_hist * sizeof *hist);
+            qsort(hist, (size_t)n_hist, sizeof *hist, cmp_i32_asc);
+            for (int32_t j = 0; j < n_hist; j++) {
+                if ((j > 0 && hist[j] == hist[j - 1]) || hist[j] == target)
+                    continue;
+                if (pop_count_of(&pc, hist[j]) > ct)
+                    rank--;
+            }
+        }
+        evaluated++;
+        for (int q = 0; q < 3; q++)
+            if (rank < ks[q]) {
+                hr[q] += 1.0;
+                nd[q] += 1.0 / log2((double)rank + 2.0);
+            }
+    }
+    if (evaluated == 0) {
+        exit_code = cli_error(cmd, "%s: no user has a %s target (sequences "
+                                   "too short)",
+                              data_path, split_names[split]);
+        goto done;
+    }
+    memset(&met, 0, sizeof met);
+    met.struct_size = (uint32_t)sizeof met;
+    met.n_users = evaluated;
+    met.hr5 = hr[0] / (double)evaluated;
+    met.hr10 = hr[1] / (double)evaluated;
+    met.hr20 = hr[2] / (double)evaluated;
+    met.ndcg5 = nd[0] / (double)evaluated;
+    met.ndcg10 = nd[1] / (double)evaluated;
+    met.ndcg20 = nd[2] / (double)evaluated;
+    cli_print_metrics(split_names[split], &met, excl, json);
+    exit_code = cli_finish_stdout(cmd);
+
+done:
+    free(pc.ids);
+    free(pc.counts);
+    free(sorted);
+    free(hist);
+    iadsr_dataset_free(d);
+    return exit_code;
+}

@@ -1,0 +1,102 @@
+/* iadsr command-line tool: entry point and dispatch.
+ * SPDX-License-Identifier: MIT
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char top_help[] =
+    "Usage: iadsr <command> [options]\n"
+    "\n"
+    "Train and serve SASRec next-item recommenders (libiadsr).\n"
+    "\n"
+    "Commands:\n"
+    "  synth       write a synthetic interaction dataset\n"
+    "  train       train a model on a sequence file and save it\n"
+    "  eval        evaluate a model (leave-one-out, full ranking)\n"
+    "  recommend   print the top-K next items for every user\n"
+    "  info        print a model's hyper-parameters and size\n"
+    "  popularity  evaluate the popularity baseline on a sequence file\n"
+    "  help [cmd]  show help (same as 'iadsr <cmd> --help')\n"
+    "\n"
+    "Options:\n"
+    "  --help      show this help\n"
+    "  --version   print the library version and build information\n"
+    "\n"
+    "Sequence files: one user per line, 'user_id item item ...', items in\n"
+    "time order, item ids from 1. Blank lines and '#' lines are skipped.\n"
+    "\n"
+    "Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"synth", cmd_synth},         {"train", cmd_train},
+    {"eval", cmd_eval},           {"recommend", cmd_recommend},
+    {"info", cmd_info},           {"popularity", cmd_popularity},
+};
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int print_version(void)
+{
+    int fv = iadsr_format_version();
+    printf("iadsr %s (libiadsr %s, header %s, checkpoint format %d.%d)\n",
+           iadsr_version_string(), iadsr_version_string(),
+           IADSR_VERSION_STRING, fv / 100, fv % 100);
+    printf("build: %s\n", iadsr_build_info());
+    if (iadsr_version_number() != IADSR_VERSION_NUMBER)
+        fprintf(stderr,
+                "iadsr: warning: built against header %s but running "
+                "library %s\n",
+                IADSR_VERSION_STRING, iadsr_version_string());
+    return cli_finish_stdout("version");
+}
+
+int main(int argc, char **argv)
+{
+    const command *c;
+    if (argc < 2) {
+        fputs(top_help, stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(top_help, stdout);
+        return cli_finish_stdout("help");
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
+        return print_version();
+    if (strcmp(argv[1], "help") == 0) {
+        char help_arg[] = "--help";
+        char *hv[1];
+        if (argc < 3) {
+            fputs(top_help, stdout);
+            return cli_finish_stdout("help");
+        }
+        c = find_command(argv[2]);
+        if (!c) {
+            fprintf(stderr, "iadsr: unknown command '%s'\n"
+                            "Try 'iadsr --help'.\n", argv[2]);
+            return CLI_USAGE;
+        }
+        hv[0] = help_arg;
+        return c->fn(1, hv);
+    }
+    c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "iadsr: unknown command '%s'\nTry 'iadsr --help'.\n",
+                argv[1]);
+        return CLI_USAGE;
+    }
+    return c->fn(argc - 2, argv + 2);
+}

@@ -1,0 +1,385 @@
+/* Inference contexts: per-thread scratch bound to an immutable model.
+ * Every buffer is allocated at creation, so scoring never allocates.
+ * SPDX-License-Identifier: MIT
+ */
+#include "ctx.h"
+
+#include "params.h"
+
+#include <math.h>
+#include <string.h>
+
+static void free_buffers(iadsr_ctx *c)
+{
+    iadsr__free(c->items);
+    iadsr__free(c->pos);
+    iadsr__free(c->row_off);
+    iadsr__free(c->offs);
+    iadsr__aligned_free(c->hlast);
+    iadsr__aligned_free(c->scores);
+    iadsr__aligned_free(c->topk_keys);
+    iadsr__aligned_free(c->chunk);
+    iadsr__sasrec_ws_free_f32(&c->ws);
+}
+
+int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
+                     const iadsr_ctx_params *p)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_create: out is NULL");
+    *out = NULL;
+    if (!iadsr__model_ok(m))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_create: invalid model handle");
+    iadsr_ctx_params cp;
+    int rc = iadsr__ctx_params_get(&cp, p);
+    if (rc)
+        return rc;
+    iadsr_ctx *c = iadsr__calloc(1, sizeof *c);
+    if (!c)
+        return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
+    iadsr__sasrec_shape_from(&m->hp, &c->shape);
+    c->max_batch = cp.max_batch;
+    int L = c->shape.max_len;
+    int64_t rows = (int64_t)cp.max_batch * L;
+    if (rows > 1 << 22) {
+        /* keep a context's scratch bounded: fewer users per chunk */
+        c->max_batch = (1 << 22) / L;
+        if (c->max_batch < 1)
+            c->max_batch = 1;
+        rows = (int64_t)c->max_batch * L;
+    }
+    c->n_scores = (int64_t)m->hp.n_items + 1;
+    rc = iadsr__sasrec_ws_init_f32(&c->ws, &c->shape, (int)rows,
+                                   (size_t)L * (size_t)L, 0);
+    if (rc) {
+        iadsr__free(c);
+        return rc;
+    }
+    c->items = iadsr__malloc((size_t)rows * sizeof(int32_t));
+    c->pos = iadsr__malloc((size_t)rows * sizeof(int32_t));
+    c->row_off = iadsr__malloc(((size_t)c->max_batch + 1) * sizeof(int32_t));
+    c->hlast = iadsr__aligned_alloc((size_t)c->max_batch * (size_t)c->shape.d,
+                                    sizeof(float));
+    c->scores = iadsr__aligned_alloc((size_t)c->n_scores, sizeof(float));
+    c->topk_keys = iadsr__aligned_alloc((size_t)c->n_scores, sizeof(float));
+    c->chunk = iadsr__aligned_alloc((size_t)c->max_batch * (size_t)c->n_scores,
+                                    sizeof(float));
+    c->offs = iadsr__malloc(((size_t)c->max_batch + 1) * sizeof(int64_t));
+    if (!c->items || !c->pos || !c->row_off || !c->hlast || !c->scores ||
+        !c->topk_keys || !c->chunk || !c->offs) {
+        free_buffers(c);
+        iadsr__free(c);
+        return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
+    }
+    c->m = iadsr__model_ref(m);
+    iadsr__sasrec_bind_f32(&m->layout, m->w, &c->shape, &c->w);
+    c->magic = IADSR__MAGIC_CTX;
+    *out = c;
+    return IADSR_OK;
+}
+
+void iadsr_ctx_free(iadsr_ctx *c)
+{
+    if (!c || c->magic != IADSR__MAGIC_CTX)
+        return;
+    c->magic = IADSR__MAGIC_DEAD;
+    free_buffers(c);
+    iadsr_model_free(c->m);
+    iadsr__free(c);
+}
+
+const iadsr_model *iadsr_ctx_model(const iadsr_ctx *c)
+{
+    return (c && c->magic == IADSR__MAGIC_CTX) ? c->m : NULL;
+}
+
+static int check_seq(const iadsr_ctx *c, const int32_t *seq, int64_t n,
+                     int64_t user)
+{
+    int32_t n_items = c->m->hp.n_items;
+    for (int64_t i = 0; i < n; i++)
+        if (seq[i] < 1 || seq[i] > n_items) {
+            if (user >= 0)
+                return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                                  "sequence %lld position %lld: item id %d "
+                                  "outside 1..%d",
+                                  (long long)user, (long long)i, (int)seq[i],
+                                  (int)n_items);
+            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                              "position %lld: item id %d outside 1..%d",
+                              (long long)i, (int)seq[i], (int)n_items);
+        }
+    return IADSR_OK;
+}
+
+int iadsr__ctx_check_batch(const iadsr_ctx *c, const int32_t *items,
+                           const int64_t *offsets, int64_t n_users)
+{
+    if (!items || !offsets)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s is NULL",
+                          items ? "offsets" : "items");
+    if (n_users < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "n_users must be >= 1 (got %lld)",
+                          (long long)n_users);
+    if (offsets[0] != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "offsets[0] must be 0");
+    for (int64_t u = 0; u < n_users; u++) {
+        if (offsets[u + 1] <= offsets[u])
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "sequence %lld is empty or offsets decrease",
+                              (long long)u);
+        int rc = check_seq(c, items + offsets[u], offsets[u + 1] - offsets[u],
+                           u);
+        if (rc)
+            return rc;
+    }
+    return IADSR_OK;
+}
+
+/* Pack up to max_batch sequences (their last L items), run the encoder and
+ * gather each sequence's last hidden state into c->hlast. */
+void iadsr__ctx_encode(iadsr_ctx *c, const int32_t *items,
+                       const int64_t *offsets, int64_t n_users)
+{
+    int L = c->shape.max_len, d = c->shape.d;
+    int r = 0;
+    c->row_off[0] = 0;
+    for (int64_t u = 0; u < n_users; u++) {
+        int64_t n = offsets[u + 1] - offsets[u];
+        const int32_t *s = items + offsets[u];
+        if (n > L) {
+            s += n - L;
+            n = L;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            c->items[r] = s[i];
+            c->pos[r] = (int32_t)(L - n + i);
+            r++;
+        }
+        c->row_off[u + 1] = r;
+    }
+    iadsr__batch b = {(int)n_users, r, c->items, c->pos, c->row_off};
+    iadsr__sasrec_forward_f32(&c->ws, &c->w, &b, NULL);
+    const float *h = c->ws.x[c->shape.n_layers];
+    for (int64_t u = 0; u < n_users; u++)
+        memcpy(c->hlast + (size_t)u * (size_t)d,
+               h + (size_t)(c->row_off[u + 1] - 1) * (size_t)d,
+               (size_t)d * sizeof(float));
+}
+
+/* scores (rows x (n_items+1), leading dimension ld) = hlast . E^T */
+void iadsr__ctx_scores(iadsr_ctx *c, int64_t n_users, float *scores,
+                       int64_t ld)
+{
+    int d = c->shape.d, n = c->m->hp.n_items;
+    const float *E1 = c->w.item_emb + d;
+    iadsr__sgemm(0, 1, (int)n_users, n, d, 1.0f, c->hlast, d, E1, d, 0.0f,
+                 scores + 1, (int)ld);
+    for (int64_t u = 0; u < n_users; u++)
+        scores[u * ld] = -INFINITY;
+}
+
+int iadsr_ctx_score(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
+                    float *scores_out, int64_t scores_cap)
+{
+    if (!c || c->magic != IADSR__MAGIC_CTX)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_score: invalid context");
+    if (!seq || !scores_out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_score: %s is NULL",
+                          seq ? "scores_out" : "seq");
+    if (n_seq < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_score: n_seq must be >= 1 (got %d)", (int)n_seq);
+    if (scores_cap < c->n_scores)
+        return iadsr__err(IADSR_ERR_BUFFER_TOO_SMALL,
+                          "ctx_score: scores_cap %lld < n_items + 1 = %lld",
+                          (long long)scores_cap, (long long)c->n_scores);
+    int rc = check_seq(c, seq, n_seq, -1);
+    if (rc)
+        return rc;
+    int64_t off[2] = {0, n_seq};
+    iadsr__ctx_encode(c, seq, off, 1);
+    iadsr__ctx_scores(c, 1, scores_out, c->n_scores);
+    return IADSR_OK;
+}
+
+int iadsr_ctx_score_batch(iadsr_ctx *c, const int32_t *items,
+                          const int64_t *offsets, int64_t n_users,
+                          float *scores_out, int64_t scores_cap)
+{
+    if (!c || c->magic != IADSR__MAGIC_CTX)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_score_batch: invalid context");
+    if (!scores_out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_score_batch: scores_out is NULL");
+    int rc = iadsr__ctx_check_batch(c, items, offsets, n_users);
+    if (rc)
+        return iadsr__err_prefix(rc, "ctx_score_batch");
+    if (scores_cap / c->n_scores < n_users)
+        return iadsr__err(IADSR_ERR_BUFFER_TOO_SMALL,
+                          "ctx_score_batch: scores_cap %lld < n_users * "
+                          "(n_items + 1) = %lld * %lld",
+                          (long long)scores_cap, (long long)n_users,
+                          (long long)c->n_scores);
+    for (int64_t u0 = 0; u0 < n_users; u0 += c->max_batch) {
+        int64_t nb = n_users - u0 < c->max_batch ? n_users - u0 : c->max_batch;
+        /* offsets of the chunk are relative to items + offsets[u0] */
+        iadsr__ctx_encode_range(c, items, offsets + u0, nb);
+        iadsr__ctx_scores(c, nb, scores_out + u0 * c->n_scores, c->n_scores);
+    }
+    return IADSR_OK;
+}
+
+void iadsr__ctx_encode_range(iadsr_ctx *c, const int32_t *items,
+                             const int64_t *offsets, int64_t n_users)
+{
+    /* offsets[0] need not be 0: rebase into the context's own array */
+    int64_t base = offsets[0];
+    for (int64_t u = 0; u <= n_users; u++)
+        c->offs[u] = offsets[u] - base;
+    iadsr__ctx_encode(c, items + base, c->offs, n_users);
+}
+
+/* ---- top-K ------------------------------------------------------------------ */
+
+/* Min-heap of (score, id) kept in the caller's output arrays; ties broken
+ * towards the smaller id so results are deterministic. */
+static int worse(float sa, int32_t ia, float sb, int32_t ib)
+{
+    return sa < sb || (sa == sb && ia > ib);
+}
+
+static void sift_down(float *s, int32_t *id, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(s[l], id[l], s[m], id[m]))
+            m = l;
+        if (r < n && worse(s[r], id[r], s[m], id[m]))
+            m = r;
+        if (m == i)
+            return;
+        float ts = s[i];
+        s[i] = s[m];
+        s[m] = ts;
+        int32_t ti = id[i];
+        id[i] = id[m];
+        id[m] = ti;
+        i = m;
+    }
+}
+
+void iadsr__topk(const float *scores, int32_t n_items, int32_t k,
+                 int32_t *ids_out, float *s_out)
+{
+    int n = 0;
+    for (int32_t j = 1; j <= n_items; j++) {
+        float v = scores[j];
+        if (v == -INFINITY || v != v)
+            continue; /* excluded items and NaN never rank */
+        if (n < k) {
+            /* sift up */
+            int i = n++;
+            s_out[i] = v;
+            ids_out[i] = j;
+            while (i > 0) {
+                int p = (i - 1) / 2;
+                if (!worse(s_out[i], ids_out[i], s_out[p], ids_out[p]))
+                    break;
+                float ts = s_out[i];
+                s_out[i] = s_out[p];
+                s_out[p] = ts;
+                int32_t ti = ids_out[i];
+                ids_out[i] = ids_out[p];
+                ids_out[p] = ti;
+                i = p;
+            }
+        } else if (worse(s_out[0], ids_out[0], v, j)) {
+            s_out[0] = v;
+            ids_out[0] = j;
+            sift_down(s_out, ids_out, n, 0);
+        }
+    }
+    /* heap sort: repeatedly move the worst to the end -> best first */
+    for (int end = n - 1; end > 0; end--) {
+        float ts = s_out[0];
+        s_out[0] = s_out[end];
+        s_out[end] = ts;
+        int32_t ti = ids_out[0];
+        ids_out[0] = ids_out[end];
+        ids_out[end] = ti;
+        sift_down(s_out, ids_out, end, 0);
+    }
+    for (int i = n; i < k; i++) {
+        ids_out[i] = -1;
+        s_out[i] = -INFINITY;
+    }
+}
+
+static int topk_args(const iadsr_ctx *c, int32_t k, uint32_t flags,
+                     const int32_t *ids_out, const char *fn)
+{
+    if (!c || c->magic != IADSR__MAGIC_CTX)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid context", fn);
+    if (!ids_out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: ids_out is NULL", fn);
+    if (k < 1 || k > c->m->hp.n_items)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: k must be in 1..%d (got %d)", fn,
+                          (int)c->m->hp.n_items, (int)k);
+    if (flags & ~IADSR_TOPK_EXCLUDE_HISTORY)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED, "%s: unknown flags 0x%x", fn,
+                          (unsigned)flags);
+    return IADSR_OK;
+}
+
+static void topk_one(iadsr_ctx *c, float *sc, const int32_t *seq, int64_t n,
+                     int32_t k, uint32_t flags, int32_t *ids_out,
+                     float *scores_out)
+{
+    if (flags & IADSR_TOPK_EXCLUDE_HISTORY)
+        for (int64_t i = 0; i < n; i++)
+            sc[seq[i]] = -INFINITY;
+    /* the heap keys need k floats: the caller's buffer or the context's */
+    iadsr__topk(sc, c->m->hp.n_items, k, ids_out,
+                scores_out ? scores_out : c->topk_keys);
+}
+
+int iadsr_ctx_topk(iadsr_ctx *c, const int32_t *seq, int32_t n_seq, int32_t k,
+                   uint32_t flags, int32_t *ids_out, float *scores_out)
+{
+    int rc = topk_args(c, k, flags, ids_out, "ctx_topk");
+    if (rc)
+        return rc;
+    if ((rc = iadsr_ctx_score(c, seq, n_seq, c->scores, c->n_scores)))
+        return iadsr__err_prefix(rc, "ctx_topk");
+    topk_one(c, c->scores, seq, n_seq, k, flags, ids_out, scores_out);
+    return IADSR_OK;
+}
+
+int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
+                         const int64_t *offsets, int64_t n_users, int32_t k,
+                         uint32_t flags, int32_t *ids_out, float *scores_out)
+{
+    int rc = topk_args(c, k, flags, ids_out, "ctx_topk_batch");
+    if (rc)
+        return rc;
+    if ((rc = iadsr__ctx_check_batch(c, items, offsets, n_users)))
+        return iadsr__err_prefix(rc, "ctx_topk_batch");
+    for (int64_t u0 = 0; u0 < n_users; u0 += c->max_batch) {
+        int64_t nb = n_users - u0 < c->max_batch ? n_users - u0 : c->max_batch;
+        iadsr__ctx_encode_range(c, items, offsets + u0, nb);
+        iadsr__ctx_scores(c, nb, c->chunk, c->n_scores);
+        for (int64_t u = 0; u < nb; u++) {
+            const int32_t *s = items + offsets[u0 + u];
+            topk_one(c, c->chunk + u * c->n_scores, s,
+                     offsets[u0 + u + 1] - offsets[u0 + u], k, flags,
+                     ids_out + (u0 + u) * k,
+                     scores_out ? scores_out + (u0 + u) * k : NULL);
+        }
+    }
+    return IADSR_OK;
+}

@@ -1,0 +1,157 @@
+/* Hot float32 element-wise kernels: softmax cross-entropy rows and GELU.
+ *
+ * They are compiled for several instruction sets (GCC/Clang target_clones,
+ * chosen once at load time through ifunc), so one portable binary uses
+ * AVX-512 or AVX2 where the CPU has them. The loops are branch-free and use
+ * an in-house exp() so that the compiler vectorises them without
+ * -ffast-math (which this project never uses: it deletes isfinite checks).
+ * SPDX-License-Identifier: MIT
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) &&         \
+    !defined(__SANITIZE_ADDRESS__) && !defined(IADSR_NO_CLONES)
+#define IADSR_CLONES                                                          \
+    __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define IADSR_CLONES
+#endif
+
+/* Cody-Waite range reduction and the Cephes degree-6 polynomial, ~2 ulp on
+ * [-87, 88]; inputs below -87 give exp(-87) ~ 1.6e-38 (softmax needs no
+ * more), above 88 saturate. */
+static inline float k_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504088896341f + 12582912.0f; /* round(x/ln2) */
+    float n = t - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) * (1 << 23);
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
+
+/* erf: Abramowitz & Stegun 7.1.26, |error| < 1.5e-7. */
+static inline float k_erff(float x)
+{
+    float ax = fabsf(x);
+    float t = 1.0f / (1.0f + 0.3275911f * ax);
+    float y = 1.061405429f;
+    y = y * t - 1.453152027f;
+    y = y * t + 1.421413741f;
+    y = y * t - 0.284496736f;
+    y = y * t + 0.254829592f;
+    y = 1.0f - y * t * k_expf(-ax * ax);
+    return copysignf(y, x);
+}
+
+float iadsr__expf(float x) { return k_expf(x); }
+float iadsr__erff(float x) { return k_erff(x); }
+
+#define LANES 16
+
+IADSR_CLONES
+static float row_max(const float *z, int n)
+{
+    float m[LANES];
+    for (int l = 0; l < LANES; l++)
+        m[l] = -INFINITY;
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            m[l] = z[j + l] > m[l] ? z[j + l] : m[l];
+    float mx = -INFINITY;
+    for (int l = 0; l < LANES; l++)
+        mx = m[l] > mx ? m[l] : mx;
+    for (; j < n; j++)
+        mx = z[j] > mx ? z[j] : mx;
+    return mx;
+}
+
+IADSR_CLONES
+static float row_exp_sum(float *z, int n, float mx)
+{
+    /* fixed lane partition: the sum does not depend on the ISA chosen */
+    float s[LANES];
+    for (int l = 0; l < LANES; l++)
+        s[l] = 0.0f;
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float e = k_expf(z[j + l] - mx);
+            z[j + l] = e;
+            s[l] += e;
+        }
+    for (; j < n; j++) {
+        float e = k_expf(z[j] - mx);
+        z[j] = e;
+        s[j % LANES] += e;
+    }
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        sum += s[l];
+    return sum;
+}
+
+IADSR_CLONES
+static void row_scale(float *z, int n, float a)
+{
+    for (int j = 0; j < n; j++)
+        z[j] *= a;
+}
+
+double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
+                        float scale, int want_grad)
+{
+    double total = 0.0;
+    for (int i = 0; i < rows; i++) {
+        float *zr = z + (size_t)i * (size_t)n;
+        int32_t t = targets[i];
+        if (t <= 0 || t > n) {
+            memset(zr, 0, (size_t)n * sizeof(float));
+            continue;
+        }
+        float zt = zr[t - 1];
+        float mx = row_max(zr, n);
+        float sum = row_exp_sum(zr, n, mx);
+        total += (double)logf(sum) + (double)mx - (double)zt;
+        if (want_grad) {
+            row_scale(zr, n, scale / sum);
+            zr[t - 1] -= scale;
+        }
+    }
+    return total;
+}
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+IADSR_CLONES
+void iadsr__gelu_fwd(const float *x, size_t n, float *y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = 0.5f * x[i] * (1.0f + k_erff(x[i] * INV_SQRT2));
+}
+
+IADSR_CLONES
+void iadsr__gelu_bwd(const float *x, const float *dy, size_t n, float *dx)
+{
+    for (size_t i = 0; i < n; i++) {
+        float cdf = 0.5f * (1.0f + k_erff(x[i] * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * k_expf(-0.5f * x[i] * x[i]);
+        dx[i] = dy[i] * (cdf + x[i] * pdf);
+    }
+}

@@ -1,0 +1,21 @@
+/* Vectorised float32 kernels (kernels.c).
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef IADSR_KERNELS_H
+#define IADSR_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Softmax cross-entropy of `rows` logit rows of length n (items 1..n in
+ * columns 0..n-1). targets[i] in 1..n, others skip the row (zeroed).
+ * Returns the summed loss. With want_grad the rows are replaced by
+ * scale * (softmax - onehot). */
+double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
+                        float scale, int want_grad);
+void iadsr__gelu_fwd(const float *x, size_t n, float *y);
+void iadsr__gelu_bwd(const float *x, const float *dy, size_t n, float *dx);
+float iadsr__expf(float x); /* the kernels' exp, ~2 ulp */
+float iadsr__erff(float x); /* the kernels' erf, |err| < 1.5e-7 */
+
+#endif

@@ -1,0 +1,30 @@
+/* libiadsr - validated params structs (params.c).
+ * SPDX-License-Identifier: MIT
+ *
+ * Each *_get() helper overlays the caller's struct (NULL = defaults) on the
+ * library defaults with iadsr__params_overlay(), then validates every field
+ * against the bounds documented in iadsr.h and normalises the 0 = default
+ * values. On success @p dst is complete and its struct_size is the library's
+ * sizeof. On failure the last error names the field and its value:
+ * IADSR_ERR_INVALID_ARG (out of bounds, struct_size too small, reserved field
+ * not zero) or IADSR_ERR_UNSUPPORTED (unknown flag bits, non-zero unknown
+ * tail, backbone not available).
+ */
+#ifndef IADSR_PARAMS_H
+#define IADSR_PARAMS_H
+
+#include "iadsr.h"
+
+/* split 0 -> LEAVE_ONE_OUT. */
+int iadsr__train_params_get(iadsr_train_params *dst,
+                            const iadsr_train_params *user);
+int iadsr__ctx_params_get(iadsr_ctx_params *dst, const iadsr_ctx_params *user);
+/* target 0 -> IADSR_EVAL_TEST. */
+int iadsr__eval_params_get(iadsr_eval_params *dst,
+                           const iadsr_eval_params *user);
+/* Overlay then iadsr__model_params_check(): n_items is required, so a NULL
+ * @p user fails with IADSR_ERR_INVALID_ARG. */
+int iadsr__model_params_get(iadsr_model_params *dst,
+                            const iadsr_model_params *user);
+
+#endif /* IADSR_PARAMS_H */

@@ -1,0 +1,93 @@
+/* Declarations of the SASRec layers for one real type. Included by sasrec.h
+ * with REAL and SFX defined; no include guard on purpose.
+ * SPDX-License-Identifier: MIT
+ */
+
+/* Pointers into a weight (or gradient) buffer laid out by
+ * iadsr__model_layout(). */
+typedef struct SFX(iadsr__sasrec_w) {
+    REAL *item_emb, *pos_emb, *eln_g, *eln_b;
+    struct {
+        REAL *wqkv, *bqkv, *wo, *bo, *ln1_g, *ln1_b;
+        REAL *w1, *b1, *w2, *b2, *ln2_g, *ln2_b;
+    } blk[IADSR__MAX_LAYERS];
+} SFX(iadsr__sasrec_w);
+
+/* Activations kept for the backward pass, plus backward scratch. One
+ * workspace serves batches of up to max_rows rows and max_att attention
+ * entries (sum over sequences of n^2 * n_heads). */
+typedef struct SFX(iadsr__sasrec_ws) {
+    iadsr__sasrec_shape shape;
+    int max_rows;
+    size_t max_att;
+    int training; /* masks present */
+    REAL *e, *xhat0, *rstd0, *m0;
+    REAL *x[IADSR__MAX_LAYERS + 1]; /* x[0] block-0 input, x[L] output */
+    struct {
+        REAL *qkv, *p, *pm, *ctx, *ma, *y1hat, *rstd1, *x1;
+        REAL *h1, *g, *mf, *gd, *mo, *y2hat, *rstd2;
+    } b[IADSR__MAX_LAYERS];
+    /* backward scratch */
+    REAL *dx, *dx1, *dqkv, *dctx, *dh, *tmp;
+    void *block; /* the single allocation */
+} SFX(iadsr__sasrec_ws);
+
+void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
+                             const iadsr__sasrec_shape *s,
+                             SFX(iadsr__sasrec_w) *w);
+
+int SFX(iadsr__sasrec_ws_init)(SFX(iadsr__sasrec_ws) *ws,
+                               const iadsr__sasrec_shape *s, int max_rows,
+                               size_t max_att, int training);
+void SFX(iadsr__sasrec_ws_free)(SFX(iadsr__sasrec_ws) *ws);
+
+/* Forward pass over a batch. With @p rng non-NULL and ws->training, dropout
+ * masks are drawn from it; with rng NULL dropout is off (inference). The
+ * output hidden states are ws->x[n_layers] (n_rows x d). */
+void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
+                                const SFX(iadsr__sasrec_w) *w,
+                                const iadsr__batch *b, iadsr__rng *rng);
+
+/* Backward pass: @p dh (n_rows x d) is dLoss/dOutput; gradients are ADDED
+ * to @p g (same layout as the weights). @p dh is clobbered. */
+void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
+                                 const SFX(iadsr__sasrec_w) *w,
+                                 SFX(iadsr__sasrec_w) *g,
+                                 const iadsr__batch *b, REAL *dh);
+
+/* Full-softmax cross-entropy of next-item targets over items 1..n_items
+ * with logits h_r . E[i]. Processes rows in chunks of @p chunk using the
+ * scratch @p zbuf (chunk x n_items). Returns the SUM of the per-row losses;
+ * when dh/demb are non-NULL, adds scale * dLoss/dh and scale * dLoss/dE
+ * (scale is typically 1/total rows). Rows with target 0 are skipped. */
+double SFX(iadsr__ce_loss)(const REAL *h, int n_rows, int d,
+                           const int32_t *targets, const REAL *emb,
+                           int n_items, REAL scale, REAL *dh, REAL *demb,
+                           REAL *zbuf, int chunk);
+
+/* Individual layers (exposed for the per-layer gradient checks). */
+void SFX(iadsr__layernorm_fwd)(const REAL *x, int n, int d, const REAL *g,
+                               const REAL *bias, REAL *y, REAL *xhat,
+                               REAL *rstd);
+void SFX(iadsr__layernorm_bwd)(const REAL *dy, const REAL *xhat,
+                               const REAL *rstd, int n, int d, const REAL *g,
+                               REAL *dg, REAL *dbias, REAL *dx);
+void SFX(iadsr__linear_fwd)(const REAL *x, int n, int in, const REAL *w,
+                            const REAL *bias, int out, REAL *y);
+void SFX(iadsr__linear_bwd)(const REAL *x, const REAL *dy, int n, int in,
+                            const REAL *w, int out, REAL *dw, REAL *dbias,
+                            REAL *dx, int accumulate_dx);
+void SFX(iadsr__act_fwd)(int act, const REAL *x, size_t n, REAL *y);
+void SFX(iadsr__act_bwd)(int act, const REAL *x, const REAL *dy, size_t n,
+                         REAL *dx);
+/* Causal multi-head attention over packed sequences. qkv: n_rows x 3d
+ * (q | k | v), ctx: n_rows x d. p receives the softmax probabilities and
+ * pm (may be NULL = no dropout) holds dropout scales, both in the packed
+ * attention order (per sequence, per head, n x n row-major). With reuse_p
+ * every (sequence, head) overwrites the same n x n block of p (inference). */
+void SFX(iadsr__attention_fwd)(const iadsr__batch *b, int d, int n_heads,
+                               const REAL *qkv, REAL *p, const REAL *pm,
+                               REAL *ctx, int reuse_p);
+void SFX(iadsr__attention_bwd)(const iadsr__batch *b, int d, int n_heads,
+                               const REAL *qkv, const REAL *p,
+                               const REAL *pm, const REAL *dctx, REAL *dqkv);

@@ -1,0 +1,34 @@
+/* Float instantiation of the SASRec layers (production path).
+ * SPDX-License-Identifier: MIT
+ */
+#include "sasrec.h"
+
+#include "kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define REAL float
+#define SFX(name) name##_f32
+#define GEMM iadsr__sgemm
+#define EXP iadsr__expf
+#define XENT_ROWS iadsr__xent_rows
+#define GELU_FWD iadsr__gelu_fwd
+#define GELU_BWD iadsr__gelu_bwd
+#define LOG logf
+#define SQRT sqrtf
+#include "sasrec_impl.h"
+
+void iadsr__sasrec_shape_from(const iadsr_model_params *hp,
+                              iadsr__sasrec_shape *s)
+{
+    s->n_items = hp->n_items;
+    s->d = hp->dim;
+    s->f = hp->ffn_dim;
+    s->n_heads = hp->n_heads;
+    s->n_layers = hp->n_layers;
+    s->max_len = hp->max_seq_len;
+    s->act = hp->activation;
+    s->dropout = (double)hp->dropout;
+}

@@ -1,0 +1,407 @@
+/* Trainer: mini-batch Adam on the full-softmax next-item cross-entropy at
+ * every real position, with early stopping on validation NDCG@10.
+ *
+ * Determinism: one RNG (seeded from the params) drives shuffling and
+ * dropout in a fixed order, and every reduction runs in a fixed order; the
+ * result is bitwise reproducible for the same seed, build, BLAS library and
+ * BLAS thread count.
+ * SPDX-License-Identifier: MIT
+ */
+#include "eval.h"
+#include "params.h"
+#include "sasrec.h"
+
+#include <math.h>
+#include <string.h>
+
+#define CE_CHUNK 256 /* logit rows per GEMM chunk: bounds the logits buffer */
+
+struct iadsr_trainer {
+    uint32_t magic;
+    iadsr_model *init;      /* reference: hyper-parameters and layout */
+    iadsr_dataset *data;    /* reference */
+    iadsr_train_params tp;
+    iadsr__sasrec_shape shape;
+    size_t n_floats;
+    float *w, *g, *m1, *m2, *best_w;
+    iadsr__sasrec_w_f32 wv, gv;
+    iadsr__sasrec_ws_f32 ws;
+    iadsr__rng rng;
+    int64_t step;
+    int32_t epochs_done;
+    int32_t best_epoch;
+    double best_ndcg;
+    int32_t since_best; /* validations without improvement */
+    /* training sequences: users with at least one (input, target) pair */
+    int64_t *users;
+    int64_t n_users;
+    int64_t n_positions; /* per epoch */
+    int max_rows;
+    int32_t *b_items, *b_pos, *b_tgt, *b_off;
+    float *dh, *zbuf;
+};
+
+static int trainer_ok(const iadsr_trainer *t)
+{
+    return t && t->magic == IADSR__MAGIC_TRAINER;
+}
+
+/* Training part of user u: the whole sequence (SPLIT_NONE) or all but the
+ * last two items (LEAVE_ONE_OUT). Returns its length. */
+static int64_t train_len(const iadsr_trainer *t, int64_t u)
+{
+    int64_t n = t->data->offsets[u + 1] - t->data->offsets[u];
+    if (t->tp.split == IADSR_SPLIT_LEAVE_ONE_OUT)
+        n -= 2;
+    return n < 0 ? 0 : n;
+}
+
+static void free_all(iadsr_trainer *t)
+{
+    iadsr__aligned_free(t->w);
+    iadsr__aligned_free(t->g);
+    iadsr__aligned_free(t->m1);
+    iadsr__aligned_free(t->m2);
+    iadsr__aligned_free(t->best_w);
+    iadsr__aligned_free(t->dh);
+    iadsr__aligned_free(t->zbuf);
+    iadsr__free(t->users);
+    iadsr__free(t->b_items);
+    iadsr__free(t->b_pos);
+    iadsr__free(t->b_tgt);
+    iadsr__free(t->b_off);
+    iadsr__sasrec_ws_free_f32(&t->ws);
+    iadsr_model_free(t->init);
+    if (t->data)
+        iadsr__dataset_unref(t->data);
+}
+
+int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
+                         const iadsr_dataset *train,
+                         const iadsr_train_params *p)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "trainer_create: out is NULL");
+    *out = NULL;
+    if (!iadsr__model_ok(init))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_create: invalid model handle");
+    if (!iadsr__dataset_ok(train))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_create: invalid dataset handle");
+    iadsr_train_params tp;
+    int rc = iadsr__train_params_get(&tp, p);
+    if (rc)
+        return rc;
+    if (train->n_items > init->hp.n_items)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "trainer_create: dataset has item ids up to %d but "
+                          "the model has %d items",
+                          (int)train->n_items, (int)init->hp.n_items);
+    iadsr_trainer *t = iadsr__calloc(1, sizeof *t);
+    if (!t)
+        return iadsr__err(IADSR_ERR_NOMEM, "trainer_create: out of memory");
+    t->init = iadsr__model_ref(init);
+    t->data = iadsr__dataset_ref(train);
+    t->tp = tp;
+    iadsr__sasrec_shape_from(&init->hp, &t->shape);
+    t->n_floats = init->layout.n_floats;
+    t->best_ndcg = -1.0;
+    iadsr__rng_seed(&t->rng, tp.seed);
+
+    /* Users with >= 2 training items give (input, target) pairs. */
+    int L = t->shape.max_len;
+    int64_t nu = train->n_users;
+    t->users = iadsr__malloc((size_t)nu * sizeof(int64_t));
+    if (!t->users)
+        goto nomem;
+    int64_t longest = 0;
+    for (int64_t u = 0; u < nu; u++) {
+        int64_t n = train_len(t, u);
+        if (n >= 2) {
+            t->users[t->n_users++] = u;
+            int64_t rows = n - 1 < L ? n - 1 : L;
+            t->n_positions += rows;
+            if (rows > longest)
+                longest = rows;
+        }
+    }
+    int B = tp.batch_size;
+    if ((int64_t)B > t->n_users && t->n_users > 0)
+        B = (int)t->n_users;
+    t->max_rows = (int)((int64_t)B * (longest > 0 ? longest : 1));
+    size_t max_att = (size_t)B * (size_t)longest * (size_t)longest *
+                     (size_t)t->shape.n_heads;
+    size_t nf = t->n_floats;
+    t->w = iadsr__aligned_alloc(nf, sizeof(float));
+    t->g = iadsr__aligned_alloc(nf, sizeof(float));
+    t->m1 = iadsr__aligned_alloc(nf, sizeof(float));
+    t->m2 = iadsr__aligned_alloc(nf, sizeof(float));
+    t->best_w = iadsr__aligned_alloc(nf, sizeof(float));
+    t->dh = iadsr__aligned_alloc((size_t)t->max_rows * (size_t)t->shape.d,
+                                 sizeof(float));
+    t->zbuf = iadsr__aligned_alloc((size_t)CE_CHUNK * (size_t)t->shape.n_items,
+                                   sizeof(float));
+    t->b_items = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
+    t->b_pos = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
+    t->b_tgt = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
+    t->b_off = iadsr__malloc(((size_t)B + 1) * sizeof(int32_t));
+    if (!t->w || !t->g || !t->m1 || !t->m2 || !t->best_w || !t->dh ||
+        !t->zbuf || !t->b_items || !t->b_pos || !t->b_tgt || !t->b_off)
+        goto nomem;
+    rc = iadsr__sasrec_ws_init_f32(&t->ws, &t->shape, t->max_rows, max_att, 1);
+    if (rc) {
+        free_all(t);
+        iadsr__free(t);
+        return rc;
+    }
+    memcpy(t->w, init->w, nf * sizeof(float));
+    memcpy(t->best_w, init->w, nf * sizeof(float));
+    memset(t->m1, 0, nf * sizeof(float));
+    memset(t->m2, 0, nf * sizeof(float));
+    iadsr__sasrec_bind_f32(&init->layout, t->w, &t->shape, &t->wv);
+    iadsr__sasrec_bind_f32(&init->layout, t->g, &t->shape, &t->gv);
+    t->magic = IADSR__MAGIC_TRAINER;
+    *out = t;
+    return IADSR_OK;
+nomem:
+    free_all(t);
+    iadsr__free(t);
+    return iadsr__err(IADSR_ERR_NOMEM, "trainer_create: out of memory");
+}
+
+void iadsr_trainer_free(iadsr_trainer *t)
+{
+    if (!trainer_ok(t))
+        return;
+    t->magic = IADSR__MAGIC_DEAD;
+    free_all(t);
+    iadsr__free(t);
+}
+
+int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t)
+{
+    return trainer_ok(t) ? t->epochs_done : 0;
+}
+
+/* Build the batch of users perm[i0 .. i0+nb): inputs are the last L items of
+ * train[0..n-2], targets the items that follow them. */
+static iadsr__batch build_batch(iadsr_trainer *t, const int64_t *ids, int nb)
+{
+    int L = t->shape.max_len, r = 0;
+    t->b_off[0] = 0;
+    for (int k = 0; k < nb; k++) {
+        int64_t u = ids[k];
+        const int32_t *s = t->data->items + t->data->offsets[u];
+        int64_t n = train_len(t, u);
+        int64_t rows = n - 1 < L ? n - 1 : L;
+        int64_t first = n - 1 - rows; /* index of the first input item */
+        for (int64_t i = 0; i < rows; i++) {
+            t->b_items[r] = s[first + i];
+            t->b_tgt[r] = s[first + i + 1];
+            t->b_pos[r] = (int32_t)(L - rows + i);
+            r++;
+        }
+        t->b_off[k + 1] = r;
+    }
+    iadsr__batch b = {nb, r, t->b_items, t->b_pos, t->b_off};
+    return b;
+}
+
+static int all_finite(const float *x, size_t n)
+{
+    /* accumulate a flag instead of branching so the loop vectorises */
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= !isfinite(x[i]);
+    return !bad;
+}
+
+/* One Adam step (PyTorch's formulation, bias-corrected). */
+static void adam_step(iadsr_trainer *t)
+{
+    const iadsr_train_params *p = &t->tp;
+    t->step++;
+    float b1 = p->adam_beta1, b2 = p->adam_beta2;
+    float c1 = (float)(1.0 - pow((double)b1, (double)t->step));
+    float c2 = (float)(1.0 - pow((double)b2, (double)t->step));
+    float lr = p->learning_rate / c1;
+    float rc2 = 1.0f / sqrtf(c2);
+    float eps = p->adam_eps, wd = p->weight_decay;
+    float *w = t->w, *g = t->g, *m = t->m1, *v = t->m2;
+    size_t n = t->n_floats;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * w[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        w[i] -= lr * m[i] / (sqrtf(v[i]) * rc2 + eps);
+    }
+}
+
+static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
+                       double *loss_sum)
+{
+    iadsr__batch b = build_batch(t, ids, nb);
+    if (b.n_rows == 0)
+        return IADSR_OK;
+    int d = t->shape.d;
+    iadsr__sasrec_forward_f32(&t->ws, &t->wv, &b, &t->rng);
+    memset(t->g, 0, t->n_floats * sizeof(float));
+    memset(t->dh, 0, (size_t)b.n_rows * (size_t)d * sizeof(float));
+    const float *h = t->ws.x[t->shape.n_layers];
+    double loss = iadsr__ce_loss_f32(h, b.n_rows, d, t->b_tgt, t->wv.item_emb,
+                                     t->shape.n_items, 1.0f / (float)b.n_rows,
+                                     t->dh, t->gv.item_emb, t->zbuf, CE_CHUNK);
+    if (!isfinite(loss))
+        return iadsr__err(IADSR_ERR_NUMERIC,
+                          "training: non-finite loss at step %lld",
+                          (long long)t->step + 1);
+    iadsr__sasrec_backward_f32(&t->ws, &t->wv, &t->gv, &b, t->dh);
+    if (!all_finite(t->g, t->n_floats))
+        return iadsr__err(IADSR_ERR_NUMERIC,
+                          "training: non-finite gradient at step %lld",
+                          (long long)t->step + 1);
+    adam_step(t);
+    *loss_sum += loss;
+    return IADSR_OK;
+}
+
+int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out)
+{
+    if (!trainer_ok(t))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_run_epoch: invalid trainer handle");
+    if (t->n_users == 0)
+        return iadsr__err(IADSR_ERR_STATE,
+                          "trainer_run_epoch: no user has two training items");
+    /* Fisher-Yates shuffle of the user order */
+    for (int64_t i = t->n_users - 1; i > 0; i--) {
+        int64_t j = (int64_t)iadsr__rng_below(&t->rng, (uint64_t)i + 1);
+        int64_t tmp = t->users[i];
+        t->users[i] = t->users[j];
+        t->users[j] = tmp;
+    }
+    double loss_sum = 0;
+    int B = t->tp.batch_size;
+    for (int64_t i0 = 0; i0 < t->n_users; i0 += B) {
+        int nb = (int)(t->n_users - i0 < B ? t->n_users - i0 : B);
+        int rc = train_batch(t, t->users + i0, nb, &loss_sum);
+        if (rc)
+            return rc;
+    }
+    t->epochs_done++;
+    if (loss_out)
+        *loss_out = loss_sum / (double)t->n_positions;
+    return IADSR_OK;
+}
+
+/* A model struct that borrows the trainer's working weights, used only for
+ * the duration of one evaluation call; its refcount never reaches zero. */
+static void weights_view(const iadsr_trainer *t, float *w, iadsr_model *view)
+{
+    memset(view, 0, sizeof *view);
+    view->magic = IADSR__MAGIC_MODEL;
+    view->refcount = 1;
+    view->hp = t->init->hp;
+    view->layout = t->init->layout;
+    view->w = w;
+    view->best_valid_ndcg10 = NAN;
+}
+
+static int validate(iadsr_trainer *t, iadsr_metrics *res)
+{
+    iadsr_model *view = iadsr__malloc(sizeof *view);
+    if (!view)
+        return iadsr__err(IADSR_ERR_NOMEM, "validation: out of memory");
+    weights_view(t, t->w, view);
+    int64_t *users = NULL, n = 0;
+    int32_t *ranks = NULL;
+    int rc = iadsr__evaluate_ranks(view, t->data, IADSR_EVAL_VALID, 0,
+                                   t->tp.n_threads, &users, &ranks, &n);
+    iadsr__free(view);
+    if (rc)
+        return rc;
+    memset(res, 0, sizeof *res);
+    iadsr__metrics_from_ranks(ranks, n, res);
+    iadsr__free(users);
+    iadsr__free(ranks);
+    return IADSR_OK;
+}
+
+int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
+{
+    if (!trainer_ok(t))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_fit: invalid trainer handle");
+    int validating = t->tp.split == IADSR_SPLIT_LEAVE_ONE_OUT;
+    double t0 = iadsr__now();
+    while (t->epochs_done < t->tp.max_epochs) {
+        double e0 = iadsr__now(), loss = 0;
+        int rc = iadsr_trainer_run_epoch(t, &loss);
+        if (rc)
+            return rc;
+        iadsr_progress_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        info.epoch = t->epochs_done;
+        info.max_epochs = t->tp.max_epochs;
+        info.loss = loss;
+        info.epoch_seconds = iadsr__now() - e0;
+        info.valid_hr10 = NAN;
+        info.valid_ndcg10 = NAN;
+        int stop = 0;
+        if (validating && (t->epochs_done % t->tp.eval_every == 0 ||
+                           t->epochs_done == t->tp.max_epochs)) {
+            iadsr_metrics mres;
+            rc = validate(t, &mres);
+            if (rc == IADSR_ERR_STATE) {
+                validating = 0; /* no user long enough: keep last weights */
+            } else if (rc) {
+                return rc;
+            } else {
+                info.valid_hr10 = mres.hr10;
+                info.valid_ndcg10 = mres.ndcg10;
+                if (mres.ndcg10 > t->best_ndcg) {
+                    t->best_ndcg = mres.ndcg10;
+                    t->best_epoch = t->epochs_done;
+                    t->since_best = 0;
+                    memcpy(t->best_w, t->w, t->n_floats * sizeof(float));
+                } else if (++t->since_best >= t->tp.patience &&
+                           t->tp.patience > 0) {
+                    stop = 1;
+                }
+            }
+        }
+        info.best_epoch = t->best_epoch;
+        info.best_ndcg10 = t->best_epoch > 0 ? t->best_ndcg : (double)NAN;
+        info.elapsed_seconds = iadsr__now() - t0;
+        if (cb && cb(&info, user_data) != 0)
+            return iadsr__err(IADSR_ERR_ABORTED,
+                              "trainer_fit: stopped by the progress callback "
+                              "after epoch %d",
+                              (int)t->epochs_done);
+        if (stop)
+            break;
+    }
+    return IADSR_OK;
+}
+
+int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "trainer_snapshot: out is NULL");
+    *out = NULL;
+    if (!trainer_ok(t))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_snapshot: invalid trainer handle");
+    iadsr_model *m = NULL;
+    int rc = iadsr__model_alloc(&m, &t->init->hp);
+    if (rc)
+        return rc;
+    int use_best = t->best_epoch > 0;
+    memcpy(m->w, use_best ? t->best_w : t->w, t->n_floats * sizeof(float));
+    m->epochs_trained = use_best ? t->best_epoch : t->epochs_done;
+    m->best_valid_ndcg10 = use_best ? (float)t->best_ndcg : NAN;
+    *out = m;
+    return IADSR_OK;
+}

@@ -1,0 +1,409 @@
+#!/bin/sh
+# Tests of the iadsr command-line tool (and of the synthetic data generator).
+# Usage (from the repository root):  sh tests/cli_test.sh bin/iadsr
+# Scratch files go under ${IADSR_TEST_TMPDIR:-/tmp}. Set IADSR_CLI_TEST_SLOW=1
+# to also check that a trained model clearly beats the popularity baseline
+# on the default synthetic dataset (takes a few minutes).
+# SPDX-License-Identifier: MIT
+
+set -u
+
+BIN=${1:-bin/iadsr}
+case $BIN in
+/*) ;;
+*) BIN=$(pwd)/$BIN ;;
+esac
+if [ ! -x "$BIN" ]; then
+    echo "cli_test: $BIN is not an executable" >&2
+    echo "cli_test: 0 passed, 1 failed"
+    exit 1
+fi
+
+TMPBASE=${IADSR_TEST_TMPDIR:-/tmp}
+T=$TMPBASE/iadsr_cli_test.$$
+rm -rf "$T"
+mkdir -p "$T" || { echo "cli_test: cannot create $T" >&2; exit 1; }
+T=$(cd "$T" && pwd) || exit 1 # absolute: the tests run inside it
+trap 'rm -rf "$T"' EXIT
+trap 'rm -rf "$T"; exit 130' INT TERM
+cd "$T" || exit 1
+
+# Tests are fast and deterministic with one BLAS thread.
+OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+export OPENBLAS_NUM_THREADS
+
+pass=0
+fail=0
+rc=0
+HAVE_PY=0
+if command -v python3 >/dev/null 2>&1; then HAVE_PY=1; fi
+
+ok() { pass=$((pass + 1)); }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL: $*" >&2
+}
+# run CMD...: stdout -> $T/out, stderr -> $T/err, exit status -> $rc
+run() {
+    "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+}
+errtext() { head -c 400 "$T/err" | tr '\n' ' '; }
+# expect_rc DESC CODE
+expect_rc() {
+    if [ "$rc" -eq "$2" ]; then ok; else bad "$1: exit $rc, expected $2; stderr: $(errtext)"; fi
+}
+expect_fail() {
+    if [ "$rc" -ne 0 ]; then ok; else bad "$1: exit 0, expected failure"; fi
+}
+# expect_err DESC STRING: stderr contains STRING
+expect_err() {
+    if grep -F -e "$2" "$T/err" >/dev/null 2>&1; then ok; else bad "$1: stderr lacks '$2': $(errtext)"; fi
+}
+expect_out() {
+    if grep -F -e "$2" "$T/out" >/dev/null 2>&1; then ok; else bad "$1: stdout lacks '$2'"; fi
+}
+expect_no_out() {
+    if [ ! -s "$T/out" ]; then ok; else bad "$1: unexpected stdout: $(head -c 200 "$T/out")"; fi
+}
+# check DESC CMD...: passes when CMD succeeds
+check() {
+    d=$1
+    shift
+    if "$@" >/dev/null 2>&1; then ok; else bad "$d"; fi
+}
+
+# ---------------------------------------------------------------- basics --
+run "$BIN" --version
+expect_rc "--version" 0
+expect_out "--version prints the version" "iadsr"
+expect_out "--version prints the build info" "build:"
+run "$BIN" --help
+expect_rc "--help" 0
+expect_out "--help lists commands" "recommend"
+for c in synth train eval recommend info popularity; do
+    run "$BIN" "$c" --help
+    expect_rc "$c --help" 0
+    expect_out "$c --help" "Usage: iadsr $c"
+done
+run "$BIN" help train
+expect_rc "help train" 0
+expect_out "help train" "Usage: iadsr train"
+
+# ------------------------------------------------------------ usage errors --
+usage_case() { # DESC ARGS...: expects exit 2 and no stdout
+    d=$1
+    shift
+    run "$BIN" "$@"
+    expect_rc "usage: $d" 2
+    expect_no_out "usage: $d"
+}
+printf '0 1 2 3\n1 2 3 4\n' >tiny.txt
+usage_case "no arguments"
+usage_case "unknown command" frobnicate
+usage_case "unknown flag" train --data tiny.txt --out m.bin --bogus 1
+usage_case "missing --out" train --data tiny.txt
+usage_case "missing --data" train --out m.bin
+usage_case "missing flag value" train --data tiny.txt --out
+usage_case "positional argument" train tiny.txt --out m.bin
+usage_case "non-numeric --epochs" train --data tiny.txt --out m.bin --epochs 1x
+usage_case "empty --epochs" train --data tiny.txt --out m.bin --epochs ''
+usage_case "blank-prefixed --epochs" train --data tiny.txt --out m.bin --epochs ' 3'
+usage_case "zero --epochs" train --data tiny.txt --out m.bin --epochs 0
+usage_case "huge --dim" train --data tiny.txt --out m.bin --dim 99999999999999999999
+usage_case "--dropout 1.5" train --data tiny.txt --out m.bin --dropout 1.5
+usage_case "--dropout nan" train --data tiny.txt --out m.bin --dropout nan
+usage_case "--lr 0" train --data tiny.txt --out m.bin --lr 0
+usage_case "--heads not dividing --dim" train --data tiny.txt --out m.bin --dim 10 --heads 3
+usage_case "unknown backbone" train --data tiny.txt --out m.bin --backbone lstm
+usage_case "negative --users" synth --out s.txt --users -5
+usage_case "negative --seed" synth --out s.txt --seed -1
+usage_case "--min-len > --max-len" synth --out s.txt --min-len 9 --max-len 3
+usage_case "--topics > --items" synth --out s.txt --items 5 --topics 6
+usage_case "bad --split" eval --model m.bin --data tiny.txt --split train
+usage_case "flag with a value" eval --model m.bin --data tiny.txt --json=1
+usage_case "--k 0" recommend --model m.bin --data tiny.txt --k 0
+usage_case "missing --k" recommend --model m.bin --data tiny.txt
+usage_case "--threads 0" eval --model m.bin --data tiny.txt --threads 0
+usage_case "info without --model" info
+check "usage errors leave no synth output" test ! -e s.txt
+
+# ------------------------------------------------------------- generator --
+run "$BIN" synth --out a1.txt --seed 7
+expect_rc "synth default params" 0
+run "$BIN" synth --out a2.txt --seed 7 --quiet
+expect_rc "synth same seed" 0
+check "synth: same seed gives identical files" cmp -s a1.txt a2.txt
+run "$BIN" synth --out a3.txt --seed 8 --quiet
+check "synth: different seed gives a different file" sh -c '! cmp -s a1.txt a3.txt'
+check "synth: no temporary files left" sh -c '! ls | grep -F .tmp. >/dev/null'
+check "synth: 3000 users by default" test "$(wc -l <a1.txt | tr -d ' ')" -eq 3000
+# user ids 0..N-1 in order, lengths in [min,max], items in 1..M
+synth_shape() { # FILE USERS ITEMS MIN MAX
+    awk -v n="$2" -v m="$3" -v a="$4" -v b="$5" '
+        { if ($1 != NR - 1) exit 1
+          if (NF - 1 < a || NF - 1 > b) exit 1
+          for (i = 2; i <= NF; i++) if ($i !~ /^[0-9]+$/ || $i < 1 || $i > m) exit 1 }
+        END { if (NR != n) exit 1 }' "$1"
+}
+check "synth: default shape (3000 users, 600 items, len 5..30)" synth_shape a1.txt 3000 600 5 30
+run "$BIN" synth --out b.txt --users 50 --items 40 --topics 4 --min-len 3 --max-len 6 --seed 3 --quiet
+expect_rc "synth custom params" 0
+check "synth: custom shape" synth_shape b.txt 50 40 3 6
+# every item id is used somewhere in a large enough sample (noise is uniform)
+check "synth: all items occur" sh -c "awk '{for(i=2;i<=NF;i++) s[\$i]=1} END{n=0; for(k in s) n++; exit !(n==600)}' a1.txt"
+# chain structure: the most frequent successor of an item explains a large
+# share of transitions (p_follow = 0.55 by default)
+check "synth: sequences follow item chains" sh -c "awk '
+    { for (i = 3; i <= NF; i++) { c[\$(i-1) \" \" \$i]++; tot[\$(i-1)]++ } }
+    END { for (k in c) { split(k, p, \" \"); if (c[k] > best[p[1]]) best[p[1]] = c[k] }
+          s = 0; t = 0; for (x in tot) { s += best[x]; t += tot[x] }
+          exit !(s / t > 0.45) }' a1.txt"
+# golden checksum: the same seed gives the same bytes on every machine
+run "$BIN" synth --out g.txt --users 20 --items 30 --topics 3 --seed 42 --quiet
+GOLD=$(cksum <g.txt | awk '{print $1 " " $2}')
+GOLD_EXPECTED="2408403827 931"
+if [ "$GOLD" = "$GOLD_EXPECTED" ]; then ok; else bad "synth: golden checksum $GOLD, expected $GOLD_EXPECTED"; fi
+run "$BIN" synth --out /nonexistent-dir-iadsr/x.txt --quiet
+expect_rc "synth into a missing directory" 1
+expect_err "synth into a missing directory names the file" "/nonexistent-dir-iadsr/x.txt"
+mkdir adir
+run "$BIN" synth --out adir --quiet
+expect_rc "synth onto a directory" 1
+
+# --------------------------------------------------------- bad data files --
+printf '0 1 2 3\n1 4 x 5\n' >bad_token.txt
+printf '0 1 2 3\n1 4 5 6\n2 7 0 8\n' >bad_zero.txt
+: >empty.txt
+bad_data() { # FILE LINE(or -) CMD...
+    f=$1
+    l=$2
+    shift 2
+    run "$@"
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then ok; else bad "bad data $f ($1 $2): exit $rc, expected 1"; fi
+    expect_err "bad data $f: message names the file" "$f"
+    if [ "$l" != - ]; then expect_err "bad data $f: message names the line" "$f:$l"; fi
+    expect_no_out "bad data $f"
+}
+for c in train popularity; do
+    if [ "$c" = train ]; then extra="--out m_bad.bin --epochs 1"; else extra=""; fi
+    # shellcheck disable=SC2086
+    bad_data bad_token.txt 2 "$BIN" $c --data bad_token.txt $extra
+    # shellcheck disable=SC2086
+    bad_data bad_zero.txt 3 "$BIN" $c --data bad_zero.txt $extra
+    # shellcheck disable=SC2086
+    bad_data empty.txt - "$BIN" $c --data empty.txt $extra
+    # shellcheck disable=SC2086
+    bad_data missing.txt - "$BIN" $c --data missing.txt $extra
+    # shellcheck disable=SC2086
+    bad_data adir - "$BIN" $c --data adir $extra
+done
+check "failed train wrote no model" test ! -e m_bad.bin
+run "$BIN" train --data tiny.txt --out /nonexistent-dir-iadsr/m.bin
+expect_rc "train into a missing directory" 1
+expect_err "train into a missing directory names it" "/nonexistent-dir-iadsr"
+printf 'not a checkpoint\n' >notmodel.bin
+run "$BIN" info --model notmodel.bin
+expect_rc "info on a non-checkpoint" 1
+expect_err "info on a non-checkpoint names the file" "notmodel.bin"
+run "$BIN" eval --model missing.bin --data tiny.txt
+expect_rc "eval with a missing model" 1
+expect_err "eval with a missing model names it" "missing.bin"
+: >empty.bin
+run "$BIN" recommend --model empty.bin --data tiny.txt --k 1
+expect_rc "recommend with an empty model file" 1
+
+# ------------------------------------------------------------ end to end --
+run "$BIN" synth --out d.txt --users 300 --items 80 --seed 11 --quiet
+expect_rc "e2e: synth" 0
+run "$BIN" train --data d.txt --out m.bin --epochs 3 --dim 16 --max-len 10 --seed 5
+expect_rc "e2e: train" 0
+check "e2e: model written" test -s m.bin
+expect_err "e2e: progress line for epoch 1" "epoch 1/3  loss "
+expect_err "e2e: progress line for epoch 3" "epoch 3/3  loss "
+expect_err "e2e: progress shows validation" "valid HR@10 "
+expect_err "e2e: progress shows the ETA" "ETA "
+expect_no_out "e2e: train prints nothing on stdout"
+check "e2e: no temporary files left by the save" sh -c '! ls | grep -v "^m.bin$" | grep -F m.bin >/dev/null'
+run "$BIN" train --data d.txt --out m2.bin --epochs 3 --dim 16 --max-len 10 --seed 5 --quiet
+check "e2e: same seed gives an identical checkpoint (1 BLAS thread)" cmp -s m.bin m2.bin
+rm -f m2.bin
+run "$BIN" train --data d.txt --out mq.bin --epochs 1 --dim 8 --heads 1 --layers 1 --max-len 5 --quiet
+expect_rc "e2e: train --quiet" 0
+check "e2e: --quiet has no epoch lines" sh -c "! grep -F 'epoch 1/1' '$T/err'"
+
+run "$BIN" info --model m.bin
+expect_rc "e2e: info" 0
+expect_out "e2e: info n_params" "n_params:"
+expect_out "e2e: info dim" "dim:                16"
+expect_out "e2e: info max_seq_len" "max_seq_len:        10"
+expect_out "e2e: info epochs" "epochs_trained:"
+expect_out "e2e: info best NDCG" "best_valid_ndcg10:"
+
+json_check() { # FILE SPLIT EXCL(true/false)
+    if [ "$HAVE_PY" -eq 1 ]; then
+        python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert len(lines) == 2 and lines[1] == "", "not exactly one line"
+o = json.loads(lines[0])
+assert isinstance(o, dict)
+need = ["split", "users", "HR@5", "HR@10", "HR@20",
+        "NDCG@5", "NDCG@10", "NDCG@20", "exclude_history"]
+assert sorted(o) == sorted(need), sorted(o)
+assert o["split"] == sys.argv[2]
+assert o["exclude_history"] is (sys.argv[3] == "true")
+assert isinstance(o["users"], int) and o["users"] > 0
+for k in need[2:8]:
+    assert isinstance(o[k], float) and 0.0 <= o[k] <= 1.0, k
+assert o["HR@5"] <= o["HR@10"] <= o["HR@20"]
+assert o["NDCG@5"] <= o["NDCG@10"] <= o["NDCG@20"]
+' "$1" "$2" "$3"
+    else
+        [ "$(wc -l <"$1" | tr -d ' ')" -eq 1 ] || return 1
+        for k in '"split":"'"$2"'"' '"users":' '"HR@5":' '"HR@10":' '"HR@20":' \
+            '"NDCG@5":' '"NDCG@10":' '"NDCG@20":' '"exclude_history":'"$3"; do
+            grep -F -e "$k" "$1" >/dev/null || return 1
+        done
+        grep '^{.*}$' "$1" >/dev/null
+    fi
+}
+run "$BIN" eval --model m.bin --data d.txt --json
+expect_rc "e2e: eval --json" 0
+check "e2e: eval --json is one JSON object with all keys" json_check "$T/out" test false
+cp "$T/out" eval1.json
+run "$BIN" eval --model m.bin --data d.txt --json --threads 2
+check "e2e: eval --threads 2 gives the same metrics" cmp -s "$T/out" eval1.json
+run "$BIN" eval --model m.bin --data d.txt --json --split valid --exclude-history
+expect_rc "e2e: eval --split valid --exclude-history" 0
+check "e2e: eval valid/exclude JSON" json_check "$T/out" valid true
+run "$BIN" eval --model m.bin --data d.txt
+expect_rc "e2e: eval table" 0
+expect_out "e2e: eval table HR" "HR"
+expect_out "e2e: eval table NDCG" "NDCG"
+expect_out "e2e: eval table users" "users: 300"
+run "$BIN" popularity --data d.txt --json
+expect_rc "e2e: popularity --json" 0
+check "e2e: popularity JSON" json_check "$T/out" test false
+run "$BIN" popularity --data d.txt --json --exclude-history --split valid
+check "e2e: popularity valid/exclude JSON" json_check "$T/out" valid true
+run "$BIN" popularity --data d.txt
+expect_rc "e2e: popularity table" 0
+expect_out "e2e: popularity table" "NDCG"
+
+# popularity baseline on a hand-checked file: counts over the training parts
+# (all but the last two items): item 1 -> 3, item 2 -> 2, item 3 -> 1.
+printf '0 1 2 9 3\n1 1 2 9 1\n2 1 3 9 2\n' >pop.txt
+run "$BIN" popularity --data pop.txt --json
+# targets 3 (rank 2), 1 (rank 0), 2 (rank 1): HR@5 = 1, NDCG@5 = (1/2 + 1 + 1/log2(3)) / 3
+if [ "$HAVE_PY" -eq 1 ]; then
+    check "popularity: known answer" python3 -c '
+import json, math, sys
+o = json.load(open(sys.argv[1]))
+want = (1 / math.log2(4) + 1 + 1 / math.log2(3)) / 3
+assert o["users"] == 3 and o["HR@5"] == 1.0
+assert abs(o["NDCG@5"] - want) < 1e-6, (o["NDCG@5"], want)
+' "$T/out"
+else
+    expect_out "popularity: known answer" '"NDCG@5":0.710309'
+fi
+run "$BIN" popularity --data pop.txt --json --exclude-history
+# with history excluded: user 0 target 3, items 1 and 2 are history -> rank 0
+if [ "$HAVE_PY" -eq 1 ]; then
+    check "popularity: known answer with --exclude-history" python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["users"] == 3 and o["NDCG@5"] == 1.0 and o["HR@5"] == 1.0, o
+' "$T/out"
+else
+    expect_out "popularity: known answer with --exclude-history" '"NDCG@5":1.000000'
+fi
+
+rec_check() { # OUTFILE DATAFILE K USERS EXCL(0/1)
+    awk -v k="$3" -v nu="$4" -v excl="$5" '
+        NR == FNR { for (i = 2; i <= NF; i++) seen[$1 " " $i] = 1; uid[FNR] = $1; next }
+        {
+            n++
+            if (index($0, "\t") == 0) { print "no tab: " $0; exit 1 }
+            if ($1 != uid[n]) { print "user order: " $1; exit 1 }
+            if (NF - 1 != k) { print "not k items: " $0; exit 1 }
+            prev = ""
+            for (i = 2; i <= NF; i++) {
+                if ($i !~ /^[0-9]+:-?[0-9]+\.[0-9][0-9][0-9][0-9]$/) { print "token: " $i; exit 1 }
+                split($i, p, ":")
+                if (excl && ((($1 " " p[1]) in seen))) { print "history item: " $1 " " p[1]; exit 1 }
+                if (prev != "" && p[2] + 0 > prev + 0) { print "not sorted: " $0; exit 1 }
+                if (dup[n " " p[1]]++) { print "duplicate: " $0; exit 1 }
+                prev = p[2]
+            }
+        }
+        END { if (n != nu) { print "users: " n; exit 1 } }' "$2" "$1"
+}
+run "$BIN" recommend --model m.bin --data d.txt --k 5
+expect_rc "e2e: recommend" 0
+check "e2e: recommend prints k ids per line for every user" rec_check "$T/out" d.txt 5 300 0
+cp "$T/out" rec1.txt
+run "$BIN" recommend --model m.bin --data d.txt --k 5
+check "e2e: recommend is deterministic" cmp -s "$T/out" rec1.txt
+run "$BIN" recommend --model m.bin --data d.txt --k 5 --exclude-history
+expect_rc "e2e: recommend --exclude-history" 0
+check "e2e: --exclude-history never returns a history item" rec_check "$T/out" d.txt 5 300 1
+run "$BIN" recommend --model m.bin --data d.txt --k 20 --exclude-history --users 7
+expect_rc "e2e: recommend --users 7" 0
+check "e2e: --users 7 prints 7 users, none from their history" rec_check "$T/out" d.txt 20 7 1
+run "$BIN" recommend --model m.bin --data d.txt --k 81
+expect_rc "e2e: recommend --k above n_items" 2
+printf '0 1 2 3\n1 2 81 4\n' >big_id.txt
+run "$BIN" eval --model m.bin --data big_id.txt
+expect_rc "e2e: eval with an item id above the model's n_items" 1
+expect_err "e2e: eval with an id above n_items names file and line" "big_id.txt:2"
+
+# ----------------------------------------------------- interrupt (SIGINT) --
+"$BIN" train --data d.txt --out mi.bin --epochs 100000 --patience 0 --dim 8 --heads 1 \
+    --layers 1 --max-len 5 >"$T/int_out" 2>"$T/int_err" &
+pid=$!
+i=0
+while [ $i -lt 120 ] && ! grep -F 'epoch 1/' "$T/int_err" >/dev/null 2>&1 && kill -0 $pid 2>/dev/null; do
+    sleep 1
+    i=$((i + 1))
+done
+kill -INT $pid 2>/dev/null
+i=0
+while [ $i -lt 120 ] && kill -0 $pid 2>/dev/null; do
+    sleep 1
+    i=$((i + 1))
+done
+if kill -0 $pid 2>/dev/null; then
+    kill -KILL $pid 2>/dev/null
+    bad "SIGINT: train did not stop within 120 s"
+fi
+wait $pid
+irc=$?
+if [ "$irc" -eq 0 ]; then ok; else bad "SIGINT: train exit $irc, expected 0; stderr: $(tail -c 300 "$T/int_err")"; fi
+check "SIGINT: best model saved" test -s mi.bin
+check "SIGINT: note printed" grep -F "interrupted" "$T/int_err"
+run "$BIN" info --model mi.bin
+expect_rc "SIGINT: saved model loads" 0
+
+# ---------------------------------------- optional: model beats popularity --
+if [ "${IADSR_CLI_TEST_SLOW:-0}" = 1 ]; then
+    run "$BIN" synth --out big.txt --seed 1 --quiet
+    run "$BIN" train --data big.txt --out big.bin --epochs 15 --dim 32 --max-len 20 \
+        --dropout 0.2 --lr 0.003 --patience 5 --quiet
+    expect_rc "slow: train on the default synthetic data" 0
+    run "$BIN" eval --model big.bin --data big.txt --json
+    cp "$T/out" big_model.json
+    run "$BIN" popularity --data big.txt --json
+    cp "$T/out" big_pop.json
+    if [ "$HAVE_PY" -eq 1 ]; then
+        check "slow: model NDCG@10 >= 2 x popularity" python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2]))
+print("model", m["NDCG@10"], "popularity", p["NDCG@10"])
+assert m["NDCG@10"] >= 2 * p["NDCG@10"]
+' big_model.json big_pop.json
+    fi
+fi
+
+echo "cli_test: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
