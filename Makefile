@@ -308,11 +308,18 @@ valgrind:
 DEMO_DIR := build/demo
 demo: all
 	@mkdir -p $(DEMO_DIR)
+	@echo '== 1. generate a synthetic dataset (users with latent interests)'
 	./$(CLI_BIN) synth --users 3000 --items 600 --seed 7 --out $(DEMO_DIR)/synth.txt
-	./$(CLI_BIN) train --data $(DEMO_DIR)/synth.txt --out $(DEMO_DIR)/model.iadsr --epochs 30 --seed 1
+	@echo '== 2. train SASRec (leave-one-out split, early stopping on valid NDCG@10)'
+	./$(CLI_BIN) train --data $(DEMO_DIR)/synth.txt --out $(DEMO_DIR)/model.iadsr \
+	    --dim 32 --max-len 20 --dropout 0.2 --lr 0.003 --epochs 20 --threads 2 --seed 1
+	@echo '== 3. evaluate on the held-out last items (full ranking), vs popularity'
+	./$(CLI_BIN) popularity --data $(DEMO_DIR)/synth.txt
 	./$(CLI_BIN) eval --model $(DEMO_DIR)/model.iadsr --data $(DEMO_DIR)/synth.txt
 	./$(CLI_BIN) eval --model $(DEMO_DIR)/model.iadsr --data $(DEMO_DIR)/synth.txt --json
-	./$(CLI_BIN) recommend --model $(DEMO_DIR)/model.iadsr --data $(DEMO_DIR)/synth.txt --k 10 --exclude-history | head -5
+	@echo '== 4. recommend the next 10 items for the first users'
+	./$(CLI_BIN) recommend --model $(DEMO_DIR)/model.iadsr --data $(DEMO_DIR)/synth.txt \
+	    --k 10 --exclude-history --users 5
 
 bench: all
 	sh bench/run.sh

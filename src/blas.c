@@ -5,6 +5,8 @@
  */
 #include "internal.h"
 
+#include "gemm_avx512.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -58,6 +60,11 @@ void iadsr__sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                   float *c, int ldc)
 {
     if (m <= 0 || n <= 0)
+        return;
+    /* Small transformer shapes: our own AVX-512 tiles beat a general BLAS
+     * (and one that mis-detects the CPU by a wide margin). */
+    if (alpha == 1.0f && !trans_b && k > 0 && iadsr__gemm_avx512_ok() &&
+        iadsr__gemm_avx512(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc))
         return;
     if (beta == 0.0f) {
         /* Never let a BLAS read garbage (possibly NaN) from C. */

@@ -1254,6 +1254,10 @@ static int load_buffer(iadsr_model **out, const uint8_t *b, size_t len)
     }
     m->epochs_trained = epochs;
     m->best_valid_ndcg10 = best;
+    if ((rc = iadsr__model_finalize(m)) != IADSR_OK) {
+        iadsr_model_free(m);
+        goto done;
+    }
     *out = m;
     rc = IADSR_OK;
 done:

@@ -5,6 +5,7 @@
 #include "ctx.h"
 
 #include "params.h"
+#include "xent.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,6 +20,7 @@ static void free_buffers(iadsr_ctx *c)
     iadsr__aligned_free(c->scores);
     iadsr__aligned_free(c->topk_keys);
     iadsr__aligned_free(c->chunk);
+    iadsr__aligned_free(c->zl);
     iadsr__sasrec_ws_free_f32(&c->ws);
 }
 
@@ -59,15 +61,20 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
     c->items = iadsr__malloc((size_t)rows * sizeof(int32_t));
     c->pos = iadsr__malloc((size_t)rows * sizeof(int32_t));
     c->row_off = iadsr__malloc(((size_t)c->max_batch + 1) * sizeof(int32_t));
-    c->hlast = iadsr__aligned_alloc((size_t)c->max_batch * (size_t)c->shape.d,
-                                    sizeof(float));
+    /* rows rounded up to 8 for the packed-table kernel */
+    size_t rows8 = ((size_t)c->max_batch + 7) / 8 * 8;
+    c->hlast = iadsr__aligned_alloc(rows8 * (size_t)c->shape.d, sizeof(float));
+    if (c->hlast)
+        memset(c->hlast, 0, rows8 * (size_t)c->shape.d * sizeof(float));
+    c->zl = m->et ? iadsr__aligned_alloc(rows8 * (size_t)m->ldt, sizeof(float))
+                  : NULL;
     c->scores = iadsr__aligned_alloc((size_t)c->n_scores, sizeof(float));
     c->topk_keys = iadsr__aligned_alloc((size_t)c->n_scores, sizeof(float));
     c->chunk = iadsr__aligned_alloc((size_t)c->max_batch * (size_t)c->n_scores,
                                     sizeof(float));
     c->offs = iadsr__malloc(((size_t)c->max_batch + 1) * sizeof(int64_t));
     if (!c->items || !c->pos || !c->row_off || !c->hlast || !c->scores ||
-        !c->topk_keys || !c->chunk || !c->offs) {
+        !c->topk_keys || !c->chunk || !c->offs || (m->et && !c->zl)) {
         free_buffers(c);
         iadsr__free(c);
         return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
@@ -174,6 +181,21 @@ void iadsr__ctx_scores(iadsr_ctx *c, int64_t n_users, float *scores,
                        int64_t ld)
 {
     int d = c->shape.d, n = c->m->hp.n_items;
+    const iadsr_model *m = c->m;
+    if (m->et && n_users > 1) {
+        /* several users: the packed-table kernel, then copy into place
+         * (rows of the padding up to 8 are zero and ignored) */
+        int rows8 = (int)((n_users + 7) / 8 * 8);
+        memset(c->hlast + (size_t)n_users * (size_t)d, 0,
+               (size_t)(rows8 - n_users) * (size_t)d * sizeof(float));
+        iadsr__xent_logits(c->hlast, rows8, d, m->et, m->ldt, c->zl);
+        for (int64_t u = 0; u < n_users; u++) {
+            scores[u * ld] = -INFINITY;
+            memcpy(scores + u * ld + 1, c->zl + (size_t)u * (size_t)m->ldt,
+                   (size_t)n * sizeof(float));
+        }
+        return;
+    }
     const float *E1 = c->w.item_emb + d;
     iadsr__sgemm(0, 1, (int)n_users, n, d, 1.0f, c->hlast, d, E1, d, 0.0f,
                  scores + 1, (int)ld);

@@ -18,10 +18,11 @@ struct iadsr_ctx {
     int32_t *pos;       /* max_batch * L positions */
     int32_t *row_off;   /* max_batch + 1 */
     int64_t *offs;      /* max_batch + 1, rebased CSR offsets */
-    float *hlast;       /* max_batch x d last hidden states */
+    float *hlast;       /* round8(max_batch) x d last hidden states */
     float *scores;      /* n_scores, single-sequence scores */
     float *topk_keys;   /* n_scores, heap keys when the caller gives none */
     float *chunk;       /* max_batch x n_scores, batched scores */
+    float *zl;          /* round8(max_batch) x model ldt, or NULL */
 };
 
 /* Validate a CSR batch against the context's model. */

@@ -117,6 +117,11 @@ struct iadsr_model {
     iadsr_model_params hp; /* validated and normalised */
     iadsr__layout layout;
     float *w; /* layout.n_floats floats, 64-byte aligned; gaps are zero */
+    /* Item table transposed and packed for the AVX-512 scoring kernels
+     * (xent.c layout), or NULL when they are not used on this CPU. Built by
+     * iadsr__model_finalize() once the weights are final. */
+    float *et;
+    int ldt;
     /* training provenance, stored in checkpoints (informational) */
     int32_t epochs_trained;
     float best_valid_ndcg10; /* NaN if unknown */
@@ -128,6 +133,9 @@ int iadsr__model_layout(const iadsr_model_params *hp, iadsr__layout *out);
 /* Allocate a model with zeroed weights for params @p p (validated and
  * normalised here). Does not initialise weights. */
 int iadsr__model_alloc(iadsr_model **out, const iadsr_model_params *p);
+/* Derived read-only data (the packed item table) from final weights; call
+ * once after filling m->w and before publishing the model. */
+int iadsr__model_finalize(iadsr_model *m);
 /* Find a tensor by name; NULL if absent. */
 const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
                                         const char *name);

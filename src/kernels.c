@@ -116,9 +116,15 @@ static void row_scale(float *z, int n, float a)
 double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
                         float scale, int want_grad)
 {
+    return iadsr__xent_rows_ld(z, rows, n, n, targets, scale, want_grad);
+}
+
+double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
+                           const int32_t *targets, float scale, int want_grad)
+{
     double total = 0.0;
     for (int i = 0; i < rows; i++) {
-        float *zr = z + (size_t)i * (size_t)n;
+        float *zr = z + (size_t)i * (size_t)ld;
         int32_t t = targets[i];
         if (t <= 0 || t > n) {
             memset(zr, 0, (size_t)n * sizeof(float));

@@ -13,6 +13,9 @@
  * scale * (softmax - onehot). */
 double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
                         float scale, int want_grad);
+/* Same with rows ld floats apart (columns n..ld-1 are left untouched). */
+double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
+                           const int32_t *targets, float scale, int want_grad);
 void iadsr__gelu_fwd(const float *x, size_t n, float *y);
 void iadsr__gelu_bwd(const float *x, const float *dy, size_t n, float *dx);
 float iadsr__expf(float x); /* the kernels' exp, ~2 ulp */

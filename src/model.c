@@ -4,6 +4,7 @@
  */
 #include "internal.h"
 #include "params.h"
+#include "xent.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -124,6 +125,23 @@ int iadsr__model_alloc(iadsr_model **out, const iadsr_model_params *p)
     return IADSR_OK;
 }
 
+int iadsr__model_finalize(iadsr_model *m)
+{
+    int d = m->hp.dim;
+    if (m->et || !iadsr__xent_fast_ok(d))
+        return IADSR_OK;
+    int ldt = iadsr__xent_ldt(m->hp.n_items);
+    float *et = iadsr__aligned_alloc((size_t)d * (size_t)ldt, sizeof(float));
+    if (!et)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "model: cannot allocate the packed item table");
+    const iadsr__tensor *e = iadsr__layout_find(&m->layout, "item_emb");
+    iadsr__xent_transpose(m->w + e->offset + d, m->hp.n_items, d, et, ldt);
+    m->et = et;
+    m->ldt = ldt;
+    return IADSR_OK;
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -161,7 +179,11 @@ int iadsr_model_create(iadsr_model **out, const iadsr_model_params *p)
     if (rc)
         return rc;
     init_weights(*out);
-    return IADSR_OK;
+    if ((rc = iadsr__model_finalize(*out)) != IADSR_OK) {
+        iadsr_model_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int iadsr_model_create_from_embeddings(iadsr_model **out,
@@ -207,6 +229,10 @@ int iadsr_model_create_from_embeddings(iadsr_model **out,
     float *dst = m->w + e->offset;
     for (int64_t r = 1; r < n_rows; r++)
         memcpy(dst + r * dim, emb + r * ld, (size_t)dim * sizeof(float));
+    if ((rc = iadsr__model_finalize(m)) != IADSR_OK) {
+        iadsr_model_free(m);
+        return rc;
+    }
     *out = m;
     return IADSR_OK;
 }
@@ -219,6 +245,7 @@ void iadsr_model_free(iadsr_model *m)
         return;
     m->magic = IADSR__MAGIC_DEAD;
     iadsr__aligned_free(m->w);
+    iadsr__aligned_free(m->et);
     iadsr__free(m);
 }
 
@@ -266,8 +293,10 @@ int64_t iadsr_model_n_params(const iadsr_model *m)
 }
 size_t iadsr_model_memory_usage(const iadsr_model *m)
 {
-    return iadsr__model_ok(m) ? sizeof *m + m->layout.n_floats * sizeof(float)
-                              : 0;
+    if (!iadsr__model_ok(m))
+        return 0;
+    size_t et = m->et ? (size_t)m->hp.dim * (size_t)m->ldt * sizeof(float) : 0;
+    return sizeof *m + m->layout.n_floats * sizeof(float) + et;
 }
 const float *iadsr_model_item_embeddings(const iadsr_model *m)
 {

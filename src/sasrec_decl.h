@@ -28,7 +28,7 @@ typedef struct SFX(iadsr__sasrec_ws) {
         REAL *h1, *g, *mf, *gd, *mo, *y2hat, *rstd2;
     } b[IADSR__MAX_LAYERS];
     /* backward scratch */
-    REAL *dx, *dx1, *dqkv, *dctx, *dh, *tmp;
+    REAL *dx, *dx1, *dqkv, *dctx, *dh, *tmp, *wt;
     void *block; /* the single allocation */
 } SFX(iadsr__sasrec_ws);
 

@@ -10,11 +10,33 @@
 #include "eval.h"
 #include "params.h"
 #include "sasrec.h"
+#include "xent.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
-#define CE_CHUNK 256 /* logit rows per GEMM chunk: bounds the logits buffer */
+#define CE_CHUNK 64 /* logit rows per chunk: the logits stay in L2/L3 */
+
+/* Data-parallel training: each worker runs forward, loss and backward on a
+ * contiguous share of the mini-batch's sequences with its own activations,
+ * dropout stream and gradient buffer; the gradients are summed in worker
+ * order. Results depend on the seed and the thread count only. */
+#define IADSR__MAX_WORKERS 64
+
+typedef struct worker {
+    iadsr__sasrec_ws_f32 ws;
+    float *g;              /* gradient buffer (layout of the weights) */
+    iadsr__sasrec_w_f32 gv;
+    float *dh;             /* max_rows x d */
+    float *xscratch;       /* cross-entropy scratch */
+    int32_t *row_off;      /* rebased row offsets of the share */
+    iadsr__rng rng;
+    iadsr__batch b;        /* the share of the current batch */
+    const int32_t *tgt;
+    double loss;
+    const struct iadsr_trainer *t;
+} worker;
 
 struct iadsr_trainer {
     uint32_t magic;
@@ -24,9 +46,10 @@ struct iadsr_trainer {
     iadsr__sasrec_shape shape;
     size_t n_floats;
     float *w, *g, *m1, *m2, *best_w;
-    iadsr__sasrec_w_f32 wv, gv;
-    iadsr__sasrec_ws_f32 ws;
+    iadsr__sasrec_w_f32 wv;
     iadsr__rng rng;
+    int n_workers;
+    worker wk[IADSR__MAX_WORKERS];
     int64_t step;
     int32_t epochs_done;
     int32_t best_epoch;
@@ -38,7 +61,9 @@ struct iadsr_trainer {
     int64_t n_positions; /* per epoch */
     int max_rows;
     int32_t *b_items, *b_pos, *b_tgt, *b_off;
-    float *dh, *zbuf;
+    float *et;
+    int ldt, fast;
+    int batch_rows; /* rows of the current mini-batch (loss scale) */
 };
 
 static int trainer_ok(const iadsr_trainer *t)
@@ -59,18 +84,23 @@ static int64_t train_len(const iadsr_trainer *t, int64_t u)
 static void free_all(iadsr_trainer *t)
 {
     iadsr__aligned_free(t->w);
-    iadsr__aligned_free(t->g);
     iadsr__aligned_free(t->m1);
     iadsr__aligned_free(t->m2);
     iadsr__aligned_free(t->best_w);
-    iadsr__aligned_free(t->dh);
-    iadsr__aligned_free(t->zbuf);
+    iadsr__aligned_free(t->et);
+    for (int i = 0; i < t->n_workers; i++) {
+        worker *k = &t->wk[i];
+        iadsr__sasrec_ws_free_f32(&k->ws);
+        iadsr__aligned_free(k->g);
+        iadsr__aligned_free(k->dh);
+        iadsr__aligned_free(k->xscratch);
+        iadsr__free(k->row_off);
+    }
     iadsr__free(t->users);
     iadsr__free(t->b_items);
     iadsr__free(t->b_pos);
     iadsr__free(t->b_tgt);
     iadsr__free(t->b_off);
-    iadsr__sasrec_ws_free_f32(&t->ws);
     iadsr_model_free(t->init);
     if (t->data)
         iadsr__dataset_unref(t->data);
@@ -134,33 +164,56 @@ int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
                      (size_t)t->shape.n_heads;
     size_t nf = t->n_floats;
     t->w = iadsr__aligned_alloc(nf, sizeof(float));
-    t->g = iadsr__aligned_alloc(nf, sizeof(float));
     t->m1 = iadsr__aligned_alloc(nf, sizeof(float));
     t->m2 = iadsr__aligned_alloc(nf, sizeof(float));
     t->best_w = iadsr__aligned_alloc(nf, sizeof(float));
-    t->dh = iadsr__aligned_alloc((size_t)t->max_rows * (size_t)t->shape.d,
-                                 sizeof(float));
-    t->zbuf = iadsr__aligned_alloc((size_t)CE_CHUNK * (size_t)t->shape.n_items,
-                                   sizeof(float));
+    t->ldt = iadsr__xent_ldt(t->shape.n_items);
+    t->fast = iadsr__xent_fast_ok(t->shape.d);
+    t->n_workers = tp.n_threads > IADSR__MAX_WORKERS ? IADSR__MAX_WORKERS
+                                                     : tp.n_threads;
+    if (t->n_workers > B)
+        t->n_workers = B;
+    for (int i = 0; i < t->n_workers; i++) {
+        worker *k = &t->wk[i];
+        k->t = t;
+        k->g = iadsr__aligned_alloc(nf, sizeof(float));
+        /* activations are touched only up to the rows a share really has,
+         * so sizing every worker for the whole batch costs address space,
+         * not memory */
+        k->dh = iadsr__aligned_alloc((size_t)t->max_rows * (size_t)t->shape.d,
+                                     sizeof(float));
+        k->xscratch = iadsr__aligned_alloc(
+            iadsr__xent_scratch_floats(CE_CHUNK, t->ldt, t->shape.d,
+                                       t->shape.n_items),
+            sizeof(float));
+        k->row_off = iadsr__malloc(((size_t)B + 1) * sizeof(int32_t));
+        if (!k->g || !k->dh || !k->xscratch || !k->row_off)
+            goto nomem;
+        rc = iadsr__sasrec_ws_init_f32(&k->ws, &t->shape, t->max_rows, max_att,
+                                       1);
+        if (rc) {
+            free_all(t);
+            iadsr__free(t);
+            return rc;
+        }
+        iadsr__sasrec_bind_f32(&init->layout, k->g, &t->shape, &k->gv);
+    }
+    t->g = t->wk[0].g; /* the summed gradient lands in worker 0's buffer */
+    t->et = t->fast ? iadsr__aligned_alloc((size_t)t->shape.d * (size_t)t->ldt,
+                                           sizeof(float))
+                    : NULL;
     t->b_items = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
     t->b_pos = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
     t->b_tgt = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
     t->b_off = iadsr__malloc(((size_t)B + 1) * sizeof(int32_t));
-    if (!t->w || !t->g || !t->m1 || !t->m2 || !t->best_w || !t->dh ||
-        !t->zbuf || !t->b_items || !t->b_pos || !t->b_tgt || !t->b_off)
+    if (!t->w || !t->m1 || !t->m2 || !t->best_w || (t->fast && !t->et) ||
+        !t->b_items || !t->b_pos || !t->b_tgt || !t->b_off)
         goto nomem;
-    rc = iadsr__sasrec_ws_init_f32(&t->ws, &t->shape, t->max_rows, max_att, 1);
-    if (rc) {
-        free_all(t);
-        iadsr__free(t);
-        return rc;
-    }
     memcpy(t->w, init->w, nf * sizeof(float));
     memcpy(t->best_w, init->w, nf * sizeof(float));
     memset(t->m1, 0, nf * sizeof(float));
     memset(t->m2, 0, nf * sizeof(float));
     iadsr__sasrec_bind_f32(&init->layout, t->w, &t->shape, &t->wv);
-    iadsr__sasrec_bind_f32(&init->layout, t->g, &t->shape, &t->gv);
     t->magic = IADSR__MAGIC_TRAINER;
     *out = t;
     return IADSR_OK;
@@ -238,6 +291,41 @@ static void adam_step(iadsr_trainer *t)
     }
 }
 
+static void worker_run(worker *k)
+{
+    const iadsr_trainer *t = k->t;
+    int d = t->shape.d;
+    memset(k->g, 0, t->n_floats * sizeof(float));
+    k->loss = 0.0;
+    if (k->b.n_rows == 0)
+        return;
+    iadsr__sasrec_forward_f32(&k->ws, &t->wv, &k->b, &k->rng);
+    memset(k->dh, 0, (size_t)k->b.n_rows * (size_t)d * sizeof(float));
+    const float *h = k->ws.x[t->shape.n_layers];
+    iadsr__xent_args xa = {h,
+                           k->b.n_rows,
+                           d,
+                           k->tgt,
+                           t->wv.item_emb + d,
+                           t->et,
+                           t->shape.n_items,
+                           t->ldt,
+                           CE_CHUNK,
+                           t->fast,
+                           1.0f / (float)t->batch_rows,
+                           k->dh,
+                           k->gv.item_emb + d};
+    k->loss = iadsr__xent(&xa, k->xscratch, 1);
+    if (isfinite(k->loss))
+        iadsr__sasrec_backward_f32(&k->ws, &t->wv, &k->gv, &k->b, k->dh);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_run(arg);
+    return NULL;
+}
+
 static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
                        double *loss_sum)
 {
@@ -245,18 +333,59 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
     if (b.n_rows == 0)
         return IADSR_OK;
     int d = t->shape.d;
-    iadsr__sasrec_forward_f32(&t->ws, &t->wv, &b, &t->rng);
-    memset(t->g, 0, t->n_floats * sizeof(float));
-    memset(t->dh, 0, (size_t)b.n_rows * (size_t)d * sizeof(float));
-    const float *h = t->ws.x[t->shape.n_layers];
-    double loss = iadsr__ce_loss_f32(h, b.n_rows, d, t->b_tgt, t->wv.item_emb,
-                                     t->shape.n_items, 1.0f / (float)b.n_rows,
-                                     t->dh, t->gv.item_emb, t->zbuf, CE_CHUNK);
+    t->batch_rows = b.n_rows;
+    if (t->fast)
+        iadsr__xent_transpose(t->wv.item_emb + d, t->shape.n_items, d, t->et,
+                              t->ldt);
+    /* split the sequences into contiguous shares of about equal rows */
+    int W = t->n_workers < nb ? t->n_workers : nb;
+    int s0 = 0;
+    for (int i = 0; i < W; i++) {
+        worker *k = &t->wk[i];
+        int s1 = s0;
+        int64_t goal = (int64_t)b.n_rows * (i + 1) / W;
+        if (i == W - 1)
+            s1 = nb;
+        else
+            while (s1 < nb - (W - 1 - i) && (b.row_off[s1 + 1] <= goal ||
+                                             s1 == s0))
+                s1++;
+        int r0 = b.row_off[s0];
+        for (int q = s0; q <= s1; q++)
+            k->row_off[q - s0] = b.row_off[q] - r0;
+        k->b.n_seq = s1 - s0;
+        k->b.n_rows = b.row_off[s1] - r0;
+        k->b.items = b.items + r0;
+        k->b.pos = b.pos + r0;
+        k->b.row_off = k->row_off;
+        k->tgt = t->b_tgt + r0;
+        /* one dropout stream per share, drawn from the trainer's RNG */
+        iadsr__rng_seed(&k->rng, iadsr__rng_u64(&t->rng));
+        s0 = s1;
+    }
+    pthread_t tid[IADSR__MAX_WORKERS];
+    int started[IADSR__MAX_WORKERS];
+    for (int i = 1; i < W; i++)
+        started[i] = pthread_create(&tid[i], NULL, worker_main, &t->wk[i]) == 0;
+    worker_run(&t->wk[0]);
+    for (int i = 1; i < W; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            worker_run(&t->wk[i]); /* no thread available: same result */
+    }
+    double loss = 0.0;
+    for (int i = 0; i < W; i++)
+        loss += t->wk[i].loss;
     if (!isfinite(loss))
         return iadsr__err(IADSR_ERR_NUMERIC,
                           "training: non-finite loss at step %lld",
                           (long long)t->step + 1);
-    iadsr__sasrec_backward_f32(&t->ws, &t->wv, &t->gv, &b, t->dh);
+    for (int i = 1; i < W; i++) {
+        const float *gi = t->wk[i].g;
+        for (size_t j = 0; j < t->n_floats; j++)
+            t->g[j] += gi[j];
+    }
     if (!all_finite(t->g, t->n_floats))
         return iadsr__err(IADSR_ERR_NUMERIC,
                           "training: non-finite gradient at step %lld",
@@ -314,6 +443,14 @@ static int validate(iadsr_trainer *t, iadsr_metrics *res)
     if (!view)
         return iadsr__err(IADSR_ERR_NOMEM, "validation: out of memory");
     weights_view(t, t->w, view);
+    if (t->fast) {
+        /* the packed table of the current weights (train_batch rebuilds
+         * it before every step, so refresh it here) */
+        iadsr__xent_transpose(t->w + t->init->layout.t[0].offset + t->shape.d,
+                              t->shape.n_items, t->shape.d, t->et, t->ldt);
+        view->et = t->et;
+        view->ldt = t->ldt;
+    }
     int64_t *users = NULL, n = 0;
     int32_t *ranks = NULL;
     int rc = iadsr__evaluate_ranks(view, t->data, IADSR_EVAL_VALID, 0,
@@ -402,6 +539,10 @@ int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out)
     memcpy(m->w, use_best ? t->best_w : t->w, t->n_floats * sizeof(float));
     m->epochs_trained = use_best ? t->best_epoch : t->epochs_done;
     m->best_valid_ndcg10 = use_best ? (float)t->best_ndcg : NAN;
+    if ((rc = iadsr__model_finalize(m)) != IADSR_OK) {
+        iadsr_model_free(m);
+        return rc;
+    }
     *out = m;
     return IADSR_OK;
 }

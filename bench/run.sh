@@ -1,0 +1,273 @@
+#!/bin/sh
+# libiadsr benchmark on Amazon Beauty: training speed and memory, test
+# metrics, the PyTorch peer's epoch time, scoring latency and throughput.
+# Run from anywhere (normally `make bench`); see bench/README.md.
+#
+# Environment:
+#   IADSR_BEAUTY         sequence file (default ../shared/data/beauty/sequences.txt)
+#   IADSR_BENCH_EPOCHS   maximum training epochs (default 200; 2-3 = quick smoke run)
+#   IADSR_BENCH_USERS    users scored by the scoring benchmarks (default 2000)
+#   IADSR_BENCH_MODEL    use this checkpoint and skip training
+#   IADSR_BENCH_PEER     PyTorch peer script (default ../shared/bench/torch_sasrec.py);
+#                        "skip" skips it
+#   IADSR_BENCH_PYTHON   interpreter for the peer (default /usr/bin/python3)
+#   OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS  honoured as given (never set here,
+#                        except OPENBLAS_NUM_THREADS for the scoring runs)
+# Writes build/bench/latest.md and the raw logs next to it.
+# SPDX-License-Identifier: MIT
+set -u
+
+cd "$(dirname "$0")/.." || exit 1
+DATA=${IADSR_BEAUTY:-../shared/data/beauty/sequences.txt}
+EPOCHS=${IADSR_BENCH_EPOCHS:-200}
+N_USERS=${IADSR_BENCH_USERS:-2000}
+PEER=${IADSR_BENCH_PEER:-../shared/bench/torch_sasrec.py}
+PYTHON=${IADSR_BENCH_PYTHON:-/usr/bin/python3}
+CC=${CC:-cc}
+OUT=build/bench
+REPORT=$OUT/latest.md
+CLI=bin/iadsr
+TRAIN_THREADS=2
+failed=""
+
+if [ ! -r "$DATA" ]; then
+    echo "bench: SKIPPED: Beauty sequences not found at '$DATA'"
+    echo "bench: set IADSR_BEAUTY=/path/to/sequences.txt to run the benchmark"
+    exit 0
+fi
+case $EPOCHS in ''|*[!0-9]*|0) echo "bench: IADSR_BENCH_EPOCHS must be a positive integer (got '$EPOCHS')" >&2; exit 2 ;; esac
+case $N_USERS in ''|*[!0-9]*|0) echo "bench: IADSR_BENCH_USERS must be a positive integer (got '$N_USERS')" >&2; exit 2 ;; esac
+if [ ! -x "$CLI" ] || [ ! -f lib/libiadsr.a ] || [ ! -f lib/libiadsr.pc ]; then
+    echo "bench: $CLI or lib/libiadsr.a missing: run 'make' first (or 'make bench')" >&2
+    exit 1
+fi
+mkdir -p "$OUT" || exit 1
+
+# ---------------------------------------------------------------------------
+# Build the two C harnesses against the static library (public header only).
+# ---------------------------------------------------------------------------
+WARN="-Wall -Wextra -Wpedantic -Wshadow -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes -Wundef -Wpointer-arith -Wvla -Wformat=2 -Wwrite-strings -Wredundant-decls -Wdouble-promotion"
+LIBS_PRIVATE=$(sed -n 's/^Libs.private:[[:blank:]]*//p' lib/libiadsr.pc)
+for h in bench_train bench_scoring; do
+    # shellcheck disable=SC2086  # word splitting of the flag lists is intended
+    $CC -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g $WARN -Iinclude \
+        "bench/$h.c" -o "$OUT/$h" lib/libiadsr.a $LIBS_PRIVATE -lm -lpthread ||
+        { echo "bench: cannot build bench/$h.c" >&2; exit 1; }
+done
+
+# ---------------------------------------------------------------------------
+# Helpers.
+# ---------------------------------------------------------------------------
+res() { # res LOG KEY -> value of the last "RESULT KEY value" line
+    sed -n "s/^RESULT $2 //p" "$1" 2>/dev/null | tail -n 1
+}
+val() { # val LOG KEY -> as res, "n/a" when missing
+    v=$(res "$1" "$2"); echo "${v:-n/a}"
+}
+json() { # json FILE KEY -> value of "KEY": in a one-line JSON object, or n/a
+    v=$(sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" 2>/dev/null | head -n 1); echo "${v:-n/a}"
+}
+div() { # div A B -> A / B with 2 decimals, or n/a
+    awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { num = "^[0-9]*[.]?[0-9]+$"
+        if (a !~ num || b !~ num || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'
+}
+kb_to_mib() {
+    awk -v k="${1:-}" 'BEGIN { if (k !~ /^[0-9]+$/) print "n/a"; else printf "%.1f\n", k / 1024 }'
+}
+step() { echo; echo "== $*"; }
+now() { date +%s; }
+
+# ---------------------------------------------------------------------------
+# Environment.
+# ---------------------------------------------------------------------------
+build_line=$($CLI --version 2>&1 | sed -n 's/^build: //p')
+version_line=$($CLI --version 2>&1 | head -n 1)
+cpu=$(sed -n 's/^model name[[:blank:]]*:[[:blank:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
+ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?')
+isa=""
+for f in avx2 avx512f avx512bw avx512vl; do
+    grep -qw "$f" /proc/cpuinfo 2>/dev/null && isa="$isa $f"
+done
+case $build_line in
+    *OpenBLAS*) core=$(printf '%s\n' "$build_line" | sed -n 's/.*[[:blank:]]\([A-Za-z0-9_]*\)[[:blank:]]MAX_THREADS=.*/\1/p') ;;
+    *) core="" ;;
+esac
+coretype=${OPENBLAS_CORETYPE:-unset (auto-detected)}
+nthreads_env=${OPENBLAS_NUM_THREADS:-unset (OpenBLAS default: all cores)}
+load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
+if command -v taskset >/dev/null 2>&1; then PIN="taskset -c 0"; else PIN=""; fi
+
+echo "libiadsr benchmark $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "  $version_line"
+echo "  build: $build_line"
+echo "  CPU: ${cpu:-?} ($ncpu online; ISA:${isa:- none of avx2/avx512 reported})"
+echo "  OpenBLAS core in use: ${core:-n/a (not OpenBLAS)}; OPENBLAS_CORETYPE=$coretype"
+echo "  OPENBLAS_NUM_THREADS=$nthreads_env; load average at start: $load"
+echo "  data: $DATA; max epochs $EPOCHS; scoring users $N_USERS"
+core_note=""
+case $isa in
+    *avx512f*)
+        case $core in
+            ''|SkylakeX|Cooperlake|SapphireRapids) ;;
+            *) core_note="OpenBLAS runs its '$core' kernels although this CPU has AVX-512; see bench/README.md (OPENBLAS_CORETYPE)."
+               echo "  note: $core_note" ;;
+        esac ;;
+esac
+awk -v l="$load" 'BEGIN { split(l, a, " "); exit !(a[1] + 0 > 0.5) }' &&
+    echo "  note: the machine is busy (load $load): timings will be noisy"
+
+# ---------------------------------------------------------------------------
+# 1. Training (C harness linking the library) and test evaluation (CLI).
+# ---------------------------------------------------------------------------
+MODEL=${IADSR_BENCH_MODEL:-$OUT/beauty.iadsr}
+TRAIN_LOG=$OUT/train.log
+if [ -n "${IADSR_BENCH_MODEL:-}" ]; then
+    step "training skipped: using IADSR_BENCH_MODEL=$MODEL"
+    : > "$TRAIN_LOG"
+else
+    step "train: $OUT/bench_train $DATA $MODEL $EPOCHS $TRAIN_THREADS (L=50 d=64 2 blocks 2 heads dropout 0.5 lr 1e-3 batch 256 patience 10)"
+    t0=$(now)
+    # Shown live; success = the harness printed its summary (no pipefail in sh).
+    "$OUT/bench_train" "$DATA" "$MODEL" "$EPOCHS" "$TRAIN_THREADS" 2>&1 | tee "$TRAIN_LOG"
+    if [ -z "$(res "$TRAIN_LOG" model)" ]; then
+        echo "bench: training FAILED (see $TRAIN_LOG)" >&2
+        failed="$failed train"
+        rm -f "$MODEL" # never score a stale model
+    fi
+    echo "(wall $(($(now) - t0))s)"
+fi
+
+EVAL_JSON=$OUT/eval_test.json
+: > "$EVAL_JSON"
+if [ -f "$MODEL" ]; then
+    step "$CLI eval --model $MODEL --data $DATA --json --threads $TRAIN_THREADS"
+    if "$CLI" eval --model "$MODEL" --data "$DATA" --json --threads "$TRAIN_THREADS" > "$EVAL_JSON"; then
+        cat "$EVAL_JSON"
+    else
+        echo "bench: evaluation FAILED" >&2
+        failed="$failed eval"
+    fi
+fi
+
+# ---------------------------------------------------------------------------
+# 2. PyTorch peer: one epoch, two threads.
+# ---------------------------------------------------------------------------
+PEER_LOG=$OUT/peer.log
+: > "$PEER_LOG"
+peer_s=""
+peer_note=""
+if [ "$PEER" = skip ]; then
+    peer_note="skipped (IADSR_BENCH_PEER=skip)"
+elif [ ! -r "$PEER" ]; then
+    peer_note="skipped: peer script $PEER not found"
+elif ! "$PYTHON" -c 'import torch' > /dev/null 2>&1; then
+    peer_note="skipped: $PYTHON cannot import torch (Debian: apt-get install python3-torch)"
+else
+    step "peer: $PYTHON $PEER $DATA 1 2"
+    t0=$(now)
+    "$PYTHON" "$PEER" "$DATA" 1 2 2>&1 | tee "$PEER_LOG"
+    peer_s=$(sed -n 's/^epoch 0 loss [^ ]* time \([0-9.]*\)s.*/\1/p' "$PEER_LOG" | head -n 1)
+    if [ -z "$peer_s" ]; then
+        peer_note="FAILED: no 'epoch 0 loss ... time Xs' line (see $PEER_LOG)"
+        failed="$failed peer"
+    fi
+    echo "(wall $(($(now) - t0))s)"
+fi
+[ -n "$peer_note" ] && echo "peer: $peer_note"
+
+# ---------------------------------------------------------------------------
+# 3. Scoring: latency on one pinned thread, batched throughput.
+# ---------------------------------------------------------------------------
+LAT_LOG=$OUT/latency.log
+THR2_LOG=$OUT/throughput_2x1.log
+THR1_LOG=$OUT/throughput_1x2.log
+THR11_LOG=$OUT/throughput_1x1.log
+: > "$LAT_LOG"; : > "$THR2_LOG"; : > "$THR1_LOG"; : > "$THR11_LOG"
+if [ -f "$MODEL" ]; then
+    step "latency: OPENBLAS_NUM_THREADS=1 ${PIN:+$PIN }bench_scoring latency $N_USERS"
+    # shellcheck disable=SC2086  # $PIN is empty or "taskset -c 0"
+    OPENBLAS_NUM_THREADS=1 $PIN "$OUT/bench_scoring" "$MODEL" "$DATA" latency "$N_USERS" > "$LAT_LOG" 2>&1 ||
+        failed="$failed latency"
+    cat "$LAT_LOG"
+    step "throughput: OPENBLAS_NUM_THREADS=1, 2 threads x 1 ctx each"
+    OPENBLAS_NUM_THREADS=1 "$OUT/bench_scoring" "$MODEL" "$DATA" throughput 2 "$N_USERS" > "$THR2_LOG" 2>&1 ||
+        failed="$failed throughput-2x1"
+    cat "$THR2_LOG"
+    step "throughput: OPENBLAS_NUM_THREADS=2, 1 thread"
+    OPENBLAS_NUM_THREADS=2 "$OUT/bench_scoring" "$MODEL" "$DATA" throughput 1 "$N_USERS" > "$THR1_LOG" 2>&1 ||
+        failed="$failed throughput-1x2"
+    cat "$THR1_LOG"
+    step "throughput: OPENBLAS_NUM_THREADS=1, 1 thread (reference)"
+    OPENBLAS_NUM_THREADS=1 "$OUT/bench_scoring" "$MODEL" "$DATA" throughput 1 "$N_USERS" > "$THR11_LOG" 2>&1 ||
+        failed="$failed throughput-1x1"
+    cat "$THR11_LOG"
+else
+    echo "bench: no model at $MODEL: scoring benchmarks skipped" >&2
+fi
+
+# ---------------------------------------------------------------------------
+# Report.
+# ---------------------------------------------------------------------------
+ep_med=$(val "$TRAIN_LOG" epoch_train_s_median)
+mode="full run (max $EPOCHS epochs)"
+[ "$EPOCHS" -lt 200 ] && mode="QUICK MODE (IADSR_BENCH_EPOCHS=$EPOCHS): metrics are not converged"
+[ -n "${IADSR_BENCH_MODEL:-}" ] && mode="pre-trained model $MODEL (training not run)"
+{
+    echo "# libiadsr benchmark: Amazon Beauty"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $mode."
+    echo
+    echo "- $version_line"
+    echo "- build: $build_line"
+    echo "- CPU: ${cpu:-?}, $ncpu online CPUs, ISA:${isa:- n/a}; load average at start: $load"
+    echo "- OpenBLAS core in use: **${core:-n/a}**; OPENBLAS_CORETYPE=$coretype; OPENBLAS_NUM_THREADS=$nthreads_env (training, eval, peer)"
+    if [ -n "$core_note" ]; then echo "- note: $core_note"; fi
+    echo "- data: \`$DATA\`"
+    echo
+    echo "## Training (bench/bench_train.c: L=50, d=64, 2 blocks, 2 heads, dropout 0.5, Adam lr 1e-3, batch 256, $TRAIN_THREADS library threads, patience 10)"
+    echo
+    echo "| epochs run | median train s/epoch | mean train s/epoch | median validation s/epoch | fit wall s | peak RSS (VmHWM) MiB |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| $(val "$TRAIN_LOG" epochs) | ${ep_med:-n/a} | $(val "$TRAIN_LOG" epoch_train_s_mean) | $(val "$TRAIN_LOG" epoch_valid_s_median) | $(val "$TRAIN_LOG" fit_s) | $(kb_to_mib "$(val "$TRAIN_LOG" peak_rss_kb)") |"
+    echo
+    echo "## Test metrics (\`$CLI eval --json\`, full ranking, leave-one-out)"
+    echo
+    echo "| users | HR@5 | HR@10 | HR@20 | NDCG@5 | NDCG@10 | NDCG@20 |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| $(json "$EVAL_JSON" users) | $(json "$EVAL_JSON" HR@5) | **$(json "$EVAL_JSON" HR@10)** | $(json "$EVAL_JSON" HR@20) | $(json "$EVAL_JSON" NDCG@5) | **$(json "$EVAL_JSON" NDCG@10)** | $(json "$EVAL_JSON" NDCG@20) |"
+    echo
+    echo "Raw: \`$(cat "$EVAL_JSON" 2>/dev/null)\`"
+    echo
+    echo "## PyTorch peer (\`torch_sasrec.py DATA 1 2\`: one epoch, 2 threads)"
+    echo
+    if [ -n "$peer_s" ]; then
+        echo "| peer s/epoch | libiadsr median train s/epoch | speed-up (peer / libiadsr) |"
+        echo "| ---: | ---: | ---: |"
+        echo "| $peer_s | ${ep_med:-n/a} | **$(div "$peer_s" "$ep_med")x** |"
+        echo
+        echo "Peer after its epoch: \`$(grep '^test ' "$PEER_LOG" | tail -n 1)\`"
+    else
+        echo "Peer: $peer_note"
+    fi
+    echo
+    echo "## Scoring ($N_USERS users, history = seq[:-1]; bench/bench_scoring.c)"
+    echo
+    echo "| measurement | result |"
+    echo "| --- | ---: |"
+    echo "| iadsr_ctx_score latency, 1 thread${PIN:+ (pinned: $PIN)}, OPENBLAS_NUM_THREADS=1: p50 / p90 / p99 / mean us | $(val "$LAT_LOG" latency_p50_us) / $(val "$LAT_LOG" latency_p90_us) / $(val "$LAT_LOG" latency_p99_us) / $(val "$LAT_LOG" latency_mean_us) |"
+    echo "| top-10 batched (256/call), 2 threads x own ctx, OPENBLAS_NUM_THREADS=1: users/s (median of 3) | **$(val "$THR2_LOG" throughput_users_per_s)** |"
+    echo "| top-10 batched, 1 thread, OPENBLAS_NUM_THREADS=2: users/s | $(val "$THR1_LOG" throughput_users_per_s) |"
+    echo "| top-10 batched, 1 thread, OPENBLAS_NUM_THREADS=1: users/s | $(val "$THR11_LOG" throughput_users_per_s) |"
+    echo
+    echo "Logs: \`$OUT/*.log\`."
+    if [ -n "$failed" ]; then echo; echo "FAILED steps:$failed"; fi
+} > "$REPORT.tmp" && mv -f "$REPORT.tmp" "$REPORT"
+
+echo
+echo "==================== $REPORT ===================="
+cat "$REPORT"
+if [ -n "$failed" ]; then
+    echo "bench: FAILED steps:$failed" >&2
+    exit 1
+fi
+exit 0
