@@ -21,7 +21,7 @@ static void free_buffers(iadsr_ctx *c)
     iadsr__aligned_free(c->topk_keys);
     iadsr__aligned_free(c->chunk);
     iadsr__aligned_free(c->zl);
-    iadsr__sasrec_ws_free_f32(&c->ws);
+    iadsr__encoder_destroy(&c->enc);
 }
 
 int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
@@ -52,8 +52,8 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
         rows = (int64_t)c->max_batch * L;
     }
     c->n_scores = (int64_t)m->hp.n_items + 1;
-    rc = iadsr__sasrec_ws_init_f32(&c->ws, &c->shape, (int)rows,
-                                   (size_t)L * (size_t)L, 0);
+    rc = iadsr__encoder_create(&c->enc, &m->hp, &m->layout, m->w, NULL,
+                               (int)rows, L, 0);
     if (rc) {
         iadsr__free(c);
         return rc;
@@ -80,7 +80,6 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
         return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
     }
     c->m = iadsr__model_ref(m);
-    iadsr__sasrec_bind_f32(&m->layout, m->w, &c->shape, &c->w);
     c->magic = IADSR__MAGIC_CTX;
     *out = c;
     return IADSR_OK;
@@ -168,8 +167,7 @@ void iadsr__ctx_encode(iadsr_ctx *c, const int32_t *items,
         c->row_off[u + 1] = r;
     }
     iadsr__batch b = {(int)n_users, r, c->items, c->pos, c->row_off};
-    iadsr__sasrec_forward_f32(&c->ws, &c->w, &b, NULL);
-    const float *h = c->ws.x[c->shape.n_layers];
+    const float *h = c->enc.ops->forward(&c->enc, &b, NULL);
     for (int64_t u = 0; u < n_users; u++)
         memcpy(c->hlast + (size_t)u * (size_t)d,
                h + (size_t)(c->row_off[u + 1] - 1) * (size_t)d,
@@ -196,7 +194,8 @@ void iadsr__ctx_scores(iadsr_ctx *c, int64_t n_users, float *scores,
         }
         return;
     }
-    const float *E1 = c->w.item_emb + d;
+    const float *E1 =
+        m->w + iadsr__layout_find(&m->layout, "item_emb")->offset + d;
     iadsr__sgemm(0, 1, (int)n_users, n, d, 1.0f, c->hlast, d, E1, d, 0.0f,
                  scores + 1, (int)ld);
     for (int64_t u = 0; u < n_users; u++)

@@ -4,14 +4,13 @@
 #ifndef IADSR_CTX_H
 #define IADSR_CTX_H
 
-#include "sasrec.h"
+#include "encoder.h"
 
 struct iadsr_ctx {
     uint32_t magic;
     iadsr_model *m; /* reference held */
     iadsr__sasrec_shape shape;
-    iadsr__sasrec_w_f32 w;
-    iadsr__sasrec_ws_f32 ws;
+    iadsr__encoder enc; /* inference encoder bound to the model's weights */
     int max_batch;
     int64_t n_scores;   /* n_items + 1 */
     int32_t *items;     /* max_batch * L packed ids */

@@ -203,12 +203,12 @@ int iadsr_model_create_from_embeddings(iadsr_model **out,
         return rc;
     const iadsr__tensor *e = iadsr__layout_find(&m->layout, "item_emb");
     if (n_rows != e->rows || dim != e->cols) {
-        iadsr_model_free(m);
+        long long er = (long long)e->rows, ec = (long long)e->cols;
+        iadsr_model_free(m); /* e points into m: read it first */
         return iadsr__err(IADSR_ERR_DIM_MISMATCH,
                           "model: embedding matrix is %lld x %d, expected "
                           "%lld x %lld (n_items + 1 rows, row 0 = padding)",
-                          (long long)n_rows, (int)dim, (long long)e->rows,
-                          (long long)e->cols);
+                          (long long)n_rows, (int)dim, er, ec);
     }
     if (ld < dim) {
         iadsr_model_free(m);

@@ -20,7 +20,8 @@ typedef struct SFX(iadsr__sasrec_ws) {
     iadsr__sasrec_shape shape;
     int max_rows;
     size_t max_att;
-    int training; /* masks present */
+    int training;   /* masks present */
+    int drew_masks; /* the last forward drew dropout masks */
     REAL *e, *xhat0, *rstd0, *m0;
     REAL *x[IADSR__MAX_LAYERS + 1]; /* x[0] block-0 input, x[L] output */
     struct {

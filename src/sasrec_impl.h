@@ -416,6 +416,7 @@ void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
     int R = b->n_rows, d = s->d, f = s->f;
     size_t Rd = (size_t)R * (size_t)d, Rf = (size_t)R * (size_t)f;
     int drop = ws->training && rng != NULL && s->dropout > 0;
+    ws->drew_masks = drop; /* backward applies exactly the masks drawn here */
     size_t att = 0;
     for (int q = 0; q < b->n_seq; q++) {
         size_t n = (size_t)(b->row_off[q + 1] - b->row_off[q]);
@@ -487,7 +488,7 @@ void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
     const iadsr__sasrec_shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, f = s->f;
     size_t Rd = (size_t)R * (size_t)d, Rf = (size_t)R * (size_t)f;
-    int drop = s->dropout > 0; /* masks were drawn in forward */
+    int drop = ws->drew_masks; /* masks were drawn in forward */
     REAL *dx = dh; /* gradient w.r.t. the current block output */
 
     for (int l = s->n_layers - 1; l >= 0; l--) {

@@ -9,7 +9,7 @@
  */
 #include "eval.h"
 #include "params.h"
-#include "sasrec.h"
+#include "encoder.h"
 #include "xent.h"
 
 #include <math.h>
@@ -25,9 +25,8 @@
 #define IADSR__MAX_WORKERS 64
 
 typedef struct worker {
-    iadsr__sasrec_ws_f32 ws;
+    iadsr__encoder enc;    /* bound to the trainer's weights and g */
     float *g;              /* gradient buffer (layout of the weights) */
-    iadsr__sasrec_w_f32 gv;
     float *dh;             /* max_rows x d */
     float *xscratch;       /* cross-entropy scratch */
     int32_t *row_off;      /* rebased row offsets of the share */
@@ -46,7 +45,8 @@ struct iadsr_trainer {
     iadsr__sasrec_shape shape;
     size_t n_floats;
     float *w, *g, *m1, *m2, *best_w;
-    iadsr__sasrec_w_f32 wv;
+    const float *emb1;     /* item table rows 1..n_items inside w */
+    size_t emb_off;        /* float offset of the item table */
     iadsr__rng rng;
     int n_workers;
     worker wk[IADSR__MAX_WORKERS];
@@ -90,7 +90,7 @@ static void free_all(iadsr_trainer *t)
     iadsr__aligned_free(t->et);
     for (int i = 0; i < t->n_workers; i++) {
         worker *k = &t->wk[i];
-        iadsr__sasrec_ws_free_f32(&k->ws);
+        iadsr__encoder_destroy(&k->enc);
         iadsr__aligned_free(k->g);
         iadsr__aligned_free(k->dh);
         iadsr__aligned_free(k->xscratch);
@@ -160,8 +160,6 @@ int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
     if ((int64_t)B > t->n_users && t->n_users > 0)
         B = (int)t->n_users;
     t->max_rows = (int)((int64_t)B * (longest > 0 ? longest : 1));
-    size_t max_att = (size_t)B * (size_t)longest * (size_t)longest *
-                     (size_t)t->shape.n_heads;
     size_t nf = t->n_floats;
     t->w = iadsr__aligned_alloc(nf, sizeof(float));
     t->m1 = iadsr__aligned_alloc(nf, sizeof(float));
@@ -189,14 +187,13 @@ int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
         k->row_off = iadsr__malloc(((size_t)B + 1) * sizeof(int32_t));
         if (!k->g || !k->dh || !k->xscratch || !k->row_off)
             goto nomem;
-        rc = iadsr__sasrec_ws_init_f32(&k->ws, &t->shape, t->max_rows, max_att,
-                                       1);
+        rc = iadsr__encoder_create(&k->enc, &init->hp, &init->layout, t->w,
+                                   k->g, t->max_rows, (int)longest, 1);
         if (rc) {
             free_all(t);
             iadsr__free(t);
             return rc;
         }
-        iadsr__sasrec_bind_f32(&init->layout, k->g, &t->shape, &k->gv);
     }
     t->g = t->wk[0].g; /* the summed gradient lands in worker 0's buffer */
     t->et = t->fast ? iadsr__aligned_alloc((size_t)t->shape.d * (size_t)t->ldt,
@@ -213,7 +210,8 @@ int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
     memcpy(t->best_w, init->w, nf * sizeof(float));
     memset(t->m1, 0, nf * sizeof(float));
     memset(t->m2, 0, nf * sizeof(float));
-    iadsr__sasrec_bind_f32(&init->layout, t->w, &t->shape, &t->wv);
+    t->emb_off = iadsr__layout_find(&init->layout, "item_emb")->offset;
+    t->emb1 = t->w + t->emb_off + t->shape.d;
     t->magic = IADSR__MAGIC_TRAINER;
     *out = t;
     return IADSR_OK;
@@ -299,14 +297,13 @@ static void worker_run(worker *k)
     k->loss = 0.0;
     if (k->b.n_rows == 0)
         return;
-    iadsr__sasrec_forward_f32(&k->ws, &t->wv, &k->b, &k->rng);
+    const float *h = k->enc.ops->forward(&k->enc, &k->b, &k->rng);
     memset(k->dh, 0, (size_t)k->b.n_rows * (size_t)d * sizeof(float));
-    const float *h = k->ws.x[t->shape.n_layers];
     iadsr__xent_args xa = {h,
                            k->b.n_rows,
                            d,
                            k->tgt,
-                           t->wv.item_emb + d,
+                           t->emb1,
                            t->et,
                            t->shape.n_items,
                            t->ldt,
@@ -314,10 +311,10 @@ static void worker_run(worker *k)
                            t->fast,
                            1.0f / (float)t->batch_rows,
                            k->dh,
-                           k->gv.item_emb + d};
+                           k->g + t->emb_off + d};
     k->loss = iadsr__xent(&xa, k->xscratch, 1);
     if (isfinite(k->loss))
-        iadsr__sasrec_backward_f32(&k->ws, &t->wv, &k->gv, &k->b, k->dh);
+        k->enc.ops->backward(&k->enc, &k->b, k->dh);
 }
 
 static void *worker_main(void *arg)
@@ -335,7 +332,7 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
     int d = t->shape.d;
     t->batch_rows = b.n_rows;
     if (t->fast)
-        iadsr__xent_transpose(t->wv.item_emb + d, t->shape.n_items, d, t->et,
+        iadsr__xent_transpose(t->emb1, t->shape.n_items, d, t->et,
                               t->ldt);
     /* split the sequences into contiguous shares of about equal rows */
     int W = t->n_workers < nb ? t->n_workers : nb;

@@ -291,6 +291,11 @@ START_TEST(test_from_embeddings)
                       (long long)bad[i].rows, (int)bad[i].dim,
                       iadsr_status_name(rc));
         ck_assert_ptr_null(m);
+        /* the message states the expected shape (read before the model it
+         * comes from is freed: valgrind/ASan flag a use after free) */
+        ck_assert_msg(strstr(iadsr_last_error(), "21 x 16") != NULL,
+                      "message '%s' lacks the expected shape 21 x 16",
+                      iadsr_last_error());
     }
 
     /* NaN / Inf: NUMERIC, the message names the row */

@@ -1,0 +1,84 @@
+/* Backbone registry and the SASRec adapter of the encoder interface.
+ * SPDX-License-Identifier: MIT
+ */
+#include "encoder.h"
+
+#include <string.h>
+
+static int sasrec_create(iadsr__encoder *e, const iadsr_model_params *hp,
+                         const iadsr__layout *l, const float *w, float *g,
+                         int max_rows, int max_len, int training)
+{
+    iadsr__sasrec_shape_from(hp, &e->shape);
+    /* the binding is read-only for w; the cast only reuses one struct type
+     * for weights and gradients */
+    iadsr__sasrec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &e->u.sasrec.w);
+    if (g)
+        iadsr__sasrec_bind_f32(l, g, &e->shape, &e->u.sasrec.g);
+    else
+        memset(&e->u.sasrec.g, 0, sizeof e->u.sasrec.g);
+    /* attention probabilities: training keeps every (sequence, head) block
+     * for the backward pass; inference reuses one L x L block */
+    size_t max_att = training ? (size_t)max_rows * (size_t)max_len *
+                                    (size_t)e->shape.n_heads
+                              : (size_t)max_len * (size_t)max_len;
+    return iadsr__sasrec_ws_init_f32(&e->u.sasrec.ws, &e->shape, max_rows,
+                                     max_att, training);
+}
+
+static void sasrec_destroy(iadsr__encoder *e)
+{
+    iadsr__sasrec_ws_free_f32(&e->u.sasrec.ws);
+}
+
+static const float *sasrec_forward(iadsr__encoder *e, const iadsr__batch *b,
+                                   iadsr__rng *rng)
+{
+    iadsr__sasrec_forward_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b, rng);
+    return e->u.sasrec.ws.x[e->shape.n_layers];
+}
+
+static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
+                            float *dh)
+{
+    iadsr__sasrec_backward_f32(&e->u.sasrec.ws, &e->u.sasrec.w,
+                               &e->u.sasrec.g, b, dh);
+}
+
+static const iadsr__encoder_ops sasrec_ops = {
+    IADSR_BACKBONE_SASREC, "sasrec", sasrec_create, sasrec_destroy,
+    sasrec_forward,        sasrec_backward};
+
+const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone)
+{
+    switch (backbone) {
+    case IADSR_BACKBONE_SASREC:
+        return &sasrec_ops;
+    default:
+        return NULL;
+    }
+}
+
+int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,
+                          const iadsr__layout *l, const float *w, float *g,
+                          int max_rows, int max_len, int training)
+{
+    memset(e, 0, sizeof *e);
+    e->ops = iadsr__encoder_ops_for(hp->backbone);
+    if (!e->ops)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "encoder: backbone %d is not available",
+                          (int)hp->backbone);
+    int rc = e->ops->create(e, hp, l, w, g, max_rows, max_len, training);
+    if (rc)
+        e->ops = NULL;
+    return rc;
+}
+
+void iadsr__encoder_destroy(iadsr__encoder *e)
+{
+    if (e && e->ops) {
+        e->ops->destroy(e);
+        e->ops = NULL;
+    }
+}
