@@ -29,6 +29,7 @@ REPORT=$OUT/latest.md
 CLI=bin/iadsr
 TRAIN_THREADS=2
 failed=""
+train_load=n/a; peer_load=n/a; score_load=n/a
 
 if [ ! -r "$DATA" ]; then
     echo "bench: SKIPPED: Beauty sequences not found at '$DATA'"
@@ -74,7 +75,8 @@ div() { # div A B -> A / B with 2 decimals, or n/a
 kb_to_mib() {
     awk -v k="${1:-}" 'BEGIN { if (k !~ /^[0-9]+$/) print "n/a"; else printf "%.1f\n", k / 1024 }'
 }
-step() { echo; echo "== $*"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'; }
+step() { echo; echo "== $*  [load $(loadavg)]"; }
 now() { date +%s; }
 
 # ---------------------------------------------------------------------------
@@ -94,7 +96,7 @@ case $build_line in
 esac
 coretype=${OPENBLAS_CORETYPE:-unset (auto-detected)}
 nthreads_env=${OPENBLAS_NUM_THREADS:-unset (OpenBLAS default: all cores)}
-load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
+load=$(loadavg)
 if command -v taskset >/dev/null 2>&1; then PIN="taskset -c 0"; else PIN=""; fi
 
 echo "libiadsr benchmark $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -126,6 +128,7 @@ if [ -n "${IADSR_BENCH_MODEL:-}" ]; then
     : > "$TRAIN_LOG"
 else
     step "train: $OUT/bench_train $DATA $MODEL $EPOCHS $TRAIN_THREADS (L=50 d=64 2 blocks 2 heads dropout 0.5 lr 1e-3 batch 256 patience 10)"
+    train_load=$(loadavg)
     t0=$(now)
     # Shown live; success = the harness printed its summary (no pipefail in sh).
     "$OUT/bench_train" "$DATA" "$MODEL" "$EPOCHS" "$TRAIN_THREADS" 2>&1 | tee "$TRAIN_LOG"
@@ -164,6 +167,7 @@ elif ! "$PYTHON" -c 'import torch' > /dev/null 2>&1; then
     peer_note="skipped: $PYTHON cannot import torch (Debian: apt-get install python3-torch)"
 else
     step "peer: $PYTHON $PEER $DATA 1 2"
+    peer_load=$(loadavg)
     t0=$(now)
     "$PYTHON" "$PEER" "$DATA" 1 2 2>&1 | tee "$PEER_LOG"
     peer_s=$(sed -n 's/^epoch 0 loss [^ ]* time \([0-9.]*\)s.*/\1/p' "$PEER_LOG" | head -n 1)
@@ -184,6 +188,7 @@ THR1_LOG=$OUT/throughput_1x2.log
 THR11_LOG=$OUT/throughput_1x1.log
 : > "$LAT_LOG"; : > "$THR2_LOG"; : > "$THR1_LOG"; : > "$THR11_LOG"
 if [ -f "$MODEL" ]; then
+    score_load=$(loadavg)
     step "latency: OPENBLAS_NUM_THREADS=1 ${PIN:+$PIN }bench_scoring latency $N_USERS"
     # shellcheck disable=SC2086  # $PIN is empty or "taskset -c 0"
     OPENBLAS_NUM_THREADS=1 $PIN "$OUT/bench_scoring" "$MODEL" "$DATA" latency "$N_USERS" > "$LAT_LOG" 2>&1 ||
@@ -260,6 +265,7 @@ mode="full run (max $EPOCHS epochs)"
     echo "| top-10 batched, 1 thread, OPENBLAS_NUM_THREADS=1: users/s | $(val "$THR11_LOG" throughput_users_per_s) |"
     echo
     echo "Logs: \`$OUT/*.log\`."
+    echo "Load average: $train_load before training, $peer_load before the peer, $score_load before scoring, $(loadavg) at the end."
     if [ -n "$failed" ]; then echo; echo "FAILED steps:$failed"; fi
 } > "$REPORT.tmp" && mv -f "$REPORT.tmp" "$REPORT"
 

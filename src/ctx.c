@@ -5,6 +5,7 @@
 #include "ctx.h"
 
 #include "params.h"
+#include "kernels.h"
 #include "xent.h"
 
 #include <math.h>
@@ -167,11 +168,8 @@ void iadsr__ctx_encode(iadsr_ctx *c, const int32_t *items,
         c->row_off[u + 1] = r;
     }
     iadsr__batch b = {(int)n_users, r, c->items, c->pos, c->row_off};
-    const float *h = c->enc.ops->forward(&c->enc, &b, NULL);
-    for (int64_t u = 0; u < n_users; u++)
-        memcpy(c->hlast + (size_t)u * (size_t)d,
-               h + (size_t)(c->row_off[u + 1] - 1) * (size_t)d,
-               (size_t)d * sizeof(float));
+    const float *h = c->enc.ops->forward_last(&c->enc, &b);
+    memcpy(c->hlast, h, (size_t)n_users * (size_t)d * sizeof(float));
 }
 
 /* scores (rows x (n_items+1), leading dimension ld) = hlast . E^T */
@@ -180,7 +178,13 @@ void iadsr__ctx_scores(iadsr_ctx *c, int64_t n_users, float *scores,
 {
     int d = c->shape.d, n = c->m->hp.n_items;
     const iadsr_model *m = c->m;
-    if (m->et && n_users > 1) {
+    if (m->et && n_users == 1) {
+        iadsr__xent_logits1(c->hlast, d, m->et, m->ldt, c->zl);
+        scores[0] = -INFINITY;
+        memcpy(scores + 1, c->zl, (size_t)n * sizeof(float));
+        return;
+    }
+    if (m->et) {
         /* several users: the packed-table kernel, then copy into place
          * (rows of the padding up to 8 are zero and ignored) */
         int rows8 = (int)((n_users + 7) / 8 * 8);
@@ -293,35 +297,53 @@ static void sift_down(float *s, int32_t *id, int n, int i)
     }
 }
 
-void iadsr__topk(const float *scores, int32_t n_items, int32_t k,
+static void heap_push(float *s, int32_t *id, int *n, float v, int32_t j)
+{
+    int i = (*n)++;
+    s[i] = v;
+    id[i] = j;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!worse(s[i], id[i], s[p], id[p]))
+            break;
+        float ts = s[i];
+        s[i] = s[p];
+        s[p] = ts;
+        int32_t ti = id[i];
+        id[i] = id[p];
+        id[p] = ti;
+        i = p;
+    }
+}
+
+void iadsr__topk(const float *s0, int32_t n_items, int32_t k,
                  int32_t *ids_out, float *s_out)
 {
     int n = 0;
-    for (int32_t j = 1; j <= n_items; j++) {
-        float v = scores[j];
+    int32_t j = 1;
+    /* fill the heap with the first k rankable items */
+    for (; j <= n_items && n < k; j++) {
+        float v = s0[j - 1];
         if (v == -INFINITY || v != v)
             continue; /* excluded items and NaN never rank */
-        if (n < k) {
-            /* sift up */
-            int i = n++;
-            s_out[i] = v;
-            ids_out[i] = j;
-            while (i > 0) {
-                int p = (i - 1) / 2;
-                if (!worse(s_out[i], ids_out[i], s_out[p], ids_out[p]))
-                    break;
-                float ts = s_out[i];
-                s_out[i] = s_out[p];
-                s_out[p] = ts;
-                int32_t ti = ids_out[i];
-                ids_out[i] = ids_out[p];
-                ids_out[p] = ti;
-                i = p;
+        heap_push(s_out, ids_out, &n, v, j);
+    }
+    /* Then only items strictly above the heap's worst can enter: ids grow,
+     * so a tie never beats it. Blocks of 16 are screened with one
+     * vectorised comparison; most blocks have no candidate. */
+    while (j <= n_items) {
+        int32_t end = j + 16 <= n_items + 1 ? j + 16 : n_items + 1;
+        if (end - j == 16 && !iadsr__any_greater16(s0 + (j - 1), s_out[0])) {
+            j = end;
+            continue;
+        }
+        for (; j < end; j++) {
+            float v = s0[j - 1];
+            if (v > s_out[0]) { /* false for NaN and -inf */
+                s_out[0] = v;
+                ids_out[0] = j;
+                sift_down(s_out, ids_out, n, 0);
             }
-        } else if (worse(s_out[0], ids_out[0], v, j)) {
-            s_out[0] = v;
-            ids_out[0] = j;
-            sift_down(s_out, ids_out, n, 0);
         }
     }
     /* heap sort: repeatedly move the worst to the end -> best first */
@@ -357,15 +379,16 @@ static int topk_args(const iadsr_ctx *c, int32_t k, uint32_t flags,
     return IADSR_OK;
 }
 
-static void topk_one(iadsr_ctx *c, float *sc, const int32_t *seq, int64_t n,
+/* s0[j - 1] is the score of item j (clobbered by the exclusion). */
+static void topk_one(iadsr_ctx *c, float *s0, const int32_t *seq, int64_t n,
                      int32_t k, uint32_t flags, int32_t *ids_out,
                      float *scores_out)
 {
     if (flags & IADSR_TOPK_EXCLUDE_HISTORY)
         for (int64_t i = 0; i < n; i++)
-            sc[seq[i]] = -INFINITY;
+            s0[seq[i] - 1] = -INFINITY;
     /* the heap keys need k floats: the caller's buffer or the context's */
-    iadsr__topk(sc, c->m->hp.n_items, k, ids_out,
+    iadsr__topk(s0, c->m->hp.n_items, k, ids_out,
                 scores_out ? scores_out : c->topk_keys);
 }
 
@@ -377,7 +400,7 @@ int iadsr_ctx_topk(iadsr_ctx *c, const int32_t *seq, int32_t n_seq, int32_t k,
         return rc;
     if ((rc = iadsr_ctx_score(c, seq, n_seq, c->scores, c->n_scores)))
         return iadsr__err_prefix(rc, "ctx_topk");
-    topk_one(c, c->scores, seq, n_seq, k, flags, ids_out, scores_out);
+    topk_one(c, c->scores + 1, seq, n_seq, k, flags, ids_out, scores_out);
     return IADSR_OK;
 }
 
@@ -393,10 +416,25 @@ int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
     for (int64_t u0 = 0; u0 < n_users; u0 += c->max_batch) {
         int64_t nb = n_users - u0 < c->max_batch ? n_users - u0 : c->max_batch;
         iadsr__ctx_encode_range(c, items, offsets + u0, nb);
-        iadsr__ctx_scores(c, nb, c->chunk, c->n_scores);
+        /* score rows: the packed kernel's output is used in place */
+        float *rows;
+        int64_t ld;
+        if (c->m->et) {
+            int rows8 = (int)((nb + 7) / 8 * 8);
+            int d = c->shape.d;
+            memset(c->hlast + (size_t)nb * (size_t)d, 0,
+                   (size_t)(rows8 - nb) * (size_t)d * sizeof(float));
+            iadsr__xent_logits(c->hlast, rows8, d, c->m->et, c->m->ldt, c->zl);
+            rows = c->zl;
+            ld = c->m->ldt;
+        } else {
+            iadsr__ctx_scores(c, nb, c->chunk, c->n_scores);
+            rows = c->chunk + 1;
+            ld = c->n_scores;
+        }
         for (int64_t u = 0; u < nb; u++) {
             const int32_t *s = items + offsets[u0 + u];
-            topk_one(c, c->chunk + u * c->n_scores, s,
+            topk_one(c, rows + u * ld, s,
                      offsets[u0 + u + 1] - offsets[u0 + u], k, flags,
                      ids_out + (u0 + u) * k,
                      scores_out ? scores_out + (u0 + u) * k : NULL);

@@ -36,9 +36,10 @@ void iadsr__ctx_encode_range(iadsr_ctx *c, const int32_t *items,
 /* scores (n_users rows, leading dimension ld) from hlast; column 0 = -inf. */
 void iadsr__ctx_scores(iadsr_ctx *c, int64_t n_users, float *scores,
                        int64_t ld);
-/* Best k of scores[1..n_items] (skipping -inf and NaN), best first, ties
- * to the smaller id; padded with -1 / -inf. */
-void iadsr__topk(const float *scores, int32_t n_items, int32_t k,
+/* Best k items where s0[j - 1] is the score of item j (j = 1..n_items),
+ * skipping -inf and NaN, best first, ties to the smaller id; padded with
+ * -1 / -inf. */
+void iadsr__topk(const float *s0, int32_t n_items, int32_t k,
                  int32_t *ids_out, float *s_out);
 
 #endif

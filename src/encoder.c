@@ -38,6 +38,13 @@ static const float *sasrec_forward(iadsr__encoder *e, const iadsr__batch *b,
     return e->u.sasrec.ws.x[e->shape.n_layers];
 }
 
+static const float *sasrec_forward_last(iadsr__encoder *e,
+                                        const iadsr__batch *b)
+{
+    iadsr__sasrec_forward_last_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b);
+    return e->u.sasrec.ws.x[e->shape.n_layers];
+}
+
 static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
                             float *dh)
 {
@@ -47,7 +54,7 @@ static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
 
 static const iadsr__encoder_ops sasrec_ops = {
     IADSR_BACKBONE_SASREC, "sasrec", sasrec_create, sasrec_destroy,
-    sasrec_forward,        sasrec_backward};
+    sasrec_forward,        sasrec_forward_last, sasrec_backward};
 
 const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone)
 {

@@ -25,6 +25,9 @@ typedef struct iadsr__encoder_ops {
      * the next call. rng NULL = inference (no dropout). */
     const float *(*forward)(iadsr__encoder *e, const iadsr__batch *b,
                             iadsr__rng *rng);
+    /* Inference: the hidden state of the LAST row of each sequence only
+     * (n_seq x dim), valid until the next call. */
+    const float *(*forward_last)(iadsr__encoder *e, const iadsr__batch *b);
     /* Add the gradients of the weights given dLoss/dH (clobbered) to g. */
     void (*backward)(iadsr__encoder *e, const iadsr__batch *b, float *dh);
 } iadsr__encoder_ops;

@@ -178,3 +178,12 @@ void iadsr__gelu_bwd(const float *x, const float *dy, size_t n, float *dx)
         dx[i] = dy[i] * (cdf + x[i] * pdf);
     }
 }
+
+IADSR_CLONES
+int iadsr__any_greater16(const float *x, float thr)
+{
+    int m = 0;
+    for (int l = 0; l < 16; l++)
+        m |= x[l] > thr;
+    return m;
+}

@@ -18,6 +18,8 @@ double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
                            const int32_t *targets, float scale, int want_grad);
 void iadsr__gelu_fwd(const float *x, size_t n, float *y);
 void iadsr__gelu_bwd(const float *x, const float *dy, size_t n, float *dx);
+/* Non-zero if any of x[0..15] is strictly greater than thr. */
+int iadsr__any_greater16(const float *x, float thr);
 float iadsr__expf(float x); /* the kernels' exp, ~2 ulp */
 float iadsr__erff(float x); /* the kernels' erf, |err| < 3e-7 */
 

@@ -49,6 +49,13 @@ void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
                                 const SFX(iadsr__sasrec_w) *w,
                                 const iadsr__batch *b, iadsr__rng *rng);
 
+/* Inference forward that computes the final block for the last row of
+ * each sequence only: the output ws->x[n_layers] holds n_seq rows (one per
+ * sequence). No dropout. The workspace may be an inference one. */
+void SFX(iadsr__sasrec_forward_last)(SFX(iadsr__sasrec_ws) *ws,
+                                     const SFX(iadsr__sasrec_w) *w,
+                                     const iadsr__batch *b);
+
 /* Backward pass: @p dh (n_rows x d) is dLoss/dOutput; gradients are ADDED
  * to @p g (same layout as the weights). @p dh is clobbered. */
 void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,

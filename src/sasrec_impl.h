@@ -408,9 +408,104 @@ static void SFX(mul)(REAL *y, const REAL *x, const REAL *m, size_t n)
 
 /* ---- encoder ------------------------------------------------------------------ */
 
+/* Attention of the LAST query of every sequence only (inference): the
+ * final block needs no other row. ctx receives n_seq rows. */
+static void SFX(attention_last_fwd)(const iadsr__batch *b, int d, int n_heads,
+                                    const REAL *qkv, REAL *p, REAL *ctx)
+{
+    int dh = d / n_heads;
+    REAL scale = (REAL)1 / SQRT((REAL)dh);
+    size_t ld = 3 * (size_t)d;
+    for (int s = 0; s < b->n_seq; s++) {
+        int r0 = b->row_off[s], n = b->row_off[s + 1] - r0;
+        for (int h = 0; h < n_heads; h++) {
+            const REAL *q = qkv + (size_t)(r0 + n - 1) * ld + (size_t)h * dh;
+            REAL mx = -INFINITY, sum = 0;
+            for (int j = 0; j < n; j++) {
+                const REAL *k =
+                    qkv + (size_t)(r0 + j) * ld + (size_t)d + (size_t)h * dh;
+                REAL sdot = 0;
+                for (int c = 0; c < dh; c++)
+                    sdot += q[c] * k[c];
+                p[j] = sdot * scale;
+                mx = p[j] > mx ? p[j] : mx;
+            }
+            for (int j = 0; j < n; j++) {
+                p[j] = EXP(p[j] - mx);
+                sum += p[j];
+            }
+            REAL *out = ctx + (size_t)s * (size_t)d + (size_t)h * dh;
+            for (int c = 0; c < dh; c++)
+                out[c] = 0;
+            for (int j = 0; j < n; j++) {
+                REAL pj = p[j] / sum;
+                const REAL *v = qkv + (size_t)(r0 + j) * ld + 2 * (size_t)d +
+                                (size_t)h * dh;
+                for (int c = 0; c < dh; c++)
+                    out[c] += pj * v[c];
+            }
+        }
+    }
+}
+
+/* The last block for the last row of each sequence only (inference). */
+static void SFX(last_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                                const SFX(iadsr__sasrec_w) *w,
+                                const iadsr__batch *b, int l)
+{
+    const iadsr__sasrec_shape *s = &ws->shape;
+    int R = b->n_rows, S = b->n_seq, d = s->d, f = s->f;
+    const REAL *xin = ws->x[l];
+    REAL *tmp = ws->x[l + 1];
+    SFX(iadsr__linear_fwd)(xin, R, d, w->blk[l].wqkv, w->blk[l].bqkv, 3 * d,
+                           ws->b[l].qkv);
+    SFX(attention_last_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                            ws->b[l].ctx);
+    SFX(iadsr__linear_fwd)(ws->b[l].ctx, S, d, w->blk[l].wo, w->blk[l].bo, d,
+                           tmp);
+    for (int q = 0; q < S; q++) {
+        const REAL *xr = xin + (size_t)(b->row_off[q + 1] - 1) * (size_t)d;
+        REAL *tr = tmp + (size_t)q * (size_t)d;
+        for (int c = 0; c < d; c++)
+            tr[c] += xr[c];
+    }
+    SFX(iadsr__layernorm_fwd)(tmp, S, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
+                              ws->b[l].x1, ws->b[l].y1hat, ws->b[l].rstd1);
+    SFX(iadsr__linear_fwd)(ws->b[l].x1, S, d, w->blk[l].w1, w->blk[l].b1, f,
+                           ws->b[l].h1);
+    SFX(iadsr__act_fwd)(s->act, ws->b[l].h1, (size_t)S * (size_t)f,
+                        ws->b[l].g);
+    SFX(iadsr__linear_fwd)(ws->b[l].g, S, f, w->blk[l].w2, w->blk[l].b2, d,
+                           tmp);
+    for (size_t i = 0; i < (size_t)S * (size_t)d; i++)
+        tmp[i] += ws->b[l].x1[i];
+    SFX(iadsr__layernorm_fwd)(tmp, S, d, w->blk[l].ln2_g, w->blk[l].ln2_b,
+                              ws->x[l + 1], ws->b[l].y2hat, ws->b[l].rstd2);
+}
+
+static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
+                              const SFX(iadsr__sasrec_w) *w,
+                              const iadsr__batch *b, iadsr__rng *rng,
+                              int last_only);
+
 void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
                                 const SFX(iadsr__sasrec_w) *w,
                                 const iadsr__batch *b, iadsr__rng *rng)
+{
+    SFX(forward_impl)(ws, w, b, rng, 0);
+}
+
+void SFX(iadsr__sasrec_forward_last)(SFX(iadsr__sasrec_ws) *ws,
+                                     const SFX(iadsr__sasrec_w) *w,
+                                     const iadsr__batch *b)
+{
+    SFX(forward_impl)(ws, w, b, NULL, 1);
+}
+
+static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
+                              const SFX(iadsr__sasrec_w) *w,
+                              const iadsr__batch *b, iadsr__rng *rng,
+                              int last_only)
 {
     const iadsr__sasrec_shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, f = s->f;
@@ -438,6 +533,10 @@ void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
     }
 
     for (int l = 0; l < s->n_layers; l++) {
+        if (last_only && l == s->n_layers - 1) {
+            SFX(last_block_fwd)(ws, w, b, l);
+            break;
+        }
         const REAL *xin = ws->x[l];
         REAL *tmp = ws->x[l + 1]; /* scratch until the block output is written */
         SFX(iadsr__linear_fwd)(xin, R, d, w->blk[l].wqkv, w->blk[l].bqkv,

@@ -202,6 +202,55 @@ AVX512 static void k_de(const float *dz, int rows, int ldt, const float *h,
 }
 #endif
 
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+/* One row (single-user scoring): four item tiles at a time give eight
+ * independent FMA chains, so the loop runs at the speed of streaming the
+ * packed table rather than at FMA latency. */
+AVX512 static void k_logits1(const float *h, int d, const float *et, int ldt,
+                             float *z)
+{
+    int j = 0;
+    for (; j + 4 * NR <= ldt; j += 4 * NR) {
+        __m512 acc[8];
+        for (int v = 0; v < 8; v++)
+            acc[v] = _mm512_setzero_ps();
+        const float *b = et + (size_t)j * (size_t)d;
+        for (int k = 0; k < d; k++) {
+            __m512 a = _mm512_set1_ps(h[k]);
+            for (int t = 0; t < 4; t++) {
+                const float *bt = b + (size_t)t * NR * (size_t)d + (size_t)k * NR;
+                acc[2 * t] = _mm512_fmadd_ps(a, _mm512_loadu_ps(bt), acc[2 * t]);
+                acc[2 * t + 1] =
+                    _mm512_fmadd_ps(a, _mm512_loadu_ps(bt + 16), acc[2 * t + 1]);
+            }
+        }
+        for (int v = 0; v < 8; v++)
+            _mm512_storeu_ps(z + j + 16 * v, acc[v]);
+    }
+    for (; j < ldt; j += NR) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        const float *b = et + (size_t)j * (size_t)d;
+        for (int k = 0; k < d; k++) {
+            __m512 a = _mm512_set1_ps(h[k]);
+            a0 = _mm512_fmadd_ps(a, _mm512_loadu_ps(b + (size_t)k * NR), a0);
+            a1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(b + (size_t)k * NR + 16), a1);
+        }
+        _mm512_storeu_ps(z + j, a0);
+        _mm512_storeu_ps(z + j + 16, a1);
+    }
+}
+#endif
+
+void iadsr__xent_logits1(const float *h, int d, const float *et, int ldt,
+                         float *z)
+{
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+    k_logits1(h, d, et, ldt, z);
+#else
+    (void)h, (void)d, (void)et, (void)ldt, (void)z;
+#endif
+}
+
 void iadsr__xent_logits(const float *h, int rows, int d, const float *et,
                         int ldt, float *z)
 {

@@ -34,6 +34,9 @@ void iadsr__xent_transpose(const float *e1, int n_items, int d, float *et,
  * item j + 1; padding columns are 0. */
 void iadsr__xent_logits(const float *h, int rows, int d, const float *et,
                         int ldt, float *z);
+/* The same for a single row (z: ldt floats). */
+void iadsr__xent_logits1(const float *h, int d, const float *et, int ldt,
+                         float *z);
 /* Floats of scratch needed per thread. */
 size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items);
 /* Summed loss over rows; scratch holds n_threads * scratch_floats. */

@@ -1216,6 +1216,57 @@ START_TEST(test_f32_vs_f64)
 }
 END_TEST
 
+/* The inference shortcut (final block for the last row of each sequence
+ * only) must equal the last rows of the full forward pass. */
+START_TEST(test_forward_last)
+{
+    enc_ctx e;
+    enc_setup(&e, 0.3f, IADSR_ACT_GELU, 4242);
+    int d = e.shape.d, S = e.b.n_seq;
+    e.use_rng = 0;
+    enc_forward(&e);
+    const double *full = e.ws.x[e.shape.n_layers];
+    iadsr__sasrec_ws_f64 wsl;
+    ck_assert_int_eq(iadsr__sasrec_ws_init_f64(&wsl, &e.shape, ENC_MAXROWS,
+                                               e.n_att, 0),
+                     IADSR_OK);
+    iadsr__sasrec_forward_last_f64(&wsl, &e.w, &e.b);
+    const double *last = wsl.x[e.shape.n_layers];
+    double worst = 0;
+    for (int q = 0; q < S; q++) {
+        const double *a = full + (size_t)(e.off[q + 1] - 1) * (size_t)d;
+        for (int c = 0; c < d; c++)
+            worst = fmax(worst, fabs(a[c] - last[(size_t)q * (size_t)d + c]));
+    }
+    ck_assert_msg(worst < 1e-12, "forward_last vs forward: %.3g", worst);
+
+    /* and the float path against the double one */
+    size_t nf = e.lay->n_floats;
+    float *Wf = falloc(nf);
+    for (size_t i = 0; i < nf; i++)
+        Wf[i] = (float)e.W[i];
+    iadsr__sasrec_w_f32 wf;
+    iadsr__sasrec_bind_f32(e.lay, Wf, &e.shape, &wf);
+    iadsr__sasrec_ws_f32 wsf;
+    ck_assert_int_eq(iadsr__sasrec_ws_init_f32(&wsf, &e.shape, ENC_MAXROWS,
+                                               e.n_att, 0),
+                     IADSR_OK);
+    iadsr__sasrec_forward_last_f32(&wsf, &wf, &e.b);
+    const float *lf = wsf.x[e.shape.n_layers];
+    double num = 0, den = 0;
+    for (size_t i = 0; i < (size_t)S * (size_t)d; i++) {
+        num += ((double)lf[i] - last[i]) * ((double)lf[i] - last[i]);
+        den += last[i] * last[i];
+    }
+    ck_assert_msg(sqrt(num / den) < 1e-4, "forward_last f32 vs f64: %.3g",
+                  sqrt(num / den));
+    iadsr__sasrec_ws_free_f32(&wsf);
+    iadsr__sasrec_ws_free_f64(&wsl);
+    free(Wf);
+    enc_free(&e);
+}
+END_TEST
+
 START_TEST(test_f32_act)
 {
     enum { N = 4001 };
@@ -1403,6 +1454,7 @@ Suite *suite_layers(void)
     suite_add_tcase(s, tc);
     TCase *tk = tcase_create("float32");
     tcase_add_test(tk, test_f32_vs_f64);
+    tcase_add_test(tk, test_forward_last);
     tcase_add_test(tk, test_f32_act);
     tcase_add_test(tk, test_kernel_expf);
     tcase_add_test(tk, test_kernel_erff);
