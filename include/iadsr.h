@@ -219,8 +219,8 @@ typedef struct iadsr_gate iadsr_gate;
  * @param items     item ids, length offsets[n_users]; each in 1..n_items
  * @param offsets   n_users + 1 entries, offsets[0] == 0, non-decreasing
  * @param n_users   number of users, >= 1
- * @param n_items   number of items, >= 1 (ids above it are an error); 0 means
- *                  "the largest id present"
+ * @param n_items   number of items, 1..2147483646 (ids above it are an
+ *                  error); 0 means "the largest id present"
  * @param flags     IADSR_FLAG_COPY (arrays copied) or IADSR_FLAG_BORROW (kept
  *                  by pointer: the host keeps them alive and unchanged until
  *                  the dataset and everything created from it are freed)
@@ -235,8 +235,9 @@ IADSR_API int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
 
 /**
  * Parse sequences from text: one user per line, "user_id item_id item_id
- * ...", items in time order, ids from 1. Blank lines and lines starting with
- * '#' are skipped. Users keep their file order; the user id of each line is
+ * ...", items in time order, ids from 1. Tokens are decimal digits only
+ * (no sign), separated by spaces or tabs; lines end with LF or CRLF. Blank
+ * lines and lines starting with '#' are skipped. Users keep their file order; the user id of each line is
  * available through iadsr_dataset_user_id().
  *
  * @param out      receives the dataset; NULL on failure
@@ -393,8 +394,12 @@ IADSR_API const float *iadsr_model_item_embeddings(const iadsr_model *m);
  * Save a model atomically: written to a temporary file in the same
  * directory, fsync'ed, renamed over @p path, and the directory fsync'ed. On
  * failure an existing file at @p path is left untouched.
+ * (If only the final fsync of the directory fails, IADSR_ERR_IO is returned
+ * although the new file is already in place.)
  * @param flags 0 or IADSR_SAVE_NO_FSYNC
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_NOMEM
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_NOMEM,
+ *         IADSR_ERR_NUMERIC (a weight is NaN/Inf: never written),
+ *         IADSR_ERR_UNSUPPORTED (unknown flag bits)
  * Thread-safety: any thread (the model is read only). @since 0.1.0
  */
 IADSR_API int iadsr_model_save(const iadsr_model *m, const char *path,
@@ -403,7 +408,9 @@ IADSR_API int iadsr_model_save(const iadsr_model *m, const char *path,
 /**
  * Serialise a model into a caller buffer. With buf == NULL and cap == 0 it
  * only reports the size. @p needed (may be NULL) receives the exact size.
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_BUFFER_TOO_SMALL
+ * The bytes are deterministic: the same model always gives the same bytes.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_BUFFER_TOO_SMALL,
+ *         IADSR_ERR_NUMERIC (non-finite weight), IADSR_ERR_NOMEM
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
@@ -415,9 +422,11 @@ IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
  * weights) before the model is allocated.
  * @param flags reserved, must be 0
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_FORMAT,
- *         IADSR_ERR_VERSION (newer major format), IADSR_ERR_CHECKSUM,
- *         IADSR_ERR_UNSUPPORTED (required feature flag unknown),
- *         IADSR_ERR_NUMERIC (non-finite weight), IADSR_ERR_NOMEM
+ *         IADSR_ERR_VERSION (unknown major format), IADSR_ERR_CHECKSUM,
+ *         IADSR_ERR_UNSUPPORTED (unknown flag bits, a required feature flag
+ *         this library does not know, a backbone not available in this
+ *         version, a file over 16 GiB), IADSR_ERR_NUMERIC (non-finite
+ *         weight), IADSR_ERR_NOMEM
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_load(iadsr_model **out, const char *path,
@@ -445,7 +454,12 @@ typedef struct iadsr_train_params {
                                better valid NDCG@10; 0 = never; default 10 */
     int32_t eval_every;   /**< epochs between validations, >= 1; default 1 */
     int32_t n_threads;    /**< library worker threads, 1..256; default 1.
-                               BLAS threads are set by the BLAS (env). */
+                               Mini-batches are split across them (data
+                               parallel). Training is bitwise reproducible
+                               for a given seed AND n_threads (on the same
+                               build and CPU); another thread count gives
+                               other dropout draws. BLAS threads are set by
+                               the BLAS (environment). */
     float learning_rate;  /**< Adam step size, > 0; default 1e-3 */
     float adam_beta1;     /**< [0,1); default 0.9 */
     float adam_beta2;     /**< [0,1); default 0.999 */

@@ -38,7 +38,11 @@ static inline float k_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) * (1 << 23);
+    /* 2^n from the bits of t (= 1.5 * 2^23 + n): unsigned arithmetic stays
+     * defined for every input; a NaN input gives a NaN p and result. */
+    uint32_t u;
+    memcpy(&u, &t, sizeof u);
+    uint32_t e = (u - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &e, sizeof scale);
     return p * scale;

@@ -1,10 +1,12 @@
 /* Trainer: mini-batch Adam on the full-softmax next-item cross-entropy at
  * every real position, with early stopping on validation NDCG@10.
  *
- * Determinism: one RNG (seeded from the params) drives shuffling and
- * dropout in a fixed order, and every reduction runs in a fixed order; the
- * result is bitwise reproducible for the same seed, build, BLAS library and
- * BLAS thread count.
+ * Determinism: one RNG (seeded from the params) drives shuffling and hands
+ * each worker its dropout stream in a fixed order, and every reduction runs
+ * in a fixed order; the result is bitwise reproducible for the same seed,
+ * n_threads, build and CPU instruction set (and, where the BLAS is used, the
+ * same BLAS library and BLAS thread count). Different n_threads give
+ * different (equally valid) dropout draws.
  * SPDX-License-Identifier: MIT
  */
 #include "eval.h"
