@@ -12,8 +12,11 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) &&         \
-    !defined(__SANITIZE_ADDRESS__) && !defined(IADSR_NO_CLONES)
+/* GCC's target_clones with an ifunc resolver (glibc). Clang 14 does not
+ * emit the resolver for these, so clang builds use the baseline ISA. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&        \
+    defined(__linux__) && !defined(__SANITIZE_ADDRESS__) &&                   \
+    !defined(IADSR_NO_CLONES)
 #define IADSR_CLONES                                                          \
     __attribute__((target_clones("avx512f", "avx2", "default")))
 #else

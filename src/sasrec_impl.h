@@ -290,7 +290,7 @@ void SFX(iadsr__attention_fwd)(const iadsr__batch *b, int d, int n_heads,
             for (int i = 0; i < n; i++) {
                 const REAL *q = qkv + (size_t)(r0 + i) * ld + (size_t)h * dh;
                 REAL *Pi = P + (size_t)i * (size_t)n;
-                REAL mx = -INFINITY;
+                REAL mx = (REAL)-INFINITY;
                 for (int j = 0; j <= i; j++) {
                     const REAL *k = qkv + (size_t)(r0 + j) * ld + (size_t)d +
                                     (size_t)h * dh;
@@ -420,7 +420,7 @@ static void SFX(attention_last_fwd)(const iadsr__batch *b, int d, int n_heads,
         int r0 = b->row_off[s], n = b->row_off[s + 1] - r0;
         for (int h = 0; h < n_heads; h++) {
             const REAL *q = qkv + (size_t)(r0 + n - 1) * ld + (size_t)h * dh;
-            REAL mx = -INFINITY, sum = 0;
+            REAL mx = (REAL)-INFINITY, sum = 0;
             for (int j = 0; j < n; j++) {
                 const REAL *k =
                     qkv + (size_t)(r0 + j) * ld + (size_t)d + (size_t)h * dh;

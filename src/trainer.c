@@ -483,8 +483,8 @@ int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
         info.max_epochs = t->tp.max_epochs;
         info.loss = loss;
         info.epoch_seconds = iadsr__now() - e0;
-        info.valid_hr10 = NAN;
-        info.valid_ndcg10 = NAN;
+        info.valid_hr10 = (double)NAN;
+        info.valid_ndcg10 = (double)NAN;
         int stop = 0;
         if (validating && (t->epochs_done % t->tp.eval_every == 0 ||
                            t->epochs_done == t->tp.max_epochs)) {
@@ -537,7 +537,7 @@ int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out)
     int use_best = t->best_epoch > 0;
     memcpy(m->w, use_best ? t->best_w : t->w, t->n_floats * sizeof(float));
     m->epochs_trained = use_best ? t->best_epoch : t->epochs_done;
-    m->best_valid_ndcg10 = use_best ? (float)t->best_ndcg : NAN;
+    m->best_valid_ndcg10 = use_best ? (float)t->best_ndcg : (float)NAN;
     if ((rc = iadsr__model_finalize(m)) != IADSR_OK) {
         iadsr_model_free(m);
         return rc;

@@ -254,8 +254,8 @@ int cmd_train(int argc, char **argv)
 
     memset(&st, 0, sizeof st);
     st.quiet = quiet;
-    st.best_ndcg10 = NAN;
-    st.best_hr10 = NAN;
+    st.best_ndcg10 = (double)NAN;
+    st.best_hr10 = (double)NAN;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
