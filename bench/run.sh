@@ -159,6 +159,7 @@ PEER_LOG=$OUT/peer.log
 : > "$PEER_LOG"
 peer_s=""
 peer_note=""
+peer_rss_kb=""
 if [ "$PEER" = skip ]; then
     peer_note="skipped (IADSR_BENCH_PEER=skip)"
 elif [ ! -r "$PEER" ]; then
@@ -169,7 +170,13 @@ else
     step "peer: $PYTHON $PEER $DATA 1 2"
     peer_load=$(loadavg)
     t0=$(now)
-    "$PYTHON" "$PEER" "$DATA" 1 2 2>&1 | tee "$PEER_LOG"
+    if [ -x /usr/bin/time ]; then
+        # GNU time reports the peer's peak RSS (Debian package "time")
+        /usr/bin/time -v "$PYTHON" "$PEER" "$DATA" 1 2 2>&1 | tee "$PEER_LOG"
+        peer_rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): *\([0-9]*\).*/\1/p' "$PEER_LOG" | head -n 1)
+    else
+        "$PYTHON" "$PEER" "$DATA" 1 2 2>&1 | tee "$PEER_LOG"
+    fi
     peer_s=$(sed -n 's/^epoch 0 loss [^ ]* time \([0-9.]*\)s.*/\1/p' "$PEER_LOG" | head -n 1)
     if [ -z "$peer_s" ]; then
         peer_note="FAILED: no 'epoch 0 loss ... time Xs' line (see $PEER_LOG)"
@@ -251,6 +258,10 @@ mode="full run (max $EPOCHS epochs)"
         echo "| $peer_s | ${ep_med:-n/a} | **$(div "$peer_s" "$ep_med")x** |"
         echo
         echo "Peer after its epoch: \`$(grep '^test ' "$PEER_LOG" | tail -n 1)\`"
+        if [ -n "$peer_rss_kb" ]; then
+            echo
+            echo "Peer peak RSS (GNU time, whole process incl. one epoch and the test evaluation): $((peer_rss_kb / 1024)) MiB"
+        fi
     else
         echo "Peer: $peer_note"
     fi

@@ -341,6 +341,7 @@ double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
     part parts[IADSR__XENT_MAX_THREADS];
     pthread_t tid[IADSR__XENT_MAX_THREADS];
     int started[IADSR__XENT_MAX_THREADS];
+    memset(parts, 0, sizeof parts);
     int T = n_threads < 1 ? 1 : n_threads;
     if (T > IADSR__XENT_MAX_THREADS)
         T = IADSR__XENT_MAX_THREADS;
