@@ -118,11 +118,16 @@ int iadsr__evaluate_ranks(const iadsr_model *m, const iadsr_dataset *d,
     int T = n_threads < 1 ? 1 : n_threads;
     if (T > ne)
         T = (int)ne;
-    job jobs[256];
-    pthread_t tids[256];
-    int started[256];
-    if (!ranks) {
+    /* on the heap: hosts may call from threads with small stacks */
+    job *jobs = iadsr__malloc((size_t)T * sizeof *jobs);
+    pthread_t *tids = iadsr__malloc((size_t)T * sizeof *tids);
+    int *started = iadsr__malloc((size_t)T * sizeof *started);
+    if (!ranks || !jobs || !tids || !started) {
         iadsr__free(users);
+        iadsr__free(ranks);
+        iadsr__free(jobs);
+        iadsr__free(tids);
+        iadsr__free(started);
         return iadsr__err(IADSR_ERR_NOMEM, "evaluate: out of memory");
     }
     for (int i = 0; i < T; i++) {
@@ -143,6 +148,9 @@ int iadsr__evaluate_ranks(const iadsr_model *m, const iadsr_dataset *d,
     for (int i = 0; i < T && rc == IADSR_OK; i++)
         if (jobs[i].rc)
             rc = iadsr__err(jobs[i].rc, "%s", jobs[i].err);
+    iadsr__free(jobs);
+    iadsr__free(tids);
+    iadsr__free(started);
     if (rc) {
         iadsr__free(users);
         iadsr__free(ranks);
