@@ -277,6 +277,16 @@ static int worse(float sa, int32_t ia, float sb, int32_t ib)
     return sa < sb || (sa == sb && ia > ib);
 }
 
+static void swap_entry(float *s, int32_t *id, int a, int b)
+{
+    float ts = s[a];
+    s[a] = s[b];
+    s[b] = ts;
+    int32_t ti = id[a];
+    id[a] = id[b];
+    id[b] = ti;
+}
+
 static void sift_down(float *s, int32_t *id, int n, int i)
 {
     for (;;) {
@@ -287,12 +297,7 @@ static void sift_down(float *s, int32_t *id, int n, int i)
             m = r;
         if (m == i)
             return;
-        float ts = s[i];
-        s[i] = s[m];
-        s[m] = ts;
-        int32_t ti = id[i];
-        id[i] = id[m];
-        id[m] = ti;
+        swap_entry(s, id, i, m);
         i = m;
     }
 }
@@ -306,12 +311,7 @@ static void heap_push(float *s, int32_t *id, int *n, float v, int32_t j)
         int p = (i - 1) / 2;
         if (!worse(s[i], id[i], s[p], id[p]))
             break;
-        float ts = s[i];
-        s[i] = s[p];
-        s[p] = ts;
-        int32_t ti = id[i];
-        id[i] = id[p];
-        id[p] = ti;
+        swap_entry(s, id, i, p);
         i = p;
     }
 }
@@ -348,12 +348,7 @@ void iadsr__topk(const float *s0, int32_t n_items, int32_t k,
     }
     /* heap sort: repeatedly move the worst to the end -> best first */
     for (int end = n - 1; end > 0; end--) {
-        float ts = s_out[0];
-        s_out[0] = s_out[end];
-        s_out[end] = ts;
-        int32_t ti = ids_out[0];
-        ids_out[0] = ids_out[end];
-        ids_out[end] = ti;
+        swap_entry(s_out, ids_out, 0, end);
         sift_down(s_out, ids_out, end, 0);
     }
     for (int i = n; i < k; i++) {
