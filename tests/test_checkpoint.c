@@ -1660,6 +1660,63 @@ START_TEST(test_alloc_failures)
 }
 END_TEST
 
+/* Golden file: a checkpoint written by libiadsr 0.1.0 (format 1.0) must load
+ * in every later version and give the same scores. Generated once from
+ * iadsr_model_create (n_items 30, dim 8, max_seq_len 6, 1 layer, 2 heads,
+ * seed 42); the expected top-5 were computed then. */
+START_TEST(test_golden_format_1_0)
+{
+    const char *dir = getenv("IADSR_TEST_DATADIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/golden/sasrec-format-1.0.iadsr",
+             dir ? dir : "tests/data");
+    iadsr_model *m = NULL;
+    int rc = iadsr_model_load(&m, path, 0);
+    ck_assert_msg(rc == IADSR_OK, "load %s: %s (%s)", path,
+                  iadsr_status_name(rc), iadsr_last_error());
+    ck_assert_int_eq(iadsr_model_n_items(m), 30);
+    ck_assert_int_eq(iadsr_model_dim(m), 8);
+    ck_assert_int_eq(iadsr_model_max_seq_len(m), 6);
+    ck_assert_int_eq(iadsr_model_backbone(m), IADSR_BACKBONE_SASREC);
+
+    static const struct {
+        int32_t id;
+        float score;
+    } want[5] = {{11, 0.143174246f},
+                 {30, 0.137906775f},
+                 {8, 0.0823841989f},
+                 {28, 0.0742105544f},
+                 {10, 0.073305279f}};
+    iadsr_ctx *c = NULL;
+    ck_assert_int_eq(iadsr_ctx_create(&c, m, NULL), IADSR_OK);
+    const int32_t seq[3] = {3, 7, 11};
+    int32_t ids[5];
+    float sc[5];
+    ck_assert_int_eq(iadsr_ctx_topk(c, seq, 3, 5, 0, ids, sc), IADSR_OK);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(ids[i], want[i].id);
+        ck_assert_msg(fabsf(sc[i] - want[i].score) <= 1e-5f,
+                      "rank %d: score %.9g, expected %.9g", i, (double)sc[i],
+                      (double)want[i].score);
+    }
+    /* while 1.0 is the format written, a re-save reproduces the file */
+    if (iadsr_format_version() == 100) {
+        FILE *f = fopen(path, "rb");
+        ck_assert_ptr_nonnull(f);
+        static uint8_t file[1 << 16];
+        size_t n = fread(file, 1, sizeof file, f);
+        fclose(f);
+        size_t len = 0;
+        uint8_t *buf = save_buf(m, &len);
+        ck_assert_uint_eq(len, n);
+        ck_assert(memcmp(buf, file, n) == 0);
+        free(buf);
+    }
+    iadsr_ctx_free(c);
+    iadsr_model_free(m);
+}
+END_TEST
+
 Suite *suite_checkpoint(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -1694,6 +1751,7 @@ Suite *suite_checkpoint(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("files");
+    tcase_add_test(tc, test_golden_format_1_0);
     tcase_add_test(tc, test_load_io_errors);
     tcase_add_test(tc, test_save_io_errors);
     tcase_add_test(tc, test_null_args);
