@@ -96,7 +96,9 @@ IADSR_API const char *iadsr_version_string(void);
 IADSR_API const char *iadsr_build_info(void);
 
 /**
- * Checkpoint format major.minor this library writes, as major*100 + minor.
+ * Newest checkpoint format major.minor this library reads and writes, as
+ * major*100 + minor (101 since 0.2.0). Models that need no newer feature are
+ * still written as 1.0, which every 0.x release reads.
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_format_version(void);
@@ -168,6 +170,7 @@ typedef struct iadsr_ctx iadsr_ctx;
 typedef struct iadsr_aligner iadsr_aligner;
 /** Denoising gate (reserved; see a later release). */
 typedef struct iadsr_gate iadsr_gate;
+/* iadsr_semantic (host text embeddings) is declared with its functions. */
 
 /* ------------------------------------------------------------------------ */
 /* Enumerations and flags (passed as int32_t/uint32_t, never as enum types)  */
@@ -176,8 +179,8 @@ typedef struct iadsr_gate iadsr_gate;
 /* Backbones (iadsr_model_params.backbone). 0 = default (SASRec). */
 #define IADSR_BACKBONE_DEFAULT 0
 #define IADSR_BACKBONE_SASREC 1
-#define IADSR_BACKBONE_GRU4REC 2 /* reserved for a later release */
-#define IADSR_BACKBONE_CASER 3   /* reserved for a later release */
+#define IADSR_BACKBONE_GRU4REC 2 /* since 0.2.0 */
+#define IADSR_BACKBONE_CASER 3   /* since 0.2.0 */
 
 /* Activation of the SASRec feed-forward layer. 0 = default (GELU). */
 #define IADSR_ACT_DEFAULT 0
@@ -302,15 +305,39 @@ typedef struct iadsr_model_params {
     int32_t n_items;      /**< number of items, required, 1..(2^31-2) */
     int32_t dim;          /**< hidden width d, 1..4096; default 64 */
     int32_t max_seq_len;  /**< L, last L items are used, 1..4096; default 50 */
-    int32_t n_layers;     /**< transformer blocks, 1..16; default 2 */
-    int32_t n_heads;      /**< attention heads, divides dim; default 2 */
-    int32_t ffn_dim;      /**< FFN inner width; 0 = 4*dim; default 0 */
-    int32_t activation;   /**< IADSR_ACT_*; default GELU */
+    /** SASRec blocks or GRU4Rec layers, 1..16; 0 (the default) = the
+     *  backbone's default: 2 for SASRec, 1 for GRU4Rec; Caser: must be 0 */
+    int32_t n_layers;
+    int32_t n_heads;      /**< SASRec: attention heads, divides dim; default 2 */
+    int32_t ffn_dim;      /**< SASRec: FFN inner width; 0 = 4*dim; default 0 */
+    int32_t activation;   /**< SASRec: IADSR_ACT_*; default GELU */
     float dropout;        /**< dropout rate in [0,1) used by training; 0.5 */
-    uint32_t flags;       /**< reserved, must be 0 */
+    uint32_t flags;       /**< IADSR_MODEL_F_* bits; default 0 */
     uint32_t reserved0;   /**< must be 0 */
     uint64_t seed;        /**< seed of the weight initialisation; default 42 */
+    /* --- since 0.2.0 (struct_size 72) --- */
+    /** Caser: l, the last l items form the l x d image, 1..64; 0 = 5 */
+    int32_t caser_window;
+    /** Caser: horizontal filters per height 1..l, 1..1024; 0 = 16 */
+    int32_t caser_h_filters;
+    /** Caser: vertical filters, 1..1024; 0 = 4 */
+    int32_t caser_v_filters;
+    uint32_t reserved1; /**< must be 0 */
 } iadsr_model_params;
+/* Fields that do not apply to the chosen backbone (n_heads, ffn_dim,
+ * activation and IADSR_MODEL_F_PRE_LN for GRU4Rec and Caser; the caser_*
+ * fields for the others) are ignored when left at their defaults and read
+ * back as 0 from iadsr_model_get_params(). */
+
+/**
+ * iadsr_model_params.flags: SASRec blocks in the pre-norm arrangement of the
+ * original SASRec paper, x1 = x + drop(MHA(LN1(x))), x' = x1 +
+ * drop(FFN(LN2(x1))), with one more LayerNorm on the output of the last
+ * block. Without it, blocks are post-norm (x1 = LN1(x + drop(MHA(x))), ...)
+ * as in the PyTorch reference. Checkpoints with this flag need libiadsr
+ * 0.2.0 or later. @since 0.2.0
+ */
+#define IADSR_MODEL_F_PRE_LN 1u
 
 /**
  * Fill @p p with the defaults and set struct_size. NULL is a no-op.
@@ -676,6 +703,191 @@ typedef struct iadsr_metrics {
  */
 IADSR_API int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
                              const iadsr_eval_params *p, iadsr_metrics *out);
+
+/* ------------------------------------------------------------------------ */
+/* Semantic item embeddings and .npy files                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * An n_items x D matrix of semantic item embeddings: one row per item id,
+ * typically an LLM (or word-vector) embedding of the item's text. Immutable
+ * once created and shareable by any number of threads, like a model.
+ *
+ * Rows that are entirely zero mean "no text for this item"; they are
+ * allowed, counted (iadsr_semantic_n_zero_rows()) and everywhere treated as
+ * having cosine 0 with every vector, so they never produce NaN.
+ */
+typedef struct iadsr_semantic iadsr_semantic;
+
+/* Layout flag for semantic matrices and .npy files (combinable with
+ * IADSR_FLAG_BORROW and, for saves, IADSR_SAVE_NO_FSYNC). Without it row r
+ * (0-based) holds item id r + 1, so n_rows == n_items. With it row r holds
+ * item id r and row 0 is the padding row (ignored on input, written as zeros
+ * on output), so n_rows == n_items + 1: the layout `iadsr embed-text` writes
+ * and most Python code uses (embedding[item_id]). */
+#define IADSR_SEMANTIC_ROW0_PADDING 2u
+
+/**
+ * Create a semantic matrix from host memory (float32, row-major).
+ *
+ * @param out     receives the matrix; NULL on failure
+ * @param data    n_rows rows of @p dim floats; row r starts at data + r * ld
+ * @param n_rows  number of rows (n_items, or n_items + 1 with
+ *                IADSR_SEMANTIC_ROW0_PADDING); n_items must be 1..2147483646
+ * @param dim     D >= 1 (at most 1048576)
+ * @param ld      leading dimension in floats, >= dim
+ * @param flags   IADSR_FLAG_COPY (default: the data is copied, packed with
+ *                ld = dim) or IADSR_FLAG_BORROW (zero-copy: the host keeps
+ *                @p data alive and unchanged until the matrix and everything
+ *                created from it are freed), optionally or-ed with
+ *                IADSR_SEMANTIC_ROW0_PADDING
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, dim < 1, ld < dim, too few
+ *         rows, unknown flag), IADSR_ERR_NUMERIC (a NaN or Inf: nothing is
+ *         created and the message names the first bad item id and column),
+ *         IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_create(iadsr_semantic **out, const float *data,
+                                    int64_t n_rows, int32_t dim, int64_t ld,
+                                    uint32_t flags);
+
+/**
+ * Create a semantic matrix from the bytes of a .npy file (see
+ * iadsr_npy_decode() for what is accepted). The bytes are borrowed for the
+ * call only; the matrix owns a float32 copy.
+ *
+ * @param flags  0 or IADSR_SEMANTIC_ROW0_PADDING (how rows map to item ids)
+ * @return as iadsr_npy_decode() and iadsr_semantic_create()
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
+                                       size_t len, uint32_t flags);
+
+/**
+ * Read a .npy file into a semantic matrix.
+ * @return as iadsr_semantic_parse_npy(), plus IADSR_ERR_IO (cannot open or
+ *         read; the message names the path)
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
+                                      uint32_t flags);
+
+/**
+ * Write a semantic matrix as a .npy file (version 1.0, '<f4', C order,
+ * 2-D), atomically: a temporary file in the same directory, fsync, rename.
+ * On failure the previous file at @p path is untouched.
+ *
+ * @param flags  IADSR_SEMANTIC_ROW0_PADDING (write n_items + 1 rows with a
+ *               zero row 0) and/or IADSR_SAVE_NO_FSYNC
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED (unknown
+ *         flag), IADSR_ERR_IO, IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_save_npy(const iadsr_semantic *s,
+                                      const char *path, uint32_t flags);
+
+/** Release a semantic matrix (NULL is a no-op). @since 0.2.0 */
+IADSR_API void iadsr_semantic_free(iadsr_semantic *s);
+
+/** Number of items (0 for NULL). @since 0.2.0 */
+IADSR_API int32_t iadsr_semantic_n_items(const iadsr_semantic *s);
+
+/** Embedding dimension D (0 for NULL). @since 0.2.0 */
+IADSR_API int32_t iadsr_semantic_dim(const iadsr_semantic *s);
+
+/** Number of all-zero rows, i.e. items without text (0 for NULL).
+ *  @since 0.2.0 */
+IADSR_API int32_t iadsr_semantic_n_zero_rows(const iadsr_semantic *s);
+
+/**
+ * Borrowed pointer to item @p item's row (D floats), valid while the matrix
+ * lives; NULL for NULL or an id outside 1..n_items.
+ * @since 0.2.0
+ */
+IADSR_API const float *iadsr_semantic_row(const iadsr_semantic *s,
+                                          int32_t item);
+
+/**
+ * Check that the matrix fits a model or dataset.
+ * @param n_items  expected number of items (> 0)
+ * @param dim      expected D, or 0 for any
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (the
+ *         message states both values)
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_check(const iadsr_semantic *s, int32_t n_items,
+                                   int32_t dim);
+
+/**
+ * Text-only next-item scores: the cosine between each item's row and the
+ * mean of the rows of the items in @p seq (zero rows included in the mean as
+ * zeros; a zero mean or a zero item row gives cosine 0). A baseline that
+ * shows how much signal the text carries.
+ *
+ * @param seq       item ids, oldest first, each in 1..n_items
+ * @param n         length, >= 1
+ * @param scores    receives n_items + 1 floats; scores[0] = -INFINITY
+ * @param capacity  number of floats in @p scores, >= n_items + 1
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE,
+ *         IADSR_ERR_BUFFER_TOO_SMALL
+ * Thread-safety: any thread; does not allocate. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_scores(const iadsr_semantic *s,
+                                    const int32_t *seq, int32_t n,
+                                    float *scores, int64_t capacity);
+
+/**
+ * Evaluate the text-only recommender of iadsr_semantic_scores() with the
+ * protocol of iadsr_evaluate() (leave-one-out, full ranking).
+ * @return as iadsr_evaluate(), plus IADSR_ERR_DIM_MISMATCH (the matrix
+ *         has fewer items than the dataset)
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_evaluate(const iadsr_semantic *s,
+                                      const iadsr_dataset *d,
+                                      const iadsr_eval_params *p,
+                                      iadsr_metrics *out);
+
+/**
+ * Decode the bytes of a .npy file holding a 2-D float array.
+ *
+ * Accepted: format versions 1.0, 2.0 and 3.0; dtype '<f4' or '<f2' (half
+ * precision is widened to float32; '|' and '=' byte orders are read as
+ * little-endian), fortran_order False, a 2-D shape. The header is untrusted:
+ * its dictionary is parsed strictly, and the data size implied by the shape
+ * must equal the bytes that follow the header exactly.
+ *
+ * *n_rows and *n_cols are set whenever the header is valid. With @p out
+ * NULL the call only validates and reports the shape (IADSR_OK); with a
+ * capacity below n_rows * n_cols it returns IADSR_ERR_BUFFER_TOO_SMALL.
+ * Values are returned as stored (NaN/Inf included: validation belongs to
+ * the consumer, e.g. iadsr_semantic_create()).
+ *
+ * @param out       receives n_rows * n_cols floats, row-major; may be NULL
+ * @param capacity  floats available at @p out
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_FORMAT (bad magic,
+ *         header, shape or size; the message says which),
+ *         IADSR_ERR_VERSION (unknown format version), IADSR_ERR_UNSUPPORTED
+ *         (another dtype, big-endian, fortran_order True, not 2-D),
+ *         IADSR_ERR_BUFFER_TOO_SMALL
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_npy_decode(const void *buf, size_t len, float *out,
+                               int64_t capacity, int64_t *n_rows,
+                               int64_t *n_cols);
+
+/**
+ * Write a float32 matrix as a .npy file (version 1.0, '<f4', C order),
+ * atomically (temporary file, fsync, rename; the old file survives any
+ * failure).
+ * @param data   n_rows x n_cols floats, row r at data + r * ld
+ * @param flags  0 or IADSR_SAVE_NO_FSYNC
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED, IADSR_ERR_IO
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_npy_save(const char *path, const float *data,
+                             int64_t n_rows, int64_t n_cols, int64_t ld,
+                             uint32_t flags);
 
 #ifdef __cplusplus
 }

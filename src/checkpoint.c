@@ -44,7 +44,12 @@ static const uint8_t SIGNATURE[8] = {0x89, 'I', 'A', 'D', 'S', 'R', '\r', '\n'};
 #define HDR_OFF_CRC 60
 
 #define KIND_MODEL 1u
-#define REQUIRED_FLAGS_KNOWN 0u /* no required feature bit defined in 1.0 */
+/* required_flags bit 0 (format 1.1): the file carries iadsr.model_flags
+ * with non-zero IADSR_MODEL_F_* bits that change the architecture, so a
+ * 1.0 reader must refuse it rather than misread the tensors. */
+#define REQ_MODEL_FLAGS 1u
+#define REQUIRED_FLAGS_KNOWN REQ_MODEL_FLAGS
+#define MODEL_FLAGS_KNOWN IADSR_MODEL_F_PRE_LN
 #define WRITE_ALIGNMENT 64u
 #define ALIGN_MIN 8u
 #define ALIGN_MAX 4096u
@@ -160,6 +165,11 @@ enum {
     K_EPOCHS_TRAINED,
     K_BEST_VALID_NDCG10,
     K_LIBRARY_VERSION,
+    /* format 1.1: written only when they apply */
+    K_MODEL_FLAGS,   /* models with flags */
+    K_CASER_WINDOW,  /* Caser models (then all three are required) */
+    K_CASER_H,
+    K_CASER_V,
     K_COUNT
 };
 
@@ -184,7 +194,28 @@ static const key_def KEYS[K_COUNT] = {
     {"iadsr.epochs_trained", T_I32, 0},
     {"iadsr.best_valid_ndcg10", T_F32, 0},
     {"iadsr.library_version", T_STR, 0},
+    {"iadsr.model_flags", T_U32, 0},
+    {"iadsr.caser_window", T_I32, 0},
+    {"iadsr.caser_h_filters", T_I32, 0},
+    {"iadsr.caser_v_filters", T_I32, 0},
 };
+
+/* Files of models that need nothing newer are written exactly as 1.0, so
+ * that 0.1 readers keep loading them. */
+static int needs_1_1(const iadsr_model_params *hp)
+{
+    return hp->flags != 0 || hp->backbone != IADSR_BACKBONE_SASREC;
+}
+
+static uint32_t n_keys_written(const iadsr_model_params *hp)
+{
+    uint32_t n = K_MODEL_FLAGS; /* the 1.0 keys */
+    if (hp->flags)
+        n += 1;
+    if (hp->backbone == IADSR_BACKBONE_CASER)
+        n += 3;
+    return n;
+}
 
 static const char *type_name(uint32_t t)
 {
@@ -288,6 +319,15 @@ static void write_prelude(const iadsr_model *m, plan *pl, wbuf *w)
     w_key(w, K_LIBRARY_VERSION);
     w_u32(w, (uint32_t)strlen(IADSR_VERSION_STRING));
     w_bytes(w, IADSR_VERSION_STRING, strlen(IADSR_VERSION_STRING));
+    if (hp->flags) {
+        w_key(w, K_MODEL_FLAGS);
+        w_u32(w, hp->flags);
+    }
+    if (hp->backbone == IADSR_BACKBONE_CASER) {
+        w_kv_i32(w, K_CASER_WINDOW, hp->caser_window);
+        w_kv_i32(w, K_CASER_H, hp->caser_h_filters);
+        w_kv_i32(w, K_CASER_V, hp->caser_v_filters);
+    }
     pl->meta_end = w->len;
     w_u32(w, w->p ? iadsr__crc32c(0, w->p + HDR_SIZE, pl->meta_end - HDR_SIZE)
                   : 0);
@@ -326,12 +366,14 @@ static void write_prelude(const iadsr_model *m, plan *pl, wbuf *w)
     /* header */
     memcpy(hdr, SIGNATURE, sizeof SIGNATURE);
     put_u32le(hdr + HDR_OFF_MAJOR, IADSR__FORMAT_MAJOR);
-    put_u32le(hdr + HDR_OFF_MINOR, IADSR__FORMAT_MINOR);
+    /* A model without flags is written exactly as format 1.0, so that
+     * 0.1 readers keep loading it. */
+    put_u32le(hdr + HDR_OFF_MINOR, needs_1_1(hp) ? IADSR__FORMAT_MINOR : 0);
     put_u32le(hdr + HDR_OFF_HEADER_SIZE, HDR_SIZE);
     put_u32le(hdr + HDR_OFF_KIND, KIND_MODEL);
-    put_u32le(hdr + HDR_OFF_REQUIRED, 0);
+    put_u32le(hdr + HDR_OFF_REQUIRED, hp->flags ? REQ_MODEL_FLAGS : 0);
     put_u32le(hdr + HDR_OFF_OPTIONAL, 0);
-    put_u32le(hdr + HDR_OFF_N_KV, K_COUNT);
+    put_u32le(hdr + HDR_OFF_N_KV, n_keys_written(hp));
     put_u32le(hdr + HDR_OFF_N_TENSORS, (uint32_t)pl->n_tensors);
     put_u32le(hdr + HDR_OFF_ALIGNMENT, WRITE_ALIGNMENT);
     put_u64le(hdr + HDR_OFF_DATA_OFFSET, pl->data_offset);
@@ -990,8 +1032,34 @@ static int parse_metadata(rd *r, const header *h, iadsr_model_params *hp,
     hp->activation = (int32_t)(uint32_t)v[K_ACTIVATION].u;
     hp->dropout = bits_f32((uint32_t)v[K_DROPOUT].u);
     hp->flags = 0;
+    if (v[K_MODEL_FLAGS].present) {
+        uint32_t mf = (uint32_t)v[K_MODEL_FLAGS].u;
+        if (mf & ~(uint32_t)MODEL_FLAGS_KNOWN)
+            return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                              "checkpoint: iadsr.model_flags = 0x%x has "
+                              "unknown bits 0x%x",
+                              (unsigned)mf,
+                              (unsigned)(mf & ~(uint32_t)MODEL_FLAGS_KNOWN));
+        hp->flags = mf;
+    }
+    /* the required bit and the key go together */
+    if (!(h->required & REQ_MODEL_FLAGS) != !hp->flags)
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: iadsr.model_flags = 0x%x disagrees "
+                          "with required_flags 0x%x",
+                          (unsigned)hp->flags, (unsigned)h->required);
     hp->reserved0 = 0;
     hp->seed = v[K_SEED].u;
+    if (hp->backbone == IADSR_BACKBONE_CASER)
+        for (int k = K_CASER_WINDOW; k <= K_CASER_V; k++)
+            if (!v[k].present)
+                return iadsr__err(IADSR_ERR_FORMAT,
+                                  "checkpoint: metadata key '%s' is missing "
+                                  "(required for Caser models)",
+                                  KEYS[k].key);
+    hp->caser_window = (int32_t)(uint32_t)v[K_CASER_WINDOW].u;
+    hp->caser_h_filters = (int32_t)(uint32_t)v[K_CASER_H].u;
+    hp->caser_v_filters = (int32_t)(uint32_t)v[K_CASER_V].u;
 
     *epochs = v[K_EPOCHS_TRAINED].present
                   ? (int32_t)(uint32_t)v[K_EPOCHS_TRAINED].u

@@ -41,7 +41,7 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
     iadsr_ctx *c = iadsr__calloc(1, sizeof *c);
     if (!c)
         return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
-    iadsr__sasrec_shape_from(&m->hp, &c->shape);
+    iadsr__shape_from(&m->hp, &c->shape);
     c->max_batch = cp.max_batch;
     int L = c->shape.max_len;
     int64_t rows = (int64_t)cp.max_batch * L;

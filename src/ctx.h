@@ -9,7 +9,7 @@
 struct iadsr_ctx {
     uint32_t magic;
     iadsr_model *m; /* reference held */
-    iadsr__sasrec_shape shape;
+    iadsr__shape shape;
     iadsr__encoder enc; /* inference encoder bound to the model's weights */
     int max_batch;
     int64_t n_scores;   /* n_items + 1 */

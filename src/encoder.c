@@ -5,11 +5,29 @@
 
 #include <string.h>
 
+void iadsr__shape_from(const iadsr_model_params *hp, iadsr__shape *s)
+{
+    memset(s, 0, sizeof *s);
+    s->backbone = hp->backbone;
+    s->n_items = hp->n_items;
+    s->d = hp->dim;
+    s->max_len = hp->max_seq_len;
+    s->n_layers = hp->n_layers;
+    s->f = hp->ffn_dim;
+    s->n_heads = hp->n_heads;
+    s->act = hp->activation;
+    s->pre_ln = (hp->flags & IADSR_MODEL_F_PRE_LN) != 0;
+    s->caser_l = hp->caser_window;
+    s->caser_nh = hp->caser_h_filters;
+    s->caser_nv = hp->caser_v_filters;
+    s->dropout = (double)hp->dropout;
+}
+
 static int sasrec_create(iadsr__encoder *e, const iadsr_model_params *hp,
                          const iadsr__layout *l, const float *w, float *g,
                          int max_rows, int max_len, int training)
 {
-    iadsr__sasrec_shape_from(hp, &e->shape);
+    iadsr__shape_from(hp, &e->shape);
     /* the binding is read-only for w; the cast only reuses one struct type
      * for weights and gradients */
     iadsr__sasrec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &e->u.sasrec.w);
@@ -35,14 +53,14 @@ static const float *sasrec_forward(iadsr__encoder *e, const iadsr__batch *b,
                                    iadsr__rng *rng)
 {
     iadsr__sasrec_forward_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b, rng);
-    return e->u.sasrec.ws.x[e->shape.n_layers];
+    return e->u.sasrec.ws.out;
 }
 
 static const float *sasrec_forward_last(iadsr__encoder *e,
                                         const iadsr__batch *b)
 {
     iadsr__sasrec_forward_last_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b);
-    return e->u.sasrec.ws.x[e->shape.n_layers];
+    return e->u.sasrec.ws.out;
 }
 
 static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,

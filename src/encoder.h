@@ -34,7 +34,7 @@ typedef struct iadsr__encoder_ops {
 
 struct iadsr__encoder {
     const iadsr__encoder_ops *ops;
-    iadsr__sasrec_shape shape;
+    iadsr__shape shape;
     /* backbone state; a union keeps the handle a single allocation */
     union {
         struct {

@@ -94,7 +94,7 @@ void iadsr__dataset_unref(iadsr_dataset *d);
 int iadsr__dataset_ok(const iadsr_dataset *d); /* magic check */
 
 /* ---- models (model.c) ---------------------------------------------------- */
-#define IADSR__MAX_TENSORS 256 /* SASRec: 4 + 12 per block, 16 blocks max */
+#define IADSR__MAX_TENSORS 256 /* SASRec: 4 + 12 per block (16 max) + 2 */
 #define IADSR__TENSOR_NAME_MAX 48
 
 /* One named parameter tensor: a rows x cols row-major block of the model's

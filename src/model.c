@@ -48,6 +48,11 @@ static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
             rc = add_tensor(l, name, rows[i], cols[i]);
         }
     }
+    if (hp->flags & IADSR_MODEL_F_PRE_LN) {
+        /* pre-norm blocks leave the residual stream unnormalised */
+        rc = rc ? rc : add_tensor(l, "final_ln.g", 1, d);
+        rc = rc ? rc : add_tensor(l, "final_ln.b", 1, d);
+    }
     return rc;
 }
 

@@ -12,7 +12,9 @@
  * New fields are only ever appended; these asserts catch any accidental
  * reordering, insertion or implicit padding. tests/test_params.c checks the
  * same numbers at run time. */
-_Static_assert(sizeof(iadsr_model_params) == 56, "iadsr_model_params size");
+_Static_assert(sizeof(iadsr_model_params) == 72, "iadsr_model_params size");
+/* the 0.1 layout ends after seed: callers built against it still work */
+#define MODEL_PARAMS_SIZE_0_1 56u
 _Static_assert(offsetof(iadsr_model_params, struct_size) == 0, "model");
 _Static_assert(offsetof(iadsr_model_params, backbone) == 4, "model");
 _Static_assert(offsetof(iadsr_model_params, n_items) == 8, "model");
@@ -26,6 +28,10 @@ _Static_assert(offsetof(iadsr_model_params, dropout) == 36, "model");
 _Static_assert(offsetof(iadsr_model_params, flags) == 40, "model");
 _Static_assert(offsetof(iadsr_model_params, reserved0) == 44, "model");
 _Static_assert(offsetof(iadsr_model_params, seed) == 48, "model");
+_Static_assert(offsetof(iadsr_model_params, caser_window) == 56, "model");
+_Static_assert(offsetof(iadsr_model_params, caser_h_filters) == 60, "model");
+_Static_assert(offsetof(iadsr_model_params, caser_v_filters) == 64, "model");
+_Static_assert(offsetof(iadsr_model_params, reserved1) == 68, "model");
 
 _Static_assert(sizeof(iadsr_train_params) == 64, "iadsr_train_params size");
 _Static_assert(offsetof(iadsr_train_params, struct_size) == 0, "train");
@@ -86,7 +92,7 @@ static const iadsr_model_params model_defaults = {
     .n_items = 0, /* required */
     .dim = 64,
     .max_seq_len = 50,
-    .n_layers = 2,
+    .n_layers = 0, /* the backbone's default */
     .n_heads = 2,
     .ffn_dim = 0, /* 4 * dim */
     .activation = IADSR_ACT_GELU,
@@ -94,6 +100,10 @@ static const iadsr_model_params model_defaults = {
     .flags = 0,
     .reserved0 = 0,
     .seed = 42,
+    .caser_window = 0, /* 5 */
+    .caser_h_filters = 0, /* 16 */
+    .caser_v_filters = 0, /* 4 */
+    .reserved1 = 0,
 };
 
 static const iadsr_train_params train_defaults = {
@@ -331,6 +341,9 @@ int iadsr__eval_params_get(iadsr_eval_params *dst,
 
 /* ---- model ------------------------------------------------------------------ */
 
+static int check_sasrec(iadsr_model_params *p);
+static int check_other(iadsr_model_params *p);
+
 int iadsr__model_params_check(iadsr_model_params *p)
 {
     static const char w[] = "iadsr_model_params";
@@ -346,21 +359,79 @@ int iadsr__model_params_check(iadsr_model_params *p)
 
     if (p->backbone == IADSR_BACKBONE_DEFAULT)
         p->backbone = IADSR_BACKBONE_SASREC;
-    if (p->backbone == IADSR_BACKBONE_GRU4REC ||
-        p->backbone == IADSR_BACKBONE_CASER)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "%s.backbone = %d (%s) is not available in this "
-                          "version",
-                          w, (int)p->backbone,
-                          p->backbone == IADSR_BACKBONE_GRU4REC ? "GRU4Rec"
-                                                                : "Caser");
-    if (p->backbone != IADSR_BACKBONE_SASREC)
+    if (p->backbone != IADSR_BACKBONE_SASREC &&
+        p->backbone != IADSR_BACKBONE_GRU4REC &&
+        p->backbone != IADSR_BACKBONE_CASER)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s.backbone = %d is not an IADSR_BACKBONE_* value",
                           w, (int)p->backbone);
 
     TRY(check_i32(w, "dim", p->dim, 1, 4096));
     TRY(check_i32(w, "max_seq_len", p->max_seq_len, 1, 4096));
+    TRY(check_flags(w, p->flags, IADSR_MODEL_F_PRE_LN));
+    TRY(check_reserved(w, "reserved0", p->reserved0));
+    TRY(check_reserved(w, "reserved1", p->reserved1));
+    if (!(p->dropout >= 0.0f && p->dropout < 1.0f))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.dropout = %g is outside [0, 1)", w,
+                          (double)p->dropout);
+    if (p->backbone == IADSR_BACKBONE_SASREC)
+        return check_sasrec(p);
+    return check_other(p);
+}
+
+/* GRU4Rec and Caser: the SASRec-only fields must be unset (or at their
+ * defaults) and are normalised to 0; Caser's own fields get defaults. */
+static int check_other(iadsr_model_params *p)
+{
+    static const char w[] = "iadsr_model_params";
+    const char *name =
+        p->backbone == IADSR_BACKBONE_GRU4REC ? "GRU4Rec" : "Caser";
+    if ((p->n_heads != 0 && p->n_heads != 2) || p->ffn_dim != 0 ||
+        (p->activation != IADSR_ACT_DEFAULT &&
+         p->activation != IADSR_ACT_GELU) ||
+        (p->flags & IADSR_MODEL_F_PRE_LN))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: n_heads, ffn_dim, activation and "
+                          "IADSR_MODEL_F_PRE_LN apply to SASRec only; leave "
+                          "them at their defaults for %s",
+                          w, name);
+    p->n_heads = p->ffn_dim = p->activation = 0;
+    if (p->backbone == IADSR_BACKBONE_GRU4REC) {
+        if (p->n_layers == 0)
+            p->n_layers = 1;
+        TRY(check_i32(w, "n_layers", p->n_layers, 1, 16));
+        if (p->caser_window || p->caser_h_filters || p->caser_v_filters)
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "%s: the caser_* fields apply to Caser only",
+                              w);
+        return IADSR_OK;
+    }
+    if (p->n_layers != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.n_layers = %d: Caser has no layers to set "
+                          "(leave it 0)",
+                          w, (int)p->n_layers);
+    if (p->caser_window == 0)
+        p->caser_window = 5;
+    if (p->caser_h_filters == 0)
+        p->caser_h_filters = 16;
+    if (p->caser_v_filters == 0)
+        p->caser_v_filters = 4;
+    TRY(check_i32(w, "caser_window", p->caser_window, 1, 64));
+    TRY(check_i32(w, "caser_h_filters", p->caser_h_filters, 1, 1024));
+    TRY(check_i32(w, "caser_v_filters", p->caser_v_filters, 1, 1024));
+    return IADSR_OK;
+}
+
+static int check_sasrec(iadsr_model_params *p)
+{
+    static const char w[] = "iadsr_model_params";
+    if (p->caser_window || p->caser_h_filters || p->caser_v_filters)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: the caser_* fields apply to Caser only", w);
+    if (p->n_layers == 0)
+        p->n_layers = 2;
     TRY(check_i32(w, "n_layers", p->n_layers, 1, 16));
     TRY(check_i32(w, "n_heads", p->n_heads, 1, 4096));
     if (p->dim % p->n_heads != 0)
@@ -377,12 +448,6 @@ int iadsr__model_params_check(iadsr_model_params *p)
                           "%s.activation = %d is not IADSR_ACT_GELU (1) or "
                           "IADSR_ACT_RELU (2)",
                           w, (int)p->activation);
-    if (!(p->dropout >= 0.0f && p->dropout < 1.0f))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.dropout = %g is outside [0, 1)", w,
-                          (double)p->dropout);
-    TRY(check_flags(w, p->flags, 0));
-    TRY(check_reserved(w, "reserved0", p->reserved0));
     return IADSR_OK;
 }
 
@@ -390,7 +455,7 @@ int iadsr__model_params_get(iadsr_model_params *dst,
                             const iadsr_model_params *user)
 {
     TRY(iadsr__params_overlay(dst, &model_defaults, sizeof model_defaults,
-                              sizeof model_defaults, user,
+                              MODEL_PARAMS_SIZE_0_1, user,
                               "iadsr_model_params"));
     return iadsr__model_params_check(dst);
 }

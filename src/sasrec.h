@@ -7,6 +7,7 @@
 #define IADSR_SASREC_H
 
 #include "internal.h"
+#include "shape.h"
 
 #define IADSR__MAX_LAYERS 16
 #define IADSR__LN_EPS 1e-5
@@ -23,14 +24,6 @@ typedef struct iadsr__batch {
     const int32_t *row_off; /* n_seq + 1 */
 } iadsr__batch;
 
-/* Shape of the encoder, taken from normalised model params. */
-typedef struct iadsr__sasrec_shape {
-    int n_items, d, f, n_heads, n_layers, max_len, act; /* act: IADSR_ACT_* */
-    double dropout;
-} iadsr__sasrec_shape;
-
-void iadsr__sasrec_shape_from(const iadsr_model_params *hp,
-                              iadsr__sasrec_shape *s);
 
 #define REAL float
 #define SFX(name) name##_f32

@@ -11,46 +11,51 @@ typedef struct SFX(iadsr__sasrec_w) {
         REAL *wqkv, *bqkv, *wo, *bo, *ln1_g, *ln1_b;
         REAL *w1, *b1, *w2, *b2, *ln2_g, *ln2_b;
     } blk[IADSR__MAX_LAYERS];
+    REAL *fln_g, *fln_b; /* final LayerNorm (pre-norm models only) */
 } SFX(iadsr__sasrec_w);
 
 /* Activations kept for the backward pass, plus backward scratch. One
  * workspace serves batches of up to max_rows rows and max_att attention
  * entries (sum over sequences of n^2 * n_heads). */
 typedef struct SFX(iadsr__sasrec_ws) {
-    iadsr__sasrec_shape shape;
+    iadsr__shape shape;
     int max_rows;
     size_t max_att;
     int training;   /* masks present */
     int drew_masks; /* the last forward drew dropout masks */
     REAL *e, *xhat0, *rstd0, *m0;
-    REAL *x[IADSR__MAX_LAYERS + 1]; /* x[0] block-0 input, x[L] output */
+    REAL *x[IADSR__MAX_LAYERS + 1]; /* x[0] block-0 input, x[L] last block */
+    /* Pre-norm models only: a1/a2 are the LN1/LN2 outputs that feed the
+     * attention and the FFN; xhatf/rstdf belong to the final LayerNorm. */
     struct {
         REAL *qkv, *p, *pm, *ctx, *ma, *y1hat, *rstd1, *x1;
-        REAL *h1, *g, *mf, *gd, *mo, *y2hat, *rstd2;
+        REAL *h1, *g, *mf, *gd, *mo, *y2hat, *rstd2, *a1, *a2;
     } b[IADSR__MAX_LAYERS];
+    REAL *xhatf, *rstdf;
+    REAL *out; /* encoder output: x[L], or the final LayerNorm of it */
     /* backward scratch */
     REAL *dx, *dx1, *dqkv, *dctx, *dh, *tmp, *wt;
     void *block; /* the single allocation */
 } SFX(iadsr__sasrec_ws);
 
 void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
-                             const iadsr__sasrec_shape *s,
+                             const iadsr__shape *s,
                              SFX(iadsr__sasrec_w) *w);
 
 int SFX(iadsr__sasrec_ws_init)(SFX(iadsr__sasrec_ws) *ws,
-                               const iadsr__sasrec_shape *s, int max_rows,
+                               const iadsr__shape *s, int max_rows,
                                size_t max_att, int training);
 void SFX(iadsr__sasrec_ws_free)(SFX(iadsr__sasrec_ws) *ws);
 
 /* Forward pass over a batch. With @p rng non-NULL and ws->training, dropout
  * masks are drawn from it; with rng NULL dropout is off (inference). The
- * output hidden states are ws->x[n_layers] (n_rows x d). */
+ * output hidden states are ws->out (n_rows x d). */
 void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
                                 const SFX(iadsr__sasrec_w) *w,
                                 const iadsr__batch *b, iadsr__rng *rng);
 
 /* Inference forward that computes the final block for the last row of
- * each sequence only: the output ws->x[n_layers] holds n_seq rows (one per
+ * each sequence only: the output ws->out holds n_seq rows (one per
  * sequence). No dropout. The workspace may be an inference one. */
 void SFX(iadsr__sasrec_forward_last)(SFX(iadsr__sasrec_ws) *ws,
                                      const SFX(iadsr__sasrec_w) *w,

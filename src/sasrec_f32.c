@@ -20,15 +20,3 @@
 #define SQRT sqrtf
 #include "sasrec_impl.h"
 
-void iadsr__sasrec_shape_from(const iadsr_model_params *hp,
-                              iadsr__sasrec_shape *s)
-{
-    s->n_items = hp->n_items;
-    s->d = hp->dim;
-    s->f = hp->ffn_dim;
-    s->n_heads = hp->n_heads;
-    s->n_layers = hp->n_layers;
-    s->max_len = hp->max_seq_len;
-    s->act = hp->activation;
-    s->dropout = (double)hp->dropout;
-}

@@ -5,6 +5,9 @@
  * The encoder follows the post-norm transformer of the PyTorch reference
  * (bench/torch_sasrec.py): x0 = drop(LN(E[item] + P[pos])); per block
  * x1 = LN1(x + drop(MHA(x))), x' = LN2(x1 + drop(W2 drop(act(W1 x1)))).
+ * With shape.pre_ln (IADSR_MODEL_F_PRE_LN) blocks are pre-norm as in the
+ * original SASRec: x1 = x + drop(MHA(LN1(x))), x' = x1 + drop(FFN(LN2(x1))),
+ * and the output is LNf(x[L]).
  * Only real (non-padding) positions are stored and computed: padding keys
  * are masked out of attention anyway, so padding rows never influence a
  * real row, and skipping them removes most of the work on short sequences.
@@ -16,7 +19,7 @@
 #include <string.h>
 
 void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
-                             const iadsr__sasrec_shape *s,
+                             const iadsr__shape *s,
                              SFX(iadsr__sasrec_w) *w)
 {
     /* The layout order is fixed by model.c: 4 tensors, then 12 per block. */
@@ -40,6 +43,11 @@ void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
         w->blk[b].ln2_g = base + t[10].offset;
         w->blk[b].ln2_b = base + t[11].offset;
     }
+    if (s->pre_ln) {
+        const iadsr__tensor *t = &l->t[4 + 12 * s->n_layers];
+        w->fln_g = base + t[0].offset;
+        w->fln_b = base + t[1].offset;
+    }
 }
 
 /* ---- workspace ---------------------------------------------------------- */
@@ -60,7 +68,7 @@ static REAL *SFX(take)(SFX(bump) *bp, size_t n)
 /* Two passes: the first (base == NULL) measures, the second hands out. */
 static void SFX(ws_carve)(SFX(iadsr__sasrec_ws) *ws, SFX(bump) *bp)
 {
-    const iadsr__sasrec_shape *s = &ws->shape;
+    const iadsr__shape *s = &ws->shape;
     size_t R = (size_t)ws->max_rows, d = (size_t)s->d, f = (size_t)s->f;
     size_t A = ws->max_att;
     int tr = ws->training;
@@ -98,6 +106,16 @@ static void SFX(ws_carve)(SFX(iadsr__sasrec_ws) *ws, SFX(bump) *bp)
         ws->b[l].mo = tr ? SFX(take)(bp, R * d) : NULL;
         ws->b[l].y2hat = SFX(take)(bp, R * d);
         ws->b[l].rstd2 = SFX(take)(bp, R);
+        ws->b[l].a1 = s->pre_ln ? SFX(take)(bp, R * d) : NULL;
+        ws->b[l].a2 = s->pre_ln ? SFX(take)(bp, R * d) : NULL;
+    }
+    if (s->pre_ln) {
+        ws->xhatf = SFX(take)(bp, R * d);
+        ws->rstdf = SFX(take)(bp, R);
+        ws->out = SFX(take)(bp, R * d);
+    } else {
+        ws->xhatf = ws->rstdf = NULL;
+        ws->out = ws->x[s->n_layers];
     }
     if (tr) {
         ws->dx = SFX(take)(bp, R * d);
@@ -114,7 +132,7 @@ static void SFX(ws_carve)(SFX(iadsr__sasrec_ws) *ws, SFX(bump) *bp)
 }
 
 int SFX(iadsr__sasrec_ws_init)(SFX(iadsr__sasrec_ws) *ws,
-                               const iadsr__sasrec_shape *s, int max_rows,
+                               const iadsr__shape *s, int max_rows,
                                size_t max_att, int training)
 {
     memset(ws, 0, sizeof *ws);
@@ -453,7 +471,7 @@ static void SFX(last_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
                                 const SFX(iadsr__sasrec_w) *w,
                                 const iadsr__batch *b, int l)
 {
-    const iadsr__sasrec_shape *s = &ws->shape;
+    const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, S = b->n_seq, d = s->d, f = s->f;
     const REAL *xin = ws->x[l];
     REAL *tmp = ws->x[l + 1];
@@ -483,6 +501,62 @@ static void SFX(last_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
                               ws->x[l + 1], ws->b[l].y2hat, ws->b[l].rstd2);
 }
 
+/* FFN half of a pre-norm block on n rows: out = x1 + drop(FFN(LN2(x1))).
+ * Masks are drawn (and kept for backward) only when rng is non-NULL. */
+static void SFX(pre_ffn_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                             const SFX(iadsr__sasrec_w) *w, int l, int n,
+                             iadsr__rng *rng, REAL *out)
+{
+    const iadsr__shape *s = &ws->shape;
+    int d = s->d, f = s->f;
+    size_t nd = (size_t)n * (size_t)d, nf = (size_t)n * (size_t)f;
+    SFX(iadsr__layernorm_fwd)(ws->b[l].x1, n, d, w->blk[l].ln2_g,
+                              w->blk[l].ln2_b, ws->b[l].a2, ws->b[l].y2hat,
+                              ws->b[l].rstd2);
+    SFX(iadsr__linear_fwd)(ws->b[l].a2, n, d, w->blk[l].w1, w->blk[l].b1, f,
+                           ws->b[l].h1);
+    SFX(iadsr__act_fwd)(s->act, ws->b[l].h1, nf, ws->b[l].g);
+    const REAL *gin = ws->b[l].g;
+    if (rng) {
+        SFX(dropout_mask)(ws->b[l].mf, nf, s->dropout, rng);
+        SFX(mul)(ws->b[l].gd, ws->b[l].g, ws->b[l].mf, nf);
+        gin = ws->b[l].gd;
+    }
+    SFX(iadsr__linear_fwd)(gin, n, f, w->blk[l].w2, w->blk[l].b2, d, out);
+    if (rng) {
+        SFX(dropout_mask)(ws->b[l].mo, nd, s->dropout, rng);
+        SFX(mul)(out, out, ws->b[l].mo, nd);
+    }
+    for (size_t i = 0; i < nd; i++)
+        out[i] += ws->b[l].x1[i];
+}
+
+/* Pre-norm twin of last_block_fwd: keys and values need LN1 of every row,
+ * everything after the attention only the last row of each sequence. */
+static void SFX(pre_last_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                                    const SFX(iadsr__sasrec_w) *w,
+                                    const iadsr__batch *b, int l)
+{
+    const iadsr__shape *s = &ws->shape;
+    int R = b->n_rows, S = b->n_seq, d = s->d;
+    const REAL *xin = ws->x[l];
+    SFX(iadsr__layernorm_fwd)(xin, R, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
+                              ws->b[l].a1, ws->b[l].y1hat, ws->b[l].rstd1);
+    SFX(iadsr__linear_fwd)(ws->b[l].a1, R, d, w->blk[l].wqkv, w->blk[l].bqkv,
+                           3 * d, ws->b[l].qkv);
+    SFX(attention_last_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                            ws->b[l].ctx);
+    SFX(iadsr__linear_fwd)(ws->b[l].ctx, S, d, w->blk[l].wo, w->blk[l].bo, d,
+                           ws->b[l].x1);
+    for (int q = 0; q < S; q++) {
+        const REAL *xr = xin + (size_t)(b->row_off[q + 1] - 1) * (size_t)d;
+        REAL *x1 = ws->b[l].x1 + (size_t)q * (size_t)d;
+        for (int c = 0; c < d; c++)
+            x1[c] += xr[c];
+    }
+    SFX(pre_ffn_fwd)(ws, w, l, S, NULL, ws->x[l + 1]);
+}
+
 static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
                               const SFX(iadsr__sasrec_w) *w,
                               const iadsr__batch *b, iadsr__rng *rng,
@@ -502,12 +576,43 @@ void SFX(iadsr__sasrec_forward_last)(SFX(iadsr__sasrec_ws) *ws,
     SFX(forward_impl)(ws, w, b, NULL, 1);
 }
 
+/* One pre-norm block over all rows; rng non-NULL draws dropout masks. */
+static void SFX(pre_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                               const SFX(iadsr__sasrec_w) *w,
+                               const iadsr__batch *b, int l, iadsr__rng *rng,
+                               size_t att)
+{
+    const iadsr__shape *s = &ws->shape;
+    int R = b->n_rows, d = s->d;
+    size_t Rd = (size_t)R * (size_t)d;
+    const REAL *xin = ws->x[l];
+    SFX(iadsr__layernorm_fwd)(xin, R, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
+                              ws->b[l].a1, ws->b[l].y1hat, ws->b[l].rstd1);
+    SFX(iadsr__linear_fwd)(ws->b[l].a1, R, d, w->blk[l].wqkv, w->blk[l].bqkv,
+                           3 * d, ws->b[l].qkv);
+    if (rng)
+        SFX(dropout_mask)(ws->b[l].pm, att, s->dropout, rng);
+    SFX(iadsr__attention_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                              rng ? ws->b[l].pm : NULL, ws->b[l].ctx,
+                              !ws->training);
+    REAL *x1 = ws->b[l].x1;
+    SFX(iadsr__linear_fwd)(ws->b[l].ctx, R, d, w->blk[l].wo, w->blk[l].bo, d,
+                           x1);
+    if (rng) {
+        SFX(dropout_mask)(ws->b[l].ma, Rd, s->dropout, rng);
+        SFX(mul)(x1, x1, ws->b[l].ma, Rd);
+    }
+    for (size_t i = 0; i < Rd; i++)
+        x1[i] += xin[i];
+    SFX(pre_ffn_fwd)(ws, w, l, R, rng, ws->x[l + 1]);
+}
+
 static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
                               const SFX(iadsr__sasrec_w) *w,
                               const iadsr__batch *b, iadsr__rng *rng,
                               int last_only)
 {
-    const iadsr__sasrec_shape *s = &ws->shape;
+    const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, f = s->f;
     size_t Rd = (size_t)R * (size_t)d, Rf = (size_t)R * (size_t)f;
     int drop = ws->training && rng != NULL && s->dropout > 0;
@@ -534,8 +639,15 @@ static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
 
     for (int l = 0; l < s->n_layers; l++) {
         if (last_only && l == s->n_layers - 1) {
-            SFX(last_block_fwd)(ws, w, b, l);
+            if (s->pre_ln)
+                SFX(pre_last_block_fwd)(ws, w, b, l);
+            else
+                SFX(last_block_fwd)(ws, w, b, l);
             break;
+        }
+        if (s->pre_ln) {
+            SFX(pre_block_fwd)(ws, w, b, l, drop ? rng : NULL, att);
+            continue;
         }
         const REAL *xin = ws->x[l];
         REAL *tmp = ws->x[l + 1]; /* scratch until the block output is written */
@@ -577,6 +689,11 @@ static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
                                   ws->x[l + 1], ws->b[l].y2hat,
                                   ws->b[l].rstd2);
     }
+    if (s->pre_ln) {
+        int n = last_only ? b->n_seq : R;
+        SFX(iadsr__layernorm_fwd)(ws->x[s->n_layers], n, d, w->fln_g,
+                                  w->fln_b, ws->out, ws->xhatf, ws->rstdf);
+    }
 }
 
 void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
@@ -584,13 +701,59 @@ void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
                                  SFX(iadsr__sasrec_w) *g,
                                  const iadsr__batch *b, REAL *dh)
 {
-    const iadsr__sasrec_shape *s = &ws->shape;
+    const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, f = s->f;
     size_t Rd = (size_t)R * (size_t)d, Rf = (size_t)R * (size_t)f;
     int drop = ws->drew_masks; /* masks were drawn in forward */
     REAL *dx = dh; /* gradient w.r.t. the current block output */
 
-    for (int l = s->n_layers - 1; l >= 0; l--) {
+    if (s->pre_ln) {
+        /* output = LNf(x[L]) */
+        SFX(iadsr__layernorm_bwd)(dh, ws->xhatf, ws->rstdf, R, d, w->fln_g,
+                                  g->fln_g, g->fln_b, ws->dx);
+        memcpy(dx, ws->dx, Rd * sizeof(REAL));
+    }
+    for (int l = s->n_layers - 1; l >= 0 && s->pre_ln; l--) {
+        /* x' = x1 + drop(W2 drop(act(W1 a2)) + b2), a2 = LN2(x1) */
+        REAL *dfo = ws->tmp;
+        if (drop)
+            SFX(mul)(dfo, dx, ws->b[l].mo, Rd);
+        else
+            memcpy(dfo, dx, Rd * sizeof(REAL));
+        const REAL *gin = drop ? ws->b[l].gd : ws->b[l].g;
+        SFX(linear_bwd_t)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
+                          g->blk[l].b2, ws->dh, 0, ws->wt);
+        if (drop)
+            SFX(mul)(ws->dh, ws->dh, ws->b[l].mf, Rf);
+        SFX(iadsr__act_bwd)(s->act, ws->b[l].h1, ws->dh, Rf, ws->dh);
+        SFX(linear_bwd_t)(ws->b[l].a2, ws->dh, R, d, w->blk[l].w1, f,
+                          g->blk[l].w1, g->blk[l].b1, ws->dx1, 0, ws->wt);
+        SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y2hat, ws->b[l].rstd2, R,
+                                  d, w->blk[l].ln2_g, g->blk[l].ln2_g,
+                                  g->blk[l].ln2_b, ws->dx);
+        for (size_t i = 0; i < Rd; i++)
+            ws->dx[i] += dx[i]; /* + the residual: ws->dx = dL/dx1 */
+        /* x1 = x + drop(Wo ctx + bo), ctx = MHA over qkv = a1 Wqkv + bqkv,
+         * a1 = LN1(x) */
+        REAL *da = ws->tmp;
+        if (drop)
+            SFX(mul)(da, ws->dx, ws->b[l].ma, Rd);
+        else
+            memcpy(da, ws->dx, Rd * sizeof(REAL));
+        SFX(linear_bwd_t)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
+                          g->blk[l].wo, g->blk[l].bo, ws->dctx, 0, ws->wt);
+        SFX(iadsr__attention_bwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                                  drop ? ws->b[l].pm : NULL, ws->dctx,
+                                  ws->dqkv);
+        SFX(linear_bwd_t)(ws->b[l].a1, ws->dqkv, R, d, w->blk[l].wqkv, 3 * d,
+                          g->blk[l].wqkv, g->blk[l].bqkv, ws->dx1, 0, ws->wt);
+        SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y1hat, ws->b[l].rstd1, R,
+                                  d, w->blk[l].ln1_g, g->blk[l].ln1_g,
+                                  g->blk[l].ln1_b, dx);
+        for (size_t i = 0; i < Rd; i++)
+            dx[i] += ws->dx[i]; /* dx = dL/dx[l] */
+    }
+    for (int l = s->n_layers - 1; l >= 0 && !s->pre_ln; l--) {
         /* x' = LN2(y2) */
         SFX(iadsr__layernorm_bwd)(dx, ws->b[l].y2hat, ws->b[l].rstd2, R, d,
                                   w->blk[l].ln2_g, g->blk[l].ln2_g,

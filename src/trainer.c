@@ -44,7 +44,7 @@ struct iadsr_trainer {
     iadsr_model *init;      /* reference: hyper-parameters and layout */
     iadsr_dataset *data;    /* reference */
     iadsr_train_params tp;
-    iadsr__sasrec_shape shape;
+    iadsr__shape shape;
     size_t n_floats;
     float *w, *g, *m1, *m2, *best_w;
     const float *emb1;     /* item table rows 1..n_items inside w */
@@ -136,7 +136,7 @@ int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
     t->init = iadsr__model_ref(init);
     t->data = iadsr__dataset_ref(train);
     t->tp = tp;
-    iadsr__sasrec_shape_from(&init->hp, &t->shape);
+    iadsr__shape_from(&init->hp, &t->shape);
     t->n_floats = init->layout.n_floats;
     t->best_ndcg = -1.0;
     iadsr__rng_seed(&t->rng, tp.seed);

@@ -283,7 +283,7 @@ START_TEST(test_model_create_args)
         case 3: p.dim = 0; break;
         case 4: p.dim = 4097; break;
         case 5: p.max_seq_len = 0; break;
-        case 6: p.n_layers = 0; break;
+        case 6: p.n_layers = -1; break;
         case 7: p.n_layers = 17; break;
         case 8: p.n_heads = 3; break; /* does not divide 16 */
         case 9: p.n_heads = 0; break;
@@ -292,8 +292,8 @@ START_TEST(test_model_create_args)
         case 12: p.dropout = -0.1f; break;
         case 13: p.activation = 3; break;
         case 14: p.backbone = 99; break;
-        case 15: p.backbone = IADSR_BACKBONE_GRU4REC; want = IADSR_ERR_UNSUPPORTED; break;
-        case 16: p.backbone = IADSR_BACKBONE_CASER; want = IADSR_ERR_UNSUPPORTED; break;
+        case 15: p.backbone = IADSR_BACKBONE_GRU4REC; p.ffn_dim = 8; break;
+        case 16: p.backbone = IADSR_BACKBONE_CASER; p.caser_window = 65; break;
         case 17: p.flags = 4; want = IADSR_ERR_UNSUPPORTED; break;
         case 18: p.reserved0 = 1; break;
         default: p.struct_size = 0; break;

@@ -766,7 +766,7 @@ static const int32_t enc_tgt[] = {9, /**/ 5, 1, 0, /**/ 3, 8, 6, 2, 9,
 
 typedef struct {
     iadsr_model_params hp;
-    iadsr__sasrec_shape shape;
+    iadsr__shape shape;
     iadsr__layout *lay;
     double *W, *G;
     iadsr__sasrec_w_f64 w, g;
@@ -781,7 +781,8 @@ typedef struct {
     double *dh, *zbuf;
 } enc_ctx;
 
-static void enc_setup(enc_ctx *e, float dropout, int act, uint64_t seed)
+static void enc_setup_f(enc_ctx *e, float dropout, int act, uint64_t seed,
+                        uint32_t flags)
 {
     memset(e, 0, sizeof *e);
     iadsr_model_params_init(&e->hp);
@@ -793,12 +794,14 @@ static void enc_setup(enc_ctx *e, float dropout, int act, uint64_t seed)
     e->hp.max_seq_len = 6;
     e->hp.dropout = dropout;
     e->hp.activation = act;
+    e->hp.flags = flags;
     ck_assert_int_eq(iadsr__model_params_check(&e->hp), IADSR_OK);
     e->lay = calloc(1, sizeof *e->lay);
     ck_assert_ptr_nonnull(e->lay);
     ck_assert_int_eq(iadsr__model_layout(&e->hp, e->lay), IADSR_OK);
-    ck_assert_int_eq(e->lay->n_tensors, 4 + 12 * e->hp.n_layers);
-    iadsr__sasrec_shape_from(&e->hp, &e->shape);
+    ck_assert_int_eq(e->lay->n_tensors, 4 + 12 * e->hp.n_layers +
+                                            (flags & IADSR_MODEL_F_PRE_LN ? 2 : 0));
+    iadsr__shape_from(&e->hp, &e->shape);
 
     int L = e->hp.max_seq_len, row = 0;
     e->off[0] = 0;
@@ -847,6 +850,11 @@ static void enc_setup(enc_ctx *e, float dropout, int act, uint64_t seed)
     e->zbuf = dalloc((size_t)ENC_MAXROWS * (size_t)e->hp.n_items);
 }
 
+static void enc_setup(enc_ctx *e, float dropout, int act, uint64_t seed)
+{
+    enc_setup_f(e, dropout, act, seed, 0);
+}
+
 static void enc_free(enc_ctx *e)
 {
     iadsr__sasrec_ws_free_f64(&e->ws);
@@ -864,7 +872,7 @@ static double enc_loss(void *p)
     enc_ctx *e = p;
     enc_forward(e);
     return e->scale *
-           iadsr__ce_loss_f64(e->ws.x[e->shape.n_layers], e->b.n_rows,
+           iadsr__ce_loss_f64(e->ws.out, e->b.n_rows,
                               e->shape.d, e->tgt, e->w.item_emb,
                               e->shape.n_items, e->scale, NULL, NULL, e->zbuf,
                               4);
@@ -879,7 +887,7 @@ static double enc_grad(enc_ctx *e, int with_ce_emb)
     size_t nh = (size_t)e->b.n_rows * (size_t)e->shape.d;
     memset(e->dh, 0, nh * sizeof *e->dh);
     double sum = iadsr__ce_loss_f64(
-        e->ws.x[e->shape.n_layers], e->b.n_rows, e->shape.d, e->tgt,
+        e->ws.out, e->b.n_rows, e->shape.d, e->tgt,
         e->w.item_emb, e->shape.n_items, e->scale, e->dh,
         with_ce_emb ? e->g.item_emb : NULL, e->zbuf, 4);
     iadsr__sasrec_backward_f64(&e->ws, &e->w, &e->g, &e->b, e->dh);
@@ -951,6 +959,33 @@ START_TEST(test_encoder_grad_no_dropout)
 }
 END_TEST
 
+START_TEST(test_encoder_grad_pre_ln)
+{
+    enc_ctx e;
+    enc_setup_f(&e, 0.3f, IADSR_ACT_GELU, 717, IADSR_MODEL_F_PRE_LN);
+    ck_assert_ptr_nonnull(iadsr__layout_find(e.lay, "final_ln.g"));
+    enc_check_all(&e, "encoder(pre-LN, gelu, dropout 0.3)");
+    enc_free(&e);
+    enc_setup_f(&e, 0.0f, IADSR_ACT_RELU, 818, IADSR_MODEL_F_PRE_LN);
+    enc_check_all(&e, "encoder(pre-LN, relu, dropout 0)");
+    enc_free(&e);
+}
+END_TEST
+
+/* Same weights, the other arrangement: a different function of them. */
+START_TEST(test_encoder_pre_ln_differs)
+{
+    enc_ctx a, b;
+    enc_setup_f(&a, 0.0f, IADSR_ACT_GELU, 919, 0);
+    enc_setup_f(&b, 0.0f, IADSR_ACT_GELU, 919, IADSR_MODEL_F_PRE_LN);
+    /* the shared tensors were drawn from the same stream first */
+    ck_assert(memcmp(a.W, b.W, a.lay->n_floats * sizeof *a.W) == 0);
+    ck_assert(enc_loss(&a) != enc_loss(&b));
+    enc_free(&a);
+    enc_free(&b);
+}
+END_TEST
+
 START_TEST(test_encoder_grad_relu)
 {
     enc_ctx e;
@@ -982,7 +1017,7 @@ START_TEST(test_encoder_sparse_rows)
     /* softmax part only: the same call without the backward pass */
     memset(e.G, 0, nf * sizeof *e.G);
     enc_forward(&e);
-    iadsr__ce_loss_f64(e.ws.x[e.shape.n_layers], e.b.n_rows, d, e.tgt,
+    iadsr__ce_loss_f64(e.ws.out, e.b.n_rows, d, e.tgt,
                        e.w.item_emb, n_items, e.scale, NULL, e.g.item_emb,
                        e.zbuf, 4);
     memcpy(ce_only, e.G, nf * sizeof *e.G);
@@ -1028,13 +1063,13 @@ START_TEST(test_encoder_causal)
     for (int use_rng = 0; use_rng < 2; use_rng++) {
         e.use_rng = use_rng;
         enc_forward(&e);
-        memcpy(base, e.ws.x[e.shape.n_layers], nh * sizeof *base);
+        memcpy(base, e.ws.out, nh * sizeof *base);
         for (int s = 0; s < ENC_NSEQ; s++)
             for (int j = e.off[s]; j < e.off[s + 1]; j++) {
                 int32_t save = e.items[j];
                 e.items[j] = save % 9 + 1;
                 enc_forward(&e);
-                const double *h = e.ws.x[e.shape.n_layers];
+                const double *h = e.ws.out;
                 for (int i = 0; i < R; i++) {
                     int eq = memcmp(h + (size_t)i * (size_t)d,
                                     base + (size_t)i * (size_t)d,
@@ -1112,10 +1147,13 @@ static double rel_diff_f(const float *a, const double *b, size_t n)
 
 START_TEST(test_f32_vs_f64)
 {
-    static const int acts[] = {IADSR_ACT_GELU, IADSR_ACT_RELU};
-    for (int ai = 0; ai < 2; ai++) {
+    static const int acts[] = {IADSR_ACT_GELU, IADSR_ACT_RELU,
+                               IADSR_ACT_GELU};
+    for (int ai = 0; ai < 3; ai++) {
         enc_ctx e;
-        enc_setup(&e, 0.3f, acts[ai], 1313 + (uint64_t)ai);
+        /* the third round: pre-norm blocks */
+        enc_setup_f(&e, 0.3f, acts[ai], 1313 + (uint64_t)ai,
+                    ai == 2 ? IADSR_MODEL_F_PRE_LN : 0);
         size_t nf = e.lay->n_floats;
         int R = e.b.n_rows, d = e.shape.d, n_items = e.shape.n_items;
         size_t nh = (size_t)R * (size_t)d;
@@ -1138,22 +1176,22 @@ START_TEST(test_f32_vs_f64)
         /* inference: no dropout */
         e.use_rng = 0;
         enc_forward(&e);
-        memcpy(h64, e.ws.x[e.shape.n_layers], nh * sizeof *h64);
+        memcpy(h64, e.ws.out, nh * sizeof *h64);
         iadsr__sasrec_forward_f32(&wsi, &wf, &e.b, NULL);
-        hf = wsi.x[e.shape.n_layers];
+        hf = wsi.out;
         double r_inf = rel_diff_f(hf, h64, nh);
         ck_assert_msg(r_inf < 1e-4, "inference f32 vs f64: %.3g", r_inf);
         /* training workspace without rng: the same as inference */
         iadsr__sasrec_forward_f32(&wst, &wf, &e.b, NULL);
-        ck_assert(memcmp(wst.x[e.shape.n_layers], hf, nh * sizeof *hf) == 0);
+        ck_assert(memcmp(wst.out, hf, nh * sizeof *hf) == 0);
 
         /* training with the same rng state: the same dropout masks */
         e.use_rng = 1;
         enc_forward(&e);
-        memcpy(h64, e.ws.x[e.shape.n_layers], nh * sizeof *h64);
+        memcpy(h64, e.ws.out, nh * sizeof *h64);
         iadsr__rng r = e.rng0;
         iadsr__sasrec_forward_f32(&wst, &wf, &e.b, &r);
-        hf = wst.x[e.shape.n_layers];
+        hf = wst.out;
         double r_tr = rel_diff_f(hf, h64, nh);
         ck_assert_msg(r_tr < 1e-4, "training f32 vs f64: %.3g", r_tr);
 
@@ -1179,7 +1217,7 @@ START_TEST(test_f32_vs_f64)
         r = e.rng0;
         iadsr__sasrec_forward_f32(&wst, &wf, &e.b, &r);
         double loss32 = (double)(float)e.scale *
-                        iadsr__ce_loss_f32(wst.x[e.shape.n_layers], R, d,
+                        iadsr__ce_loss_f32(wst.out, R, d,
                                            e.tgt, wf.item_emb, n_items,
                                            (float)e.scale, dhf, gf.item_emb,
                                            zf, 4);
@@ -1206,7 +1244,8 @@ START_TEST(test_f32_vs_f64)
             fprintf(stderr,
                     "  f32 vs f64 (%s): h inference %.3g, h training %.3g, "
                     "CE %.3g, loss %.3g, worst gradient tensor %.3g\n",
-                    ai ? "relu" : "gelu", r_inf, r_tr, r_ce, r_loss, r_grad);
+                    ai == 2 ? "gelu, pre-LN" : ai ? "relu" : "gelu", r_inf,
+                    r_tr, r_ce, r_loss, r_grad);
         iadsr__sasrec_ws_free_f32(&wsi);
         iadsr__sasrec_ws_free_f32(&wst);
         free(Wf), free(Gf), free(h64), free(hq), free(zf), free(hq64);
@@ -1221,17 +1260,19 @@ END_TEST
 START_TEST(test_forward_last)
 {
     enc_ctx e;
-    enc_setup(&e, 0.3f, IADSR_ACT_GELU, 4242);
+    /* _i = 0: post-norm, 1: pre-norm (the loop variable of the tcase) */
+    enc_setup_f(&e, 0.3f, IADSR_ACT_GELU, 4242 + (uint64_t)_i,
+                _i ? IADSR_MODEL_F_PRE_LN : 0);
     int d = e.shape.d, S = e.b.n_seq;
     e.use_rng = 0;
     enc_forward(&e);
-    const double *full = e.ws.x[e.shape.n_layers];
+    const double *full = e.ws.out;
     iadsr__sasrec_ws_f64 wsl;
     ck_assert_int_eq(iadsr__sasrec_ws_init_f64(&wsl, &e.shape, ENC_MAXROWS,
                                                e.n_att, 0),
                      IADSR_OK);
     iadsr__sasrec_forward_last_f64(&wsl, &e.w, &e.b);
-    const double *last = wsl.x[e.shape.n_layers];
+    const double *last = wsl.out;
     double worst = 0;
     for (int q = 0; q < S; q++) {
         const double *a = full + (size_t)(e.off[q + 1] - 1) * (size_t)d;
@@ -1252,7 +1293,7 @@ START_TEST(test_forward_last)
                                                e.n_att, 0),
                      IADSR_OK);
     iadsr__sasrec_forward_last_f32(&wsf, &wf, &e.b);
-    const float *lf = wsf.x[e.shape.n_layers];
+    const float *lf = wsf.out;
     double num = 0, den = 0;
     for (size_t i = 0; i < (size_t)S * (size_t)d; i++) {
         num += ((double)lf[i] - last[i]) * ((double)lf[i] - last[i]);
@@ -1448,13 +1489,15 @@ Suite *suite_layers(void)
     tcase_add_test(tc, test_encoder_grad_dropout);
     tcase_add_test(tc, test_encoder_grad_no_dropout);
     tcase_add_test(tc, test_encoder_grad_relu);
+    tcase_add_test(tc, test_encoder_grad_pre_ln);
+    tcase_add_test(tc, test_encoder_pre_ln_differs);
     tcase_add_test(tc, test_encoder_sparse_rows);
     tcase_add_test(tc, test_encoder_causal);
     tcase_add_test(tc, test_encoder_grad_forward_without_rng);
     suite_add_tcase(s, tc);
     TCase *tk = tcase_create("float32");
     tcase_add_test(tk, test_f32_vs_f64);
-    tcase_add_test(tk, test_forward_last);
+    tcase_add_loop_test(tk, test_forward_last, 0, 2);
     tcase_add_test(tk, test_f32_act);
     tcase_add_test(tk, test_kernel_expf);
     tcase_add_test(tk, test_kernel_erff);

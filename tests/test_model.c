@@ -205,12 +205,29 @@ START_TEST(test_get_params)
     iadsr_model_free(m2);
 
     /* struct_size smaller than v1 */
-    static const uint32_t small[] = {0, 4, 48, sizeof q - 1};
+    static const uint32_t small[] = {0, 4, 48, 55};
     for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
         memset(&q, 0, sizeof q);
         q.struct_size = small[i];
         ck_assert_int_eq(iadsr_model_get_params(m, &q), IADSR_ERR_INVALID_ARG);
         ck_assert_str_ne(iadsr_last_error(), "");
+    }
+    /* the 0.1 struct (56 bytes, up to seed) still works both ways, and
+     * nothing past it is written */
+    {
+        unsigned char raw[sizeof q];
+        memset(raw, 0xab, sizeof raw);
+        iadsr_model_params *o = (iadsr_model_params *)(void *)raw;
+        o->struct_size = 56;
+        ck_assert_int_eq(iadsr_model_get_params(m, o), IADSR_OK);
+        ck_assert_int_eq(o->n_items, m->hp.n_items);
+        ck_assert_uint_eq(o->seed, m->hp.seed);
+        for (size_t i = 56; i < sizeof raw; i++)
+            ck_assert_uint_eq(raw[i], 0xab);
+        iadsr_model *m3 = make(o); /* the tail bytes are not read */
+        ck_assert(memcmp(m3->w, m->w, m->layout.n_floats * sizeof(float)) ==
+                  0);
+        iadsr_model_free(m3);
     }
     /* a larger (newer) struct: the known part is filled */
     struct {
@@ -379,7 +396,6 @@ typedef struct {
     X(len_0, p->max_seq_len = 0, IADSR_ERR_INVALID_ARG)                       \
     X(len_neg, p->max_seq_len = -1, IADSR_ERR_INVALID_ARG)                    \
     X(len_4097, p->max_seq_len = 4097, IADSR_ERR_INVALID_ARG)                 \
-    X(layers_0, p->n_layers = 0, IADSR_ERR_INVALID_ARG)                       \
     X(layers_17, p->n_layers = 17, IADSR_ERR_INVALID_ARG)                     \
     X(layers_neg, p->n_layers = -2, IADSR_ERR_INVALID_ARG)                    \
     X(heads_0, p->n_heads = 0, IADSR_ERR_INVALID_ARG)                         \
@@ -395,16 +411,17 @@ typedef struct {
     X(dropout_1, p->dropout = 1.0f, IADSR_ERR_INVALID_ARG)                    \
     X(dropout_nan, p->dropout = NAN, IADSR_ERR_INVALID_ARG)                   \
     X(dropout_inf, p->dropout = INFINITY, IADSR_ERR_INVALID_ARG)              \
-    X(flags_1, p->flags = 1, IADSR_ERR_UNSUPPORTED)                           \
+    X(flags_3, p->flags = 3, IADSR_ERR_UNSUPPORTED)                           \
+    X(flags_2, p->flags = 2, IADSR_ERR_UNSUPPORTED)                           \
     X(flags_high, p->flags = 0x80000000u, IADSR_ERR_UNSUPPORTED)              \
     X(reserved, p->reserved0 = 1, IADSR_ERR_INVALID_ARG)                      \
-    X(gru4rec, p->backbone = IADSR_BACKBONE_GRU4REC, IADSR_ERR_UNSUPPORTED)   \
-    X(caser, p->backbone = IADSR_BACKBONE_CASER, IADSR_ERR_UNSUPPORTED)       \
+    X(gru4rec_heads, (p->backbone = IADSR_BACKBONE_GRU4REC, p->n_heads = 4), IADSR_ERR_INVALID_ARG) \
+    X(caser_layers, (p->backbone = IADSR_BACKBONE_CASER, p->n_layers = 2), IADSR_ERR_INVALID_ARG) \
     X(backbone_4, p->backbone = 4, IADSR_ERR_INVALID_ARG)                     \
     X(backbone_neg, p->backbone = -1, IADSR_ERR_INVALID_ARG)                  \
     X(size_0, p->struct_size = 0, IADSR_ERR_INVALID_ARG)                      \
     X(size_4, p->struct_size = 4, IADSR_ERR_INVALID_ARG)                      \
-    X(size_v1_minus, p->struct_size = sizeof *p - 4, IADSR_ERR_INVALID_ARG)   \
+    X(size_v1_minus, p->struct_size = 52, IADSR_ERR_INVALID_ARG)              \
     X(size_huge, p->struct_size = 1u << 20, IADSR_ERR_INVALID_ARG)
 BOUND_CASES(CASE)
 #undef CASE

@@ -17,7 +17,7 @@ Suite *suite_params(void);
 
 START_TEST(test_layout)
 {
-    ck_assert_uint_eq(sizeof(iadsr_model_params), 56);
+    ck_assert_uint_eq(sizeof(iadsr_model_params), 72);
     ck_assert_uint_eq(offsetof(iadsr_model_params, struct_size), 0);
     ck_assert_uint_eq(offsetof(iadsr_model_params, backbone), 4);
     ck_assert_uint_eq(offsetof(iadsr_model_params, n_items), 8);
@@ -31,6 +31,10 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_model_params, flags), 40);
     ck_assert_uint_eq(offsetof(iadsr_model_params, reserved0), 44);
     ck_assert_uint_eq(offsetof(iadsr_model_params, seed), 48);
+    ck_assert_uint_eq(offsetof(iadsr_model_params, caser_window), 56);
+    ck_assert_uint_eq(offsetof(iadsr_model_params, caser_h_filters), 60);
+    ck_assert_uint_eq(offsetof(iadsr_model_params, caser_v_filters), 64);
+    ck_assert_uint_eq(offsetof(iadsr_model_params, reserved1), 68);
 
     ck_assert_uint_eq(sizeof(iadsr_train_params), 64);
     ck_assert_uint_eq(offsetof(iadsr_train_params, split), 4);
@@ -107,7 +111,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(m.n_items, 0);
     ck_assert_int_eq(m.dim, 64);
     ck_assert_int_eq(m.max_seq_len, 50);
-    ck_assert_int_eq(m.n_layers, 2);
+    ck_assert_int_eq(m.n_layers, 0); /* the backbone's default */
     ck_assert_int_eq(m.n_heads, 2);
     ck_assert_int_eq(m.ffn_dim, 0);
     ck_assert_int_eq(m.activation, IADSR_ACT_GELU);
@@ -115,6 +119,10 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(m.flags, 0);
     ck_assert_uint_eq(m.reserved0, 0);
     ck_assert_uint_eq(m.seed, 42);
+    ck_assert_int_eq(m.caser_window, 0);
+    ck_assert_int_eq(m.caser_h_filters, 0);
+    ck_assert_int_eq(m.caser_v_filters, 0);
+    ck_assert_uint_eq(m.reserved1, 0);
 
     ck_assert_uint_eq(t.struct_size, sizeof t);
     ck_assert_int_eq(t.split, IADSR_SPLIT_LEAVE_ONE_OUT);
@@ -382,8 +390,8 @@ static const bound_case model_cases[] = {
     {MP(n_items), F_I32, -1, IADSR_ERR_INVALID_ARG},
     {MP(n_items), F_I32, 2147483647.0, IADSR_ERR_INVALID_ARG},
     {MP(n_items), F_I32, 2147483646.0, IADSR_OK},
-    {MP(backbone), F_I32, 2, IADSR_ERR_UNSUPPORTED},
-    {MP(backbone), F_I32, 3, IADSR_ERR_UNSUPPORTED},
+    {MP(backbone), F_I32, 2, IADSR_OK},
+    {MP(backbone), F_I32, 3, IADSR_OK},
     {MP(backbone), F_I32, 4, IADSR_ERR_INVALID_ARG},
     {MP(backbone), F_I32, -1, IADSR_ERR_INVALID_ARG},
     {MP(dim), F_I32, 0, IADSR_ERR_INVALID_ARG},
@@ -391,7 +399,8 @@ static const bound_case model_cases[] = {
     {MP(dim), F_I32, 4096, IADSR_OK},
     {MP(max_seq_len), F_I32, 0, IADSR_ERR_INVALID_ARG},
     {MP(max_seq_len), F_I32, 4097, IADSR_ERR_INVALID_ARG},
-    {MP(n_layers), F_I32, 0, IADSR_ERR_INVALID_ARG},
+    {MP(n_layers), F_I32, 0, IADSR_OK}, /* the backbone's default */
+    {MP(n_layers), F_I32, -1, IADSR_ERR_INVALID_ARG},
     {MP(n_layers), F_I32, 17, IADSR_ERR_INVALID_ARG},
     {MP(n_layers), F_I32, 16, IADSR_OK},
     {MP(n_heads), F_I32, 0, IADSR_ERR_INVALID_ARG},
@@ -407,7 +416,8 @@ static const bound_case model_cases[] = {
     {MP(dropout), F_F32, -0.1, IADSR_ERR_INVALID_ARG},
     {MP(dropout), F_F32, (double)NAN, IADSR_ERR_INVALID_ARG},
     {MP(dropout), F_F32, 0.0, IADSR_OK},
-    {MP(flags), F_U32, 1, IADSR_ERR_UNSUPPORTED},
+    {MP(flags), F_U32, 1, IADSR_OK}, /* IADSR_MODEL_F_PRE_LN */
+    {MP(flags), F_U32, 2, IADSR_ERR_UNSUPPORTED},
     {MP(reserved0), F_U32, 1, IADSR_ERR_INVALID_ARG},
 };
 
@@ -498,8 +508,47 @@ START_TEST(test_model_bounds)
     iadsr_model_params_init(&p);
     p.n_items = 5;
     p.backbone = IADSR_BACKBONE_GRU4REC;
-    ck_assert_int_eq(iadsr__model_params_check(&p), IADSR_ERR_UNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "not available"));
+    ck_assert_int_eq(iadsr__model_params_check(&p), IADSR_OK);
+    /* SASRec-only fields normalised away, one GRU layer by default */
+    ck_assert_int_eq(p.n_layers, 1);
+    ck_assert_int_eq(p.n_heads, 0);
+    ck_assert_int_eq(p.ffn_dim, 0);
+    ck_assert_int_eq(p.activation, 0);
+    ck_assert_int_eq(iadsr__model_params_check(&p), IADSR_OK); /* idempotent */
+    iadsr_model_params_init(&p);
+    p.n_items = 5;
+    p.backbone = IADSR_BACKBONE_CASER;
+    ck_assert_int_eq(iadsr__model_params_check(&p), IADSR_OK);
+    ck_assert_int_eq(p.n_layers, 0);
+    ck_assert_int_eq(p.caser_window, 5);
+    ck_assert_int_eq(p.caser_h_filters, 16);
+    ck_assert_int_eq(p.caser_v_filters, 4);
+    ck_assert_int_eq(iadsr__model_params_check(&p), IADSR_OK);
+    /* fields of another backbone are refused, naming them */
+    static const struct {
+        int32_t backbone;
+        int field; /* 0 ffn, 1 heads, 2 relu, 3 pre-LN, 4 caser, 5 layers */
+    } bad[] = {{IADSR_BACKBONE_GRU4REC, 0}, {IADSR_BACKBONE_GRU4REC, 1},
+               {IADSR_BACKBONE_GRU4REC, 2}, {IADSR_BACKBONE_GRU4REC, 3},
+               {IADSR_BACKBONE_GRU4REC, 4}, {IADSR_BACKBONE_CASER, 0},
+               {IADSR_BACKBONE_CASER, 3},   {IADSR_BACKBONE_CASER, 5},
+               {IADSR_BACKBONE_SASREC, 4}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        iadsr_model_params_init(&p);
+        p.n_items = 5;
+        p.backbone = bad[i].backbone;
+        switch (bad[i].field) {
+        case 0: p.ffn_dim = 64; break;
+        case 1: p.n_heads = 4; break;
+        case 2: p.activation = IADSR_ACT_RELU; break;
+        case 3: p.flags = IADSR_MODEL_F_PRE_LN; break;
+        case 4: p.caser_window = 3; break;
+        default: p.n_layers = 2; break;
+        }
+        ck_assert_msg(iadsr__model_params_check(&p) == IADSR_ERR_INVALID_ARG,
+                      "case %zu accepted", i);
+        ck_assert_str_ne(iadsr_last_error(), "");
+    }
     /* normalisation of the 0 = default values */
     iadsr_model_params_init(&p);
     p.n_items = 5;

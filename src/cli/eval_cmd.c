@@ -321,10 +321,20 @@ int cmd_info(int argc, char **argv)
     printf("n_items:            %ld\n", (long)p.n_items);
     printf("dim:                %ld\n", (long)p.dim);
     printf("max_seq_len:        %ld\n", (long)p.max_seq_len);
-    printf("n_layers:           %ld\n", (long)p.n_layers);
-    printf("n_heads:            %ld\n", (long)p.n_heads);
-    printf("ffn_dim:            %ld\n", (long)p.ffn_dim);
-    printf("activation:         %s\n", activation_name(p.activation));
+    if (p.backbone != IADSR_BACKBONE_CASER)
+        printf("n_layers:           %ld\n", (long)p.n_layers);
+    if (p.backbone == IADSR_BACKBONE_SASREC) {
+        printf("n_heads:            %ld\n", (long)p.n_heads);
+        printf("ffn_dim:            %ld\n", (long)p.ffn_dim);
+        printf("activation:         %s\n", activation_name(p.activation));
+        printf("blocks:             %s\n",
+               (p.flags & IADSR_MODEL_F_PRE_LN) ? "pre-norm" : "post-norm");
+    }
+    if (p.backbone == IADSR_BACKBONE_CASER) {
+        printf("caser_window:       %ld\n", (long)p.caser_window);
+        printf("caser_h_filters:    %ld\n", (long)p.caser_h_filters);
+        printf("caser_v_filters:    %ld\n", (long)p.caser_v_filters);
+    }
     printf("dropout:            %g\n", (double)p.dropout);
     printf("seed:               %llu\n", (unsigned long long)p.seed);
     printf("n_params:           %lld\n", (long long)iadsr_model_n_params(m));

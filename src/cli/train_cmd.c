@@ -25,12 +25,19 @@ static const char train_help[] =
     "Options:\n"
     "  --data FILE       training sequences (required)\n"
     "  --out MODEL       checkpoint to write (required)\n"
-    "  --backbone NAME   sasrec (default; gru4rec and caser are reserved)\n"
+    "  --backbone NAME   sasrec (default), gru4rec or caser\n"
     "  --epochs N        maximum epochs, 1..100000 (default 200)\n"
     "  --dim D           hidden width, 1..4096 (default 64)\n"
     "  --max-len L       items of history used, 1..4096 (default 50)\n"
-    "  --layers N        transformer blocks, 1..16 (default 2)\n"
-    "  --heads H         attention heads, must divide --dim (default 2)\n"
+    "  --layers N        SASRec blocks or GRU layers, 1..16 (default 2 for\n"
+    "                    sasrec, 1 for gru4rec)\n"
+    "  --heads H         SASRec attention heads, must divide --dim\n"
+    "                    (default 2)\n"
+    "  --pre-ln          pre-norm blocks and a final LayerNorm, as in the\n"
+    "                    original SASRec (default: post-norm)\n"
+    "  --caser-window N  Caser: items in the image, 1..64 (default 5)\n"
+    "  --caser-h N       Caser: horizontal filters per height (default 16)\n"
+    "  --caser-v N       Caser: vertical filters (default 4)\n"
     "  --dropout P       dropout rate in [0,1) (default 0.5)\n"
     "  --lr X            Adam learning rate, > 0 (default 0.001)\n"
     "  --weight-decay X  L2 added to gradients, >= 0 (default 0)\n"
@@ -150,8 +157,9 @@ int cmd_train(int argc, char **argv)
 {
     static const char *cmd = "train";
     const char *data = NULL, *out = NULL;
-    int backbone = 0, quiet = 0;
-    int64_t epochs = 200, dim = 64, max_len = 50, layers = 2, heads = 2;
+    int backbone = 0, quiet = 0, pre_ln = 0;
+    int64_t epochs = 200, dim = 64, max_len = 50, layers = 0, heads = 2;
+    int64_t caser_l = 0, caser_h = 0, caser_v = 0;
     int64_t batch = 256, patience = 10, threads = 1, eval_every = 1;
     double dropout = 0.5, lr = 1e-3, wd = 0.0;
     uint64_t seed = 0;
@@ -175,6 +183,10 @@ int cmd_train(int argc, char **argv)
         {"seed", OPT_U64, &seed, 0, 0, 0, 0, 0, NULL, 0, 0},
         {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
         {"quiet", OPT_FLAG, &quiet, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"pre-ln", OPT_FLAG, &pre_ln, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"caser-window", OPT_I64, &caser_l, 1, 64, 0, 0, 0, NULL, 0, 0},
+        {"caser-h", OPT_I64, &caser_h, 1, 1024, 0, 0, 0, NULL, 0, 0},
+        {"caser-v", OPT_I64, &caser_v, 1, 1024, 0, 0, 0, NULL, 0, 0},
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *ds = NULL;
@@ -194,9 +206,28 @@ int cmd_train(int argc, char **argv)
     }
     if (rc != 0)
         return rc;
-    if (dim % heads != 0)
-        return cli_usage_error(cmd, "--heads (%lld) must divide --dim (%lld)",
-                               (long long)heads, (long long)dim);
+    {
+        /* options of one backbone given for another: say so up front */
+        int is_sasrec = backbone_ids[backbone] == IADSR_BACKBONE_SASREC;
+        int is_caser = backbone_ids[backbone] == IADSR_BACKBONE_CASER;
+        static const char *const sasrec_only[] = {"heads", "pre-ln"};
+        static const char *const caser_only[] = {"caser-window", "caser-h",
+                                                 "caser-v"};
+        for (size_t i = 0; i < 2; i++)
+            if (!is_sasrec && cli_opt_seen(opts, n_opts, sasrec_only[i]))
+                return cli_usage_error(cmd, "--%s applies to sasrec only",
+                                       sasrec_only[i]);
+        for (size_t i = 0; i < 3; i++)
+            if (!is_caser && cli_opt_seen(opts, n_opts, caser_only[i]))
+                return cli_usage_error(cmd, "--%s applies to caser only",
+                                       caser_only[i]);
+        if (is_caser && cli_opt_seen(opts, n_opts, "layers"))
+            return cli_usage_error(cmd, "--layers does not apply to caser");
+        if (is_sasrec && dim % heads != 0)
+            return cli_usage_error(cmd,
+                                   "--heads (%lld) must divide --dim (%lld)",
+                                   (long long)heads, (long long)dim);
+    }
     seed_given = cli_opt_seen(opts, n_opts, "seed");
 
     if (check_out_path(cmd, out) != CLI_OK)
@@ -212,8 +243,14 @@ int cmd_train(int argc, char **argv)
     mp.dim = (int32_t)dim;
     mp.max_seq_len = (int32_t)max_len;
     mp.n_layers = (int32_t)layers;
-    mp.n_heads = (int32_t)heads;
+    if (backbone_ids[backbone] == IADSR_BACKBONE_SASREC)
+        mp.n_heads = (int32_t)heads;
+    mp.caser_window = (int32_t)caser_l;
+    mp.caser_h_filters = (int32_t)caser_h;
+    mp.caser_v_filters = (int32_t)caser_v;
     mp.dropout = (float)dropout;
+    if (pre_ln)
+        mp.flags |= IADSR_MODEL_F_PRE_LN;
     if (seed_given)
         mp.seed = seed;
     rc = iadsr_model_create(&init, &mp);
@@ -222,6 +259,11 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
 
+    /* report the normalised values (0 = default resolved) */
+    if (iadsr_model_get_params(init, &mp) != IADSR_OK) {
+        exit_code = cli_lib_error(cmd, "cannot read model params", NULL, rc);
+        goto done;
+    }
     if (!quiet)
         fprintf(stderr,
                 "iadsr: train: %lld users, %ld items, %lld interactions; "
