@@ -187,7 +187,7 @@ EX_SRCS := $(sort $(wildcard examples/*.c))
 LIB_OUTPUTS := $(STATIC_LIB) $(SHARED_REAL) $(SHARED_SONAME) $(SHARED_LINK) $(PC_FILE)
 ALL_OUTPUTS := $(LIB_OUTPUTS) $(if $(CLI_SRCS),$(CLI_BIN))
 
-.PHONY: all library static shared cli tests check unit asan valgrind demo bench \
+.PHONY: all library static shared cli tests check unit asan valgrind demo bench bench-semantic \
         examples install uninstall symbols-check header-check version-check \
         print-version print-soversion docs lint clean help FORCE
 
@@ -324,6 +324,9 @@ demo: all
 bench: all
 	sh bench/run.sh
 
+bench-semantic: all
+	sh bench/semantic.sh
+
 # ---------------------------------------------------------------------------
 # Install / uninstall.
 # ---------------------------------------------------------------------------
@@ -396,6 +399,12 @@ symbols-check: $(SHARED_REAL)
 	if [ -n "$$undecl" ]; then \
 	  echo "symbols-check: FAILED, exported but not declared in $(IADSR_H):" >&2; \
 	  printf '    %s\n' $$undecl >&2; exit 1; \
+	fi; \
+	decl=`sed -n 's/^IADSR_API[^(]*[ *]\(iadsr_[a-z0-9_]*\)(.*/\1/p' $(IADSR_H) | sort -u`; \
+	missing=""; for s in $$decl; do printf '%s\n' $$syms | grep -qx "$$s" || missing="$$missing $$s"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "symbols-check: FAILED, declared in $(IADSR_H) but not exported (src/libiadsr.map?):" >&2; \
+	  printf '    %s\n' $$missing >&2; exit 1; \
 	fi; \
 	echo "symbols-check: OK ($$(printf '%s\n' $$syms | wc -l) symbols exported, all iadsr_*)"
 

@@ -757,7 +757,9 @@ IADSR_API int iadsr_semantic_create(iadsr_semantic **out, const float *data,
  * call only; the matrix owns a float32 copy.
  *
  * @param flags  0 or IADSR_SEMANTIC_ROW0_PADDING (how rows map to item ids)
- * @return as iadsr_npy_decode() and iadsr_semantic_create()
+ * @return as iadsr_npy_decode() and iadsr_semantic_create(); a valid .npy
+ *         whose shape gives no matrix (no item, D > 1048576) is
+ *         IADSR_ERR_FORMAT
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
@@ -852,8 +854,8 @@ IADSR_API int iadsr_semantic_evaluate(const iadsr_semantic *s,
  * Decode the bytes of a .npy file holding a 2-D float array.
  *
  * Accepted: format versions 1.0, 2.0 and 3.0; dtype '<f4' or '<f2' (half
- * precision is widened to float32; '|' and '=' byte orders are read as
- * little-endian), fortran_order False, a 2-D shape. The header is untrusted:
+ * precision is widened to float32; '=' is read as little-endian, '>' and
+ * '|' are refused), fortran_order False, a 2-D shape. The header is untrusted:
  * its dictionary is parsed strictly, and the data size implied by the shape
  * must equal the bytes that follow the header exactly.
  *
@@ -882,7 +884,8 @@ IADSR_API int iadsr_npy_decode(const void *buf, size_t len, float *out,
  * failure).
  * @param data   n_rows x n_cols floats, row r at data + r * ld
  * @param flags  0 or IADSR_SAVE_NO_FSYNC
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED, IADSR_ERR_IO
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED, IADSR_ERR_IO,
+ *         IADSR_ERR_NOMEM (the file is built in memory first)
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_npy_save(const char *path, const float *data,

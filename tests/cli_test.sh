@@ -405,5 +405,130 @@ assert m["NDCG@10"] >= 2 * p["NDCG@10"]
     fi
 fi
 
+# ------------------------------------------------------------- embed-text --
+run "$BIN" embed-text --help
+expect_rc "embed-text --help" 0
+expect_out "embed-text --help" "Usage: iadsr embed-text"
+printf 'red 1 0 0 0\ngreen 0 1 0 0\nblue 0 0 1 0\nlarge 0 0 0 1\nsmall 0 0 0 -1\nzed 1 1 1 1\n' >vecs.txt
+printf '6 4\nred 1 0 0 0\ngreen 0 1 0 0\nblue 0 0 1 0\nlarge 0 0 0 1\nsmall 0 0 0 -1\nzed 1 1 1 1\n' >vecs_w2v.txt
+# ids in any order; item 4 is absent, item 5 has an empty title, item 6's
+# title has no known word
+printf 'item_id\tasin\ttitle\tbrand\n3\tB3\tRed Large\tAcme\n1\tB1\tGreen small\tAcme\n5\tB5\t\tAcme\n2\tB2\tBLUE, large!\tZed\n6\tB6\tpurple\tZed\n' >items.tsv
+# npy_rows FILE ROWS COLS NONZERO(comma list of row ids): shape, dtype, row 0
+# and every row not listed all zero, the listed rows non-zero and finite
+npy_rows() {
+    if [ "$HAVE_PY" -eq 1 ]; then
+        python3 -c '
+import ast, math, struct, sys
+b = open(sys.argv[1], "rb").read()
+assert b[:6] == b"\x93NUMPY" and b[6] == 1, "magic/version"
+hl = struct.unpack("<H", b[8:10])[0]
+h = ast.literal_eval(b[10:10 + hl].decode("latin1"))
+n, d = int(sys.argv[2]), int(sys.argv[3])
+assert h == {"descr": "<f4", "fortran_order": False, "shape": (n, d)}, h
+assert (10 + hl) % 64 == 0 and len(b) == 10 + hl + 4 * n * d, "size"
+v = struct.unpack("<%df" % (n * d), b[10 + hl:])
+nz = set(int(x) for x in sys.argv[4].split(",") if x)
+for i in range(n):
+    row = v[i * d:(i + 1) * d]
+    assert all(math.isfinite(x) for x in row), ("non-finite", i)
+    assert any(x != 0 for x in row) == (i in nz), ("row", i, row)
+' "$@"
+    else
+        [ "$(od -An -c -N 6 "$1" | tr -d ' ')" = '223NUMPY' ] &&
+            [ "$(wc -c <"$1" | tr -d ' ')" -eq $((128 + 4 * $2 * $3)) ]
+    fi
+}
+run "$BIN" embed-text --items items.tsv --text-col title --vectors vecs.txt --out e1.npy
+expect_rc "embed-text" 0
+expect_no_out "embed-text prints nothing on stdout"
+check "embed-text: 7 x 4 .npy, rows 1-3 non-zero, 0 and 4-6 zero" npy_rows e1.npy 7 4 1,2,3
+expect_err "embed-text: summary counts items" "6 items (5 lines, 4 with text)"
+expect_err "embed-text: summary counts non-zero rows" "3 items with a non-zero vector"
+expect_err "embed-text: summary gives token coverage" "tokens known 85.71% (6 of 7)"
+expect_err "embed-text: summary gives the vocabulary" "vocabulary 6 words"
+run "$BIN" embed-text --items items.tsv --text-col title --vectors vecs_w2v.txt --out e2.npy
+check "embed-text: word2vec header gives the same matrix" cmp -s e1.npy e2.npy
+run "$BIN" embed-text --items items.tsv --text-col title,brand --vectors vecs.txt --out e3.npy
+expect_rc "embed-text with two text columns" 0
+check "embed-text: two columns joined (item 6 gets its brand)" npy_rows e3.npy 7 4 1,2,3,6
+run "$BIN" embed-text --items items.tsv --text-col title --vectors vecs.txt --out e4.npy --no-pc --sif-a 0.5
+expect_rc "embed-text --no-pc --sif-a" 0
+expect_err "embed-text --no-pc says so" "--no-pc"
+if [ "$HAVE_PY" -eq 1 ]; then
+    # 7 title tokens: red 1, large 2, green 1, small 1, blue 1, purple 1 (unknown)
+    check "embed-text --no-pc: SIF weighted means" python3 -c '
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+v = struct.unpack("<28f", b[-112:])
+a = 0.5
+w1, w2 = a / (a + 1 / 7), a / (a + 2 / 7)
+want = {1: (0, w1 / 2, 0, -w1 / 2), 2: (0, 0, w1 / 2, w2 / 2), 3: (w1 / 2, 0, 0, w2 / 2)}
+for i, row in want.items():
+    got = v[4 * i:4 * i + 4]
+    assert all(abs(g - x) < 1e-6 for g, x in zip(got, row)), (i, got, row)
+' e4.npy
+fi
+# bad items files name the file and the line
+printf 'item_id\ttitle\n1\tred\nx7\tgreen\n' >items_badid.tsv
+printf 'item_id\ttitle\n1\tred\n0\tgreen\n' >items_zero.tsv
+printf 'item_id\ttitle\n1\tred\n1\tgreen\n' >items_dup.tsv
+printf 'item_id\ttitle\n1\tred\n2\tgreen\tlarge\n' >items_fields.tsv
+for f in items_badid.tsv:3 items_zero.tsv:3 items_dup.tsv:3 items_fields.tsv:3; do
+    file=${f%:*}
+    run "$BIN" embed-text --items "$file" --text-col title --vectors vecs.txt --out bad.npy
+    expect_rc "embed-text on $file" 1
+    expect_err "embed-text on $file names file and line" "$f"
+    case $file in
+    items_dup.tsv) expect_err "embed-text: a repeated id names the first line" "already appeared on line 2" ;;
+    esac
+done
+run "$BIN" embed-text --items items_badid.tsv --text-col title --vectors vecs.txt --out bad.npy
+expect_err "embed-text: a bad id names the id column" "column 'item_id'"
+run "$BIN" embed-text --items items.tsv --text-col nosuch --vectors vecs.txt --out bad.npy
+expect_rc "embed-text with an unknown column" 1
+expect_err "embed-text with an unknown column names it" "no column 'nosuch'"
+run "$BIN" embed-text --items items.tsv --text-col title --vectors missing_vecs.txt --out bad.npy
+expect_rc "embed-text with a missing --vectors file" 1
+expect_err "embed-text with a missing --vectors file names it" "missing_vecs.txt"
+printf 'red 1 0 0 0\ngreen 0 1 0\n' >vecs_bad.txt
+run "$BIN" embed-text --items items.tsv --text-col title --vectors vecs_bad.txt --out bad.npy
+expect_rc "embed-text with a ragged vectors file" 1
+expect_err "embed-text with a ragged vectors file names file and line" "vecs_bad.txt:2"
+run "$BIN" embed-text --items missing_items.tsv --text-col title --vectors vecs.txt --out bad.npy
+expect_rc "embed-text with a missing --items file" 1
+expect_err "embed-text with a missing --items file names it" "missing_items.tsv"
+run "$BIN" embed-text --items items.tsv --text-col title --vectors vecs.txt --out /nonexistent-dir-iadsr/e.npy
+expect_rc "embed-text into a missing directory" 1
+check "failed embed-text runs wrote nothing" test ! -e bad.npy
+usage_case "embed-text without --vectors" embed-text --items items.tsv --text-col title --out e.npy
+usage_case "embed-text --sif-a 0" embed-text --items items.tsv --text-col title --vectors vecs.txt --out e.npy --sif-a 0
+usage_case "embed-text empty column name" embed-text --items items.tsv --text-col title, --vectors vecs.txt --out e.npy
+
+# ------------------------------------------------------- eval --semantic --
+# the text-only recommender on the embed-text output (items 1..6)
+printf '10 1 2 3 1\n11 3 3 2 2\n12 2 1 6 3\n' >sem_seq.txt
+run "$BIN" eval --semantic e1.npy --data sem_seq.txt --json
+expect_rc "eval --semantic --json" 0
+expect_out "eval --semantic counts the users" '"users":3'
+expect_out "eval --semantic gives NDCG@10" '"NDCG@10":'
+# 6 items: every target is in the top 10
+expect_out "eval --semantic: HR@10 is 1 with 6 items" '"HR@10":1.000000'
+run "$BIN" eval --semantic e1.npy --semantic-rows dense --data sem_seq.txt --json
+expect_rc "eval --semantic --semantic-rows dense" 0
+printf '10 1 2 7\n' >sem_seq_big.txt
+run "$BIN" eval --semantic e1.npy --data sem_seq_big.txt
+expect_rc "eval --semantic with an id above the matrix" 1
+expect_err "eval --semantic with an id above the matrix names file and line" "sem_seq_big.txt:1"
+run "$BIN" eval --semantic missing.npy --data sem_seq.txt
+expect_rc "eval --semantic with a missing file" 1
+expect_err "eval --semantic with a missing file names it" "missing.npy"
+printf 'not a npy file at all' >bad.npy.txt
+run "$BIN" eval --semantic bad.npy.txt --data sem_seq.txt
+expect_rc "eval --semantic with a malformed file" 1
+expect_err "eval --semantic with a malformed file says why" "bad magic"
+usage_case "eval with neither --model nor --semantic" eval --data sem_seq.txt
+usage_case "eval with both --model and --semantic" eval --model m.iadsr --semantic e1.npy --data sem_seq.txt
+
 echo "cli_test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

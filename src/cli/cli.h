@@ -94,5 +94,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_recommend(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_popularity(int argc, char **argv);
+int cmd_embed_text(int argc, char **argv);
 
 #endif /* IADSR_CLI_H */

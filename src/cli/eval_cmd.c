@@ -19,6 +19,14 @@ static const char *const split_names[] = {"test", "valid", NULL};
 static const char eval_help[] =
     "Usage: iadsr eval --model MODEL --data FILE [--split test|valid]\n"
     "                  [--exclude-history] [--threads T] [--json]\n"
+    "       iadsr eval --semantic EMB.npy [--semantic-rows padded|dense]\n"
+    "                  --data FILE [same options]\n"
+    "\n"
+    "With --semantic the recommender is the text embedding alone: items are\n"
+    "ranked by the cosine between their row and the mean row of the user's\n"
+    "history (a baseline that shows how much signal the text carries).\n"
+    "--semantic-rows: padded (default; row i = item i, row 0 unused, as\n"
+    "written by `iadsr embed-text`) or dense (row i = item i + 1).\n"
     "\n"
     "Leave-one-out evaluation with full ranking over all items: for each\n"
     "user, history = sequence without the last item (test) or the last two\n"
@@ -28,7 +36,8 @@ static const char eval_help[] =
     "the model's n_items.\n"
     "\n"
     "Options:\n"
-    "  --model MODEL       checkpoint (required)\n"
+    "  --model MODEL       checkpoint (this or --semantic is required)\n"
+    "  --semantic EMB.npy  float32/float16 .npy text embedding per item\n"
     "  --data FILE         sequence file (required)\n"
     "  --split test|valid  target (default test)\n"
     "  --exclude-history   do not rank items of the user's history\n"
@@ -56,14 +65,44 @@ static int load_model_and_data(const char *cmd, const char *model_path,
     return CLI_OK;
 }
 
+static const char *const semantic_rows_names[] = {"padded", "dense", NULL};
+
+/* `eval --semantic`: the text-only recommender. */
+static int eval_semantic(const char *cmd, const char *sem_path, int rows,
+                         const char *data_path, const iadsr_eval_params *ep,
+                         iadsr_metrics *met)
+{
+    iadsr_semantic *s = NULL;
+    iadsr_dataset *d = NULL;
+    uint32_t fl = rows == 0 ? IADSR_SEMANTIC_ROW0_PADDING : 0u;
+    int rc = iadsr_semantic_load_npy(&s, sem_path, fl);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, "cannot load the semantic matrix", sem_path,
+                             rc);
+    rc = iadsr_dataset_load_text(&d, data_path, iadsr_semantic_n_items(s));
+    if (rc != IADSR_OK) {
+        iadsr_semantic_free(s);
+        return cli_lib_error(cmd, NULL, data_path, rc);
+    }
+    rc = iadsr_semantic_evaluate(s, d, ep, met);
+    iadsr_semantic_free(s);
+    iadsr_dataset_free(d);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, NULL, NULL, rc);
+    return CLI_OK;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const char *cmd = "eval";
-    const char *model_path = NULL, *data_path = NULL;
-    int split = 0, excl = 0, json = 0;
+    const char *model_path = NULL, *data_path = NULL, *sem_path = NULL;
+    int split = 0, excl = 0, json = 0, sem_rows = 0;
     int64_t threads = 1;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
+         semantic_rows_names, 0, 0},
         {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
         {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
         {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
@@ -82,14 +121,24 @@ int cmd_eval(int argc, char **argv)
     }
     if (rc != 0)
         return rc;
-    if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK)
-        return CLI_RUNTIME;
+    if ((model_path == NULL) == (sem_path == NULL))
+        return cli_usage_error(cmd, "give exactly one of --model and "
+                                    "--semantic");
     iadsr_eval_params_init(&ep);
     ep.target = split == 0 ? IADSR_EVAL_TEST : IADSR_EVAL_VALID;
     ep.n_threads = (int32_t)threads;
     ep.flags = excl ? IADSR_TOPK_EXCLUDE_HISTORY : 0u;
     memset(&met, 0, sizeof met);
     met.struct_size = (uint32_t)sizeof met;
+    if (sem_path) {
+        if (eval_semantic(cmd, sem_path, sem_rows, data_path, &ep, &met) !=
+            CLI_OK)
+            return CLI_RUNTIME;
+        cli_print_metrics(split_names[split], &met, excl, json);
+        return cli_finish_stdout(cmd);
+    }
+    if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK)
+        return CLI_RUNTIME;
     rc = iadsr_evaluate(m, d, &ep, &met);
     iadsr_model_free(m);
     iadsr_dataset_free(d);

@@ -18,6 +18,7 @@ static const char top_help[] =
     "  recommend   print the top-K next items for every user\n"
     "  info        print a model's hyper-parameters and size\n"
     "  popularity  evaluate the popularity baseline on a sequence file\n"
+    "  embed-text  embed item texts with word vectors (SIF) into a .npy\n"
     "  help [cmd]  show help (same as 'iadsr <cmd> --help')\n"
     "\n"
     "Options:\n"
@@ -38,6 +39,7 @@ static const command commands[] = {
     {"synth", cmd_synth},         {"train", cmd_train},
     {"eval", cmd_eval},           {"recommend", cmd_recommend},
     {"info", cmd_info},           {"popularity", cmd_popularity},
+    {"embed-text", cmd_embed_text},
 };
 
 static const command *find_command(const char *name)

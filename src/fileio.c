@@ -1,0 +1,320 @@
+/* libiadsr - whole-file reads and atomic file writes.
+ * SPDX-License-Identifier: MIT
+ *
+ * The atomic write follows the checkpoint writer (checkpoint.c): a temporary
+ * file from mkstemp next to the target, the target's mode (or 0644 minus the
+ * umask), write everything, fsync, rename, fsync the directory; any failure
+ * before the rename removes the temporary file and leaves the old target as
+ * it was.
+ */
+#include "fileio.h"
+
+#include "alloc.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* First read buffer for files whose size is not known (pipes, devices). */
+#define READ_FIRST_CAP ((size_t)1 << 16)
+
+/* errno text (XSI strerror_r: this file is compiled as POSIX, not GNU). */
+static const char *errno_text(int e, char *buf, size_t n)
+{
+    if (strerror_r(e, buf, n) != 0)
+        snprintf(buf, n, "errno %d", e);
+    return buf;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static int read_io_err(const char *what, const char *act, const char *path,
+                       int e)
+{
+    char eb[128];
+    return iadsr__err(IADSR_ERR_IO, "%s: %s '%s': %s", what, act, path,
+                      errno_text(e, eb, sizeof eb));
+}
+
+int iadsr__read_file(const char *path, const char *what, void **buf,
+                     size_t *len)
+{
+    if (!what)
+        what = "read_file";
+    if (!buf || !len)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s is NULL", what,
+                          buf ? "len" : "buf");
+    *buf = NULL;
+    *len = 0;
+    if (!path || !path[0])
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", what,
+                          path ? "empty" : "NULL");
+
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return read_io_err(what, "cannot open", path, errno);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return read_io_err(what, "cannot stat", path, e);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return iadsr__err(IADSR_ERR_IO, "%s: '%s' is a directory", what,
+                          path);
+    }
+    size_t cap = READ_FIRST_CAP;
+    if (S_ISREG(st.st_mode)) {
+        if (st.st_size < 0 ||
+            (uint64_t)st.st_size >= (uint64_t)(PTRDIFF_MAX - 1)) {
+            close(fd);
+            return iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large (%lld "
+                                            "bytes)",
+                              what, path, (long long)st.st_size);
+        }
+        /* one byte more than the size: the end of file is seen without
+         * growing the block */
+        cap = (size_t)st.st_size + 1;
+    }
+    uint8_t *b = iadsr__malloc(cap);
+    if (!b) {
+        close(fd);
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "%s: cannot allocate %zu bytes to read '%s'", what,
+                          cap, path);
+    }
+    size_t got = 0;
+    for (;;) {
+        if (got == cap) {
+            /* the file is larger than announced (or not a regular file) */
+            if (cap > (size_t)PTRDIFF_MAX / 2) {
+                iadsr__free(b);
+                close(fd);
+                return iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large",
+                                  what, path);
+            }
+            uint8_t *nb = iadsr__realloc(b, cap * 2, 1);
+            if (!nb) {
+                iadsr__free(b);
+                close(fd);
+                return iadsr__err(IADSR_ERR_NOMEM,
+                                  "%s: cannot allocate %zu bytes to read "
+                                  "'%s'",
+                                  what, cap * 2, path);
+            }
+            b = nb;
+            cap *= 2;
+        }
+        ssize_t k = read(fd, b + got, cap - got);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            iadsr__free(b);
+            close(fd);
+            return read_io_err(what, "cannot read", path, e);
+        }
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd); /* read-only: nothing can be lost here */
+    *buf = b;
+    *len = got;
+    return IADSR_OK;
+}
+
+/* ---- atomic write -------------------------------------------------------- */
+
+static int write_io_err(const char *act, const char *path, int e)
+{
+    char eb[128];
+    return iadsr__err(IADSR_ERR_IO, "%s '%s': %s", act, path,
+                      errno_text(e, eb, sizeof eb));
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        /* at most 1 GiB per call: some systems refuse larger writes */
+        size_t want = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
+        ssize_t k = write(fd, p, want);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno ? errno : EIO;
+        }
+        if (k == 0)
+            return ENOSPC; /* no progress: treat as a full device */
+        p += (size_t)k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* The process umask without changing it (umask() would, for a moment, for
+ * every thread): Linux reports it in /proc/self/status ("Umask:\t0022").
+ * Falls back to the usual 022 where that line is not available. */
+static mode_t current_umask(void)
+{
+    static const char key[] = "\nUmask:";
+    char buf[1024];
+    size_t n = 0;
+    int fd;
+    do
+        fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return 022;
+    while (n < sizeof buf - 1) {
+        ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    close(fd);
+    buf[n] = '\0';
+    const char *p = strstr(buf, key);
+    if (!p)
+        return 022;
+    p += sizeof key - 1;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    unsigned v = 0;
+    int digits = 0;
+    while (*p >= '0' && *p <= '7' && digits < 6) {
+        v = v * 8u + (unsigned)(*p - '0');
+        p++;
+        digits++;
+    }
+    if (digits == 0 || (*p != '\n' && *p != '\0'))
+        return 022;
+    return (mode_t)(v & 0777);
+}
+
+/* fsync the directory that holds @p path, using @p scratch (at least as long
+ * as @p path) for its name. Returns 0 or an errno value. */
+static int fsync_parent_dir(const char *path, char *scratch)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dir = ".";
+    if (slash == path) {
+        dir = "/";
+    } else if (slash) {
+        size_t n = (size_t)(slash - path);
+        memcpy(scratch, path, n);
+        scratch[n] = '\0';
+        dir = scratch;
+    }
+    int fd;
+    do
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno;
+    int e = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return e;
+}
+
+int iadsr__atomic_write(const char *path, const void *buf, size_t len,
+                        uint32_t flags)
+{
+    static const char suffix[] = ".tmp.XXXXXX";
+
+    if (!path || !path[0])
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "path is %s",
+                          path ? "empty" : "NULL");
+    if (!buf && len > 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "buffer is NULL but len = %zu", len);
+    if (flags & ~IADSR_SAVE_NO_FSYNC)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED, "unknown flag bits 0x%x",
+                          (unsigned)(flags & ~IADSR_SAVE_NO_FSYNC));
+
+    size_t plen = strlen(path);
+    if (plen > SIZE_MAX - sizeof suffix)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "path too long");
+    char *tmp = iadsr__malloc(plen + sizeof suffix);
+    if (!tmp)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "out of memory for a temporary file name");
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, suffix, sizeof suffix);
+
+    int rc;
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = write_io_err("cannot create a temporary file next to", path,
+                          errno);
+        goto out;
+    }
+    /* POSIX 2008 has no mkostemp: narrow the window in which a concurrent
+     * fork+exec of the host could inherit the descriptor. */
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    /* mkstemp creates the file 0600: give it the mode of the file it
+     * replaces, or what open(path, O_CREAT, 0644) would have given. */
+    {
+        struct stat st;
+        mode_t mode;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+            mode = st.st_mode & 07777;
+        else
+            mode = (mode_t)0644 & ~current_umask();
+        if (fchmod(fd, mode) != 0) {
+            rc = write_io_err("cannot set the mode of", tmp, errno);
+            close(fd);
+            goto fail_unlink;
+        }
+    }
+    int e = write_all(fd, buf, len);
+    if (e) {
+        rc = write_io_err("cannot write", tmp, e);
+        close(fd);
+        goto fail_unlink;
+    }
+    if (!(flags & IADSR_SAVE_NO_FSYNC) && fsync(fd) != 0) {
+        rc = write_io_err("cannot fsync", tmp, errno);
+        close(fd);
+        goto fail_unlink;
+    }
+    if (close(fd) != 0) {
+        /* On Linux the descriptor is released even when close fails. */
+        rc = write_io_err("cannot close", tmp, errno);
+        goto fail_unlink;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = write_io_err("cannot rename the temporary file to", path, errno);
+        goto fail_unlink;
+    }
+    if (!(flags & IADSR_SAVE_NO_FSYNC)) {
+        /* tmp is at least as long as the directory name: reuse it. */
+        e = fsync_parent_dir(path, tmp);
+        if (e) {
+            /* The new file is in place but its directory entry may not be
+             * durable; report it (never retry an fsync). */
+            rc = write_io_err("saved, but cannot fsync the directory of",
+                              path, e);
+            goto out;
+        }
+    }
+    rc = IADSR_OK;
+    goto out;
+
+fail_unlink:
+    unlink(tmp);
+out:
+    iadsr__free(tmp);
+    return rc;
+}
