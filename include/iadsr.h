@@ -67,11 +67,11 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define IADSR_VERSION_MAJOR 0
-#define IADSR_VERSION_MINOR 1
+#define IADSR_VERSION_MINOR 2
 #define IADSR_VERSION_PATCH 0
 #define IADSR_VERSION_NUMBER \
     (IADSR_VERSION_MAJOR * 10000 + IADSR_VERSION_MINOR * 100 + IADSR_VERSION_PATCH)
-#define IADSR_VERSION_STRING "0.1.0"
+#define IADSR_VERSION_STRING "0.2.0"
 #define IADSR_VERSION_AT_LEAST(ma, mi, pa) \
     (IADSR_VERSION_NUMBER >= ((ma) * 10000 + (mi) * 100 + (pa)))
 
@@ -346,8 +346,11 @@ typedef struct iadsr_model_params {
 IADSR_API void iadsr_model_params_init(iadsr_model_params *p);
 
 /**
- * Create a model with freshly initialised weights (normal(0, 0.02) linear
- * and embedding weights, zero biases, unit LayerNorm gains).
+ * Create a model with freshly initialised weights, drawn from @p p->seed:
+ * normal(0, 0.02) embeddings and linear weights, zero biases, unit
+ * LayerNorm gains; GRU4Rec's recurrent and input weights are
+ * uniform(-1/sqrt(d), 1/sqrt(d)) as in PyTorch (row 0 of the item table,
+ * the padding row, is zero).
  *
  * @param out  receives the model; NULL on failure
  * @param p    hyper-parameters (n_items is required)

@@ -74,11 +74,18 @@ static const iadsr__encoder_ops sasrec_ops = {
     IADSR_BACKBONE_SASREC, "sasrec", sasrec_create, sasrec_destroy,
     sasrec_forward,        sasrec_forward_last, sasrec_backward};
 
+extern const iadsr__encoder_ops iadsr__gru4rec_ops; /* gru4rec_f32.c */
+extern const iadsr__encoder_ops iadsr__caser_ops;   /* caser_f32.c */
+
 const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone)
 {
     switch (backbone) {
     case IADSR_BACKBONE_SASREC:
         return &sasrec_ops;
+    case IADSR_BACKBONE_GRU4REC:
+        return &iadsr__gru4rec_ops;
+    case IADSR_BACKBONE_CASER:
+        return &iadsr__caser_ops;
     default:
         return NULL;
     }

@@ -6,6 +6,8 @@
 #ifndef IADSR_ENCODER_H
 #define IADSR_ENCODER_H
 
+#include "caser.h"
+#include "gru4rec.h"
 #include "sasrec.h"
 
 typedef struct iadsr__encoder iadsr__encoder;
@@ -41,6 +43,14 @@ struct iadsr__encoder {
             iadsr__sasrec_w_f32 w, g;
             iadsr__sasrec_ws_f32 ws;
         } sasrec;
+        struct {
+            iadsr__gru4rec_w_f32 w, g;
+            iadsr__gru4rec_ws_f32 ws;
+        } gru4rec;
+        struct {
+            iadsr__caser_w_f32 w, g;
+            iadsr__caser_ws_f32 ws;
+        } caser;
     } u;
 };
 

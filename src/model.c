@@ -2,6 +2,8 @@
  * immutable once created; trainers publish new models via snapshots.
  * SPDX-License-Identifier: MIT
  */
+#include "caser.h"
+#include "gru4rec.h"
 #include "internal.h"
 #include "params.h"
 #include "xent.h"
@@ -64,6 +66,10 @@ int iadsr__model_layout(const iadsr_model_params *hp, iadsr__layout *out)
     switch (hp->backbone) {
     case IADSR_BACKBONE_SASREC:
         return sasrec_layout(hp, out);
+    case IADSR_BACKBONE_GRU4REC:
+        return iadsr__gru4rec_layout(hp, out);
+    case IADSR_BACKBONE_CASER:
+        return iadsr__caser_layout(hp, out);
     default:
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "model: backbone %d is not available in this version",
@@ -166,6 +172,25 @@ static void init_weights(iadsr_model *m)
         if (ends_with(t->name, ".g")) {
             for (size_t j = 0; j < n; j++)
                 w[j] = 1.0f;
+        } else if (strncmp(t->name, "caser.", 6) == 0 &&
+                   ends_with(t->name, ".w")) {
+            /* Caser's convolutions and fc layer: fan-scaled as in RecBole
+             * (0.02 through two layers would leave h ~ 1e-3), and drawn
+             * even when a weight has a single row (window 1 or d 1). */
+            double sd = iadsr__caser_init_sd(t);
+            for (size_t j = 0; j < n; j++)
+                w[j] = (float)(sd * iadsr__rng_normal(&rng));
+        } else if (strncmp(t->name, "gru", 3) == 0 &&
+                   (ends_with(t->name, ".w_ih") ||
+                    ends_with(t->name, ".w_hh"))) {
+            /* GRU4Rec's input and recurrent weights [d, 3d]: uniform
+             * (-1/sqrt(d), 1/sqrt(d)) as PyTorch's nn.GRU (biases stay 0).
+             * From normal(0, 0.02) the gates start nearly constant and
+             * training sits on a long plateau (measured on synthetic data:
+             * valid NDCG@10 0.14 vs 0.36 after 30 epochs at lr 1e-3). */
+            double a = 1.0 / sqrt((double)t->rows);
+            for (size_t j = 0; j < n; j++)
+                w[j] = (float)(a * (2.0 * (double)iadsr__rng_float(&rng) - 1.0));
         } else if (t->rows == 1) {
             memset(w, 0, n * sizeof *w); /* biases and LayerNorm shifts */
         } else {

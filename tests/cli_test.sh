@@ -505,6 +505,47 @@ usage_case "embed-text without --vectors" embed-text --items items.tsv --text-co
 usage_case "embed-text --sif-a 0" embed-text --items items.tsv --text-col title --vectors vecs.txt --out e.npy --sif-a 0
 usage_case "embed-text empty column name" embed-text --items items.tsv --text-col title, --vectors vecs.txt --out e.npy
 
+# -------------------------------------------------- the other backbones --
+# GRU4Rec, Caser and pre-norm SASRec through train/info/eval/recommend, on
+# the end-to-end data (d.txt: 300 users, 80 items)
+for bb in "gru4rec" "caser" "sasrec --pre-ln"; do
+    name=$(echo "$bb" | tr -d ' -')
+    # shellcheck disable=SC2086
+    run "$BIN" train --backbone $bb --data d.txt --out "m_$name.bin" --epochs 2 --dim 16 --max-len 10 --seed 5 --quiet
+    expect_rc "train --backbone $bb" 0
+    check "train --backbone $bb wrote a model" test -s "m_$name.bin"
+    # shellcheck disable=SC2086
+    run "$BIN" train --backbone $bb --data d.txt --out "m2_$name.bin" --epochs 2 --dim 16 --max-len 10 --seed 5 --quiet
+    check "$bb: same seed gives an identical checkpoint" cmp -s "m_$name.bin" "m2_$name.bin"
+    run "$BIN" eval --model "m_$name.bin" --data d.txt --json
+    expect_rc "eval of a $bb model" 0
+    expect_out "eval of a $bb model counts the users" '"users":300'
+    run "$BIN" recommend --model "m_$name.bin" --data d.txt --k 3 --users 2
+    expect_rc "recommend with a $bb model" 0
+    check "recommend with a $bb model: 2 lines" sh -c "[ \$(wc -l <'$T/out') -eq 2 ]"
+done
+run "$BIN" info --model m_gru4rec.bin
+expect_out "info: gru4rec backbone" "backbone:           gru4rec"
+expect_out "info: gru4rec has one layer by default" "n_layers:           1"
+check "info: gru4rec prints no SASRec fields" sh -c "! grep -q n_heads '$T/out'"
+run "$BIN" info --model m_caser.bin
+expect_out "info: caser backbone" "backbone:           caser"
+expect_out "info: caser window" "caser_window:       5"
+expect_out "info: caser filters" "caser_h_filters:    16"
+check "info: caser prints no n_layers" sh -c "! grep -q n_layers '$T/out'"
+run "$BIN" info --model m_sasrecpreln.bin
+expect_out "info: pre-norm SASRec says so" "blocks:             pre-norm"
+run "$BIN" train --backbone caser --caser-window 3 --caser-h 4 --caser-v 2 --data d.txt --out m_c3.bin --epochs 1 --dim 8 --max-len 6 --quiet
+expect_rc "train caser with its options" 0
+run "$BIN" info --model m_c3.bin
+expect_out "info: caser window 3" "caser_window:       3"
+usage_case "--heads with gru4rec" train --backbone gru4rec --heads 4 --data d.txt --out x.bin
+usage_case "--pre-ln with caser" train --backbone caser --pre-ln --data d.txt --out x.bin
+usage_case "--caser-window with sasrec" train --caser-window 3 --data d.txt --out x.bin
+usage_case "--layers with caser" train --backbone caser --layers 2 --data d.txt --out x.bin
+usage_case "--caser-window 0" train --backbone caser --caser-window 0 --data d.txt --out x.bin
+check "refused backbone options wrote no model" test ! -e x.bin
+
 # ------------------------------------------------------- eval --semantic --
 # the text-only recommender on the embed-text output (items 1..6)
 printf '10 1 2 3 1\n11 3 3 2 2\n12 2 1 6 3\n' >sem_seq.txt

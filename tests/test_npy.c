@@ -653,8 +653,7 @@ START_TEST(test_framing_rejected)
         b[i] ^= 0x20;
     }
     /* short inputs with a wrong magic say so (and read nothing beyond) */
-    static const char *const shorts[] = {"\x93NUMPX\x01", "\x93NUMPY"
-                                         "X",
+    static const char *const shorts[] = {"\x93NUMPX\x01", "\x93NUMPYX",
                                          "AB", "\x92"};
     for (int i = 0; i < 4; i++) {
         size_t n = strlen(shorts[i]);

@@ -1,0 +1,107 @@
+/* Declarations of the Caser layers for one real type. Included by caser.h
+ * with REAL and SFX defined; no include guard on purpose.
+ * SPDX-License-Identifier: MIT
+ */
+
+/* Pointers into a weight (or gradient) buffer laid out by
+ * iadsr__caser_layout(). hw[h - 1] / hb[h - 1] belong to height h. */
+typedef struct SFX(iadsr__caser_w) {
+    REAL *item_emb;
+    REAL *hw[IADSR__CASER_MAX_L], *hb[IADSR__CASER_MAX_L];
+    REAL *vw, *vb;
+    REAL *fcw, *fcb;
+} SFX(iadsr__caser_w);
+
+/* Activations kept for the backward pass, plus backward scratch, for
+ * batches of up to max_rows rows. With l = caser_window, F = nv d + l nh:
+ *   x    R x l d   the images (window of every row)
+ *   c    R x l nh  relu of the height-h convolution of the h items ENDING
+ *                  at each row (column block h - 1); a pooled value of row
+ *                  r is the max of these over the rows of its window
+ *   arg  R x l nh  offset s (0..l-h) of the max of every pooled value
+ *                  (training only; ties: the first offset)
+ *   z    R x F     concat(out_v, out_h); zd = z * mask (training)
+ *   out  R x d     the encoder output */
+typedef struct SFX(iadsr__caser_ws) {
+    iadsr__shape shape;
+    int max_rows;
+    int training;   /* masks and backward buffers present */
+    int drew_masks; /* the last forward drew dropout masks */
+    REAL *x, *c, *z, *out;
+    int32_t *arg;
+    REAL *mask, *zd;
+    /* backward scratch */
+    REAL *dz, *dx, *dc, *wt;
+    void *block; /* the single allocation */
+} SFX(iadsr__caser_ws);
+
+void SFX(iadsr__caser_bind)(const iadsr__layout *l, REAL *base,
+                            const iadsr__shape *s, SFX(iadsr__caser_w) *w);
+
+/* Allocate the workspace (one block, iadsr__aligned_alloc). Returns
+ * IADSR_OK or IADSR_ERR_NOMEM. An inference workspace (training = 0) has
+ * no masks and no backward buffers. */
+int SFX(iadsr__caser_ws_init)(SFX(iadsr__caser_ws) *ws, const iadsr__shape *s,
+                              int max_rows, int training);
+void SFX(iadsr__caser_ws_free)(SFX(iadsr__caser_ws) *ws);
+
+/* Forward pass over a batch: ws->out (n_rows x d). With @p rng non-NULL,
+ * ws->training and dropout > 0, a dropout mask on z is drawn from it; with
+ * rng NULL dropout is off (inference). */
+void SFX(iadsr__caser_forward)(SFX(iadsr__caser_ws) *ws,
+                               const SFX(iadsr__caser_w) *w,
+                               const iadsr__batch *b, iadsr__rng *rng);
+
+/* Inference: the output of the last row of each sequence only, computed
+ * from that row's window alone: ws->out holds n_seq rows. No dropout. */
+void SFX(iadsr__caser_forward_last)(SFX(iadsr__caser_ws) *ws,
+                                    const SFX(iadsr__caser_w) *w,
+                                    const iadsr__batch *b);
+
+/* Backward pass of the last forward: @p dh (n_rows x d) is dLoss/dOutput
+ * (clobbered); gradients are ADDED to @p g (same layout as the weights),
+ * including the rows of g->item_emb used as inputs. */
+void SFX(iadsr__caser_backward)(SFX(iadsr__caser_ws) *ws,
+                                const SFX(iadsr__caser_w) *w,
+                                SFX(iadsr__caser_w) *g, const iadsr__batch *b,
+                                REAL *dh);
+
+/* ---- individual layers (exposed for the per-layer gradient checks) ---- */
+
+/* The images: x (n_rows x l d), row r = the embeddings of the l items
+ * ending at row r of its sequence, zero before the sequence start. */
+void SFX(iadsr__caser_image)(const iadsr__batch *b, int l, int d,
+                             const REAL *emb, REAL *x);
+/* Adds dx (n_rows x l d) back to the embedding rows of the items. */
+void SFX(iadsr__caser_image_bwd)(const iadsr__batch *b, int l, int d,
+                                 const REAL *dx, REAL *demb);
+
+/* Horizontal convolutions and max-pooling of every row of the batch.
+ * x: images (n_rows x l d); c: n_rows x l nh, receives relu of the
+ * convolutions by end row; arg: NULL or n_rows x l nh offsets of the
+ * maxima; out: pooled values, row r at out + r * ldo (l nh values). Only
+ * the last h window rows of row p's image feed the convolution ending at p;
+ * windows entirely before the sequence start give relu(bias). */
+void SFX(iadsr__caser_hconv_fwd)(const iadsr__batch *b, int l, int d, int nh,
+                                 const REAL *x, REAL *const *hw,
+                                 REAL *const *hb, REAL *c, int32_t *arg,
+                                 REAL *out, int ldo);
+/* Backward of hconv_fwd: dout (row r at dout + r * ldo) is dLoss/dout;
+ * dhw/dhb and dx (n_rows x l d) are ADDED to. dc (n_rows x l nh) and wt
+ * (l d nh) are scratch. */
+void SFX(iadsr__caser_hconv_bwd)(const iadsr__batch *b, int l, int d, int nh,
+                                 const REAL *x, REAL *const *hw,
+                                 REAL *const *hb, const REAL *c,
+                                 const int32_t *arg, const REAL *dout,
+                                 int ldo, REAL *const *dhw, REAL *const *dhb,
+                                 REAL *dc, REAL *wt, REAL *dx);
+
+/* Vertical convolution of n images: out row r (at out + r * ldo) gets
+ * nv * d values out[f d + j] = sum_i wv[i nv + f] x[r][i d + j] + bv[f]. */
+void SFX(iadsr__caser_vconv_fwd)(int n, int l, int d, int nv, const REAL *x,
+                                 const REAL *wv, const REAL *bv, REAL *out,
+                                 int ldo);
+/* Backward: dwv, dbv and dx (n x l d) are ADDED to. */
+void SFX(iadsr__caser_vconv_bwd)(int n, int l, int d, int nv, const REAL *x,
+                                 const REAL *wv, const REAL *dout, int ldo,
+                                 REAL *dwv, REAL *dbv, REAL *dx);
