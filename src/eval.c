@@ -13,41 +13,48 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct {
-    const iadsr_model *m;
-    const iadsr_dataset *d;
-    const int64_t *users; /* eligible user rows */
-    int64_t begin, end;   /* range in users[] */
-    int target;
-    uint32_t flags;
-    int32_t *ranks; /* per eligible user */
-    int rc;
-    char err[256];
-} job;
-
-static void run_job(job *j)
+int32_t iadsr__target_rank(float *sc, int32_t n_items, const int32_t *hist,
+                           int32_t h, int32_t t, uint32_t flags)
 {
+    float st = sc[t];
+    if (flags & IADSR_TOPK_EXCLUDE_HISTORY)
+        for (int32_t q = 0; q < h; q++)
+            sc[hist[q]] = -INFINITY;
+    sc[t] = st;
+    if (st != st)
+        return n_items; /* a NaN score never counts as a hit */
+    int32_t rank = 0;
+    for (int32_t q = 1; q <= n_items; q++)
+        rank += sc[q] > st;
+    return rank;
+}
+
+/* The model ranker: batches of users through one context per worker. */
+static int model_ranks(void *arg, const iadsr_dataset *d,
+                       const int64_t *users, int64_t begin, int64_t end,
+                       int cut, uint32_t flags, int32_t *ranks)
+{
+    const iadsr_model *m = arg;
     iadsr_ctx *c = NULL;
     int32_t *buf = NULL;
     int64_t *off = NULL;
-    j->rc = iadsr_ctx_create(&c, j->m, NULL);
-    if (j->rc)
-        goto done;
+    int rc = iadsr_ctx_create(&c, m, NULL);
+    if (rc)
+        return rc;
     int L = c->shape.max_len, B = c->max_batch;
     int32_t n_items = c->m->hp.n_items;
-    int cut = j->target == IADSR_EVAL_VALID ? 2 : 1;
     buf = iadsr__malloc((size_t)B * (size_t)L * sizeof(int32_t));
     off = iadsr__malloc(((size_t)B + 1) * sizeof(int64_t));
     if (!buf || !off) {
-        j->rc = iadsr__err(IADSR_ERR_NOMEM, "evaluate: out of memory");
+        rc = iadsr__err(IADSR_ERR_NOMEM, "evaluate: out of memory");
         goto done;
     }
-    for (int64_t i0 = j->begin; i0 < j->end; i0 += B) {
-        int64_t nb = j->end - i0 < B ? j->end - i0 : B;
+    for (int64_t i0 = begin; i0 < end; i0 += B) {
+        int64_t nb = end - i0 < B ? end - i0 : B;
         off[0] = 0;
         for (int64_t k = 0; k < nb; k++) {
             int32_t n = 0;
-            const int32_t *s = iadsr_dataset_user_items(j->d, j->users[i0 + k], &n);
+            const int32_t *s = iadsr_dataset_user_items(d, users[i0 + k], &n);
             int64_t h = n - cut; /* history length, >= 1 */
             const int32_t *hs = s;
             if (h > L) {
@@ -61,30 +68,38 @@ static void run_job(job *j)
         iadsr__ctx_scores(c, nb, c->chunk, c->n_scores);
         for (int64_t k = 0; k < nb; k++) {
             int32_t n = 0;
-            const int32_t *s = iadsr_dataset_user_items(j->d, j->users[i0 + k], &n);
-            int32_t t = s[n - cut];
-            float *sc = c->chunk + k * c->n_scores;
-            float st = sc[t];
-            if (j->flags & IADSR_TOPK_EXCLUDE_HISTORY)
-                for (int32_t q = 0; q < n - cut; q++)
-                    sc[s[q]] = -INFINITY;
-            sc[t] = st;
-            int32_t rank = 0;
-            if (st != st) {
-                rank = n_items; /* a NaN score never counts as a hit */
-            } else {
-                for (int32_t q = 1; q <= n_items; q++)
-                    rank += sc[q] > st;
-            }
-            j->ranks[i0 + k] = rank;
+            const int32_t *s = iadsr_dataset_user_items(d, users[i0 + k], &n);
+            ranks[i0 + k] = iadsr__target_rank(c->chunk + k * c->n_scores,
+                                               n_items, s, n - cut,
+                                               s[n - cut], flags);
         }
     }
 done:
-    if (j->rc)
-        snprintf(j->err, sizeof j->err, "%s", iadsr_last_error());
     iadsr__free(buf);
     iadsr__free(off);
     iadsr_ctx_free(c);
+    return rc;
+}
+
+typedef struct {
+    iadsr__rank_fn fn;
+    void *arg;
+    const iadsr_dataset *d;
+    const int64_t *users; /* eligible user rows */
+    int64_t begin, end;   /* range in users[] */
+    int cut;
+    uint32_t flags;
+    int32_t *ranks; /* per eligible user */
+    int rc;
+    char err[256];
+} job;
+
+static void run_job(job *j)
+{
+    j->rc = j->fn(j->arg, j->d, j->users, j->begin, j->end, j->cut,
+                  j->flags, j->ranks);
+    if (j->rc) /* the message lives in this thread's last error */
+        snprintf(j->err, sizeof j->err, "%s", iadsr_last_error());
 }
 
 static void *thread_main(void *arg)
@@ -93,26 +108,25 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-int iadsr__evaluate_ranks(const iadsr_model *m, const iadsr_dataset *d,
-                          int target, uint32_t flags, int n_threads,
-                          int64_t **users_out, int32_t **ranks_out,
-                          int64_t *n_out)
+int iadsr__rank_users(const iadsr_dataset *d, int cut, uint32_t flags,
+                      int n_threads, iadsr__rank_fn fn, void *arg,
+                      const char *what, int64_t **users_out,
+                      int32_t **ranks_out, int64_t *n_out)
 {
     *users_out = NULL;
     *ranks_out = NULL;
     *n_out = 0;
-    int cut = target == IADSR_EVAL_VALID ? 2 : 1;
     int64_t nu = d->n_users, ne = 0;
     int64_t *users = iadsr__malloc((size_t)(nu > 0 ? nu : 1) * sizeof(int64_t));
     if (!users)
-        return iadsr__err(IADSR_ERR_NOMEM, "evaluate: out of memory");
+        return iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory", what);
     for (int64_t u = 0; u < nu; u++)
         if (d->offsets[u + 1] - d->offsets[u] >= cut + 1)
             users[ne++] = u;
     if (ne == 0) {
         iadsr__free(users);
         return iadsr__err(IADSR_ERR_STATE,
-                          "evaluate: no user has at least %d items", cut + 1);
+                          "%s: no user has at least %d items", what, cut + 1);
     }
     int32_t *ranks = iadsr__malloc((size_t)ne * sizeof(int32_t));
     int T = n_threads < 1 ? 1 : n_threads;
@@ -122,23 +136,19 @@ int iadsr__evaluate_ranks(const iadsr_model *m, const iadsr_dataset *d,
     job *jobs = iadsr__malloc((size_t)T * sizeof *jobs);
     pthread_t *tids = iadsr__malloc((size_t)T * sizeof *tids);
     int *started = iadsr__malloc((size_t)T * sizeof *started);
+    int rc = IADSR_OK;
     if (!ranks || !jobs || !tids || !started) {
-        iadsr__free(users);
-        iadsr__free(ranks);
-        iadsr__free(jobs);
-        iadsr__free(tids);
-        iadsr__free(started);
-        return iadsr__err(IADSR_ERR_NOMEM, "evaluate: out of memory");
+        rc = iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory", what);
+        goto out;
     }
     for (int i = 0; i < T; i++) {
-        jobs[i] = (job){m, d, users, ne * i / T, ne * (i + 1) / T, target,
-                        flags, ranks, 0, {0}};
+        jobs[i] = (job){fn,    arg,   d,     users, ne * i / T, ne * (i + 1) / T,
+                        cut,   flags, ranks, 0,     {0}};
         started[i] = 0;
     }
     for (int i = 1; i < T; i++)
         started[i] = pthread_create(&tids[i], NULL, thread_main, &jobs[i]) == 0;
     run_job(&jobs[0]);
-    int rc = IADSR_OK;
     for (int i = 1; i < T; i++) {
         if (started[i])
             pthread_join(tids[i], NULL);
@@ -148,6 +158,7 @@ int iadsr__evaluate_ranks(const iadsr_model *m, const iadsr_dataset *d,
     for (int i = 0; i < T && rc == IADSR_OK; i++)
         if (jobs[i].rc)
             rc = iadsr__err(jobs[i].rc, "%s", jobs[i].err);
+out:
     iadsr__free(jobs);
     iadsr__free(tids);
     iadsr__free(started);
@@ -160,6 +171,17 @@ int iadsr__evaluate_ranks(const iadsr_model *m, const iadsr_dataset *d,
     *ranks_out = ranks;
     *n_out = ne;
     return IADSR_OK;
+}
+
+int iadsr__evaluate_ranks(const iadsr_model *m, const iadsr_dataset *d,
+                          int target, uint32_t flags, int n_threads,
+                          int64_t **users_out, int32_t **ranks_out,
+                          int64_t *n_out)
+{
+    return iadsr__rank_users(d, target == IADSR_EVAL_VALID ? 2 : 1, flags,
+                             n_threads, model_ranks,
+                             (void *)(uintptr_t)m, "evaluate", users_out,
+                             ranks_out, n_out);
 }
 
 void iadsr__metrics_from_ranks(const int32_t *ranks, int64_t n,

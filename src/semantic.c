@@ -17,7 +17,6 @@
 #include "params.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -518,123 +517,25 @@ int iadsr_semantic_scores(const iadsr_semantic *s, const int32_t *seq,
 
 /* ---- evaluation ---------------------------------------------------------- */
 
-/* The protocol of eval.c: contiguous ranges of eligible users, one per
- * worker, each rank written at the user's index, so that the result does
- * not depend on the thread count. */
-typedef struct sem_job {
-    const iadsr_semantic *s;
-    const iadsr_dataset *d;
-    const int64_t *users; /* eligible user rows */
-    int64_t begin, end;   /* range in users[] */
-    int cut;              /* 1 = test target, 2 = validation target */
-    uint32_t flags;
-    int32_t *ranks; /* per eligible user */
-    int rc;
-    char err[256];
-} sem_job;
-
-static void sem_run_job(sem_job *j)
+/* The ranker of the text-only recommender for eval.c's driver. */
+static int semantic_ranks(void *arg, const iadsr_dataset *d,
+                          const int64_t *users, int64_t begin, int64_t end,
+                          int cut, uint32_t flags, int32_t *ranks)
 {
-    const int32_t N = j->s->n_items;
+    const iadsr_semantic *sem = arg;
+    const int32_t N = sem->n_items;
     float *sc = iadsr__malloc(((size_t)N + 1) * sizeof(float));
-    if (!sc) {
-        j->rc = iadsr__err(IADSR_ERR_NOMEM,
-                           "semantic_evaluate: out of memory");
-        snprintf(j->err, sizeof j->err, "%s", iadsr_last_error());
-        return;
-    }
-    for (int64_t i = j->begin; i < j->end; i++) {
+    if (!sc)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "semantic_evaluate: out of memory");
+    for (int64_t i = begin; i < end; i++) {
         int32_t n = 0;
-        const int32_t *s = iadsr_dataset_user_items(j->d, j->users[i], &n);
-        const int32_t h = n - j->cut; /* history length, >= 1 */
-        const int32_t t = s[h];
-        iadsr__semantic_scores(j->s, s, h, sc);
-        const float st = sc[t];
-        if (j->flags & IADSR_TOPK_EXCLUDE_HISTORY)
-            for (int32_t q = 0; q < h; q++)
-                sc[s[q]] = -INFINITY;
-        sc[t] = st;
-        int32_t rank = 0;
-        if (st != st) {
-            rank = N; /* a NaN score never counts as a hit */
-        } else {
-            for (int32_t q = 1; q <= N; q++)
-                rank += sc[q] > st;
-        }
-        j->ranks[i] = rank;
+        const int32_t *s = iadsr_dataset_user_items(d, users[i], &n);
+        const int32_t h = n - cut; /* history length, >= 1 */
+        iadsr__semantic_scores(sem, s, h, sc);
+        ranks[i] = iadsr__target_rank(sc, N, s, h, s[h], flags);
     }
     iadsr__free(sc);
-}
-
-static void *sem_thread_main(void *arg)
-{
-    sem_run_job(arg);
-    return NULL;
-}
-
-static int sem_ranks(const iadsr_semantic *s, const iadsr_dataset *d,
-                     int cut, uint32_t flags, int n_threads,
-                     int32_t **ranks_out, int64_t *n_out)
-{
-    *ranks_out = NULL;
-    *n_out = 0;
-    const int64_t nu = d->n_users;
-    int64_t ne = 0;
-    int64_t *users = iadsr__malloc((size_t)(nu > 0 ? nu : 1) *
-                                   sizeof(int64_t));
-    if (!users)
-        return iadsr__err(IADSR_ERR_NOMEM, "semantic_evaluate: out of memory");
-    for (int64_t u = 0; u < nu; u++)
-        if (d->offsets[u + 1] - d->offsets[u] >= cut + 1)
-            users[ne++] = u;
-    if (ne == 0) {
-        iadsr__free(users);
-        return iadsr__err(IADSR_ERR_STATE,
-                          "semantic_evaluate: no user has at least %d items",
-                          cut + 1);
-    }
-    int T = n_threads < 1 ? 1 : n_threads;
-    if (T > ne)
-        T = (int)ne;
-    int32_t *ranks = iadsr__malloc((size_t)ne * sizeof(int32_t));
-    /* on the heap: hosts may call from threads with small stacks */
-    sem_job *jobs = iadsr__malloc((size_t)T * sizeof *jobs);
-    pthread_t *tids = iadsr__malloc((size_t)T * sizeof *tids);
-    int *started = iadsr__malloc((size_t)T * sizeof *started);
-    int rc = IADSR_OK;
-    if (!ranks || !jobs || !tids || !started) {
-        rc = iadsr__err(IADSR_ERR_NOMEM, "semantic_evaluate: out of memory");
-        goto out;
-    }
-    for (int i = 0; i < T; i++) {
-        jobs[i] = (sem_job){s,   d,     users, ne * i / T, ne * (i + 1) / T,
-                            cut, flags, ranks, 0,          {0}};
-        started[i] = 0;
-    }
-    for (int i = 1; i < T; i++)
-        started[i] =
-            pthread_create(&tids[i], NULL, sem_thread_main, &jobs[i]) == 0;
-    sem_run_job(&jobs[0]);
-    for (int i = 1; i < T; i++) {
-        if (started[i])
-            pthread_join(tids[i], NULL);
-        else
-            sem_run_job(&jobs[i]); /* could not start a thread: do it here */
-    }
-    for (int i = 0; i < T && rc == IADSR_OK; i++)
-        if (jobs[i].rc)
-            rc = iadsr__err(jobs[i].rc, "%s", jobs[i].err);
-out:
-    iadsr__free(users);
-    iadsr__free(jobs);
-    iadsr__free(tids);
-    iadsr__free(started);
-    if (rc != IADSR_OK) {
-        iadsr__free(ranks);
-        return rc;
-    }
-    *ranks_out = ranks;
-    *n_out = ne;
     return IADSR_OK;
 }
 
@@ -666,11 +567,13 @@ int iadsr_semantic_evaluate(const iadsr_semantic *s, const iadsr_dataset *d,
                           "matrix covers %d items",
                           w, (int)d->n_items, (int)s->n_items);
     int32_t *ranks = NULL;
-    int64_t n = 0;
-    rc = sem_ranks(s, d, ep.target == IADSR_EVAL_VALID ? 2 : 1, ep.flags,
-                   ep.n_threads, &ranks, &n);
+    int64_t *users = NULL, n = 0;
+    rc = iadsr__rank_users(d, ep.target == IADSR_EVAL_VALID ? 2 : 1, ep.flags,
+                           ep.n_threads, semantic_ranks,
+                           (void *)(uintptr_t)s, w, &users, &ranks, &n);
     if (rc != IADSR_OK)
         return rc;
+    iadsr__free(users);
     uint32_t size = out->struct_size;
     iadsr_metrics res;
     memset(&res, 0, sizeof res);
