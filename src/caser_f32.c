@@ -17,24 +17,6 @@
 
 /* ---- parameter layout ----------------------------------------------------- */
 
-#define CASER_ALIGN_FLOATS 16 /* 64 bytes, as every tensor of model.c */
-
-static int caser_add(iadsr__layout *l, const char *name, int64_t rows,
-                     int64_t cols)
-{
-    if (l->n_tensors >= IADSR__MAX_TENSORS)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "caser: too many tensors");
-    iadsr__tensor *t = &l->t[l->n_tensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->rows = rows;
-    t->cols = cols;
-    size_t off = (l->n_floats + CASER_ALIGN_FLOATS - 1) / CASER_ALIGN_FLOATS *
-                 CASER_ALIGN_FLOATS;
-    t->offset = off;
-    l->n_floats = off + (size_t)rows * (size_t)cols;
-    return IADSR_OK;
-}
-
 int iadsr__caser_layout(const iadsr_model_params *hp, iadsr__layout *out)
 {
     int64_t d = hp->dim, L = hp->caser_window, nh = hp->caser_h_filters;
@@ -45,17 +27,17 @@ int iadsr__caser_layout(const iadsr_model_params *hp, iadsr__layout *out)
                           "normalised",
                           (long long)L, (long long)nh, (long long)nv);
     char name[IADSR__TENSOR_NAME_MAX];
-    int rc = caser_add(out, "item_emb", (int64_t)hp->n_items + 1, d);
+    int rc = iadsr__layout_add(out, "item_emb", (int64_t)hp->n_items + 1, d);
     for (int64_t h = 1; h <= L && rc == IADSR_OK; h++) {
         snprintf(name, sizeof name, "caser.h%lld.w", (long long)h);
-        rc = caser_add(out, name, h * d, nh);
+        rc = iadsr__layout_add(out, name, h * d, nh);
         snprintf(name, sizeof name, "caser.h%lld.b", (long long)h);
-        rc = rc ? rc : caser_add(out, name, 1, nh);
+        rc = rc ? rc : iadsr__layout_add(out, name, 1, nh);
     }
-    rc = rc ? rc : caser_add(out, "caser.v.w", L, nv);
-    rc = rc ? rc : caser_add(out, "caser.v.b", 1, nv);
-    rc = rc ? rc : caser_add(out, "caser.fc.w", nv * d + L * nh, d);
-    rc = rc ? rc : caser_add(out, "caser.fc.b", 1, d);
+    rc = rc ? rc : iadsr__layout_add(out, "caser.v.w", L, nv);
+    rc = rc ? rc : iadsr__layout_add(out, "caser.v.b", 1, nv);
+    rc = rc ? rc : iadsr__layout_add(out, "caser.fc.w", nv * d + L * nh, d);
+    rc = rc ? rc : iadsr__layout_add(out, "caser.fc.b", 1, d);
     return rc;
 }
 

@@ -118,23 +118,7 @@ void SFX(iadsr__caser_ws_free)(SFX(iadsr__caser_ws) *ws)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-/* Fill m with 0 (dropped) or 1/(1-p) (kept): the scheme of the SASRec
- * layers (two 32-bit uniforms per 64-bit draw against an integer
- * threshold), so that masks are identical on every platform. */
-static void SFX(caser_dropout_mask)(REAL *m, size_t n, double p,
-                                    iadsr__rng *rng)
-{
-    REAL keep = (REAL)(1.0 / (1.0 - p));
-    uint64_t thr = (uint64_t)(p * 4294967296.0);
-    size_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        uint64_t u = iadsr__rng_u64(rng);
-        m[i] = (u & 0xffffffffu) < thr ? (REAL)0 : keep;
-        m[i + 1] = (u >> 32) < thr ? (REAL)0 : keep;
-    }
-    if (i < n)
-        m[i] = (iadsr__rng_u64(rng) & 0xffffffffu) < thr ? (REAL)0 : keep;
-}
+#include "dropout_impl.h"
 
 /* y[r] = relu(y[r] + bias) for n rows of m values at leading dimension ld */
 static void SFX(caser_bias_relu)(REAL *y, int n, int m, int ld,
@@ -375,7 +359,7 @@ void SFX(iadsr__caser_forward)(SFX(iadsr__caser_ws) *ws,
     const REAL *zin = ws->z;
     if (drop) {
         size_t n = (size_t)R * (size_t)F;
-        SFX(caser_dropout_mask)(ws->mask, n, s->dropout, rng);
+        SFX(dropout_mask)(ws->mask, n, s->dropout, rng);
         for (size_t i = 0; i < n; i++)
             ws->zd[i] = ws->z[i] * ws->mask[i];
         zin = ws->zd;

@@ -100,35 +100,17 @@ static inline float gru_tanhf(float x)
 
 /* ---- layout ---------------------------------------------------------------- */
 
-#define GRU_ALIGN_FLOATS 16 /* 64 bytes, as model.c aligns every tensor */
-
-static int gru_add_tensor(iadsr__layout *l, const char *name, int64_t rows,
-                          int64_t cols)
-{
-    if (l->n_tensors >= IADSR__MAX_TENSORS)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "model: too many tensors");
-    iadsr__tensor *t = &l->t[l->n_tensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->rows = rows;
-    t->cols = cols;
-    size_t off = (l->n_floats + GRU_ALIGN_FLOATS - 1) / GRU_ALIGN_FLOATS *
-                 GRU_ALIGN_FLOATS;
-    t->offset = off;
-    l->n_floats = off + (size_t)rows * (size_t)cols;
-    return IADSR_OK;
-}
-
 int iadsr__gru4rec_layout(const iadsr_model_params *hp, iadsr__layout *l)
 {
     int64_t d = hp->dim;
     char name[IADSR__TENSOR_NAME_MAX];
-    int rc = gru_add_tensor(l, "item_emb", (int64_t)hp->n_items + 1, d);
+    int rc = iadsr__layout_add(l, "item_emb", (int64_t)hp->n_items + 1, d);
     for (int i = 0; i < hp->n_layers && rc == IADSR_OK; i++) {
         static const char *const names[] = {"w_ih", "w_hh", "b_ih", "b_hh"};
         const int64_t rows[] = {d, d, 1, 1};
         for (int k = 0; k < 4 && rc == IADSR_OK; k++) {
             snprintf(name, sizeof name, "gru%d.%s", i, names[k]);
-            rc = gru_add_tensor(l, name, rows[k], 3 * d);
+            rc = iadsr__layout_add(l, name, rows[k], 3 * d);
         }
     }
     return rc;

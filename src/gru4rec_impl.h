@@ -186,28 +186,7 @@ static void SFX(gru_transpose)(const REAL *w, int rows, int cols, REAL *wt)
                 w[(size_t)i * (size_t)cols + (size_t)o];
 }
 
-/* Fill m with 0 (dropped) or 1/(1-p) (kept): the scheme of the SASRec
- * layers (32-bit uniforms against an integer threshold, two per draw). */
-static void SFX(gru_dropout_mask)(REAL *m, size_t n, double p,
-                                  iadsr__rng *rng)
-{
-    REAL keep = (REAL)(1.0 / (1.0 - p));
-    uint64_t thr = (uint64_t)(p * 4294967296.0);
-    size_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        uint64_t u = iadsr__rng_u64(rng);
-        m[i] = (u & 0xffffffffu) < thr ? (REAL)0 : keep;
-        m[i + 1] = (u >> 32) < thr ? (REAL)0 : keep;
-    }
-    if (i < n)
-        m[i] = (iadsr__rng_u64(rng) & 0xffffffffu) < thr ? (REAL)0 : keep;
-}
-
-static void SFX(gru_mul)(REAL *y, const REAL *x, const REAL *m, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        y[i] = x[i] * m[i];
-}
+#include "dropout_impl.h"
 
 /* ---- one GRU layer ---------------------------------------------------------- */
 
@@ -344,8 +323,8 @@ static void SFX(gru_forward_impl)(SFX(iadsr__gru4rec_ws) *ws,
                w->item_emb + (size_t)b->items[ws->tm_row[t]] * sd,
                sd * sizeof(REAL));
     if (drop) {
-        SFX(gru_dropout_mask)(ws->m0, Rd, s->dropout, rng);
-        SFX(gru_mul)(ws->x0, ws->x0, ws->m0, Rd);
+        SFX(dropout_mask)(ws->m0, Rd, s->dropout, rng);
+        SFX(mul)(ws->x0, ws->x0, ws->m0, Rd);
     }
     for (int l = 0; l < s->n_layers; l++) {
         SFX(iadsr__gru_layer_fwd)(ws->koff, K, d, SFX(gru_layer_input)(ws, l),
@@ -353,8 +332,8 @@ static void SFX(gru_forward_impl)(SFX(iadsr__gru4rec_ws) *ws,
                                   w->lay[l].w_hh, w->lay[l].b_hh, ws->l[l].g,
                                   ws->l[l].gh, ws->l[l].h);
         if (drop) {
-            SFX(gru_dropout_mask)(ws->l[l].m, Rd, s->dropout, rng);
-            SFX(gru_mul)(ws->l[l].y, ws->l[l].h, ws->l[l].m, Rd);
+            SFX(dropout_mask)(ws->l[l].m, Rd, s->dropout, rng);
+            SFX(mul)(ws->l[l].y, ws->l[l].h, ws->l[l].m, Rd);
         }
     }
 }
@@ -404,7 +383,7 @@ void SFX(iadsr__gru4rec_backward)(SFX(iadsr__gru4rec_ws) *ws,
                sd * sizeof(REAL));
     for (int l = s->n_layers - 1; l >= 0; l--) {
         if (drop)
-            SFX(gru_mul)(ws->dh, ws->dy, ws->l[l].m, Rd);
+            SFX(mul)(ws->dh, ws->dy, ws->l[l].m, Rd);
         else
             memcpy(ws->dh, ws->dy, Rd * sizeof(REAL));
         /* dy becomes dLoss/d(input of layer l) = output of layer l - 1 */
@@ -417,7 +396,7 @@ void SFX(iadsr__gru4rec_backward)(SFX(iadsr__gru4rec_ws) *ws,
     }
     /* x0 = drop(E[item]) */
     if (drop)
-        SFX(gru_mul)(ws->dy, ws->dy, ws->m0, Rd);
+        SFX(mul)(ws->dy, ws->dy, ws->m0, Rd);
     for (int t = 0; t < R; t++) {
         const REAL *de = ws->dy + (size_t)t * sd;
         REAL *ge = g->item_emb + (size_t)b->items[ws->tm_row[t]] * sd;

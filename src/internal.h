@@ -137,6 +137,10 @@ int iadsr__model_alloc(iadsr_model **out, const iadsr_model_params *p);
  * once after filling m->w and before publishing the model. */
 int iadsr__model_finalize(iadsr_model *m);
 /* Find a tensor by name; NULL if absent. */
+/* Append tensor @p name (rows x cols) at the next 64-byte aligned offset;
+ * used by every backbone's layout function. */
+int iadsr__layout_add(iadsr__layout *l, const char *name, int64_t rows,
+                      int64_t cols);
 const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
                                         const char *name);
 iadsr_model *iadsr__model_ref(const iadsr_model *m);

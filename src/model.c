@@ -14,7 +14,7 @@
 
 #define ALIGN_FLOATS 16 /* 64 bytes */
 
-static int add_tensor(iadsr__layout *l, const char *name, int64_t rows,
+int iadsr__layout_add(iadsr__layout *l, const char *name, int64_t rows,
                       int64_t cols)
 {
     if (l->n_tensors >= IADSR__MAX_TENSORS)
@@ -35,10 +35,10 @@ static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
     int64_t d = hp->dim, f = hp->ffn_dim;
     int rc = IADSR_OK;
     char name[IADSR__TENSOR_NAME_MAX];
-    rc = rc ? rc : add_tensor(l, "item_emb", (int64_t)hp->n_items + 1, d);
-    rc = rc ? rc : add_tensor(l, "pos_emb", hp->max_seq_len, d);
-    rc = rc ? rc : add_tensor(l, "emb_ln.g", 1, d);
-    rc = rc ? rc : add_tensor(l, "emb_ln.b", 1, d);
+    rc = rc ? rc : iadsr__layout_add(l, "item_emb", (int64_t)hp->n_items + 1, d);
+    rc = rc ? rc : iadsr__layout_add(l, "pos_emb", hp->max_seq_len, d);
+    rc = rc ? rc : iadsr__layout_add(l, "emb_ln.g", 1, d);
+    rc = rc ? rc : iadsr__layout_add(l, "emb_ln.b", 1, d);
     for (int b = 0; b < hp->n_layers && rc == IADSR_OK; b++) {
         static const char *const names[] = {"wqkv", "bqkv", "wo",    "bo",
                                             "ln1.g", "ln1.b", "w1",   "b1",
@@ -47,13 +47,13 @@ static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
         const int64_t cols[] = {3 * d, 3 * d, d, d, d, d, f, f, d, d, d, d};
         for (int i = 0; i < 12 && rc == IADSR_OK; i++) {
             snprintf(name, sizeof name, "blk%d.%s", b, names[i]);
-            rc = add_tensor(l, name, rows[i], cols[i]);
+            rc = iadsr__layout_add(l, name, rows[i], cols[i]);
         }
     }
     if (hp->flags & IADSR_MODEL_F_PRE_LN) {
         /* pre-norm blocks leave the residual stream unnormalised */
-        rc = rc ? rc : add_tensor(l, "final_ln.g", 1, d);
-        rc = rc ? rc : add_tensor(l, "final_ln.b", 1, d);
+        rc = rc ? rc : iadsr__layout_add(l, "final_ln.g", 1, d);
+        rc = rc ? rc : iadsr__layout_add(l, "final_ln.b", 1, d);
     }
     return rc;
 }

@@ -401,28 +401,7 @@ void SFX(iadsr__attention_bwd)(const iadsr__batch *b, int d, int n_heads,
 
 /* ---- dropout ------------------------------------------------------------------ */
 
-/* Fill m with 0 (dropped) or 1/(1-p) (kept). */
-static void SFX(dropout_mask)(REAL *m, size_t n, double p, iadsr__rng *rng)
-{
-    REAL keep = (REAL)(1.0 / (1.0 - p));
-    /* Compare 32-bit uniforms with an integer threshold: two draws per
-     * 64-bit output, identical on every platform. */
-    uint64_t thr = (uint64_t)(p * 4294967296.0);
-    size_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        uint64_t u = iadsr__rng_u64(rng);
-        m[i] = (u & 0xffffffffu) < thr ? (REAL)0 : keep;
-        m[i + 1] = (u >> 32) < thr ? (REAL)0 : keep;
-    }
-    if (i < n)
-        m[i] = (iadsr__rng_u64(rng) & 0xffffffffu) < thr ? (REAL)0 : keep;
-}
-
-static void SFX(mul)(REAL *y, const REAL *x, const REAL *m, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        y[i] = x[i] * m[i];
-}
+#include "dropout_impl.h"
 
 /* ---- encoder ------------------------------------------------------------------ */
 
