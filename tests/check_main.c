@@ -10,7 +10,7 @@
 #define SUITES(X)                                                              \
     X(errors) X(params) X(dataset) X(layers) X(model) X(trainer) X(ctx)        \
     X(eval) X(checkpoint) X(threads) X(api_args) X(npy) X(semantic)  \
-    X(embed) X(gru4rec) X(caser)
+    X(embed) X(gru4rec) X(caser) X(align)
 
 #define DECLARE(name) Suite *suite_##name(void) __attribute__((weak));
 SUITES(DECLARE)
