@@ -8,6 +8,8 @@
  * SPDX-License-Identifier: MIT
  */
 #include <check.h>
+
+#include "gradcheck.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,19 +23,9 @@
 
 Suite *suite_align(void);
 
-#define FD_EPS 1e-6
-#define TOL_RATIO 1e-6 /* ||g_a - g_fd|| / max(||g_a||, ||g_fd||) */
-#define TOL_ABS 1e-6   /* per element: |g_a - g_fd| < TOL_ABS + TOL_REL|g| */
-#define TOL_REL 1e-5
 #define TOL_F32 1e-4 /* float vs double: |f - d| <= TOL_F32 (1 + |d|) */
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int verbose(void)
-{
-    const char *v = getenv("IADSR_TEST_VERBOSE");
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 /* Every buffer of a test is registered here and released by pool_free(). */
 static void *pool[128];
@@ -64,14 +56,6 @@ static void fill_normal(double *a, size_t n, double sd, iadsr__rng *r)
         a[i] = sd * iadsr__rng_normal(r);
 }
 
-static double dot(const double *a, const double *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
 static double cos_ref(const double *a, const double *b, int d)
 {
     double na = sqrt(dot(a, a, (size_t)d)), nb = sqrt(dot(b, b, (size_t)d));
@@ -86,26 +70,10 @@ static float *to_f32(const double *a, size_t n)
     return f;
 }
 
-typedef double (*loss_fn)(void *ctx);
-
-/* Central differences of f w.r.t. x[0..n). x is restored exactly. */
-static void fd_grad(loss_fn f, void *ctx, double *x, size_t n, double *g)
-{
-    for (size_t i = 0; i < n; i++) {
-        double x0 = x[i];
-        x[i] = x0 + FD_EPS;
-        double lp = f(ctx);
-        x[i] = x0 - FD_EPS;
-        double lm = f(ctx);
-        x[i] = x0;
-        g[i] = (lp - lm) / (2 * FD_EPS);
-    }
-}
-
 /* Analytic vs finite-difference gradient: per-element and norm-ratio
  * tolerances. A gradient that is identically zero is refused (it would
  * make the check vacuous). */
-static void check_grad(const char *what, const double *ga, const double *gfd,
+static void check_grad_nonzero(const char *what, const double *ga, const double *gfd,
                        size_t n)
 {
     double nd = 0, na = 0, nf = 0, max_abs = 0;
@@ -198,9 +166,9 @@ START_TEST(test_cos_grad)
     double *da = dalloc(nd), *db = dalloc(nd), *fd = dalloc(nd);
     iadsr__cos_rows_bwd_f64(x.a, x.b, 5, 7, x.R, da, db);
     fd_grad(cos_loss, &x, x.a, nd, fd);
-    check_grad("cos.a", da, fd, nd);
+    check_grad_nonzero("cos.a", da, fd, nd);
     fd_grad(cos_loss, &x, x.b, nd, fd);
-    check_grad("cos.b", db, fd, nd);
+    check_grad_nonzero("cos.b", db, fd, nd);
 
     /* accumulation: a second call adds the same gradient again */
     double *da2 = dalloc(nd);
@@ -232,9 +200,9 @@ START_TEST(test_cos_zero_rows)
     assert_zero_rows("cos.db", db, 3, 6);
     /* the other rows are unaffected: rows 0 and 2 still match fd */
     fd_grad(cos_loss, &x, x.a, 6, fd);
-    check_grad("cos.a row0", da, fd, 6);
+    check_grad_nonzero("cos.a row0", da, fd, 6);
     fd_grad(cos_loss, &x, x.b + 12, 6, fd);
-    check_grad("cos.b row2", db + 12, fd, 6);
+    check_grad_nonzero("cos.b row2", db + 12, fd, 6);
     pool_free();
 }
 END_TEST
@@ -306,9 +274,9 @@ START_TEST(test_infonce_grad)
             db[i] /= 0.75;
         }
         fd_grad(nce_loss, &x, x.a, nd, fd);
-        check_grad("infonce.a", da, fd, nd);
+        check_grad_nonzero("infonce.a", da, fd, nd);
         fd_grad(nce_loss, &x, x.b, nd, fd);
-        check_grad("infonce.b", db, fd, nd);
+        check_grad_nonzero("infonce.b", db, fd, nd);
         pool_free();
     }
 }
@@ -332,9 +300,9 @@ START_TEST(test_infonce_zero_rows_and_stability)
     assert_zero_rows("infonce.db", db, 3, 4);
     /* rows 0..3 of a and rows 0..2 of b are smooth: fd there */
     fd_grad(nce_loss, &x, x.a, 16, fd);
-    check_grad("infonce.a (zero rows)", da, fd, 16);
+    check_grad_nonzero("infonce.a (zero rows)", da, fd, 16);
     fd_grad(nce_loss, &x, x.b, 12, fd);
-    check_grad("infonce.b (zero rows)", db, fd, 12);
+    check_grad_nonzero("infonce.b (zero rows)", db, fd, 12);
 
     /* a tiny temperature: logits of +-1e4 must not overflow */
     x.tau = 1e-4;
@@ -396,7 +364,7 @@ START_TEST(test_maxpool_grad)
     double *dh = dalloc(nh), *fd = dalloc(nh);
     iadsr__maxpool_bwd_f64(x.R, 5, x.arg, SEQ_N, dh);
     fd_grad(mp_loss, &x, x.h, nh, fd);
-    check_grad("maxpool.h", dh, fd, nh);
+    check_grad_nonzero("maxpool.h", dh, fd, nh);
     pool_free();
 }
 END_TEST
@@ -510,7 +478,7 @@ START_TEST(test_gumbel_gate)
             ck_assert_double_eq_tol(
                 ds[t], x.R[t] * x.y[t] * (1 - x.y[t]) / x.tau, 1e-15);
         fd_grad(gate_y_loss, &x, x.s, 40, fd);
-        check_grad("gate.s (through y)", ds, fd, 40);
+        check_grad_nonzero("gate.s (through y)", ds, fd, 40);
         pool_free();
     }
 
@@ -605,17 +573,17 @@ START_TEST(test_recon_grad)
     assert_zero_rows("recon.demb (item 0 unused)", demb, 0, 4);
 
     fd_grad(rec_loss, &x, x.h, nh, fd);
-    check_grad("recon.h", dh, fd, nh);
+    check_grad_nonzero("recon.h", dh, fd, nh);
     /* L is smooth in a real-valued m: dm is dL/dm, also where m = 0 */
     fd_grad(rec_loss, &x, x.m, REC_ROWS, fd);
-    check_grad("recon.m", dm, fd, REC_ROWS);
+    check_grad_nonzero("recon.m", dm, fd, REC_ROWS);
     ck_assert(dm[1] != 0.0 && dm[4] != 0.0);
     fd_grad(rec_loss, &x, x.wd, 16, fd);
-    check_grad("recon.wd", dwd, fd, 16);
+    check_grad_nonzero("recon.wd", dwd, fd, 16);
     fd_grad(rec_loss, &x, x.bd, 4, fd);
-    check_grad("recon.bd", dbd, fd, 4);
+    check_grad_nonzero("recon.bd", dbd, fd, 4);
     fd_grad(rec_loss, &x, x.emb, 20, fd);
-    check_grad("recon.emb", demb, fd, 20);
+    check_grad_nonzero("recon.emb", demb, fd, 20);
     pool_free();
 }
 END_TEST
@@ -706,11 +674,11 @@ START_TEST(test_composed_score_grad)
     iadsr__linear_bwd_f64(x.mS, dl, CMP_SEQ, D, x.W2, d, dW2, NULL, NULL, 0);
 
     fd_grad(cmp_loss, &x, x.h, nh, fd);
-    check_grad("score.h", dh, fd, nh);
+    check_grad_nonzero("score.h", dh, fd, nh);
     fd_grad(cmp_loss, &x, x.W1, 24, fd);
-    check_grad("score.W1", dW1, fd, 24);
+    check_grad_nonzero("score.W1", dW1, fd, 24);
     fd_grad(cmp_loss, &x, x.W2, 24, fd);
-    check_grad("score.W2", dW2, fd, 24);
+    check_grad_nonzero("score.W2", dW2, fd, 24);
     pool_free();
 }
 END_TEST

@@ -8,6 +8,7 @@
  * Set IADSR_TEST_VERBOSE=1 to print the largest errors of every check.
  * SPDX-License-Identifier: MIT
  */
+#include "gradcheck.h"
 #include "testutil.h"
 
 #include <pthread.h>
@@ -17,17 +18,17 @@
 
 Suite *suite_caser(void);
 
-#define FD_EPS 1e-6
-#define TOL_RATIO 1e-6 /* ||g_a - g_fd|| / max(||g_a||, ||g_fd||) */
-#define TOL_ABS 1e-6   /* per element: |g_a - g_fd| < TOL_ABS + TOL_REL|g| */
-#define TOL_REL 1e-5
-
 /* ---- helpers ------------------------------------------------------------- */
 
-static int verbose(void)
+/* max |a - b| / max |b| (purely relative, no floor) */
+static double rel_diff_pure(const float *a, const double *b, size_t n)
 {
-    const char *v = getenv("IADSR_TEST_VERBOSE");
-    return v && *v && strcmp(v, "0") != 0;
+    double md = 0, mb = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - b[i]));
+        mb = fmax(mb, fabs(b[i]));
+    }
+    return md / mb;
 }
 
 static double *dalloc(size_t n)
@@ -49,62 +50,6 @@ static void fill_normal(double *a, size_t n, double mean, double sd,
 {
     for (size_t i = 0; i < n; i++)
         a[i] = mean + sd * iadsr__rng_normal(r);
-}
-
-static double dot(const double *a, const double *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-typedef double (*loss_fn)(void *ctx);
-
-/* Central differences of f w.r.t. x[0..n). x is restored exactly. */
-static void fd_grad(loss_fn f, void *ctx, double *x, size_t n, double *g)
-{
-    for (size_t i = 0; i < n; i++) {
-        double x0 = x[i];
-        x[i] = x0 + FD_EPS;
-        double lp = f(ctx);
-        x[i] = x0 - FD_EPS;
-        double lm = f(ctx);
-        x[i] = x0;
-        g[i] = (lp - lm) / (2 * FD_EPS);
-    }
-}
-
-/* Compare an analytic gradient with finite differences. The criteria are
- * evaluated before asserting, so that a failure under CK_FORK=no only
- * reports (the caller's buffers are test-owned). Returns the norm ratio. */
-static double check_grad(const char *what, const double *ga,
-                         const double *gfd, size_t n)
-{
-    double nd = 0, na = 0, nf = 0, worst = 0;
-    size_t bad = 0, wi = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs(ga[i] - gfd[i]);
-        if (!(e < TOL_ABS + TOL_REL * fabs(gfd[i])))
-            bad++;
-        if (!(e <= worst))
-            worst = e, wi = i;
-        nd += e * e;
-        na += ga[i] * ga[i];
-        nf += gfd[i] * gfd[i];
-    }
-    double den = fmax(sqrt(na), sqrt(nf));
-    double ratio = den > 0 ? sqrt(nd) / den : 0.0;
-    ck_assert_msg(bad == 0 && ratio < TOL_RATIO,
-                  "%s: %zu of %zu elements wrong, norm ratio %.3g; worst "
-                  "[%zu]: analytic %.12g vs finite difference %.12g",
-                  what, bad, n, ratio, wi, n ? ga[wi] : 0.0,
-                  n ? gfd[wi] : 0.0);
-    if (verbose())
-        fprintf(stderr, "  grad %-30s n=%-5zu |g|=%-9.3g max|err|=%-9.3g "
-                        "ratio=%.3g\n",
-                what, n, den, worst, ratio);
-    return ratio;
 }
 
 /* ---- the test batch -------------------------------------------------------- */
@@ -795,16 +740,6 @@ END_TEST
 
 /* ---- 5. f32 vs f64 ------------------------------------------------------------------ */
 
-static double rel_diff_f(const float *a, const double *b, size_t n)
-{
-    double md = 0, mb = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)a[i] - b[i]));
-        mb = fmax(mb, fabs(b[i]));
-    }
-    return md / mb;
-}
-
 START_TEST(test_f32_vs_f64)
 {
     const cfg cs[2] = {cfg_small, cfg_wide};
@@ -829,7 +764,7 @@ START_TEST(test_f32_vs_f64)
     enc_forward(&e);
     memcpy(h64, e.ws.out, nh * sizeof *h64);
     iadsr__caser_forward_f32(&wsi, &wf, &e.b, NULL);
-    double r_inf = rel_diff_f(wsi.out, h64, nh);
+    double r_inf = rel_diff_pure(wsi.out, h64, nh);
     ck_assert_msg(r_inf < 1e-5, "inference f32 vs f64: %.3g", r_inf);
     /* a training workspace without rng: the same as inference */
     iadsr__caser_forward_f32(&wst, &wf, &e.b, NULL);
@@ -841,7 +776,7 @@ START_TEST(test_f32_vs_f64)
     memcpy(h64, e.ws.out, nh * sizeof *h64);
     iadsr__rng r = e.rng0;
     iadsr__caser_forward_f32(&wst, &wf, &e.b, &r);
-    double r_tr = rel_diff_f(wst.out, h64, nh);
+    double r_tr = rel_diff_pure(wst.out, h64, nh);
     ck_assert_msg(r_tr < 1e-5, "training f32 vs f64: %.3g", r_tr);
 
     /* a full training step: loss and every gradient tensor */
@@ -914,7 +849,7 @@ START_TEST(test_forward_last)
     TU_OK(iadsr__caser_ws_init_f32(&wsf, &e.shape, MAXROWS, 0));
     TU_OK(iadsr__caser_ws_init_f32(&wsa, &e.shape, MAXROWS, 0));
     iadsr__caser_forward_last_f32(&wsf, &wf, &e.b);
-    double r = rel_diff_f(wsf.out, wsl.out, (size_t)S * (size_t)d);
+    double r = rel_diff_pure(wsf.out, wsl.out, (size_t)S * (size_t)d);
     ck_assert_msg(r < 1e-5, "forward_last f32 vs f64: %.3g", r);
     /* and against the float full forward */
     iadsr__caser_forward_f32(&wsa, &wf, &e.b, NULL);

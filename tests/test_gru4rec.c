@@ -10,6 +10,7 @@
  * Set IADSR_TEST_VERBOSE=1 to print the largest errors of every check.
  * SPDX-License-Identifier: MIT
  */
+#include "gradcheck.h"
 #include "testutil.h"
 
 #include "encoder.h"
@@ -19,18 +20,7 @@
 
 Suite *suite_gru4rec(void);
 
-#define FD_EPS 1e-6
-#define TOL_RATIO 1e-6 /* ||g_a - g_fd|| / max(||g_a||, ||g_fd||) */
-#define TOL_ABS 1e-6   /* per element: |g_a - g_fd| < TOL_ABS + TOL_REL|g| */
-#define TOL_REL 1e-5
-
 /* ---- helpers ------------------------------------------------------------- */
-
-static int verbose(void)
-{
-    const char *v = getenv("IADSR_TEST_VERBOSE");
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 static double *dalloc(size_t n)
 {
@@ -52,80 +42,9 @@ static void fill_normal(double *a, size_t n, double sd, iadsr__rng *r)
         a[i] = sd * iadsr__rng_normal(r);
 }
 
-static double dot(const double *a, const double *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-static double norm2(const double *a, size_t n)
-{
-    return sqrt(dot(a, a, n));
-}
-
 static double sigm(double x)
 {
     return 1.0 / (1.0 + exp(-x));
-}
-
-typedef double (*loss_fn)(void *ctx);
-
-/* Central differences of f w.r.t. x[0..n). x is restored exactly. */
-static void fd_grad(loss_fn f, void *ctx, double *x, size_t n, double *g)
-{
-    for (size_t i = 0; i < n; i++) {
-        double x0 = x[i];
-        x[i] = x0 + FD_EPS;
-        double lp = f(ctx);
-        x[i] = x0 - FD_EPS;
-        double lm = f(ctx);
-        x[i] = x0;
-        g[i] = (lp - lm) / (2 * FD_EPS);
-    }
-}
-
-/* Compare an analytic gradient with finite differences; returns the norm
- * ratio. Fails the test on any violated tolerance. */
-static double check_grad(const char *what, const double *ga,
-                         const double *gfd, size_t n)
-{
-    double nd = 0, na = 0, nf = 0, max_abs = 0;
-    for (size_t i = 0; i < n; i++) {
-        ck_assert_msg(isfinite(ga[i]) && isfinite(gfd[i]),
-                      "%s[%zu]: non-finite gradient (analytic %g, fd %g)",
-                      what, i, ga[i], gfd[i]);
-        double e = fabs(ga[i] - gfd[i]);
-        ck_assert_msg(e < TOL_ABS + TOL_REL * fabs(gfd[i]),
-                      "%s[%zu]: analytic %.12g vs finite difference %.12g "
-                      "(|err| %.3g)",
-                      what, i, ga[i], gfd[i], e);
-        nd += e * e;
-        na += ga[i] * ga[i];
-        nf += gfd[i] * gfd[i];
-        max_abs = fmax(max_abs, e);
-    }
-    double den = fmax(sqrt(na), sqrt(nf));
-    double ratio = den > 0 ? sqrt(nd) / den : 0.0;
-    ck_assert_msg(ratio < TOL_RATIO, "%s: norm ratio %.3g >= %.1g", what,
-                  ratio, TOL_RATIO);
-    if (verbose())
-        fprintf(stderr, "  grad %-30s n=%-5zu |g|=%-9.3g max|err|=%-9.3g "
-                        "ratio=%.3g\n",
-                what, n, den, max_abs, ratio);
-    return ratio;
-}
-
-/* max |a - b| / max(1, max |b|) over n elements */
-static double rel_diff_f(const float *a, const double *b, size_t n)
-{
-    double md = 0, mb = 1;
-    for (size_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)a[i] - b[i]));
-        mb = fmax(mb, fabs(b[i]));
-    }
-    return md / mb;
 }
 
 /* A packed batch from sequence lengths; row_off gets n_seq + 1 entries. */

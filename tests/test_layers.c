@@ -7,6 +7,8 @@
  * SPDX-License-Identifier: MIT
  */
 #include <check.h>
+
+#include "gradcheck.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,18 +22,7 @@
 
 Suite *suite_layers(void);
 
-#define FD_EPS 1e-6
-#define TOL_RATIO 1e-6 /* ||g_a - g_fd|| / max(||g_a||, ||g_fd||) */
-#define TOL_ABS 1e-6   /* per element: |g_a - g_fd| < TOL_ABS + TOL_REL|g| */
-#define TOL_REL 1e-5
-
 /* ---- helpers ------------------------------------------------------------- */
-
-static int verbose(void)
-{
-    const char *v = getenv("IADSR_TEST_VERBOSE");
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 static double *dalloc(size_t n)
 {
@@ -58,70 +49,6 @@ static void fill_const(double *a, size_t n, double v)
 {
     for (size_t i = 0; i < n; i++)
         a[i] = v;
-}
-
-static double dot(const double *a, const double *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-static double norm2(const double *a, size_t n)
-{
-    return sqrt(dot(a, a, n));
-}
-
-typedef double (*loss_fn)(void *ctx);
-
-/* Central differences of f w.r.t. x[0..n). x is restored exactly. */
-static void fd_grad(loss_fn f, void *ctx, double *x, size_t n, double *g)
-{
-    for (size_t i = 0; i < n; i++) {
-        double x0 = x[i];
-        x[i] = x0 + FD_EPS;
-        double lp = f(ctx);
-        x[i] = x0 - FD_EPS;
-        double lm = f(ctx);
-        x[i] = x0;
-        g[i] = (lp - lm) / (2 * FD_EPS);
-    }
-}
-
-/* Compare an analytic gradient with finite differences; returns the norm
- * ratio. Fails the test on any violated tolerance. */
-static double check_grad(const char *what, const double *ga,
-                         const double *gfd, size_t n)
-{
-    double nd = 0, na = 0, nf = 0, max_abs = 0, max_rel = 0;
-    for (size_t i = 0; i < n; i++) {
-        ck_assert_msg(isfinite(ga[i]) && isfinite(gfd[i]),
-                      "%s[%zu]: non-finite gradient (analytic %g, fd %g)",
-                      what, i, ga[i], gfd[i]);
-        double e = fabs(ga[i] - gfd[i]);
-        ck_assert_msg(e < TOL_ABS + TOL_REL * fabs(gfd[i]),
-                      "%s[%zu]: analytic %.12g vs finite difference %.12g "
-                      "(|err| %.3g)",
-                      what, i, ga[i], gfd[i], e);
-        nd += e * e;
-        na += ga[i] * ga[i];
-        nf += gfd[i] * gfd[i];
-        if (e > max_abs)
-            max_abs = e;
-        if (fabs(gfd[i]) > 1e-3 && e / fabs(gfd[i]) > max_rel)
-            max_rel = e / fabs(gfd[i]);
-    }
-    double den = fmax(sqrt(na), sqrt(nf));
-    double ratio = den > 0 ? sqrt(nd) / den : 0.0;
-    ck_assert_msg(ratio < TOL_RATIO, "%s: norm ratio %.3g >= %.1g", what,
-                  ratio, TOL_RATIO);
-    if (verbose())
-        fprintf(stderr,
-                "  grad %-28s n=%-5zu |g|=%-9.3g max|err|=%-9.3g "
-                "max rel=%-9.3g ratio=%.3g\n",
-                what, n, den, max_abs, max_rel, ratio);
-    return ratio;
 }
 
 /* |a - b| <= tol for every element (accumulation semantics). */
@@ -1133,17 +1060,6 @@ START_TEST(test_encoder_grad_forward_without_rng)
 END_TEST
 
 /* ---- 7. f32 vs f64 ---------------------------------------------------------------------- */
-
-/* max |a - b| / max(1, max |b|) over n elements */
-static double rel_diff_f(const float *a, const double *b, size_t n)
-{
-    double md = 0, mb = 1;
-    for (size_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)a[i] - b[i]));
-        mb = fmax(mb, fabs(b[i]));
-    }
-    return md / mb;
-}
 
 START_TEST(test_f32_vs_f64)
 {

@@ -1,0 +1,103 @@
+/* Finite-difference gradient checking shared by the layer suites
+ * (test_layers, test_gru4rec, test_caser, test_align): central differences
+ * in double precision and the tolerance rule every backward pass is held to.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef IADSR_TEST_GRADCHECK_H
+#define IADSR_TEST_GRADCHECK_H
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FD_EPS 1e-6
+#define TOL_RATIO 1e-6 /* ||g_a - g_fd|| / max(||g_a||, ||g_fd||) */
+#define TOL_ABS 1e-6   /* per element: |g_a - g_fd| < TOL_ABS + TOL_REL|g| */
+#define TOL_REL 1e-5
+
+typedef double (*loss_fn)(void *ctx);
+
+/* IADSR_TEST_VERBOSE=1 prints the error figures of every check. */
+static inline int verbose(void)
+{
+    const char *v = getenv("IADSR_TEST_VERBOSE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static inline double dot(const double *a, const double *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static inline double norm2(const double *a, size_t n)
+{
+    return sqrt(dot(a, a, n));
+}
+
+/* Central differences of f with respect to x[0..n) into g. */
+static inline void fd_grad(loss_fn f, void *ctx, double *x, size_t n,
+                           double *g)
+{
+    for (size_t i = 0; i < n; i++) {
+        double x0 = x[i];
+        x[i] = x0 + FD_EPS;
+        double lp = f(ctx);
+        x[i] = x0 - FD_EPS;
+        double lm = f(ctx);
+        x[i] = x0;
+        g[i] = (lp - lm) / (2 * FD_EPS);
+    }
+}
+
+/* Every element within TOL_ABS + TOL_REL |g_fd| and the norm ratio below
+ * TOL_RATIO; returns the ratio. */
+static inline double check_grad(const char *what, const double *ga,
+                                const double *gfd, size_t n)
+{
+    double nd = 0, na = 0, nf = 0, max_abs = 0, max_rel = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(isfinite(ga[i]) && isfinite(gfd[i]),
+                      "%s[%zu]: non-finite gradient (analytic %g, fd %g)",
+                      what, i, ga[i], gfd[i]);
+        double e = fabs(ga[i] - gfd[i]);
+        ck_assert_msg(e < TOL_ABS + TOL_REL * fabs(gfd[i]),
+                      "%s[%zu]: analytic %.12g vs finite difference %.12g "
+                      "(|err| %.3g)",
+                      what, i, ga[i], gfd[i], e);
+        nd += e * e;
+        na += ga[i] * ga[i];
+        nf += gfd[i] * gfd[i];
+        if (e > max_abs)
+            max_abs = e;
+        if (fabs(gfd[i]) > 1e-3 && e / fabs(gfd[i]) > max_rel)
+            max_rel = e / fabs(gfd[i]);
+    }
+    double den = fmax(sqrt(na), sqrt(nf));
+    double ratio = den > 0 ? sqrt(nd) / den : 0.0;
+    ck_assert_msg(ratio < TOL_RATIO, "%s: norm ratio %.3g >= %.1g", what,
+                  ratio, TOL_RATIO);
+    if (verbose())
+        fprintf(stderr,
+                "  grad %-28s n=%-5zu |g|=%-9.3g max|err|=%-9.3g "
+                "max rel=%-9.3g ratio=%.3g\n",
+                what, n, den, max_abs, max_rel, ratio);
+    return ratio;
+}
+
+/* max |a - b| / max(1, max |b|): float results against the double ones */
+static inline double rel_diff_f(const float *a, const double *b, size_t n)
+{
+    double md = 0, mb = 1;
+    for (size_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - b[i]));
+        mb = fmax(mb, fabs(b[i]));
+    }
+    return md / mb;
+}
+
+#endif
