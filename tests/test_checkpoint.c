@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "iadsr.h"
+#include "testutil.h"
 #include "internal.h"
 
 #include <dirent.h>
@@ -69,45 +70,15 @@ static uint8_t *ref_buf(size_t *len)
     return b;
 }
 
-static const char *tmp_dir(void)
-{
-    const char *d = getenv("IADSR_TEST_TMPDIR");
-    return d && d[0] ? d : "/tmp";
-}
-
 static char *tmp_path(char *buf, size_t cap, const char *name)
 {
     static int counter;
-    snprintf(buf, cap, "%s/ckpt-%ld-%d-%s", tmp_dir(), (long)getpid(),
+    snprintf(buf, cap, "%s/ckpt-%ld-%d-%s", tu_tmp_dir(), (long)getpid(),
              counter++, name);
     return buf;
 }
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    ck_assert_int_ge(n, 0);
-    rewind(f);
-    uint8_t *b = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-static void write_file(const char *path, const void *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", path);
-    ck_assert_uint_eq(fwrite(b, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* Number of directory entries of tmp_dir() whose name starts with @p base
+/* Number of directory entries of tu_tmp_dir() whose name starts with @p base
  * followed by ".tmp." (leftover temporary files of a save of @p path). */
 static int count_temp_files(const char *path)
 {
@@ -588,7 +559,7 @@ START_TEST(test_roundtrip_file)
                       iadsr_last_error());
         ck_assert_int_eq(count_temp_files(path), 0);
         size_t flen;
-        uint8_t *fb = read_file(path, &flen);
+        uint8_t *fb = tu_read_file(path, &flen);
         ck_assert_uint_eq(flen, len);
         ck_assert_int_eq(memcmp(fb, b, len), 0);
         free(fb);
@@ -643,12 +614,12 @@ START_TEST(test_save_over_existing)
 
     /* a failing save (non-finite weight) leaves the old file untouched */
     size_t before_len;
-    uint8_t *before = read_file(path, &before_len);
+    uint8_t *before = tu_read_file(path, &before_len);
     a->w[a->layout.t[0].offset + 9] = NAN;
     ck_assert_int_eq(iadsr_model_save(a, path, 0), IADSR_ERR_NUMERIC);
     ck_assert_int_eq(count_temp_files(path), 0);
     size_t after_len;
-    uint8_t *after = read_file(path, &after_len);
+    uint8_t *after = tu_read_file(path, &after_len);
     ck_assert_uint_eq(before_len, after_len);
     ck_assert_int_eq(memcmp(before, after, before_len), 0);
 
@@ -1536,7 +1507,7 @@ START_TEST(test_load_io_errors)
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), path));
 
     m = (iadsr_model *)(uintptr_t)0x1;
-    ck_assert_int_eq(iadsr_model_load(&m, tmp_dir(), 0), IADSR_ERR_IO);
+    ck_assert_int_eq(iadsr_model_load(&m, tu_tmp_dir(), 0), IADSR_ERR_IO);
     ck_assert_ptr_null(m);
     if (access("/dev/null", R_OK) == 0) {
         ck_assert_int_eq(iadsr_model_load(&m, "/dev/null", 0), IADSR_ERR_IO);
@@ -1546,19 +1517,19 @@ START_TEST(test_load_io_errors)
     /* an empty file and a damaged file: FORMAT, with the path in the
      * message */
     tmp_path(path, sizeof path, "empty.iadsr");
-    write_file(path, "", 0);
+    tu_write_file(path, "", 0);
     ck_assert_int_eq(iadsr_model_load(&m, path, 0), IADSR_ERR_FORMAT);
     ck_assert_ptr_null(m);
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), path));
     size_t len;
     uint8_t *b = ref_buf(&len);
-    write_file(path, b, len - 1);
+    tu_write_file(path, b, len - 1);
     ck_assert_int_eq(iadsr_model_load(&m, path, 0), IADSR_ERR_FORMAT);
     b[len - 1] ^= 0x40;
-    write_file(path, b, len);
+    tu_write_file(path, b, len);
     ck_assert_int_eq(iadsr_model_load(&m, path, 0), IADSR_ERR_CHECKSUM);
     b[len - 1] ^= 0x40;
-    write_file(path, b, len);
+    tu_write_file(path, b, len);
     ck_assert_int_eq(iadsr_model_load(&m, path, 0), IADSR_OK);
     iadsr_model_free(m);
     unlink(path);
@@ -1590,7 +1561,7 @@ START_TEST(test_save_io_errors)
     /* a relative path without a directory part (fsync of ".") */
     char cwd[512];
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
-    ck_assert_int_eq(chdir(tmp_dir()), 0);
+    ck_assert_int_eq(chdir(tu_tmp_dir()), 0);
     char name[64];
     snprintf(name, sizeof name, "ckpt-rel-%ld.iadsr", (long)getpid());
     ck_assert_int_eq(iadsr_model_save(m, name, 0), IADSR_OK);
@@ -1646,7 +1617,7 @@ START_TEST(test_null_args)
     ck_assert_int_eq(iadsr_model_load_from_buffer(&out, b, 0, 0),
                      IADSR_ERR_FORMAT);
 
-    write_file(path, b, len);
+    tu_write_file(path, b, len);
     out = (iadsr_model *)(uintptr_t)0x1;
     ck_assert_int_eq(iadsr_model_load(NULL, path, 0), IADSR_ERR_INVALID_ARG);
     ck_assert_int_eq(iadsr_model_load(&out, NULL, 0), IADSR_ERR_INVALID_ARG);
@@ -1670,7 +1641,7 @@ START_TEST(test_alloc_failures)
     uint8_t *b = save_buf(m, &len);
     char path[512];
     tmp_path(path, sizeof path, "nomem.iadsr");
-    write_file(path, b, len);
+    tu_write_file(path, b, len);
     char spath[512];
     tmp_path(spath, sizeof spath, "nomem-save.iadsr");
 

@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "fileio.h"
 #include "iadsr.h"
+#include "testutil.h"
 #include "internal.h"
 #include "npy.h"
 
@@ -23,56 +24,19 @@ Suite *suite_npy(void);
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static const char *data_dir(void)
-{
-    const char *d = getenv("IADSR_TEST_DATADIR");
-    return d && d[0] ? d : "tests/data";
-}
-
-static const char *tmp_dir(void)
-{
-    const char *d = getenv("IADSR_TEST_TMPDIR");
-    return d && d[0] ? d : "/tmp";
-}
-
 static char *tmp_path(char *buf, size_t cap, const char *name)
 {
     static int counter;
-    snprintf(buf, cap, "%s/npy-%ld-%d-%s", tmp_dir(), (long)getpid(),
+    snprintf(buf, cap, "%s/npy-%ld-%d-%s", tu_tmp_dir(), (long)getpid(),
              counter++, name);
     return buf;
-}
-
-/* The bytes of a file (malloc'ed; free() them). */
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    ck_assert_int_ge(n, 0);
-    rewind(f);
-    uint8_t *b = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
 }
 
 static uint8_t *fixture(const char *name, size_t *len)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/npy/%s", data_dir(), name);
-    return slurp(path, len);
-}
-
-static void spit(const char *path, const void *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", path);
-    ck_assert_uint_eq(fwrite(b, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
+    snprintf(path, sizeof path, "%s/npy/%s", tu_data_dir(), name);
+    return tu_read_file(path, len);
 }
 
 /* Number of "BASE.tmp.*" files next to @p path. */
@@ -350,7 +314,7 @@ START_TEST(test_save_matches_numpy)
                                      IADSR_SAVE_NO_FSYNC),
                      IADSR_OK);
     size_t len;
-    uint8_t *got = slurp(path, &len);
+    uint8_t *got = tu_read_file(path, &len);
     ck_assert_uint_eq(len, want_len);
     ck_assert_int_eq(memcmp(got, want, len), 0);
     free(got);
@@ -363,7 +327,7 @@ START_TEST(test_save_matches_numpy)
         memcpy(wide + r * 6, F4_WANT + r * 4, 4 * sizeof(float));
     ck_assert_int_eq(iadsr_npy_save(path, wide, 3, 4, 6, 0), IADSR_OK);
     ck_assert_int_eq(count_temp_files(path), 0);
-    got = slurp(path, &len);
+    got = tu_read_file(path, &len);
     ck_assert_uint_eq(len, want_len);
     ck_assert_int_eq(memcmp(got, want, len), 0);
     free(got);
@@ -390,7 +354,7 @@ START_TEST(test_roundtrip)
                                         IADSR_SAVE_NO_FSYNC),
                          IADSR_OK);
         size_t len;
-        uint8_t *b = slurp(path, &len);
+        uint8_t *b = tu_read_file(path, &len);
         /* header as numpy writes it: 64-byte aligned data, '\n' last */
         size_t off = 10 + ((size_t)b[8] | (size_t)b[9] << 8);
         ck_assert_uint_eq(off % 64, 0);
@@ -808,7 +772,7 @@ START_TEST(test_read_file)
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), path));
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), strerror(ENOENT)));
     /* a directory */
-    ck_assert_int_eq(iadsr__read_file(tmp_dir(), "tester", &b, &len),
+    ck_assert_int_eq(iadsr__read_file(tu_tmp_dir(), "tester", &b, &len),
                      IADSR_ERR_IO);
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "directory"));
     ck_assert_int_eq(iadsr__read_file(NULL, "tester", &b, &len),
@@ -827,7 +791,7 @@ START_TEST(test_read_file)
         big[i] = (uint8_t)(i * 31 + 7);
     static const size_t sizes[] = {0, 1, 100, sizeof big};
     for (int k = 0; k < 4; k++) {
-        spit(path, big, sizes[k]);
+        tu_write_file(path, big, sizes[k]);
         ck_assert_int_eq(iadsr__read_file(path, "tester", &b, &len), IADSR_OK);
         ck_assert_ptr_nonnull(b);
         ck_assert_uint_eq(len, sizes[k]);
@@ -872,7 +836,7 @@ START_TEST(test_atomic_write)
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq((int)(st.st_mode & 0777), 0600);
     size_t len;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = tu_read_file(path, &len);
     ck_assert_uint_eq(len, 5);
     ck_assert_int_eq(memcmp(b, "hello", 5), 0);
     free(b);
@@ -904,7 +868,7 @@ START_TEST(test_atomic_write)
         }
         ck_assert_int_eq(iadsr__alloc_live(), live0);
     }
-    b = slurp(path, &len);
+    b = tu_read_file(path, &len);
     ck_assert_uint_eq(len, 2);
     ck_assert_int_eq(memcmp(b, "zz", 2), 0);
     free(b);
@@ -921,7 +885,7 @@ START_TEST(test_atomic_write)
     if (geteuid() != 0) { /* root ignores the directory's mode */
         ck_assert_int_eq(rc, IADSR_ERR_IO);
         ck_assert_ptr_nonnull(strstr(iadsr_last_error(), p2));
-        b = slurp(p2, &len);
+        b = tu_read_file(p2, &len);
         ck_assert_uint_eq(len, 3);
         free(b);
     } else {
@@ -946,11 +910,11 @@ START_TEST(test_atomic_write)
     /* a path without a directory part (fsync of ".") */
     char cwd[512];
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
-    ck_assert_int_eq(chdir(tmp_dir()), 0);
+    ck_assert_int_eq(chdir(tu_tmp_dir()), 0);
     char name[64];
     snprintf(name, sizeof name, "npy-rel-%ld.bin", (long)getpid());
     ck_assert_int_eq(iadsr__atomic_write(name, "rel", 3, 0), IADSR_OK);
-    b = slurp(name, &len);
+    b = tu_read_file(name, &len);
     ck_assert_uint_eq(len, 3);
     free(b);
     unlink(name);
@@ -969,7 +933,7 @@ START_TEST(test_save_alloc_failures)
     ck_assert_int_eq(iadsr_npy_save(path, old, 1, 2, 2, IADSR_SAVE_NO_FSYNC),
                      IADSR_OK);
     size_t old_len;
-    uint8_t *old_bytes = slurp(path, &old_len);
+    uint8_t *old_bytes = tu_read_file(path, &old_len);
     int done = 0;
     for (long k = 1; k < 50 && !done; k++) {
         long live0 = iadsr__alloc_live();
@@ -986,7 +950,7 @@ START_TEST(test_save_alloc_failures)
         ck_assert_msg(rc == IADSR_ERR_NOMEM, "k %ld: %s (%s)", k,
                       iadsr_status_name(rc), iadsr_last_error());
         size_t len;
-        uint8_t *b = slurp(path, &len);
+        uint8_t *b = tu_read_file(path, &len);
         ck_assert_uint_eq(len, old_len);
         ck_assert_int_eq(memcmp(b, old_bytes, len), 0);
         free(b);

@@ -17,48 +17,12 @@ Suite *suite_semantic(void);
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static const char *data_dir(void)
-{
-    const char *d = getenv("IADSR_TEST_DATADIR");
-    return d && d[0] ? d : "tests/data";
-}
-
-static const char *tmp_dir(void)
-{
-    const char *d = getenv("IADSR_TEST_TMPDIR");
-    return d && d[0] ? d : "/tmp";
-}
-
 static char *tmp_path(char *buf, size_t cap, const char *name)
 {
     static int counter;
-    snprintf(buf, cap, "%s/sem-%ld-%d-%s", tmp_dir(), (long)getpid(),
+    snprintf(buf, cap, "%s/sem-%ld-%d-%s", tu_tmp_dir(), (long)getpid(),
              counter++, name);
     return buf;
-}
-
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    ck_assert_int_ge(n, 0);
-    rewind(f);
-    uint8_t *b = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", path);
-    ck_assert_uint_eq(fwrite(b, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
 }
 
 static int count_temp_files(const char *path)
@@ -598,7 +562,7 @@ START_TEST(test_npy_roundtrip)
     TU_OK(iadsr_semantic_save_npy(s, path, 0));
     ck_assert_int_eq(count_temp_files(path), 0);
     size_t len;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = tu_read_file(path, &len);
     int64_t r = 0, c = 0;
     TU_OK(iadsr_npy_decode(b, len, NULL, 0, &r, &c));
     ck_assert_int_eq(r, N);
@@ -621,7 +585,7 @@ START_TEST(test_npy_roundtrip)
     /* with padding: a zero row 0, then the items */
     TU_OK(iadsr_semantic_save_npy(s, path, IADSR_SEMANTIC_ROW0_PADDING |
                                                IADSR_SAVE_NO_FSYNC));
-    b = slurp(path, &len);
+    b = tu_read_file(path, &len);
     float *all = malloc((size_t)(N + 1) * D * sizeof(float));
     ck_assert_ptr_nonnull(all);
     TU_OK(iadsr_npy_decode(b, len, all, (N + 1) * D, &r, &c));
@@ -642,7 +606,7 @@ START_TEST(test_npy_roundtrip)
     tmp_path(path2, sizeof path2, "rt2.npy");
     TU_OK(iadsr_semantic_save_npy(l, path2, IADSR_SEMANTIC_ROW0_PADDING));
     size_t l1, l2;
-    uint8_t *b1 = slurp(path, &l1), *b2 = slurp(path2, &l2);
+    uint8_t *b1 = tu_read_file(path, &l1), *b2 = tu_read_file(path2, &l2);
     ck_assert_uint_eq(l1, l2);
     ck_assert_int_eq(memcmp(b1, b2, l1), 0);
     free(b1);
@@ -655,7 +619,7 @@ START_TEST(test_npy_roundtrip)
                   IADSR_ERR_UNSUPPORTED);
     TU_EXPECT_ERR(iadsr_semantic_save_npy(s, path, IADSR_FLAG_BORROW << 2),
                   IADSR_ERR_UNSUPPORTED);
-    b1 = slurp(path, &l1);
+    b1 = tu_read_file(path, &l1);
     ck_assert_uint_eq(l1, len);
     free(b1);
     unlink(path);
@@ -669,7 +633,7 @@ START_TEST(test_npy_fixtures)
 {
     char path[1024];
     iadsr_semantic *s = NULL;
-    snprintf(path, sizeof path, "%s/npy/f4.npy", data_dir());
+    snprintf(path, sizeof path, "%s/npy/f4.npy", tu_data_dir());
     TU_OK(iadsr_semantic_load_npy(&s, path, 0));
     ck_assert_int_eq(iadsr_semantic_n_items(s), 3);
     ck_assert_int_eq(iadsr_semantic_dim(s), 4);
@@ -680,25 +644,25 @@ START_TEST(test_npy_fixtures)
     ck_assert_int_eq(iadsr_semantic_n_items(s), 2);
     ck_assert(iadsr_semantic_row(s, 1)[2] == 1e-3f);
     iadsr_semantic_free(s);
-    snprintf(path, sizeof path, "%s/npy/v2.npy", data_dir());
+    snprintf(path, sizeof path, "%s/npy/v2.npy", tu_data_dir());
     TU_OK(iadsr_semantic_load_npy(&s, path, 0));
     ck_assert(iadsr_semantic_row(s, 2)[1] == 8.0f);
     iadsr_semantic_free(s);
 
     /* f2.npy holds +-Inf: NUMERIC naming the item, prefixed by the path */
-    snprintf(path, sizeof path, "%s/npy/f2.npy", data_dir());
+    snprintf(path, sizeof path, "%s/npy/f2.npy", tu_data_dir());
     s = TU_SENTINEL(iadsr_semantic);
     TU_EXPECT_ERR(iadsr_semantic_load_npy(&s, path, 0), IADSR_ERR_NUMERIC);
     ck_assert_ptr_null(s);
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), path));
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(),
                                  "item 2 (row 1), column 3 is +Inf"));
-    snprintf(path, sizeof path, "%s/npy/fortran.npy", data_dir());
+    snprintf(path, sizeof path, "%s/npy/fortran.npy", tu_data_dir());
     TU_EXPECT_ERR(iadsr_semantic_load_npy(&s, path, 0),
                   IADSR_ERR_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), path));
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "npy: "));
-    snprintf(path, sizeof path, "%s/npy/bigendian.npy", data_dir());
+    snprintf(path, sizeof path, "%s/npy/bigendian.npy", tu_data_dir());
     TU_EXPECT_ERR(iadsr_semantic_load_npy(&s, path, 0),
                   IADSR_ERR_UNSUPPORTED);
 }
@@ -713,16 +677,16 @@ START_TEST(test_npy_errors)
     ck_assert_ptr_null(s);
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), path));
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), strerror(ENOENT)));
-    TU_EXPECT_ERR(iadsr_semantic_load_npy(&s, tmp_dir(), 0), IADSR_ERR_IO);
-    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), tmp_dir()));
+    TU_EXPECT_ERR(iadsr_semantic_load_npy(&s, tu_tmp_dir(), 0), IADSR_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), tu_tmp_dir()));
 
     /* a file that is not .npy: FORMAT, with the path */
     tmp_path(path, sizeof path, "junk.npy");
-    spit(path, "1 2 3\n", 6);
+    tu_write_file(path, "1 2 3\n", 6);
     TU_EXPECT_ERR(iadsr_semantic_load_npy(&s, path, 0), IADSR_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), path));
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "magic"));
-    spit(path, "", 0);
+    tu_write_file(path, "", 0);
     TU_EXPECT_ERR(iadsr_semantic_load_npy(&s, path, 0), IADSR_ERR_FORMAT);
 
     /* shapes that are valid .npy but no semantic matrix */
@@ -978,7 +942,7 @@ START_TEST(test_alloc_failures)
     tmp_path(spath, sizeof spath, "oom-save.npy");
     TU_OK(iadsr_semantic_save_npy(src, path, IADSR_SEMANTIC_ROW0_PADDING));
     size_t len;
-    uint8_t *bytes = slurp(path, &len);
+    uint8_t *bytes = tu_read_file(path, &len);
     const int32_t items[] = {1, 2, 3, 4, 5, 6, 7, 1};
     const int64_t offs[] = {0, 3, 8};
     iadsr_dataset *d = tu_dataset(items, offs, 2, N);

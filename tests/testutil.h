@@ -17,6 +17,47 @@
 #include "internal.h"
 #include "synth.h"
 
+/* ---- files ------------------------------------------------------------------ */
+
+/* Fixtures: $IADSR_TEST_DATADIR, else tests/data (run from the top). */
+static inline const char *tu_data_dir(void)
+{
+    const char *d = getenv("IADSR_TEST_DATADIR");
+    return d && d[0] ? d : "tests/data";
+}
+
+/* Scratch files: $IADSR_TEST_TMPDIR, else /tmp. */
+static inline const char *tu_tmp_dir(void)
+{
+    const char *d = getenv("IADSR_TEST_TMPDIR");
+    return d && d[0] ? d : "/tmp";
+}
+
+/* The bytes of a file (malloc'ed, one spare byte; free() them). */
+static inline uint8_t *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    ck_assert_int_ge(n, 0);
+    rewind(f);
+    uint8_t *b = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static inline void tu_write_file(const char *path, const void *b, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert_uint_eq(fwrite(b, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 /* ---- status assertions ---------------------------------------------------- */
 
 /* @p call must succeed; on failure the message names the call and the
