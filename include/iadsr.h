@@ -67,11 +67,11 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define IADSR_VERSION_MAJOR 0
-#define IADSR_VERSION_MINOR 2
+#define IADSR_VERSION_MINOR 3
 #define IADSR_VERSION_PATCH 0
 #define IADSR_VERSION_NUMBER \
     (IADSR_VERSION_MAJOR * 10000 + IADSR_VERSION_MINOR * 100 + IADSR_VERSION_PATCH)
-#define IADSR_VERSION_STRING "0.2.0"
+#define IADSR_VERSION_STRING "0.3.0"
 #define IADSR_VERSION_AT_LEAST(ma, mi, pa) \
     (IADSR_VERSION_NUMBER >= ((ma) * 10000 + (mi) * 100 + (pa)))
 
@@ -97,8 +97,8 @@ IADSR_API const char *iadsr_build_info(void);
 
 /**
  * Newest checkpoint format major.minor this library reads and writes, as
- * major*100 + minor (101 since 0.2.0). Models that need no newer feature are
- * still written as 1.0, which every 0.x release reads.
+ * major*100 + minor (101 since 0.2.0, 102 since 0.3.0). Models that need
+ * no newer feature are still written as 1.0, which every 0.x release reads.
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_format_version(void);
@@ -166,9 +166,9 @@ typedef struct iadsr_model iadsr_model;
 typedef struct iadsr_trainer iadsr_trainer;
 /** Per-thread inference scratch bound to a model. One thread at a time. */
 typedef struct iadsr_ctx iadsr_ctx;
-/** Semantic/collaborative embedding aligner (reserved; see a later release). */
+/** Projections from the semantic to the collaborative space. Immutable. */
 typedef struct iadsr_aligner iadsr_aligner;
-/** Denoising gate (reserved; see a later release). */
+/** Denoising gate: decoder and inference rule. Immutable. */
 typedef struct iadsr_gate iadsr_gate;
 /* iadsr_semantic (host text embeddings) is declared with its functions. */
 
@@ -894,6 +894,291 @@ IADSR_API int iadsr_npy_decode(const void *buf, size_t len, float *out,
 IADSR_API int iadsr_npy_save(const char *path, const float *data,
                              int64_t n_rows, int64_t n_cols, int64_t ld,
                              uint32_t flags);
+
+/* ------------------------------------------------------------------------ */
+/* IADSR: aligner, denoising gate, joint training, cleaning (since 0.3.0)   */
+/* ------------------------------------------------------------------------ */
+
+/* Flags of iadsr_denoise_params.flags. */
+/** Gate ablation: the noise score uses the collaborative views only,
+ *  score_t = 3 cos(hbar, h_t) (scaled to the [-3, 3] range of the full
+ *  score so the Gumbel temperature means the same); the aligner still
+ *  trains as lambda_align says. */
+#define IADSR_DENOISE_F_COLLAB_ONLY 1u
+/** From the second epoch on, multiply each training position's input
+ *  embedding by the gate's mask for it from the previous epoch. */
+#define IADSR_DENOISE_F_CARRY_MASKS 2u
+
+/**
+ * Settings of IADSR (Stage 2 of docs/METHOD.md): the joint-training loss
+ * weights and temperatures, and the gate's inference rule. Initialise with
+ * iadsr_denoise_params_init(), then change fields.
+ */
+typedef struct iadsr_denoise_params {
+    uint32_t struct_size; /**< sizeof(iadsr_denoise_params); set by _init */
+    uint32_t flags;       /**< IADSR_DENOISE_F_* bits; default 0 */
+    float lambda_align;   /**< weight of the InfoNCE alignment loss, >= 0;
+                               default 1 */
+    float lambda_recon;   /**< weight of the reconstruction loss, >= 0;
+                               default 1 */
+    float tau_align;      /**< InfoNCE temperature, > 0; default 0.1 */
+    float tau_gumbel;     /**< Gumbel-sigmoid temperature, > 0; default 1 */
+    float theta;          /**< inference: keep t iff score_t > theta, in
+                               [-3, 3]; default 0 */
+    float max_drop;       /**< inference: never drop more than
+                               floor(max_drop * n) of a sequence of n
+                               items (lowest scores first), [0, 1], read
+                               to 6 decimals; default 0.3 */
+    int32_t protect_last; /**< inference: 1 = never drop the most recent
+                               item (default), 0 = it may be dropped */
+    uint32_t reserved0;   /**< must be 0 */
+    uint64_t seed;        /**< initialisation of W1, W2 and the decoder;
+                               default 7 */
+} iadsr_denoise_params;
+
+/** Fill @p p with the defaults (struct_size included). @since 0.3.0 */
+IADSR_API void iadsr_denoise_params_init(iadsr_denoise_params *p);
+
+/**
+ * Create an aligner with fresh weights: the projections W1 (short-term) and
+ * W2 (long-term) from the D-dimensional semantic space into the backbone's
+ * d-dimensional space, Xavier-uniform initialised from p->seed. Immutable
+ * and shareable once created; trained aligners come from
+ * iadsr_trainer_snapshot_denoiser() or a checkpoint.
+ * @param dim      backbone width d, 1..4096
+ * @param sem_dim  semantic width D, 1..1048576
+ * @param p        NULL = defaults (tau_align is stored in the aligner)
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_aligner_create(iadsr_aligner **out, int32_t dim,
+                                   int32_t sem_dim,
+                                   const iadsr_denoise_params *p);
+/** Release an aligner (NULL is a no-op). @since 0.3.0 */
+IADSR_API void iadsr_aligner_free(iadsr_aligner *a);
+/** Backbone width d (0 for NULL). @since 0.3.0 */
+IADSR_API int32_t iadsr_aligner_dim(const iadsr_aligner *a);
+/** Semantic width D (0 for NULL). @since 0.3.0 */
+IADSR_API int32_t iadsr_aligner_semantic_dim(const iadsr_aligner *a);
+/**
+ * Project one semantic vector: out = W1 x (@p which = 1) or W2 x (2).
+ * @param x    D floats;  @param out  d floats
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_aligner_project(const iadsr_aligner *a, int32_t which,
+                                    const float *x, float *out);
+
+/**
+ * Create a gate with a fresh decoder (Wd: d x d, bd: d) and the inference
+ * rule of @p p (theta, max_drop, protect_last, tau_gumbel, flags).
+ * Immutable and shareable once created.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_gate_create(iadsr_gate **out, int32_t dim,
+                                const iadsr_denoise_params *p);
+/**
+ * A new gate with the decoder of @p g and the inference rule of @p p (use
+ * it to try another theta or max_drop without retraining). The loss
+ * weights of @p p are ignored.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
+                                     const iadsr_denoise_params *p);
+/** Release a gate (NULL is a no-op). @since 0.3.0 */
+IADSR_API void iadsr_gate_free(iadsr_gate *g);
+/** Width d (0 for NULL). @since 0.3.0 */
+IADSR_API int32_t iadsr_gate_dim(const iadsr_gate *g);
+/**
+ * The gate's settings (its inference rule and the loss weights it was
+ * trained with). @p out's struct_size must be set by the caller.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG
+ * @since 0.3.0
+ */
+IADSR_API int iadsr_gate_get_params(const iadsr_gate *g,
+                                    iadsr_denoise_params *out);
+
+/**
+ * Create a trainer for IADSR joint training: the backbone @p init, a fresh
+ * aligner and gate (from @p dp), trained together on
+ * L = L_next + lambda_align L_align + lambda_recon L_recon.
+ *
+ * @param sem       semantic rows of the items (n_items >= the model's);
+ *                  kept alive by the trainer
+ * @param user_sem  NULL (the long-term semantic interest is the mean of the
+ *                  sequence's item rows) or one row per user of @p train
+ *                  (row u = dataset row u, same D as @p sem); kept alive
+ * @param tp, dp    settings; NULL = defaults
+ * In-batch negatives of the alignment loss are the rows of each worker
+ * thread's share of a mini-batch (the whole mini-batch with n_threads 1).
+ * Everything else is as iadsr_trainer_create(); iadsr_trainer_fit(),
+ * iadsr_trainer_run_epoch() and iadsr_trainer_snapshot() work as before and
+ * the progress loss is the total L per training position.
+ * @return as iadsr_trainer_create(), plus IADSR_ERR_DIM_MISMATCH (the
+ *         matrices do not cover the items or users, or their D differ)
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_trainer_create_joint(iadsr_trainer **out,
+                                         const iadsr_model *init,
+                                         const iadsr_dataset *train,
+                                         const iadsr_semantic *sem,
+                                         const iadsr_semantic *user_sem,
+                                         const iadsr_train_params *tp,
+                                         const iadsr_denoise_params *dp);
+
+/**
+ * Publish the aligner and gate of a joint trainer, taken from the same
+ * epoch as iadsr_trainer_snapshot() takes the backbone. Either output may
+ * be NULL.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_STATE (the trainer was
+ *         made by iadsr_trainer_create()), IADSR_ERR_NOMEM
+ * Thread-safety: one thread per trainer. @since 0.3.0
+ */
+IADSR_API int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t,
+                                              iadsr_aligner **aligner,
+                                              iadsr_gate **gate);
+
+/**
+ * A denoiser bundles what the gate needs at inference: a backbone model,
+ * an aligner, a gate and the items' semantic rows. It holds references to
+ * them, is immutable, and may be used by any number of threads at once.
+ */
+typedef struct iadsr_denoiser iadsr_denoiser;
+
+/**
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (widths
+ *         disagree, or @p sem covers fewer items than the model),
+ *         IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_denoiser_create(iadsr_denoiser **out,
+                                    const iadsr_model *m,
+                                    const iadsr_aligner *a,
+                                    const iadsr_gate *g,
+                                    const iadsr_semantic *sem);
+/** Release a denoiser (NULL is a no-op). @since 0.3.0 */
+IADSR_API void iadsr_denoiser_free(iadsr_denoiser *dn);
+
+/**
+ * Clean one sequence (oldest item first). The gate scores every position
+ * with score_t = cos(l, h_t) + cos(hbar, s_t) + cos(h_t, s_t) and keeps t
+ * iff score_t > theta, then applies the guards: at most
+ * floor(max_drop * n) items are dropped (the lowest scores; ties drop the
+ * older item) and the most recent item is kept when protect_last is set.
+ * Sequences longer than the model's L are encoded in overlapping windows
+ * so every position sees at least L/2 items of context (or all before it).
+ *
+ * @param seq       n item ids in 1..n_items, n >= 1
+ * @param user_vec  NULL, or the user's D-vector for the long-term semantic
+ *                  interest (instead of the mean of the item rows)
+ * @param keep      NULL or n bytes: 1 = kept, 0 = dropped
+ * @param scores    NULL or n floats: score_t
+ * @param cleaned   NULL or room for n ids: the kept items, order preserved
+ * @param n_kept    NULL or receives the number of kept items
+ * Outputs are written only on success.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE (an id
+ *         outside 1..n_items, n < 1), IADSR_ERR_NUMERIC (user_vec has a
+ *         NaN or Inf), IADSR_ERR_NOMEM (scratch is allocated per call)
+ * Thread-safety: any thread, concurrently on one denoiser. @since 0.3.0
+ */
+IADSR_API int iadsr_denoiser_clean(const iadsr_denoiser *dn,
+                                   const int32_t *seq, int32_t n,
+                                   const float *user_vec, uint8_t *keep,
+                                   float *scores, int32_t *cleaned,
+                                   int32_t *n_kept);
+
+/**
+ * Clean a dataset with n_threads worker threads.
+ * @param split  IADSR_SPLIT_LEAVE_ONE_OUT (default): only each user's
+ *               training part (all but the last two items) is cleaned and
+ *               the last two are kept as they are, so the result can be
+ *               retrained and evaluated with the same protocol;
+ *               IADSR_SPLIT_NONE: whole sequences are cleaned
+ * @param user_sem  NULL or one row per user (as iadsr_trainer_create_joint)
+ * @param out    receives the cleaned dataset (same users, same ids)
+ * @param keep   NULL or n_interactions bytes (dataset order): 1 = kept
+ * @param scores NULL or n_interactions floats: the score of each position
+ *               (NaN for positions that were not scored)
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH,
+ *         IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
+                                           const iadsr_dataset *d,
+                                           int32_t split,
+                                           const iadsr_semantic *user_sem,
+                                           int32_t n_threads,
+                                           iadsr_dataset **out,
+                                           uint8_t *keep, float *scores);
+
+/**
+ * Save a backbone with its aligner and gate in one checkpoint (format 1.2;
+ * either may be NULL, and with both NULL this is iadsr_model_save()).
+ * Atomic like iadsr_model_save(). iadsr_model_load() reads such a file and
+ * ignores the aligner and gate.
+ * @return as iadsr_model_save(), plus IADSR_ERR_DIM_MISMATCH (widths differ)
+ * @since 0.3.0
+ */
+IADSR_API int iadsr_checkpoint_save(const iadsr_model *m,
+                                    const iadsr_aligner *a,
+                                    const iadsr_gate *g, const char *path,
+                                    uint32_t flags);
+/**
+ * Load a checkpoint written by iadsr_checkpoint_save() or
+ * iadsr_model_save(). @p aligner and @p gate may be NULL (not wanted);
+ * otherwise they receive the stored component or NULL when the file has
+ * none. Nothing is returned on failure.
+ * @return as iadsr_model_load()
+ * @since 0.3.0
+ */
+IADSR_API int iadsr_checkpoint_load(iadsr_model **m, iadsr_aligner **aligner,
+                                    iadsr_gate **gate, const char *path,
+                                    uint32_t flags);
+/** iadsr_checkpoint_load() from memory (the bytes are borrowed for the
+ *  call). @since 0.3.0 */
+IADSR_API int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
+                                                iadsr_aligner **aligner,
+                                                iadsr_gate **gate,
+                                                const void *buf, size_t len,
+                                                uint32_t flags);
+
+/** What iadsr_pipeline() measured. */
+typedef struct iadsr_pipeline_result {
+    uint32_t struct_size;      /**< set by the caller */
+    int32_t iadsr_epochs;      /**< epoch of the IADSR model kept */
+    int32_t retrain_epochs;    /**< epoch of the retrained backbone kept */
+    uint32_t reserved0;
+    int64_t n_items_in;        /**< training-part items before cleaning */
+    int64_t n_items_dropped;   /**< of those, dropped by the gate */
+    int64_t n_users_touched;   /**< users with at least one item dropped */
+    double iadsr_seconds;      /**< wall time of IADSR training */
+    double retrain_seconds;    /**< wall time of retraining */
+    iadsr_metrics test;        /**< retrained backbone on the cleaned data */
+} iadsr_pipeline_result;
+
+/**
+ * The paper's pipeline in one call: train IADSR (backbone + aligner + gate)
+ * on @p d (leave-one-out split), clean every training part, retrain a fresh
+ * backbone (same params and seeds) on the cleaned data, and evaluate it on
+ * the test items with the cleaned histories.
+ * @param cb        progress of both trainings (may be NULL)
+ * @param res       its struct_size must be set by the caller
+ * @param model_out NULL or receives the retrained backbone
+ * @param clean_out NULL or receives the cleaned dataset
+ * @return errors of the steps it runs
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_pipeline(const iadsr_dataset *d,
+                             const iadsr_semantic *sem,
+                             const iadsr_model_params *mp,
+                             const iadsr_train_params *tp,
+                             const iadsr_denoise_params *dp,
+                             iadsr_progress_fn cb, void *user_data,
+                             iadsr_pipeline_result *res,
+                             iadsr_model **model_out,
+                             iadsr_dataset **clean_out);
 
 #ifdef __cplusplus
 }

@@ -154,11 +154,16 @@ void SFX(iadsr__caser_image)(const iadsr__batch *b, int l, int d,
             REAL *xr = x + (size_t)(r0 + i) * ld;
             for (int j = 0; j < l; j++) {
                 int p = i - (l - 1) + j; /* position of window row j */
-                if (p < 0)
+                if (p < 0) {
                     memset(xr + (size_t)j * (size_t)d, 0, rowb);
-                else
-                    memcpy(xr + (size_t)j * (size_t)d,
-                           emb + (size_t)b->items[r0 + p] * (size_t)d, rowb);
+                } else {
+                    REAL *dst = xr + (size_t)j * (size_t)d;
+                    memcpy(dst, emb + (size_t)b->items[r0 + p] * (size_t)d,
+                           rowb);
+                    if (b->scale)
+                        for (int c = 0; c < d; c++)
+                            dst[c] *= (REAL)b->scale[r0 + p];
+                }
             }
         }
     }
@@ -177,8 +182,9 @@ void SFX(iadsr__caser_image_bwd)(const iadsr__batch *b, int l, int d,
                 int p = i - (l - 1) + j;
                 const REAL *src = dr + (size_t)j * (size_t)d;
                 REAL *dst = demb + (size_t)b->items[r0 + p] * (size_t)d;
+                REAL sc = b->scale ? (REAL)b->scale[r0 + p] : (REAL)1;
                 for (int c = 0; c < d; c++)
-                    dst[c] += src[c];
+                    dst[c] += sc * src[c];
             }
         }
     }

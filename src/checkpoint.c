@@ -12,9 +12,15 @@
  * checksum and every weight is verified, and the hyper-parameters and the
  * tensor directory are cross-checked against each other, all before the model
  * is allocated. The validation order is the one documented in FORMAT.md.
+ *
+ * Since format 1.2 a checkpoint may also carry the IADSR aligner and gate
+ * (iadsr_checkpoint_save/load): their tensors follow the backbone's and go
+ * through the same writer, reader and checks.
  */
+#include "denoise.h"
 #include "format.h"
 #include "internal.h"
+#include "params.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +54,16 @@ static const uint8_t SIGNATURE[8] = {0x89, 'I', 'A', 'D', 'S', 'R', '\r', '\n'};
  * with non-zero IADSR_MODEL_F_* bits that change the architecture, so a
  * 1.0 reader must refuse it rather than misread the tensors. */
 #define REQ_MODEL_FLAGS 1u
-#define REQUIRED_FLAGS_KNOWN REQ_MODEL_FLAGS
+/* required_flags bit 1 (format 1.2): the file carries an aligner and/or a
+ * gate after the backbone. Older readers do not know the bit and refuse the
+ * file (UNSUPPORTED) instead of tripping over the extra tensors. */
+#define REQ_DENOISER 2u
+#define REQUIRED_FLAGS_KNOWN (REQ_MODEL_FLAGS | REQ_DENOISER)
+/* format_minor written: the oldest version that describes the file (the
+ * reader accepts any minor). */
+#define MINOR_BASE 0u     /* SASRec without flags: 1.0 */
+#define MINOR_MODEL 1u    /* model flags, GRU4Rec, Caser: 1.1 */
+#define MINOR_DENOISER 2u /* aligner and/or gate: 1.2 */
 #define MODEL_FLAGS_KNOWN IADSR_MODEL_F_PRE_LN
 #define WRITE_ALIGNMENT 64u
 #define ALIGN_MIN 8u
@@ -56,6 +71,7 @@ static const uint8_t SIGNATURE[8] = {0x89, 'I', 'A', 'D', 'S', 'R', '\r', '\n'};
 #define MAX_KV 256u
 #define MAX_TENSORS 256u /* format limit; >= IADSR__MAX_TENSORS */
 #define KEY_LEN_MAX 255u
+#define SEM_DIM_MAX 1048576 /* iadsr_aligner_create() bound on D */
 #define STR_LEN_MAX 4096u
 #define NAME_LEN_MAX 47u /* IADSR__TENSOR_NAME_MAX - 1 */
 #define MAX_DIMS 2u
@@ -170,6 +186,18 @@ enum {
     K_CASER_WINDOW,  /* Caser models (then all three are required) */
     K_CASER_H,
     K_CASER_V,
+    /* format 1.2: the aligner (both keys) and the gate (all nine keys) */
+    K_ALIGN_SEM_DIM,
+    K_ALIGN_TAU,
+    K_GATE_FLAGS,
+    K_GATE_LAMBDA_ALIGN,
+    K_GATE_LAMBDA_RECON,
+    K_GATE_TAU_ALIGN,
+    K_GATE_TAU_GUMBEL,
+    K_GATE_THETA,
+    K_GATE_MAX_DROP,
+    K_GATE_PROTECT_LAST,
+    K_GATE_SEED,
     K_COUNT
 };
 
@@ -198,7 +226,68 @@ static const key_def KEYS[K_COUNT] = {
     {"iadsr.caser_window", T_I32, 0},
     {"iadsr.caser_h_filters", T_I32, 0},
     {"iadsr.caser_v_filters", T_I32, 0},
+    {"iadsr.align_sem_dim", T_I32, 0},
+    {"iadsr.align_tau", T_F32, 0},
+    {"iadsr.gate_flags", T_U32, 0},
+    {"iadsr.gate_lambda_align", T_F32, 0},
+    {"iadsr.gate_lambda_recon", T_F32, 0},
+    {"iadsr.gate_tau_align", T_F32, 0},
+    {"iadsr.gate_tau_gumbel", T_F32, 0},
+    {"iadsr.gate_theta", T_F32, 0},
+    {"iadsr.gate_max_drop", T_F32, 0},
+    {"iadsr.gate_protect_last", T_I32, 0},
+    {"iadsr.gate_seed", T_U64, 0},
 };
+
+/* What one checkpoint holds: a backbone and, since format 1.2, optionally
+ * an aligner and a gate of the same width. */
+typedef struct ck_src {
+    const iadsr_model *m;
+    const iadsr_aligner *a; /* NULL: none */
+    const iadsr_gate *g;    /* NULL: none */
+} ck_src;
+
+/* One tensor of a checkpoint, in file order. */
+typedef struct ck_tensor {
+    const char *name;
+    int64_t rows, cols;
+    const float *src; /* writer: the weights */
+    float *dst;       /* reader: where to decode them; NULL = skip */
+} ck_tensor;
+
+/* The tensors of a checkpoint in file order (docs/FORMAT.md §6): the
+ * backbone's layout, then align.w1 and align.w2 (D x d) when @p sem_dim > 0,
+ * then gate.wd (d x d) and gate.bd (d) when @p has_gate. */
+static int list_tensors(const iadsr__layout *lay, int64_t d, int64_t sem_dim,
+                        int has_gate, ck_tensor *t, int *n)
+{
+    int extra = (sem_dim > 0 ? 2 : 0) + (has_gate ? 2 : 0);
+    if (lay->n_tensors < 1 || lay->n_tensors > (int)MAX_TENSORS - extra)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "checkpoint: %d backbone tensors and %d more exceed "
+                          "the format's %u",
+                          lay->n_tensors, extra, MAX_TENSORS);
+    int k = 0;
+    for (int i = 0; i < lay->n_tensors; i++) {
+        ck_tensor e = {lay->t[i].name, lay->t[i].rows, lay->t[i].cols, NULL,
+                       NULL};
+        t[k++] = e;
+    }
+    if (sem_dim > 0) {
+        ck_tensor w1 = {"align.w1", sem_dim, d, NULL, NULL};
+        ck_tensor w2 = {"align.w2", sem_dim, d, NULL, NULL};
+        t[k++] = w1;
+        t[k++] = w2;
+    }
+    if (has_gate) {
+        ck_tensor wd = {"gate.wd", d, d, NULL, NULL};
+        ck_tensor bd = {"gate.bd", 1, d, NULL, NULL};
+        t[k++] = wd;
+        t[k++] = bd;
+    }
+    *n = k;
+    return IADSR_OK;
+}
 
 /* Files of models that need nothing newer are written exactly as 1.0, so
  * that 0.1 readers keep loading them. */
@@ -207,13 +296,18 @@ static int needs_1_1(const iadsr_model_params *hp)
     return hp->flags != 0 || hp->backbone != IADSR_BACKBONE_SASREC;
 }
 
-static uint32_t n_keys_written(const iadsr_model_params *hp)
+static uint32_t n_keys_written(const ck_src *src)
 {
+    const iadsr_model_params *hp = &src->m->hp;
     uint32_t n = K_MODEL_FLAGS; /* the 1.0 keys */
     if (hp->flags)
         n += 1;
     if (hp->backbone == IADSR_BACKBONE_CASER)
         n += 3;
+    if (src->a)
+        n += K_GATE_FLAGS - K_ALIGN_SEM_DIM;
+    if (src->g)
+        n += K_COUNT - K_GATE_FLAGS;
     return n;
 }
 
@@ -276,9 +370,16 @@ static void w_kv_i32(wbuf *w, int k, int32_t v)
     w_u32(w, (uint32_t)v);
 }
 
+static void w_kv_f32(wbuf *w, int k, float v)
+{
+    w_key(w, k);
+    w_u32(w, f32_bits(v));
+}
+
 /* What the writer computes before emitting anything. */
 typedef struct plan {
     int n_tensors;
+    ck_tensor t[MAX_TENSORS];
     size_t meta_end;      /* offset of the metadata CRC */
     size_t dir_end;       /* end of the directory CRC */
     uint64_t data_offset; /* absolute */
@@ -291,8 +392,9 @@ typedef struct plan {
 /* Header + metadata + metadata CRC + directory + directory CRC + zero
  * padding up to data_offset. With w->p == NULL only the lengths are
  * computed (pl->meta_end, pl->dir_end). */
-static void write_prelude(const iadsr_model *m, plan *pl, wbuf *w)
+static void write_prelude(const ck_src *src, plan *pl, wbuf *w)
 {
+    const iadsr_model *m = src->m;
     const iadsr_model_params *hp = &m->hp;
     uint8_t hdr[HDR_SIZE];
 
@@ -328,6 +430,24 @@ static void write_prelude(const iadsr_model *m, plan *pl, wbuf *w)
         w_kv_i32(w, K_CASER_H, hp->caser_h_filters);
         w_kv_i32(w, K_CASER_V, hp->caser_v_filters);
     }
+    if (src->a) {
+        w_kv_i32(w, K_ALIGN_SEM_DIM, src->a->sem_dim);
+        w_kv_f32(w, K_ALIGN_TAU, src->a->tau_align);
+    }
+    if (src->g) {
+        const iadsr_denoise_params *gp = &src->g->p;
+        w_key(w, K_GATE_FLAGS);
+        w_u32(w, gp->flags);
+        w_kv_f32(w, K_GATE_LAMBDA_ALIGN, gp->lambda_align);
+        w_kv_f32(w, K_GATE_LAMBDA_RECON, gp->lambda_recon);
+        w_kv_f32(w, K_GATE_TAU_ALIGN, gp->tau_align);
+        w_kv_f32(w, K_GATE_TAU_GUMBEL, gp->tau_gumbel);
+        w_kv_f32(w, K_GATE_THETA, gp->theta);
+        w_kv_f32(w, K_GATE_MAX_DROP, gp->max_drop);
+        w_kv_i32(w, K_GATE_PROTECT_LAST, gp->protect_last);
+        w_key(w, K_GATE_SEED);
+        w_u64(w, gp->seed);
+    }
     pl->meta_end = w->len;
     w_u32(w, w->p ? iadsr__crc32c(0, w->p + HDR_SIZE, pl->meta_end - HDR_SIZE)
                   : 0);
@@ -335,7 +455,7 @@ static void write_prelude(const iadsr_model *m, plan *pl, wbuf *w)
     /* tensor directory */
     size_t dir_start = w->len;
     for (int i = 0; i < pl->n_tensors; i++) {
-        const iadsr__tensor *t = &m->layout.t[i];
+        const ck_tensor *t = &pl->t[i];
         size_t nl = strlen(t->name);
         w_u32(w, (uint32_t)nl);
         w_bytes(w, t->name, nl);
@@ -364,16 +484,20 @@ static void write_prelude(const iadsr_model *m, plan *pl, wbuf *w)
     w->len = (size_t)pl->data_offset;
 
     /* header */
+    int denoiser = src->a != NULL || src->g != NULL;
     memcpy(hdr, SIGNATURE, sizeof SIGNATURE);
     put_u32le(hdr + HDR_OFF_MAJOR, IADSR__FORMAT_MAJOR);
     /* A model without flags is written exactly as format 1.0, so that
      * 0.1 readers keep loading it. */
-    put_u32le(hdr + HDR_OFF_MINOR, needs_1_1(hp) ? IADSR__FORMAT_MINOR : 0);
+    put_u32le(hdr + HDR_OFF_MINOR, denoiser        ? MINOR_DENOISER
+                                   : needs_1_1(hp) ? MINOR_MODEL
+                                                   : MINOR_BASE);
     put_u32le(hdr + HDR_OFF_HEADER_SIZE, HDR_SIZE);
     put_u32le(hdr + HDR_OFF_KIND, KIND_MODEL);
-    put_u32le(hdr + HDR_OFF_REQUIRED, hp->flags ? REQ_MODEL_FLAGS : 0);
+    put_u32le(hdr + HDR_OFF_REQUIRED, (hp->flags ? REQ_MODEL_FLAGS : 0u) |
+                                          (denoiser ? REQ_DENOISER : 0u));
     put_u32le(hdr + HDR_OFF_OPTIONAL, 0);
-    put_u32le(hdr + HDR_OFF_N_KV, n_keys_written(hp));
+    put_u32le(hdr + HDR_OFF_N_KV, n_keys_written(src));
     put_u32le(hdr + HDR_OFF_N_TENSORS, (uint32_t)pl->n_tensors);
     put_u32le(hdr + HDR_OFF_ALIGNMENT, WRITE_ALIGNMENT);
     put_u64le(hdr + HDR_OFF_DATA_OFFSET, pl->data_offset);
@@ -391,33 +515,45 @@ static void encode_f32(uint8_t *dst, const float *src, size_t n)
 }
 
 /* Sizes and offsets of everything (no weights are read). */
-static int plan_sizes(const iadsr_model *m, plan *pl)
+static int plan_sizes(const ck_src *src, plan *pl)
 {
+    const iadsr_model *m = src->m;
     const iadsr__layout *l = &m->layout;
-    if (l->n_tensors < 1 || l->n_tensors > (int)MAX_TENSORS)
-        return iadsr__err(IADSR_ERR_GENERIC,
-                          "checkpoint: model has %d tensors", l->n_tensors);
-    pl->n_tensors = l->n_tensors;
+    int rc = list_tensors(l, m->hp.dim, src->a ? src->a->sem_dim : 0,
+                          src->g != NULL, pl->t, &pl->n_tensors);
+    if (rc)
+        return rc;
+    for (int i = 0; i < l->n_tensors; i++)
+        pl->t[i].src = m->w + l->t[i].offset;
+    int k = l->n_tensors;
+    if (src->a) {
+        pl->t[k++].src = src->a->w1;
+        pl->t[k++].src = src->a->w2;
+    }
+    if (src->g) {
+        pl->t[k++].src = src->g->wd;
+        pl->t[k++].src = src->g->bd;
+    }
     uint64_t pos = 0;
-    for (int i = 0; i < l->n_tensors; i++) {
-        const iadsr__tensor *t = &l->t[i];
+    for (int i = 0; i < pl->n_tensors; i++) {
+        const ck_tensor *t = &pl->t[i];
         uint64_t n, nb;
-        size_t nl = strnlen(t->name, sizeof t->name);
+        size_t nl = strnlen(t->name, NAME_LEN_MAX + 1);
         if (nl < 1 || nl > NAME_LEN_MAX || t->rows < 1 || t->cols < 1 ||
             !mul_u64((uint64_t)t->rows, (uint64_t)t->cols, &n) ||
             !mul_u64(n, 4, &nb) || !align_up_u64(pos, WRITE_ALIGNMENT, &pos) ||
             pos > UINT64_MAX - nb)
             return iadsr__err(IADSR_ERR_GENERIC,
-                              "checkpoint: model tensor %d has an invalid "
+                              "checkpoint: tensor %d ('%s') has an invalid "
                               "name or shape",
-                              i);
+                              i, t->name);
         pl->off[i] = pos;
         pl->nbytes[i] = nb;
         pl->crc[i] = 0;
         pos += nb;
     }
     wbuf w = {NULL, 0};
-    write_prelude(m, pl, &w);
+    write_prelude(src, pl, &w);
     uint64_t data_offset;
     if (!align_up_u64(pl->dir_end, WRITE_ALIGNMENT, &data_offset) ||
         data_offset > UINT64_MAX - pos ||
@@ -429,25 +565,35 @@ static int plan_sizes(const iadsr_model *m, plan *pl)
     return IADSR_OK;
 }
 
+/* NUMERIC naming the first non-finite weight of @p t, or IADSR_OK. */
+static int check_finite(const ck_tensor *t)
+{
+    const float *w = t->src;
+    size_t n = (size_t)t->rows * (size_t)t->cols;
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(w[j]))
+            return iadsr__err(IADSR_ERR_NUMERIC,
+                              "checkpoint: cannot save: tensor '%s' element "
+                              "%zu (row %lld, column %lld) is %s",
+                              t->name, j, (long long)(j / (size_t)t->cols),
+                              (long long)(j % (size_t)t->cols),
+                              isnan(w[j]) ? "NaN" : "infinite");
+    return IADSR_OK;
+}
+
 /* First pass over the weights: refuse non-finite values, compute each
  * tensor's CRC-32C over its little-endian encoding. */
-static int plan_checksums(const iadsr_model *m, plan *pl)
+static int plan_checksums(plan *pl)
 {
     uint8_t chunk[CHUNK_FLOATS * 4];
     for (int i = 0; i < pl->n_tensors; i++) {
-        const iadsr__tensor *t = &m->layout.t[i];
-        const float *w = m->w + t->offset;
+        const ck_tensor *t = &pl->t[i];
+        const float *w = t->src;
         size_t n = (size_t)t->rows * (size_t)t->cols;
         uint32_t crc = 0;
-        for (size_t j = 0; j < n; j++)
-            if (!isfinite(w[j]))
-                return iadsr__err(IADSR_ERR_NUMERIC,
-                                  "checkpoint: cannot save: tensor '%s' "
-                                  "element %zu (row %lld, column %lld) is "
-                                  "%s",
-                                  t->name, j, (long long)(j / (size_t)t->cols),
-                                  (long long)(j % (size_t)t->cols),
-                                  isnan(w[j]) ? "NaN" : "infinite");
+        int rc = check_finite(t);
+        if (rc)
+            return rc;
         for (size_t j = 0; j < n; j += CHUNK_FLOATS) {
             size_t k = n - j < CHUNK_FLOATS ? n - j : CHUNK_FLOATS;
             encode_f32(chunk, w + j, k);
@@ -526,7 +672,7 @@ static void sink_zeros(sink *s, uint64_t n)
 }
 
 /* Emit the whole checkpoint (plan complete, checksums computed). */
-static int emit(const iadsr_model *m, plan *pl, sink *s)
+static int emit(const ck_src *src, plan *pl, sink *s)
 {
     wbuf w;
     w.p = iadsr__malloc((size_t)pl->data_offset);
@@ -535,19 +681,18 @@ static int emit(const iadsr_model *m, plan *pl, sink *s)
         return iadsr__err(IADSR_ERR_NOMEM,
                           "checkpoint: out of memory (%zu bytes)",
                           (size_t)pl->data_offset);
-    write_prelude(m, pl, &w);
+    write_prelude(src, pl, &w);
     sink_put(s, w.p, w.len);
     iadsr__free(w.p);
 
     uint8_t chunk[CHUNK_FLOATS * 4];
     for (int i = 0; i < pl->n_tensors; i++) {
-        const iadsr__tensor *t = &m->layout.t[i];
-        const float *src = m->w + t->offset;
+        const ck_tensor *t = &pl->t[i];
         size_t n = (size_t)t->rows * (size_t)t->cols;
         sink_zeros(s, pl->data_offset + pl->off[i] - s->pos);
         for (size_t j = 0; j < n; j += CHUNK_FLOATS) {
             size_t k = n - j < CHUNK_FLOATS ? n - j : CHUNK_FLOATS;
-            encode_f32(chunk, src + j, k);
+            encode_f32(chunk, t->src + j, k);
             sink_put(s, chunk, 4 * k);
         }
     }
@@ -566,9 +711,10 @@ int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf, size_t cap,
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "model_save_to_buffer: buf is NULL but cap = %zu",
                           cap);
+    ck_src src = {m, NULL, NULL};
     plan pl;
     memset(&pl, 0, sizeof pl);
-    int rc = plan_sizes(m, &pl);
+    int rc = plan_sizes(&src, &pl);
     if (rc)
         return rc;
     size_t size = (size_t)pl.file_size;
@@ -581,13 +727,13 @@ int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf, size_t cap,
                           "model_save_to_buffer: the checkpoint needs %zu "
                           "bytes, the buffer holds %zu",
                           size, cap);
-    if ((rc = plan_checksums(m, &pl)) != IADSR_OK)
+    if ((rc = plan_checksums(&pl)) != IADSR_OK)
         return rc;
     sink s;
     memset(&s, 0, sizeof s);
     s.mem = buf;
     s.fd = -1;
-    return emit(m, &pl, &s);
+    return emit(&src, &pl, &s);
 }
 
 /* ---- atomic file save ---------------------------------------------------- */
@@ -600,10 +746,10 @@ static const char *errno_text(int e, char *buf, size_t n)
     return buf;
 }
 
-static int io_err(const char *what, const char *path, int e)
+static int io_err(const char *fn, const char *what, const char *path, int e)
 {
     char eb[128];
-    return iadsr__err(IADSR_ERR_IO, "model_save: %s '%s': %s", what, path,
+    return iadsr__err(IADSR_ERR_IO, "%s: %s '%s': %s", fn, what, path,
                       errno_text(e, eb, sizeof eb));
 }
 
@@ -631,34 +777,35 @@ static int fsync_parent_dir(const char *path, char *scratch)
     return e;
 }
 
-int iadsr_model_save(const iadsr_model *m, const char *path, uint32_t flags)
+/* The atomic save of docs/FORMAT.md §10 for iadsr_model_save() and
+ * iadsr_checkpoint_save() (@p fn names the caller in messages). The
+ * handles in @p src are already checked. */
+static int save_file(const ck_src *src, const char *path, uint32_t flags,
+                     const char *fn)
 {
-    if (!iadsr__model_ok(m))
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_save: %s",
-                          m ? "not a model handle" : "model is NULL");
     if (!path || !path[0])
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_save: path is %s",
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", fn,
                           path ? "empty" : "NULL");
     if (flags & ~IADSR_SAVE_NO_FSYNC)
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "model_save: unknown flag bits 0x%x",
+                          "%s: unknown flag bits 0x%x", fn,
                           (unsigned)(flags & ~IADSR_SAVE_NO_FSYNC));
 
     plan pl;
     memset(&pl, 0, sizeof pl);
-    int rc = plan_sizes(m, &pl);
+    int rc = plan_sizes(src, &pl);
     if (rc == IADSR_OK)
-        rc = plan_checksums(m, &pl);
+        rc = plan_checksums(&pl);
     if (rc)
         return rc;
 
     static const char suffix[] = ".tmp.XXXXXX";
     size_t plen = strlen(path);
     if (plen > SIZE_MAX - sizeof suffix)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_save: path too long");
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path too long", fn);
     char *tmp = iadsr__malloc(plen + sizeof suffix);
     if (!tmp)
-        return iadsr__err(IADSR_ERR_NOMEM, "model_save: out of memory");
+        return iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory", fn);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, suffix, sizeof suffix);
 
@@ -667,12 +814,12 @@ int iadsr_model_save(const iadsr_model *m, const char *path, uint32_t flags)
     s.stage = iadsr__malloc(STAGE_BYTES);
     if (!s.stage) {
         iadsr__free(tmp);
-        return iadsr__err(IADSR_ERR_NOMEM, "model_save: out of memory");
+        return iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory", fn);
     }
 
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        rc = io_err("cannot create a temporary file next to", path, errno);
+        rc = io_err(fn, "cannot create a temporary file next to", path, errno);
         goto out;
     }
     /* POSIX 2008 has no mkostemp: narrow the window in which a concurrent
@@ -686,35 +833,35 @@ int iadsr_model_save(const iadsr_model *m, const char *path, uint32_t flags)
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
             mode = st.st_mode & 07777;
         if (fchmod(fd, mode) != 0) {
-            rc = io_err("cannot set the mode of", tmp, errno);
+            rc = io_err(fn, "cannot set the mode of", tmp, errno);
             close(fd);
             goto fail_unlink;
         }
     }
 
     s.fd = fd;
-    rc = emit(m, &pl, &s);
+    rc = emit(src, &pl, &s);
     if (rc) {
         close(fd);
         goto fail_unlink;
     }
     if (s.err) {
-        rc = io_err("cannot write", tmp, s.err);
+        rc = io_err(fn, "cannot write", tmp, s.err);
         close(fd);
         goto fail_unlink;
     }
     if (!(flags & IADSR_SAVE_NO_FSYNC) && fsync(fd) != 0) {
-        rc = io_err("cannot fsync", tmp, errno);
+        rc = io_err(fn, "cannot fsync", tmp, errno);
         close(fd);
         goto fail_unlink;
     }
     if (close(fd) != 0) {
         /* On Linux the descriptor is released even when close fails. */
-        rc = io_err("cannot close", tmp, errno);
+        rc = io_err(fn, "cannot close", tmp, errno);
         goto fail_unlink;
     }
     if (rename(tmp, path) != 0) {
-        rc = io_err("cannot rename the temporary file to", path, errno);
+        rc = io_err(fn, "cannot rename the temporary file to", path, errno);
         goto fail_unlink;
     }
     if (!(flags & IADSR_SAVE_NO_FSYNC)) {
@@ -723,7 +870,8 @@ int iadsr_model_save(const iadsr_model *m, const char *path, uint32_t flags)
         if (e) {
             /* The new file is in place but its directory entry may not be
              * durable; report it (never retry an fsync). */
-            rc = io_err("saved, but cannot fsync the directory of", path, e);
+            rc = io_err(fn, "saved, but cannot fsync the directory of",
+                        path, e);
             goto out;
         }
     }
@@ -736,6 +884,73 @@ out:
     iadsr__free(s.stage);
     iadsr__free(tmp);
     return rc;
+}
+
+int iadsr_model_save(const iadsr_model *m, const char *path, uint32_t flags)
+{
+    if (!iadsr__model_ok(m))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_save: %s",
+                          m ? "not a model handle" : "model is NULL");
+    ck_src src = {m, NULL, NULL};
+    return save_file(&src, path, flags, "model_save");
+}
+
+int iadsr_checkpoint_save(const iadsr_model *m, const iadsr_aligner *a,
+                          const iadsr_gate *g, const char *path,
+                          uint32_t flags)
+{
+    if (!iadsr__model_ok(m))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "checkpoint_save: %s",
+                          m ? "not a model handle" : "model is NULL");
+    if (a && !iadsr__aligner_ok(a))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "checkpoint_save: not an aligner handle");
+    if (g && !iadsr__gate_ok(g))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "checkpoint_save: not a gate handle");
+    if (a && a->dim != m->hp.dim)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "checkpoint_save: the aligner's width d = %d "
+                          "differs from the model's dim = %d",
+                          (int)a->dim, (int)m->hp.dim);
+    if (g && g->dim != m->hp.dim)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "checkpoint_save: the gate's width d = %d differs "
+                          "from the model's dim = %d",
+                          (int)g->dim, (int)m->hp.dim);
+    /* the reader's bounds: never write a file that cannot be loaded */
+    if (a && (a->sem_dim < 1 || a->sem_dim > SEM_DIM_MAX))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "checkpoint_save: the aligner's D = %d is outside "
+                          "1..%d",
+                          (int)a->sem_dim, SEM_DIM_MAX);
+    if (a && !iadsr__aligner_finite(a)) {
+        ck_tensor w[2] = {{"align.w1", a->sem_dim, a->dim, a->w1, NULL},
+                          {"align.w2", a->sem_dim, a->dim, a->w2, NULL}};
+        int rc = check_finite(&w[0]);
+        if (rc == IADSR_OK)
+            rc = check_finite(&w[1]);
+        if (rc == IADSR_OK) /* the weights are fine: it is tau */
+            rc = iadsr__err(IADSR_ERR_NUMERIC,
+                            "checkpoint: cannot save: the aligner's "
+                            "tau_align = %g is not a positive number",
+                            (double)a->tau_align);
+        return rc;
+    }
+    if (g) {
+        iadsr_denoise_params dp;
+        if (iadsr__denoise_params_get(&dp, &g->p) != IADSR_OK)
+            return iadsr__err_prefix(IADSR_ERR_INVALID_ARG,
+                                     "checkpoint_save: the gate's settings");
+        if (!iadsr__gate_finite(g)) {
+            ck_tensor w[2] = {{"gate.wd", g->dim, g->dim, g->wd, NULL},
+                              {"gate.bd", 1, g->dim, g->bd, NULL}};
+            int rc = check_finite(&w[0]);
+            return rc ? rc : check_finite(&w[1]);
+        }
+    }
+    ck_src src = {m, a, g};
+    return save_file(&src, path, flags, "checkpoint_save");
 }
 
 /* ======================================================================== */
@@ -939,10 +1154,111 @@ trunc:
                       (unsigned)i, r->end);
 }
 
+/* The aligner and gate settings of a 1.2 file, as stored (not validated). */
+typedef struct comp_meta {
+    int has_aligner, has_gate;
+    int32_t sem_dim;
+    float align_tau;
+    iadsr_denoise_params gp;
+} comp_meta;
+
+/* A component's keys [first, last] come all or none: sets *present, or
+ * FORMAT naming the first missing key. */
+static int component_keys(const kv_val *v, int first, int last,
+                          const char *what, int *present)
+{
+    int n = 0;
+    for (int k = first; k <= last; k++)
+        n += v[k].present;
+    *present = n > 0;
+    if (n == 0 || n == last - first + 1)
+        return IADSR_OK;
+    for (int k = first; k <= last; k++)
+        if (!v[k].present)
+            return iadsr__err(IADSR_ERR_FORMAT,
+                              "checkpoint: metadata key '%s' is missing "
+                              "(the file has other %s keys)",
+                              KEYS[k].key, what);
+    return IADSR_OK; /* not reached */
+}
+
+static float kv_f32(const kv_val *v, int k)
+{
+    return bits_f32((uint32_t)v[k].u);
+}
+
+/* Format 1.2 keys: presence (all or none per component, in agreement with
+ * required_flags bit 1) and raw values. */
+static int parse_components(const kv_val *v, const header *h, comp_meta *c)
+{
+    int rc;
+    memset(c, 0, sizeof *c);
+    if ((rc = component_keys(v, K_ALIGN_SEM_DIM, K_ALIGN_TAU, "aligner",
+                             &c->has_aligner)) != IADSR_OK ||
+        (rc = component_keys(v, K_GATE_FLAGS, K_GATE_SEED, "gate",
+                             &c->has_gate)) != IADSR_OK)
+        return rc;
+    if (!(h->required & REQ_DENOISER) != !(c->has_aligner || c->has_gate))
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: the file %s aligner or gate keys but "
+                          "required_flags is 0x%x",
+                          c->has_aligner || c->has_gate ? "has" : "has no",
+                          (unsigned)h->required);
+    c->sem_dim = (int32_t)(uint32_t)v[K_ALIGN_SEM_DIM].u;
+    c->align_tau = kv_f32(v, K_ALIGN_TAU);
+    iadsr_denoise_params *gp = &c->gp;
+    gp->struct_size = (uint32_t)sizeof *gp;
+    gp->flags = (uint32_t)v[K_GATE_FLAGS].u;
+    gp->lambda_align = kv_f32(v, K_GATE_LAMBDA_ALIGN);
+    gp->lambda_recon = kv_f32(v, K_GATE_LAMBDA_RECON);
+    gp->tau_align = kv_f32(v, K_GATE_TAU_ALIGN);
+    gp->tau_gumbel = kv_f32(v, K_GATE_TAU_GUMBEL);
+    gp->theta = kv_f32(v, K_GATE_THETA);
+    gp->max_drop = kv_f32(v, K_GATE_MAX_DROP);
+    gp->protect_last = (int32_t)(uint32_t)v[K_GATE_PROTECT_LAST].u;
+    gp->reserved0 = 0;
+    gp->seed = v[K_GATE_SEED].u;
+    return IADSR_OK;
+}
+
+/* The stored settings against the API's bounds (iadsr_aligner_create,
+ * iadsr_gate_create): out of bounds is FORMAT, unknown gate flag bits are
+ * UNSUPPORTED (they may be valid for a later release). On success
+ * c->gp is the validated gate settings. */
+static int check_components(comp_meta *c)
+{
+    iadsr_denoise_params dp;
+    int rc;
+    if (c->has_aligner) {
+        if (c->sem_dim < 1 || c->sem_dim > SEM_DIM_MAX)
+            return iadsr__err(IADSR_ERR_FORMAT,
+                              "checkpoint: iadsr.align_sem_dim = %d is "
+                              "outside 1..%d",
+                              (int)c->sem_dim, SEM_DIM_MAX);
+        iadsr_denoise_params ap;
+        iadsr_denoise_params_init(&ap);
+        ap.tau_align = c->align_tau;
+        if (iadsr__denoise_params_get(&dp, &ap) != IADSR_OK)
+            return iadsr__err_prefix(IADSR_ERR_FORMAT,
+                                     "checkpoint: invalid aligner settings "
+                                     "(iadsr.align_tau)");
+    }
+    if (c->has_gate) {
+        rc = iadsr__denoise_params_get(&dp, &c->gp);
+        if (rc == IADSR_ERR_UNSUPPORTED)
+            return iadsr__err_prefix(rc, "checkpoint: gate settings");
+        if (rc)
+            return iadsr__err_prefix(IADSR_ERR_FORMAT,
+                                     "checkpoint: invalid gate settings");
+        c->gp = dp;
+    }
+    return IADSR_OK;
+}
+
 /* Metadata: structure, CRC, then keys and values. Fills @p hp (not yet
- * validated) and the provenance fields. */
+ * validated), the provenance fields and the component settings. */
 static int parse_metadata(rd *r, const header *h, iadsr_model_params *hp,
-                          int32_t *epochs, float *best)
+                          int32_t *epochs, float *best, comp_meta *comp)
 {
     const uint8_t *key, *val;
     uint32_t klen, type, vlen;
@@ -1071,7 +1387,7 @@ static int parse_metadata(rd *r, const header *h, iadsr_model_params *hp,
     *best = v[K_BEST_VALID_NDCG10].present
                 ? bits_f32((uint32_t)v[K_BEST_VALID_NDCG10].u)
                 : NAN;
-    return IADSR_OK;
+    return parse_components(v, h, comp);
 }
 
 typedef struct dir_entry {
@@ -1114,9 +1430,10 @@ trunc:
 }
 
 /* Everything after the hyper-parameters are known: the directory must list
- * exactly the tensors of @p lay, in order; then ranges, padding, checksums
- * and finite weights. */
-static int check_directory(rd *r, const header *h, const iadsr__layout *lay)
+ * exactly the @p n_exp tensors of @p exp, in order; then ranges, padding,
+ * checksums and finite weights. */
+static int check_directory(rd *r, const header *h, const ck_tensor *exp,
+                           int n_exp)
 {
     const uint8_t *b = r->b;
     size_t start = r->pos;
@@ -1153,18 +1470,18 @@ static int check_directory(rd *r, const header *h, const iadsr__layout *lay)
                               "%zu",
                               p);
 
-    if ((int64_t)h->n_tensors != (int64_t)lay->n_tensors)
+    if ((int64_t)h->n_tensors != (int64_t)n_exp)
         return iadsr__err(IADSR_ERR_FORMAT,
                           "checkpoint: the directory lists %u tensors, the "
                           "hyper-parameters imply %d",
-                          (unsigned)h->n_tensors, lay->n_tensors);
+                          (unsigned)h->n_tensors, n_exp);
 
     /* second pass: every entry against the layout, ranges and padding */
     uint64_t data_len = h->file_size - h->data_offset;
     uint64_t prev_end = 0;
     rd s = {b, end, start};
     for (uint32_t i = 0; i < h->n_tensors; i++) {
-        const iadsr__tensor *t = &lay->t[i];
+        const ck_tensor *t = &exp[i];
         if ((rc = read_dir_entry(&s, i, &e)) != IADSR_OK)
             return rc;
         if (strlen(t->name) != e.name_len ||
@@ -1237,7 +1554,7 @@ static int check_directory(rd *r, const header *h, const iadsr__layout *lay)
             return iadsr__err(IADSR_ERR_CHECKSUM,
                               "checkpoint: tensor '%s': checksum mismatch "
                               "(stored 0x%08x, computed 0x%08x)",
-                              lay->t[i].name, (unsigned)e.crc,
+                              exp[i].name, (unsigned)e.crc,
                               (unsigned)crc);
     }
     s.pos = start;
@@ -1245,14 +1562,14 @@ static int check_directory(rd *r, const header *h, const iadsr__layout *lay)
         (void)read_dir_entry(&s, i, &e);
         const uint8_t *p = b + (size_t)(h->data_offset + e.offset);
         size_t n = (size_t)(e.nbytes / 4);
-        int64_t cols = lay->t[i].cols;
+        int64_t cols = exp[i].cols;
         for (size_t j = 0; j < n; j++) {
             float f = bits_f32(get_u32le(p + 4 * j));
             if (!isfinite(f))
                 return iadsr__err(IADSR_ERR_NUMERIC,
                                   "checkpoint: tensor '%s' element %zu (row "
                                   "%lld, column %lld) is %s",
-                                  lay->t[i].name, j,
+                                  exp[i].name, j,
                                   (long long)(j / (size_t)cols),
                                   (long long)(j % (size_t)cols),
                                   isnan(f) ? "NaN" : "infinite");
@@ -1261,7 +1578,18 @@ static int check_directory(rd *r, const header *h, const iadsr__layout *lay)
     return IADSR_OK;
 }
 
-static int load_buffer(iadsr_model **out, const uint8_t *b, size_t len)
+/* Scratch of the reader: the backbone's layout and the expected tensors. */
+typedef struct expect {
+    iadsr__layout lay;
+    ck_tensor t[MAX_TENSORS];
+    int n;
+} expect;
+
+/* Validate the whole input (docs/FORMAT.md §8), then build the model and,
+ * when @p aout / @p gout are not NULL, the aligner and gate the file holds
+ * (NULL when it has none). Nothing is published on failure. */
+static int load_buffer(iadsr_model **out, iadsr_aligner **aout,
+                       iadsr_gate **gout, const uint8_t *b, size_t len)
 {
     header h;
     memset(&h, 0, sizeof h);
@@ -1274,7 +1602,9 @@ static int load_buffer(iadsr_model **out, const uint8_t *b, size_t len)
     iadsr_model_params hp;
     int32_t epochs = 0;
     float best = NAN;
-    if ((rc = parse_metadata(&r, &h, &hp, &epochs, &best)) != IADSR_OK)
+    comp_meta comp;
+    if ((rc = parse_metadata(&r, &h, &hp, &epochs, &best, &comp)) !=
+        IADSR_OK)
         return rc;
     rc = iadsr__model_params_check(&hp);
     if (rc == IADSR_ERR_UNSUPPORTED) /* e.g. a backbone of a later release */
@@ -1282,10 +1612,13 @@ static int load_buffer(iadsr_model **out, const uint8_t *b, size_t len)
     if (rc)
         return iadsr__err_prefix(IADSR_ERR_FORMAT,
                                  "checkpoint: invalid hyper-parameters");
+    if ((rc = check_components(&comp)) != IADSR_OK)
+        return rc;
 
-    iadsr__layout *lay = iadsr__malloc(sizeof *lay);
-    if (!lay)
+    expect *ex = iadsr__malloc(sizeof *ex);
+    if (!ex)
         return iadsr__err(IADSR_ERR_NOMEM, "checkpoint: out of memory");
+    iadsr__layout *lay = &ex->lay;
     rc = iadsr__model_layout(&hp, lay);
     if (rc) {
         rc = rc == IADSR_ERR_UNSUPPORTED || rc == IADSR_ERR_NOMEM
@@ -1294,11 +1627,20 @@ static int load_buffer(iadsr_model **out, const uint8_t *b, size_t len)
                                      "checkpoint: invalid hyper-parameters");
         goto done;
     }
-    if ((rc = check_directory(&r, &h, lay)) != IADSR_OK)
+    rc = list_tensors(lay, hp.dim, comp.has_aligner ? comp.sem_dim : 0,
+                      comp.has_gate, ex->t, &ex->n);
+    if (rc) {
+        /* more tensors than a file may list: it cannot be valid */
+        rc = iadsr__err_prefix(IADSR_ERR_FORMAT, "invalid file");
+        goto done;
+    }
+    if ((rc = check_directory(&r, &h, ex->t, ex->n)) != IADSR_OK)
         goto done;
 
     /* Everything is proven: allocate and copy. */
     iadsr_model *m = NULL;
+    iadsr_aligner *a = NULL;
+    iadsr_gate *g = NULL;
     if ((rc = iadsr__model_alloc(&m, &hp)) != IADSR_OK)
         goto done;
     if (m->layout.n_tensors != lay->n_tensors ||
@@ -1308,28 +1650,58 @@ static int load_buffer(iadsr_model **out, const uint8_t *b, size_t len)
                         "checkpoint: model layout changed between calls");
         goto done;
     }
+    if (aout && comp.has_aligner &&
+        (rc = iadsr__aligner_alloc(&a, hp.dim, comp.sem_dim,
+                                   comp.align_tau)) != IADSR_OK) {
+        iadsr_model_free(m);
+        goto done;
+    }
+    if (gout && comp.has_gate &&
+        (rc = iadsr__gate_alloc(&g, hp.dim, &comp.gp)) != IADSR_OK) {
+        iadsr_aligner_free(a);
+        iadsr_model_free(m);
+        goto done;
+    }
+    /* destinations in file order; components not wanted are skipped */
+    for (int i = 0; i < lay->n_tensors; i++)
+        ex->t[i].dst = m->w + m->layout.t[i].offset;
+    int k = lay->n_tensors;
+    if (comp.has_aligner) {
+        ex->t[k++].dst = a ? a->w1 : NULL;
+        ex->t[k++].dst = a ? a->w2 : NULL;
+    }
+    if (comp.has_gate) {
+        ex->t[k++].dst = g ? g->wd : NULL;
+        ex->t[k++].dst = g ? g->bd : NULL;
+    }
     const uint8_t *data = b + (size_t)h.data_offset;
     uint64_t pos = 0;
-    for (int i = 0; i < m->layout.n_tensors; i++) {
-        const iadsr__tensor *t = &m->layout.t[i];
+    for (int i = 0; i < ex->n; i++) {
+        const ck_tensor *t = &ex->t[i];
         size_t n = (size_t)t->rows * (size_t)t->cols;
-        float *dst = m->w + t->offset;
         align_up_u64(pos, h.alignment, &pos);
         const uint8_t *src = data + (size_t)pos;
-        for (size_t j = 0; j < n; j++)
-            dst[j] = bits_f32(get_u32le(src + 4 * j));
+        if (t->dst)
+            for (size_t j = 0; j < n; j++)
+                t->dst[j] = bits_f32(get_u32le(src + 4 * j));
         pos += 4 * (uint64_t)n;
     }
     m->epochs_trained = epochs;
     m->best_valid_ndcg10 = best;
     if ((rc = iadsr__model_finalize(m)) != IADSR_OK) {
+        iadsr_gate_free(g);
+        iadsr_aligner_free(a);
         iadsr_model_free(m);
         goto done;
     }
     *out = m;
+    if (aout)
+        *aout = a;
+    if (gout)
+        *gout = g;
     rc = IADSR_OK;
 done:
-    iadsr__free(lay);
+    iadsr__free(ex);
     return rc;
 }
 
@@ -1347,61 +1719,79 @@ int iadsr_model_load_from_buffer(iadsr_model **out, const void *buf,
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "model_load_from_buffer: unknown flag bits 0x%x",
                           (unsigned)flags);
-    return load_buffer(out, buf, len);
+    return load_buffer(out, NULL, NULL, buf, len);
 }
 
-static int load_io_err(const char *what, const char *path, int e)
+int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
+                                      iadsr_aligner **aligner,
+                                      iadsr_gate **gate, const void *buf,
+                                      size_t len, uint32_t flags)
+{
+    if (aligner)
+        *aligner = NULL;
+    if (gate)
+        *gate = NULL;
+    if (!m)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "checkpoint_load_from_buffer: m is NULL");
+    *m = NULL;
+    if (!buf)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "checkpoint_load_from_buffer: buf is NULL");
+    if (flags != 0)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "checkpoint_load_from_buffer: unknown flag bits "
+                          "0x%x",
+                          (unsigned)flags);
+    return load_buffer(m, aligner, gate, buf, len);
+}
+
+static int load_io_err(const char *fn, const char *what, const char *path,
+                       int e)
 {
     char eb[128];
-    return iadsr__err(IADSR_ERR_IO, "model_load: %s '%s': %s", what, path,
+    return iadsr__err(IADSR_ERR_IO, "%s: %s '%s': %s", fn, what, path,
                       errno_text(e, eb, sizeof eb));
 }
 
-int iadsr_model_load(iadsr_model **out, const char *path, uint32_t flags)
+/* Read @p path whole (regular file, at most 16 GiB, no concurrent change of
+ * size) and load it; @p fn names the caller in messages. Arguments are
+ * already checked and the outputs cleared. */
+static int load_file(iadsr_model **out, iadsr_aligner **aout,
+                     iadsr_gate **gout, const char *path, const char *fn)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_load: out is NULL");
-    *out = NULL;
-    if (!path)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_load: path is NULL");
-    if (flags != 0)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "model_load: unknown flag bits 0x%x",
-                          (unsigned)flags);
-
     int fd;
     do
         fd = open(path, O_RDONLY | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
     if (fd < 0)
-        return load_io_err("cannot open", path, errno);
+        return load_io_err(fn, "cannot open", path, errno);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return load_io_err("cannot stat", path, e);
+        return load_io_err(fn, "cannot stat", path, e);
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return iadsr__err(IADSR_ERR_IO, "model_load: '%s' is not a regular "
-                                        "file",
+        return iadsr__err(IADSR_ERR_IO, "%s: '%s' is not a regular file", fn,
                           path);
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > LOAD_MAX_BYTES ||
         (uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
         close(fd);
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "model_load: '%s' is %lld bytes; checkpoints are "
-                          "limited to 16 GiB",
-                          path, (long long)st.st_size);
+                          "%s: '%s' is %lld bytes; checkpoints are limited "
+                          "to 16 GiB",
+                          fn, path, (long long)st.st_size);
     }
     size_t size = (size_t)st.st_size;
     uint8_t *buf = iadsr__malloc(size);
     if (!buf) {
         close(fd);
         return iadsr__err(IADSR_ERR_NOMEM,
-                          "model_load: cannot allocate %zu bytes for '%s'",
-                          size, path);
+                          "%s: cannot allocate %zu bytes for '%s'", fn, size,
+                          path);
     }
     size_t got = 0;
     int e = 0;
@@ -1432,16 +1822,49 @@ int iadsr_model_load(iadsr_model **out, const char *path, uint32_t flags)
     close(fd);
     int rc;
     if (e) {
-        rc = load_io_err("cannot read", path, e);
+        rc = load_io_err(fn, "cannot read", path, e);
     } else if (got != size) {
-        rc = iadsr__err(IADSR_ERR_IO,
-                        "model_load: '%s' changed size while being read",
-                        path);
+        rc = iadsr__err(IADSR_ERR_IO, "%s: '%s' changed size while being read",
+                        fn, path);
     } else {
-        rc = load_buffer(out, buf, size);
+        rc = load_buffer(out, aout, gout, buf, size);
         if (rc)
             iadsr__err_prefix(rc, "%s", path);
     }
     iadsr__free(buf);
     return rc;
+}
+
+int iadsr_model_load(iadsr_model **out, const char *path, uint32_t flags)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_load: path is NULL");
+    if (flags != 0)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "model_load: unknown flag bits 0x%x",
+                          (unsigned)flags);
+    return load_file(out, NULL, NULL, path, "model_load");
+}
+
+int iadsr_checkpoint_load(iadsr_model **m, iadsr_aligner **aligner,
+                          iadsr_gate **gate, const char *path, uint32_t flags)
+{
+    if (aligner)
+        *aligner = NULL;
+    if (gate)
+        *gate = NULL;
+    if (!m)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "checkpoint_load: m is NULL");
+    *m = NULL;
+    if (!path)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "checkpoint_load: path is NULL");
+    if (flags != 0)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "checkpoint_load: unknown flag bits 0x%x",
+                          (unsigned)flags);
+    return load_file(m, aligner, gate, path, "checkpoint_load");
 }

@@ -6,6 +6,6 @@
 #define IADSR_FORMAT_H
 
 #define IADSR__FORMAT_MAJOR 1
-#define IADSR__FORMAT_MINOR 1
+#define IADSR__FORMAT_MINOR 2
 
 #endif /* IADSR_FORMAT_H */

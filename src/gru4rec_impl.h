@@ -318,10 +318,16 @@ static void SFX(gru_forward_impl)(SFX(iadsr__gru4rec_ws) *ws,
     int K = iadsr__gru4rec_schedule(b, ws->max_len, ws->cnt, ws->koff,
                                     ws->tm_row, ws->row_tm);
     ws->n_steps = K;
-    for (int t = 0; t < R; t++)
+    for (int t = 0; t < R; t++) {
         memcpy(ws->x0 + (size_t)t * sd,
                w->item_emb + (size_t)b->items[ws->tm_row[t]] * sd,
                sd * sizeof(REAL));
+        if (b->scale) {
+            REAL sc = (REAL)b->scale[ws->tm_row[t]];
+            for (size_t c = 0; c < sd; c++)
+                ws->x0[(size_t)t * sd + c] *= sc;
+        }
+    }
     if (drop) {
         SFX(dropout_mask)(ws->m0, Rd, s->dropout, rng);
         SFX(mul)(ws->x0, ws->x0, ws->m0, Rd);
@@ -400,7 +406,8 @@ void SFX(iadsr__gru4rec_backward)(SFX(iadsr__gru4rec_ws) *ws,
     for (int t = 0; t < R; t++) {
         const REAL *de = ws->dy + (size_t)t * sd;
         REAL *ge = g->item_emb + (size_t)b->items[ws->tm_row[t]] * sd;
+        REAL sc = b->scale ? (REAL)b->scale[ws->tm_row[t]] : (REAL)1;
         for (int c = 0; c < d; c++)
-            ge[c] += de[c];
+            ge[c] += sc * de[c];
     }
 }

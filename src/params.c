@@ -124,6 +124,20 @@ static const iadsr_train_params train_defaults = {
     .seed = 1,
 };
 
+static const iadsr_denoise_params denoise_defaults = {
+    .struct_size = sizeof(iadsr_denoise_params),
+    .flags = 0,
+    .lambda_align = 1.0f,
+    .lambda_recon = 1.0f,
+    .tau_align = 0.1f,
+    .tau_gumbel = 1.0f,
+    .theta = 0.0f,
+    .max_drop = 0.3f,
+    .protect_last = 1,
+    .reserved0 = 0,
+    .seed = 7,
+};
+
 static const iadsr_ctx_params ctx_defaults = {
     .struct_size = sizeof(iadsr_ctx_params),
     .max_batch = 64,
@@ -148,6 +162,12 @@ void iadsr_train_params_init(iadsr_train_params *p)
 {
     if (p)
         *p = train_defaults;
+}
+
+void iadsr_denoise_params_init(iadsr_denoise_params *p)
+{
+    if (p)
+        *p = denoise_defaults;
 }
 
 void iadsr_ctx_params_init(iadsr_ctx_params *p)
@@ -304,6 +324,38 @@ int iadsr__train_params_get(iadsr_train_params *dst,
                               sizeof train_defaults, user,
                               "iadsr_train_params"));
     return train_check(dst);
+}
+
+/* ---- denoise ---------------------------------------------------------------- */
+
+static int check_f32(const char *what, const char *field, float v, float lo,
+                     float hi, int open_lo)
+{
+    if (!isfinite(v) || v < lo || v > hi || (open_lo && v == lo))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.%s = %g is outside %s%g, %g]", what, field,
+                          (double)v, open_lo ? "(" : "[", (double)lo,
+                          (double)hi);
+    return IADSR_OK;
+}
+
+int iadsr__denoise_params_get(iadsr_denoise_params *dst,
+                              const iadsr_denoise_params *user)
+{
+    static const char w[] = "iadsr_denoise_params";
+    TRY(iadsr__params_overlay(dst, &denoise_defaults, sizeof denoise_defaults,
+                              sizeof denoise_defaults, user, w));
+    TRY(check_flags(w, dst->flags,
+                    IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_CARRY_MASKS));
+    TRY(check_f32(w, "lambda_align", dst->lambda_align, 0.0f, 1e6f, 0));
+    TRY(check_f32(w, "lambda_recon", dst->lambda_recon, 0.0f, 1e6f, 0));
+    TRY(check_f32(w, "tau_align", dst->tau_align, 0.0f, 1e6f, 1));
+    TRY(check_f32(w, "tau_gumbel", dst->tau_gumbel, 0.0f, 1e6f, 1));
+    TRY(check_f32(w, "theta", dst->theta, -3.0f, 3.0f, 0));
+    TRY(check_f32(w, "max_drop", dst->max_drop, 0.0f, 1.0f, 0));
+    TRY(check_i32(w, "protect_last", dst->protect_last, 0, 1));
+    TRY(check_reserved(w, "reserved0", dst->reserved0));
+    return IADSR_OK;
 }
 
 /* ---- ctx -------------------------------------------------------------------- */

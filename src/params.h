@@ -18,6 +18,9 @@
 /* split 0 -> LEAVE_ONE_OUT. */
 int iadsr__train_params_get(iadsr_train_params *dst,
                             const iadsr_train_params *user);
+/* All fields checked (bounds in iadsr.h). */
+int iadsr__denoise_params_get(iadsr_denoise_params *dst,
+                              const iadsr_denoise_params *user);
 int iadsr__ctx_params_get(iadsr_ctx_params *dst, const iadsr_ctx_params *user);
 /* target 0 -> IADSR_EVAL_TEST. */
 int iadsr__eval_params_get(iadsr_eval_params *dst,

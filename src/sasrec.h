@@ -22,6 +22,9 @@ typedef struct iadsr__batch {
     const int32_t *items;   /* n_rows item ids, 1..n_items */
     const int32_t *pos;     /* n_rows position indices, 0..L-1 */
     const int32_t *row_off; /* n_seq + 1 */
+    /* NULL, or n_rows multipliers of the input item embeddings (IADSR's
+     * mask carry-over; training forward/backward only) */
+    const float *scale;
 } iadsr__batch;
 
 

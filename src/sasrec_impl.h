@@ -606,8 +606,9 @@ static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
         const REAL *ei = w->item_emb + (size_t)b->items[r] * (size_t)d;
         const REAL *pi = w->pos_emb + (size_t)b->pos[r] * (size_t)d;
         REAL *er = ws->e + (size_t)r * (size_t)d;
+        REAL sc = b->scale ? (REAL)b->scale[r] : (REAL)1;
         for (int c = 0; c < d; c++)
-            er[c] = ei[c] + pi[c];
+            er[c] = sc * ei[c] + pi[c];
     }
     SFX(iadsr__layernorm_fwd)(ws->e, R, d, w->eln_g, w->eln_b, ws->x[0],
                               ws->xhat0, ws->rstd0);
@@ -780,8 +781,9 @@ void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
         const REAL *de = ws->dx + (size_t)r * (size_t)d;
         REAL *ge = g->item_emb + (size_t)b->items[r] * (size_t)d;
         REAL *gp = g->pos_emb + (size_t)b->pos[r] * (size_t)d;
+        REAL sc = b->scale ? (REAL)b->scale[r] : (REAL)1;
         for (int c = 0; c < d; c++) {
-            ge[c] += de[c];
+            ge[c] += sc * de[c];
             gp[c] += de[c];
         }
     }

@@ -571,5 +571,412 @@ expect_err "eval --semantic with a malformed file says why" "bad magic"
 usage_case "eval with neither --model nor --semantic" eval --data sem_seq.txt
 usage_case "eval with both --model and --semantic" eval --model m.iadsr --semantic e1.npy --data sem_seq.txt
 
+# ------------------------------------------------------------------ IADSR --
+# synth --semantic-out, inject-noise, train --semantic, denoise, pipeline
+for c in inject-noise denoise pipeline; do
+    run "$BIN" "$c" --help
+    expect_rc "$c --help" 0
+    expect_out "$c --help" "Usage: iadsr $c"
+done
+run "$BIN" help inject-noise
+expect_out "inject-noise --help documents the label format" "LABELS has one line per user"
+run "$BIN" train --help
+expect_out "train --help documents --semantic" "--semantic EMB.npy"
+expect_out "train --help documents --lambda-align" "--lambda-align X"
+run "$BIN" --help
+expect_out "--help lists denoise" "denoise"
+
+# usage errors (exit 2, nothing on stdout, nothing written)
+for o in "--theta 0.5" "--max-drop 0.1" "--no-protect-last" "--lambda-align 2" \
+    "--lambda-recon 2" "--tau-align 0.5" "--tau-gumbel 0.5" "--collab-only" \
+    "--carry-masks" "--semantic-rows dense" "--user-semantic u.npy"; do
+    # shellcheck disable=SC2086
+    usage_case "train $o without --semantic" train --data d.txt --out x.bin $o
+    expect_err "train $o without --semantic says why" "needs --semantic"
+done
+usage_case "train --semantic --lambda-align -1" train --data d.txt --out x.bin --semantic s.npy --lambda-align -1
+usage_case "train --semantic --tau-align 0" train --data d.txt --out x.bin --semantic s.npy --tau-align 0
+usage_case "train --semantic --tau-gumbel 0" train --data d.txt --out x.bin --semantic s.npy --tau-gumbel 0
+usage_case "train --semantic --theta 3.5" train --data d.txt --out x.bin --semantic s.npy --theta 3.5
+usage_case "train --semantic --max-drop 1.5" train --data d.txt --out x.bin --semantic s.npy --max-drop 1.5
+usage_case "train --semantic --semantic-rows bogus" train --data d.txt --out x.bin --semantic s.npy --semantic-rows bogus
+usage_case "train --semantic --heads 3 --dim 16" train --data d.txt --out x.bin --semantic s.npy --heads 3 --dim 16
+usage_case "inject-noise without --rate" inject-noise --data d.txt --seed 1 --out x.txt --labels x.lab
+usage_case "inject-noise without --seed" inject-noise --data d.txt --rate 0.1 --out x.txt --labels x.lab
+usage_case "inject-noise without --labels" inject-noise --data d.txt --rate 0.1 --seed 1 --out x.txt
+usage_case "inject-noise without --out" inject-noise --data d.txt --rate 0.1 --seed 1 --labels x.lab
+usage_case "inject-noise --rate -0.1" inject-noise --data d.txt --rate -0.1 --seed 1 --out x.txt --labels x.lab
+usage_case "inject-noise --rate 10.5" inject-noise --data d.txt --rate 10.5 --seed 1 --out x.txt --labels x.lab
+usage_case "inject-noise --rate nan" inject-noise --data d.txt --rate nan --seed 1 --out x.txt --labels x.lab
+usage_case "inject-noise --rate 0.1x" inject-noise --data d.txt --rate 0.1x --seed 1 --out x.txt --labels x.lab
+usage_case "inject-noise --seed -1" inject-noise --data d.txt --rate 0.1 --seed -1 --out x.txt --labels x.lab
+usage_case "inject-noise --out = --labels" inject-noise --data d.txt --rate 0.1 --seed 1 --out x.txt --labels x.txt
+usage_case "denoise without --model" denoise --semantic s.npy --data d.txt --out x.txt
+usage_case "denoise without --semantic" denoise --model m.bin --data d.txt --out x.txt
+usage_case "denoise without --out" denoise --model m.bin --semantic s.npy --data d.txt
+usage_case "denoise --split test" denoise --model m.bin --semantic s.npy --data d.txt --out x.txt --split test
+usage_case "denoise --theta -4" denoise --model m.bin --semantic s.npy --data d.txt --out x.txt --theta -4
+usage_case "denoise --max-drop -0.1" denoise --model m.bin --semantic s.npy --data d.txt --out x.txt --max-drop -0.1
+usage_case "denoise --threads 0" denoise --model m.bin --semantic s.npy --data d.txt --out x.txt --threads 0
+usage_case "denoise --lambda-align (a training option)" denoise --model m.bin --semantic s.npy --data d.txt --out x.txt --lambda-align 1
+usage_case "pipeline without --semantic" pipeline --data d.txt
+usage_case "pipeline without --data" pipeline --semantic s.npy
+usage_case "pipeline --heads with gru4rec" pipeline --data d.txt --semantic s.npy --backbone gru4rec --heads 2
+usage_case "pipeline --epochs 0" pipeline --data d.txt --semantic s.npy --epochs 0
+usage_case "pipeline --out-model = --out-clean" pipeline --data d.txt --semantic s.npy --out-model x.txt --out-clean x.txt
+usage_case "synth --semantic-dim without --semantic-out" synth --out x.txt --semantic-dim 8
+usage_case "synth --semantic-noise without --semantic-out" synth --out x.txt --semantic-noise 0.1
+usage_case "synth --semantic-dim 0" synth --out x.txt --semantic-out x.npy --semantic-dim 0
+usage_case "synth --semantic-noise -1" synth --out x.txt --semantic-out x.npy --semantic-noise -1
+usage_case "synth --semantic-out = --out" synth --out x.txt --semantic-out x.txt
+check "IADSR usage errors wrote nothing" sh -c '! ls x.* >/dev/null 2>&1'
+
+# synth --semantic-out: padded (M + 1) x D rows, deterministic, and the
+# sequences do not change
+run "$BIN" synth --out n0.txt --users 300 --items 80 --seed 11 --semantic-out s.npy --quiet
+expect_rc "synth --semantic-out" 0
+check "synth --semantic-out leaves the sequences unchanged" cmp -s n0.txt d.txt
+ALL80=$(seq -s, 1 80)
+check "synth --semantic-out: 81 x 16, row 0 zero, rows 1-80 non-zero" npy_rows s.npy 81 16 "$ALL80"
+run "$BIN" synth --out n0b.txt --users 300 --items 80 --seed 11 --semantic-out s2.npy --quiet
+check "synth --semantic-out: same seed gives the same bytes" cmp -s s.npy s2.npy
+run "$BIN" synth --out n0b.txt --users 300 --items 80 --seed 12 --semantic-out s2.npy --quiet
+check "synth --semantic-out: another seed gives other vectors" sh -c '! cmp -s s.npy s2.npy'
+run "$BIN" synth --out n0b.txt --users 30 --items 40 --topics 4 --seed 3 --semantic-out s3.npy --semantic-dim 8 --semantic-noise 0.1
+expect_rc "synth --semantic-dim 8 --semantic-noise 0.1" 0
+expect_err "synth --semantic-out summary" "41 x 8 semantic item vectors"
+check "synth --semantic-dim 8: 41 x 8" npy_rows s3.npy 41 8 "$(seq -s, 1 40)"
+if [ "$HAVE_PY" -eq 1 ]; then
+    # 4 topics of 10 contiguous items: rows are near-unit, same-topic
+    # cosines high, cross-topic cosines lower on average
+    check "synth --semantic-out: items cluster by topic" python3 -c '
+import math, struct, sys
+b = open(sys.argv[1], "rb").read()
+hl = struct.unpack("<H", b[8:10])[0]
+v = struct.unpack("<328f", b[10 + hl:])
+rows = [v[8 * i:8 * i + 8] for i in range(41)]
+def cos(a, b):
+    return sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+topic = lambda i: (i - 1) // 10
+same = [cos(rows[i], rows[j]) for i in range(1, 41) for j in range(i + 1, 41) if topic(i) == topic(j)]
+diff = [cos(rows[i], rows[j]) for i in range(1, 41) for j in range(i + 1, 41) if topic(i) != topic(j)]
+assert min(same) > 0.9, min(same)
+assert sum(diff) / len(diff) < 0.5, sum(diff) / len(diff)
+assert all(0.8 < math.sqrt(sum(x * x for x in rows[i])) < 1.2 for i in range(1, 41))
+' s3.npy
+fi
+
+# inject-noise
+run "$BIN" inject-noise --data d.txt --rate 0.3 --seed 4 --out nz.txt --labels nz.lab
+expect_rc "inject-noise" 0
+expect_no_out "inject-noise prints nothing on stdout"
+expect_err "inject-noise reports the injected items" "injected "
+NINJ=$(sed -n 's/.*injected \([0-9]*\) items.*/\1/p' "$T/err")
+NONES=$(tr ' ' '\n' <nz.lab | grep -c '^1$')
+if [ -n "$NINJ" ] && [ "$NINJ" -eq "$NONES" ]; then ok; else bad "inject-noise: reported '$NINJ' injected, labels have $NONES"; fi
+check "inject-noise: no temporary files left" sh -c '! ls | grep -F .tmp. >/dev/null'
+# E[k] = rate * (n - 2): within 15% over ~5000 training items
+check "inject-noise: about rate x training items injected" awk -v k="$NONES" \
+    '{ if (NF > 3) t += NF - 3 } END { e = 0.3 * t; exit !(k > 0.85 * e && k < 1.15 * e) }' d.txt
+run "$BIN" inject-noise --data d.txt --rate 0.3 --seed 4 --out nz2.txt --labels nz2.lab
+check "inject-noise: same seed gives the same NOISY bytes" cmp -s nz.txt nz2.txt
+check "inject-noise: same seed gives the same LABELS bytes" cmp -s nz.lab nz2.lab
+run "$BIN" inject-noise --data d.txt --rate 0.3 --seed 5 --out nz3.txt --labels nz3.lab --quiet
+check "inject-noise: another seed gives another file" sh -c '! cmp -s nz.txt nz3.txt'
+expect_no_out "inject-noise --quiet is quiet"
+run "$BIN" inject-noise --data d.txt --rate 0 --seed 4 --out nz0.txt --labels nz0.lab
+expect_rc "inject-noise --rate 0" 0
+check "inject-noise --rate 0: output identical to the input" cmp -s nz0.txt d.txt
+check "inject-noise --rate 0: all labels 0" sh -c '! grep -q 1 nz0.lab'
+expect_err "inject-noise --rate 0 injects nothing" "injected 0 items"
+# label format: one line per user, one 0/1 per noisy item, single spaces
+lab_format() { # NOISY LABELS
+    awk 'NR == FNR { n[FNR] = NF - 1; users = FNR; next }
+        { if ($0 !~ /^[01]( [01])*$/) exit 1
+          if (NF != n[FNR]) exit 1; lines = FNR }
+        END { exit !(lines == users) }' "$1" "$2"
+}
+check "inject-noise: label file format" lab_format nz.txt nz.lab
+# ORIG NOISY LABELS: same users in order; removing the labelled items gives
+# the original sequence back (so the last two stay the last two and the
+# originals keep their order); injected items are never in the user's
+# original sequence; every label of the last two items is 0
+noise_ok() {
+    awk 'FILENAME == ARGV[1] { orig[FNR] = $0; next }
+        FILENAME == ARGV[2] { noisy[FNR] = $0; next }
+        {
+            no = split(orig[FNR], o, " "); nn = split(noisy[FNR], x, " ")
+            if (o[1] != x[1]) { print "user id " FNR; exit 1 }
+            if (NF != nn - 1) { print "labels " FNR; exit 1 }
+            delete has; for (i = 2; i <= no; i++) has[o[i]] = 1
+            s = o[1]
+            for (i = 1; i <= NF; i++) {
+                if ($i == 1) {
+                    if (x[i + 1] in has) { print "injected item in the sequence " FNR; exit 1 }
+                    if (i > NF - 2) { print "injected after the training part " FNR; exit 1 }
+                } else s = s " " x[i + 1]
+            }
+            if (s != orig[FNR]) { print "originals changed " FNR; exit 1 }
+            if (no > 3 && (x[nn - 1] != o[no - 1] || x[nn] != o[no])) { print "last two " FNR; exit 1 }
+        }' "$1" "$2" "$3"
+}
+check "inject-noise: originals kept in order, last two untouched, injected items new" noise_ok d.txt nz.txt nz.lab
+run "$BIN" inject-noise --data d.txt --rate 10 --seed 2 --out nz10.txt --labels nz10.lab --quiet
+expect_rc "inject-noise --rate 10" 0
+check "inject-noise --rate 10: still consistent" noise_ok d.txt nz10.txt nz10.lab
+# short users are copied; a user holding every item id gets nothing
+printf '5 1 2\n6 3\n7 1 2 3 4 1\n8 1 1 2 2 1\n' >short.txt
+run "$BIN" inject-noise --data short.txt --rate 5 --seed 1 --out short_n.txt --labels short_n.lab
+expect_rc "inject-noise on short users" 0
+check "inject-noise: users with n < 3 copied, full users unchanged" awk \
+    'NR <= 3 { if ($0 != ($1 == 5 ? "5 1 2" : $1 == 6 ? "6 3" : "7 1 2 3 4 1")) exit 1 }
+     NR == 4 { if (NF <= 6) exit 1 } END { exit !(NR == 4) }' short_n.txt
+check "inject-noise: short users consistent" noise_ok short.txt short_n.txt short_n.lab
+check "inject-noise: only 3 and 4 are injected for user 8" awk \
+    'NR == 4 { for (i = 2; i <= NF; i++) if ($i != 1 && $i != 2 && $i != 3 && $i != 4) exit 1 }' short_n.txt
+run "$BIN" inject-noise --data missing.txt --rate 0.1 --seed 1 --out x.txt --labels x.lab
+expect_rc "inject-noise with a missing file" 1
+expect_err "inject-noise with a missing file names it" "missing.txt"
+bad_data bad_token.txt 2 "$BIN" inject-noise --data bad_token.txt --rate 0.1 --seed 1 --out x.txt --labels x.lab
+run "$BIN" inject-noise --data d.txt --rate 0.1 --seed 1 --out /nonexistent-dir-iadsr/x.txt --labels x.lab
+expect_rc "inject-noise into a missing directory" 1
+check "failed inject-noise runs wrote nothing" sh -c '! ls x.* >/dev/null 2>&1'
+
+# train --semantic on the noisy data
+IARGS="--epochs 3 --dim 16 --max-len 20 --seed 5"
+# shellcheck disable=SC2086
+run "$BIN" train --data nz.txt --out mi.iadsr --semantic s.npy $IARGS
+expect_rc "train --semantic" 0
+expect_err "train --semantic: progress line" "epoch 1/3  loss "
+expect_err "train --semantic: says what it trains" "IADSR: lambda_align 1"
+expect_err "train --semantic: saved with aligner and gate" "with aligner and gate"
+expect_no_out "train --semantic prints nothing on stdout"
+# shellcheck disable=SC2086
+run "$BIN" train --data nz.txt --out mi2.iadsr --semantic s.npy $IARGS --quiet
+check "train --semantic: same seed gives an identical checkpoint" cmp -s mi.iadsr mi2.iadsr
+run "$BIN" info --model mi.iadsr
+expect_rc "info reads an IADSR checkpoint" 0
+run "$BIN" eval --model mi.iadsr --data nz.txt --json
+expect_rc "eval reads an IADSR checkpoint's backbone" 0
+check "eval of an IADSR backbone: JSON" json_check "$T/out" test false
+# every IADSR option, dense rows, a gate rule stored in the checkpoint
+run "$BIN" train --data nz.txt --out mo.iadsr --semantic s.npy --semantic-rows items \
+    --lambda-align 0.5 --lambda-recon 0.5 --tau-align 0.2 --tau-gumbel 0.5 \
+    --collab-only --carry-masks --theta 0.25 --max-drop 0.2 --no-protect-last \
+    --epochs 2 --dim 8 --heads 1 --max-len 10 --quiet
+expect_rc "train --semantic with every IADSR option" 0
+run "$BIN" denoise --model mo.iadsr --semantic s.npy --semantic-rows dense --data nz.txt --out co.txt --json
+expect_rc "denoise with the stored rule" 0
+expect_out "denoise uses the trained theta" '"theta":0.250000'
+expect_out "denoise uses the trained max_drop" '"max_drop":0.200000'
+expect_out "denoise uses the trained protect_last" '"protect_last":false'
+run "$BIN" synth --out x_small.txt --users 10 --items 40 --seed 1 --semantic-out small.npy --quiet
+run "$BIN" train --data nz.txt --out x.bin --semantic small.npy --epochs 1 --dim 8 --quiet
+expect_rc "train --semantic with too few semantic rows" 1
+run "$BIN" train --data nz.txt --out x.bin --semantic missing.npy --epochs 1 --dim 8 --quiet
+expect_rc "train --semantic with a missing file" 1
+expect_err "train --semantic with a missing file names it" "missing.npy"
+run "$BIN" train --data nz.txt --out x.bin --semantic s.npy --user-semantic s.npy --epochs 1 --dim 8 --quiet
+expect_rc "train --user-semantic with the wrong row count" 1
+expect_err "train --user-semantic with the wrong row count says so" "expected 300 rows"
+check "failed train --semantic runs wrote nothing" sh -c '! ls x.bin >/dev/null 2>&1'
+if [ "$HAVE_PY" -eq 1 ]; then
+    # one 16-wide row per user
+    python3 -c '
+import struct, sys
+n, d = 300, 16
+h = "{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (%d, %d), }" % (n, d)
+h = h + " " * (63 - (10 + len(h)) % 64) + "\n"
+v = [((u * 7 + j * 3) % 11 - 5) / 5.0 for u in range(n) for j in range(d)]
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + struct.pack("<%df" % (n * d), *v))
+' users.npy
+    run "$BIN" train --data nz.txt --out mu.iadsr --semantic s.npy --user-semantic users.npy --epochs 1 --dim 8 --heads 1 --max-len 10 --quiet
+    expect_rc "train --user-semantic" 0
+    run "$BIN" denoise --model mu.iadsr --semantic s.npy --user-semantic users.npy --data nz.txt --out cu.txt
+    expect_rc "denoise --user-semantic" 0
+fi
+
+# denoise
+run "$BIN" denoise --model m.bin --semantic s.npy --data nz.txt --out x.txt
+expect_rc "denoise with a backbone-only checkpoint" 1
+expect_err "denoise with a backbone-only checkpoint says why" "no aligner and gate"
+expect_no_out "denoise with a backbone-only checkpoint"
+run "$BIN" denoise --model missing.bin --semantic s.npy --data nz.txt --out x.txt
+expect_rc "denoise with a missing model" 1
+expect_err "denoise with a missing model names it" "missing.bin"
+run "$BIN" denoise --model mi.iadsr --semantic missing.npy --data nz.txt --out x.txt
+expect_rc "denoise with a missing semantic file" 1
+expect_err "denoise with a missing semantic file names it" "missing.npy"
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data missing.txt --out x.txt
+expect_rc "denoise with a missing data file" 1
+expect_err "denoise with a missing data file names it" "missing.txt"
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data big_id.txt --out x.txt
+expect_rc "denoise with an id above the model's items" 1
+expect_err "denoise with an id above the model's items names file and line" "big_id.txt:2"
+run "$BIN" denoise --model mi.iadsr --semantic small.npy --data nz.txt --out x.txt
+expect_rc "denoise with too few semantic rows" 1
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out x.txt --labels missing.lab
+expect_rc "denoise with a missing label file" 1
+expect_err "denoise with a missing label file names it" "missing.lab"
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out x.txt --labels nz3.lab
+expect_rc "denoise with labels of another noisy file" 1
+expect_err "denoise with labels of another file names file and line" "nz3.lab:"
+sed '2s/0/2/' nz.lab >bad1.lab
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out x.txt --labels bad1.lab
+expect_rc "denoise with a label that is not 0/1" 1
+expect_err "denoise with a bad label names file and line" "bad1.lab:2: label '2'"
+sed '$d' nz.lab >bad2.lab
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out x.txt --labels bad2.lab
+expect_rc "denoise with a label line missing" 1
+expect_err "denoise with a label line missing says so" "299 lines for the 300 users"
+{ cat nz.lab; echo 0; } >bad3.lab
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out x.txt --labels bad3.lab
+expect_rc "denoise with a label line too many" 1
+expect_err "denoise with a label line too many names it" "bad3.lab:301"
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out /nonexistent-dir-iadsr/x.txt
+expect_rc "denoise into a missing directory" 1
+check "failed denoise runs wrote nothing" sh -c '! ls x.* >/dev/null 2>&1'
+
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl.txt
+expect_rc "denoise" 0
+expect_out "denoise: items in" "items in:"
+expect_out "denoise: items dropped" "items dropped:"
+expect_out "denoise: users touched" "users touched:"
+check "denoise: no temporary files left" sh -c '! ls | grep -F .tmp. >/dev/null'
+# CLEAN: same users in order, each line a subsequence of the input line with
+# the same last two items; DROPPED = the items removed
+clean_ok() { # INPUT CLEAN SPLIT(loo/none)
+    awk -v mode="$3" 'NR == FNR { in_[FNR] = $0; n = FNR; next }
+        {
+            ni = split(in_[FNR], a, " "); nc = split($0, c, " ")
+            if (a[1] != c[1]) exit 1
+            j = 2
+            for (i = 2; i <= ni && j <= nc; i++) if (a[i] == c[j]) j++
+            if (j <= nc) exit 1
+            if (mode == "loo" && ni > 3 && (a[ni] != c[nc] || a[ni - 1] != c[nc - 1])) exit 1
+            dropped += ni - nc
+        }
+        END { if (FNR != n) exit 1; print dropped }' "$1" "$2"
+}
+check "denoise: CLEAN is a per-user subsequence keeping the last two" clean_ok nz.txt cl.txt loo
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl.txt --json
+expect_rc "denoise --json" 0
+NTRAIN=$(awk '{ if (NF > 3) t += NF - 3 } END { print t }' nz.txt)
+NDROP=$(clean_ok nz.txt cl.txt loo)
+if [ "$HAVE_PY" -eq 1 ]; then
+    check "denoise --json: one object with the counts" python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert len(lines) == 2 and lines[1] == ""
+o = json.loads(lines[0])
+need = ["split", "users", "items_in", "items_dropped", "users_touched",
+        "theta", "max_drop", "protect_last"]
+assert sorted(o) == sorted(need), sorted(o)
+assert o["split"] == "loo" and o["users"] == 300
+assert o["items_in"] == int(sys.argv[2]), (o["items_in"], sys.argv[2])
+assert o["items_dropped"] == int(sys.argv[3])
+assert 0 <= o["users_touched"] <= min(300, o["items_dropped"])
+assert o["theta"] == 0.0 and o["max_drop"] == 0.3 and o["protect_last"] is True
+' "$T/out" "$NTRAIN" "$NDROP"
+fi
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl2.txt --threads 2
+check "denoise --threads 2 gives the same CLEAN" cmp -s cl.txt cl2.txt
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl0.txt --max-drop 0
+check "denoise --max-drop 0: CLEAN identical to the input" cmp -s cl0.txt nz.txt
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl3.txt --theta 3 --max-drop 0.5 --json
+# no score exceeds 3: the cap alone decides, floor(0.5 * (n - 2)) per user
+WANT=$(awk '{ n = NF - 1; if (n >= 3) s += int(0.5 * (n - 2)) } END { print s }' nz.txt)
+expect_out "denoise --theta 3 --max-drop 0.5 drops exactly the cap" "\"items_dropped\":$WANT,"
+check "denoise --theta 3: CLEAN consistent" clean_ok nz.txt cl3.txt loo
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl4.txt --split none --theta 3 --max-drop 0.5 --no-protect-last --json
+WANT=$(awk '{ s += int(0.5 * (NF - 1)) } END { print s }' nz.txt)
+ALLN=$(awk '{ s += NF - 1 } END { print s }' nz.txt)
+expect_out "denoise --split none cleans whole sequences" "\"items_in\":$ALLN,"
+expect_out "denoise --split none drops the cap of whole sequences" "\"items_dropped\":$WANT,"
+expect_out "denoise --no-protect-last is reported" '"protect_last":false'
+check "denoise --split none: CLEAN consistent" clean_ok nz.txt cl4.txt none
+
+# labels: precision, recall and F1 of the drops against the injected items
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl.txt --labels nz.lab
+expect_rc "denoise --labels" 0
+expect_out "denoise --labels prints precision" "precision "
+expect_out "denoise --labels prints F1" "F1 "
+expect_out "denoise --labels counts the injected items" "$NONES injected"
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl.txt --labels nz.lab --json
+expect_rc "denoise --labels --json" 0
+if [ "$HAVE_PY" -eq 1 ]; then
+    check "denoise --labels --json: metrics consistent" python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+tp, fp, fn = o["true_positives"], o["false_positives"], o["false_negatives"]
+assert o["injected"] == int(sys.argv[2]) == tp + fn
+assert tp + fp == o["items_dropped"]
+for k in ("precision", "recall", "f1"):
+    assert o[k] is None or 0.0 <= o[k] <= 1.0, k
+if tp + fp:
+    assert abs(o["precision"] - tp / (tp + fp)) < 1e-6
+assert abs(o["recall"] - tp / (tp + fn)) < 1e-6
+if tp + fp + fn:
+    assert abs(o["f1"] - 2 * tp / (2 * tp + fp + fn)) < 1e-6
+' "$T/out" "$NONES"
+else
+    expect_out "denoise --labels --json has f1" '"f1":'
+fi
+# no drop at all: precision undefined (null), recall 0
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl0.txt --labels nz.lab --max-drop 0 --json
+expect_out "denoise without drops: precision is null" '"precision":null'
+expect_out "denoise without drops: recall is 0" '"recall":0.000000'
+
+# pipeline
+# shellcheck disable=SC2086
+run "$BIN" pipeline --data nz.txt --semantic s.npy --epochs 2 --dim 16 --max-len 20 --seed 5 \
+    --out-model mp.bin --out-clean cp.txt
+expect_rc "pipeline" 0
+expect_out "pipeline: items dropped" "items dropped:"
+expect_out "pipeline: users touched" "users touched:"
+expect_out "pipeline: test NDCG" "NDCG"
+expect_err "pipeline: IADSR progress" "iadsr epoch 1/2  loss "
+expect_err "pipeline: retrain progress" "retrain epoch 1/2  loss "
+check "pipeline --out-clean: consistent CLEAN" clean_ok nz.txt cp.txt loo
+run "$BIN" eval --model mp.bin --data cp.txt --json
+expect_rc "pipeline --out-model: the retrained backbone evaluates" 0
+cp "$T/out" pe.json
+# shellcheck disable=SC2086
+run "$BIN" pipeline --data nz.txt --semantic s.npy --epochs 2 --dim 16 --max-len 20 --seed 5 --json --quiet
+expect_rc "pipeline --json" 0
+if [ "$HAVE_PY" -eq 1 ]; then
+    check "pipeline --json: one object, eval's keys and the counts" python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert len(lines) == 2 and lines[1] == ""
+o = json.loads(lines[0])
+need = ["split", "users", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10",
+        "NDCG@20", "exclude_history", "items_in", "items_dropped",
+        "users_touched", "iadsr_epochs", "retrain_epochs", "iadsr_seconds",
+        "retrain_seconds"]
+assert sorted(o) == sorted(need), sorted(o)
+assert o["items_in"] == int(sys.argv[3]) and o["users"] == 300
+assert 0 <= o["items_dropped"] <= o["items_in"]
+assert 1 <= o["iadsr_epochs"] <= 2 and 1 <= o["retrain_epochs"] <= 2
+e = json.load(open(sys.argv[2]))
+# the same run evaluates the same model on the same cleaned histories
+assert abs(e["NDCG@10"] - o["NDCG@10"]) < 1e-6, (e, o)
+' "$T/out" pe.json "$NTRAIN"
+fi
+run "$BIN" pipeline --data nz.txt --semantic missing.npy --epochs 1
+expect_rc "pipeline with a missing semantic file" 1
+expect_err "pipeline with a missing semantic file names it" "missing.npy"
+
+# end to end on synthetic data: how well the gate finds injected items
+run "$BIN" synth --out e2e.txt --users 600 --items 120 --seed 21 --semantic-out e2e.npy --quiet
+run "$BIN" inject-noise --data e2e.txt --rate 0.2 --seed 9 --out e2e_n.txt --labels e2e_n.lab --quiet
+run "$BIN" train --data e2e_n.txt --out e2e.iadsr --semantic e2e.npy --epochs 8 --dim 32 \
+    --max-len 20 --dropout 0.2 --lr 0.003 --seed 1 --quiet
+expect_rc "IADSR end to end: train --semantic" 0
+run "$BIN" denoise --model e2e.iadsr --semantic e2e.npy --data e2e_n.txt --out e2e_c.txt --labels e2e_n.lab
+expect_rc "IADSR end to end: denoise --labels" 0
+echo "cli_test: IADSR end to end on synth data (600 users, rate 0.2, 8 epochs):" \
+    "$(grep '^precision' "$T/out")"
+
 echo "cli_test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

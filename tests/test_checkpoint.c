@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "alloc.h"
+#include "denoise.h"
 #include "iadsr.h"
 #include "testutil.h"
 #include "internal.h"
@@ -417,9 +418,48 @@ static uint32_t spec_crc(const uint8_t *p, size_t n)
     return c ^ 0xffffffffu;
 }
 
+static void kv_f32(bytes *s, const char *key, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    kv_head(s, key, 5);
+    b_u32(s, u);
+}
+
+/* One tensor for spec_encode: data (64-byte aligned) and directory entry. */
+static void spec_tensor(bytes *dir, bytes *data, const char *name,
+                        int64_t rows, int64_t cols, const float *w)
+{
+    uint32_t u;
+    size_t n = (size_t)(rows * cols);
+    while (data->len % 64)
+        b_put(data, "", 1);
+    size_t off = data->len;
+    for (size_t j = 0; j < n; j++) {
+        memcpy(&u, &w[j], 4);
+        b_u32(data, u);
+    }
+    b_u32(dir, (uint32_t)strlen(name));
+    b_put(dir, name, strlen(name));
+    b_u32(dir, 1);
+    if (rows == 1) {
+        b_u32(dir, 1);
+        b_u64(dir, (uint64_t)cols);
+    } else {
+        b_u32(dir, 2);
+        b_u64(dir, (uint64_t)rows);
+        b_u64(dir, (uint64_t)cols);
+    }
+    b_u64(dir, off);
+    b_u64(dir, 4 * n);
+    b_u32(dir, spec_crc(data->p + off, 4 * n));
+}
+
 /* An encoder written from docs/FORMAT.md alone (not from checkpoint.c): the
- * library's output must match it byte for byte. */
-static uint8_t *spec_encode(const iadsr_model *m, size_t *out_len)
+ * library's output must match it byte for byte. SASRec without model flags;
+ * @p a and @p g (format 1.2) may be NULL. */
+static uint8_t *spec_encode(const iadsr_model *m, const iadsr_aligner *a,
+                            const iadsr_gate *g, size_t *out_len)
 {
     const iadsr_model_params *hp = &m->hp;
     uint32_t u;
@@ -441,32 +481,42 @@ static uint8_t *spec_encode(const iadsr_model *m, size_t *out_len)
     memcpy(&u, &m->best_valid_ndcg10, 4);
     b_u32(&kv, u);
     kv_str(&kv, "iadsr.library_version", IADSR_VERSION_STRING);
+    uint32_t n_kv = 13;
+    if (a) {
+        kv_i32(&kv, "iadsr.align_sem_dim", a->sem_dim);
+        kv_f32(&kv, "iadsr.align_tau", a->tau_align);
+        n_kv += 2;
+    }
+    if (g) {
+        kv_head(&kv, "iadsr.gate_flags", 2);
+        b_u32(&kv, g->p.flags);
+        kv_f32(&kv, "iadsr.gate_lambda_align", g->p.lambda_align);
+        kv_f32(&kv, "iadsr.gate_lambda_recon", g->p.lambda_recon);
+        kv_f32(&kv, "iadsr.gate_tau_align", g->p.tau_align);
+        kv_f32(&kv, "iadsr.gate_tau_gumbel", g->p.tau_gumbel);
+        kv_f32(&kv, "iadsr.gate_theta", g->p.theta);
+        kv_f32(&kv, "iadsr.gate_max_drop", g->p.max_drop);
+        kv_i32(&kv, "iadsr.gate_protect_last", g->p.protect_last);
+        kv_u64(&kv, "iadsr.gate_seed", g->p.seed);
+        n_kv += 9;
+    }
 
     bytes dir = {0}, data = {0};
+    uint32_t n_tensors = (uint32_t)m->layout.n_tensors;
     for (int i = 0; i < m->layout.n_tensors; i++) {
         const iadsr__tensor *t = &m->layout.t[i];
-        size_t n = (size_t)(t->rows * t->cols);
-        while (data.len % 64)
-            b_put(&data, "", 1);
-        size_t off = data.len;
-        for (size_t j = 0; j < n; j++) {
-            memcpy(&u, &m->w[t->offset + j], 4);
-            b_u32(&data, u);
-        }
-        b_u32(&dir, (uint32_t)strlen(t->name));
-        b_put(&dir, t->name, strlen(t->name));
-        b_u32(&dir, 1);
-        if (t->rows == 1) {
-            b_u32(&dir, 1);
-            b_u64(&dir, (uint64_t)t->cols);
-        } else {
-            b_u32(&dir, 2);
-            b_u64(&dir, (uint64_t)t->rows);
-            b_u64(&dir, (uint64_t)t->cols);
-        }
-        b_u64(&dir, off);
-        b_u64(&dir, 4 * n);
-        b_u32(&dir, spec_crc(data.p + off, 4 * n));
+        spec_tensor(&dir, &data, t->name, t->rows, t->cols,
+                    m->w + t->offset);
+    }
+    if (a) {
+        spec_tensor(&dir, &data, "align.w1", a->sem_dim, hp->dim, a->w1);
+        spec_tensor(&dir, &data, "align.w2", a->sem_dim, hp->dim, a->w2);
+        n_tensors += 2;
+    }
+    if (g) {
+        spec_tensor(&dir, &data, "gate.wd", hp->dim, hp->dim, g->wd);
+        spec_tensor(&dir, &data, "gate.bd", 1, hp->dim, g->bd);
+        n_tensors += 2;
     }
     size_t dir_end = 64 + kv.len + 4 + dir.len + 4;
     size_t data_offset = (dir_end + 63) / 64 * 64;
@@ -475,13 +525,13 @@ static uint8_t *spec_encode(const iadsr_model *m, size_t *out_len)
     ck_assert_ptr_nonnull(b);
     memcpy(b, "\x89IADSR\r\n", 8);
     wr32(b + 8, 1);
-    wr32(b + 12, 0);
+    wr32(b + 12, a || g ? 2 : 0);
     wr32(b + 16, 64);
     wr32(b + 20, 1);
-    wr32(b + 24, 0);
+    wr32(b + 24, a || g ? 2 : 0); /* required_flags bit 1: aligner/gate */
     wr32(b + 28, 0);
-    wr32(b + 32, 13);
-    wr32(b + 36, (uint32_t)m->layout.n_tensors);
+    wr32(b + 32, n_kv);
+    wr32(b + 36, n_tensors);
     wr32(b + 40, 64);
     wr64(b + 44, data_offset);
     wr64(b + 52, len);
@@ -511,7 +561,7 @@ START_TEST(test_matches_spec)
     m->best_valid_ndcg10 = 0.125f;
     size_t len, slen;
     uint8_t *b = save_buf(m, &len);
-    uint8_t *s = spec_encode(m, &slen);
+    uint8_t *s = spec_encode(m, NULL, NULL, &slen);
     ck_assert_uint_eq(len, slen);
     for (size_t i = 0; i < len; i++)
         ck_assert_msg(b[i] == s[i], "byte %zu: library 0x%02x, spec 0x%02x", i,
@@ -909,7 +959,7 @@ START_TEST(test_roundtrip_pre_ln)
     ck_assert_uint_eq(rd32(b + 8), 1);
     ck_assert_uint_eq(rd32(b + 12), 1);
     ck_assert_uint_eq(rd32(b + 24), 1);
-    ck_assert_int_eq(iadsr_format_version(), 101);
+    ck_assert_int_ge(iadsr_format_version(), 101);
     iadsr_model *m2 = NULL;
     int rc = load(b, len, &m2);
     ck_assert_msg(rc == IADSR_OK, "load: %s (%s)", iadsr_status_name(rc),
@@ -936,8 +986,8 @@ START_TEST(test_roundtrip_pre_ln)
     fix_header_crc(b);
     ck_assert_int_eq(load_rc(b, len), IADSR_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "model_flags"));
-    /* unknown required bits stay unsupported */
-    wr32(b + 24, 3);
+    /* unknown required bits stay unsupported (bit 1 is known since 1.2) */
+    wr32(b + 24, 5);
     fix_header_crc(b);
     ck_assert_int_eq(load_rc(b, len), IADSR_ERR_UNSUPPORTED);
     iadsr_ctx_free(c1);
@@ -956,9 +1006,10 @@ START_TEST(test_flags_and_kind)
     for (int bit = 0; bit < 32; bit++) {
         wr32(b + 24, 1u << bit); /* required_flags */
         fix_header_crc(b);
-        /* bit 0 (model flags) is known, but this file has no flags key */
+        /* bits 0 (model flags) and 1 (aligner/gate, 1.2) are known, but
+         * this file has neither a flags key nor aligner or gate keys */
         ck_assert_int_eq(load_rc(b, len),
-                         bit == 0 ? IADSR_ERR_FORMAT : IADSR_ERR_UNSUPPORTED);
+                         bit <= 1 ? IADSR_ERR_FORMAT : IADSR_ERR_UNSUPPORTED);
     }
     wr32(b + 24, 0);
     wr32(b + 28, 0xffffffffu); /* optional_flags: ignored */
@@ -1863,6 +1914,918 @@ START_TEST(test_golden_format_1_1)
 }
 END_TEST
 
+/* ---- format 1.2: aligner and gate ---------------------------------------- */
+
+/* Settings with every field off its default, so that a lost or swapped key
+ * shows. */
+static void denoise_params(iadsr_denoise_params *dp)
+{
+    iadsr_denoise_params_init(dp);
+    dp->flags = IADSR_DENOISE_F_COLLAB_ONLY;
+    dp->lambda_align = 0.5f;
+    dp->lambda_recon = 2.0f;
+    dp->tau_align = 0.2f;
+    dp->tau_gumbel = 0.5f;
+    dp->theta = 0.25f;
+    dp->max_drop = 0.2f;
+    dp->protect_last = 0;
+    dp->seed = 11;
+}
+
+static iadsr_aligner *make_aligner(int32_t dim, int32_t sem_dim)
+{
+    iadsr_denoise_params dp;
+    denoise_params(&dp);
+    iadsr_aligner *a = NULL;
+    int rc = iadsr_aligner_create(&a, dim, sem_dim, &dp);
+    ck_assert_msg(rc == IADSR_OK, "aligner_create: %s (%s)",
+                  iadsr_status_name(rc), iadsr_last_error());
+    return a;
+}
+
+static iadsr_gate *make_gate(int32_t dim)
+{
+    iadsr_denoise_params dp;
+    denoise_params(&dp);
+    iadsr_gate *g = NULL;
+    int rc = iadsr_gate_create(&g, dim, &dp);
+    ck_assert_msg(rc == IADSR_OK, "gate_create: %s (%s)",
+                  iadsr_status_name(rc), iadsr_last_error());
+    /* a non-zero bias, so that gate.bd is more than zeros */
+    for (int i = 0; i < dim; i++)
+        g->bd[i] = 0.125f * (float)(i - 3);
+    return g;
+}
+
+/* iadsr_checkpoint_save() into memory (through a scratch file). */
+static uint8_t *ck_save_buf(const iadsr_model *m, const iadsr_aligner *a,
+                            const iadsr_gate *g, size_t *len)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "ck12.iadsr");
+    int rc = iadsr_checkpoint_save(m, a, g, path, IADSR_SAVE_NO_FSYNC);
+    ck_assert_msg(rc == IADSR_OK, "checkpoint_save: %s (%s)",
+                  iadsr_status_name(rc), iadsr_last_error());
+    uint8_t *b = tu_read_file(path, len);
+    unlink(path);
+    return b;
+}
+
+/* A model + aligner + gate checkpoint of make_model(42) (d = 8, D = 12). */
+static uint8_t *ref12_buf(size_t *len)
+{
+    iadsr_model *m = make_model(42);
+    iadsr_aligner *a = make_aligner(8, 12);
+    iadsr_gate *g = make_gate(8);
+    uint8_t *b = ck_save_buf(m, a, g, len);
+    iadsr_gate_free(g);
+    iadsr_aligner_free(a);
+    iadsr_model_free(m);
+    return b;
+}
+
+/* iadsr_checkpoint_load_from_buffer wanting both components: on failure
+ * every output must be NULL. */
+static int ck_load(const uint8_t *b, size_t len, iadsr_model **m,
+                   iadsr_aligner **a, iadsr_gate **g)
+{
+    iadsr_model *mm = (iadsr_model *)(uintptr_t)0x1;
+    iadsr_aligner *aa = (iadsr_aligner *)(uintptr_t)0x1;
+    iadsr_gate *gg = (iadsr_gate *)(uintptr_t)0x1;
+    int rc = iadsr_checkpoint_load_from_buffer(&mm, &aa, &gg, b, len, 0);
+    if (rc != IADSR_OK)
+        ck_assert_msg(mm == NULL && aa == NULL && gg == NULL,
+                      "outputs not NULL after %s", iadsr_status_name(rc));
+    else
+        ck_assert_ptr_nonnull(mm);
+    if (m)
+        *m = mm;
+    else
+        iadsr_model_free(mm);
+    if (a)
+        *a = aa;
+    else
+        iadsr_aligner_free(aa);
+    if (g)
+        *g = gg;
+    else
+        iadsr_gate_free(gg);
+    return rc;
+}
+
+static int ck_load_rc(const uint8_t *b, size_t len)
+{
+    return ck_load(b, len, NULL, NULL, NULL);
+}
+
+static int same_aligner(const iadsr_aligner *x, const iadsr_aligner *y)
+{
+    return x->dim == y->dim && x->sem_dim == y->sem_dim &&
+           memcmp(&x->tau_align, &y->tau_align, sizeof x->tau_align) == 0 &&
+           memcmp(x->w, y->w, 2 * (size_t)x->dim * (size_t)x->sem_dim *
+                                  sizeof(float)) == 0;
+}
+
+static int same_gate(const iadsr_gate *x, const iadsr_gate *y)
+{
+    iadsr_denoise_params px, py;
+    memset(&px, 0, sizeof px);
+    memset(&py, 0, sizeof py);
+    px.struct_size = py.struct_size = (uint32_t)sizeof px;
+    ck_assert_int_eq(iadsr_gate_get_params(x, &px), IADSR_OK);
+    ck_assert_int_eq(iadsr_gate_get_params(y, &py), IADSR_OK);
+    return x->dim == y->dim && memcmp(&px, &py, sizeof px) == 0 &&
+           memcmp(x->w, y->w, ((size_t)x->dim * (size_t)x->dim +
+                               (size_t)x->dim) * sizeof(float)) == 0;
+}
+
+/* Index of the tensor called @p name in a parsed checkpoint. */
+static uint32_t tensor_index(const ckmap *mp, const char *name)
+{
+    for (uint32_t i = 0; i < mp->n_tensors; i++)
+        if (strcmp(mp->t_name[i], name) == 0)
+            return i;
+    ck_abort_msg("no tensor '%s'", name);
+    return 0;
+}
+
+/* The checkpoint without tensor @p k (directory entry and data); the others
+ * are laid out again, and every size, offset and CRC is recomputed. */
+static uint8_t *drop_tensor(const uint8_t *b, size_t len, uint32_t k,
+                            size_t *out_len)
+{
+    ckmap *mp = malloc(sizeof *mp);
+    ck_assert_ptr_nonnull(mp);
+    map_parse(b, len, mp);
+    bytes dir = {0}, data = {0};
+    for (uint32_t i = 0; i < mp->n_tensors; i++) {
+        if (i == k)
+            continue;
+        while (data.len % mp->alignment)
+            b_put(&data, "", 1);
+        size_t off = data.len;
+        b_put(&data, b + mp->data_offset + mp->t_off[i],
+              (size_t)mp->t_nbytes[i]);
+        size_t e0 = mp->ent_off[i], e1 = mp->ent_crc_at[i] + 4;
+        size_t at = dir.len;
+        b_put(&dir, b + e0, e1 - e0);
+        wr64(dir.p + at + (e1 - e0) - 20, off); /* offset, nbytes, crc */
+    }
+    size_t dir_end = mp->dir_start + dir.len + 4;
+    size_t data_offset = (dir_end + mp->alignment - 1) / mp->alignment *
+                         mp->alignment;
+    size_t n = data_offset + data.len;
+    uint8_t *c = calloc(1, n);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, b, mp->dir_start);
+    wr32(c + 36, mp->n_tensors - 1);
+    wr64(c + 44, data_offset);
+    wr64(c + 52, n);
+    memcpy(c + mp->dir_start, dir.p, dir.len);
+    wr32(c + mp->dir_start + dir.len, iadsr__crc32c(0, dir.p, dir.len));
+    memcpy(c + data_offset, data.p, data.len);
+    fix_header_crc(c);
+    free(dir.p);
+    free(data.p);
+    free(mp);
+    *out_len = n;
+    return c;
+}
+
+/* Replace (or add) metadata key @p key with a raw value of @p type. */
+static uint8_t *with_kv(const uint8_t *b, const ckmap *mp, const char *key,
+                        uint32_t type, const void *val, size_t vlen,
+                        size_t *l2)
+{
+    int idx = kv_find(b, mp, key);
+    bytes kv = {0};
+    uint32_t n = 0;
+    kv_copy(&kv, b, mp, idx, &n);
+    kv_head(&kv, key, type);
+    b_put(&kv, val, vlen);
+    uint8_t *c = assemble(b, mp, &kv, n + 1, l2);
+    free(kv.p);
+    return c;
+}
+
+static uint8_t *with_f32(const uint8_t *b, const ckmap *mp, const char *key,
+                         float v, size_t *l2)
+{
+    uint8_t t[4];
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    wr32(t, u);
+    return with_kv(b, mp, key, 5, t, 4, l2);
+}
+
+/* The checkpoint without metadata entry @p key. */
+static uint8_t *without_kv(const uint8_t *b, const ckmap *mp,
+                           const char *key, size_t *l2)
+{
+    int idx = kv_find(b, mp, key);
+    ck_assert_int_ge(idx, 0);
+    bytes kv = {0};
+    uint32_t n = 0;
+    kv_copy(&kv, b, mp, idx, &n);
+    uint8_t *c = assemble(b, mp, &kv, n, l2);
+    free(kv.p);
+    return c;
+}
+
+START_TEST(test_ck12_roundtrip)
+{
+    iadsr_model *m = make_model(42);
+    iadsr_aligner *a = make_aligner(8, 12);
+    iadsr_gate *g = make_gate(8);
+    char path[512];
+    tmp_path(path, sizeof path, "rt12.iadsr");
+    for (int pass = 0; pass < 2; pass++) {
+        int rc = iadsr_checkpoint_save(m, a, g, path,
+                                       pass ? IADSR_SAVE_NO_FSYNC : 0);
+        ck_assert_msg(rc == IADSR_OK, "save: %s (%s)", iadsr_status_name(rc),
+                      iadsr_last_error());
+        ck_assert_int_eq(count_temp_files(path), 0);
+    }
+    size_t len;
+    uint8_t *b = tu_read_file(path, &len);
+    /* format 1.2: minor 2, required_flags bit 1, 13 + 2 + 9 keys, 16 + 4
+     * tensors */
+    ck_assert_uint_eq(rd32(b + 8), 1);
+    ck_assert_uint_eq(rd32(b + 12), 2);
+    ck_assert_uint_eq(rd32(b + 24), 2);
+    ck_assert_uint_eq(rd32(b + 32), 24);
+    ck_assert_uint_eq(rd32(b + 36), 20);
+
+    /* the independent encoder of docs/FORMAT.md agrees byte for byte */
+    size_t slen;
+    uint8_t *s = spec_encode(m, a, g, &slen);
+    ck_assert_uint_eq(slen, len);
+    for (size_t i = 0; i < len; i++)
+        ck_assert_msg(b[i] == s[i], "byte %zu: library 0x%02x, spec 0x%02x",
+                      i, b[i], s[i]);
+    free(s);
+
+    /* from the file and from memory: bitwise equal weights, equal params */
+    for (int from_file = 0; from_file < 2; from_file++) {
+        iadsr_model *m2 = NULL;
+        iadsr_aligner *a2 = NULL;
+        iadsr_gate *g2 = NULL;
+        int rc = from_file ? iadsr_checkpoint_load(&m2, &a2, &g2, path, 0)
+                           : ck_load(b, len, &m2, &a2, &g2);
+        ck_assert_msg(rc == IADSR_OK, "load: %s (%s)", iadsr_status_name(rc),
+                      iadsr_last_error());
+        ck_assert_ptr_nonnull(a2);
+        ck_assert_ptr_nonnull(g2);
+        ck_assert(same_model(m, m2));
+        ck_assert(same_aligner(a, a2));
+        ck_assert(same_gate(g, g2));
+        ck_assert_int_eq(iadsr_aligner_dim(a2), 8);
+        ck_assert_int_eq(iadsr_aligner_semantic_dim(a2), 12);
+        ck_assert(a2->tau_align == 0.2f);
+        ck_assert_int_eq(iadsr_gate_dim(g2), 8);
+        /* a re-save of the loaded handles gives the same bytes */
+        size_t l2;
+        uint8_t *b2 = ck_save_buf(m2, a2, g2, &l2);
+        ck_assert_uint_eq(l2, len);
+        ck_assert(memcmp(b, b2, len) == 0);
+        free(b2);
+        /* the loaded handles work */
+        float x[12], o1[8], o2[8];
+        for (int j = 0; j < 12; j++)
+            x[j] = (float)j - 5.5f;
+        ck_assert_int_eq(iadsr_aligner_project(a, 2, x, o1), IADSR_OK);
+        ck_assert_int_eq(iadsr_aligner_project(a2, 2, x, o2), IADSR_OK);
+        ck_assert(memcmp(o1, o2, sizeof o1) == 0);
+        iadsr_gate_free(g2);
+        iadsr_aligner_free(a2);
+        iadsr_model_free(m2);
+    }
+
+    /* components not wanted: only the model */
+    iadsr_model *m3 = NULL;
+    ck_assert_int_eq(iadsr_checkpoint_load_from_buffer(&m3, NULL, NULL, b,
+                                                       len, 0),
+                     IADSR_OK);
+    ck_assert(same_model(m, m3));
+    iadsr_model_free(m3);
+    iadsr_gate *g3 = NULL;
+    ck_assert_int_eq(iadsr_checkpoint_load(&m3, NULL, &g3, path, 0),
+                     IADSR_OK);
+    ck_assert(same_gate(g, g3));
+    iadsr_gate_free(g3);
+    iadsr_model_free(m3);
+
+    /* iadsr_model_load reads a 1.2 file and ignores the aligner and gate */
+    ck_assert_int_eq(load(b, len, &m3), IADSR_OK);
+    ck_assert(same_model(m, m3));
+    iadsr_model_free(m3);
+    ck_assert_int_eq(iadsr_model_load(&m3, path, 0), IADSR_OK);
+    ck_assert(same_model(m, m3));
+    iadsr_model_free(m3);
+
+    unlink(path);
+    free(b);
+    iadsr_gate_free(g);
+    iadsr_aligner_free(a);
+    iadsr_model_free(m);
+}
+END_TEST
+
+/* One component only; none at all is exactly iadsr_model_save(). */
+START_TEST(test_ck12_one_component)
+{
+    iadsr_model *m = make_model(42);
+    iadsr_aligner *a = make_aligner(8, 1); /* D = 1: align.w* have one row */
+    iadsr_gate *g = make_gate(8);
+    for (int which = 0; which < 2; which++) {
+        const iadsr_aligner *sa = which == 0 ? a : NULL;
+        const iadsr_gate *sg = which == 1 ? g : NULL;
+        size_t len;
+        uint8_t *b = ck_save_buf(m, sa, sg, &len);
+        ck_assert_uint_eq(rd32(b + 12), 2);
+        ck_assert_uint_eq(rd32(b + 24), 2);
+        ck_assert_uint_eq(rd32(b + 32), which == 0 ? 15 : 22);
+        ck_assert_uint_eq(rd32(b + 36), 18);
+        size_t slen;
+        uint8_t *s = spec_encode(m, sa, sg, &slen);
+        ck_assert_uint_eq(slen, len);
+        ck_assert(memcmp(b, s, len) == 0);
+        free(s);
+        iadsr_model *m2 = NULL;
+        iadsr_aligner *a2 = NULL;
+        iadsr_gate *g2 = NULL;
+        ck_assert_int_eq(ck_load(b, len, &m2, &a2, &g2), IADSR_OK);
+        ck_assert(same_model(m, m2));
+        if (which == 0) {
+            ck_assert_ptr_nonnull(a2);
+            ck_assert_ptr_null(g2);
+            ck_assert(same_aligner(a, a2));
+        } else {
+            ck_assert_ptr_null(a2);
+            ck_assert_ptr_nonnull(g2);
+            ck_assert(same_gate(g, g2));
+        }
+        ck_assert_int_eq(load_rc(b, len), IADSR_OK);
+        iadsr_gate_free(g2);
+        iadsr_aligner_free(a2);
+        iadsr_model_free(m2);
+        free(b);
+    }
+    /* neither: the bytes of iadsr_model_save (still format 1.0) */
+    size_t len, mlen;
+    uint8_t *b = ck_save_buf(m, NULL, NULL, &len);
+    uint8_t *mb = save_buf(m, &mlen);
+    ck_assert_uint_eq(len, mlen);
+    ck_assert(memcmp(b, mb, len) == 0);
+    ck_assert_uint_eq(rd32(b + 12), 0);
+    iadsr_model *m2 = NULL;
+    iadsr_aligner *a2 = (iadsr_aligner *)(uintptr_t)0x1;
+    iadsr_gate *g2 = (iadsr_gate *)(uintptr_t)0x1;
+    ck_assert_int_eq(iadsr_checkpoint_load_from_buffer(&m2, &a2, &g2, b, len,
+                                                       0),
+                     IADSR_OK);
+    ck_assert_ptr_null(a2);
+    ck_assert_ptr_null(g2);
+    iadsr_model_free(m2);
+    free(b);
+    free(mb);
+
+    /* a pre-norm model with both: required_flags bits 0 and 1 */
+    iadsr_model_params p;
+    iadsr_model_params_init(&p);
+    p.n_items = 30;
+    p.dim = 8;
+    p.max_seq_len = 6;
+    p.n_layers = 1;
+    p.n_heads = 2;
+    p.flags = IADSR_MODEL_F_PRE_LN;
+    iadsr_model *pm = NULL;
+    ck_assert_int_eq(iadsr_model_create(&pm, &p), IADSR_OK);
+    b = ck_save_buf(pm, a, g, &len);
+    ck_assert_uint_eq(rd32(b + 12), 2);
+    ck_assert_uint_eq(rd32(b + 24), 3);
+    ck_assert_int_eq(ck_load(b, len, &m2, &a2, &g2), IADSR_OK);
+    ck_assert(same_model(pm, m2));
+    ck_assert(same_aligner(a, a2));
+    ck_assert(same_gate(g, g2));
+    iadsr_gate_free(g2);
+    iadsr_aligner_free(a2);
+    iadsr_model_free(m2);
+    iadsr_model_free(pm);
+    free(b);
+
+    iadsr_gate_free(g);
+    iadsr_aligner_free(a);
+    iadsr_model_free(m);
+}
+END_TEST
+
+/* Files of formats 1.0 and 1.1 load through iadsr_checkpoint_load with no
+ * aligner and no gate. */
+START_TEST(test_ck12_old_files)
+{
+    static const char *const files[] = {
+        "sasrec-format-1.0.iadsr", "sasrec-preln-format-1.1.iadsr",
+        "gru4rec-format-1.1.iadsr", "caser-format-1.1.iadsr"};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/golden/%s", tu_data_dir(), files[k]);
+        iadsr_model *m = NULL;
+        iadsr_aligner *a = (iadsr_aligner *)(uintptr_t)0x1;
+        iadsr_gate *g = (iadsr_gate *)(uintptr_t)0x1;
+        int rc = iadsr_checkpoint_load(&m, &a, &g, path, 0);
+        ck_assert_msg(rc == IADSR_OK, "%s: %s (%s)", files[k],
+                      iadsr_status_name(rc), iadsr_last_error());
+        ck_assert_ptr_nonnull(m);
+        ck_assert_ptr_null(a);
+        ck_assert_ptr_null(g);
+        iadsr_model *m2 = NULL;
+        ck_assert_int_eq(iadsr_model_load(&m2, path, 0), IADSR_OK);
+        ck_assert(same_model(m, m2));
+        iadsr_model_free(m2);
+        iadsr_model_free(m);
+    }
+}
+END_TEST
+
+START_TEST(test_ck12_save_errors)
+{
+    iadsr_model *m = make_model(42);
+    iadsr_aligner *a = make_aligner(8, 12);
+    iadsr_gate *g = make_gate(8);
+    iadsr_aligner *a4 = make_aligner(4, 12);
+    iadsr_gate *g4 = make_gate(4);
+    char path[512];
+    tmp_path(path, sizeof path, "err12.iadsr");
+
+    /* widths that disagree with the model */
+    ck_assert_int_eq(iadsr_checkpoint_save(m, a4, g, path, 0),
+                     IADSR_ERR_DIM_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "aligner"));
+    ck_assert_int_eq(iadsr_checkpoint_save(m, a, g4, path, 0),
+                     IADSR_ERR_DIM_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "gate"));
+    ck_assert_int_eq(iadsr_checkpoint_save(m, NULL, g4, path, 0),
+                     IADSR_ERR_DIM_MISMATCH);
+    ck_assert_int_eq(access(path, F_OK), -1);
+
+    /* arguments */
+    ck_assert_int_eq(iadsr_checkpoint_save(NULL, a, g, path, 0),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_int_eq(iadsr_checkpoint_save(m, (const iadsr_aligner *)g, NULL,
+                                           path, 0),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_int_eq(iadsr_checkpoint_save(m, NULL, (const iadsr_gate *)a,
+                                           path, 0),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_int_eq(iadsr_checkpoint_save(m, a, g, NULL, 0),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_int_eq(iadsr_checkpoint_save(m, a, g, "", 0),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_int_eq(iadsr_checkpoint_save(m, a, g, path, 0x10u),
+                     IADSR_ERR_UNSUPPORTED);
+    ck_assert_int_eq(access(path, F_OK), -1);
+
+    /* a valid file in place: failing saves must leave it untouched */
+    ck_assert_int_eq(iadsr_checkpoint_save(m, a, g, path,
+                                           IADSR_SAVE_NO_FSYNC),
+                     IADSR_OK);
+    size_t before_len;
+    uint8_t *before = tu_read_file(path, &before_len);
+
+    /* non-finite weights (NaN in W1, Inf in W2, NaN in the decoder and its
+     * bias) and a non-finite tau: NUMERIC naming the tensor, nothing
+     * written */
+    struct {
+        float *w;
+        float v;
+        const char *name;
+    } bad[] = {{&a->w1[13], NAN, "align.w1"},
+               {&a->w2[0], INFINITY, "align.w2"},
+               {&g->wd[63], NAN, "gate.wd"},
+               {&g->bd[2], -INFINITY, "gate.bd"},
+               {&a->tau_align, NAN, "tau_align"}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        float keep = *bad[k].w;
+        *bad[k].w = bad[k].v;
+        int rc = iadsr_checkpoint_save(m, a, g, path, 0);
+        ck_assert_msg(rc == IADSR_ERR_NUMERIC, "%s: %s (%s)", bad[k].name,
+                      iadsr_status_name(rc), iadsr_last_error());
+        ck_assert_msg(strstr(iadsr_last_error(), bad[k].name) != NULL,
+                      "%s: %s", bad[k].name, iadsr_last_error());
+        ck_assert_int_eq(count_temp_files(path), 0);
+        *bad[k].w = keep;
+    }
+    size_t after_len;
+    uint8_t *after = tu_read_file(path, &after_len);
+    ck_assert_uint_eq(before_len, after_len);
+    ck_assert(memcmp(before, after, before_len) == 0);
+    /* and a fresh path is not created */
+    char path2[512];
+    tmp_path(path2, sizeof path2, "nan12.iadsr");
+    a->w1[0] = NAN;
+    ck_assert_int_eq(iadsr_checkpoint_save(m, a, NULL, path2, 0),
+                     IADSR_ERR_NUMERIC);
+    ck_assert_int_eq(access(path2, F_OK), -1);
+    ck_assert_int_eq(count_temp_files(path2), 0);
+
+    unlink(path);
+    free(before);
+    free(after);
+    iadsr_gate_free(g4);
+    iadsr_aligner_free(a4);
+    iadsr_gate_free(g);
+    iadsr_aligner_free(a);
+    iadsr_model_free(m);
+}
+END_TEST
+
+START_TEST(test_ck12_load_args)
+{
+    size_t len;
+    uint8_t *b = ref12_buf(&len);
+    iadsr_model *m = (iadsr_model *)(uintptr_t)0x1;
+    iadsr_aligner *a = (iadsr_aligner *)(uintptr_t)0x1;
+    iadsr_gate *g = (iadsr_gate *)(uintptr_t)0x1;
+    ck_assert_int_eq(iadsr_checkpoint_load_from_buffer(NULL, &a, &g, b, len,
+                                                       0),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_ptr_null(a);
+    ck_assert_ptr_null(g);
+    ck_assert_int_eq(iadsr_checkpoint_load_from_buffer(&m, &a, &g, NULL, len,
+                                                       0),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_ptr_null(m);
+    ck_assert_int_eq(iadsr_checkpoint_load_from_buffer(&m, &a, &g, b, len,
+                                                       1),
+                     IADSR_ERR_UNSUPPORTED);
+    ck_assert_int_eq(iadsr_checkpoint_load(NULL, &a, &g, "x", 0),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_int_eq(iadsr_checkpoint_load(&m, &a, &g, NULL, 0),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_int_eq(iadsr_checkpoint_load(&m, &a, &g, "x", 2),
+                     IADSR_ERR_UNSUPPORTED);
+    char path[512];
+    tmp_path(path, sizeof path, "missing12.iadsr");
+    a = (iadsr_aligner *)(uintptr_t)0x1;
+    ck_assert_int_eq(iadsr_checkpoint_load(&m, &a, &g, path, 0),
+                     IADSR_ERR_IO);
+    ck_assert_ptr_null(m);
+    ck_assert_ptr_null(a);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "checkpoint_load"));
+    free(b);
+}
+END_TEST
+
+/* Corrupt 1.2 files: each is refused with the code of the check it
+ * breaks, by iadsr_checkpoint_load and by iadsr_model_load alike. */
+START_TEST(test_ck12_corrupt)
+{
+    size_t len, l2;
+    uint8_t *b = ref12_buf(&len);
+    ckmap *mp = malloc(sizeof *mp);
+    ck_assert_ptr_nonnull(mp);
+    map_parse(b, len, mp);
+    ck_assert_int_eq(ck_load_rc(b, len), IADSR_OK);
+    static const char *const names[] = {"align.w1", "align.w2", "gate.wd",
+                                        "gate.bd"};
+
+    /* a flipped byte in each new tensor: CHECKSUM naming the tensor */
+    for (int k = 0; k < 4; k++) {
+        uint32_t t = tensor_index(mp, names[k]);
+        size_t at = mp->data_offset + (size_t)mp->t_off[t] +
+                    (size_t)mp->t_nbytes[t] / 2;
+        b[at] ^= 0x40;
+        ck_assert_int_eq(ck_load_rc(b, len), IADSR_ERR_CHECKSUM);
+        ck_assert_ptr_nonnull(strstr(iadsr_last_error(), names[k]));
+        ck_assert_int_eq(load_rc(b, len), IADSR_ERR_CHECKSUM);
+        b[at] ^= 0x40;
+    }
+    /* every data byte: CHECKSUM inside tensors, FORMAT in the padding */
+    for (size_t i = mp->data_offset; i < len; i++) {
+        int in_tensor = 0;
+        for (uint32_t t = 0; t < mp->n_tensors; t++)
+            if (i >= mp->data_offset + mp->t_off[t] &&
+                i < mp->data_offset + mp->t_off[t] + mp->t_nbytes[t])
+                in_tensor = 1;
+        b[i] ^= (uint8_t)(1u << (i % 8));
+        int rc = ck_load_rc(b, len);
+        b[i] ^= (uint8_t)(1u << (i % 8));
+        ck_assert_msg(rc == (in_tensor ? IADSR_ERR_CHECKSUM
+                                       : IADSR_ERR_FORMAT),
+                      "byte %zu: %s (%s)", i, iadsr_status_name(rc),
+                      iadsr_last_error());
+    }
+    /* every truncation and trailing bytes: FORMAT */
+    for (size_t n = 0; n < len; n += n < mp->data_offset ? 1 : 7) {
+        uint8_t *c = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(c);
+        memcpy(c, b, n);
+        int rc = ck_load_rc(c, n);
+        ck_assert_msg(rc == IADSR_ERR_FORMAT, "prefix %zu: %s", n,
+                      iadsr_status_name(rc));
+        free(c);
+    }
+    /* header and metadata flips: never accepted with other weights */
+    for (size_t i = 0; i < mp->dir_start; i++) {
+        b[i] ^= 0x08;
+        int rc = ck_load_rc(b, len);
+        b[i] ^= 0x08;
+        ck_assert_msg(rc == IADSR_ERR_CHECKSUM || rc == IADSR_ERR_FORMAT ||
+                          rc == IADSR_ERR_VERSION,
+                      "prelude byte %zu: %s", i, iadsr_status_name(rc));
+    }
+
+    /* a missing tensor (a component with only some of its tensors):
+     * FORMAT */
+    for (int k = 0; k < 4; k++) {
+        uint8_t *c = drop_tensor(b, len, tensor_index(mp, names[k]), &l2);
+        ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+        ck_assert_int_eq(load_rc(c, l2), IADSR_ERR_FORMAT);
+        free(c);
+    }
+
+    /* the required bit and the keys go together */
+    uint8_t *c = malloc(len);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, b, len);
+    wr32(c + 24, 0);
+    fix_header_crc(c);
+    ck_assert_int_eq(ck_load_rc(c, len), IADSR_ERR_FORMAT);
+    ck_assert_int_eq(load_rc(c, len), IADSR_ERR_FORMAT);
+    wr32(c + 24, 2 | 4); /* a bit this library does not know */
+    fix_header_crc(c);
+    ck_assert_int_eq(ck_load_rc(c, len), IADSR_ERR_UNSUPPORTED);
+    free(c);
+
+    /* the keys of a component come all or none */
+    static const char *const keys[] = {
+        "iadsr.align_sem_dim",    "iadsr.align_tau",
+        "iadsr.gate_flags",       "iadsr.gate_lambda_align",
+        "iadsr.gate_lambda_recon", "iadsr.gate_tau_align",
+        "iadsr.gate_tau_gumbel",  "iadsr.gate_theta",
+        "iadsr.gate_max_drop",    "iadsr.gate_protect_last",
+        "iadsr.gate_seed"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        c = without_kv(b, mp, keys[k], &l2);
+        ck_assert_msg(ck_load_rc(c, l2) == IADSR_ERR_FORMAT, "%s: %s",
+                      keys[k], iadsr_last_error());
+        ck_assert_ptr_nonnull(strstr(iadsr_last_error(), keys[k]));
+        free(c);
+    }
+    /* a known key with the wrong type */
+    c = with_f32(b, mp, "iadsr.align_sem_dim", 12.0f, &l2);
+    ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+    free(c);
+
+    /* settings outside the API's bounds: FORMAT naming the field; unknown
+     * gate flag bits: UNSUPPORTED */
+    struct {
+        const char *key;
+        int is_f32;
+        float f;
+        int32_t i;
+        int want;
+        const char *field;
+    } bad[] = {
+        {"iadsr.align_sem_dim", 0, 0, 0, IADSR_ERR_FORMAT, "align_sem_dim"},
+        {"iadsr.align_sem_dim", 0, 0, 1048577, IADSR_ERR_FORMAT,
+         "align_sem_dim"},
+        {"iadsr.align_sem_dim", 0, 0, 11, IADSR_ERR_FORMAT, "align.w1"},
+        {"iadsr.align_tau", 1, 0.0f, 0, IADSR_ERR_FORMAT, "tau_align"},
+        {"iadsr.align_tau", 1, NAN, 0, IADSR_ERR_FORMAT, "tau_align"},
+        {"iadsr.gate_theta", 1, 3.5f, 0, IADSR_ERR_FORMAT, "theta"},
+        {"iadsr.gate_max_drop", 1, -0.1f, 0, IADSR_ERR_FORMAT, "max_drop"},
+        {"iadsr.gate_tau_gumbel", 1, INFINITY, 0, IADSR_ERR_FORMAT,
+         "tau_gumbel"},
+        {"iadsr.gate_lambda_recon", 1, -1.0f, 0, IADSR_ERR_FORMAT,
+         "lambda_recon"},
+        {"iadsr.gate_protect_last", 0, 0, 2, IADSR_ERR_FORMAT,
+         "protect_last"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        c = bad[k].is_f32 ? with_f32(b, mp, bad[k].key, bad[k].f, &l2)
+                          : with_i32(b, mp, bad[k].key, bad[k].i, &l2);
+        int rc = ck_load_rc(c, l2);
+        ck_assert_msg(rc == bad[k].want && strstr(iadsr_last_error(),
+                                                  bad[k].field) != NULL,
+                      "%s: %s (%s)", bad[k].key, iadsr_status_name(rc),
+                      iadsr_last_error());
+        /* iadsr_model_load validates the whole file too */
+        ck_assert_int_eq(load_rc(c, l2), bad[k].want);
+        free(c);
+    }
+    uint8_t fl[4];
+    wr32(fl, 0x80u);
+    c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);
+    ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "flags"));
+    free(c);
+    /* other valid settings load, and are what the gate reports */
+    c = with_f32(b, mp, "iadsr.gate_theta", -1.5f, &l2);
+    iadsr_model *m = NULL;
+    iadsr_gate *g = NULL;
+    ck_assert_int_eq(ck_load(c, l2, &m, NULL, &g), IADSR_OK);
+    iadsr_denoise_params gp;
+    memset(&gp, 0, sizeof gp);
+    gp.struct_size = (uint32_t)sizeof gp;
+    ck_assert_int_eq(iadsr_gate_get_params(g, &gp), IADSR_OK);
+    ck_assert(gp.theta == -1.5f && gp.max_drop == 0.2f);
+    iadsr_gate_free(g);
+    iadsr_model_free(m);
+    free(c);
+
+    /* a non-finite weight in a new tensor (CRCs fixed): NUMERIC */
+    uint32_t t = tensor_index(mp, "align.w2");
+    wr32(b + mp->data_offset + mp->t_off[t] + 4 * 9, 0x7fc00000u);
+    fix_tensor_crc(b, mp, t);
+    fix_dir_crc(b, mp);
+    ck_assert_int_eq(ck_load_rc(b, len), IADSR_ERR_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "align.w2"));
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "element 9"));
+    ck_assert_int_eq(load_rc(b, len), IADSR_ERR_NUMERIC);
+    free(mp);
+    free(b);
+}
+END_TEST
+
+/* Every allocation of the 1.2 loaders and of the save fails in turn: NOMEM,
+ * all outputs NULL, nothing leaked. */
+START_TEST(test_ck12_alloc_failures)
+{
+    iadsr_model *m = make_model(42);
+    iadsr_aligner *a = make_aligner(8, 12);
+    iadsr_gate *g = make_gate(8);
+    size_t len;
+    uint8_t *b = ck_save_buf(m, a, g, &len);
+    char path[512];
+    tmp_path(path, sizeof path, "nomem12.iadsr");
+    tu_write_file(path, b, len);
+    char spath[512];
+    tmp_path(spath, sizeof spath, "nomem12-save.iadsr");
+
+    for (int which = 0; which < 4; which++) {
+        int done = 0;
+        for (long k = 1; k < 100 && !done; k++) {
+            long live = iadsr__alloc_live();
+            iadsr__alloc_fail_after(k, 0);
+            iadsr_model *om = (iadsr_model *)(uintptr_t)0x1;
+            iadsr_aligner *oa = (iadsr_aligner *)(uintptr_t)0x1;
+            iadsr_gate *og = (iadsr_gate *)(uintptr_t)0x1;
+            int rc;
+            if (which == 0) {
+                rc = iadsr_checkpoint_load_from_buffer(&om, &oa, &og, b, len,
+                                                       0);
+            } else if (which == 1) {
+                rc = iadsr_checkpoint_load(&om, &oa, &og, path, 0);
+            } else if (which == 2) {
+                /* only the gate wanted */
+                oa = NULL;
+                rc = iadsr_checkpoint_load_from_buffer(&om, NULL, &og, b,
+                                                       len, 0);
+            } else {
+                om = NULL;
+                oa = NULL;
+                og = NULL;
+                rc = iadsr_checkpoint_save(m, a, g, spath,
+                                           IADSR_SAVE_NO_FSYNC);
+            }
+            long made = iadsr__alloc_fail_after(0, 0);
+            if (rc == IADSR_OK) {
+                if (which < 3) {
+                    ck_assert(same_model(m, om));
+                    ck_assert(same_gate(g, og));
+                    if (which < 2)
+                        ck_assert(same_aligner(a, oa));
+                    iadsr_gate_free(og);
+                    iadsr_aligner_free(oa);
+                    iadsr_model_free(om);
+                }
+                if (made < k)
+                    done = 1; /* the failure point was never reached */
+            } else {
+                ck_assert_msg(rc == IADSR_ERR_NOMEM, "which %d k %ld: %s (%s)",
+                              which, k, iadsr_status_name(rc),
+                              iadsr_last_error());
+                ck_assert_ptr_null(om);
+                ck_assert_ptr_null(oa);
+                ck_assert_ptr_null(og);
+                ck_assert_int_eq(count_temp_files(spath), 0);
+            }
+            ck_assert_int_eq(iadsr__alloc_live(), live);
+        }
+        ck_assert_msg(done, "which %d never succeeded", which);
+    }
+    size_t slen;
+    uint8_t *sb = tu_read_file(spath, &slen);
+    ck_assert_uint_eq(slen, len);
+    ck_assert(memcmp(sb, b, len) == 0);
+    free(sb);
+    unlink(path);
+    unlink(spath);
+    free(b);
+    iadsr_gate_free(g);
+    iadsr_aligner_free(a);
+    iadsr_model_free(m);
+}
+END_TEST
+
+/* Golden file of format 1.2 (libiadsr 0.3.0): the SASRec model of the 1.0
+ * golden file (n_items 30, dim 8, max_seq_len 6, 1 block, 2 heads, seed 42)
+ * with an aligner (D = 12) and a gate freshly created by
+ * iadsr_aligner_create / iadsr_gate_create with the settings of
+ * denoise_params() (gate.bd zero), saved by iadsr_checkpoint_save. It must
+ * keep loading with the same settings and projections, and the current
+ * writer must reproduce it. */
+START_TEST(test_golden_format_1_2)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/golden/sasrec-denoiser-format-1.2.iadsr",
+             tu_data_dir());
+    iadsr_model *m = NULL;
+    iadsr_aligner *a = NULL;
+    iadsr_gate *g = NULL;
+    int rc = iadsr_checkpoint_load(&m, &a, &g, path, 0);
+    ck_assert_msg(rc == IADSR_OK, "load %s: %s (%s)", path,
+                  iadsr_status_name(rc), iadsr_last_error());
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(iadsr_model_dim(m), 8);
+    ck_assert_int_eq(iadsr_model_n_items(m), 30);
+    ck_assert_int_eq(iadsr_aligner_dim(a), 8);
+    ck_assert_int_eq(iadsr_aligner_semantic_dim(a), 12);
+    ck_assert(a->tau_align == 0.2f);
+    ck_assert_int_eq(iadsr_gate_dim(g), 8);
+    iadsr_denoise_params want, got;
+    denoise_params(&want);
+    memset(&got, 0, sizeof got);
+    got.struct_size = (uint32_t)sizeof got;
+    ck_assert_int_eq(iadsr_gate_get_params(g, &got), IADSR_OK);
+    ck_assert(memcmp(&want, &got, sizeof got) == 0);
+    for (int i = 0; i < 8; i++)
+        ck_assert(g->bd[i] == 0.0f);
+
+    /* projections computed when the file was made */
+    static const float w1x[8] = {-0.0918230042f, 0.420642883f,
+                                 0.276184112f,   -0.343549907f,
+                                 0.159205452f,   0.0575534925f,
+                                 0.100916609f,   -0.519298911f};
+    static const float w2x[8] = {-0.281407356f,  -0.443612754f,
+                                 -0.0303571876f, 0.391712397f,
+                                 -0.0359595306f, -0.365748018f,
+                                 0.399506122f,   -0.908951759f};
+    float x[12], o[8];
+    for (int j = 0; j < 12; j++)
+        x[j] = (float)(j + 1) / 12.0f - 0.5f;
+    for (int which = 1; which <= 2; which++) {
+        ck_assert_int_eq(iadsr_aligner_project(a, which, x, o), IADSR_OK);
+        for (int c = 0; c < 8; c++) {
+            float w = which == 1 ? w1x[c] : w2x[c];
+            ck_assert_msg(fabsf(o[c] - w) <= 1e-6f,
+                          "W%d column %d: %.9g, expected %.9g", which, c,
+                          (double)o[c], (double)w);
+        }
+    }
+
+    size_t n;
+    uint8_t *file = tu_read_file(path, &n);
+    ck_assert_uint_eq(rd32(file + 8) * 100 + rd32(file + 12), 102);
+    ck_assert_uint_eq(rd32(file + 24), 2);
+    /* the backbone's tensors are those of the 1.0 golden file */
+    {
+        char p10[1024];
+        snprintf(p10, sizeof p10, "%s/golden/sasrec-format-1.0.iadsr",
+                 tu_data_dir());
+        size_t n10;
+        uint8_t *f10 = tu_read_file(p10, &n10);
+        size_t d10 = (size_t)rd64(f10 + 44), d12 = (size_t)rd64(file + 44);
+        ck_assert(memcmp(f10 + d10, file + d12, n10 - d10) == 0);
+        free(f10);
+    }
+    /* iadsr_model_load reads it too */
+    iadsr_model *m2 = NULL;
+    ck_assert_int_eq(iadsr_model_load(&m2, path, 0), IADSR_OK);
+    ck_assert(same_model(m, m2));
+    iadsr_model_free(m2);
+
+    /* the current writer reproduces the file: the data exactly, and every
+     * byte while the library version recorded in it (0.3.0) is current */
+    size_t len;
+    uint8_t *buf = ck_save_buf(m, a, g, &len);
+    ck_assert_uint_eq(len, n);
+    uint64_t data = rd64(file + 44);
+    ck_assert_uint_eq(rd64(buf + 44), data);
+    ck_assert(memcmp(buf + data, file + data, n - (size_t)data) == 0);
+    if (strcmp(iadsr_version_string(), "0.3.0") == 0)
+        ck_assert(memcmp(buf, file, n) == 0);
+    free(buf);
+    free(file);
+    iadsr_gate_free(g);
+    iadsr_aligner_free(a);
+    iadsr_model_free(m);
+}
+END_TEST
+
 Suite *suite_checkpoint(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -1904,6 +2867,17 @@ Suite *suite_checkpoint(void)
     tcase_add_test(tc, test_save_io_errors);
     tcase_add_test(tc, test_null_args);
     tcase_add_test(tc, test_alloc_failures);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("format_1_2");
+    tcase_add_test(tc, test_ck12_roundtrip);
+    tcase_add_test(tc, test_ck12_one_component);
+    tcase_add_test(tc, test_ck12_old_files);
+    tcase_add_test(tc, test_ck12_save_errors);
+    tcase_add_test(tc, test_ck12_load_args);
+    tcase_add_test(tc, test_ck12_corrupt);
+    tcase_add_test(tc, test_ck12_alloc_failures);
+    tcase_add_test(tc, test_golden_format_1_2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes. */
 #define CLI_OK 0
@@ -87,6 +88,184 @@ int cli_finish_stdout(const char *cmd);
 void cli_print_metrics(const char *split, const iadsr_metrics *m,
                        int exclude_history, int json);
 
+/* JSON members for the six metrics, each preceded by a comma:
+ * ,"HR@5":..,"HR@10":..,...,"NDCG@20":.. (null for NaN). */
+void cli_json_metrics(const iadsr_metrics *m);
+
+/* Fail early (before any long computation) when @p path cannot be
+ * written: it is a directory or its directory is not writable. Prints the
+ * error and returns CLI_RUNTIME, else CLI_OK. */
+int cli_check_out_path(const char *cmd, const char *path);
+
+/* Write a file atomically: @p fn writes the content to @p f (returns 0 or
+ * -1 with errno set); the bytes go to a temporary file in the same
+ * directory which is fsync'ed and renamed over @p path. Returns 0, or -1
+ * with errno set and *what naming the failing step; on failure an existing
+ * file at @p path is left untouched and no temporary file remains. */
+typedef int (*cli_writer_fn)(FILE *f, const void *ctx);
+int cli_write_atomic(const char *path, cli_writer_fn fn, const void *ctx,
+                     const char **what);
+
+/* Write a dataset in the text format of iadsr_dataset_load_text() ("user_id
+ * item item ...", one user per line), atomically. The user ids are those
+ * of @p ids (same users in the same order, e.g. the dataset @p d was
+ * cleaned from) or, when NULL, of @p d. Users without items have no line
+ * (the format has no empty lines). Prints the error and returns
+ * CLI_RUNTIME on failure, else CLI_OK. */
+int cli_write_dataset(const char *cmd, const char *path,
+                      const iadsr_dataset *d, const iadsr_dataset *ids);
+/* Decimal digits of @p v into @p buf (no terminator); returns the length
+ * (at most 20). */
+size_t cli_put_u64(char *buf, uint64_t v);
+
+/* Layout of semantic .npy rows (option --semantic-rows): index 0 =
+ * "padded" (row i = item i, row 0 unused), 1 = "dense" (row i = item
+ * i + 1), 2 = "items" (an alias of dense). */
+extern const char *const cli_semantic_rows_names[];
+/* Load a semantic item matrix with the layout chosen by --semantic-rows
+ * (@p rows is an index into cli_semantic_rows_names). Prints the error and
+ * returns CLI_RUNTIME, else CLI_OK. */
+int cli_load_semantic(const char *cmd, const char *path, int rows,
+                      iadsr_semantic **out);
+/* Load per-user semantic rows (--user-semantic): an n_users x D .npy, row
+ * u = the u-th user of the sequence file. Checks the row count against
+ * @p n_users and the width against @p dim (0 = any). */
+int cli_load_user_semantic(const char *cmd, const char *path, int64_t n_users,
+                           int32_t dim, iadsr_semantic **out);
+
+/* A small self-contained PRNG (xoshiro256**, seeded through splitmix64):
+ * the CLI's random data (inject-noise, synth --semantic-out) must not
+ * depend on library internals. Same seed, same stream on every machine. */
+typedef struct cli_rng {
+    uint64_t s[4];
+} cli_rng;
+void cli_rng_seed(cli_rng *r, uint64_t seed);
+uint64_t cli_rng_next(cli_rng *r);
+/* Uniform in [0, 1) with 53 random bits. */
+double cli_rng_uniform(cli_rng *r);
+/* Uniform in [0, n), unbiased; n >= 1. */
+uint64_t cli_rng_below(cli_rng *r, uint64_t n);
+/* Standard normal (Box-Muller). */
+double cli_rng_normal(cli_rng *r);
+
+/* ---- IADSR options shared by train --semantic, denoise and pipeline ---- */
+
+/* Values of the IADSR options; only the options seen on the command line
+ * are applied (the library defaults stay for the others). */
+typedef struct cli_denoise_vals {
+    double lambda_align, lambda_recon, tau_align, tau_gumbel;
+    double theta, max_drop;
+    int collab_only, carry_masks, no_protect_last;
+} cli_denoise_vals;
+
+/* cli_opt entries of the joint-training options and of the gate's
+ * inference rule, for a cli_opt array initialiser; @p v is a
+ * cli_denoise_vals. The ranges are those of iadsr_denoise_params. */
+#define CLI_DENOISE_TRAIN_OPTS(v)                                            \
+    {"lambda-align", OPT_DBL, &(v).lambda_align, 0, 0, 0.0, 1e6, 0, NULL, 0, \
+     0},                                                                     \
+    {"lambda-recon", OPT_DBL, &(v).lambda_recon, 0, 0, 0.0, 1e6, 0, NULL, 0, \
+     0},                                                                     \
+    {"tau-align", OPT_DBL, &(v).tau_align, 0, 0, 0.0, 1e6, OPT_LO_OPEN,     \
+     NULL, 0, 0},                                                            \
+    {"tau-gumbel", OPT_DBL, &(v).tau_gumbel, 0, 0, 0.0, 1e6, OPT_LO_OPEN,   \
+     NULL, 0, 0},                                                            \
+    {"collab-only", OPT_FLAG, &(v).collab_only, 0, 0, 0, 0, 0, NULL, 0, 0},  \
+    {"carry-masks", OPT_FLAG, &(v).carry_masks, 0, 0, 0, 0, 0, NULL, 0, 0}
+#define CLI_DENOISE_RULE_OPTS(v)                                             \
+    {"theta", OPT_DBL, &(v).theta, 0, 0, -3.0, 3.0, 0, NULL, 0, 0},          \
+    {"max-drop", OPT_DBL, &(v).max_drop, 0, 0, 0.0, 1.0, 0, NULL, 0, 0},     \
+    {"no-protect-last", OPT_FLAG, &(v).no_protect_last, 0, 0, 0, 0, 0, NULL, \
+     0, 0}
+
+/* Names of all the options above (NULL-terminated), for "only with
+ * --semantic" checks. */
+extern const char *const cli_denoise_opt_names[];
+
+/* Apply the options that were seen to @p dp (already initialised). */
+void cli_denoise_apply(const cli_opt *opts, size_t n_opts,
+                       const cli_denoise_vals *v, iadsr_denoise_params *dp);
+/* Whether any option of cli_denoise_rule (theta, max-drop,
+ * no-protect-last) was seen. */
+int cli_denoise_rule_seen(const cli_opt *opts, size_t n_opts);
+
+/* ---- backbone and training options shared by train and pipeline ---- */
+
+typedef struct cli_train_vals {
+    int backbone, quiet, pre_ln;
+    int64_t epochs, dim, max_len, layers, heads;
+    int64_t caser_l, caser_h, caser_v;
+    int64_t batch, patience, threads, eval_every;
+    double dropout, lr, wd;
+    uint64_t seed;
+} cli_train_vals;
+
+extern const char *const cli_backbone_names[];
+
+/* Defaults of the train options. */
+void cli_train_vals_init(cli_train_vals *v);
+
+#define CLI_TRAIN_OPTS(v)                                                    \
+    {"backbone", OPT_CHOICE, &(v).backbone, 0, 0, 0, 0, 0,                   \
+     cli_backbone_names, 0, 0},                                              \
+    {"epochs", OPT_I64, &(v).epochs, 1, 100000, 0, 0, 0, NULL, 0, 0},        \
+    {"dim", OPT_I64, &(v).dim, 1, 4096, 0, 0, 0, NULL, 0, 0},                \
+    {"max-len", OPT_I64, &(v).max_len, 1, 4096, 0, 0, 0, NULL, 0, 0},        \
+    {"layers", OPT_I64, &(v).layers, 1, 16, 0, 0, 0, NULL, 0, 0},            \
+    {"heads", OPT_I64, &(v).heads, 1, 4096, 0, 0, 0, NULL, 0, 0},            \
+    {"dropout", OPT_DBL, &(v).dropout, 0, 0, 0.0, 1.0, OPT_HI_OPEN, NULL, 0, \
+     0},                                                                     \
+    {"lr", OPT_DBL, &(v).lr, 0, 0, 0.0, 1e6, OPT_LO_OPEN, NULL, 0, 0},       \
+    {"weight-decay", OPT_DBL, &(v).wd, 0, 0, 0.0, 1e6, 0, NULL, 0, 0},       \
+    {"batch", OPT_I64, &(v).batch, 1, 65536, 0, 0, 0, NULL, 0, 0},           \
+    {"patience", OPT_I64, &(v).patience, 0, 100000, 0, 0, 0, NULL, 0, 0},    \
+    {"eval-every", OPT_I64, &(v).eval_every, 1, 100000, 0, 0, 0, NULL, 0,    \
+     0},                                                                     \
+    {"seed", OPT_U64, &(v).seed, 0, 0, 0, 0, 0, NULL, 0, 0},                 \
+    {"threads", OPT_I64, &(v).threads, 1, 256, 0, 0, 0, NULL, 0, 0},         \
+    {"quiet", OPT_FLAG, &(v).quiet, 0, 0, 0, 0, 0, NULL, 0, 0},              \
+    {"pre-ln", OPT_FLAG, &(v).pre_ln, 0, 0, 0, 0, 0, NULL, 0, 0},            \
+    {"caser-window", OPT_I64, &(v).caser_l, 1, 64, 0, 0, 0, NULL, 0, 0},     \
+    {"caser-h", OPT_I64, &(v).caser_h, 1, 1024, 0, 0, 0, NULL, 0, 0},        \
+    {"caser-v", OPT_I64, &(v).caser_v, 1, 1024, 0, 0, 0, NULL, 0, 0}
+
+/* Usage checks across train options (options of another backbone, --heads
+ * not dividing --dim). Prints and returns CLI_USAGE, else CLI_OK. */
+int cli_train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
+                    const cli_train_vals *v);
+/* Model and training params from the options (split leave-one-out). */
+void cli_train_fill(const cli_opt *opts, size_t n_opts,
+                    const cli_train_vals *v, int32_t n_items,
+                    iadsr_model_params *mp, iadsr_train_params *tp);
+/* The help text of the train options and of the IADSR options (shared by
+ * train and pipeline). */
+extern const char cli_train_opts_help[];
+extern const char cli_denoise_train_help[];
+
+/* Progress printing of a training run ("epoch E/N  loss ..."), with
+ * Ctrl-C handling: the callback stops the run after the current epoch
+ * when SIGINT arrived (a second Ctrl-C kills the process). */
+typedef struct cli_progress {
+    const char *cmd;            /* for the "interrupted" note */
+    const char *interrupt_note; /* appended to it, e.g. "; saving ..." */
+    /* NULL, or the line prefixes of two trainings reported one after the
+     * other (the pipeline); the epoch count restarting marks the second */
+    const char *label[2];
+    int quiet;
+    int phase; /* 0 or 1: which of the two trainings */
+    int32_t last_epoch;
+    int32_t best_epoch;
+    double best_ndcg10;
+    double best_hr10;
+    double elapsed;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const char *cmd, int quiet);
+int cli_progress_cb(const iadsr_progress_info *info, void *user_data);
+/* Install / restore the SIGINT handler around a training run. */
+void cli_sigint_install(void);
+void cli_sigint_restore(void);
+int cli_interrupted(void);
+
 /* Subcommands: argv[0] is the first argument after the command name. */
 int cmd_synth(int argc, char **argv);
 int cmd_train(int argc, char **argv);
@@ -95,5 +274,8 @@ int cmd_recommend(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_popularity(int argc, char **argv);
 int cmd_embed_text(int argc, char **argv);
+int cmd_denoise(int argc, char **argv);
+int cmd_inject_noise(int argc, char **argv);
+int cmd_pipeline(int argc, char **argv);
 
 #endif /* IADSR_CLI_H */

@@ -5,11 +5,14 @@
 
 #include <errno.h>
 #include <math.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -279,18 +282,23 @@ static void json_num(const char *key, double v, int first)
         printf("%s\"%s\":null", first ? "" : ",", key);
 }
 
+void cli_json_metrics(const iadsr_metrics *m)
+{
+    json_num("HR@5", m->hr5, 0);
+    json_num("HR@10", m->hr10, 0);
+    json_num("HR@20", m->hr20, 0);
+    json_num("NDCG@5", m->ndcg5, 0);
+    json_num("NDCG@10", m->ndcg10, 0);
+    json_num("NDCG@20", m->ndcg20, 0);
+}
+
 void cli_print_metrics(const char *split, const iadsr_metrics *m,
                        int exclude_history, int json)
 {
     if (json) {
         printf("{\"split\":\"%s\",\"users\":%lld", split,
                (long long)m->n_users);
-        json_num("HR@5", m->hr5, 0);
-        json_num("HR@10", m->hr10, 0);
-        json_num("HR@20", m->hr20, 0);
-        json_num("NDCG@5", m->ndcg5, 0);
-        json_num("NDCG@10", m->ndcg10, 0);
-        json_num("NDCG@20", m->ndcg20, 0);
+        cli_json_metrics(m);
         printf(",\"exclude_history\":%s}\n",
                exclude_history ? "true" : "false");
         return;
@@ -301,4 +309,336 @@ void cli_print_metrics(const char *split, const iadsr_metrics *m,
     printf("%-6s %8.4f %8.4f %8.4f\n", "HR", m->hr5, m->hr10, m->hr20);
     printf("%-6s %8.4f %8.4f %8.4f\n", "NDCG", m->ndcg5, m->ndcg10,
            m->ndcg20);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output files                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* The directory part of @p path ("." or "/" when it has none); NULL when
+ * out of memory. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t len = slash ? (size_t)(slash - path) : 0;
+    char *dir = malloc(len + 2);
+    if (!dir)
+        return NULL;
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == path)
+        strcpy(dir, "/");
+    else {
+        memcpy(dir, path, len);
+        dir[len] = '\0';
+    }
+    return dir;
+}
+
+int cli_check_out_path(const char *cmd, const char *path)
+{
+    struct stat sb;
+    char *dir;
+
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_error(cmd, "%s: is a directory", path);
+    dir = dir_of(path);
+    if (!dir)
+        return cli_error(cmd, "out of memory");
+    if (access(dir, W_OK | X_OK) != 0) {
+        int e = errno;
+        cli_error(cmd, "%s: cannot write to directory '%s': %s", path, dir,
+                  strerror(e));
+        free(dir);
+        return CLI_RUNTIME;
+    }
+    free(dir);
+    return CLI_OK;
+}
+
+int cli_write_atomic(const char *path, cli_writer_fn fn, const void *ctx,
+                     const char **what)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    char *dir = dir_of(path);
+    FILE *f = NULL;
+    int fd, saved;
+    mode_t um;
+
+    if (!tmp || !dir) {
+        free(tmp);
+        free(dir);
+        *what = "out of memory";
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    *what = "cannot create temporary file";
+    fd = mkstemp(tmp);
+    if (fd < 0)
+        goto fail_nofile;
+    /* mkstemp makes 0600 files; give the usual 0666 & ~umask instead */
+    um = umask(0);
+    umask(um);
+    (void)fchmod(fd, (mode_t)(0666 & ~um));
+    f = fdopen(fd, "w");
+    if (!f) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        goto fail;
+    }
+    *what = "write failed";
+    errno = 0;
+    if (fn(f, ctx) != 0 || fflush(f) != 0 || ferror(f)) {
+        if (errno == 0)
+            errno = EIO;
+        goto fail;
+    }
+    *what = "fsync failed";
+    if (fsync(fileno(f)) != 0)
+        goto fail;
+    *what = "close failed";
+    {
+        int rc = fclose(f);
+        f = NULL;
+        if (rc != 0)
+            goto fail;
+    }
+    *what = "rename failed";
+    if (rename(tmp, path) != 0)
+        goto fail;
+    /* Durability of the rename; a failure here is not fatal for data. */
+    fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(tmp);
+    free(dir);
+    return 0;
+
+fail:
+    saved = errno;
+    if (f)
+        fclose(f);
+    unlink(tmp);
+    errno = saved;
+fail_nofile:
+    free(tmp);
+    free(dir);
+    return -1;
+}
+
+size_t cli_put_u64(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0, i;
+    do {
+        tmp[n++] = (char)('0' + (int)(v % 10u));
+        v /= 10u;
+    } while (v);
+    for (i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+typedef struct dataset_out {
+    const iadsr_dataset *d, *ids;
+} dataset_out;
+
+static int write_dataset_lines(FILE *f, const void *ctx)
+{
+    const dataset_out *o = ctx;
+    const iadsr_dataset *d = o->d;
+    int64_t n_users = iadsr_dataset_n_users(d);
+    char buf[1 << 16];
+    size_t used = 0;
+    for (int64_t u = 0; u < n_users; u++) {
+        int32_t n = 0;
+        const int32_t *it = iadsr_dataset_user_items(d, u, &n);
+        if (!it || n < 1)
+            continue;
+        used += cli_put_u64(buf + used,
+                            (uint64_t)iadsr_dataset_user_id(o->ids, u));
+        for (int32_t j = 0; j < n; j++) {
+            if (used > sizeof buf - 32) {
+                if (fwrite(buf, 1, used, f) != used)
+                    return -1;
+                used = 0;
+            }
+            buf[used++] = ' ';
+            used += cli_put_u64(buf + used, (uint64_t)it[j]);
+        }
+        buf[used++] = '\n';
+        if (used > sizeof buf - 64) {
+            if (fwrite(buf, 1, used, f) != used)
+                return -1;
+            used = 0;
+        }
+    }
+    if (used && fwrite(buf, 1, used, f) != used)
+        return -1;
+    return 0;
+}
+
+int cli_write_dataset(const char *cmd, const char *path,
+                      const iadsr_dataset *d, const iadsr_dataset *ids)
+{
+    const char *what = "";
+    dataset_out o;
+    o.d = d;
+    o.ids = ids ? ids : d;
+    if (ids && iadsr_dataset_n_users(ids) != iadsr_dataset_n_users(d))
+        return cli_error(cmd, "%s: internal error: %lld users, %lld ids",
+                         path, (long long)iadsr_dataset_n_users(d),
+                         (long long)iadsr_dataset_n_users(ids));
+    if (cli_write_atomic(path, write_dataset_lines, &o, &what) != 0) {
+        int e = errno;
+        return cli_error(cmd, "%s: %s: %s", path, what, strerror(e));
+    }
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Semantic matrices                                                        */
+/* ------------------------------------------------------------------------ */
+
+const char *const cli_semantic_rows_names[] = {"padded", "dense", "items",
+                                               NULL};
+
+int cli_load_semantic(const char *cmd, const char *path, int rows,
+                      iadsr_semantic **out)
+{
+    uint32_t fl = rows == 0 ? IADSR_SEMANTIC_ROW0_PADDING : 0u;
+    int rc = iadsr_semantic_load_npy(out, path, fl);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, "cannot load the semantic matrix", path,
+                             rc);
+    return CLI_OK;
+}
+
+int cli_load_user_semantic(const char *cmd, const char *path, int64_t n_users,
+                           int32_t dim, iadsr_semantic **out)
+{
+    /* dense: row u is the u-th user (the matrix API calls rows "items") */
+    int rc = iadsr_semantic_load_npy(out, path, 0u);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, "cannot load the user semantic matrix",
+                             path, rc);
+    if ((int64_t)iadsr_semantic_n_items(*out) != n_users ||
+        (dim > 0 && iadsr_semantic_dim(*out) != dim)) {
+        cli_error(cmd,
+                  "%s: %ld x %ld user matrix, expected %lld rows (one per "
+                  "user of the sequence file, in file order) of width %ld",
+                  path, (long)iadsr_semantic_n_items(*out),
+                  (long)iadsr_semantic_dim(*out), (long long)n_users,
+                  (long)(dim > 0 ? dim : iadsr_semantic_dim(*out)));
+        iadsr_semantic_free(*out);
+        *out = NULL;
+        return CLI_RUNTIME;
+    }
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* PRNG: xoshiro256** seeded with splitmix64                                */
+/* ------------------------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+void cli_rng_seed(cli_rng *r, uint64_t seed)
+{
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+}
+
+static uint64_t rotl64(uint64_t v, int k)
+{
+    return (v << k) | (v >> (64 - k));
+}
+
+uint64_t cli_rng_next(cli_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl64(s[1] * 5u, 7) * 9u;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return out;
+}
+
+double cli_rng_uniform(cli_rng *r)
+{
+    return (double)(cli_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+uint64_t cli_rng_below(cli_rng *r, uint64_t n)
+{
+    /* reject the low values that would make the modulo biased */
+    uint64_t threshold = (0u - n) % n;
+    for (;;) {
+        uint64_t v = cli_rng_next(r);
+        if (v >= threshold)
+            return v % n;
+    }
+}
+
+double cli_rng_normal(cli_rng *r)
+{
+    /* 1 - u is in (0, 1], so the log is finite */
+    double u1 = 1.0 - cli_rng_uniform(r);
+    double u2 = cli_rng_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ------------------------------------------------------------------------ */
+/* IADSR options                                                            */
+/* ------------------------------------------------------------------------ */
+
+const char *const cli_denoise_opt_names[] = {
+    "lambda-align", "lambda-recon", "tau-align", "tau-gumbel", "collab-only",
+    "carry-masks", "theta", "max-drop", "no-protect-last", NULL};
+
+void cli_denoise_apply(const cli_opt *opts, size_t n_opts,
+                       const cli_denoise_vals *v, iadsr_denoise_params *dp)
+{
+    if (cli_opt_seen(opts, n_opts, "lambda-align"))
+        dp->lambda_align = (float)v->lambda_align;
+    if (cli_opt_seen(opts, n_opts, "lambda-recon"))
+        dp->lambda_recon = (float)v->lambda_recon;
+    if (cli_opt_seen(opts, n_opts, "tau-align"))
+        dp->tau_align = (float)v->tau_align;
+    if (cli_opt_seen(opts, n_opts, "tau-gumbel"))
+        dp->tau_gumbel = (float)v->tau_gumbel;
+    if (v->collab_only)
+        dp->flags |= IADSR_DENOISE_F_COLLAB_ONLY;
+    if (v->carry_masks)
+        dp->flags |= IADSR_DENOISE_F_CARRY_MASKS;
+    if (cli_opt_seen(opts, n_opts, "theta"))
+        dp->theta = (float)v->theta;
+    if (cli_opt_seen(opts, n_opts, "max-drop"))
+        dp->max_drop = (float)v->max_drop;
+    if (v->no_protect_last)
+        dp->protect_last = 0;
+}
+
+int cli_denoise_rule_seen(const cli_opt *opts, size_t n_opts)
+{
+    return cli_opt_seen(opts, n_opts, "theta") ||
+           cli_opt_seen(opts, n_opts, "max-drop") ||
+           cli_opt_seen(opts, n_opts, "no-protect-last");
 }

@@ -19,14 +19,16 @@ static const char *const split_names[] = {"test", "valid", NULL};
 static const char eval_help[] =
     "Usage: iadsr eval --model MODEL --data FILE [--split test|valid]\n"
     "                  [--exclude-history] [--threads T] [--json]\n"
-    "       iadsr eval --semantic EMB.npy [--semantic-rows padded|dense]\n"
+    "       iadsr eval --semantic EMB.npy\n"
+    "                  [--semantic-rows padded|dense|items]\n"
     "                  --data FILE [same options]\n"
     "\n"
     "With --semantic the recommender is the text embedding alone: items are\n"
     "ranked by the cosine between their row and the mean row of the user's\n"
     "history (a baseline that shows how much signal the text carries).\n"
     "--semantic-rows: padded (default; row i = item i, row 0 unused, as\n"
-    "written by `iadsr embed-text`) or dense (row i = item i + 1).\n"
+    "written by `iadsr embed-text`) or dense (row i = item i + 1; 'items'\n"
+    "is another name for it).\n"
     "\n"
     "Leave-one-out evaluation with full ranking over all items: for each\n"
     "user, history = sequence without the last item (test) or the last two\n"
@@ -65,8 +67,6 @@ static int load_model_and_data(const char *cmd, const char *model_path,
     return CLI_OK;
 }
 
-static const char *const semantic_rows_names[] = {"padded", "dense", NULL};
-
 /* `eval --semantic`: the text-only recommender. */
 static int eval_semantic(const char *cmd, const char *sem_path, int rows,
                          const char *data_path, const iadsr_eval_params *ep,
@@ -74,11 +74,9 @@ static int eval_semantic(const char *cmd, const char *sem_path, int rows,
 {
     iadsr_semantic *s = NULL;
     iadsr_dataset *d = NULL;
-    uint32_t fl = rows == 0 ? IADSR_SEMANTIC_ROW0_PADDING : 0u;
-    int rc = iadsr_semantic_load_npy(&s, sem_path, fl);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, "cannot load the semantic matrix", sem_path,
-                             rc);
+    int rc;
+    if (cli_load_semantic(cmd, sem_path, rows, &s) != CLI_OK)
+        return CLI_RUNTIME;
     rc = iadsr_dataset_load_text(&d, data_path, iadsr_semantic_n_items(s));
     if (rc != IADSR_OK) {
         iadsr_semantic_free(s);
@@ -102,7 +100,7 @@ int cmd_eval(int argc, char **argv)
         {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 0, 0},
         {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
         {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
-         semantic_rows_names, 0, 0},
+         cli_semantic_rows_names, 0, 0},
         {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
         {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
         {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},

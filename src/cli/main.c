@@ -9,21 +9,25 @@
 static const char top_help[] =
     "Usage: iadsr <command> [options]\n"
     "\n"
-    "Train and serve SASRec next-item recommenders (libiadsr).\n"
+    "Train and serve SASRec next-item recommenders, and denoise their\n"
+    "training sequences with IADSR (libiadsr).\n"
     "\n"
     "Commands:\n"
-    "  synth       write a synthetic interaction dataset\n"
-    "  train       train a model on a sequence file and save it\n"
-    "  eval        evaluate a model (leave-one-out, full ranking)\n"
-    "  recommend   print the top-K next items for every user\n"
-    "  info        print a model's hyper-parameters and size\n"
-    "  popularity  evaluate the popularity baseline on a sequence file\n"
-    "  embed-text  embed item texts with word vectors (SIF) into a .npy\n"
-    "  help [cmd]  show help (same as 'iadsr <cmd> --help')\n"
+    "  synth         write a synthetic interaction dataset\n"
+    "  train         train a model on a sequence file and save it\n"
+    "  eval          evaluate a model (leave-one-out, full ranking)\n"
+    "  recommend     print the top-K next items for every user\n"
+    "  info          print a model's hyper-parameters and size\n"
+    "  popularity    evaluate the popularity baseline on a sequence file\n"
+    "  embed-text    embed item texts with word vectors (SIF) into a .npy\n"
+    "  inject-noise  insert random items into sequences, with labels\n"
+    "  denoise       clean sequences with an IADSR model (train --semantic)\n"
+    "  pipeline      train IADSR, clean, retrain and evaluate in one run\n"
+    "  help [cmd]    show help (same as 'iadsr <cmd> --help')\n"
     "\n"
     "Options:\n"
-    "  --help      show this help\n"
-    "  --version   print the library version and build information\n"
+    "  --help        show this help\n"
+    "  --version     print the library version and build information\n"
     "\n"
     "Sequence files: one user per line, 'user_id item item ...', items in\n"
     "time order, item ids from 1. Blank lines and '#' lines are skipped.\n"
@@ -39,7 +43,8 @@ static const command commands[] = {
     {"synth", cmd_synth},         {"train", cmd_train},
     {"eval", cmd_eval},           {"recommend", cmd_recommend},
     {"info", cmd_info},           {"popularity", cmd_popularity},
-    {"embed-text", cmd_embed_text},
+    {"embed-text", cmd_embed_text}, {"inject-noise", cmd_inject_noise},
+    {"denoise", cmd_denoise},       {"pipeline", cmd_pipeline},
 };
 
 static const command *find_command(const char *name)

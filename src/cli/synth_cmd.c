@@ -7,17 +7,17 @@
 #include "synth.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static const char synth_help[] =
     "Usage: iadsr synth --out FILE [--users N] [--items M] [--topics T]\n"
     "                   [--min-len A] [--max-len B] [--seed S]\n"
     "                   [--p-follow P] [--p-topic P] [--quiet]\n"
+    "                   [--semantic-out SEM.npy [--semantic-dim D]\n"
+    "                    [--semantic-noise X]]\n"
     "\n"
     "Write a deterministic synthetic dataset with latent interests: items\n"
     "are split evenly over T topics, each topic has a fixed item chain. Each\n"
@@ -38,7 +38,16 @@ static const char synth_help[] =
     "  --seed S        random seed, 0..2^64-1 (default 1)\n"
     "  --p-follow P    probability of following the chain (default 0.55)\n"
     "  --p-topic P     probability of a preferred-topic item (default 0.35)\n"
-    "  --quiet         do not print the summary line\n";
+    "  --quiet         do not print the summary line\n"
+    "  --semantic-out SEM.npy\n"
+    "                  also write semantic item vectors (float32 .npy,\n"
+    "                  (M + 1) x D, row i = item i, row 0 = zeros: the\n"
+    "                  padded layout of 'iadsr embed-text'). Each topic gets\n"
+    "                  a random Gaussian unit direction; item i's row is its\n"
+    "                  topic's direction + X * Gaussian noise / sqrt(D).\n"
+    "                  Deterministic for --seed.\n"
+    "  --semantic-dim D    width D, 1..65536 (default 16)\n"
+    "  --semantic-noise X  noise scale X, 0..1000 (default 0.3)\n";
 
 typedef struct synth_out {
     const int32_t *items;
@@ -46,26 +55,13 @@ typedef struct synth_out {
     int64_t n_users;
 } synth_out;
 
-/* Decimal digits of v into buf (no terminator); returns the length. */
-static size_t put_u64(char *buf, uint64_t v)
+static int write_lines(FILE *f, const void *ctx)
 {
-    char tmp[24];
-    size_t n = 0, i;
-    do {
-        tmp[n++] = (char)('0' + (int)(v % 10u));
-        v /= 10u;
-    } while (v);
-    for (i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    return n;
-}
-
-static int write_lines(FILE *f, const synth_out *s)
-{
+    const synth_out *s = ctx;
     char buf[1 << 16];
     size_t used = 0;
     for (int64_t u = 0; u < s->n_users; u++) {
-        used += put_u64(buf + used, (uint64_t)u);
+        used += cli_put_u64(buf + used, (uint64_t)u);
         for (int64_t j = s->offsets[u]; j < s->offsets[u + 1]; j++) {
             if (used > sizeof buf - 32) {
                 if (fwrite(buf, 1, used, f) != used)
@@ -73,7 +69,7 @@ static int write_lines(FILE *f, const synth_out *s)
                 used = 0;
             }
             buf[used++] = ' ';
-            used += put_u64(buf + used, (uint64_t)s->items[j]);
+            used += cli_put_u64(buf + used, (uint64_t)s->items[j]);
         }
         buf[used++] = '\n';
         if (used > sizeof buf - 64) {
@@ -87,89 +83,53 @@ static int write_lines(FILE *f, const synth_out *s)
     return 0;
 }
 
-/* Write atomically: temp file in the same directory, fsync, rename, fsync
- * of the directory. Returns 0 or -1 with errno set and *what describing the
- * failing step. */
-static int write_atomic(const char *path, const synth_out *s,
-                        const char **what)
+/* Semantic item vectors for the generated items: row i (i = 1..n_items)
+ * = the unit Gaussian direction of item i's topic + noise * N(0, I) /
+ * sqrt(D); row 0 = zeros (the padded layout of `iadsr embed-text`).
+ * Returns NULL when out of memory. */
+static float *semantic_rows(int32_t n_items, int32_t n_topics, int32_t dim,
+                            double noise, uint64_t seed)
 {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    char *dir = malloc(plen + 2);
-    FILE *f = NULL;
-    int fd = -1, saved;
-    mode_t um;
+    const size_t d = (size_t)dim;
+    float *rows = calloc(((size_t)n_items + 1u) * d, sizeof *rows);
+    double *dir = malloc((size_t)n_topics * d * sizeof *dir);
+    cli_rng rng;
+    double scale = noise / sqrt((double)dim);
 
-    if (!tmp || !dir) {
-        free(tmp);
+    if (!rows || !dir) {
+        free(rows);
         free(dir);
-        *what = "out of memory";
-        errno = ENOMEM;
-        return -1;
+        return NULL;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    {
-        const char *slash = strrchr(path, '/');
-        if (!slash) {
-            strcpy(dir, ".");
-        } else if (slash == path) {
-            strcpy(dir, "/");
-        } else {
-            memcpy(dir, path, (size_t)(slash - path));
-            dir[slash - path] = '\0';
+    /* a stream of its own, so the sequences do not depend on it */
+    cli_rng_seed(&rng, seed ^ UINT64_C(0x53454d414e544943));
+    for (int32_t t = 0; t < n_topics; t++) {
+        double *v = dir + (size_t)t * d, norm = 0.0;
+        do {
+            norm = 0.0;
+            for (size_t j = 0; j < d; j++) {
+                v[j] = cli_rng_normal(&rng);
+                norm += v[j] * v[j];
+            }
+        } while (!(norm > 1e-12)); /* practically never loops */
+        norm = sqrt(norm);
+        for (size_t j = 0; j < d; j++)
+            v[j] /= norm;
+    }
+    /* items 1..n_items are split evenly over the topics as src/synth.c
+     * does: topic t holds ids t*n/T + 1 .. (t+1)*n/T */
+    for (int32_t t = 0; t < n_topics; t++) {
+        int32_t lo = (int32_t)((int64_t)t * n_items / n_topics);
+        int32_t hi = (int32_t)((int64_t)(t + 1) * n_items / n_topics);
+        const double *v = dir + (size_t)t * d;
+        for (int32_t i = lo + 1; i <= hi; i++) {
+            float *row = rows + (size_t)i * d;
+            for (size_t j = 0; j < d; j++)
+                row[j] = (float)(v[j] + scale * cli_rng_normal(&rng));
         }
     }
-    *what = "cannot create temporary file";
-    fd = mkstemp(tmp);
-    if (fd < 0)
-        goto fail_nofile;
-    um = umask(0);
-    umask(um);
-    (void)fchmod(fd, (mode_t)(0666 & ~um));
-    f = fdopen(fd, "w");
-    if (!f) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        goto fail;
-    }
-    *what = "write failed";
-    if (write_lines(f, s) != 0 || fflush(f) != 0)
-        goto fail;
-    *what = "fsync failed";
-    if (fsync(fileno(f)) != 0)
-        goto fail;
-    *what = "close failed";
-    {
-        int rc = fclose(f);
-        f = NULL;
-        if (rc != 0)
-            goto fail;
-    }
-    *what = "rename failed";
-    if (rename(tmp, path) != 0)
-        goto fail;
-    /* Durability of the rename; failure here is not fatal for a dataset. */
-    fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(tmp);
     free(dir);
-    return 0;
-
-fail:
-    saved = errno;
-    if (f)
-        fclose(f);
-    unlink(tmp);
-    errno = saved;
-fail_nofile:
-    free(tmp);
-    free(dir);
-    return -1;
+    return rows;
 }
 
 int cmd_synth(int argc, char **argv)
@@ -180,6 +140,9 @@ int cmd_synth(int argc, char **argv)
     uint64_t seed = 1;
     double p_follow = 0.55, p_topic = 0.35;
     int quiet = 0;
+    const char *sem_out = NULL;
+    int64_t sem_dim = 16;
+    double sem_noise = 0.3;
     cli_opt opts[] = {
         {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
         {"users", OPT_I64, &users, 1, 100000000, 0, 0, 0, NULL, 0, 0},
@@ -191,14 +154,20 @@ int cmd_synth(int argc, char **argv)
         {"p-follow", OPT_DBL, &p_follow, 0, 0, 0.0, 1.0, 0, NULL, 0, 0},
         {"p-topic", OPT_DBL, &p_topic, 0, 0, 0.0, 1.0, 0, NULL, 0, 0},
         {"quiet", OPT_FLAG, &quiet, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"semantic-out", OPT_STR, &sem_out, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"semantic-dim", OPT_I64, &sem_dim, 1, 65536, 0, 0, 0, NULL, 0, 0},
+        {"semantic-noise", OPT_DBL, &sem_noise, 0, 0, 0.0, 1000.0, 0, NULL, 0,
+         0},
     };
+    const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr__synth_params sp;
     synth_out so;
     int32_t *it = NULL;
     int64_t *off = NULL;
     int64_t n_users = 0;
     const char *what = "";
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    float *sem = NULL;
+    int rc = cli_parse(cmd, argc, argv, opts, n_opts);
 
     if (rc == 1) {
         fputs(synth_help, stdout);
@@ -214,6 +183,22 @@ int cmd_synth(int argc, char **argv)
                                (long long)min_len, (long long)max_len);
     if (p_follow + p_topic > 1.0)
         return cli_usage_error(cmd, "--p-follow + --p-topic exceeds 1");
+    if (!sem_out && (cli_opt_seen(opts, n_opts, "semantic-dim") ||
+                     cli_opt_seen(opts, n_opts, "semantic-noise")))
+        return cli_usage_error(cmd, "--semantic-dim and --semantic-noise "
+                                    "need --semantic-out");
+    if (sem_out) {
+        if (strcmp(sem_out, out) == 0)
+            return cli_usage_error(cmd, "--semantic-out is the same file as "
+                                        "--out");
+        if ((uint64_t)(items + 1) * (uint64_t)sem_dim > (UINT64_C(1) << 31))
+            return cli_usage_error(cmd, "--semantic-out: %lld x %lld floats "
+                                        "is too large",
+                                   (long long)(items + 1), (long long)sem_dim);
+        /* before writing anything */
+        if (cli_check_out_path(cmd, sem_out) != CLI_OK)
+            return CLI_RUNTIME;
+    }
 
     iadsr__synth_params_init(&sp);
     sp.n_users = users;
@@ -230,7 +215,7 @@ int cmd_synth(int argc, char **argv)
     so.items = it;
     so.offsets = off;
     so.n_users = n_users;
-    if (write_atomic(out, &so, &what) != 0) {
+    if (cli_write_atomic(out, write_lines, &so, &what) != 0) {
         int e = errno;
         iadsr__free(it);
         iadsr__free(off);
@@ -244,5 +229,23 @@ int cmd_synth(int argc, char **argv)
                 out);
     iadsr__free(it);
     iadsr__free(off);
+    if (!sem_out)
+        return CLI_OK;
+
+    sem = semantic_rows((int32_t)items, (int32_t)topics, (int32_t)sem_dim,
+                        sem_noise, seed);
+    if (!sem)
+        return cli_error(cmd, "out of memory for a %lld x %lld matrix",
+                         (long long)(items + 1), (long long)sem_dim);
+    rc = iadsr_npy_save(sem_out, sem, items + 1, sem_dim, sem_dim, 0u);
+    free(sem);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, "cannot write", sem_out, rc);
+    if (!quiet)
+        fprintf(stderr,
+                "iadsr: synth: wrote %lld x %lld semantic item vectors "
+                "(row 0 = padding, %lld topics, noise %g) to %s\n",
+                (long long)(items + 1), (long long)sem_dim, (long long)topics,
+                sem_noise, sem_out);
     return CLI_OK;
 }

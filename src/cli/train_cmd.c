@@ -3,17 +3,16 @@
  */
 #include "cli.h"
 
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static const char train_help[] =
     "Usage: iadsr train --data FILE --out MODEL [options]\n"
+    "       iadsr train --data FILE --out MODEL --semantic EMB.npy\n"
+    "                   [IADSR options] [options]\n"
     "\n"
     "Train a next-item model on a sequence file with the leave-one-out split\n"
     "(last item = test, second-to-last = validation, the rest = training),\n"
@@ -22,9 +21,46 @@ static const char train_help[] =
     "Ctrl-C stops after the current epoch and saves the best model so far\n"
     "(press it twice to quit at once without saving).\n"
     "\n"
+    "With --semantic, train IADSR instead (docs/METHOD.md, Stage 2): the\n"
+    "backbone, the aligner (semantic -> collaborative projections) and the\n"
+    "denoising gate are trained jointly on L = L_next + lambda_align L_align\n"
+    "+ lambda_recon L_recon (the progress loss is this total), and MODEL\n"
+    "holds all three (use it with 'iadsr denoise'; eval, recommend and info\n"
+    "read its backbone).\n"
+    "\n"
     "Options:\n"
     "  --data FILE       training sequences (required)\n"
-    "  --out MODEL       checkpoint to write (required)\n"
+    "  --out MODEL       checkpoint to write (required)\n";
+
+static const char train_help_iadsr[] =
+    "\n"
+    "IADSR options (only with --semantic):\n"
+    "  --semantic EMB.npy    semantic item vectors (float32/float16 .npy),\n"
+    "                        at least the items of FILE\n"
+    "  --semantic-rows R     padded (default: row i = item i, row 0 unused,\n"
+    "                        as embed-text writes) or dense (row i = item\n"
+    "                        i + 1; 'items' is another name for it)\n"
+    "  --user-semantic U.npy one row per user of FILE (file order), same\n"
+    "                        width as EMB.npy: the long-term semantic\n"
+    "                        interest (default: the mean of the item rows)\n";
+
+const char cli_denoise_train_help[] =
+    "  --lambda-align X      weight of the alignment loss, >= 0 (default 1)\n"
+    "  --lambda-recon X      weight of the reconstruction loss, >= 0\n"
+    "                        (default 1)\n"
+    "  --tau-align X         InfoNCE temperature, > 0 (default 0.1)\n"
+    "  --tau-gumbel X        Gumbel-sigmoid temperature, > 0 (default 1)\n"
+    "  --collab-only         ablation: the gate scores with the\n"
+    "                        collaborative views only\n"
+    "  --carry-masks         from epoch 2 on, scale each training input by\n"
+    "                        the gate's mask of the previous epoch\n"
+    "  --theta X             inference: keep an item iff its score > X, in\n"
+    "                        [-3, 3] (default 0)\n"
+    "  --max-drop X          inference: drop at most floor(X * n) items of a\n"
+    "                        sequence of n, in [0, 1] (default 0.3)\n"
+    "  --no-protect-last     inference: the most recent item may be dropped\n";
+
+const char cli_train_opts_help[] =
     "  --backbone NAME   sasrec (default), gru4rec or caser\n"
     "  --epochs N        maximum epochs, 1..100000 (default 200)\n"
     "  --dim D           hidden width, 1..4096 (default 64)\n"
@@ -51,13 +87,15 @@ static const char train_help[] =
     "                    threads follow OPENBLAS_NUM_THREADS\n"
     "  --quiet           no per-epoch progress lines\n";
 
-static const char *const backbone_names[] = {"sasrec", "gru4rec", "caser",
-                                             NULL};
+const char *const cli_backbone_names[] = {"sasrec", "gru4rec", "caser",
+                                          NULL};
 static const int32_t backbone_ids[] = {IADSR_BACKBONE_SASREC,
                                        IADSR_BACKBONE_GRU4REC,
                                        IADSR_BACKBONE_CASER};
 
 static volatile sig_atomic_t g_interrupted = 0;
+static struct sigaction g_old_sa;
+static int g_have_old_sa = 0;
 
 static void on_sigint(int sig)
 {
@@ -65,14 +103,38 @@ static void on_sigint(int sig)
     g_interrupted = 1; /* SA_RESETHAND: a second Ctrl-C kills the process */
 }
 
-typedef struct train_state {
-    int quiet;
-    int32_t last_epoch;
-    int32_t best_epoch;
-    double best_ndcg10;
-    double best_hr10;
-    double elapsed;
-} train_state;
+void cli_sigint_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    g_interrupted = 0;
+    g_have_old_sa = sigaction(SIGINT, &sa, &g_old_sa) == 0;
+}
+
+void cli_sigint_restore(void)
+{
+    if (g_have_old_sa)
+        sigaction(SIGINT, &g_old_sa, NULL);
+    g_have_old_sa = 0;
+}
+
+int cli_interrupted(void)
+{
+    return g_interrupted != 0;
+}
+
+void cli_progress_init(cli_progress *p, const char *cmd, int quiet)
+{
+    memset(p, 0, sizeof *p);
+    p->cmd = cmd;
+    p->interrupt_note = "";
+    p->quiet = quiet;
+    p->best_ndcg10 = (double)NAN;
+    p->best_hr10 = (double)NAN;
+}
 
 static void fmt_metric(char *buf, size_t cap, double v)
 {
@@ -82,11 +144,19 @@ static void fmt_metric(char *buf, size_t cap, double v)
         snprintf(buf, cap, "%.4f", v);
 }
 
-static int train_progress(const iadsr_progress_info *info, void *user_data)
+int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
 {
-    train_state *st = user_data;
+    cli_progress *st = user_data;
     if (!info || !st)
         return g_interrupted ? 1 : 0;
+    if (st->label[1] && st->phase == 0 && st->last_epoch > 0 &&
+        info->epoch <= st->last_epoch) {
+        /* the epoch count restarted: the second training began */
+        st->phase = 1;
+        st->best_epoch = 0;
+        st->best_ndcg10 = (double)NAN;
+        st->best_hr10 = (double)NAN;
+    }
     st->last_epoch = info->epoch;
     st->elapsed = info->elapsed_seconds;
     if (info->best_epoch > 0) {
@@ -100,159 +170,197 @@ static int train_progress(const iadsr_progress_info *info, void *user_data)
         double per = info->epoch > 0 ? info->elapsed_seconds / info->epoch
                                      : 0.0;
         int32_t left = info->max_epochs - info->epoch;
+        const char *label = st->label[st->phase];
         fmt_metric(hr, sizeof hr, info->valid_hr10);
         fmt_metric(nd, sizeof nd, info->valid_ndcg10);
         fmt_metric(best, sizeof best, info->best_ndcg10);
         cli_format_duration(info->elapsed_seconds, el, sizeof el);
         cli_format_duration(per * (left > 0 ? left : 0), eta, sizeof eta);
         fprintf(stderr,
-                "epoch %d/%d  loss %.4f  valid HR@10 %s NDCG@10 %s "
+                "%s%sepoch %d/%d  loss %.4f  valid HR@10 %s NDCG@10 %s "
                 "(best %s @%d)  %.*fs/epoch  elapsed %s  ETA %s\n",
-                (int)info->epoch, (int)info->max_epochs, info->loss, hr, nd,
-                best, (int)info->best_epoch, per < 1.0 ? 2 : 1, per, el, eta);
+                label ? label : "", label ? " " : "", (int)info->epoch,
+                (int)info->max_epochs, info->loss, hr, nd, best,
+                (int)info->best_epoch, per < 1.0 ? 2 : 1, per, el, eta);
     }
     if (g_interrupted) {
-        fprintf(stderr, "iadsr: train: interrupted after epoch %d; saving "
-                        "the best model so far\n", (int)info->epoch);
+        fprintf(stderr, "iadsr: %s: interrupted after epoch %d%s\n",
+                st->cmd, (int)info->epoch, st->interrupt_note);
         return 1;
     }
     return 0;
 }
 
-/* Fail early (before hours of training) if MODEL cannot be written. */
-static int check_out_path(const char *cmd, const char *path)
+void cli_train_vals_init(cli_train_vals *v)
 {
-    struct stat sb;
-    size_t plen = strlen(path);
-    char *dir;
-    const char *slash = strrchr(path, '/');
-    int ok;
+    memset(v, 0, sizeof *v);
+    v->epochs = 200;
+    v->dim = 64;
+    v->max_len = 50;
+    v->heads = 2;
+    v->batch = 256;
+    v->patience = 10;
+    v->threads = 1;
+    v->eval_every = 1;
+    v->dropout = 0.5;
+    v->lr = 1e-3;
+}
 
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_error(cmd, "%s: is a directory", path);
-    dir = malloc(plen + 2);
-    if (!dir)
-        return cli_error(cmd, "out of memory");
-    if (!slash)
-        strcpy(dir, ".");
-    else if (slash == path)
-        strcpy(dir, "/");
-    else {
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
-    }
-    ok = access(dir, W_OK | X_OK) == 0;
-    if (!ok) {
-        int e = errno;
-        cli_error(cmd, "%s: cannot write to directory '%s': %s", path, dir,
-                  strerror(e));
-        free(dir);
-        return CLI_RUNTIME;
-    }
-    free(dir);
+int cli_train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
+                    const cli_train_vals *v)
+{
+    /* options of one backbone given for another: say so up front */
+    int is_sasrec = backbone_ids[v->backbone] == IADSR_BACKBONE_SASREC;
+    int is_caser = backbone_ids[v->backbone] == IADSR_BACKBONE_CASER;
+    static const char *const sasrec_only[] = {"heads", "pre-ln"};
+    static const char *const caser_only[] = {"caser-window", "caser-h",
+                                             "caser-v"};
+    for (size_t i = 0; i < 2; i++)
+        if (!is_sasrec && cli_opt_seen(opts, n_opts, sasrec_only[i]))
+            return cli_usage_error(cmd, "--%s applies to sasrec only",
+                                   sasrec_only[i]);
+    for (size_t i = 0; i < 3; i++)
+        if (!is_caser && cli_opt_seen(opts, n_opts, caser_only[i]))
+            return cli_usage_error(cmd, "--%s applies to caser only",
+                                   caser_only[i]);
+    if (is_caser && cli_opt_seen(opts, n_opts, "layers"))
+        return cli_usage_error(cmd, "--layers does not apply to caser");
+    if (is_sasrec && v->dim % v->heads != 0)
+        return cli_usage_error(cmd, "--heads (%lld) must divide --dim (%lld)",
+                               (long long)v->heads, (long long)v->dim);
     return CLI_OK;
+}
+
+void cli_train_fill(const cli_opt *opts, size_t n_opts,
+                    const cli_train_vals *v, int32_t n_items,
+                    iadsr_model_params *mp, iadsr_train_params *tp)
+{
+    int seed_given = cli_opt_seen(opts, n_opts, "seed");
+    iadsr_model_params_init(mp);
+    mp->backbone = backbone_ids[v->backbone];
+    mp->n_items = n_items;
+    mp->dim = (int32_t)v->dim;
+    mp->max_seq_len = (int32_t)v->max_len;
+    mp->n_layers = (int32_t)v->layers;
+    if (mp->backbone == IADSR_BACKBONE_SASREC)
+        mp->n_heads = (int32_t)v->heads;
+    mp->caser_window = (int32_t)v->caser_l;
+    mp->caser_h_filters = (int32_t)v->caser_h;
+    mp->caser_v_filters = (int32_t)v->caser_v;
+    mp->dropout = (float)v->dropout;
+    if (v->pre_ln)
+        mp->flags |= IADSR_MODEL_F_PRE_LN;
+    if (seed_given)
+        mp->seed = v->seed;
+
+    iadsr_train_params_init(tp);
+    tp->split = IADSR_SPLIT_LEAVE_ONE_OUT;
+    tp->max_epochs = (int32_t)v->epochs;
+    tp->batch_size = (int32_t)v->batch;
+    tp->patience = (int32_t)v->patience;
+    tp->eval_every = (int32_t)v->eval_every;
+    tp->n_threads = (int32_t)v->threads;
+    tp->learning_rate = (float)v->lr;
+    tp->weight_decay = (float)v->wd;
+    if (seed_given)
+        tp->seed = v->seed;
+}
+
+/* Print the IADSR settings the trainer will use. */
+static void print_denoise_params(const char *cmd,
+                                 const iadsr_denoise_params *dp)
+{
+    fprintf(stderr,
+            "iadsr: %s: IADSR: lambda_align %g, lambda_recon %g, tau_align "
+            "%g, tau_gumbel %g%s%s; gate theta %g, max_drop %g, "
+            "protect_last %s\n",
+            cmd, (double)dp->lambda_align, (double)dp->lambda_recon,
+            (double)dp->tau_align, (double)dp->tau_gumbel,
+            (dp->flags & IADSR_DENOISE_F_COLLAB_ONLY) ? ", collab-only" : "",
+            (dp->flags & IADSR_DENOISE_F_CARRY_MASKS) ? ", carry-masks" : "",
+            (double)dp->theta, (double)dp->max_drop,
+            dp->protect_last ? "yes" : "no");
 }
 
 int cmd_train(int argc, char **argv)
 {
     static const char *cmd = "train";
-    const char *data = NULL, *out = NULL;
-    int backbone = 0, quiet = 0, pre_ln = 0;
-    int64_t epochs = 200, dim = 64, max_len = 50, layers = 0, heads = 2;
-    int64_t caser_l = 0, caser_h = 0, caser_v = 0;
-    int64_t batch = 256, patience = 10, threads = 1, eval_every = 1;
-    double dropout = 0.5, lr = 1e-3, wd = 0.0;
-    uint64_t seed = 0;
+    const char *data = NULL, *out = NULL, *sem_path = NULL, *usem_path = NULL;
+    int sem_rows = 0;
+    cli_train_vals tv;
+    cli_denoise_vals dv;
     cli_opt opts[] = {
         {"data", OPT_STR, &data, 0, 0, 0, 0, 0, NULL, 1, 0},
         {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"backbone", OPT_CHOICE, &backbone, 0, 0, 0, 0, 0, backbone_names, 0,
-         0},
-        {"epochs", OPT_I64, &epochs, 1, 100000, 0, 0, 0, NULL, 0, 0},
-        {"dim", OPT_I64, &dim, 1, 4096, 0, 0, 0, NULL, 0, 0},
-        {"max-len", OPT_I64, &max_len, 1, 4096, 0, 0, 0, NULL, 0, 0},
-        {"layers", OPT_I64, &layers, 1, 16, 0, 0, 0, NULL, 0, 0},
-        {"heads", OPT_I64, &heads, 1, 4096, 0, 0, 0, NULL, 0, 0},
-        {"dropout", OPT_DBL, &dropout, 0, 0, 0.0, 1.0, OPT_HI_OPEN, NULL, 0,
-         0},
-        {"lr", OPT_DBL, &lr, 0, 0, 0.0, 1e6, OPT_LO_OPEN, NULL, 0, 0},
-        {"weight-decay", OPT_DBL, &wd, 0, 0, 0.0, 1e6, 0, NULL, 0, 0},
-        {"batch", OPT_I64, &batch, 1, 65536, 0, 0, 0, NULL, 0, 0},
-        {"patience", OPT_I64, &patience, 0, 100000, 0, 0, 0, NULL, 0, 0},
-        {"eval-every", OPT_I64, &eval_every, 1, 100000, 0, 0, 0, NULL, 0, 0},
-        {"seed", OPT_U64, &seed, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
-        {"quiet", OPT_FLAG, &quiet, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"pre-ln", OPT_FLAG, &pre_ln, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"caser-window", OPT_I64, &caser_l, 1, 64, 0, 0, 0, NULL, 0, 0},
-        {"caser-h", OPT_I64, &caser_h, 1, 1024, 0, 0, 0, NULL, 0, 0},
-        {"caser-v", OPT_I64, &caser_v, 1, 1024, 0, 0, 0, NULL, 0, 0},
+        CLI_TRAIN_OPTS(tv),
+        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
+         cli_semantic_rows_names, 0, 0},
+        {"user-semantic", OPT_STR, &usem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_DENOISE_TRAIN_OPTS(dv),
+        CLI_DENOISE_RULE_OPTS(dv),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *ds = NULL;
+    iadsr_semantic *sem = NULL, *usem = NULL;
     iadsr_model *init = NULL, *best = NULL;
+    iadsr_aligner *al = NULL;
+    iadsr_gate *gate = NULL;
     iadsr_trainer *tr = NULL;
     iadsr_model_params mp;
     iadsr_train_params tp;
-    train_state st;
-    struct sigaction sa, old_sa;
-    int have_old_sa = 0, seed_given, fit_rc, exit_code = CLI_OK;
+    iadsr_denoise_params dp;
+    cli_progress st;
+    int fit_rc, rc, exit_code = CLI_OK;
     double t0;
-    int rc = cli_parse(cmd, argc, argv, opts, n_opts);
 
+    cli_train_vals_init(&tv);
+    memset(&dv, 0, sizeof dv);
+    rc = cli_parse(cmd, argc, argv, opts, n_opts);
     if (rc == 1) {
         fputs(train_help, stdout);
+        fputs(cli_train_opts_help, stdout);
+        fputs(train_help_iadsr, stdout);
+        fputs(cli_denoise_train_help, stdout);
         return cli_finish_stdout(cmd);
     }
     if (rc != 0)
         return rc;
-    {
-        /* options of one backbone given for another: say so up front */
-        int is_sasrec = backbone_ids[backbone] == IADSR_BACKBONE_SASREC;
-        int is_caser = backbone_ids[backbone] == IADSR_BACKBONE_CASER;
-        static const char *const sasrec_only[] = {"heads", "pre-ln"};
-        static const char *const caser_only[] = {"caser-window", "caser-h",
-                                                 "caser-v"};
+    if (cli_train_check(cmd, opts, n_opts, &tv) != CLI_OK)
+        return CLI_USAGE;
+    if (!sem_path) {
+        /* IADSR options without IADSR are a mistake, not a no-op */
+        static const char *const more[] = {"semantic-rows", "user-semantic"};
+        for (size_t i = 0; cli_denoise_opt_names[i]; i++)
+            if (cli_opt_seen(opts, n_opts, cli_denoise_opt_names[i]))
+                return cli_usage_error(cmd, "--%s needs --semantic",
+                                       cli_denoise_opt_names[i]);
         for (size_t i = 0; i < 2; i++)
-            if (!is_sasrec && cli_opt_seen(opts, n_opts, sasrec_only[i]))
-                return cli_usage_error(cmd, "--%s applies to sasrec only",
-                                       sasrec_only[i]);
-        for (size_t i = 0; i < 3; i++)
-            if (!is_caser && cli_opt_seen(opts, n_opts, caser_only[i]))
-                return cli_usage_error(cmd, "--%s applies to caser only",
-                                       caser_only[i]);
-        if (is_caser && cli_opt_seen(opts, n_opts, "layers"))
-            return cli_usage_error(cmd, "--layers does not apply to caser");
-        if (is_sasrec && dim % heads != 0)
-            return cli_usage_error(cmd,
-                                   "--heads (%lld) must divide --dim (%lld)",
-                                   (long long)heads, (long long)dim);
+            if (cli_opt_seen(opts, n_opts, more[i]))
+                return cli_usage_error(cmd, "--%s needs --semantic", more[i]);
     }
-    seed_given = cli_opt_seen(opts, n_opts, "seed");
 
-    if (check_out_path(cmd, out) != CLI_OK)
+    if (cli_check_out_path(cmd, out) != CLI_OK)
         return CLI_RUNTIME;
     t0 = cli_now();
     rc = iadsr_dataset_load_text(&ds, data, 0);
     if (rc != IADSR_OK)
         return cli_lib_error(cmd, NULL, data, rc);
+    if (sem_path) {
+        if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK) {
+            exit_code = CLI_RUNTIME;
+            goto done;
+        }
+        if (usem_path &&
+            cli_load_user_semantic(cmd, usem_path, iadsr_dataset_n_users(ds),
+                                   iadsr_semantic_dim(sem),
+                                   &usem) != CLI_OK) {
+            exit_code = CLI_RUNTIME;
+            goto done;
+        }
+    }
 
-    iadsr_model_params_init(&mp);
-    mp.backbone = backbone_ids[backbone];
-    mp.n_items = iadsr_dataset_n_items(ds);
-    mp.dim = (int32_t)dim;
-    mp.max_seq_len = (int32_t)max_len;
-    mp.n_layers = (int32_t)layers;
-    if (backbone_ids[backbone] == IADSR_BACKBONE_SASREC)
-        mp.n_heads = (int32_t)heads;
-    mp.caser_window = (int32_t)caser_l;
-    mp.caser_h_filters = (int32_t)caser_h;
-    mp.caser_v_filters = (int32_t)caser_v;
-    mp.dropout = (float)dropout;
-    if (pre_ln)
-        mp.flags |= IADSR_MODEL_F_PRE_LN;
-    if (seed_given)
-        mp.seed = seed;
+    cli_train_fill(opts, n_opts, &tv, iadsr_dataset_n_items(ds), &mp, &tp);
     rc = iadsr_model_create(&init, &mp);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot create model", NULL, rc);
@@ -260,33 +368,42 @@ int cmd_train(int argc, char **argv)
     }
 
     /* report the normalised values (0 = default resolved) */
-    if (iadsr_model_get_params(init, &mp) != IADSR_OK) {
+    rc = iadsr_model_get_params(init, &mp);
+    if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot read model params", NULL, rc);
         goto done;
     }
-    if (!quiet)
+    if (!tv.quiet) {
         fprintf(stderr,
                 "iadsr: train: %lld users, %ld items, %lld interactions; "
                 "%s dim %ld, %ld layers, %ld heads, max-len %ld, %lld "
                 "parameters\n",
                 (long long)iadsr_dataset_n_users(ds), (long)mp.n_items,
                 (long long)iadsr_dataset_n_interactions(ds),
-                backbone_names[backbone], (long)mp.dim, (long)mp.n_layers,
-                (long)mp.n_heads, (long)mp.max_seq_len,
+                cli_backbone_names[tv.backbone], (long)mp.dim,
+                (long)mp.n_layers, (long)mp.n_heads, (long)mp.max_seq_len,
                 (long long)iadsr_model_n_params(init));
+        if (sem)
+            fprintf(stderr,
+                    "iadsr: train: semantic %s: %ld items x %ld (%ld zero "
+                    "rows)%s%s\n",
+                    sem_path, (long)iadsr_semantic_n_items(sem),
+                    (long)iadsr_semantic_dim(sem),
+                    (long)iadsr_semantic_n_zero_rows(sem),
+                    usem ? "; user rows from " : "", usem ? usem_path : "");
+    }
 
-    iadsr_train_params_init(&tp);
-    tp.split = IADSR_SPLIT_LEAVE_ONE_OUT;
-    tp.max_epochs = (int32_t)epochs;
-    tp.batch_size = (int32_t)batch;
-    tp.patience = (int32_t)patience;
-    tp.eval_every = (int32_t)eval_every;
-    tp.n_threads = (int32_t)threads;
-    tp.learning_rate = (float)lr;
-    tp.weight_decay = (float)wd;
-    if (seed_given)
-        tp.seed = seed;
-    rc = iadsr_trainer_create(&tr, init, ds, &tp);
+    if (sem) {
+        iadsr_denoise_params_init(&dp);
+        cli_denoise_apply(opts, n_opts, &dv, &dp);
+        if (cli_opt_seen(opts, n_opts, "seed"))
+            dp.seed = tv.seed; /* one seed for the whole model */
+        if (!tv.quiet)
+            print_denoise_params(cmd, &dp);
+        rc = iadsr_trainer_create_joint(&tr, init, ds, sem, usem, &tp, &dp);
+    } else {
+        rc = iadsr_trainer_create(&tr, init, ds, &tp);
+    }
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot create trainer", NULL, rc);
         goto done;
@@ -294,22 +411,11 @@ int cmd_train(int argc, char **argv)
     iadsr_model_free(init);
     init = NULL;
 
-    memset(&st, 0, sizeof st);
-    st.quiet = quiet;
-    st.best_ndcg10 = (double)NAN;
-    st.best_hr10 = (double)NAN;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
-    g_interrupted = 0;
-    if (sigaction(SIGINT, &sa, &old_sa) == 0)
-        have_old_sa = 1;
-
-    fit_rc = iadsr_trainer_fit(tr, train_progress, &st);
-
-    if (have_old_sa)
-        sigaction(SIGINT, &old_sa, NULL);
+    cli_progress_init(&st, cmd, tv.quiet);
+    st.interrupt_note = "; saving the best model so far";
+    cli_sigint_install();
+    fit_rc = iadsr_trainer_fit(tr, cli_progress_cb, &st);
+    cli_sigint_restore();
 
     if (fit_rc != IADSR_OK && fit_rc != IADSR_ERR_ABORTED) {
         exit_code = cli_lib_error(cmd, "training failed", NULL, fit_rc);
@@ -317,7 +423,7 @@ int cmd_train(int argc, char **argv)
             goto done; /* nothing validated worth saving */
         fprintf(stderr, "iadsr: train: saving the best model so far "
                         "(epoch %d)\n", (int)st.best_epoch);
-    } else if (fit_rc == IADSR_ERR_ABORTED && !g_interrupted) {
+    } else if (fit_rc == IADSR_ERR_ABORTED && !cli_interrupted()) {
         /* Only our callback aborts, and only when interrupted. */
         fprintf(stderr, "iadsr: train: training stopped early\n");
     }
@@ -327,7 +433,17 @@ int cmd_train(int argc, char **argv)
         exit_code = cli_lib_error(cmd, "cannot snapshot the model", NULL, rc);
         goto done;
     }
-    rc = iadsr_model_save(best, out, 0);
+    if (sem) {
+        rc = iadsr_trainer_snapshot_denoiser(tr, &al, &gate);
+        if (rc != IADSR_OK) {
+            exit_code = cli_lib_error(cmd, "cannot snapshot the aligner and "
+                                           "gate", NULL, rc);
+            goto done;
+        }
+        rc = iadsr_checkpoint_save(best, al, gate, out, 0);
+    } else {
+        rc = iadsr_model_save(best, out, 0);
+    }
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot save model", out, rc);
         goto done;
@@ -342,16 +458,21 @@ int cmd_train(int argc, char **argv)
             snprintf(bestbuf, sizeof bestbuf, "none");
         fprintf(stderr,
                 "iadsr: train: %s after %d epochs in %s; best valid %s; "
-                "saved %s (%lld parameters)\n",
+                "saved %s (%lld parameters%s)\n",
                 fit_rc == IADSR_OK ? "done" : "stopped",
                 (int)iadsr_trainer_epochs_done(tr), el, bestbuf, out,
-                (long long)iadsr_model_n_params(best));
+                (long long)iadsr_model_n_params(best),
+                sem ? ", with aligner and gate" : "");
     }
 
 done:
+    iadsr_gate_free(gate);
+    iadsr_aligner_free(al);
     iadsr_model_free(best);
     iadsr_trainer_free(tr);
     iadsr_model_free(init);
+    iadsr_semantic_free(usem);
+    iadsr_semantic_free(sem);
     iadsr_dataset_free(ds);
     return exit_code;
 }

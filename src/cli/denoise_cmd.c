@@ -1,0 +1,606 @@
+/* iadsr command-line tool: `iadsr denoise` and `iadsr pipeline` (IADSR,
+ * docs/METHOD.md Stage 2).
+ * SPDX-License-Identifier: MIT
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Shared: what cleaning changed                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct clean_stats {
+    int64_t n_users;
+    int64_t items_in;      /* eligible positions (cleaned part) */
+    int64_t items_dropped; /* of those, dropped */
+    int64_t users_touched; /* users with at least one item dropped */
+    /* against --labels (eligible positions only) */
+    int64_t injected, tp, fp, fn;
+} clean_stats;
+
+/* Whether position j of a sequence of n items is cleaned under @p split. */
+static int eligible(int32_t split, int32_t j, int32_t n)
+{
+    return split == IADSR_SPLIT_NONE || j < n - 2;
+}
+
+/* Count from @p keep (n_interactions bytes, dataset order) and, when not
+ * NULL, the labels (same layout, 1 = injected). */
+static void count_stats(const iadsr_dataset *d, int32_t split,
+                        const uint8_t *keep, const uint8_t *lab,
+                        clean_stats *st)
+{
+    int64_t pos = 0;
+    memset(st, 0, sizeof *st);
+    st->n_users = iadsr_dataset_n_users(d);
+    for (int64_t u = 0; u < st->n_users; u++) {
+        int32_t n = 0;
+        int touched = 0;
+        (void)iadsr_dataset_user_items(d, u, &n);
+        for (int32_t j = 0; j < n; j++, pos++) {
+            int dropped = !keep[pos];
+            if (!eligible(split, j, n))
+                continue;
+            st->items_in++;
+            st->items_dropped += dropped;
+            touched |= dropped;
+            if (lab) {
+                st->injected += lab[pos];
+                st->tp += dropped && lab[pos];
+                st->fp += dropped && !lab[pos];
+                st->fn += !dropped && lab[pos];
+            }
+        }
+        st->users_touched += touched;
+    }
+}
+
+static double ratio(int64_t num, int64_t den)
+{
+    return den > 0 ? (double)num / (double)den : (double)NAN;
+}
+
+static void json_double(const char *key, double v)
+{
+    if (isfinite(v))
+        printf(",\"%s\":%.6f", key, v);
+    else
+        printf(",\"%s\":null", key);
+}
+
+static void fmt_ratio(char *buf, size_t cap, double v)
+{
+    if (isnan(v))
+        snprintf(buf, cap, "n/a");
+    else
+        snprintf(buf, cap, "%.4f", v);
+}
+
+/* ------------------------------------------------------------------------ */
+/* denoise                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static const char denoise_help[] =
+    "Usage: iadsr denoise --model MODEL --semantic EMB.npy --data FILE\n"
+    "                     --out CLEAN [options]\n"
+    "\n"
+    "Clean sequences with a model trained by 'iadsr train --semantic' (its\n"
+    "backbone, aligner and denoising gate): every item of the cleaned part\n"
+    "gets a score (cos(l, h_t) + cos(hbar, s_t) + cos(h_t, s_t), in [-3, 3])\n"
+    "and is kept iff score > theta, with at most floor(max_drop * n) items\n"
+    "of a sequence dropped (the lowest scores) and the most recent item kept\n"
+    "unless --no-protect-last. CLEAN gets the kept items in the format of\n"
+    "FILE (same users and order), written atomically; a summary goes to\n"
+    "standard output: items in (those of the cleaned part), items dropped,\n"
+    "users touched (with at least one item dropped).\n"
+    "\n"
+    "With --labels (from 'iadsr inject-noise', for FILE = its NOISY output)\n"
+    "the drops are compared with the injected items over the cleaned part:\n"
+    "precision = injected among dropped, recall = dropped among injected,\n"
+    "F1 = their harmonic mean (n/a, or null in JSON, when undefined).\n"
+    "\n"
+    "Options:\n"
+    "  --model MODEL         checkpoint with aligner and gate (required)\n"
+    "  --semantic EMB.npy    semantic item vectors, as for training\n"
+    "                        (required)\n"
+    "  --semantic-rows R     padded (default) or dense ('items'): see\n"
+    "                        'iadsr train --help'\n"
+    "  --user-semantic U.npy one row per user of FILE (file order), when the\n"
+    "                        model was trained with them\n"
+    "  --data FILE           sequences to clean (required)\n"
+    "  --out CLEAN           cleaned sequences to write (required)\n"
+    "  --split loo|none      loo (default): clean only each user's training\n"
+    "                        part (all but the last two items) and keep the\n"
+    "                        last two, so CLEAN can be retrained and\n"
+    "                        evaluated with the same protocol; none: clean\n"
+    "                        whole sequences\n"
+    "  --theta X             override the gate's threshold, in [-3, 3]\n"
+    "  --max-drop X          override the drop cap, in [0, 1]\n"
+    "  --no-protect-last     the most recent item may be dropped\n"
+    "  --threads T           worker threads, 1..256 (default 1)\n"
+    "  --labels LABELS       0/1 per item of FILE (1 = injected): print\n"
+    "                        precision, recall and F1 of the drops\n"
+    "  --json                print exactly one JSON object on one line:\n"
+    "                        {\"split\":..,\"users\":..,\"items_in\":..,\n"
+    "                         \"items_dropped\":..,\"users_touched\":..,\n"
+    "                         \"theta\":..,\"max_drop\":..,\n"
+    "                         \"protect_last\":..} and with --labels also\n"
+    "                        \"injected\",\"true_positives\",\n"
+    "                        \"false_positives\",\"false_negatives\",\n"
+    "                        \"precision\",\"recall\",\"f1\"\n";
+
+static const char *const split_names[] = {"loo", "none", NULL};
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Read LABELS into @p lab (n_interactions bytes, dataset order): one line
+ * per user of @p d, one '0' or '1' per item. */
+static int read_labels(const char *cmd, const char *path,
+                       const char *data_path, const iadsr_dataset *d,
+                       uint8_t *lab)
+{
+    const int64_t n_users = iadsr_dataset_n_users(d);
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int64_t u = 0, pos = 0;
+    long long ln = 0;
+    int exit_code = CLI_RUNTIME;
+
+    if (!f) {
+        int e = errno;
+        return cli_error(cmd, "%s: cannot open: %s", path, strerror(e));
+    }
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        int32_t n = 0, cnt = 0;
+        ln++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            len--;
+        if (u >= n_users) {
+            cli_error(cmd, "%s:%lld: more lines than the %lld users of %s",
+                      path, ln, (long long)n_users, data_path);
+            goto done;
+        }
+        (void)iadsr_dataset_user_items(d, u, &n);
+        for (ssize_t i = 0; i < len;) {
+            ssize_t t0;
+            if (is_blank(line[i])) {
+                i++;
+                continue;
+            }
+            t0 = i;
+            while (i < len && !is_blank(line[i]))
+                i++;
+            if (i - t0 != 1 || (line[t0] != '0' && line[t0] != '1')) {
+                cli_error(cmd, "%s:%lld: label '%.*s' is not 0 or 1", path,
+                          ln, (int)(i - t0 > 40 ? 40 : i - t0), line + t0);
+                goto done;
+            }
+            if (cnt < n)
+                lab[pos + cnt] = (uint8_t)(line[t0] - '0');
+            cnt++;
+        }
+        if (cnt != n) {
+            cli_error(cmd,
+                      "%s:%lld: %ld labels for the %ld items of user %lld "
+                      "(line %lld of the users of %s)",
+                      path, ln, (long)cnt, (long)n,
+                      (long long)iadsr_dataset_user_id(d, u), (long long)u + 1,
+                      data_path);
+            goto done;
+        }
+        pos += n;
+        u++;
+    }
+    if (ferror(f)) {
+        int e = errno;
+        cli_error(cmd, "%s: read failed: %s", path, strerror(e));
+        goto done;
+    }
+    if (u != n_users) {
+        cli_error(cmd, "%s: %lld lines for the %lld users of %s", path,
+                  (long long)u, (long long)n_users, data_path);
+        goto done;
+    }
+    exit_code = CLI_OK;
+done:
+    free(line);
+    fclose(f);
+    return exit_code;
+}
+
+static void print_denoise(const clean_stats *st, const char *split,
+                          const iadsr_denoise_params *gp, int labels,
+                          int json)
+{
+    double prec = ratio(st->tp, st->tp + st->fp);
+    double rec = ratio(st->tp, st->tp + st->fn);
+    double f1 = ratio(2 * st->tp, 2 * st->tp + st->fp + st->fn);
+    if (json) {
+        printf("{\"split\":\"%s\",\"users\":%lld,\"items_in\":%lld,"
+               "\"items_dropped\":%lld,\"users_touched\":%lld",
+               split, (long long)st->n_users, (long long)st->items_in,
+               (long long)st->items_dropped, (long long)st->users_touched);
+        json_double("theta", (double)gp->theta);
+        json_double("max_drop", (double)gp->max_drop);
+        printf(",\"protect_last\":%s", gp->protect_last ? "true" : "false");
+        if (labels) {
+            printf(",\"injected\":%lld,\"true_positives\":%lld,"
+                   "\"false_positives\":%lld,\"false_negatives\":%lld",
+                   (long long)st->injected, (long long)st->tp,
+                   (long long)st->fp, (long long)st->fn);
+            json_double("precision", prec);
+            json_double("recall", rec);
+            json_double("f1", f1);
+        }
+        printf("}\n");
+        return;
+    }
+    printf("split: %s   users: %lld   gate: theta %g, max_drop %g, "
+           "protect_last %s\n",
+           split, (long long)st->n_users, (double)gp->theta,
+           (double)gp->max_drop, gp->protect_last ? "yes" : "no");
+    printf("items in:       %lld%s\n", (long long)st->items_in,
+           strcmp(split, "loo") == 0 ? " (training parts)" : "");
+    printf("items dropped:  %lld (%.2f%%)\n", (long long)st->items_dropped,
+           st->items_in > 0
+               ? 100.0 * (double)st->items_dropped / (double)st->items_in
+               : 0.0);
+    printf("users touched:  %lld of %lld\n", (long long)st->users_touched,
+           (long long)st->n_users);
+    if (labels) {
+        char p[16], r[16], f[16];
+        fmt_ratio(p, sizeof p, prec);
+        fmt_ratio(r, sizeof r, rec);
+        fmt_ratio(f, sizeof f, f1);
+        printf("labels:         %lld injected; %lld dropped and injected, "
+               "%lld dropped but clean, %lld injected but kept\n",
+               (long long)st->injected, (long long)st->tp, (long long)st->fp,
+               (long long)st->fn);
+        printf("precision %s   recall %s   F1 %s\n", p, r, f);
+    }
+}
+
+int cmd_denoise(int argc, char **argv)
+{
+    static const char *cmd = "denoise";
+    const char *model_path = NULL, *sem_path = NULL, *usem_path = NULL;
+    const char *data_path = NULL, *out = NULL, *labels_path = NULL;
+    int sem_rows = 0, split = 0, json = 0;
+    int64_t threads = 1;
+    cli_denoise_vals dv;
+    cli_opt opts[] = {
+        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
+         cli_semantic_rows_names, 0, 0},
+        {"user-semantic", OPT_STR, &usem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
+        CLI_DENOISE_RULE_OPTS(dv),
+        {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
+        {"labels", OPT_STR, &labels_path, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+    };
+    const size_t n_opts = sizeof opts / sizeof opts[0];
+    int32_t lib_split;
+    iadsr_model *m = NULL;
+    iadsr_aligner *al = NULL;
+    iadsr_gate *gate = NULL;
+    iadsr_semantic *sem = NULL, *usem = NULL;
+    iadsr_dataset *d = NULL, *clean = NULL;
+    iadsr_denoiser *dn = NULL;
+    iadsr_denoise_params gp;
+    uint8_t *keep = NULL, *lab = NULL;
+    int64_t n_int;
+    clean_stats st;
+    double t0;
+    int exit_code = CLI_RUNTIME;
+    int rc;
+
+    memset(&dv, 0, sizeof dv);
+    rc = cli_parse(cmd, argc, argv, opts, n_opts);
+    if (rc == 1) {
+        fputs(denoise_help, stdout);
+        return cli_finish_stdout(cmd);
+    }
+    if (rc != 0)
+        return rc;
+    lib_split = split == 0 ? IADSR_SPLIT_LEAVE_ONE_OUT : IADSR_SPLIT_NONE;
+    if (cli_check_out_path(cmd, out) != CLI_OK)
+        return CLI_RUNTIME;
+
+    t0 = cli_now();
+    rc = iadsr_checkpoint_load(&m, &al, &gate, model_path, 0);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, "cannot load model", model_path, rc);
+    if (!al || !gate) {
+        cli_error(cmd, "%s: the checkpoint has no %s (a backbone-only "
+                       "model); train one with 'iadsr train --semantic'",
+                  model_path,
+                  !al && !gate ? "aligner and gate" : !al ? "aligner"
+                                                          : "gate");
+        goto done;
+    }
+    if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK)
+        goto done;
+    rc = iadsr_dataset_load_text(&d, data_path, iadsr_model_n_items(m));
+    if (rc != IADSR_OK) {
+        cli_lib_error(cmd, NULL, data_path, rc);
+        goto done;
+    }
+    if (usem_path &&
+        cli_load_user_semantic(cmd, usem_path, iadsr_dataset_n_users(d),
+                               iadsr_semantic_dim(sem), &usem) != CLI_OK)
+        goto done;
+
+    /* the inference rule: the trained gate's, or the one asked for */
+    iadsr_denoise_params_init(&gp);
+    rc = iadsr_gate_get_params(gate, &gp);
+    if (rc != IADSR_OK) {
+        cli_lib_error(cmd, "cannot read the gate's settings", NULL, rc);
+        goto done;
+    }
+    if (cli_denoise_rule_seen(opts, n_opts)) {
+        iadsr_gate *g2 = NULL;
+        cli_denoise_apply(opts, n_opts, &dv, &gp);
+        rc = iadsr_gate_with_params(&g2, gate, &gp);
+        if (rc != IADSR_OK) {
+            cli_lib_error(cmd, "cannot set the gate's rule", NULL, rc);
+            goto done;
+        }
+        iadsr_gate_free(gate);
+        gate = g2;
+    }
+    rc = iadsr_denoiser_create(&dn, m, al, gate, sem);
+    if (rc != IADSR_OK) {
+        cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
+        goto done;
+    }
+
+    n_int = iadsr_dataset_n_interactions(d);
+    keep = malloc((size_t)(n_int > 0 ? n_int : 1));
+    if (labels_path)
+        lab = calloc((size_t)(n_int > 0 ? n_int : 1), 1);
+    if (!keep || (labels_path && !lab)) {
+        cli_error(cmd, "out of memory for %lld interactions",
+                  (long long)n_int);
+        goto done;
+    }
+    /* a bad label file should fail before the work */
+    if (labels_path &&
+        read_labels(cmd, labels_path, data_path, d, lab) != CLI_OK)
+        goto done;
+
+    rc = iadsr_denoiser_clean_dataset(dn, d, lib_split, usem,
+                                      (int32_t)threads, &clean, keep, NULL);
+    if (rc != IADSR_OK) {
+        cli_lib_error(cmd, "cleaning failed", NULL, rc);
+        goto done;
+    }
+    if (cli_write_dataset(cmd, out, clean, d) != CLI_OK)
+        goto done;
+    count_stats(d, lib_split, keep, lab, &st);
+    {
+        int64_t lost = 0;
+        for (int64_t u = 0; u < iadsr_dataset_n_users(clean); u++) {
+            int32_t n = 0;
+            (void)iadsr_dataset_user_items(clean, u, &n);
+            lost += n < 1;
+        }
+        if (lost > 0)
+            fprintf(stderr, "iadsr: denoise: %lld users lost every item "
+                            "and have no line in %s\n",
+                    (long long)lost, out);
+    }
+    print_denoise(&st, split_names[split], &gp, labels_path != NULL, json);
+    fprintf(stderr, "iadsr: denoise: wrote %s (%lld of %lld interactions "
+                    "kept) in %.2fs\n",
+            out, (long long)iadsr_dataset_n_interactions(clean),
+            (long long)n_int, cli_now() - t0);
+    exit_code = cli_finish_stdout(cmd);
+
+done:
+    free(keep);
+    free(lab);
+    iadsr_dataset_free(clean);
+    iadsr_denoiser_free(dn);
+    iadsr_dataset_free(d);
+    iadsr_semantic_free(usem);
+    iadsr_semantic_free(sem);
+    iadsr_gate_free(gate);
+    iadsr_aligner_free(al);
+    iadsr_model_free(m);
+    return exit_code;
+}
+
+/* ------------------------------------------------------------------------ */
+/* pipeline                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static const char pipeline_help[] =
+    "Usage: iadsr pipeline --data FILE --semantic EMB.npy [options]\n"
+    "\n"
+    "The IADSR pipeline in one run: train IADSR (backbone + aligner + gate,\n"
+    "as 'iadsr train --semantic') on FILE with the leave-one-out split,\n"
+    "clean every user's training part with the gate (the last two items\n"
+    "stay), retrain a fresh backbone with the same settings and seeds on\n"
+    "the cleaned data, and evaluate it on the test items (full ranking, as\n"
+    "'iadsr eval'). Progress of both trainings goes to standard error\n"
+    "(lines 'iadsr epoch ...' then 'retrain epoch ...'); the result goes to\n"
+    "standard output: items in / dropped / users touched, the seconds of\n"
+    "both trainings and the test HR and NDCG at 5, 10 and 20. Ctrl-C stops\n"
+    "the run (nothing is written).\n"
+    "\n"
+    "Options:\n"
+    "  --data FILE           sequences (required)\n"
+    "  --semantic EMB.npy    semantic item vectors (required)\n"
+    "  --semantic-rows R     padded (default) or dense ('items'): see\n"
+    "                        'iadsr train --help'\n"
+    "  --out-model M         save the retrained backbone\n"
+    "  --out-clean CLEAN     write the cleaned sequences (format of FILE)\n"
+    "  --json                print exactly one JSON object on one line: the\n"
+    "                        keys of 'iadsr eval --json' (split, users,\n"
+    "                        HR@5 .. NDCG@20, exclude_history) and\n"
+    "                        items_in, items_dropped, users_touched,\n"
+    "                        iadsr_epochs, retrain_epochs (the epochs of\n"
+    "                        the models kept), iadsr_seconds,\n"
+    "                        retrain_seconds\n"
+    "\n"
+    "Training options (as 'iadsr train'):\n";
+
+static const char pipeline_help_iadsr[] = "\nIADSR options:\n";
+
+static void print_pipeline(const iadsr_pipeline_result *r, int64_t n_users,
+                           int json)
+{
+    if (json) {
+        printf("{\"split\":\"test\",\"users\":%lld",
+               (long long)r->test.n_users);
+        cli_json_metrics(&r->test);
+        printf(",\"exclude_history\":false,\"items_in\":%lld,"
+               "\"items_dropped\":%lld,\"users_touched\":%lld,"
+               "\"iadsr_epochs\":%ld,\"retrain_epochs\":%ld",
+               (long long)r->n_items_in, (long long)r->n_items_dropped,
+               (long long)r->n_users_touched, (long)r->iadsr_epochs,
+               (long)r->retrain_epochs);
+        json_double("iadsr_seconds", r->iadsr_seconds);
+        json_double("retrain_seconds", r->retrain_seconds);
+        printf("}\n");
+        return;
+    }
+    printf("IADSR:          model of epoch %ld, trained in %.2fs\n",
+           (long)r->iadsr_epochs, r->iadsr_seconds);
+    printf("items in:       %lld (training parts)\n",
+           (long long)r->n_items_in);
+    printf("items dropped:  %lld (%.2f%%)\n", (long long)r->n_items_dropped,
+           r->n_items_in > 0 ? 100.0 * (double)r->n_items_dropped /
+                                   (double)r->n_items_in
+                             : 0.0);
+    printf("users touched:  %lld of %lld\n", (long long)r->n_users_touched,
+           (long long)n_users);
+    printf("retrain:        model of epoch %ld, trained in %.2fs\n",
+           (long)r->retrain_epochs, r->retrain_seconds);
+    cli_print_metrics("test", &r->test, 0, 0);
+}
+
+int cmd_pipeline(int argc, char **argv)
+{
+    static const char *cmd = "pipeline";
+    const char *data_path = NULL, *sem_path = NULL;
+    const char *out_model = NULL, *out_clean = NULL;
+    int sem_rows = 0, json = 0;
+    cli_train_vals tv;
+    cli_denoise_vals dv;
+    cli_opt opts[] = {
+        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
+         cli_semantic_rows_names, 0, 0},
+        {"out-model", OPT_STR, &out_model, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"out-clean", OPT_STR, &out_clean, 0, 0, 0, 0, 0, NULL, 0, 0},
+        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_TRAIN_OPTS(tv),
+        CLI_DENOISE_TRAIN_OPTS(dv),
+        CLI_DENOISE_RULE_OPTS(dv),
+    };
+    const size_t n_opts = sizeof opts / sizeof opts[0];
+    iadsr_dataset *d = NULL, *clean = NULL;
+    iadsr_semantic *sem = NULL;
+    iadsr_model *model = NULL;
+    iadsr_model_params mp;
+    iadsr_train_params tp;
+    iadsr_denoise_params dp;
+    iadsr_pipeline_result res;
+    cli_progress st;
+    int exit_code = CLI_RUNTIME;
+    int rc;
+
+    cli_train_vals_init(&tv);
+    memset(&dv, 0, sizeof dv);
+    rc = cli_parse(cmd, argc, argv, opts, n_opts);
+    if (rc == 1) {
+        fputs(pipeline_help, stdout);
+        fputs(cli_train_opts_help, stdout);
+        fputs(pipeline_help_iadsr, stdout);
+        fputs(cli_denoise_train_help, stdout);
+        return cli_finish_stdout(cmd);
+    }
+    if (rc != 0)
+        return rc;
+    if (cli_train_check(cmd, opts, n_opts, &tv) != CLI_OK)
+        return CLI_USAGE;
+    if (out_model && out_clean && strcmp(out_model, out_clean) == 0)
+        return cli_usage_error(cmd, "--out-model and --out-clean are the "
+                                    "same file");
+    if ((out_model && cli_check_out_path(cmd, out_model) != CLI_OK) ||
+        (out_clean && cli_check_out_path(cmd, out_clean) != CLI_OK))
+        return CLI_RUNTIME;
+
+    rc = iadsr_dataset_load_text(&d, data_path, 0);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, NULL, data_path, rc);
+    if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK)
+        goto done;
+    cli_train_fill(opts, n_opts, &tv, iadsr_dataset_n_items(d), &mp, &tp);
+    iadsr_denoise_params_init(&dp);
+    cli_denoise_apply(opts, n_opts, &dv, &dp);
+    if (cli_opt_seen(opts, n_opts, "seed"))
+        dp.seed = tv.seed; /* one seed for the whole run, as train */
+    if (!tv.quiet)
+        fprintf(stderr,
+                "iadsr: pipeline: %lld users, %ld items, %lld interactions; "
+                "semantic %s: %ld items x %ld\n",
+                (long long)iadsr_dataset_n_users(d),
+                (long)iadsr_dataset_n_items(d),
+                (long long)iadsr_dataset_n_interactions(d), sem_path,
+                (long)iadsr_semantic_n_items(sem),
+                (long)iadsr_semantic_dim(sem));
+
+    memset(&res, 0, sizeof res);
+    res.struct_size = (uint32_t)sizeof res;
+    cli_progress_init(&st, cmd, tv.quiet);
+    st.label[0] = "iadsr";
+    st.label[1] = "retrain";
+    cli_sigint_install();
+    rc = iadsr_pipeline(d, sem, &mp, &tp, &dp, cli_progress_cb, &st, &res,
+                        out_model ? &model : NULL,
+                        out_clean ? &clean : NULL);
+    cli_sigint_restore();
+    if (rc == IADSR_ERR_ABORTED && cli_interrupted()) {
+        cli_error(cmd, "stopped; nothing written");
+        goto done;
+    }
+    if (rc != IADSR_OK) {
+        cli_lib_error(cmd, NULL, NULL, rc);
+        goto done;
+    }
+    if (out_model) {
+        rc = iadsr_model_save(model, out_model, 0);
+        if (rc != IADSR_OK) {
+            cli_lib_error(cmd, "cannot save model", out_model, rc);
+            goto done;
+        }
+    }
+    if (out_clean && cli_write_dataset(cmd, out_clean, clean, d) != CLI_OK)
+        goto done;
+    print_pipeline(&res, iadsr_dataset_n_users(d), json);
+    exit_code = cli_finish_stdout(cmd);
+
+done:
+    iadsr_model_free(model);
+    iadsr_dataset_free(clean);
+    iadsr_semantic_free(sem);
+    iadsr_dataset_free(d);
+    return exit_code;
+}

@@ -1,0 +1,317 @@
+/* iadsr command-line tool: `iadsr inject-noise`.
+ * SPDX-License-Identifier: MIT
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char noise_help[] =
+    "Usage: iadsr inject-noise --data FILE --rate P --seed S --out NOISY\n"
+    "                          --labels LABELS [--quiet]\n"
+    "\n"
+    "Insert random items into the training part of every sequence, to\n"
+    "measure how well a denoiser finds them ('iadsr denoise --labels').\n"
+    "For a user with n items the training part is the first n - 2 (the last\n"
+    "two, the validation and test targets, stay the last two); users with\n"
+    "n < 3 are copied unchanged. The user gets k = floor(P * (n - 2) + U)\n"
+    "items, U uniform in [0, 1) (so k is P * (n - 2) on average), each a\n"
+    "uniformly random item id in 1..n_items (n_items = the largest id in\n"
+    "FILE) that the user's original sequence does not contain (none when\n"
+    "every id occurs in it), at uniformly random positions of the training\n"
+    "part: anywhere before the second-to-last original item. The same FILE,\n"
+    "P and S give the same bytes on every machine. Both files are written\n"
+    "atomically; the number of injected items goes to standard error.\n"
+    "\n"
+    "NOISY has the format of FILE (one user per line, 'user_id item item\n"
+    "...', same users in the same order).\n"
+    "LABELS has one line per user, in the order of NOISY, with one label\n"
+    "per item of the user's noisy sequence, separated by single spaces:\n"
+    "1 = the item was injected, 0 = it was in FILE. E.g. the NOISY line\n"
+    "'7 12 5 3 9' (user 7) with LABELS line '0 1 0 0' says that item 5 was\n"
+    "injected.\n"
+    "\n"
+    "Options:\n"
+    "  --data FILE      sequence file (required)\n"
+    "  --rate P         injected items per training item, 0..10 (required;\n"
+    "                   0 copies FILE)\n"
+    "  --seed S         random seed, 0..2^64-1 (required)\n"
+    "  --out NOISY      noisy sequence file to write (required)\n"
+    "  --labels LABELS  label file to write (required)\n"
+    "  --quiet          do not print the summary line\n";
+
+/* The noisy data in CSR form (dataset user order). */
+typedef struct noisy_data {
+    const iadsr_dataset *src; /* for the user ids */
+    int32_t *items;
+    uint8_t *labels;
+    int64_t *offsets; /* n_users + 1 */
+    int64_t n_users;
+    int64_t len, cap;
+} noisy_data;
+
+static int noisy_reserve(noisy_data *nd, int64_t extra)
+{
+    int64_t need = nd->len + extra, cap = nd->cap ? nd->cap : 1024;
+    int32_t *it;
+    uint8_t *lb;
+    if (need <= nd->cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    it = realloc(nd->items, (size_t)cap * sizeof *it);
+    if (!it)
+        return -1;
+    nd->items = it;
+    lb = realloc(nd->labels, (size_t)cap);
+    if (!lb)
+        return -1;
+    nd->labels = lb;
+    nd->cap = cap;
+    return 0;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The (r+1)-th smallest id in 1.. that is not in sorted[0..m) (distinct,
+ * ascending). The ids missing below sorted[j] number sorted[j] - 1 - j, a
+ * non-decreasing sequence, so the answer is r + 1 + (the number of j with
+ * sorted[j] - 1 - j <= r). */
+static int32_t nth_missing(const int32_t *sorted, int32_t m, int64_t r)
+{
+    int32_t lo = 0, hi = m;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if ((int64_t)sorted[mid] - 1 - mid <= r)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (int32_t)(r + 1 + lo);
+}
+
+static int write_noisy(FILE *f, const void *ctx)
+{
+    const noisy_data *nd = ctx;
+    char buf[1 << 16];
+    size_t used = 0;
+    for (int64_t u = 0; u < nd->n_users; u++) {
+        used += cli_put_u64(buf + used,
+                            (uint64_t)iadsr_dataset_user_id(nd->src, u));
+        for (int64_t j = nd->offsets[u]; j < nd->offsets[u + 1]; j++) {
+            if (used > sizeof buf - 32) {
+                if (fwrite(buf, 1, used, f) != used)
+                    return -1;
+                used = 0;
+            }
+            buf[used++] = ' ';
+            used += cli_put_u64(buf + used, (uint64_t)nd->items[j]);
+        }
+        buf[used++] = '\n';
+        if (used > sizeof buf - 64) {
+            if (fwrite(buf, 1, used, f) != used)
+                return -1;
+            used = 0;
+        }
+    }
+    if (used && fwrite(buf, 1, used, f) != used)
+        return -1;
+    return 0;
+}
+
+static int write_labels(FILE *f, const void *ctx)
+{
+    const noisy_data *nd = ctx;
+    char buf[1 << 16];
+    size_t used = 0;
+    for (int64_t u = 0; u < nd->n_users; u++) {
+        for (int64_t j = nd->offsets[u]; j < nd->offsets[u + 1]; j++) {
+            if (used > sizeof buf - 8) {
+                if (fwrite(buf, 1, used, f) != used)
+                    return -1;
+                used = 0;
+            }
+            if (j > nd->offsets[u])
+                buf[used++] = ' ';
+            buf[used++] = nd->labels[j] ? '1' : '0';
+        }
+        buf[used++] = '\n';
+    }
+    if (used && fwrite(buf, 1, used, f) != used)
+        return -1;
+    return 0;
+}
+
+/* Build the noisy sequences. Returns CLI_OK or prints an error. */
+static int inject(const char *cmd, const iadsr_dataset *d, double rate,
+                  uint64_t seed, noisy_data *nd, int64_t *n_injected,
+                  int64_t *n_users_hit)
+{
+    const int32_t n_items = iadsr_dataset_n_items(d);
+    int32_t *sorted = NULL;
+    int32_t sorted_cap = 0;
+    cli_rng rng;
+
+    nd->src = d;
+    nd->n_users = iadsr_dataset_n_users(d);
+    nd->offsets = malloc(((size_t)nd->n_users + 1u) * sizeof *nd->offsets);
+    if (!nd->offsets)
+        return cli_error(cmd, "out of memory");
+    nd->offsets[0] = 0;
+    *n_injected = 0;
+    *n_users_hit = 0;
+    cli_rng_seed(&rng, seed);
+
+    for (int64_t u = 0; u < nd->n_users; u++) {
+        int32_t n = 0, m = 0;
+        const int32_t *it = iadsr_dataset_user_items(d, u, &n);
+        int64_t n_train, k = 0, total, need, n_cand;
+        int32_t next_orig = 0;
+
+        if (n < 3) {
+            /* no training part: copied unchanged, no random draw */
+            if (noisy_reserve(nd, n) != 0)
+                goto oom;
+            memcpy(nd->items + nd->len, it, (size_t)n * sizeof *it);
+            memset(nd->labels + nd->len, 0, (size_t)n);
+            nd->len += n;
+            nd->offsets[u + 1] = nd->len;
+            continue;
+        }
+        n_train = n - 2;
+        /* E[k] = rate * n_train exactly */
+        k = (int64_t)floor(rate * (double)n_train + cli_rng_uniform(&rng));
+
+        /* the user's distinct items, sorted, define the candidates */
+        if (n > sorted_cap) {
+            int32_t *ns = realloc(sorted, (size_t)n * sizeof *ns);
+            if (!ns)
+                goto oom;
+            sorted = ns;
+            sorted_cap = n;
+        }
+        memcpy(sorted, it, (size_t)n * sizeof *it);
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp_i32);
+        for (int32_t j = 0; j < n; j++)
+            if (m == 0 || sorted[m - 1] != sorted[j])
+                sorted[m++] = sorted[j];
+        n_cand = (int64_t)n_items - m;
+        if (n_cand <= 0)
+            k = 0; /* every id occurs in the sequence */
+        if ((int64_t)n + k > INT32_MAX) {
+            free(sorted);
+            return cli_error(cmd, "user %lld: %lld items with the noise "
+                                  "exceed 2^31 - 1",
+                             (long long)iadsr_dataset_user_id(d, u),
+                             (long long)n + k);
+        }
+        if (noisy_reserve(nd, n + k) != 0)
+            goto oom;
+
+        /* choose which k of the n_train + k training slots are injected,
+         * every subset equally likely (selection sampling) */
+        total = n_train + k;
+        need = k;
+        for (int64_t p = 0; p < total; p++) {
+            int64_t at = nd->len++;
+            if (need > 0 &&
+                (int64_t)cli_rng_below(&rng, (uint64_t)(total - p)) < need) {
+                int64_t r = (int64_t)cli_rng_below(&rng, (uint64_t)n_cand);
+                nd->items[at] = nth_missing(sorted, m, r);
+                nd->labels[at] = 1;
+                need--;
+            } else {
+                nd->items[at] = it[next_orig++];
+                nd->labels[at] = 0;
+            }
+        }
+        /* the validation and test items stay last */
+        for (int32_t j = n - 2; j < n; j++) {
+            nd->items[nd->len] = it[j];
+            nd->labels[nd->len++] = 0;
+        }
+        nd->offsets[u + 1] = nd->len;
+        *n_injected += k;
+        if (k > 0)
+            (*n_users_hit)++;
+    }
+    free(sorted);
+    return CLI_OK;
+
+oom:
+    free(sorted);
+    return cli_error(cmd, "out of memory");
+}
+
+int cmd_inject_noise(int argc, char **argv)
+{
+    static const char *cmd = "inject-noise";
+    const char *data = NULL, *out = NULL, *labels = NULL;
+    double rate = 0.0;
+    uint64_t seed = 0;
+    int quiet = 0;
+    cli_opt opts[] = {
+        {"data", OPT_STR, &data, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"rate", OPT_DBL, &rate, 0, 0, 0.0, 10.0, 0, NULL, 1, 0},
+        {"seed", OPT_U64, &seed, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"labels", OPT_STR, &labels, 0, 0, 0, 0, 0, NULL, 1, 0},
+        {"quiet", OPT_FLAG, &quiet, 0, 0, 0, 0, 0, NULL, 0, 0},
+    };
+    iadsr_dataset *d = NULL;
+    noisy_data nd;
+    int64_t n_injected = 0, n_hit = 0;
+    const char *what = "";
+    int exit_code = CLI_RUNTIME;
+    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+
+    memset(&nd, 0, sizeof nd);
+    if (rc == 1) {
+        fputs(noise_help, stdout);
+        return cli_finish_stdout(cmd);
+    }
+    if (rc != 0)
+        return rc;
+    if (strcmp(out, labels) == 0)
+        return cli_usage_error(cmd, "--out and --labels are the same file");
+    if (cli_check_out_path(cmd, out) != CLI_OK ||
+        cli_check_out_path(cmd, labels) != CLI_OK)
+        return CLI_RUNTIME;
+    rc = iadsr_dataset_load_text(&d, data, 0);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, NULL, data, rc);
+    if (inject(cmd, d, rate, seed, &nd, &n_injected, &n_hit) != CLI_OK)
+        goto done;
+    if (cli_write_atomic(out, write_noisy, &nd, &what) != 0) {
+        int e = errno;
+        cli_error(cmd, "%s: %s: %s", out, what, strerror(e));
+        goto done;
+    }
+    if (cli_write_atomic(labels, write_labels, &nd, &what) != 0) {
+        int e = errno;
+        cli_error(cmd, "%s: %s: %s", labels, what, strerror(e));
+        goto done;
+    }
+    if (!quiet)
+        fprintf(stderr,
+                "iadsr: inject-noise: injected %lld items into %lld of %lld "
+                "users (rate %g, seed %llu); wrote %s and %s\n",
+                (long long)n_injected, (long long)n_hit,
+                (long long)nd.n_users, rate, (unsigned long long)seed, out,
+                labels);
+    exit_code = CLI_OK;
+
+done:
+    free(nd.items);
+    free(nd.labels);
+    free(nd.offsets);
+    iadsr_dataset_free(d);
+    return exit_code;
+}
