@@ -187,7 +187,7 @@ EX_SRCS := $(sort $(wildcard examples/*.c))
 LIB_OUTPUTS := $(STATIC_LIB) $(SHARED_REAL) $(SHARED_SONAME) $(SHARED_LINK) $(PC_FILE)
 ALL_OUTPUTS := $(LIB_OUTPUTS) $(if $(CLI_SRCS),$(CLI_BIN))
 
-.PHONY: all library static shared cli tests check unit asan valgrind demo bench bench-semantic bench-backbones \
+.PHONY: all library static shared cli tests check unit asan valgrind demo bench bench-semantic bench-backbones bench-iadsr \
         examples install uninstall symbols-check header-check version-check \
         print-version print-soversion docs lint clean help FORCE
 
@@ -358,6 +358,9 @@ bench-semantic: all
 
 bench-backbones: all
 	sh bench/backbones.sh
+
+bench-iadsr: all
+	sh bench/iadsr.sh
 
 # ---------------------------------------------------------------------------
 # Install / uninstall.

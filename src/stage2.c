@@ -3,11 +3,13 @@
  * SPDX-License-Identifier: MIT
  */
 #include "stage2.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <string.h>
 
-#define PROJ_CHUNK 128 /* semantic rows gathered per projection GEMM */
+#define PROJ_CHUNK 128    /* semantic rows gathered per projection GEMM */
+#define NCE_TGT_CHUNK 64  /* logit rows per softmax call (target buffer) */
 
 static float *falloc(size_t n)
 {
@@ -170,25 +172,20 @@ float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
     normalise(a, n, d, an);
     normalise(b, n, d, bn);
     iadsr__sgemm(0, 1, n, n, d, 1.0f / tau, an, d, bn, d, 0.0f, p, n);
+    /* the vectorised softmax cross-entropy of the scoring kernels with
+     * targets on the diagonal: rows become softmax - onehot, and adding
+     * the identity back leaves the probabilities for the backward pass */
     double total = 0;
-    for (int i = 0; i < n; i++) {
-        float *pi = p + (size_t)i * (size_t)n;
-        float mx = pi[0];
-        for (int j = 1; j < n; j++)
-            mx = pi[j] > mx ? pi[j] : mx;
-        double zii = (double)pi[i], sum = 0;
-        for (int j = 0; j < n; j++) {
-            float e = expf(pi[j] - mx);
-            pi[j] = e;
-            sum += (double)e;
-        }
-        /* sum >= 1: the maximum contributes exp(0) */
-        /* cppcheck-suppress invalidFunctionArg */
-        total += (double)mx + log(sum) - zii;
-        float is = (float)(1.0 / sum);
-        for (int j = 0; j < n; j++)
-            pi[j] *= is;
+    for (int i0 = 0; i0 < n; i0 += NCE_TGT_CHUNK) {
+        int k = n - i0 < NCE_TGT_CHUNK ? n - i0 : NCE_TGT_CHUNK;
+        int32_t tgt[NCE_TGT_CHUNK];
+        for (int i = 0; i < k; i++)
+            tgt[i] = i0 + i + 1;
+        total += iadsr__xent_rows(p + (size_t)i0 * (size_t)n, k, n, tgt, 1.0f,
+                                  1);
     }
+    for (int i = 0; i < n; i++)
+        p[(size_t)i * (size_t)n + (size_t)i] += 1.0f;
     return (float)(total / (double)n);
 }
 

@@ -282,6 +282,49 @@ expect_rc "e2e: eval table" 0
 expect_out "e2e: eval table HR" "HR"
 expect_out "e2e: eval table NDCG" "NDCG"
 expect_out "e2e: eval table users" "users: 300"
+# eval --cold-max: hand-made data, training parts = all but the last two.
+# Counts in cold.txt: 1:4 2:4 3:3 7:1. Test targets: users 1-3 -> 5, 5, 9
+# (count 0), 4 -> 1 and 5 -> 2 (count 4); user 6 has no target.
+printf '1 1 2 3 4 5\n2 1 2 3 6 5\n3 1 2 7 8 9\n4 1 2 3 10 1\n5 5 2\n6 4\n' >cold.txt
+# same users; counts 5:3, 1:2, 2:2, 3:2, 9:2: the cold users at N=2 are 3-5
+printf '1 5 5 5 4 5\n2 1 2 3 6 5\n3 1 2 7 8 9\n4 9 9 3 10 1\n5 5 2\n6 4\n' >cold_ref.txt
+sed -n 1,3p cold.txt >cold_a.txt
+sed -n 3,5p cold.txt >cold_b.txt
+head -n 5 cold_ref.txt >cold_ref5.txt
+# strip the cold fields: what remains must equal evaluating the subset file
+cold_strip() { sed 's/,"cold_max":.*}$/}/' "$T/out" >"$1"; }
+usage_case "eval --cold-max -1" eval --model m.bin --data cold.txt --cold-max -1
+usage_case "eval --cold-ref without --cold-max" eval --model m.bin --data cold.txt --cold-ref cold_ref.txt
+usage_case "eval --cold-ref without a value" eval --model m.bin --data cold.txt --cold-max 0 --cold-ref
+usage_case "eval --cold-ref with another user count" eval --model m.bin --data cold.txt --cold-max 0 --cold-ref cold_ref5.txt
+expect_err "eval --cold-ref user mismatch gives both counts" "cold_ref5.txt has 5 users, cold.txt has 6"
+run "$BIN" eval --model m.bin --data cold.txt --cold-max 0 --cold-ref missing.txt
+expect_rc "eval --cold-ref with a missing file" 1
+expect_err "eval --cold-ref with a missing file names it" "missing.txt"
+run "$BIN" eval --model m.bin --data cold.txt --cold-max 3 --json
+expect_rc "eval --cold-max 3" 0
+expect_out "eval --cold-max 3 keeps the 3 cold users" '"cold_max":3,"n_users_cold":3,"n_users_all":5}'
+cold_strip cold3.json
+run "$BIN" eval --model m.bin --data cold_a.txt --json
+check "eval --cold-max 3 = eval of just those users" cmp -s "$T/out" cold3.json
+run "$BIN" eval --model m.bin --data cold.txt --cold-max 4 --json
+expect_out "eval --cold-max 4 keeps every user with a target" '"users":5,'
+run "$BIN" eval --model m.bin --data cold.txt --cold-max 2 --cold-ref cold_ref.txt --json --exclude-history
+expect_out "eval --cold-ref changes the counts" '"n_users_cold":3,'
+cold_strip coldr.json
+run "$BIN" eval --model m.bin --data cold_b.txt --json --exclude-history
+check "eval --cold-ref selects users 3-5" cmp -s "$T/out" coldr.json
+run "$BIN" eval --model m.bin --data cold.txt --cold-max 0 --split valid --json
+expect_out "eval --cold-max --split valid: 4 targets 4, 6, 8, 10, all cold" '"users":4,'
+expect_out "eval --cold-max --split valid: 4 users with a target" '"n_users_all":4}'
+run "$BIN" eval --model m.bin --data cold.txt --cold-max 0
+expect_rc "eval --cold-max text" 0
+expect_out "eval --cold-max text says how many users" "cold view: 3 of 5 users"
+expect_out "eval --cold-max text has the metrics" "users: 3"
+run "$BIN" eval --model m.bin --data cold.txt --cold-max 1 --cold-ref cold_ref.txt
+expect_rc "eval --cold-max with no cold user" 1
+expect_err "eval --cold-max with no cold user says so" "no user's test target has at most 1"
+expect_no_out "eval --cold-max with no cold user prints no metrics"
 run "$BIN" popularity --data d.txt --json
 expect_rc "e2e: popularity --json" 0
 check "e2e: popularity JSON" json_check "$T/out" test false
@@ -568,6 +611,15 @@ printf 'not a npy file at all' >bad.npy.txt
 run "$BIN" eval --semantic bad.npy.txt --data sem_seq.txt
 expect_rc "eval --semantic with a malformed file" 1
 expect_err "eval --semantic with a malformed file says why" "bad magic"
+# --cold-max with the text scorer: counts 1:2 2:2 3:2, targets 1, 5, 3
+printf '10 1 2 3 1\n11 3 3 2 5\n12 2 1 6 3\n' >sem_cold.txt
+sed -n 2p sem_cold.txt >sem_cold1.txt
+run "$BIN" eval --semantic e1.npy --data sem_cold.txt --cold-max 0 --json
+expect_rc "eval --semantic --cold-max" 0
+expect_out "eval --semantic --cold-max keeps user 11" '"n_users_cold":1,"n_users_all":3}'
+sed 's/,"cold_max":.*}$/}/' "$T/out" >semcold.json
+run "$BIN" eval --semantic e1.npy --data sem_cold1.txt --json
+check "eval --semantic --cold-max = eval of user 11 alone" cmp -s "$T/out" semcold.json
 usage_case "eval with neither --model nor --semantic" eval --data sem_seq.txt
 usage_case "eval with both --model and --semantic" eval --model m.iadsr --semantic e1.npy --data sem_seq.txt
 

@@ -19,6 +19,7 @@ static const char *const split_names[] = {"test", "valid", NULL};
 static const char eval_help[] =
     "Usage: iadsr eval --model MODEL --data FILE [--split test|valid]\n"
     "                  [--exclude-history] [--threads T] [--json]\n"
+    "                  [--cold-max N [--cold-ref REF]]\n"
     "       iadsr eval --semantic EMB.npy\n"
     "                  [--semantic-rows padded|dense|items]\n"
     "                  --data FILE [same options]\n"
@@ -37,6 +38,13 @@ static const char eval_help[] =
     "log2(rank + 2), averaged over users. Item ids in FILE must not exceed\n"
     "the model's n_items.\n"
     "\n"
+    "Cold-item view (--cold-max N): only the users whose target item occurs\n"
+    "at most N times in the training parts (each sequence without its last\n"
+    "two items) of REF, or of FILE without --cold-ref, are evaluated; the\n"
+    "metrics are those of a file holding just these users. REF has the\n"
+    "format of FILE and the same users in the same line order (e.g. the\n"
+    "original data of a cleaned FILE); only the item counts come from it.\n"
+    "\n"
     "Options:\n"
     "  --model MODEL       checkpoint (this or --semantic is required)\n"
     "  --semantic EMB.npy  float32/float16 .npy text embedding per item\n"
@@ -44,10 +52,18 @@ static const char eval_help[] =
     "  --split test|valid  target (default test)\n"
     "  --exclude-history   do not rank items of the user's history\n"
     "  --threads T         worker threads, 1..256 (default 1)\n"
+    "  --cold-max N        evaluate only users whose target has at most N\n"
+    "                      training interactions (N >= 0)\n"
+    "  --cold-ref REF      count them in REF instead of FILE (needs\n"
+    "                      --cold-max; same number of users as FILE)\n"
     "  --json              print exactly one JSON object on one line:\n"
     "                      {\"split\":..,\"users\":..,\"HR@5\":..,\"HR@10\":..,\n"
     "                       \"HR@20\":..,\"NDCG@5\":..,\"NDCG@10\":..,\n"
-    "                       \"NDCG@20\":..,\"exclude_history\":..}\n";
+    "                       \"NDCG@20\":..,\"exclude_history\":..}\n"
+    "                      with --cold-max also \"cold_max\":N,\n"
+    "                      \"n_users_cold\":.. (= users) and\n"
+    "                      \"n_users_all\":.. (users with a target in\n"
+    "                      FILE)\n";
 
 /* Load model then the dataset with the model's item count (ids above it
  * are reported with their line). */
@@ -67,35 +83,160 @@ static int load_model_and_data(const char *cmd, const char *model_path,
     return CLI_OK;
 }
 
-/* `eval --semantic`: the text-only recommender. */
-static int eval_semantic(const char *cmd, const char *sem_path, int rows,
-                         const char *data_path, const iadsr_eval_params *ep,
-                         iadsr_metrics *met)
+/* The target of a user for split index @p split (0 = test, 1 = valid), or
+ * 0 when the sequence is too short to have one (iadsr_evaluate skips such
+ * users). */
+static int32_t eval_target(const int32_t *it, int32_t n, int split)
 {
-    iadsr_semantic *s = NULL;
-    iadsr_dataset *d = NULL;
+    int32_t n_hist = split == 0 ? n - 1 : n - 2;
+    return (it && n_hist >= 1) ? it[n_hist] : 0;
+}
+
+/* The cold-item view of eval: which users are kept and how many had a
+ * target at all. */
+typedef struct cold_view {
+    int64_t max;      /* --cold-max */
+    const char *ref;  /* --cold-ref, or NULL: count in the data itself */
+    int64_t n_all;    /* users of the data with a target */
+    int64_t n_cold;   /* of them, users whose target is cold */
+} cold_view;
+
+/* Replace *@p d by the users whose target item occurs at most cv->max times
+ * in the training parts (all but the last two items of each sequence) of
+ * the reference data. A user's evaluation depends only on its own
+ * sequence, so evaluating the subset gives the metrics of those users.
+ * Returns CLI_OK, or prints and returns CLI_USAGE / CLI_RUNTIME (*d is
+ * then unchanged). */
+static int cold_select(const char *cmd, const char *data_path, int split,
+                       cold_view *cv, iadsr_dataset **d)
+{
+    iadsr_dataset *ref = NULL, *sub = NULL;
+    const iadsr_dataset *src;
+    int64_t *counts = NULL, *offs = NULL;
+    int32_t *items = NULL;
+    int32_t n_items = iadsr_dataset_n_items(*d);
+    int64_t n_users = iadsr_dataset_n_users(*d), total = 0, k = 0;
+    int exit_code = CLI_RUNTIME;
     int rc;
-    if (cli_load_semantic(cmd, sem_path, rows, &s) != CLI_OK)
-        return CLI_RUNTIME;
-    rc = iadsr_dataset_load_text(&d, data_path, iadsr_semantic_n_items(s));
-    if (rc != IADSR_OK) {
-        iadsr_semantic_free(s);
-        return cli_lib_error(cmd, NULL, data_path, rc);
+
+    if (cv->ref) {
+        /* ids above n_items cannot be a target, they are not counted */
+        rc = iadsr_dataset_load_text(&ref, cv->ref, 0);
+        if (rc != IADSR_OK)
+            return cli_lib_error(cmd, "--cold-ref", cv->ref, rc);
+        if (iadsr_dataset_n_users(ref) != n_users) {
+            exit_code = cli_usage_error(
+                cmd,
+                "--cold-ref %s has %lld users, %s has %lld (users are "
+                "matched by line order)",
+                cv->ref, (long long)iadsr_dataset_n_users(ref), data_path,
+                (long long)n_users);
+            goto done;
+        }
     }
-    rc = iadsr_semantic_evaluate(s, d, ep, met);
-    iadsr_semantic_free(s);
-    iadsr_dataset_free(d);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, NULL, rc);
-    return CLI_OK;
+    src = ref ? ref : *d;
+    counts = calloc((size_t)n_items + 1, sizeof *counts);
+    offs = malloc(((size_t)n_users + 1) * sizeof *offs);
+    if (!counts || !offs) {
+        cli_error(cmd, "out of memory for %ld items", (long)n_items);
+        goto done;
+    }
+    for (int64_t u = 0; u < n_users; u++) {
+        int32_t n = 0;
+        const int32_t *it = iadsr_dataset_user_items(src, u, &n);
+        for (int32_t j = 0; j + 2 < n; j++)
+            if (it[j] <= n_items)
+                counts[it[j]]++;
+    }
+    cv->n_all = 0;
+    cv->n_cold = 0;
+    for (int64_t u = 0; u < n_users; u++) {
+        int32_t n = 0;
+        const int32_t *it = iadsr_dataset_user_items(*d, u, &n);
+        int32_t t = eval_target(it, n, split);
+        if (t < 1)
+            continue;
+        cv->n_all++;
+        if (counts[t] <= cv->max) {
+            cv->n_cold++;
+            total += n;
+        }
+    }
+    if (cv->n_cold == 0) {
+        cli_error(cmd,
+                  "no user's %s target has at most %lld training "
+                  "interactions in %s (%lld users with a target)",
+                  split_names[split], (long long)cv->max,
+                  cv->ref ? cv->ref : data_path, (long long)cv->n_all);
+        goto done;
+    }
+    items = malloc((size_t)total * sizeof *items);
+    if (!items) {
+        cli_error(cmd, "out of memory for %lld interactions",
+                  (long long)total);
+        goto done;
+    }
+    offs[0] = 0;
+    for (int64_t u = 0; u < n_users; u++) {
+        int32_t n = 0;
+        const int32_t *it = iadsr_dataset_user_items(*d, u, &n);
+        int32_t t = eval_target(it, n, split);
+        if (t < 1 || counts[t] > cv->max)
+            continue;
+        memcpy(items + offs[k], it, (size_t)n * sizeof *items);
+        offs[k + 1] = offs[k] + n;
+        k++;
+    }
+    rc = iadsr_dataset_create(&sub, items, offs, k, n_items,
+                              IADSR_FLAG_COPY);
+    if (rc != IADSR_OK) {
+        cli_lib_error(cmd, "cannot build the cold-user subset", NULL, rc);
+        goto done;
+    }
+    iadsr_dataset_free(*d);
+    *d = sub;
+    exit_code = CLI_OK;
+
+done:
+    free(counts);
+    free(offs);
+    free(items);
+    iadsr_dataset_free(ref);
+    return exit_code;
+}
+
+static void print_eval(const char *split, const iadsr_metrics *met, int excl,
+                       int json, const cold_view *cv, const char *data_path)
+{
+    if (!cv) {
+        cli_print_metrics(split, met, excl, json);
+        return;
+    }
+    if (json) {
+        printf("{\"split\":\"%s\",\"users\":%lld", split,
+               (long long)met->n_users);
+        cli_json_metrics(met);
+        printf(",\"exclude_history\":%s,\"cold_max\":%lld,"
+               "\"n_users_cold\":%lld,\"n_users_all\":%lld}\n",
+               excl ? "true" : "false", (long long)cv->max,
+               (long long)cv->n_cold, (long long)cv->n_all);
+        return;
+    }
+    printf("cold view: %lld of %lld users (%.1f%%), %s target with at most "
+           "%lld training interactions in %s\n",
+           (long long)cv->n_cold, (long long)cv->n_all,
+           100.0 * (double)cv->n_cold / (double)cv->n_all, split,
+           (long long)cv->max, cv->ref ? cv->ref : data_path);
+    cli_print_metrics(split, met, excl, 0);
 }
 
 int cmd_eval(int argc, char **argv)
 {
     static const char *cmd = "eval";
     const char *model_path = NULL, *data_path = NULL, *sem_path = NULL;
+    const char *cold_ref = NULL;
     int split = 0, excl = 0, json = 0, sem_rows = 0;
-    int64_t threads = 1;
+    int64_t threads = 1, cold_max = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 0, 0},
         {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
@@ -105,13 +246,19 @@ int cmd_eval(int argc, char **argv)
         {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
         {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
         {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
+        {"cold-max", OPT_I64, &cold_max, 0, INT64_MAX, 0, 0, 0, NULL, 0, 0},
+        {"cold-ref", OPT_STR, &cold_ref, 0, 0, 0, 0, 0, NULL, 0, 0},
         {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
     };
+    const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_model *m = NULL;
+    iadsr_semantic *s = NULL;
     iadsr_dataset *d = NULL;
     iadsr_eval_params ep;
     iadsr_metrics met;
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    cold_view cv = {0, NULL, 0, 0};
+    int cold, exit_code;
+    int rc = cli_parse(cmd, argc, argv, opts, n_opts);
 
     if (rc == 1) {
         fputs(eval_help, stdout);
@@ -122,6 +269,11 @@ int cmd_eval(int argc, char **argv)
     if ((model_path == NULL) == (sem_path == NULL))
         return cli_usage_error(cmd, "give exactly one of --model and "
                                     "--semantic");
+    cold = cli_opt_seen(opts, n_opts, "cold-max");
+    if (cold_ref && !cold)
+        return cli_usage_error(cmd, "--cold-ref needs --cold-max");
+    cv.max = cold_max;
+    cv.ref = cold_ref;
     iadsr_eval_params_init(&ep);
     ep.target = split == 0 ? IADSR_EVAL_TEST : IADSR_EVAL_VALID;
     ep.n_threads = (int32_t)threads;
@@ -129,21 +281,38 @@ int cmd_eval(int argc, char **argv)
     memset(&met, 0, sizeof met);
     met.struct_size = (uint32_t)sizeof met;
     if (sem_path) {
-        if (eval_semantic(cmd, sem_path, sem_rows, data_path, &ep, &met) !=
-            CLI_OK)
+        if (cli_load_semantic(cmd, sem_path, sem_rows, &s) != CLI_OK)
             return CLI_RUNTIME;
-        cli_print_metrics(split_names[split], &met, excl, json);
-        return cli_finish_stdout(cmd);
-    }
-    if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK)
+        rc = iadsr_dataset_load_text(&d, data_path,
+                                     iadsr_semantic_n_items(s));
+        if (rc != IADSR_OK) {
+            exit_code = cli_lib_error(cmd, NULL, data_path, rc);
+            goto done;
+        }
+    } else if (load_model_and_data(cmd, model_path, data_path, &m, &d) !=
+               CLI_OK) {
         return CLI_RUNTIME;
-    rc = iadsr_evaluate(m, d, &ep, &met);
+    }
+    if (cold) {
+        exit_code = cold_select(cmd, data_path, split, &cv, &d);
+        if (exit_code != CLI_OK)
+            goto done;
+    }
+    rc = s ? iadsr_semantic_evaluate(s, d, &ep, &met)
+           : iadsr_evaluate(m, d, &ep, &met);
+    if (rc != IADSR_OK) {
+        exit_code = cli_lib_error(cmd, NULL, NULL, rc);
+        goto done;
+    }
+    print_eval(split_names[split], &met, excl, json, cold ? &cv : NULL,
+               data_path);
+    exit_code = cli_finish_stdout(cmd);
+
+done:
     iadsr_model_free(m);
+    iadsr_semantic_free(s);
     iadsr_dataset_free(d);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, NULL, rc);
-    cli_print_metrics(split_names[split], &met, excl, json);
-    return cli_finish_stdout(cmd);
+    return exit_code;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,0 +1,209 @@
+#!/bin/sh
+# IADSR on Amazon Beauty (issue: align, denoise, clean): for each backbone,
+# the raw backbone against IADSR (train jointly, clean the training parts,
+# retrain the backbone on the cleaned data), the ablations, robustness to
+# injected noise, the cold-item view and the cost per epoch. The gate's
+# threshold theta is chosen on VALIDATION NDCG@10 of the retrained backbone;
+# the test split is evaluated once per arm, with the chosen theta.
+#
+# Needs the title embeddings of `make bench-semantic` (or set IADSR_SEMANTIC).
+# Environment:
+#   IADSR_BEAUTY_DIR   data directory (default ../shared/data/beauty)
+#   IADSR_SEMANTIC     item embeddings, padded rows (default build/bench/beauty-sif.npy)
+#   IADSR_BENCH_BACKBONES  default "sasrec gru4rec caser"
+#   IADSR_BENCH_ARMS   default "main ablations noise" (main = raw + IADSR)
+#   IADSR_BENCH_EPOCHS max epochs (default 60), patience 5
+#   IADSR_BENCH_THETAS theta grid (default "1.0 1.5 2.0")
+#   IADSR_BENCH_JOBS   training runs at once (default 2, one thread each)
+# Writes build/bench/iadsr/ (models, logs, JSON) and build/bench/iadsr.md.
+# SPDX-License-Identifier: MIT
+set -u
+cd "$(dirname "$0")/.." || exit 1
+DIR=${IADSR_BEAUTY_DIR:-../shared/data/beauty}
+DATA=$DIR/sequences.txt
+SEM=${IADSR_SEMANTIC:-build/bench/beauty-sif.npy}
+BACKBONES=${IADSR_BENCH_BACKBONES:-sasrec gru4rec caser}
+ARMS=${IADSR_BENCH_ARMS:-main ablations noise}
+EPOCHS=${IADSR_BENCH_EPOCHS:-60}
+THETAS=${IADSR_BENCH_THETAS:-1.0 1.5 2.0}
+JOBS=${IADSR_BENCH_JOBS:-2}
+CLI=bin/iadsr
+OUT=build/bench/iadsr
+REPORT=build/bench/iadsr.md
+# the Stage 2 GEMMs run in OpenBLAS: one BLAS thread per training run
+OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+export OPENBLAS_NUM_THREADS
+
+[ -r "$DATA" ] || { echo "bench-iadsr: SKIPPED: $DATA not found"; exit 0; }
+[ -r "$SEM" ] || { echo "bench-iadsr: SKIPPED: $SEM missing (run: make bench-semantic)"; exit 0; }
+[ -x "$CLI" ] || { echo "bench-iadsr: run 'make' first" >&2; exit 1; }
+mkdir -p "$OUT" || exit 1
+
+opts() {
+    case $1 in
+    sasrec) echo "--dropout 0.2 --lr 0.001" ;;
+    gru4rec) echo "--dropout 0.4 --lr 0.002" ;;
+    caser) echo "--dropout 0.8 --lr 0.001" ;;
+    esac
+}
+COMMON="--epochs $EPOCHS --patience 5 --threads 1 --seed 1"
+json() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" | head -n 1; }
+# best validation NDCG@10 and its epoch from a training log
+best_valid() { sed -n 's/.*best valid NDCG@10 \([0-9.]*\).*@\([0-9]*\).*/\1 \2/p' "$1" | tail -n 1; }
+# mean seconds per epoch (training part) from a training log
+sec_epoch() { sed -n 's/.* \([0-9.]*\)s\/epoch .*/\1/p' "$1" | awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n }'; }
+
+# run at most $JOBS commands at once in the background; drain waits for all
+queue() {
+    while [ "$(jobs -p | wc -l)" -ge "$JOBS" ]; do
+        sleep 2
+    done
+    "$@" &
+}
+drain() { wait; }
+
+# train NAME DATA BACKBONE [extra args]: skipped when the model exists
+train() {
+    name=$1 data=$2 bb=$3
+    shift 3
+    [ -f "$OUT/$name.iadsr" ] && return 0
+    # shellcheck disable=SC2046,SC2086
+    "$CLI" train --backbone "$bb" $(opts "$bb") $COMMON --data "$data" \
+        --out "$OUT/$name.iadsr" "$@" 2>"$OUT/$name.log" ||
+        { echo "bench-iadsr: training $name failed:" >&2; tail -n 3 "$OUT/$name.log" >&2; }
+}
+# evaluate NAME MODEL DATA: test metrics, all users and cold items
+evaluate() {
+    "$CLI" eval --model "$2" --data "$3" --json >"$OUT/$1.test.json" 2>&1
+    "$CLI" eval --model "$2" --data "$3" --cold-max 5 --cold-ref "$DATA" --json \
+        >"$OUT/$1.cold.json" 2>&1
+}
+# clean NAME MODEL DATA THETA [labels]: writes NAME.txt and NAME.json
+clean() {
+    lab=""
+    [ -n "${5:-}" ] && lab="--labels $5"
+    # shellcheck disable=SC2086
+    "$CLI" denoise --model "$2" --semantic "$SEM" --data "$3" --theta "$4" \
+        --out "$OUT/$1.txt" --threads 2 --json $lab >"$OUT/$1.json" 2>"$OUT/$1.err"
+}
+
+# iadsr_arm TAG DATA BACKBONE [train args]: joint training, the theta grid
+# (clean + retrain each), theta chosen on validation; prints nothing, leaves
+# TAG.theta with the chosen theta
+iadsr_arm() {
+    tag=$1 data=$2 bb=$3
+    shift 3
+    train "$tag-joint" "$data" "$bb" --semantic "$SEM" "$@"
+    for th in $THETAS; do
+        clean "$tag-clean-$th" "$OUT/$tag-joint.iadsr" "$data" "$th" "${LABELS:-}"
+        queue train "$tag-retrain-$th" "$OUT/$tag-clean-$th.txt" "$bb"
+    done
+    drain
+    best=""
+    bestv=-1
+    for th in $THETAS; do
+        v=$(best_valid "$OUT/$tag-retrain-$th.log" | cut -d' ' -f1)
+        [ -n "$v" ] || continue
+        if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a > b) }'; then
+            bestv=$v
+            best=$th
+        fi
+    done
+    echo "$best" >"$OUT/$tag.theta"
+    [ -n "$best" ] && evaluate "$tag-iadsr" "$OUT/$tag-retrain-$best.iadsr" \
+        "$OUT/$tag-clean-$best.txt"
+}
+
+row() { # label tag-of-json-pair dropped
+    t=$OUT/$2.test.json c=$OUT/$2.cold.json
+    [ -r "$t" ] || { echo "| $1 | (missing) | | | | | | | | |"; return; }
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" \
+        "$(json "$t" hr5)" "$(json "$t" hr10)" "$(json "$t" hr20)" \
+        "$(json "$t" ndcg5)" "$(json "$t" ndcg10)" "$(json "$t" ndcg20)" \
+        "$(json "$c" ndcg10)" "${3:-}"
+}
+dropped() { # clean json -> fraction dropped
+    [ -r "$1" ] || return
+    awk -v a="$(json "$1" items_dropped)" -v b="$(json "$1" items_in)" \
+        'BEGIN { if (b > 0) printf "%.3f", a / b }'
+}
+
+{
+    echo "# IADSR on Beauty ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo
+    echo "Training: \`iadsr train $COMMON\` + per-backbone options; IADSR = train --semantic (lambda 1, 1), denoise at theta in {$THETAS} chosen on validation, retrain, test once."
+    echo
+} >"$REPORT"
+
+for bb in $BACKBONES; do
+    case " $ARMS " in *" main "*)
+        queue train "$bb-raw" "$DATA" "$bb"
+        queue train "$bb-joint" "$DATA" "$bb" --semantic "$SEM"
+        drain
+        evaluate "$bb-raw" "$OUT/$bb-raw.iadsr" "$DATA"
+        iadsr_arm "$bb" "$DATA" "$bb"
+        ;;
+    esac
+    case " $ARMS " in *" ablations "*)
+        th=$(cat "$OUT/$bb.theta" 2>/dev/null)
+        THETAS_SAVE=$THETAS
+        THETAS=${th:-$THETAS}
+        queue train "$bb-collab-joint" "$DATA" "$bb" --semantic "$SEM" --collab-only
+        queue train "$bb-noalign-joint" "$DATA" "$bb" --semantic "$SEM" --lambda-align 0
+        drain
+        queue train "$bb-norecon-joint" "$DATA" "$bb" --semantic "$SEM" --lambda-recon 0
+        drain
+        for ab in collab noalign norecon; do
+            iadsr_arm "$bb-$ab" "$DATA" "$bb"
+        done
+        THETAS=$THETAS_SAVE
+        ;;
+    esac
+    case " $ARMS " in *" noise "*)
+        th=$(cat "$OUT/$bb.theta" 2>/dev/null)
+        for rate in 0.1 0.2; do
+            nd=$OUT/noisy-$rate.txt
+            [ -f "$nd" ] || "$CLI" inject-noise --data "$DATA" --rate "$rate" --seed 11 \
+                --out "$nd" --labels "$OUT/noisy-$rate.labels" --quiet
+            queue train "$bb-noisy$rate-raw" "$nd" "$bb"
+            queue train "$bb-noisy$rate-joint" "$nd" "$bb" --semantic "$SEM"
+            drain
+            evaluate "$bb-noisy$rate-raw" "$OUT/$bb-noisy$rate-raw.iadsr" "$nd"
+            THETAS_SAVE=$THETAS
+            THETAS=${th:-$THETAS}
+            LABELS=$OUT/noisy-$rate.labels iadsr_arm "$bb-noisy$rate" "$nd" "$bb"
+            THETAS=$THETAS_SAVE
+        done
+        ;;
+    esac
+
+    th=$(cat "$OUT/$bb.theta" 2>/dev/null)
+    {
+        echo "## $bb ($(opts "$bb")); theta chosen on validation: ${th:-n/a}"
+        echo
+        echo "| arm | HR@5 | HR@10 | HR@20 | NDCG@5 | NDCG@10 | NDCG@20 | cold NDCG@10 | dropped |"
+        echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        row "raw" "$bb-raw"
+        row "IADSR (clean + retrain)" "$bb-iadsr" "$(dropped "$OUT/$bb-clean-$th.json")"
+        for ab in collab noalign norecon; do
+            t2=$(cat "$OUT/$bb-$ab.theta" 2>/dev/null)
+            row "IADSR, $ab" "$bb-$ab-iadsr" "$(dropped "$OUT/$bb-$ab-clean-$t2.json")"
+        done
+        for rate in 0.1 0.2; do
+            t2=$(cat "$OUT/$bb-noisy$rate.theta" 2>/dev/null)
+            j=$OUT/$bb-noisy$rate-clean-$t2.json
+            row "noisy $rate: raw" "$bb-noisy$rate-raw"
+            row "noisy $rate: IADSR (P $(json "$j" precision) R $(json "$j" recall) F1 $(json "$j" f1))" \
+                "$bb-noisy$rate-iadsr" "$(dropped "$j")"
+        done
+        echo
+        echo "Validation (best NDCG@10 @ epoch) and s/epoch:"
+        echo
+        for f in "$OUT/$bb"-*.log; do
+            [ -r "$f" ] || continue
+            echo "- $(basename "$f" .log): $(best_valid "$f"), $(sec_epoch "$f") s/epoch"
+        done
+        echo
+    } >>"$REPORT"
+done
+echo "bench-iadsr: wrote $REPORT"
