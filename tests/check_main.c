@@ -10,7 +10,9 @@
 #define SUITES(X)                                                              \
     X(errors) X(params) X(dataset) X(layers) X(model) X(trainer) X(ctx)        \
     X(eval) X(checkpoint) X(threads) X(api_args) X(npy) X(semantic)  \
-    X(embed) X(gru4rec) X(caser) X(align)
+    X(embed) X(gru4rec) X(caser) X(align)                                      \
+    X(stage2)                                                                  \
+    X(denoise)
 
 #define DECLARE(name) Suite *suite_##name(void) __attribute__((weak));
 SUITES(DECLARE)

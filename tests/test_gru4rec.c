@@ -73,7 +73,7 @@ START_TEST(test_schedule)
     ck_assert_int_eq(R, NR);
     for (int r = 0; r < R; r++)
         items[r] = 1;
-    iadsr__batch b = {NS, R, items, pos, off};
+    iadsr__batch b = {NS, R, items, pos, off, NULL};
     int32_t cnt[L + 1], koff[L + 1], tm_row[NR], row_tm[NR];
     int K = iadsr__gru4rec_schedule(&b, L, cnt, koff, tm_row, row_tm);
     ck_assert_int_eq(K, 5);
@@ -128,7 +128,7 @@ static void lay_setup(lay_ctx *c, uint64_t seed)
     ck_assert_int_eq(c->R, LAY_ROWS);
     for (int r = 0; r < c->R; r++)
         c->items[r] = 1;
-    iadsr__batch b = {LAY_NSEQ, c->R, c->items, c->pos, c->off};
+    iadsr__batch b = {LAY_NSEQ, c->R, c->items, c->pos, c->off, NULL};
     c->b = b;
     c->K = iadsr__gru4rec_schedule(&c->b, LAY_L, c->cnt, c->koff, c->tm_row,
                                    c->row_tm);
@@ -615,7 +615,7 @@ START_TEST(test_batch_independence)
                 items[i] = e.items[e.off[s] + i];
                 pos[i] = (int32_t)(i * 7 % ENC_L); /* any: ignored */
             }
-            iadsr__batch one = {1, n, items, pos, off};
+            iadsr__batch one = {1, n, items, pos, off, NULL};
             iadsr__gru4rec_forward_f64(&e.ws, &e.w, &one, NULL);
             ck_assert_msg(memcmp(e.ws.out, full + (size_t)e.off[s] * sd,
                                  (size_t)n * sd * sizeof(double)) == 0,
@@ -936,7 +936,7 @@ START_TEST(test_ctx_scores)
     int32_t pos[64], off[2] = {0, L};
     for (int i = 0; i < L; i++)
         pos[i] = i;
-    iadsr__batch b = {1, L, seq + 25 - L, pos, off};
+    iadsr__batch b = {1, L, seq + 25 - L, pos, off, NULL};
     iadsr__gru4rec_forward_last_f64(&ws, &w, &b);
     double worst = 0, mx = 0;
     for (int i = 1; i <= NI; i++) {
