@@ -165,13 +165,24 @@ static void normalise(const float *a, int n, int d, float *an)
 }
 
 float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
-                              float tau, float *an, float *bn, float *p)
+                              float tau, float *an, float *bn, float *p,
+                              float *tmp)
 {
     if (n <= 0)
         return 0.0f;
     normalise(a, n, d, an);
     normalise(b, n, d, bn);
-    iadsr__sgemm(0, 1, n, n, d, 1.0f / tau, an, d, bn, d, 0.0f, p, n);
+    /* Z = an bn^T / tau as an untransposed product with unit alpha, the
+     * shape the AVX-512 tiles serve (OpenBLAS's generic kernels on this
+     * CPU are several times slower) */
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < d; c++)
+            tmp[(size_t)c * (size_t)n + (size_t)i] =
+                bn[(size_t)i * (size_t)d + (size_t)c];
+    iadsr__sgemm(0, 0, n, n, d, 1.0f, an, d, tmp, n, 0.0f, p, n);
+    float itau = 1.0f / tau;
+    for (size_t i = 0; i < (size_t)n * (size_t)n; i++)
+        p[i] *= itau;
     /* the vectorised softmax cross-entropy of the scoring kernels with
      * targets on the diagonal: rows become softmax - onehot, and adding
      * the identity back leaves the probabilities for the backward pass */
@@ -221,18 +232,19 @@ void iadsr__infonce_gemm_bwd(const float *a, const float *b, int n, int d,
     /* G = (P - I) dloss / (n tau), overwriting P's copy is not allowed (the
      * caller owns p), so fold the identity in after the GEMMs */
     float k = dloss / ((float)n * tau);
+    /* unit-alpha products (see the forward pass), scaled afterwards */
     if (da) {
         /* dan = k (P bn - bn) */
-        iadsr__sgemm(0, 0, n, d, n, k, p, n, bn, d, 0.0f, dan, d);
+        iadsr__sgemm(0, 0, n, d, n, 1.0f, p, n, bn, d, 0.0f, dan, d);
         for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
-            dan[i] -= k * bn[i];
+            dan[i] = k * (dan[i] - bn[i]);
         unnormalise_bwd(a, an, dan, n, d, da);
     }
     if (db) {
         /* dbn = k (P^T an - an) */
-        iadsr__sgemm(1, 0, n, d, n, k, p, n, an, d, 0.0f, dbn, d);
+        iadsr__sgemm(1, 0, n, d, n, 1.0f, p, n, an, d, 0.0f, dbn, d);
         for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
-            dbn[i] -= k * an[i];
+            dbn[i] = k * (dbn[i] - an[i]);
         unnormalise_bwd(b, bn, dbn, n, d, db);
     }
 }
@@ -248,7 +260,7 @@ static double nce_blocked(iadsr__stage2_ws *w, const float *a, const float *b,
         int k = n - r0 < IADSR__NCE_BLOCK ? n - r0 : IADSR__NCE_BLOCK;
         size_t o = (size_t)r0 * (size_t)d;
         float loss = iadsr__infonce_gemm_fwd(a + o, b + o, k, d, tau, w->an,
-                                             w->bn, w->p);
+                                             w->bn, w->p, w->dbn);
         double scale = wt * (double)k;
         total += scale * (double)loss;
         iadsr__infonce_gemm_bwd(a + o, b + o, k, d, tau, w->an, w->bn, w->p,

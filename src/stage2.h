@@ -77,10 +77,11 @@ double iadsr__stage2_train(const iadsr__stage2 *st, iadsr__stage2_ws *w,
                            const iadsr__stage2_grads *g, float *mask_out);
 
 /* InfoNCE of iadsr__infonce_fwd_f32 through GEMMs (the loop version is the
- * reference of the tests): a, b n x d; scratch an, bn (n x d), p (n x n).
- * Returns the loss. */
+ * reference of the tests): a, b n x d; scratch an, bn, tmp (n x d), p
+ * (n x n). Returns the loss. */
 float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
-                              float tau, float *an, float *bn, float *p);
+                              float tau, float *an, float *bn, float *p,
+                              float *tmp);
 /* Adds dloss times the gradients to da, db (either may be NULL); dan, dbn
  * are n x d scratch; an, bn, p as left by the forward call. */
 void iadsr__infonce_gemm_bwd(const float *a, const float *b, int n, int d,

@@ -152,7 +152,7 @@ static void nce_compare(int n, int d, float tau, int zero_a, int zero_b,
     float *an = falloc(nd), *bn = falloc(nd), *p = falloc((size_t)n * n);
     float *dan = falloc(nd), *dbn = falloc(nd);
     float *da = falloc(nd), *db = falloc(nd);
-    float Lf = iadsr__infonce_gemm_fwd(a, b, n, d, tau, an, bn, p);
+    float Lf = iadsr__infonce_gemm_fwd(a, b, n, d, tau, an, bn, p, dbn);
     iadsr__infonce_gemm_bwd(a, b, n, d, tau, an, bn, p, (float)dloss, dan,
                             dbn, da, db);
     char what[64];
@@ -205,7 +205,7 @@ START_TEST(test_infonce_gemm_edge)
     nce_compare(1, 4, 0.1f, -1, -1, 111);
     float a[4] = {1, 2, 3, 4}, b[4] = {-1, 0.5f, 2, 0}, an[4], bn[4], p[1];
     float dan[4], dbn[4], da[4] = {0}, db[4] = {0};
-    float L = iadsr__infonce_gemm_fwd(a, b, 1, 4, 0.1f, an, bn, p);
+    float L = iadsr__infonce_gemm_fwd(a, b, 1, 4, 0.1f, an, bn, p, dbn);
     ck_assert_msg(fabsf(L) <= 1e-6f, "n = 1: loss %g", (double)L);
     ck_assert(p[0] == 1.0f);
     iadsr__infonce_gemm_bwd(a, b, 1, 4, 0.1f, an, bn, p, 1.0f, dan, dbn, da,
@@ -215,7 +215,7 @@ START_TEST(test_infonce_gemm_edge)
 
     /* all rows zero: every logit is 0, the loss log n, no gradient */
     float z[12] = {0}, zn[12], zb[12], pz[9], dz[12] = {0}, sc[12];
-    L = iadsr__infonce_gemm_fwd(z, z, 3, 4, 0.1f, zn, zb, pz);
+    L = iadsr__infonce_gemm_fwd(z, z, 3, 4, 0.1f, zn, zb, pz, sc);
     ck_assert(fabsf(L - logf(3.0f)) <= 1e-6f);
     iadsr__infonce_gemm_bwd(z, z, 3, 4, 0.1f, zn, zb, pz, 1.0f, sc, sc + 0,
                             dz, NULL);
@@ -223,14 +223,14 @@ START_TEST(test_infonce_gemm_edge)
         ck_assert(dz[i] == 0.0f);
 
     /* n = 0 */
-    ck_assert(iadsr__infonce_gemm_fwd(a, b, 0, 4, 0.1f, an, bn, p) == 0.0f);
+    ck_assert(iadsr__infonce_gemm_fwd(a, b, 0, 4, 0.1f, an, bn, p, dbn) == 0.0f);
     iadsr__infonce_gemm_bwd(a, b, 0, 4, 0.1f, an, bn, p, 1.0f, dan, dbn, da,
                             db);
 
     /* a tiny temperature does not overflow */
     float a3[6] = {1, 0, 0, 1, -1, 0}, b3[6] = {1, 0.1f, 0, 1, -1, 0.2f};
-    float an3[6], bn3[6], p3[9];
-    L = iadsr__infonce_gemm_fwd(a3, b3, 3, 2, 1e-4f, an3, bn3, p3);
+    float an3[6], bn3[6], p3[9], t3[6];
+    L = iadsr__infonce_gemm_fwd(a3, b3, 3, 2, 1e-4f, an3, bn3, p3, t3);
     ck_assert_msg(isfinite(L) && L >= 0, "tau 1e-4: loss %g", (double)L);
     for (int i = 0; i < 9; i++)
         ck_assert(isfinite(p3[i]) && p3[i] >= 0 && p3[i] <= 1);
