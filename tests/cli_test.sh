@@ -947,6 +947,12 @@ expect_out "denoise --split none cleans whole sequences" "\"items_in\":$ALLN,"
 expect_out "denoise --split none drops the cap of whole sequences" "\"items_dropped\":$WANT,"
 expect_out "denoise --no-protect-last is reported" '"protect_last":false'
 check "denoise --split none: CLEAN consistent" clean_ok nz.txt cl4.txt none
+# the collaborative-only rule scores differently from the full one: with the
+# same cap-bound theta the two choose different items
+run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl5.txt --theta 3 --max-drop 0.5 --collab-only
+expect_rc "denoise --collab-only" 0
+check "denoise --collab-only: CLEAN consistent" clean_ok nz.txt cl5.txt loo
+check "denoise --collab-only drops other items than the full score" sh -c '! cmp -s cl3.txt cl5.txt'
 
 # labels: precision, recall and F1 of the drops against the injected items
 run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out cl.txt --labels nz.lab

@@ -640,5 +640,6 @@ int cli_denoise_rule_seen(const cli_opt *opts, size_t n_opts)
 {
     return cli_opt_seen(opts, n_opts, "theta") ||
            cli_opt_seen(opts, n_opts, "max-drop") ||
-           cli_opt_seen(opts, n_opts, "no-protect-last");
+           cli_opt_seen(opts, n_opts, "no-protect-last") ||
+           cli_opt_seen(opts, n_opts, "collab-only");
 }

@@ -122,6 +122,9 @@ static const char denoise_help[] =
     "  --theta X             override the gate's threshold, in [-3, 3]\n"
     "  --max-drop X          override the drop cap, in [0, 1]\n"
     "  --no-protect-last     the most recent item may be dropped\n"
+    "  --collab-only         score with the collaborative views only,\n"
+    "                        3 cos(hbar, h_t) (the gate ablation), whatever\n"
+    "                        the gate was trained with\n"
     "  --threads T           worker threads, 1..256 (default 1)\n"
     "  --labels LABELS       0/1 per item of FILE (1 = injected): print\n"
     "                        precision, recall and F1 of the drops\n"
@@ -288,6 +291,7 @@ int cmd_denoise(int argc, char **argv)
         {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
         {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
         CLI_DENOISE_RULE_OPTS(dv),
+        {"collab-only", OPT_FLAG, &dv.collab_only, 0, 0, 0, 0, 0, NULL, 0, 0},
         {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
         {"labels", OPT_STR, &labels_path, 0, 0, 0, 0, 0, NULL, 0, 0},
         {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
