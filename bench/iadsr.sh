@@ -219,4 +219,17 @@ for bb in $BACKBONES; do
         echo
     } >>"$REPORT"
 done
+# cost per epoch, IADSR vs the backbone alone, side by side in one process
+LIBS_PRIVATE=$(sed -n 's/^Libs.private:[[:blank:]]*//p' lib/libiadsr.pc)
+if ${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Iinclude bench/iadsr_cost.c \
+    -o "$OUT/iadsr_cost" lib/libiadsr.a $LIBS_PRIVATE -lm -lpthread; then
+    {
+        echo "## Cost per epoch (one thread, medians of 3 alternating epoch pairs)"
+        echo
+        for b in $BACKBONES; do
+            case $b in sasrec) n=1 ;; gru4rec) n=2 ;; caser) n=3 ;; esac
+            echo "- $b: $("$OUT/iadsr_cost" "$DATA" "$SEM" "$n" 3)"
+        done
+    } >>"$REPORT"
+fi
 echo "bench-iadsr: wrote $REPORT"
