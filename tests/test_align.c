@@ -9,6 +9,8 @@
  */
 #include <check.h>
 
+#include "testpool.h"
+
 #include "gradcheck.h"
 #include <math.h>
 #include <stdint.h>
@@ -27,28 +29,6 @@ Suite *suite_align(void);
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* Every buffer of a test is registered here and released by pool_free(). */
-static void *pool[128];
-static int n_pool;
-
-static void *palloc(size_t n, size_t size)
-{
-    ck_assert_int_lt(n_pool, 128);
-    void *p = calloc(n ? n : 1, size);
-    ck_assert_ptr_nonnull(p);
-    pool[n_pool++] = p;
-    return p;
-}
-
-static double *dalloc(size_t n) { return palloc(n, sizeof(double)); }
-static float *falloc(size_t n) { return palloc(n, sizeof(float)); }
-static int32_t *ialloc(size_t n) { return palloc(n, sizeof(int32_t)); }
-
-static void pool_free(void)
-{
-    while (n_pool > 0)
-        free(pool[--n_pool]);
-}
 
 static void fill_normal(double *a, size_t n, double sd, iadsr__rng *r)
 {
