@@ -110,10 +110,8 @@ int32_t iadsr_aligner_semantic_dim(const iadsr_aligner *a)
 int iadsr__aligner_finite(const iadsr_aligner *a)
 {
     size_t n = 2 * (size_t)a->dim * (size_t)a->sem_dim;
-    int bad = 0;
-    for (size_t i = 0; i < n; i++)
-        bad |= !isfinite(a->w[i]);
-    return !bad && isfinite(a->tau_align) && a->tau_align > 0.0f;
+    return iadsr__all_finite(a->w, n) && isfinite(a->tau_align) &&
+           a->tau_align > 0.0f;
 }
 
 int iadsr_aligner_project(const iadsr_aligner *a, int32_t which,

@@ -138,11 +138,8 @@ int iadsr_gate_get_params(const iadsr_gate *g, iadsr_denoise_params *out)
 
 int iadsr__gate_finite(const iadsr_gate *g)
 {
-    size_t n = (size_t)g->dim * (size_t)g->dim + (size_t)g->dim;
-    int bad = 0;
-    for (size_t i = 0; i < n; i++)
-        bad |= !isfinite(g->w[i]);
-    return !bad;
+    return iadsr__all_finite(g->w, (size_t)g->dim * (size_t)g->dim +
+                                       (size_t)g->dim);
 }
 
 /* (score, position) order: a before b */

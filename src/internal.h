@@ -163,6 +163,8 @@ const char *iadsr__blas_info(void);
 
 /* ---- misc ---------------------------------------------------------------- */
 double iadsr__now(void); /* monotonic seconds */
+/* Non-zero when x[0..n) holds no NaN or Inf. */
+int iadsr__all_finite(const float *x, size_t n);
 /* CRC-32C (Castagnoli) of a buffer, continuing from @p crc (start with 0). */
 uint32_t iadsr__crc32c(uint32_t crc, const void *buf, size_t len);
 

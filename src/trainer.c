@@ -432,15 +432,6 @@ static iadsr__batch build_batch(iadsr_trainer *t, const int64_t *ids, int nb)
     return b;
 }
 
-static int all_finite(const float *x, size_t n)
-{
-    /* accumulate a flag instead of branching so the loop vectorises */
-    int bad = 0;
-    for (size_t i = 0; i < n; i++)
-        bad |= !isfinite(x[i]);
-    return !bad;
-}
-
 /* One Adam step (PyTorch's formulation, bias-corrected). */
 static void adam_step(iadsr_trainer *t)
 {
@@ -597,7 +588,7 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
         for (size_t j = 0; j < t->n_floats; j++)
             t->g[j] += gi[j];
     }
-    if (!all_finite(t->g, t->n_floats))
+    if (!iadsr__all_finite(t->g, t->n_floats))
         return iadsr__err(IADSR_ERR_NUMERIC,
                           "training: non-finite gradient at step %lld",
                           (long long)t->step + 1);

@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 
+#include <math.h>
 #include <time.h>
 
 double iadsr__now(void)
@@ -413,4 +414,13 @@ uint32_t iadsr__crc32c(uint32_t crc, const void *buf, size_t len)
         len--;
     }
     return ~c;
+}
+
+int iadsr__all_finite(const float *x, size_t n)
+{
+    /* accumulate a flag instead of branching so the loop vectorises */
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= !isfinite(x[i]);
+    return !bad;
 }
