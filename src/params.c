@@ -84,6 +84,30 @@ _Static_assert(offsetof(iadsr_progress_info, epoch_seconds) == 48,
 _Static_assert(offsetof(iadsr_progress_info, elapsed_seconds) == 56,
                "progress");
 
+/* Since 0.3.0: two uint32, six 4-byte fields, a reserved word, the seed. */
+_Static_assert(sizeof(iadsr_denoise_params) == 48, "iadsr_denoise_params size");
+_Static_assert(offsetof(iadsr_denoise_params, flags) == 4, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, lambda_align) == 8, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, lambda_recon) == 12, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, tau_align) == 16, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, tau_gumbel) == 20, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, theta) == 24, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, max_drop) == 28, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, protect_last) == 32, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, reserved0) == 36, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, seed) == 40, "denoise");
+
+_Static_assert(sizeof(iadsr_pipeline_result) == 120, "iadsr_pipeline_result size");
+_Static_assert(offsetof(iadsr_pipeline_result, iadsr_epochs) == 4, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, retrain_epochs) == 8, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, reserved0) == 12, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, n_items_in) == 16, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, n_items_dropped) == 24, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, n_users_touched) == 32, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, iadsr_seconds) == 40, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, retrain_seconds) == 48, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, test) == 56, "pipeline");
+
 /* ---- defaults (the one place they live) ---------------------------------- */
 
 static const iadsr_model_params model_defaults = {

@@ -82,6 +82,29 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_progress_info, best_ndcg10), 40);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, epoch_seconds), 48);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, elapsed_seconds), 56);
+
+    ck_assert_uint_eq(sizeof(iadsr_denoise_params), 48);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, flags), 4);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, lambda_align), 8);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, lambda_recon), 12);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, tau_align), 16);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, tau_gumbel), 20);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, theta), 24);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, max_drop), 28);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, protect_last), 32);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, reserved0), 36);
+    ck_assert_uint_eq(offsetof(iadsr_denoise_params, seed), 40);
+
+    ck_assert_uint_eq(sizeof(iadsr_pipeline_result), 120);
+    ck_assert_uint_eq(offsetof(iadsr_pipeline_result, iadsr_epochs), 4);
+    ck_assert_uint_eq(offsetof(iadsr_pipeline_result, retrain_epochs), 8);
+    ck_assert_uint_eq(offsetof(iadsr_pipeline_result, reserved0), 12);
+    ck_assert_uint_eq(offsetof(iadsr_pipeline_result, n_items_in), 16);
+    ck_assert_uint_eq(offsetof(iadsr_pipeline_result, n_items_dropped), 24);
+    ck_assert_uint_eq(offsetof(iadsr_pipeline_result, n_users_touched), 32);
+    ck_assert_uint_eq(offsetof(iadsr_pipeline_result, iadsr_seconds), 40);
+    ck_assert_uint_eq(offsetof(iadsr_pipeline_result, retrain_seconds), 48);
+    ck_assert_uint_eq(offsetof(iadsr_pipeline_result, test), 56);
 }
 END_TEST
 
