@@ -685,10 +685,14 @@ IADSR_API void iadsr_eval_params_init(iadsr_eval_params *p);
 /** Ranking metrics over all items (full ranking). */
 typedef struct iadsr_metrics {
     uint32_t struct_size; /**< set by the caller to sizeof(iadsr_metrics) */
-    uint32_t reserved0;
+    uint32_t reserved0;   /**< written as 0 */
     int64_t n_users;      /**< users evaluated (those with a target) */
-    double hr5, hr10, hr20;       /**< hit ratio at 5, 10, 20 */
-    double ndcg5, ndcg10, ndcg20; /**< NDCG at 5, 10, 20 */
+    double hr5;           /**< hit ratio at 5 */
+    double hr10;          /**< hit ratio at 10 */
+    double hr20;          /**< hit ratio at 20 */
+    double ndcg5;         /**< NDCG at 5 */
+    double ndcg10;        /**< NDCG at 10 */
+    double ndcg20;        /**< NDCG at 20 */
 } iadsr_metrics;
 
 /**
@@ -1149,7 +1153,7 @@ typedef struct iadsr_pipeline_result {
     uint32_t struct_size;      /**< set by the caller */
     int32_t iadsr_epochs;      /**< epoch of the IADSR model kept */
     int32_t retrain_epochs;    /**< epoch of the retrained backbone kept */
-    uint32_t reserved0;
+    uint32_t reserved0;        /**< written as 0 */
     int64_t n_items_in;        /**< training-part items before cleaning */
     int64_t n_items_dropped;   /**< of those, dropped by the gate */
     int64_t n_users_touched;   /**< users with at least one item dropped */
