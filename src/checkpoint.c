@@ -18,6 +18,7 @@
  * through the same writer, reader and checks.
  */
 #include "denoise.h"
+#include "fileio.h"
 #include "format.h"
 #include "internal.h"
 #include "params.h"
@@ -608,34 +609,19 @@ static int plan_checksums(plan *pl)
  * buffer. The first write error is kept in err (errno value). */
 typedef struct sink {
     uint8_t *mem;
-    int fd;
+    iadsr__atomic_file *file;
     uint8_t *stage;
     size_t staged;
     size_t pos;
     int err;
 } sink;
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno ? errno : EIO;
-        }
-        if (k == 0)
-            return ENOSPC; /* no progress: treat as a full device */
-        p += (size_t)k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static void sink_flush(sink *s)
 {
-    if (!s->mem && s->staged && !s->err)
-        s->err = write_all(s->fd, s->stage, s->staged);
+    if (!s->mem && s->staged && !s->err) {
+        iadsr__atomic_put(s->file, s->stage, s->staged);
+        s->err = s->file->err;
+    }
     s->staged = 0;
 }
 
@@ -732,7 +718,6 @@ int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf, size_t cap,
     sink s;
     memset(&s, 0, sizeof s);
     s.mem = buf;
-    s.fd = -1;
     return emit(&src, &pl, &s);
 }
 
@@ -744,37 +729,6 @@ static const char *errno_text(int e, char *buf, size_t n)
     if (strerror_r(e, buf, n) != 0)
         snprintf(buf, n, "errno %d", e);
     return buf;
-}
-
-static int io_err(const char *fn, const char *what, const char *path, int e)
-{
-    char eb[128];
-    return iadsr__err(IADSR_ERR_IO, "%s: %s '%s': %s", fn, what, path,
-                      errno_text(e, eb, sizeof eb));
-}
-
-/* fsync the directory that holds @p path. Returns 0 or an errno value. */
-static int fsync_parent_dir(const char *path, char *scratch)
-{
-    const char *slash = strrchr(path, '/');
-    const char *dir = ".";
-    if (slash == path) {
-        dir = "/";
-    } else if (slash) {
-        size_t n = (size_t)(slash - path);
-        memcpy(scratch, path, n);
-        scratch[n] = '\0';
-        dir = scratch;
-    }
-    int fd;
-    do
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return errno;
-    int e = fsync(fd) == 0 ? 0 : errno;
-    close(fd);
-    return e;
 }
 
 /* The atomic save of docs/FORMAT.md §10 for iadsr_model_save() and
@@ -799,91 +753,23 @@ static int save_file(const ck_src *src, const char *path, uint32_t flags,
     if (rc)
         return rc;
 
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t plen = strlen(path);
-    if (plen > SIZE_MAX - sizeof suffix)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path too long", fn);
-    char *tmp = iadsr__malloc(plen + sizeof suffix);
-    if (!tmp)
-        return iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory", fn);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
-
     sink s;
     memset(&s, 0, sizeof s);
     s.stage = iadsr__malloc(STAGE_BYTES);
-    if (!s.stage) {
-        iadsr__free(tmp);
+    if (!s.stage)
         return iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory", fn);
+    iadsr__atomic_file file;
+    rc = iadsr__atomic_begin(&file, path);
+    if (rc == IADSR_OK) {
+        s.file = &file;
+        rc = emit(src, &pl, &s);
+        if (rc == IADSR_OK)
+            rc = iadsr__atomic_commit(&file, flags);
+        else
+            iadsr__atomic_abort(&file);
     }
-
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = io_err(fn, "cannot create a temporary file next to", path, errno);
-        goto out;
-    }
-    /* POSIX 2008 has no mkostemp: narrow the window in which a concurrent
-     * fork+exec of the host could inherit the descriptor. */
-    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-    /* mkstemp creates the file 0600: give it the mode of the file it
-     * replaces, or 0644 for a new file. */
-    {
-        struct stat st;
-        mode_t mode = 0644;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-            mode = st.st_mode & 07777;
-        if (fchmod(fd, mode) != 0) {
-            rc = io_err(fn, "cannot set the mode of", tmp, errno);
-            close(fd);
-            goto fail_unlink;
-        }
-    }
-
-    s.fd = fd;
-    rc = emit(src, &pl, &s);
-    if (rc) {
-        close(fd);
-        goto fail_unlink;
-    }
-    if (s.err) {
-        rc = io_err(fn, "cannot write", tmp, s.err);
-        close(fd);
-        goto fail_unlink;
-    }
-    if (!(flags & IADSR_SAVE_NO_FSYNC) && fsync(fd) != 0) {
-        rc = io_err(fn, "cannot fsync", tmp, errno);
-        close(fd);
-        goto fail_unlink;
-    }
-    if (close(fd) != 0) {
-        /* On Linux the descriptor is released even when close fails. */
-        rc = io_err(fn, "cannot close", tmp, errno);
-        goto fail_unlink;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = io_err(fn, "cannot rename the temporary file to", path, errno);
-        goto fail_unlink;
-    }
-    if (!(flags & IADSR_SAVE_NO_FSYNC)) {
-        /* tmp is at least as long as the directory name: reuse it. */
-        int e = fsync_parent_dir(path, tmp);
-        if (e) {
-            /* The new file is in place but its directory entry may not be
-             * durable; report it (never retry an fsync). */
-            rc = io_err(fn, "saved, but cannot fsync the directory of",
-                        path, e);
-            goto out;
-        }
-    }
-    rc = IADSR_OK;
-    goto out;
-
-fail_unlink:
-    unlink(tmp);
-out:
     iadsr__free(s.stage);
-    iadsr__free(tmp);
-    return rc;
+    return rc == IADSR_OK ? rc : iadsr__err_prefix(rc, "%s", fn);
 }
 
 int iadsr_model_save(const iadsr_model *m, const char *path, uint32_t flags)

@@ -135,6 +135,26 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
 
 /* ---- atomic write -------------------------------------------------------- */
 
+/* I/O fault injection for tests (fileio.h). Thread-local, so concurrent
+ * tests and host threads never see each other's faults. */
+static _Thread_local int tl_io_point;
+static _Thread_local int tl_io_err;
+
+void iadsr__io_fail_at(int point, int err)
+{
+    tl_io_point = point > 0 && point < IADSR__IO_FAIL_N_POINTS ? point : 0;
+    tl_io_err = err > 0 ? err : EIO;
+}
+
+/* Non-zero (the errno to report) if the armed fault is at @p point. */
+static int io_fault(int point)
+{
+    if (tl_io_point != point)
+        return 0;
+    tl_io_point = 0;
+    return tl_io_err;
+}
+
 static int write_io_err(const char *act, const char *path, int e)
 {
     char eb[128];
@@ -228,21 +248,16 @@ static int fsync_parent_dir(const char *path, char *scratch)
     return e;
 }
 
-int iadsr__atomic_write(const char *path, const void *buf, size_t len,
-                        uint32_t flags)
+int iadsr__atomic_begin(iadsr__atomic_file *f, const char *path)
 {
     static const char suffix[] = ".tmp.XXXXXX";
-
+    f->fd = -1;
+    f->tmp = NULL;
+    f->path = path;
+    f->err = 0;
     if (!path || !path[0])
         return iadsr__err(IADSR_ERR_INVALID_ARG, "path is %s",
                           path ? "empty" : "NULL");
-    if (!buf && len > 0)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "buffer is NULL but len = %zu", len);
-    if (flags & ~IADSR_SAVE_NO_FSYNC)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED, "unknown flag bits 0x%x",
-                          (unsigned)(flags & ~IADSR_SAVE_NO_FSYNC));
-
     size_t plen = strlen(path);
     if (plen > SIZE_MAX - sizeof suffix)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "path too long");
@@ -253,68 +268,126 @@ int iadsr__atomic_write(const char *path, const void *buf, size_t len,
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, suffix, sizeof suffix);
 
-    int rc;
-    int fd = mkstemp(tmp);
+    int e;
+    int fd = (e = io_fault(IADSR__IO_FAIL_MKSTEMP)) ? (errno = e, -1)
+                                                   : mkstemp(tmp);
     if (fd < 0) {
-        rc = write_io_err("cannot create a temporary file next to", path,
-                          errno);
-        goto out;
+        int rc = write_io_err("cannot create a temporary file next to", path,
+                              errno);
+        iadsr__free(tmp);
+        return rc;
     }
     /* POSIX 2008 has no mkostemp: narrow the window in which a concurrent
      * fork+exec of the host could inherit the descriptor. */
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     /* mkstemp creates the file 0600: give it the mode of the file it
      * replaces, or what open(path, O_CREAT, 0644) would have given. */
-    {
-        struct stat st;
-        mode_t mode;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-            mode = st.st_mode & 07777;
-        else
-            mode = (mode_t)0644 & ~current_umask();
-        if (fchmod(fd, mode) != 0) {
-            rc = write_io_err("cannot set the mode of", tmp, errno);
-            close(fd);
-            goto fail_unlink;
-        }
-    }
-    int e = write_all(fd, buf, len);
-    if (e) {
-        rc = write_io_err("cannot write", tmp, e);
+    struct stat st;
+    mode_t mode;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        mode = st.st_mode & 07777;
+    else
+        mode = (mode_t)0644 & ~current_umask();
+    if (fchmod(fd, mode) != 0) {
+        int rc = write_io_err("cannot set the mode of", tmp, errno);
         close(fd);
-        goto fail_unlink;
+        unlink(tmp);
+        iadsr__free(tmp);
+        return rc;
     }
-    if (!(flags & IADSR_SAVE_NO_FSYNC) && fsync(fd) != 0) {
-        rc = write_io_err("cannot fsync", tmp, errno);
-        close(fd);
-        goto fail_unlink;
+    f->fd = fd;
+    f->tmp = tmp;
+    return IADSR_OK;
+}
+
+void iadsr__atomic_put(iadsr__atomic_file *f, const void *p, size_t n)
+{
+    if (f->err || n == 0)
+        return;
+    int e = io_fault(IADSR__IO_FAIL_WRITE);
+    if (e)
+        (void)write_all(f->fd, p, n / 2); /* a short write, then ENOSPC */
+    else
+        e = write_all(f->fd, p, n);
+    f->err = e;
+}
+
+void iadsr__atomic_abort(iadsr__atomic_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->tmp) {
+        unlink(f->tmp);
+        iadsr__free(f->tmp);
     }
-    if (close(fd) != 0) {
-        /* On Linux the descriptor is released even when close fails. */
-        rc = write_io_err("cannot close", tmp, errno);
-        goto fail_unlink;
+    f->fd = -1;
+    f->tmp = NULL;
+}
+
+int iadsr__atomic_commit(iadsr__atomic_file *f, uint32_t flags)
+{
+    int rc, e;
+    if (f->err) {
+        rc = write_io_err("cannot write", f->tmp, f->err);
+        goto fail;
     }
-    if (rename(tmp, path) != 0) {
-        rc = write_io_err("cannot rename the temporary file to", path, errno);
-        goto fail_unlink;
+    if (!(flags & IADSR_SAVE_NO_FSYNC) &&
+        ((e = io_fault(IADSR__IO_FAIL_FSYNC)) ? (errno = e, 1)
+                                               : fsync(f->fd) != 0)) {
+        rc = write_io_err("cannot fsync", f->tmp, errno);
+        goto fail;
     }
+    e = io_fault(IADSR__IO_FAIL_CLOSE);
+    int closed = close(f->fd);
+    f->fd = -1; /* on Linux the descriptor is released even when close fails */
+    if (e || closed != 0) {
+        rc = write_io_err("cannot close", f->tmp, e ? e : errno);
+        goto fail;
+    }
+    if ((e = io_fault(IADSR__IO_FAIL_RENAME)) ? (errno = e, 1)
+                                              : rename(f->tmp, f->path) != 0) {
+        rc = write_io_err("cannot rename the temporary file to", f->path,
+                          errno);
+        goto fail;
+    }
+    rc = IADSR_OK;
     if (!(flags & IADSR_SAVE_NO_FSYNC)) {
         /* tmp is at least as long as the directory name: reuse it. */
-        e = fsync_parent_dir(path, tmp);
+        e = io_fault(IADSR__IO_FAIL_DIRSYNC);
+        if (!e)
+            e = fsync_parent_dir(f->path, f->tmp);
         if (e) {
             /* The new file is in place but its directory entry may not be
              * durable; report it (never retry an fsync). */
             rc = write_io_err("saved, but cannot fsync the directory of",
-                              path, e);
-            goto out;
+                              f->path, e);
         }
     }
-    rc = IADSR_OK;
-    goto out;
-
-fail_unlink:
-    unlink(tmp);
-out:
-    iadsr__free(tmp);
+    iadsr__free(f->tmp);
+    f->tmp = NULL;
     return rc;
+
+fail:
+    iadsr__atomic_abort(f);
+    return rc;
+}
+
+int iadsr__atomic_write(const char *path, const void *buf, size_t len,
+                        uint32_t flags)
+{
+    if (!path || !path[0])
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "path is %s",
+                          path ? "empty" : "NULL");
+    if (!buf && len > 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "buffer is NULL but len = %zu", len);
+    if (flags & ~IADSR_SAVE_NO_FSYNC)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED, "unknown flag bits 0x%x",
+                          (unsigned)(flags & ~IADSR_SAVE_NO_FSYNC));
+    iadsr__atomic_file f;
+    int rc = iadsr__atomic_begin(&f, path);
+    if (rc != IADSR_OK)
+        return rc;
+    iadsr__atomic_put(&f, buf, len);
+    return iadsr__atomic_commit(&f, flags);
 }

@@ -32,4 +32,39 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
 int iadsr__atomic_write(const char *path, const void *buf, size_t len,
                         uint32_t flags);
 
+/* The same atomic replacement, streamed: begin creates the temporary file
+ * next to @p path (which must stay valid until commit or abort); put
+ * appends bytes (the first write error is kept and reported by commit);
+ * commit fsyncs (unless IADSR_SAVE_NO_FSYNC), closes, renames over @p path
+ * and fsyncs the directory, or removes the temporary file on failure;
+ * abort removes it. After a failed begin, or after commit, nothing is left
+ * to release. Messages name the file; callers prefix their own name. */
+typedef struct iadsr__atomic_file {
+    int fd;
+    char *tmp;
+    const char *path;
+    int err; /* first write error (errno value), 0 if none */
+} iadsr__atomic_file;
+int iadsr__atomic_begin(iadsr__atomic_file *f, const char *path);
+void iadsr__atomic_put(iadsr__atomic_file *f, const void *p, size_t n);
+int iadsr__atomic_commit(iadsr__atomic_file *f, uint32_t flags);
+void iadsr__atomic_abort(iadsr__atomic_file *f);
+
+/* Test hook (internal, thread-local like the allocation hook): make the
+ * next iadsr__atomic_write on this thread fail at @p point with errno
+ * @p err, as if the system call had failed there. IADSR__IO_FAIL_WRITE
+ * writes half of the bytes first (a short write on a full disk). One-shot:
+ * the hook disarms itself when it fires; point 0 disarms it. */
+enum {
+    IADSR__IO_FAIL_NONE = 0,
+    IADSR__IO_FAIL_MKSTEMP,
+    IADSR__IO_FAIL_WRITE,
+    IADSR__IO_FAIL_FSYNC,
+    IADSR__IO_FAIL_CLOSE,
+    IADSR__IO_FAIL_RENAME,
+    IADSR__IO_FAIL_DIRSYNC,
+    IADSR__IO_FAIL_N_POINTS
+};
+void iadsr__io_fail_at(int point, int err);
+
 #endif /* IADSR_FILEIO_H */
