@@ -47,7 +47,7 @@ static void make_data(void)
         double n2 = 0;
         for (int c = 0; c < D; c++) {
             dir[t][c] = (float)lcg_gauss();
-            n2 += dir[t][c] * dir[t][c];
+            n2 += (double)dir[t][c] * (double)dir[t][c];
         }
         for (int c = 0; c < D; c++)
             dir[t][c] /= (float)sqrt(n2);
