@@ -105,13 +105,17 @@ else ifeq ($(SAN),asan)
                 -fno-omit-frame-pointer -O1 -g
   SAN_LDFLAGS := -fsanitize=address,undefined
   SAN_ENV := CK_FORK=no ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+else ifeq ($(SAN),tsan)
+  SAN_CFLAGS := -fsanitize=thread -fno-omit-frame-pointer -O1 -g
+  SAN_LDFLAGS := -fsanitize=thread
+  SAN_ENV := CK_FORK=no TSAN_OPTIONS=halt_on_error=1:exitcode=66
 else ifeq ($(SAN),valgrind)
   SAN_ENV := CK_FORK=no
   TEST_WRAPPER := $(VALGRIND) --error-exitcode=1 --leak-check=full \
                   --errors-for-leak-kinds=definite \
                   $(if $(wildcard tests/valgrind.supp),--suppressions=tests/valgrind.supp)
 else
-  $(error SAN must be empty, asan or valgrind (got '$(SAN)'))
+  $(error SAN must be empty, asan, tsan or valgrind (got '$(SAN)'))
 endif
 
 VARIANT := $(BLAS)$(if $(SAN),-$(SAN))
@@ -184,12 +188,14 @@ CLI_OBJS := $(patsubst src/cli/%.c,$(VDIR)/cli/%.o,$(CLI_SRCS))
 TEST_SRCS := tests/check_main.c $(sort $(filter-out tests/check_main.c,$(wildcard tests/test_*.c)))
 TEST_OBJS := $(patsubst tests/%.c,$(VDIR)/tests/%.o,$(TEST_SRCS))
 EX_SRCS := $(sort $(wildcard examples/*.c))
+STRESS_SRCS := $(sort $(wildcard tests/stress/*.c))
+STRESS_BINS := $(patsubst tests/stress/%.c,$(VDIR)/stress/%,$(STRESS_SRCS))
 
 LIB_OUTPUTS := $(STATIC_LIB) $(SHARED_REAL) $(SHARED_SONAME) $(SHARED_LINK) $(PC_FILE)
 ALL_OUTPUTS := $(LIB_OUTPUTS) $(if $(CLI_SRCS),$(CLI_BIN))
 
 .PHONY: all library static shared cli tests check unit asan valgrind demo bench bench-semantic bench-backbones bench-iadsr \
-        examples install uninstall symbols-check symbols-update abi-check abi-baseline \
+        stress tsan examples install uninstall symbols-check symbols-update abi-check abi-baseline \
         header-check version-check doc-check check-python \
         print-version print-soversion docs lint clean help FORCE
 
@@ -306,6 +312,25 @@ asan:
 valgrind:
 	@command -v $(VALGRIND) >/dev/null 2>&1 || { echo "valgrind: '$(VALGRIND)' not found (apt-get install valgrind)" >&2; exit 1; }
 	$(MAKE) --no-print-directory BLAS=none SAN=valgrind unit
+
+# Stress programs (tests/stress/): the public API only, linked statically.
+$(VDIR)/stress/%: tests/stress/%.c $(STATIC_LIB) $(IADSR_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CLI_CFLAGS) -Iinclude $(LINK_FLAGS) -o $@ $< $(STATIC_LIB) $(BLAS_LIBS) $(SYS_LIBS)
+
+STRESS_THREADS ?= 8
+STRESS_CALLS ?= 10000
+CRASH_KILLS ?= 200
+stress: $(STRESS_BINS)
+	env $(TEST_ENV) $(SAN_ENV) ./$(VDIR)/stress/thread_stress $(STRESS_THREADS) $(STRESS_CALLS)
+	env $(TEST_ENV) ./$(VDIR)/stress/crash_save $(CURDIR)/$(VDIR)/crash $(CRASH_KILLS)
+
+# ThreadSanitizer: the library and the thread stress built with
+# -fsanitize=thread (BLAS=none: an uninstrumented OpenBLAS would hide races).
+tsan:
+	$(MAKE) --no-print-directory BLAS=none SAN=tsan build/none-tsan/stress/thread_stress
+	env $(TEST_ENV) TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+	    ./build/none-tsan/stress/thread_stress $(STRESS_THREADS) $(STRESS_CALLS)
 
 # ---------------------------------------------------------------------------
 # Demo and benchmark.

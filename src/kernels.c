@@ -12,16 +12,6 @@
 #include <math.h>
 #include <string.h>
 
-/* GCC's target_clones with an ifunc resolver (glibc). Clang 14 does not
- * emit the resolver for these, so clang builds use the baseline ISA. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&        \
-    defined(__linux__) && !defined(__SANITIZE_ADDRESS__) &&                   \
-    !defined(IADSR_NO_CLONES)
-#define IADSR_CLONES                                                          \
-    __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define IADSR_CLONES
-#endif
 
 /* Cody-Waite range reduction and the Cephes degree-6 polynomial, ~2 ulp on
  * [-87, 88]; inputs below -87 give exp(-87) ~ 1.6e-38 (softmax needs no

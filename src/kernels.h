@@ -5,6 +5,22 @@
 #define IADSR_KERNELS_H
 
 #include <stddef.h>
+
+/* Functions marked IADSR_CLONES are compiled for AVX-512, AVX2 and the
+ * baseline, and glibc picks one at load time (GCC target_clones, ifunc).
+ * Clang 14 does not emit the resolver for these, so clang builds use the
+ * baseline ISA. The sanitizer builds do without: an instrumented resolver
+ * runs during relocation, before the sanitizer runtime exists (TSan
+ * crashes there). IADSR_NO_CLONES turns them off by hand. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&        \
+    defined(__linux__) && !defined(__SANITIZE_ADDRESS__) &&                   \
+    !defined(__SANITIZE_THREAD__) && !defined(IADSR_NO_CLONES)
+#define IADSR_CLONES                                                          \
+    __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define IADSR_CLONES
+#endif
+
 #include <stdint.h>
 
 /* Softmax cross-entropy of `rows` logit rows of length n (items 1..n in

@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "eval.h"
 #include "fileio.h"
+#include "kernels.h"
 #include "npy.h"
 #include "params.h"
 
@@ -407,22 +408,15 @@ static void sum_block(const iadsr_semantic *s, const int32_t *seq, int32_t n,
     }
 }
 
-/* GCC's target_clones with an ifunc resolver (as kernels.c): the scoring
- * loop gets AVX-512 or AVX2 where the CPU has them. The eight accumulators
- * are separate variables for the compiler, so every clone adds in the same
- * order and gives the same bits (no FMA contraction in ISO C mode). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&        \
-    defined(__linux__) && !defined(__SANITIZE_ADDRESS__) &&                   \
-    !defined(IADSR_NO_CLONES)
-#define SEM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SEM_CLONES
-#endif
+/* IADSR_CLONES (kernels.h): the scoring loop gets AVX-512 or AVX2 where
+ * the CPU has them. The eight accumulators are separate variables for the
+ * compiler, so every clone adds in the same order and gives the same bits
+ * (no FMA contraction in ISO C mode). */
 
 /* For items 1..N (rows @p r, @p ld floats apart, from column c0 on): the
  * dot product with the nb doubles of @p m, times inv_norm[i], stored in
  * scores[i] or added to it. */
-SEM_CLONES
+IADSR_CLONES
 static void score_block(const float *r, size_t ld, int32_t N,
                         const double *m, int32_t nb, const double *inv_norm,
                         float *scores, int add)
