@@ -289,13 +289,29 @@ $(TEST_BIN): $(TEST_OBJS) $(STATIC_LIB) $(LINK_STAMP)
 TEST_ENV = OPENBLAS_NUM_THREADS=1 CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-600} \
            IADSR_TEST_TMPDIR='$(TEST_TMPDIR)' $(SAN_ENV)
 
-# The CLI script runs first so that Check's summary line is the last output.
+# The Python binding's tests (tests/python), with numpy (zero-copy path) and
+# again as if numpy were absent (stdlib path). Debian's python3 has numpy
+# as python3-numpy; another python3 on PATH may not.
+PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
+PY_TEST_ENV = OPENBLAS_NUM_THREADS=1 IADSR_LIBRARY=$(CURDIR)/$(SHARED_LINK)
+check-python: $(SHARED_LINK)
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "check-python: $(PYTHON) not found (apt-get install python3 python3-numpy)" >&2; exit 1; }
+	@echo "== $(PYTHON) -m unittest discover -s tests/python (numpy: `$(PYTHON) -c 'import numpy; print(numpy.__version__)' 2>/dev/null || echo absent`)"
+	@env $(PY_TEST_ENV) $(PYTHON) -m unittest discover -s tests/python
+	@echo "== the same without numpy (IADSR_PY_NO_NUMPY=1)"
+	@env $(PY_TEST_ENV) IADSR_PY_NO_NUMPY=1 $(PYTHON) -m unittest discover -s tests/python
+
+# The CLI script and the Python tests run first so that Check's summary
+# line is the last output.
 check: all $(TEST_BIN)
 	@rm -rf '$(TEST_TMPDIR)' && mkdir -p '$(TEST_TMPDIR)'
 	@status=0; \
 	if [ -f tests/cli_test.sh ]; then \
 	  echo "== sh tests/cli_test.sh $(CLI_BIN)"; \
 	  env $(TEST_ENV) sh tests/cli_test.sh $(CLI_BIN) || { echo "check: tests/cli_test.sh FAILED" >&2; status=1; }; \
+	fi; \
+	if [ -z '$(SAN)' ]; then \
+	  $(MAKE) --no-print-directory check-python || { echo "check: the Python binding tests FAILED" >&2; status=1; }; \
 	fi; \
 	echo "== $(strip $(TEST_WRAPPER) ./$(TEST_BIN))"; \
 	env $(TEST_ENV) $(TEST_WRAPPER) ./$(TEST_BIN) || status=1; \

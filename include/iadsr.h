@@ -25,6 +25,11 @@
  *   (smaller) struct gets defaults for the newer fields; a larger struct is
  *   accepted only if the bytes the library does not know are all zero
  *   (otherwise IADSR_ERR_UNSUPPORTED). A NULL params pointer means defaults.
+ *   Note that *_params_init() writes the whole struct as this library
+ *   version defines it: a program linked against this SONAME always has the
+ *   matching size, but a dlopen/FFI caller with an older, smaller struct must
+ *   let it write into a buffer of at least the library's size (or fill the
+ *   struct itself, with its own struct_size).
  * - The library never prints, never calls exit() or abort(), and has no
  *   global mutable state.
  *

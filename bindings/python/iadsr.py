@@ -1,0 +1,1693 @@
+"""Python binding for libiadsr (ctypes, standard library only).
+
+numpy is used when it is installed (zero-copy inputs, numpy outputs); without
+it (or with IADSR_PY_NO_NUMPY=1) inputs may be lists or array.array and
+outputs are array.array / memoryview objects.  See README.md next to this
+file for the full description; include/iadsr.h is the contract this module
+mirrors.
+
+Library lookup: $IADSR_LIBRARY (a path; used alone when set), else
+<repo>/lib/libiadsr.so relative to this file, else
+ctypes.util.find_library('iadsr').  The binding is written for libiadsr 0.3
+and accepts a library 0.y.z with y >= 3 (later 0.x minors only append to the
+params structs and the binding passes its own struct_size).
+"""
+
+import array
+import collections
+import ctypes
+import ctypes.util
+import operator
+import os
+import threading
+
+__all__ = [
+    'IadsrError', 'HAVE_NUMPY', 'CSR', 'ProgressInfo',
+    'Dataset', 'Model', 'Trainer', 'Context', 'Semantic', 'Aligner',
+    'Gate', 'Denoiser', 'evaluate', 'save_checkpoint', 'load_checkpoint',
+    'load_checkpoint_bytes', 'npy_decode', 'npy_save', 'pipeline',
+    'version', 'version_number', 'build_info', 'format_version',
+    'strerror', 'status_name', 'last_error', 'clear_error', 'struct_sizes',
+]
+
+if os.environ.get('IADSR_PY_NO_NUMPY', '') not in ('', '0'):
+    np = None
+else:
+    try:
+        import numpy as np
+    except ImportError:  # the stdlib path below covers this
+        np = None
+
+HAVE_NUMPY = np is not None
+
+# array.array type codes with exactly 4 / 8 bytes on this platform.
+_I32 = next(c for c in 'ilh' if array.array(c).itemsize == 4)
+_I64 = next(c for c in 'qlL' if array.array(c).itemsize == 8)
+
+# ---------------------------------------------------------------------------
+# Constants (values from include/iadsr.h; part of the ABI)
+# ---------------------------------------------------------------------------
+
+OK = 0
+ERR_GENERIC = -1
+ERR_NOMEM = -2
+ERR_INVALID_ARG = -3
+ERR_OUT_OF_RANGE = -4
+ERR_BUFFER_TOO_SMALL = -5
+ERR_IO = -6
+ERR_FORMAT = -7
+ERR_VERSION = -8
+ERR_CHECKSUM = -9
+ERR_STATE = -10
+ERR_UNSUPPORTED = -11
+ERR_NUMERIC = -12
+ERR_ABORTED = -13
+ERR_DIM_MISMATCH = -14
+
+BACKBONES = {'default': 0, 'sasrec': 1, 'gru4rec': 2, 'caser': 3}
+ACTIVATIONS = {'default': 0, 'gelu': 1, 'relu': 2}
+SPLITS = {'default': 0, 'loo': 1, 'leave_one_out': 1, 'none': 2}
+TARGETS = {'test': 1, 'valid': 2}
+
+_FLAG_BORROW = 1
+_TOPK_EXCLUDE_HISTORY = 1
+_SAVE_NO_FSYNC = 1
+_MODEL_F_PRE_LN = 1
+_SEMANTIC_ROW0_PADDING = 2
+_DENOISE_F_COLLAB_ONLY = 1
+_DENOISE_F_CARRY_MASKS = 2
+
+REQUIRED_VERSION = (0, 3)
+
+# ---------------------------------------------------------------------------
+# Struct mirrors (field order and types exactly as in the header)
+# ---------------------------------------------------------------------------
+
+_u32, _i32, _i64, _u64 = (ctypes.c_uint32, ctypes.c_int32, ctypes.c_int64,
+                          ctypes.c_uint64)
+_f32, _f64 = ctypes.c_float, ctypes.c_double
+
+
+class ModelParams(ctypes.Structure):
+    _fields_ = [('struct_size', _u32), ('backbone', _i32),
+                ('n_items', _i32), ('dim', _i32), ('max_seq_len', _i32),
+                ('n_layers', _i32), ('n_heads', _i32), ('ffn_dim', _i32),
+                ('activation', _i32), ('dropout', _f32), ('flags', _u32),
+                ('reserved0', _u32), ('seed', _u64),
+                ('caser_window', _i32), ('caser_h_filters', _i32),
+                ('caser_v_filters', _i32), ('reserved1', _u32)]
+
+
+class TrainParams(ctypes.Structure):
+    _fields_ = [('struct_size', _u32), ('split', _i32),
+                ('max_epochs', _i32), ('batch_size', _i32),
+                ('patience', _i32), ('eval_every', _i32),
+                ('n_threads', _i32), ('learning_rate', _f32),
+                ('adam_beta1', _f32), ('adam_beta2', _f32),
+                ('adam_eps', _f32), ('weight_decay', _f32),
+                ('flags', _u32), ('reserved0', _u32), ('seed', _u64)]
+
+
+class ProgressInfoStruct(ctypes.Structure):
+    _fields_ = [('struct_size', _u32), ('epoch', _i32),
+                ('max_epochs', _i32), ('best_epoch', _i32),
+                ('loss', _f64), ('valid_hr10', _f64),
+                ('valid_ndcg10', _f64), ('best_ndcg10', _f64),
+                ('epoch_seconds', _f64), ('elapsed_seconds', _f64)]
+
+
+class CtxParams(ctypes.Structure):
+    _fields_ = [('struct_size', _u32), ('max_batch', _i32),
+                ('flags', _u32), ('reserved0', _u32)]
+
+
+class EvalParams(ctypes.Structure):
+    _fields_ = [('struct_size', _u32), ('target', _i32),
+                ('n_threads', _i32), ('flags', _u32)]
+
+
+class Metrics(ctypes.Structure):
+    _fields_ = [('struct_size', _u32), ('reserved0', _u32),
+                ('n_users', _i64), ('hr5', _f64), ('hr10', _f64),
+                ('hr20', _f64), ('ndcg5', _f64), ('ndcg10', _f64),
+                ('ndcg20', _f64)]
+
+
+class DenoiseParams(ctypes.Structure):
+    _fields_ = [('struct_size', _u32), ('flags', _u32),
+                ('lambda_align', _f32), ('lambda_recon', _f32),
+                ('tau_align', _f32), ('tau_gumbel', _f32), ('theta', _f32),
+                ('max_drop', _f32), ('protect_last', _i32),
+                ('reserved0', _u32), ('seed', _u64)]
+
+
+class PipelineResult(ctypes.Structure):
+    _fields_ = [('struct_size', _u32), ('iadsr_epochs', _i32),
+                ('retrain_epochs', _i32), ('reserved0', _u32),
+                ('n_items_in', _i64), ('n_items_dropped', _i64),
+                ('n_users_touched', _i64), ('iadsr_seconds', _f64),
+                ('retrain_seconds', _f64), ('test', Metrics)]
+
+
+_PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int,
+                                ctypes.POINTER(ProgressInfoStruct),
+                                ctypes.c_void_p)
+
+# ---------------------------------------------------------------------------
+# Loading the library
+# ---------------------------------------------------------------------------
+
+
+def _candidates():
+    env = os.environ.get('IADSR_LIBRARY')
+    if env:
+        return [env]  # an explicit choice is never silently replaced
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = []
+    local = os.path.normpath(os.path.join(here, '..', '..', 'lib',
+                                          'libiadsr.so'))
+    if os.path.exists(local):
+        out.append(local)
+    found = ctypes.util.find_library('iadsr')
+    if found:
+        out.append(found)
+    return out
+
+
+def _version_ok(number):
+    """The compatibility rule: 0.y.z with y >= 3 (see module docstring)."""
+    major, minor = number // 10000, (number // 100) % 100
+    return major == REQUIRED_VERSION[0] and minor >= REQUIRED_VERSION[1]
+
+
+def _load():
+    errors = []
+    for path in _candidates():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            errors.append('%s: %s' % (path, e))
+            continue
+        lib.iadsr_version_number.restype = ctypes.c_int
+        lib.iadsr_version_number.argtypes = []
+        v = lib.iadsr_version_number()
+        if not _version_ok(v):
+            errors.append('%s: version %d.%d.%d is not compatible (need '
+                          '0.y with y >= %d)' % (path, v // 10000,
+                                                 (v // 100) % 100, v % 100,
+                                                 REQUIRED_VERSION[1]))
+            continue
+        return lib, path
+    raise ImportError('libiadsr not found or not usable; set IADSR_LIBRARY '
+                      'to the path of libiadsr.so (' +
+                      ('; '.join(errors) or 'no candidate') + ')')
+
+
+_lib, LIBRARY_PATH = _load()
+
+_P = ctypes.c_void_p              # handles and data pointers (passed as int)
+_PP = ctypes.POINTER(ctypes.c_void_p)
+_S = ctypes.c_char_p
+_SZ = ctypes.c_size_t
+_C_INT = ctypes.c_int
+
+
+def _decl(name, restype, *argtypes):
+    f = getattr(_lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+    return f
+
+
+# Every function the binding uses, with its exact prototype.
+_PROTOS = {
+    'iadsr_version_number': (_C_INT,),
+    'iadsr_version_string': (_S,),
+    'iadsr_build_info': (_S,),
+    'iadsr_format_version': (_C_INT,),
+    'iadsr_strerror': (_S, _C_INT),
+    'iadsr_status_name': (_S, _C_INT),
+    'iadsr_last_error': (_S,),
+    'iadsr_clear_error': (None,),
+    # datasets
+    'iadsr_dataset_create': (_C_INT, _PP, _P, _P, _i64, _i32, _u32),
+    'iadsr_dataset_parse_text': (_C_INT, _PP, _P, _SZ, _i32, _S),
+    'iadsr_dataset_load_text': (_C_INT, _PP, _S, _i32),
+    'iadsr_dataset_free': (None, _P),
+    'iadsr_dataset_n_users': (_i64, _P),
+    'iadsr_dataset_n_items': (_i32, _P),
+    'iadsr_dataset_n_interactions': (_i64, _P),
+    'iadsr_dataset_user_items': (_P, _P, _i64, ctypes.POINTER(_i32)),
+    'iadsr_dataset_user_id': (_i64, _P, _i64),
+    # models
+    'iadsr_model_params_init': (None, _P),
+    'iadsr_model_create': (_C_INT, _PP, ctypes.POINTER(ModelParams)),
+    'iadsr_model_create_from_embeddings': (
+        _C_INT, _PP, ctypes.POINTER(ModelParams), _P, _i64, _i32, _i64),
+    'iadsr_model_free': (None, _P),
+    'iadsr_model_get_params': (_C_INT, _P, ctypes.POINTER(ModelParams)),
+    'iadsr_model_backbone': (_i32, _P),
+    'iadsr_model_n_items': (_i32, _P),
+    'iadsr_model_dim': (_i32, _P),
+    'iadsr_model_max_seq_len': (_i32, _P),
+    'iadsr_model_n_params': (_i64, _P),
+    'iadsr_model_memory_usage': (_SZ, _P),
+    'iadsr_model_item_embeddings': (_P, _P),
+    'iadsr_model_save': (_C_INT, _P, _S, _u32),
+    'iadsr_model_save_to_buffer': (_C_INT, _P, _P, _SZ,
+                                   ctypes.POINTER(_SZ)),
+    'iadsr_model_load': (_C_INT, _PP, _S, _u32),
+    'iadsr_model_load_from_buffer': (_C_INT, _PP, _P, _SZ, _u32),
+    # training
+    'iadsr_train_params_init': (None, _P),
+    'iadsr_trainer_create': (_C_INT, _PP, _P, _P,
+                             ctypes.POINTER(TrainParams)),
+    'iadsr_trainer_free': (None, _P),
+    'iadsr_trainer_run_epoch': (_C_INT, _P, ctypes.POINTER(_f64)),
+    'iadsr_trainer_fit': (_C_INT, _P, _PROGRESS_FN, _P),
+    'iadsr_trainer_snapshot': (_C_INT, _P, _PP),
+    'iadsr_trainer_epochs_done': (_i32, _P),
+    # contexts
+    'iadsr_ctx_params_init': (None, _P),
+    'iadsr_ctx_create': (_C_INT, _PP, _P, ctypes.POINTER(CtxParams)),
+    'iadsr_ctx_free': (None, _P),
+    'iadsr_ctx_model': (_P, _P),
+    'iadsr_ctx_score': (_C_INT, _P, _P, _i32, _P, _i64),
+    'iadsr_ctx_score_batch': (_C_INT, _P, _P, _P, _i64, _P, _i64),
+    'iadsr_ctx_topk': (_C_INT, _P, _P, _i32, _i32, _u32, _P, _P),
+    'iadsr_ctx_topk_batch': (_C_INT, _P, _P, _P, _i64, _i32, _u32, _P, _P),
+    # evaluation
+    'iadsr_eval_params_init': (None, _P),
+    'iadsr_evaluate': (_C_INT, _P, _P, ctypes.POINTER(EvalParams),
+                       ctypes.POINTER(Metrics)),
+    # semantic matrices and .npy
+    'iadsr_semantic_create': (_C_INT, _PP, _P, _i64, _i32, _i64, _u32),
+    'iadsr_semantic_parse_npy': (_C_INT, _PP, _P, _SZ, _u32),
+    'iadsr_semantic_load_npy': (_C_INT, _PP, _S, _u32),
+    'iadsr_semantic_save_npy': (_C_INT, _P, _S, _u32),
+    'iadsr_semantic_free': (None, _P),
+    'iadsr_semantic_n_items': (_i32, _P),
+    'iadsr_semantic_dim': (_i32, _P),
+    'iadsr_semantic_n_zero_rows': (_i32, _P),
+    'iadsr_semantic_row': (_P, _P, _i32),
+    'iadsr_semantic_check': (_C_INT, _P, _i32, _i32),
+    'iadsr_semantic_scores': (_C_INT, _P, _P, _i32, _P, _i64),
+    'iadsr_semantic_evaluate': (_C_INT, _P, _P, ctypes.POINTER(EvalParams),
+                                ctypes.POINTER(Metrics)),
+    'iadsr_npy_decode': (_C_INT, _P, _SZ, _P, _i64, ctypes.POINTER(_i64),
+                         ctypes.POINTER(_i64)),
+    'iadsr_npy_save': (_C_INT, _S, _P, _i64, _i64, _i64, _u32),
+    # IADSR
+    'iadsr_denoise_params_init': (None, _P),
+    'iadsr_aligner_create': (_C_INT, _PP, _i32, _i32,
+                             ctypes.POINTER(DenoiseParams)),
+    'iadsr_aligner_free': (None, _P),
+    'iadsr_aligner_dim': (_i32, _P),
+    'iadsr_aligner_semantic_dim': (_i32, _P),
+    'iadsr_aligner_project': (_C_INT, _P, _i32, _P, _P),
+    'iadsr_gate_create': (_C_INT, _PP, _i32, ctypes.POINTER(DenoiseParams)),
+    'iadsr_gate_with_params': (_C_INT, _PP, _P,
+                               ctypes.POINTER(DenoiseParams)),
+    'iadsr_gate_free': (None, _P),
+    'iadsr_gate_dim': (_i32, _P),
+    'iadsr_gate_get_params': (_C_INT, _P, ctypes.POINTER(DenoiseParams)),
+    'iadsr_trainer_create_joint': (_C_INT, _PP, _P, _P, _P, _P,
+                                   ctypes.POINTER(TrainParams),
+                                   ctypes.POINTER(DenoiseParams)),
+    'iadsr_trainer_snapshot_denoiser': (_C_INT, _P, _PP, _PP),
+    'iadsr_denoiser_create': (_C_INT, _PP, _P, _P, _P, _P),
+    'iadsr_denoiser_free': (None, _P),
+    'iadsr_denoiser_clean': (_C_INT, _P, _P, _i32, _P, _P, _P, _P,
+                             ctypes.POINTER(_i32)),
+    'iadsr_denoiser_clean_dataset': (_C_INT, _P, _P, _i32, _P, _i32, _PP,
+                                     _P, _P),
+    'iadsr_checkpoint_save': (_C_INT, _P, _P, _P, _S, _u32),
+    'iadsr_checkpoint_load': (_C_INT, _PP, _PP, _PP, _S, _u32),
+    'iadsr_checkpoint_load_from_buffer': (_C_INT, _PP, _PP, _PP, _P, _SZ,
+                                          _u32),
+    'iadsr_pipeline': (_C_INT, _P, _P, ctypes.POINTER(ModelParams),
+                       ctypes.POINTER(TrainParams),
+                       ctypes.POINTER(DenoiseParams), _PROGRESS_FN, _P,
+                       ctypes.POINTER(PipelineResult), _PP, _PP),
+}
+
+
+class _Functions:
+    pass
+
+
+_f = _Functions()
+for _name, _proto in _PROTOS.items():
+    setattr(_f, _name[len('iadsr_'):], _decl(_name, _proto[0], *_proto[1:]))
+del _name, _proto
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+def _text(b):
+    return b.decode('utf-8', 'replace') if b is not None else ''
+
+
+def version():
+    """Version string of the loaded library, e.g. '0.3.0'."""
+    return _text(_f.version_string())
+
+
+def version_number():
+    """MAJOR*10000 + MINOR*100 + PATCH of the loaded library."""
+    return _f.version_number()
+
+
+def build_info():
+    return _text(_f.build_info())
+
+
+def format_version():
+    """Newest checkpoint format, major*100 + minor."""
+    return _f.format_version()
+
+
+def strerror(status):
+    return _text(_f.strerror(status))
+
+
+def status_name(status):
+    return _text(_f.status_name(status))
+
+
+def last_error():
+    """The calling thread's last-error detail ('' when none)."""
+    return _text(_f.last_error())
+
+
+def clear_error():
+    _f.clear_error()
+
+
+class IadsrError(Exception):
+    """A libiadsr call failed.
+
+    Attributes: status (int, negative), name ('IADSR_ERR_...'), detail
+    (iadsr_last_error() read right after the failing call), call (the C
+    function name), message (iadsr_strerror()).
+    """
+
+    def __init__(self, call, status, detail, name=None, message=None):
+        self.call = call
+        self.status = status
+        self.detail = detail
+        self.name = name if name is not None else status_name(status)
+        self.message = message if message is not None else strerror(status)
+        super().__init__(call, status, detail)
+
+    def __str__(self):
+        return '%s: %s: %s' % (self.call, self.name,
+                               self.detail or self.message)
+
+
+def _call(name, *args):
+    """Call iadsr_<name>; raise IadsrError on a non-zero status."""
+    _f.clear_error()  # so the detail surely belongs to this call
+    st = getattr(_f, name)(*args)
+    if st != OK:
+        # Read the detail first: any later library call may replace it.
+        detail = _text(_f.last_error())
+        raise IadsrError('iadsr_' + name, st, detail)
+    return st
+
+
+# ---------------------------------------------------------------------------
+# Params structs
+# ---------------------------------------------------------------------------
+
+_INIT_FN = {ModelParams: 'model_params_init', TrainParams: 'train_params_init',
+            CtxParams: 'ctx_params_init', EvalParams: 'eval_params_init',
+            DenoiseParams: 'denoise_params_init'}
+
+_INIT_SLACK = 512  # room for a newer library's larger struct
+
+
+def _init_raw(cls):
+    """Run the library's _init into a roomy buffer.
+
+    Returns (struct, struct_size the library wrote).  The buffer is larger
+    than our mirror so a newer library that writes more fields cannot
+    overrun it; our struct then carries our own size, which the library
+    accepts (older callers get defaults for the newer fields).
+    """
+    buf = ctypes.create_string_buffer(ctypes.sizeof(cls) + _INIT_SLACK)
+    getattr(_f, _INIT_FN[cls])(ctypes.addressof(buf))
+    lib_size = _u32.from_buffer(buf).value
+    s = cls.from_buffer_copy(buf)
+    s.struct_size = ctypes.sizeof(cls)
+    return s, lib_size
+
+
+def struct_sizes():
+    """{name: (sizeof in this binding, struct_size written by _init)}."""
+    return {cls.__name__: (ctypes.sizeof(cls), _init_raw(cls)[1])
+            for cls in _INIT_FN}
+
+
+def _int_in(value, ctype, what):
+    v = operator.index(value)
+    bits = ctypes.sizeof(ctype) * 8
+    signed = ctype(-1).value == -1
+    lo, hi = ((-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed
+              else (0, (1 << bits) - 1))
+    if not lo <= v <= hi:
+        raise ValueError('%s = %d does not fit %s' % (what, v,
+                                                      ctype.__name__))
+    return v
+
+
+def _set_fields(s, kw, skip=('struct_size',)):
+    """Set struct fields from kwargs with range-checked integers (ctypes
+    would silently truncate)."""
+    types = dict(s._fields_)
+    for key, value in kw.items():
+        if key in skip or key not in types:
+            raise TypeError('unknown parameter %r' % key)
+        t = types[key]
+        if t in (_f32, _f64):
+            setattr(s, key, float(value))
+        else:
+            setattr(s, key, _int_in(value, t, key))
+    return s
+
+
+def _enum(value, table, what):
+    if isinstance(value, str):
+        try:
+            return table[value.lower()]
+        except KeyError:
+            raise ValueError('unknown %s %r (one of %s)' %
+                             (what, value, ', '.join(sorted(table))))
+    return value
+
+
+def _name_of(value, table):
+    for k, v in table.items():
+        if v == value and k != 'leave_one_out':
+            return k
+    return value
+
+
+def _model_params(n_items=None, **kw):
+    p, _ = _init_raw(ModelParams)
+    if n_items is not None:
+        kw['n_items'] = n_items
+    if 'backbone' in kw:
+        kw['backbone'] = _enum(kw['backbone'], BACKBONES, 'backbone')
+    if 'activation' in kw:
+        kw['activation'] = _enum(kw['activation'], ACTIVATIONS, 'activation')
+    pre_ln = kw.pop('pre_ln', None)
+    _set_fields(p, kw)
+    if pre_ln is not None:
+        p.flags = (p.flags | _MODEL_F_PRE_LN) if pre_ln else \
+            (p.flags & ~_MODEL_F_PRE_LN)
+    return p
+
+
+def _train_params(kw):
+    p, _ = _init_raw(TrainParams)
+    kw = dict(kw)
+    if 'split' in kw:
+        kw['split'] = _enum(kw['split'], SPLITS, 'split')
+    return _set_fields(p, kw)
+
+
+def _denoise_params(kw, base=None):
+    if base is None:
+        p, _ = _init_raw(DenoiseParams)
+    else:
+        p = base
+    kw = dict(kw or {})
+    for key, bit in (('collab_only', _DENOISE_F_COLLAB_ONLY),
+                     ('carry_masks', _DENOISE_F_CARRY_MASKS)):
+        if key in kw:
+            on = kw.pop(key)
+            flags = kw.get('flags', p.flags)
+            kw['flags'] = (flags | bit) if on else (flags & ~bit)
+    if 'protect_last' in kw:
+        kw['protect_last'] = int(bool(kw['protect_last']))
+    return _set_fields(p, kw)
+
+
+def _struct_dict(s, skip=('struct_size', 'reserved0', 'reserved1')):
+    return {k: getattr(s, k) for k, _ in s._fields_ if k not in skip}
+
+
+def _eval_params(target='test', n_threads=1, exclude_history=False):
+    p, _ = _init_raw(EvalParams)
+    return _set_fields(p, {
+        'target': _enum(target, TARGETS, 'target'),
+        'n_threads': n_threads,
+        'flags': _TOPK_EXCLUDE_HISTORY if exclude_history else 0})
+
+
+def _metrics_dict(m):
+    return {k: getattr(m, k) for k in ('n_users', 'hr5', 'hr10', 'hr20',
+                                        'ndcg5', 'ndcg10', 'ndcg20')}
+
+
+def _new_metrics():
+    m = Metrics()
+    m.struct_size = ctypes.sizeof(Metrics)
+    return m
+
+# ---------------------------------------------------------------------------
+# Buffers: zero-copy where possible, one conversion otherwise
+# ---------------------------------------------------------------------------
+
+
+CSR = collections.namedtuple('CSR', 'items offsets')
+CSR.__doc__ = """Sequences in CSR form: user u's items are
+items[offsets[u]:offsets[u+1]] (offsets has n_users + 1 entries)."""
+
+
+def _np_native(a, dtype):
+    return (a.dtype == dtype and a.dtype.isnative and a.flags.c_contiguous
+            and a.flags.aligned)
+
+
+def _int_input(x, dtype_np, code, what):
+    """1-D integer input -> (address, length, keepalive, copied).
+
+    int32/int64 numpy arrays of the right dtype that are C-contiguous, and
+    array.array of the right type code, are passed by pointer.
+    """
+    if np is not None:
+        if isinstance(x, array.array) and x.typecode == code and len(x):
+            x = np.frombuffer(x, dtype_np)  # a view: still no copy
+        if isinstance(x, np.ndarray) and x.ndim == 1 and \
+                _np_native(x, dtype_np):
+            return x.ctypes.data, x.size, x, False
+        a = np.asarray(x)
+        if a.ndim != 1:
+            raise ValueError('%s must be 1-D, got shape %s' % (what, a.shape))
+        if a.size == 0:
+            a = np.zeros(0, dtype_np)
+        elif a.dtype.kind not in 'iu':
+            raise TypeError('%s must hold integers, got %s' % (what, a.dtype))
+        elif a.dtype != dtype_np:
+            info = np.iinfo(dtype_np)
+            if a.min() < info.min or a.max() > info.max:
+                raise OverflowError('%s has a value outside %s' %
+                                    (what, np.dtype(dtype_np).name))
+        a = np.ascontiguousarray(a, dtype_np)
+        return a.ctypes.data, a.size, a, True
+    if isinstance(x, array.array) and x.typecode == code:
+        return x.buffer_info()[0], len(x), x, False
+    a = array.array(code, x)  # checks range and type
+    return a.buffer_info()[0], len(a), a, True
+
+
+def _i32_input(x, what='seq'):
+    return _int_input(x, np.int32 if np is not None else None, _I32, what)
+
+
+def _i64_input(x, what='offsets'):
+    return _int_input(x, np.int64 if np is not None else None, _I64, what)
+
+
+def _f32_vector(x, n, what):
+    """1-D float32 input of length n -> (address, keepalive)."""
+    if np is not None:
+        if isinstance(x, np.ndarray) and x.ndim == 1 and \
+                _np_native(x, np.float32):
+            a = x
+        else:
+            a = np.ascontiguousarray(x, dtype=np.float32)
+        if a.shape != (n,):
+            raise ValueError('%s must have shape (%d,), got %s' %
+                             (what, n, a.shape))
+        return a.ctypes.data, a
+    if isinstance(x, array.array) and x.typecode == 'f':
+        a = x
+    else:
+        a = array.array('f', x)
+    if len(a) != n:
+        raise ValueError('%s must have %d values, got %d' % (what, n, len(a)))
+    return a.buffer_info()[0], a
+
+
+def _f32_matrix(x, what):
+    """2-D float32 input -> (address, n_rows, n_cols, ld, keepalive).
+
+    A numpy float32 array whose rows are contiguous is passed as is, with
+    its row stride as the leading dimension (a row slice needs no copy).
+    """
+    if np is not None:
+        a = x if isinstance(x, np.ndarray) else np.asarray(x)
+        if a.ndim != 2:
+            raise ValueError('%s must be 2-D, got shape %s' % (what, a.shape))
+        if not (a.dtype == np.float32 and a.dtype.isnative and
+                a.flags.aligned and a.strides[1] == 4 and
+                a.strides[0] % 4 == 0 and a.strides[0] >= 4 * a.shape[1]):
+            a = np.ascontiguousarray(a, dtype=np.float32)
+        ld = a.strides[0] // 4 if a.shape[0] > 1 else max(a.shape[1], 1)
+        return a.ctypes.data, a.shape[0], a.shape[1], ld, a
+    if isinstance(x, tuple) and len(x) == 2 and \
+            isinstance(x[0], array.array):
+        flat, (rows, cols) = x  # (flat array('f'), (rows, cols))
+        if flat.typecode != 'f' or len(flat) != rows * cols:
+            raise ValueError('%s: flat array does not match its shape' % what)
+        return flat.buffer_info()[0], rows, cols, cols, flat
+    rows = [list(r) for r in x]
+    cols = len(rows[0]) if rows else 0
+    if any(len(r) != cols for r in rows):
+        raise ValueError('%s: rows have different lengths' % what)
+    flat = array.array('f')
+    for r in rows:
+        flat.extend(float(v) for v in r)
+    return flat.buffer_info()[0], len(rows), cols, cols, flat
+
+
+def _bytes_input(b):
+    """Bytes-like input -> (address, length, keepalive)."""
+    if isinstance(b, bytes):
+        p = ctypes.c_char_p(b)  # points into the bytes object, no copy
+        return ctypes.cast(p, ctypes.c_void_p).value, len(b), (b, p)
+    if np is not None and isinstance(b, np.ndarray):
+        if not b.flags.c_contiguous:
+            b = np.ascontiguousarray(b)
+        return b.ctypes.data, b.nbytes, b
+    mv = memoryview(b)
+    if not mv.c_contiguous or mv.readonly:
+        data = bytes(mv)
+        return _bytes_input(data)
+    mv = mv.cast('B')
+    arr = (ctypes.c_char * len(mv)).from_buffer(mv)
+    return ctypes.addressof(arr), len(mv), (mv, arr)
+
+
+_NP_DTYPES = {'f': 'float32', _I32: 'int32', _I64: 'int64', 'B': 'uint8'}
+
+
+def _out_buffer(out, code, shape, what):
+    """An output buffer -> (object, address).
+
+    numpy mode: a new or validated C-contiguous writable ndarray of `shape`.
+    stdlib mode: a new or validated array.array of prod(shape) entries
+    (row-major).
+    """
+    n = 1
+    for s in shape:
+        n *= s
+    if np is not None:
+        dtype = np.dtype(_NP_DTYPES[code])
+        if out is None:
+            out = np.empty(shape, dtype)
+        else:
+            if not isinstance(out, np.ndarray):
+                raise ValueError('%s must be a numpy array' % what)
+            if out.dtype != dtype or not out.dtype.isnative:
+                raise ValueError('%s must have dtype %s, got %s' %
+                                 (what, dtype, out.dtype))
+            if out.shape != tuple(shape):
+                raise ValueError('%s must have shape %s, got %s' %
+                                 (what, tuple(shape), out.shape))
+            if not out.flags.c_contiguous:
+                raise ValueError('%s must be C-contiguous' % what)
+            if not out.flags.writeable:
+                raise ValueError('%s must be writable' % what)
+        return out, out.ctypes.data
+    if out is None:
+        out = array.array(code, bytes(array.array(code).itemsize * n))
+    else:
+        if not isinstance(out, array.array) or out.typecode != code:
+            raise ValueError("%s must be an array.array('%s')" % (what, code))
+        if len(out) != n:
+            raise ValueError('%s must have %d entries, got %d' %
+                             (what, n, len(out)))
+    return out, out.buffer_info()[0]
+
+
+def _csr_input(seqs):
+    """Sequences (a list of sequences or a CSR) -> (items_addr, off_addr,
+    n_users, keepalive)."""
+    if isinstance(seqs, CSR):
+        ia, _, ik, _ = _i32_input(seqs.items, 'items')
+        oa, no, ok, _ = _i64_input(seqs.offsets, 'offsets')
+        return ia, oa, no - 1, (ik, ok)
+    items, offsets = _build_csr(seqs)
+    return (_i32_input(items)[0], _i64_input(offsets)[0], len(offsets) - 1,
+            (items, offsets))
+
+
+def _build_csr(seqs):
+    seqs = list(seqs)
+    if np is not None:
+        parts = [_int_input(s, np.int32, _I32, 'sequence')[2] for s in seqs]
+        offsets = np.zeros(len(parts) + 1, np.int64)
+        if parts:
+            np.cumsum([p.size for p in parts], out=offsets[1:])
+            items = np.concatenate(parts).astype(np.int32, copy=False)
+        else:
+            items = np.zeros(0, np.int32)
+        return np.ascontiguousarray(items), offsets
+    items, offsets = array.array(_I32), array.array(_I64, [0])
+    for s in seqs:
+        items.extend(s if isinstance(s, array.array) and s.typecode == _I32
+                     else array.array(_I32, s))
+        offsets.append(len(items))
+    return items, offsets
+
+
+def _as_bool(keep):
+    return keep.view(np.bool_) if np is not None else keep
+
+# ---------------------------------------------------------------------------
+# Handle ownership
+# ---------------------------------------------------------------------------
+
+
+class _Handle:
+    """Owns one library handle.  close() frees it unless borrowed views
+    (pins) are alive; then the last view to go frees it."""
+
+    __slots__ = ('ptr', '_free', '_pins', '_closing', '_lock')
+
+    def __init__(self, ptr, free):
+        self.ptr = ptr
+        self._free = free
+        self._pins = 0
+        self._closing = False
+        self._lock = threading.Lock()
+
+    def pin(self):
+        with self._lock:
+            self._pins += 1
+
+    def unpin(self):
+        with self._lock:
+            self._pins -= 1
+            self._release_locked()
+
+    def close(self):
+        with self._lock:
+            self._closing = True
+            self._release_locked()
+
+    def _release_locked(self):
+        if self._closing and self._pins == 0 and self.ptr:
+            p, self.ptr = self.ptr, None
+            self._free(p)
+
+    def __del__(self):
+        p, self.ptr = self.ptr, None
+        if p:
+            try:
+                self._free(p)
+            except Exception:  # interpreter shutdown
+                pass
+
+
+class _Pin:
+    """Keeps a handle's memory valid while a borrowed view exists."""
+
+    __slots__ = ('_h',)
+
+    def __init__(self, h):
+        h.pin()
+        self._h = h
+
+    def __del__(self):
+        try:
+            self._h.unpin()
+        except Exception:
+            pass
+
+
+class _Object:
+    """Base of the handle-owning classes: close(), with, __del__."""
+
+    _free_name = None
+
+    def __init__(self, ptr, deps=()):
+        # Python objects whose memory the C handle may borrow; kept for the
+        # whole life of this object (never dropped by close(), because
+        # other C handles may still reference ours).
+        self._deps = tuple(d for d in deps if d is not None)
+        self._h = _Handle(ptr, getattr(_f, self._free_name))
+
+    @property
+    def _ptr(self):
+        h = getattr(self, '_h', None)
+        if h is None or not h.ptr:
+            raise ValueError('%s is closed' % type(self).__name__)
+        return h.ptr
+
+    @property
+    def closed(self):
+        h = getattr(self, '_h', None)
+        return h is None or not h.ptr
+
+    def close(self):
+        """Release the handle (idempotent).  Objects created from this one
+        keep what they need alive inside the library."""
+        h = getattr(self, '_h', None)
+        self._h = None
+        if h is not None:
+            h.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _out_handle():
+    return ctypes.c_void_p()
+
+
+def _path(p):
+    return os.fsencode(os.fspath(p))
+
+
+def _save_flags(fsync):
+    return 0 if fsync else _SAVE_NO_FSYNC
+
+# ---------------------------------------------------------------------------
+# Datasets
+# ---------------------------------------------------------------------------
+
+
+class Dataset(_Object):
+    """Sequences of item ids (1..n_items), one per user.  Immutable."""
+
+    _free_name = 'dataset_free'
+
+    @classmethod
+    def _wrap(cls, ptr, deps=()):
+        self = cls.__new__(cls)
+        _Object.__init__(self, ptr, deps)
+        return self
+
+    @classmethod
+    def from_csr(cls, items, offsets, n_items=0, borrow=False):
+        """From CSR arrays (items int32, offsets int64 with n_users + 1
+        entries).  With borrow=True the library keeps pointers to the
+        arrays instead of copying them (zero-copy for C-contiguous int32 /
+        int64 numpy arrays or array.array('i'/'q')); the arrays are kept
+        alive by this object and MUST NOT be modified afterwards."""
+        ia, _, ik, _ = _i32_input(items, 'items')
+        oa, no, ok, _ = _i64_input(offsets, 'offsets')
+        out = _out_handle()
+        _call('dataset_create', ctypes.byref(out), ia, oa, no - 1,
+              _int_in(n_items, _i32, 'n_items'),
+              _FLAG_BORROW if borrow else 0)
+        return cls._wrap(out.value, (ik, ok) if borrow else ())
+
+    @classmethod
+    def from_sequences(cls, seqs, n_items=0):
+        """From a list of sequences (lists, arrays).  The CSR arrays are
+        built once here and lent to the library (no second copy)."""
+        items, offsets = _build_csr(seqs)
+        return cls.from_csr(items, offsets, n_items, borrow=True)
+
+    @classmethod
+    def from_text(cls, text, n_items=0, name=None):
+        """Parse 'user item item ...' lines (str or bytes)."""
+        if isinstance(text, str):
+            text = text.encode('utf-8')
+        addr, n, keep = _bytes_input(text)
+        out = _out_handle()
+        _call('dataset_parse_text', ctypes.byref(out), addr, n,
+              _int_in(n_items, _i32, 'n_items'),
+              name.encode('utf-8') if name is not None else None)
+        del keep
+        return cls._wrap(out.value)
+
+    @classmethod
+    def load(cls, path, n_items=0):
+        """Read a sequence file (format of from_text)."""
+        out = _out_handle()
+        _call('dataset_load_text', ctypes.byref(out), _path(path),
+              _int_in(n_items, _i32, 'n_items'))
+        return cls._wrap(out.value)
+
+    @property
+    def n_users(self):
+        return _f.dataset_n_users(self._ptr)
+
+    @property
+    def n_items(self):
+        return _f.dataset_n_items(self._ptr)
+
+    @property
+    def n_interactions(self):
+        return _f.dataset_n_interactions(self._ptr)
+
+    def __len__(self):
+        return self.n_users
+
+    def _user_items_ptr(self, u):
+        n = _i32()
+        p = _f.dataset_user_items(self._ptr, u, ctypes.byref(n))
+        return p, n.value
+
+    def _index(self, u):
+        nu = self.n_users
+        u = operator.index(u)
+        if u < 0:
+            u += nu
+        if not 0 <= u < nu:
+            raise IndexError('user %d out of range 0..%d' % (u, nu - 1))
+        return u
+
+    def user_items(self, u):
+        """A copy of user u's items (numpy int32 or array.array)."""
+        p, n = self._user_items_ptr(self._index(u))
+        if np is not None:
+            out = np.empty(n, np.int32)
+            if n:
+                ctypes.memmove(out.ctypes.data, p, 4 * n)
+            return out
+        out = array.array(_I32, bytes(4 * n))
+        if n:
+            ctypes.memmove(out.buffer_info()[0], p, 4 * n)
+        return out
+
+    def user_id(self, u):
+        """Row u's user id (the first token of its line for text)."""
+        return _f.dataset_user_id(self._ptr, self._index(u))
+
+    def __iter__(self):
+        for u in range(self.n_users):
+            yield self.user_items(u)
+
+    def to_lists(self):
+        return [list(s) for s in self]
+
+    def to_csr(self):
+        """A CSR copy of the whole dataset."""
+        return CSR(*_build_csr(list(self)))
+
+    def __repr__(self):
+        if self.closed:
+            return '<iadsr.Dataset closed>'
+        return '<iadsr.Dataset users=%d items=%d interactions=%d>' % (
+            self.n_users, self.n_items, self.n_interactions)
+
+# ---------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------
+
+
+class Model(_Object):
+    """A backbone encoder with its weights.  Immutable and shareable."""
+
+    _free_name = 'model_free'
+
+    @classmethod
+    def _wrap(cls, ptr):
+        self = cls.__new__(cls)
+        _Object.__init__(self, ptr)
+        return self
+
+    @classmethod
+    def create(cls, n_items, backbone='sasrec', **params):
+        """Fresh weights.  params are iadsr_model_params fields (dim,
+        max_seq_len, n_layers, n_heads, ffn_dim, activation ('gelu',
+        'relu'), dropout, flags, seed, caser_window, caser_h_filters,
+        caser_v_filters) plus pre_ln=True for IADSR_MODEL_F_PRE_LN."""
+        p = _model_params(n_items, backbone=backbone, **params)
+        out = _out_handle()
+        _call('model_create', ctypes.byref(out), ctypes.byref(p))
+        return cls._wrap(out.value)
+
+    @classmethod
+    def from_embeddings(cls, emb, backbone='sasrec', **params):
+        """Fresh weights with the item table copied from emb, an
+        (n_items + 1) x dim float32 matrix (row 0, padding, is ignored);
+        n_items and dim default to emb's shape."""
+        addr, rows, cols, ld, keep = _f32_matrix(emb, 'emb')
+        params.setdefault('dim', cols)
+        p = _model_params(params.pop('n_items', rows - 1), backbone=backbone,
+                          **params)
+        out = _out_handle()
+        _call('model_create_from_embeddings', ctypes.byref(out),
+              ctypes.byref(p), addr, rows, _int_in(cols, _i32, 'dim'), ld)
+        del keep
+        return cls._wrap(out.value)
+
+    @classmethod
+    def load(cls, path):
+        """Load a checkpoint file (aligner and gate, if any, are ignored;
+        see load_checkpoint())."""
+        out = _out_handle()
+        _call('model_load', ctypes.byref(out), _path(path), 0)
+        return cls._wrap(out.value)
+
+    @classmethod
+    def from_bytes(cls, data):
+        addr, n, keep = _bytes_input(data)
+        out = _out_handle()
+        _call('model_load_from_buffer', ctypes.byref(out), addr, n, 0)
+        del keep
+        return cls._wrap(out.value)
+
+    def save(self, path, fsync=True):
+        """Atomic save (temporary file + rename)."""
+        _call('model_save', self._ptr, _path(path), _save_flags(fsync))
+
+    def to_bytes(self):
+        """The checkpoint bytes (deterministic for a given model)."""
+        need = _SZ()
+        _call('model_save_to_buffer', self._ptr, None, 0, ctypes.byref(need))
+        buf = ctypes.create_string_buffer(need.value)
+        _call('model_save_to_buffer', self._ptr, ctypes.addressof(buf),
+              need.value, ctypes.byref(need))
+        return buf.raw[:need.value]
+
+    def params(self):
+        """The hyper-parameters as a dict (accepted by Model.create)."""
+        p, _ = _init_raw(ModelParams)
+        _call('model_get_params', self._ptr, ctypes.byref(p))
+        d = _struct_dict(p)
+        d['backbone'] = _name_of(d['backbone'], BACKBONES)
+        d['activation'] = _name_of(d['activation'], ACTIVATIONS)
+        return d
+
+    @property
+    def backbone(self):
+        return _name_of(_f.model_backbone(self._ptr), BACKBONES)
+
+    @property
+    def n_items(self):
+        return _f.model_n_items(self._ptr)
+
+    @property
+    def dim(self):
+        return _f.model_dim(self._ptr)
+
+    @property
+    def max_seq_len(self):
+        return _f.model_max_seq_len(self._ptr)
+
+    @property
+    def n_params(self):
+        return _f.model_n_params(self._ptr)
+
+    @property
+    def memory_usage(self):
+        return _f.model_memory_usage(self._ptr)
+
+    def item_embeddings(self, copy=False):
+        """The (n_items + 1) x dim item table.
+
+        The header guarantees the pointer for the model's lifetime, so by
+        default this is a read-only zero-copy view (numpy array, or a 2-D
+        memoryview without numpy) that keeps the model's memory alive even
+        after close().  copy=True returns a private writable copy.
+        """
+        h = self._h
+        ptr = _f.model_item_embeddings(self._ptr)
+        rows, dim = self.n_items + 1, self.dim
+        raw = (ctypes.c_float * (rows * dim)).from_address(ptr)
+        raw._iadsr_pin = _Pin(h)  # travels with every view of raw
+        if np is not None:
+            view = np.frombuffer(raw, dtype=np.float32).reshape(rows, dim)
+            if copy:
+                return view.copy()
+            view.flags.writeable = False
+            return view
+        mv = memoryview(raw).cast('B').cast('f', [rows, dim])
+        if copy:
+            flat = array.array('f', mv.tobytes())
+            return flat, (rows, dim)
+        return mv.toreadonly()
+
+    def context(self, **kw):
+        return Context(self, **kw)
+
+    def evaluate(self, dataset, **kw):
+        return evaluate(self, dataset, **kw)
+
+    def __repr__(self):
+        if self.closed:
+            return '<iadsr.Model closed>'
+        return '<iadsr.Model %s items=%d dim=%d>' % (
+            self.backbone, self.n_items, self.dim)
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+
+ProgressInfo = collections.namedtuple(
+    'ProgressInfo', 'epoch max_epochs best_epoch loss valid_hr10 '
+    'valid_ndcg10 best_ndcg10 epoch_seconds elapsed_seconds struct_size')
+
+
+def _progress_callback(callback, errors):
+    """Wrap a Python callback so nothing raised in it crosses the C frame:
+    the exception is stored, training is stopped, and fit re-raises."""
+    def cb(pinfo, _user):
+        try:
+            i = pinfo.contents
+            info = ProgressInfo(i.epoch, i.max_epochs, i.best_epoch, i.loss,
+                                i.valid_hr10, i.valid_ndcg10, i.best_ndcg10,
+                                i.epoch_seconds, i.elapsed_seconds,
+                                i.struct_size)
+            return 1 if callback(info) else 0
+        except BaseException as e:  # includes KeyboardInterrupt
+            errors.append(e)
+            return 1
+    return _PROGRESS_FN(cb)
+
+
+def _run_with_callback(name, callback, args_before, args_after=()):
+    """Call a C function that takes (cb, user_data); returns True when it
+    ran to the end, False when the callback asked to stop."""
+    errors = []
+    cb = _progress_callback(callback, errors) if callback is not None \
+        else _PROGRESS_FN()
+    _f.clear_error()
+    st = getattr(_f, name)(*args_before, cb, None, *args_after)
+    detail = _text(_f.last_error()) if st != OK else ''
+    if errors:
+        raise errors[0]
+    if st == ERR_ABORTED and callback is not None:
+        return False
+    if st != OK:
+        raise IadsrError('iadsr_' + name, st, detail)
+    return True
+
+
+def _as_semantic(x, n_items, row0_padding):
+    """Semantic, path of a .npy, or a 2-D array -> Semantic.
+
+    row0_padding=None: auto-detect, padding iff the matrix has exactly
+    n_items + 1 rows (the embedding[item_id] layout)."""
+    if x is None or isinstance(x, Semantic):
+        return x
+    if isinstance(x, (str, bytes, os.PathLike)):
+        with open(x, 'rb') as fh:
+            data = fh.read()
+        if row0_padding is None:
+            rows, _ = _npy_shape(data)
+            row0_padding = rows == n_items + 1
+        return Semantic.from_npy_bytes(data, row0_padding=row0_padding)
+    if row0_padding is None:
+        rows = x.shape[0] if hasattr(x, 'shape') else len(x)
+        row0_padding = rows == n_items + 1
+    return Semantic.from_array(x, row0_padding=row0_padding)
+
+
+class Trainer(_Object):
+    """Trains a private copy of a model on a dataset.
+
+    Trainer(dataset, model, **train) where train are iadsr_train_params
+    fields: split ('loo', 'none'), max_epochs, batch_size, patience,
+    eval_every, n_threads, learning_rate, adam_beta1, adam_beta2, adam_eps,
+    weight_decay, seed.  One thread at a time.
+    """
+
+    _free_name = 'trainer_free'
+
+    def __init__(self, dataset, model, **train):
+        p = _train_params(train)
+        out = _out_handle()
+        _call('trainer_create', ctypes.byref(out), model._ptr, dataset._ptr,
+              ctypes.byref(p))
+        # dataset: may borrow host arrays (kept via the Dataset object)
+        _Object.__init__(self, out.value, (dataset,))
+        self.joint_training = False
+
+    @classmethod
+    def joint(cls, dataset, model, semantic, user_semantic=None,
+              denoise=None, semantic_row0_padding=None, **train):
+        """IADSR joint training (backbone + aligner + gate).
+
+        semantic: a Semantic, a .npy path or a 2-D float array (row layout
+        auto-detected unless semantic_row0_padding is given);
+        user_semantic: None or one row per user (Semantic or array);
+        denoise: dict of iadsr_denoise_params fields (lambda_align,
+        lambda_recon, tau_align, tau_gumbel, theta, max_drop, protect_last,
+        seed) plus collab_only / carry_masks booleans.
+        """
+        sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
+        usem = user_semantic
+        if usem is not None and not isinstance(usem, Semantic):
+            usem = Semantic.from_array(usem)
+        tp = _train_params(train)
+        dp = _denoise_params(denoise)
+        out = _out_handle()
+        _call('trainer_create_joint', ctypes.byref(out), model._ptr,
+              dataset._ptr, sem._ptr, usem._ptr if usem is not None else None,
+              ctypes.byref(tp), ctypes.byref(dp))
+        self = cls.__new__(cls)
+        _Object.__init__(self, out.value, (dataset, sem, usem))
+        self.joint_training = True
+        return self
+
+    def run_epoch(self):
+        """One epoch; returns the mean loss."""
+        loss = _f64()
+        _call('trainer_run_epoch', self._ptr, ctypes.byref(loss))
+        return loss.value
+
+    def fit(self, callback=None):
+        """Train to max_epochs or early stopping.  callback(info) runs after
+        every epoch with a ProgressInfo; a truthy return stops training
+        (fit then returns False).  An exception raised by the callback stops
+        training and is re-raised here.  Returns True otherwise."""
+        return _run_with_callback('trainer_fit', callback, (self._ptr,))
+
+    def snapshot(self):
+        """The best validated model (or current weights without
+        validation), independent of the trainer."""
+        out = _out_handle()
+        _call('trainer_snapshot', self._ptr, ctypes.byref(out))
+        return Model._wrap(out.value)
+
+    def snapshot_denoiser(self):
+        """(Aligner, Gate) from the same epoch as snapshot(); joint only."""
+        a, g = _out_handle(), _out_handle()
+        _call('trainer_snapshot_denoiser', self._ptr, ctypes.byref(a),
+              ctypes.byref(g))
+        return Aligner._wrap(a.value), Gate._wrap(g.value)
+
+    @property
+    def epochs_done(self):
+        return _f.trainer_epochs_done(self._ptr)
+
+# ---------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------
+
+
+class Context(_Object):
+    """Scoring scratch bound to a model (which it keeps alive).  Use one
+    per thread; a Context must not be used by two threads at once."""
+
+    _free_name = 'ctx_free'
+
+    def __init__(self, model, max_batch=None):
+        p, _ = _init_raw(CtxParams)
+        if max_batch is not None:
+            _set_fields(p, {'max_batch': max_batch})
+        out = _out_handle()
+        _call('ctx_create', ctypes.byref(out), model._ptr, ctypes.byref(p))
+        _Object.__init__(self, out.value)
+        self.n_items = model.n_items
+
+    def score(self, seq, out=None):
+        """Scores of every item after seq: n_items + 1 floats indexed by
+        item id (entry 0 is -inf)."""
+        addr, n, keep, _ = _i32_input(seq)
+        n1 = self.n_items + 1
+        out, oa = _out_buffer(out, 'f', (n1,), 'out')
+        _call('ctx_score', self._ptr, addr, _int_in(n, _i32, 'len(seq)'),
+              oa, n1)
+        return out
+
+    def score_batch(self, seqs, out=None):
+        """Scores for a list of sequences (or a CSR): shape
+        (n_users, n_items + 1); flat row-major without numpy."""
+        ia, oa_, nu, keep = _csr_input(seqs)
+        n1 = self.n_items + 1
+        out, oa = _out_buffer(out, 'f', (max(nu, 0), n1), 'out')
+        _call('ctx_score_batch', self._ptr, ia, oa_, nu, oa, max(nu, 0) * n1)
+        return out
+
+    def topk(self, seq, k, exclude_history=False, ids_out=None,
+             scores_out=None):
+        """(ids, scores) of the k best next items, best first; ids are
+        padded with -1 and scores with -inf when fewer candidates exist."""
+        addr, n, keep, _ = _i32_input(seq)
+        k = _int_in(k, _i32, 'k')
+        kk = max(k, 1)  # the library reports a bad k itself
+        ids, ia = _out_buffer(ids_out, _I32, (kk,), 'ids_out')
+        sc, sa = _out_buffer(scores_out, 'f', (kk,), 'scores_out')
+        _call('ctx_topk', self._ptr, addr, _int_in(n, _i32, 'len(seq)'), k,
+              _TOPK_EXCLUDE_HISTORY if exclude_history else 0, ia, sa)
+        return ids, sc
+
+    def topk_batch(self, seqs, k, exclude_history=False, ids_out=None,
+                   scores_out=None):
+        """Top-k for a list of sequences (or a CSR): (ids, scores) of shape
+        (n_users, k); flat row-major array.array without numpy."""
+        ia_, oa_, nu, keep = _csr_input(seqs)
+        k = _int_in(k, _i32, 'k')
+        shape = (max(nu, 0), max(k, 1))
+        ids, ia = _out_buffer(ids_out, _I32, shape, 'ids_out')
+        sc, sa = _out_buffer(scores_out, 'f', shape, 'scores_out')
+        _call('ctx_topk_batch', self._ptr, ia_, oa_, nu, k,
+              _TOPK_EXCLUDE_HISTORY if exclude_history else 0, ia, sa)
+        return ids, sc
+
+
+def evaluate(model, dataset, target='test', n_threads=1,
+             exclude_history=False):
+    """Leave-one-out full-ranking metrics: dict with n_users, hr5, hr10,
+    hr20, ndcg5, ndcg10, ndcg20.  target: 'test' or 'valid'."""
+    p = _eval_params(target, n_threads, exclude_history)
+    m = _new_metrics()
+    _call('evaluate', model._ptr, dataset._ptr, ctypes.byref(p),
+          ctypes.byref(m))
+    return _metrics_dict(m)
+
+# ---------------------------------------------------------------------------
+# Semantic matrices and .npy
+# ---------------------------------------------------------------------------
+
+
+def _npy_shape(data):
+    addr, n, keep = _bytes_input(data)
+    rows, cols = _i64(), _i64()
+    _call('npy_decode', addr, n, None, 0, ctypes.byref(rows),
+          ctypes.byref(cols))
+    return rows.value, cols.value
+
+
+def npy_decode(data):
+    """Decode .npy bytes holding a 2-D float array ('<f4' or '<f2').
+    Returns a float32 numpy array, or (array('f'), (rows, cols))."""
+    addr, n, keep = _bytes_input(data)
+    rows, cols = _npy_shape(data)
+    out, oa = _out_buffer(None, 'f', (rows, cols), 'out')
+    r, c = _i64(), _i64()
+    _call('npy_decode', addr, n, oa, rows * cols, ctypes.byref(r),
+          ctypes.byref(c))
+    return out if np is not None else (out, (rows, cols))
+
+
+def npy_save(path, data, fsync=True):
+    """Write a 2-D float32 matrix as a .npy file, atomically."""
+    addr, rows, cols, ld, keep = _f32_matrix(data, 'data')
+    _call('npy_save', _path(path), addr, rows, cols, ld, _save_flags(fsync))
+
+
+class Semantic(_Object):
+    """n_items x D semantic item embeddings.  Immutable, shareable."""
+
+    _free_name = 'semantic_free'
+
+    @classmethod
+    def _wrap(cls, ptr, deps=()):
+        self = cls.__new__(cls)
+        _Object.__init__(self, ptr, deps)
+        return self
+
+    @classmethod
+    def from_array(cls, data, row0_padding=False, borrow=False):
+        """From a 2-D float matrix.  row0_padding: row r is item r and row 0
+        is ignored (n_items + 1 rows); else row r is item r + 1.
+        borrow=True: zero-copy for float32 numpy arrays with contiguous
+        rows; the array is kept alive and MUST NOT be modified."""
+        addr, rows, cols, ld, keep = _f32_matrix(data, 'data')
+        flags = (_FLAG_BORROW if borrow else 0) | \
+            (_SEMANTIC_ROW0_PADDING if row0_padding else 0)
+        out = _out_handle()
+        _call('semantic_create', ctypes.byref(out), addr, rows,
+              _int_in(cols, _i32, 'dim'), ld, flags)
+        return cls._wrap(out.value, (keep,) if borrow else ())
+
+    @classmethod
+    def from_npy_bytes(cls, data, row0_padding=False):
+        addr, n, keep = _bytes_input(data)
+        out = _out_handle()
+        _call('semantic_parse_npy', ctypes.byref(out), addr, n,
+              _SEMANTIC_ROW0_PADDING if row0_padding else 0)
+        return cls._wrap(out.value)
+
+    @classmethod
+    def load_npy(cls, path, row0_padding=False):
+        out = _out_handle()
+        _call('semantic_load_npy', ctypes.byref(out), _path(path),
+              _SEMANTIC_ROW0_PADDING if row0_padding else 0)
+        return cls._wrap(out.value)
+
+    def save_npy(self, path, row0_padding=False, fsync=True):
+        flags = (_SEMANTIC_ROW0_PADDING if row0_padding else 0) | \
+            _save_flags(fsync)
+        _call('semantic_save_npy', self._ptr, _path(path), flags)
+
+    @property
+    def n_items(self):
+        return _f.semantic_n_items(self._ptr)
+
+    @property
+    def dim(self):
+        return _f.semantic_dim(self._ptr)
+
+    @property
+    def n_zero_rows(self):
+        return _f.semantic_n_zero_rows(self._ptr)
+
+    def _row_ptr(self, item):
+        return _f.semantic_row(self._ptr, _int_in(item, _i32, 'item'))
+
+    def row(self, item):
+        """A copy of item's row (D floats)."""
+        p = self._row_ptr(item)
+        if not p:
+            raise IndexError('item %d outside 1..%d' % (item, self.n_items))
+        d = self.dim
+        out, oa = _out_buffer(None, 'f', (d,), 'out')
+        ctypes.memmove(oa, p, 4 * d)
+        return out
+
+    def check(self, n_items, dim=0):
+        """Raise IadsrError (DIM_MISMATCH) unless the matrix fits."""
+        _call('semantic_check', self._ptr, _int_in(n_items, _i32, 'n_items'),
+              _int_in(dim, _i32, 'dim'))
+
+    def scores(self, seq, out=None):
+        """Text-only next-item scores (cosine to the sequence mean)."""
+        addr, n, keep, _ = _i32_input(seq)
+        n1 = self.n_items + 1
+        out, oa = _out_buffer(out, 'f', (n1,), 'out')
+        _call('semantic_scores', self._ptr, addr, _int_in(n, _i32, 'n'), oa,
+              n1)
+        return out
+
+    def evaluate(self, dataset, target='test', n_threads=1,
+                 exclude_history=False):
+        p = _eval_params(target, n_threads, exclude_history)
+        m = _new_metrics()
+        _call('semantic_evaluate', self._ptr, dataset._ptr, ctypes.byref(p),
+              ctypes.byref(m))
+        return _metrics_dict(m)
+
+# ---------------------------------------------------------------------------
+# IADSR: aligner, gate, denoiser, checkpoints, pipeline
+# ---------------------------------------------------------------------------
+
+
+class Aligner(_Object):
+    """Projections W1 (short-term) and W2 (long-term) from the semantic
+    space to the backbone's.  Immutable."""
+
+    _free_name = 'aligner_free'
+
+    @classmethod
+    def _wrap(cls, ptr):
+        if not ptr:
+            return None
+        self = cls.__new__(cls)
+        _Object.__init__(self, ptr)
+        return self
+
+    @classmethod
+    def create(cls, dim, sem_dim, **denoise):
+        """Fresh Xavier-initialised weights (seed, tau_align from
+        denoise)."""
+        p = _denoise_params(denoise)
+        out = _out_handle()
+        _call('aligner_create', ctypes.byref(out), _int_in(dim, _i32, 'dim'),
+              _int_in(sem_dim, _i32, 'sem_dim'), ctypes.byref(p))
+        return cls._wrap(out.value)
+
+    @property
+    def dim(self):
+        return _f.aligner_dim(self._ptr)
+
+    @property
+    def semantic_dim(self):
+        return _f.aligner_semantic_dim(self._ptr)
+
+    def project(self, x, which='short', out=None):
+        """W1 x (which='short' or 1) or W2 x ('long' or 2)."""
+        w = {'short': 1, 'long': 2}.get(which, which)
+        addr, keep = _f32_vector(x, self.semantic_dim, 'x')
+        out, oa = _out_buffer(out, 'f', (self.dim,), 'out')
+        _call('aligner_project', self._ptr, _int_in(w, _i32, 'which'), addr,
+              oa)
+        return out
+
+
+class Gate(_Object):
+    """Denoising gate: decoder weights and the inference rule."""
+
+    _free_name = 'gate_free'
+
+    @classmethod
+    def _wrap(cls, ptr):
+        if not ptr:
+            return None
+        self = cls.__new__(cls)
+        _Object.__init__(self, ptr)
+        return self
+
+    @classmethod
+    def create(cls, dim, **denoise):
+        p = _denoise_params(denoise)
+        out = _out_handle()
+        _call('gate_create', ctypes.byref(out), _int_in(dim, _i32, 'dim'),
+              ctypes.byref(p))
+        return cls._wrap(out.value)
+
+    def _params_struct(self):
+        p, _ = _init_raw(DenoiseParams)
+        _call('gate_get_params', self._ptr, ctypes.byref(p))
+        return p
+
+    def params(self):
+        """The gate's settings as a dict."""
+        return _struct_dict(self._params_struct())
+
+    def with_params(self, **denoise):
+        """A new gate with this decoder and the inference rule changed by
+        the given fields (theta, max_drop, protect_last, ...); fields not
+        given keep this gate's values."""
+        p = _denoise_params(denoise, base=self._params_struct())
+        out = _out_handle()
+        _call('gate_with_params', ctypes.byref(out), self._ptr,
+              ctypes.byref(p))
+        return Gate._wrap(out.value)
+
+    @property
+    def dim(self):
+        return _f.gate_dim(self._ptr)
+
+
+class Denoiser(_Object):
+    """Model + aligner + gate + semantic rows: cleans sequences.  Holds
+    references to all four; may be used by many threads at once."""
+
+    _free_name = 'denoiser_free'
+
+    def __init__(self, model, aligner, gate, semantic,
+                 semantic_row0_padding=None):
+        sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
+        out = _out_handle()
+        _call('denoiser_create', ctypes.byref(out), model._ptr, aligner._ptr,
+              gate._ptr, sem._ptr)
+        # sem may borrow host memory: keep its Python object alive
+        _Object.__init__(self, out.value, (sem,))
+        self.semantic_dim = sem.dim
+
+    def clean(self, seq, user_vec=None):
+        """(keep, scores, cleaned): keep mask (bool numpy / array('B')),
+        per-position scores, and the kept items in order."""
+        addr, n, keep_seq, _ = _i32_input(seq)
+        uaddr, ukeep = (None, None) if user_vec is None else \
+            _f32_vector(user_vec, self.semantic_dim, 'user_vec')
+        nn = max(n, 1)
+        keep, ka = _out_buffer(None, 'B', (nn,), 'keep')
+        sc, sa = _out_buffer(None, 'f', (nn,), 'scores')
+        cl, ca = _out_buffer(None, _I32, (nn,), 'cleaned')
+        n_kept = _i32()
+        _call('denoiser_clean', self._ptr, addr,
+              _int_in(n, _i32, 'len(seq)'), uaddr, ka, sa, ca,
+              ctypes.byref(n_kept))
+        return _as_bool(keep), sc, cl[:n_kept.value]
+
+    def clean_dataset(self, dataset, split='loo', user_semantic=None,
+                      n_threads=1, return_details=False):
+        """A cleaned Dataset (same users and ids).  split='loo' cleans only
+        each training part (last two items kept); 'none' whole sequences.
+        return_details=True also returns (keep, scores) over the
+        interactions in dataset order (scores NaN where not scored)."""
+        usem = user_semantic
+        if usem is not None and not isinstance(usem, Semantic):
+            usem = Semantic.from_array(usem)
+        ka = sa = None
+        keep = scores = None
+        if return_details:
+            ni = dataset.n_interactions
+            keep, ka = _out_buffer(None, 'B', (ni,), 'keep')
+            scores, sa = _out_buffer(None, 'f', (ni,), 'scores')
+        out = _out_handle()
+        _call('denoiser_clean_dataset', self._ptr, dataset._ptr,
+              _enum(split, SPLITS, 'split'),
+              usem._ptr if usem is not None else None,
+              _int_in(n_threads, _i32, 'n_threads'), ctypes.byref(out),
+              ka, sa)
+        # conservatively keep the source (it may borrow host arrays)
+        cleaned = Dataset._wrap(out.value, (dataset, usem))
+        if return_details:
+            return cleaned, _as_bool(keep), scores
+        return cleaned
+
+
+def save_checkpoint(path, model, aligner=None, gate=None, fsync=True):
+    """One file with the backbone and optionally its aligner and gate."""
+    _call('checkpoint_save', model._ptr,
+          aligner._ptr if aligner is not None else None,
+          gate._ptr if gate is not None else None, _path(path),
+          _save_flags(fsync))
+
+
+def load_checkpoint(path):
+    """(Model, Aligner or None, Gate or None) from a checkpoint file."""
+    m, a, g = _out_handle(), _out_handle(), _out_handle()
+    _call('checkpoint_load', ctypes.byref(m), ctypes.byref(a),
+          ctypes.byref(g), _path(path), 0)
+    return Model._wrap(m.value), Aligner._wrap(a.value), Gate._wrap(g.value)
+
+
+def load_checkpoint_bytes(data):
+    """As load_checkpoint(), from bytes (e.g. Model.to_bytes() or a file's
+    content)."""
+    addr, n, keep = _bytes_input(data)
+    m, a, g = _out_handle(), _out_handle(), _out_handle()
+    _call('checkpoint_load_from_buffer', ctypes.byref(m), ctypes.byref(a),
+          ctypes.byref(g), addr, n, 0)
+    return Model._wrap(m.value), Aligner._wrap(a.value), Gate._wrap(g.value)
+
+
+def pipeline(dataset, semantic, model=None, train=None, denoise=None,
+             callback=None, semantic_row0_padding=None):
+    """The paper's pipeline (iadsr_pipeline): train IADSR, clean, retrain,
+    evaluate.  model/train/denoise are dicts of params (model n_items
+    defaults to the dataset's).  Returns (result dict, retrained Model,
+    cleaned Dataset); result['test'] is a metrics dict.  A callback that
+    stops training raises IadsrError (ABORTED): the pipeline has no
+    partial result."""
+    model = dict(model or {})
+    n_items = model.pop('n_items', dataset.n_items)
+    mp = _model_params(n_items, **model)
+    sem = _as_semantic(semantic, n_items, semantic_row0_padding)
+    tp = _train_params(train or {})
+    dp = _denoise_params(denoise)
+    res = PipelineResult()
+    res.struct_size = ctypes.sizeof(PipelineResult)
+    res.test.struct_size = ctypes.sizeof(Metrics)
+    m, d = _out_handle(), _out_handle()
+    done = _run_with_callback(
+        'pipeline', callback,
+        (dataset._ptr, sem._ptr, ctypes.byref(mp), ctypes.byref(tp),
+         ctypes.byref(dp)),
+        (ctypes.byref(res), ctypes.byref(m), ctypes.byref(d)))
+    if not done:
+        raise IadsrError('iadsr_pipeline', ERR_ABORTED,
+                         'stopped by the progress callback')
+    out = _struct_dict(res)
+    out['test'] = _metrics_dict(res.test)
+    return (out, Model._wrap(m.value),
+            Dataset._wrap(d.value, (dataset, sem)))
