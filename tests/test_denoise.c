@@ -1423,6 +1423,74 @@ START_TEST(test_joint_backbones)
 }
 END_TEST
 
+/* Joint training that diverges (absurd step size) stops with NUMERIC at
+ * the first non-finite loss or gradient, for every backbone; the failing
+ * step changes nothing, so the snapshots (backbone, aligner, gate) are
+ * still the last finite ones, and no checkpoint of non-finite weights can
+ * be written from them. */
+START_TEST(test_joint_divergence)
+{
+    iadsr_dataset *d = small_data();
+    iadsr_semantic *sem = topic_sem(NI, DS, 3);
+    iadsr_train_params tp;
+    joint_train_params(&tp, 1);
+    tp.learning_rate = 1e30f;
+    tp.batch_size = 1000; /* one step per epoch */
+    iadsr_denoise_params dp;
+    iadsr_denoise_params_init(&dp);
+    for (int b = 0; b < 4; b++) {
+        iadsr_model *m = bb_model(b, NI, 7);
+        iadsr_trainer *t = NULL;
+        TU_OK(iadsr_trainer_create_joint(&t, m, d, sem, NULL, &tp, &dp));
+        double loss = 0;
+        int rc = IADSR_OK, epochs = 0;
+        iadsr_model *s1 = NULL;
+        iadsr_aligner *a1 = NULL;
+        iadsr_gate *g1 = NULL;
+        for (; epochs < 6; epochs++) {
+            iadsr_model_free(s1);
+            iadsr_aligner_free(a1);
+            iadsr_gate_free(g1);
+            TU_OK(iadsr_trainer_snapshot(t, &s1));
+            TU_OK(iadsr_trainer_snapshot_denoiser(t, &a1, &g1));
+            rc = iadsr_trainer_run_epoch(t, &loss);
+            if (rc != IADSR_OK)
+                break;
+            ck_assert(isfinite(loss));
+        }
+        ck_assert_msg(rc == IADSR_ERR_NUMERIC, "%s: got %s after %d epochs",
+                      bb_name[b], iadsr_status_name(rc), epochs);
+        ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "non-finite"));
+        ck_assert_int_eq(iadsr_trainer_epochs_done(t), epochs);
+        /* the failed step left the state as it was before it */
+        iadsr_model *s2 = NULL;
+        iadsr_aligner *a2 = NULL;
+        iadsr_gate *g2 = NULL;
+        TU_OK(iadsr_trainer_snapshot(t, &s2));
+        TU_OK(iadsr_trainer_snapshot_denoiser(t, &a2, &g2));
+        ck_assert_msg(tu_same_weights(s1, s2), "%s: backbone changed",
+                      bb_name[b]);
+        ck_assert(memcmp(a1->w, a2->w, aligner_floats(a1) * sizeof(float)) ==
+                  0);
+        ck_assert(memcmp(g1->w, g2->w, gate_floats(g1) * sizeof(float)) == 0);
+        ck_assert(iadsr__aligner_finite(a2) && iadsr__gate_finite(g2));
+        /* and fit reports the same, without training further */
+        TU_EXPECT_ERR(iadsr_trainer_fit(t, NULL, NULL), IADSR_ERR_NUMERIC);
+        ck_assert_int_eq(iadsr_trainer_epochs_done(t), epochs);
+        iadsr_model_free(s1);
+        iadsr_model_free(s2);
+        iadsr_aligner_free(a1);
+        iadsr_aligner_free(a2);
+        iadsr_gate_free(g1);
+        iadsr_gate_free(g2);
+        iadsr_trainer_free(t);
+        iadsr_model_free(m);
+    }
+    iadsr_semantic_free(sem);
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 /* User rows replace the mean of the item rows as the long-term semantic
  * interest: training runs and takes a different course. */
 START_TEST(test_joint_user_sem)
@@ -2579,6 +2647,7 @@ Suite *suite_denoise(void)
     tcase_add_test(tc, test_joint_loss_decreases);
     tcase_add_test(tc, test_joint_zero_weights_is_plain);
     tcase_add_test(tc, test_joint_backbones);
+    tcase_add_test(tc, test_joint_divergence);
     tcase_add_test(tc, test_joint_user_sem);
     tcase_add_test(tc, test_joint_carry_masks);
     tcase_add_test(tc, test_joint_alloc_failures);
