@@ -313,6 +313,8 @@ check: all $(TEST_BIN)
 	if [ -z '$(SAN)' ]; then \
 	  $(MAKE) --no-print-directory check-python || { echo "check: the Python binding tests FAILED" >&2; status=1; }; \
 	fi; \
+	echo "== fuzz corpus replay (tests/fuzz/corpus, tests/fuzz/crashers)"; \
+	$(MAKE) --no-print-directory fuzz-replay || { echo "check: the fuzz corpus replay FAILED" >&2; status=1; }; \
 	echo "== $(strip $(TEST_WRAPPER) ./$(TEST_BIN))"; \
 	env $(TEST_ENV) $(TEST_WRAPPER) ./$(TEST_BIN) || status=1; \
 	exit $$status
@@ -545,8 +547,12 @@ help:
 	@echo "targets: all check install uninstall examples asan valgrind demo bench"
 	@echo "         header-check symbols-check symbols-update abi-check abi-baseline"
 	@echo "         doc-check docs version-check lint clean"
+	@echo "         stress tsan fuzz fuzz-replay fuzz-afl fuzz-merge check-python"
 	@echo "         print-version print-soversion"
 	@echo "knobs:   BLAS=openblas|cblas|none BLAS_CFLAGS= BLAS_LIBS= WERROR=1"
 	@echo "         CFLAGS= CPPFLAGS= LDFLAGS= PREFIX= LIBDIR= INCLUDEDIR= BINDIR= DESTDIR="
+
+# Fuzz harnesses, their corpus replay (part of check) and make fuzz.
+include tests/fuzz/fuzz.mk
 
 -include $(wildcard $(VDIR)/*/*.d)

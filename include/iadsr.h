@@ -926,12 +926,14 @@ IADSR_API int iadsr_npy_save(const char *path, const float *data,
 typedef struct iadsr_denoise_params {
     uint32_t struct_size; /**< sizeof(iadsr_denoise_params); set by _init */
     uint32_t flags;       /**< IADSR_DENOISE_F_* bits; default 0 */
-    float lambda_align;   /**< weight of the InfoNCE alignment loss, >= 0;
+    float lambda_align;   /**< weight of the InfoNCE alignment loss, in
+                               [0, 1e6]; default 1 */
+    float lambda_recon;   /**< weight of the reconstruction loss, in
+                               [0, 1e6]; default 1 */
+    float tau_align;      /**< InfoNCE temperature, in (0, 1e6]; default
+                               0.1 */
+    float tau_gumbel;     /**< Gumbel-sigmoid temperature, in (0, 1e6];
                                default 1 */
-    float lambda_recon;   /**< weight of the reconstruction loss, >= 0;
-                               default 1 */
-    float tau_align;      /**< InfoNCE temperature, > 0; default 0.1 */
-    float tau_gumbel;     /**< Gumbel-sigmoid temperature, > 0; default 1 */
     float theta;          /**< inference: keep t iff score_t > theta, in
                                [-3, 3]; default 0 */
     float max_drop;       /**< inference: never drop more than
@@ -1106,6 +1108,7 @@ IADSR_API int iadsr_denoiser_clean(const iadsr_denoiser *dn,
  *               retrained and evaluated with the same protocol;
  *               IADSR_SPLIT_NONE: whole sequences are cleaned
  * @param user_sem  NULL or one row per user (as iadsr_trainer_create_joint)
+ * @param n_threads  worker threads, 1..256 (the result does not depend on it)
  * @param out    receives the cleaned dataset (same users, same ids)
  * @param keep   NULL or n_interactions bytes (dataset order): 1 = kept
  * @param scores NULL or n_interactions floats: the score of each position
