@@ -12,7 +12,7 @@
     X(eval) X(checkpoint) X(threads) X(api_args) X(npy) X(semantic)  \
     X(embed) X(gru4rec) X(caser) X(align)                                      \
     X(stage2)                                                                  \
-    X(denoise) X(crashsafe) X(oom)
+    X(denoise) X(crashsafe) X(oom) X(catalogue)
 
 #define DECLARE(name) Suite *suite_##name(void) __attribute__((weak));
 SUITES(DECLARE)
