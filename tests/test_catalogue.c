@@ -33,6 +33,7 @@
 #include "iadsr.h"
 #include "internal.h"
 #include "testutil.h"
+#include "bytes.h"
 
 #include <float.h>
 #include <math.h>
@@ -74,29 +75,6 @@
 
 /* ---- bytes -------------------------------------------------------------- */
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-    return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static uint32_t f2u(float f)
 {
     uint32_t u;
@@ -126,7 +104,7 @@ static uint32_t hdr_crc(const uint8_t *b)
 
 static void fix_hdr(uint8_t *b)
 {
-    put32(b + H_CRC, hdr_crc(b));
+    wr32(b + H_CRC, hdr_crc(b));
 }
 
 static int align_up(uint64_t x, uint64_t a, uint64_t *out)
@@ -167,14 +145,14 @@ static void b_put(bytes *s, const void *src, size_t n)
 static void b_u32(bytes *s, uint32_t v)
 {
     uint8_t t[4];
-    put32(t, v);
+    wr32(t, v);
     b_put(s, t, 4);
 }
 
 static void b_u64(bytes *s, uint64_t v)
 {
     uint8_t t[8];
-    put64(t, v);
+    wr64(t, v);
     b_put(s, t, 8);
 }
 
@@ -193,9 +171,9 @@ static void kv_num(bytes *s, const char *key, uint32_t type, uint64_t v)
     uint8_t t[8];
     size_t n = type == 3 || type == 4 ? 8 : 4;
     if (n == 8)
-        put64(t, v);
+        wr64(t, v);
     else
-        put32(t, (uint32_t)v);
+        wr32(t, (uint32_t)v);
     kv_raw(s, key, strlen(key), type, t, n);
 }
 
@@ -260,24 +238,24 @@ enum {
 static void ref_parse(cref *r)
 {
     const uint8_t *b = r->b;
-    r->minor = le32(b + H_MINOR);
-    r->required = le32(b + H_REQ);
-    r->n_kv = le32(b + H_NKV);
-    r->n_tensors = le32(b + H_NT);
-    r->alignment = le32(b + H_ALIGN);
-    r->data_offset = le64(b + H_DOFF);
+    r->minor = rd32(b + H_MINOR);
+    r->required = rd32(b + H_REQ);
+    r->n_kv = rd32(b + H_NKV);
+    r->n_tensors = rd32(b + H_NT);
+    r->alignment = rd32(b + H_ALIGN);
+    r->data_offset = rd64(b + H_DOFF);
     ck_assert_uint_le(r->n_kv, CAT_MAX_KV);
     ck_assert_uint_le(r->n_tensors, CAT_MAX_T);
     size_t p = HDR;
     for (uint32_t i = 0; i < r->n_kv; i++) {
         r->kv_off[i] = p;
-        p += 4 + le32(b + p);
-        uint32_t type = le32(b + p);
+        p += 4 + rd32(b + p);
+        uint32_t type = rd32(b + p);
         p += 4;
         if (type == 3 || type == 4)
             p += 8;
         else if (type == 6)
-            p += 4 + le32(b + p);
+            p += 4 + rd32(b + p);
         else
             p += 4;
         r->kv_len[i] = p - r->kv_off[i];
@@ -288,26 +266,26 @@ static void ref_parse(cref *r)
     for (uint32_t i = 0; i < r->n_tensors; i++) {
         rtensor *t = &r->t[i];
         t->ent = p;
-        uint32_t nl = le32(b + p);
+        uint32_t nl = rd32(b + p);
         ck_assert_uint_lt(nl, sizeof t->name);
         memcpy(t->name, b + p + 4, nl);
         t->name[nl] = '\0';
         p += 4 + nl;
-        ck_assert_uint_eq(le32(b + p), 1); /* f32 */
-        t->n_dims = le32(b + p + 4);
+        ck_assert_uint_eq(rd32(b + p), 1); /* f32 */
+        t->n_dims = rd32(b + p + 4);
         p += 8;
         if (t->n_dims == 1) {
             t->rows = 1;
-            t->cols = le64(b + p);
+            t->cols = rd64(b + p);
         } else {
             ck_assert_uint_eq(t->n_dims, 2);
-            t->rows = le64(b + p);
-            t->cols = le64(b + p + 8);
+            t->rows = rd64(b + p);
+            t->cols = rd64(b + p + 8);
         }
         p += 8 * (size_t)t->n_dims;
-        t->off = le64(b + p);
-        t->nbytes = le64(b + p + 8);
-        t->crc = le32(b + p + 16);
+        t->off = rd64(b + p);
+        t->nbytes = rd64(b + p + 8);
+        t->crc = rd32(b + p + 16);
         p += 20;
     }
     r->dir_crc_at = p;
@@ -407,7 +385,7 @@ static void ref_free(cref *r)
 static int kv_index(const cref *r, const char *key)
 {
     for (uint32_t i = 0; i < r->n_kv; i++) {
-        uint32_t kl = le32(r->b + r->kv_off[i]);
+        uint32_t kl = rd32(r->b + r->kv_off[i]);
         if (kl == strlen(key) && memcmp(r->b + r->kv_off[i] + 4, key, kl) == 0)
             return (int)i;
     }
@@ -417,13 +395,13 @@ static int kv_index(const cref *r, const char *key)
 /* Key of entry @p i as a C string. */
 static void kv_key(const cref *r, uint32_t i, char *out, size_t cap)
 {
-    uint32_t kl = le32(r->b + r->kv_off[i]);
+    uint32_t kl = rd32(r->b + r->kv_off[i]);
     snprintf(out, cap, "%.*s", (int)kl, (const char *)r->b + r->kv_off[i] + 4);
 }
 
 static uint32_t kv_type(const cref *r, uint32_t i)
 {
-    return le32(r->b + r->kv_off[i] + 4 + le32(r->b + r->kv_off[i]));
+    return rd32(r->b + r->kv_off[i] + 4 + rd32(r->b + r->kv_off[i]));
 }
 
 /* Absolute position of a field of directory entry @p i. */
@@ -449,12 +427,12 @@ static size_t ent_at(const cref *r, uint32_t i, int f)
 
 static void fix_meta(uint8_t *b, const cref *r)
 {
-    put32(b + r->meta_end, crc_of(b + HDR, r->meta_end - HDR));
+    wr32(b + r->meta_end, crc_of(b + HDR, r->meta_end - HDR));
 }
 
 static void fix_dir(uint8_t *b, const cref *r)
 {
-    put32(b + r->dir_crc_at,
+    wr32(b + r->dir_crc_at,
           crc_of(b + r->dir_start, r->dir_crc_at - r->dir_start));
 }
 
@@ -465,7 +443,7 @@ static void fix_tensor(uint8_t *b, size_t len, const cref *r, uint32_t i,
 {
     uint64_t data_len = len - r->data_offset;
     if (off <= data_len && nb <= data_len - off)
-        put32(b + ent_at(r, i, F_CRC),
+        wr32(b + ent_at(r, i, F_CRC),
               crc_of(b + r->data_offset + off, (size_t)nb));
 }
 
@@ -488,7 +466,7 @@ static int cur_u32(cur *c, uint32_t *v)
 {
     if (!cur_take(c, 4))
         return 0;
-    *v = le32(c->b + c->pos - 4);
+    *v = rd32(c->b + c->pos - 4);
     return 1;
 }
 
@@ -496,7 +474,7 @@ static int cur_u64(cur *c, uint64_t *v)
 {
     if (!cur_take(c, 8))
         return 0;
-    *v = le64(c->b + c->pos - 8);
+    *v = rd64(c->b + c->pos - 8);
     return 1;
 }
 
@@ -512,20 +490,20 @@ static int spec_status(const cref *r, const uint8_t *b, size_t len)
         return E_FMT;
     if (len < 16)
         return E_FMT;
-    if (le32(b + H_MAJOR) != 1)
+    if (rd32(b + H_MAJOR) != 1)
         return E_VER;
-    if (len < HDR || le32(b + H_HSIZE) != HDR)
+    if (len < HDR || rd32(b + H_HSIZE) != HDR)
         return E_FMT;
-    if (le32(b + H_CRC) != hdr_crc(b))
+    if (rd32(b + H_CRC) != hdr_crc(b))
         return E_SUM;
-    uint32_t req = le32(b + H_REQ);
-    if (le32(b + H_KIND) != 1 || (req & ~3u))
+    uint32_t req = rd32(b + H_REQ);
+    if (rd32(b + H_KIND) != 1 || (req & ~3u))
         return E_UNS;
-    if (le64(b + H_FSIZE) != (uint64_t)len)
+    if (rd64(b + H_FSIZE) != (uint64_t)len)
         return E_FMT;
-    uint32_t al = le32(b + H_ALIGN), n_kv = le32(b + H_NKV);
-    uint32_t n_t = le32(b + H_NT);
-    uint64_t dof = le64(b + H_DOFF);
+    uint32_t al = rd32(b + H_ALIGN), n_kv = rd32(b + H_NKV);
+    uint32_t n_t = rd32(b + H_NT);
+    uint64_t dof = rd64(b + H_DOFF);
     if (al < 8 || al > 4096 || (al & (al - 1)) || n_kv > 256 || n_t > 256 ||
         dof < HDR || dof > len || dof % al)
         return E_FMT;
@@ -633,7 +611,7 @@ static int spec_status(const cref *r, const uint8_t *b, size_t len)
             return E_SUM;
     for (uint32_t i = 0; i < n_t; i++)
         for (uint64_t j = 0; j < nbs[i] / 4; j++)
-            if (!isfinite(u2f(le32(b + dof + offs[i] + 4 * j))))
+            if (!isfinite(u2f(rd32(b + dof + offs[i] + 4 * j))))
                 return E_NUM;
     return E_OK;
 }
@@ -720,17 +698,17 @@ static uint8_t *build_bytes(const build *bd, size_t *out_len)
     uint8_t *b = calloc(1, len);
     ck_assert_ptr_nonnull(b);
     memcpy(b, bd->hdr, HDR);
-    put32(b + H_NKV, bd->n_kv);
-    put32(b + H_NT, (uint32_t)bd->n_t);
-    put32(b + H_ALIGN, bd->alignment);
-    put64(b + H_DOFF, dof);
-    put64(b + H_FSIZE, len);
+    wr32(b + H_NKV, bd->n_kv);
+    wr32(b + H_NT, (uint32_t)bd->n_t);
+    wr32(b + H_ALIGN, bd->alignment);
+    wr64(b + H_DOFF, dof);
+    wr64(b + H_FSIZE, len);
     if (bd->meta.len)
         memcpy(b + HDR, bd->meta.p, bd->meta.len);
-    put32(b + HDR + bd->meta.len, crc_of(b + HDR, bd->meta.len));
+    wr32(b + HDR + bd->meta.len, crc_of(b + HDR, bd->meta.len));
     if (dir.len)
         memcpy(b + dir_start, dir.p, dir.len);
-    put32(b + dir_start + dir.len, crc_of(b + dir_start, dir.len));
+    wr32(b + dir_start + dir.len, crc_of(b + dir_start, dir.len));
     for (int i = 0; i < bd->n_t; i++)
         if (bd->t[i].nbytes)
             memcpy(b + dof + offs[i], bd->t[i].data, bd->t[i].nbytes);
@@ -1084,9 +1062,9 @@ static void hdr_case(tally *ty, const cref *r, size_t at, uint64_t v,
     int wide = at == H_DOFF || at == H_FSIZE;
     uint8_t *c = dup_bytes(r->b, r->len);
     if (wide)
-        put64(c + at, v);
+        wr64(c + at, v);
     else
-        put32(c + at, (uint32_t)v);
+        wr32(c + at, (uint32_t)v);
     if (at != H_CRC)
         fix_hdr(c);
     char label[128];
@@ -1175,7 +1153,7 @@ static void header_cases(tally *ty, const cref *r)
     for (size_t i = 0; i < sizeof fss / sizeof fss[0]; i++)
         hdr_case(ty, r, H_FSIZE, fss[i], E_FMT, NULL);
     /* header_crc32c */
-    uint32_t crc = le32(r->b + H_CRC);
+    uint32_t crc = rd32(r->b + H_CRC);
     const uint32_t crcs[] = {crc ^ 1u, crc ^ 0x80000000u, ~crc, 0u,
                              0xffffffffu};
     for (size_t i = 0; i < 5; i++)
@@ -1241,9 +1219,9 @@ static void meta_case(tally *ty, const cref *r, const char *key,
     uint8_t val[8];
     size_t vl = type == 3 || type == 4 ? 8 : 4;
     if (vl == 8)
-        put64(val, v);
+        wr64(val, v);
     else
-        put32(val, (uint32_t)v);
+        wr32(val, (uint32_t)v);
     size_t len;
     uint8_t *c = with_key(r, key, type, val, vl, &len);
     char label[160];
@@ -1509,14 +1487,14 @@ static void component_key_cases(tally *ty, const cref *r)
                 bd->n_kv += 9;
             }
             if (set_bit)
-                put32(bd->hdr + H_REQ, r->required | 2u);
+                wr32(bd->hdr + H_REQ, r->required | 2u);
             size_t len;
             uint8_t *b = build_bytes(bd, &len);
-            int bit = (le32(b + H_REQ) & 2u) != 0;
+            int bit = (rd32(b + H_REQ) & 2u) != 0;
             char label[128];
             snprintf(label, sizeof label, "%s keys without its tensors, "
                      "required_flags 0x%x",
-                     comp == 0 ? "aligner" : "gate", (unsigned)le32(b + H_REQ));
+                     comp == 0 ? "aligner" : "gate", (unsigned)rd32(b + H_REQ));
             run_case(ty, r, label, b, len, E_FMT,
                      bit ? "tensors" : "required_flags", NULL);
             free(b);
@@ -1557,7 +1535,7 @@ static void component_key_cases(tally *ty, const cref *r)
         build *bd = build_ref(r, NULL);
         kv_num(&bd->meta, "iadsr.model_flags", 2, IADSR_MODEL_F_PRE_LN);
         bd->n_kv++;
-        put32(bd->hdr + H_REQ, r->required | 1u);
+        wr32(bd->hdr + H_REQ, r->required | 1u);
         size_t len;
         uint8_t *b = build_bytes(bd, &len);
         run_case(ty, r, "model_flags = PRE_LN with required bit 0", b, len,
@@ -1581,7 +1559,7 @@ static void entry_cases(tally *ty, const cref *r)
     const uint32_t kls[] = {0, 256, 0x10000, 0xffffffffu};
     for (size_t i = 0; i < 4; i++) {
         b = dup_bytes(r->b, r->len);
-        put32(b + HDR, kls[i]);
+        wr32(b + HDR, kls[i]);
         fix_meta(b, r);
         snprintf(label, sizeof label, "entry 0 key_len = %u", (unsigned)kls[i]);
         run_case(ty, r, label, b, r->len, E_FMT, "key length", NULL);
@@ -1589,17 +1567,17 @@ static void entry_cases(tally *ty, const cref *r)
     }
     for (int dk = -1; dk <= 1; dk += 2) {
         b = dup_bytes(r->b, r->len);
-        put32(b + HDR, le32(b + HDR) + (uint32_t)dk);
+        wr32(b + HDR, rd32(b + HDR) + (uint32_t)dk);
         fix_meta(b, r);
         snprintf(label, sizeof label, "entry 0 key_len %+d", dk);
         run_case(ty, r, label, b, r->len, WANT_ORACLE, NULL, NULL);
         free(b);
     }
-    size_t type_at = HDR + 4 + le32(r->b + HDR);
+    size_t type_at = HDR + 4 + rd32(r->b + HDR);
     const uint32_t types[] = {0, 7, 8, 0xffffffffu};
     for (size_t i = 0; i < 4; i++) {
         b = dup_bytes(r->b, r->len);
-        put32(b + type_at, types[i]);
+        wr32(b + type_at, types[i]);
         fix_meta(b, r);
         snprintf(label, sizeof label, "entry 0 type = %u", (unsigned)types[i]);
         run_case(ty, r, label, b, r->len, E_FMT, "type", NULL);
@@ -1611,7 +1589,7 @@ static void entry_cases(tally *ty, const cref *r)
     const uint32_t sls[] = {4097, 0xffffffffu};
     for (size_t i = 0; i < 2; i++) {
         b = dup_bytes(r->b, r->len);
-        put32(b + slen_at, sls[i]);
+        wr32(b + slen_at, sls[i]);
         fix_meta(b, r);
         snprintf(label, sizeof label, "library_version length = %u",
                  (unsigned)sls[i]);
@@ -1619,7 +1597,7 @@ static void entry_cases(tally *ty, const cref *r)
         free(b);
     }
     b = dup_bytes(r->b, r->len);
-    put32(b + slen_at, 4096); /* in bounds, but runs past data_offset */
+    wr32(b + slen_at, 4096); /* in bounds, but runs past data_offset */
     fix_meta(b, r);
     run_case(ty, r, "library_version length = 4096 in place", b, r->len,
              E_FMT, "past", NULL);
@@ -1756,9 +1734,9 @@ static void ent_case(tally *ty, const cref *r, uint32_t i, int f, int wide,
 {
     uint8_t *b = dup_bytes(r->b, r->len);
     if (wide)
-        put64(b + ent_at(r, i, f), v);
+        wr64(b + ent_at(r, i, f), v);
     else
-        put32(b + ent_at(r, i, f), (uint32_t)v);
+        wr32(b + ent_at(r, i, f), (uint32_t)v);
     fix_dir(b, r);
     char label[160];
     snprintf(label, sizeof label, "tensor %u '%s': %s", (unsigned)i,
@@ -1795,8 +1773,8 @@ static void shape_cases(tally *ty, const cref *r)
             }
             if (t->rows != t->cols) {
                 b = dup_bytes(r->b, r->len);
-                put64(b + ent_at(r, i, F_DIM0), t->cols);
-                put64(b + ent_at(r, i, F_DIM1), t->rows);
+                wr64(b + ent_at(r, i, F_DIM0), t->cols);
+                wr64(b + ent_at(r, i, F_DIM1), t->rows);
                 fix_dir(b, r);
                 snprintf(label, sizeof label, "tensor %u '%s' transposed",
                          (unsigned)i, nm);
@@ -1940,8 +1918,8 @@ static void range_case(tally *ty, const cref *r, uint32_t i, uint64_t off,
                        uint64_t nb, const char *what)
 {
     uint8_t *b = dup_bytes(r->b, r->len);
-    put64(b + ent_at(r, i, F_OFF), off);
-    put64(b + ent_at(r, i, F_NBYTES), nb);
+    wr64(b + ent_at(r, i, F_OFF), off);
+    wr64(b + ent_at(r, i, F_NBYTES), nb);
     fix_tensor(b, r->len, r, i, off, nb);
     fix_dir(b, r);
     char label[200];
@@ -1987,7 +1965,7 @@ static void range_cases(tally *ty, const cref *r)
     for (size_t k = 0; k < 3; k++) {
         size_t n = r->len - (size_t)cuts[k];
         uint8_t *b = dup_bytes(r->b, n);
-        put64(b + H_FSIZE, n);
+        wr64(b + H_FSIZE, n);
         fix_hdr(b);
         snprintf(label, sizeof label, "file cut by %llu bytes, file_size "
                  "adjusted",
@@ -2004,7 +1982,7 @@ static void range_cases(tally *ty, const cref *r)
             ck_assert_ptr_nonnull(b);
             memcpy(b, r->b, r->len);
             memset(b + r->len, fill ? 0xa5 : 0, extra[k]);
-            put64(b + H_FSIZE, n);
+            wr64(b + H_FSIZE, n);
             fix_hdr(b);
             snprintf(label, sizeof label, "%zu %s bytes after the last "
                      "tensor, file_size adjusted",
@@ -2021,12 +1999,12 @@ static void range_cases(tally *ty, const cref *r)
         memcpy(b, r->b, (size_t)r->data_offset);
         memcpy(b + r->data_offset + al, r->b + r->data_offset,
                (size_t)data_len);
-        put64(b + H_FSIZE, n);
+        wr64(b + H_FSIZE, n);
         if (v == 0) {
-            put64(b + H_DOFF, r->data_offset + al);
+            wr64(b + H_DOFF, r->data_offset + al);
         } else {
             for (uint32_t i = 0; i < r->n_tensors; i++)
-                put64(b + ent_at(r, i, F_OFF), r->t[i].off + al);
+                wr64(b + ent_at(r, i, F_OFF), r->t[i].off + al);
             fix_dir(b, r);
         }
         fix_hdr(b);
@@ -2087,7 +2065,7 @@ START_TEST(test_cat_nonfinite)
                     uint32_t v = is_bad ? bad[k]
                                         : good[k - sizeof bad / sizeof bad[0]];
                     uint8_t *b = dup_bytes(r->b, r->len);
-                    put32(b + at, v);
+                    wr32(b + at, v);
                     fix_tensor(b, r->len, r, i, t->off, t->nbytes);
                     fix_dir(b, r);
                     snprintf(label, sizeof label, "'%s' element %zu = 0x%08x",
@@ -2120,8 +2098,8 @@ static void version_cases(tally *ty, const cref *r)
         hdr_case(ty, r, H_MAJOR, majors[i], E_VER, "version");
         /* a 2.x header of another size, its CRC unknown */
         b = dup_bytes(r->b, r->len);
-        put32(b + H_MAJOR, majors[i]);
-        put32(b + H_HSIZE, 128);
+        wr32(b + H_MAJOR, majors[i]);
+        wr32(b + H_HSIZE, 128);
         memset(b + 20, 0xa5, 44);
         snprintf(label, sizeof label, "major %u with a foreign header",
                  (unsigned)majors[i]);
@@ -2129,7 +2107,7 @@ static void version_cases(tally *ty, const cref *r)
         free(b);
         for (size_t n = 16; n <= 64; n += 48) {
             b = dup_bytes(r->b, n);
-            put32(b + H_MAJOR, majors[i]);
+            wr32(b + H_MAJOR, majors[i]);
             snprintf(label, sizeof label, "major %u in %zu bytes",
                      (unsigned)majors[i], n);
             run_case(ty, r, label, b, n, E_VER, "version", NULL);
@@ -2139,7 +2117,7 @@ static void version_cases(tally *ty, const cref *r)
     /* too short to hold the major: FORMAT whatever it says */
     for (size_t n = 12; n < 16; n++) {
         b = dup_bytes(r->b, n);
-        put32(b + H_MAJOR, 2);
+        wr32(b + H_MAJOR, 2);
         snprintf(label, sizeof label, "major 2 in %zu bytes", n);
         run_case(ty, r, label, b, n, E_FMT, "truncated", NULL);
         free(b);
@@ -2296,18 +2274,18 @@ START_TEST(test_cat_file_path)
         b[1] = 'i';
         run_file_case(&ty, r, "signature", b, len, E_FMT, "signature");
         memcpy(b, r->b, len);
-        put32(b + H_MAJOR, 2);
+        wr32(b + H_MAJOR, 2);
         fix_hdr(b);
         run_file_case(&ty, r, "major 2", b, len, E_VER, "version");
         memcpy(b, r->b, len);
         b[H_CRC] ^= 1;
         run_file_case(&ty, r, "header CRC", b, len, E_SUM, "header checksum");
         memcpy(b, r->b, len);
-        put32(b + H_KIND, 2);
+        wr32(b + H_KIND, 2);
         fix_hdr(b);
         run_file_case(&ty, r, "kind 2", b, len, E_UNS, "kind");
         memcpy(b, r->b, len);
-        put32(b + H_REQ, r->required | 0x20u);
+        wr32(b + H_REQ, r->required | 0x20u);
         fix_hdr(b);
         run_file_case(&ty, r, "required bit 5", b, len, E_UNS, "required");
         memcpy(b, r->b, len);
@@ -2321,12 +2299,12 @@ START_TEST(test_cat_file_path)
         run_file_case(&ty, r, "last tensor data", b, len, E_SUM,
                       r->t[last].name);
         memcpy(b, r->b, len);
-        put32(b + r->data_offset + r->t[last].off, 0x7fc00000u);
+        wr32(b + r->data_offset + r->t[last].off, 0x7fc00000u);
         fix_tensor(b, len, r, last, r->t[last].off, r->t[last].nbytes);
         fix_dir(b, r);
         run_file_case(&ty, r, "NaN weight", b, len, E_NUM, r->t[last].name);
         memcpy(b, r->b, len);
-        put64(b + ent_at(r, 0, F_OFF), r->alignment);
+        wr64(b + ent_at(r, 0, F_OFF), r->alignment);
         fix_dir(b, r);
         run_file_case(&ty, r, "tensor 0 offset", b, len, E_FMT,
                       r->t[0].name);
@@ -2335,11 +2313,11 @@ START_TEST(test_cat_file_path)
         free(b);
 
         uint8_t v[4];
-        put32(v, 13);
+        wr32(v, 13);
         b = with_key(r, "iadsr.n_items", 1, v, 4, &l2);
         run_file_case(&ty, r, "n_items 13", b, l2, E_FMT, "item_emb");
         free(b);
-        put32(v, 0);
+        wr32(v, 0);
         b = with_key(r, "iadsr.dim", 1, v, 4, &l2);
         run_file_case(&ty, r, "dim 0", b, l2, E_FMT, "dim");
         free(b);

@@ -11,6 +11,7 @@
 #include "denoise.h"
 #include "iadsr.h"
 #include "testutil.h"
+#include "bytes.h"
 #include "internal.h"
 
 #include <dirent.h>
@@ -77,55 +78,6 @@ static char *tmp_path(char *buf, size_t cap, const char *name)
     snprintf(buf, cap, "%s/ckpt-%ld-%d-%s", tu_tmp_dir(), (long)getpid(),
              counter++, name);
     return buf;
-}
-
-/* Number of directory entries of tu_tmp_dir() whose name starts with @p base
- * followed by ".tmp." (leftover temporary files of a save of @p path). */
-static int count_temp_files(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    char prefix[512];
-    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
-    char dir[512];
-    if (slash) {
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    } else {
-        snprintf(dir, sizeof dir, ".");
-    }
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-            n++;
-    closedir(d);
-    return n;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
 }
 
 /* Where everything is in a (valid) checkpoint. */
@@ -607,7 +559,7 @@ START_TEST(test_roundtrip_file)
         int rc = iadsr_model_save(m, path, flags);
         ck_assert_msg(rc == IADSR_OK, "save: %s (%s)", iadsr_status_name(rc),
                       iadsr_last_error());
-        ck_assert_int_eq(count_temp_files(path), 0);
+        ck_assert_int_eq(tu_count_temp_files(path), 0);
         size_t flen;
         uint8_t *fb = tu_read_file(path, &flen);
         ck_assert_uint_eq(flen, len);
@@ -649,7 +601,7 @@ START_TEST(test_save_over_existing)
     ck_assert_int_eq(iadsr_model_save(a, path, IADSR_SAVE_NO_FSYNC), IADSR_OK);
     ck_assert_int_eq(chmod(path, 0600), 0);
     ck_assert_int_eq(iadsr_model_save(b, path, IADSR_SAVE_NO_FSYNC), IADSR_OK);
-    ck_assert_int_eq(count_temp_files(path), 0);
+    ck_assert_int_eq(tu_count_temp_files(path), 0);
 
     /* the mode of the replaced file is kept */
     struct stat st;
@@ -667,7 +619,7 @@ START_TEST(test_save_over_existing)
     uint8_t *before = tu_read_file(path, &before_len);
     a->w[a->layout.t[0].offset + 9] = NAN;
     ck_assert_int_eq(iadsr_model_save(a, path, 0), IADSR_ERR_NUMERIC);
-    ck_assert_int_eq(count_temp_files(path), 0);
+    ck_assert_int_eq(tu_count_temp_files(path), 0);
     size_t after_len;
     uint8_t *after = tu_read_file(path, &after_len);
     ck_assert_uint_eq(before_len, after_len);
@@ -1131,7 +1083,7 @@ START_TEST(test_save_nonfinite)
     tmp_path(path, sizeof path, "nan.iadsr");
     ck_assert_int_eq(iadsr_model_save(m, path, 0), IADSR_ERR_NUMERIC);
     ck_assert_int_eq(access(path, F_OK), -1);
-    ck_assert_int_eq(count_temp_files(path), 0);
+    ck_assert_int_eq(tu_count_temp_files(path), 0);
     free(b);
     iadsr_model_free(m);
 }
@@ -1603,7 +1555,7 @@ START_TEST(test_save_io_errors)
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     ck_assert_int_eq(iadsr_model_save(m, dir, IADSR_SAVE_NO_FSYNC),
                      IADSR_ERR_IO);
-    ck_assert_int_eq(count_temp_files(dir), 0);
+    ck_assert_int_eq(tu_count_temp_files(dir), 0);
     struct stat st;
     ck_assert_int_eq(stat(dir, &st), 0);
     ck_assert(S_ISDIR(st.st_mode));
@@ -1730,7 +1682,7 @@ START_TEST(test_alloc_failures)
                               which, k, iadsr_status_name(rc),
                               iadsr_last_error());
                 ck_assert_ptr_null(out);
-                ck_assert_int_eq(count_temp_files(spath), 0);
+                ck_assert_int_eq(tu_count_temp_files(spath), 0);
             }
             ck_assert_int_eq(iadsr__alloc_live(), live);
         }
@@ -2144,7 +2096,7 @@ START_TEST(test_ck12_roundtrip)
                                        pass ? IADSR_SAVE_NO_FSYNC : 0);
         ck_assert_msg(rc == IADSR_OK, "save: %s (%s)", iadsr_status_name(rc),
                       iadsr_last_error());
-        ck_assert_int_eq(count_temp_files(path), 0);
+        ck_assert_int_eq(tu_count_temp_files(path), 0);
     }
     size_t len;
     uint8_t *b = tu_read_file(path, &len);
@@ -2413,7 +2365,7 @@ START_TEST(test_ck12_save_errors)
                       iadsr_status_name(rc), iadsr_last_error());
         ck_assert_msg(strstr(iadsr_last_error(), bad[k].name) != NULL,
                       "%s: %s", bad[k].name, iadsr_last_error());
-        ck_assert_int_eq(count_temp_files(path), 0);
+        ck_assert_int_eq(tu_count_temp_files(path), 0);
         *bad[k].w = keep;
     }
     size_t after_len;
@@ -2427,7 +2379,7 @@ START_TEST(test_ck12_save_errors)
     ck_assert_int_eq(iadsr_checkpoint_save(m, a, NULL, path2, 0),
                      IADSR_ERR_NUMERIC);
     ck_assert_int_eq(access(path2, F_OK), -1);
-    ck_assert_int_eq(count_temp_files(path2), 0);
+    ck_assert_int_eq(tu_count_temp_files(path2), 0);
 
     unlink(path);
     free(before);
@@ -2710,7 +2662,7 @@ START_TEST(test_ck12_alloc_failures)
                 ck_assert_ptr_null(om);
                 ck_assert_ptr_null(oa);
                 ck_assert_ptr_null(og);
-                ck_assert_int_eq(count_temp_files(spath), 0);
+                ck_assert_int_eq(tu_count_temp_files(spath), 0);
             }
             ck_assert_int_eq(iadsr__alloc_live(), live);
         }

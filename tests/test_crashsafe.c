@@ -15,24 +15,6 @@
 
 Suite *suite_crashsafe(void);
 
-/* Files named "<base>.tmp.*" next to @p path. */
-static int temp_files_next_to(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[600], prefix[640];
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1,
-             slash ? path : ".");
-    snprintf(prefix, sizeof prefix, "%s.tmp.", slash ? slash + 1 : path);
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    closedir(d);
-    return n;
-}
-
 static const char *const point_name[IADSR__IO_FAIL_N_POINTS] = {
     "none", "mkstemp", "write", "fsync", "close", "rename", "dirsync"};
 
@@ -130,7 +112,7 @@ START_TEST(test_injected_failures_keep_the_old_file)
                 ck_assert_msg(strstr(iadsr_last_error(), "No space") != NULL,
                               "%s/%s: message '%s' lacks the cause", wname[w],
                               point_name[pt], iadsr_last_error());
-                ck_assert_int_eq(temp_files_next_to(path), 0);
+                ck_assert_int_eq(tu_count_temp_files(path), 0);
                 size_t got_len;
                 uint8_t *got = tu_read_file(path, &got_len);
                 if (pt == IADSR__IO_FAIL_DIRSYNC) {

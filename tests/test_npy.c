@@ -39,29 +39,6 @@ static uint8_t *fixture(const char *name, size_t *len)
     return tu_read_file(path, len);
 }
 
-/* Number of "BASE.tmp.*" files next to @p path. */
-static int count_temp_files(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    char prefix[512], dir[512];
-    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
-    if (slash)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        snprintf(dir, sizeof dir, ".");
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-            n++;
-    closedir(d);
-    return n;
-}
-
 /* A .npy file (malloc'ed) with header text @p dict (without padding or
  * newline), padded with spaces to a 64-byte data offset as numpy does,
  * followed by @p data_bytes bytes 0, 1, 2, ... */
@@ -326,7 +303,7 @@ START_TEST(test_save_matches_numpy)
     for (int r = 0; r < 3; r++)
         memcpy(wide + r * 6, F4_WANT + r * 4, 4 * sizeof(float));
     ck_assert_int_eq(iadsr_npy_save(path, wide, 3, 4, 6, 0), IADSR_OK);
-    ck_assert_int_eq(count_temp_files(path), 0);
+    ck_assert_int_eq(tu_count_temp_files(path), 0);
     got = tu_read_file(path, &len);
     ck_assert_uint_eq(len, want_len);
     ck_assert_int_eq(memcmp(got, want, len), 0);
@@ -734,7 +711,7 @@ START_TEST(test_save_args)
     ck_assert_int_eq(iadsr_npy_save(path, m, 2, 3, 3, 0x80000000u),
                      IADSR_ERR_UNSUPPORTED);
     ck_assert_int_eq(access(path, F_OK), -1);
-    ck_assert_int_eq(count_temp_files(path), 0);
+    ck_assert_int_eq(tu_count_temp_files(path), 0);
 
     /* I/O: a missing directory, and a directory as the target */
     char dir[512], p2[600];
@@ -748,7 +725,7 @@ START_TEST(test_save_args)
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     ck_assert_int_eq(iadsr_npy_save(dir, m, 2, 3, 3, IADSR_SAVE_NO_FSYNC),
                      IADSR_ERR_IO);
-    ck_assert_int_eq(count_temp_files(dir), 0);
+    ck_assert_int_eq(tu_count_temp_files(dir), 0);
     ck_assert_int_eq(rmdir(dir), 0);
 }
 END_TEST
@@ -872,7 +849,7 @@ START_TEST(test_atomic_write)
     ck_assert_uint_eq(len, 2);
     ck_assert_int_eq(memcmp(b, "zz", 2), 0);
     free(b);
-    ck_assert_int_eq(count_temp_files(path), 0);
+    ck_assert_int_eq(tu_count_temp_files(path), 0);
 
     /* a read-only directory: mkstemp fails, the old file survives */
     char dir[512], p2[600];
@@ -892,7 +869,7 @@ START_TEST(test_atomic_write)
         ck_assert_int_eq(rc, IADSR_OK);
     }
     ck_assert_int_eq(chmod(dir, 0755), 0);
-    ck_assert_int_eq(count_temp_files(p2), 0);
+    ck_assert_int_eq(tu_count_temp_files(p2), 0);
     unlink(p2);
     ck_assert_int_eq(rmdir(dir), 0);
 
@@ -902,7 +879,7 @@ START_TEST(test_atomic_write)
     iadsr_clear_error();
     ck_assert_int_eq(iadsr__atomic_write(dir, "x", 1, 0), IADSR_ERR_IO);
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "rename"));
-    ck_assert_int_eq(count_temp_files(dir), 0);
+    ck_assert_int_eq(tu_count_temp_files(dir), 0);
     ck_assert_int_eq(stat(dir, &st), 0);
     ck_assert(S_ISDIR(st.st_mode));
     ck_assert_int_eq(rmdir(dir), 0);
@@ -941,7 +918,7 @@ START_TEST(test_save_alloc_failures)
         int rc = iadsr_npy_save(path, F4_WANT, 3, 4, 4, IADSR_SAVE_NO_FSYNC);
         long made = iadsr__alloc_fail_after(0, 0);
         ck_assert_int_eq(iadsr__alloc_live(), live0);
-        ck_assert_int_eq(count_temp_files(path), 0);
+        ck_assert_int_eq(tu_count_temp_files(path), 0);
         if (made < k) {
             ck_assert_int_eq(rc, IADSR_OK);
             done = 1;

@@ -25,28 +25,6 @@ static char *tmp_path(char *buf, size_t cap, const char *name)
     return buf;
 }
 
-static int count_temp_files(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    char prefix[512], dir[512];
-    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
-    if (slash)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        snprintf(dir, sizeof dir, ".");
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-            n++;
-    closedir(d);
-    return n;
-}
-
 /* Deterministic values in about [-1, 1). */
 static float val(uint64_t *st)
 {
@@ -560,7 +538,7 @@ START_TEST(test_npy_roundtrip)
 
     /* without padding: n_items rows, row r = item r + 1 */
     TU_OK(iadsr_semantic_save_npy(s, path, 0));
-    ck_assert_int_eq(count_temp_files(path), 0);
+    ck_assert_int_eq(tu_count_temp_files(path), 0);
     size_t len;
     uint8_t *b = tu_read_file(path, &len);
     int64_t r = 0, c = 0;
@@ -1008,7 +986,7 @@ START_TEST(test_alloc_failures)
                     ck_assert_ptr_null(s);
                 }
                 ck_assert_int_eq(iadsr__alloc_live(), live0);
-                ck_assert_int_eq(count_temp_files(spath), 0);
+                ck_assert_int_eq(tu_count_temp_files(spath), 0);
             }
             ck_assert_msg(done, "op %d never succeeded", op);
         }

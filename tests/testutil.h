@@ -6,6 +6,7 @@
 #define IADSR_TESTUTIL_H
 
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,6 +94,30 @@ static inline void *tu_sentinel(void)
     return &byte;
 }
 #define TU_SENTINEL(T) ((T *)tu_sentinel())
+
+/* Number of "BASE.tmp.*" files next to @p path: what an interrupted or
+ * failed atomic save would leave behind. */
+static inline int tu_count_temp_files(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char prefix[1024], dir[1024];
+    int np = snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    int nd = slash ? snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path)
+                   : snprintf(dir, sizeof dir, ".");
+    ck_assert_msg(np > 0 && (size_t)np < sizeof prefix && nd > 0 &&
+                  (size_t)nd < sizeof dir, "path too long: %s", path);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+            n++;
+    closedir(d);
+    return n;
+}
 
 /* ---- environment ---------------------------------------------------------- */
 

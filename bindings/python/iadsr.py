@@ -827,6 +827,16 @@ class _Object:
 
     _free_name = None
 
+    @classmethod
+    def _wrap(cls, ptr, deps=()):
+        """An object of this class owning the new handle ptr (None for a
+        NULL handle, e.g. a component a checkpoint does not have)."""
+        if not ptr:
+            return None
+        self = cls.__new__(cls)
+        _Object.__init__(self, ptr, deps)
+        return self
+
     def __init__(self, ptr, deps=()):
         # Python objects whose memory the C handle may borrow; kept for the
         # whole life of this object (never dropped by close(), because
@@ -887,12 +897,6 @@ class Dataset(_Object):
     """Sequences of item ids (1..n_items), one per user.  Immutable."""
 
     _free_name = 'dataset_free'
-
-    @classmethod
-    def _wrap(cls, ptr, deps=()):
-        self = cls.__new__(cls)
-        _Object.__init__(self, ptr, deps)
-        return self
 
     @classmethod
     def from_csr(cls, items, offsets, n_items=0, borrow=False):
@@ -1009,12 +1013,6 @@ class Model(_Object):
     """A backbone encoder with its weights.  Immutable and shareable."""
 
     _free_name = 'model_free'
-
-    @classmethod
-    def _wrap(cls, ptr):
-        self = cls.__new__(cls)
-        _Object.__init__(self, ptr)
-        return self
 
     @classmethod
     def create(cls, n_items, backbone='sasrec', **params):
@@ -1397,12 +1395,6 @@ class Semantic(_Object):
     _free_name = 'semantic_free'
 
     @classmethod
-    def _wrap(cls, ptr, deps=()):
-        self = cls.__new__(cls)
-        _Object.__init__(self, ptr, deps)
-        return self
-
-    @classmethod
     def from_array(cls, data, row0_padding=False, borrow=False):
         """From a 2-D float matrix.  row0_padding: row r is item r and row 0
         is ignored (n_items + 1 rows); else row r is item r + 1.
@@ -1495,14 +1487,6 @@ class Aligner(_Object):
     _free_name = 'aligner_free'
 
     @classmethod
-    def _wrap(cls, ptr):
-        if not ptr:
-            return None
-        self = cls.__new__(cls)
-        _Object.__init__(self, ptr)
-        return self
-
-    @classmethod
     def create(cls, dim, sem_dim, **denoise):
         """Fresh Xavier-initialised weights (seed, tau_align from
         denoise)."""
@@ -1534,14 +1518,6 @@ class Gate(_Object):
     """Denoising gate: decoder weights and the inference rule."""
 
     _free_name = 'gate_free'
-
-    @classmethod
-    def _wrap(cls, ptr):
-        if not ptr:
-            return None
-        self = cls.__new__(cls)
-        _Object.__init__(self, ptr)
-        return self
 
     @classmethod
     def create(cls, dim, **denoise):

@@ -16,6 +16,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "fuzz_common.h"
+#include "../bytes.h"
 
 #ifdef FUZZ_CRCFIX
 #include "internal.h" /* iadsr__crc32c */
@@ -24,29 +25,6 @@
 /* ---- CRC fix-up (crcfix variant) ----------------------------------------- */
 
 #ifdef FUZZ_CRCFIX
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Bytes a metadata value of @p type occupies at @p p (0 = unknown type or
  * does not fit before @p lim). */
 static size_t kv_value_size(const uint8_t *b, size_t p, size_t lim,

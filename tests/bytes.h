@@ -1,0 +1,34 @@
+/* Little-endian field access for tests and fuzz harnesses that build or
+ * patch checkpoint files byte by byte (docs/FORMAT.md: all integers are
+ * little-endian). Plain C, no test framework.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef IADSR_TESTS_BYTES_H
+#define IADSR_TESTS_BYTES_H
+
+#include <stdint.h>
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static inline uint64_t rd64(const uint8_t *p)
+{
+    return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32);
+}
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void wr64(uint8_t *p, uint64_t v)
+{
+    wr32(p, (uint32_t)v);
+    wr32(p + 4, (uint32_t)(v >> 32));
+}
+
+#endif /* IADSR_TESTS_BYTES_H */
