@@ -1070,10 +1070,10 @@ START_TEST(test_decide_long)
     ck_assert_int_eq(decide(&p, s, n, keep), n - n / 2);
     for (int t = 0; t < n; t++)
         ck_assert_int_eq(keep[t], t < n / 2);
-    double secs = iadsr__now() - t0;
-    TU_NOTE("gate_decide: 3 x 10000 positions in %.4f s\n", secs);
-    ck_assert_msg(secs < 1.0, "gate_decide on 10000 positions took %.3f s",
-                  secs);
+    /* Speed is a benchmark matter (bench/iadsr_cost.c), not a unit-test
+     * assertion: under valgrind on a loaded machine this takes seconds. */
+    TU_NOTE("gate_decide: 3 x 10000 positions in %.4f s\n",
+            iadsr__now() - t0);
     free(s);
     free(keep);
     free(cand);
