@@ -446,9 +446,7 @@ START_TEST(test_load_beauty)
         return;
     }
     iadsr_dataset *d = NULL;
-    double t0 = iadsr__now();
     ck_assert_int_eq(iadsr_dataset_load_text(&d, path, 0), IADSR_OK);
-    double dt = iadsr__now() - t0;
     ck_assert_int_eq(iadsr_dataset_n_users(d), 22363);
     ck_assert_int_eq(iadsr_dataset_n_items(d), 12101);
     ck_assert_int_eq(iadsr_dataset_n_interactions(d), 198502);
@@ -458,8 +456,6 @@ START_TEST(test_load_beauty)
     ck_assert_int_eq(n, 6);
     ck_assert_int_eq(s[0], 8498);
     ck_assert_int_eq(s[5], 8757);
-    /* timing is for benchmarks; here it is only reported */
-    TU_NOTE("load Beauty: %.3f s\n", dt);
     iadsr_dataset_free(d);
 }
 END_TEST
