@@ -125,37 +125,6 @@ static uint8_t *dup_bytes(const uint8_t *b, size_t n)
     return c;
 }
 
-typedef struct bytes {
-    uint8_t *p;
-    size_t len, cap;
-} bytes;
-
-static void b_put(bytes *s, const void *src, size_t n)
-{
-    if (s->len + n > s->cap) {
-        s->cap = (s->len + n) * 2 + 64;
-        s->p = realloc(s->p, s->cap);
-        ck_assert_ptr_nonnull(s->p);
-    }
-    if (n)
-        memcpy(s->p + s->len, src, n);
-    s->len += n;
-}
-
-static void b_u32(bytes *s, uint32_t v)
-{
-    uint8_t t[4];
-    wr32(t, v);
-    b_put(s, t, 4);
-}
-
-static void b_u64(bytes *s, uint64_t v)
-{
-    uint8_t t[8];
-    wr64(t, v);
-    b_put(s, t, 8);
-}
-
 /* One metadata entry with a raw key (any bytes) and value. */
 static void kv_raw(bytes *s, const void *key, size_t klen, uint32_t type,
                    const void *val, size_t vlen)

@@ -192,37 +192,6 @@ static int same_model(const iadsr_model *a, const iadsr_model *b)
     return memcmp(a->w, b->w, a->layout.n_floats * sizeof(float)) == 0;
 }
 
-/* Growable byte string for crafted metadata. */
-typedef struct bytes {
-    uint8_t *p;
-    size_t len, cap;
-} bytes;
-
-static void b_put(bytes *s, const void *src, size_t n)
-{
-    if (s->len + n > s->cap) {
-        s->cap = (s->len + n) * 2 + 64;
-        s->p = realloc(s->p, s->cap);
-        ck_assert_ptr_nonnull(s->p);
-    }
-    memcpy(s->p + s->len, src, n);
-    s->len += n;
-}
-
-static void b_u32(bytes *s, uint32_t v)
-{
-    uint8_t t[4];
-    wr32(t, v);
-    b_put(s, t, 4);
-}
-
-static void b_u64(bytes *s, uint64_t v)
-{
-    uint8_t t[8];
-    wr64(t, v);
-    b_put(s, t, 8);
-}
-
 static void kv_head(bytes *s, const char *key, uint32_t type)
 {
     b_u32(s, (uint32_t)strlen(key));
