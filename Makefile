@@ -337,7 +337,7 @@ $(VDIR)/stress/%: tests/stress/%.c $(STATIC_LIB) $(IADSR_H)
 	$(CC) $(CLI_CFLAGS) -Iinclude $(LINK_FLAGS) -o $@ $< $(STATIC_LIB) $(BLAS_LIBS) $(SYS_LIBS)
 
 STRESS_THREADS ?= 8
-STRESS_CALLS ?= 10000
+STRESS_CALLS ?= 11000
 CRASH_KILLS ?= 200
 stress: $(STRESS_BINS)
 	env $(TEST_ENV) $(SAN_ENV) ./$(VDIR)/stress/thread_stress $(STRESS_THREADS) $(STRESS_CALLS)
