@@ -240,10 +240,12 @@ $(STATIC_LIB): $(LIB_OBJS) $(LINK_STAMP) | $(OUT_LIBDIR)
 	@rm -f $@
 	$(AR) rcs $@ $(LIB_OBJS)
 
+LINK_SHARED = $(CC) $(SHARED_LDFLAGS) $(LINK_FLAGS) -o $(SHARED_REAL) $(LIB_OBJS) $(BLAS_LIBS) $(SYS_LIBS)
+
 # The exported-symbol guard runs after every link: a library whose exports
 # differ from the committed list is deleted, not left behind.
 $(SHARED_REAL): $(LIB_OBJS) src/libiadsr.map $(SYMBOLS_LIST) $(IADSR_H) $(LINK_STAMP) | $(OUT_LIBDIR)
-	$(CC) $(SHARED_LDFLAGS) $(LINK_FLAGS) -o $@ $(LIB_OBJS) $(BLAS_LIBS) $(SYS_LIBS)
+	$(LINK_SHARED)
 	@NM='$(NM)' sh tools/check-symbols.sh $@ $(IADSR_H) $(SYMBOLS_LIST) || { rm -f $@; exit 1; }
 
 $(SHARED_SONAME): $(SHARED_REAL)
@@ -477,7 +479,7 @@ symbols-check: $(SHARED_REAL)
 
 # Deliberate ABI additions only: relink without the guard, then rewrite the list.
 symbols-update: $(LIB_OBJS) | $(OUT_LIBDIR)
-	$(CC) $(SHARED_LDFLAGS) $(LINK_FLAGS) -o $(SHARED_REAL) $(LIB_OBJS) $(BLAS_LIBS) $(SYS_LIBS)
+	$(LINK_SHARED)
 	@NM='$(NM)' sh tools/check-symbols.sh $(SHARED_REAL) $(IADSR_H) $(SYMBOLS_LIST) --update
 
 # libabigail guard: the ABI of the shared library (function signatures and

@@ -605,23 +605,20 @@ static int plan_checksums(plan *pl)
     return IADSR_OK;
 }
 
-/* Output: the caller's memory, or a file descriptor through a staging
- * buffer. The first write error is kept in err (errno value). */
+/* Output: the caller's memory, or an atomic file through a staging
+ * buffer (the file keeps the first write error; its commit reports it). */
 typedef struct sink {
     uint8_t *mem;
     iadsr__atomic_file *file;
     uint8_t *stage;
     size_t staged;
     size_t pos;
-    int err;
 } sink;
 
 static void sink_flush(sink *s)
 {
-    if (!s->mem && s->staged && !s->err) {
-        iadsr__atomic_put(s->file, s->stage, s->staged);
-        s->err = s->file->err;
-    }
+    if (!s->mem && s->staged)
+        iadsr__atomic_put(s->file, s->stage, s->staged); /* no-op after an error */
     s->staged = 0;
 }
 
@@ -633,7 +630,7 @@ static void sink_put(sink *s, const void *src, size_t n)
         s->pos += n;
         return;
     }
-    while (n > 0 && !s->err) {
+    while (n > 0 && !(s->file && s->file->err)) {
         size_t k = STAGE_BYTES - s->staged;
         if (k > n)
             k = n;
@@ -722,14 +719,6 @@ int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf, size_t cap,
 }
 
 /* ---- atomic file save ---------------------------------------------------- */
-
-/* errno text (XSI strerror_r: this file is compiled as POSIX, not GNU). */
-static const char *errno_text(int e, char *buf, size_t n)
-{
-    if (strerror_r(e, buf, n) != 0)
-        snprintf(buf, n, "errno %d", e);
-    return buf;
-}
 
 /* The atomic save of docs/FORMAT.md §10 for iadsr_model_save() and
  * iadsr_checkpoint_save() (@p fn names the caller in messages). The
@@ -1637,7 +1626,7 @@ static int load_io_err(const char *fn, const char *what, const char *path,
 {
     char eb[128];
     return iadsr__err(IADSR_ERR_IO, "%s: %s '%s': %s", fn, what, path,
-                      errno_text(e, eb, sizeof eb));
+                      iadsr__errno_text(e, eb, sizeof eb));
 }
 
 /* Read @p path whole (regular file, at most 16 GiB, no concurrent change of

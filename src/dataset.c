@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "alloc.h"
+#include "fileio.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -578,17 +579,6 @@ fail:
 
 /* ---- file loading ------------------------------------------------------- */
 
-static const char *errno_text(int e, char *buf, size_t cap)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(e, buf, cap); /* GNU variant */
-#else
-    if (strerror_r(e, buf, cap) != 0)
-        snprintf(buf, cap, "errno %d", e);
-    return buf;
-#endif
-}
-
 int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
                             int32_t n_items)
 {
@@ -610,13 +600,13 @@ int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
     if (!f) {
         int e = errno;
         return iadsr__err(IADSR_ERR_IO, "%s: cannot open: %s", path,
-                          errno_text(e, ebuf, sizeof ebuf));
+                          iadsr__errno_text(e, ebuf, sizeof ebuf));
     }
     if (fstat(fileno(f), &st) != 0) {
         int e = errno;
         fclose(f);
         return iadsr__err(IADSR_ERR_IO, "%s: cannot stat: %s", path,
-                          errno_text(e, ebuf, sizeof ebuf));
+                          iadsr__errno_text(e, ebuf, sizeof ebuf));
     }
     if (S_ISDIR(st.st_mode)) {
         fclose(f);
@@ -647,7 +637,7 @@ int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
                 iadsr__free(buf);
                 fclose(f);
                 return iadsr__err(IADSR_ERR_IO, "%s: read error: %s", path,
-                                  errno_text(e, ebuf, sizeof ebuf));
+                                  iadsr__errno_text(e, ebuf, sizeof ebuf));
             }
             break; /* EOF */
         }

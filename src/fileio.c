@@ -23,8 +23,8 @@
 /* First read buffer for files whose size is not known (pipes, devices). */
 #define READ_FIRST_CAP ((size_t)1 << 16)
 
-/* errno text (XSI strerror_r: this file is compiled as POSIX, not GNU). */
-static const char *errno_text(int e, char *buf, size_t n)
+/* errno text (XSI strerror_r: the library is compiled as POSIX, not GNU). */
+const char *iadsr__errno_text(int e, char *buf, size_t n)
 {
     if (strerror_r(e, buf, n) != 0)
         snprintf(buf, n, "errno %d", e);
@@ -38,7 +38,7 @@ static int read_io_err(const char *what, const char *act, const char *path,
 {
     char eb[128];
     return iadsr__err(IADSR_ERR_IO, "%s: %s '%s': %s", what, act, path,
-                      errno_text(e, eb, sizeof eb));
+                      iadsr__errno_text(e, eb, sizeof eb));
 }
 
 int iadsr__read_file(const char *path, const char *what, void **buf,
@@ -159,7 +159,7 @@ static int write_io_err(const char *act, const char *path, int e)
 {
     char eb[128];
     return iadsr__err(IADSR_ERR_IO, "%s '%s': %s", act, path,
-                      errno_text(e, eb, sizeof eb));
+                      iadsr__errno_text(e, eb, sizeof eb));
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The text of errno value @p e in @p buf (n bytes), for I/O messages. */
+const char *iadsr__errno_text(int e, char *buf, size_t n);
+
 /* Read the whole file at @p path into a block from iadsr__malloc (free it
  * with iadsr__free; it is never NULL on success, even for an empty file).
  * Regular files, pipes and character devices are read to their end;
