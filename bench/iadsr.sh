@@ -17,6 +17,12 @@
 #                      gate they drop 3.5%, 10% and 16% of the training items)
 #   IADSR_BENCH_RATES  injected-noise rates (default "0.1 0.2")
 #   IADSR_BENCH_JOBS   training runs at once (default 2, one thread each)
+#   IADSR_BENCH_GATE_THETAS  thetas at which the noise arms' gates are scored
+#                      against the injected labels (denoise only, no retraining)
+#   IADSR_BENCH_COST   0 skips the cost-per-epoch measurement
+# The ablations clean at the theta that drops the same fraction of training
+# items as the full gate at its chosen theta (found by bisection), so that
+# the gates are compared at equal drop rates.
 # Writes build/bench/iadsr/ (models, logs, JSON) and build/bench/iadsr.md.
 # SPDX-License-Identifier: MIT
 set -u
@@ -30,6 +36,8 @@ EPOCHS=${IADSR_BENCH_EPOCHS:-60}
 THETAS=${IADSR_BENCH_THETAS:-1.0 1.25 1.5}
 RATES=${IADSR_BENCH_RATES:-0.1 0.2}
 JOBS=${IADSR_BENCH_JOBS:-2}
+GATE_THETAS=${IADSR_BENCH_GATE_THETAS:-0 0.25 0.5 0.75 1.0 1.25 1.5 1.75}
+COST=${IADSR_BENCH_COST:-1}
 CLI=bin/iadsr
 OUT=build/bench/iadsr
 REPORT=build/bench/iadsr.md
@@ -103,6 +111,29 @@ clean() {
         --out "$OUT/$1.txt" --threads 2 --json $lab >"$OUT/$1.json" 2>"$OUT/$1.err"
 }
 
+# match_theta MODEL DATA FRACTION: the theta at which MODEL's gate drops
+# FRACTION of DATA's training items (the dropped fraction grows with theta;
+# 16 bisection steps over the score range [-3, 3])
+match_theta() {
+    lo=-3 hi=3 i=0
+    while [ $i -lt 16 ]; do
+        mid=$(awk -v a="$lo" -v b="$hi" 'BEGIN { printf "%.4f", (a + b) / 2 }')
+        "$CLI" denoise --model "$1" --semantic "$SEM" --data "$2" --theta "$mid" \
+            --out "$OUT/.match.txt" --threads 2 --json >"$OUT/.match.json" 2>/dev/null ||
+            return 1
+        f=$(awk -v a="$(json "$OUT/.match.json" items_dropped)" \
+            -v b="$(json "$OUT/.match.json" items_in)" 'BEGIN { printf "%.6f", a / b }')
+        if awk -v a="$f" -v b="$3" 'BEGIN { exit !(a < b) }'; then
+            lo=$mid
+        else
+            hi=$mid
+        fi
+        i=$((i + 1))
+    done
+    rm -f "$OUT/.match.txt" "$OUT/.match.json"
+    awk -v a="$lo" -v b="$hi" 'BEGIN { printf "%.3f", (a + b) / 2 }'
+}
+
 # iadsr_arm TAG DATA BACKBONE [train args]: joint training, the theta grid
 # (clean + retrain each), theta chosen on validation; prints nothing, leaves
 # TAG.theta with the chosen theta
@@ -110,6 +141,12 @@ iadsr_arm() {
     tag=$1 data=$2 bb=$3
     shift 3
     train "$tag-joint" "$data" "$bb" --semantic "$SEM" "$@"
+    [ -r "$OUT/$tag-joint.test.json" ] || evaluate "$tag-joint" "$OUT/$tag-joint.iadsr" "$data"
+    if [ -n "${LABELS:-}" ]; then
+        for th in $GATE_THETAS; do
+            clean "$tag-gate-$th" "$OUT/$tag-joint.iadsr" "$data" "$th" "$LABELS"
+        done
+    fi
     for th in $THETAS; do
         clean "$tag-clean-$th" "$OUT/$tag-joint.iadsr" "$data" "$th" "${LABELS:-}"
         queue train "$tag-retrain-$th" "$OUT/$tag-clean-$th.txt" "$bb"
@@ -162,14 +199,17 @@ for bb in $BACKBONES; do
     esac
     case " $ARMS " in *" ablations "*)
         th=$(cat "$OUT/$bb.theta" 2>/dev/null)
+        frac=$(dropped "$OUT/$bb-clean-$th.json")
+        [ -n "$frac" ] || { echo "bench-iadsr: $bb ablations need the main arm first" >&2; continue; }
         THETAS_SAVE=$THETAS
-        THETAS=${th:-$THETAS}
         queue train "$bb-collab-joint" "$DATA" "$bb" --semantic "$SEM" --collab-only
         queue train "$bb-noalign-joint" "$DATA" "$bb" --semantic "$SEM" --lambda-align 0
         drain
         queue train "$bb-norecon-joint" "$DATA" "$bb" --semantic "$SEM" --lambda-recon 0
         drain
         for ab in collab noalign norecon; do
+            [ -f "$OUT/$bb-$ab-joint.iadsr" ] || continue
+            THETAS=$(match_theta "$OUT/$bb-$ab-joint.iadsr" "$DATA" "$frac") || continue
             iadsr_arm "$bb-$ab" "$DATA" "$bb"
         done
         THETAS=$THETAS_SAVE
@@ -197,17 +237,31 @@ for bb in $BACKBONES; do
         echo "| arm | HR@5 | HR@10 | HR@20 | NDCG@5 | NDCG@10 | NDCG@20 | cold NDCG@10 | dropped |"
         echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         row "raw" "$bb-raw"
+        row "IADSR backbone (joint training, no cleaning)" "$bb-joint"
         row "IADSR (clean + retrain)" "$bb-iadsr" "$(dropped "$OUT/$bb-clean-$th.json")"
         for ab in collab noalign norecon; do
             t2=$(cat "$OUT/$bb-$ab.theta" 2>/dev/null)
-            row "IADSR, $ab" "$bb-$ab-iadsr" "$(dropped "$OUT/$bb-$ab-clean-$t2.json")"
+            row "$ab: IADSR backbone" "$bb-$ab-joint"
+            row "$ab: clean (theta $t2) + retrain" "$bb-$ab-iadsr" "$(dropped "$OUT/$bb-$ab-clean-$t2.json")"
         done
         for rate in $RATES; do
             t2=$(cat "$OUT/$bb-noisy$rate.theta" 2>/dev/null)
             j=$OUT/$bb-noisy$rate-clean-$t2.json
             row "noisy $rate: raw" "$bb-noisy$rate-raw"
-            row "noisy $rate: IADSR (P $(json "$j" precision) R $(json "$j" recall) F1 $(json "$j" f1))" \
-                "$bb-noisy$rate-iadsr" "$(dropped "$j")"
+            row "noisy $rate: IADSR backbone" "$bb-noisy$rate-joint"
+            row "noisy $rate: IADSR clean (theta $t2) + retrain" "$bb-noisy$rate-iadsr" "$(dropped "$j")"
+        done
+        for rate in $RATES; do
+            echo
+            echo "Gate of the IADSR model trained on noisy $rate, against the injected labels:"
+            echo
+            echo "| theta | dropped | precision | recall | F1 |"
+            echo "| ---: | ---: | ---: | ---: | ---: |"
+            for t2 in $GATE_THETAS; do
+                j=$OUT/$bb-noisy$rate-gate-$t2.json
+                [ -r "$j" ] || continue
+                echo "| $t2 | $(json "$j" items_dropped) | $(json "$j" precision) | $(json "$j" recall) | $(json "$j" f1) |"
+            done
         done
         echo
         echo "Validation (best NDCG@10 @ epoch) and s/epoch:"
@@ -221,7 +275,7 @@ for bb in $BACKBONES; do
 done
 # cost per epoch, IADSR vs the backbone alone, side by side in one process
 LIBS_PRIVATE=$(sed -n 's/^Libs.private:[[:blank:]]*//p' lib/libiadsr.pc)
-if ${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Iinclude bench/iadsr_cost.c \
+if [ "$COST" != 0 ] && ${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Iinclude bench/iadsr_cost.c \
     -o "$OUT/iadsr_cost" lib/libiadsr.a $LIBS_PRIVATE -lm -lpthread; then
     {
         echo "## Cost per epoch (one thread, medians of 3 alternating epoch pairs)"
