@@ -297,4 +297,18 @@ if [ "$COST" != 0 ] && ${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Iinclud
         done
     } >>"$REPORT"
 fi
+# label-free reference detectors for the injected items (text, popularity)
+PY=${PYTHON:-/usr/bin/python3}
+if "$PY" -c 'import numpy' 2>/dev/null; then
+    for rate in $RATES; do
+        [ -r "$OUT/noisy-$rate.labels" ] || continue
+        {
+            echo
+            echo "## Reference detectors, noisy $rate (bench/noise_baselines.py)"
+            echo
+            "$PY" bench/noise_baselines.py "$OUT/noisy-$rate.txt" \
+                "$OUT/noisy-$rate.labels" "$SEM"
+        } >>"$REPORT"
+    done
+fi
 echo "bench-iadsr: wrote $REPORT"
