@@ -60,8 +60,7 @@ opts() {
 # IADSR loss weights: lambda_align and lambda_recon. At the METHOD.md default
 # (1, 1) GRU4Rec and Caser collapse within two epochs on Beauty, and so does
 # SASRec on the noisy data; 0.1 each trains in those cases.
-lam_a() { case $1 in sasrec) echo 1 ;; *) echo 0.1 ;; esac; }
-lam_r() { lam_a "$1"; }
+lam() { case $1 in sasrec) echo 1 ;; *) echo 0.1 ;; esac; }
 COMMON="--epochs $EPOCHS --patience 5 --threads 1 --seed 1"
 json() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" | head -n 1; }
 # best validation NDCG@10 and its epoch from a training log
@@ -126,8 +125,7 @@ match_theta() {
         "$CLI" denoise --model "$1" --semantic "$SEM" --data "$2" --theta "$mid" \
             --out "$OUT/.match.txt" --threads 2 --json >"$OUT/.match.json" 2>/dev/null ||
             return 1
-        f=$(awk -v a="$(json "$OUT/.match.json" items_dropped)" \
-            -v b="$(json "$OUT/.match.json" items_in)" 'BEGIN { printf "%.6f", a / b }')
+        f=$(dropped "$OUT/.match.json" %.6f)
         if awk -v a="$f" -v b="$3" 'BEGIN { exit !(a < b) }'; then
             lo=$mid
         else
@@ -180,10 +178,10 @@ row() { # label tag-of-json-pair dropped
         "$(json "$t" NDCG@5)" "$(json "$t" NDCG@10)" "$(json "$t" NDCG@20)" \
         "$(json "$c" NDCG@10)" "${3:-}"
 }
-dropped() { # clean json -> fraction dropped
+dropped() { # clean json [printf format] -> fraction dropped
     [ -r "$1" ] || return
-    awk -v a="$(json "$1" items_dropped)" -v b="$(json "$1" items_in)" \
-        'BEGIN { if (b > 0) printf "%.3f", a / b }'
+    awk -v a="$(json "$1" items_dropped)" -v b="$(json "$1" items_in)" -v f="${2:-%.3f}" \
+        'BEGIN { if (b > 0) printf f, a / b }'
 }
 
 {
@@ -197,7 +195,7 @@ for bb in $BACKBONES; do
     case " $ARMS " in *" main "*)
         queue train "$bb-raw" "$DATA" "$bb"
         queue train "$bb-joint" "$DATA" "$bb" --semantic "$SEM" \
-            --lambda-align "$(lam_a "$bb")" --lambda-recon "$(lam_r "$bb")"
+            --lambda-align "$(lam "$bb")" --lambda-recon "$(lam "$bb")"
         drain
         evaluate "$bb-raw" "$OUT/$bb-raw.iadsr" "$DATA"
         iadsr_arm "$bb" "$DATA" "$bb"
@@ -208,11 +206,11 @@ for bb in $BACKBONES; do
         frac=$(dropped "$OUT/$bb-clean-$th.json")
         [ -n "$frac" ] || { echo "bench-iadsr: $bb ablations need the main arm first" >&2; continue; }
         THETAS_SAVE=$THETAS
-        la=$(lam_a "$bb") lr=$(lam_r "$bb")
+        la=$(lam "$bb")
         queue train "$bb-collab-joint" "$DATA" "$bb" --semantic "$SEM" --collab-only \
-            --lambda-align "$la" --lambda-recon "$lr"
+            --lambda-align "$la" --lambda-recon "$la"
         queue train "$bb-noalign-joint" "$DATA" "$bb" --semantic "$SEM" \
-            --lambda-align 0 --lambda-recon "$lr"
+            --lambda-align 0 --lambda-recon "$la"
         drain
         queue train "$bb-norecon-joint" "$DATA" "$bb" --semantic "$SEM" \
             --lambda-align "$la" --lambda-recon 0
