@@ -503,6 +503,20 @@ typedef struct iadsr_train_params {
     uint32_t flags;       /**< reserved, must be 0 */
     uint32_t reserved0;   /**< must be 0 */
     uint64_t seed;        /**< shuffling and dropout; default 1 */
+    /* --- since 0.3.0 (struct_size 72) --- */
+    /** Label smoothing of the next-item cross-entropy, in [0, 1): the
+     *  target distribution puts 1 - eps on the true next item and
+     *  eps / n_items on every item. Default 0 (plain cross-entropy). */
+    float label_smoothing;
+    /** Weight of the history penalty, >= 0; default 0 (off). At every
+     *  training position t the loss gains history_penalty *
+     *  sum_c -log(1 - p_c) over the distinct items c of the input window
+     *  up to and including t, except the true next item (an unlikelihood
+     *  term: it lowers the scores of items the user already has). With
+     *  tied item embeddings the model otherwise tends to rank the last
+     *  input item itself first; use it on data without repeat
+     *  interactions. Applies to every backbone and to joint training. */
+    float history_penalty;
 } iadsr_train_params;
 
 /** Fill @p p with defaults and set struct_size. NULL is a no-op.

@@ -128,13 +128,15 @@ static void row_scale(float *z, int n, float a)
 }
 
 double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
-                        float scale, int want_grad)
+                        float scale, float smooth, int want_grad)
 {
-    return iadsr__xent_rows_ld(z, rows, n, n, targets, scale, want_grad);
+    return iadsr__xent_rows_ld(z, rows, n, n, targets, scale, smooth,
+                               want_grad);
 }
 
 double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
-                           const int32_t *targets, float scale, int want_grad)
+                           const int32_t *targets, float scale, float smooth,
+                           int want_grad)
 {
     double total = 0.0;
     for (int i = 0; i < rows; i++) {
@@ -145,12 +147,25 @@ double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
             continue;
         }
         float zt = zr[t - 1];
+        /* smoothing: the loss against the uniform part is lse - mean(z) */
+        double zmean = 0.0;
+        if (smooth > 0.0f) {
+            for (int j = 0; j < n; j++)
+                zmean += (double)zr[j];
+            zmean /= (double)n;
+        }
         float mx = row_max(zr, n);
         float sum = row_exp_sum(zr, n, mx);
-        total += (double)logf(sum) + (double)mx - (double)zt;
+        total += (double)logf(sum) + (double)mx -
+                 (1.0 - (double)smooth) * (double)zt - (double)smooth * zmean;
         if (want_grad) {
             row_scale(zr, n, scale / sum);
-            zr[t - 1] -= scale;
+            if (smooth > 0.0f) {
+                float u = scale * smooth / (float)n;
+                for (int j = 0; j < n; j++)
+                    zr[j] -= u;
+            }
+            zr[t - 1] -= scale * (1.0f - smooth);
         }
     }
     return total;

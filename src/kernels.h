@@ -25,13 +25,15 @@
 
 /* Softmax cross-entropy of `rows` logit rows of length n (items 1..n in
  * columns 0..n-1). targets[i] in 1..n, others skip the row (zeroed).
- * Returns the summed loss. With want_grad the rows are replaced by
- * scale * (softmax - onehot). */
+ * With label smoothing `smooth` in [0, 1) the target distribution is
+ * (1 - smooth) onehot + smooth / n. Returns the summed loss. With want_grad
+ * the rows are replaced by scale * (softmax - target distribution). */
 double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
-                        float scale, int want_grad);
+                        float scale, float smooth, int want_grad);
 /* Same with rows ld floats apart (columns n..ld-1 are left untouched). */
 double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
-                           const int32_t *targets, float scale, int want_grad);
+                           const int32_t *targets, float scale, float smooth,
+                           int want_grad);
 void iadsr__gelu_fwd(const float *x, size_t n, float *y);
 void iadsr__gelu_bwd(const float *x, const float *dy, size_t n, float *dx);
 /* Non-zero if any of x[0..15] is strictly greater than thr. */

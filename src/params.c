@@ -33,7 +33,9 @@ _Static_assert(offsetof(iadsr_model_params, caser_h_filters) == 60, "model");
 _Static_assert(offsetof(iadsr_model_params, caser_v_filters) == 64, "model");
 _Static_assert(offsetof(iadsr_model_params, reserved1) == 68, "model");
 
-_Static_assert(sizeof(iadsr_train_params) == 64, "iadsr_train_params size");
+_Static_assert(sizeof(iadsr_train_params) == 72, "iadsr_train_params size");
+/* the 0.1 layout ends after seed: callers built against it still work */
+#define TRAIN_PARAMS_SIZE_0_1 64u
 _Static_assert(offsetof(iadsr_train_params, struct_size) == 0, "train");
 _Static_assert(offsetof(iadsr_train_params, split) == 4, "train");
 _Static_assert(offsetof(iadsr_train_params, max_epochs) == 8, "train");
@@ -49,6 +51,8 @@ _Static_assert(offsetof(iadsr_train_params, weight_decay) == 44, "train");
 _Static_assert(offsetof(iadsr_train_params, flags) == 48, "train");
 _Static_assert(offsetof(iadsr_train_params, reserved0) == 52, "train");
 _Static_assert(offsetof(iadsr_train_params, seed) == 56, "train");
+_Static_assert(offsetof(iadsr_train_params, label_smoothing) == 64, "train");
+_Static_assert(offsetof(iadsr_train_params, history_penalty) == 68, "train");
 
 _Static_assert(sizeof(iadsr_ctx_params) == 16, "iadsr_ctx_params size");
 _Static_assert(offsetof(iadsr_ctx_params, max_batch) == 4, "ctx");
@@ -146,6 +150,8 @@ static const iadsr_train_params train_defaults = {
     .flags = 0,
     .reserved0 = 0,
     .seed = 1,
+    .label_smoothing = 0.0f,
+    .history_penalty = 0.0f,
 };
 
 static const iadsr_denoise_params denoise_defaults = {
@@ -338,6 +344,14 @@ static int train_check(iadsr_train_params *p)
                           (double)p->weight_decay);
     TRY(check_flags(w, p->flags, 0));
     TRY(check_reserved(w, "reserved0", p->reserved0));
+    if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.label_smoothing = %g is outside [0, 1)", w,
+                          (double)p->label_smoothing);
+    if (!(p->history_penalty >= 0.0f) || !isfinite(p->history_penalty))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.history_penalty = %g, must be finite and >= 0",
+                          w, (double)p->history_penalty);
     return IADSR_OK;
 }
 
@@ -345,7 +359,7 @@ int iadsr__train_params_get(iadsr_train_params *dst,
                             const iadsr_train_params *user)
 {
     TRY(iadsr__params_overlay(dst, &train_defaults, sizeof train_defaults,
-                              sizeof train_defaults, user,
+                              TRAIN_PARAMS_SIZE_0_1, user,
                               "iadsr_train_params"));
     return train_check(dst);
 }

@@ -13,7 +13,8 @@
 #define SFX(name) name##_f32
 #define GEMM iadsr__sgemm
 #define EXP iadsr__expf
-#define XENT_ROWS iadsr__xent_rows
+#define XENT_ROWS(z, rows, n, tg, scale, grad) \
+    iadsr__xent_rows(z, rows, n, tg, scale, 0.0f, grad)
 #define GELU_FWD iadsr__gelu_fwd
 #define GELU_BWD iadsr__gelu_bwd
 #define LOG logf

@@ -193,7 +193,7 @@ float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
         for (int i = 0; i < k; i++)
             tgt[i] = i0 + i + 1;
         total += iadsr__xent_rows(p + (size_t)i0 * (size_t)n, k, n, tgt, 1.0f,
-                                  1);
+                                  0.0f, 1);
     }
     for (int i = 0; i < n; i++)
         p[(size_t)i * (size_t)n + (size_t)i] += 1.0f;

@@ -34,6 +34,7 @@ typedef struct worker {
     float *dh;             /* max_rows x d */
     float *xscratch;       /* cross-entropy scratch */
     int32_t *row_off;      /* rebased row offsets of the share */
+    int32_t *hist_first;   /* history penalty: first row of each row's sequence */
     iadsr__rng rng;
     iadsr__batch b;        /* the share of the current batch */
     const int32_t *tgt;
@@ -69,6 +70,7 @@ struct iadsr_trainer {
     int64_t n_users;
     int64_t n_positions; /* per epoch */
     int max_rows;
+    int max_len_rows; /* most rows one sequence contributes (<= max_len) */
     int32_t *b_items, *b_pos, *b_tgt, *b_off;
     float *et;
     int ldt, fast;
@@ -118,6 +120,7 @@ static void free_all(iadsr_trainer *t)
         iadsr__aligned_free(k->dh);
         iadsr__aligned_free(k->xscratch);
         iadsr__free(k->row_off);
+        iadsr__free(k->hist_first);
     }
     for (int i = 0; i < t->n_workers; i++) {
         iadsr__stage2_ws_free(&t->wk[i].s2);
@@ -272,6 +275,7 @@ static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
     if ((int64_t)B > t->n_users && t->n_users > 0)
         B = (int)t->n_users;
     t->max_rows = (int)((int64_t)B * (longest > 0 ? longest : 1));
+    t->max_len_rows = (int)longest;
     size_t nf = t->n_floats;
     t->w = iadsr__aligned_alloc(nf, sizeof(float));
     t->m1 = iadsr__aligned_alloc(nf, sizeof(float));
@@ -292,12 +296,17 @@ static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
          * not memory */
         k->dh = iadsr__aligned_alloc((size_t)t->max_rows * (size_t)t->shape.d,
                                      sizeof(float));
+        int hist = tp.history_penalty > 0.0f;
         k->xscratch = iadsr__aligned_alloc(
             iadsr__xent_scratch_floats(CE_CHUNK, t->ldt, t->shape.d,
-                                       t->shape.n_items),
+                                       t->shape.n_items,
+                                       hist ? (int)longest : 0),
             sizeof(float));
         k->row_off = iadsr__malloc(((size_t)B + 1) * sizeof(int32_t));
-        if (!k->g || !k->dh || !k->xscratch || !k->row_off)
+        if (hist)
+            k->hist_first = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
+        if (!k->g || !k->dh || !k->xscratch || !k->row_off ||
+            (hist && !k->hist_first))
             goto nomem;
         if (t->joint) {
             k->uvec = iadsr__calloc((size_t)B, sizeof *k->uvec);
@@ -463,19 +472,29 @@ static void worker_run(worker *k)
         return;
     const float *h = k->enc.ops->forward(&k->enc, &k->b, &k->rng);
     memset(k->dh, 0, (size_t)k->b.n_rows * (size_t)d * sizeof(float));
-    iadsr__xent_args xa = {h,
-                           k->b.n_rows,
-                           d,
-                           k->tgt,
-                           t->emb1,
-                           t->et,
-                           t->shape.n_items,
-                           t->ldt,
-                           CE_CHUNK,
-                           t->fast,
-                           1.0f / (float)t->batch_rows,
-                           k->dh,
-                           k->g + t->emb_off + d};
+    iadsr__xent_args xa = {.h = h,
+                           .n_rows = k->b.n_rows,
+                           .d = d,
+                           .targets = k->tgt,
+                           .e1 = t->emb1,
+                           .et = t->et,
+                           .n_items = t->shape.n_items,
+                           .ldt = t->ldt,
+                           .chunk = CE_CHUNK,
+                           .fast = t->fast,
+                           .scale = 1.0f / (float)t->batch_rows,
+                           .dh = k->dh,
+                           .de1 = k->g + t->emb_off + d,
+                           .smooth = t->tp.label_smoothing};
+    if (k->hist_first) {
+        for (int q = 0; q < k->b.n_seq; q++)
+            for (int r = k->b.row_off[q]; r < k->b.row_off[q + 1]; r++)
+                k->hist_first[r] = k->b.row_off[q];
+        xa.hist_weight = t->tp.history_penalty;
+        xa.hist_items = k->b.items;
+        xa.hist_first = k->hist_first;
+        xa.hist_cap = t->max_len_rows;
+    }
     k->loss = iadsr__xent(&xa, k->xscratch, 1);
     if (t->joint && isfinite(k->loss)) {
         for (int q = 0; q < k->b.n_seq; q++)

@@ -16,6 +16,7 @@
 
 #include "kernels.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -269,8 +270,68 @@ typedef struct {
     float *hpad;  /* chunk x d */
     int32_t *tpad;/* chunk */
     float *de1;   /* n x d private accumulator, or NULL */
+    int32_t *seen;/* history penalty: n stamps (row + 1 that saw the item) */
+    int32_t *hc;  /* history penalty: hist_cap distinct items of a row */
+    float *hp;    /* ... and their p_c */
     double loss;
 } part;
+
+/* History penalty on rows [r0, r0 + c), whose logit rows zb (ld apart)
+ * already hold scale * (p - q), q the (smoothed) target distribution, so
+ * p_j = zb_j / scale + q_j. For the distinct history items c of a row
+ * (target excluded) the loss gains w * -log(1 - p_c), whose gradient with
+ * respect to the logits is sum_c a_c (e_c - p), a_c = w p_c / (1 - p_c).
+ * Returns the added loss. */
+static double history_penalty(part *pt, float *zb, int ld, int r0, int c)
+{
+    const iadsr__xent_args *a = pt->a;
+    int n = a->n_items;
+    float sc = a->scale, w = a->hist_weight;
+    float qu = a->smooth / (float)n; /* q_j off the target */
+    double loss = 0.0;
+    for (int i = 0; i < c; i++) {
+        int r = r0 + i;
+        int32_t t = a->targets[r];
+        if (t <= 0 || t > n)
+            continue;
+        float *zr = zb + (size_t)i * (size_t)ld;
+        int nc = 0;
+        double S = 0.0;
+        int q0 = a->hist_first[r];
+        if (r - q0 + 1 > a->hist_cap)
+            q0 = r - a->hist_cap + 1;
+        for (int q = q0; q <= r; q++) {
+            int32_t it = a->hist_items[q];
+            if (it <= 0 || it > n || it == t || pt->seen[it - 1] == r + 1)
+                continue;
+            pt->seen[it - 1] = r + 1;
+            float p = zr[it - 1] / sc + qu;
+            /* p_c -> 1 would make the term infinite; the clamp keeps the
+             * step finite where the model is confidently wrong */
+            if (p > 0.999999f)
+                p = 0.999999f;
+            if (p < 0.0f)
+                p = 0.0f;
+            loss -= (double)w * log1p(-(double)p);
+            S += (double)w * (double)p / (1.0 - (double)p);
+            pt->hc[nc] = it;
+            pt->hp[nc] = p;
+            nc++;
+        }
+        if (nc == 0)
+            continue;
+        /* zr <- zr - S * scale * p, then + scale * a_c at each c */
+        float Sf = (float)S;
+        for (int j = 0; j < n; j++)
+            zr[j] = zr[j] * (1.0f - Sf) - Sf * sc * qu;
+        zr[t - 1] -= Sf * sc * (1.0f - a->smooth);
+        for (int u = 0; u < nc; u++) {
+            float p = pt->hp[u];
+            zr[pt->hc[u] - 1] += sc * w * p / (1.0f - p);
+        }
+    }
+    return loss;
+}
 
 static void run_part(part *p)
 {
@@ -293,7 +354,9 @@ static void run_part(part *p)
                 p->tpad[i] = 0;
             k_logits(p->hpad, cp, d, a->et, ldt, p->zbuf);
             p->loss += iadsr__xent_rows_ld(p->zbuf, cp, n, ldt, p->tpad,
-                                           a->scale, grad);
+                                           a->scale, a->smooth, grad);
+            if (grad && a->hist_weight > 0.0f)
+                p->loss += history_penalty(p, p->zbuf, ldt, r0, c);
             if (grad) {
                 /* padding columns of zbuf are zero: et's padding is zero */
                 float *dhc = a->dh + (size_t)r0 * (size_t)d;
@@ -312,7 +375,9 @@ static void run_part(part *p)
 #endif
         iadsr__sgemm(0, 1, c, n, d, 1.0f, hc, d, a->e1, d, 0.0f, p->zbuf, ldt);
         p->loss += iadsr__xent_rows_ld(p->zbuf, c, n, ldt, a->targets + r0,
-                                       a->scale, grad);
+                                       a->scale, a->smooth, grad);
+        if (grad && a->hist_weight > 0.0f)
+            p->loss += history_penalty(p, p->zbuf, ldt, r0, c);
         if (grad) {
             iadsr__sgemm(0, 0, c, d, n, 1.0f, p->zbuf, ldt, a->e1, d, 1.0f,
                          a->dh + (size_t)r0 * (size_t)d, d);
@@ -328,12 +393,14 @@ static void *part_main(void *arg)
     return NULL;
 }
 
-size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items)
+size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items,
+                                  int hist_cap)
 {
-    /* per thread: zbuf + hpad + tpad + private dE */
-    (void)n_items; /* the private dE holds ldt >= n_items rows */
+    /* per thread: zbuf + hpad + tpad + private dE (ldt >= n_items rows),
+     * then for the history penalty n stamps and hist_cap items + p_c */
+    size_t hist = hist_cap > 0 ? (size_t)n_items + 2 * (size_t)hist_cap : 0;
     return (size_t)chunk * (size_t)ldt + (size_t)chunk * (size_t)d +
-           (size_t)chunk + (size_t)ldt * (size_t)d + 64;
+           (size_t)chunk + (size_t)ldt * (size_t)d + hist + 64;
 }
 
 double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
@@ -347,7 +414,9 @@ double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
         T = IADSR__XENT_MAX_THREADS;
     if (T > a->n_rows)
         T = a->n_rows > 0 ? a->n_rows : 1;
-    size_t per = iadsr__xent_scratch_floats(a->chunk, a->ldt, a->d, a->n_items);
+    int hist_cap = a->hist_weight > 0.0f ? a->hist_cap : 0;
+    size_t per = iadsr__xent_scratch_floats(a->chunk, a->ldt, a->d, a->n_items,
+                                            hist_cap);
     size_t nde = (size_t)a->ldt * (size_t)a->d;
     for (int t = 0; t < T; t++) {
         float *s = scratch + per * (size_t)t;
@@ -362,6 +431,12 @@ double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
                        (size_t)a->chunk;
         if (a->de1)
             memset(parts[t].de1, 0, nde * sizeof(float));
+        if (hist_cap > 0) {
+            parts[t].seen = (int32_t *)(void *)(parts[t].de1 + nde);
+            parts[t].hc = parts[t].seen + a->n_items;
+            parts[t].hp = (float *)(void *)(parts[t].hc + hist_cap);
+            memset(parts[t].seen, 0, (size_t)a->n_items * sizeof(int32_t));
+        }
         started[t] = 0;
     }
     for (int t = 1; t < T; t++)

@@ -20,6 +20,16 @@ typedef struct iadsr__xent_args {
     float scale;            /* gradient scale, e.g. 1 / n_rows */
     float *dh;              /* n_rows x d, gradient ADDED; NULL = loss only */
     float *de1;             /* n_items x d, gradient ADDED; may be NULL */
+    float smooth;           /* label smoothing in [0, 1); 0 = plain */
+    /* History penalty (0 = off, the two arrays may then be NULL): row r's
+     * history is hist_items[hist_first[r] .. r] (the input items of its
+     * sequence up to itself; indices on the same base as targets); the
+     * loss gains hist_weight * -log(1 - p_c) for each distinct history
+     * item c other than the target. At most hist_cap items per history. */
+    float hist_weight;
+    const int32_t *hist_items;
+    const int32_t *hist_first;
+    int hist_cap;
 } iadsr__xent_args;
 
 /* Non-zero when the AVX-512 kernels can serve width d on this CPU. */
@@ -37,8 +47,10 @@ void iadsr__xent_logits(const float *h, int rows, int d, const float *et,
 /* The same for a single row (z: ldt floats). */
 void iadsr__xent_logits1(const float *h, int d, const float *et, int ldt,
                          float *z);
-/* Floats of scratch needed per thread. */
-size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items);
+/* Floats of scratch needed per thread (hist_cap: the longest history the
+ * history penalty will see, 0 without it). */
+size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items,
+                                  int hist_cap);
 /* Summed loss over rows; scratch holds n_threads * scratch_floats. */
 double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads);
 

@@ -114,6 +114,8 @@ usage_case "huge --dim" train --data tiny.txt --out m.bin --dim 9999999999999999
 usage_case "--dropout 1.5" train --data tiny.txt --out m.bin --dropout 1.5
 usage_case "--dropout nan" train --data tiny.txt --out m.bin --dropout nan
 usage_case "--lr 0" train --data tiny.txt --out m.bin --lr 0
+usage_case "--label-smoothing 1" train --data tiny.txt --out m.bin --label-smoothing 1
+usage_case "negative --history-penalty" train --data tiny.txt --out m.bin --history-penalty -0.5
 usage_case "--heads not dividing --dim" train --data tiny.txt --out m.bin --dim 10 --heads 3
 usage_case "unknown backbone" train --data tiny.txt --out m.bin --backbone lstm
 usage_case "negative --users" synth --out s.txt --users -5
@@ -228,6 +230,11 @@ check "e2e: no temporary files left by the save" sh -c '! ls | grep -v "^m.bin$"
 run "$BIN" train --data d.txt --out m2.bin --epochs 3 --dim 16 --max-len 10 --seed 5 --quiet
 check "e2e: same seed gives an identical checkpoint (1 BLAS thread)" cmp -s m.bin m2.bin
 rm -f m2.bin
+run "$BIN" train --data d.txt --out m3.bin --epochs 3 --dim 16 --max-len 10 --seed 5 --quiet \
+    --label-smoothing 0.1 --history-penalty 2
+expect_rc "e2e: train --label-smoothing --history-penalty" 0
+check "e2e: the two training options change the model" sh -c '! cmp -s m.bin m3.bin'
+rm -f m3.bin
 run "$BIN" train --data d.txt --out mq.bin --epochs 1 --dim 8 --heads 1 --layers 1 --max-len 5 --quiet
 expect_rc "e2e: train --quiet" 0
 check "e2e: --quiet has no epoch lines" sh -c "! grep -F 'epoch 1/1' '$T/err'"

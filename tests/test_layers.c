@@ -19,6 +19,7 @@
 #include "internal.h"
 #include "kernels.h"
 #include "sasrec.h"
+#include "xent.h"
 
 Suite *suite_layers(void);
 
@@ -1345,9 +1346,12 @@ START_TEST(test_kernel_xent_rows)
         }
         tg[2] = 0; /* skipped */
         const float scale = 0.125f;
-        for (int want_grad = 0; want_grad < 2; want_grad++) {
+        for (int mode = 0; mode < 4; mode++) {
+            int want_grad = mode & 1;
+            float smooth = mode >= 2 ? 0.1f : 0.0f;
             memcpy(z, z0, nz * sizeof *z);
-            double loss = iadsr__xent_rows(z, rows, n, tg, scale, want_grad);
+            double loss = iadsr__xent_rows(z, rows, n, tg, scale, smooth,
+                                           want_grad);
             double ref = 0;
             for (int i = 0; i < rows; i++) {
                 const float *zr = z0 + (size_t)i * (size_t)n;
@@ -1361,13 +1365,18 @@ START_TEST(test_kernel_xent_rows)
                     mx = fmax(mx, (double)zr[j]);
                 for (int j = 0; j < n; j++)
                     s += exp((double)zr[j] - mx);
-                double li = log(s) + mx - (double)zr[tg[i] - 1];
+                double zmean = 0;
+                for (int j = 0; j < n; j++)
+                    zmean += (double)zr[j] / n;
+                double sm = (double)smooth;
+                double li = log(s) + mx - (1 - sm) * (double)zr[tg[i] - 1] -
+                            sm * zmean;
                 ref += li;
                 if (!want_grad)
                     continue;
                 for (int j = 0; j < n; j++) {
-                    double g = (double)scale * (exp((double)zr[j] - mx) / s -
-                                                (j == tg[i] - 1 ? 1.0 : 0.0));
+                    double q = sm / n + (j == tg[i] - 1 ? 1.0 - sm : 0.0);
+                    double g = (double)scale * (exp((double)zr[j] - mx) / s - q);
                     double got = (double)z[(size_t)i * (size_t)n + (size_t)j];
                     double e = fabs(got - g);
                     ck_assert_msg(e < 1e-6 * (double)scale,
@@ -1387,6 +1396,136 @@ START_TEST(test_kernel_xent_rows)
                 "  iadsr__xent_rows: loss rel err %.3g, grad abs err/scale "
                 "%.3g\n",
                 worst_l, worst_g);
+}
+END_TEST
+
+/* Reference of iadsr__xent's summed loss in double: cross-entropy against
+ * (1 - smooth) onehot + smooth / n, plus w * -log(1 - p_c) for every
+ * distinct item c of items[first[r] .. r] other than the target. */
+static double ref_train_loss(const double *h, const double *e, int R, int d,
+                             int n, const int32_t *tg, const int32_t *items,
+                             const int32_t *first, double smooth, double w)
+{
+    double total = 0;
+    double *z = dalloc((size_t)n);
+    for (int r = 0; r < R; r++) {
+        if (tg[r] < 1 || tg[r] > n)
+            continue;
+        double mx = -INFINITY, s = 0, zmean = 0;
+        for (int j = 0; j < n; j++) {
+            z[j] = 0;
+            for (int k = 0; k < d; k++)
+                z[j] += h[(size_t)r * (size_t)d + (size_t)k] *
+                        e[(size_t)j * (size_t)d + (size_t)k];
+            mx = fmax(mx, z[j]);
+            zmean += z[j] / n;
+        }
+        for (int j = 0; j < n; j++)
+            s += exp(z[j] - mx);
+        double lse = log(s) + mx;
+        total += lse - (1 - smooth) * z[tg[r] - 1] - smooth * zmean;
+        for (int q = first[r]; q <= r; q++) {
+            int32_t c = items[q];
+            int dup = 0;
+            for (int u = first[r]; u < q; u++)
+                dup |= items[u] == c;
+            if (c == tg[r] || dup)
+                continue;
+            total -= w * log1p(-exp(z[c - 1] - lse));
+        }
+    }
+    free(z);
+    return total;
+}
+
+/* Label smoothing and the history penalty through the training
+ * cross-entropy (both the BLAS path and, where the CPU has it, the AVX-512
+ * path): the gradients with respect to the hidden states and the item
+ * table match central differences of the double reference. */
+START_TEST(test_xent_smoothing_history_grad)
+{
+    enum { R = 10, D = 64, N = 45, CH = 8 };
+    /* two sequences: rows 0-5 and 6-9; a repeated input item (row 4), an
+     * input item that is also a later target (row 2 -> target of row 7 is
+     * not in its history, target of row 3 is item 9 = input of row 1), and
+     * one row without a target */
+    static const int32_t items[R] = {5, 9, 12, 30, 5, 41, 7, 8, 7, 44};
+    static const int32_t tg[R] = {9, 12, 30, 9, 41, 0, 8, 7, 44, 3};
+    static const int32_t first[R] = {0, 0, 0, 0, 0, 0, 6, 6, 6, 6};
+    const float scale = 0.25f;
+    iadsr__rng rng;
+    iadsr__rng_seed(&rng, 77);
+    double *hd = dalloc(R * D), *ed = dalloc(N * D);
+    float *h = falloc(R * D), *e = falloc(N * D);
+    for (int i = 0; i < R * D; i++)
+        hd[i] = 0.3 * iadsr__rng_normal(&rng);
+    for (int i = 0; i < N * D; i++)
+        ed[i] = 0.3 * iadsr__rng_normal(&rng);
+    /* make the history items likely, so the penalty matters */
+    for (int k = 0; k < D; k++) {
+        ed[4 * D + k] += 0.5 * hd[4 * D + k];
+        ed[11 * D + k] += 0.5 * hd[3 * D + k];
+    }
+    for (int i = 0; i < R * D; i++)
+        h[i] = (float)hd[i], hd[i] = (double)h[i];
+    for (int i = 0; i < N * D; i++)
+        e[i] = (float)ed[i], ed[i] = (double)e[i];
+    int ldt = iadsr__xent_ldt(N);
+    float *et = falloc((size_t)ldt * D);
+    iadsr__xent_transpose(e, N, D, et, ldt);
+    float *scr = falloc(iadsr__xent_scratch_floats(CH, ldt, D, N, R));
+    static const double settings[][2] = {{0.0, 0.0}, {0.1, 0.0}, {0.0, 2.0},
+                                         {0.2, 1.5}};
+    double worst = 0;
+    for (int fast = 0; fast <= iadsr__xent_fast_ok(D); fast++) {
+        for (size_t si = 0; si < sizeof settings / sizeof settings[0]; si++) {
+            double sm = settings[si][0], w = settings[si][1];
+            float *dh = falloc(R * D), *de = falloc(N * D);
+            iadsr__xent_args a = {.h = h, .n_rows = R, .d = D, .targets = tg,
+                                  .e1 = e, .et = et, .n_items = N,
+                                  .ldt = ldt, .chunk = CH, .fast = fast,
+                                  .scale = scale, .dh = dh, .de1 = de,
+                                  .smooth = (float)sm,
+                                  .hist_weight = (float)w,
+                                  .hist_items = items, .hist_first = first,
+                                  .hist_cap = R};
+            double loss = iadsr__xent(&a, scr, 1);
+            double ref = ref_train_loss(hd, ed, R, D, N, tg, items, first,
+                                        sm, w);
+            ck_assert_msg(fabs(loss - ref) < 1e-4 * fmax(1.0, fabs(ref)),
+                          "fast %d smooth %g w %g: loss %.9g vs %.9g", fast,
+                          sm, w, loss, ref);
+            const double eps = 1e-6;
+            double gmax = 0, err = 0;
+            for (int which = 0; which < 2; which++) {
+                double *x = which ? ed : hd;
+                const float *g = which ? de : dh;
+                int cnt = which ? N * D : R * D;
+                for (int i = 0; i < cnt; i++) {
+                    double x0 = x[i];
+                    x[i] = x0 + eps;
+                    double lp = ref_train_loss(hd, ed, R, D, N, tg, items,
+                                               first, sm, w);
+                    x[i] = x0 - eps;
+                    double lm = ref_train_loss(hd, ed, R, D, N, tg, items,
+                                               first, sm, w);
+                    x[i] = x0;
+                    double fd = (double)scale * (lp - lm) / (2 * eps);
+                    gmax = fmax(gmax, fabs(fd));
+                    err = fmax(err, fabs(fd - (double)g[i]));
+                }
+            }
+            ck_assert_msg(err < 1e-4 * gmax,
+                          "fast %d smooth %g w %g: grad err %.3g (max %.3g)",
+                          fast, sm, w, err, gmax);
+            worst = fmax(worst, err / gmax);
+            free(dh), free(de);
+        }
+    }
+    if (verbose())
+        fprintf(stderr, "  xent smoothing/history: max grad rel err %.3g\n",
+                worst);
+    free(hd), free(ed), free(h), free(e), free(et), free(scr);
 }
 END_TEST
 
@@ -1418,6 +1557,7 @@ Suite *suite_layers(void)
     tcase_add_test(tk, test_kernel_expf);
     tcase_add_test(tk, test_kernel_erff);
     tcase_add_test(tk, test_kernel_xent_rows);
+    tcase_add_test(tk, test_xent_smoothing_history_grad);
     suite_add_tcase(s, tk);
     return s;
 }

@@ -36,7 +36,7 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_model_params, caser_v_filters), 64);
     ck_assert_uint_eq(offsetof(iadsr_model_params, reserved1), 68);
 
-    ck_assert_uint_eq(sizeof(iadsr_train_params), 64);
+    ck_assert_uint_eq(sizeof(iadsr_train_params), 72);
     ck_assert_uint_eq(offsetof(iadsr_train_params, split), 4);
     ck_assert_uint_eq(offsetof(iadsr_train_params, max_epochs), 8);
     ck_assert_uint_eq(offsetof(iadsr_train_params, batch_size), 12);
@@ -51,6 +51,8 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_train_params, flags), 48);
     ck_assert_uint_eq(offsetof(iadsr_train_params, reserved0), 52);
     ck_assert_uint_eq(offsetof(iadsr_train_params, seed), 56);
+    ck_assert_uint_eq(offsetof(iadsr_train_params, label_smoothing), 64);
+    ck_assert_uint_eq(offsetof(iadsr_train_params, history_penalty), 68);
 
     ck_assert_uint_eq(sizeof(iadsr_ctx_params), 16);
     ck_assert_uint_eq(offsetof(iadsr_ctx_params, max_batch), 4);
@@ -162,6 +164,8 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(t.flags, 0);
     ck_assert_uint_eq(t.reserved0, 0);
     ck_assert_uint_eq(t.seed, 1);
+    ck_assert(t.label_smoothing == 0.0f);
+    ck_assert(t.history_penalty == 0.0f);
 
     ck_assert_uint_eq(c.struct_size, sizeof c);
     ck_assert_int_eq(c.max_batch, 64);
@@ -300,9 +304,22 @@ START_TEST(test_overlay_public_structs)
     ck_assert_int_eq(iadsr__train_params_get(&got, (void *)buf),
                      IADSR_ERR_UNSUPPORTED);
 
+    /* the 0.1 layout (64 bytes, no label_smoothing / history_penalty):
+     * accepted, and the fields it lacks take their defaults whatever the
+     * bytes after it hold */
+    iadsr_train_params_init(&t);
+    t.struct_size = 64;
+    t.batch_size = 48;
+    t.label_smoothing = 0.5f;
+    t.history_penalty = -3.0f; /* beyond the caller's struct: not read */
+    ck_assert_int_eq(iadsr__train_params_get(&got, &t), IADSR_OK);
+    ck_assert_int_eq(got.batch_size, 48);
+    ck_assert(got.label_smoothing == 0.0f);
+    ck_assert(got.history_penalty == 0.0f);
+
     /* smaller than the first published size: invalid */
     iadsr_train_params_init(&t);
-    t.struct_size = (uint32_t)sizeof t - 8;
+    t.struct_size = 64 - 8;
     ck_assert_int_eq(iadsr__train_params_get(&got, &t), IADSR_ERR_INVALID_ARG);
     iadsr_ctx_params c;
     iadsr_ctx_params_init(&c);
@@ -382,6 +399,14 @@ static const bound_case train_cases[] = {
     {TP(weight_decay), F_F32, 0.01, IADSR_OK},
     {TP(flags), F_U32, 1, IADSR_ERR_UNSUPPORTED},
     {TP(reserved0), F_U32, 1, IADSR_ERR_INVALID_ARG},
+    {TP(label_smoothing), F_F32, -0.1, IADSR_ERR_INVALID_ARG},
+    {TP(label_smoothing), F_F32, 1.0, IADSR_ERR_INVALID_ARG},
+    {TP(label_smoothing), F_F32, (double)NAN, IADSR_ERR_INVALID_ARG},
+    {TP(label_smoothing), F_F32, 0.1, IADSR_OK},
+    {TP(history_penalty), F_F32, -1.0, IADSR_ERR_INVALID_ARG},
+    {TP(history_penalty), F_F32, (double)NAN, IADSR_ERR_INVALID_ARG},
+    {TP(history_penalty), F_F32, (double)INFINITY, IADSR_ERR_INVALID_ARG},
+    {TP(history_penalty), F_F32, 2.0, IADSR_OK},
 };
 
 #define CP(f) #f, offsetof(iadsr_ctx_params, f)

@@ -114,7 +114,11 @@ START_TEST(test_create_bad_params)
         case 21: p.flags = 1; want = IADSR_ERR_UNSUPPORTED; break;
         case 22: p.reserved0 = 1; break;
         case 23: p.struct_size = 0; break;
-        case 24: p.struct_size = sizeof p - 4; break;
+        case 24: p.struct_size = 64 - 4; break; /* below the 0.1 size */
+        case 25: p.label_smoothing = 1.0f; break;
+        case 26: p.label_smoothing = -0.5f; break;
+        case 27: p.history_penalty = -1.0f; break;
+        case 28: p.history_penalty = INFINITY; break;
         default: i = -1; break;
         }
         if (i < 0)
@@ -758,6 +762,102 @@ START_TEST(test_quality_vs_popularity)
 }
 END_TEST
 
+/* ---- label smoothing and the history penalty ------------------------------ */
+
+/* Mean softmax probability that the model puts on the items already in the
+ * input (the training part of every sequence, which the synthetic data
+ * never repeats as the next item). */
+static double history_mass(const iadsr_model *m, const iadsr_dataset *d)
+{
+    int32_t n = iadsr_model_n_items(m);
+    float *sc = malloc(((size_t)n + 1) * sizeof *sc);
+    ck_assert_ptr_nonnull(sc);
+    iadsr_ctx *c = NULL;
+    TU_OK(iadsr_ctx_create(&c, m, NULL));
+    double total = 0;
+    int64_t users = 0;
+    for (int64_t u = 0; u < iadsr_dataset_n_users(d); u++) {
+        int32_t len = 0;
+        const int32_t *it = iadsr_dataset_user_items(d, u, &len);
+        if (len < 3)
+            continue;
+        TU_OK(iadsr_ctx_score(c, it, len - 2, sc, (int64_t)n + 1));
+        double mx = -INFINITY, z = 0, h = 0;
+        for (int32_t j = 1; j <= n; j++)
+            mx = fmax(mx, (double)sc[j]);
+        for (int32_t j = 1; j <= n; j++)
+            z += exp((double)sc[j] - mx);
+        for (int32_t j = 1; j <= n; j++) {
+            int seen = 0;
+            for (int32_t q = 0; q < len - 2; q++)
+                seen |= it[q] == j;
+            if (seen)
+                h += exp((double)sc[j] - mx) / z;
+        }
+        total += h;
+        users++;
+    }
+    iadsr_ctx_free(c);
+    free(sc);
+    return users ? total / (double)users : 0.0;
+}
+
+static iadsr_model *train_with(iadsr_dataset *d, float smooth, float hist,
+                               int32_t epochs)
+{
+    iadsr_model_params mp;
+    tu_model_params(&mp, 120, 5);
+    mp.dim = 32;
+    mp.max_seq_len = 20;
+    mp.dropout = 0.2f;
+    iadsr_model *m = NULL;
+    TU_OK(iadsr_model_create(&m, &mp));
+    iadsr_train_params tp;
+    tu_train_params(&tp);
+    tp.max_epochs = epochs;
+    tp.patience = 0;
+    tp.label_smoothing = smooth;
+    tp.history_penalty = hist;
+    iadsr_trainer *t = NULL;
+    TU_OK(iadsr_trainer_create(&t, m, d, &tp));
+    TU_OK(iadsr_trainer_fit(t, NULL, NULL));
+    iadsr_model *s = NULL;
+    TU_OK(iadsr_trainer_snapshot(t, &s));
+    iadsr_trainer_free(t);
+    iadsr_model_free(m);
+    return s;
+}
+
+START_TEST(test_history_penalty_lowers_history_mass)
+{
+    int light = tu_light();
+    iadsr_dataset *d = tu_synth(light ? 600 : 800, 120, 10, 5, 30, 3);
+    int32_t ep = light ? 6 : 8;
+    iadsr_model *plain = train_with(d, 0.0f, 0.0f, ep);
+    iadsr_model *pen = train_with(d, 0.0f, 4.0f, ep);
+    iadsr_model *both = train_with(d, 0.1f, 4.0f, ep);
+    double h0 = history_mass(plain, d), h1 = history_mass(pen, d),
+           h2 = history_mass(both, d);
+    TU_NOTE("history mass: plain %.4f, history_penalty 4 %.4f, + label "
+            "smoothing 0.1 %.4f\n",
+            h0, h1, h2);
+    ck_assert_msg(h1 < 0.75 * h0, "history mass %.4f is not < 0.75 x %.4f",
+                  h1, h0);
+    ck_assert_msg(h2 < 0.75 * h0, "history mass %.4f is not < 0.75 x %.4f",
+                  h2, h0);
+    /* the penalty changes training, not the model format or scoring */
+    iadsr_metrics mt;
+    memset(&mt, 0, sizeof mt);
+    mt.struct_size = sizeof mt;
+    TU_OK(iadsr_evaluate(pen, d, NULL, &mt));
+    ck_assert(mt.ndcg10 > 0.0);
+    iadsr_model_free(plain);
+    iadsr_model_free(pen);
+    iadsr_model_free(both);
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 /* ---- warm start ----------------------------------------------------------- */
 
 START_TEST(test_warm_start)
@@ -981,6 +1081,7 @@ Suite *suite_trainer(void)
 
     tc = tcase_create("quality");
     tcase_add_test(tc, test_quality_vs_popularity);
+    tcase_add_test(tc, test_history_penalty_lowers_history_mass);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("failures");

@@ -105,7 +105,8 @@ class TrainParams(ctypes.Structure):
                 ('n_threads', _i32), ('learning_rate', _f32),
                 ('adam_beta1', _f32), ('adam_beta2', _f32),
                 ('adam_eps', _f32), ('weight_decay', _f32),
-                ('flags', _u32), ('reserved0', _u32), ('seed', _u64)]
+                ('flags', _u32), ('reserved0', _u32), ('seed', _u64),
+                ('label_smoothing', _f32), ('history_penalty', _f32)]
 
 
 class ProgressInfoStruct(ctypes.Structure):
@@ -1210,7 +1211,8 @@ class Trainer(_Object):
     Trainer(dataset, model, **train) where train are iadsr_train_params
     fields: split ('loo', 'none'), max_epochs, batch_size, patience,
     eval_every, n_threads, learning_rate, adam_beta1, adam_beta2, adam_eps,
-    weight_decay, seed.  One thread at a time.
+    weight_decay, seed, label_smoothing, history_penalty.  One thread at a
+    time.
     """
 
     _free_name = 'trainer_free'

@@ -196,7 +196,7 @@ typedef struct cli_train_vals {
     int64_t epochs, dim, max_len, layers, heads;
     int64_t caser_l, caser_h, caser_v;
     int64_t batch, patience, threads, eval_every;
-    double dropout, lr, wd;
+    double dropout, lr, wd, smooth, hist;
     uint64_t seed;
 } cli_train_vals;
 
@@ -217,6 +217,9 @@ void cli_train_vals_init(cli_train_vals *v);
      0},                                                                     \
     {"lr", OPT_DBL, &(v).lr, 0, 0, 0.0, 1e6, OPT_LO_OPEN, NULL, 0, 0},       \
     {"weight-decay", OPT_DBL, &(v).wd, 0, 0, 0.0, 1e6, 0, NULL, 0, 0},       \
+    {"label-smoothing", OPT_DBL, &(v).smooth, 0, 0, 0.0, 1.0, OPT_HI_OPEN,  \
+     NULL, 0, 0},                                                            \
+    {"history-penalty", OPT_DBL, &(v).hist, 0, 0, 0.0, 1e6, 0, NULL, 0, 0}, \
     {"batch", OPT_I64, &(v).batch, 1, 65536, 0, 0, 0, NULL, 0, 0},           \
     {"patience", OPT_I64, &(v).patience, 0, 100000, 0, 0, 0, NULL, 0, 0},    \
     {"eval-every", OPT_I64, &(v).eval_every, 1, 100000, 0, 0, 0, NULL, 0,    \

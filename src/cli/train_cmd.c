@@ -77,6 +77,13 @@ const char cli_train_opts_help[] =
     "  --dropout P       dropout rate in [0,1) (default 0.5)\n"
     "  --lr X            Adam learning rate, > 0 (default 0.001)\n"
     "  --weight-decay X  L2 added to gradients, >= 0 (default 0)\n"
+    "  --label-smoothing X\n"
+    "                    label smoothing of the cross-entropy, [0,1)\n"
+    "                    (default 0)\n"
+    "  --history-penalty X\n"
+    "                    weight of the penalty on the probability of\n"
+    "                    items already in the input (default 0; see\n"
+    "                    iadsr_train_params.history_penalty)\n"
     "  --batch B         users per mini-batch, 1..65536 (default 256)\n"
     "  --patience P      stop after P validations without improvement,\n"
     "                    0 = never (default 10)\n"
@@ -262,6 +269,8 @@ void cli_train_fill(const cli_opt *opts, size_t n_opts,
     tp->n_threads = (int32_t)v->threads;
     tp->learning_rate = (float)v->lr;
     tp->weight_decay = (float)v->wd;
+    tp->label_smoothing = (float)v->smooth;
+    tp->history_penalty = (float)v->hist;
     if (seed_given)
         tp->seed = v->seed;
 }

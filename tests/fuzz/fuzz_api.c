@@ -1644,6 +1644,8 @@ static void op_trainer(state *s)
     p.learning_rate = pick_f32(r, p.learning_rate);
     p.adam_beta1 = pick_f32(r, p.adam_beta1);
     p.weight_decay = pick_f32(r, p.weight_decay);
+    p.label_smoothing = pick_f32(r, p.label_smoothing);
+    p.history_penalty = pick_f32(r, p.history_penalty);
     iadsr_trainer *t = FZ_SENTINEL;
     oracle o;
     of_init(&o);

@@ -382,6 +382,20 @@ class TestBackbones(unittest.TestCase):
         with self.assertRaises(iadsr.IadsrError) as cm:
             iadsr.Trainer(self.ds, small)
         self.assertEqual(cm.exception.name, 'IADSR_ERR_DIM_MISMATCH')
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            iadsr.Trainer(self.ds, m, label_smoothing=1.0)
+        self.assertEqual(cm.exception.name, 'IADSR_ERR_INVALID_ARG')
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            iadsr.Trainer(self.ds, m, history_penalty=-0.5)
+        self.assertEqual(cm.exception.name, 'IADSR_ERR_INVALID_ARG')
+
+    def test_smoothing_and_history_penalty_train(self):
+        m = iadsr.Model.create(N_ITEMS, dim=16, max_seq_len=16)
+        with iadsr.Trainer(self.ds, m, split='none', max_epochs=2,
+                           label_smoothing=0.1, history_penalty=1.0,
+                           **FAST) as t:
+            l1, l2 = t.run_epoch(), t.run_epoch()
+            self.assertTrue(math.isfinite(l1) and l2 < l1)
 
     def test_run_epoch_and_split_none(self):
         m = iadsr.Model.create(N_ITEMS, dim=16, max_seq_len=16)
