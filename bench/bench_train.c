@@ -2,12 +2,15 @@
  * configuration and report the time per epoch and the peak resident memory.
  *
  * Usage: bench_train DATA OUT_MODEL MAX_EPOCHS THREADS
+ *                    [DROPOUT LR LABEL_SMOOTHING HISTORY_PENALTY]
  *
  * Configuration (the same as `iadsr train` with its defaults): L = 50,
  * d = 64, 2 blocks, 2 heads, GELU FFN 4d, dropout 0.5, Adam lr 1e-3,
  * batch 256, leave-one-out split, validation every epoch, patience 10,
- * library seeds. THREADS is iadsr_train_params.n_threads; BLAS threads
- * follow the environment (OPENBLAS_NUM_THREADS).
+ * library seeds; the four optional arguments replace dropout, lr,
+ * label_smoothing (0) and history_penalty (0). THREADS is
+ * iadsr_train_params.n_threads; BLAS threads follow the environment
+ * (OPENBLAS_NUM_THREADS).
  *
  * Progress goes to stdout, one line per epoch. The summary ends with lines
  * "RESULT <key> <value>" that bench/run.sh collects. The peak resident set
@@ -119,8 +122,9 @@ int main(int argc, char **argv)
     long rss_data = -1;
     int rc = 1, max_epochs, threads;
 
-    if (argc != 5) {
-        fprintf(stderr, "usage: bench_train DATA OUT_MODEL MAX_EPOCHS THREADS\n");
+    if (argc != 5 && argc != 9) {
+        fprintf(stderr, "usage: bench_train DATA OUT_MODEL MAX_EPOCHS THREADS "
+                        "[DROPOUT LR LABEL_SMOOTHING HISTORY_PENALTY]\n");
         return 2;
     }
     max_epochs = atoi(argv[3]);
@@ -128,6 +132,20 @@ int main(int argc, char **argv)
     if (max_epochs < 1 || threads < 1) {
         fprintf(stderr, "bench_train: MAX_EPOCHS and THREADS must be >= 1\n");
         return 2;
+    }
+    double dropout = 0.5, lr = 1e-3, smooth = 0.0, hist = 0.0;
+    if (argc == 9) {
+        char *e1, *e2, *e3, *e4;
+        dropout = strtod(argv[5], &e1);
+        lr = strtod(argv[6], &e2);
+        smooth = strtod(argv[7], &e3);
+        hist = strtod(argv[8], &e4);
+        if (*e1 || *e2 || *e3 || *e4 || e1 == argv[5] || e2 == argv[6] ||
+            e3 == argv[7] || e4 == argv[8]) {
+            fprintf(stderr, "bench_train: DROPOUT, LR, LABEL_SMOOTHING and "
+                            "HISTORY_PENALTY must be numbers\n");
+            return 2;
+        }
     }
     log.train_s = calloc(MAX_RECORDED, sizeof *log.train_s);
     log.valid_s = calloc(MAX_RECORDED, sizeof *log.valid_s);
@@ -151,19 +169,23 @@ int main(int argc, char **argv)
     mp.dim = 64;
     mp.n_layers = 2;
     mp.n_heads = 2;
-    mp.dropout = 0.5f;
+    mp.dropout = (float)dropout;
     TRY("iadsr_model_create", iadsr_model_create(&init, &mp));
     iadsr_train_params_init(&tp);
     tp.max_epochs = max_epochs;
     tp.batch_size = 256;
-    tp.learning_rate = 1e-3f;
+    tp.learning_rate = (float)lr;
+    tp.label_smoothing = (float)smooth;
+    tp.history_penalty = (float)hist;
     tp.patience = 10;
     tp.n_threads = threads;
     printf("model: sasrec L=%d d=%d blocks=%d heads=%d dropout=%.2f, %lld parameters; "
-           "lr %g batch %d patience %d threads %d max epochs %d\n",
+           "lr %g label smoothing %g history penalty %g batch %d "
+           "patience %d threads %d max epochs %d\n",
            (int)mp.max_seq_len, (int)mp.dim, (int)mp.n_layers, (int)mp.n_heads,
            (double)mp.dropout, (long long)iadsr_model_n_params(init),
-           (double)tp.learning_rate, (int)tp.batch_size, (int)tp.patience,
+           (double)tp.learning_rate, (double)tp.label_smoothing,
+           (double)tp.history_penalty, (int)tp.batch_size, (int)tp.patience,
            (int)tp.n_threads, (int)tp.max_epochs);
     fflush(stdout);
     TRY("iadsr_trainer_create", iadsr_trainer_create(&tr, init, data, &tp));
