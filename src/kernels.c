@@ -127,6 +127,33 @@ static void row_scale(float *z, int n, float a)
         z[j] *= a;
 }
 
+/* Sum with the same fixed lane partition as row_exp_sum (vectorised, and
+ * independent of the ISA chosen). */
+IADSR_CLONES
+static float row_sum(const float *z, int n)
+{
+    float s[LANES];
+    for (int l = 0; l < LANES; l++)
+        s[l] = 0.0f;
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            s[l] += z[j + l];
+    for (; j < n; j++)
+        s[j % LANES] += z[j];
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        sum += s[l];
+    return sum;
+}
+
+IADSR_CLONES
+void iadsr__affine(float *z, size_t n, float a, float b)
+{
+    for (size_t j = 0; j < n; j++)
+        z[j] = z[j] * a + b;
+}
+
 double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
                         float scale, float smooth, int want_grad)
 {
@@ -148,23 +175,18 @@ double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
         }
         float zt = zr[t - 1];
         /* smoothing: the loss against the uniform part is lse - mean(z) */
-        double zmean = 0.0;
-        if (smooth > 0.0f) {
-            for (int j = 0; j < n; j++)
-                zmean += (double)zr[j];
-            zmean /= (double)n;
-        }
+        double zmean =
+            smooth > 0.0f ? (double)row_sum(zr, n) / (double)n : 0.0;
         float mx = row_max(zr, n);
         float sum = row_exp_sum(zr, n, mx);
         total += (double)logf(sum) + (double)mx -
                  (1.0 - (double)smooth) * (double)zt - (double)smooth * zmean;
         if (want_grad) {
-            row_scale(zr, n, scale / sum);
-            if (smooth > 0.0f) {
-                float u = scale * smooth / (float)n;
-                for (int j = 0; j < n; j++)
-                    zr[j] -= u;
-            }
+            if (smooth > 0.0f)
+                iadsr__affine(zr, (size_t)n, scale / sum,
+                              -scale * smooth / (float)n);
+            else
+                row_scale(zr, n, scale / sum);
             zr[t - 1] -= scale * (1.0f - smooth);
         }
     }

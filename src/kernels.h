@@ -34,6 +34,8 @@ double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
 double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
                            const int32_t *targets, float scale, float smooth,
                            int want_grad);
+/* z[j] = z[j] * a + b for j < n. */
+void iadsr__affine(float *z, size_t n, float a, float b);
 void iadsr__gelu_fwd(const float *x, size_t n, float *y);
 void iadsr__gelu_bwd(const float *x, const float *dy, size_t n, float *dx);
 /* Non-zero if any of x[0..15] is strictly greater than thr. */

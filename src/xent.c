@@ -322,8 +322,7 @@ static double history_penalty(part *pt, float *zb, int ld, int r0, int c)
             continue;
         /* zr <- zr - S * scale * p, then + scale * a_c at each c */
         float Sf = (float)S;
-        for (int j = 0; j < n; j++)
-            zr[j] = zr[j] * (1.0f - Sf) - Sf * sc * qu;
+        iadsr__affine(zr, (size_t)n, 1.0f - Sf, -Sf * sc * qu);
         zr[t - 1] -= Sf * sc * (1.0f - a->smooth);
         for (int u = 0; u < nc; u++) {
             float p = pt->hp[u];
