@@ -719,11 +719,9 @@ static double popularity_ndcg10(const iadsr_dataset *d)
     return mt.ndcg10;
 }
 
-START_TEST(test_quality_vs_popularity)
+/* The SASRec of the quality tests: 120 items, d 32, L 20, dropout 0.2. */
+static iadsr_model *quality_model(void)
 {
-    /* light mode (valgrind): less data and fewer epochs, same bar */
-    int light = tu_light();
-    iadsr_dataset *d = tu_synth(light ? 600 : 1500, 120, 10, 5, 30, 3);
     iadsr_model_params mp;
     tu_model_params(&mp, 120, 5);
     mp.dim = 32;
@@ -731,6 +729,15 @@ START_TEST(test_quality_vs_popularity)
     mp.dropout = 0.2f;
     iadsr_model *m = NULL;
     TU_OK(iadsr_model_create(&m, &mp));
+    return m;
+}
+
+START_TEST(test_quality_vs_popularity)
+{
+    /* light mode (valgrind): less data and fewer epochs, same bar */
+    int light = tu_light();
+    iadsr_dataset *d = tu_synth(light ? 600 : 1500, 120, 10, 5, 30, 3);
+    iadsr_model *m = quality_model();
     iadsr_train_params tp;
     tu_train_params(&tp);
     tp.max_epochs = light ? 8 : 15;
@@ -805,13 +812,7 @@ static double history_mass(const iadsr_model *m, const iadsr_dataset *d)
 static iadsr_model *train_with(iadsr_dataset *d, float smooth, float hist,
                                int32_t epochs)
 {
-    iadsr_model_params mp;
-    tu_model_params(&mp, 120, 5);
-    mp.dim = 32;
-    mp.max_seq_len = 20;
-    mp.dropout = 0.2f;
-    iadsr_model *m = NULL;
-    TU_OK(iadsr_model_create(&m, &mp));
+    iadsr_model *m = quality_model();
     iadsr_train_params tp;
     tu_train_params(&tp);
     tp.max_epochs = epochs;
