@@ -529,7 +529,10 @@ typedef struct iadsr_progress_info {
     int32_t epoch;         /**< 1-based epoch just finished */
     int32_t max_epochs;    /**< as configured */
     int32_t best_epoch;    /**< epoch of the best validation so far, 0 if none */
-    double loss;           /**< mean training cross-entropy of the epoch */
+    double loss;           /**< mean training loss per position of the
+                                epoch: the cross-entropy (smoothed when
+                                label_smoothing > 0) plus the history
+                                penalty; the IADSR total in joint training */
     double valid_hr10;     /**< validation HR@10, NaN when not evaluated */
     double valid_ndcg10;   /**< validation NDCG@10, NaN when not evaluated */
     double best_ndcg10;    /**< best validation NDCG@10 so far, NaN if none */
