@@ -133,17 +133,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_train: MAX_EPOCHS and THREADS must be >= 1\n");
         return 2;
     }
-    double dropout = 0.5, lr = 1e-3, smooth = 0.0, hist = 0.0;
-    if (argc == 9) {
-        char *e1, *e2, *e3, *e4;
-        dropout = strtod(argv[5], &e1);
-        lr = strtod(argv[6], &e2);
-        smooth = strtod(argv[7], &e3);
-        hist = strtod(argv[8], &e4);
-        if (*e1 || *e2 || *e3 || *e4 || e1 == argv[5] || e2 == argv[6] ||
-            e3 == argv[7] || e4 == argv[8]) {
-            fprintf(stderr, "bench_train: DROPOUT, LR, LABEL_SMOOTHING and "
-                            "HISTORY_PENALTY must be numbers\n");
+    /* dropout, lr, label smoothing, history penalty */
+    double set[4] = {0.5, 1e-3, 0.0, 0.0};
+    for (int i = 0; argc == 9 && i < 4; i++) {
+        char *end;
+        set[i] = strtod(argv[5 + i], &end);
+        if (*end || end == argv[5 + i]) {
+            fprintf(stderr, "bench_train: '%s' is not a number (DROPOUT, LR, "
+                            "LABEL_SMOOTHING and HISTORY_PENALTY are)\n",
+                    argv[5 + i]);
             return 2;
         }
     }
@@ -169,14 +167,14 @@ int main(int argc, char **argv)
     mp.dim = 64;
     mp.n_layers = 2;
     mp.n_heads = 2;
-    mp.dropout = (float)dropout;
+    mp.dropout = (float)set[0];
     TRY("iadsr_model_create", iadsr_model_create(&init, &mp));
     iadsr_train_params_init(&tp);
     tp.max_epochs = max_epochs;
     tp.batch_size = 256;
-    tp.learning_rate = (float)lr;
-    tp.label_smoothing = (float)smooth;
-    tp.history_penalty = (float)hist;
+    tp.learning_rate = (float)set[1];
+    tp.label_smoothing = (float)set[2];
+    tp.history_penalty = (float)set[3];
     tp.patience = 10;
     tp.n_threads = threads;
     printf("model: sasrec L=%d d=%d blocks=%d heads=%d dropout=%.2f, %lld parameters; "

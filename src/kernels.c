@@ -120,13 +120,6 @@ static float row_exp_sum(float *z, int n, float mx)
     return sum;
 }
 
-IADSR_CLONES
-static void row_scale(float *z, int n, float a)
-{
-    for (int j = 0; j < n; j++)
-        z[j] *= a;
-}
-
 /* Sum with the same fixed lane partition as row_exp_sum (vectorised, and
  * independent of the ISA chosen). */
 IADSR_CLONES
@@ -182,11 +175,8 @@ double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
         total += (double)logf(sum) + (double)mx -
                  (1.0 - (double)smooth) * (double)zt - (double)smooth * zmean;
         if (want_grad) {
-            if (smooth > 0.0f)
-                iadsr__affine(zr, (size_t)n, scale / sum,
-                              -scale * smooth / (float)n);
-            else
-                row_scale(zr, n, scale / sum);
+            iadsr__affine(zr, (size_t)n, scale / sum,
+                          -scale * smooth / (float)n);
             zr[t - 1] -= scale * (1.0f - smooth);
         }
     }
