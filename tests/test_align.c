@@ -1,4 +1,4 @@
-/* Tests: IADSR Stage 2 layers (src/align_impl.h). Every backward pass of
+/* Tests: IADSR Stage 2 layers (src/denoise/layers_template.h). Every backward pass of
  * the double instantiation (_f64) is compared with central finite
  * differences of a scalar loss; forwards are compared with direct
  * computations written here; the float path (_f32) is compared with the
@@ -18,10 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "align.h"
+#include "denoise/layers.h"
 #include "iadsr.h"
-#include "internal.h"
-#include "sasrec.h"
+#include "iadsr.h"
+#include "common/rng.h"
+#include "backbone/sasrec.h"
 
 Suite *suite_align(void);
 

@@ -9,7 +9,8 @@
  */
 #include "testutil.h"
 
-#include "ctx.h"
+#include "score/ctx.h"
+#include "data/dataset.h"
 
 Suite *suite_api_args(void);
 

@@ -13,8 +13,8 @@
 
 #include <pthread.h>
 
-#include "caser.h"
-#include "encoder.h"
+#include "backbone/caser.h"
+#include "backbone/encoder.h"
 
 Suite *suite_caser(void);
 

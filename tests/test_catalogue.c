@@ -28,10 +28,14 @@
  */
 #include <check.h>
 
-#include "alloc.h"
-#include "denoise.h"
+#include "common/alloc.h"
+#include "denoise/denoise.h"
 #include "iadsr.h"
-#include "internal.h"
+#include "iadsr.h"
+#include "common/error.h"
+#include "common/alloc.h"
+#include "backbone/model.h"
+#include "common/crc32c.h"
 #include "testutil.h"
 #include "bytes.h"
 

@@ -7,12 +7,15 @@
  */
 #include <check.h>
 
-#include "alloc.h"
-#include "denoise.h"
+#include "common/alloc.h"
+#include "denoise/denoise.h"
 #include "iadsr.h"
 #include "testutil.h"
 #include "bytes.h"
-#include "internal.h"
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "backbone/model.h"
+#include "common/crc32c.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include "fileio.h"
+#include "common/fileio.h"
 
 Suite *suite_crashsafe(void);
 

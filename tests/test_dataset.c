@@ -10,9 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "alloc.h"
+#include "common/alloc.h"
 #include "iadsr.h"
-#include "internal.h"
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "data/dataset.h"
 
 Suite *suite_dataset(void);
 

@@ -16,11 +16,12 @@
 
 #include <stddef.h>
 
-#include "denoise.h"
-#include "encoder.h"
-#include "params.h"
-#include "semantic.h"
-#include "stage2.h"
+#include "denoise/denoise.h"
+#include "backbone/encoder.h"
+#include "common/params.h"
+#include "data/semantic.h"
+#include "denoise/heads.h"
+#include "common/clock.h"
 
 Suite *suite_denoise(void);
 
@@ -33,7 +34,7 @@ Suite *suite_denoise(void);
 
 /* ---- helpers -------------------------------------------------------------- */
 
-/* Topic of an item in src/synth.c: topic t holds the ids
+/* Topic of an item in src/cli/synth.c: topic t holds the ids
  * t*n_items/n_topics + 1 .. (t+1)*n_items/n_topics. */
 static int32_t topic_of(int32_t item, int32_t n_items, int32_t n_topics)
 {

@@ -10,12 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "alloc.h"
+#include "common/alloc.h"
 #include "iadsr.h"
-#include "internal.h"
-#include "sif.h"
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "cli/sif.h"
 #include "testutil.h"
-#include "wordvec.h"
+#include "cli/wordvec.h"
 
 Suite *suite_embed(void);
 

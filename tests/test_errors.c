@@ -9,10 +9,15 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "format.h"
+#include "common/alloc.h"
+#include "io/checkpoint_format.h"
 #include "iadsr.h"
-#include "internal.h"
+#include "iadsr.h"
+#include "common/error.h"
+#include "common/alloc.h"
+#include "common/rng.h"
+#include "common/clock.h"
+#include "common/crc32c.h"
 
 Suite *suite_errors(void);
 

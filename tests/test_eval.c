@@ -5,7 +5,8 @@
  */
 #include "testutil.h"
 
-#include "eval.h"
+#include "score/eval.h"
+#include "data/dataset.h"
 
 Suite *suite_eval(void);
 

@@ -13,8 +13,8 @@
 #include "gradcheck.h"
 #include "testutil.h"
 
-#include "encoder.h"
-#include "gru4rec.h"
+#include "backbone/encoder.h"
+#include "backbone/gru4rec.h"
 
 #include <pthread.h>
 

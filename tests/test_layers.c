@@ -16,10 +16,13 @@
 #include <string.h>
 
 #include "iadsr.h"
-#include "internal.h"
-#include "kernels.h"
-#include "sasrec.h"
-#include "xent.h"
+#include "iadsr.h"
+#include "common/params.h"
+#include "common/rng.h"
+#include "backbone/model.h"
+#include "math/kernels.h"
+#include "backbone/sasrec.h"
+#include "math/xent.h"
 
 Suite *suite_layers(void);
 

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "common/alloc.h"
 #include "iadsr.h"
-#include "internal.h"
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "backbone/model.h"
 
 Suite *suite_model(void);
 

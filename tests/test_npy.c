@@ -13,12 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "fileio.h"
+#include "common/alloc.h"
+#include "common/fileio.h"
 #include "iadsr.h"
 #include "testutil.h"
-#include "internal.h"
-#include "npy.h"
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "io/npy.h"
 
 Suite *suite_npy(void);
 

@@ -20,6 +20,7 @@
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, mkdtemp */
 #include "testutil.h"
+#include "common/rng.h"
 
 #include <dirent.h>
 #include <sys/mman.h>

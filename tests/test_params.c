@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "iadsr.h"
-#include "internal.h"
-#include "params.h"
+#include "iadsr.h"
+#include "common/params.h"
+#include "backbone/model.h"
+#include "common/params.h"
 
 Suite *suite_params(void);
 

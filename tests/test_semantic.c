@@ -11,7 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "semantic.h"
+#include "data/semantic.h"
+#include "common/clock.h"
 
 Suite *suite_semantic(void);
 

@@ -1,4 +1,4 @@
-/* Tests: IADSR Stage 2 on packed batches (src/stage2.c). The float
+/* Tests: IADSR Stage 2 on packed batches (src/denoise/heads.c). The float
  * production code is compared with references built in double from the
  * gradient-checked layers of align.h (tests/test_align.c): the InfoNCE
  * through GEMMs against the loop version, the noise scores against a direct
@@ -25,11 +25,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "align.h"
+#include "denoise/layers.h"
 #include "iadsr.h"
-#include "internal.h"
-#include "semantic.h"
-#include "stage2.h"
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "common/rng.h"
+#include "data/semantic.h"
+#include "denoise/heads.h"
 
 Suite *suite_stage2(void);
 

@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "testutil.h"
+#include "data/dataset.h"
 
 Suite *suite_trainer(void);
 

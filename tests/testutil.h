@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "common/alloc.h"
 #include "iadsr.h"
-#include "internal.h"
-#include "synth.h"
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "backbone/model.h"
+#include "cli/synth.h"
 
 /* ---- files ------------------------------------------------------------------ */
 
@@ -143,7 +145,7 @@ static inline int tu_light(void)
 
 /* ---- data and models ------------------------------------------------------ */
 
-/* Synthetic dataset (src/synth.h) with n_items declared items. */
+/* Synthetic dataset (src/cli/synth.h) with n_items declared items. */
 static inline iadsr_dataset *tu_synth(int64_t n_users, int32_t n_items,
                                       int32_t n_topics, int32_t min_len,
                                       int32_t max_len, uint64_t seed)

@@ -1,7 +1,7 @@
 /* iadsr command-line tool: option parsing, errors, output helpers.
  * SPDX-License-Identifier: MIT
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <math.h>

@@ -2,7 +2,7 @@
  * docs/METHOD.md Stage 2).
  * SPDX-License-Identifier: MIT
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,13 +1,14 @@
 /* iadsr command-line tool: `iadsr embed-text` (SIF text embeddings).
  * SPDX-License-Identifier: MIT
  */
-#include "cli.h"
+#include "cli/cli.h"
 
-#include "alloc.h"
-#include "fileio.h"
-#include "internal.h"
-#include "sif.h"
-#include "wordvec.h"
+#include "common/alloc.h"
+#include "common/fileio.h"
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "cli/sif.h"
+#include "cli/wordvec.h"
 
 #include <errno.h>
 #include <stdio.h>

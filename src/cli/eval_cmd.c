@@ -1,9 +1,10 @@
 /* iadsr command-line tool: `iadsr eval`, `recommend`, `info`, `popularity`.
  * SPDX-License-Identifier: MIT
  */
-#include "cli.h"
+#include "cli/cli.h"
 
-#include "internal.h" /* model provenance fields for `info` */
+#include "iadsr.h"
+#include "backbone/model.h" /* model provenance fields for `info` */
 
 #include <math.h>
 #include <stdio.h>

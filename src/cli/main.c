@@ -1,7 +1,7 @@
 /* iadsr command-line tool: entry point and dispatch.
  * SPDX-License-Identifier: MIT
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,10 +1,12 @@
 /* iadsr command-line tool: `iadsr synth`.
  * SPDX-License-Identifier: MIT
  */
-#include "cli.h"
+#include "cli/cli.h"
 
-#include "internal.h"
-#include "synth.h"
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "data/dataset.h"
+#include "cli/synth.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,7 +1,7 @@
 /* iadsr command-line tool: `iadsr train`.
  * SPDX-License-Identifier: MIT
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <math.h>
 #include <signal.h>

@@ -58,8 +58,8 @@ $(FUZZ_REPLAY_OBJS): $(FUZZ_REPLAY_DIR)/%.o: $(FUZZ_DIR)/%.c $(FUZZ_HDRS) $(FLAG
 # the crcfix harness is fuzz_checkpoint.c compiled with FUZZ_CRCFIX
 $(FUZZ_REPLAY_DIR)/fuzz_checkpoint_crcfix.o: $(FUZZ_DIR)/fuzz_checkpoint.c
 
-$(FUZZ_REPLAY_BINS): $(FUZZ_REPLAY_DIR)/%: $(FUZZ_REPLAY_DIR)/%.o $(FUZZ_REPLAY_DIR)/replay.o $(STATIC_LIB) $(LINK_STAMP)
-	$(CC) $(LINK_FLAGS) -o $@ $< $(FUZZ_REPLAY_DIR)/replay.o $(STATIC_LIB) $(BLAS_LIBS) $(SYS_LIBS)
+$(FUZZ_REPLAY_BINS): $(FUZZ_REPLAY_DIR)/%: $(FUZZ_REPLAY_DIR)/%.o $(FUZZ_REPLAY_DIR)/replay.o $(CLI_SUPPORT_LIB) $(STATIC_LIB) $(LINK_STAMP)
+	$(CC) $(LINK_FLAGS) -o $@ $< $(FUZZ_REPLAY_DIR)/replay.o $(CLI_SUPPORT_LIB) $(STATIC_LIB) $(BLAS_LIBS) $(SYS_LIBS)
 
 $(FUZZ_REPLAY_DIR)/gen_seeds: $(FUZZ_REPLAY_DIR)/gen_seeds.o $(STATIC_LIB) $(LINK_STAMP)
 	$(CC) $(LINK_FLAGS) -o $@ $< $(STATIC_LIB) $(BLAS_LIBS) $(SYS_LIBS)
@@ -84,12 +84,13 @@ FUZZ_BUILD := build/fuzz
 FUZZ_CPPFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc -DIADSR_BLAS_NONE
 FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
-FUZZ_LIB_OBJS := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS))
+FUZZ_LIB_OBJS := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS) $(CLI_SUPPORT_SRCS))
 
 $(FUZZ_BUILD)/obj:
 	@mkdir -p $@
 
 $(FUZZ_BUILD)/obj/%.o: src/%.c | $(FUZZ_BUILD)/obj
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 FUZZ_BINS := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_ALL_HARNESSES))
@@ -148,12 +149,13 @@ fuzz-minimize: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_HARNESSES))
 # ---------------------------------------------------------------------------
 FUZZ_AFL_BUILD := build/fuzz-afl
 FUZZ_AFL_ENV := AFL_USE_ASAN=1 AFL_USE_UBSAN=1 AFL_QUIET=1
-FUZZ_AFL_LIB_OBJS := $(patsubst src/%.c,$(FUZZ_AFL_BUILD)/obj/%.o,$(LIB_SRCS))
+FUZZ_AFL_LIB_OBJS := $(patsubst src/%.c,$(FUZZ_AFL_BUILD)/obj/%.o,$(LIB_SRCS) $(CLI_SUPPORT_SRCS))
 
 $(FUZZ_AFL_BUILD)/obj:
 	@mkdir -p $@
 
 $(FUZZ_AFL_BUILD)/obj/%.o: src/%.c | $(FUZZ_AFL_BUILD)/obj
+	@mkdir -p $(@D)
 	$(FUZZ_AFL_ENV) $(FUZZ_AFL_CC) $(FUZZ_CPPFLAGS) -g -O1 -c $< -o $@
 
 FUZZ_AFL_BINS := $(addprefix $(FUZZ_AFL_BUILD)/,$(FUZZ_ALL_HARNESSES))

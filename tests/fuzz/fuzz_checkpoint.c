@@ -19,7 +19,8 @@
 #include "../bytes.h"
 
 #ifdef FUZZ_CRCFIX
-#include "internal.h" /* iadsr__crc32c */
+#include "iadsr.h"
+#include "common/crc32c.h" /* iadsr__crc32c */
 #endif
 
 /* ---- CRC fix-up (crcfix variant) ----------------------------------------- */

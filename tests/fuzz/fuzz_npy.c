@@ -13,8 +13,9 @@
  */
 #include "fuzz_common.h"
 
-#include "internal.h" /* iadsr__free for the writer's block */
-#include "npy.h"
+#include "iadsr.h"
+#include "common/alloc.h" /* iadsr__free for the writer's block */
+#include "io/npy.h"
 
 #define SEM_MAX_DIM 1048576
 #define SEM_MAX_ITEMS (INT32_MAX - 1)

@@ -18,7 +18,7 @@
 
 #define MAX_ITEM_ID (INT32_MAX - 1)
 
-/* ---- reference parser (independent of src/dataset.c) --------------------- */
+/* ---- reference parser (independent of src/data/dataset.c) --------------------- */
 
 typedef struct ref_ds {
     int rc;           /* IADSR_OK or the first error */

@@ -1,5 +1,5 @@
-/* Fuzz harness: the word-vector text reader (src/wordvec.h), its float
- * parser, and SIF sentence embeddings (src/sif.h). Internal APIs: the
+/* Fuzz harness: the word-vector text reader (src/cli/wordvec.h), its float
+ * parser, and SIF sentence embeddings (src/cli/sif.h). Internal APIs: the
  * harness links the library objects.
  *
  * The whole input is a word-vector text. Checks:
@@ -16,8 +16,8 @@
  */
 #include "fuzz_common.h"
 
-#include "sif.h"
-#include "wordvec.h"
+#include "cli/sif.h"
+#include "cli/wordvec.h"
 
 #include <ctype.h>
 

@@ -28,8 +28,9 @@
 #include <sys/stat.h>
 
 #include "iadsr.h"
-#include "internal.h" /* iadsr__free */
-#include "npy.h"      /* iadsr__npy_encode */
+#include "iadsr.h"
+#include "common/alloc.h" /* iadsr__free */
+#include "io/npy.h"      /* iadsr__npy_encode */
 
 static const char *g_root;
 static int g_count;

@@ -1,0 +1,102 @@
+/* Float instantiation of the Caser layers (production path), the Caser
+ * parameter layout and its adapter of the encoder interface.
+ * SPDX-License-Identifier: MIT
+ */
+#include "backbone/caser.h"
+#include "math/blas.h"
+#include "common/rng.h"
+#include "backbone/encoder.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define REAL float
+#define SFX(name) name##_f32
+#define GEMM iadsr__sgemm
+#include "backbone/caser_template.h"
+
+/* ---- parameter layout ----------------------------------------------------- */
+
+int iadsr__caser_layout(const iadsr_model_params *hp, iadsr__layout *out)
+{
+    int64_t d = hp->dim, L = hp->caser_window, nh = hp->caser_h_filters;
+    int64_t nv = hp->caser_v_filters;
+    if (L < 1 || L > IADSR__CASER_MAX_L || nh < 1 || nv < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "caser: window %lld / filters %lld, %lld are not "
+                          "normalised",
+                          (long long)L, (long long)nh, (long long)nv);
+    char name[IADSR__TENSOR_NAME_MAX];
+    int rc = iadsr__layout_add(out, "item_emb", (int64_t)hp->n_items + 1, d);
+    for (int64_t h = 1; h <= L && rc == IADSR_OK; h++) {
+        snprintf(name, sizeof name, "caser.h%lld.w", (long long)h);
+        rc = iadsr__layout_add(out, name, h * d, nh);
+        snprintf(name, sizeof name, "caser.h%lld.b", (long long)h);
+        rc = rc ? rc : iadsr__layout_add(out, name, 1, nh);
+    }
+    rc = rc ? rc : iadsr__layout_add(out, "caser.v.w", L, nv);
+    rc = rc ? rc : iadsr__layout_add(out, "caser.v.b", 1, nv);
+    rc = rc ? rc : iadsr__layout_add(out, "caser.fc.w", nv * d + L * nh, d);
+    rc = rc ? rc : iadsr__layout_add(out, "caser.fc.b", 1, d);
+    return rc;
+}
+
+double iadsr__caser_init_sd(const iadsr__tensor *t)
+{
+    /* Every Caser weight is [fan_in, fan_out]. Convolutions: PyTorch's
+     * default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) has this variance. */
+    if (strcmp(t->name, "caser.fc.w") == 0)
+        return sqrt(2.0 / (double)(t->rows + t->cols));
+    return 1.0 / sqrt(3.0 * (double)t->rows);
+}
+
+/* ---- encoder adapter ------------------------------------------------------- */
+
+static int caser_create(iadsr__encoder *e, const iadsr_model_params *hp,
+                        const iadsr__layout *l, const float *w, float *g,
+                        int max_rows, int max_len, int training)
+{
+    (void)max_len; /* a row needs only its own window of caser_l items */
+    iadsr__shape_from(hp, &e->shape);
+    /* the binding is read-only for w; the cast only reuses one struct type
+     * for weights and gradients */
+    iadsr__caser_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &e->u.caser.w);
+    if (g)
+        iadsr__caser_bind_f32(l, g, &e->shape, &e->u.caser.g);
+    else
+        memset(&e->u.caser.g, 0, sizeof e->u.caser.g);
+    return iadsr__caser_ws_init_f32(&e->u.caser.ws, &e->shape, max_rows,
+                                    training);
+}
+
+static void caser_destroy(iadsr__encoder *e)
+{
+    iadsr__caser_ws_free_f32(&e->u.caser.ws);
+}
+
+static const float *caser_forward(iadsr__encoder *e, const iadsr__batch *b,
+                                  iadsr__rng *rng)
+{
+    iadsr__caser_forward_f32(&e->u.caser.ws, &e->u.caser.w, b, rng);
+    return e->u.caser.ws.out;
+}
+
+static const float *caser_forward_last(iadsr__encoder *e,
+                                       const iadsr__batch *b)
+{
+    iadsr__caser_forward_last_f32(&e->u.caser.ws, &e->u.caser.w, b);
+    return e->u.caser.ws.out;
+}
+
+static void caser_backward(iadsr__encoder *e, const iadsr__batch *b,
+                           float *dh)
+{
+    iadsr__caser_backward_f32(&e->u.caser.ws, &e->u.caser.w, &e->u.caser.g,
+                              b, dh);
+}
+
+const iadsr__encoder_ops iadsr__caser_ops = {
+    IADSR_BACKBONE_CASER, "caser",  caser_create,  caser_destroy,
+    caser_forward,        caser_forward_last, caser_backward};

@@ -1,0 +1,817 @@
+/* SASRec layers, forward and backward, generic over REAL. Included by
+ * sasrec_f32.c and sasrec_f64.c, which define REAL, SFX(), GEMM, EXP, ERF
+ * and SQRT. No include guard on purpose.
+ *
+ * The encoder follows the post-norm transformer of the PyTorch reference
+ * (bench/torch_sasrec.py): x0 = drop(LN(E[item] + P[pos])); per block
+ * x1 = LN1(x + drop(MHA(x))), x' = LN2(x1 + drop(W2 drop(act(W1 x1)))).
+ * With shape.pre_ln (IADSR_MODEL_F_PRE_LN) blocks are pre-norm as in the
+ * original SASRec: x1 = x + drop(MHA(LN1(x))), x' = x1 + drop(FFN(LN2(x1))),
+ * and the output is LNf(x[L]).
+ * Only real (non-padding) positions are stored and computed: padding keys
+ * are masked out of attention anyway, so padding rows never influence a
+ * real row, and skipping them removes most of the work on short sequences.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include <math.h>
+#include <string.h>
+
+void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
+                             const iadsr__shape *s,
+                             SFX(iadsr__sasrec_w) *w)
+{
+    /* The layout order is fixed by model.c: 4 tensors, then 12 per block. */
+    memset(w, 0, sizeof *w);
+    w->item_emb = base + l->t[0].offset;
+    w->pos_emb = base + l->t[1].offset;
+    w->eln_g = base + l->t[2].offset;
+    w->eln_b = base + l->t[3].offset;
+    for (int b = 0; b < s->n_layers; b++) {
+        const iadsr__tensor *t = &l->t[4 + 12 * b];
+        w->blk[b].wqkv = base + t[0].offset;
+        w->blk[b].bqkv = base + t[1].offset;
+        w->blk[b].wo = base + t[2].offset;
+        w->blk[b].bo = base + t[3].offset;
+        w->blk[b].ln1_g = base + t[4].offset;
+        w->blk[b].ln1_b = base + t[5].offset;
+        w->blk[b].w1 = base + t[6].offset;
+        w->blk[b].b1 = base + t[7].offset;
+        w->blk[b].w2 = base + t[8].offset;
+        w->blk[b].b2 = base + t[9].offset;
+        w->blk[b].ln2_g = base + t[10].offset;
+        w->blk[b].ln2_b = base + t[11].offset;
+    }
+    if (s->pre_ln) {
+        const iadsr__tensor *t = &l->t[4 + 12 * s->n_layers];
+        w->fln_g = base + t[0].offset;
+        w->fln_b = base + t[1].offset;
+    }
+}
+
+/* ---- workspace ---------------------------------------------------------- */
+
+typedef struct {
+    char *base;
+    size_t used, cap;
+} SFX(bump);
+
+static REAL *SFX(take)(SFX(bump) *bp, size_t n)
+{
+    size_t bytes = (n * sizeof(REAL) + 63) / 64 * 64;
+    REAL *p = bp->base ? (REAL *)(void *)(bp->base + bp->used) : NULL;
+    bp->used += bytes;
+    return p;
+}
+
+/* Two passes: the first (base == NULL) measures, the second hands out. */
+static void SFX(ws_carve)(SFX(iadsr__sasrec_ws) *ws, SFX(bump) *bp)
+{
+    const iadsr__shape *s = &ws->shape;
+    size_t R = (size_t)ws->max_rows, d = (size_t)s->d, f = (size_t)s->f;
+    size_t A = ws->max_att;
+    int tr = ws->training;
+    ws->e = SFX(take)(bp, R * d);
+    ws->xhat0 = SFX(take)(bp, R * d);
+    ws->rstd0 = SFX(take)(bp, R);
+    ws->m0 = tr ? SFX(take)(bp, R * d) : NULL;
+    if (!tr) {
+        /* Inference keeps no activations for a backward pass: all blocks
+         * share one set of buffers and x[] alternates between two. */
+        REAL *x0 = SFX(take)(bp, R * d), *x1 = SFX(take)(bp, R * d);
+        for (int l = 0; l <= s->n_layers; l++)
+            ws->x[l] = (l % 2) ? x1 : x0;
+    } else {
+        for (int l = 0; l <= s->n_layers; l++)
+            ws->x[l] = SFX(take)(bp, R * d);
+    }
+    for (int l = 0; l < s->n_layers; l++) {
+        if (!tr && l > 0) {
+            ws->b[l] = ws->b[0];
+            continue;
+        }
+        ws->b[l].qkv = SFX(take)(bp, R * 3 * d);
+        ws->b[l].p = SFX(take)(bp, A);
+        ws->b[l].pm = tr ? SFX(take)(bp, A) : NULL;
+        ws->b[l].ctx = SFX(take)(bp, R * d);
+        ws->b[l].ma = tr ? SFX(take)(bp, R * d) : NULL;
+        ws->b[l].y1hat = SFX(take)(bp, R * d);
+        ws->b[l].rstd1 = SFX(take)(bp, R);
+        ws->b[l].x1 = SFX(take)(bp, R * d);
+        ws->b[l].h1 = SFX(take)(bp, R * f);
+        ws->b[l].g = SFX(take)(bp, R * f);
+        ws->b[l].mf = tr ? SFX(take)(bp, R * f) : NULL;
+        ws->b[l].gd = tr ? SFX(take)(bp, R * f) : NULL;
+        ws->b[l].mo = tr ? SFX(take)(bp, R * d) : NULL;
+        ws->b[l].y2hat = SFX(take)(bp, R * d);
+        ws->b[l].rstd2 = SFX(take)(bp, R);
+        ws->b[l].a1 = s->pre_ln ? SFX(take)(bp, R * d) : NULL;
+        ws->b[l].a2 = s->pre_ln ? SFX(take)(bp, R * d) : NULL;
+    }
+    if (s->pre_ln) {
+        ws->xhatf = SFX(take)(bp, R * d);
+        ws->rstdf = SFX(take)(bp, R);
+        ws->out = SFX(take)(bp, R * d);
+    } else {
+        ws->xhatf = ws->rstdf = NULL;
+        ws->out = ws->x[s->n_layers];
+    }
+    if (tr) {
+        ws->dx = SFX(take)(bp, R * d);
+        ws->dx1 = SFX(take)(bp, R * d);
+        ws->dqkv = SFX(take)(bp, R * 3 * d);
+        ws->dctx = SFX(take)(bp, R * d);
+        ws->dh = SFX(take)(bp, R * f);
+        ws->tmp = SFX(take)(bp, R * (f > 3 * d ? f : 3 * d));
+        ws->wt = SFX(take)(bp, d * (f > 3 * d ? f : 3 * d));
+    } else {
+        ws->dx = ws->dx1 = ws->dqkv = ws->dctx = ws->dh = ws->tmp = NULL;
+        ws->wt = NULL;
+    }
+}
+
+int SFX(iadsr__sasrec_ws_init)(SFX(iadsr__sasrec_ws) *ws,
+                               const iadsr__shape *s, int max_rows,
+                               size_t max_att, int training)
+{
+    memset(ws, 0, sizeof *ws);
+    ws->shape = *s;
+    ws->max_rows = max_rows < 1 ? 1 : max_rows;
+    ws->max_att = max_att < 1 ? 1 : max_att;
+    ws->training = training;
+    SFX(bump) bp = {NULL, 0, 0};
+    SFX(ws_carve)(ws, &bp);
+    void *block = iadsr__aligned_alloc(bp.used, 1);
+    if (!block)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "encoder: cannot allocate %zu bytes of workspace",
+                          bp.used);
+    bp.base = block;
+    bp.cap = bp.used;
+    bp.used = 0;
+    SFX(ws_carve)(ws, &bp);
+    ws->block = block;
+    return IADSR_OK;
+}
+
+void SFX(iadsr__sasrec_ws_free)(SFX(iadsr__sasrec_ws) *ws)
+{
+    if (!ws)
+        return;
+    iadsr__aligned_free(ws->block);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* ---- elementary layers ---------------------------------------------------- */
+
+void SFX(iadsr__layernorm_fwd)(const REAL *x, int n, int d, const REAL *g,
+                               const REAL *bias, REAL *y, REAL *xhat,
+                               REAL *rstd)
+{
+    for (int r = 0; r < n; r++) {
+        const REAL *xr = x + (size_t)r * (size_t)d;
+        REAL mean = 0, var = 0;
+        for (int c = 0; c < d; c++)
+            mean += xr[c];
+        mean /= (REAL)d;
+        for (int c = 0; c < d; c++) {
+            REAL t = xr[c] - mean;
+            var += t * t;
+        }
+        var /= (REAL)d;
+        REAL rs = (REAL)1 / SQRT(var + (REAL)IADSR__LN_EPS);
+        rstd[r] = rs;
+        REAL *hr = xhat + (size_t)r * (size_t)d;
+        REAL *yr = y + (size_t)r * (size_t)d;
+        for (int c = 0; c < d; c++) {
+            REAL h = (xr[c] - mean) * rs;
+            hr[c] = h;
+            yr[c] = h * g[c] + bias[c];
+        }
+    }
+}
+
+void SFX(iadsr__layernorm_bwd)(const REAL *dy, const REAL *xhat,
+                               const REAL *rstd, int n, int d, const REAL *g,
+                               REAL *dg, REAL *dbias, REAL *dx)
+{
+    for (int r = 0; r < n; r++) {
+        const REAL *dyr = dy + (size_t)r * (size_t)d;
+        const REAL *hr = xhat + (size_t)r * (size_t)d;
+        REAL *dxr = dx + (size_t)r * (size_t)d;
+        REAL s1 = 0, s2 = 0;
+        for (int c = 0; c < d; c++) {
+            REAL dh = dyr[c] * g[c];
+            dg[c] += dyr[c] * hr[c];
+            dbias[c] += dyr[c];
+            s1 += dh;
+            s2 += dh * hr[c];
+        }
+        s1 /= (REAL)d;
+        s2 /= (REAL)d;
+        REAL rs = rstd[r];
+        for (int c = 0; c < d; c++)
+            dxr[c] = rs * (dyr[c] * g[c] - s1 - hr[c] * s2);
+    }
+}
+
+void SFX(iadsr__linear_fwd)(const REAL *x, int n, int in, const REAL *w,
+                            const REAL *bias, int out, REAL *y)
+{
+    GEMM(0, 0, n, out, in, (REAL)1, x, in, w, out, (REAL)0, y, out);
+    if (bias)
+        for (int r = 0; r < n; r++) {
+            REAL *yr = y + (size_t)r * (size_t)out;
+            for (int c = 0; c < out; c++)
+                yr[c] += bias[c];
+        }
+}
+
+static void SFX(linear_bwd_t)(const REAL *x, const REAL *dy, int n, int in,
+                              const REAL *w, int out, REAL *dw, REAL *dbias,
+                              REAL *dx, int accumulate_dx, REAL *wt);
+
+void SFX(iadsr__linear_bwd)(const REAL *x, const REAL *dy, int n, int in,
+                            const REAL *w, int out, REAL *dw, REAL *dbias,
+                            REAL *dx, int accumulate_dx)
+{
+    SFX(linear_bwd_t)(x, dy, n, in, w, out, dw, dbias, dx, accumulate_dx,
+                      NULL);
+}
+
+/* With wt (in * out scratch), dX = dY W^T runs as a plain product against
+ * an explicit transpose, which the small-shape kernels serve. */
+static void SFX(linear_bwd_t)(const REAL *x, const REAL *dy, int n, int in,
+                              const REAL *w, int out, REAL *dw, REAL *dbias,
+                              REAL *dx, int accumulate_dx, REAL *wt)
+{
+    /* dW += X^T dY ; db += colsum(dY) ; dX (+)= dY W^T */
+    GEMM(1, 0, in, out, n, (REAL)1, x, in, dy, out, (REAL)1, dw, out);
+    if (dbias)
+        for (int r = 0; r < n; r++) {
+            const REAL *dyr = dy + (size_t)r * (size_t)out;
+            for (int c = 0; c < out; c++)
+                dbias[c] += dyr[c];
+        }
+    if (dx && wt) {
+        for (int i = 0; i < in; i++)
+            for (int o = 0; o < out; o++)
+                wt[(size_t)o * (size_t)in + (size_t)i] =
+                    w[(size_t)i * (size_t)out + (size_t)o];
+        GEMM(0, 0, n, in, out, (REAL)1, dy, out, wt, in,
+             accumulate_dx ? (REAL)1 : (REAL)0, dx, in);
+    } else if (dx) {
+        GEMM(0, 1, n, in, out, (REAL)1, dy, out, w, out,
+             accumulate_dx ? (REAL)1 : (REAL)0, dx, in);
+    }
+}
+
+
+void SFX(iadsr__act_fwd)(int act, const REAL *x, size_t n, REAL *y)
+{
+    if (act == IADSR_ACT_RELU) {
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] > 0 ? x[i] : (REAL)0;
+    } else { /* exact (erf) GELU, as PyTorch's default */
+        GELU_FWD(x, n, y);
+    }
+}
+
+void SFX(iadsr__act_bwd)(int act, const REAL *x, const REAL *dy, size_t n,
+                         REAL *dx)
+{
+    if (act == IADSR_ACT_RELU) {
+        for (size_t i = 0; i < n; i++)
+            dx[i] = x[i] > 0 ? dy[i] : (REAL)0;
+    } else {
+        GELU_BWD(x, dy, n, dx);
+    }
+}
+
+/* ---- attention -------------------------------------------------------------- */
+
+void SFX(iadsr__attention_fwd)(const iadsr__batch *b, int d, int n_heads,
+                               const REAL *qkv, REAL *p, const REAL *pm,
+                               REAL *ctx, int reuse_p)
+{
+    int dh = d / n_heads;
+    REAL scale = (REAL)1 / SQRT((REAL)dh);
+    size_t ld = 3 * (size_t)d;
+    size_t att = 0;
+    for (int s = 0; s < b->n_seq; s++) {
+        int r0 = b->row_off[s], n = b->row_off[s + 1] - r0;
+        for (int h = 0; h < n_heads; h++) {
+            REAL *P = reuse_p ? p : p + att;
+            const REAL *PM = pm ? pm + att : NULL;
+            att += (size_t)n * (size_t)n;
+            for (int i = 0; i < n; i++) {
+                const REAL *q = qkv + (size_t)(r0 + i) * ld + (size_t)h * dh;
+                REAL *Pi = P + (size_t)i * (size_t)n;
+                REAL mx = (REAL)-INFINITY;
+                for (int j = 0; j <= i; j++) {
+                    const REAL *k = qkv + (size_t)(r0 + j) * ld + (size_t)d +
+                                    (size_t)h * dh;
+                    REAL sdot = 0;
+                    for (int c = 0; c < dh; c++)
+                        sdot += q[c] * k[c];
+                    sdot *= scale;
+                    Pi[j] = sdot;
+                    if (sdot > mx)
+                        mx = sdot;
+                }
+                REAL sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    Pi[j] = EXP(Pi[j] - mx);
+                    sum += Pi[j];
+                }
+                REAL inv = (REAL)1 / sum;
+                for (int j = 0; j <= i; j++)
+                    Pi[j] *= inv;
+                for (int j = i + 1; j < n; j++)
+                    Pi[j] = 0; /* causal mask */
+                REAL *out = ctx + (size_t)(r0 + i) * (size_t)d + (size_t)h * dh;
+                for (int c = 0; c < dh; c++)
+                    out[c] = 0;
+                for (int j = 0; j <= i; j++) {
+                    REAL pij = PM ? Pi[j] * PM[(size_t)i * (size_t)n + j] : Pi[j];
+                    const REAL *v = qkv + (size_t)(r0 + j) * ld +
+                                    2 * (size_t)d + (size_t)h * dh;
+                    for (int c = 0; c < dh; c++)
+                        out[c] += pij * v[c];
+                }
+            }
+        }
+    }
+}
+
+void SFX(iadsr__attention_bwd)(const iadsr__batch *b, int d, int n_heads,
+                               const REAL *qkv, const REAL *p,
+                               const REAL *pm, const REAL *dctx, REAL *dqkv)
+{
+    int dh = d / n_heads;
+    REAL scale = (REAL)1 / SQRT((REAL)dh);
+    size_t ld = 3 * (size_t)d;
+    size_t att = 0;
+    memset(dqkv, 0, (size_t)b->n_rows * ld * sizeof(REAL));
+    REAL ds[4096]; /* one row of dS; max_seq_len <= 4096 */
+    for (int s = 0; s < b->n_seq; s++) {
+        int r0 = b->row_off[s], n = b->row_off[s + 1] - r0;
+        for (int h = 0; h < n_heads; h++) {
+            const REAL *P = p + att;
+            const REAL *PM = pm ? pm + att : NULL;
+            att += (size_t)n * (size_t)n;
+            for (int i = 0; i < n; i++) {
+                const REAL *Pi = P + (size_t)i * (size_t)n;
+                const REAL *dout =
+                    dctx + (size_t)(r0 + i) * (size_t)d + (size_t)h * dh;
+                REAL dot = 0;
+                for (int j = 0; j <= i; j++) {
+                    const REAL *v = qkv + (size_t)(r0 + j) * ld +
+                                    2 * (size_t)d + (size_t)h * dh;
+                    REAL *dv = dqkv + (size_t)(r0 + j) * ld + 2 * (size_t)d +
+                               (size_t)h * dh;
+                    REAL m = PM ? PM[(size_t)i * (size_t)n + j] : (REAL)1;
+                    REAL pd = Pi[j] * m;
+                    REAL dpd = 0;
+                    for (int c = 0; c < dh; c++) {
+                        dpd += dout[c] * v[c];
+                        dv[c] += pd * dout[c];
+                    }
+                    ds[j] = dpd * m; /* dP */
+                    dot += Pi[j] * ds[j];
+                }
+                const REAL *q = qkv + (size_t)(r0 + i) * ld + (size_t)h * dh;
+                REAL *dq = dqkv + (size_t)(r0 + i) * ld + (size_t)h * dh;
+                for (int j = 0; j <= i; j++) {
+                    REAL g = Pi[j] * (ds[j] - dot) * scale;
+                    const REAL *k = qkv + (size_t)(r0 + j) * ld + (size_t)d +
+                                    (size_t)h * dh;
+                    REAL *dk = dqkv + (size_t)(r0 + j) * ld + (size_t)d +
+                               (size_t)h * dh;
+                    for (int c = 0; c < dh; c++) {
+                        dq[c] += g * k[c];
+                        dk[c] += g * q[c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- dropout ------------------------------------------------------------------ */
+
+#include "math/dropout_template.h"
+
+/* ---- encoder ------------------------------------------------------------------ */
+
+/* Attention of the LAST query of every sequence only (inference): the
+ * final block needs no other row. ctx receives n_seq rows. */
+static void SFX(attention_last_fwd)(const iadsr__batch *b, int d, int n_heads,
+                                    const REAL *qkv, REAL *p, REAL *ctx)
+{
+    int dh = d / n_heads;
+    REAL scale = (REAL)1 / SQRT((REAL)dh);
+    size_t ld = 3 * (size_t)d;
+    for (int s = 0; s < b->n_seq; s++) {
+        int r0 = b->row_off[s], n = b->row_off[s + 1] - r0;
+        for (int h = 0; h < n_heads; h++) {
+            const REAL *q = qkv + (size_t)(r0 + n - 1) * ld + (size_t)h * dh;
+            REAL mx = (REAL)-INFINITY, sum = 0;
+            for (int j = 0; j < n; j++) {
+                const REAL *k =
+                    qkv + (size_t)(r0 + j) * ld + (size_t)d + (size_t)h * dh;
+                REAL sdot = 0;
+                for (int c = 0; c < dh; c++)
+                    sdot += q[c] * k[c];
+                p[j] = sdot * scale;
+                mx = p[j] > mx ? p[j] : mx;
+            }
+            for (int j = 0; j < n; j++) {
+                p[j] = EXP(p[j] - mx);
+                sum += p[j];
+            }
+            REAL *out = ctx + (size_t)s * (size_t)d + (size_t)h * dh;
+            for (int c = 0; c < dh; c++)
+                out[c] = 0;
+            for (int j = 0; j < n; j++) {
+                REAL pj = p[j] / sum;
+                const REAL *v = qkv + (size_t)(r0 + j) * ld + 2 * (size_t)d +
+                                (size_t)h * dh;
+                for (int c = 0; c < dh; c++)
+                    out[c] += pj * v[c];
+            }
+        }
+    }
+}
+
+/* The last block for the last row of each sequence only (inference). */
+static void SFX(last_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                                const SFX(iadsr__sasrec_w) *w,
+                                const iadsr__batch *b, int l)
+{
+    const iadsr__shape *s = &ws->shape;
+    int R = b->n_rows, S = b->n_seq, d = s->d, f = s->f;
+    const REAL *xin = ws->x[l];
+    REAL *tmp = ws->x[l + 1];
+    SFX(iadsr__linear_fwd)(xin, R, d, w->blk[l].wqkv, w->blk[l].bqkv, 3 * d,
+                           ws->b[l].qkv);
+    SFX(attention_last_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                            ws->b[l].ctx);
+    SFX(iadsr__linear_fwd)(ws->b[l].ctx, S, d, w->blk[l].wo, w->blk[l].bo, d,
+                           tmp);
+    for (int q = 0; q < S; q++) {
+        const REAL *xr = xin + (size_t)(b->row_off[q + 1] - 1) * (size_t)d;
+        REAL *tr = tmp + (size_t)q * (size_t)d;
+        for (int c = 0; c < d; c++)
+            tr[c] += xr[c];
+    }
+    SFX(iadsr__layernorm_fwd)(tmp, S, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
+                              ws->b[l].x1, ws->b[l].y1hat, ws->b[l].rstd1);
+    SFX(iadsr__linear_fwd)(ws->b[l].x1, S, d, w->blk[l].w1, w->blk[l].b1, f,
+                           ws->b[l].h1);
+    SFX(iadsr__act_fwd)(s->act, ws->b[l].h1, (size_t)S * (size_t)f,
+                        ws->b[l].g);
+    SFX(iadsr__linear_fwd)(ws->b[l].g, S, f, w->blk[l].w2, w->blk[l].b2, d,
+                           tmp);
+    for (size_t i = 0; i < (size_t)S * (size_t)d; i++)
+        tmp[i] += ws->b[l].x1[i];
+    SFX(iadsr__layernorm_fwd)(tmp, S, d, w->blk[l].ln2_g, w->blk[l].ln2_b,
+                              ws->x[l + 1], ws->b[l].y2hat, ws->b[l].rstd2);
+}
+
+/* FFN half of a pre-norm block on n rows: out = x1 + drop(FFN(LN2(x1))).
+ * Masks are drawn (and kept for backward) only when rng is non-NULL. */
+static void SFX(pre_ffn_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                             const SFX(iadsr__sasrec_w) *w, int l, int n,
+                             iadsr__rng *rng, REAL *out)
+{
+    const iadsr__shape *s = &ws->shape;
+    int d = s->d, f = s->f;
+    size_t nd = (size_t)n * (size_t)d, nf = (size_t)n * (size_t)f;
+    SFX(iadsr__layernorm_fwd)(ws->b[l].x1, n, d, w->blk[l].ln2_g,
+                              w->blk[l].ln2_b, ws->b[l].a2, ws->b[l].y2hat,
+                              ws->b[l].rstd2);
+    SFX(iadsr__linear_fwd)(ws->b[l].a2, n, d, w->blk[l].w1, w->blk[l].b1, f,
+                           ws->b[l].h1);
+    SFX(iadsr__act_fwd)(s->act, ws->b[l].h1, nf, ws->b[l].g);
+    const REAL *gin = ws->b[l].g;
+    if (rng) {
+        SFX(dropout_mask)(ws->b[l].mf, nf, s->dropout, rng);
+        SFX(mul)(ws->b[l].gd, ws->b[l].g, ws->b[l].mf, nf);
+        gin = ws->b[l].gd;
+    }
+    SFX(iadsr__linear_fwd)(gin, n, f, w->blk[l].w2, w->blk[l].b2, d, out);
+    if (rng) {
+        SFX(dropout_mask)(ws->b[l].mo, nd, s->dropout, rng);
+        SFX(mul)(out, out, ws->b[l].mo, nd);
+    }
+    for (size_t i = 0; i < nd; i++)
+        out[i] += ws->b[l].x1[i];
+}
+
+/* Pre-norm twin of last_block_fwd: keys and values need LN1 of every row,
+ * everything after the attention only the last row of each sequence. */
+static void SFX(pre_last_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                                    const SFX(iadsr__sasrec_w) *w,
+                                    const iadsr__batch *b, int l)
+{
+    const iadsr__shape *s = &ws->shape;
+    int R = b->n_rows, S = b->n_seq, d = s->d;
+    const REAL *xin = ws->x[l];
+    SFX(iadsr__layernorm_fwd)(xin, R, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
+                              ws->b[l].a1, ws->b[l].y1hat, ws->b[l].rstd1);
+    SFX(iadsr__linear_fwd)(ws->b[l].a1, R, d, w->blk[l].wqkv, w->blk[l].bqkv,
+                           3 * d, ws->b[l].qkv);
+    SFX(attention_last_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                            ws->b[l].ctx);
+    SFX(iadsr__linear_fwd)(ws->b[l].ctx, S, d, w->blk[l].wo, w->blk[l].bo, d,
+                           ws->b[l].x1);
+    for (int q = 0; q < S; q++) {
+        const REAL *xr = xin + (size_t)(b->row_off[q + 1] - 1) * (size_t)d;
+        REAL *x1 = ws->b[l].x1 + (size_t)q * (size_t)d;
+        for (int c = 0; c < d; c++)
+            x1[c] += xr[c];
+    }
+    SFX(pre_ffn_fwd)(ws, w, l, S, NULL, ws->x[l + 1]);
+}
+
+static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
+                              const SFX(iadsr__sasrec_w) *w,
+                              const iadsr__batch *b, iadsr__rng *rng,
+                              int last_only);
+
+void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
+                                const SFX(iadsr__sasrec_w) *w,
+                                const iadsr__batch *b, iadsr__rng *rng)
+{
+    SFX(forward_impl)(ws, w, b, rng, 0);
+}
+
+void SFX(iadsr__sasrec_forward_last)(SFX(iadsr__sasrec_ws) *ws,
+                                     const SFX(iadsr__sasrec_w) *w,
+                                     const iadsr__batch *b)
+{
+    SFX(forward_impl)(ws, w, b, NULL, 1);
+}
+
+/* One pre-norm block over all rows; rng non-NULL draws dropout masks. */
+static void SFX(pre_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                               const SFX(iadsr__sasrec_w) *w,
+                               const iadsr__batch *b, int l, iadsr__rng *rng,
+                               size_t att)
+{
+    const iadsr__shape *s = &ws->shape;
+    int R = b->n_rows, d = s->d;
+    size_t Rd = (size_t)R * (size_t)d;
+    const REAL *xin = ws->x[l];
+    SFX(iadsr__layernorm_fwd)(xin, R, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
+                              ws->b[l].a1, ws->b[l].y1hat, ws->b[l].rstd1);
+    SFX(iadsr__linear_fwd)(ws->b[l].a1, R, d, w->blk[l].wqkv, w->blk[l].bqkv,
+                           3 * d, ws->b[l].qkv);
+    if (rng)
+        SFX(dropout_mask)(ws->b[l].pm, att, s->dropout, rng);
+    SFX(iadsr__attention_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                              rng ? ws->b[l].pm : NULL, ws->b[l].ctx,
+                              !ws->training);
+    REAL *x1 = ws->b[l].x1;
+    SFX(iadsr__linear_fwd)(ws->b[l].ctx, R, d, w->blk[l].wo, w->blk[l].bo, d,
+                           x1);
+    if (rng) {
+        SFX(dropout_mask)(ws->b[l].ma, Rd, s->dropout, rng);
+        SFX(mul)(x1, x1, ws->b[l].ma, Rd);
+    }
+    for (size_t i = 0; i < Rd; i++)
+        x1[i] += xin[i];
+    SFX(pre_ffn_fwd)(ws, w, l, R, rng, ws->x[l + 1]);
+}
+
+static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
+                              const SFX(iadsr__sasrec_w) *w,
+                              const iadsr__batch *b, iadsr__rng *rng,
+                              int last_only)
+{
+    const iadsr__shape *s = &ws->shape;
+    int R = b->n_rows, d = s->d, f = s->f;
+    size_t Rd = (size_t)R * (size_t)d, Rf = (size_t)R * (size_t)f;
+    int drop = ws->training && rng != NULL && s->dropout > 0;
+    ws->drew_masks = drop; /* backward applies exactly the masks drawn here */
+    size_t att = 0;
+    for (int q = 0; q < b->n_seq; q++) {
+        size_t n = (size_t)(b->row_off[q + 1] - b->row_off[q]);
+        att += n * n * (size_t)s->n_heads;
+    }
+
+    for (int r = 0; r < R; r++) {
+        const REAL *ei = w->item_emb + (size_t)b->items[r] * (size_t)d;
+        const REAL *pi = w->pos_emb + (size_t)b->pos[r] * (size_t)d;
+        REAL *er = ws->e + (size_t)r * (size_t)d;
+        REAL sc = b->scale ? (REAL)b->scale[r] : (REAL)1;
+        for (int c = 0; c < d; c++)
+            er[c] = sc * ei[c] + pi[c];
+    }
+    SFX(iadsr__layernorm_fwd)(ws->e, R, d, w->eln_g, w->eln_b, ws->x[0],
+                              ws->xhat0, ws->rstd0);
+    if (drop) {
+        SFX(dropout_mask)(ws->m0, Rd, s->dropout, rng);
+        SFX(mul)(ws->x[0], ws->x[0], ws->m0, Rd);
+    }
+
+    for (int l = 0; l < s->n_layers; l++) {
+        if (last_only && l == s->n_layers - 1) {
+            if (s->pre_ln)
+                SFX(pre_last_block_fwd)(ws, w, b, l);
+            else
+                SFX(last_block_fwd)(ws, w, b, l);
+            break;
+        }
+        if (s->pre_ln) {
+            SFX(pre_block_fwd)(ws, w, b, l, drop ? rng : NULL, att);
+            continue;
+        }
+        const REAL *xin = ws->x[l];
+        REAL *tmp = ws->x[l + 1]; /* scratch until the block output is written */
+        SFX(iadsr__linear_fwd)(xin, R, d, w->blk[l].wqkv, w->blk[l].bqkv,
+                               3 * d, ws->b[l].qkv);
+        if (drop)
+            SFX(dropout_mask)(ws->b[l].pm, att, s->dropout, rng);
+        SFX(iadsr__attention_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                                  drop ? ws->b[l].pm : NULL, ws->b[l].ctx,
+                                  !ws->training);
+        SFX(iadsr__linear_fwd)(ws->b[l].ctx, R, d, w->blk[l].wo, w->blk[l].bo,
+                               d, tmp);
+        if (drop) {
+            SFX(dropout_mask)(ws->b[l].ma, Rd, s->dropout, rng);
+            SFX(mul)(tmp, tmp, ws->b[l].ma, Rd);
+        }
+        for (size_t i = 0; i < Rd; i++)
+            tmp[i] += xin[i];
+        SFX(iadsr__layernorm_fwd)(tmp, R, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
+                                  ws->b[l].x1, ws->b[l].y1hat, ws->b[l].rstd1);
+        SFX(iadsr__linear_fwd)(ws->b[l].x1, R, d, w->blk[l].w1, w->blk[l].b1, f,
+                               ws->b[l].h1);
+        SFX(iadsr__act_fwd)(s->act, ws->b[l].h1, Rf, ws->b[l].g);
+        const REAL *gin = ws->b[l].g;
+        if (drop) {
+            SFX(dropout_mask)(ws->b[l].mf, Rf, s->dropout, rng);
+            SFX(mul)(ws->b[l].gd, ws->b[l].g, ws->b[l].mf, Rf);
+            gin = ws->b[l].gd;
+        }
+        SFX(iadsr__linear_fwd)(gin, R, f, w->blk[l].w2, w->blk[l].b2, d, tmp);
+        if (drop) {
+            SFX(dropout_mask)(ws->b[l].mo, Rd, s->dropout, rng);
+            SFX(mul)(tmp, tmp, ws->b[l].mo, Rd);
+        }
+        for (size_t i = 0; i < Rd; i++)
+            tmp[i] += ws->b[l].x1[i];
+        /* LayerNorm in place: xhat/rstd are computed before y is written. */
+        SFX(iadsr__layernorm_fwd)(tmp, R, d, w->blk[l].ln2_g, w->blk[l].ln2_b,
+                                  ws->x[l + 1], ws->b[l].y2hat,
+                                  ws->b[l].rstd2);
+    }
+    if (s->pre_ln) {
+        int n = last_only ? b->n_seq : R;
+        SFX(iadsr__layernorm_fwd)(ws->x[s->n_layers], n, d, w->fln_g,
+                                  w->fln_b, ws->out, ws->xhatf, ws->rstdf);
+    }
+}
+
+void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
+                                 const SFX(iadsr__sasrec_w) *w,
+                                 SFX(iadsr__sasrec_w) *g,
+                                 const iadsr__batch *b, REAL *dh)
+{
+    const iadsr__shape *s = &ws->shape;
+    int R = b->n_rows, d = s->d, f = s->f;
+    size_t Rd = (size_t)R * (size_t)d, Rf = (size_t)R * (size_t)f;
+    int drop = ws->drew_masks; /* masks were drawn in forward */
+    REAL *dx = dh; /* gradient w.r.t. the current block output */
+
+    if (s->pre_ln) {
+        /* output = LNf(x[L]) */
+        SFX(iadsr__layernorm_bwd)(dh, ws->xhatf, ws->rstdf, R, d, w->fln_g,
+                                  g->fln_g, g->fln_b, ws->dx);
+        memcpy(dx, ws->dx, Rd * sizeof(REAL));
+    }
+    for (int l = s->n_layers - 1; l >= 0 && s->pre_ln; l--) {
+        /* x' = x1 + drop(W2 drop(act(W1 a2)) + b2), a2 = LN2(x1) */
+        REAL *dfo = ws->tmp;
+        if (drop)
+            SFX(mul)(dfo, dx, ws->b[l].mo, Rd);
+        else
+            memcpy(dfo, dx, Rd * sizeof(REAL));
+        const REAL *gin = drop ? ws->b[l].gd : ws->b[l].g;
+        SFX(linear_bwd_t)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
+                          g->blk[l].b2, ws->dh, 0, ws->wt);
+        if (drop)
+            SFX(mul)(ws->dh, ws->dh, ws->b[l].mf, Rf);
+        SFX(iadsr__act_bwd)(s->act, ws->b[l].h1, ws->dh, Rf, ws->dh);
+        SFX(linear_bwd_t)(ws->b[l].a2, ws->dh, R, d, w->blk[l].w1, f,
+                          g->blk[l].w1, g->blk[l].b1, ws->dx1, 0, ws->wt);
+        SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y2hat, ws->b[l].rstd2, R,
+                                  d, w->blk[l].ln2_g, g->blk[l].ln2_g,
+                                  g->blk[l].ln2_b, ws->dx);
+        for (size_t i = 0; i < Rd; i++)
+            ws->dx[i] += dx[i]; /* + the residual: ws->dx = dL/dx1 */
+        /* x1 = x + drop(Wo ctx + bo), ctx = MHA over qkv = a1 Wqkv + bqkv,
+         * a1 = LN1(x) */
+        REAL *da = ws->tmp;
+        if (drop)
+            SFX(mul)(da, ws->dx, ws->b[l].ma, Rd);
+        else
+            memcpy(da, ws->dx, Rd * sizeof(REAL));
+        SFX(linear_bwd_t)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
+                          g->blk[l].wo, g->blk[l].bo, ws->dctx, 0, ws->wt);
+        SFX(iadsr__attention_bwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                                  drop ? ws->b[l].pm : NULL, ws->dctx,
+                                  ws->dqkv);
+        SFX(linear_bwd_t)(ws->b[l].a1, ws->dqkv, R, d, w->blk[l].wqkv, 3 * d,
+                          g->blk[l].wqkv, g->blk[l].bqkv, ws->dx1, 0, ws->wt);
+        SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y1hat, ws->b[l].rstd1, R,
+                                  d, w->blk[l].ln1_g, g->blk[l].ln1_g,
+                                  g->blk[l].ln1_b, dx);
+        for (size_t i = 0; i < Rd; i++)
+            dx[i] += ws->dx[i]; /* dx = dL/dx[l] */
+    }
+    for (int l = s->n_layers - 1; l >= 0 && !s->pre_ln; l--) {
+        /* x' = LN2(y2) */
+        SFX(iadsr__layernorm_bwd)(dx, ws->b[l].y2hat, ws->b[l].rstd2, R, d,
+                                  w->blk[l].ln2_g, g->blk[l].ln2_g,
+                                  g->blk[l].ln2_b, ws->dx1);
+        /* y2 = x1 + drop(fo): dx1 holds dy2; dfo = dy2 * mo into tmp */
+        REAL *dfo = ws->tmp;
+        if (drop)
+            SFX(mul)(dfo, ws->dx1, ws->b[l].mo, Rd);
+        else
+            memcpy(dfo, ws->dx1, Rd * sizeof(REAL));
+        const REAL *gin = drop ? ws->b[l].gd : ws->b[l].g;
+        SFX(linear_bwd_t)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
+                          g->blk[l].b2, ws->dh, 0, ws->wt);
+        if (drop)
+            SFX(mul)(ws->dh, ws->dh, ws->b[l].mf, Rf);
+        SFX(iadsr__act_bwd)(s->act, ws->b[l].h1, ws->dh, Rf, ws->dh);
+        SFX(linear_bwd_t)(ws->b[l].x1, ws->dh, R, d, w->blk[l].w1, f,
+                          g->blk[l].w1, g->blk[l].b1, ws->dx1, 1, ws->wt);
+        /* x1 = LN1(y1) */
+        SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y1hat, ws->b[l].rstd1, R, d,
+                                  w->blk[l].ln1_g, g->blk[l].ln1_g,
+                                  g->blk[l].ln1_b, ws->dx);
+        /* y1 = xin + drop(a): ws->dx is dy1 = the residual part of dxin */
+        REAL *da = ws->tmp;
+        if (drop)
+            SFX(mul)(da, ws->dx, ws->b[l].ma, Rd);
+        else
+            memcpy(da, ws->dx, Rd * sizeof(REAL));
+        SFX(linear_bwd_t)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
+                          g->blk[l].wo, g->blk[l].bo, ws->dctx, 0, ws->wt);
+        SFX(iadsr__attention_bwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                                  drop ? ws->b[l].pm : NULL, ws->dctx,
+                                  ws->dqkv);
+        SFX(linear_bwd_t)(ws->x[l], ws->dqkv, R, d, w->blk[l].wqkv, 3 * d,
+                          g->blk[l].wqkv, g->blk[l].bqkv, ws->dx, 1, ws->wt);
+        /* ws->dx is now dL/dx[l]; move it into dx for the next block down */
+        memcpy(dx, ws->dx, Rd * sizeof(REAL));
+    }
+    /* x0 = drop(LN(e)) */
+    if (drop)
+        SFX(mul)(dx, dx, ws->m0, Rd);
+    SFX(iadsr__layernorm_bwd)(dx, ws->xhat0, ws->rstd0, R, d, w->eln_g,
+                              g->eln_g, g->eln_b, ws->dx);
+    for (int r = 0; r < R; r++) {
+        const REAL *de = ws->dx + (size_t)r * (size_t)d;
+        REAL *ge = g->item_emb + (size_t)b->items[r] * (size_t)d;
+        REAL *gp = g->pos_emb + (size_t)b->pos[r] * (size_t)d;
+        REAL sc = b->scale ? (REAL)b->scale[r] : (REAL)1;
+        for (int c = 0; c < d; c++) {
+            ge[c] += sc * de[c];
+            gp[c] += de[c];
+        }
+    }
+}
+
+/* ---- loss ---------------------------------------------------------------------- */
+
+double SFX(iadsr__ce_loss)(const REAL *h, int n_rows, int d,
+                           const int32_t *targets, const REAL *emb,
+                           int n_items, REAL scale, REAL *dh, REAL *demb,
+                           REAL *zbuf, int chunk)
+{
+    const REAL *E1 = emb + d; /* rows for items 1..n_items */
+    REAL *dE1 = demb ? demb + d : NULL;
+    double total = 0;
+    for (int r0 = 0; r0 < n_rows; r0 += chunk) {
+        int c = n_rows - r0 < chunk ? n_rows - r0 : chunk;
+        const REAL *hc = h + (size_t)r0 * (size_t)d;
+        GEMM(0, 1, c, n_items, d, (REAL)1, hc, d, E1, d, (REAL)0, zbuf,
+             n_items);
+        total += XENT_ROWS(zbuf, c, n_items, targets + r0, scale,
+                           dh != NULL || demb != NULL);
+        if (dh)
+            GEMM(0, 0, c, d, n_items, (REAL)1, zbuf, n_items, E1, d, (REAL)1,
+                 dh + (size_t)r0 * (size_t)d, d);
+        if (dE1)
+            GEMM(1, 0, n_items, d, c, (REAL)1, zbuf, n_items, hc, d, (REAL)1,
+                 dE1, d);
+    }
+    return total;
+}

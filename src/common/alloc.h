@@ -1,0 +1,36 @@
+/* libiadsr - allocation wrappers with an allocation-failure test hook
+ * (alloc.c).
+ * SPDX-License-Identifier: MIT
+ *
+ * All library allocations go through these so that tests can fail the k-th
+ * allocation (iadsr__alloc_fail_after). Sizes are overflow-checked.
+ */
+#ifndef IADSR_ALLOC_H
+#define IADSR_ALLOC_H
+
+#include <stddef.h>
+
+void *iadsr__malloc(size_t size);
+void *iadsr__calloc(size_t n, size_t size);
+/* malloc of n*size bytes aligned to 64 bytes; NULL on overflow/failure. */
+void *iadsr__aligned_alloc(size_t n, size_t size);
+void iadsr__free(void *p);
+void iadsr__aligned_free(void *p);
+
+/* Resize a block from iadsr__malloc/iadsr__calloc (or allocate when @p p is
+ * NULL) to n*size bytes (overflow-checked; 0 is treated as 1). On failure
+ * returns NULL and @p p is left untouched and still owned by the caller.
+ * Counts as one allocation attempt for iadsr__alloc_fail_after(). */
+void *iadsr__realloc(void *p, size_t n, size_t size);
+
+/* Test hook (thread-local): the k-th allocation from now (1-based) and all
+ * later ones fail when persistent != 0, or only that one otherwise; k = 0
+ * disables. Returns the number of allocations made since the last call. */
+long iadsr__alloc_fail_after(long k, int persistent);
+
+/* Test hook (thread-local): blocks allocated minus blocks freed by the
+ * calling thread since it started (including aligned blocks). Meaningful
+ * when a test allocates and frees on one thread. */
+long iadsr__alloc_live(void);
+
+#endif /* IADSR_ALLOC_H */

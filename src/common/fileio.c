@@ -1,0 +1,395 @@
+/* libiadsr - whole-file reads and atomic file writes.
+ * SPDX-License-Identifier: MIT
+ *
+ * The atomic write follows the checkpoint writer (checkpoint.c): a temporary
+ * file from mkstemp next to the target, the target's mode (or 0644 minus the
+ * umask), write everything, fsync, rename, fsync the directory; any failure
+ * before the rename removes the temporary file and leaves the old target as
+ * it was.
+ */
+#include "common/fileio.h"
+
+#include "common/alloc.h"
+#include "iadsr.h"
+#include "common/error.h"
+#include "common/alloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* First read buffer for files whose size is not known (pipes, devices). */
+#define READ_FIRST_CAP ((size_t)1 << 16)
+
+/* errno text (XSI strerror_r: the library is compiled as POSIX, not GNU). */
+const char *iadsr__errno_text(int e, char *buf, size_t n)
+{
+    if (strerror_r(e, buf, n) != 0)
+        snprintf(buf, n, "errno %d", e);
+    return buf;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static int read_io_err(const char *what, const char *act, const char *path,
+                       int e)
+{
+    char eb[128];
+    return iadsr__err(IADSR_ERR_IO, "%s: %s '%s': %s", what, act, path,
+                      iadsr__errno_text(e, eb, sizeof eb));
+}
+
+int iadsr__read_file(const char *path, const char *what, void **buf,
+                     size_t *len)
+{
+    if (!what)
+        what = "read_file";
+    if (!buf || !len)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s is NULL", what,
+                          buf ? "len" : "buf");
+    *buf = NULL;
+    *len = 0;
+    if (!path || !path[0])
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", what,
+                          path ? "empty" : "NULL");
+
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return read_io_err(what, "cannot open", path, errno);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return read_io_err(what, "cannot stat", path, e);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return iadsr__err(IADSR_ERR_IO, "%s: '%s' is a directory", what,
+                          path);
+    }
+    size_t cap = READ_FIRST_CAP;
+    if (S_ISREG(st.st_mode)) {
+        if (st.st_size < 0 ||
+            (uint64_t)st.st_size >= (uint64_t)(PTRDIFF_MAX - 1)) {
+            close(fd);
+            return iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large (%lld "
+                                            "bytes)",
+                              what, path, (long long)st.st_size);
+        }
+        /* one byte more than the size: the end of file is seen without
+         * growing the block */
+        cap = (size_t)st.st_size + 1;
+    }
+    uint8_t *b = iadsr__malloc(cap);
+    if (!b) {
+        close(fd);
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "%s: cannot allocate %zu bytes to read '%s'", what,
+                          cap, path);
+    }
+    size_t got = 0;
+    for (;;) {
+        if (got == cap) {
+            /* the file is larger than announced (or not a regular file) */
+            if (cap > (size_t)PTRDIFF_MAX / 2) {
+                iadsr__free(b);
+                close(fd);
+                return iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large",
+                                  what, path);
+            }
+            uint8_t *nb = iadsr__realloc(b, cap * 2, 1);
+            if (!nb) {
+                iadsr__free(b);
+                close(fd);
+                return iadsr__err(IADSR_ERR_NOMEM,
+                                  "%s: cannot allocate %zu bytes to read "
+                                  "'%s'",
+                                  what, cap * 2, path);
+            }
+            b = nb;
+            cap *= 2;
+        }
+        ssize_t k = read(fd, b + got, cap - got);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            iadsr__free(b);
+            close(fd);
+            return read_io_err(what, "cannot read", path, e);
+        }
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd); /* read-only: nothing can be lost here */
+    *buf = b;
+    *len = got;
+    return IADSR_OK;
+}
+
+/* ---- atomic write -------------------------------------------------------- */
+
+/* I/O fault injection for tests (fileio.h). Thread-local, so concurrent
+ * tests and host threads never see each other's faults. */
+static _Thread_local int tl_io_point;
+static _Thread_local int tl_io_err;
+
+void iadsr__io_fail_at(int point, int err)
+{
+    tl_io_point = point > 0 && point < IADSR__IO_FAIL_N_POINTS ? point : 0;
+    tl_io_err = err > 0 ? err : EIO;
+}
+
+/* Non-zero (the errno to report) if the armed fault is at @p point. */
+static int io_fault(int point)
+{
+    if (tl_io_point != point)
+        return 0;
+    tl_io_point = 0;
+    return tl_io_err;
+}
+
+static int write_io_err(const char *act, const char *path, int e)
+{
+    char eb[128];
+    return iadsr__err(IADSR_ERR_IO, "%s '%s': %s", act, path,
+                      iadsr__errno_text(e, eb, sizeof eb));
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        /* at most 1 GiB per call: some systems refuse larger writes */
+        size_t want = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
+        ssize_t k = write(fd, p, want);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno ? errno : EIO;
+        }
+        if (k == 0)
+            return ENOSPC; /* no progress: treat as a full device */
+        p += (size_t)k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* The process umask without changing it (umask() would, for a moment, for
+ * every thread): Linux reports it in /proc/self/status ("Umask:\t0022").
+ * Falls back to the usual 022 where that line is not available. */
+static mode_t current_umask(void)
+{
+    static const char key[] = "\nUmask:";
+    char buf[1024];
+    size_t n = 0;
+    int fd;
+    do
+        fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return 022;
+    while (n < sizeof buf - 1) {
+        ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    close(fd);
+    buf[n] = '\0';
+    const char *p = strstr(buf, key);
+    if (!p)
+        return 022;
+    p += sizeof key - 1;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    unsigned v = 0;
+    int digits = 0;
+    while (*p >= '0' && *p <= '7' && digits < 6) {
+        v = v * 8u + (unsigned)(*p - '0');
+        p++;
+        digits++;
+    }
+    if (digits == 0 || (*p != '\n' && *p != '\0'))
+        return 022;
+    return (mode_t)(v & 0777);
+}
+
+/* fsync the directory that holds @p path, using @p scratch (at least as long
+ * as @p path) for its name. Returns 0 or an errno value. */
+static int fsync_parent_dir(const char *path, char *scratch)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dir = ".";
+    if (slash == path) {
+        dir = "/";
+    } else if (slash) {
+        size_t n = (size_t)(slash - path);
+        memcpy(scratch, path, n);
+        scratch[n] = '\0';
+        dir = scratch;
+    }
+    int fd;
+    do
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno;
+    int e = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return e;
+}
+
+int iadsr__atomic_begin(iadsr__atomic_file *f, const char *path)
+{
+    static const char suffix[] = ".tmp.XXXXXX";
+    f->fd = -1;
+    f->tmp = NULL;
+    f->path = path;
+    f->err = 0;
+    if (!path || !path[0])
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "path is %s",
+                          path ? "empty" : "NULL");
+    size_t plen = strlen(path);
+    if (plen > SIZE_MAX - sizeof suffix)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "path too long");
+    char *tmp = iadsr__malloc(plen + sizeof suffix);
+    if (!tmp)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "out of memory for a temporary file name");
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, suffix, sizeof suffix);
+
+    int e;
+    int fd = (e = io_fault(IADSR__IO_FAIL_MKSTEMP)) ? (errno = e, -1)
+                                                   : mkstemp(tmp);
+    if (fd < 0) {
+        int rc = write_io_err("cannot create a temporary file next to", path,
+                              errno);
+        iadsr__free(tmp);
+        return rc;
+    }
+    /* POSIX 2008 has no mkostemp: narrow the window in which a concurrent
+     * fork+exec of the host could inherit the descriptor. */
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    /* mkstemp creates the file 0600: give it the mode of the file it
+     * replaces, or what open(path, O_CREAT, 0644) would have given. */
+    struct stat st;
+    mode_t mode;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        mode = st.st_mode & 07777;
+    else
+        mode = (mode_t)0644 & ~current_umask();
+    if (fchmod(fd, mode) != 0) {
+        int rc = write_io_err("cannot set the mode of", tmp, errno);
+        close(fd);
+        unlink(tmp);
+        iadsr__free(tmp);
+        return rc;
+    }
+    f->fd = fd;
+    f->tmp = tmp;
+    return IADSR_OK;
+}
+
+void iadsr__atomic_put(iadsr__atomic_file *f, const void *p, size_t n)
+{
+    if (f->err || n == 0)
+        return;
+    int e = io_fault(IADSR__IO_FAIL_WRITE);
+    if (e)
+        (void)write_all(f->fd, p, n / 2); /* a short write, then ENOSPC */
+    else
+        e = write_all(f->fd, p, n);
+    f->err = e;
+}
+
+void iadsr__atomic_abort(iadsr__atomic_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->tmp) {
+        unlink(f->tmp);
+        iadsr__free(f->tmp);
+    }
+    f->fd = -1;
+    f->tmp = NULL;
+}
+
+int iadsr__atomic_commit(iadsr__atomic_file *f, uint32_t flags)
+{
+    int rc, e;
+    if (f->err) {
+        rc = write_io_err("cannot write", f->tmp, f->err);
+        goto fail;
+    }
+    if (!(flags & IADSR_SAVE_NO_FSYNC) &&
+        ((e = io_fault(IADSR__IO_FAIL_FSYNC)) ? (errno = e, 1)
+                                               : fsync(f->fd) != 0)) {
+        rc = write_io_err("cannot fsync", f->tmp, errno);
+        goto fail;
+    }
+    e = io_fault(IADSR__IO_FAIL_CLOSE);
+    int closed = close(f->fd);
+    f->fd = -1; /* on Linux the descriptor is released even when close fails */
+    if (e || closed != 0) {
+        rc = write_io_err("cannot close", f->tmp, e ? e : errno);
+        goto fail;
+    }
+    if ((e = io_fault(IADSR__IO_FAIL_RENAME)) ? (errno = e, 1)
+                                              : rename(f->tmp, f->path) != 0) {
+        rc = write_io_err("cannot rename the temporary file to", f->path,
+                          errno);
+        goto fail;
+    }
+    rc = IADSR_OK;
+    if (!(flags & IADSR_SAVE_NO_FSYNC)) {
+        /* tmp is at least as long as the directory name: reuse it. */
+        e = io_fault(IADSR__IO_FAIL_DIRSYNC);
+        if (!e)
+            e = fsync_parent_dir(f->path, f->tmp);
+        if (e) {
+            /* The new file is in place but its directory entry may not be
+             * durable; report it (never retry an fsync). */
+            rc = write_io_err("saved, but cannot fsync the directory of",
+                              f->path, e);
+        }
+    }
+    iadsr__free(f->tmp);
+    f->tmp = NULL;
+    return rc;
+
+fail:
+    iadsr__atomic_abort(f);
+    return rc;
+}
+
+int iadsr__atomic_write(const char *path, const void *buf, size_t len,
+                        uint32_t flags)
+{
+    if (!path || !path[0])
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "path is %s",
+                          path ? "empty" : "NULL");
+    if (!buf && len > 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "buffer is NULL but len = %zu", len);
+    if (flags & ~IADSR_SAVE_NO_FSYNC)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED, "unknown flag bits 0x%x",
+                          (unsigned)(flags & ~IADSR_SAVE_NO_FSYNC));
+    iadsr__atomic_file f;
+    int rc = iadsr__atomic_begin(&f, path);
+    if (rc != IADSR_OK)
+        return rc;
+    iadsr__atomic_put(&f, buf, len);
+    return iadsr__atomic_commit(&f, flags);
+}

@@ -1,0 +1,554 @@
+/* libiadsr - params structs: defaults, size-aware overlay, validation.
+ * SPDX-License-Identifier: MIT
+ */
+#include "common/params.h"
+#include "iadsr.h"
+#include "common/error.h"
+#include "common/params.h"
+#include "backbone/model.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+/* ---- frozen layouts (ABI) -------------------------------------------------
+ * New fields are only ever appended; these asserts catch any accidental
+ * reordering, insertion or implicit padding. tests/test_params.c checks the
+ * same numbers at run time. */
+_Static_assert(sizeof(iadsr_model_params) == 72, "iadsr_model_params size");
+/* the 0.1 layout ends after seed: callers built against it still work */
+#define MODEL_PARAMS_SIZE_0_1 56u
+_Static_assert(offsetof(iadsr_model_params, struct_size) == 0, "model");
+_Static_assert(offsetof(iadsr_model_params, backbone) == 4, "model");
+_Static_assert(offsetof(iadsr_model_params, n_items) == 8, "model");
+_Static_assert(offsetof(iadsr_model_params, dim) == 12, "model");
+_Static_assert(offsetof(iadsr_model_params, max_seq_len) == 16, "model");
+_Static_assert(offsetof(iadsr_model_params, n_layers) == 20, "model");
+_Static_assert(offsetof(iadsr_model_params, n_heads) == 24, "model");
+_Static_assert(offsetof(iadsr_model_params, ffn_dim) == 28, "model");
+_Static_assert(offsetof(iadsr_model_params, activation) == 32, "model");
+_Static_assert(offsetof(iadsr_model_params, dropout) == 36, "model");
+_Static_assert(offsetof(iadsr_model_params, flags) == 40, "model");
+_Static_assert(offsetof(iadsr_model_params, reserved0) == 44, "model");
+_Static_assert(offsetof(iadsr_model_params, seed) == 48, "model");
+_Static_assert(offsetof(iadsr_model_params, caser_window) == 56, "model");
+_Static_assert(offsetof(iadsr_model_params, caser_h_filters) == 60, "model");
+_Static_assert(offsetof(iadsr_model_params, caser_v_filters) == 64, "model");
+_Static_assert(offsetof(iadsr_model_params, reserved1) == 68, "model");
+
+_Static_assert(sizeof(iadsr_train_params) == 72, "iadsr_train_params size");
+/* the 0.1 layout ends after seed: callers built against it still work */
+#define TRAIN_PARAMS_SIZE_0_1 64u
+_Static_assert(offsetof(iadsr_train_params, struct_size) == 0, "train");
+_Static_assert(offsetof(iadsr_train_params, split) == 4, "train");
+_Static_assert(offsetof(iadsr_train_params, max_epochs) == 8, "train");
+_Static_assert(offsetof(iadsr_train_params, batch_size) == 12, "train");
+_Static_assert(offsetof(iadsr_train_params, patience) == 16, "train");
+_Static_assert(offsetof(iadsr_train_params, eval_every) == 20, "train");
+_Static_assert(offsetof(iadsr_train_params, n_threads) == 24, "train");
+_Static_assert(offsetof(iadsr_train_params, learning_rate) == 28, "train");
+_Static_assert(offsetof(iadsr_train_params, adam_beta1) == 32, "train");
+_Static_assert(offsetof(iadsr_train_params, adam_beta2) == 36, "train");
+_Static_assert(offsetof(iadsr_train_params, adam_eps) == 40, "train");
+_Static_assert(offsetof(iadsr_train_params, weight_decay) == 44, "train");
+_Static_assert(offsetof(iadsr_train_params, flags) == 48, "train");
+_Static_assert(offsetof(iadsr_train_params, reserved0) == 52, "train");
+_Static_assert(offsetof(iadsr_train_params, seed) == 56, "train");
+_Static_assert(offsetof(iadsr_train_params, label_smoothing) == 64, "train");
+_Static_assert(offsetof(iadsr_train_params, history_penalty) == 68, "train");
+
+_Static_assert(sizeof(iadsr_ctx_params) == 16, "iadsr_ctx_params size");
+_Static_assert(offsetof(iadsr_ctx_params, max_batch) == 4, "ctx");
+_Static_assert(offsetof(iadsr_ctx_params, flags) == 8, "ctx");
+_Static_assert(offsetof(iadsr_ctx_params, reserved0) == 12, "ctx");
+
+_Static_assert(sizeof(iadsr_eval_params) == 16, "iadsr_eval_params size");
+_Static_assert(offsetof(iadsr_eval_params, target) == 4, "eval");
+_Static_assert(offsetof(iadsr_eval_params, n_threads) == 8, "eval");
+_Static_assert(offsetof(iadsr_eval_params, flags) == 12, "eval");
+
+_Static_assert(sizeof(iadsr_metrics) == 64, "iadsr_metrics size");
+_Static_assert(offsetof(iadsr_metrics, reserved0) == 4, "metrics");
+_Static_assert(offsetof(iadsr_metrics, n_users) == 8, "metrics");
+_Static_assert(offsetof(iadsr_metrics, hr5) == 16, "metrics");
+_Static_assert(offsetof(iadsr_metrics, hr10) == 24, "metrics");
+_Static_assert(offsetof(iadsr_metrics, hr20) == 32, "metrics");
+_Static_assert(offsetof(iadsr_metrics, ndcg5) == 40, "metrics");
+_Static_assert(offsetof(iadsr_metrics, ndcg10) == 48, "metrics");
+_Static_assert(offsetof(iadsr_metrics, ndcg20) == 56, "metrics");
+
+/* 4 x 4-byte fields then 6 doubles: 64 bytes, no padding. */
+_Static_assert(sizeof(iadsr_progress_info) == 64, "iadsr_progress_info size");
+_Static_assert(offsetof(iadsr_progress_info, epoch) == 4, "progress");
+_Static_assert(offsetof(iadsr_progress_info, max_epochs) == 8, "progress");
+_Static_assert(offsetof(iadsr_progress_info, best_epoch) == 12, "progress");
+_Static_assert(offsetof(iadsr_progress_info, loss) == 16, "progress");
+_Static_assert(offsetof(iadsr_progress_info, valid_hr10) == 24, "progress");
+_Static_assert(offsetof(iadsr_progress_info, valid_ndcg10) == 32, "progress");
+_Static_assert(offsetof(iadsr_progress_info, best_ndcg10) == 40, "progress");
+_Static_assert(offsetof(iadsr_progress_info, epoch_seconds) == 48,
+               "progress");
+_Static_assert(offsetof(iadsr_progress_info, elapsed_seconds) == 56,
+               "progress");
+
+/* Since 0.3.0: two uint32, six 4-byte fields, a reserved word, the seed. */
+_Static_assert(sizeof(iadsr_denoise_params) == 48, "iadsr_denoise_params size");
+_Static_assert(offsetof(iadsr_denoise_params, flags) == 4, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, lambda_align) == 8, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, lambda_recon) == 12, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, tau_align) == 16, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, tau_gumbel) == 20, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, theta) == 24, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, max_drop) == 28, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, protect_last) == 32, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, reserved0) == 36, "denoise");
+_Static_assert(offsetof(iadsr_denoise_params, seed) == 40, "denoise");
+
+_Static_assert(sizeof(iadsr_pipeline_result) == 120, "iadsr_pipeline_result size");
+_Static_assert(offsetof(iadsr_pipeline_result, iadsr_epochs) == 4, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, retrain_epochs) == 8, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, reserved0) == 12, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, n_items_in) == 16, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, n_items_dropped) == 24, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, n_users_touched) == 32, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, iadsr_seconds) == 40, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, retrain_seconds) == 48, "pipeline");
+_Static_assert(offsetof(iadsr_pipeline_result, test) == 56, "pipeline");
+
+/* ---- defaults (the one place they live) ---------------------------------- */
+
+static const iadsr_model_params model_defaults = {
+    .struct_size = sizeof(iadsr_model_params),
+    .backbone = IADSR_BACKBONE_SASREC,
+    .n_items = 0, /* required */
+    .dim = 64,
+    .max_seq_len = 50,
+    .n_layers = 0, /* the backbone's default */
+    .n_heads = 2,
+    .ffn_dim = 0, /* 4 * dim */
+    .activation = IADSR_ACT_GELU,
+    .dropout = 0.5f,
+    .flags = 0,
+    .reserved0 = 0,
+    .seed = 42,
+    .caser_window = 0, /* 5 */
+    .caser_h_filters = 0, /* 16 */
+    .caser_v_filters = 0, /* 4 */
+    .reserved1 = 0,
+};
+
+static const iadsr_train_params train_defaults = {
+    .struct_size = sizeof(iadsr_train_params),
+    .split = IADSR_SPLIT_LEAVE_ONE_OUT,
+    .max_epochs = 200,
+    .batch_size = 256,
+    .patience = 10,
+    .eval_every = 1,
+    .n_threads = 1,
+    .learning_rate = 1e-3f,
+    .adam_beta1 = 0.9f,
+    .adam_beta2 = 0.999f,
+    .adam_eps = 1e-8f,
+    .weight_decay = 0.0f,
+    .flags = 0,
+    .reserved0 = 0,
+    .seed = 1,
+    .label_smoothing = 0.0f,
+    .history_penalty = 0.0f,
+};
+
+static const iadsr_denoise_params denoise_defaults = {
+    .struct_size = sizeof(iadsr_denoise_params),
+    .flags = 0,
+    .lambda_align = 1.0f,
+    .lambda_recon = 1.0f,
+    .tau_align = 0.1f,
+    .tau_gumbel = 1.0f,
+    .theta = 0.0f,
+    .max_drop = 0.3f,
+    .protect_last = 1,
+    .reserved0 = 0,
+    .seed = 7,
+};
+
+static const iadsr_ctx_params ctx_defaults = {
+    .struct_size = sizeof(iadsr_ctx_params),
+    .max_batch = 64,
+    .flags = 0,
+    .reserved0 = 0,
+};
+
+static const iadsr_eval_params eval_defaults = {
+    .struct_size = sizeof(iadsr_eval_params),
+    .target = IADSR_EVAL_TEST,
+    .n_threads = 1,
+    .flags = 0,
+};
+
+void iadsr_model_params_init(iadsr_model_params *p)
+{
+    if (p)
+        *p = model_defaults;
+}
+
+void iadsr_train_params_init(iadsr_train_params *p)
+{
+    if (p)
+        *p = train_defaults;
+}
+
+void iadsr_denoise_params_init(iadsr_denoise_params *p)
+{
+    if (p)
+        *p = denoise_defaults;
+}
+
+void iadsr_ctx_params_init(iadsr_ctx_params *p)
+{
+    if (p)
+        *p = ctx_defaults;
+}
+
+void iadsr_eval_params_init(iadsr_eval_params *p)
+{
+    if (p)
+        *p = eval_defaults;
+}
+
+/* ---- overlay ---------------------------------------------------------------- */
+
+/* A struct_size above this is certainly garbage (an uninitialised struct);
+ * refusing it avoids scanning far beyond the caller's object. */
+#define PARAMS_MAX_STRUCT_SIZE 4096u
+
+int iadsr__params_overlay(void *dst, const void *defaults, size_t lib_size,
+                          size_t min_size, const void *user, const char *what)
+{
+    uint32_t lib_size32 = (uint32_t)lib_size;
+    uint32_t user_size;
+
+    if (!what)
+        what = "params";
+    if (!dst || !defaults || lib_size < sizeof(uint32_t) ||
+        lib_size > PARAMS_MAX_STRUCT_SIZE)
+        return iadsr__err(IADSR_ERR_GENERIC,
+                          "%s: internal error: bad params overlay call", what);
+    if (min_size < sizeof(uint32_t))
+        min_size = sizeof(uint32_t);
+
+    memcpy(dst, defaults, lib_size);
+    memcpy(dst, &lib_size32, sizeof lib_size32);
+    if (!user)
+        return IADSR_OK;
+
+    memcpy(&user_size, user, sizeof user_size);
+    if (user_size < min_size)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: struct_size %u is smaller than the minimum "
+                          "%zu (initialise the struct with its _init() "
+                          "function)",
+                          what, (unsigned)user_size, min_size);
+    if (user_size > lib_size) {
+        if (user_size > PARAMS_MAX_STRUCT_SIZE)
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "%s: struct_size %u is implausibly large "
+                              "(uninitialised struct?)",
+                              what, (unsigned)user_size);
+        const unsigned char *bytes = (const unsigned char *)user;
+        for (size_t i = lib_size; i < user_size; i++) {
+            if (bytes[i] != 0)
+                return iadsr__err(
+                    IADSR_ERR_UNSUPPORTED,
+                    "%s: struct_size %u is larger than this library's %zu "
+                    "and byte %zu of the unknown tail is non-zero (a newer "
+                    "field this version of libiadsr does not support)",
+                    what, (unsigned)user_size, lib_size, i);
+        }
+    }
+    memcpy(dst, user, user_size < lib_size ? user_size : lib_size);
+    memcpy(dst, &lib_size32, sizeof lib_size32);
+    return IADSR_OK;
+}
+
+/* ---- validation helpers --------------------------------------------------- */
+
+static int check_i32(const char *what, const char *field, int32_t v,
+                     int32_t lo, int32_t hi)
+{
+    if (v < lo || v > hi)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.%s = %d is outside %d..%d", what, field, (int)v,
+                          (int)lo, (int)hi);
+    return IADSR_OK;
+}
+
+static int check_reserved(const char *what, const char *field, uint32_t v)
+{
+    if (v != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.%s = %u, must be 0 (reserved)", what, field,
+                          (unsigned)v);
+    return IADSR_OK;
+}
+
+static int check_flags(const char *what, uint32_t flags, uint32_t known)
+{
+    if (flags & ~known)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "%s.flags = 0x%x has unknown bits 0x%x", what,
+                          (unsigned)flags, (unsigned)(flags & ~known));
+    return IADSR_OK;
+}
+
+#define TRY(expr)                                                             \
+    do {                                                                      \
+        int rc_ = (expr);                                                     \
+        if (rc_ != IADSR_OK)                                                  \
+            return rc_;                                                       \
+    } while (0)
+
+/* ---- train ------------------------------------------------------------------ */
+
+static int train_check(iadsr_train_params *p)
+{
+    static const char w[] = "iadsr_train_params";
+
+    if (p->split == IADSR_SPLIT_DEFAULT)
+        p->split = IADSR_SPLIT_LEAVE_ONE_OUT;
+    if (p->split != IADSR_SPLIT_LEAVE_ONE_OUT && p->split != IADSR_SPLIT_NONE)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.split = %d is not an IADSR_SPLIT_* value "
+                          "(0, 1 or 2)",
+                          w, (int)p->split);
+    TRY(check_i32(w, "max_epochs", p->max_epochs, 1, 100000));
+    TRY(check_i32(w, "batch_size", p->batch_size, 1, 65536));
+    TRY(check_i32(w, "patience", p->patience, 0, INT32_MAX));
+    TRY(check_i32(w, "eval_every", p->eval_every, 1, INT32_MAX));
+    TRY(check_i32(w, "n_threads", p->n_threads, 1, 256));
+    if (!(p->learning_rate > 0.0f) || !isfinite(p->learning_rate))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.learning_rate = %g, must be finite and > 0", w,
+                          (double)p->learning_rate);
+    if (!(p->adam_beta1 >= 0.0f && p->adam_beta1 < 1.0f))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.adam_beta1 = %g is outside [0, 1)", w,
+                          (double)p->adam_beta1);
+    if (!(p->adam_beta2 >= 0.0f && p->adam_beta2 < 1.0f))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.adam_beta2 = %g is outside [0, 1)", w,
+                          (double)p->adam_beta2);
+    if (!(p->adam_eps > 0.0f) || !isfinite(p->adam_eps))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.adam_eps = %g, must be finite and > 0", w,
+                          (double)p->adam_eps);
+    if (!(p->weight_decay >= 0.0f) || !isfinite(p->weight_decay))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.weight_decay = %g, must be finite and >= 0", w,
+                          (double)p->weight_decay);
+    TRY(check_flags(w, p->flags, 0));
+    TRY(check_reserved(w, "reserved0", p->reserved0));
+    if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.label_smoothing = %g is outside [0, 1)", w,
+                          (double)p->label_smoothing);
+    if (!(p->history_penalty >= 0.0f) || !isfinite(p->history_penalty))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.history_penalty = %g, must be finite and >= 0",
+                          w, (double)p->history_penalty);
+    return IADSR_OK;
+}
+
+int iadsr__train_params_get(iadsr_train_params *dst,
+                            const iadsr_train_params *user)
+{
+    TRY(iadsr__params_overlay(dst, &train_defaults, sizeof train_defaults,
+                              TRAIN_PARAMS_SIZE_0_1, user,
+                              "iadsr_train_params"));
+    return train_check(dst);
+}
+
+/* ---- denoise ---------------------------------------------------------------- */
+
+static int check_f32(const char *what, const char *field, float v, float lo,
+                     float hi, int open_lo)
+{
+    if (!isfinite(v) || v < lo || v > hi || (open_lo && v == lo))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.%s = %g is outside %s%g, %g]", what, field,
+                          (double)v, open_lo ? "(" : "[", (double)lo,
+                          (double)hi);
+    return IADSR_OK;
+}
+
+int iadsr__denoise_params_get(iadsr_denoise_params *dst,
+                              const iadsr_denoise_params *user)
+{
+    static const char w[] = "iadsr_denoise_params";
+    TRY(iadsr__params_overlay(dst, &denoise_defaults, sizeof denoise_defaults,
+                              sizeof denoise_defaults, user, w));
+    TRY(check_flags(w, dst->flags,
+                    IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_CARRY_MASKS));
+    TRY(check_f32(w, "lambda_align", dst->lambda_align, 0.0f, 1e6f, 0));
+    TRY(check_f32(w, "lambda_recon", dst->lambda_recon, 0.0f, 1e6f, 0));
+    TRY(check_f32(w, "tau_align", dst->tau_align, 0.0f, 1e6f, 1));
+    TRY(check_f32(w, "tau_gumbel", dst->tau_gumbel, 0.0f, 1e6f, 1));
+    TRY(check_f32(w, "theta", dst->theta, -3.0f, 3.0f, 0));
+    TRY(check_f32(w, "max_drop", dst->max_drop, 0.0f, 1.0f, 0));
+    TRY(check_i32(w, "protect_last", dst->protect_last, 0, 1));
+    TRY(check_reserved(w, "reserved0", dst->reserved0));
+    return IADSR_OK;
+}
+
+/* ---- ctx -------------------------------------------------------------------- */
+
+int iadsr__ctx_params_get(iadsr_ctx_params *dst, const iadsr_ctx_params *user)
+{
+    static const char w[] = "iadsr_ctx_params";
+    TRY(iadsr__params_overlay(dst, &ctx_defaults, sizeof ctx_defaults,
+                              sizeof ctx_defaults, user, w));
+    TRY(check_i32(w, "max_batch", dst->max_batch, 1, 65536));
+    TRY(check_flags(w, dst->flags, 0));
+    TRY(check_reserved(w, "reserved0", dst->reserved0));
+    return IADSR_OK;
+}
+
+/* ---- eval ------------------------------------------------------------------- */
+
+int iadsr__eval_params_get(iadsr_eval_params *dst,
+                           const iadsr_eval_params *user)
+{
+    static const char w[] = "iadsr_eval_params";
+    TRY(iadsr__params_overlay(dst, &eval_defaults, sizeof eval_defaults,
+                              sizeof eval_defaults, user, w));
+    if (dst->target == 0)
+        dst->target = IADSR_EVAL_TEST;
+    if (dst->target != IADSR_EVAL_TEST && dst->target != IADSR_EVAL_VALID)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.target = %d is not IADSR_EVAL_TEST (1) or "
+                          "IADSR_EVAL_VALID (2)",
+                          w, (int)dst->target);
+    TRY(check_i32(w, "n_threads", dst->n_threads, 1, 256));
+    TRY(check_flags(w, dst->flags, IADSR_TOPK_EXCLUDE_HISTORY));
+    return IADSR_OK;
+}
+
+/* ---- model ------------------------------------------------------------------ */
+
+static int check_sasrec(iadsr_model_params *p);
+static int check_other(iadsr_model_params *p);
+
+int iadsr__model_params_check(iadsr_model_params *p)
+{
+    static const char w[] = "iadsr_model_params";
+
+    if (!p)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s is NULL", w);
+    if (p->n_items == 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.n_items = 0: the number of items is required "
+                          "(1..2147483646)",
+                          w);
+    TRY(check_i32(w, "n_items", p->n_items, 1, INT32_MAX - 1));
+
+    if (p->backbone == IADSR_BACKBONE_DEFAULT)
+        p->backbone = IADSR_BACKBONE_SASREC;
+    if (p->backbone != IADSR_BACKBONE_SASREC &&
+        p->backbone != IADSR_BACKBONE_GRU4REC &&
+        p->backbone != IADSR_BACKBONE_CASER)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.backbone = %d is not an IADSR_BACKBONE_* value",
+                          w, (int)p->backbone);
+
+    TRY(check_i32(w, "dim", p->dim, 1, 4096));
+    TRY(check_i32(w, "max_seq_len", p->max_seq_len, 1, 4096));
+    TRY(check_flags(w, p->flags, IADSR_MODEL_F_PRE_LN));
+    TRY(check_reserved(w, "reserved0", p->reserved0));
+    TRY(check_reserved(w, "reserved1", p->reserved1));
+    if (!(p->dropout >= 0.0f && p->dropout < 1.0f))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.dropout = %g is outside [0, 1)", w,
+                          (double)p->dropout);
+    if (p->backbone == IADSR_BACKBONE_SASREC)
+        return check_sasrec(p);
+    return check_other(p);
+}
+
+/* GRU4Rec and Caser: the SASRec-only fields must be unset (or at their
+ * defaults) and are normalised to 0; Caser's own fields get defaults. */
+static int check_other(iadsr_model_params *p)
+{
+    static const char w[] = "iadsr_model_params";
+    const char *name =
+        p->backbone == IADSR_BACKBONE_GRU4REC ? "GRU4Rec" : "Caser";
+    if ((p->n_heads != 0 && p->n_heads != 2) || p->ffn_dim != 0 ||
+        (p->activation != IADSR_ACT_DEFAULT &&
+         p->activation != IADSR_ACT_GELU) ||
+        (p->flags & IADSR_MODEL_F_PRE_LN))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: n_heads, ffn_dim, activation and "
+                          "IADSR_MODEL_F_PRE_LN apply to SASRec only; leave "
+                          "them at their defaults for %s",
+                          w, name);
+    p->n_heads = p->ffn_dim = p->activation = 0;
+    if (p->backbone == IADSR_BACKBONE_GRU4REC) {
+        if (p->n_layers == 0)
+            p->n_layers = 1;
+        TRY(check_i32(w, "n_layers", p->n_layers, 1, 16));
+        if (p->caser_window || p->caser_h_filters || p->caser_v_filters)
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "%s: the caser_* fields apply to Caser only",
+                              w);
+        return IADSR_OK;
+    }
+    if (p->n_layers != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.n_layers = %d: Caser has no layers to set "
+                          "(leave it 0)",
+                          w, (int)p->n_layers);
+    if (p->caser_window == 0)
+        p->caser_window = 5;
+    if (p->caser_h_filters == 0)
+        p->caser_h_filters = 16;
+    if (p->caser_v_filters == 0)
+        p->caser_v_filters = 4;
+    TRY(check_i32(w, "caser_window", p->caser_window, 1, 64));
+    TRY(check_i32(w, "caser_h_filters", p->caser_h_filters, 1, 1024));
+    TRY(check_i32(w, "caser_v_filters", p->caser_v_filters, 1, 1024));
+    return IADSR_OK;
+}
+
+static int check_sasrec(iadsr_model_params *p)
+{
+    static const char w[] = "iadsr_model_params";
+    if (p->caser_window || p->caser_h_filters || p->caser_v_filters)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: the caser_* fields apply to Caser only", w);
+    if (p->n_layers == 0)
+        p->n_layers = 2;
+    TRY(check_i32(w, "n_layers", p->n_layers, 1, 16));
+    TRY(check_i32(w, "n_heads", p->n_heads, 1, 4096));
+    if (p->dim % p->n_heads != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.n_heads = %d does not divide dim = %d", w,
+                          (int)p->n_heads, (int)p->dim);
+    if (p->ffn_dim == 0)
+        p->ffn_dim = 4 * p->dim; /* dim <= 4096: no overflow */
+    TRY(check_i32(w, "ffn_dim", p->ffn_dim, 1, 65536));
+    if (p->activation == IADSR_ACT_DEFAULT)
+        p->activation = IADSR_ACT_GELU;
+    if (p->activation != IADSR_ACT_GELU && p->activation != IADSR_ACT_RELU)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.activation = %d is not IADSR_ACT_GELU (1) or "
+                          "IADSR_ACT_RELU (2)",
+                          w, (int)p->activation);
+    return IADSR_OK;
+}
+
+int iadsr__model_params_get(iadsr_model_params *dst,
+                            const iadsr_model_params *user)
+{
+    TRY(iadsr__params_overlay(dst, &model_defaults, sizeof model_defaults,
+                              MODEL_PARAMS_SIZE_0_1, user,
+                              "iadsr_model_params"));
+    return iadsr__model_params_check(dst);
+}

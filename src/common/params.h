@@ -1,0 +1,47 @@
+/* libiadsr - validated params structs (params.c).
+ * SPDX-License-Identifier: MIT
+ *
+ * Each *_get() helper overlays the caller's struct (NULL = defaults) on the
+ * library defaults with iadsr__params_overlay(), then validates every field
+ * against the bounds documented in iadsr.h and normalises the 0 = default
+ * values. On success @p dst is complete and its struct_size is the library's
+ * sizeof. On failure the last error names the field and its value:
+ * IADSR_ERR_INVALID_ARG (out of bounds, struct_size too small, reserved field
+ * not zero) or IADSR_ERR_UNSUPPORTED (unknown flag bits, non-zero unknown
+ * tail, backbone not available).
+ */
+#ifndef IADSR_PARAMS_H
+#define IADSR_PARAMS_H
+
+#include "iadsr.h"
+
+#include <stddef.h>
+
+/* Start from @p defaults (size @p lib_size) and overlay the caller's struct
+ * @p user (its first uint32_t is struct_size). Returns IADSR_OK,
+ * IADSR_ERR_INVALID_ARG (struct_size < min_size) or IADSR_ERR_UNSUPPORTED
+ * (struct_size > lib_size with a non-zero tail). @p what names the struct in
+ * messages. NULL @p user means defaults. */
+int iadsr__params_overlay(void *dst, const void *defaults, size_t lib_size,
+                          size_t min_size, const void *user, const char *what);
+/* Validate a complete model params struct (bounds, backbone, flags) and
+ * normalise defaults (backbone 0 -> SASREC, ffn_dim 0 -> 4*dim, activation 0
+ * -> GELU). Returns IADSR_OK or an error with a message. */
+int iadsr__model_params_check(iadsr_model_params *p);
+
+/* split 0 -> LEAVE_ONE_OUT. */
+int iadsr__train_params_get(iadsr_train_params *dst,
+                            const iadsr_train_params *user);
+/* All fields checked (bounds in iadsr.h). */
+int iadsr__denoise_params_get(iadsr_denoise_params *dst,
+                              const iadsr_denoise_params *user);
+int iadsr__ctx_params_get(iadsr_ctx_params *dst, const iadsr_ctx_params *user);
+/* target 0 -> IADSR_EVAL_TEST. */
+int iadsr__eval_params_get(iadsr_eval_params *dst,
+                           const iadsr_eval_params *user);
+/* Overlay then iadsr__model_params_check(): n_items is required, so a NULL
+ * @p user fails with IADSR_ERR_INVALID_ARG. */
+int iadsr__model_params_get(iadsr_model_params *dst,
+                            const iadsr_model_params *user);
+
+#endif /* IADSR_PARAMS_H */

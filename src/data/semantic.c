@@ -1,0 +1,581 @@
+/* libiadsr - semantic item embeddings: an immutable n_items x D matrix of
+ * host text embeddings, its .npy input/output, and the text-only cosine
+ * recommender (scores and leave-one-out evaluation).
+ * SPDX-License-Identifier: MIT
+ *
+ * Creation validates every value (NaN/Inf are refused with the item and the
+ * column), and precomputes each row's inverse L2 norm in double precision so
+ * that scoring is one pass over the matrix. Scoring never allocates: the
+ * history's mean is built block by block of columns in a fixed stack buffer.
+ */
+#include "data/semantic.h"
+
+#include "common/alloc.h"
+#include "score/eval.h"
+#include "common/fileio.h"
+#include "math/kernels.h"
+#include "io/npy.h"
+#include "common/params.h"
+#include "common/error.h"
+#include "data/dataset.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SEM_MAX_ITEMS (INT32_MAX - 1) /* as datasets and models */
+#define SEM_MAX_DIM 1048576
+#define SEM_FLAGS (IADSR_FLAG_BORROW | IADSR_SEMANTIC_ROW0_PADDING)
+/* Columns per scoring block: the block of the history mean lives on the
+ * stack (8 KiB of doubles; hosts may call from small-stack threads). */
+#define SEM_BLOCK 1024
+
+/* ---- handle lifecycle ---------------------------------------------------- */
+
+int iadsr__semantic_ok(const iadsr_semantic *s)
+{
+    return s != NULL && s->magic == IADSR__MAGIC_SEMANTIC;
+}
+
+iadsr_semantic *iadsr__semantic_ref(const iadsr_semantic *s)
+{
+    /* The handle is logically immutable; only its refcount changes. */
+    iadsr_semantic *m = (iadsr_semantic *)(uintptr_t)s;
+    if (m)
+        __atomic_add_fetch(&m->refcount, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
+static void semantic_destroy(iadsr_semantic *s)
+{
+    iadsr__aligned_free(s->owned);
+    iadsr__free(s->inv_norm);
+    s->magic = IADSR__MAGIC_DEAD;
+    iadsr__free(s);
+}
+
+void iadsr__semantic_unref(iadsr_semantic *s)
+{
+    if (!s)
+        return;
+    if (__atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+        semantic_destroy(s);
+}
+
+void iadsr_semantic_free(iadsr_semantic *s)
+{
+    /* A foreign or already-freed pointer is ignored rather than freed. */
+    if (!iadsr__semantic_ok(s))
+        return;
+    iadsr__semantic_unref(s);
+}
+
+/* ---- creation ------------------------------------------------------------ */
+
+/* Sum of squares of a row in double. Finite values cannot overflow it (at
+ * most 2^20 * 2^256), so the result is finite exactly when every value
+ * is. */
+static double row_sumsq(const float *x, int32_t n)
+{
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    int32_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        a0 += (double)x[j] * (double)x[j];
+        a1 += (double)x[j + 1] * (double)x[j + 1];
+        a2 += (double)x[j + 2] * (double)x[j + 2];
+        a3 += (double)x[j + 3] * (double)x[j + 3];
+    }
+    for (; j < n; j++)
+        a0 += (double)x[j] * (double)x[j];
+    return (a0 + a1) + (a2 + a3);
+}
+
+static int nonfinite_err(const char *w, const float *row, int32_t dim,
+                         int32_t item, int pad)
+{
+    int32_t c = 0;
+    while (c < dim - 1 && isfinite(row[c]))
+        c++;
+    const float v = row[c];
+    return iadsr__err(IADSR_ERR_NUMERIC,
+                      "%s: item %d (row %lld), column %d is %s", w, (int)item,
+                      (long long)item - 1 + pad, (int)c,
+                      isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
+}
+
+/* The shape checks of iadsr_semantic_create(), with @p code for the
+ * problems that come from the data rather than from the caller. */
+static int check_shape(const char *w, int64_t n_rows, int64_t dim, int pad,
+                       int code)
+{
+    if (dim < 1 || dim > SEM_MAX_DIM)
+        return iadsr__err(code, "%s: dim = %lld is outside 1..%d", w,
+                          (long long)dim, SEM_MAX_DIM);
+    if (n_rows - pad < 1 || n_rows - pad > SEM_MAX_ITEMS)
+        return iadsr__err(code,
+                          "%s: %lld rows%s give %lld items; n_items must be "
+                          "1..%d",
+                          w, (long long)n_rows,
+                          pad ? " (row 0 is padding)" : "",
+                          (long long)(n_rows - pad), SEM_MAX_ITEMS);
+    return IADSR_OK;
+}
+
+/* Build a handle over a matrix whose shape is already checked: validate
+ * every value, compute the inverse norms, copy the rows unless the data is
+ * borrowed or @p owned is given. @p owned (the block holding @p data, from
+ * iadsr__aligned_alloc, or NULL) is taken over, and freed on failure. */
+static int semantic_build(iadsr_semantic **out, const float *data,
+                          int64_t n_rows, int32_t dim, int64_t ld,
+                          uint32_t flags, void *owned, const char *w)
+{
+    const int pad = (flags & IADSR_SEMANTIC_ROW0_PADDING) ? 1 : 0;
+    const int32_t n_items = (int32_t)(n_rows - pad);
+    const float *first = data + (size_t)pad * (size_t)ld;
+    int32_t n_zero = 0;
+    float *copy = NULL;
+    iadsr_semantic *s = NULL;
+    int rc;
+
+    double *inv = iadsr__calloc((size_t)n_items + 1, sizeof(double));
+    if (!inv) {
+        rc = iadsr__err(IADSR_ERR_NOMEM,
+                        "%s: out of memory (%d inverse norms)", w,
+                        (int)n_items);
+        goto fail;
+    }
+    inv[0] = 0.0;
+    for (int32_t i = 1; i <= n_items; i++) {
+        const float *row = first + (size_t)(i - 1) * (size_t)ld;
+        double ss = row_sumsq(row, dim);
+        if (!isfinite(ss)) {
+            rc = nonfinite_err(w, row, dim, i, pad);
+            goto fail;
+        }
+        if (ss > 0.0) {
+            inv[i] = 1.0 / sqrt(ss);
+        } else {
+            inv[i] = 0.0;
+            n_zero++;
+        }
+    }
+
+    if (!owned && !(flags & IADSR_FLAG_BORROW)) {
+        copy = iadsr__aligned_alloc((size_t)n_items * (size_t)dim,
+                                    sizeof(float));
+        if (!copy) {
+            rc = iadsr__err(IADSR_ERR_NOMEM,
+                            "%s: out of memory copying %d x %d floats", w,
+                            (int)n_items, (int)dim);
+            goto fail;
+        }
+        const size_t rb = (size_t)dim * sizeof(float);
+        if (ld == dim) {
+            memcpy(copy, first, (size_t)n_items * rb);
+        } else {
+            for (int32_t i = 0; i < n_items; i++)
+                memcpy(copy + (size_t)i * (size_t)dim,
+                       first + (size_t)i * (size_t)ld, rb);
+        }
+        first = copy;
+        ld = dim;
+    }
+
+    s = iadsr__calloc(1, sizeof *s);
+    if (!s) {
+        rc = iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory (%zu bytes)", w,
+                        sizeof *s);
+        goto fail;
+    }
+    s->magic = IADSR__MAGIC_SEMANTIC;
+    s->refcount = 1;
+    s->n_items = n_items;
+    s->dim = dim;
+    s->n_zero_rows = n_zero;
+    s->ld = ld;
+    s->rows = first;
+    s->inv_norm = inv;
+    s->owned = copy ? (void *)copy : owned;
+    *out = s;
+    return IADSR_OK;
+
+fail:
+    iadsr__free(inv);
+    iadsr__aligned_free(copy);
+    iadsr__aligned_free(owned);
+    return rc;
+}
+
+int iadsr_semantic_create(iadsr_semantic **out, const float *data,
+                          int64_t n_rows, int32_t dim, int64_t ld,
+                          uint32_t flags)
+{
+    static const char w[] = "semantic_create";
+
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
+    *out = NULL;
+    if (!data)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: data is NULL", w);
+    if (flags & ~SEM_FLAGS)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: flags = 0x%x has unknown bits (expected "
+                          "IADSR_FLAG_COPY or IADSR_FLAG_BORROW, optionally "
+                          "with IADSR_SEMANTIC_ROW0_PADDING)",
+                          w, (unsigned)flags);
+    const int pad = (flags & IADSR_SEMANTIC_ROW0_PADDING) ? 1 : 0;
+    int rc = check_shape(w, n_rows, dim, pad, IADSR_ERR_INVALID_ARG);
+    if (rc != IADSR_OK)
+        return rc;
+    if (ld < dim)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: ld = %lld is smaller than dim = %d", w,
+                          (long long)ld, (int)dim);
+    /* the host's matrix, (n_rows - 1) * ld + dim floats, is addressable */
+    const uint64_t max_floats = (uint64_t)PTRDIFF_MAX / sizeof(float);
+    if ((uint64_t)ld > max_floats ||
+        (uint64_t)(n_rows - 1) > (max_floats - (uint64_t)ld) / (uint64_t)ld)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: %lld rows with ld = %lld exceed the address "
+                          "space",
+                          w, (long long)n_rows, (long long)ld);
+    return semantic_build(out, data, n_rows, dim, ld, flags, NULL, w);
+}
+
+int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
+                             size_t len, uint32_t flags)
+{
+    static const char w[] = "semantic_parse_npy";
+
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
+    *out = NULL;
+    if (!buf)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: buf is NULL", w);
+    if (flags & ~(uint32_t)IADSR_SEMANTIC_ROW0_PADDING)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: flags = 0x%x has unknown bits (expected 0 or "
+                          "IADSR_SEMANTIC_ROW0_PADDING)",
+                          w, (unsigned)flags);
+
+    /* the header first: the shape decides the one allocation */
+    int64_t rows = 0, cols = 0;
+    int rc = iadsr_npy_decode(buf, len, NULL, 0, &rows, &cols);
+    if (rc != IADSR_OK)
+        return rc;
+    const int pad = (flags & IADSR_SEMANTIC_ROW0_PADDING) ? 1 : 0;
+    rc = check_shape(w, rows, cols, pad, IADSR_ERR_FORMAT);
+    if (rc != IADSR_OK)
+        return rc;
+    if ((uint64_t)rows > (uint64_t)PTRDIFF_MAX / sizeof(float) /
+                             (uint64_t)cols)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "%s: %lld x %lld floats do not fit in memory", w,
+                          (long long)rows, (long long)cols);
+    const size_t n = (size_t)rows * (size_t)cols;
+    float *data = iadsr__aligned_alloc(n, sizeof(float));
+    if (!data)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "%s: out of memory for %lld x %lld floats", w,
+                          (long long)rows, (long long)cols);
+    rc = iadsr_npy_decode(buf, len, data, (int64_t)n, &rows, &cols);
+    if (rc != IADSR_OK) {
+        iadsr__aligned_free(data); /* not reached: validated above */
+        return rc;
+    }
+    return semantic_build(out, data, rows, (int32_t)cols, cols,
+                          flags & IADSR_SEMANTIC_ROW0_PADDING, data, w);
+}
+
+int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
+                            uint32_t flags)
+{
+    static const char w[] = "semantic_load_npy";
+
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
+    *out = NULL;
+    if (!path || !path[0])
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", w,
+                          path ? "empty" : "NULL");
+    if (flags & ~(uint32_t)IADSR_SEMANTIC_ROW0_PADDING)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: flags = 0x%x has unknown bits (expected 0 or "
+                          "IADSR_SEMANTIC_ROW0_PADDING)",
+                          w, (unsigned)flags);
+    void *b = NULL;
+    size_t len = 0;
+    int rc = iadsr__read_file(path, w, &b, &len);
+    if (rc != IADSR_OK)
+        return rc;
+    rc = iadsr_semantic_parse_npy(out, b, len, flags);
+    iadsr__free(b);
+    if (rc != IADSR_OK)
+        return iadsr__err_prefix(rc, "%s", path);
+    return IADSR_OK;
+}
+
+int iadsr_semantic_save_npy(const iadsr_semantic *s, const char *path,
+                            uint32_t flags)
+{
+    static const char w[] = "semantic_save_npy";
+    const uint32_t known = IADSR_SEMANTIC_ROW0_PADDING | IADSR_SAVE_NO_FSYNC;
+
+    if (!iadsr__semantic_ok(s))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s", w,
+                          s ? "not a semantic matrix handle"
+                            : "the matrix is NULL");
+    if (!path || !path[0])
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", w,
+                          path ? "empty" : "NULL");
+    if (flags & ~known)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED, "%s: unknown flag bits 0x%x",
+                          w, (unsigned)(flags & ~known));
+    const int64_t lead = (flags & IADSR_SEMANTIC_ROW0_PADDING) ? 1 : 0;
+    void *b = NULL;
+    size_t len = 0;
+    int rc = iadsr__npy_encode(s->rows, s->n_items, s->dim, s->ld, lead, &b,
+                               &len, w);
+    if (rc != IADSR_OK)
+        return rc;
+    rc = iadsr__atomic_write(path, b, len, flags & IADSR_SAVE_NO_FSYNC);
+    iadsr__free(b);
+    if (rc != IADSR_OK)
+        return iadsr__err_prefix(rc, "%s", w);
+    return IADSR_OK;
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+int32_t iadsr_semantic_n_items(const iadsr_semantic *s)
+{
+    return iadsr__semantic_ok(s) ? s->n_items : 0;
+}
+
+int32_t iadsr_semantic_dim(const iadsr_semantic *s)
+{
+    return iadsr__semantic_ok(s) ? s->dim : 0;
+}
+
+int32_t iadsr_semantic_n_zero_rows(const iadsr_semantic *s)
+{
+    return iadsr__semantic_ok(s) ? s->n_zero_rows : 0;
+}
+
+const float *iadsr_semantic_row(const iadsr_semantic *s, int32_t item)
+{
+    if (!iadsr__semantic_ok(s) || item < 1 || item > s->n_items)
+        return NULL;
+    return iadsr__semantic_row(s, item);
+}
+
+int iadsr_semantic_check(const iadsr_semantic *s, int32_t n_items,
+                         int32_t dim)
+{
+    static const char w[] = "semantic_check";
+    if (!iadsr__semantic_ok(s))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s", w,
+                          s ? "not a semantic matrix handle"
+                            : "the matrix is NULL");
+    if (n_items < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: n_items = %d, must be > 0", w, (int)n_items);
+    if (dim < 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: dim = %d, must be >= 0 (0 = any)", w,
+                          (int)dim);
+    if (s->n_items != n_items)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "%s: the matrix has %d items, expected %d", w,
+                          (int)s->n_items, (int)n_items);
+    if (dim != 0 && s->dim != dim)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "%s: the matrix has dimension %d, expected %d", w,
+                          (int)s->dim, (int)dim);
+    return IADSR_OK;
+}
+
+/* ---- scoring ------------------------------------------------------------- */
+
+/* m[j] = sum over the history of row[c0 + j], j < nb, in double. */
+static void sum_block(const iadsr_semantic *s, const int32_t *seq, int32_t n,
+                      int32_t c0, int32_t nb, double *m)
+{
+    for (int32_t j = 0; j < nb; j++)
+        m[j] = 0.0;
+    for (int32_t t = 0; t < n; t++) {
+        const float *r = iadsr__semantic_row(s, seq[t]) + c0;
+        for (int32_t j = 0; j < nb; j++)
+            m[j] += (double)r[j];
+    }
+}
+
+/* IADSR_CLONES (kernels.h): the scoring loop gets AVX-512 or AVX2 where
+ * the CPU has them. The eight accumulators are separate variables for the
+ * compiler, so every clone adds in the same order and gives the same bits
+ * (no FMA contraction in ISO C mode). */
+
+/* For items 1..N (rows @p r, @p ld floats apart, from column c0 on): the
+ * dot product with the nb doubles of @p m, times inv_norm[i], stored in
+ * scores[i] or added to it. */
+IADSR_CLONES
+static void score_block(const float *r, size_t ld, int32_t N,
+                        const double *m, int32_t nb, const double *inv_norm,
+                        float *scores, int add)
+{
+    for (int32_t i = 1; i <= N; i++, r += ld) {
+        double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+        double a4 = 0.0, a5 = 0.0, a6 = 0.0, a7 = 0.0;
+        int32_t j = 0;
+        for (; j + 8 <= nb; j += 8) {
+            a0 += (double)r[j] * m[j];
+            a1 += (double)r[j + 1] * m[j + 1];
+            a2 += (double)r[j + 2] * m[j + 2];
+            a3 += (double)r[j + 3] * m[j + 3];
+            a4 += (double)r[j + 4] * m[j + 4];
+            a5 += (double)r[j + 5] * m[j + 5];
+            a6 += (double)r[j + 6] * m[j + 6];
+            a7 += (double)r[j + 7] * m[j + 7];
+        }
+        double t = 0.0;
+        for (; j < nb; j++)
+            t += (double)r[j] * m[j];
+        const double dot =
+            ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + t;
+        const float v = (float)(dot * inv_norm[i]);
+        scores[i] = add ? scores[i] + v : v;
+    }
+}
+
+/* cos(row_i, mean) = dot(row_i, sum) / (||row_i|| ||sum||): the mean's
+ * 1/n cancels. Pass 1 gets ||sum|| block by block; pass 2 adds each block's
+ * share of every cosine (each share is at most 1 in magnitude, by
+ * Cauchy-Schwarz, so float partial sums cannot overflow). With D <= the
+ * block width the sum is computed once. */
+void iadsr__semantic_scores(const iadsr_semantic *s, const int32_t *seq,
+                            int32_t n, float *scores)
+{
+    const int32_t N = s->n_items, D = s->dim;
+    double m[SEM_BLOCK];
+    double ss = 0.0;
+
+    for (int32_t c0 = 0; c0 < D; c0 += SEM_BLOCK) {
+        const int32_t nb = D - c0 < SEM_BLOCK ? D - c0 : SEM_BLOCK;
+        sum_block(s, seq, n, c0, nb, m);
+        for (int32_t j = 0; j < nb; j++)
+            ss += m[j] * m[j];
+    }
+    scores[0] = -INFINITY;
+    if (!(ss > 0.0)) {
+        /* a zero mean: cosine 0 with everything */
+        for (int32_t i = 1; i <= N; i++)
+            scores[i] = 0.0f;
+        return;
+    }
+    const double inv_sum = 1.0 / sqrt(ss);
+    for (int32_t c0 = 0; c0 < D; c0 += SEM_BLOCK) {
+        const int32_t nb = D - c0 < SEM_BLOCK ? D - c0 : SEM_BLOCK;
+        if (D > SEM_BLOCK)
+            sum_block(s, seq, n, c0, nb, m);
+        for (int32_t j = 0; j < nb; j++)
+            m[j] *= inv_sum;
+        score_block(s->rows + c0, (size_t)s->ld, N, m, nb, s->inv_norm,
+                    scores, c0 > 0);
+    }
+}
+
+int iadsr_semantic_scores(const iadsr_semantic *s, const int32_t *seq,
+                          int32_t n, float *scores, int64_t capacity)
+{
+    static const char w[] = "semantic_scores";
+    if (!iadsr__semantic_ok(s))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s", w,
+                          s ? "not a semantic matrix handle"
+                            : "the matrix is NULL");
+    if (!seq || !scores)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s is NULL", w,
+                          seq ? "scores" : "seq");
+    if (n < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: n must be >= 1 (got %d)", w, (int)n);
+    if (capacity < (int64_t)s->n_items + 1)
+        return iadsr__err(IADSR_ERR_BUFFER_TOO_SMALL,
+                          "%s: capacity %lld < n_items + 1 = %lld", w,
+                          (long long)capacity, (long long)s->n_items + 1);
+    for (int32_t i = 0; i < n; i++)
+        if (seq[i] < 1 || seq[i] > s->n_items)
+            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                              "%s: position %d: item id %d outside 1..%d", w,
+                              (int)i, (int)seq[i], (int)s->n_items);
+    iadsr__semantic_scores(s, seq, n, scores);
+    return IADSR_OK;
+}
+
+/* ---- evaluation ---------------------------------------------------------- */
+
+/* The ranker of the text-only recommender for eval.c's driver. */
+static int semantic_ranks(void *arg, const iadsr_dataset *d,
+                          const int64_t *users, int64_t begin, int64_t end,
+                          int cut, uint32_t flags, int32_t *ranks)
+{
+    const iadsr_semantic *sem = arg;
+    const int32_t N = sem->n_items;
+    float *sc = iadsr__malloc(((size_t)N + 1) * sizeof(float));
+    if (!sc)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "semantic_evaluate: out of memory");
+    for (int64_t i = begin; i < end; i++) {
+        int32_t n = 0;
+        const int32_t *s = iadsr_dataset_user_items(d, users[i], &n);
+        const int32_t h = n - cut; /* history length, >= 1 */
+        iadsr__semantic_scores(sem, s, h, sc);
+        ranks[i] = iadsr__target_rank(sc, N, s, h, s[h], flags);
+    }
+    iadsr__free(sc);
+    return IADSR_OK;
+}
+
+int iadsr_semantic_evaluate(const iadsr_semantic *s, const iadsr_dataset *d,
+                            const iadsr_eval_params *p, iadsr_metrics *out)
+{
+    static const char w[] = "semantic_evaluate";
+    if (!iadsr__semantic_ok(s))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s", w,
+                          s ? "not a semantic matrix handle"
+                            : "the matrix is NULL");
+    if (!iadsr__dataset_ok(d))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid dataset", w);
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
+    if (out->struct_size < sizeof(iadsr_metrics))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: out->struct_size %u < %zu (set it to "
+                          "sizeof(iadsr_metrics))",
+                          w, (unsigned)out->struct_size,
+                          sizeof(iadsr_metrics));
+    iadsr_eval_params ep;
+    int rc = iadsr__eval_params_get(&ep, p);
+    if (rc != IADSR_OK)
+        return rc;
+    if (d->n_items > s->n_items)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "%s: the dataset has item ids up to %d but the "
+                          "matrix covers %d items",
+                          w, (int)d->n_items, (int)s->n_items);
+    int32_t *ranks = NULL;
+    int64_t *users = NULL, n = 0;
+    rc = iadsr__rank_users(d, ep.target == IADSR_EVAL_VALID ? 2 : 1, ep.flags,
+                           ep.n_threads, semantic_ranks,
+                           (void *)(uintptr_t)s, w, &users, &ranks, &n);
+    if (rc != IADSR_OK)
+        return rc;
+    iadsr__free(users);
+    uint32_t size = out->struct_size;
+    iadsr_metrics res;
+    memset(&res, 0, sizeof res);
+    iadsr__metrics_from_ranks(ranks, n, &res);
+    res.struct_size = size;
+    memcpy(out, &res, sizeof res);
+    iadsr__free(ranks);
+    return IADSR_OK;
+}

@@ -1,0 +1,54 @@
+/* libiadsr - semantic item-embedding matrices (semantic.c).
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef IADSR_SEMANTIC_H
+#define IADSR_SEMANTIC_H
+
+#include "iadsr.h"
+#include "common/alloc.h"
+#include "common/handle.h"
+
+#define IADSR__MAGIC_SEMANTIC 0x4953454du /* "ISEM" */
+
+/* Immutable once created (only the reference count changes). Every value is
+ * finite. Item i (1..n_items) is the row rows + (i - 1) * ld, whatever the
+ * layout of the host's matrix (the padding row of
+ * IADSR_SEMANTIC_ROW0_PADDING is skipped when @c rows is set). */
+struct iadsr_semantic {
+    uint32_t magic;
+    int refcount; /* atomic (__atomic builtins) */
+    int32_t n_items;
+    int32_t dim;
+    int32_t n_zero_rows; /* items whose row is all zeros */
+    int64_t ld;          /* floats from one item's row to the next */
+    const float *rows;   /* item 1's row */
+    /* n_items + 1 entries indexed by item id: 1 / ||row|| computed in double,
+     * 0 for a zero row and for entry 0. Double, not float: rows whose norm is
+     * outside float's range (below 2^-126 or above 2^128) still get an exact
+     * finite inverse, so cosines never become Inf or NaN. */
+    double *inv_norm;
+    void *owned; /* freed with the handle (iadsr__aligned_free); NULL when
+                    the host's memory is borrowed */
+};
+
+/* A new reference (NULL for NULL); the handle lives until the last one is
+ * released with iadsr__semantic_unref(). */
+iadsr_semantic *iadsr__semantic_ref(const iadsr_semantic *s);
+/* Release one reference (NULL is a no-op). */
+void iadsr__semantic_unref(iadsr_semantic *s);
+/* Non-zero for a live semantic handle (magic check). */
+int iadsr__semantic_ok(const iadsr_semantic *s);
+
+/* Item @p item's row (1 <= item <= n_items, not checked). */
+static inline const float *iadsr__semantic_row(const iadsr_semantic *s,
+                                               int32_t item)
+{
+    return s->rows + (size_t)(item - 1) * (size_t)s->ld;
+}
+
+/* iadsr_semantic_scores() without argument checks: @p seq holds n >= 1 ids
+ * in 1..n_items and @p scores has n_items + 1 floats. Never allocates. */
+void iadsr__semantic_scores(const iadsr_semantic *s, const int32_t *seq,
+                            int32_t n, float *scores);
+
+#endif /* IADSR_SEMANTIC_H */

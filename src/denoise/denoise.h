@@ -1,0 +1,77 @@
+/* libiadsr - IADSR Stage 2 handles: aligner, gate and denoiser
+ * (aligner.c, gate.c, denoiser.c). See docs METHOD.md, "Stage 2".
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef IADSR_DENOISE_H
+#define IADSR_DENOISE_H
+
+#include "iadsr.h"
+#include "common/rng.h"
+#include "common/handle.h"
+
+#define IADSR__MAGIC_ALIGNER 0x49414c4eu  /* "IALN" */
+#define IADSR__MAGIC_GATE 0x49474154u     /* "IGAT" */
+#define IADSR__MAGIC_DENOISER 0x49444e53u /* "IDNS" */
+
+/* Projections in the x W orientation of iadsr__linear_fwd: s = x W1 with x
+ * a D-row and W1 D x d (row-major), so the per-position projection of a
+ * packed batch is one GEMM. Immutable once published. */
+struct iadsr_aligner {
+    uint32_t magic;
+    int refcount; /* atomic */
+    int32_t dim;     /* d */
+    int32_t sem_dim; /* D */
+    float tau_align;
+    float *w1; /* D x d, inside w */
+    float *w2; /* D x d, inside w */
+    float *w;  /* one 64-byte aligned block of 2 D d floats */
+};
+
+/* Decoder r = x Wd + bd (Wd d x d, x W orientation) and the settings the
+ * gate was trained with / applies at inference (validated). */
+struct iadsr_gate {
+    uint32_t magic;
+    int refcount; /* atomic */
+    int32_t dim;
+    iadsr_denoise_params p;
+    float *wd; /* d x d, inside w */
+    float *bd; /* d, inside w */
+    float *w;  /* one 64-byte aligned block of d d + d floats */
+};
+
+struct iadsr_denoiser {
+    uint32_t magic;
+    iadsr_model *m;    /* references held */
+    iadsr_aligner *a;
+    iadsr_gate *g;
+    iadsr_semantic *s;
+};
+
+/* Allocate with zeroed weights; @p dim and @p sem_dim are not checked
+ * beyond overflow. */
+int iadsr__aligner_alloc(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
+                         float tau_align);
+/* @p p must already be validated (iadsr__denoise_params_get). */
+int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
+                      const iadsr_denoise_params *p);
+iadsr_aligner *iadsr__aligner_ref(const iadsr_aligner *a);
+iadsr_gate *iadsr__gate_ref(const iadsr_gate *g);
+int iadsr__aligner_ok(const iadsr_aligner *a);
+int iadsr__gate_ok(const iadsr_gate *g);
+/* Non-zero when every weight is finite. */
+int iadsr__aligner_finite(const iadsr_aligner *a);
+int iadsr__gate_finite(const iadsr_gate *g);
+
+/* Xavier-uniform fill of an rows x cols matrix: U(-a, a), a = sqrt(6 /
+ * (rows + cols)). */
+void iadsr__xavier_fill(float *w, int64_t rows, int64_t cols,
+                        iadsr__rng *rng);
+
+/* The inference rule on n scores (n >= 1): keep[t] = score > theta, at most
+ * floor(max_drop * n) dropped (lowest scores first, ties drop the older
+ * position), the last one kept when protect_last. @p order is n ints of
+ * scratch. Returns the number kept. */
+int32_t iadsr__gate_decide(const iadsr_denoise_params *p, const float *score,
+                           int32_t n, uint8_t *keep, int32_t *order);
+
+#endif /* IADSR_DENOISE_H */

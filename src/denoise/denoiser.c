@@ -1,0 +1,430 @@
+/* libiadsr - the denoiser: the gate's inference rule on whole sequences
+ * (one at a time or a dataset across threads).
+ * SPDX-License-Identifier: MIT
+ */
+#include "denoise/denoise.h"
+#include "backbone/encoder.h"
+#include "common/params.h"
+#include "denoise/heads.h"
+#include "common/error.h"
+#include "data/dataset.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+static int dn_ok(const iadsr_denoiser *dn)
+{
+    return dn && dn->magic == IADSR__MAGIC_DENOISER;
+}
+
+int iadsr_denoiser_create(iadsr_denoiser **out, const iadsr_model *m,
+                          const iadsr_aligner *a, const iadsr_gate *g,
+                          const iadsr_semantic *sem)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "denoiser_create: out is NULL");
+    *out = NULL;
+    if (!iadsr__model_ok(m) || !iadsr__aligner_ok(a) || !iadsr__gate_ok(g) ||
+        !iadsr__semantic_ok(sem))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "denoiser_create: invalid %s handle",
+                          !iadsr__model_ok(m)     ? "model"
+                          : !iadsr__aligner_ok(a) ? "aligner"
+                          : !iadsr__gate_ok(g)    ? "gate"
+                                                  : "semantic");
+    if (a->dim != m->hp.dim || g->dim != m->hp.dim)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "denoiser_create: model d = %d, aligner d = %d, "
+                          "gate d = %d",
+                          (int)m->hp.dim, (int)a->dim, (int)g->dim);
+    if (a->sem_dim != sem->dim)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "denoiser_create: the aligner expects D = %d but "
+                          "the semantic matrix has D = %d",
+                          (int)a->sem_dim, (int)sem->dim);
+    if (sem->n_items < m->hp.n_items)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "denoiser_create: the semantic matrix has %d items "
+                          "but the model has %d",
+                          (int)sem->n_items, (int)m->hp.n_items);
+    iadsr_denoiser *dn = iadsr__calloc(1, sizeof *dn);
+    if (!dn)
+        return iadsr__err(IADSR_ERR_NOMEM, "denoiser_create: out of memory");
+    dn->magic = IADSR__MAGIC_DENOISER;
+    dn->m = iadsr__model_ref(m);
+    dn->a = iadsr__aligner_ref(a);
+    dn->g = iadsr__gate_ref(g);
+    dn->s = iadsr__semantic_ref(sem);
+    *out = dn;
+    return IADSR_OK;
+}
+
+void iadsr_denoiser_free(iadsr_denoiser *dn)
+{
+    if (!dn_ok(dn))
+        return;
+    dn->magic = IADSR__MAGIC_DEAD;
+    iadsr_model_free(dn->m);
+    iadsr_aligner_free(dn->a);
+    iadsr_gate_free(dn->g);
+    iadsr__semantic_unref(dn->s);
+    iadsr__free(dn);
+}
+
+/* ---- per-thread scratch for sequences of up to max_n items ----------------- */
+
+typedef struct dn_ws {
+    int max_n, max_rows, enc_live;
+    iadsr__encoder enc;
+    iadsr__stage2_ws s2;
+    int32_t *items, *pos, *row_off, *order;
+    float *h, *score;
+} dn_ws;
+
+/* Windows for a sequence of n items and model length L: window k starts at
+ * k * half and is at most L long; position t >= L reads window
+ * (t - L) / half + 1, so it sees at least L - half earlier items. */
+static int n_windows(int n, int L, int half)
+{
+    return n <= L ? 1 : (n - 1 - L) / half + 2;
+}
+
+static int window_rows(int n, int L)
+{
+    int half = L / 2 > 0 ? L / 2 : 1, K = n_windows(n, L, half), rows = 0;
+    for (int k = 0; k < K; k++) {
+        int s = k * half, e = s + L < n ? s + L : n;
+        rows += e - s;
+    }
+    return rows;
+}
+
+static void ws_free(dn_ws *w)
+{
+    if (w->enc_live)
+        iadsr__encoder_destroy(&w->enc);
+    iadsr__stage2_ws_free(&w->s2);
+    iadsr__free(w->items);
+    iadsr__free(w->pos);
+    iadsr__free(w->row_off);
+    iadsr__free(w->order);
+    iadsr__aligned_free(w->h);
+    iadsr__aligned_free(w->score);
+    memset(w, 0, sizeof *w);
+}
+
+static int ws_alloc(dn_ws *w, const iadsr_denoiser *dn, int max_n)
+{
+    memset(w, 0, sizeof *w);
+    const iadsr_model *m = dn->m;
+    int L = m->hp.max_seq_len, d = m->hp.dim;
+    int half = L / 2 > 0 ? L / 2 : 1;
+    w->max_n = max_n;
+    w->max_rows = window_rows(max_n, L);
+    int K = n_windows(max_n, L, half);
+    int rc = iadsr__encoder_create(&w->enc, &m->hp, &m->layout, m->w, NULL,
+                                   w->max_rows, max_n < L ? max_n : L, 0);
+    if (rc)
+        return rc;
+    w->enc_live = 1;
+    if ((rc = iadsr__stage2_ws_alloc(&w->s2, max_n, 1, d, dn->a->sem_dim,
+                                     0))) {
+        ws_free(w);
+        return rc;
+    }
+    w->items = iadsr__malloc((size_t)w->max_rows * sizeof(int32_t));
+    w->pos = iadsr__malloc((size_t)w->max_rows * sizeof(int32_t));
+    w->row_off = iadsr__malloc(((size_t)K + 1) * sizeof(int32_t));
+    w->order = iadsr__malloc((size_t)max_n * sizeof(int32_t));
+    w->h = iadsr__aligned_alloc((size_t)max_n * (size_t)d, sizeof(float));
+    w->score = iadsr__aligned_alloc((size_t)max_n, sizeof(float));
+    if (!w->items || !w->pos || !w->row_off || !w->order || !w->h ||
+        !w->score) {
+        ws_free(w);
+        return iadsr__err(IADSR_ERR_NOMEM, "denoiser: out of memory");
+    }
+    return IADSR_OK;
+}
+
+/* Scores of the n items of seq (valid ids) into w->score, keep into keep;
+ * returns the number kept. */
+static int32_t clean_one(const iadsr_denoiser *dn, dn_ws *w,
+                         const int32_t *seq, int n, const float *uvec,
+                         uint8_t *keep)
+{
+    const iadsr_model *m = dn->m;
+    int L = m->hp.max_seq_len, d = m->hp.dim;
+    int half = L / 2 > 0 ? L / 2 : 1, K = n_windows(n, L, half), r = 0;
+    w->row_off[0] = 0;
+    for (int k = 0; k < K; k++) {
+        int s = k * half, e = s + L < n ? s + L : n;
+        for (int t = s; t < e; t++) {
+            w->items[r] = seq[t];
+            w->pos[r] = L - (e - s) + (t - s); /* left-padded positions */
+            r++;
+        }
+        w->row_off[k + 1] = r;
+    }
+    iadsr__batch b = {K, r, w->items, w->pos, w->row_off, NULL};
+    const float *h = w->enc.ops->forward(&w->enc, &b, NULL);
+    for (int t = 0; t < n; t++) {
+        int k = t < L ? 0 : (t - L) / half + 1;
+        int row = w->row_off[k] + (t - k * half);
+        memcpy(w->h + (size_t)t * (size_t)d, h + (size_t)row * (size_t)d,
+               (size_t)d * sizeof(float));
+    }
+    int32_t off1[2] = {0, n};
+    iadsr__batch one = {1, n, seq, NULL, off1, NULL};
+    iadsr__stage2 st = {d,
+                        dn->a->sem_dim,
+                        dn->s,
+                        dn->a->w1,
+                        dn->a->w2,
+                        dn->g->wd,
+                        dn->g->bd,
+                        dn->a->tau_align,
+                        dn->g->p.tau_gumbel,
+                        0.0f,
+                        0.0f,
+                        dn->g->p.flags};
+    const float *uv[1] = {uvec};
+    iadsr__stage2_scores(&st, &w->s2, w->h, &one, uv, w->score);
+    return iadsr__gate_decide(&dn->g->p, w->score, n, keep, w->order);
+}
+
+int iadsr_denoiser_clean(const iadsr_denoiser *dn, const int32_t *seq,
+                         int32_t n, const float *user_vec, uint8_t *keep,
+                         float *scores, int32_t *cleaned, int32_t *n_kept)
+{
+    if (!dn_ok(dn))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "denoiser_clean: invalid denoiser handle");
+    if (!seq)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "denoiser_clean: seq is NULL");
+    if (n < 1)
+        return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                          "denoiser_clean: n = %d, need at least 1 item",
+                          (int)n);
+    int32_t ni = dn->m->hp.n_items;
+    for (int32_t t = 0; t < n; t++)
+        if (seq[t] < 1 || seq[t] > ni)
+            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                              "denoiser_clean: seq[%d] = %d is outside "
+                              "1..%d",
+                              (int)t, (int)seq[t], (int)ni);
+    if (user_vec)
+        for (int32_t c = 0; c < dn->a->sem_dim; c++)
+            if (!isfinite(user_vec[c]))
+                return iadsr__err(IADSR_ERR_NUMERIC,
+                                  "denoiser_clean: user_vec[%d] is not "
+                                  "finite",
+                                  (int)c);
+    dn_ws w;
+    int rc = ws_alloc(&w, dn, n);
+    if (rc)
+        return rc;
+    uint8_t *k = iadsr__malloc((size_t)n);
+    if (!k) {
+        ws_free(&w);
+        return iadsr__err(IADSR_ERR_NOMEM, "denoiser_clean: out of memory");
+    }
+    int32_t kept = clean_one(dn, &w, seq, n, user_vec, k);
+    /* outputs only now: nothing is written on failure; copy the cleaned
+     * sequence before keep/scores in case the caller aliased seq */
+    if (cleaned) {
+        int32_t j = 0;
+        for (int32_t t = 0; t < n; t++)
+            if (k[t])
+                cleaned[j++] = seq[t];
+    }
+    if (keep)
+        memcpy(keep, k, (size_t)n);
+    if (scores)
+        memcpy(scores, w.score, (size_t)n * sizeof(float));
+    if (n_kept)
+        *n_kept = kept;
+    iadsr__free(k);
+    ws_free(&w);
+    return IADSR_OK;
+}
+
+/* ---- datasets ------------------------------------------------------------------ */
+
+typedef struct dn_job {
+    const iadsr_denoiser *dn;
+    const iadsr_dataset *d;
+    const iadsr_semantic *usem;
+    int loo;
+    int64_t u0, u1;     /* users of this job */
+    uint8_t *keep;      /* n_interactions */
+    float *scores;      /* n_interactions or NULL */
+    int max_n;
+    int rc;
+    char msg[256];
+} dn_job;
+
+static void *dn_job_run(void *arg)
+{
+    dn_job *j = arg;
+    dn_ws w;
+    j->rc = ws_alloc(&w, j->dn, j->max_n > 0 ? j->max_n : 1);
+    if (j->rc) {
+        snprintf(j->msg, sizeof j->msg, "%s", iadsr_last_error());
+        return NULL;
+    }
+    const iadsr_dataset *d = j->d;
+    for (int64_t u = j->u0; u < j->u1; u++) {
+        int64_t o = d->offsets[u], n = d->offsets[u + 1] - o;
+        int64_t nc = j->loo ? n - 2 : n; /* the part that is cleaned */
+        for (int64_t t = 0; t < n; t++) {
+            j->keep[o + t] = 1;
+            if (j->scores)
+                j->scores[o + t] = NAN;
+        }
+        if (nc < 1)
+            continue;
+        const float *uv = j->usem ? iadsr__semantic_row(j->usem,
+                                                        (int32_t)u + 1)
+                                  : NULL;
+        clean_one(j->dn, &w, d->items + o, (int)nc, uv, j->keep + o);
+        if (j->scores)
+            memcpy(j->scores + o, w.score, (size_t)nc * sizeof(float));
+    }
+    ws_free(&w);
+    return NULL;
+}
+
+int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
+                                 const iadsr_dataset *d, int32_t split,
+                                 const iadsr_semantic *user_sem,
+                                 int32_t n_threads, iadsr_dataset **out,
+                                 uint8_t *keep, float *scores)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "denoiser_clean_dataset: out is NULL");
+    *out = NULL;
+    if (!dn_ok(dn))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "denoiser_clean_dataset: invalid denoiser handle");
+    if (!iadsr__dataset_ok(d))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "denoiser_clean_dataset: invalid dataset handle");
+    if (split == IADSR_SPLIT_DEFAULT)
+        split = IADSR_SPLIT_LEAVE_ONE_OUT;
+    if (split != IADSR_SPLIT_LEAVE_ONE_OUT && split != IADSR_SPLIT_NONE)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "denoiser_clean_dataset: split = %d is not an "
+                          "IADSR_SPLIT_* value",
+                          (int)split);
+    if (n_threads < 1 || n_threads > 256)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "denoiser_clean_dataset: n_threads = %d is outside "
+                          "1..256",
+                          (int)n_threads);
+    if (d->n_items > dn->m->hp.n_items)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "denoiser_clean_dataset: dataset has item ids up "
+                          "to %d but the model has %d",
+                          (int)d->n_items, (int)dn->m->hp.n_items);
+    if (user_sem) {
+        if (!iadsr__semantic_ok(user_sem))
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "denoiser_clean_dataset: invalid user_sem "
+                              "handle");
+        if ((int64_t)user_sem->n_items < d->n_users ||
+            user_sem->dim != dn->a->sem_dim)
+            return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                              "denoiser_clean_dataset: user_sem is %d x %d, "
+                              "need at least %lld rows of D = %d",
+                              (int)user_sem->n_items, (int)user_sem->dim,
+                              (long long)d->n_users, (int)dn->a->sem_dim);
+    }
+    int64_t nu = d->n_users, ni = d->offsets[nu];
+    int max_n = 1;
+    for (int64_t u = 0; u < nu; u++) {
+        int64_t n = d->offsets[u + 1] - d->offsets[u];
+        if (n > INT32_MAX / 4)
+            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                              "denoiser_clean_dataset: user %lld has %lld "
+                              "items",
+                              (long long)u, (long long)n);
+        if (n > max_n)
+            max_n = (int)n;
+    }
+    uint8_t *k = iadsr__malloc((size_t)(ni > 0 ? ni : 1));
+    int32_t *items = iadsr__malloc((size_t)(ni > 0 ? ni : 1) * sizeof(int32_t));
+    int64_t *offs = iadsr__malloc(((size_t)nu + 1) * sizeof(int64_t));
+    int W = n_threads < nu ? n_threads : (int)(nu > 0 ? nu : 1);
+    dn_job *jobs = iadsr__calloc((size_t)W, sizeof *jobs);
+    pthread_t *tid = iadsr__calloc((size_t)W, sizeof *tid);
+    int *started = iadsr__calloc((size_t)W, sizeof *started);
+    int rc = IADSR_OK;
+    if (!k || !items || !offs || !jobs || !tid || !started) {
+        rc = iadsr__err(IADSR_ERR_NOMEM,
+                        "denoiser_clean_dataset: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < W; i++) {
+        dn_job *j = &jobs[i];
+        j->dn = dn;
+        j->d = d;
+        j->usem = user_sem;
+        j->loo = split == IADSR_SPLIT_LEAVE_ONE_OUT;
+        j->u0 = nu * i / W;
+        j->u1 = nu * (i + 1) / W;
+        j->keep = k;
+        j->scores = scores;
+        j->max_n = max_n;
+    }
+    for (int i = 1; i < W; i++)
+        started[i] = pthread_create(&tid[i], NULL, dn_job_run, &jobs[i]) == 0;
+    dn_job_run(&jobs[0]);
+    for (int i = 1; i < W; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            dn_job_run(&jobs[i]); /* no thread available: same result */
+    }
+    for (int i = 0; i < W; i++)
+        if (jobs[i].rc) {
+            rc = iadsr__err(jobs[i].rc, "%s", jobs[i].msg);
+            goto done;
+        }
+    offs[0] = 0;
+    int64_t r = 0;
+    for (int64_t u = 0; u < nu; u++) {
+        for (int64_t t = d->offsets[u]; t < d->offsets[u + 1]; t++)
+            if (k[t])
+                items[r++] = d->items[t];
+        offs[u + 1] = r;
+    }
+    rc = iadsr_dataset_create(out, items, offs, nu, d->n_items,
+                              IADSR_FLAG_COPY);
+    if (!rc && d->user_ids) {
+        /* the users keep their ids (dataset_create cannot take them) */
+        int64_t *ids = iadsr__malloc((size_t)nu * sizeof(int64_t));
+        if (!ids) {
+            iadsr_dataset_free(*out);
+            *out = NULL;
+            rc = iadsr__err(IADSR_ERR_NOMEM,
+                            "denoiser_clean_dataset: out of memory");
+            goto done;
+        }
+        memcpy(ids, d->user_ids, (size_t)nu * sizeof(int64_t));
+        (*out)->user_ids = ids;
+        (*out)->owned_user_ids = ids;
+    }
+    if (!rc && keep)
+        memcpy(keep, k, (size_t)ni);
+done:
+    iadsr__free(k);
+    iadsr__free(items);
+    iadsr__free(offs);
+    iadsr__free(jobs);
+    iadsr__free(tid);
+    iadsr__free(started);
+    return rc;
+}

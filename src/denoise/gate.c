@@ -1,0 +1,204 @@
+/* libiadsr - the gate handle: the reconstruction decoder and the
+ * deterministic inference rule (threshold, max_drop cap, protection of the
+ * most recent item).
+ * SPDX-License-Identifier: MIT
+ */
+#include "denoise/denoise.h"
+#include "common/params.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "math/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+int iadsr__gate_ok(const iadsr_gate *g)
+{
+    return g && g->magic == IADSR__MAGIC_GATE;
+}
+
+int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
+                      const iadsr_denoise_params *p)
+{
+    *out = NULL;
+    iadsr_gate *g = iadsr__calloc(1, sizeof *g);
+    size_t n = (size_t)dim * (size_t)dim + (size_t)dim;
+    float *w = g ? iadsr__aligned_alloc(n, sizeof(float)) : NULL;
+    if (!w) {
+        iadsr__free(g);
+        return iadsr__err(IADSR_ERR_NOMEM, "gate: out of memory (d %d)",
+                          (int)dim);
+    }
+    memset(w, 0, n * sizeof(float));
+    g->magic = IADSR__MAGIC_GATE;
+    g->refcount = 1;
+    g->dim = dim;
+    g->p = *p;
+    g->w = w;
+    g->wd = w;
+    g->bd = w + (size_t)dim * (size_t)dim;
+    *out = g;
+    return IADSR_OK;
+}
+
+int iadsr_gate_create(iadsr_gate **out, int32_t dim,
+                      const iadsr_denoise_params *p)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "gate_create: out is NULL");
+    *out = NULL;
+    iadsr_denoise_params dp;
+    int rc = iadsr__denoise_params_get(&dp, p);
+    if (rc)
+        return rc;
+    if (dim < 1 || dim > 4096)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "gate_create: dim = %d is outside 1..4096", (int)dim);
+    iadsr_gate *g;
+    if ((rc = iadsr__gate_alloc(&g, dim, &dp)))
+        return rc;
+    iadsr__rng rng;
+    /* a stream distinct from the aligner's, which uses the same seed */
+    iadsr__rng_seed(&rng, dp.seed ^ 0x9e3779b97f4a7c15ull);
+    iadsr__xavier_fill(g->wd, dim, dim, &rng);
+    *out = g;
+    return IADSR_OK;
+}
+
+int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
+                           const iadsr_denoise_params *p)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "gate_with_params: out is NULL");
+    *out = NULL;
+    if (!iadsr__gate_ok(g))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "gate_with_params: invalid gate handle");
+    iadsr_denoise_params dp;
+    int rc = iadsr__denoise_params_get(&dp, p);
+    if (rc)
+        return rc;
+    /* keep what describes how the decoder was trained */
+    dp.lambda_align = g->p.lambda_align;
+    dp.lambda_recon = g->p.lambda_recon;
+    dp.tau_align = g->p.tau_align;
+    dp.seed = g->p.seed;
+    dp.flags = (dp.flags & ~IADSR_DENOISE_F_CARRY_MASKS) |
+               (g->p.flags & IADSR_DENOISE_F_CARRY_MASKS);
+    iadsr_gate *n;
+    if ((rc = iadsr__gate_alloc(&n, g->dim, &dp)))
+        return rc;
+    memcpy(n->w, g->w,
+           ((size_t)g->dim * (size_t)g->dim + (size_t)g->dim) * sizeof(float));
+    *out = n;
+    return IADSR_OK;
+}
+
+iadsr_gate *iadsr__gate_ref(const iadsr_gate *g)
+{
+    iadsr_gate *m = (iadsr_gate *)(uintptr_t)g; /* logically immutable */
+    if (m)
+        __atomic_add_fetch(&m->refcount, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
+void iadsr_gate_free(iadsr_gate *g)
+{
+    if (!iadsr__gate_ok(g))
+        return;
+    if (__atomic_sub_fetch(&g->refcount, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    g->magic = IADSR__MAGIC_DEAD;
+    iadsr__aligned_free(g->w);
+    iadsr__free(g);
+}
+
+int32_t iadsr_gate_dim(const iadsr_gate *g)
+{
+    return iadsr__gate_ok(g) ? g->dim : 0;
+}
+
+int iadsr_gate_get_params(const iadsr_gate *g, iadsr_denoise_params *out)
+{
+    if (!iadsr__gate_ok(g))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "gate_get_params: invalid gate handle");
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "gate_get_params: out is NULL");
+    if (out->struct_size < offsetof(iadsr_denoise_params, seed) + 8)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "gate_get_params: out->struct_size = %u is smaller "
+                          "than the 0.3.0 struct (%u)",
+                          (unsigned)out->struct_size,
+                          (unsigned)sizeof(iadsr_denoise_params));
+    uint32_t sz = out->struct_size;
+    size_t n = sz < sizeof g->p ? sz : sizeof g->p;
+    memcpy(out, &g->p, n);
+    out->struct_size = (uint32_t)n;
+    return IADSR_OK;
+}
+
+int iadsr__gate_finite(const iadsr_gate *g)
+{
+    return iadsr__all_finite(g->w, (size_t)g->dim * (size_t)g->dim +
+                                       (size_t)g->dim);
+}
+
+/* (score, position) order: a before b */
+static int before(const float *score, int32_t a, int32_t b)
+{
+    float sa = score[a], sb = score[b];
+    return sa < sb || (sa == sb && a < b);
+}
+
+/* max-heap sift-down on order[0..n) by before() */
+static void sift(const float *score, int32_t *order, int32_t n, int32_t i)
+{
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && before(score, order[c], order[c + 1]))
+            c++;
+        if (!before(score, order[i], order[c]))
+            return;
+        int32_t tmp = order[i];
+        order[i] = order[c];
+        order[c] = tmp;
+        i = c;
+    }
+}
+
+int32_t iadsr__gate_decide(const iadsr_denoise_params *p, const float *score,
+                           int32_t n, uint8_t *keep, int32_t *order)
+{
+    int32_t last = p->protect_last ? n - 1 : -1;
+    int32_t cand = 0;
+    for (int32_t t = 0; t < n; t++) {
+        keep[t] = !(score[t] <= p->theta) || t == last;
+        if (!keep[t])
+            order[cand++] = t;
+    }
+    /* max_drop is read to 6 decimals, so that the float 0.7f (0.69999998...)
+     * times 10 gives a cap of 7 as the caller means, not 6 */
+    double md = round((double)p->max_drop * 1e6) / 1e6;
+    int32_t cap = (int32_t)floor(md * (double)n + 1e-9);
+    if (cand > cap) {
+        /* drop only the cap lowest scores: heap-sort the candidates by
+         * (score, position), so ties drop the older position and long
+         * sequences stay O(n log n) */
+        for (int32_t i = cand / 2 - 1; i >= 0; i--)
+            sift(score, order, cand, i);
+        for (int32_t e = cand - 1; e > 0; e--) {
+            int32_t tmp = order[0];
+            order[0] = order[e];
+            order[e] = tmp;
+            sift(score, order, e, 0);
+        }
+        for (int32_t i = cap; i < cand; i++)
+            keep[order[i]] = 1;
+        cand = cap;
+    }
+    return n - cand;
+}

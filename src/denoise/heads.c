@@ -1,0 +1,358 @@
+/* libiadsr - IADSR Stage 2 on packed batches: noise scores, alignment and
+ * reconstruction losses, and their backward pass (see stage2.h).
+ * SPDX-License-Identifier: MIT
+ */
+#include "denoise/heads.h"
+#include "math/kernels.h"
+#include "common/error.h"
+#include "math/blas.h"
+#include "common/rng.h"
+
+#include <math.h>
+#include <string.h>
+
+#define PROJ_CHUNK 128    /* semantic rows gathered per projection GEMM */
+#define NCE_TGT_CHUNK 64  /* logit rows per softmax call (target buffer) */
+
+static float *falloc(size_t n)
+{
+    return iadsr__aligned_alloc(n ? n : 1, sizeof(float));
+}
+
+void iadsr__stage2_ws_free(iadsr__stage2_ws *w)
+{
+    float **f[] = {&w->xs,    &w->s,     &w->lsem,  &w->l,    &w->hbar,
+                   &w->lexp,  &w->hexp,  &w->c1,    &w->c2,   &w->c3,
+                   &w->score, &w->u,     &w->y,     &w->m,    &w->mh,
+                   &w->res,   &w->tmp,   &w->ds,    &w->dl,   &w->dhbar,
+                   &w->dlexp, &w->dhexp, &w->dc,    &w->dscore, &w->dm,
+                   &w->an,    &w->bn,    &w->dan,   &w->dbn,  &w->p};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        iadsr__aligned_free(*f[i]);
+        *f[i] = NULL;
+    }
+    iadsr__free(w->arg);
+    w->arg = NULL;
+}
+
+int iadsr__stage2_ws_alloc(iadsr__stage2_ws *w, int max_rows, int max_seq,
+                           int d, int D, int training)
+{
+    memset(w, 0, sizeof *w);
+    w->max_rows = max_rows;
+    w->max_seq = max_seq;
+    size_t R = (size_t)max_rows, S = (size_t)max_seq, sd = (size_t)d;
+    size_t nb = (size_t)(max_rows > max_seq ? max_rows : max_seq);
+    if (nb > IADSR__NCE_BLOCK)
+        nb = IADSR__NCE_BLOCK;
+    int ok = (w->xs = falloc((size_t)PROJ_CHUNK * (size_t)D)) &&
+             (w->s = falloc(R * sd)) && (w->lsem = falloc(S * (size_t)D)) &&
+             (w->l = falloc(S * sd)) && (w->hbar = falloc(S * sd)) &&
+             (w->arg = iadsr__malloc((S * sd > 0 ? S * sd : 1) *
+                                     sizeof(int32_t))) &&
+             (w->lexp = falloc(R * sd)) && (w->hexp = falloc(R * sd)) &&
+             (w->c1 = falloc(R)) && (w->c2 = falloc(R)) &&
+             (w->c3 = falloc(R)) && (w->score = falloc(R));
+    if (ok && training)
+        ok = (w->u = falloc(R)) && (w->y = falloc(R)) && (w->m = falloc(R)) &&
+             (w->mh = falloc(R * sd)) && (w->res = falloc(R * sd)) &&
+             (w->tmp = falloc(R * sd)) && (w->ds = falloc(R * sd)) &&
+             (w->dl = falloc(S * sd)) && (w->dhbar = falloc(S * sd)) &&
+             (w->dlexp = falloc(R * sd)) && (w->dhexp = falloc(R * sd)) &&
+             (w->dc = falloc(R)) && (w->dscore = falloc(R)) &&
+             (w->dm = falloc(R)) && (w->an = falloc(nb * sd)) &&
+             (w->bn = falloc(nb * sd)) && (w->dan = falloc(nb * sd)) &&
+             (w->dbn = falloc(nb * sd)) && (w->p = falloc(nb * nb));
+    if (!ok) {
+        iadsr__stage2_ws_free(w);
+        return iadsr__err(IADSR_ERR_NOMEM, "stage 2: out of memory");
+    }
+    return IADSR_OK;
+}
+
+/* ---- projections of semantic rows ---------------------------------------- */
+
+static void gather(const iadsr_semantic *sem, const int32_t *items, int n,
+                   int D, float *xs)
+{
+    for (int i = 0; i < n; i++)
+        memcpy(xs + (size_t)i * (size_t)D, iadsr__semantic_row(sem, items[i]),
+               (size_t)D * sizeof(float));
+}
+
+/* out (n x d) = S[items] W */
+static void proj_fwd(const iadsr__stage2 *st, float *xs, const int32_t *items,
+                     int n, const float *W, float *out)
+{
+    for (int r = 0; r < n; r += PROJ_CHUNK) {
+        int k = n - r < PROJ_CHUNK ? n - r : PROJ_CHUNK;
+        gather(st->sem, items + r, k, st->D, xs);
+        iadsr__sgemm(0, 0, k, st->d, st->D, 1.0f, xs, st->D, W, st->d, 0.0f,
+                     out + (size_t)r * (size_t)st->d, st->d);
+    }
+}
+
+/* dW += S[items]^T dout */
+static void proj_bwd(const iadsr__stage2 *st, float *xs, const int32_t *items,
+                     int n, const float *dout, float *dW)
+{
+    for (int r = 0; r < n; r += PROJ_CHUNK) {
+        int k = n - r < PROJ_CHUNK ? n - r : PROJ_CHUNK;
+        gather(st->sem, items + r, k, st->D, xs);
+        iadsr__sgemm(1, 0, st->D, st->d, k, 1.0f, xs, st->D,
+                     dout + (size_t)r * (size_t)st->d, st->d, 1.0f, dW,
+                     st->d);
+    }
+}
+
+/* ---- scores ---------------------------------------------------------------- */
+
+void iadsr__stage2_scores(const iadsr__stage2 *st, iadsr__stage2_ws *w,
+                          const float *h, const iadsr__batch *b,
+                          const float *const *uvec, float *score)
+{
+    int d = st->d, D = st->D, R = b->n_rows, S = b->n_seq;
+    const int32_t *off = b->row_off;
+    iadsr__maxpool_fwd_f32(h, d, off, S, w->hbar, w->arg);
+    iadsr__seq_expand_f32(w->hbar, d, off, S, w->hexp);
+    if (st->flags & IADSR_DENOISE_F_COLLAB_ONLY) {
+        iadsr__cos_rows_fwd_f32(w->hexp, h, R, d, w->c1);
+        for (int r = 0; r < R; r++)
+            score[r] = 3.0f * w->c1[r];
+        return;
+    }
+    proj_fwd(st, w->xs, b->items, R, st->w1, w->s);
+    for (int q = 0; q < S; q++) {
+        float *ls = w->lsem + (size_t)q * (size_t)D;
+        if (uvec && uvec[q]) {
+            memcpy(ls, uvec[q], (size_t)D * sizeof(float));
+            continue;
+        }
+        memset(ls, 0, (size_t)D * sizeof(float));
+        int n = off[q + 1] - off[q];
+        for (int r = off[q]; r < off[q + 1]; r++) {
+            const float *x = iadsr__semantic_row(st->sem, b->items[r]);
+            for (int c = 0; c < D; c++)
+                ls[c] += x[c];
+        }
+        if (n > 0)
+            for (int c = 0; c < D; c++)
+                ls[c] /= (float)n;
+    }
+    if (S > 0)
+        iadsr__sgemm(0, 0, S, d, D, 1.0f, w->lsem, D, st->w2, d, 0.0f, w->l,
+                     d);
+    iadsr__seq_expand_f32(w->l, d, off, S, w->lexp);
+    iadsr__cos_rows_fwd_f32(w->lexp, h, R, d, w->c1);
+    iadsr__cos_rows_fwd_f32(w->hexp, w->s, R, d, w->c2);
+    iadsr__cos_rows_fwd_f32(h, w->s, R, d, w->c3);
+    for (int r = 0; r < R; r++)
+        score[r] = w->c1[r] + w->c2[r] + w->c3[r];
+}
+
+/* ---- InfoNCE through GEMMs ------------------------------------------------- */
+
+/* an = a / |a| row-wise (zero rows stay zero) */
+static void normalise(const float *a, int n, int d, float *an)
+{
+    for (int i = 0; i < n; i++) {
+        const float *ai = a + (size_t)i * (size_t)d;
+        float *o = an + (size_t)i * (size_t)d;
+        double ss = 0;
+        for (int c = 0; c < d; c++)
+            ss += (double)ai[c] * (double)ai[c];
+        float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+        for (int c = 0; c < d; c++)
+            o[c] = ai[c] * inv;
+    }
+}
+
+float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
+                              float tau, float *an, float *bn, float *p,
+                              float *tmp)
+{
+    if (n <= 0)
+        return 0.0f;
+    normalise(a, n, d, an);
+    normalise(b, n, d, bn);
+    /* Z = an bn^T / tau as an untransposed product with unit alpha, the
+     * shape the AVX-512 tiles serve (OpenBLAS's generic kernels on this
+     * CPU are several times slower) */
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < d; c++)
+            tmp[(size_t)c * (size_t)n + (size_t)i] =
+                bn[(size_t)i * (size_t)d + (size_t)c];
+    iadsr__sgemm(0, 0, n, n, d, 1.0f, an, d, tmp, n, 0.0f, p, n);
+    float itau = 1.0f / tau;
+    for (size_t i = 0; i < (size_t)n * (size_t)n; i++)
+        p[i] *= itau;
+    /* the vectorised softmax cross-entropy of the scoring kernels with
+     * targets on the diagonal: rows become softmax - onehot, and adding
+     * the identity back leaves the probabilities for the backward pass */
+    double total = 0;
+    for (int i0 = 0; i0 < n; i0 += NCE_TGT_CHUNK) {
+        int k = n - i0 < NCE_TGT_CHUNK ? n - i0 : NCE_TGT_CHUNK;
+        int32_t tgt[NCE_TGT_CHUNK];
+        for (int i = 0; i < k; i++)
+            tgt[i] = i0 + i + 1;
+        total += iadsr__xent_rows(p + (size_t)i0 * (size_t)n, k, n, tgt, 1.0f,
+                                  0.0f, 1);
+    }
+    for (int i = 0; i < n; i++)
+        p[(size_t)i * (size_t)n + (size_t)i] += 1.0f;
+    return (float)(total / (double)n);
+}
+
+/* da_i += (dan_i - an_i <an_i, dan_i>) / |a_i| */
+static void unnormalise_bwd(const float *a, const float *an, const float *dan,
+                            int n, int d, float *da)
+{
+    for (int i = 0; i < n; i++) {
+        const float *ai = a + (size_t)i * (size_t)d;
+        const float *ui = an + (size_t)i * (size_t)d;
+        const float *gi = dan + (size_t)i * (size_t)d;
+        double ss = 0, dot = 0;
+        for (int c = 0; c < d; c++) {
+            ss += (double)ai[c] * (double)ai[c];
+            dot += (double)ui[c] * (double)gi[c];
+        }
+        if (!(ss > 0))
+            continue; /* cosine defined as 0: no gradient */
+        float inv = (float)(1.0 / sqrt(ss)), dt = (float)dot;
+        float *o = da + (size_t)i * (size_t)d;
+        for (int c = 0; c < d; c++)
+            o[c] += inv * (gi[c] - ui[c] * dt);
+    }
+}
+
+void iadsr__infonce_gemm_bwd(const float *a, const float *b, int n, int d,
+                             float tau, const float *an, const float *bn,
+                             const float *p, float dloss, float *dan,
+                             float *dbn, float *da, float *db)
+{
+    if (n <= 0)
+        return;
+    /* G = (P - I) dloss / (n tau), overwriting P's copy is not allowed (the
+     * caller owns p), so fold the identity in after the GEMMs */
+    float k = dloss / ((float)n * tau);
+    /* unit-alpha products (see the forward pass), scaled afterwards */
+    if (da) {
+        /* dan = k (P bn - bn) */
+        iadsr__sgemm(0, 0, n, d, n, 1.0f, p, n, bn, d, 0.0f, dan, d);
+        for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
+            dan[i] = k * (dan[i] - bn[i]);
+        unnormalise_bwd(a, an, dan, n, d, da);
+    }
+    if (db) {
+        /* dbn = k (P^T an - an) */
+        iadsr__sgemm(1, 0, n, d, n, 1.0f, p, n, an, d, 0.0f, dbn, d);
+        for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
+            dbn[i] = k * (dbn[i] - an[i]);
+        unnormalise_bwd(b, bn, dbn, n, d, db);
+    }
+}
+
+/* Blocked InfoNCE over n rows with weight wt per row (loss of a block is
+ * its mean, weighted by its row count times wt). */
+static double nce_blocked(iadsr__stage2_ws *w, const float *a, const float *b,
+                          int n, int d, float tau, double wt, float *da,
+                          float *db)
+{
+    double total = 0;
+    for (int r0 = 0; r0 < n; r0 += IADSR__NCE_BLOCK) {
+        int k = n - r0 < IADSR__NCE_BLOCK ? n - r0 : IADSR__NCE_BLOCK;
+        size_t o = (size_t)r0 * (size_t)d;
+        float loss = iadsr__infonce_gemm_fwd(a + o, b + o, k, d, tau, w->an,
+                                             w->bn, w->p, w->dbn);
+        double scale = wt * (double)k;
+        total += scale * (double)loss;
+        iadsr__infonce_gemm_bwd(a + o, b + o, k, d, tau, w->an, w->bn, w->p,
+                                (float)scale, w->dan, w->dbn,
+                                da ? da + o : NULL, db ? db + o : NULL);
+    }
+    return total;
+}
+
+/* ---- training ----------------------------------------------------------------- */
+
+double iadsr__stage2_train(const iadsr__stage2 *st, iadsr__stage2_ws *w,
+                           const float *h, const iadsr__batch *b,
+                           const float *const *uvec, const float *emb,
+                           iadsr__rng *rng, int batch_rows, int batch_seqs,
+                           const iadsr__stage2_grads *g, float *mask_out)
+{
+    int d = st->d, R = b->n_rows, S = b->n_seq;
+    size_t Rd = (size_t)R * (size_t)d, Sd = (size_t)S * (size_t)d;
+    const int32_t *off = b->row_off;
+    int collab = (st->flags & IADSR_DENOISE_F_COLLAB_ONLY) != 0;
+    if (R == 0)
+        return 0.0;
+    iadsr__stage2_scores(st, w, h, b, uvec, w->score);
+    double loss = 0;
+
+    memset(w->ds, 0, Rd * sizeof(float));
+    memset(w->dl, 0, Sd * sizeof(float));
+    memset(w->dhbar, 0, Sd * sizeof(float));
+    memset(w->dlexp, 0, Rd * sizeof(float));
+    memset(w->dhexp, 0, Rd * sizeof(float));
+    memset(w->dscore, 0, (size_t)R * sizeof(float));
+    memset(w->dm, 0, (size_t)R * sizeof(float));
+
+    /* gate and reconstruction: the mask reaches the losses only here */
+    for (int r = 0; r < R; r++)
+        w->u[r] = iadsr__rng_float(rng);
+    iadsr__gumbel_gate_fwd_f32(w->score, w->u, R, st->tau_gumbel, w->y, w->m);
+    if (mask_out)
+        memcpy(mask_out, w->m, (size_t)R * sizeof(float));
+    if (st->lambda_recon > 0) {
+        double wt = (double)st->lambda_recon * (double)S / (double)batch_seqs;
+        float lr = iadsr__recon_fwd_f32(h, w->m, d, st->wd, st->bd, emb,
+                                        b->items, off, S, w->mh, w->res);
+        loss += wt * (double)lr;
+        iadsr__recon_bwd_f32(h, w->m, d, st->wd, b->items, off, S, (float)wt,
+                             w->mh, w->res, w->tmp, g->dh, w->dm, g->dwd,
+                             g->dbd, g->demb);
+        iadsr__gumbel_gate_bwd_f32(w->dm, w->y, R, st->tau_gumbel, w->dscore);
+        if (collab) {
+            for (int r = 0; r < R; r++)
+                w->dc[r] = 3.0f * w->dscore[r];
+            iadsr__cos_rows_bwd_f32(w->hexp, h, R, d, w->dc, w->dhexp, g->dh);
+        } else {
+            iadsr__cos_rows_bwd_f32(w->lexp, h, R, d, w->dscore, w->dlexp,
+                                    g->dh);
+            iadsr__cos_rows_bwd_f32(w->hexp, w->s, R, d, w->dscore, w->dhexp,
+                                    w->ds);
+            iadsr__cos_rows_bwd_f32(h, w->s, R, d, w->dscore, g->dh, w->ds);
+        }
+    }
+
+    /* alignment, collaborative -> semantic */
+    if (st->lambda_align > 0) {
+        if (collab) {
+            /* the score did not need the semantic side: compute s and l
+             * now (the full scores land in c3, unused) */
+            iadsr__stage2 full = *st;
+            full.flags &= ~IADSR_DENOISE_F_COLLAB_ONLY;
+            iadsr__stage2_scores(&full, w, h, b, uvec, w->c3);
+        }
+        loss += nce_blocked(w, h, w->s, R, d, st->tau_align,
+                            (double)st->lambda_align / (double)batch_rows,
+                            g->dh, w->ds);
+        loss += nce_blocked(w, w->hbar, w->l, S, d, st->tau_align,
+                            (double)st->lambda_align / (double)batch_seqs,
+                            w->dhbar, w->dl);
+    }
+
+    /* back through the pooled and projected views */
+    iadsr__seq_expand_bwd_f32(w->dhexp, d, off, S, w->dhbar);
+    iadsr__maxpool_bwd_f32(w->dhbar, d, w->arg, S, g->dh);
+    if (!collab || st->lambda_align > 0) {
+        iadsr__seq_expand_bwd_f32(w->dlexp, d, off, S, w->dl);
+        if (g->dw2 && S > 0)
+            iadsr__sgemm(1, 0, st->D, d, S, 1.0f, w->lsem, st->D, w->dl, d,
+                         1.0f, g->dw2, d);
+        if (g->dw1)
+            proj_bwd(st, w->xs, b->items, R, w->ds, g->dw1);
+    }
+    return loss;
+}

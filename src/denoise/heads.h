@@ -1,0 +1,93 @@
+/* libiadsr - IADSR Stage 2 on a batch of packed sequences (stage2.c): the
+ * noise scores (training and inference share them), and for training the
+ * alignment and reconstruction losses with their backward pass into the
+ * backbone's hidden states, the item table, the aligner and the decoder.
+ * Built from the layers of align.h; see docs METHOD.md, "Stage 2".
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef IADSR_STAGE2_H
+#define IADSR_STAGE2_H
+
+#include "denoise/layers.h"
+#include "data/semantic.h"
+#include "common/rng.h"
+
+/* In-batch negatives of the per-position InfoNCE are the rows of one block
+ * of at most this many consecutive rows: bounds the n x n logits (4 MiB)
+ * whatever the batch size and sequence length. */
+#define IADSR__NCE_BLOCK 1024
+
+/* What Stage 2 computes with; weights are borrowed (x W orientation). */
+typedef struct iadsr__stage2 {
+    int d, D;
+    const iadsr_semantic *sem; /* item rows */
+    const float *w1, *w2;      /* D x d */
+    const float *wd, *bd;      /* d x d, d */
+    float tau_align, tau_gumbel, lambda_align, lambda_recon;
+    uint32_t flags;            /* IADSR_DENOISE_F_COLLAB_ONLY honoured */
+} iadsr__stage2;
+
+/* Scratch for batches of up to max_rows rows and max_seq sequences. */
+typedef struct iadsr__stage2_ws {
+    int max_rows, max_seq;
+    float *xs;     /* PROJ_CHUNK x D gathered semantic rows */
+    float *s;      /* rows x d: W1 S[x_t] */
+    float *lsem;   /* seqs x D: long-term semantic input */
+    float *l;      /* seqs x d: W2 lsem */
+    float *hbar;   /* seqs x d */
+    int32_t *arg;  /* seqs x d */
+    float *lexp, *hexp; /* rows x d: l and hbar per row */
+    float *c1, *c2, *c3, *score, *u, *y, *m; /* rows */
+    float *mh, *res, *tmp; /* rows x d (recon) */
+    float *ds, *dl, *dhbar, *dlexp, *dhexp; /* gradients */
+    float *dc, *dscore, *dm;
+    float *an, *bn, *dan, *dbn, *p; /* InfoNCE block scratch */
+} iadsr__stage2_ws;
+
+int iadsr__stage2_ws_alloc(iadsr__stage2_ws *w, int max_rows, int max_seq,
+                           int d, int D, int training);
+void iadsr__stage2_ws_free(iadsr__stage2_ws *w);
+
+/* Noise scores of every row of @p b (h: n_rows x d hidden states). @p uvec
+ * is NULL or n_seq pointers: a non-NULL entry is that sequence's
+ * long-term semantic D-vector, NULL means the mean of its item rows.
+ * Leaves s, l, hbar, c1..c3 in @p w. Never fails. */
+void iadsr__stage2_scores(const iadsr__stage2 *st, iadsr__stage2_ws *w,
+                          const float *h, const iadsr__batch *b,
+                          const float *const *uvec, float *score);
+
+/* Gradient targets of iadsr__stage2_train: dh and dwd are required, the
+ * others may be NULL (skipped). */
+typedef struct iadsr__stage2_grads {
+    float *dh;   /* n_rows x d, added to */
+    float *demb; /* item table rows (id-indexed, row 0 = padding) */
+    float *dw1, *dw2, *dwd, *dbd;
+} iadsr__stage2_grads;
+
+/* Training step on one share: scores, Gumbel gate (uniforms from @p rng),
+ * losses and their backward pass. The losses are weighted so that summing
+ * over the shares of a mini-batch gives the METHOD.md means: per-position
+ * terms by 1 / @p batch_rows, per-user terms by 1 / @p batch_seqs.
+ * @p emb: the item table (id-indexed). @p mask_out: NULL or n_rows floats
+ * receiving the gate's hard decisions. Returns the weighted loss
+ * lambda_align L_align + lambda_recon L_recon of the share. */
+double iadsr__stage2_train(const iadsr__stage2 *st, iadsr__stage2_ws *w,
+                           const float *h, const iadsr__batch *b,
+                           const float *const *uvec, const float *emb,
+                           iadsr__rng *rng, int batch_rows, int batch_seqs,
+                           const iadsr__stage2_grads *g, float *mask_out);
+
+/* InfoNCE of iadsr__infonce_fwd_f32 through GEMMs (the loop version is the
+ * reference of the tests): a, b n x d; scratch an, bn, tmp (n x d), p
+ * (n x n). Returns the loss. */
+float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
+                              float tau, float *an, float *bn, float *p,
+                              float *tmp);
+/* Adds dloss times the gradients to da, db (either may be NULL); dan, dbn
+ * are n x d scratch; an, bn, p as left by the forward call. */
+void iadsr__infonce_gemm_bwd(const float *a, const float *b, int n, int d,
+                             float tau, const float *an, const float *bn,
+                             const float *p, float dloss, float *dan,
+                             float *dbn, float *da, float *db);
+
+#endif /* IADSR_STAGE2_H */

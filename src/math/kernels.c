@@ -1,0 +1,222 @@
+/* Hot float32 element-wise kernels: softmax cross-entropy rows and GELU.
+ *
+ * They are compiled for several instruction sets (GCC/Clang target_clones,
+ * chosen once at load time through ifunc), so one portable binary uses
+ * AVX-512 or AVX2 where the CPU has them. The loops are branch-free and use
+ * an in-house exp() so that the compiler vectorises them without
+ * -ffast-math (which this project never uses: it deletes isfinite checks).
+ * SPDX-License-Identifier: MIT
+ */
+#include "math/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+
+/* Cody-Waite range reduction and the Cephes degree-6 polynomial, ~2 ulp on
+ * [-87, 88]; inputs below -87 give exp(-87) ~ 1.6e-38 (softmax needs no
+ * more), above 88 saturate. */
+static inline float k_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504088896341f + 12582912.0f; /* round(x/ln2) */
+    float n = t - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    /* 2^n from the bits of t (= 1.5 * 2^23 + n): unsigned arithmetic stays
+     * defined for every input; a NaN input gives a NaN p and result. */
+    uint32_t u;
+    memcpy(&u, &t, sizeof u);
+    uint32_t e = (u - 0x4B400000u + 127u) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
+
+/* erf: Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7 in exact
+ * arithmetic) for |x| >= 1; below, where its final 1 - y cancels, the
+ * Maclaurin series to x^21 (truncation < 2e-9 there). Both are computed and one
+ * selected so that the loops calling this still vectorise. */
+static inline float k_erff(float x)
+{
+    float ax = fabsf(x);
+    float t = 1.0f / (1.0f + 0.3275911f * ax);
+    float y = 1.061405429f;
+    y = y * t - 1.453152027f;
+    y = y * t + 1.421413741f;
+    y = y * t - 0.284496736f;
+    y = y * t + 0.254829592f;
+    y = 1.0f - y * t * k_expf(-ax * ax);
+    float x2 = x * x;
+    /* 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1)), n = 0..10 */
+    float p = 1.3122532e-8f;
+    p = p * x2 - 1.4503200e-7f;
+    p = p * x2 + 1.4589169e-6f;
+    p = p * x2 - 1.3227513e-5f;
+    p = p * x2 + 1.0683761e-4f;
+    p = p * x2 - 7.5757576e-4f;
+    p = p * x2 + 4.6296296e-3f;
+    p = p * x2 - 2.3809524e-2f;
+    p = p * x2 + 0.1f;
+    p = p * x2 - 0.33333333f;
+    p = p * x2 + 1.0f;
+    float small = 1.1283791671f * x * p;
+    return ax < 1.0f ? small : copysignf(y, x);
+}
+
+float iadsr__expf(float x) { return k_expf(x); }
+float iadsr__erff(float x) { return k_erff(x); }
+
+#define LANES 16
+
+IADSR_CLONES
+static float row_max(const float *z, int n)
+{
+    float m[LANES];
+    for (int l = 0; l < LANES; l++)
+        m[l] = -INFINITY;
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            m[l] = z[j + l] > m[l] ? z[j + l] : m[l];
+    float mx = -INFINITY;
+    for (int l = 0; l < LANES; l++)
+        mx = m[l] > mx ? m[l] : mx;
+    for (; j < n; j++)
+        mx = z[j] > mx ? z[j] : mx;
+    return mx;
+}
+
+IADSR_CLONES
+static float row_exp_sum(float *z, int n, float mx)
+{
+    /* fixed lane partition: the sum does not depend on the ISA chosen */
+    float s[LANES];
+    for (int l = 0; l < LANES; l++)
+        s[l] = 0.0f;
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float e = k_expf(z[j + l] - mx);
+            z[j + l] = e;
+            s[l] += e;
+        }
+    for (; j < n; j++) {
+        float e = k_expf(z[j] - mx);
+        z[j] = e;
+        s[j % LANES] += e;
+    }
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        sum += s[l];
+    return sum;
+}
+
+/* Sum with the same fixed lane partition as row_exp_sum (vectorised, and
+ * independent of the ISA chosen). */
+IADSR_CLONES
+static float row_sum(const float *z, int n)
+{
+    float s[LANES];
+    for (int l = 0; l < LANES; l++)
+        s[l] = 0.0f;
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            s[l] += z[j + l];
+    for (; j < n; j++)
+        s[j % LANES] += z[j];
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        sum += s[l];
+    return sum;
+}
+
+IADSR_CLONES
+void iadsr__affine(float *z, size_t n, float a, float b)
+{
+    for (size_t j = 0; j < n; j++)
+        z[j] = z[j] * a + b;
+}
+
+double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
+                        float scale, float smooth, int want_grad)
+{
+    return iadsr__xent_rows_ld(z, rows, n, n, targets, scale, smooth,
+                               want_grad);
+}
+
+double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
+                           const int32_t *targets, float scale, float smooth,
+                           int want_grad)
+{
+    double total = 0.0;
+    for (int i = 0; i < rows; i++) {
+        float *zr = z + (size_t)i * (size_t)ld;
+        int32_t t = targets[i];
+        if (t <= 0 || t > n) {
+            memset(zr, 0, (size_t)n * sizeof(float));
+            continue;
+        }
+        float zt = zr[t - 1];
+        /* smoothing: the loss against the uniform part is lse - mean(z) */
+        double zmean =
+            smooth > 0.0f ? (double)row_sum(zr, n) / (double)n : 0.0;
+        float mx = row_max(zr, n);
+        float sum = row_exp_sum(zr, n, mx);
+        total += (double)logf(sum) + (double)mx -
+                 (1.0 - (double)smooth) * (double)zt - (double)smooth * zmean;
+        if (want_grad) {
+            iadsr__affine(zr, (size_t)n, scale / sum,
+                          -scale * smooth / (float)n);
+            zr[t - 1] -= scale * (1.0f - smooth);
+        }
+    }
+    return total;
+}
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+IADSR_CLONES
+void iadsr__gelu_fwd(const float *x, size_t n, float *y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = 0.5f * x[i] * (1.0f + k_erff(x[i] * INV_SQRT2));
+}
+
+IADSR_CLONES
+void iadsr__gelu_bwd(const float *x, const float *dy, size_t n, float *dx)
+{
+    for (size_t i = 0; i < n; i++) {
+        float cdf = 0.5f * (1.0f + k_erff(x[i] * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * k_expf(-0.5f * x[i] * x[i]);
+        dx[i] = dy[i] * (cdf + x[i] * pdf);
+    }
+}
+
+IADSR_CLONES
+int iadsr__any_greater16(const float *x, float thr)
+{
+    int m = 0;
+    for (int l = 0; l < 16; l++)
+        m |= x[l] > thr;
+    return m;
+}
+
+int iadsr__all_finite(const float *x, size_t n)
+{
+    /* accumulate a flag instead of branching so the loop vectorises */
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= !isfinite(x[i]);
+    return !bad;
+}

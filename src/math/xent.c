@@ -1,0 +1,465 @@
+/* Full-softmax next-item cross-entropy for training, the dominant cost of
+ * an epoch (three GEMMs against the whole item table per position).
+ *
+ * Rows are processed in chunks small enough for the logits to stay in the
+ * cache: logits = H E^T, softmax + loss + gradient in place, then
+ * dH += dZ E and dE += dZ^T H. With AVX-512 and d a multiple of 16 up to 64
+ * the three products run in register-tiled kernels written for exactly these
+ * shapes (K = d is small, N = n_items is large); otherwise, and for checking,
+ * they go through the BLAS wrapper. The fast path keeps the item table
+ * transposed and packed in tiles of 32 items (see iadsr__xent_transpose). Rows are split across n_threads threads;
+ * each thread accumulates dE in a private buffer and the buffers are summed
+ * in thread order, so results depend only on the thread count.
+ * SPDX-License-Identifier: MIT
+ */
+#include "math/xent.h"
+
+#include "math/blas.h"
+#include "math/kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define XENT_HAVE_AVX512_BUILD 1
+#else
+#define XENT_HAVE_AVX512_BUILD 0
+#endif
+
+#define MR 8       /* rows per logits tile */
+#define NR 32      /* items per logits tile (two zmm) */
+#define JBLOCK 512 /* items per dH block (E block stays in L2) */
+#if NR != 32
+#error "the packed layout assumes 32 items per tile"
+#endif
+
+int iadsr__xent_fast_ok(int d)
+{
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+    if (d % 16 != 0 || d > 64)
+        return 0;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
+int iadsr__xent_ldt(int n_items) { return (n_items + NR - 1) / NR * NR; }
+
+/* Packed layout: tile jt (items 32*jt ..) holds d rows of 32 floats, so a
+ * logits tile reads one contiguous 32*d block. */
+void iadsr__xent_transpose(const float *e1, int n_items, int d, float *et,
+                           int ldt)
+{
+    for (int jt = 0; jt < ldt / NR; jt++) {
+        float *tile = et + (size_t)jt * (size_t)NR * (size_t)d;
+        for (int jj = 0; jj < NR; jj++) {
+            int j = jt * NR + jj;
+            if (j < n_items) {
+                const float *src = e1 + (size_t)j * (size_t)d;
+                for (int k = 0; k < d; k++)
+                    tile[(size_t)k * NR + (size_t)jj] = src[k];
+            } else {
+                for (int k = 0; k < d; k++)
+                    tile[(size_t)k * NR + (size_t)jj] = 0.0f;
+            }
+        }
+    }
+}
+
+/* e1 (n x d) += unpacked packed-transposed accumulator. */
+static void add_packed(const float *pk, int n_items, int d, float *e1)
+{
+    for (int j = 0; j < n_items; j++) {
+        const float *tile = pk + (size_t)(j / NR) * (size_t)NR * (size_t)d;
+        int jj = j % NR;
+        float *dst = e1 + (size_t)j * (size_t)d;
+        for (int k = 0; k < d; k++)
+            dst[k] += tile[(size_t)k * NR + (size_t)jj];
+    }
+}
+
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+#define AVX512 __attribute__((target("avx512f")))
+
+/* z (rows x ldt) = h (rows x d) . et (packed d x ldt); rows % MR == 0.
+ * Item tiles outermost: a 32*d tile of et stays in L1 for all rows. */
+AVX512 static void k_logits(const float *h, int rows, int d, const float *et,
+                            int ldt, float *z)
+{
+    for (int j = 0; j < ldt; j += NR) {
+        const float *b = et + (size_t)j * (size_t)d;
+        for (int r = 0; r < rows; r += MR) {
+            __m512 acc[MR][2];
+            for (int i = 0; i < MR; i++)
+                acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+            const float *hr = h + (size_t)r * (size_t)d;
+            for (int k = 0; k < d; k++) {
+                __m512 b0 = _mm512_loadu_ps(b + (size_t)k * NR);
+                __m512 b1 = _mm512_loadu_ps(b + (size_t)k * NR + 16);
+                for (int i = 0; i < MR; i++) {
+                    __m512 a = _mm512_set1_ps(hr[(size_t)i * (size_t)d + (size_t)k]);
+                    acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+                    acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+                }
+            }
+            float *zr = z + (size_t)r * (size_t)ldt + j;
+            for (int i = 0; i < MR; i++) {
+                _mm512_storeu_ps(zr + (size_t)i * (size_t)ldt, acc[i][0]);
+                _mm512_storeu_ps(zr + (size_t)i * (size_t)ldt + 16, acc[i][1]);
+            }
+        }
+    }
+}
+
+/* dh (rows x d) += dz (rows x ldt, first n columns) . e1 (n x d);
+ * rows is a multiple of 4. DV = d / 16 is a compile-time constant in each
+ * instance so the 4 x DV accumulators stay in registers. */
+#define DEFINE_K_DH(DV)                                                        \
+    AVX512 static void k_dh##DV(const float *dz, int rows, int ldt,            \
+                                const float *e1, int n, float *dh)             \
+    {                                                                          \
+        const int d = 16 * (DV);                                               \
+        for (int j0 = 0; j0 < n; j0 += JBLOCK) {                               \
+            int j1 = j0 + JBLOCK < n ? j0 + JBLOCK : n;                        \
+            for (int r = 0; r < rows; r += 4) {                                \
+                __m512 acc[4][DV];                                             \
+                for (int i = 0; i < 4; i++)                                    \
+                    for (int v = 0; v < (DV); v++)                             \
+                        acc[i][v] = _mm512_setzero_ps();                       \
+                const float *z0 = dz + (size_t)r * (size_t)ldt;                \
+                for (int j = j0; j < j1; j++) {                                \
+                    const float *ej = e1 + (size_t)j * (size_t)d;              \
+                    __m512 e[DV];                                              \
+                    for (int v = 0; v < (DV); v++)                             \
+                        e[v] = _mm512_loadu_ps(ej + 16 * v);                   \
+                    for (int i = 0; i < 4; i++) {                              \
+                        __m512 a =                                             \
+                            _mm512_set1_ps(z0[(size_t)i * (size_t)ldt + j]);   \
+                        for (int v = 0; v < (DV); v++)                         \
+                            acc[i][v] = _mm512_fmadd_ps(a, e[v], acc[i][v]);   \
+                    }                                                          \
+                }                                                              \
+                for (int i = 0; i < 4; i++) {                                  \
+                    float *o = dh + (size_t)(r + i) * (size_t)d;               \
+                    for (int v = 0; v < (DV); v++)                             \
+                        _mm512_storeu_ps(                                      \
+                            o + 16 * v,                                        \
+                            _mm512_add_ps(_mm512_loadu_ps(o + 16 * v),         \
+                                          acc[i][v]));                         \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+    }
+DEFINE_K_DH(1)
+DEFINE_K_DH(2)
+DEFINE_K_DH(3)
+DEFINE_K_DH(4)
+
+static void k_dh(const float *dz, int rows, int ldt, const float *e1, int n,
+                 int d, float *dh)
+{
+    switch (d / 16) {
+    case 1: k_dh1(dz, rows, ldt, e1, n, dh); break;
+    case 2: k_dh2(dz, rows, ldt, e1, n, dh); break;
+    case 3: k_dh3(dz, rows, ldt, e1, n, dh); break;
+    default: k_dh4(dz, rows, ldt, e1, n, dh); break;
+    }
+}
+
+/* det (packed d x ldt) += h^T (d x rows) . dz (rows x ldt): for each item
+ * tile, 8 dimensions at a time, two zmm of items per dimension. */
+AVX512 static void k_de(const float *dz, int rows, int ldt, const float *h,
+                        int d, float *det)
+{
+    for (int j = 0; j < ldt; j += NR) {
+        float *o = det + (size_t)j * (size_t)d;
+        for (int k0 = 0; k0 < d; k0 += 8) {
+            __m512 acc[8][2];
+            for (int i = 0; i < 8; i++)
+                acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+            for (int r = 0; r < rows; r++) {
+                const float *zr = dz + (size_t)r * (size_t)ldt + j;
+                __m512 z0 = _mm512_loadu_ps(zr);
+                __m512 z1 = _mm512_loadu_ps(zr + 16);
+                const float *hr = h + (size_t)r * (size_t)d + k0;
+                for (int i = 0; i < 8; i++) {
+                    __m512 a = _mm512_set1_ps(hr[i]);
+                    acc[i][0] = _mm512_fmadd_ps(a, z0, acc[i][0]);
+                    acc[i][1] = _mm512_fmadd_ps(a, z1, acc[i][1]);
+                }
+            }
+            for (int i = 0; i < 8; i++) {
+                float *oi = o + (size_t)(k0 + i) * NR;
+                _mm512_storeu_ps(oi, _mm512_add_ps(_mm512_loadu_ps(oi), acc[i][0]));
+                _mm512_storeu_ps(oi + 16,
+                                 _mm512_add_ps(_mm512_loadu_ps(oi + 16), acc[i][1]));
+            }
+        }
+    }
+}
+#endif
+
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+/* One row (single-user scoring): four item tiles at a time give eight
+ * independent FMA chains, so the loop runs at the speed of streaming the
+ * packed table rather than at FMA latency. */
+AVX512 static void k_logits1(const float *h, int d, const float *et, int ldt,
+                             float *z)
+{
+    int j = 0;
+    for (; j + 4 * NR <= ldt; j += 4 * NR) {
+        __m512 acc[8];
+        for (int v = 0; v < 8; v++)
+            acc[v] = _mm512_setzero_ps();
+        const float *b = et + (size_t)j * (size_t)d;
+        for (int k = 0; k < d; k++) {
+            __m512 a = _mm512_set1_ps(h[k]);
+            for (int t = 0; t < 4; t++) {
+                const float *bt = b + (size_t)t * NR * (size_t)d + (size_t)k * NR;
+                acc[2 * t] = _mm512_fmadd_ps(a, _mm512_loadu_ps(bt), acc[2 * t]);
+                acc[2 * t + 1] =
+                    _mm512_fmadd_ps(a, _mm512_loadu_ps(bt + 16), acc[2 * t + 1]);
+            }
+        }
+        for (int v = 0; v < 8; v++)
+            _mm512_storeu_ps(z + j + 16 * v, acc[v]);
+    }
+    for (; j < ldt; j += NR) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        const float *b = et + (size_t)j * (size_t)d;
+        for (int k = 0; k < d; k++) {
+            __m512 a = _mm512_set1_ps(h[k]);
+            a0 = _mm512_fmadd_ps(a, _mm512_loadu_ps(b + (size_t)k * NR), a0);
+            a1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(b + (size_t)k * NR + 16), a1);
+        }
+        _mm512_storeu_ps(z + j, a0);
+        _mm512_storeu_ps(z + j + 16, a1);
+    }
+}
+#endif
+
+void iadsr__xent_logits1(const float *h, int d, const float *et, int ldt,
+                         float *z)
+{
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+    k_logits1(h, d, et, ldt, z);
+#else
+    (void)h, (void)d, (void)et, (void)ldt, (void)z;
+#endif
+}
+
+void iadsr__xent_logits(const float *h, int rows, int d, const float *et,
+                        int ldt, float *z)
+{
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+    k_logits(h, rows, d, et, ldt, z);
+#else
+    (void)h, (void)rows, (void)d, (void)et, (void)ldt, (void)z;
+#endif
+}
+
+/* One thread's share: rows [r0, r1). */
+typedef struct {
+    const iadsr__xent_args *a;
+    int r0, r1;
+    float *zbuf;  /* chunk x ldt */
+    float *hpad;  /* chunk x d */
+    int32_t *tpad;/* chunk */
+    float *de1;   /* n x d private accumulator, or NULL */
+    int32_t *seen;/* history penalty: n stamps (row + 1 that saw the item) */
+    int32_t *hc;  /* history penalty: hist_cap distinct items of a row */
+    float *hp;    /* ... and their p_c */
+    double loss;
+} part;
+
+/* History penalty on rows [r0, r0 + c), whose logit rows zb (ld apart)
+ * already hold scale * (p - q), q the (smoothed) target distribution, so
+ * p_j = zb_j / scale + q_j. For the distinct history items c of a row
+ * (target excluded) the loss gains w * -log(1 - p_c), whose gradient with
+ * respect to the logits is sum_c a_c (e_c - p), a_c = w p_c / (1 - p_c).
+ * Returns the added loss. */
+static double history_penalty(part *pt, float *zb, int ld, int r0, int c)
+{
+    const iadsr__xent_args *a = pt->a;
+    int n = a->n_items;
+    float sc = a->scale, w = a->hist_weight;
+    float qu = a->smooth / (float)n; /* q_j off the target */
+    double loss = 0.0;
+    for (int i = 0; i < c; i++) {
+        int r = r0 + i;
+        int32_t t = a->targets[r];
+        if (t <= 0 || t > n)
+            continue;
+        float *zr = zb + (size_t)i * (size_t)ld;
+        int nc = 0;
+        double S = 0.0;
+        int q0 = a->hist_first[r];
+        if (r - q0 + 1 > a->hist_cap)
+            q0 = r - a->hist_cap + 1;
+        for (int q = q0; q <= r; q++) {
+            int32_t it = a->hist_items[q];
+            if (it <= 0 || it > n || it == t || pt->seen[it - 1] == r + 1)
+                continue;
+            pt->seen[it - 1] = r + 1;
+            float p = zr[it - 1] / sc + qu;
+            /* p_c -> 1 would make the term infinite; the clamp keeps the
+             * step finite where the model is confidently wrong */
+            if (p > 0.999999f)
+                p = 0.999999f;
+            if (p < 0.0f)
+                p = 0.0f;
+            loss -= (double)w * log1p(-(double)p);
+            S += (double)w * (double)p / (1.0 - (double)p);
+            pt->hc[nc] = it;
+            pt->hp[nc] = p;
+            nc++;
+        }
+        if (nc == 0)
+            continue;
+        /* zr <- zr - S * scale * p, then + scale * a_c at each c */
+        float Sf = (float)S;
+        iadsr__affine(zr, (size_t)n, 1.0f - Sf, -Sf * sc * qu);
+        zr[t - 1] -= Sf * sc * (1.0f - a->smooth);
+        for (int u = 0; u < nc; u++) {
+            float p = pt->hp[u];
+            zr[pt->hc[u] - 1] += sc * w * p / (1.0f - p);
+        }
+    }
+    return loss;
+}
+
+static void run_part(part *p)
+{
+    const iadsr__xent_args *a = p->a;
+    int d = a->d, n = a->n_items, ldt = a->ldt, C = a->chunk;
+    int grad = a->dh != NULL;
+    p->loss = 0.0;
+    for (int r0 = p->r0; r0 < p->r1; r0 += C) {
+        int c = p->r1 - r0 < C ? p->r1 - r0 : C;
+        const float *hc = a->h + (size_t)r0 * (size_t)d;
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+        if (a->fast) {
+            /* pad the chunk to a multiple of MR rows (zero rows, no target) */
+            int cp = (c + MR - 1) / MR * MR;
+            memcpy(p->hpad, hc, (size_t)c * (size_t)d * sizeof(float));
+            memset(p->hpad + (size_t)c * (size_t)d, 0,
+                   (size_t)(cp - c) * (size_t)d * sizeof(float));
+            memcpy(p->tpad, a->targets + r0, (size_t)c * sizeof(int32_t));
+            for (int i = c; i < cp; i++)
+                p->tpad[i] = 0;
+            k_logits(p->hpad, cp, d, a->et, ldt, p->zbuf);
+            p->loss += iadsr__xent_rows_ld(p->zbuf, cp, n, ldt, p->tpad,
+                                           a->scale, a->smooth, grad);
+            if (grad && a->hist_weight > 0.0f)
+                p->loss += history_penalty(p, p->zbuf, ldt, r0, c);
+            if (grad) {
+                /* padding columns of zbuf are zero: et's padding is zero */
+                float *dhc = a->dh + (size_t)r0 * (size_t)d;
+                int c4 = c / 4 * 4;
+                if (c4 > 0)
+                    k_dh(p->zbuf, c4, ldt, a->e1, n, d, dhc);
+                if (c4 < c)
+                    iadsr__sgemm(0, 0, c - c4, d, n, 1.0f,
+                                 p->zbuf + (size_t)c4 * (size_t)ldt, ldt,
+                                 a->e1, d, 1.0f,
+                                 dhc + (size_t)c4 * (size_t)d, d);
+                k_de(p->zbuf, cp, ldt, p->hpad, d, p->de1);
+            }
+            continue;
+        }
+#endif
+        iadsr__sgemm(0, 1, c, n, d, 1.0f, hc, d, a->e1, d, 0.0f, p->zbuf, ldt);
+        p->loss += iadsr__xent_rows_ld(p->zbuf, c, n, ldt, a->targets + r0,
+                                       a->scale, a->smooth, grad);
+        if (grad && a->hist_weight > 0.0f)
+            p->loss += history_penalty(p, p->zbuf, ldt, r0, c);
+        if (grad) {
+            iadsr__sgemm(0, 0, c, d, n, 1.0f, p->zbuf, ldt, a->e1, d, 1.0f,
+                         a->dh + (size_t)r0 * (size_t)d, d);
+            iadsr__sgemm(1, 0, n, d, c, 1.0f, p->zbuf, ldt, hc, d, 1.0f,
+                         p->de1, d);
+        }
+    }
+}
+
+static void *part_main(void *arg)
+{
+    run_part(arg);
+    return NULL;
+}
+
+size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items,
+                                  int hist_cap)
+{
+    /* per thread: zbuf + hpad + tpad + private dE (ldt >= n_items rows),
+     * then for the history penalty n stamps and hist_cap items + p_c */
+    size_t hist = hist_cap > 0 ? (size_t)n_items + 2 * (size_t)hist_cap : 0;
+    return (size_t)chunk * (size_t)ldt + (size_t)chunk * (size_t)d +
+           (size_t)chunk + (size_t)ldt * (size_t)d + hist + 64;
+}
+
+double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
+{
+    part parts[IADSR__XENT_MAX_THREADS];
+    pthread_t tid[IADSR__XENT_MAX_THREADS];
+    int started[IADSR__XENT_MAX_THREADS];
+    memset(parts, 0, sizeof parts);
+    int T = n_threads < 1 ? 1 : n_threads;
+    if (T > IADSR__XENT_MAX_THREADS)
+        T = IADSR__XENT_MAX_THREADS;
+    if (T > a->n_rows)
+        T = a->n_rows > 0 ? a->n_rows : 1;
+    int hist_cap = a->hist_weight > 0.0f ? a->hist_cap : 0;
+    size_t per = iadsr__xent_scratch_floats(a->chunk, a->ldt, a->d, a->n_items,
+                                            hist_cap);
+    size_t nde = (size_t)a->ldt * (size_t)a->d;
+    for (int t = 0; t < T; t++) {
+        float *s = scratch + per * (size_t)t;
+        parts[t].a = a;
+        parts[t].r0 = (int)((int64_t)a->n_rows * t / T);
+        parts[t].r1 = (int)((int64_t)a->n_rows * (t + 1) / T);
+        parts[t].zbuf = s;
+        parts[t].hpad = s + (size_t)a->chunk * (size_t)a->ldt;
+        parts[t].tpad = (int32_t *)(void *)(parts[t].hpad +
+                                            (size_t)a->chunk * (size_t)a->d);
+        parts[t].de1 = parts[t].hpad + (size_t)a->chunk * (size_t)a->d +
+                       (size_t)a->chunk;
+        if (a->de1)
+            memset(parts[t].de1, 0, nde * sizeof(float));
+        if (hist_cap > 0) {
+            parts[t].seen = (int32_t *)(void *)(parts[t].de1 + nde);
+            parts[t].hc = parts[t].seen + a->n_items;
+            parts[t].hp = (float *)(void *)(parts[t].hc + hist_cap);
+            memset(parts[t].seen, 0, (size_t)a->n_items * sizeof(int32_t));
+        }
+        started[t] = 0;
+    }
+    for (int t = 1; t < T; t++)
+        started[t] = pthread_create(&tid[t], NULL, part_main, &parts[t]) == 0;
+    run_part(&parts[0]);
+    for (int t = 1; t < T; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            run_part(&parts[t]); /* no thread available: same result */
+    }
+    double loss = 0.0;
+    for (int t = 0; t < T; t++) {
+        loss += parts[t].loss;
+        if (a->de1) {
+            const float *src = parts[t].de1;
+            if (a->fast) {
+                add_packed(src, a->n_items, a->d, a->de1);
+            } else {
+                for (size_t i = 0; i < (size_t)a->n_items * (size_t)a->d; i++)
+                    a->de1[i] += src[i];
+            }
+        }
+    }
+    return loss;
+}

@@ -1,0 +1,443 @@
+/* Inference contexts: per-thread scratch bound to an immutable model.
+ * Every buffer is allocated at creation, so scoring never allocates.
+ * SPDX-License-Identifier: MIT
+ */
+#include "score/ctx.h"
+
+#include "common/params.h"
+#include "math/kernels.h"
+#include "math/xent.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/handle.h"
+#include "math/blas.h"
+
+#include <math.h>
+#include <string.h>
+
+static void free_buffers(iadsr_ctx *c)
+{
+    iadsr__free(c->items);
+    iadsr__free(c->pos);
+    iadsr__free(c->row_off);
+    iadsr__free(c->offs);
+    iadsr__aligned_free(c->hlast);
+    iadsr__aligned_free(c->scores);
+    iadsr__aligned_free(c->topk_keys);
+    iadsr__aligned_free(c->chunk);
+    iadsr__aligned_free(c->zl);
+    iadsr__encoder_destroy(&c->enc);
+}
+
+int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
+                     const iadsr_ctx_params *p)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_create: out is NULL");
+    *out = NULL;
+    if (!iadsr__model_ok(m))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_create: invalid model handle");
+    iadsr_ctx_params cp;
+    int rc = iadsr__ctx_params_get(&cp, p);
+    if (rc)
+        return rc;
+    iadsr_ctx *c = iadsr__calloc(1, sizeof *c);
+    if (!c)
+        return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
+    iadsr__shape_from(&m->hp, &c->shape);
+    c->max_batch = cp.max_batch;
+    int L = c->shape.max_len;
+    int64_t rows = (int64_t)cp.max_batch * L;
+    if (rows > 1 << 22) {
+        /* keep a context's scratch bounded: fewer users per chunk */
+        c->max_batch = (1 << 22) / L;
+        if (c->max_batch < 1)
+            c->max_batch = 1;
+        rows = (int64_t)c->max_batch * L;
+    }
+    c->n_scores = (int64_t)m->hp.n_items + 1;
+    rc = iadsr__encoder_create(&c->enc, &m->hp, &m->layout, m->w, NULL,
+                               (int)rows, L, 0);
+    if (rc) {
+        iadsr__free(c);
+        return rc;
+    }
+    c->items = iadsr__malloc((size_t)rows * sizeof(int32_t));
+    c->pos = iadsr__malloc((size_t)rows * sizeof(int32_t));
+    c->row_off = iadsr__malloc(((size_t)c->max_batch + 1) * sizeof(int32_t));
+    /* rows rounded up to 8 for the packed-table kernel */
+    size_t rows8 = ((size_t)c->max_batch + 7) / 8 * 8;
+    c->hlast = iadsr__aligned_alloc(rows8 * (size_t)c->shape.d, sizeof(float));
+    if (c->hlast)
+        memset(c->hlast, 0, rows8 * (size_t)c->shape.d * sizeof(float));
+    c->zl = m->et ? iadsr__aligned_alloc(rows8 * (size_t)m->ldt, sizeof(float))
+                  : NULL;
+    c->scores = iadsr__aligned_alloc((size_t)c->n_scores, sizeof(float));
+    c->topk_keys = iadsr__aligned_alloc((size_t)c->n_scores, sizeof(float));
+    c->chunk = iadsr__aligned_alloc((size_t)c->max_batch * (size_t)c->n_scores,
+                                    sizeof(float));
+    c->offs = iadsr__malloc(((size_t)c->max_batch + 1) * sizeof(int64_t));
+    if (!c->items || !c->pos || !c->row_off || !c->hlast || !c->scores ||
+        !c->topk_keys || !c->chunk || !c->offs || (m->et && !c->zl)) {
+        free_buffers(c);
+        iadsr__free(c);
+        return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
+    }
+    c->m = iadsr__model_ref(m);
+    c->magic = IADSR__MAGIC_CTX;
+    *out = c;
+    return IADSR_OK;
+}
+
+void iadsr_ctx_free(iadsr_ctx *c)
+{
+    if (!c || c->magic != IADSR__MAGIC_CTX)
+        return;
+    c->magic = IADSR__MAGIC_DEAD;
+    free_buffers(c);
+    iadsr_model_free(c->m);
+    iadsr__free(c);
+}
+
+const iadsr_model *iadsr_ctx_model(const iadsr_ctx *c)
+{
+    return (c && c->magic == IADSR__MAGIC_CTX) ? c->m : NULL;
+}
+
+static int check_seq(const iadsr_ctx *c, const int32_t *seq, int64_t n,
+                     int64_t user)
+{
+    int32_t n_items = c->m->hp.n_items;
+    for (int64_t i = 0; i < n; i++)
+        if (seq[i] < 1 || seq[i] > n_items) {
+            if (user >= 0)
+                return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                                  "sequence %lld position %lld: item id %d "
+                                  "outside 1..%d",
+                                  (long long)user, (long long)i, (int)seq[i],
+                                  (int)n_items);
+            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                              "position %lld: item id %d outside 1..%d",
+                              (long long)i, (int)seq[i], (int)n_items);
+        }
+    return IADSR_OK;
+}
+
+int iadsr__ctx_check_batch(const iadsr_ctx *c, const int32_t *items,
+                           const int64_t *offsets, int64_t n_users)
+{
+    if (!items || !offsets)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s is NULL",
+                          items ? "offsets" : "items");
+    if (n_users < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "n_users must be >= 1 (got %lld)",
+                          (long long)n_users);
+    if (offsets[0] != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "offsets[0] must be 0");
+    for (int64_t u = 0; u < n_users; u++) {
+        if (offsets[u + 1] <= offsets[u])
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "sequence %lld is empty or offsets decrease",
+                              (long long)u);
+        int rc = check_seq(c, items + offsets[u], offsets[u + 1] - offsets[u],
+                           u);
+        if (rc)
+            return rc;
+    }
+    return IADSR_OK;
+}
+
+/* Pack up to max_batch sequences (their last L items), run the encoder and
+ * gather each sequence's last hidden state into c->hlast. */
+void iadsr__ctx_encode(iadsr_ctx *c, const int32_t *items,
+                       const int64_t *offsets, int64_t n_users)
+{
+    int L = c->shape.max_len, d = c->shape.d;
+    int r = 0;
+    c->row_off[0] = 0;
+    for (int64_t u = 0; u < n_users; u++) {
+        int64_t n = offsets[u + 1] - offsets[u];
+        const int32_t *s = items + offsets[u];
+        if (n > L) {
+            s += n - L;
+            n = L;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            c->items[r] = s[i];
+            c->pos[r] = (int32_t)(L - n + i);
+            r++;
+        }
+        c->row_off[u + 1] = r;
+    }
+    iadsr__batch b = {(int)n_users, r, c->items, c->pos, c->row_off, NULL};
+    const float *h = c->enc.ops->forward_last(&c->enc, &b);
+    memcpy(c->hlast, h, (size_t)n_users * (size_t)d * sizeof(float));
+}
+
+/* scores (rows x (n_items+1), leading dimension ld) = hlast . E^T */
+void iadsr__ctx_scores(iadsr_ctx *c, int64_t n_users, float *scores,
+                       int64_t ld)
+{
+    int d = c->shape.d, n = c->m->hp.n_items;
+    const iadsr_model *m = c->m;
+    if (m->et && n_users == 1) {
+        iadsr__xent_logits1(c->hlast, d, m->et, m->ldt, c->zl);
+        scores[0] = -INFINITY;
+        memcpy(scores + 1, c->zl, (size_t)n * sizeof(float));
+        return;
+    }
+    if (m->et) {
+        /* several users: the packed-table kernel, then copy into place
+         * (rows of the padding up to 8 are zero and ignored) */
+        int rows8 = (int)((n_users + 7) / 8 * 8);
+        memset(c->hlast + (size_t)n_users * (size_t)d, 0,
+               (size_t)(rows8 - n_users) * (size_t)d * sizeof(float));
+        iadsr__xent_logits(c->hlast, rows8, d, m->et, m->ldt, c->zl);
+        for (int64_t u = 0; u < n_users; u++) {
+            scores[u * ld] = -INFINITY;
+            memcpy(scores + u * ld + 1, c->zl + (size_t)u * (size_t)m->ldt,
+                   (size_t)n * sizeof(float));
+        }
+        return;
+    }
+    const float *E1 =
+        m->w + iadsr__layout_find(&m->layout, "item_emb")->offset + d;
+    iadsr__sgemm(0, 1, (int)n_users, n, d, 1.0f, c->hlast, d, E1, d, 0.0f,
+                 scores + 1, (int)ld);
+    for (int64_t u = 0; u < n_users; u++)
+        scores[u * ld] = -INFINITY;
+}
+
+int iadsr_ctx_score(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
+                    float *scores_out, int64_t scores_cap)
+{
+    if (!c || c->magic != IADSR__MAGIC_CTX)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_score: invalid context");
+    if (!seq || !scores_out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_score: %s is NULL",
+                          seq ? "scores_out" : "seq");
+    if (n_seq < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_score: n_seq must be >= 1 (got %d)", (int)n_seq);
+    if (scores_cap < c->n_scores)
+        return iadsr__err(IADSR_ERR_BUFFER_TOO_SMALL,
+                          "ctx_score: scores_cap %lld < n_items + 1 = %lld",
+                          (long long)scores_cap, (long long)c->n_scores);
+    int rc = check_seq(c, seq, n_seq, -1);
+    if (rc)
+        return rc;
+    int64_t off[2] = {0, n_seq};
+    iadsr__ctx_encode(c, seq, off, 1);
+    iadsr__ctx_scores(c, 1, scores_out, c->n_scores);
+    return IADSR_OK;
+}
+
+int iadsr_ctx_score_batch(iadsr_ctx *c, const int32_t *items,
+                          const int64_t *offsets, int64_t n_users,
+                          float *scores_out, int64_t scores_cap)
+{
+    if (!c || c->magic != IADSR__MAGIC_CTX)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_score_batch: invalid context");
+    if (!scores_out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_score_batch: scores_out is NULL");
+    int rc = iadsr__ctx_check_batch(c, items, offsets, n_users);
+    if (rc)
+        return iadsr__err_prefix(rc, "ctx_score_batch");
+    if (scores_cap / c->n_scores < n_users)
+        return iadsr__err(IADSR_ERR_BUFFER_TOO_SMALL,
+                          "ctx_score_batch: scores_cap %lld < n_users * "
+                          "(n_items + 1) = %lld * %lld",
+                          (long long)scores_cap, (long long)n_users,
+                          (long long)c->n_scores);
+    for (int64_t u0 = 0; u0 < n_users; u0 += c->max_batch) {
+        int64_t nb = n_users - u0 < c->max_batch ? n_users - u0 : c->max_batch;
+        /* offsets of the chunk are relative to items + offsets[u0] */
+        iadsr__ctx_encode_range(c, items, offsets + u0, nb);
+        iadsr__ctx_scores(c, nb, scores_out + u0 * c->n_scores, c->n_scores);
+    }
+    return IADSR_OK;
+}
+
+void iadsr__ctx_encode_range(iadsr_ctx *c, const int32_t *items,
+                             const int64_t *offsets, int64_t n_users)
+{
+    /* offsets[0] need not be 0: rebase into the context's own array */
+    int64_t base = offsets[0];
+    for (int64_t u = 0; u <= n_users; u++)
+        c->offs[u] = offsets[u] - base;
+    iadsr__ctx_encode(c, items + base, c->offs, n_users);
+}
+
+/* ---- top-K ------------------------------------------------------------------ */
+
+/* Min-heap of (score, id) kept in the caller's output arrays; ties broken
+ * towards the smaller id so results are deterministic. */
+static int worse(float sa, int32_t ia, float sb, int32_t ib)
+{
+    return sa < sb || (sa == sb && ia > ib);
+}
+
+static void swap_entry(float *s, int32_t *id, int a, int b)
+{
+    float ts = s[a];
+    s[a] = s[b];
+    s[b] = ts;
+    int32_t ti = id[a];
+    id[a] = id[b];
+    id[b] = ti;
+}
+
+static void sift_down(float *s, int32_t *id, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(s[l], id[l], s[m], id[m]))
+            m = l;
+        if (r < n && worse(s[r], id[r], s[m], id[m]))
+            m = r;
+        if (m == i)
+            return;
+        swap_entry(s, id, i, m);
+        i = m;
+    }
+}
+
+static void heap_push(float *s, int32_t *id, int *n, float v, int32_t j)
+{
+    int i = (*n)++;
+    s[i] = v;
+    id[i] = j;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!worse(s[i], id[i], s[p], id[p]))
+            break;
+        swap_entry(s, id, i, p);
+        i = p;
+    }
+}
+
+void iadsr__topk(const float *s0, int32_t n_items, int32_t k,
+                 int32_t *ids_out, float *s_out)
+{
+    int n = 0;
+    int32_t j = 1;
+    /* fill the heap with the first k rankable items */
+    for (; j <= n_items && n < k; j++) {
+        float v = s0[j - 1];
+        if (v == -INFINITY || v != v)
+            continue; /* excluded items and NaN never rank */
+        heap_push(s_out, ids_out, &n, v, j);
+    }
+    /* Then only items strictly above the heap's worst can enter: ids grow,
+     * so a tie never beats it. Blocks of 16 are screened with one
+     * vectorised comparison; most blocks have no candidate. */
+    while (j <= n_items) {
+        int32_t end = j + 16 <= n_items + 1 ? j + 16 : n_items + 1;
+        if (end - j == 16 && !iadsr__any_greater16(s0 + (j - 1), s_out[0])) {
+            j = end;
+            continue;
+        }
+        for (; j < end; j++) {
+            float v = s0[j - 1];
+            if (v > s_out[0]) { /* false for NaN and -inf */
+                s_out[0] = v;
+                ids_out[0] = j;
+                sift_down(s_out, ids_out, n, 0);
+            }
+        }
+    }
+    /* heap sort: repeatedly move the worst to the end -> best first */
+    for (int end = n - 1; end > 0; end--) {
+        swap_entry(s_out, ids_out, 0, end);
+        sift_down(s_out, ids_out, end, 0);
+    }
+    for (int i = n; i < k; i++) {
+        ids_out[i] = -1;
+        s_out[i] = -INFINITY;
+    }
+}
+
+static int topk_args(const iadsr_ctx *c, int32_t k, uint32_t flags,
+                     const int32_t *ids_out, const char *fn)
+{
+    if (!c || c->magic != IADSR__MAGIC_CTX)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid context", fn);
+    if (!ids_out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: ids_out is NULL", fn);
+    if (k < 1 || k > c->m->hp.n_items)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: k must be in 1..%d (got %d)", fn,
+                          (int)c->m->hp.n_items, (int)k);
+    if (flags & ~IADSR_TOPK_EXCLUDE_HISTORY)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED, "%s: unknown flags 0x%x", fn,
+                          (unsigned)flags);
+    return IADSR_OK;
+}
+
+/* s0[j - 1] is the score of item j (clobbered by the exclusion). */
+static void topk_one(iadsr_ctx *c, float *s0, const int32_t *seq, int64_t n,
+                     int32_t k, uint32_t flags, int32_t *ids_out,
+                     float *scores_out)
+{
+    if (flags & IADSR_TOPK_EXCLUDE_HISTORY)
+        for (int64_t i = 0; i < n; i++)
+            s0[seq[i] - 1] = -INFINITY;
+    /* the heap keys need k floats: the caller's buffer or the context's */
+    iadsr__topk(s0, c->m->hp.n_items, k, ids_out,
+                scores_out ? scores_out : c->topk_keys);
+}
+
+int iadsr_ctx_topk(iadsr_ctx *c, const int32_t *seq, int32_t n_seq, int32_t k,
+                   uint32_t flags, int32_t *ids_out, float *scores_out)
+{
+    int rc = topk_args(c, k, flags, ids_out, "ctx_topk");
+    if (rc)
+        return rc;
+    if ((rc = iadsr_ctx_score(c, seq, n_seq, c->scores, c->n_scores)))
+        return iadsr__err_prefix(rc, "ctx_topk");
+    topk_one(c, c->scores + 1, seq, n_seq, k, flags, ids_out, scores_out);
+    return IADSR_OK;
+}
+
+int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
+                         const int64_t *offsets, int64_t n_users, int32_t k,
+                         uint32_t flags, int32_t *ids_out, float *scores_out)
+{
+    int rc = topk_args(c, k, flags, ids_out, "ctx_topk_batch");
+    if (rc)
+        return rc;
+    if ((rc = iadsr__ctx_check_batch(c, items, offsets, n_users)))
+        return iadsr__err_prefix(rc, "ctx_topk_batch");
+    for (int64_t u0 = 0; u0 < n_users; u0 += c->max_batch) {
+        int64_t nb = n_users - u0 < c->max_batch ? n_users - u0 : c->max_batch;
+        iadsr__ctx_encode_range(c, items, offsets + u0, nb);
+        /* score rows: the packed kernel's output is used in place */
+        float *rows;
+        int64_t ld;
+        if (c->m->et) {
+            int rows8 = (int)((nb + 7) / 8 * 8);
+            int d = c->shape.d;
+            memset(c->hlast + (size_t)nb * (size_t)d, 0,
+                   (size_t)(rows8 - nb) * (size_t)d * sizeof(float));
+            iadsr__xent_logits(c->hlast, rows8, d, c->m->et, c->m->ldt, c->zl);
+            rows = c->zl;
+            ld = c->m->ldt;
+        } else {
+            iadsr__ctx_scores(c, nb, c->chunk, c->n_scores);
+            rows = c->chunk + 1;
+            ld = c->n_scores;
+        }
+        for (int64_t u = 0; u < nb; u++) {
+            const int32_t *s = items + offsets[u0 + u];
+            topk_one(c, rows + u * ld, s,
+                     offsets[u0 + u + 1] - offsets[u0 + u], k, flags,
+                     ids_out + (u0 + u) * k,
+                     scores_out ? scores_out + (u0 + u) * k : NULL);
+        }
+    }
+    return IADSR_OK;
+}

@@ -1,0 +1,819 @@
+/* Trainer: mini-batch Adam on the full-softmax next-item cross-entropy at
+ * every real position, with early stopping on validation NDCG@10.
+ *
+ * Determinism: one RNG (seeded from the params) drives shuffling and hands
+ * each worker its dropout stream in a fixed order, and every reduction runs
+ * in a fixed order; the result is bitwise reproducible for the same seed,
+ * n_threads, build and CPU instruction set (and, where the BLAS is used, the
+ * same BLAS library and BLAS thread count). Different n_threads give
+ * different (equally valid) dropout draws.
+ * SPDX-License-Identifier: MIT
+ */
+#include "denoise/denoise.h"
+#include "score/eval.h"
+#include "common/params.h"
+#include "backbone/encoder.h"
+#include "denoise/heads.h"
+#include "math/xent.h"
+#include "data/dataset.h"
+#include "common/error.h"
+#include "math/kernels.h"
+#include "common/clock.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#define CE_CHUNK 64 /* logit rows per chunk: the logits stay in L2/L3 */
+
+/* Data-parallel training: each worker runs forward, loss and backward on a
+ * contiguous share of the mini-batch's sequences with its own activations,
+ * dropout stream and gradient buffer; the gradients are summed in worker
+ * order. Results depend on the seed and the thread count only. */
+#define IADSR__MAX_WORKERS 64
+
+typedef struct worker {
+    iadsr__encoder enc;    /* bound to the trainer's weights and g */
+    float *g;              /* gradient buffer (layout of the weights) */
+    float *dh;             /* max_rows x d */
+    float *xscratch;       /* cross-entropy scratch */
+    int32_t *row_off;      /* rebased row offsets of the share */
+    int32_t *hist_first;   /* history penalty: first row of each row's sequence */
+    iadsr__rng rng;
+    iadsr__batch b;        /* the share of the current batch */
+    const int32_t *tgt;
+    /* joint training only */
+    iadsr__stage2_ws s2;
+    const float **uvec;    /* max batch entries: user rows or NULL */
+    const int64_t *uid;    /* dataset rows of the share's users */
+    const int64_t *mpos;   /* per row: index of its input item in the data */
+    double loss;
+    const struct iadsr_trainer *t;
+} worker;
+
+struct iadsr_trainer {
+    uint32_t magic;
+    iadsr_model *init;      /* reference: hyper-parameters and layout */
+    iadsr_dataset *data;    /* reference */
+    iadsr_train_params tp;
+    iadsr__shape shape;
+    size_t n_floats;
+    float *w, *g, *m1, *m2, *best_w;
+    const float *emb1;     /* item table rows 1..n_items inside w */
+    size_t emb_off;        /* float offset of the item table */
+    iadsr__rng rng;
+    int n_workers;
+    worker wk[IADSR__MAX_WORKERS];
+    int64_t step;
+    int32_t epochs_done;
+    int32_t best_epoch;
+    double best_ndcg;
+    int32_t since_best; /* validations without improvement */
+    /* training sequences: users with at least one (input, target) pair */
+    int64_t *users;
+    int64_t n_users;
+    int64_t n_positions; /* per epoch */
+    int max_rows;
+    int max_len_rows; /* most rows one sequence contributes (<= max_len) */
+    int32_t *b_items, *b_pos, *b_tgt, *b_off;
+    float *et;
+    int ldt, fast;
+    int batch_rows; /* rows of the current mini-batch (loss scale) */
+    int batch_seqs;
+    int64_t *b_uid;  /* dataset rows of the batch's users */
+    int64_t *b_mpos; /* data index of every batch row's input item */
+    /* IADSR joint training (iadsr_trainer_create_joint), else joint = 0.
+     * The aligner and decoder tensors are appended to the backbone's
+     * layout, so Adam, early stopping and snapshots treat them alike. */
+    int joint;
+    iadsr_denoise_params dp;
+    iadsr_semantic *sem, *usem; /* references */
+    iadsr__layout lay;          /* backbone layout + align.* + gate.* */
+    size_t off_w1, off_w2, off_wd, off_bd;
+    size_t model_floats;        /* the backbone's part of w */
+    float *mask_prev, *mask_cur; /* carry-over: per data position, or NULL */
+    float *b_scale;              /* carry-over: batch rows' input scales */
+};
+
+static int trainer_ok(const iadsr_trainer *t)
+{
+    return t && t->magic == IADSR__MAGIC_TRAINER;
+}
+
+/* Training part of user u: the whole sequence (SPLIT_NONE) or all but the
+ * last two items (LEAVE_ONE_OUT). Returns its length. */
+static int64_t train_len(const iadsr_trainer *t, int64_t u)
+{
+    int64_t n = t->data->offsets[u + 1] - t->data->offsets[u];
+    if (t->tp.split == IADSR_SPLIT_LEAVE_ONE_OUT)
+        n -= 2;
+    return n < 0 ? 0 : n;
+}
+
+static void free_all(iadsr_trainer *t)
+{
+    iadsr__aligned_free(t->w);
+    iadsr__aligned_free(t->m1);
+    iadsr__aligned_free(t->m2);
+    iadsr__aligned_free(t->best_w);
+    iadsr__aligned_free(t->et);
+    for (int i = 0; i < t->n_workers; i++) {
+        worker *k = &t->wk[i];
+        iadsr__encoder_destroy(&k->enc);
+        iadsr__aligned_free(k->g);
+        iadsr__aligned_free(k->dh);
+        iadsr__aligned_free(k->xscratch);
+        iadsr__free(k->row_off);
+        iadsr__free(k->hist_first);
+    }
+    for (int i = 0; i < t->n_workers; i++) {
+        iadsr__stage2_ws_free(&t->wk[i].s2);
+        iadsr__free(t->wk[i].uvec);
+    }
+    iadsr__semantic_unref(t->sem);
+    iadsr__semantic_unref(t->usem);
+    iadsr__free(t->b_uid);
+    iadsr__free(t->b_mpos);
+    iadsr__aligned_free(t->mask_prev);
+    iadsr__aligned_free(t->mask_cur);
+    iadsr__free(t->b_scale);
+    iadsr__free(t->users);
+    iadsr__free(t->b_items);
+    iadsr__free(t->b_pos);
+    iadsr__free(t->b_tgt);
+    iadsr__free(t->b_off);
+    iadsr_model_free(t->init);
+    if (t->data)
+        iadsr__dataset_unref(t->data);
+}
+
+static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
+                       const iadsr_dataset *train,
+                       const iadsr_train_params *p,
+                       const iadsr_semantic *sem,
+                       const iadsr_semantic *usem,
+                       const iadsr_denoise_params *dp);
+static int init_stage2_weights(iadsr_trainer *t);
+
+int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
+                         const iadsr_dataset *train,
+                         const iadsr_train_params *p)
+{
+    return trainer_new(out, init, train, p, NULL, NULL, NULL);
+}
+
+int iadsr_trainer_create_joint(iadsr_trainer **out, const iadsr_model *init,
+                               const iadsr_dataset *train,
+                               const iadsr_semantic *sem,
+                               const iadsr_semantic *user_sem,
+                               const iadsr_train_params *tp,
+                               const iadsr_denoise_params *dp)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_create_joint: out is NULL");
+    *out = NULL;
+    if (!iadsr__semantic_ok(sem))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_create_joint: invalid semantic handle");
+    if (user_sem && !iadsr__semantic_ok(user_sem))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_create_joint: invalid user_sem handle");
+    iadsr_denoise_params d;
+    int rc = iadsr__denoise_params_get(&d, dp);
+    if (rc)
+        return rc;
+    return trainer_new(out, init, train, tp, sem, user_sem, &d);
+}
+
+static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
+                       const iadsr_dataset *train,
+                       const iadsr_train_params *p,
+                       const iadsr_semantic *sem,
+                       const iadsr_semantic *usem,
+                       const iadsr_denoise_params *dp)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "trainer_create: out is NULL");
+    *out = NULL;
+    if (!iadsr__model_ok(init))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_create: invalid model handle");
+    if (!iadsr__dataset_ok(train))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_create: invalid dataset handle");
+    iadsr_train_params tp;
+    int rc = iadsr__train_params_get(&tp, p);
+    if (rc)
+        return rc;
+    if (train->n_items > init->hp.n_items)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "trainer_create: dataset has item ids up to %d but "
+                          "the model has %d items",
+                          (int)train->n_items, (int)init->hp.n_items);
+    if (sem && sem->n_items < init->hp.n_items)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "trainer_create_joint: the semantic matrix has %d "
+                          "items but the model has %d",
+                          (int)sem->n_items, (int)init->hp.n_items);
+    if (usem && (int64_t)usem->n_items < train->n_users)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "trainer_create_joint: user_sem has %d rows but the "
+                          "dataset has %lld users",
+                          (int)usem->n_items, (long long)train->n_users);
+    if (usem && usem->dim != sem->dim)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "trainer_create_joint: user_sem has D = %d but the "
+                          "item matrix has D = %d",
+                          (int)usem->dim, (int)sem->dim);
+    iadsr_trainer *t = iadsr__calloc(1, sizeof *t);
+    if (!t)
+        return iadsr__err(IADSR_ERR_NOMEM, "trainer_create: out of memory");
+    t->init = iadsr__model_ref(init);
+    t->data = iadsr__dataset_ref(train);
+    t->tp = tp;
+    iadsr__shape_from(&init->hp, &t->shape);
+    t->lay = init->layout;
+    t->model_floats = init->layout.n_floats;
+    if (sem) {
+        int d = t->shape.d, D = sem->dim;
+        t->joint = 1;
+        t->dp = *dp;
+        t->sem = iadsr__semantic_ref(sem);
+        t->usem = iadsr__semantic_ref(usem);
+        if ((rc = iadsr__layout_add(&t->lay, "align.w1", D, d)) ||
+            (rc = iadsr__layout_add(&t->lay, "align.w2", D, d)) ||
+            (rc = iadsr__layout_add(&t->lay, "gate.wd", d, d)) ||
+            (rc = iadsr__layout_add(&t->lay, "gate.bd", 1, d))) {
+            free_all(t);
+            iadsr__free(t);
+            return rc;
+        }
+        t->off_w1 = iadsr__layout_find(&t->lay, "align.w1")->offset;
+        t->off_w2 = iadsr__layout_find(&t->lay, "align.w2")->offset;
+        t->off_wd = iadsr__layout_find(&t->lay, "gate.wd")->offset;
+        t->off_bd = iadsr__layout_find(&t->lay, "gate.bd")->offset;
+    }
+    t->n_floats = t->lay.n_floats;
+    t->best_ndcg = -1.0;
+    iadsr__rng_seed(&t->rng, tp.seed);
+
+    /* Users with >= 2 training items give (input, target) pairs. */
+    int L = t->shape.max_len;
+    int64_t nu = train->n_users;
+    t->users = iadsr__malloc((size_t)nu * sizeof(int64_t));
+    if (!t->users)
+        goto nomem;
+    int64_t longest = 0;
+    for (int64_t u = 0; u < nu; u++) {
+        int64_t n = train_len(t, u);
+        if (n >= 2) {
+            t->users[t->n_users++] = u;
+            int64_t rows = n - 1 < L ? n - 1 : L;
+            t->n_positions += rows;
+            if (rows > longest)
+                longest = rows;
+        }
+    }
+    int B = tp.batch_size;
+    if ((int64_t)B > t->n_users && t->n_users > 0)
+        B = (int)t->n_users;
+    t->max_rows = (int)((int64_t)B * (longest > 0 ? longest : 1));
+    t->max_len_rows = (int)longest;
+    size_t nf = t->n_floats;
+    t->w = iadsr__aligned_alloc(nf, sizeof(float));
+    t->m1 = iadsr__aligned_alloc(nf, sizeof(float));
+    t->m2 = iadsr__aligned_alloc(nf, sizeof(float));
+    t->best_w = iadsr__aligned_alloc(nf, sizeof(float));
+    t->ldt = iadsr__xent_ldt(t->shape.n_items);
+    t->fast = iadsr__xent_fast_ok(t->shape.d);
+    t->n_workers = tp.n_threads > IADSR__MAX_WORKERS ? IADSR__MAX_WORKERS
+                                                     : tp.n_threads;
+    if (t->n_workers > B)
+        t->n_workers = B;
+    for (int i = 0; i < t->n_workers; i++) {
+        worker *k = &t->wk[i];
+        k->t = t;
+        k->g = iadsr__aligned_alloc(nf, sizeof(float));
+        /* activations are touched only up to the rows a share really has,
+         * so sizing every worker for the whole batch costs address space,
+         * not memory */
+        k->dh = iadsr__aligned_alloc((size_t)t->max_rows * (size_t)t->shape.d,
+                                     sizeof(float));
+        int hist = tp.history_penalty > 0.0f;
+        k->xscratch = iadsr__aligned_alloc(
+            iadsr__xent_scratch_floats(CE_CHUNK, t->ldt, t->shape.d,
+                                       t->shape.n_items,
+                                       hist ? (int)longest : 0),
+            sizeof(float));
+        k->row_off = iadsr__malloc(((size_t)B + 1) * sizeof(int32_t));
+        if (hist)
+            k->hist_first = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
+        if (!k->g || !k->dh || !k->xscratch || !k->row_off ||
+            (hist && !k->hist_first))
+            goto nomem;
+        if (t->joint) {
+            k->uvec = iadsr__calloc((size_t)B, sizeof *k->uvec);
+            if (!k->uvec)
+                goto nomem;
+            rc = iadsr__stage2_ws_alloc(&k->s2, t->max_rows, B, t->shape.d,
+                                        t->sem->dim, 1);
+            if (rc) {
+                free_all(t);
+                iadsr__free(t);
+                return rc;
+            }
+        }
+        rc = iadsr__encoder_create(&k->enc, &init->hp, &init->layout, t->w,
+                                   k->g, t->max_rows, (int)longest, 1);
+        if (rc) {
+            free_all(t);
+            iadsr__free(t);
+            return rc;
+        }
+    }
+    t->g = t->wk[0].g; /* the summed gradient lands in worker 0's buffer */
+    t->et = t->fast ? iadsr__aligned_alloc((size_t)t->shape.d * (size_t)t->ldt,
+                                           sizeof(float))
+                    : NULL;
+    t->b_items = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
+    t->b_pos = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
+    t->b_tgt = iadsr__malloc((size_t)t->max_rows * sizeof(int32_t));
+    t->b_off = iadsr__malloc(((size_t)B + 1) * sizeof(int32_t));
+    t->b_uid = iadsr__malloc((size_t)B * sizeof(int64_t));
+    t->b_mpos = iadsr__malloc((size_t)t->max_rows * sizeof(int64_t));
+    if (!t->w || !t->m1 || !t->m2 || !t->best_w || (t->fast && !t->et) ||
+        !t->b_items || !t->b_pos || !t->b_tgt || !t->b_off || !t->b_uid ||
+        !t->b_mpos)
+        goto nomem;
+    if (t->joint && (t->dp.flags & IADSR_DENOISE_F_CARRY_MASKS)) {
+        size_t ni = (size_t)train->offsets[train->n_users];
+        t->mask_prev = iadsr__aligned_alloc(ni, sizeof(float));
+        t->mask_cur = iadsr__aligned_alloc(ni, sizeof(float));
+        t->b_scale = iadsr__malloc((size_t)t->max_rows * sizeof(float));
+        if (!t->mask_prev || !t->mask_cur || !t->b_scale)
+            goto nomem;
+        for (size_t i = 0; i < ni; i++)
+            t->mask_prev[i] = t->mask_cur[i] = 1.0f;
+    }
+    memset(t->w, 0, nf * sizeof(float));
+    memcpy(t->w, init->w, t->model_floats * sizeof(float));
+    if (t->joint && (rc = init_stage2_weights(t)) != IADSR_OK) {
+        free_all(t);
+        iadsr__free(t);
+        return rc;
+    }
+    memcpy(t->best_w, t->w, nf * sizeof(float));
+    memset(t->m1, 0, nf * sizeof(float));
+    memset(t->m2, 0, nf * sizeof(float));
+    t->emb_off = iadsr__layout_find(&init->layout, "item_emb")->offset;
+    t->emb1 = t->w + t->emb_off + t->shape.d;
+    t->magic = IADSR__MAGIC_TRAINER;
+    *out = t;
+    return IADSR_OK;
+nomem:
+    free_all(t);
+    iadsr__free(t);
+    return iadsr__err(IADSR_ERR_NOMEM, "trainer_create: out of memory");
+}
+
+/* The aligner and decoder start as iadsr_aligner_create() and
+ * iadsr_gate_create() would make them from the same params. */
+static int init_stage2_weights(iadsr_trainer *t)
+{
+    iadsr_aligner *a = NULL;
+    iadsr_gate *g = NULL;
+    int d = t->shape.d, D = t->sem->dim;
+    int rc = iadsr_aligner_create(&a, d, D, &t->dp);
+    if (!rc)
+        rc = iadsr_gate_create(&g, d, &t->dp);
+    if (!rc) {
+        size_t nd = (size_t)D * (size_t)d;
+        memcpy(t->w + t->off_w1, a->w1, nd * sizeof(float));
+        memcpy(t->w + t->off_w2, a->w2, nd * sizeof(float));
+        memcpy(t->w + t->off_wd, g->wd, (size_t)d * (size_t)d * sizeof(float));
+        memcpy(t->w + t->off_bd, g->bd, (size_t)d * sizeof(float));
+    }
+    iadsr_aligner_free(a);
+    iadsr_gate_free(g);
+    return rc;
+}
+
+void iadsr_trainer_free(iadsr_trainer *t)
+{
+    if (!trainer_ok(t))
+        return;
+    t->magic = IADSR__MAGIC_DEAD;
+    free_all(t);
+    iadsr__free(t);
+}
+
+int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t)
+{
+    return trainer_ok(t) ? t->epochs_done : 0;
+}
+
+/* Build the batch of users perm[i0 .. i0+nb): inputs are the last L items of
+ * train[0..n-2], targets the items that follow them. */
+static iadsr__batch build_batch(iadsr_trainer *t, const int64_t *ids, int nb)
+{
+    int L = t->shape.max_len, r = 0;
+    t->b_off[0] = 0;
+    for (int k = 0; k < nb; k++) {
+        int64_t u = ids[k];
+        const int32_t *s = t->data->items + t->data->offsets[u];
+        int64_t n = train_len(t, u);
+        int64_t rows = n - 1 < L ? n - 1 : L;
+        int64_t first = n - 1 - rows; /* index of the first input item */
+        for (int64_t i = 0; i < rows; i++) {
+            t->b_items[r] = s[first + i];
+            t->b_tgt[r] = s[first + i + 1];
+            t->b_pos[r] = (int32_t)(L - rows + i);
+            t->b_mpos[r] = t->data->offsets[u] + first + i;
+            r++;
+        }
+        t->b_uid[k] = u;
+        t->b_off[k + 1] = r;
+    }
+    iadsr__batch b = {nb, r, t->b_items, t->b_pos, t->b_off, NULL};
+    if (t->b_scale && t->epochs_done > 0) {
+        /* from the second epoch: the previous epoch's gate decisions */
+        for (int i = 0; i < r; i++)
+            t->b_scale[i] = t->mask_prev[t->b_mpos[i]];
+        b.scale = t->b_scale;
+    }
+    return b;
+}
+
+/* One Adam step (PyTorch's formulation, bias-corrected). */
+static void adam_step(iadsr_trainer *t)
+{
+    const iadsr_train_params *p = &t->tp;
+    t->step++;
+    float b1 = p->adam_beta1, b2 = p->adam_beta2;
+    float c1 = (float)(1.0 - pow((double)b1, (double)t->step));
+    float c2 = (float)(1.0 - pow((double)b2, (double)t->step));
+    float lr = p->learning_rate / c1;
+    float rc2 = 1.0f / sqrtf(c2);
+    float eps = p->adam_eps, wd = p->weight_decay;
+    float *w = t->w, *g = t->g, *m = t->m1, *v = t->m2;
+    size_t n = t->n_floats;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * w[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        w[i] -= lr * m[i] / (sqrtf(v[i]) * rc2 + eps);
+    }
+}
+
+static void worker_run(worker *k)
+{
+    const iadsr_trainer *t = k->t;
+    int d = t->shape.d;
+    memset(k->g, 0, t->n_floats * sizeof(float));
+    k->loss = 0.0;
+    if (k->b.n_rows == 0)
+        return;
+    const float *h = k->enc.ops->forward(&k->enc, &k->b, &k->rng);
+    memset(k->dh, 0, (size_t)k->b.n_rows * (size_t)d * sizeof(float));
+    iadsr__xent_args xa = {.h = h,
+                           .n_rows = k->b.n_rows,
+                           .d = d,
+                           .targets = k->tgt,
+                           .e1 = t->emb1,
+                           .et = t->et,
+                           .n_items = t->shape.n_items,
+                           .ldt = t->ldt,
+                           .chunk = CE_CHUNK,
+                           .fast = t->fast,
+                           .scale = 1.0f / (float)t->batch_rows,
+                           .dh = k->dh,
+                           .de1 = k->g + t->emb_off + d,
+                           .smooth = t->tp.label_smoothing};
+    if (k->hist_first) {
+        for (int q = 0; q < k->b.n_seq; q++)
+            for (int r = k->b.row_off[q]; r < k->b.row_off[q + 1]; r++)
+                k->hist_first[r] = k->b.row_off[q];
+        xa.hist_weight = t->tp.history_penalty;
+        xa.hist_items = k->b.items;
+        xa.hist_first = k->hist_first;
+        xa.hist_cap = t->max_len_rows;
+    }
+    k->loss = iadsr__xent(&xa, k->xscratch, 1);
+    if (t->joint && isfinite(k->loss)) {
+        for (int q = 0; q < k->b.n_seq; q++)
+            k->uvec[q] = t->usem ? iadsr__semantic_row(t->usem,
+                                                       (int32_t)k->uid[q] + 1)
+                                 : NULL;
+        iadsr__stage2 st = {t->shape.d,
+                            t->sem->dim,
+                            t->sem,
+                            t->w + t->off_w1,
+                            t->w + t->off_w2,
+                            t->w + t->off_wd,
+                            t->w + t->off_bd,
+                            t->dp.tau_align,
+                            t->dp.tau_gumbel,
+                            t->dp.lambda_align,
+                            t->dp.lambda_recon,
+                            t->dp.flags};
+        /* the reconstruction target E[x_t] is a constant (no gradient
+         * into the item table): letting it move pulls the embedding of
+         * every dropped item toward the decoder bias and collapses the
+         * table (synthetic data, SASRec: valid NDCG@10 0.40 -> 0.04) */
+        iadsr__stage2_grads gr = {k->dh,
+                                  NULL,
+                                  k->g + t->off_w1,
+                                  k->g + t->off_w2,
+                                  k->g + t->off_wd,
+                                  k->g + t->off_bd};
+        double l2 = iadsr__stage2_train(&st, &k->s2, h, &k->b, k->uvec,
+                                        t->w + t->emb_off, &k->rng,
+                                        t->batch_rows, t->batch_seqs, &gr,
+                                        NULL);
+        if (t->mask_cur)
+            for (int r = 0; r < k->b.n_rows; r++)
+                t->mask_cur[k->mpos[r]] = k->s2.m[r];
+        /* report the total L per position, like the cross-entropy sum */
+        k->loss += l2 * (double)t->batch_rows;
+    }
+    if (isfinite(k->loss))
+        k->enc.ops->backward(&k->enc, &k->b, k->dh);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_run(arg);
+    return NULL;
+}
+
+static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
+                       double *loss_sum)
+{
+    iadsr__batch b = build_batch(t, ids, nb);
+    if (b.n_rows == 0)
+        return IADSR_OK;
+    int d = t->shape.d;
+    t->batch_rows = b.n_rows;
+    t->batch_seqs = nb;
+    if (t->fast)
+        iadsr__xent_transpose(t->emb1, t->shape.n_items, d, t->et,
+                              t->ldt);
+    /* split the sequences into contiguous shares of about equal rows */
+    int W = t->n_workers < nb ? t->n_workers : nb;
+    int s0 = 0;
+    for (int i = 0; i < W; i++) {
+        worker *k = &t->wk[i];
+        int s1 = s0;
+        int64_t goal = (int64_t)b.n_rows * (i + 1) / W;
+        if (i == W - 1)
+            s1 = nb;
+        else
+            while (s1 < nb - (W - 1 - i) && (b.row_off[s1 + 1] <= goal ||
+                                             s1 == s0))
+                s1++;
+        int r0 = b.row_off[s0];
+        for (int q = s0; q <= s1; q++)
+            k->row_off[q - s0] = b.row_off[q] - r0;
+        k->b.n_seq = s1 - s0;
+        k->b.n_rows = b.row_off[s1] - r0;
+        k->b.items = b.items + r0;
+        k->b.pos = b.pos + r0;
+        k->b.row_off = k->row_off;
+        k->b.scale = b.scale ? b.scale + r0 : NULL;
+        k->tgt = t->b_tgt + r0;
+        k->uid = t->b_uid + s0;
+        k->mpos = t->b_mpos + r0;
+        /* one dropout stream per share, drawn from the trainer's RNG */
+        iadsr__rng_seed(&k->rng, iadsr__rng_u64(&t->rng));
+        s0 = s1;
+    }
+    pthread_t tid[IADSR__MAX_WORKERS];
+    int started[IADSR__MAX_WORKERS];
+    for (int i = 1; i < W; i++)
+        started[i] = pthread_create(&tid[i], NULL, worker_main, &t->wk[i]) == 0;
+    worker_run(&t->wk[0]);
+    for (int i = 1; i < W; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            worker_run(&t->wk[i]); /* no thread available: same result */
+    }
+    double loss = 0.0;
+    for (int i = 0; i < W; i++)
+        loss += t->wk[i].loss;
+    if (!isfinite(loss))
+        return iadsr__err(IADSR_ERR_NUMERIC,
+                          "training: non-finite loss at step %lld",
+                          (long long)t->step + 1);
+    for (int i = 1; i < W; i++) {
+        const float *gi = t->wk[i].g;
+        for (size_t j = 0; j < t->n_floats; j++)
+            t->g[j] += gi[j];
+    }
+    if (!iadsr__all_finite(t->g, t->n_floats))
+        return iadsr__err(IADSR_ERR_NUMERIC,
+                          "training: non-finite gradient at step %lld",
+                          (long long)t->step + 1);
+    adam_step(t);
+    *loss_sum += loss;
+    return IADSR_OK;
+}
+
+int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out)
+{
+    if (!trainer_ok(t))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_run_epoch: invalid trainer handle");
+    if (t->n_users == 0)
+        return iadsr__err(IADSR_ERR_STATE,
+                          "trainer_run_epoch: no user has two training items");
+    /* Fisher-Yates shuffle of the user order */
+    for (int64_t i = t->n_users - 1; i > 0; i--) {
+        int64_t j = (int64_t)iadsr__rng_below(&t->rng, (uint64_t)i + 1);
+        int64_t tmp = t->users[i];
+        t->users[i] = t->users[j];
+        t->users[j] = tmp;
+    }
+    double loss_sum = 0;
+    int B = t->tp.batch_size;
+    for (int64_t i0 = 0; i0 < t->n_users; i0 += B) {
+        int nb = (int)(t->n_users - i0 < B ? t->n_users - i0 : B);
+        int rc = train_batch(t, t->users + i0, nb, &loss_sum);
+        if (rc)
+            return rc;
+    }
+    t->epochs_done++;
+    if (t->mask_cur) {
+        float *tmp = t->mask_prev;
+        t->mask_prev = t->mask_cur;
+        t->mask_cur = tmp;
+    }
+    if (loss_out)
+        *loss_out = loss_sum / (double)t->n_positions;
+    return IADSR_OK;
+}
+
+/* A model struct that borrows the trainer's working weights, used only for
+ * the duration of one evaluation call; its refcount never reaches zero. */
+static void weights_view(const iadsr_trainer *t, float *w, iadsr_model *view)
+{
+    memset(view, 0, sizeof *view);
+    view->magic = IADSR__MAGIC_MODEL;
+    view->refcount = 1;
+    view->hp = t->init->hp;
+    view->layout = t->init->layout;
+    view->w = w;
+    view->best_valid_ndcg10 = NAN;
+}
+
+static int validate(iadsr_trainer *t, iadsr_metrics *res)
+{
+    iadsr_model *view = iadsr__malloc(sizeof *view);
+    if (!view)
+        return iadsr__err(IADSR_ERR_NOMEM, "validation: out of memory");
+    weights_view(t, t->w, view);
+    if (t->fast) {
+        /* the packed table of the current weights (train_batch rebuilds
+         * it before every step, so refresh it here) */
+        iadsr__xent_transpose(t->w + t->init->layout.t[0].offset + t->shape.d,
+                              t->shape.n_items, t->shape.d, t->et, t->ldt);
+        view->et = t->et;
+        view->ldt = t->ldt;
+    }
+    int64_t *users = NULL, n = 0;
+    int32_t *ranks = NULL;
+    int rc = iadsr__evaluate_ranks(view, t->data, IADSR_EVAL_VALID, 0,
+                                   t->tp.n_threads, &users, &ranks, &n);
+    iadsr__free(view);
+    if (rc)
+        return rc;
+    memset(res, 0, sizeof *res);
+    iadsr__metrics_from_ranks(ranks, n, res);
+    iadsr__free(users);
+    iadsr__free(ranks);
+    return IADSR_OK;
+}
+
+int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
+{
+    if (!trainer_ok(t))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_fit: invalid trainer handle");
+    int validating = t->tp.split == IADSR_SPLIT_LEAVE_ONE_OUT;
+    double t0 = iadsr__now();
+    while (t->epochs_done < t->tp.max_epochs) {
+        double e0 = iadsr__now(), loss = 0;
+        int rc = iadsr_trainer_run_epoch(t, &loss);
+        if (rc)
+            return rc;
+        iadsr_progress_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        info.epoch = t->epochs_done;
+        info.max_epochs = t->tp.max_epochs;
+        info.loss = loss;
+        info.epoch_seconds = iadsr__now() - e0;
+        info.valid_hr10 = (double)NAN;
+        info.valid_ndcg10 = (double)NAN;
+        int stop = 0;
+        if (validating && (t->epochs_done % t->tp.eval_every == 0 ||
+                           t->epochs_done == t->tp.max_epochs)) {
+            iadsr_metrics mres;
+            rc = validate(t, &mres);
+            if (rc == IADSR_ERR_STATE) {
+                validating = 0; /* no user long enough: keep last weights */
+            } else if (rc) {
+                return rc;
+            } else {
+                info.valid_hr10 = mres.hr10;
+                info.valid_ndcg10 = mres.ndcg10;
+                if (mres.ndcg10 > t->best_ndcg) {
+                    t->best_ndcg = mres.ndcg10;
+                    t->best_epoch = t->epochs_done;
+                    t->since_best = 0;
+                    memcpy(t->best_w, t->w, t->n_floats * sizeof(float));
+                } else if (++t->since_best >= t->tp.patience &&
+                           t->tp.patience > 0) {
+                    stop = 1;
+                }
+            }
+        }
+        info.best_epoch = t->best_epoch;
+        info.best_ndcg10 = t->best_epoch > 0 ? t->best_ndcg : (double)NAN;
+        info.elapsed_seconds = iadsr__now() - t0;
+        if (cb && cb(&info, user_data) != 0)
+            return iadsr__err(IADSR_ERR_ABORTED,
+                              "trainer_fit: stopped by the progress callback "
+                              "after epoch %d",
+                              (int)t->epochs_done);
+        if (stop)
+            break;
+    }
+    return IADSR_OK;
+}
+
+int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "trainer_snapshot: out is NULL");
+    *out = NULL;
+    if (!trainer_ok(t))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_snapshot: invalid trainer handle");
+    iadsr_model *m = NULL;
+    int rc = iadsr__model_alloc(&m, &t->init->hp);
+    if (rc)
+        return rc;
+    int use_best = t->best_epoch > 0;
+    memcpy(m->w, use_best ? t->best_w : t->w, t->model_floats * sizeof(float));
+    m->epochs_trained = use_best ? t->best_epoch : t->epochs_done;
+    m->best_valid_ndcg10 = use_best ? (float)t->best_ndcg : (float)NAN;
+    if ((rc = iadsr__model_finalize(m)) != IADSR_OK) {
+        iadsr_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return IADSR_OK;
+}
+
+int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t, iadsr_aligner **aligner,
+                                    iadsr_gate **gate)
+{
+    if (aligner)
+        *aligner = NULL;
+    if (gate)
+        *gate = NULL;
+    if (!trainer_ok(t))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_snapshot_denoiser: invalid trainer handle");
+    if (!t->joint)
+        return iadsr__err(IADSR_ERR_STATE,
+                          "trainer_snapshot_denoiser: the trainer has no "
+                          "aligner or gate (made by iadsr_trainer_create)");
+    const float *w = t->best_epoch > 0 ? t->best_w : t->w;
+    int d = t->shape.d, D = t->sem->dim;
+    iadsr_aligner *a = NULL;
+    iadsr_gate *g = NULL;
+    int rc = IADSR_OK;
+    if (aligner &&
+        !(rc = iadsr__aligner_alloc(&a, d, D, t->dp.tau_align))) {
+        size_t nd = (size_t)D * (size_t)d;
+        memcpy(a->w1, w + t->off_w1, nd * sizeof(float));
+        memcpy(a->w2, w + t->off_w2, nd * sizeof(float));
+    }
+    if (!rc && gate && !(rc = iadsr__gate_alloc(&g, d, &t->dp))) {
+        memcpy(g->wd, w + t->off_wd, (size_t)d * (size_t)d * sizeof(float));
+        memcpy(g->bd, w + t->off_bd, (size_t)d * sizeof(float));
+    }
+    if (rc) {
+        iadsr_aligner_free(a);
+        iadsr_gate_free(g);
+        return rc;
+    }
+    if (aligner)
+        *aligner = a;
+    if (gate)
+        *gate = g;
+    return IADSR_OK;
+}
