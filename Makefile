@@ -185,7 +185,8 @@ EX_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g $(WARN_CFLAGS) $(CFLAGS)
 # One folder per concept; docs/ARCHITECTURE.md draws how they depend.
 LIB_SRCS := \
     src/common/alloc.c src/common/clock.c src/common/crc32c.c \
-    src/common/error.c src/common/fileio.c src/common/params.c \
+    src/common/error.c src/common/fileio.c src/common/fork_join.c \
+    src/common/params.c \
     src/common/rng.c \
     src/math/blas.c src/math/gemm_avx512.c src/math/kernels.c \
     src/math/xent.c \

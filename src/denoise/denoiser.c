@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "denoise/denoise.h"
+#include "common/fork_join.h"
 #include "backbone/encoder.h"
 #include "common/params.h"
 #include "denoise/heads.h"
@@ -10,7 +11,6 @@
 #include "data/dataset.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -265,14 +265,14 @@ typedef struct dn_job {
     char msg[256];
 } dn_job;
 
-static void *dn_job_run(void *arg)
+static void dn_job_run(void *arg)
 {
     dn_job *j = arg;
     dn_ws w;
     j->rc = ws_alloc(&w, j->dn, j->max_n > 0 ? j->max_n : 1);
     if (j->rc) {
         snprintf(j->msg, sizeof j->msg, "%s", iadsr_last_error());
-        return NULL;
+        return;
     }
     const iadsr_dataset *d = j->d;
     for (int64_t u = j->u0; u < j->u1; u++) {
@@ -293,7 +293,6 @@ static void *dn_job_run(void *arg)
             memcpy(j->scores + o, w.score, (size_t)nc * sizeof(float));
     }
     ws_free(&w);
-    return NULL;
 }
 
 int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
@@ -359,10 +358,8 @@ int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
     int64_t *offs = iadsr__malloc(((size_t)nu + 1) * sizeof(int64_t));
     int W = n_threads < nu ? n_threads : (int)(nu > 0 ? nu : 1);
     dn_job *jobs = iadsr__calloc((size_t)W, sizeof *jobs);
-    pthread_t *tid = iadsr__calloc((size_t)W, sizeof *tid);
-    int *started = iadsr__calloc((size_t)W, sizeof *started);
     int rc = IADSR_OK;
-    if (!k || !items || !offs || !jobs || !tid || !started) {
+    if (!k || !items || !offs || !jobs) {
         rc = iadsr__err(IADSR_ERR_NOMEM,
                         "denoiser_clean_dataset: out of memory");
         goto done;
@@ -379,15 +376,7 @@ int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
         j->scores = scores;
         j->max_n = max_n;
     }
-    for (int i = 1; i < W; i++)
-        started[i] = pthread_create(&tid[i], NULL, dn_job_run, &jobs[i]) == 0;
-    dn_job_run(&jobs[0]);
-    for (int i = 1; i < W; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            dn_job_run(&jobs[i]); /* no thread available: same result */
-    }
+    iadsr__fork_join(W, dn_job_run, jobs, sizeof jobs[0]);
     for (int i = 0; i < W; i++)
         if (jobs[i].rc) {
             rc = iadsr__err(jobs[i].rc, "%s", jobs[i].msg);
@@ -424,7 +413,5 @@ done:
     iadsr__free(items);
     iadsr__free(offs);
     iadsr__free(jobs);
-    iadsr__free(tid);
-    iadsr__free(started);
     return rc;
 }

@@ -16,9 +16,9 @@
 
 #include "math/blas.h"
 #include "math/kernels.h"
+#include "common/fork_join.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -333,8 +333,9 @@ static double history_penalty(part *pt, float *zb, int ld, int r0, int c)
     return loss;
 }
 
-static void run_part(part *p)
+static void run_part(void *arg)
 {
+    part *p = arg;
     const iadsr__xent_args *a = p->a;
     int d = a->d, n = a->n_items, ldt = a->ldt, C = a->chunk;
     int grad = a->dh != NULL;
@@ -387,12 +388,6 @@ static void run_part(part *p)
     }
 }
 
-static void *part_main(void *arg)
-{
-    run_part(arg);
-    return NULL;
-}
-
 size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items,
                                   int hist_cap)
 {
@@ -406,8 +401,6 @@ size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items,
 double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
 {
     part parts[IADSR__XENT_MAX_THREADS];
-    pthread_t tid[IADSR__XENT_MAX_THREADS];
-    int started[IADSR__XENT_MAX_THREADS];
     memset(parts, 0, sizeof parts);
     int T = n_threads < 1 ? 1 : n_threads;
     if (T > IADSR__XENT_MAX_THREADS)
@@ -437,17 +430,8 @@ double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
             parts[t].hp = (float *)(void *)(parts[t].hc + hist_cap);
             memset(parts[t].seen, 0, (size_t)a->n_items * sizeof(int32_t));
         }
-        started[t] = 0;
     }
-    for (int t = 1; t < T; t++)
-        started[t] = pthread_create(&tid[t], NULL, part_main, &parts[t]) == 0;
-    run_part(&parts[0]);
-    for (int t = 1; t < T; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            run_part(&parts[t]); /* no thread available: same result */
-    }
+    iadsr__fork_join(T, run_part, parts, sizeof parts[0]);
     double loss = 0.0;
     for (int t = 0; t < T; t++) {
         loss += parts[t].loss;

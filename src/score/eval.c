@@ -6,13 +6,13 @@
  */
 #include "score/ctx.h"
 #include "score/eval.h"
+#include "common/fork_join.h"
 #include "common/params.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "data/dataset.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -97,18 +97,13 @@ typedef struct {
     char err[256];
 } job;
 
-static void run_job(job *j)
+static void run_job(void *arg)
 {
+    job *j = arg;
     j->rc = j->fn(j->arg, j->d, j->users, j->begin, j->end, j->cut,
                   j->flags, j->ranks);
     if (j->rc) /* the message lives in this thread's last error */
         snprintf(j->err, sizeof j->err, "%s", iadsr_last_error());
-}
-
-static void *thread_main(void *arg)
-{
-    run_job(arg);
-    return NULL;
 }
 
 int iadsr__rank_users(const iadsr_dataset *d, int cut, uint32_t flags,
@@ -137,34 +132,21 @@ int iadsr__rank_users(const iadsr_dataset *d, int cut, uint32_t flags,
         T = (int)ne;
     /* on the heap: hosts may call from threads with small stacks */
     job *jobs = iadsr__malloc((size_t)T * sizeof *jobs);
-    pthread_t *tids = iadsr__malloc((size_t)T * sizeof *tids);
-    int *started = iadsr__malloc((size_t)T * sizeof *started);
     int rc = IADSR_OK;
-    if (!ranks || !jobs || !tids || !started) {
+    if (!ranks || !jobs) {
         rc = iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory", what);
         goto out;
     }
     for (int i = 0; i < T; i++) {
         jobs[i] = (job){fn,    arg,   d,     users, ne * i / T, ne * (i + 1) / T,
                         cut,   flags, ranks, 0,     {0}};
-        started[i] = 0;
     }
-    for (int i = 1; i < T; i++)
-        started[i] = pthread_create(&tids[i], NULL, thread_main, &jobs[i]) == 0;
-    run_job(&jobs[0]);
-    for (int i = 1; i < T; i++) {
-        if (started[i])
-            pthread_join(tids[i], NULL);
-        else
-            run_job(&jobs[i]); /* could not start a thread: do it here */
-    }
+    iadsr__fork_join(T, run_job, jobs, sizeof jobs[0]);
     for (int i = 0; i < T && rc == IADSR_OK; i++)
         if (jobs[i].rc)
             rc = iadsr__err(jobs[i].rc, "%s", jobs[i].err);
 out:
     iadsr__free(jobs);
-    iadsr__free(tids);
-    iadsr__free(started);
     if (rc) {
         iadsr__free(users);
         iadsr__free(ranks);

@@ -19,9 +19,9 @@
 #include "common/error.h"
 #include "math/kernels.h"
 #include "common/clock.h"
+#include "common/fork_join.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 #define CE_CHUNK 64 /* logit rows per chunk: the logits stay in L2/L3 */
@@ -466,8 +466,9 @@ static void adam_step(iadsr_trainer *t)
     }
 }
 
-static void worker_run(worker *k)
+static void worker_run(void *arg)
 {
+    worker *k = arg;
     const iadsr_trainer *t = k->t;
     int d = t->shape.d;
     memset(k->g, 0, t->n_floats * sizeof(float));
@@ -541,12 +542,6 @@ static void worker_run(worker *k)
         k->enc.ops->backward(&k->enc, &k->b, k->dh);
 }
 
-static void *worker_main(void *arg)
-{
-    worker_run(arg);
-    return NULL;
-}
-
 static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
                        double *loss_sum)
 {
@@ -588,17 +583,7 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
         iadsr__rng_seed(&k->rng, iadsr__rng_u64(&t->rng));
         s0 = s1;
     }
-    pthread_t tid[IADSR__MAX_WORKERS];
-    int started[IADSR__MAX_WORKERS];
-    for (int i = 1; i < W; i++)
-        started[i] = pthread_create(&tid[i], NULL, worker_main, &t->wk[i]) == 0;
-    worker_run(&t->wk[0]);
-    for (int i = 1; i < W; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            worker_run(&t->wk[i]); /* no thread available: same result */
-    }
+    iadsr__fork_join(W, worker_run, t->wk, sizeof t->wk[0]);
     double loss = 0.0;
     for (int i = 0; i < W; i++)
         loss += t->wk[i].loss;
