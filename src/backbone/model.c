@@ -94,15 +94,13 @@ const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
 
 int iadsr__model_ok(const iadsr_model *m)
 {
-    return m != NULL && m->magic == IADSR__MAGIC_MODEL;
+    return IADSR__HANDLE_IS(m, IADSR__MAGIC_MODEL);
 }
 
 iadsr_model *iadsr__model_ref(const iadsr_model *m)
 {
-    /* The refcount is the only mutable field of a published model. */
-    iadsr_model *mm = (iadsr_model *)(uintptr_t)m;
-    __atomic_add_fetch(&mm->refcount, 1, __ATOMIC_RELAXED);
-    return mm;
+    iadsr__handle_take(&m->refcount);
+    return (iadsr_model *)(uintptr_t)m;
 }
 
 int iadsr__model_alloc(iadsr_model **out, const iadsr_model_params *p)
@@ -134,8 +132,7 @@ int iadsr__model_alloc(iadsr_model **out, const iadsr_model_params *p)
                           n_floats);
     }
     memset(m->w, 0, m->layout.n_floats * sizeof(float));
-    m->magic = IADSR__MAGIC_MODEL;
-    m->refcount = 1;
+    iadsr__handle_init(&m->magic, &m->refcount, IADSR__MAGIC_MODEL);
     m->epochs_trained = 0;
     m->best_valid_ndcg10 = NAN;
     *out = m;
@@ -277,9 +274,8 @@ void iadsr_model_free(iadsr_model *m)
 {
     if (!iadsr__model_ok(m))
         return;
-    if (__atomic_sub_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL) != 0)
+    if (!iadsr__handle_drop(&m->magic, &m->refcount))
         return;
-    m->magic = IADSR__MAGIC_DEAD;
     iadsr__aligned_free(m->w);
     iadsr__aligned_free(m->et);
     iadsr__free(m);

@@ -7,10 +7,47 @@
 #ifndef IADSR_HANDLE_H
 #define IADSR_HANDLE_H
 
+#include <stdint.h>
+
 #define IADSR__MAGIC_DATASET 0x49445354u /* "IDST" */
 #define IADSR__MAGIC_MODEL 0x494d444cu   /* "IMDL" */
 #define IADSR__MAGIC_TRAINER 0x49545252u /* "ITRR" */
 #define IADSR__MAGIC_CTX 0x49435458u     /* "ICTX" */
 #define IADSR__MAGIC_DEAD 0xdeadbeefu
+#define IADSR__MAGIC_SEMANTIC 0x4953454du /* "ISEM" */
+#define IADSR__MAGIC_ALIGNER 0x49414c4eu  /* "IALN" */
+#define IADSR__MAGIC_GATE 0x49474154u     /* "IGAT" */
+#define IADSR__MAGIC_DENOISER 0x49444e53u /* "IDNS" */
+
+/* Non-zero when @p p is a live handle of the kind @p kind (NULL, a freed or
+ * a foreign handle: 0). Every handle struct has a uint32_t `magic`. */
+#define IADSR__HANDLE_IS(p, kind) ((p) != NULL && (p)->magic == (kind))
+
+/* Shared, refcounted handles (datasets, models, semantic matrices, aligners,
+ * gates) are logically immutable once published: only the refcount changes,
+ * with atomic builtins, so any thread may take or drop a reference. */
+static inline void iadsr__handle_init(uint32_t *magic, int *refcount,
+                                      uint32_t kind)
+{
+    *magic = kind;
+    *refcount = 1;
+}
+
+/* One more reference. The cast drops the const of the published handle: the
+ * refcount is its only mutable field. */
+static inline void iadsr__handle_take(const int *refcount)
+{
+    __atomic_add_fetch((int *)(uintptr_t)refcount, 1, __ATOMIC_RELAXED);
+}
+
+/* Drop one reference. Returns 1 when it was the last one: the handle is then
+ * marked dead and the caller frees it; 0 otherwise. */
+static inline int iadsr__handle_drop(uint32_t *magic, int *refcount)
+{
+    if (__atomic_sub_fetch(refcount, 1, __ATOMIC_ACQ_REL) != 0)
+        return 0;
+    *magic = IADSR__MAGIC_DEAD;
+    return 1;
+}
 
 #endif /* IADSR_HANDLE_H */

@@ -24,16 +24,14 @@
 
 int iadsr__dataset_ok(const iadsr_dataset *d)
 {
-    return d != NULL && d->magic == IADSR__MAGIC_DATASET;
+    return IADSR__HANDLE_IS(d, IADSR__MAGIC_DATASET);
 }
 
 iadsr_dataset *iadsr__dataset_ref(const iadsr_dataset *d)
 {
-    /* The handle is logically immutable; only its refcount changes. */
-    iadsr_dataset *m = (iadsr_dataset *)(uintptr_t)d;
-    if (m)
-        __atomic_add_fetch(&m->refcount, 1, __ATOMIC_RELAXED);
-    return m;
+    if (d)
+        iadsr__handle_take(&d->refcount);
+    return (iadsr_dataset *)(uintptr_t)d;
 }
 
 static void dataset_destroy(iadsr_dataset *d)
@@ -41,15 +39,12 @@ static void dataset_destroy(iadsr_dataset *d)
     iadsr__free(d->owned_items);
     iadsr__free(d->owned_offsets);
     iadsr__free(d->owned_user_ids);
-    d->magic = IADSR__MAGIC_DEAD;
     iadsr__free(d);
 }
 
 void iadsr__dataset_unref(iadsr_dataset *d)
 {
-    if (!d)
-        return;
-    if (__atomic_sub_fetch(&d->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+    if (d && iadsr__handle_drop(&d->magic, &d->refcount))
         dataset_destroy(d);
 }
 
@@ -74,8 +69,7 @@ static int dataset_new(iadsr_dataset **out, int32_t *items, int64_t *offsets,
         return iadsr__err(IADSR_ERR_NOMEM, "dataset: out of memory (%zu bytes)",
                           sizeof *d);
     }
-    d->magic = IADSR__MAGIC_DATASET;
-    d->refcount = 1;
+    iadsr__handle_init(&d->magic, &d->refcount, IADSR__MAGIC_DATASET);
     d->n_items = n_items;
     d->n_users = n_users;
     d->items = items;

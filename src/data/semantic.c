@@ -18,6 +18,7 @@
 #include "common/params.h"
 #include "common/error.h"
 #include "data/dataset.h"
+#include "common/handle.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -34,31 +35,26 @@
 
 int iadsr__semantic_ok(const iadsr_semantic *s)
 {
-    return s != NULL && s->magic == IADSR__MAGIC_SEMANTIC;
+    return IADSR__HANDLE_IS(s, IADSR__MAGIC_SEMANTIC);
 }
 
 iadsr_semantic *iadsr__semantic_ref(const iadsr_semantic *s)
 {
-    /* The handle is logically immutable; only its refcount changes. */
-    iadsr_semantic *m = (iadsr_semantic *)(uintptr_t)s;
-    if (m)
-        __atomic_add_fetch(&m->refcount, 1, __ATOMIC_RELAXED);
-    return m;
+    if (s)
+        iadsr__handle_take(&s->refcount);
+    return (iadsr_semantic *)(uintptr_t)s;
 }
 
 static void semantic_destroy(iadsr_semantic *s)
 {
     iadsr__aligned_free(s->owned);
     iadsr__free(s->inv_norm);
-    s->magic = IADSR__MAGIC_DEAD;
     iadsr__free(s);
 }
 
 void iadsr__semantic_unref(iadsr_semantic *s)
 {
-    if (!s)
-        return;
-    if (__atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+    if (s && iadsr__handle_drop(&s->magic, &s->refcount))
         semantic_destroy(s);
 }
 
@@ -187,8 +183,7 @@ static int semantic_build(iadsr_semantic **out, const float *data,
                         sizeof *s);
         goto fail;
     }
-    s->magic = IADSR__MAGIC_SEMANTIC;
-    s->refcount = 1;
+    iadsr__handle_init(&s->magic, &s->refcount, IADSR__MAGIC_SEMANTIC);
     s->n_items = n_items;
     s->dim = dim;
     s->n_zero_rows = n_zero;

@@ -8,7 +8,6 @@
 #include "common/alloc.h"
 #include "common/handle.h"
 
-#define IADSR__MAGIC_SEMANTIC 0x4953454du /* "ISEM" */
 
 /* Immutable once created (only the reference count changes). Every value is
  * finite. Item i (1..n_items) is the row rows + (i - 1) * ld, whatever the

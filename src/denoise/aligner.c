@@ -7,13 +7,14 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "math/kernels.h"
+#include "common/handle.h"
 
 #include <math.h>
 #include <string.h>
 
 int iadsr__aligner_ok(const iadsr_aligner *a)
 {
-    return a && a->magic == IADSR__MAGIC_ALIGNER;
+    return IADSR__HANDLE_IS(a, IADSR__MAGIC_ALIGNER);
 }
 
 void iadsr__xavier_fill(float *w, int64_t rows, int64_t cols,
@@ -38,8 +39,7 @@ int iadsr__aligner_alloc(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
                           "D %d)", (int)dim, (int)sem_dim);
     }
     memset(w, 0, 2 * n * sizeof(float));
-    a->magic = IADSR__MAGIC_ALIGNER;
-    a->refcount = 1;
+    iadsr__handle_init(&a->magic, &a->refcount, IADSR__MAGIC_ALIGNER);
     a->dim = dim;
     a->sem_dim = sem_dim;
     a->tau_align = tau_align;
@@ -82,20 +82,17 @@ int iadsr_aligner_create(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
 
 iadsr_aligner *iadsr__aligner_ref(const iadsr_aligner *a)
 {
-    /* the handle is logically immutable; only its refcount changes */
-    iadsr_aligner *m = (iadsr_aligner *)(uintptr_t)a;
-    if (m)
-        __atomic_add_fetch(&m->refcount, 1, __ATOMIC_RELAXED);
-    return m;
+    if (a)
+        iadsr__handle_take(&a->refcount);
+    return (iadsr_aligner *)(uintptr_t)a;
 }
 
 void iadsr_aligner_free(iadsr_aligner *a)
 {
     if (!iadsr__aligner_ok(a))
         return;
-    if (__atomic_sub_fetch(&a->refcount, 1, __ATOMIC_ACQ_REL) != 0)
+    if (!iadsr__handle_drop(&a->magic, &a->refcount))
         return;
-    a->magic = IADSR__MAGIC_DEAD;
     iadsr__aligned_free(a->w);
     iadsr__free(a);
 }

@@ -9,9 +9,6 @@
 #include "common/rng.h"
 #include "common/handle.h"
 
-#define IADSR__MAGIC_ALIGNER 0x49414c4eu  /* "IALN" */
-#define IADSR__MAGIC_GATE 0x49474154u     /* "IGAT" */
-#define IADSR__MAGIC_DENOISER 0x49444e53u /* "IDNS" */
 
 /* Projections in the x W orientation of iadsr__linear_fwd: s = x W1 with x
  * a D-row and W1 D x d (row-major), so the per-position projection of a

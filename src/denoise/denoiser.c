@@ -9,6 +9,7 @@
 #include "denoise/heads.h"
 #include "common/error.h"
 #include "data/dataset.h"
+#include "common/handle.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 
 static int dn_ok(const iadsr_denoiser *dn)
 {
-    return dn && dn->magic == IADSR__MAGIC_DENOISER;
+    return IADSR__HANDLE_IS(dn, IADSR__MAGIC_DENOISER);
 }
 
 int iadsr_denoiser_create(iadsr_denoiser **out, const iadsr_model *m,

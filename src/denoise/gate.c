@@ -8,13 +8,14 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "math/kernels.h"
+#include "common/handle.h"
 
 #include <math.h>
 #include <string.h>
 
 int iadsr__gate_ok(const iadsr_gate *g)
 {
-    return g && g->magic == IADSR__MAGIC_GATE;
+    return IADSR__HANDLE_IS(g, IADSR__MAGIC_GATE);
 }
 
 int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
@@ -30,8 +31,7 @@ int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
                           (int)dim);
     }
     memset(w, 0, n * sizeof(float));
-    g->magic = IADSR__MAGIC_GATE;
-    g->refcount = 1;
+    iadsr__handle_init(&g->magic, &g->refcount, IADSR__MAGIC_GATE);
     g->dim = dim;
     g->p = *p;
     g->w = w;
@@ -97,19 +97,17 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
 
 iadsr_gate *iadsr__gate_ref(const iadsr_gate *g)
 {
-    iadsr_gate *m = (iadsr_gate *)(uintptr_t)g; /* logically immutable */
-    if (m)
-        __atomic_add_fetch(&m->refcount, 1, __ATOMIC_RELAXED);
-    return m;
+    if (g)
+        iadsr__handle_take(&g->refcount);
+    return (iadsr_gate *)(uintptr_t)g;
 }
 
 void iadsr_gate_free(iadsr_gate *g)
 {
     if (!iadsr__gate_ok(g))
         return;
-    if (__atomic_sub_fetch(&g->refcount, 1, __ATOMIC_ACQ_REL) != 0)
+    if (!iadsr__handle_drop(&g->magic, &g->refcount))
         return;
-    g->magic = IADSR__MAGIC_DEAD;
     iadsr__aligned_free(g->w);
     iadsr__free(g);
 }

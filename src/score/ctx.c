@@ -92,7 +92,7 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
 
 void iadsr_ctx_free(iadsr_ctx *c)
 {
-    if (!c || c->magic != IADSR__MAGIC_CTX)
+    if (!IADSR__HANDLE_IS(c, IADSR__MAGIC_CTX))
         return;
     c->magic = IADSR__MAGIC_DEAD;
     free_buffers(c);
@@ -102,7 +102,7 @@ void iadsr_ctx_free(iadsr_ctx *c)
 
 const iadsr_model *iadsr_ctx_model(const iadsr_ctx *c)
 {
-    return (c && c->magic == IADSR__MAGIC_CTX) ? c->m : NULL;
+    return IADSR__HANDLE_IS(c, IADSR__MAGIC_CTX) ? c->m : NULL;
 }
 
 static int check_seq(const iadsr_ctx *c, const int32_t *seq, int64_t n,
@@ -213,7 +213,7 @@ void iadsr__ctx_scores(iadsr_ctx *c, int64_t n_users, float *scores,
 int iadsr_ctx_score(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
                     float *scores_out, int64_t scores_cap)
 {
-    if (!c || c->magic != IADSR__MAGIC_CTX)
+    if (!IADSR__HANDLE_IS(c, IADSR__MAGIC_CTX))
         return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_score: invalid context");
     if (!seq || !scores_out)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_score: %s is NULL",
@@ -238,7 +238,7 @@ int iadsr_ctx_score_batch(iadsr_ctx *c, const int32_t *items,
                           const int64_t *offsets, int64_t n_users,
                           float *scores_out, int64_t scores_cap)
 {
-    if (!c || c->magic != IADSR__MAGIC_CTX)
+    if (!IADSR__HANDLE_IS(c, IADSR__MAGIC_CTX))
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "ctx_score_batch: invalid context");
     if (!scores_out)
@@ -364,7 +364,7 @@ void iadsr__topk(const float *s0, int32_t n_items, int32_t k,
 static int topk_args(const iadsr_ctx *c, int32_t k, uint32_t flags,
                      const int32_t *ids_out, const char *fn)
 {
-    if (!c || c->magic != IADSR__MAGIC_CTX)
+    if (!IADSR__HANDLE_IS(c, IADSR__MAGIC_CTX))
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid context", fn);
     if (!ids_out)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: ids_out is NULL", fn);

@@ -20,6 +20,7 @@
 #include "math/kernels.h"
 #include "common/clock.h"
 #include "common/fork_join.h"
+#include "common/handle.h"
 
 #include <math.h>
 #include <string.h>
@@ -97,7 +98,7 @@ struct iadsr_trainer {
 
 static int trainer_ok(const iadsr_trainer *t)
 {
-    return t && t->magic == IADSR__MAGIC_TRAINER;
+    return IADSR__HANDLE_IS(t, IADSR__MAGIC_TRAINER);
 }
 
 /* Training part of user u: the whole sequence (SPLIT_NONE) or all but the
@@ -644,8 +645,7 @@ int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out)
 static void weights_view(const iadsr_trainer *t, float *w, iadsr_model *view)
 {
     memset(view, 0, sizeof *view);
-    view->magic = IADSR__MAGIC_MODEL;
-    view->refcount = 1;
+    iadsr__handle_init(&view->magic, &view->refcount, IADSR__MAGIC_MODEL);
     view->hp = t->init->hp;
     view->layout = t->init->layout;
     view->w = w;
