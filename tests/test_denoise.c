@@ -1865,10 +1865,10 @@ START_TEST(test_clean_zero_semantic_rows)
 }
 END_TEST
 
-/* For n <= L the scores are iadsr__stage2_scores on the encoder's output
+/* For n <= L the scores are iadsr__heads_scores on the encoder's output
  * for the left-padded sequence, and the keep mask is the gate's rule on
  * them. */
-START_TEST(test_clean_matches_stage2)
+START_TEST(test_clean_matches_heads)
 {
     iadsr__rng r;
     iadsr__rng_seed(&r, 51);
@@ -1899,7 +1899,7 @@ START_TEST(test_clean_matches_stage2)
                 iadsr__batch bt = {.n_seq = 1, .n_rows = n, .items = seq,
                                    .pos = pos, .row_off = off};
                 const float *h = e.ops->forward(&e, &bt, NULL);
-                iadsr__stage2 st = {d,
+                iadsr__heads st = {d,
                                     f.a->sem_dim,
                                     f.sem,
                                     f.a->w1,
@@ -1911,14 +1911,14 @@ START_TEST(test_clean_matches_stage2)
                                     0.0f,
                                     0.0f,
                                     f.g->p.flags};
-                iadsr__stage2_ws w;
-                TU_OK(iadsr__stage2_ws_alloc(&w, n, 1, d, DS, 0));
+                iadsr__heads_ws w;
+                TU_OK(iadsr__heads_ws_alloc(&w, n, 1, d, DS, 0));
                 iadsr__batch one = {.n_seq = 1, .n_rows = n, .items = seq,
                                     .row_off = off};
                 for (int with_uv = 0; with_uv <= 1; with_uv++) {
                     const float *uvp[1] = {with_uv ? uv : NULL};
                     float want[16];
-                    iadsr__stage2_scores(&st, &w, h, &one, uvp, want);
+                    iadsr__heads_scores(&st, &w, h, &one, uvp, want);
                     uint8_t wkeep[16];
                     int32_t order[16];
                     int32_t wk = iadsr__gate_decide(&f.g->p, want, n, wkeep,
@@ -1939,7 +1939,7 @@ START_TEST(test_clean_matches_stage2)
                     ck_assert(memcmp(o.keep, wkeep, (size_t)n) == 0);
                     ck_assert_int_eq(o.n_kept, wk);
                 }
-                iadsr__stage2_ws_free(&w);
+                iadsr__heads_ws_free(&w);
                 iadsr__encoder_destroy(&e);
             }
             fix_close(&f);
@@ -2659,7 +2659,7 @@ Suite *suite_denoise(void)
     tcase_add_test(tc, test_clean_errors);
     tcase_add_test(tc, test_clean_guards_random);
     tcase_add_test(tc, test_clean_zero_semantic_rows);
-    tcase_add_test(tc, test_clean_matches_stage2);
+    tcase_add_test(tc, test_clean_matches_heads);
     tcase_add_test(tc, test_clean_long_sequences);
     tcase_add_test(tc, test_clean_dataset);
     tcase_add_test(tc, test_clean_dataset_errors);

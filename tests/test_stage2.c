@@ -289,10 +289,10 @@ static void s2_teardown(s2_case *c)
     pool_free();
 }
 
-static iadsr__stage2 s2_params(const s2_case *c, float lam_a, float lam_r,
+static iadsr__heads s2_params(const s2_case *c, float lam_a, float lam_r,
                                uint32_t flags)
 {
-    iadsr__stage2 st = {c->d,  c->D,  c->sem, c->w1,  c->w2, c->wd,
+    iadsr__heads st = {c->d,  c->D,  c->sem, c->w1,  c->w2, c->wd,
                         c->bd, 0.1f,  1.0f,   lam_a,  lam_r, flags};
     return st;
 }
@@ -362,9 +362,9 @@ static void ref_scores(const s2_case *c, int collab, double *score)
 
 static void scores_compare(s2_case *c, int collab, const char *what)
 {
-    iadsr__stage2_ws w;
-    TU_OK(iadsr__stage2_ws_alloc(&w, c->R, c->S, c->d, c->D, 0));
-    iadsr__stage2 st =
+    iadsr__heads_ws w;
+    TU_OK(iadsr__heads_ws_alloc(&w, c->R, c->S, c->d, c->D, 0));
+    iadsr__heads st =
         s2_params(c, 1.0f, 1.0f, collab ? IADSR_DENOISE_F_COLLAB_ONLY : 0u);
     iadsr__batch b = s2_batch(c);
     const float *uv[S2_S];
@@ -373,7 +373,7 @@ static void scores_compare(s2_case *c, int collab, const char *what)
     float *score = falloc((size_t)c->R);
     for (int i = 0; i < c->R; i++)
         score[i] = NAN;
-    iadsr__stage2_scores(&st, &w, c->h, &b, uv, score);
+    iadsr__heads_scores(&st, &w, c->h, &b, uv, score);
     double *want = dalloc((size_t)c->R);
     ref_scores(c, collab, want);
     for (int t = 0; t < c->R; t++) {
@@ -386,7 +386,7 @@ static void scores_compare(s2_case *c, int collab, const char *what)
                       "%s: score[%d] = %.9g, expected %.9g", what, t,
                       (double)score[t], want[t]);
     }
-    iadsr__stage2_ws_free(&w);
+    iadsr__heads_ws_free(&w);
 }
 
 START_TEST(test_scores)
@@ -398,16 +398,16 @@ START_TEST(test_scores)
     c.use_uvec[0] = c.use_uvec[3] = 1;
     scores_compare(&c, 0, "user vectors");
     /* NULL uvec array = all means */
-    iadsr__stage2_ws w;
-    TU_OK(iadsr__stage2_ws_alloc(&w, c.R, c.S, c.d, c.D, 0));
-    iadsr__stage2 st = s2_params(&c, 1, 1, 0);
+    iadsr__heads_ws w;
+    TU_OK(iadsr__heads_ws_alloc(&w, c.R, c.S, c.d, c.D, 0));
+    iadsr__heads st = s2_params(&c, 1, 1, 0);
     iadsr__batch b = s2_batch(&c);
     float a1[S2_R], a2[S2_R];
     const float *none[S2_S] = {NULL, NULL, NULL, NULL};
-    iadsr__stage2_scores(&st, &w, c.h, &b, NULL, a1);
-    iadsr__stage2_scores(&st, &w, c.h, &b, none, a2);
+    iadsr__heads_scores(&st, &w, c.h, &b, NULL, a1);
+    iadsr__heads_scores(&st, &w, c.h, &b, none, a2);
     ck_assert(memcmp(a1, a2, sizeof a1) == 0);
-    iadsr__stage2_ws_free(&w);
+    iadsr__heads_ws_free(&w);
     s2_teardown(&c);
 }
 END_TEST
@@ -444,17 +444,17 @@ START_TEST(test_scores_zero_semantic_rows)
     c.use_uvec[0] = 1;
     scores_compare(&c, 0, "zero rows and zero user vector");
     /* all-zero sequences: s = 0 and l = 0, only cos(hbar, s) = 0 etc. */
-    iadsr__stage2_ws w;
-    TU_OK(iadsr__stage2_ws_alloc(&w, c.R, c.S, c.d, c.D, 0));
-    iadsr__stage2 st = s2_params(&c, 1, 1, 0);
+    iadsr__heads_ws w;
+    TU_OK(iadsr__heads_ws_alloc(&w, c.R, c.S, c.d, c.D, 0));
+    iadsr__heads st = s2_params(&c, 1, 1, 0);
     iadsr__batch b = s2_batch(&c);
     float sc[S2_R];
-    iadsr__stage2_scores(&st, &w, c.h, &b, NULL, sc);
+    iadsr__heads_scores(&st, &w, c.h, &b, NULL, sc);
     for (int t = s2_off[3]; t < s2_off[4]; t++)
         ck_assert_msg(sc[t] == 0.0f, "score[%d] = %g with no semantics", t,
                       (double)sc[t]);
     ck_assert(sc[s2_off[1]] == 0.0f);
-    iadsr__stage2_ws_free(&w);
+    iadsr__heads_ws_free(&w);
     s2_teardown(&c);
 }
 END_TEST
@@ -468,8 +468,8 @@ typedef struct ref_out {
 } ref_out;
 
 /* The whole Stage 2 training loss and its gradients in double, composed
- * from the _f64 layers with the weighting documented in stage2.h. */
-static void ref_train(const s2_case *c, const iadsr__stage2 *st,
+ * from the _f64 layers with the weighting documented in src/denoise/heads.h. */
+static void ref_train(const s2_case *c, const iadsr__heads *st,
                       const double *u, int batch_rows, int batch_seqs,
                       ref_out *o)
 {
@@ -569,13 +569,13 @@ typedef struct f32_out {
     float *mask, *dh, *demb, *dw1, *dw2, *dwd, *dbd;
 } f32_out;
 
-static void run_train(const s2_case *c, const iadsr__stage2 *st,
+static void run_train(const s2_case *c, const iadsr__heads *st,
                       uint64_t rng_seed, int batch_rows, int batch_seqs,
                       f32_out *o)
 {
     int d = c->d, D = c->D;
-    iadsr__stage2_ws w;
-    TU_OK(iadsr__stage2_ws_alloc(&w, c->R, c->S, d, D, 1));
+    iadsr__heads_ws w;
+    TU_OK(iadsr__heads_ws_alloc(&w, c->R, c->S, d, D, 1));
     o->mask = falloc((size_t)c->R);
     o->dh = falloc((size_t)c->R * d);
     o->demb = falloc((size_t)(c->n_items + 1) * d);
@@ -583,19 +583,19 @@ static void run_train(const s2_case *c, const iadsr__stage2 *st,
     o->dw2 = falloc((size_t)D * d);
     o->dwd = falloc((size_t)d * d);
     o->dbd = falloc((size_t)d);
-    iadsr__stage2_grads g = {o->dh, o->demb, o->dw1, o->dw2, o->dwd, o->dbd};
+    iadsr__heads_grads g = {o->dh, o->demb, o->dw1, o->dw2, o->dwd, o->dbd};
     const float *uv[S2_S];
     for (int q = 0; q < c->S; q++)
         uv[q] = c->use_uvec[q] ? c->uvec + (size_t)q * D : NULL;
     iadsr__batch b = s2_batch(c);
     iadsr__rng rng;
     iadsr__rng_seed(&rng, rng_seed);
-    o->loss = iadsr__stage2_train(st, &w, c->h, &b, uv, c->emb, &rng,
+    o->loss = iadsr__heads_train(st, &w, c->h, &b, uv, c->emb, &rng,
                                   batch_rows, batch_seqs, &g, o->mask);
-    iadsr__stage2_ws_free(&w);
+    iadsr__heads_ws_free(&w);
 }
 
-/* The uniforms stage2_train draws: R floats, in row order, first. */
+/* The uniforms iadsr__heads_train draws: R floats, in row order, first. */
 static double *draw_uniforms(int R, uint64_t rng_seed)
 {
     iadsr__rng rng;
@@ -611,7 +611,7 @@ static void train_compare(s2_case *c, float lam_a, float lam_r,
                           uint64_t rng_seed, const char *what)
 {
     int d = c->d, D = c->D, R = c->R;
-    iadsr__stage2 st = s2_params(c, lam_a, lam_r, flags);
+    iadsr__heads st = s2_params(c, lam_a, lam_r, flags);
     double *u = draw_uniforms(R, rng_seed);
     ref_out ref;
     ref_train(c, &st, u, batch_rows, batch_seqs, &ref);
@@ -726,37 +726,37 @@ START_TEST(test_train_rng_and_null_grads)
 {
     s2_case c;
     s2_setup(&c, 305, 0);
-    iadsr__stage2 st = s2_params(&c, 1.0f, 1.0f, 0);
+    iadsr__heads st = s2_params(&c, 1.0f, 1.0f, 0);
     int d = c.d, D = c.D;
-    iadsr__stage2_ws w;
-    TU_OK(iadsr__stage2_ws_alloc(&w, c.R, c.S, d, D, 1));
+    iadsr__heads_ws w;
+    TU_OK(iadsr__heads_ws_alloc(&w, c.R, c.S, d, D, 1));
     iadsr__batch b = s2_batch(&c);
     float *dh = falloc((size_t)c.R * d), *dh2 = falloc((size_t)c.R * d);
     float *dwd = falloc((size_t)d * d), *dbd = falloc((size_t)d);
     float *demb = falloc((size_t)(S2_NI + 1) * d);
     float *dw1 = falloc((size_t)D * d), *dw2 = falloc((size_t)D * d);
-    iadsr__stage2_grads g = {dh, demb, dw1, dw2, dwd, dbd};
+    iadsr__heads_grads g = {dh, demb, dw1, dw2, dwd, dbd};
     iadsr__rng r1, r2;
     iadsr__rng_seed(&r1, 77);
     iadsr__rng_seed(&r2, 77);
-    double l1 = iadsr__stage2_train(&st, &w, c.h, &b, NULL, c.emb, &r1, c.R,
+    double l1 = iadsr__heads_train(&st, &w, c.h, &b, NULL, c.emb, &r1, c.R,
                                     c.S, &g, NULL);
     for (int t = 0; t < c.R; t++)
         (void)iadsr__rng_float(&r2);
     ck_assert_msg(iadsr__rng_u64(&r1) == iadsr__rng_u64(&r2),
-                  "stage2_train did not consume exactly R uniforms");
+                  "heads_train did not consume exactly R uniforms");
     /* the optional targets: same dh and loss without them */
     float *dwd2 = falloc((size_t)d * d);
-    iadsr__stage2_grads g2 = {dh2, NULL, NULL, NULL, dwd2, NULL};
+    iadsr__heads_grads g2 = {dh2, NULL, NULL, NULL, dwd2, NULL};
     iadsr__rng_seed(&r1, 77);
-    double l2 = iadsr__stage2_train(&st, &w, c.h, &b, NULL, c.emb, &r1, c.R,
+    double l2 = iadsr__heads_train(&st, &w, c.h, &b, NULL, c.emb, &r1, c.R,
                                     c.S, &g2, NULL);
     ck_assert(l1 == l2);
     ck_assert(memcmp(dh, dh2, (size_t)c.R * d * sizeof(float)) == 0);
     ck_assert(memcmp(dwd, dwd2, (size_t)d * d * sizeof(float)) == 0);
     /* gradients are added: a second step on the same buffers doubles them */
     iadsr__rng_seed(&r1, 77);
-    (void)iadsr__stage2_train(&st, &w, c.h, &b, NULL, c.emb, &r1, c.R, c.S,
+    (void)iadsr__heads_train(&st, &w, c.h, &b, NULL, c.emb, &r1, c.R, c.S,
                               &g, NULL);
     for (int i = 0; i < c.R * d; i++)
         ck_assert(fabsf(dh[i] - 2 * dh2[i]) <= 1e-6f * (1 + fabsf(dh[i])));
@@ -764,10 +764,10 @@ START_TEST(test_train_rng_and_null_grads)
     iadsr__batch e = {.items = c.items, .row_off = s2_off};
     iadsr__rng_seed(&r1, 78);
     iadsr__rng_seed(&r2, 78);
-    ck_assert(iadsr__stage2_train(&st, &w, c.h, &e, NULL, c.emb, &r1, c.R,
+    ck_assert(iadsr__heads_train(&st, &w, c.h, &e, NULL, c.emb, &r1, c.R,
                                   c.S, &g, NULL) == 0.0);
     ck_assert(iadsr__rng_u64(&r1) == iadsr__rng_u64(&r2));
-    iadsr__stage2_ws_free(&w);
+    iadsr__heads_ws_free(&w);
     s2_teardown(&c);
 }
 END_TEST
@@ -776,8 +776,8 @@ END_TEST
 
 typedef struct fd_ctx {
     s2_case *c;
-    iadsr__stage2 st;
-    iadsr__stage2_ws w;
+    iadsr__heads st;
+    iadsr__heads_ws w;
     float *dh, *dw1, *dw2, *dwd;
     float *sdh, *sdw1, *sdw2; /* scratch targets of the perturbed calls */
 } fd_ctx;
@@ -788,15 +788,15 @@ static double fd_loss(fd_ctx *x, int grads)
     iadsr__batch b = s2_batch(c);
     iadsr__rng r;
     iadsr__rng_seed(&r, 5);
-    iadsr__stage2_grads g = {x->dh, NULL, x->dw1, x->dw2, x->dwd, NULL};
+    iadsr__heads_grads g = {x->dh, NULL, x->dw1, x->dw2, x->dwd, NULL};
     if (grads) {
         memset(x->dh, 0, (size_t)c->R * c->d * sizeof(float));
         memset(x->dw1, 0, (size_t)c->D * c->d * sizeof(float));
         memset(x->dw2, 0, (size_t)c->D * c->d * sizeof(float));
     }
-    iadsr__stage2_grads scratch = {x->sdh, NULL, x->sdw1, x->sdw2, x->dwd,
+    iadsr__heads_grads scratch = {x->sdh, NULL, x->sdw1, x->sdw2, x->dwd,
                                    NULL};
-    return iadsr__stage2_train(&x->st, &x->w, c->h, &b, NULL, c->emb, &r,
+    return iadsr__heads_train(&x->st, &x->w, c->h, &b, NULL, c->emb, &r,
                                c->R, c->S, grads ? &g : &scratch, NULL);
 }
 
@@ -827,7 +827,7 @@ START_TEST(test_train_finite_differences)
     x.c = &c;
     x.st = s2_params(&c, 1.0f, 0.0f, 0);
     int d = c.d, D = c.D;
-    TU_OK(iadsr__stage2_ws_alloc(&x.w, c.R, c.S, d, D, 1));
+    TU_OK(iadsr__heads_ws_alloc(&x.w, c.R, c.S, d, D, 1));
     x.dh = falloc((size_t)c.R * d);
     x.dw1 = falloc((size_t)D * d);
     x.dw2 = falloc((size_t)D * d);
@@ -863,7 +863,7 @@ START_TEST(test_train_finite_differences)
                 checked++;
             }
     ck_assert_int_ge(checked, 6);
-    iadsr__stage2_ws_free(&x.w);
+    iadsr__heads_ws_free(&x.w);
     s2_teardown(&c);
 }
 END_TEST
@@ -876,13 +876,13 @@ START_TEST(test_ws_alloc_failures)
         long k;
         for (k = 1; k < 200; k++) {
             long live = iadsr__alloc_live();
-            iadsr__stage2_ws w;
+            iadsr__heads_ws w;
             iadsr__alloc_fail_after(k, 0);
-            int rc = iadsr__stage2_ws_alloc(&w, 40, 6, 8, 5, training);
+            int rc = iadsr__heads_ws_alloc(&w, 40, 6, 8, 5, training);
             long made = iadsr__alloc_fail_after(0, 0);
             if (made < k) {
                 ck_assert_int_eq(rc, IADSR_OK);
-                iadsr__stage2_ws_free(&w);
+                iadsr__heads_ws_free(&w);
                 ck_assert_int_eq(iadsr__alloc_live(), live);
                 break;
             }

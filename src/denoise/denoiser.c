@@ -79,7 +79,7 @@ void iadsr_denoiser_free(iadsr_denoiser *dn)
 typedef struct dn_ws {
     int max_n, max_rows, enc_live;
     iadsr__encoder enc;
-    iadsr__stage2_ws s2;
+    iadsr__heads_ws s2;
     int32_t *items, *pos, *row_off, *order;
     float *h, *score;
 } dn_ws;
@@ -106,7 +106,7 @@ static void ws_free(dn_ws *w)
 {
     if (w->enc_live)
         iadsr__encoder_destroy(&w->enc);
-    iadsr__stage2_ws_free(&w->s2);
+    iadsr__heads_ws_free(&w->s2);
     iadsr__free(w->items);
     iadsr__free(w->pos);
     iadsr__free(w->row_off);
@@ -130,7 +130,7 @@ static int ws_alloc(dn_ws *w, const iadsr_denoiser *dn, int max_n)
     if (rc)
         return rc;
     w->enc_live = 1;
-    if ((rc = iadsr__stage2_ws_alloc(&w->s2, max_n, 1, d, dn->a->sem_dim,
+    if ((rc = iadsr__heads_ws_alloc(&w->s2, max_n, 1, d, dn->a->sem_dim,
                                      0))) {
         ws_free(w);
         return rc;
@@ -178,20 +178,19 @@ static int32_t clean_one(const iadsr_denoiser *dn, dn_ws *w,
     }
     int32_t off1[2] = {0, n};
     iadsr__batch one = {1, n, seq, NULL, off1, NULL};
-    iadsr__stage2 st = {d,
-                        dn->a->sem_dim,
-                        dn->s,
-                        dn->a->w1,
-                        dn->a->w2,
-                        dn->g->wd,
-                        dn->g->bd,
-                        dn->a->tau_align,
-                        dn->g->p.tau_gumbel,
-                        0.0f,
-                        0.0f,
-                        dn->g->p.flags};
+    /* inference: the loss weights play no part in the scores */
+    iadsr__heads st = {.d = d,
+                       .D = dn->a->sem_dim,
+                       .sem = dn->s,
+                       .w1 = dn->a->w1,
+                       .w2 = dn->a->w2,
+                       .wd = dn->g->wd,
+                       .bd = dn->g->bd,
+                       .tau_align = dn->a->tau_align,
+                       .tau_gumbel = dn->g->p.tau_gumbel,
+                       .flags = dn->g->p.flags};
     const float *uv[1] = {uvec};
-    iadsr__stage2_scores(&st, &w->s2, w->h, &one, uv, w->score);
+    iadsr__heads_scores(&st, &w->s2, w->h, &one, uv, w->score);
     return iadsr__gate_decide(&dn->g->p, w->score, n, keep, w->order);
 }
 

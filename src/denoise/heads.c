@@ -1,5 +1,5 @@
 /* libiadsr - IADSR Stage 2 on packed batches: noise scores, alignment and
- * reconstruction losses, and their backward pass (see stage2.h).
+ * reconstruction losses, and their backward pass (see heads.h).
  * SPDX-License-Identifier: MIT
  */
 #include "denoise/heads.h"
@@ -19,7 +19,7 @@ static float *falloc(size_t n)
     return iadsr__aligned_alloc(n ? n : 1, sizeof(float));
 }
 
-void iadsr__stage2_ws_free(iadsr__stage2_ws *w)
+void iadsr__heads_ws_free(iadsr__heads_ws *w)
 {
     float **f[] = {&w->xs,    &w->s,     &w->lsem,  &w->l,    &w->hbar,
                    &w->lexp,  &w->hexp,  &w->c1,    &w->c2,   &w->c3,
@@ -35,7 +35,7 @@ void iadsr__stage2_ws_free(iadsr__stage2_ws *w)
     w->arg = NULL;
 }
 
-int iadsr__stage2_ws_alloc(iadsr__stage2_ws *w, int max_rows, int max_seq,
+int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
                            int d, int D, int training)
 {
     memset(w, 0, sizeof *w);
@@ -64,7 +64,7 @@ int iadsr__stage2_ws_alloc(iadsr__stage2_ws *w, int max_rows, int max_seq,
              (w->bn = falloc(nb * sd)) && (w->dan = falloc(nb * sd)) &&
              (w->dbn = falloc(nb * sd)) && (w->p = falloc(nb * nb));
     if (!ok) {
-        iadsr__stage2_ws_free(w);
+        iadsr__heads_ws_free(w);
         return iadsr__err(IADSR_ERR_NOMEM, "stage 2: out of memory");
     }
     return IADSR_OK;
@@ -81,7 +81,7 @@ static void gather(const iadsr_semantic *sem, const int32_t *items, int n,
 }
 
 /* out (n x d) = S[items] W */
-static void proj_fwd(const iadsr__stage2 *st, float *xs, const int32_t *items,
+static void proj_fwd(const iadsr__heads *st, float *xs, const int32_t *items,
                      int n, const float *W, float *out)
 {
     for (int r = 0; r < n; r += PROJ_CHUNK) {
@@ -93,7 +93,7 @@ static void proj_fwd(const iadsr__stage2 *st, float *xs, const int32_t *items,
 }
 
 /* dW += S[items]^T dout */
-static void proj_bwd(const iadsr__stage2 *st, float *xs, const int32_t *items,
+static void proj_bwd(const iadsr__heads *st, float *xs, const int32_t *items,
                      int n, const float *dout, float *dW)
 {
     for (int r = 0; r < n; r += PROJ_CHUNK) {
@@ -107,7 +107,7 @@ static void proj_bwd(const iadsr__stage2 *st, float *xs, const int32_t *items,
 
 /* ---- scores ---------------------------------------------------------------- */
 
-void iadsr__stage2_scores(const iadsr__stage2 *st, iadsr__stage2_ws *w,
+void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
                           const float *h, const iadsr__batch *b,
                           const float *const *uvec, float *score)
 {
@@ -254,7 +254,7 @@ void iadsr__infonce_gemm_bwd(const float *a, const float *b, int n, int d,
 
 /* Blocked InfoNCE over n rows with weight wt per row (loss of a block is
  * its mean, weighted by its row count times wt). */
-static double nce_blocked(iadsr__stage2_ws *w, const float *a, const float *b,
+static double nce_blocked(iadsr__heads_ws *w, const float *a, const float *b,
                           int n, int d, float tau, double wt, float *da,
                           float *db)
 {
@@ -275,11 +275,11 @@ static double nce_blocked(iadsr__stage2_ws *w, const float *a, const float *b,
 
 /* ---- training ----------------------------------------------------------------- */
 
-double iadsr__stage2_train(const iadsr__stage2 *st, iadsr__stage2_ws *w,
+double iadsr__heads_train(const iadsr__heads *st, iadsr__heads_ws *w,
                            const float *h, const iadsr__batch *b,
                            const float *const *uvec, const float *emb,
                            iadsr__rng *rng, int batch_rows, int batch_seqs,
-                           const iadsr__stage2_grads *g, float *mask_out)
+                           const iadsr__heads_grads *g, float *mask_out)
 {
     int d = st->d, R = b->n_rows, S = b->n_seq;
     size_t Rd = (size_t)R * (size_t)d, Sd = (size_t)S * (size_t)d;
@@ -287,7 +287,7 @@ double iadsr__stage2_train(const iadsr__stage2 *st, iadsr__stage2_ws *w,
     int collab = (st->flags & IADSR_DENOISE_F_COLLAB_ONLY) != 0;
     if (R == 0)
         return 0.0;
-    iadsr__stage2_scores(st, w, h, b, uvec, w->score);
+    iadsr__heads_scores(st, w, h, b, uvec, w->score);
     double loss = 0;
 
     memset(w->ds, 0, Rd * sizeof(float));
@@ -331,9 +331,9 @@ double iadsr__stage2_train(const iadsr__stage2 *st, iadsr__stage2_ws *w,
         if (collab) {
             /* the score did not need the semantic side: compute s and l
              * now (the full scores land in c3, unused) */
-            iadsr__stage2 full = *st;
+            iadsr__heads full = *st;
             full.flags &= ~IADSR_DENOISE_F_COLLAB_ONLY;
-            iadsr__stage2_scores(&full, w, h, b, uvec, w->c3);
+            iadsr__heads_scores(&full, w, h, b, uvec, w->c3);
         }
         loss += nce_blocked(w, h, w->s, R, d, st->tau_align,
                             (double)st->lambda_align / (double)batch_rows,

@@ -1,12 +1,12 @@
-/* libiadsr - IADSR Stage 2 on a batch of packed sequences (stage2.c): the
+/* libiadsr - IADSR Stage 2 on a batch of packed sequences (heads.c): the
  * noise scores (training and inference share them), and for training the
  * alignment and reconstruction losses with their backward pass into the
  * backbone's hidden states, the item table, the aligner and the decoder.
- * Built from the layers of align.h; see docs METHOD.md, "Stage 2".
+ * Built from the layers of layers.h; see docs METHOD.md, "Stage 2".
  * SPDX-License-Identifier: MIT
  */
-#ifndef IADSR_STAGE2_H
-#define IADSR_STAGE2_H
+#ifndef IADSR_HEADS_H
+#define IADSR_HEADS_H
 
 #include "denoise/layers.h"
 #include "data/semantic.h"
@@ -18,17 +18,17 @@
 #define IADSR__NCE_BLOCK 1024
 
 /* What Stage 2 computes with; weights are borrowed (x W orientation). */
-typedef struct iadsr__stage2 {
+typedef struct iadsr__heads {
     int d, D;
     const iadsr_semantic *sem; /* item rows */
     const float *w1, *w2;      /* D x d */
     const float *wd, *bd;      /* d x d, d */
     float tau_align, tau_gumbel, lambda_align, lambda_recon;
     uint32_t flags;            /* IADSR_DENOISE_F_COLLAB_ONLY honoured */
-} iadsr__stage2;
+} iadsr__heads;
 
 /* Scratch for batches of up to max_rows rows and max_seq sequences. */
-typedef struct iadsr__stage2_ws {
+typedef struct iadsr__heads_ws {
     int max_rows, max_seq;
     float *xs;     /* PROJ_CHUNK x D gathered semantic rows */
     float *s;      /* rows x d: W1 S[x_t] */
@@ -42,27 +42,27 @@ typedef struct iadsr__stage2_ws {
     float *ds, *dl, *dhbar, *dlexp, *dhexp; /* gradients */
     float *dc, *dscore, *dm;
     float *an, *bn, *dan, *dbn, *p; /* InfoNCE block scratch */
-} iadsr__stage2_ws;
+} iadsr__heads_ws;
 
-int iadsr__stage2_ws_alloc(iadsr__stage2_ws *w, int max_rows, int max_seq,
+int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
                            int d, int D, int training);
-void iadsr__stage2_ws_free(iadsr__stage2_ws *w);
+void iadsr__heads_ws_free(iadsr__heads_ws *w);
 
 /* Noise scores of every row of @p b (h: n_rows x d hidden states). @p uvec
  * is NULL or n_seq pointers: a non-NULL entry is that sequence's
  * long-term semantic D-vector, NULL means the mean of its item rows.
  * Leaves s, l, hbar, c1..c3 in @p w. Never fails. */
-void iadsr__stage2_scores(const iadsr__stage2 *st, iadsr__stage2_ws *w,
+void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
                           const float *h, const iadsr__batch *b,
                           const float *const *uvec, float *score);
 
-/* Gradient targets of iadsr__stage2_train: dh and dwd are required, the
+/* Gradient targets of iadsr__heads_train: dh and dwd are required, the
  * others may be NULL (skipped). */
-typedef struct iadsr__stage2_grads {
+typedef struct iadsr__heads_grads {
     float *dh;   /* n_rows x d, added to */
     float *demb; /* item table rows (id-indexed, row 0 = padding) */
     float *dw1, *dw2, *dwd, *dbd;
-} iadsr__stage2_grads;
+} iadsr__heads_grads;
 
 /* Training step on one share: scores, Gumbel gate (uniforms from @p rng),
  * losses and their backward pass. The losses are weighted so that summing
@@ -71,11 +71,11 @@ typedef struct iadsr__stage2_grads {
  * @p emb: the item table (id-indexed). @p mask_out: NULL or n_rows floats
  * receiving the gate's hard decisions. Returns the weighted loss
  * lambda_align L_align + lambda_recon L_recon of the share. */
-double iadsr__stage2_train(const iadsr__stage2 *st, iadsr__stage2_ws *w,
+double iadsr__heads_train(const iadsr__heads *st, iadsr__heads_ws *w,
                            const float *h, const iadsr__batch *b,
                            const float *const *uvec, const float *emb,
                            iadsr__rng *rng, int batch_rows, int batch_seqs,
-                           const iadsr__stage2_grads *g, float *mask_out);
+                           const iadsr__heads_grads *g, float *mask_out);
 
 /* InfoNCE of iadsr__infonce_fwd_f32 through GEMMs (the loop version is the
  * reference of the tests): a, b n x d; scratch an, bn, tmp (n x d), p

@@ -44,7 +44,7 @@ typedef struct worker {
     iadsr__batch b;        /* the share of the current batch */
     const int32_t *tgt;
     /* joint training only */
-    iadsr__stage2_ws s2;
+    iadsr__heads_ws s2;
     const float **uvec;    /* max batch entries: user rows or NULL */
     const int64_t *uid;    /* dataset rows of the share's users */
     const int64_t *mpos;   /* per row: index of its input item in the data */
@@ -128,7 +128,7 @@ static void free_all(iadsr_trainer *t)
         iadsr__free(k->hist_first);
     }
     for (int i = 0; i < t->n_workers; i++) {
-        iadsr__stage2_ws_free(&t->wk[i].s2);
+        iadsr__heads_ws_free(&t->wk[i].s2);
         iadsr__free(t->wk[i].uvec);
     }
     iadsr__semantic_unref(t->sem);
@@ -154,7 +154,7 @@ static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
                        const iadsr_semantic *sem,
                        const iadsr_semantic *usem,
                        const iadsr_denoise_params *dp);
-static int init_stage2_weights(iadsr_trainer *t);
+static int init_heads_weights(iadsr_trainer *t);
 
 int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
                          const iadsr_dataset *train,
@@ -317,7 +317,7 @@ static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
             k->uvec = iadsr__calloc((size_t)B, sizeof *k->uvec);
             if (!k->uvec)
                 goto nomem;
-            rc = iadsr__stage2_ws_alloc(&k->s2, t->max_rows, B, t->shape.d,
+            rc = iadsr__heads_ws_alloc(&k->s2, t->max_rows, B, t->shape.d,
                                         t->sem->dim, 1);
             if (rc) {
                 free_all(t);
@@ -359,7 +359,7 @@ static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
     }
     memset(t->w, 0, nf * sizeof(float));
     memcpy(t->w, init->w, t->model_floats * sizeof(float));
-    if (t->joint && (rc = init_stage2_weights(t)) != IADSR_OK) {
+    if (t->joint && (rc = init_heads_weights(t)) != IADSR_OK) {
         free_all(t);
         iadsr__free(t);
         return rc;
@@ -380,7 +380,7 @@ nomem:
 
 /* The aligner and decoder start as iadsr_aligner_create() and
  * iadsr_gate_create() would make them from the same params. */
-static int init_stage2_weights(iadsr_trainer *t)
+static int init_heads_weights(iadsr_trainer *t)
 {
     iadsr_aligner *a = NULL;
     iadsr_gate *g = NULL;
@@ -507,29 +507,29 @@ static void worker_run(void *arg)
             k->uvec[q] = t->usem ? iadsr__semantic_row(t->usem,
                                                        (int32_t)k->uid[q] + 1)
                                  : NULL;
-        iadsr__stage2 st = {t->shape.d,
-                            t->sem->dim,
-                            t->sem,
-                            t->w + t->off_w1,
-                            t->w + t->off_w2,
-                            t->w + t->off_wd,
-                            t->w + t->off_bd,
-                            t->dp.tau_align,
-                            t->dp.tau_gumbel,
-                            t->dp.lambda_align,
-                            t->dp.lambda_recon,
-                            t->dp.flags};
+        iadsr__heads st = {.d = t->shape.d,
+                           .D = t->sem->dim,
+                           .sem = t->sem,
+                           .w1 = t->w + t->off_w1,
+                           .w2 = t->w + t->off_w2,
+                           .wd = t->w + t->off_wd,
+                           .bd = t->w + t->off_bd,
+                           .tau_align = t->dp.tau_align,
+                           .tau_gumbel = t->dp.tau_gumbel,
+                           .lambda_align = t->dp.lambda_align,
+                           .lambda_recon = t->dp.lambda_recon,
+                           .flags = t->dp.flags};
         /* the reconstruction target E[x_t] is a constant (no gradient
          * into the item table): letting it move pulls the embedding of
          * every dropped item toward the decoder bias and collapses the
          * table (synthetic data, SASRec: valid NDCG@10 0.40 -> 0.04) */
-        iadsr__stage2_grads gr = {k->dh,
-                                  NULL,
-                                  k->g + t->off_w1,
-                                  k->g + t->off_w2,
-                                  k->g + t->off_wd,
-                                  k->g + t->off_bd};
-        double l2 = iadsr__stage2_train(&st, &k->s2, h, &k->b, k->uvec,
+        iadsr__heads_grads gr = {.dh = k->dh,
+                                 .demb = NULL,
+                                 .dw1 = k->g + t->off_w1,
+                                 .dw2 = k->g + t->off_w2,
+                                 .dwd = k->g + t->off_wd,
+                                 .dbd = k->g + t->off_bd};
+        double l2 = iadsr__heads_train(&st, &k->s2, h, &k->b, k->uvec,
                                         t->w + t->emb_off, &k->rng,
                                         t->batch_rows, t->batch_seqs, &gr,
                                         NULL);
