@@ -346,30 +346,73 @@ static size_t cr_length(const char *p, const char *end)
     return p[1] == '\n' ? 2 : 0;
 }
 
+/* Skip blanks, then step over a line end if one follows. Returns 0 at a
+ * token, 1 after a line end, 2 at the end of the buffer, or a FORMAT error
+ * for a stray carriage return. */
+static int skip_to_token(const parser *ps, const char **pp, const char *end)
+{
+    const char *p = *pp;
+    while (p < end && is_blank(*p))
+        p++;
+    *pp = p;
+    if (p == end)
+        return 2;
+    if (*p == '\n') {
+        *pp = p + 1;
+        return 1;
+    }
+    if (*p != '\r')
+        return 0;
+    size_t k = cr_length(p, end);
+    if (k == 0)
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "%s:%lld: carriage return not followed by a line "
+                          "feed",
+                          ps->name, (long long)ps->line);
+    *pp = p + k;
+    return 1;
+}
+
+/* The decimal id at *pp, at most @p max, *pp moved past it. Otherwise a
+ * FORMAT error (not an id: "token 'x' is not <article> <what>") or an
+ * OUT_OF_RANGE one ("<what> x is too large"). */
+static int read_id(const parser *ps, const char **pp, const char *end,
+                   uint64_t max, const char *article, const char *what,
+                   uint64_t *v)
+{
+    const char *start = *pp;
+    int ovf;
+    const char *p = scan_digits(start, end, v, &ovf);
+    int not_id = p == start || (p < end && !is_token_end(*p));
+    if (not_id || ovf || *v > max) {
+        char tok[40];
+        token_excerpt(tok, sizeof tok, start, end);
+        if (not_id)
+            return iadsr__err(IADSR_ERR_FORMAT,
+                              "%s:%lld: token '%s' is not %s %s (decimal "
+                              "digits expected)",
+                              ps->name, (long long)ps->line, tok, article,
+                              what);
+        return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                          "%s:%lld: %s %s is too large (maximum %llu)",
+                          ps->name, (long long)ps->line, what, tok,
+                          (unsigned long long)max);
+    }
+    *pp = p;
+    return IADSR_OK;
+}
+
 static int parse_body(parser *ps, const char *p, const char *end)
 {
-    char tok[40];
-
     while (p < end) {
         ps->line++;
-        while (p < end && is_blank(*p))
-            p++;
-        if (p == end)
+        int at = skip_to_token(ps, &p, end);
+        if (at < 0)
+            return at;
+        if (at == 2)
             break;
-        if (*p == '\n') {
-            p++;
+        if (at == 1)
             continue;
-        }
-        if (*p == '\r') {
-            size_t k = cr_length(p, end);
-            if (k == 0)
-                return iadsr__err(IADSR_ERR_FORMAT,
-                                  "%s:%lld: carriage return not followed by "
-                                  "a line feed",
-                                  ps->name, (long long)ps->line);
-            p += k;
-            continue;
-        }
         if (*p == '#') {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             p = nl ? nl + 1 : end;
@@ -378,69 +421,28 @@ static int parse_body(parser *ps, const char *p, const char *end)
 
         /* user id */
         uint64_t uid;
-        int ovf;
-        const char *tok_start = p;
-        p = scan_digits(p, end, &uid, &ovf);
-        if (p == tok_start || (p < end && !is_token_end(*p))) {
-            token_excerpt(tok, sizeof tok, tok_start, end);
-            return iadsr__err(IADSR_ERR_FORMAT,
-                              "%s:%lld: token '%s' is not a user id "
-                              "(decimal digits expected)",
-                              ps->name, (long long)ps->line, tok);
-        }
-        if (ovf || uid > (uint64_t)INT64_MAX) {
-            token_excerpt(tok, sizeof tok, tok_start, end);
-            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                              "%s:%lld: user id %s is too large (maximum "
-                              "%lld)",
-                              ps->name, (long long)ps->line, tok,
-                              (long long)INT64_MAX);
-        }
+        int rc = read_id(ps, &p, end, (uint64_t)INT64_MAX, "a", "user id", &uid);
+        if (rc != IADSR_OK)
+            return rc;
 
         /* items */
         const size_t first = ps->n_inter;
         for (;;) {
-            while (p < end && is_blank(*p))
-                p++;
-            if (p == end)
+            int at_end = skip_to_token(ps, &p, end);
+            if (at_end < 0)
+                return at_end;
+            if (at_end)
                 break;
-            if (*p == '\n') {
-                p++;
-                break;
-            }
-            if (*p == '\r') {
-                size_t k = cr_length(p, end);
-                if (k == 0)
-                    return iadsr__err(IADSR_ERR_FORMAT,
-                                      "%s:%lld: carriage return not followed "
-                                      "by a line feed",
-                                      ps->name, (long long)ps->line);
-                p += k;
-                break;
-            }
             uint64_t v;
-            tok_start = p;
-            p = scan_digits(p, end, &v, &ovf);
-            if (p == tok_start || (p < end && !is_token_end(*p))) {
-                token_excerpt(tok, sizeof tok, tok_start, end);
-                return iadsr__err(IADSR_ERR_FORMAT,
-                                  "%s:%lld: token '%s' is not an item id "
-                                  "(decimal digits expected)",
-                                  ps->name, (long long)ps->line, tok);
-            }
-            if (v == 0 && !ovf)
+            rc = read_id(ps, &p, end, (uint64_t)DS_MAX_ITEM_ID, "an", "item id",
+                         &v);
+            if (rc != IADSR_OK)
+                return rc;
+            if (v == 0)
                 return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
                                   "%s:%lld: item id 0 is reserved for padding "
                                   "(ids start at 1)",
                                   ps->name, (long long)ps->line);
-            if (ovf || v > (uint64_t)DS_MAX_ITEM_ID) {
-                token_excerpt(tok, sizeof tok, tok_start, end);
-                return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                                  "%s:%lld: item id %s is too large "
-                                  "(maximum %d)",
-                                  ps->name, (long long)ps->line, tok,
-                                  DS_MAX_ITEM_ID);
-            }
             if (ps->n_items > 0 && v > (uint64_t)ps->n_items)
                 return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
                                   "%s:%lld: item id %lld exceeds n_items = %d",
