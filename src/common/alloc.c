@@ -2,8 +2,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "common/alloc.h"
-#include "iadsr.h"
-#include "common/alloc.h"
+#include "common/error.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -108,4 +107,16 @@ void iadsr__aligned_free(void *p)
 {
     /* posix_memalign blocks are released with free(). */
     iadsr__free(p);
+}
+
+int iadsr__check_matrix_span(const char *what, int64_t n_rows, int64_t ld)
+{
+    const uint64_t max_floats = (uint64_t)PTRDIFF_MAX / sizeof(float);
+    if ((uint64_t)ld > max_floats ||
+        (uint64_t)(n_rows - 1) > (max_floats - (uint64_t)ld) / (uint64_t)ld)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: %lld rows with ld = %lld exceed the address "
+                          "space",
+                          what, (long long)n_rows, (long long)ld);
+    return IADSR_OK;
 }

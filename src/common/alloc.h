@@ -9,6 +9,7 @@
 #define IADSR_ALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void *iadsr__malloc(size_t size);
 void *iadsr__calloc(size_t n, size_t size);
@@ -32,5 +33,11 @@ long iadsr__alloc_fail_after(long k, int persistent);
  * calling thread since it started (including aligned blocks). Meaningful
  * when a test allocates and frees on one thread. */
 long iadsr__alloc_live(void);
+
+/* A host's row-major float matrix of @p n_rows rows (>= 1) with leading
+ * dimension @p ld must be addressable: (n_rows - 1) * ld + ld floats fit in
+ * PTRDIFF_MAX bytes. Returns IADSR_OK or IADSR_ERR_INVALID_ARG with a
+ * message prefixed by @p what. */
+int iadsr__check_matrix_span(const char *what, int64_t n_rows, int64_t ld);
 
 #endif /* IADSR_ALLOC_H */

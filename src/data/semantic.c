@@ -226,14 +226,8 @@ int iadsr_semantic_create(iadsr_semantic **out, const float *data,
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s: ld = %lld is smaller than dim = %d", w,
                           (long long)ld, (int)dim);
-    /* the host's matrix, (n_rows - 1) * ld + dim floats, is addressable */
-    const uint64_t max_floats = (uint64_t)PTRDIFF_MAX / sizeof(float);
-    if ((uint64_t)ld > max_floats ||
-        (uint64_t)(n_rows - 1) > (max_floats - (uint64_t)ld) / (uint64_t)ld)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: %lld rows with ld = %lld exceed the address "
-                          "space",
-                          w, (long long)n_rows, (long long)ld);
+    if ((rc = iadsr__check_matrix_span(w, n_rows, ld)) != IADSR_OK)
+        return rc;
     return semantic_build(out, data, n_rows, dim, ld, flags, NULL, w);
 }
 

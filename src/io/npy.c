@@ -648,19 +648,13 @@ int iadsr_npy_save(const char *path, const float *data, int64_t n_rows,
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "%s: unknown flag bits 0x%x", w,
                           (unsigned)(flags & ~IADSR_SAVE_NO_FSYNC));
-    /* the caller's matrix must be addressable: (n_rows - 1) * ld + n_cols
-     * floats */
-    const uint64_t max_floats = (uint64_t)PTRDIFF_MAX / sizeof(float);
-    if ((uint64_t)ld > max_floats ||
-        (uint64_t)(n_rows - 1) > (max_floats - (uint64_t)ld) / (uint64_t)ld)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: %lld rows with ld = %lld exceed the address "
-                          "space",
-                          w, (long long)n_rows, (long long)ld);
+    int rc = iadsr__check_matrix_span(w, n_rows, ld);
+    if (rc != IADSR_OK)
+        return rc;
 
     void *b = NULL;
     size_t len = 0;
-    int rc = iadsr__npy_encode(data, n_rows, n_cols, ld, 0, &b, &len, w);
+    rc = iadsr__npy_encode(data, n_rows, n_cols, ld, 0, &b, &len, w);
     if (rc != IADSR_OK)
         return rc;
     rc = iadsr__atomic_write(path, b, len, flags);
