@@ -8,11 +8,10 @@
 #include <stdlib.h>
 
 #define SUITES(X)                                                              \
-    X(errors) X(params) X(dataset) X(layers) X(model) X(trainer) X(ctx)        \
-    X(eval) X(checkpoint) X(threads) X(api_args) X(npy) X(semantic)  \
-    X(embed) X(gru4rec) X(caser) X(align)                                      \
-    X(stage2)                                                                  \
-    X(denoise) X(crashsafe) X(oom) X(catalogue)
+    X(common) X(params) X(dataset) X(sasrec) X(model) X(trainer) X(ctx)        \
+    X(eval) X(checkpoint) X(threads) X(api_args) X(npy) X(semantic)            \
+    X(wordvec_sif) X(gru4rec) X(caser) X(denoise_layers) X(denoise_heads)      \
+    X(denoise_api) X(crashsafe) X(oom) X(checkpoint_malformed)
 
 #define DECLARE(name) Suite *suite_##name(void) __attribute__((weak));
 SUITES(DECLARE)
