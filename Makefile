@@ -171,8 +171,9 @@ LINK_FLAGS = $(COMMON_CFLAGS) $(SAN_LDFLAGS) $(LDFLAGS)
 # Check (unit tests). Debian's check.pc gives -pthread -lcheck_pic -lrt -lm -lsubunit.
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -pthread -lcheck -lsubunit -lrt -lm)
-# Suite constructors are declared in tests/check_main.c, not in a header, and
-# Check's ck_assert_float_* macros pass floats through varargs.
+# Suite constructors are declared only in the generated suites.h (which
+# check_main.c includes), and Check's ck_assert_float_* macros pass floats
+# through varargs.
 TEST_CFLAGS = $(CLI_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -Wno-double-promotion
 
 # Examples use only the installed header and pkg-config flags (no -Isrc).
@@ -206,7 +207,10 @@ CLI_SUPPORT_OBJS := $(patsubst src/cli/%.c,$(VDIR)/cli/%.o,$(CLI_SUPPORT_SRCS))
 CLI_SUPPORT_LIB := $(VDIR)/libiadsr_cli.a
 CLI_SRCS := $(filter-out $(CLI_SUPPORT_SRCS),$(sort $(wildcard src/cli/*.c)))
 CLI_OBJS := $(patsubst src/cli/%.c,$(VDIR)/cli/%.o,$(CLI_SRCS))
-TEST_SRCS := tests/check_main.c $(sort $(filter-out tests/check_main.c,$(wildcard tests/test_*.c)))
+# One Check suite per tests/test_<stem>.c, constructor Suite *suite_<stem>(void);
+# the runner's list of suites is generated from these files (TEST_SUITES_H).
+TEST_SUITE_SRCS := $(sort $(wildcard tests/test_*.c))
+TEST_SRCS := tests/check_main.c $(TEST_SUITE_SRCS)
 # Double-precision instantiations of the layers, for the gradient checks.
 TEST_F64_SRCS := $(sort $(wildcard tests/f64/*.c))
 TEST_OBJS := $(patsubst tests/%.c,$(VDIR)/tests/%.o,$(TEST_SRCS) $(TEST_F64_SRCS))
@@ -311,6 +315,19 @@ $(CLI_BIN): $(CLI_OBJS) $(CLI_SUPPORT_LIB) $(STATIC_LIB) $(LINK_STAMP) | $(CLI_B
 $(VDIR)/tests/%.o: tests/%.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+
+# The suite list: rewritten only when it changes (so check_main.o is rebuilt
+# only then), regenerated at every make so that an added or deleted test file
+# is seen. Its declarations are strong: a test file without its constructor
+# fails the link of $(TEST_BIN) (undefined reference to suite_<stem>).
+TEST_SUITES_H := $(VDIR)/tests/suites.h
+$(TEST_SUITES_H): tests/gen-suites.sh FORCE
+	@mkdir -p $(@D)
+	@sh tests/gen-suites.sh $(TEST_SUITE_SRCS) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; echo "gen-suites: $@ ($(words $(TEST_SUITE_SRCS)) suites)"; fi
+
+$(VDIR)/tests/check_main.o: $(TEST_SUITES_H)
+$(VDIR)/tests/check_main.o: private TEST_CFLAGS += -I$(VDIR)/tests
 
 $(TEST_BIN): $(TEST_OBJS) $(CLI_SUPPORT_LIB) $(STATIC_LIB) $(LINK_STAMP)
 	@mkdir -p $(@D)
