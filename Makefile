@@ -90,8 +90,9 @@ endif
 # ---------------------------------------------------------------------------
 # Build variants. Each BLAS/sanitizer combination has its own object
 # directory build/<variant>/ so that objects never mix. The plain variants
-# write the user-facing outputs lib/, bin/iadsr and tests/check_iadsr; the
-# sanitizer variants keep everything under build/<variant>/.
+# write the user-facing outputs lib/ and bin/iadsr; the sanitizer variants
+# keep everything under build/<variant>/. The unit-test runner is always
+# build/<variant>/check_iadsr (e.g. build/openblas/check_iadsr).
 # SAN is normally set by the asan / valgrind targets, not by hand.
 # ---------------------------------------------------------------------------
 SAN ?=
@@ -123,18 +124,17 @@ VDIR := build/$(VARIANT)
 ifeq ($(SAN),)
   OUT_LIBDIR := lib
   CLI_BIN := bin/iadsr
-  TEST_BIN := tests/check_iadsr
   TEST_TMPDIR := $(CURDIR)/build/testtmp
   LINK_STAMP := build/link.stamp
   PC_STAMP := build/pc.stamp
 else
   OUT_LIBDIR := $(VDIR)/lib
   CLI_BIN := $(VDIR)/bin/iadsr
-  TEST_BIN := $(VDIR)/check_iadsr
   TEST_TMPDIR := $(CURDIR)/$(VDIR)/testtmp
   LINK_STAMP := $(VDIR)/link.stamp
   PC_STAMP := $(VDIR)/pc.stamp
 endif
+TEST_BIN := $(VDIR)/check_iadsr
 CLI_BINDIR := $(patsubst %/,%,$(dir $(CLI_BIN)))
 FLAGS_STAMP := $(VDIR)/flags.stamp
 
@@ -584,6 +584,7 @@ docs:
 doc-check:
 	@sh tools/check-doc-comments.sh $(IADSR_H)
 
+# tests/check_iadsr is where older trees built the unit-test runner.
 clean:
 	rm -rf build tests/check_iadsr
 	rm -f lib/libiadsr.a lib/libiadsr.so lib/libiadsr.so.* lib/libiadsr.pc
