@@ -90,8 +90,9 @@ endif
 # ---------------------------------------------------------------------------
 # Build variants. Each BLAS/sanitizer combination has its own object
 # directory build/<variant>/ so that objects never mix. The plain variants
-# write the user-facing outputs lib/, bin/iadsr and tests/check_iadsr; the
-# sanitizer variants keep everything under build/<variant>/.
+# write the user-facing outputs lib/ and bin/iadsr; the sanitizer variants
+# keep everything under build/<variant>/. The unit-test runner is always
+# build/<variant>/check_iadsr (e.g. build/openblas/check_iadsr).
 # SAN is normally set by the asan / valgrind targets, not by hand.
 # ---------------------------------------------------------------------------
 SAN ?=
@@ -123,18 +124,17 @@ VDIR := build/$(VARIANT)
 ifeq ($(SAN),)
   OUT_LIBDIR := lib
   CLI_BIN := bin/iadsr
-  TEST_BIN := tests/check_iadsr
   TEST_TMPDIR := $(CURDIR)/build/testtmp
   LINK_STAMP := build/link.stamp
   PC_STAMP := build/pc.stamp
 else
   OUT_LIBDIR := $(VDIR)/lib
   CLI_BIN := $(VDIR)/bin/iadsr
-  TEST_BIN := $(VDIR)/check_iadsr
   TEST_TMPDIR := $(CURDIR)/$(VDIR)/testtmp
   LINK_STAMP := $(VDIR)/link.stamp
   PC_STAMP := $(VDIR)/pc.stamp
 endif
+TEST_BIN := $(VDIR)/check_iadsr
 CLI_BINDIR := $(patsubst %/,%,$(dir $(CLI_BIN)))
 FLAGS_STAMP := $(VDIR)/flags.stamp
 
@@ -171,8 +171,9 @@ LINK_FLAGS = $(COMMON_CFLAGS) $(SAN_LDFLAGS) $(LDFLAGS)
 # Check (unit tests). Debian's check.pc gives -pthread -lcheck_pic -lrt -lm -lsubunit.
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -pthread -lcheck -lsubunit -lrt -lm)
-# Suite constructors are declared in tests/check_main.c, not in a header, and
-# Check's ck_assert_float_* macros pass floats through varargs.
+# Suite constructors are declared only in the generated suites.h (which
+# check_main.c includes), and Check's ck_assert_float_* macros pass floats
+# through varargs.
 TEST_CFLAGS = $(CLI_CFLAGS) $(CHECK_CFLAGS) -Wno-missing-prototypes -Wno-double-promotion
 
 # Examples use only the installed header and pkg-config flags (no -Isrc).
@@ -207,7 +208,10 @@ CLI_SUPPORT_OBJS := $(patsubst src/cli/%.c,$(VDIR)/cli/%.o,$(CLI_SUPPORT_SRCS))
 CLI_SUPPORT_LIB := $(VDIR)/libiadsr_cli.a
 CLI_SRCS := $(filter-out $(CLI_SUPPORT_SRCS),$(sort $(wildcard src/cli/*.c)))
 CLI_OBJS := $(patsubst src/cli/%.c,$(VDIR)/cli/%.o,$(CLI_SRCS))
-TEST_SRCS := tests/check_main.c $(sort $(filter-out tests/check_main.c,$(wildcard tests/test_*.c)))
+# One Check suite per tests/test_<stem>.c, constructor Suite *suite_<stem>(void);
+# the runner's list of suites is generated from these files (TEST_SUITES_H).
+TEST_SUITE_SRCS := $(sort $(wildcard tests/test_*.c))
+TEST_SRCS := tests/check_main.c $(TEST_SUITE_SRCS)
 # Double-precision instantiations of the layers, for the gradient checks.
 TEST_F64_SRCS := $(sort $(wildcard tests/f64/*.c))
 TEST_OBJS := $(patsubst tests/%.c,$(VDIR)/tests/%.o,$(TEST_SRCS) $(TEST_F64_SRCS))
@@ -312,6 +316,19 @@ $(CLI_BIN): $(CLI_OBJS) $(CLI_SUPPORT_LIB) $(STATIC_LIB) $(LINK_STAMP) | $(CLI_B
 $(VDIR)/tests/%.o: tests/%.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+
+# The suite list: rewritten only when it changes (so check_main.o is rebuilt
+# only then), regenerated at every make so that an added or deleted test file
+# is seen. Its declarations are strong: a test file without its constructor
+# fails the link of $(TEST_BIN) (undefined reference to suite_<stem>).
+TEST_SUITES_H := $(VDIR)/tests/suites.h
+$(TEST_SUITES_H): tests/gen-suites.sh FORCE
+	@mkdir -p $(@D)
+	@sh tests/gen-suites.sh $(TEST_SUITE_SRCS) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; echo "gen-suites: $@ ($(words $(TEST_SUITE_SRCS)) suites)"; fi
+
+$(VDIR)/tests/check_main.o: $(TEST_SUITES_H)
+$(VDIR)/tests/check_main.o: private TEST_CFLAGS += -I$(VDIR)/tests
 
 $(TEST_BIN): $(TEST_OBJS) $(CLI_SUPPORT_LIB) $(STATIC_LIB) $(LINK_STAMP)
 	@mkdir -p $(@D)
@@ -568,6 +585,7 @@ docs:
 doc-check:
 	@sh tools/check-doc-comments.sh $(IADSR_H)
 
+# tests/check_iadsr is where older trees built the unit-test runner.
 clean:
 	rm -rf build tests/check_iadsr
 	rm -f lib/libiadsr.a lib/libiadsr.so lib/libiadsr.so.* lib/libiadsr.pc

@@ -1,5 +1,5 @@
 /* Finite-difference gradient checking shared by the layer suites
- * (test_layers, test_gru4rec, test_caser, test_align): central differences
+ * (test_sasrec, test_gru4rec, test_caser, test_denoise_layers): central differences
  * in double precision and the tolerance rule every backward pass is held to.
  * SPDX-License-Identifier: MIT
  */

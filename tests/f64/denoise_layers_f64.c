@@ -1,5 +1,5 @@
 /* Double instantiation of the IADSR Stage 2 layers, used by the
- * finite-difference gradient checks in tests/test_align.c.
+ * finite-difference gradient checks in tests/test_denoise_layers.c.
  * SPDX-License-Identifier: MIT
  */
 #include "denoise/layers.h"

@@ -1,5 +1,5 @@
 /* Double instantiation of the SASRec layers, used only by the
- * finite-difference gradient checks in tests/test_layers.c.
+ * finite-difference gradient checks in tests/test_sasrec.c.
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/sasrec.h"

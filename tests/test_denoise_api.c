@@ -23,7 +23,7 @@
 #include "denoise/heads.h"
 #include "common/clock.h"
 
-Suite *suite_denoise(void);
+Suite *suite_denoise_api(void);
 
 #define NI 60 /* items of the small synthetic data */
 #define NT 6  /* its topics (10 items each) */
@@ -2620,9 +2620,9 @@ START_TEST(test_planted_noise)
 }
 END_TEST
 
-Suite *suite_denoise(void)
+Suite *suite_denoise_api(void)
 {
-    Suite *s = suite_create("denoise");
+    Suite *s = suite_create("denoise_api");
     TCase *tc = tcase_create("params");
     tcase_add_test(tc, test_params_defaults);
     tcase_add_test(tc, test_params_bounds);

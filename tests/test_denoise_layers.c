@@ -24,7 +24,7 @@
 #include "common/rng.h"
 #include "backbone/sasrec.h"
 
-Suite *suite_align(void);
+Suite *suite_denoise_layers(void);
 
 #define TOL_F32 1e-4 /* float vs double: |f - d| <= TOL_F32 (1 + |d|) */
 
@@ -753,9 +753,9 @@ START_TEST(test_f32_vs_f64)
 }
 END_TEST
 
-Suite *suite_align(void)
+Suite *suite_denoise_layers(void)
 {
-    Suite *s = suite_create("align");
+    Suite *s = suite_create("denoise_layers");
     TCase *tc = tcase_create("gradients");
     tcase_add_test(tc, test_cos_grad);
     tcase_add_test(tc, test_cos_zero_rows);

@@ -1,6 +1,6 @@
 /* Tests: IADSR Stage 2 on packed batches (src/denoise/heads.c). The float
  * production code is compared with references built in double from the
- * gradient-checked layers of align.h (tests/test_align.c): the InfoNCE
+ * gradient-checked layers of denoise/layers.h (tests/test_denoise_layers.c): the InfoNCE
  * through GEMMs against the loop version, the noise scores against a direct
  * computation, and the whole training step (scores, Gumbel gate, alignment
  * and reconstruction losses, every gradient) against a double pipeline that
@@ -33,7 +33,7 @@
 #include "data/semantic.h"
 #include "denoise/heads.h"
 
-Suite *suite_stage2(void);
+Suite *suite_denoise_heads(void);
 
 #define TOL_NCE 1e-4 /* float GEMM InfoNCE vs the double loop version */
 #define TOL_S2 1e-3  /* float training step vs the double reference */
@@ -894,9 +894,9 @@ START_TEST(test_ws_alloc_failures)
 }
 END_TEST
 
-Suite *suite_stage2(void)
+Suite *suite_denoise_heads(void)
 {
-    Suite *s = suite_create("stage2");
+    Suite *s = suite_create("denoise_heads");
     TCase *tc = tcase_create("infonce");
     tcase_add_test(tc, test_infonce_gemm_vs_loop);
     tcase_add_test(tc, test_infonce_gemm_edge);

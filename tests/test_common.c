@@ -1,5 +1,5 @@
-/* Tests: status codes, last-error message, allocation hook, RNG, CRC-32C,
- * version and clock utilities.
+/* Tests: src/common and the version: status codes, last-error message,
+ * allocation hook, RNG, CRC-32C, version and clock utilities.
  * SPDX-License-Identifier: MIT
  */
 #include <check.h>
@@ -19,7 +19,7 @@
 #include "common/clock.h"
 #include "common/crc32c.h"
 
-Suite *suite_errors(void);
+Suite *suite_common(void);
 
 #define N_CODES 15 /* IADSR_OK .. IADSR_ERR_DIM_MISMATCH */
 
@@ -411,9 +411,9 @@ START_TEST(test_now)
 }
 END_TEST
 
-Suite *suite_errors(void)
+Suite *suite_common(void)
 {
-    Suite *s = suite_create("errors");
+    Suite *s = suite_create("common");
     TCase *tc = tcase_create("status");
     tcase_add_test(tc, test_status_names_and_texts);
     tcase_add_test(tc, test_status_unknown);

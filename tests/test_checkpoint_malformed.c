@@ -2300,9 +2300,9 @@ START_TEST(test_cat_file_path)
 }
 END_TEST
 
-Suite *suite_catalogue(void)
+Suite *suite_checkpoint_malformed(void)
 {
-    Suite *s = suite_create("catalogue");
+    Suite *s = suite_create("checkpoint_malformed");
     TCase *tc = tcase_create("malformed checkpoints");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_cat_header_fields);

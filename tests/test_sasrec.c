@@ -1,7 +1,9 @@
-/* Tests: SASRec layers. Every backward pass of the double instantiation
- * (_f64) is compared with central finite differences of a scalar loss, for
- * every input and parameter element; then the float production path (_f32,
- * vectorised kernels) is compared with the double one.
+/* Tests: the SASRec layers (src/backbone/sasrec_template.h) and the math
+ * kernels and cross-entropy rows under them (src/math). Every backward pass
+ * of the double instantiation (_f64) is compared with central finite
+ * differences of a scalar loss, for every input and parameter element; then
+ * the float production path (_f32, vectorised kernels) is compared with the
+ * double one.
  *
  * Set IADSR_TEST_VERBOSE=1 to print the largest errors of every check.
  * SPDX-License-Identifier: MIT
@@ -24,7 +26,7 @@
 #include "backbone/sasrec.h"
 #include "math/xent.h"
 
-Suite *suite_layers(void);
+Suite *suite_sasrec(void);
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -1532,9 +1534,9 @@ START_TEST(test_xent_smoothing_history_grad)
 }
 END_TEST
 
-Suite *suite_layers(void)
+Suite *suite_sasrec(void)
 {
-    Suite *s = suite_create("layers");
+    Suite *s = suite_create("sasrec");
     TCase *tc = tcase_create("gradients");
     tcase_add_test(tc, test_layernorm_grad);
     tcase_add_test(tc, test_linear_grad);

@@ -1,4 +1,5 @@
-/* Tests: word-vector parser (wordvec.c), float parser, SIF embedder (sif.c).
+/* Tests: word-vector parser (src/cli/wordvec.c), float parser, SIF embedder
+ * (src/cli/sif.c).
  * SPDX-License-Identifier: MIT
  */
 #include <check.h>
@@ -18,7 +19,7 @@
 #include "testutil.h"
 #include "cli/wordvec.h"
 
-Suite *suite_embed(void);
+Suite *suite_wordvec_sif(void);
 
 /* Parse a string literal (not NUL-terminated for the parser: the length
  * excludes the terminator). */
@@ -825,9 +826,9 @@ START_TEST(test_sif_oom)
 }
 END_TEST
 
-Suite *suite_embed(void)
+Suite *suite_wordvec_sif(void)
 {
-    Suite *s = suite_create("embed");
+    Suite *s = suite_create("wordvec_sif");
     TCase *tc = tcase_create("float");
     tcase_add_test(tc, test_float_syntax);
     tcase_add_test(tc, test_float_random_vs_strtof);
