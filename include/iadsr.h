@@ -32,6 +32,17 @@
  *   struct itself, with its own struct_size).
  * - The library never prints, never calls exit() or abort(), and has no
  *   global mutable state.
+ * - Enumerations and flags are #defines passed as int32_t/uint32_t, never as
+ *   enum types; each is declared with the subject it belongs to.
+ *
+ * Contents, by subject
+ * --------------------
+ * version and build information; status codes and errors; handles and
+ * ownership of host arrays; datasets and sequence files; models; checkpoints
+ * (models, and models with aligner and gate); training (settings, progress,
+ * plain and IADSR joint trainers); inference contexts and scoring;
+ * evaluation; semantic item matrices; semantic matrices and .npy files;
+ * IADSR aligner, gate and denoiser; the pipeline.
  *
  * Thread-safety
  * -------------
@@ -68,7 +79,7 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* Version                                                                  */
+/* Version and build information                                            */
 /* ------------------------------------------------------------------------ */
 
 #define IADSR_VERSION_MAJOR 0
@@ -160,7 +171,7 @@ IADSR_API const char *iadsr_last_error(void);
 IADSR_API void iadsr_clear_error(void);
 
 /* ------------------------------------------------------------------------ */
-/* Handles                                                                  */
+/* Handles and ownership of host arrays                                     */
 /* ------------------------------------------------------------------------ */
 
 /** Sequences of item ids, one per user, in CSR form. Immutable. */
@@ -175,27 +186,33 @@ typedef struct iadsr_ctx iadsr_ctx;
 typedef struct iadsr_aligner iadsr_aligner;
 /** Denoising gate: decoder and inference rule. Immutable. */
 typedef struct iadsr_gate iadsr_gate;
-/* iadsr_semantic (host text embeddings) is declared with its functions. */
 
-/* ------------------------------------------------------------------------ */
-/* Enumerations and flags (passed as int32_t/uint32_t, never as enum types)  */
-/* ------------------------------------------------------------------------ */
+/**
+ * An n_items x D matrix of semantic item embeddings: one row per item id,
+ * typically an LLM (or word-vector) embedding of the item's text. Immutable
+ * once created and shareable by any number of threads, like a model.
+ *
+ * Rows that are entirely zero mean "no text for this item"; they are
+ * allowed, counted (iadsr_semantic_n_zero_rows()) and everywhere treated as
+ * having cosine 0 with every vector, so they never produce NaN.
+ */
+typedef struct iadsr_semantic iadsr_semantic;
 
-/* Backbones (iadsr_model_params.backbone). 0 = default (SASRec). */
-#define IADSR_BACKBONE_DEFAULT 0
-#define IADSR_BACKBONE_SASREC 1
-#define IADSR_BACKBONE_GRU4REC 2 /* since 0.2.0 */
-#define IADSR_BACKBONE_CASER 3   /* since 0.2.0 */
-
-/* Activation of the SASRec feed-forward layer. 0 = default (GELU). */
-#define IADSR_ACT_DEFAULT 0
-#define IADSR_ACT_GELU 1
-#define IADSR_ACT_RELU 2
+/**
+ * A denoiser bundles what the gate needs at inference: a backbone model,
+ * an aligner, a gate and the items' semantic rows. It holds references to
+ * them, is immutable, and may be used by any number of threads at once.
+ */
+typedef struct iadsr_denoiser iadsr_denoiser;
 
 /* Ownership of long-lived host arrays (iadsr_dataset_create). */
 #define IADSR_FLAG_COPY 0u   /* the library copies the arrays (default) */
 #define IADSR_FLAG_BORROW 1u /* zero-copy: the host keeps the arrays alive
                                 and unchanged until the handle is freed */
+
+/* ------------------------------------------------------------------------ */
+/* Datasets and sequence files                                              */
+/* ------------------------------------------------------------------------ */
 
 /* How a dataset's sequences are split (train/eval params .split). */
 #define IADSR_SPLIT_DEFAULT 0 /* = LEAVE_ONE_OUT */
@@ -204,19 +221,6 @@ typedef struct iadsr_gate iadsr_gate;
 #define IADSR_SPLIT_LEAVE_ONE_OUT 1
 /** Whole sequences are training data; no validation (train only). */
 #define IADSR_SPLIT_NONE 2
-/* Evaluation targets (iadsr_eval_params.target). */
-#define IADSR_EVAL_TEST 1  /* history = seq[:-1], target = seq[-1] */
-#define IADSR_EVAL_VALID 2 /* history = seq[:-2], target = seq[-2] */
-
-/* Top-K flags. */
-#define IADSR_TOPK_EXCLUDE_HISTORY 1u /* never return items of the input */
-
-/* Checkpoint save flags. */
-#define IADSR_SAVE_NO_FSYNC 1u /* skip fsync (tests, tmpfs); still atomic rename */
-
-/* ------------------------------------------------------------------------ */
-/* Datasets                                                                 */
-/* ------------------------------------------------------------------------ */
 
 /**
  * Create a dataset from CSR arrays.
@@ -302,6 +306,17 @@ IADSR_API int64_t iadsr_dataset_user_id(const iadsr_dataset *d, int64_t u);
 /* ------------------------------------------------------------------------ */
 /* Models                                                                   */
 /* ------------------------------------------------------------------------ */
+
+/* Backbones (iadsr_model_params.backbone). 0 = default (SASRec). */
+#define IADSR_BACKBONE_DEFAULT 0
+#define IADSR_BACKBONE_SASREC 1
+#define IADSR_BACKBONE_GRU4REC 2 /* since 0.2.0 */
+#define IADSR_BACKBONE_CASER 3   /* since 0.2.0 */
+
+/* Activation of the SASRec feed-forward layer. 0 = default (GELU). */
+#define IADSR_ACT_DEFAULT 0
+#define IADSR_ACT_GELU 1
+#define IADSR_ACT_RELU 2
 
 /** Hyper-parameters of a model. Fill with iadsr_model_params_init(). */
 typedef struct iadsr_model_params {
@@ -425,6 +440,9 @@ IADSR_API const float *iadsr_model_item_embeddings(const iadsr_model *m);
 /* Checkpoints (format: docs/FORMAT.md)                                     */
 /* ------------------------------------------------------------------------ */
 
+/* Checkpoint save flags. */
+#define IADSR_SAVE_NO_FSYNC 1u /* skip fsync (tests, tmpfs); still atomic rename */
+
 /**
  * Save a model atomically: written to a temporary file in the same
  * directory, fsync'ed, renamed over @p path, and the directory fsync'ed. On
@@ -475,8 +493,39 @@ IADSR_API int iadsr_model_load(iadsr_model **out, const char *path,
 IADSR_API int iadsr_model_load_from_buffer(iadsr_model **out, const void *buf,
                                            size_t len, uint32_t flags);
 
+/**
+ * Save a backbone with its aligner and gate in one checkpoint (format 1.2;
+ * either may be NULL, and with both NULL this is iadsr_model_save()).
+ * Atomic like iadsr_model_save(). iadsr_model_load() reads such a file and
+ * ignores the aligner and gate.
+ * @return as iadsr_model_save(), plus IADSR_ERR_DIM_MISMATCH (widths differ)
+ * @since 0.3.0
+ */
+IADSR_API int iadsr_checkpoint_save(const iadsr_model *m,
+                                    const iadsr_aligner *a,
+                                    const iadsr_gate *g, const char *path,
+                                    uint32_t flags);
+/**
+ * Load a checkpoint written by iadsr_checkpoint_save() or
+ * iadsr_model_save(). @p aligner and @p gate may be NULL (not wanted);
+ * otherwise they receive the stored component or NULL when the file has
+ * none. Nothing is returned on failure.
+ * @return as iadsr_model_load()
+ * @since 0.3.0
+ */
+IADSR_API int iadsr_checkpoint_load(iadsr_model **m, iadsr_aligner **aligner,
+                                    iadsr_gate **gate, const char *path,
+                                    uint32_t flags);
+/** iadsr_checkpoint_load() from memory (the bytes are borrowed for the
+ *  call). @since 0.3.0 */
+IADSR_API int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
+                                                iadsr_aligner **aligner,
+                                                iadsr_gate **gate,
+                                                const void *buf, size_t len,
+                                                uint32_t flags);
+
 /* ------------------------------------------------------------------------ */
-/* Training                                                                 */
+/* Training: settings, progress, plain and IADSR joint trainers             */
 /* ------------------------------------------------------------------------ */
 
 /** Training settings. Fill with iadsr_train_params_init(). */
@@ -523,6 +572,48 @@ typedef struct iadsr_train_params {
  *  @since 0.1.0 */
 IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
 
+/* Flags of iadsr_denoise_params.flags. */
+/** Gate ablation: the noise score uses the collaborative views only,
+ *  score_t = 3 cos(hbar, h_t) (scaled to the [-3, 3] range of the full
+ *  score so the Gumbel temperature means the same); the aligner still
+ *  trains as lambda_align says. */
+#define IADSR_DENOISE_F_COLLAB_ONLY 1u
+/** From the second epoch on, multiply each training position's input
+ *  embedding by the gate's mask for it from the previous epoch. */
+#define IADSR_DENOISE_F_CARRY_MASKS 2u
+
+/**
+ * Settings of IADSR (Stage 2 of docs/METHOD.md): the joint-training loss
+ * weights and temperatures, and the gate's inference rule. Initialise with
+ * iadsr_denoise_params_init(), then change fields.
+ */
+typedef struct iadsr_denoise_params {
+    uint32_t struct_size; /**< sizeof(iadsr_denoise_params); set by _init */
+    uint32_t flags;       /**< IADSR_DENOISE_F_* bits; default 0 */
+    float lambda_align;   /**< weight of the InfoNCE alignment loss, in
+                               [0, 1e6]; default 1 */
+    float lambda_recon;   /**< weight of the reconstruction loss, in
+                               [0, 1e6]; default 1 */
+    float tau_align;      /**< InfoNCE temperature, in (0, 1e6]; default
+                               0.1 */
+    float tau_gumbel;     /**< Gumbel-sigmoid temperature, in (0, 1e6];
+                               default 1 */
+    float theta;          /**< inference: keep t iff score_t > theta, in
+                               [-3, 3]; default 0 */
+    float max_drop;       /**< inference: never drop more than
+                               floor(max_drop * n) of a sequence of n
+                               items (lowest scores first), [0, 1], read
+                               to 6 decimals; default 0.3 */
+    int32_t protect_last; /**< inference: 1 = never drop the most recent
+                               item (default), 0 = it may be dropped */
+    uint32_t reserved0;   /**< must be 0 */
+    uint64_t seed;        /**< initialisation of W1, W2 and the decoder;
+                               default 7 */
+} iadsr_denoise_params;
+
+/** Fill @p p with the defaults (struct_size included). @since 0.3.0 */
+IADSR_API void iadsr_denoise_params_init(iadsr_denoise_params *p);
+
 /** What the trainer reports after each epoch (see iadsr_progress_fn). */
 typedef struct iadsr_progress_info {
     uint32_t struct_size;  /**< sizeof(iadsr_progress_info) */
@@ -565,6 +656,34 @@ IADSR_API int iadsr_trainer_create(iadsr_trainer **out,
                                    const iadsr_dataset *train,
                                    const iadsr_train_params *p);
 
+/**
+ * Create a trainer for IADSR joint training: the backbone @p init, a fresh
+ * aligner and gate (from @p dp), trained together on
+ * L = L_next + lambda_align L_align + lambda_recon L_recon.
+ *
+ * @param sem       semantic rows of the items (n_items >= the model's);
+ *                  kept alive by the trainer
+ * @param user_sem  NULL (the long-term semantic interest is the mean of the
+ *                  sequence's item rows) or one row per user of @p train
+ *                  (row u = dataset row u, same D as @p sem); kept alive
+ * @param tp, dp    settings; NULL = defaults
+ * In-batch negatives of the alignment loss are the rows of each worker
+ * thread's share of a mini-batch (the whole mini-batch with n_threads 1).
+ * Everything else is as iadsr_trainer_create(); iadsr_trainer_fit(),
+ * iadsr_trainer_run_epoch() and iadsr_trainer_snapshot() work as before and
+ * the progress loss is the total L per training position.
+ * @return as iadsr_trainer_create(), plus IADSR_ERR_DIM_MISMATCH (the
+ *         matrices do not cover the items or users, or their D differ)
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_trainer_create_joint(iadsr_trainer **out,
+                                         const iadsr_model *init,
+                                         const iadsr_dataset *train,
+                                         const iadsr_semantic *sem,
+                                         const iadsr_semantic *user_sem,
+                                         const iadsr_train_params *tp,
+                                         const iadsr_denoise_params *dp);
+
 /** Release a trainer (NULL is a no-op). @since 0.1.0 */
 IADSR_API void iadsr_trainer_free(iadsr_trainer *t);
 
@@ -599,12 +718,27 @@ IADSR_API int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb,
  */
 IADSR_API int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out);
 
+/**
+ * Publish the aligner and gate of a joint trainer, taken from the same
+ * epoch as iadsr_trainer_snapshot() takes the backbone. Either output may
+ * be NULL.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_STATE (the trainer was
+ *         made by iadsr_trainer_create()), IADSR_ERR_NOMEM
+ * Thread-safety: one thread per trainer. @since 0.3.0
+ */
+IADSR_API int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t,
+                                              iadsr_aligner **aligner,
+                                              iadsr_gate **gate);
+
 /** Epochs run so far (0 for NULL). @since 0.1.0 */
 IADSR_API int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t);
 
 /* ------------------------------------------------------------------------ */
 /* Inference contexts and scoring                                           */
 /* ------------------------------------------------------------------------ */
+
+/* Top-K flags. */
+#define IADSR_TOPK_EXCLUDE_HISTORY 1u /* never return items of the input */
 
 /** Context settings. Fill with iadsr_ctx_params_init(). */
 typedef struct iadsr_ctx_params {
@@ -692,6 +826,10 @@ IADSR_API int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
 /* Evaluation                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* Evaluation targets (iadsr_eval_params.target). */
+#define IADSR_EVAL_TEST 1  /* history = seq[:-1], target = seq[-1] */
+#define IADSR_EVAL_VALID 2 /* history = seq[:-2], target = seq[-2] */
+
 /** Evaluation settings. Fill with iadsr_eval_params_init(). */
 typedef struct iadsr_eval_params {
     uint32_t struct_size; /**< sizeof(iadsr_eval_params); set by _init */
@@ -734,19 +872,8 @@ IADSR_API int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
                              const iadsr_eval_params *p, iadsr_metrics *out);
 
 /* ------------------------------------------------------------------------ */
-/* Semantic item embeddings and .npy files                                  */
+/* Semantic item matrices                                                   */
 /* ------------------------------------------------------------------------ */
-
-/**
- * An n_items x D matrix of semantic item embeddings: one row per item id,
- * typically an LLM (or word-vector) embedding of the item's text. Immutable
- * once created and shareable by any number of threads, like a model.
- *
- * Rows that are entirely zero mean "no text for this item"; they are
- * allowed, counted (iadsr_semantic_n_zero_rows()) and everywhere treated as
- * having cosine 0 with every vector, so they never produce NaN.
- */
-typedef struct iadsr_semantic iadsr_semantic;
 
 /* Layout flag for semantic matrices and .npy files (combinable with
  * IADSR_FLAG_BORROW and, for saves, IADSR_SAVE_NO_FSYNC). Without it row r
@@ -779,43 +906,6 @@ typedef struct iadsr_semantic iadsr_semantic;
 IADSR_API int iadsr_semantic_create(iadsr_semantic **out, const float *data,
                                     int64_t n_rows, int32_t dim, int64_t ld,
                                     uint32_t flags);
-
-/**
- * Create a semantic matrix from the bytes of a .npy file (see
- * iadsr_npy_decode() for what is accepted). The bytes are borrowed for the
- * call only; the matrix owns a float32 copy.
- *
- * @param flags  0 or IADSR_SEMANTIC_ROW0_PADDING (how rows map to item ids)
- * @return as iadsr_npy_decode() and iadsr_semantic_create(); a valid .npy
- *         whose shape gives no matrix (no item, D > 1048576) is
- *         IADSR_ERR_FORMAT
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
-                                       size_t len, uint32_t flags);
-
-/**
- * Read a .npy file into a semantic matrix.
- * @return as iadsr_semantic_parse_npy(), plus IADSR_ERR_IO (cannot open or
- *         read; the message names the path)
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
-                                      uint32_t flags);
-
-/**
- * Write a semantic matrix as a .npy file (version 1.0, '<f4', C order,
- * 2-D), atomically: a temporary file in the same directory, fsync, rename.
- * On failure the previous file at @p path is untouched.
- *
- * @param flags  IADSR_SEMANTIC_ROW0_PADDING (write n_items + 1 rows with a
- *               zero row 0) and/or IADSR_SAVE_NO_FSYNC
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED (unknown
- *         flag), IADSR_ERR_IO, IADSR_ERR_NOMEM
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_save_npy(const iadsr_semantic *s,
-                                      const char *path, uint32_t flags);
 
 /** Release a semantic matrix (NULL is a no-op). @since 0.2.0 */
 IADSR_API void iadsr_semantic_free(iadsr_semantic *s);
@@ -879,6 +969,47 @@ IADSR_API int iadsr_semantic_evaluate(const iadsr_semantic *s,
                                       const iadsr_eval_params *p,
                                       iadsr_metrics *out);
 
+/* ------------------------------------------------------------------------ */
+/* Semantic matrices and .npy files                                         */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Create a semantic matrix from the bytes of a .npy file (see
+ * iadsr_npy_decode() for what is accepted). The bytes are borrowed for the
+ * call only; the matrix owns a float32 copy.
+ *
+ * @param flags  0 or IADSR_SEMANTIC_ROW0_PADDING (how rows map to item ids)
+ * @return as iadsr_npy_decode() and iadsr_semantic_create(); a valid .npy
+ *         whose shape gives no matrix (no item, D > 1048576) is
+ *         IADSR_ERR_FORMAT
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
+                                       size_t len, uint32_t flags);
+
+/**
+ * Read a .npy file into a semantic matrix.
+ * @return as iadsr_semantic_parse_npy(), plus IADSR_ERR_IO (cannot open or
+ *         read; the message names the path)
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
+                                      uint32_t flags);
+
+/**
+ * Write a semantic matrix as a .npy file (version 1.0, '<f4', C order,
+ * 2-D), atomically: a temporary file in the same directory, fsync, rename.
+ * On failure the previous file at @p path is untouched.
+ *
+ * @param flags  IADSR_SEMANTIC_ROW0_PADDING (write n_items + 1 rows with a
+ *               zero row 0) and/or IADSR_SAVE_NO_FSYNC
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED (unknown
+ *         flag), IADSR_ERR_IO, IADSR_ERR_NOMEM
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_save_npy(const iadsr_semantic *s,
+                                      const char *path, uint32_t flags);
+
 /**
  * Decode the bytes of a .npy file holding a 2-D float array.
  *
@@ -922,50 +1053,8 @@ IADSR_API int iadsr_npy_save(const char *path, const float *data,
                              uint32_t flags);
 
 /* ------------------------------------------------------------------------ */
-/* IADSR: aligner, denoising gate, joint training, cleaning (since 0.3.0)   */
+/* IADSR: aligner, denoising gate, denoiser (since 0.3.0)                   */
 /* ------------------------------------------------------------------------ */
-
-/* Flags of iadsr_denoise_params.flags. */
-/** Gate ablation: the noise score uses the collaborative views only,
- *  score_t = 3 cos(hbar, h_t) (scaled to the [-3, 3] range of the full
- *  score so the Gumbel temperature means the same); the aligner still
- *  trains as lambda_align says. */
-#define IADSR_DENOISE_F_COLLAB_ONLY 1u
-/** From the second epoch on, multiply each training position's input
- *  embedding by the gate's mask for it from the previous epoch. */
-#define IADSR_DENOISE_F_CARRY_MASKS 2u
-
-/**
- * Settings of IADSR (Stage 2 of docs/METHOD.md): the joint-training loss
- * weights and temperatures, and the gate's inference rule. Initialise with
- * iadsr_denoise_params_init(), then change fields.
- */
-typedef struct iadsr_denoise_params {
-    uint32_t struct_size; /**< sizeof(iadsr_denoise_params); set by _init */
-    uint32_t flags;       /**< IADSR_DENOISE_F_* bits; default 0 */
-    float lambda_align;   /**< weight of the InfoNCE alignment loss, in
-                               [0, 1e6]; default 1 */
-    float lambda_recon;   /**< weight of the reconstruction loss, in
-                               [0, 1e6]; default 1 */
-    float tau_align;      /**< InfoNCE temperature, in (0, 1e6]; default
-                               0.1 */
-    float tau_gumbel;     /**< Gumbel-sigmoid temperature, in (0, 1e6];
-                               default 1 */
-    float theta;          /**< inference: keep t iff score_t > theta, in
-                               [-3, 3]; default 0 */
-    float max_drop;       /**< inference: never drop more than
-                               floor(max_drop * n) of a sequence of n
-                               items (lowest scores first), [0, 1], read
-                               to 6 decimals; default 0.3 */
-    int32_t protect_last; /**< inference: 1 = never drop the most recent
-                               item (default), 0 = it may be dropped */
-    uint32_t reserved0;   /**< must be 0 */
-    uint64_t seed;        /**< initialisation of W1, W2 and the decoder;
-                               default 7 */
-} iadsr_denoise_params;
-
-/** Fill @p p with the defaults (struct_size included). @since 0.3.0 */
-IADSR_API void iadsr_denoise_params_init(iadsr_denoise_params *p);
 
 /**
  * Create an aligner with fresh weights: the projections W1 (short-term) and
@@ -1027,53 +1116,6 @@ IADSR_API int32_t iadsr_gate_dim(const iadsr_gate *g);
  */
 IADSR_API int iadsr_gate_get_params(const iadsr_gate *g,
                                     iadsr_denoise_params *out);
-
-/**
- * Create a trainer for IADSR joint training: the backbone @p init, a fresh
- * aligner and gate (from @p dp), trained together on
- * L = L_next + lambda_align L_align + lambda_recon L_recon.
- *
- * @param sem       semantic rows of the items (n_items >= the model's);
- *                  kept alive by the trainer
- * @param user_sem  NULL (the long-term semantic interest is the mean of the
- *                  sequence's item rows) or one row per user of @p train
- *                  (row u = dataset row u, same D as @p sem); kept alive
- * @param tp, dp    settings; NULL = defaults
- * In-batch negatives of the alignment loss are the rows of each worker
- * thread's share of a mini-batch (the whole mini-batch with n_threads 1).
- * Everything else is as iadsr_trainer_create(); iadsr_trainer_fit(),
- * iadsr_trainer_run_epoch() and iadsr_trainer_snapshot() work as before and
- * the progress loss is the total L per training position.
- * @return as iadsr_trainer_create(), plus IADSR_ERR_DIM_MISMATCH (the
- *         matrices do not cover the items or users, or their D differ)
- * Thread-safety: any thread. @since 0.3.0
- */
-IADSR_API int iadsr_trainer_create_joint(iadsr_trainer **out,
-                                         const iadsr_model *init,
-                                         const iadsr_dataset *train,
-                                         const iadsr_semantic *sem,
-                                         const iadsr_semantic *user_sem,
-                                         const iadsr_train_params *tp,
-                                         const iadsr_denoise_params *dp);
-
-/**
- * Publish the aligner and gate of a joint trainer, taken from the same
- * epoch as iadsr_trainer_snapshot() takes the backbone. Either output may
- * be NULL.
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_STATE (the trainer was
- *         made by iadsr_trainer_create()), IADSR_ERR_NOMEM
- * Thread-safety: one thread per trainer. @since 0.3.0
- */
-IADSR_API int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t,
-                                              iadsr_aligner **aligner,
-                                              iadsr_gate **gate);
-
-/**
- * A denoiser bundles what the gate needs at inference: a backbone model,
- * an aligner, a gate and the items' semantic rows. It holds references to
- * them, is immutable, and may be used by any number of threads at once.
- */
-typedef struct iadsr_denoiser iadsr_denoiser;
 
 /**
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (widths
@@ -1142,36 +1184,9 @@ IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
                                            iadsr_dataset **out,
                                            uint8_t *keep, float *scores);
 
-/**
- * Save a backbone with its aligner and gate in one checkpoint (format 1.2;
- * either may be NULL, and with both NULL this is iadsr_model_save()).
- * Atomic like iadsr_model_save(). iadsr_model_load() reads such a file and
- * ignores the aligner and gate.
- * @return as iadsr_model_save(), plus IADSR_ERR_DIM_MISMATCH (widths differ)
- * @since 0.3.0
- */
-IADSR_API int iadsr_checkpoint_save(const iadsr_model *m,
-                                    const iadsr_aligner *a,
-                                    const iadsr_gate *g, const char *path,
-                                    uint32_t flags);
-/**
- * Load a checkpoint written by iadsr_checkpoint_save() or
- * iadsr_model_save(). @p aligner and @p gate may be NULL (not wanted);
- * otherwise they receive the stored component or NULL when the file has
- * none. Nothing is returned on failure.
- * @return as iadsr_model_load()
- * @since 0.3.0
- */
-IADSR_API int iadsr_checkpoint_load(iadsr_model **m, iadsr_aligner **aligner,
-                                    iadsr_gate **gate, const char *path,
-                                    uint32_t flags);
-/** iadsr_checkpoint_load() from memory (the bytes are borrowed for the
- *  call). @since 0.3.0 */
-IADSR_API int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
-                                                iadsr_aligner **aligner,
-                                                iadsr_gate **gate,
-                                                const void *buf, size_t len,
-                                                uint32_t flags);
+/* ------------------------------------------------------------------------ */
+/* Pipeline: train IADSR, clean, retrain, evaluate (since 0.3.0)            */
+/* ------------------------------------------------------------------------ */
 
 /** What iadsr_pipeline() measured. */
 typedef struct iadsr_pipeline_result {
