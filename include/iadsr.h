@@ -30,6 +30,17 @@
  *   matching size, but a dlopen/FFI caller with an older, smaller struct must
  *   let it write into a buffer of at least the library's size (or fill the
  *   struct itself, with its own struct_size).
+ * - Output structs (iadsr_metrics, iadsr_pipeline_result, and params
+ *   structs filled by a *_get_params() function) also start with
+ *   struct_size, set by the caller to its sizeof. It must be at least the
+ *   struct's oldest released size (stated with each struct), otherwise
+ *   IADSR_ERR_INVALID_ARG and nothing is written. The library writes the
+ *   first min(struct_size, its own sizeof) bytes and keeps the caller's
+ *   struct_size: a caller built against an older, smaller struct keeps
+ *   working when the struct grows, and the tail of a newer, larger struct is
+ *   left untouched. Structs the library hands to a callback
+ *   (iadsr_progress_info) carry the library's own size in struct_size
+ *   instead.
  * - The library never prints, never calls exit() or abort(), and has no
  *   global mutable state.
  * - Enumerations and flags are #defines passed as int32_t/uint32_t, never as
@@ -408,7 +419,9 @@ IADSR_API void iadsr_model_free(iadsr_model *m);
 
 /**
  * Copy the hyper-parameters of @p m into @p out (whose struct_size must be
- * set, e.g. by iadsr_model_params_init()).
+ * set, e.g. by iadsr_model_params_init(); at least 56, the 0.1 size). Only
+ * the first min(struct_size, sizeof(iadsr_model_params)) bytes are written,
+ * and struct_size keeps the caller's value.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG. @since 0.1.0
  */
 IADSR_API int iadsr_model_get_params(const iadsr_model *m,
@@ -616,7 +629,12 @@ IADSR_API void iadsr_denoise_params_init(iadsr_denoise_params *p);
 
 /** What the trainer reports after each epoch (see iadsr_progress_fn). */
 typedef struct iadsr_progress_info {
-    uint32_t struct_size;  /**< sizeof(iadsr_progress_info) */
+    uint32_t struct_size;  /**< sizeof(iadsr_progress_info) in the library
+                                that calls the callback (at least 64, the
+                                0.1 size). The struct only grows at the
+                                end: a callback built against a newer
+                                header must read a newer field only when
+                                struct_size covers it */
     int32_t epoch;         /**< 1-based epoch just finished */
     int32_t max_epochs;    /**< as configured */
     int32_t best_epoch;    /**< epoch of the best validation so far, 0 if none */
@@ -842,9 +860,20 @@ typedef struct iadsr_eval_params {
  *  @since 0.1.0 */
 IADSR_API void iadsr_eval_params_init(iadsr_eval_params *p);
 
-/** Ranking metrics over all items (full ranking). */
+/**
+ * Ranking metrics over all items (full ranking); written by
+ * iadsr_evaluate() and iadsr_semantic_evaluate(), and embedded in
+ * iadsr_pipeline_result.
+ *
+ * The caller sets struct_size to sizeof(iadsr_metrics), at least 64 (the
+ * 0.1 size); the library writes up to the smaller of it and its own size
+ * and keeps the caller's struct_size. Because iadsr_pipeline_result embeds
+ * it by value, this 64-byte layout is frozen there: a metric added later
+ * never moves a field of iadsr_pipeline_result (docs/ABI.md).
+ */
 typedef struct iadsr_metrics {
-    uint32_t struct_size; /**< set by the caller to sizeof(iadsr_metrics) */
+    uint32_t struct_size; /**< set by the caller to sizeof(iadsr_metrics),
+                               >= 64; kept by the library */
     uint32_t reserved0;   /**< written as 0 */
     int64_t n_users;      /**< users evaluated (those with a target) */
     double hr5;           /**< hit ratio at 5 */
@@ -861,8 +890,11 @@ typedef struct iadsr_metrics {
  * items when IADSR_TOPK_EXCLUDE_HISTORY is set) scoring strictly higher than
  * the target; HR@K = [rank < K], NDCG@K = [rank < K] / log2(rank + 2),
  * averaged over users. Users without a target (too short) are skipped.
- * @param out  its struct_size must be set by the caller
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (dataset
+ * @param out  receives the metrics; its struct_size must be set by the
+ *             caller (>= 64), and only the first min(struct_size,
+ *             sizeof(iadsr_metrics)) bytes are written, on success only
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (also struct_size < 64),
+ *         IADSR_ERR_DIM_MISMATCH (dataset
  *         items exceed the model), IADSR_ERR_STATE (no user has a target),
  *         IADSR_ERR_NOMEM
  * Thread-safety: any thread; the model and dataset may be shared.
@@ -1110,7 +1142,10 @@ IADSR_API void iadsr_gate_free(iadsr_gate *g);
 IADSR_API int32_t iadsr_gate_dim(const iadsr_gate *g);
 /**
  * The gate's settings (its inference rule and the loss weights it was
- * trained with). @p out's struct_size must be set by the caller.
+ * trained with). @p out's struct_size must be set by the caller, at least
+ * 48 (the 0.3 size); the first min(struct_size,
+ * sizeof(iadsr_denoise_params)) bytes are written and struct_size keeps the
+ * caller's value.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG
  * @since 0.3.0
  */
@@ -1188,9 +1223,19 @@ IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
 /* Pipeline: train IADSR, clean, retrain, evaluate (since 0.3.0)            */
 /* ------------------------------------------------------------------------ */
 
-/** What iadsr_pipeline() measured. */
+/**
+ * What iadsr_pipeline() measured. The caller sets struct_size to
+ * sizeof(iadsr_pipeline_result), at least 120 (the 0.3 size); the library
+ * writes up to the smaller of it and its own size and keeps the caller's
+ * struct_size.
+ *
+ * The member test embeds iadsr_metrics by value with its 64-byte 0.1
+ * layout, and keeps that layout for good: test.struct_size always reads
+ * 64, and a metric added to iadsr_metrics later is never added to test.
+ * New results, metrics included, go into new fields after test.
+ */
 typedef struct iadsr_pipeline_result {
-    uint32_t struct_size;      /**< set by the caller */
+    uint32_t struct_size;      /**< set by the caller, >= 120; kept */
     int32_t iadsr_epochs;      /**< epoch of the IADSR model kept */
     int32_t retrain_epochs;    /**< epoch of the retrained backbone kept */
     uint32_t reserved0;        /**< written as 0 */
@@ -1199,7 +1244,9 @@ typedef struct iadsr_pipeline_result {
     int64_t n_users_touched;   /**< users with at least one item dropped */
     double iadsr_seconds;      /**< wall time of IADSR training */
     double retrain_seconds;    /**< wall time of retraining */
-    iadsr_metrics test;        /**< retrained backbone on the cleaned data */
+    iadsr_metrics test;        /**< retrained backbone on the cleaned data
+                                    (the frozen 64-byte layout; its
+                                    struct_size reads 64) */
 } iadsr_pipeline_result;
 
 /**
@@ -1208,7 +1255,11 @@ typedef struct iadsr_pipeline_result {
  * backbone (same params and seeds) on the cleaned data, and evaluate it on
  * the test items with the cleaned histories.
  * @param cb        progress of both trainings (may be NULL)
- * @param res       its struct_size must be set by the caller
+ * @param res       receives the result; its struct_size must be set by the
+ *                  caller (>= 120; checked before any training), and only
+ *                  the first min(struct_size,
+ *                  sizeof(iadsr_pipeline_result)) bytes are written, on
+ *                  success only
  * @param model_out NULL or receives the retrained backbone
  * @param clean_out NULL or receives the cleaned dataset
  * @return errors of the steps it runs
