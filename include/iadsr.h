@@ -1,12 +1,17 @@
 /* libiadsr - Interest Alignment for Denoising Sequential Recommendation.
  * SPDX-License-Identifier: MIT
+ */
+/**
+ * @file iadsr.h
+ * @brief The public API of libiadsr: sequential recommenders (SASRec,
+ *        GRU4Rec, Caser) and IADSR denoising of their training sequences.
  *
  * This is the only public header of libiadsr. It is the contract: every
  * exported symbol is declared and documented here (shapes, ownership, errors,
  * thread-safety, the version it appeared in).
  *
- * Conventions used throughout
- * ---------------------------
+ * @par Conventions used throughout
+ *
  * - Every fallible function returns an int status: IADSR_OK (0) or one of the
  *   negative IADSR_ERR_* codes, whose values never change. The thread-local
  *   iadsr_last_error() then holds a human-readable detail.
@@ -43,20 +48,29 @@
  *   instead.
  * - The library never prints, never calls exit() or abort(), and has no
  *   global mutable state.
- * - Enumerations and flags are #defines passed as int32_t/uint32_t, never as
- *   enum types; each is declared with the subject it belongs to.
+ * - Enumerations and flags are preprocessor macros passed as int32_t or
+ *   uint32_t, never as enum types; each is declared with the subject it
+ *   belongs to.
  *
- * Contents, by subject
- * --------------------
- * version and build information; status codes and errors; handles and
- * ownership of host arrays; datasets and sequence files; models; checkpoints
- * (models, and models with aligner and gate); training (settings, progress,
- * plain and IADSR joint trainers); inference contexts and scoring;
- * evaluation; semantic item matrices; semantic matrices and .npy files;
- * IADSR aligner, gate and denoiser; the pipeline.
+ * @par Contents, by subject (in the order of this header)
  *
- * Thread-safety
- * -------------
+ * - @ref api_visibility
+ * - @ref api_version
+ * - @ref api_errors
+ * - @ref api_handles
+ * - @ref api_datasets
+ * - @ref api_models
+ * - @ref api_checkpoints (models, and models with aligner and gate)
+ * - @ref api_training
+ * - @ref api_scoring
+ * - @ref api_evaluation
+ * - @ref api_semantic
+ * - @ref api_npy
+ * - @ref api_iadsr
+ * - @ref api_pipeline
+ *
+ * @par Thread-safety
+ *
  * An iadsr_model and an iadsr_dataset are immutable once created and may be
  * used concurrently from any number of threads. An iadsr_ctx and an
  * iadsr_trainer must be used by one thread at a time, but may move between
@@ -76,9 +90,17 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* Visibility                                                               */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_visibility Visibility
+ *  @{ */
 
+/**
+ * @def IADSR_API
+ * Marks the exported functions of the library: default visibility with GCC
+ * and Clang (the library is built with -fvisibility=hidden, so nothing else
+ * is exported), __declspec(dllexport) when building a Windows DLL
+ * (IADSR_BUILDING_DLL) and __declspec(dllimport) when using one
+ * (IADSR_USING_DLL); empty otherwise.
+ */
 #if defined(_WIN32) && defined(IADSR_BUILDING_DLL)
 #define IADSR_API __declspec(dllexport)
 #elif defined(_WIN32) && defined(IADSR_USING_DLL)
@@ -89,16 +111,30 @@ extern "C" {
 #define IADSR_API
 #endif
 
-/* ------------------------------------------------------------------------ */
-/* Version and build information                                            */
-/* ------------------------------------------------------------------------ */
+/** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_version Version and build information
+ *  @{ */
+
+/* The version of this header. While MAJOR is 0 a minor release may change
+ * the ABI (docs/ABI.md); iadsr_version_number() gives the version of the
+ * library actually loaded. */
+/** Major version of this header (0 while the ABI may still change). */
 #define IADSR_VERSION_MAJOR 0
+/** Minor version of this header; part of the SONAME while MAJOR is 0. */
 #define IADSR_VERSION_MINOR 3
+/** Patch version of this header; patch releases never change the ABI. */
 #define IADSR_VERSION_PATCH 0
+/** This header's version as MAJOR*10000 + MINOR*100 + PATCH (300 for 0.3.0),
+ *  the form iadsr_version_number() returns. */
 #define IADSR_VERSION_NUMBER \
     (IADSR_VERSION_MAJOR * 10000 + IADSR_VERSION_MINOR * 100 + IADSR_VERSION_PATCH)
+/** This header's version as "MAJOR.MINOR.PATCH", the form
+ *  iadsr_version_string() returns. */
 #define IADSR_VERSION_STRING "0.3.0"
+/** Non-zero when this header is version ma.mi.pa or newer: compile-time
+ *  feature tests, e.g. \#if IADSR_VERSION_AT_LEAST(0, 3, 0). */
 #define IADSR_VERSION_AT_LEAST(ma, mi, pa) \
     (IADSR_VERSION_NUMBER >= ((ma) * 10000 + (mi) * 100 + (pa)))
 
@@ -130,27 +166,29 @@ IADSR_API const char *iadsr_build_info(void);
  */
 IADSR_API int iadsr_format_version(void);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Status codes and errors                                                  */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_errors Status codes and errors
+ *  @{ */
 
 /* Status codes. The values are part of the ABI and never change; new codes
  * are only appended. */
-#define IADSR_OK 0
-#define IADSR_ERR_GENERIC (-1)          /* unexpected internal failure */
-#define IADSR_ERR_NOMEM (-2)            /* memory allocation failed */
-#define IADSR_ERR_INVALID_ARG (-3)      /* NULL, foreign handle, bad value */
-#define IADSR_ERR_OUT_OF_RANGE (-4)     /* item id outside 1..n_items, length */
-#define IADSR_ERR_BUFFER_TOO_SMALL (-5) /* caller buffer capacity too small */
-#define IADSR_ERR_IO (-6)               /* open/read/write/fsync/rename failed */
-#define IADSR_ERR_FORMAT (-7)           /* malformed file, text or checkpoint */
-#define IADSR_ERR_VERSION (-8)          /* unsupported format version */
-#define IADSR_ERR_CHECKSUM (-9)         /* checksum mismatch */
-#define IADSR_ERR_STATE (-10)           /* call not valid in this state */
-#define IADSR_ERR_UNSUPPORTED (-11)     /* feature/flag not supported */
-#define IADSR_ERR_NUMERIC (-12)         /* NaN/Inf in input or divergence */
-#define IADSR_ERR_ABORTED (-13)         /* a callback asked to stop */
-#define IADSR_ERR_DIM_MISMATCH (-14)    /* dimensions do not agree */
+#define IADSR_OK 0                      /**< success */
+#define IADSR_ERR_GENERIC (-1)          /**< unexpected internal failure */
+#define IADSR_ERR_NOMEM (-2)            /**< memory allocation failed */
+#define IADSR_ERR_INVALID_ARG (-3)      /**< NULL, foreign handle, bad value */
+#define IADSR_ERR_OUT_OF_RANGE (-4)     /**< item id outside 1..n_items, length */
+#define IADSR_ERR_BUFFER_TOO_SMALL (-5) /**< caller buffer capacity too small */
+#define IADSR_ERR_IO (-6)               /**< open/read/write/fsync/rename failed */
+#define IADSR_ERR_FORMAT (-7)           /**< malformed file, text or checkpoint */
+#define IADSR_ERR_VERSION (-8)          /**< unsupported format version */
+#define IADSR_ERR_CHECKSUM (-9)         /**< checksum mismatch */
+#define IADSR_ERR_STATE (-10)           /**< call not valid in this state */
+#define IADSR_ERR_UNSUPPORTED (-11)     /**< feature/flag not supported */
+#define IADSR_ERR_NUMERIC (-12)         /**< NaN/Inf in input or divergence */
+#define IADSR_ERR_ABORTED (-13)         /**< a callback asked to stop */
+#define IADSR_ERR_DIM_MISMATCH (-14)    /**< dimensions do not agree */
 
 /**
  * Static English description of a status code; never NULL (unknown codes
@@ -181,9 +219,11 @@ IADSR_API const char *iadsr_last_error(void);
  */
 IADSR_API void iadsr_clear_error(void);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Handles and ownership of host arrays                                     */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_handles Handles and ownership of host arrays
+ *  @{ */
 
 /** Sequences of item ids, one per user, in CSR form. Immutable. */
 typedef struct iadsr_dataset iadsr_dataset;
@@ -216,17 +256,21 @@ typedef struct iadsr_semantic iadsr_semantic;
  */
 typedef struct iadsr_denoiser iadsr_denoiser;
 
-/* Ownership of long-lived host arrays (iadsr_dataset_create). */
-#define IADSR_FLAG_COPY 0u   /* the library copies the arrays (default) */
-#define IADSR_FLAG_BORROW 1u /* zero-copy: the host keeps the arrays alive
-                                and unchanged until the handle is freed */
+/* Ownership of long-lived host arrays (the flags of iadsr_dataset_create()
+ * and iadsr_semantic_create()). */
+#define IADSR_FLAG_COPY 0u   /**< the library copies the arrays (default) */
+#define IADSR_FLAG_BORROW 1u /**< zero-copy: the host keeps the arrays alive
+                                  and unchanged until the handle is freed */
+
+/** @} */
 
 /* ------------------------------------------------------------------------ */
-/* Datasets and sequence files                                              */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_datasets Datasets and sequence files
+ *  @{ */
 
-/* How a dataset's sequences are split (train/eval params .split). */
-#define IADSR_SPLIT_DEFAULT 0 /* = LEAVE_ONE_OUT */
+/* How a dataset's sequences are split (iadsr_train_params.split, and the
+ * split argument of iadsr_denoiser_clean_dataset()). */
+#define IADSR_SPLIT_DEFAULT 0 /**< the default split, LEAVE_ONE_OUT */
 /** Leave-one-out: last item = test, second-to-last = validation, the rest
  *  is training data (every prefix position is a training target). */
 #define IADSR_SPLIT_LEAVE_ONE_OUT 1
@@ -250,6 +294,7 @@ typedef struct iadsr_denoiser iadsr_denoiser;
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, bad offsets, unknown flag),
  *         IADSR_ERR_OUT_OF_RANGE (an id is 0, negative or > n_items),
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
@@ -272,6 +317,7 @@ IADSR_API int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
  *         token, a line with a user but no item, no users at all),
  *         IADSR_ERR_OUT_OF_RANGE (id 0 or above n_items, number too large),
  *         IADSR_ERR_NOMEM. The last error names the line: "NAME:LINE: ...".
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_dataset_parse_text(iadsr_dataset **out, const char *text,
@@ -282,6 +328,7 @@ IADSR_API int iadsr_dataset_parse_text(iadsr_dataset **out, const char *text,
  * Read and parse a sequence file (format of iadsr_dataset_parse_text()).
  * @return as iadsr_dataset_parse_text(), plus IADSR_ERR_IO if the file
  *         cannot be opened or read.
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
@@ -314,20 +361,27 @@ IADSR_API const int32_t *iadsr_dataset_user_items(const iadsr_dataset *d,
  */
 IADSR_API int64_t iadsr_dataset_user_id(const iadsr_dataset *d, int64_t u);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Models                                                                   */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_models Models
+ *  @{ */
 
 /* Backbones (iadsr_model_params.backbone). 0 = default (SASRec). */
+/** The default backbone, SASRec. */
 #define IADSR_BACKBONE_DEFAULT 0
+/** SASRec: causal self-attention blocks over the item sequence. */
 #define IADSR_BACKBONE_SASREC 1
-#define IADSR_BACKBONE_GRU4REC 2 /* since 0.2.0 */
-#define IADSR_BACKBONE_CASER 3   /* since 0.2.0 */
+/** GRU4Rec: a stack of GRU layers over the item sequence. @since 0.2.0 */
+#define IADSR_BACKBONE_GRU4REC 2
+/** Caser: horizontal and vertical convolutions over the last l items.
+ *  @since 0.2.0 */
+#define IADSR_BACKBONE_CASER 3
 
 /* Activation of the SASRec feed-forward layer. 0 = default (GELU). */
-#define IADSR_ACT_DEFAULT 0
-#define IADSR_ACT_GELU 1
-#define IADSR_ACT_RELU 2
+#define IADSR_ACT_DEFAULT 0 /**< the default activation, GELU */
+#define IADSR_ACT_GELU 1    /**< GELU, erf form: x Phi(x) */
+#define IADSR_ACT_RELU 2    /**< ReLU */
 
 /** Hyper-parameters of a model. Fill with iadsr_model_params_init(). */
 typedef struct iadsr_model_params {
@@ -388,6 +442,7 @@ IADSR_API void iadsr_model_params_init(iadsr_model_params *p);
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG (field out of bounds),
  *         IADSR_ERR_UNSUPPORTED (backbone not available, unknown flags or
  *         non-zero unknown tail), IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_create(iadsr_model **out,
@@ -397,14 +452,18 @@ IADSR_API int iadsr_model_create(iadsr_model **out,
  * Create a model like iadsr_model_create() but with the item-embedding table
  * warm-started from the host's matrix (e.g. a previous model's embeddings).
  *
+ * @param out     receives the model; NULL on failure
+ * @param p       hyper-parameters, as for iadsr_model_create()
  * @param emb     n_rows x dim float32 matrix, row-major, leading dimension
  *                @p ld (>= dim); row i is item i, row 0 (padding) is ignored;
  *                copied
  * @param n_rows  must be p->n_items + 1
  * @param dim     must be p->dim
+ * @param ld      floats from one row of @p emb to the next, >= dim
  * @return as iadsr_model_create(), plus IADSR_ERR_DIM_MISMATCH (n_rows or
  *         dim disagree) and IADSR_ERR_NUMERIC (a NaN/Inf; the message names
  *         the row)
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_create_from_embeddings(iadsr_model **out,
@@ -449,12 +508,16 @@ IADSR_API size_t iadsr_model_memory_usage(const iadsr_model *m);
  */
 IADSR_API const float *iadsr_model_item_embeddings(const iadsr_model *m);
 
-/* ------------------------------------------------------------------------ */
-/* Checkpoints (format: docs/FORMAT.md)                                     */
-/* ------------------------------------------------------------------------ */
+/** @} */
 
-/* Checkpoint save flags. */
-#define IADSR_SAVE_NO_FSYNC 1u /* skip fsync (tests, tmpfs); still atomic rename */
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_checkpoints Checkpoints (format: docs/FORMAT.md)
+ *  @{ */
+
+/* Checkpoint save flags (also accepted by the .npy writers). */
+/** Skip the fsync calls (tests, tmpfs); the save is still an atomic rename,
+ *  but may not survive a power loss. */
+#define IADSR_SAVE_NO_FSYNC 1u
 
 /**
  * Save a model atomically: written to a temporary file in the same
@@ -462,10 +525,13 @@ IADSR_API const float *iadsr_model_item_embeddings(const iadsr_model *m);
  * failure an existing file at @p path is left untouched.
  * (If only the final fsync of the directory fails, IADSR_ERR_IO is returned
  * although the new file is already in place.)
+ * @param m     the model (only read)
+ * @param path  the file to create or replace
  * @param flags 0 or IADSR_SAVE_NO_FSYNC
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_NOMEM,
  *         IADSR_ERR_NUMERIC (a weight is NaN/Inf: never written),
  *         IADSR_ERR_UNSUPPORTED (unknown flag bits)
+ *
  * Thread-safety: any thread (the model is read only). @since 0.1.0
  */
 IADSR_API int iadsr_model_save(const iadsr_model *m, const char *path,
@@ -473,10 +539,15 @@ IADSR_API int iadsr_model_save(const iadsr_model *m, const char *path,
 
 /**
  * Serialise a model into a caller buffer. With buf == NULL and cap == 0 it
- * only reports the size. @p needed (may be NULL) receives the exact size.
- * The bytes are deterministic: the same model always gives the same bytes.
+ * only reports the size. The bytes are deterministic: the same model always
+ * gives the same bytes, those iadsr_model_save() writes.
+ * @param m       the model (only read)
+ * @param buf     receives the checkpoint bytes; NULL to ask for the size
+ * @param cap     bytes available at @p buf
+ * @param needed  NULL or receives the exact size in bytes
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_BUFFER_TOO_SMALL,
  *         IADSR_ERR_NUMERIC (non-finite weight), IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
@@ -486,6 +557,9 @@ IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
  * Load a model from a checkpoint file. The file is untrusted: it is fully
  * validated (sizes, shapes against hyper-parameters, checksums, finite
  * weights) before the model is allocated.
+ * @param out   receives the model; NULL on failure
+ * @param path  the checkpoint file (formats 1.0 to 1.2; the aligner and
+ *              gate of a 1.2 file are ignored, see iadsr_checkpoint_load())
  * @param flags reserved, must be 0
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_FORMAT,
  *         IADSR_ERR_VERSION (unknown major format), IADSR_ERR_CHECKSUM,
@@ -493,6 +567,7 @@ IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
  *         this library does not know, a backbone not available in this
  *         version, a file over 16 GiB), IADSR_ERR_NUMERIC (non-finite
  *         weight), IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_load(iadsr_model **out, const char *path,
@@ -537,9 +612,11 @@ IADSR_API int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
                                                 const void *buf, size_t len,
                                                 uint32_t flags);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Training: settings, progress, plain and IADSR joint trainers             */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_training Training: settings, progress, plain and IADSR joint trainers
+ *  @{ */
 
 /** Training settings. Fill with iadsr_train_params_init(). */
 typedef struct iadsr_train_params {
@@ -660,6 +737,7 @@ typedef int (*iadsr_progress_fn)(const iadsr_progress_info *info,
 /**
  * Create a trainer that trains a private copy of @p init on @p train.
  *
+ * @param out    receives the trainer; NULL on failure
  * @param init   starting model (e.g. from iadsr_model_create or a loaded
  *               checkpoint); borrowed for the call, not changed
  * @param train  the sequences; kept alive by the trainer
@@ -667,6 +745,7 @@ typedef int (*iadsr_progress_fn)(const iadsr_progress_info *info,
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED,
  *         IADSR_ERR_DIM_MISMATCH (dataset has more items than the model),
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_trainer_create(iadsr_trainer **out,
@@ -679,12 +758,17 @@ IADSR_API int iadsr_trainer_create(iadsr_trainer **out,
  * aligner and gate (from @p dp), trained together on
  * L = L_next + lambda_align L_align + lambda_recon L_recon.
  *
+ * @param out       receives the trainer; NULL on failure
+ * @param init      starting backbone; borrowed for the call, not changed
+ * @param train     the sequences (n_items <= the model's); kept alive by
+ *                  the trainer
  * @param sem       semantic rows of the items (n_items >= the model's);
  *                  kept alive by the trainer
  * @param user_sem  NULL (the long-term semantic interest is the mean of the
  *                  sequence's item rows) or one row per user of @p train
  *                  (row u = dataset row u, same D as @p sem); kept alive
  * @param tp, dp    settings; NULL = defaults
+ *
  * In-batch negatives of the alignment loss are the rows of each worker
  * thread's share of a mini-batch (the whole mini-batch with n_threads 1).
  * Everything else is as iadsr_trainer_create(); iadsr_trainer_fit(),
@@ -692,6 +776,7 @@ IADSR_API int iadsr_trainer_create(iadsr_trainer **out,
  * the progress loss is the total L per training position.
  * @return as iadsr_trainer_create(), plus IADSR_ERR_DIM_MISMATCH (the
  *         matrices do not cover the items or users, or their D differ)
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_trainer_create_joint(iadsr_trainer **out,
@@ -708,11 +793,13 @@ IADSR_API void iadsr_trainer_free(iadsr_trainer *t);
 /**
  * Run one epoch over the training part (shuffled mini-batches, full-softmax
  * cross-entropy at every real position, Adam).
+ * @param t         the trainer
  * @param loss_out  receives the mean loss per training position; may be NULL
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NUMERIC (non-finite
  *         loss or gradient; the working weights are left as before the
  *         failing step), IADSR_ERR_STATE (no training positions),
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: one thread per trainer. @since 0.1.0
  */
 IADSR_API int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out);
@@ -722,6 +809,7 @@ IADSR_API int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out);
  * LEAVE_ONE_OUT), keeping the best model. @p cb may be NULL.
  * @return IADSR_OK, IADSR_ERR_ABORTED (callback), errors of
  *         iadsr_trainer_run_epoch()
+ *
  * Thread-safety: one thread per trainer. @since 0.1.0
  */
 IADSR_API int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb,
@@ -732,6 +820,7 @@ IADSR_API int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb,
  * validated (LEAVE_ONE_OUT split), else the current weights. The trainer may
  * continue afterwards; the published model is independent of it.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ *
  * Thread-safety: one thread per trainer. @since 0.1.0
  */
 IADSR_API int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out);
@@ -742,6 +831,7 @@ IADSR_API int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out);
  * be NULL.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_STATE (the trainer was
  *         made by iadsr_trainer_create()), IADSR_ERR_NOMEM
+ *
  * Thread-safety: one thread per trainer. @since 0.3.0
  */
 IADSR_API int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t,
@@ -751,12 +841,16 @@ IADSR_API int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t,
 /** Epochs run so far (0 for NULL). @since 0.1.0 */
 IADSR_API int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t);
 
-/* ------------------------------------------------------------------------ */
-/* Inference contexts and scoring                                           */
-/* ------------------------------------------------------------------------ */
+/** @} */
 
-/* Top-K flags. */
-#define IADSR_TOPK_EXCLUDE_HISTORY 1u /* never return items of the input */
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_scoring Inference contexts and scoring
+ *  @{ */
+
+/* Top-K flags (iadsr_ctx_topk(), iadsr_ctx_topk_batch(), and
+ * iadsr_eval_params.flags). */
+/** Never return (or, in evaluation, rank) the items of the input sequence. */
+#define IADSR_TOPK_EXCLUDE_HISTORY 1u
 
 /** Context settings. Fill with iadsr_ctx_params_init(). */
 typedef struct iadsr_ctx_params {
@@ -774,9 +868,12 @@ IADSR_API void iadsr_ctx_params_init(iadsr_ctx_params *p);
 /**
  * Create an inference context bound to @p m (kept alive by the context).
  * All scratch memory is allocated here: scoring calls never allocate.
- * @param p  NULL = defaults
+ * @param out  receives the context; NULL on failure
+ * @param m    the model to score with; kept alive by the context
+ * @param p    NULL = defaults
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED,
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread; the model may be shared by many contexts.
  * @since 0.1.0
  */
@@ -793,6 +890,7 @@ IADSR_API const iadsr_model *iadsr_ctx_model(const iadsr_ctx *c);
 /**
  * Next-item scores of every item after the sequence @p seq.
  *
+ * @param c           the context (its scratch is reused)
  * @param seq         item ids, oldest first, each in 1..n_items; borrowed.
  *                    Only the last max_seq_len items are used.
  * @param n_seq       >= 1
@@ -801,6 +899,7 @@ IADSR_API const iadsr_model *iadsr_ctx_model(const iadsr_ctx *c);
  * @param scores_cap  capacity of scores_out in floats, >= n_items + 1
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE (an id),
  *         IADSR_ERR_BUFFER_TOO_SMALL
+ *
  * Thread-safety: one thread per ctx; the model may be shared. @since 0.1.0
  */
 IADSR_API int iadsr_ctx_score(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
@@ -809,8 +908,17 @@ IADSR_API int iadsr_ctx_score(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
 /**
  * Scores for a batch of sequences in CSR form (see iadsr_dataset_create()).
  * Row u of @p scores_out (n_items + 1 floats) holds user u's scores.
+ * @param c           the context
+ * @param items       the item ids of all sequences, each in 1..n_items;
+ *                    user u's are items[offsets[u] .. offsets[u+1])
+ * @param offsets     n_users + 1 entries, offsets[0] == 0, non-decreasing
+ * @param n_users     number of sequences, >= 1 (scored max_batch at a
+ *                    time)
+ * @param scores_out  receives n_users rows of n_items + 1 floats; entry 0
+ *                    of each row is -INFINITY
  * @param scores_cap  capacity in floats, >= n_users * (n_items + 1)
  * @return as iadsr_ctx_score(); every sequence must be non-empty
+ *
  * Thread-safety: one thread per ctx. @since 0.1.0
  */
 IADSR_API int iadsr_ctx_score_batch(iadsr_ctx *c, const int32_t *items,
@@ -819,11 +927,16 @@ IADSR_API int iadsr_ctx_score_batch(iadsr_ctx *c, const int32_t *items,
 
 /**
  * The @p k best next items after @p seq, best first.
+ * @param c           the context
+ * @param seq         item ids, oldest first, each in 1..n_items (only the
+ *                    last max_seq_len are used)
+ * @param n_seq       >= 1
  * @param k           1..n_items
  * @param flags       0 or IADSR_TOPK_EXCLUDE_HISTORY
  * @param ids_out     k item ids; padded with -1 when fewer candidates exist
  * @param scores_out  k scores (may be NULL); padded with -INFINITY
  * @return as iadsr_ctx_score()
+ *
  * Thread-safety: one thread per ctx. @since 0.1.0
  */
 IADSR_API int iadsr_ctx_topk(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
@@ -840,13 +953,15 @@ IADSR_API int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
                                    int32_t k, uint32_t flags, int32_t *ids_out,
                                    float *scores_out);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Evaluation                                                               */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_evaluation Evaluation
+ *  @{ */
 
 /* Evaluation targets (iadsr_eval_params.target). */
-#define IADSR_EVAL_TEST 1  /* history = seq[:-1], target = seq[-1] */
-#define IADSR_EVAL_VALID 2 /* history = seq[:-2], target = seq[-2] */
+#define IADSR_EVAL_TEST 1  /**< history = seq[:-1], target = seq[-1] */
+#define IADSR_EVAL_VALID 2 /**< history = seq[:-2], target = seq[-2] */
 
 /** Evaluation settings. Fill with iadsr_eval_params_init(). */
 typedef struct iadsr_eval_params {
@@ -888,8 +1003,12 @@ typedef struct iadsr_metrics {
  * Leave-one-out evaluation with full ranking: for each user with a target,
  * rank = number of items (other than the target, and other than history
  * items when IADSR_TOPK_EXCLUDE_HISTORY is set) scoring strictly higher than
- * the target; HR@K = [rank < K], NDCG@K = [rank < K] / log2(rank + 2),
+ * the target; HR\@K = [rank < K], NDCG\@K = [rank < K] / log2(rank + 2),
  * averaged over users. Users without a target (too short) are skipped.
+ * @param m    the model (only read)
+ * @param d    the users' sequences; a user needs 2 items for the test
+ *             target, 3 for the validation target
+ * @param p    NULL = defaults (the test target, 1 thread, flags 0)
  * @param out  receives the metrics; its struct_size must be set by the
  *             caller (>= 64), and only the first min(struct_size,
  *             sizeof(iadsr_metrics)) bytes are written, on success only
@@ -897,22 +1016,25 @@ typedef struct iadsr_metrics {
  *         IADSR_ERR_DIM_MISMATCH (dataset
  *         items exceed the model), IADSR_ERR_STATE (no user has a target),
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread; the model and dataset may be shared.
  * @since 0.1.0
  */
 IADSR_API int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
                              const iadsr_eval_params *p, iadsr_metrics *out);
 
-/* ------------------------------------------------------------------------ */
-/* Semantic item matrices                                                   */
-/* ------------------------------------------------------------------------ */
+/** @} */
 
-/* Layout flag for semantic matrices and .npy files (combinable with
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_semantic Semantic item matrices
+ *  @{ */
+
+/** Layout flag for semantic matrices and .npy files (combinable with
  * IADSR_FLAG_BORROW and, for saves, IADSR_SAVE_NO_FSYNC). Without it row r
  * (0-based) holds item id r + 1, so n_rows == n_items. With it row r holds
  * item id r and row 0 is the padding row (ignored on input, written as zeros
  * on output), so n_rows == n_items + 1: the layout `iadsr embed-text` writes
- * and most Python code uses (embedding[item_id]). */
+ * and most Python code uses (embedding[item_id]). @since 0.2.0 */
 #define IADSR_SEMANTIC_ROW0_PADDING 2u
 
 /**
@@ -933,6 +1055,7 @@ IADSR_API int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
  *         rows, unknown flag), IADSR_ERR_NUMERIC (a NaN or Inf: nothing is
  *         created and the message names the first bad item id and column),
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_semantic_create(iadsr_semantic **out, const float *data,
@@ -962,10 +1085,12 @@ IADSR_API const float *iadsr_semantic_row(const iadsr_semantic *s,
 
 /**
  * Check that the matrix fits a model or dataset.
+ * @param s        the matrix
  * @param n_items  expected number of items (> 0)
  * @param dim      expected D, or 0 for any
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (the
  *         message states both values)
+ *
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_semantic_check(const iadsr_semantic *s, int32_t n_items,
@@ -977,12 +1102,14 @@ IADSR_API int iadsr_semantic_check(const iadsr_semantic *s, int32_t n_items,
  * zeros; a zero mean or a zero item row gives cosine 0). A baseline that
  * shows how much signal the text carries.
  *
+ * @param s         the matrix
  * @param seq       item ids, oldest first, each in 1..n_items
  * @param n         length, >= 1
  * @param scores    receives n_items + 1 floats; scores[0] = -INFINITY
  * @param capacity  number of floats in @p scores, >= n_items + 1
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE,
  *         IADSR_ERR_BUFFER_TOO_SMALL
+ *
  * Thread-safety: any thread; does not allocate. @since 0.2.0
  */
 IADSR_API int iadsr_semantic_scores(const iadsr_semantic *s,
@@ -994,6 +1121,7 @@ IADSR_API int iadsr_semantic_scores(const iadsr_semantic *s,
  * protocol of iadsr_evaluate() (leave-one-out, full ranking).
  * @return as iadsr_evaluate(), plus IADSR_ERR_DIM_MISMATCH (the matrix
  *         has fewer items than the dataset)
+ *
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_semantic_evaluate(const iadsr_semantic *s,
@@ -1001,19 +1129,25 @@ IADSR_API int iadsr_semantic_evaluate(const iadsr_semantic *s,
                                       const iadsr_eval_params *p,
                                       iadsr_metrics *out);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Semantic matrices and .npy files                                         */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_npy Semantic matrices and .npy files
+ *  @{ */
 
 /**
  * Create a semantic matrix from the bytes of a .npy file (see
  * iadsr_npy_decode() for what is accepted). The bytes are borrowed for the
  * call only; the matrix owns a float32 copy.
  *
+ * @param out    receives the matrix; NULL on failure
+ * @param buf    the bytes of the .npy file
+ * @param len    number of bytes at @p buf
  * @param flags  0 or IADSR_SEMANTIC_ROW0_PADDING (how rows map to item ids)
  * @return as iadsr_npy_decode() and iadsr_semantic_create(); a valid .npy
  *         whose shape gives no matrix (no item, D > 1048576) is
  *         IADSR_ERR_FORMAT
+ *
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
@@ -1023,6 +1157,7 @@ IADSR_API int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
  * Read a .npy file into a semantic matrix.
  * @return as iadsr_semantic_parse_npy(), plus IADSR_ERR_IO (cannot open or
  *         read; the message names the path)
+ *
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
@@ -1033,10 +1168,13 @@ IADSR_API int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
  * 2-D), atomically: a temporary file in the same directory, fsync, rename.
  * On failure the previous file at @p path is untouched.
  *
+ * @param s      the matrix
+ * @param path   the file to create or replace
  * @param flags  IADSR_SEMANTIC_ROW0_PADDING (write n_items + 1 rows with a
  *               zero row 0) and/or IADSR_SAVE_NO_FSYNC
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED (unknown
  *         flag), IADSR_ERR_IO, IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_semantic_save_npy(const iadsr_semantic *s,
@@ -1057,13 +1195,19 @@ IADSR_API int iadsr_semantic_save_npy(const iadsr_semantic *s,
  * Values are returned as stored (NaN/Inf included: validation belongs to
  * the consumer, e.g. iadsr_semantic_create()).
  *
+ * @param buf       the bytes of the file; borrowed for the call
+ * @param len       number of bytes at @p buf
  * @param out       receives n_rows * n_cols floats, row-major; may be NULL
  * @param capacity  floats available at @p out
+ * @param n_rows    receives the number of rows (0 when the header is
+ *                  invalid); must not be NULL
+ * @param n_cols    receives the number of columns, likewise
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_FORMAT (bad magic,
  *         header, shape or size; the message says which),
  *         IADSR_ERR_VERSION (unknown format version), IADSR_ERR_UNSUPPORTED
  *         (another dtype, big-endian, fortran_order True, not 2-D),
  *         IADSR_ERR_BUFFER_TOO_SMALL
+ *
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_npy_decode(const void *buf, size_t len, float *out,
@@ -1074,19 +1218,26 @@ IADSR_API int iadsr_npy_decode(const void *buf, size_t len, float *out,
  * Write a float32 matrix as a .npy file (version 1.0, '<f4', C order),
  * atomically (temporary file, fsync, rename; the old file survives any
  * failure).
- * @param data   n_rows x n_cols floats, row r at data + r * ld
- * @param flags  0 or IADSR_SAVE_NO_FSYNC
+ * @param path    the file to create or replace
+ * @param data    n_rows x n_cols floats, row r at data + r * ld
+ * @param n_rows  number of rows, >= 1
+ * @param n_cols  number of columns, >= 1
+ * @param ld      floats from one row to the next, >= n_cols
+ * @param flags   0 or IADSR_SAVE_NO_FSYNC
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED, IADSR_ERR_IO,
  *         IADSR_ERR_NOMEM (the file is built in memory first)
+ *
  * Thread-safety: any thread. @since 0.2.0
  */
 IADSR_API int iadsr_npy_save(const char *path, const float *data,
                              int64_t n_rows, int64_t n_cols, int64_t ld,
                              uint32_t flags);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* IADSR: aligner, denoising gate, denoiser (since 0.3.0)                   */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_iadsr IADSR: aligner, denoising gate, denoiser (since 0.3.0)
+ *  @{ */
 
 /**
  * Create an aligner with fresh weights: the projections W1 (short-term) and
@@ -1094,10 +1245,12 @@ IADSR_API int iadsr_npy_save(const char *path, const float *data,
  * d-dimensional space, Xavier-uniform initialised from p->seed. Immutable
  * and shareable once created; trained aligners come from
  * iadsr_trainer_snapshot_denoiser() or a checkpoint.
+ * @param out      receives the aligner; NULL on failure
  * @param dim      backbone width d, 1..4096
  * @param sem_dim  semantic width D, 1..1048576
  * @param p        NULL = defaults (tau_align is stored in the aligner)
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_aligner_create(iadsr_aligner **out, int32_t dim,
@@ -1111,8 +1264,13 @@ IADSR_API int32_t iadsr_aligner_dim(const iadsr_aligner *a);
 IADSR_API int32_t iadsr_aligner_semantic_dim(const iadsr_aligner *a);
 /**
  * Project one semantic vector: out = W1 x (@p which = 1) or W2 x (2).
- * @param x    D floats;  @param out  d floats
+ * @param a      the aligner
+ * @param which  1 (W1, the short-term projection) or 2 (W2, the long-term
+ *               one)
+ * @param x      D floats
+ * @param out    receives d floats
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_aligner_project(const iadsr_aligner *a, int32_t which,
@@ -1123,6 +1281,7 @@ IADSR_API int iadsr_aligner_project(const iadsr_aligner *a, int32_t which,
  * rule of @p p (theta, max_drop, protect_last, tau_gumbel, flags).
  * Immutable and shareable once created.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_gate_create(iadsr_gate **out, int32_t dim,
@@ -1132,6 +1291,7 @@ IADSR_API int iadsr_gate_create(iadsr_gate **out, int32_t dim,
  * it to try another theta or max_drop without retraining). The loss
  * weights of @p p are ignored.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
@@ -1153,9 +1313,20 @@ IADSR_API int iadsr_gate_get_params(const iadsr_gate *g,
                                     iadsr_denoise_params *out);
 
 /**
+ * Create a denoiser from a trained backbone, aligner and gate (e.g. from
+ * iadsr_trainer_snapshot() and iadsr_trainer_snapshot_denoiser(), or
+ * iadsr_checkpoint_load()) and the items' semantic rows.
+ * @param out  receives the denoiser; NULL on failure
+ * @param m    the backbone; kept alive by the denoiser
+ * @param a    the aligner (widths d of @p m and D of @p sem); kept alive
+ * @param g    the gate, whose inference rule the denoiser applies; kept
+ *             alive
+ * @param sem  the items' semantic rows (at least the model's n_items);
+ *             kept alive
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (widths
  *         disagree, or @p sem covers fewer items than the model),
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_denoiser_create(iadsr_denoiser **out,
@@ -1175,17 +1346,21 @@ IADSR_API void iadsr_denoiser_free(iadsr_denoiser *dn);
  * Sequences longer than the model's L are encoded in overlapping windows
  * so every position sees at least L/2 items of context (or all before it).
  *
- * @param seq       n item ids in 1..n_items, n >= 1
+ * @param dn        the denoiser
+ * @param seq       n item ids in 1..n_items, oldest first
+ * @param n         length of @p seq, >= 1
  * @param user_vec  NULL, or the user's D-vector for the long-term semantic
  *                  interest (instead of the mean of the item rows)
  * @param keep      NULL or n bytes: 1 = kept, 0 = dropped
  * @param scores    NULL or n floats: score_t
  * @param cleaned   NULL or room for n ids: the kept items, order preserved
  * @param n_kept    NULL or receives the number of kept items
+ *
  * Outputs are written only on success.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE (an id
  *         outside 1..n_items, n < 1), IADSR_ERR_NUMERIC (user_vec has a
  *         NaN or Inf), IADSR_ERR_NOMEM (scratch is allocated per call)
+ *
  * Thread-safety: any thread, concurrently on one denoiser. @since 0.3.0
  */
 IADSR_API int iadsr_denoiser_clean(const iadsr_denoiser *dn,
@@ -1196,6 +1371,8 @@ IADSR_API int iadsr_denoiser_clean(const iadsr_denoiser *dn,
 
 /**
  * Clean a dataset with n_threads worker threads.
+ * @param dn     the denoiser
+ * @param d      the dataset to clean (item ids within the model's)
  * @param split  IADSR_SPLIT_LEAVE_ONE_OUT (default): only each user's
  *               training part (all but the last two items) is cleaned and
  *               the last two are kept as they are, so the result can be
@@ -1209,6 +1386,7 @@ IADSR_API int iadsr_denoiser_clean(const iadsr_denoiser *dn,
  *               (NaN for positions that were not scored)
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH,
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
@@ -1219,9 +1397,11 @@ IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
                                            iadsr_dataset **out,
                                            uint8_t *keep, float *scores);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Pipeline: train IADSR, clean, retrain, evaluate (since 0.3.0)            */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_pipeline Pipeline: train IADSR, clean, retrain, evaluate (since 0.3.0)
+ *  @{ */
 
 /**
  * What iadsr_pipeline() measured. The caller sets struct_size to
@@ -1254,7 +1434,18 @@ typedef struct iadsr_pipeline_result {
  * on @p d (leave-one-out split), clean every training part, retrain a fresh
  * backbone (same params and seeds) on the cleaned data, and evaluate it on
  * the test items with the cleaned histories.
+ * @param d         the users' sequences (leave-one-out: the last item is
+ *                  the test target, the one before it validates)
+ * @param sem       the items' semantic rows (as iadsr_trainer_create_joint())
+ * @param mp        backbone hyper-parameters (n_items is required); the
+ *                  IADSR backbone and the retrained one both start from
+ *                  them
+ * @param tp        training settings of both trainings; NULL = defaults;
+ *                  the split must be LEAVE_ONE_OUT
+ * @param dp        IADSR settings (loss weights, the gate's inference rule);
+ *                  NULL = defaults
  * @param cb        progress of both trainings (may be NULL)
+ * @param user_data passed to @p cb unchanged
  * @param res       receives the result; its struct_size must be set by the
  *                  caller (>= 120; checked before any training), and only
  *                  the first min(struct_size,
@@ -1263,6 +1454,7 @@ typedef struct iadsr_pipeline_result {
  * @param model_out NULL or receives the retrained backbone
  * @param clean_out NULL or receives the cleaned dataset
  * @return errors of the steps it runs
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_pipeline(const iadsr_dataset *d,
@@ -1274,6 +1466,8 @@ IADSR_API int iadsr_pipeline(const iadsr_dataset *d,
                              iadsr_pipeline_result *res,
                              iadsr_model **model_out,
                              iadsr_dataset **clean_out);
+
+/** @} */
 
 #ifdef __cplusplus
 }
