@@ -1,12 +1,17 @@
 /* libiadsr - Interest Alignment for Denoising Sequential Recommendation.
  * SPDX-License-Identifier: MIT
+ */
+/**
+ * @file iadsr.h
+ * @brief The public API of libiadsr: sequential recommenders (SASRec,
+ *        GRU4Rec, Caser) and IADSR denoising of their training sequences.
  *
  * This is the only public header of libiadsr. It is the contract: every
  * exported symbol is declared and documented here (shapes, ownership, errors,
  * thread-safety, the version it appeared in).
  *
- * Conventions used throughout
- * ---------------------------
+ * @par Conventions used throughout
+ *
  * - Every fallible function returns an int status: IADSR_OK (0) or one of the
  *   negative IADSR_ERR_* codes, whose values never change. The thread-local
  *   iadsr_last_error() then holds a human-readable detail.
@@ -30,11 +35,42 @@
  *   matching size, but a dlopen/FFI caller with an older, smaller struct must
  *   let it write into a buffer of at least the library's size (or fill the
  *   struct itself, with its own struct_size).
+ * - Output structs (iadsr_metrics, iadsr_pipeline_result, and params
+ *   structs filled by a *_get_params() function) also start with
+ *   struct_size, set by the caller to its sizeof. It must be at least the
+ *   struct's oldest released size (stated with each struct), otherwise
+ *   IADSR_ERR_INVALID_ARG and nothing is written. The library writes the
+ *   first min(struct_size, its own sizeof) bytes and keeps the caller's
+ *   struct_size: a caller built against an older, smaller struct keeps
+ *   working when the struct grows, and the tail of a newer, larger struct is
+ *   left untouched. Structs the library hands to a callback
+ *   (iadsr_progress_info) carry the library's own size in struct_size
+ *   instead.
  * - The library never prints, never calls exit() or abort(), and has no
  *   global mutable state.
+ * - Enumerations and flags are preprocessor macros passed as int32_t or
+ *   uint32_t, never as enum types; each is declared with the subject it
+ *   belongs to.
  *
- * Thread-safety
- * -------------
+ * @par Contents, by subject (in the order of this header)
+ *
+ * - @ref api_visibility
+ * - @ref api_version
+ * - @ref api_errors
+ * - @ref api_handles
+ * - @ref api_datasets
+ * - @ref api_models
+ * - @ref api_checkpoints (models, and models with aligner and gate)
+ * - @ref api_training
+ * - @ref api_scoring
+ * - @ref api_evaluation
+ * - @ref api_semantic
+ * - @ref api_npy
+ * - @ref api_iadsr
+ * - @ref api_pipeline
+ *
+ * @par Thread-safety
+ *
  * An iadsr_model and an iadsr_dataset are immutable once created and may be
  * used concurrently from any number of threads. An iadsr_ctx and an
  * iadsr_trainer must be used by one thread at a time, but may move between
@@ -54,9 +90,17 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* Visibility                                                               */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_visibility Visibility
+ *  @{ */
 
+/**
+ * @def IADSR_API
+ * Marks the exported functions of the library: default visibility with GCC
+ * and Clang (the library is built with -fvisibility=hidden, so nothing else
+ * is exported), __declspec(dllexport) when building a Windows DLL
+ * (IADSR_BUILDING_DLL) and __declspec(dllimport) when using one
+ * (IADSR_USING_DLL); empty otherwise.
+ */
 #if defined(_WIN32) && defined(IADSR_BUILDING_DLL)
 #define IADSR_API __declspec(dllexport)
 #elif defined(_WIN32) && defined(IADSR_USING_DLL)
@@ -67,16 +111,30 @@ extern "C" {
 #define IADSR_API
 #endif
 
-/* ------------------------------------------------------------------------ */
-/* Version                                                                  */
-/* ------------------------------------------------------------------------ */
+/** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_version Version and build information
+ *  @{ */
+
+/* The version of this header. While MAJOR is 0 a minor release may change
+ * the ABI (docs/ABI.md); iadsr_version_number() gives the version of the
+ * library actually loaded. */
+/** Major version of this header (0 while the ABI may still change). */
 #define IADSR_VERSION_MAJOR 0
+/** Minor version of this header; part of the SONAME while MAJOR is 0. */
 #define IADSR_VERSION_MINOR 3
+/** Patch version of this header; patch releases never change the ABI. */
 #define IADSR_VERSION_PATCH 0
+/** This header's version as MAJOR*10000 + MINOR*100 + PATCH (300 for 0.3.0),
+ *  the form iadsr_version_number() returns. */
 #define IADSR_VERSION_NUMBER \
     (IADSR_VERSION_MAJOR * 10000 + IADSR_VERSION_MINOR * 100 + IADSR_VERSION_PATCH)
+/** This header's version as "MAJOR.MINOR.PATCH", the form
+ *  iadsr_version_string() returns. */
 #define IADSR_VERSION_STRING "0.3.0"
+/** Non-zero when this header is version ma.mi.pa or newer: compile-time
+ *  feature tests, e.g. \#if IADSR_VERSION_AT_LEAST(0, 3, 0). */
 #define IADSR_VERSION_AT_LEAST(ma, mi, pa) \
     (IADSR_VERSION_NUMBER >= ((ma) * 10000 + (mi) * 100 + (pa)))
 
@@ -108,27 +166,29 @@ IADSR_API const char *iadsr_build_info(void);
  */
 IADSR_API int iadsr_format_version(void);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Status codes and errors                                                  */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_errors Status codes and errors
+ *  @{ */
 
 /* Status codes. The values are part of the ABI and never change; new codes
  * are only appended. */
-#define IADSR_OK 0
-#define IADSR_ERR_GENERIC (-1)          /* unexpected internal failure */
-#define IADSR_ERR_NOMEM (-2)            /* memory allocation failed */
-#define IADSR_ERR_INVALID_ARG (-3)      /* NULL, foreign handle, bad value */
-#define IADSR_ERR_OUT_OF_RANGE (-4)     /* item id outside 1..n_items, length */
-#define IADSR_ERR_BUFFER_TOO_SMALL (-5) /* caller buffer capacity too small */
-#define IADSR_ERR_IO (-6)               /* open/read/write/fsync/rename failed */
-#define IADSR_ERR_FORMAT (-7)           /* malformed file, text or checkpoint */
-#define IADSR_ERR_VERSION (-8)          /* unsupported format version */
-#define IADSR_ERR_CHECKSUM (-9)         /* checksum mismatch */
-#define IADSR_ERR_STATE (-10)           /* call not valid in this state */
-#define IADSR_ERR_UNSUPPORTED (-11)     /* feature/flag not supported */
-#define IADSR_ERR_NUMERIC (-12)         /* NaN/Inf in input or divergence */
-#define IADSR_ERR_ABORTED (-13)         /* a callback asked to stop */
-#define IADSR_ERR_DIM_MISMATCH (-14)    /* dimensions do not agree */
+#define IADSR_OK 0                      /**< success */
+#define IADSR_ERR_GENERIC (-1)          /**< unexpected internal failure */
+#define IADSR_ERR_NOMEM (-2)            /**< memory allocation failed */
+#define IADSR_ERR_INVALID_ARG (-3)      /**< NULL, foreign handle, bad value */
+#define IADSR_ERR_OUT_OF_RANGE (-4)     /**< item id outside 1..n_items, length */
+#define IADSR_ERR_BUFFER_TOO_SMALL (-5) /**< caller buffer capacity too small */
+#define IADSR_ERR_IO (-6)               /**< open/read/write/fsync/rename failed */
+#define IADSR_ERR_FORMAT (-7)           /**< malformed file, text or checkpoint */
+#define IADSR_ERR_VERSION (-8)          /**< unsupported format version */
+#define IADSR_ERR_CHECKSUM (-9)         /**< checksum mismatch */
+#define IADSR_ERR_STATE (-10)           /**< call not valid in this state */
+#define IADSR_ERR_UNSUPPORTED (-11)     /**< feature/flag not supported */
+#define IADSR_ERR_NUMERIC (-12)         /**< NaN/Inf in input or divergence */
+#define IADSR_ERR_ABORTED (-13)         /**< a callback asked to stop */
+#define IADSR_ERR_DIM_MISMATCH (-14)    /**< dimensions do not agree */
 
 /**
  * Static English description of a status code; never NULL (unknown codes
@@ -159,9 +219,11 @@ IADSR_API const char *iadsr_last_error(void);
  */
 IADSR_API void iadsr_clear_error(void);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Handles                                                                  */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_handles Handles and ownership of host arrays
+ *  @{ */
 
 /** Sequences of item ids, one per user, in CSR form. Immutable. */
 typedef struct iadsr_dataset iadsr_dataset;
@@ -175,48 +237,45 @@ typedef struct iadsr_ctx iadsr_ctx;
 typedef struct iadsr_aligner iadsr_aligner;
 /** Denoising gate: decoder and inference rule. Immutable. */
 typedef struct iadsr_gate iadsr_gate;
-/* iadsr_semantic (host text embeddings) is declared with its functions. */
+
+/**
+ * An n_items x D matrix of semantic item embeddings: one row per item id,
+ * typically an LLM (or word-vector) embedding of the item's text. Immutable
+ * once created and shareable by any number of threads, like a model.
+ *
+ * Rows that are entirely zero mean "no text for this item"; they are
+ * allowed, counted (iadsr_semantic_n_zero_rows()) and everywhere treated as
+ * having cosine 0 with every vector, so they never produce NaN.
+ */
+typedef struct iadsr_semantic iadsr_semantic;
+
+/**
+ * A denoiser bundles what the gate needs at inference: a backbone model,
+ * an aligner, a gate and the items' semantic rows. It holds references to
+ * them, is immutable, and may be used by any number of threads at once.
+ */
+typedef struct iadsr_denoiser iadsr_denoiser;
+
+/* Ownership of long-lived host arrays (the flags of iadsr_dataset_create()
+ * and iadsr_semantic_create()). */
+#define IADSR_FLAG_COPY 0u   /**< the library copies the arrays (default) */
+#define IADSR_FLAG_BORROW 1u /**< zero-copy: the host keeps the arrays alive
+                                  and unchanged until the handle is freed */
+
+/** @} */
 
 /* ------------------------------------------------------------------------ */
-/* Enumerations and flags (passed as int32_t/uint32_t, never as enum types)  */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_datasets Datasets and sequence files
+ *  @{ */
 
-/* Backbones (iadsr_model_params.backbone). 0 = default (SASRec). */
-#define IADSR_BACKBONE_DEFAULT 0
-#define IADSR_BACKBONE_SASREC 1
-#define IADSR_BACKBONE_GRU4REC 2 /* since 0.2.0 */
-#define IADSR_BACKBONE_CASER 3   /* since 0.2.0 */
-
-/* Activation of the SASRec feed-forward layer. 0 = default (GELU). */
-#define IADSR_ACT_DEFAULT 0
-#define IADSR_ACT_GELU 1
-#define IADSR_ACT_RELU 2
-
-/* Ownership of long-lived host arrays (iadsr_dataset_create). */
-#define IADSR_FLAG_COPY 0u   /* the library copies the arrays (default) */
-#define IADSR_FLAG_BORROW 1u /* zero-copy: the host keeps the arrays alive
-                                and unchanged until the handle is freed */
-
-/* How a dataset's sequences are split (train/eval params .split). */
-#define IADSR_SPLIT_DEFAULT 0 /* = LEAVE_ONE_OUT */
+/* How a dataset's sequences are split (iadsr_train_params.split, and the
+ * split argument of iadsr_denoiser_clean_dataset()). */
+#define IADSR_SPLIT_DEFAULT 0 /**< the default split, LEAVE_ONE_OUT */
 /** Leave-one-out: last item = test, second-to-last = validation, the rest
  *  is training data (every prefix position is a training target). */
 #define IADSR_SPLIT_LEAVE_ONE_OUT 1
 /** Whole sequences are training data; no validation (train only). */
 #define IADSR_SPLIT_NONE 2
-/* Evaluation targets (iadsr_eval_params.target). */
-#define IADSR_EVAL_TEST 1  /* history = seq[:-1], target = seq[-1] */
-#define IADSR_EVAL_VALID 2 /* history = seq[:-2], target = seq[-2] */
-
-/* Top-K flags. */
-#define IADSR_TOPK_EXCLUDE_HISTORY 1u /* never return items of the input */
-
-/* Checkpoint save flags. */
-#define IADSR_SAVE_NO_FSYNC 1u /* skip fsync (tests, tmpfs); still atomic rename */
-
-/* ------------------------------------------------------------------------ */
-/* Datasets                                                                 */
-/* ------------------------------------------------------------------------ */
 
 /**
  * Create a dataset from CSR arrays.
@@ -235,6 +294,7 @@ typedef struct iadsr_gate iadsr_gate;
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, bad offsets, unknown flag),
  *         IADSR_ERR_OUT_OF_RANGE (an id is 0, negative or > n_items),
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
@@ -257,6 +317,7 @@ IADSR_API int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
  *         token, a line with a user but no item, no users at all),
  *         IADSR_ERR_OUT_OF_RANGE (id 0 or above n_items, number too large),
  *         IADSR_ERR_NOMEM. The last error names the line: "NAME:LINE: ...".
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_dataset_parse_text(iadsr_dataset **out, const char *text,
@@ -267,6 +328,7 @@ IADSR_API int iadsr_dataset_parse_text(iadsr_dataset **out, const char *text,
  * Read and parse a sequence file (format of iadsr_dataset_parse_text()).
  * @return as iadsr_dataset_parse_text(), plus IADSR_ERR_IO if the file
  *         cannot be opened or read.
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
@@ -299,9 +361,27 @@ IADSR_API const int32_t *iadsr_dataset_user_items(const iadsr_dataset *d,
  */
 IADSR_API int64_t iadsr_dataset_user_id(const iadsr_dataset *d, int64_t u);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Models                                                                   */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_models Models
+ *  @{ */
+
+/* Backbones (iadsr_model_params.backbone). 0 = default (SASRec). */
+/** The default backbone, SASRec. */
+#define IADSR_BACKBONE_DEFAULT 0
+/** SASRec: causal self-attention blocks over the item sequence. */
+#define IADSR_BACKBONE_SASREC 1
+/** GRU4Rec: a stack of GRU layers over the item sequence. @since 0.2.0 */
+#define IADSR_BACKBONE_GRU4REC 2
+/** Caser: horizontal and vertical convolutions over the last l items.
+ *  @since 0.2.0 */
+#define IADSR_BACKBONE_CASER 3
+
+/* Activation of the SASRec feed-forward layer. 0 = default (GELU). */
+#define IADSR_ACT_DEFAULT 0 /**< the default activation, GELU */
+#define IADSR_ACT_GELU 1    /**< GELU, erf form: x Phi(x) */
+#define IADSR_ACT_RELU 2    /**< ReLU */
 
 /** Hyper-parameters of a model. Fill with iadsr_model_params_init(). */
 typedef struct iadsr_model_params {
@@ -362,6 +442,7 @@ IADSR_API void iadsr_model_params_init(iadsr_model_params *p);
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG (field out of bounds),
  *         IADSR_ERR_UNSUPPORTED (backbone not available, unknown flags or
  *         non-zero unknown tail), IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_create(iadsr_model **out,
@@ -371,14 +452,18 @@ IADSR_API int iadsr_model_create(iadsr_model **out,
  * Create a model like iadsr_model_create() but with the item-embedding table
  * warm-started from the host's matrix (e.g. a previous model's embeddings).
  *
+ * @param out     receives the model; NULL on failure
+ * @param p       hyper-parameters, as for iadsr_model_create()
  * @param emb     n_rows x dim float32 matrix, row-major, leading dimension
  *                @p ld (>= dim); row i is item i, row 0 (padding) is ignored;
  *                copied
  * @param n_rows  must be p->n_items + 1
  * @param dim     must be p->dim
+ * @param ld      floats from one row of @p emb to the next, >= dim
  * @return as iadsr_model_create(), plus IADSR_ERR_DIM_MISMATCH (n_rows or
  *         dim disagree) and IADSR_ERR_NUMERIC (a NaN/Inf; the message names
  *         the row)
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_create_from_embeddings(iadsr_model **out,
@@ -393,7 +478,9 @@ IADSR_API void iadsr_model_free(iadsr_model *m);
 
 /**
  * Copy the hyper-parameters of @p m into @p out (whose struct_size must be
- * set, e.g. by iadsr_model_params_init()).
+ * set, e.g. by iadsr_model_params_init(); at least 56, the 0.1 size). Only
+ * the first min(struct_size, sizeof(iadsr_model_params)) bytes are written,
+ * and struct_size keeps the caller's value.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG. @since 0.1.0
  */
 IADSR_API int iadsr_model_get_params(const iadsr_model *m,
@@ -421,9 +508,16 @@ IADSR_API size_t iadsr_model_memory_usage(const iadsr_model *m);
  */
 IADSR_API const float *iadsr_model_item_embeddings(const iadsr_model *m);
 
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Checkpoints (format: docs/FORMAT.md)                                     */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_checkpoints Checkpoints (format: docs/FORMAT.md)
+ *  @{ */
+
+/* Checkpoint save flags (also accepted by the .npy writers). */
+/** Skip the fsync calls (tests, tmpfs); the save is still an atomic rename,
+ *  but may not survive a power loss. */
+#define IADSR_SAVE_NO_FSYNC 1u
 
 /**
  * Save a model atomically: written to a temporary file in the same
@@ -431,10 +525,13 @@ IADSR_API const float *iadsr_model_item_embeddings(const iadsr_model *m);
  * failure an existing file at @p path is left untouched.
  * (If only the final fsync of the directory fails, IADSR_ERR_IO is returned
  * although the new file is already in place.)
+ * @param m     the model (only read)
+ * @param path  the file to create or replace
  * @param flags 0 or IADSR_SAVE_NO_FSYNC
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_NOMEM,
  *         IADSR_ERR_NUMERIC (a weight is NaN/Inf: never written),
  *         IADSR_ERR_UNSUPPORTED (unknown flag bits)
+ *
  * Thread-safety: any thread (the model is read only). @since 0.1.0
  */
 IADSR_API int iadsr_model_save(const iadsr_model *m, const char *path,
@@ -442,10 +539,15 @@ IADSR_API int iadsr_model_save(const iadsr_model *m, const char *path,
 
 /**
  * Serialise a model into a caller buffer. With buf == NULL and cap == 0 it
- * only reports the size. @p needed (may be NULL) receives the exact size.
- * The bytes are deterministic: the same model always gives the same bytes.
+ * only reports the size. The bytes are deterministic: the same model always
+ * gives the same bytes, those iadsr_model_save() writes.
+ * @param m       the model (only read)
+ * @param buf     receives the checkpoint bytes; NULL to ask for the size
+ * @param cap     bytes available at @p buf
+ * @param needed  NULL or receives the exact size in bytes
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_BUFFER_TOO_SMALL,
  *         IADSR_ERR_NUMERIC (non-finite weight), IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
@@ -455,6 +557,9 @@ IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
  * Load a model from a checkpoint file. The file is untrusted: it is fully
  * validated (sizes, shapes against hyper-parameters, checksums, finite
  * weights) before the model is allocated.
+ * @param out   receives the model; NULL on failure
+ * @param path  the checkpoint file (formats 1.0 to 1.2; the aligner and
+ *              gate of a 1.2 file are ignored, see iadsr_checkpoint_load())
  * @param flags reserved, must be 0
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_FORMAT,
  *         IADSR_ERR_VERSION (unknown major format), IADSR_ERR_CHECKSUM,
@@ -462,6 +567,7 @@ IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
  *         this library does not know, a backbone not available in this
  *         version, a file over 16 GiB), IADSR_ERR_NUMERIC (non-finite
  *         weight), IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.1.0
  */
 IADSR_API int iadsr_model_load(iadsr_model **out, const char *path,
@@ -475,9 +581,42 @@ IADSR_API int iadsr_model_load(iadsr_model **out, const char *path,
 IADSR_API int iadsr_model_load_from_buffer(iadsr_model **out, const void *buf,
                                            size_t len, uint32_t flags);
 
+/**
+ * Save a backbone with its aligner and gate in one checkpoint (format 1.2;
+ * either may be NULL, and with both NULL this is iadsr_model_save()).
+ * Atomic like iadsr_model_save(). iadsr_model_load() reads such a file and
+ * ignores the aligner and gate.
+ * @return as iadsr_model_save(), plus IADSR_ERR_DIM_MISMATCH (widths differ)
+ * @since 0.3.0
+ */
+IADSR_API int iadsr_checkpoint_save(const iadsr_model *m,
+                                    const iadsr_aligner *a,
+                                    const iadsr_gate *g, const char *path,
+                                    uint32_t flags);
+/**
+ * Load a checkpoint written by iadsr_checkpoint_save() or
+ * iadsr_model_save(). @p aligner and @p gate may be NULL (not wanted);
+ * otherwise they receive the stored component or NULL when the file has
+ * none. Nothing is returned on failure.
+ * @return as iadsr_model_load()
+ * @since 0.3.0
+ */
+IADSR_API int iadsr_checkpoint_load(iadsr_model **m, iadsr_aligner **aligner,
+                                    iadsr_gate **gate, const char *path,
+                                    uint32_t flags);
+/** iadsr_checkpoint_load() from memory (the bytes are borrowed for the
+ *  call). @since 0.3.0 */
+IADSR_API int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
+                                                iadsr_aligner **aligner,
+                                                iadsr_gate **gate,
+                                                const void *buf, size_t len,
+                                                uint32_t flags);
+
+/** @} */
+
 /* ------------------------------------------------------------------------ */
-/* Training                                                                 */
-/* ------------------------------------------------------------------------ */
+/** @defgroup api_training Training: settings, progress, plain and IADSR joint trainers
+ *  @{ */
 
 /** Training settings. Fill with iadsr_train_params_init(). */
 typedef struct iadsr_train_params {
@@ -523,408 +662,6 @@ typedef struct iadsr_train_params {
  *  @since 0.1.0 */
 IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
 
-/** What the trainer reports after each epoch (see iadsr_progress_fn). */
-typedef struct iadsr_progress_info {
-    uint32_t struct_size;  /**< sizeof(iadsr_progress_info) */
-    int32_t epoch;         /**< 1-based epoch just finished */
-    int32_t max_epochs;    /**< as configured */
-    int32_t best_epoch;    /**< epoch of the best validation so far, 0 if none */
-    double loss;           /**< mean training loss per position of the
-                                epoch: the cross-entropy (smoothed when
-                                label_smoothing > 0) plus the history
-                                penalty; the IADSR total in joint training */
-    double valid_hr10;     /**< validation HR@10, NaN when not evaluated */
-    double valid_ndcg10;   /**< validation NDCG@10, NaN when not evaluated */
-    double best_ndcg10;    /**< best validation NDCG@10 so far, NaN if none */
-    double epoch_seconds;  /**< wall time of the epoch (training part) */
-    double elapsed_seconds;/**< wall time since iadsr_trainer_fit() began */
-} iadsr_progress_info;
-
-/**
- * Progress callback, called on the thread that called iadsr_trainer_fit()
- * after every epoch. Return 0 to continue, non-zero to stop (the fit then
- * returns IADSR_ERR_ABORTED; the best model so far is still available).
- */
-typedef int (*iadsr_progress_fn)(const iadsr_progress_info *info,
-                                 void *user_data);
-
-/**
- * Create a trainer that trains a private copy of @p init on @p train.
- *
- * @param init   starting model (e.g. from iadsr_model_create or a loaded
- *               checkpoint); borrowed for the call, not changed
- * @param train  the sequences; kept alive by the trainer
- * @param p      settings; NULL = defaults
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED,
- *         IADSR_ERR_DIM_MISMATCH (dataset has more items than the model),
- *         IADSR_ERR_NOMEM
- * Thread-safety: any thread. @since 0.1.0
- */
-IADSR_API int iadsr_trainer_create(iadsr_trainer **out,
-                                   const iadsr_model *init,
-                                   const iadsr_dataset *train,
-                                   const iadsr_train_params *p);
-
-/** Release a trainer (NULL is a no-op). @since 0.1.0 */
-IADSR_API void iadsr_trainer_free(iadsr_trainer *t);
-
-/**
- * Run one epoch over the training part (shuffled mini-batches, full-softmax
- * cross-entropy at every real position, Adam).
- * @param loss_out  receives the mean loss per training position; may be NULL
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NUMERIC (non-finite
- *         loss or gradient; the working weights are left as before the
- *         failing step), IADSR_ERR_STATE (no training positions),
- *         IADSR_ERR_NOMEM
- * Thread-safety: one thread per trainer. @since 0.1.0
- */
-IADSR_API int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out);
-
-/**
- * Train until max_epochs or early stopping on validation NDCG@10 (split
- * LEAVE_ONE_OUT), keeping the best model. @p cb may be NULL.
- * @return IADSR_OK, IADSR_ERR_ABORTED (callback), errors of
- *         iadsr_trainer_run_epoch()
- * Thread-safety: one thread per trainer. @since 0.1.0
- */
-IADSR_API int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb,
-                                void *user_data);
-
-/**
- * Publish an immutable model: the best validated weights if the trainer
- * validated (LEAVE_ONE_OUT split), else the current weights. The trainer may
- * continue afterwards; the published model is independent of it.
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
- * Thread-safety: one thread per trainer. @since 0.1.0
- */
-IADSR_API int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out);
-
-/** Epochs run so far (0 for NULL). @since 0.1.0 */
-IADSR_API int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t);
-
-/* ------------------------------------------------------------------------ */
-/* Inference contexts and scoring                                           */
-/* ------------------------------------------------------------------------ */
-
-/** Context settings. Fill with iadsr_ctx_params_init(). */
-typedef struct iadsr_ctx_params {
-    uint32_t struct_size; /**< sizeof(iadsr_ctx_params); set by _init */
-    int32_t max_batch;    /**< users scored per internal chunk, 1..65536;
-                               default 64 (larger batches are chunked) */
-    uint32_t flags;       /**< reserved, must be 0 */
-    uint32_t reserved0;   /**< must be 0 */
-} iadsr_ctx_params;
-
-/** Fill @p p with defaults and set struct_size. NULL is a no-op.
- *  @since 0.1.0 */
-IADSR_API void iadsr_ctx_params_init(iadsr_ctx_params *p);
-
-/**
- * Create an inference context bound to @p m (kept alive by the context).
- * All scratch memory is allocated here: scoring calls never allocate.
- * @param p  NULL = defaults
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED,
- *         IADSR_ERR_NOMEM
- * Thread-safety: any thread; the model may be shared by many contexts.
- * @since 0.1.0
- */
-IADSR_API int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
-                               const iadsr_ctx_params *p);
-
-/** Release a context (NULL is a no-op). @since 0.1.0 */
-IADSR_API void iadsr_ctx_free(iadsr_ctx *c);
-
-/** The model a context is bound to (borrowed), NULL for NULL.
- *  @since 0.1.0 */
-IADSR_API const iadsr_model *iadsr_ctx_model(const iadsr_ctx *c);
-
-/**
- * Next-item scores of every item after the sequence @p seq.
- *
- * @param seq         item ids, oldest first, each in 1..n_items; borrowed.
- *                    Only the last max_seq_len items are used.
- * @param n_seq       >= 1
- * @param scores_out  receives n_items + 1 floats indexed by item id;
- *                    scores_out[0] = -INFINITY
- * @param scores_cap  capacity of scores_out in floats, >= n_items + 1
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE (an id),
- *         IADSR_ERR_BUFFER_TOO_SMALL
- * Thread-safety: one thread per ctx; the model may be shared. @since 0.1.0
- */
-IADSR_API int iadsr_ctx_score(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
-                              float *scores_out, int64_t scores_cap);
-
-/**
- * Scores for a batch of sequences in CSR form (see iadsr_dataset_create()).
- * Row u of @p scores_out (n_items + 1 floats) holds user u's scores.
- * @param scores_cap  capacity in floats, >= n_users * (n_items + 1)
- * @return as iadsr_ctx_score(); every sequence must be non-empty
- * Thread-safety: one thread per ctx. @since 0.1.0
- */
-IADSR_API int iadsr_ctx_score_batch(iadsr_ctx *c, const int32_t *items,
-                                    const int64_t *offsets, int64_t n_users,
-                                    float *scores_out, int64_t scores_cap);
-
-/**
- * The @p k best next items after @p seq, best first.
- * @param k           1..n_items
- * @param flags       0 or IADSR_TOPK_EXCLUDE_HISTORY
- * @param ids_out     k item ids; padded with -1 when fewer candidates exist
- * @param scores_out  k scores (may be NULL); padded with -INFINITY
- * @return as iadsr_ctx_score()
- * Thread-safety: one thread per ctx. @since 0.1.0
- */
-IADSR_API int iadsr_ctx_topk(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
-                             int32_t k, uint32_t flags, int32_t *ids_out,
-                             float *scores_out);
-
-/**
- * Top-K for a batch in CSR form: row u of @p ids_out / @p scores_out (k
- * entries each) belongs to user u. Buffers hold n_users * k entries.
- * Thread-safety: one thread per ctx. @since 0.1.0
- */
-IADSR_API int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
-                                   const int64_t *offsets, int64_t n_users,
-                                   int32_t k, uint32_t flags, int32_t *ids_out,
-                                   float *scores_out);
-
-/* ------------------------------------------------------------------------ */
-/* Evaluation                                                               */
-/* ------------------------------------------------------------------------ */
-
-/** Evaluation settings. Fill with iadsr_eval_params_init(). */
-typedef struct iadsr_eval_params {
-    uint32_t struct_size; /**< sizeof(iadsr_eval_params); set by _init */
-    int32_t target;       /**< IADSR_EVAL_TEST (default) or IADSR_EVAL_VALID */
-    int32_t n_threads;    /**< worker threads, 1..256; default 1 */
-    uint32_t flags;       /**< 0 or IADSR_TOPK_EXCLUDE_HISTORY */
-} iadsr_eval_params;
-
-/** Fill @p p with defaults and set struct_size. NULL is a no-op.
- *  @since 0.1.0 */
-IADSR_API void iadsr_eval_params_init(iadsr_eval_params *p);
-
-/** Ranking metrics over all items (full ranking). */
-typedef struct iadsr_metrics {
-    uint32_t struct_size; /**< set by the caller to sizeof(iadsr_metrics) */
-    uint32_t reserved0;   /**< written as 0 */
-    int64_t n_users;      /**< users evaluated (those with a target) */
-    double hr5;           /**< hit ratio at 5 */
-    double hr10;          /**< hit ratio at 10 */
-    double hr20;          /**< hit ratio at 20 */
-    double ndcg5;         /**< NDCG at 5 */
-    double ndcg10;        /**< NDCG at 10 */
-    double ndcg20;        /**< NDCG at 20 */
-} iadsr_metrics;
-
-/**
- * Leave-one-out evaluation with full ranking: for each user with a target,
- * rank = number of items (other than the target, and other than history
- * items when IADSR_TOPK_EXCLUDE_HISTORY is set) scoring strictly higher than
- * the target; HR@K = [rank < K], NDCG@K = [rank < K] / log2(rank + 2),
- * averaged over users. Users without a target (too short) are skipped.
- * @param out  its struct_size must be set by the caller
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (dataset
- *         items exceed the model), IADSR_ERR_STATE (no user has a target),
- *         IADSR_ERR_NOMEM
- * Thread-safety: any thread; the model and dataset may be shared.
- * @since 0.1.0
- */
-IADSR_API int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
-                             const iadsr_eval_params *p, iadsr_metrics *out);
-
-/* ------------------------------------------------------------------------ */
-/* Semantic item embeddings and .npy files                                  */
-/* ------------------------------------------------------------------------ */
-
-/**
- * An n_items x D matrix of semantic item embeddings: one row per item id,
- * typically an LLM (or word-vector) embedding of the item's text. Immutable
- * once created and shareable by any number of threads, like a model.
- *
- * Rows that are entirely zero mean "no text for this item"; they are
- * allowed, counted (iadsr_semantic_n_zero_rows()) and everywhere treated as
- * having cosine 0 with every vector, so they never produce NaN.
- */
-typedef struct iadsr_semantic iadsr_semantic;
-
-/* Layout flag for semantic matrices and .npy files (combinable with
- * IADSR_FLAG_BORROW and, for saves, IADSR_SAVE_NO_FSYNC). Without it row r
- * (0-based) holds item id r + 1, so n_rows == n_items. With it row r holds
- * item id r and row 0 is the padding row (ignored on input, written as zeros
- * on output), so n_rows == n_items + 1: the layout `iadsr embed-text` writes
- * and most Python code uses (embedding[item_id]). */
-#define IADSR_SEMANTIC_ROW0_PADDING 2u
-
-/**
- * Create a semantic matrix from host memory (float32, row-major).
- *
- * @param out     receives the matrix; NULL on failure
- * @param data    n_rows rows of @p dim floats; row r starts at data + r * ld
- * @param n_rows  number of rows (n_items, or n_items + 1 with
- *                IADSR_SEMANTIC_ROW0_PADDING); n_items must be 1..2147483646
- * @param dim     D >= 1 (at most 1048576)
- * @param ld      leading dimension in floats, >= dim
- * @param flags   IADSR_FLAG_COPY (default: the data is copied, packed with
- *                ld = dim) or IADSR_FLAG_BORROW (zero-copy: the host keeps
- *                @p data alive and unchanged until the matrix and everything
- *                created from it are freed), optionally or-ed with
- *                IADSR_SEMANTIC_ROW0_PADDING
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, dim < 1, ld < dim, too few
- *         rows, unknown flag), IADSR_ERR_NUMERIC (a NaN or Inf: nothing is
- *         created and the message names the first bad item id and column),
- *         IADSR_ERR_NOMEM
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_create(iadsr_semantic **out, const float *data,
-                                    int64_t n_rows, int32_t dim, int64_t ld,
-                                    uint32_t flags);
-
-/**
- * Create a semantic matrix from the bytes of a .npy file (see
- * iadsr_npy_decode() for what is accepted). The bytes are borrowed for the
- * call only; the matrix owns a float32 copy.
- *
- * @param flags  0 or IADSR_SEMANTIC_ROW0_PADDING (how rows map to item ids)
- * @return as iadsr_npy_decode() and iadsr_semantic_create(); a valid .npy
- *         whose shape gives no matrix (no item, D > 1048576) is
- *         IADSR_ERR_FORMAT
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
-                                       size_t len, uint32_t flags);
-
-/**
- * Read a .npy file into a semantic matrix.
- * @return as iadsr_semantic_parse_npy(), plus IADSR_ERR_IO (cannot open or
- *         read; the message names the path)
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
-                                      uint32_t flags);
-
-/**
- * Write a semantic matrix as a .npy file (version 1.0, '<f4', C order,
- * 2-D), atomically: a temporary file in the same directory, fsync, rename.
- * On failure the previous file at @p path is untouched.
- *
- * @param flags  IADSR_SEMANTIC_ROW0_PADDING (write n_items + 1 rows with a
- *               zero row 0) and/or IADSR_SAVE_NO_FSYNC
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED (unknown
- *         flag), IADSR_ERR_IO, IADSR_ERR_NOMEM
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_save_npy(const iadsr_semantic *s,
-                                      const char *path, uint32_t flags);
-
-/** Release a semantic matrix (NULL is a no-op). @since 0.2.0 */
-IADSR_API void iadsr_semantic_free(iadsr_semantic *s);
-
-/** Number of items (0 for NULL). @since 0.2.0 */
-IADSR_API int32_t iadsr_semantic_n_items(const iadsr_semantic *s);
-
-/** Embedding dimension D (0 for NULL). @since 0.2.0 */
-IADSR_API int32_t iadsr_semantic_dim(const iadsr_semantic *s);
-
-/** Number of all-zero rows, i.e. items without text (0 for NULL).
- *  @since 0.2.0 */
-IADSR_API int32_t iadsr_semantic_n_zero_rows(const iadsr_semantic *s);
-
-/**
- * Borrowed pointer to item @p item's row (D floats), valid while the matrix
- * lives; NULL for NULL or an id outside 1..n_items.
- * @since 0.2.0
- */
-IADSR_API const float *iadsr_semantic_row(const iadsr_semantic *s,
-                                          int32_t item);
-
-/**
- * Check that the matrix fits a model or dataset.
- * @param n_items  expected number of items (> 0)
- * @param dim      expected D, or 0 for any
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (the
- *         message states both values)
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_check(const iadsr_semantic *s, int32_t n_items,
-                                   int32_t dim);
-
-/**
- * Text-only next-item scores: the cosine between each item's row and the
- * mean of the rows of the items in @p seq (zero rows included in the mean as
- * zeros; a zero mean or a zero item row gives cosine 0). A baseline that
- * shows how much signal the text carries.
- *
- * @param seq       item ids, oldest first, each in 1..n_items
- * @param n         length, >= 1
- * @param scores    receives n_items + 1 floats; scores[0] = -INFINITY
- * @param capacity  number of floats in @p scores, >= n_items + 1
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE,
- *         IADSR_ERR_BUFFER_TOO_SMALL
- * Thread-safety: any thread; does not allocate. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_scores(const iadsr_semantic *s,
-                                    const int32_t *seq, int32_t n,
-                                    float *scores, int64_t capacity);
-
-/**
- * Evaluate the text-only recommender of iadsr_semantic_scores() with the
- * protocol of iadsr_evaluate() (leave-one-out, full ranking).
- * @return as iadsr_evaluate(), plus IADSR_ERR_DIM_MISMATCH (the matrix
- *         has fewer items than the dataset)
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_semantic_evaluate(const iadsr_semantic *s,
-                                      const iadsr_dataset *d,
-                                      const iadsr_eval_params *p,
-                                      iadsr_metrics *out);
-
-/**
- * Decode the bytes of a .npy file holding a 2-D float array.
- *
- * Accepted: format versions 1.0, 2.0 and 3.0; dtype '<f4' or '<f2' (half
- * precision is widened to float32; '=' is read as little-endian, '>' and
- * '|' are refused), fortran_order False, a 2-D shape. The header is untrusted:
- * its dictionary is parsed strictly, and the data size implied by the shape
- * must equal the bytes that follow the header exactly.
- *
- * *n_rows and *n_cols are set whenever the header is valid. With @p out
- * NULL the call only validates and reports the shape (IADSR_OK); with a
- * capacity below n_rows * n_cols it returns IADSR_ERR_BUFFER_TOO_SMALL.
- * Values are returned as stored (NaN/Inf included: validation belongs to
- * the consumer, e.g. iadsr_semantic_create()).
- *
- * @param out       receives n_rows * n_cols floats, row-major; may be NULL
- * @param capacity  floats available at @p out
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_FORMAT (bad magic,
- *         header, shape or size; the message says which),
- *         IADSR_ERR_VERSION (unknown format version), IADSR_ERR_UNSUPPORTED
- *         (another dtype, big-endian, fortran_order True, not 2-D),
- *         IADSR_ERR_BUFFER_TOO_SMALL
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_npy_decode(const void *buf, size_t len, float *out,
-                               int64_t capacity, int64_t *n_rows,
-                               int64_t *n_cols);
-
-/**
- * Write a float32 matrix as a .npy file (version 1.0, '<f4', C order),
- * atomically (temporary file, fsync, rename; the old file survives any
- * failure).
- * @param data   n_rows x n_cols floats, row r at data + r * ld
- * @param flags  0 or IADSR_SAVE_NO_FSYNC
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED, IADSR_ERR_IO,
- *         IADSR_ERR_NOMEM (the file is built in memory first)
- * Thread-safety: any thread. @since 0.2.0
- */
-IADSR_API int iadsr_npy_save(const char *path, const float *data,
-                             int64_t n_rows, int64_t n_cols, int64_t ld,
-                             uint32_t flags);
-
-/* ------------------------------------------------------------------------ */
-/* IADSR: aligner, denoising gate, joint training, cleaning (since 0.3.0)   */
-/* ------------------------------------------------------------------------ */
-
 /* Flags of iadsr_denoise_params.flags. */
 /** Gate ablation: the noise score uses the collaborative views only,
  *  score_t = 3 cos(hbar, h_t) (scaled to the [-3, 3] range of the full
@@ -967,16 +704,553 @@ typedef struct iadsr_denoise_params {
 /** Fill @p p with the defaults (struct_size included). @since 0.3.0 */
 IADSR_API void iadsr_denoise_params_init(iadsr_denoise_params *p);
 
+/** What the trainer reports after each epoch (see iadsr_progress_fn). */
+typedef struct iadsr_progress_info {
+    uint32_t struct_size;  /**< sizeof(iadsr_progress_info) in the library
+                                that calls the callback (at least 64, the
+                                0.1 size). The struct only grows at the
+                                end: a callback built against a newer
+                                header must read a newer field only when
+                                struct_size covers it */
+    int32_t epoch;         /**< 1-based epoch just finished */
+    int32_t max_epochs;    /**< as configured */
+    int32_t best_epoch;    /**< epoch of the best validation so far, 0 if none */
+    double loss;           /**< mean training loss per position of the
+                                epoch: the cross-entropy (smoothed when
+                                label_smoothing > 0) plus the history
+                                penalty; the IADSR total in joint training */
+    double valid_hr10;     /**< validation HR@10, NaN when not evaluated */
+    double valid_ndcg10;   /**< validation NDCG@10, NaN when not evaluated */
+    double best_ndcg10;    /**< best validation NDCG@10 so far, NaN if none */
+    double epoch_seconds;  /**< wall time of the epoch (training part) */
+    double elapsed_seconds;/**< wall time since iadsr_trainer_fit() began */
+} iadsr_progress_info;
+
+/**
+ * Progress callback, called on the thread that called iadsr_trainer_fit()
+ * after every epoch. Return 0 to continue, non-zero to stop (the fit then
+ * returns IADSR_ERR_ABORTED; the best model so far is still available).
+ */
+typedef int (*iadsr_progress_fn)(const iadsr_progress_info *info,
+                                 void *user_data);
+
+/**
+ * Create a trainer that trains a private copy of @p init on @p train.
+ *
+ * @param out    receives the trainer; NULL on failure
+ * @param init   starting model (e.g. from iadsr_model_create or a loaded
+ *               checkpoint); borrowed for the call, not changed
+ * @param train  the sequences; kept alive by the trainer
+ * @param p      settings; NULL = defaults
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED,
+ *         IADSR_ERR_DIM_MISMATCH (dataset has more items than the model),
+ *         IADSR_ERR_NOMEM
+ *
+ * Thread-safety: any thread. @since 0.1.0
+ */
+IADSR_API int iadsr_trainer_create(iadsr_trainer **out,
+                                   const iadsr_model *init,
+                                   const iadsr_dataset *train,
+                                   const iadsr_train_params *p);
+
+/**
+ * Create a trainer for IADSR joint training: the backbone @p init, a fresh
+ * aligner and gate (from @p dp), trained together on
+ * L = L_next + lambda_align L_align + lambda_recon L_recon.
+ *
+ * @param out       receives the trainer; NULL on failure
+ * @param init      starting backbone; borrowed for the call, not changed
+ * @param train     the sequences (n_items <= the model's); kept alive by
+ *                  the trainer
+ * @param sem       semantic rows of the items (n_items >= the model's);
+ *                  kept alive by the trainer
+ * @param user_sem  NULL (the long-term semantic interest is the mean of the
+ *                  sequence's item rows) or one row per user of @p train
+ *                  (row u = dataset row u, same D as @p sem); kept alive
+ * @param tp, dp    settings; NULL = defaults
+ *
+ * In-batch negatives of the alignment loss are the rows of each worker
+ * thread's share of a mini-batch (the whole mini-batch with n_threads 1).
+ * Everything else is as iadsr_trainer_create(); iadsr_trainer_fit(),
+ * iadsr_trainer_run_epoch() and iadsr_trainer_snapshot() work as before and
+ * the progress loss is the total L per training position.
+ * @return as iadsr_trainer_create(), plus IADSR_ERR_DIM_MISMATCH (the
+ *         matrices do not cover the items or users, or their D differ)
+ *
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_trainer_create_joint(iadsr_trainer **out,
+                                         const iadsr_model *init,
+                                         const iadsr_dataset *train,
+                                         const iadsr_semantic *sem,
+                                         const iadsr_semantic *user_sem,
+                                         const iadsr_train_params *tp,
+                                         const iadsr_denoise_params *dp);
+
+/** Release a trainer (NULL is a no-op). @since 0.1.0 */
+IADSR_API void iadsr_trainer_free(iadsr_trainer *t);
+
+/**
+ * Run one epoch over the training part (shuffled mini-batches, full-softmax
+ * cross-entropy at every real position, Adam).
+ * @param t         the trainer
+ * @param loss_out  receives the mean loss per training position; may be NULL
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NUMERIC (non-finite
+ *         loss or gradient; the working weights are left as before the
+ *         failing step), IADSR_ERR_STATE (no training positions),
+ *         IADSR_ERR_NOMEM
+ *
+ * Thread-safety: one thread per trainer. @since 0.1.0
+ */
+IADSR_API int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out);
+
+/**
+ * Train until max_epochs or early stopping on validation NDCG@10 (split
+ * LEAVE_ONE_OUT), keeping the best model. @p cb may be NULL.
+ * @return IADSR_OK, IADSR_ERR_ABORTED (callback), errors of
+ *         iadsr_trainer_run_epoch()
+ *
+ * Thread-safety: one thread per trainer. @since 0.1.0
+ */
+IADSR_API int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb,
+                                void *user_data);
+
+/**
+ * Publish an immutable model: the best validated weights if the trainer
+ * validated (LEAVE_ONE_OUT split), else the current weights. The trainer may
+ * continue afterwards; the published model is independent of it.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ *
+ * Thread-safety: one thread per trainer. @since 0.1.0
+ */
+IADSR_API int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out);
+
+/**
+ * Publish the aligner and gate of a joint trainer, taken from the same
+ * epoch as iadsr_trainer_snapshot() takes the backbone. Either output may
+ * be NULL.
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_STATE (the trainer was
+ *         made by iadsr_trainer_create()), IADSR_ERR_NOMEM
+ *
+ * Thread-safety: one thread per trainer. @since 0.3.0
+ */
+IADSR_API int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t,
+                                              iadsr_aligner **aligner,
+                                              iadsr_gate **gate);
+
+/** Epochs run so far (0 for NULL). @since 0.1.0 */
+IADSR_API int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_scoring Inference contexts and scoring
+ *  @{ */
+
+/* Top-K flags (iadsr_ctx_topk(), iadsr_ctx_topk_batch(), and
+ * iadsr_eval_params.flags). */
+/** Never return (or, in evaluation, rank) the items of the input sequence. */
+#define IADSR_TOPK_EXCLUDE_HISTORY 1u
+
+/** Context settings. Fill with iadsr_ctx_params_init(). */
+typedef struct iadsr_ctx_params {
+    uint32_t struct_size; /**< sizeof(iadsr_ctx_params); set by _init */
+    int32_t max_batch;    /**< users scored per internal chunk, 1..65536;
+                               default 64 (larger batches are chunked) */
+    uint32_t flags;       /**< reserved, must be 0 */
+    uint32_t reserved0;   /**< must be 0 */
+} iadsr_ctx_params;
+
+/** Fill @p p with defaults and set struct_size. NULL is a no-op.
+ *  @since 0.1.0 */
+IADSR_API void iadsr_ctx_params_init(iadsr_ctx_params *p);
+
+/**
+ * Create an inference context bound to @p m (kept alive by the context).
+ * All scratch memory is allocated here: scoring calls never allocate.
+ * @param out  receives the context; NULL on failure
+ * @param m    the model to score with; kept alive by the context
+ * @param p    NULL = defaults
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED,
+ *         IADSR_ERR_NOMEM
+ *
+ * Thread-safety: any thread; the model may be shared by many contexts.
+ * @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
+                               const iadsr_ctx_params *p);
+
+/** Release a context (NULL is a no-op). @since 0.1.0 */
+IADSR_API void iadsr_ctx_free(iadsr_ctx *c);
+
+/** The model a context is bound to (borrowed), NULL for NULL.
+ *  @since 0.1.0 */
+IADSR_API const iadsr_model *iadsr_ctx_model(const iadsr_ctx *c);
+
+/**
+ * Next-item scores of every item after the sequence @p seq.
+ *
+ * @param c           the context (its scratch is reused)
+ * @param seq         item ids, oldest first, each in 1..n_items; borrowed.
+ *                    Only the last max_seq_len items are used.
+ * @param n_seq       >= 1
+ * @param scores_out  receives n_items + 1 floats indexed by item id;
+ *                    scores_out[0] = -INFINITY
+ * @param scores_cap  capacity of scores_out in floats, >= n_items + 1
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE (an id),
+ *         IADSR_ERR_BUFFER_TOO_SMALL
+ *
+ * Thread-safety: one thread per ctx; the model may be shared. @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_score(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
+                              float *scores_out, int64_t scores_cap);
+
+/**
+ * Scores for a batch of sequences in CSR form (see iadsr_dataset_create()).
+ * Row u of @p scores_out (n_items + 1 floats) holds user u's scores.
+ * @param c           the context
+ * @param items       the item ids of all sequences, each in 1..n_items;
+ *                    user u's are items[offsets[u] .. offsets[u+1])
+ * @param offsets     n_users + 1 entries, offsets[0] == 0, non-decreasing
+ * @param n_users     number of sequences, >= 1 (scored max_batch at a
+ *                    time)
+ * @param scores_out  receives n_users rows of n_items + 1 floats; entry 0
+ *                    of each row is -INFINITY
+ * @param scores_cap  capacity in floats, >= n_users * (n_items + 1)
+ * @return as iadsr_ctx_score(); every sequence must be non-empty
+ *
+ * Thread-safety: one thread per ctx. @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_score_batch(iadsr_ctx *c, const int32_t *items,
+                                    const int64_t *offsets, int64_t n_users,
+                                    float *scores_out, int64_t scores_cap);
+
+/**
+ * The @p k best next items after @p seq, best first.
+ * @param c           the context
+ * @param seq         item ids, oldest first, each in 1..n_items (only the
+ *                    last max_seq_len are used)
+ * @param n_seq       >= 1
+ * @param k           1..n_items
+ * @param flags       0 or IADSR_TOPK_EXCLUDE_HISTORY
+ * @param ids_out     k item ids; padded with -1 when fewer candidates exist
+ * @param scores_out  k scores (may be NULL); padded with -INFINITY
+ * @return as iadsr_ctx_score()
+ *
+ * Thread-safety: one thread per ctx. @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_topk(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
+                             int32_t k, uint32_t flags, int32_t *ids_out,
+                             float *scores_out);
+
+/**
+ * Top-K for a batch in CSR form: row u of @p ids_out / @p scores_out (k
+ * entries each) belongs to user u. Buffers hold n_users * k entries.
+ * Thread-safety: one thread per ctx. @since 0.1.0
+ */
+IADSR_API int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
+                                   const int64_t *offsets, int64_t n_users,
+                                   int32_t k, uint32_t flags, int32_t *ids_out,
+                                   float *scores_out);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_evaluation Evaluation
+ *  @{ */
+
+/* Evaluation targets (iadsr_eval_params.target). */
+#define IADSR_EVAL_TEST 1  /**< history = seq[:-1], target = seq[-1] */
+#define IADSR_EVAL_VALID 2 /**< history = seq[:-2], target = seq[-2] */
+
+/** Evaluation settings. Fill with iadsr_eval_params_init(). */
+typedef struct iadsr_eval_params {
+    uint32_t struct_size; /**< sizeof(iadsr_eval_params); set by _init */
+    int32_t target;       /**< IADSR_EVAL_TEST (default) or IADSR_EVAL_VALID */
+    int32_t n_threads;    /**< worker threads, 1..256; default 1 */
+    uint32_t flags;       /**< 0 or IADSR_TOPK_EXCLUDE_HISTORY */
+} iadsr_eval_params;
+
+/** Fill @p p with defaults and set struct_size. NULL is a no-op.
+ *  @since 0.1.0 */
+IADSR_API void iadsr_eval_params_init(iadsr_eval_params *p);
+
+/**
+ * Ranking metrics over all items (full ranking); written by
+ * iadsr_evaluate() and iadsr_semantic_evaluate(), and embedded in
+ * iadsr_pipeline_result.
+ *
+ * The caller sets struct_size to sizeof(iadsr_metrics), at least 64 (the
+ * 0.1 size); the library writes up to the smaller of it and its own size
+ * and keeps the caller's struct_size. Because iadsr_pipeline_result embeds
+ * it by value, this 64-byte layout is frozen there: a metric added later
+ * never moves a field of iadsr_pipeline_result (docs/ABI.md).
+ */
+typedef struct iadsr_metrics {
+    uint32_t struct_size; /**< set by the caller to sizeof(iadsr_metrics),
+                               >= 64; kept by the library */
+    uint32_t reserved0;   /**< written as 0 */
+    int64_t n_users;      /**< users evaluated (those with a target) */
+    double hr5;           /**< hit ratio at 5 */
+    double hr10;          /**< hit ratio at 10 */
+    double hr20;          /**< hit ratio at 20 */
+    double ndcg5;         /**< NDCG at 5 */
+    double ndcg10;        /**< NDCG at 10 */
+    double ndcg20;        /**< NDCG at 20 */
+} iadsr_metrics;
+
+/**
+ * Leave-one-out evaluation with full ranking: for each user with a target,
+ * rank = number of items (other than the target, and other than history
+ * items when IADSR_TOPK_EXCLUDE_HISTORY is set) scoring strictly higher than
+ * the target; HR\@K = [rank < K], NDCG\@K = [rank < K] / log2(rank + 2),
+ * averaged over users. Users without a target (too short) are skipped.
+ * @param m    the model (only read)
+ * @param d    the users' sequences; a user needs 2 items for the test
+ *             target, 3 for the validation target
+ * @param p    NULL = defaults (the test target, 1 thread, flags 0)
+ * @param out  receives the metrics; its struct_size must be set by the
+ *             caller (>= 64), and only the first min(struct_size,
+ *             sizeof(iadsr_metrics)) bytes are written, on success only
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (also struct_size < 64),
+ *         IADSR_ERR_DIM_MISMATCH (dataset
+ *         items exceed the model), IADSR_ERR_STATE (no user has a target),
+ *         IADSR_ERR_NOMEM
+ *
+ * Thread-safety: any thread; the model and dataset may be shared.
+ * @since 0.1.0
+ */
+IADSR_API int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
+                             const iadsr_eval_params *p, iadsr_metrics *out);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_semantic Semantic item matrices
+ *  @{ */
+
+/** Layout flag for semantic matrices and .npy files (combinable with
+ * IADSR_FLAG_BORROW and, for saves, IADSR_SAVE_NO_FSYNC). Without it row r
+ * (0-based) holds item id r + 1, so n_rows == n_items. With it row r holds
+ * item id r and row 0 is the padding row (ignored on input, written as zeros
+ * on output), so n_rows == n_items + 1: the layout `iadsr embed-text` writes
+ * and most Python code uses (embedding[item_id]). @since 0.2.0 */
+#define IADSR_SEMANTIC_ROW0_PADDING 2u
+
+/**
+ * Create a semantic matrix from host memory (float32, row-major).
+ *
+ * @param out     receives the matrix; NULL on failure
+ * @param data    n_rows rows of @p dim floats; row r starts at data + r * ld
+ * @param n_rows  number of rows (n_items, or n_items + 1 with
+ *                IADSR_SEMANTIC_ROW0_PADDING); n_items must be 1..2147483646
+ * @param dim     D >= 1 (at most 1048576)
+ * @param ld      leading dimension in floats, >= dim
+ * @param flags   IADSR_FLAG_COPY (default: the data is copied, packed with
+ *                ld = dim) or IADSR_FLAG_BORROW (zero-copy: the host keeps
+ *                @p data alive and unchanged until the matrix and everything
+ *                created from it are freed), optionally or-ed with
+ *                IADSR_SEMANTIC_ROW0_PADDING
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, dim < 1, ld < dim, too few
+ *         rows, unknown flag), IADSR_ERR_NUMERIC (a NaN or Inf: nothing is
+ *         created and the message names the first bad item id and column),
+ *         IADSR_ERR_NOMEM
+ *
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_create(iadsr_semantic **out, const float *data,
+                                    int64_t n_rows, int32_t dim, int64_t ld,
+                                    uint32_t flags);
+
+/** Release a semantic matrix (NULL is a no-op). @since 0.2.0 */
+IADSR_API void iadsr_semantic_free(iadsr_semantic *s);
+
+/** Number of items (0 for NULL). @since 0.2.0 */
+IADSR_API int32_t iadsr_semantic_n_items(const iadsr_semantic *s);
+
+/** Embedding dimension D (0 for NULL). @since 0.2.0 */
+IADSR_API int32_t iadsr_semantic_dim(const iadsr_semantic *s);
+
+/** Number of all-zero rows, i.e. items without text (0 for NULL).
+ *  @since 0.2.0 */
+IADSR_API int32_t iadsr_semantic_n_zero_rows(const iadsr_semantic *s);
+
+/**
+ * Borrowed pointer to item @p item's row (D floats), valid while the matrix
+ * lives; NULL for NULL or an id outside 1..n_items.
+ * @since 0.2.0
+ */
+IADSR_API const float *iadsr_semantic_row(const iadsr_semantic *s,
+                                          int32_t item);
+
+/**
+ * Check that the matrix fits a model or dataset.
+ * @param s        the matrix
+ * @param n_items  expected number of items (> 0)
+ * @param dim      expected D, or 0 for any
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (the
+ *         message states both values)
+ *
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_check(const iadsr_semantic *s, int32_t n_items,
+                                   int32_t dim);
+
+/**
+ * Text-only next-item scores: the cosine between each item's row and the
+ * mean of the rows of the items in @p seq (zero rows included in the mean as
+ * zeros; a zero mean or a zero item row gives cosine 0). A baseline that
+ * shows how much signal the text carries.
+ *
+ * @param s         the matrix
+ * @param seq       item ids, oldest first, each in 1..n_items
+ * @param n         length, >= 1
+ * @param scores    receives n_items + 1 floats; scores[0] = -INFINITY
+ * @param capacity  number of floats in @p scores, >= n_items + 1
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE,
+ *         IADSR_ERR_BUFFER_TOO_SMALL
+ *
+ * Thread-safety: any thread; does not allocate. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_scores(const iadsr_semantic *s,
+                                    const int32_t *seq, int32_t n,
+                                    float *scores, int64_t capacity);
+
+/**
+ * Evaluate the text-only recommender of iadsr_semantic_scores() with the
+ * protocol of iadsr_evaluate() (leave-one-out, full ranking).
+ * @return as iadsr_evaluate(), plus IADSR_ERR_DIM_MISMATCH (the matrix
+ *         has fewer items than the dataset)
+ *
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_evaluate(const iadsr_semantic *s,
+                                      const iadsr_dataset *d,
+                                      const iadsr_eval_params *p,
+                                      iadsr_metrics *out);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_npy Semantic matrices and .npy files
+ *  @{ */
+
+/**
+ * Create a semantic matrix from the bytes of a .npy file (see
+ * iadsr_npy_decode() for what is accepted). The bytes are borrowed for the
+ * call only; the matrix owns a float32 copy.
+ *
+ * @param out    receives the matrix; NULL on failure
+ * @param buf    the bytes of the .npy file
+ * @param len    number of bytes at @p buf
+ * @param flags  0 or IADSR_SEMANTIC_ROW0_PADDING (how rows map to item ids)
+ * @return as iadsr_npy_decode() and iadsr_semantic_create(); a valid .npy
+ *         whose shape gives no matrix (no item, D > 1048576) is
+ *         IADSR_ERR_FORMAT
+ *
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
+                                       size_t len, uint32_t flags);
+
+/**
+ * Read a .npy file into a semantic matrix.
+ * @return as iadsr_semantic_parse_npy(), plus IADSR_ERR_IO (cannot open or
+ *         read; the message names the path)
+ *
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
+                                      uint32_t flags);
+
+/**
+ * Write a semantic matrix as a .npy file (version 1.0, '<f4', C order,
+ * 2-D), atomically: a temporary file in the same directory, fsync, rename.
+ * On failure the previous file at @p path is untouched.
+ *
+ * @param s      the matrix
+ * @param path   the file to create or replace
+ * @param flags  IADSR_SEMANTIC_ROW0_PADDING (write n_items + 1 rows with a
+ *               zero row 0) and/or IADSR_SAVE_NO_FSYNC
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED (unknown
+ *         flag), IADSR_ERR_IO, IADSR_ERR_NOMEM
+ *
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_semantic_save_npy(const iadsr_semantic *s,
+                                      const char *path, uint32_t flags);
+
+/**
+ * Decode the bytes of a .npy file holding a 2-D float array.
+ *
+ * Accepted: format versions 1.0, 2.0 and 3.0; dtype '<f4' or '<f2' (half
+ * precision is widened to float32; '=' is read as little-endian, '>' and
+ * '|' are refused), fortran_order False, a 2-D shape. The header is untrusted:
+ * its dictionary is parsed strictly, and the data size implied by the shape
+ * must equal the bytes that follow the header exactly.
+ *
+ * *n_rows and *n_cols are set whenever the header is valid. With @p out
+ * NULL the call only validates and reports the shape (IADSR_OK); with a
+ * capacity below n_rows * n_cols it returns IADSR_ERR_BUFFER_TOO_SMALL.
+ * Values are returned as stored (NaN/Inf included: validation belongs to
+ * the consumer, e.g. iadsr_semantic_create()).
+ *
+ * @param buf       the bytes of the file; borrowed for the call
+ * @param len       number of bytes at @p buf
+ * @param out       receives n_rows * n_cols floats, row-major; may be NULL
+ * @param capacity  floats available at @p out
+ * @param n_rows    receives the number of rows (0 when the header is
+ *                  invalid); must not be NULL
+ * @param n_cols    receives the number of columns, likewise
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_FORMAT (bad magic,
+ *         header, shape or size; the message says which),
+ *         IADSR_ERR_VERSION (unknown format version), IADSR_ERR_UNSUPPORTED
+ *         (another dtype, big-endian, fortran_order True, not 2-D),
+ *         IADSR_ERR_BUFFER_TOO_SMALL
+ *
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_npy_decode(const void *buf, size_t len, float *out,
+                               int64_t capacity, int64_t *n_rows,
+                               int64_t *n_cols);
+
+/**
+ * Write a float32 matrix as a .npy file (version 1.0, '<f4', C order),
+ * atomically (temporary file, fsync, rename; the old file survives any
+ * failure).
+ * @param path    the file to create or replace
+ * @param data    n_rows x n_cols floats, row r at data + r * ld
+ * @param n_rows  number of rows, >= 1
+ * @param n_cols  number of columns, >= 1
+ * @param ld      floats from one row to the next, >= n_cols
+ * @param flags   0 or IADSR_SAVE_NO_FSYNC
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_UNSUPPORTED, IADSR_ERR_IO,
+ *         IADSR_ERR_NOMEM (the file is built in memory first)
+ *
+ * Thread-safety: any thread. @since 0.2.0
+ */
+IADSR_API int iadsr_npy_save(const char *path, const float *data,
+                             int64_t n_rows, int64_t n_cols, int64_t ld,
+                             uint32_t flags);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_iadsr IADSR: aligner, denoising gate, denoiser (since 0.3.0)
+ *  @{ */
+
 /**
  * Create an aligner with fresh weights: the projections W1 (short-term) and
  * W2 (long-term) from the D-dimensional semantic space into the backbone's
  * d-dimensional space, Xavier-uniform initialised from p->seed. Immutable
  * and shareable once created; trained aligners come from
  * iadsr_trainer_snapshot_denoiser() or a checkpoint.
+ * @param out      receives the aligner; NULL on failure
  * @param dim      backbone width d, 1..4096
  * @param sem_dim  semantic width D, 1..1048576
  * @param p        NULL = defaults (tau_align is stored in the aligner)
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_aligner_create(iadsr_aligner **out, int32_t dim,
@@ -990,8 +1264,13 @@ IADSR_API int32_t iadsr_aligner_dim(const iadsr_aligner *a);
 IADSR_API int32_t iadsr_aligner_semantic_dim(const iadsr_aligner *a);
 /**
  * Project one semantic vector: out = W1 x (@p which = 1) or W2 x (2).
- * @param x    D floats;  @param out  d floats
+ * @param a      the aligner
+ * @param which  1 (W1, the short-term projection) or 2 (W2, the long-term
+ *               one)
+ * @param x      D floats
+ * @param out    receives d floats
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_aligner_project(const iadsr_aligner *a, int32_t which,
@@ -1002,6 +1281,7 @@ IADSR_API int iadsr_aligner_project(const iadsr_aligner *a, int32_t which,
  * rule of @p p (theta, max_drop, protect_last, tau_gumbel, flags).
  * Immutable and shareable once created.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_gate_create(iadsr_gate **out, int32_t dim,
@@ -1011,6 +1291,7 @@ IADSR_API int iadsr_gate_create(iadsr_gate **out, int32_t dim,
  * it to try another theta or max_drop without retraining). The loss
  * weights of @p p are ignored.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
@@ -1021,7 +1302,10 @@ IADSR_API void iadsr_gate_free(iadsr_gate *g);
 IADSR_API int32_t iadsr_gate_dim(const iadsr_gate *g);
 /**
  * The gate's settings (its inference rule and the loss weights it was
- * trained with). @p out's struct_size must be set by the caller.
+ * trained with). @p out's struct_size must be set by the caller, at least
+ * 48 (the 0.3 size); the first min(struct_size,
+ * sizeof(iadsr_denoise_params)) bytes are written and struct_size keeps the
+ * caller's value.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG
  * @since 0.3.0
  */
@@ -1029,56 +1313,20 @@ IADSR_API int iadsr_gate_get_params(const iadsr_gate *g,
                                     iadsr_denoise_params *out);
 
 /**
- * Create a trainer for IADSR joint training: the backbone @p init, a fresh
- * aligner and gate (from @p dp), trained together on
- * L = L_next + lambda_align L_align + lambda_recon L_recon.
- *
- * @param sem       semantic rows of the items (n_items >= the model's);
- *                  kept alive by the trainer
- * @param user_sem  NULL (the long-term semantic interest is the mean of the
- *                  sequence's item rows) or one row per user of @p train
- *                  (row u = dataset row u, same D as @p sem); kept alive
- * @param tp, dp    settings; NULL = defaults
- * In-batch negatives of the alignment loss are the rows of each worker
- * thread's share of a mini-batch (the whole mini-batch with n_threads 1).
- * Everything else is as iadsr_trainer_create(); iadsr_trainer_fit(),
- * iadsr_trainer_run_epoch() and iadsr_trainer_snapshot() work as before and
- * the progress loss is the total L per training position.
- * @return as iadsr_trainer_create(), plus IADSR_ERR_DIM_MISMATCH (the
- *         matrices do not cover the items or users, or their D differ)
- * Thread-safety: any thread. @since 0.3.0
- */
-IADSR_API int iadsr_trainer_create_joint(iadsr_trainer **out,
-                                         const iadsr_model *init,
-                                         const iadsr_dataset *train,
-                                         const iadsr_semantic *sem,
-                                         const iadsr_semantic *user_sem,
-                                         const iadsr_train_params *tp,
-                                         const iadsr_denoise_params *dp);
-
-/**
- * Publish the aligner and gate of a joint trainer, taken from the same
- * epoch as iadsr_trainer_snapshot() takes the backbone. Either output may
- * be NULL.
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_STATE (the trainer was
- *         made by iadsr_trainer_create()), IADSR_ERR_NOMEM
- * Thread-safety: one thread per trainer. @since 0.3.0
- */
-IADSR_API int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t,
-                                              iadsr_aligner **aligner,
-                                              iadsr_gate **gate);
-
-/**
- * A denoiser bundles what the gate needs at inference: a backbone model,
- * an aligner, a gate and the items' semantic rows. It holds references to
- * them, is immutable, and may be used by any number of threads at once.
- */
-typedef struct iadsr_denoiser iadsr_denoiser;
-
-/**
+ * Create a denoiser from a trained backbone, aligner and gate (e.g. from
+ * iadsr_trainer_snapshot() and iadsr_trainer_snapshot_denoiser(), or
+ * iadsr_checkpoint_load()) and the items' semantic rows.
+ * @param out  receives the denoiser; NULL on failure
+ * @param m    the backbone; kept alive by the denoiser
+ * @param a    the aligner (widths d of @p m and D of @p sem); kept alive
+ * @param g    the gate, whose inference rule the denoiser applies; kept
+ *             alive
+ * @param sem  the items' semantic rows (at least the model's n_items);
+ *             kept alive
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (widths
  *         disagree, or @p sem covers fewer items than the model),
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_denoiser_create(iadsr_denoiser **out,
@@ -1098,17 +1346,21 @@ IADSR_API void iadsr_denoiser_free(iadsr_denoiser *dn);
  * Sequences longer than the model's L are encoded in overlapping windows
  * so every position sees at least L/2 items of context (or all before it).
  *
- * @param seq       n item ids in 1..n_items, n >= 1
+ * @param dn        the denoiser
+ * @param seq       n item ids in 1..n_items, oldest first
+ * @param n         length of @p seq, >= 1
  * @param user_vec  NULL, or the user's D-vector for the long-term semantic
  *                  interest (instead of the mean of the item rows)
  * @param keep      NULL or n bytes: 1 = kept, 0 = dropped
  * @param scores    NULL or n floats: score_t
  * @param cleaned   NULL or room for n ids: the kept items, order preserved
  * @param n_kept    NULL or receives the number of kept items
+ *
  * Outputs are written only on success.
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_OUT_OF_RANGE (an id
  *         outside 1..n_items, n < 1), IADSR_ERR_NUMERIC (user_vec has a
  *         NaN or Inf), IADSR_ERR_NOMEM (scratch is allocated per call)
+ *
  * Thread-safety: any thread, concurrently on one denoiser. @since 0.3.0
  */
 IADSR_API int iadsr_denoiser_clean(const iadsr_denoiser *dn,
@@ -1119,6 +1371,8 @@ IADSR_API int iadsr_denoiser_clean(const iadsr_denoiser *dn,
 
 /**
  * Clean a dataset with n_threads worker threads.
+ * @param dn     the denoiser
+ * @param d      the dataset to clean (item ids within the model's)
  * @param split  IADSR_SPLIT_LEAVE_ONE_OUT (default): only each user's
  *               training part (all but the last two items) is cleaned and
  *               the last two are kept as they are, so the result can be
@@ -1132,6 +1386,7 @@ IADSR_API int iadsr_denoiser_clean(const iadsr_denoiser *dn,
  *               (NaN for positions that were not scored)
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH,
  *         IADSR_ERR_NOMEM
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
@@ -1142,40 +1397,25 @@ IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
                                            iadsr_dataset **out,
                                            uint8_t *keep, float *scores);
 
-/**
- * Save a backbone with its aligner and gate in one checkpoint (format 1.2;
- * either may be NULL, and with both NULL this is iadsr_model_save()).
- * Atomic like iadsr_model_save(). iadsr_model_load() reads such a file and
- * ignores the aligner and gate.
- * @return as iadsr_model_save(), plus IADSR_ERR_DIM_MISMATCH (widths differ)
- * @since 0.3.0
- */
-IADSR_API int iadsr_checkpoint_save(const iadsr_model *m,
-                                    const iadsr_aligner *a,
-                                    const iadsr_gate *g, const char *path,
-                                    uint32_t flags);
-/**
- * Load a checkpoint written by iadsr_checkpoint_save() or
- * iadsr_model_save(). @p aligner and @p gate may be NULL (not wanted);
- * otherwise they receive the stored component or NULL when the file has
- * none. Nothing is returned on failure.
- * @return as iadsr_model_load()
- * @since 0.3.0
- */
-IADSR_API int iadsr_checkpoint_load(iadsr_model **m, iadsr_aligner **aligner,
-                                    iadsr_gate **gate, const char *path,
-                                    uint32_t flags);
-/** iadsr_checkpoint_load() from memory (the bytes are borrowed for the
- *  call). @since 0.3.0 */
-IADSR_API int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
-                                                iadsr_aligner **aligner,
-                                                iadsr_gate **gate,
-                                                const void *buf, size_t len,
-                                                uint32_t flags);
+/** @} */
 
-/** What iadsr_pipeline() measured. */
+/* ------------------------------------------------------------------------ */
+/** @defgroup api_pipeline Pipeline: train IADSR, clean, retrain, evaluate (since 0.3.0)
+ *  @{ */
+
+/**
+ * What iadsr_pipeline() measured. The caller sets struct_size to
+ * sizeof(iadsr_pipeline_result), at least 120 (the 0.3 size); the library
+ * writes up to the smaller of it and its own size and keeps the caller's
+ * struct_size.
+ *
+ * The member test embeds iadsr_metrics by value with its 64-byte 0.1
+ * layout, and keeps that layout for good: test.struct_size always reads
+ * 64, and a metric added to iadsr_metrics later is never added to test.
+ * New results, metrics included, go into new fields after test.
+ */
 typedef struct iadsr_pipeline_result {
-    uint32_t struct_size;      /**< set by the caller */
+    uint32_t struct_size;      /**< set by the caller, >= 120; kept */
     int32_t iadsr_epochs;      /**< epoch of the IADSR model kept */
     int32_t retrain_epochs;    /**< epoch of the retrained backbone kept */
     uint32_t reserved0;        /**< written as 0 */
@@ -1184,7 +1424,9 @@ typedef struct iadsr_pipeline_result {
     int64_t n_users_touched;   /**< users with at least one item dropped */
     double iadsr_seconds;      /**< wall time of IADSR training */
     double retrain_seconds;    /**< wall time of retraining */
-    iadsr_metrics test;        /**< retrained backbone on the cleaned data */
+    iadsr_metrics test;        /**< retrained backbone on the cleaned data
+                                    (the frozen 64-byte layout; its
+                                    struct_size reads 64) */
 } iadsr_pipeline_result;
 
 /**
@@ -1192,11 +1434,27 @@ typedef struct iadsr_pipeline_result {
  * on @p d (leave-one-out split), clean every training part, retrain a fresh
  * backbone (same params and seeds) on the cleaned data, and evaluate it on
  * the test items with the cleaned histories.
+ * @param d         the users' sequences (leave-one-out: the last item is
+ *                  the test target, the one before it validates)
+ * @param sem       the items' semantic rows (as iadsr_trainer_create_joint())
+ * @param mp        backbone hyper-parameters (n_items is required); the
+ *                  IADSR backbone and the retrained one both start from
+ *                  them
+ * @param tp        training settings of both trainings; NULL = defaults;
+ *                  the split must be LEAVE_ONE_OUT
+ * @param dp        IADSR settings (loss weights, the gate's inference rule);
+ *                  NULL = defaults
  * @param cb        progress of both trainings (may be NULL)
- * @param res       its struct_size must be set by the caller
+ * @param user_data passed to @p cb unchanged
+ * @param res       receives the result; its struct_size must be set by the
+ *                  caller (>= 120; checked before any training), and only
+ *                  the first min(struct_size,
+ *                  sizeof(iadsr_pipeline_result)) bytes are written, on
+ *                  success only
  * @param model_out NULL or receives the retrained backbone
  * @param clean_out NULL or receives the cleaned dataset
  * @return errors of the steps it runs
+ *
  * Thread-safety: any thread. @since 0.3.0
  */
 IADSR_API int iadsr_pipeline(const iadsr_dataset *d,
@@ -1208,6 +1466,8 @@ IADSR_API int iadsr_pipeline(const iadsr_dataset *d,
                              iadsr_pipeline_result *res,
                              iadsr_model **model_out,
                              iadsr_dataset **clean_out);
+
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,8 @@
  */
 #include "testutil.h"
 
+#include <stddef.h>
+
 #include "score/eval.h"
 #include "data/dataset.h"
 
@@ -374,6 +376,171 @@ START_TEST(test_out_struct_size)
 }
 END_TEST
 
+/* ---- output structs of every size ------------------------------------------ */
+
+/* What the output-struct probes call: a tiny synthetic dataset, an untrained
+ * model, a random semantic matrix, a fresh gate, and pipeline settings of
+ * one epoch. */
+typedef struct out_fx {
+    iadsr_dataset *d;
+    iadsr_model *m;
+    iadsr_semantic *sem;
+    iadsr_gate *g;
+    iadsr_model_params mp;
+    iadsr_train_params tp;
+} out_fx;
+
+typedef int (*out_call)(const out_fx *f, void *out);
+
+static int call_evaluate(const out_fx *f, void *out)
+{
+    return iadsr_evaluate(f->m, f->d, NULL, out);
+}
+static int call_semantic_evaluate(const out_fx *f, void *out)
+{
+    return iadsr_semantic_evaluate(f->sem, f->d, NULL, out);
+}
+static int call_pipeline(const out_fx *f, void *out)
+{
+    return iadsr_pipeline(f->d, f->sem, &f->mp, &f->tp, NULL, NULL, NULL, out,
+                          NULL, NULL);
+}
+static int call_gate_get_params(const out_fx *f, void *out)
+{
+    return iadsr_gate_get_params(f->g, out);
+}
+
+#define OUT_CANARY 0xa5
+typedef union out_buf {
+    max_align_t align;
+    unsigned char b[256];
+} out_buf;
+
+/* Call @p call with an output struct whose struct_size is @p size, at the
+ * start of a canary-filled buffer. @p want IADSR_OK: the call succeeds,
+ * struct_size keeps @p size and nothing at or beyond min(size, lib_size)
+ * is written (@p got receives the buffer). Otherwise the call fails with
+ * @p want and a message naming struct_size, and writes nothing at all. */
+static void out_probe(const char *what, out_call call, const out_fx *f,
+                      size_t lib_size, uint32_t size, int want, out_buf *got)
+{
+    out_buf u, keep;
+    ck_assert(lib_size + 16 <= sizeof u.b);
+    memset(u.b, OUT_CANARY, sizeof u.b);
+    memcpy(u.b, &size, sizeof size);
+    keep = u;
+    iadsr_clear_error();
+    int rc = call(f, u.b);
+    ck_assert_msg(rc == want, "%s, struct_size %u: %s, expected %s (%s)", what,
+                  (unsigned)size, iadsr_status_name(rc),
+                  iadsr_status_name(want), iadsr_last_error());
+    if (want != IADSR_OK) {
+        ck_assert_msg(strstr(iadsr_last_error(), "struct_size") != NULL,
+                      "%s, struct_size %u: message '%s'", what,
+                      (unsigned)size, iadsr_last_error());
+        ck_assert_msg(memcmp(u.b, keep.b, sizeof u.b) == 0,
+                      "%s, struct_size %u: written although refused", what,
+                      (unsigned)size);
+        return;
+    }
+    uint32_t back;
+    memcpy(&back, u.b, sizeof back);
+    ck_assert_uint_eq(back, size);
+    size_t written = size < lib_size ? size : lib_size;
+    for (size_t i = written; i < sizeof u.b; i++)
+        ck_assert_msg(u.b[i] == OUT_CANARY,
+                      "%s, struct_size %u: byte %zu (past the %zu written) "
+                      "changed",
+                      what, (unsigned)size, i, written);
+    if (got)
+        *got = u;
+}
+
+/* The results of two successful probes agree on the first @p n bytes after
+ * struct_size. */
+static void out_same(const out_buf *a, const out_buf *b, size_t n)
+{
+    ck_assert(memcmp(a->b + 4, b->b + 4, n - 4) == 0);
+}
+
+START_TEST(test_output_structs)
+{
+    out_fx f;
+    f.d = tu_synth(40, NI, 6, 3, 12, 23);
+    f.m = tu_model(NI, 29);
+    enum { D = 8 };
+    float rows[NI * D];
+    for (int i = 0; i < NI * D; i++)
+        rows[i] = (float)((i * 37 % 17) - 8) / 8.0f;
+    f.sem = NULL;
+    TU_OK(iadsr_semantic_create(&f.sem, rows, NI, D, D, IADSR_FLAG_COPY));
+    f.g = NULL;
+    TU_OK(iadsr_gate_create(&f.g, 16, NULL));
+    tu_model_params(&f.mp, NI, 31);
+    tu_train_params(&f.tp);
+    f.tp.max_epochs = 1;
+
+    static const struct {
+        const char *what;
+        out_call call;
+        size_t lib_size, oldest, last_field;
+    } cases[] = {
+        {"iadsr_evaluate", call_evaluate, sizeof(iadsr_metrics), 64,
+         offsetof(iadsr_metrics, ndcg20)},
+        {"iadsr_semantic_evaluate", call_semantic_evaluate,
+         sizeof(iadsr_metrics), 64, offsetof(iadsr_metrics, ndcg20)},
+        {"iadsr_pipeline", call_pipeline, sizeof(iadsr_pipeline_result), 120,
+         offsetof(iadsr_pipeline_result, test)},
+        {"iadsr_gate_get_params", call_gate_get_params,
+         sizeof(iadsr_denoise_params), 48,
+         offsetof(iadsr_denoise_params, seed)},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *w = cases[k].what;
+        out_call call = cases[k].call;
+        size_t lib = cases[k].lib_size, oldest = cases[k].oldest;
+        /* no struct has grown since its first release (docs/ABI.md) */
+        ck_assert_uint_eq(lib, oldest);
+        /* an older caller: the oldest released size works and nothing
+         * past it is written */
+        out_buf at_oldest, larger;
+        out_probe(w, call, &f, lib, (uint32_t)oldest, IADSR_OK, &at_oldest);
+        /* a newer caller: its tail untouched, its struct_size kept, the
+         * known part the same */
+        out_probe(w, call, &f, lib, (uint32_t)lib + 16, IADSR_OK, &larger);
+        if (call != call_pipeline) /* the wall times differ */
+            out_same(&at_oldest, &larger, lib);
+        /* smaller than the oldest size (the last field cut off, or one
+         * byte short; no such struct was released): refused up front */
+        out_probe(w, call, &f, lib, (uint32_t)cases[k].last_field,
+                  IADSR_ERR_INVALID_ARG, NULL);
+        out_probe(w, call, &f, lib, (uint32_t)oldest - 1,
+                  IADSR_ERR_INVALID_ARG, NULL);
+        out_probe(w, call, &f, lib, 0, IADSR_ERR_INVALID_ARG, NULL);
+        if (call == call_pipeline) {
+            iadsr_pipeline_result a, b;
+            memcpy(&a, at_oldest.b, sizeof a);
+            memcpy(&b, larger.b, sizeof b);
+            /* the embedded metrics keep their 0.1 size */
+            ck_assert_uint_eq(a.test.struct_size, 64);
+            ck_assert_uint_eq(b.test.struct_size, 64);
+            ck_assert_int_eq(a.test.n_users, iadsr_dataset_n_users(f.d));
+            ck_assert_int_eq(a.iadsr_epochs, b.iadsr_epochs);
+            ck_assert_int_eq(a.n_items_in, b.n_items_in);
+            ck_assert_int_eq(a.n_items_dropped, b.n_items_dropped);
+            ck_assert(memcmp(&a.test, &b.test, sizeof a.test) == 0);
+        }
+    }
+    TU_EXPECT_ERR(iadsr_pipeline(f.d, f.sem, &f.mp, &f.tp, NULL, NULL, NULL,
+                                 NULL, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
+    iadsr_gate_free(f.g);
+    iadsr_semantic_free(f.sem);
+    iadsr_model_free(f.m);
+    iadsr_dataset_free(f.d);
+}
+END_TEST
+
 START_TEST(test_eval_bad_args)
 {
     fixture f;
@@ -508,6 +675,7 @@ Suite *suite_eval(void)
 
     tc = tcase_create("args");
     tcase_add_test(tc, test_out_struct_size);
+    tcase_add_test(tc, test_output_structs);
     tcase_add_test(tc, test_eval_bad_args);
     tcase_add_test(tc, test_eval_alloc_failures);
     suite_add_tcase(s, tc);

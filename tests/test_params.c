@@ -289,6 +289,98 @@ START_TEST(test_overlay_sizes)
 }
 END_TEST
 
+/* ---- output structs ------------------------------------------------------- */
+
+/* iadsr__output_copy() with the struct of a later release (test_v2, 16
+ * bytes) and callers built against the older (V1_SIZE, 12 bytes) and a
+ * newer (24 bytes) header, inside canary-filled buffers. */
+START_TEST(test_output_copy_sizes)
+{
+    static const test_v2 lib = {sizeof(test_v2), 10, 20, 30};
+    union {
+        test_v2 v;
+        unsigned char b[64];
+    } u, keep;
+    const unsigned char canary = 0xc3;
+    uint32_t size;
+
+    /* the older caller after the struct grew: its prefix only */
+    memset(u.b, canary, sizeof u.b);
+    size = (uint32_t)V1_SIZE;
+    memcpy(u.b, &size, sizeof size);
+    ck_assert_int_eq(iadsr__output_copy(&u, &lib, sizeof lib, V1_SIZE, "t: out"),
+                     IADSR_OK);
+    ck_assert_uint_eq(u.v.struct_size, V1_SIZE); /* the caller's value */
+    ck_assert_int_eq(u.v.a, 10);
+    ck_assert_int_eq(u.v.b, 20);
+    for (size_t i = V1_SIZE; i < sizeof u.b; i++)
+        ck_assert_msg(u.b[i] == canary, "byte %zu past struct_size written", i);
+
+    /* the same size as the library */
+    memset(u.b, canary, sizeof u.b);
+    size = sizeof(test_v2);
+    memcpy(u.b, &size, sizeof size);
+    ck_assert_int_eq(iadsr__output_copy(&u, &lib, sizeof lib, V1_SIZE, "t: out"),
+                     IADSR_OK);
+    ck_assert_int_eq(memcmp(&u.v, &lib, sizeof lib), 0);
+    for (size_t i = sizeof(test_v2); i < sizeof u.b; i++)
+        ck_assert_uint_eq(u.b[i], canary);
+
+    /* a newer, larger caller: the known part, its tail untouched, its
+     * struct_size kept; no upper bound (nothing beyond it is read) */
+    static const uint32_t larger[] = {24, 4096, 0xffffffffu};
+    for (size_t k = 0; k < sizeof larger / sizeof larger[0]; k++) {
+        memset(u.b, canary, sizeof u.b);
+        memcpy(u.b, &larger[k], sizeof larger[k]);
+        ck_assert_int_eq(iadsr__output_copy(&u, &lib, sizeof lib, V1_SIZE,
+                                            "t: out"),
+                         IADSR_OK);
+        ck_assert_uint_eq(u.v.struct_size, larger[k]);
+        ck_assert_int_eq(u.v.c_new, 30);
+        for (size_t i = sizeof(test_v2); i < sizeof u.b; i++)
+            ck_assert_uint_eq(u.b[i], canary);
+    }
+
+    /* below the oldest size: refused, nothing written, a message */
+    static const uint32_t small[] = {0, 4, V1_SIZE - 1};
+    for (size_t k = 0; k < sizeof small / sizeof small[0]; k++) {
+        memset(u.b, canary, sizeof u.b);
+        memcpy(u.b, &small[k], sizeof small[k]);
+        keep = u;
+        iadsr_clear_error();
+        ck_assert_int_eq(iadsr__output_copy(&u, &lib, sizeof lib, V1_SIZE,
+                                            "t: out"),
+                         IADSR_ERR_INVALID_ARG);
+        ck_assert_int_eq(memcmp(u.b, keep.b, sizeof u.b), 0);
+        ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "t: out"));
+        ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "struct_size"));
+    }
+
+    /* validation only (lib_value NULL): checks, writes nothing */
+    memset(u.b, canary, sizeof u.b);
+    size = (uint32_t)V1_SIZE;
+    memcpy(u.b, &size, sizeof size);
+    keep = u;
+    ck_assert_int_eq(iadsr__output_copy(&u, NULL, sizeof lib, V1_SIZE, "t: out"),
+                     IADSR_OK);
+    ck_assert_int_eq(memcmp(u.b, keep.b, sizeof u.b), 0);
+    size = 8;
+    memcpy(u.b, &size, sizeof size);
+    ck_assert_int_eq(iadsr__output_copy(&u, NULL, sizeof lib, V1_SIZE, "t: out"),
+                     IADSR_ERR_INVALID_ARG);
+
+    /* NULL output, and a bad internal call */
+    iadsr_clear_error();
+    ck_assert_int_eq(iadsr__output_copy(NULL, &lib, sizeof lib, V1_SIZE,
+                                        "t: out"),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "t: out is NULL"));
+    ck_assert_int_eq(iadsr__output_copy(&u, &lib, sizeof lib, sizeof lib + 4,
+                                        "t: out"),
+                     IADSR_ERR_GENERIC);
+}
+END_TEST
+
 START_TEST(test_overlay_public_structs)
 {
     /* a larger train struct with a zero tail, as a newer header would give */
@@ -622,6 +714,7 @@ Suite *suite_params(void)
     tcase_add_test(tc, test_layout);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_overlay_sizes);
+    tcase_add_test(tc, test_output_copy_sizes);
     tcase_add_test(tc, test_overlay_public_structs);
     tcase_add_test(tc, test_train_bounds);
     tcase_add_test(tc, test_ctx_eval_bounds);

@@ -17,7 +17,7 @@
  * same numbers at run time. */
 _Static_assert(sizeof(iadsr_model_params) == 72, "iadsr_model_params size");
 /* the 0.1 layout ends after seed: callers built against it still work */
-#define MODEL_PARAMS_SIZE_0_1 56u
+_Static_assert(IADSR__MODEL_PARAMS_SIZE_0_1 == 56u, "model 0.1 size");
 _Static_assert(offsetof(iadsr_model_params, struct_size) == 0, "model");
 _Static_assert(offsetof(iadsr_model_params, backbone) == 4, "model");
 _Static_assert(offsetof(iadsr_model_params, n_items) == 8, "model");
@@ -114,6 +114,26 @@ _Static_assert(offsetof(iadsr_pipeline_result, n_users_touched) == 32, "pipeline
 _Static_assert(offsetof(iadsr_pipeline_result, iadsr_seconds) == 40, "pipeline");
 _Static_assert(offsetof(iadsr_pipeline_result, retrain_seconds) == 48, "pipeline");
 _Static_assert(offsetof(iadsr_pipeline_result, test) == 56, "pipeline");
+/* iadsr_metrics is embedded by value in iadsr_pipeline_result.test: its
+ * 64-byte layout is frozen there (docs/ABI.md, "Embedded structs"), so the
+ * pipeline result's layout never depends on a later iadsr_metrics. Any
+ * field appended to iadsr_pipeline_result goes after test, at offset 120. */
+_Static_assert(sizeof(((iadsr_pipeline_result *)0)->test) ==
+                   IADSR__METRICS_SIZE_0_1,
+               "pipeline: the embedded metrics keep the 0.1 size");
+_Static_assert(offsetof(iadsr_pipeline_result, test) +
+                       sizeof(((iadsr_pipeline_result *)0)->test) ==
+                   IADSR__PIPELINE_RESULT_SIZE_0_3,
+               "pipeline: test is the last field of the 0.3 layout");
+/* No output struct has grown since its first release, so each oldest
+ * accepted size is today's size; when one grows, its IADSR__*_SIZE_0_x
+ * constant stays and only the sizeof assert above changes. */
+_Static_assert(sizeof(iadsr_metrics) == IADSR__METRICS_SIZE_0_1, "metrics");
+_Static_assert(sizeof(iadsr_denoise_params) == IADSR__DENOISE_PARAMS_SIZE_0_3,
+               "denoise");
+_Static_assert(sizeof(iadsr_pipeline_result) ==
+                   IADSR__PIPELINE_RESULT_SIZE_0_3,
+               "pipeline");
 
 /* ---- defaults (the one place they live) ---------------------------------- */
 
@@ -267,6 +287,38 @@ int iadsr__params_overlay(void *dst, const void *defaults, size_t lib_size,
     }
     memcpy(dst, user, user_size < lib_size ? user_size : lib_size);
     memcpy(dst, &lib_size32, sizeof lib_size32);
+    return IADSR_OK;
+}
+
+/* ---- output structs --------------------------------------------------------- */
+
+int iadsr__output_copy(void *user_out, const void *lib_value, size_t lib_size,
+                       size_t min_size, const char *what)
+{
+    uint32_t user_size;
+
+    if (!what)
+        what = "output struct";
+    if (lib_size < sizeof(uint32_t) || min_size < sizeof(uint32_t) ||
+        min_size > lib_size)
+        return iadsr__err(IADSR_ERR_GENERIC,
+                          "%s: internal error: bad output copy call", what);
+    if (!user_out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s is NULL", what);
+    memcpy(&user_size, user_out, sizeof user_size);
+    if (user_size < min_size)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: struct_size %u is smaller than %zu, the "
+                          "oldest size of this struct (set it to sizeof the "
+                          "struct)",
+                          what, (unsigned)user_size, min_size);
+    if (lib_value) {
+        size_t n = user_size < lib_size ? user_size : lib_size;
+        /* everything after the caller's struct_size field */
+        memcpy((unsigned char *)user_out + sizeof user_size,
+               (const unsigned char *)lib_value + sizeof user_size,
+               n - sizeof user_size);
+    }
     return IADSR_OK;
 }
 
@@ -548,7 +600,7 @@ int iadsr__model_params_get(iadsr_model_params *dst,
                             const iadsr_model_params *user)
 {
     TRY(iadsr__params_overlay(dst, &model_defaults, sizeof model_defaults,
-                              MODEL_PARAMS_SIZE_0_1, user,
+                              IADSR__MODEL_PARAMS_SIZE_0_1, user,
                               "iadsr_model_params"));
     return iadsr__model_params_check(dst);
 }

@@ -24,6 +24,26 @@
  * messages. NULL @p user means defaults. */
 int iadsr__params_overlay(void *dst, const void *defaults, size_t lib_size,
                           size_t min_size, const void *user, const char *what);
+/* Oldest released size of each struct the library writes for the caller:
+ * the smallest struct_size it accepts (docs/ABI.md). */
+#define IADSR__MODEL_PARAMS_SIZE_0_1 56u     /* iadsr_model_params, 0.1.0 */
+#define IADSR__METRICS_SIZE_0_1 64u          /* iadsr_metrics, 0.1.0 */
+#define IADSR__DENOISE_PARAMS_SIZE_0_3 48u   /* iadsr_denoise_params, 0.3.0 */
+#define IADSR__PIPELINE_RESULT_SIZE_0_3 120u /* iadsr_pipeline_result, 0.3.0 */
+
+/* Write an output struct for a caller whose header may be older or newer
+ * than the library. @p user_out's first uint32_t is the caller's
+ * struct_size; it must be at least @p min_size (the struct's oldest released
+ * size), otherwise IADSR_ERR_INVALID_ARG with a message naming @p what
+ * (e.g. "evaluate: out") and nothing is written. With @p lib_value non-NULL,
+ * min(struct_size, lib_size) bytes of it are copied to @p user_out, except
+ * the struct_size field, which keeps the caller's value; bytes at or beyond
+ * the caller's struct_size are never touched. With @p lib_value NULL the
+ * call only validates (so that a long computation fails up front). A NULL
+ * @p user_out is IADSR_ERR_INVALID_ARG. No upper bound applies: nothing is
+ * read from the caller's struct beyond struct_size. */
+int iadsr__output_copy(void *user_out, const void *lib_value, size_t lib_size,
+                       size_t min_size, const char *what);
 /* Validate a complete model params struct (bounds, backbone, flags) and
  * normalise defaults (backbone 0 -> SASREC, ffn_dim 0 -> 4*dim, activation 0
  * -> GELU). Returns IADSR_OK or an error with a message. */

@@ -534,16 +534,14 @@ int iadsr_semantic_evaluate(const iadsr_semantic *s, const iadsr_dataset *d,
                             : "the matrix is NULL");
     if (!iadsr__dataset_ok(d))
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid dataset", w);
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    if (out->struct_size < sizeof(iadsr_metrics))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: out->struct_size %u < %zu (set it to "
-                          "sizeof(iadsr_metrics))",
-                          w, (unsigned)out->struct_size,
-                          sizeof(iadsr_metrics));
+    /* checked up front: a bad struct_size fails before any work */
+    int rc = iadsr__output_copy(out, NULL, sizeof(iadsr_metrics),
+                                IADSR__METRICS_SIZE_0_1,
+                                "semantic_evaluate: out");
+    if (rc != IADSR_OK)
+        return rc;
     iadsr_eval_params ep;
-    int rc = iadsr__eval_params_get(&ep, p);
+    rc = iadsr__eval_params_get(&ep, p);
     if (rc != IADSR_OK)
         return rc;
     if (d->n_items > s->n_items)
@@ -559,12 +557,12 @@ int iadsr_semantic_evaluate(const iadsr_semantic *s, const iadsr_dataset *d,
     if (rc != IADSR_OK)
         return rc;
     iadsr__free(users);
-    uint32_t size = out->struct_size;
     iadsr_metrics res;
     memset(&res, 0, sizeof res);
     iadsr__metrics_from_ranks(ranks, n, &res);
-    res.struct_size = size;
-    memcpy(out, &res, sizeof res);
+    res.struct_size = (uint32_t)sizeof res;
     iadsr__free(ranks);
-    return IADSR_OK;
+    /* up to the smaller of the caller's struct_size and sizeof res */
+    return iadsr__output_copy(out, &res, sizeof res, IADSR__METRICS_SIZE_0_1,
+                              "semantic_evaluate: out");
 }

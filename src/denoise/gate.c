@@ -122,19 +122,10 @@ int iadsr_gate_get_params(const iadsr_gate *g, iadsr_denoise_params *out)
     if (!iadsr__gate_ok(g))
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "gate_get_params: invalid gate handle");
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "gate_get_params: out is NULL");
-    if (out->struct_size < offsetof(iadsr_denoise_params, seed) + 8)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "gate_get_params: out->struct_size = %u is smaller "
-                          "than the 0.3.0 struct (%u)",
-                          (unsigned)out->struct_size,
-                          (unsigned)sizeof(iadsr_denoise_params));
-    uint32_t sz = out->struct_size;
-    size_t n = sz < sizeof g->p ? sz : sizeof g->p;
-    memcpy(out, &g->p, n);
-    out->struct_size = (uint32_t)n;
-    return IADSR_OK;
+    /* up to the smaller of the caller's struct_size and sizeof g->p */
+    return iadsr__output_copy(out, &g->p, sizeof g->p,
+                              IADSR__DENOISE_PARAMS_SIZE_0_3,
+                              "gate_get_params: out");
 }
 
 int iadsr__gate_finite(const iadsr_gate *g)

@@ -197,15 +197,13 @@ int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
         return iadsr__err(IADSR_ERR_INVALID_ARG, "evaluate: invalid model");
     if (!iadsr__dataset_ok(d))
         return iadsr__err(IADSR_ERR_INVALID_ARG, "evaluate: invalid dataset");
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "evaluate: out is NULL");
-    if (out->struct_size < sizeof(iadsr_metrics))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "evaluate: out->struct_size %u < %zu (set it to "
-                          "sizeof(iadsr_metrics))",
-                          (unsigned)out->struct_size, sizeof(iadsr_metrics));
+    /* checked up front: a bad struct_size fails before any work */
+    int rc = iadsr__output_copy(out, NULL, sizeof(iadsr_metrics),
+                                IADSR__METRICS_SIZE_0_1, "evaluate: out");
+    if (rc)
+        return rc;
     iadsr_eval_params ep;
-    int rc = iadsr__eval_params_get(&ep, p);
+    rc = iadsr__eval_params_get(&ep, p);
     if (rc)
         return rc;
     if (d->n_items > m->hp.n_items)
@@ -219,13 +217,13 @@ int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
                                &users, &ranks, &n);
     if (rc)
         return rc;
-    uint32_t size = out->struct_size;
     iadsr_metrics res;
     memset(&res, 0, sizeof res);
     iadsr__metrics_from_ranks(ranks, n, &res);
-    res.struct_size = size;
-    memcpy(out, &res, sizeof res);
+    res.struct_size = (uint32_t)sizeof res;
     iadsr__free(users);
     iadsr__free(ranks);
-    return IADSR_OK;
+    /* up to the smaller of the caller's struct_size and sizeof res */
+    return iadsr__output_copy(out, &res, sizeof res, IADSR__METRICS_SIZE_0_1,
+                              "evaluate: out");
 }

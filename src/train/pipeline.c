@@ -33,13 +33,14 @@ int iadsr_pipeline(const iadsr_dataset *d, const iadsr_semantic *sem,
         *model_out = NULL;
     if (clean_out)
         *clean_out = NULL;
-    if (!res || res->struct_size < sizeof *res)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "pipeline: res is NULL or its struct_size is "
-                          "smaller than %u",
-                          (unsigned)sizeof *res);
+    /* checked up front: a bad struct_size fails before any training */
+    int rc = iadsr__output_copy(res, NULL, sizeof *res,
+                                IADSR__PIPELINE_RESULT_SIZE_0_3,
+                                "pipeline: res");
+    if (rc)
+        return rc;
     iadsr_train_params t;
-    int rc = iadsr__train_params_get(&t, tp);
+    rc = iadsr__train_params_get(&t, tp);
     if (rc)
         return rc;
     if (t.split != IADSR_SPLIT_LEAVE_ONE_OUT)
@@ -95,12 +96,18 @@ int iadsr_pipeline(const iadsr_dataset *d, const iadsr_semantic *sem,
     iadsr_eval_params ep;
     iadsr_eval_params_init(&ep);
     ep.n_threads = t.n_threads;
+    /* The embedded size, not sizeof(iadsr_metrics): test's layout is frozen
+     * at the 0.1 size inside iadsr_pipeline_result (docs/ABI.md), so
+     * iadsr_evaluate() never writes past it, whatever iadsr_metrics
+     * becomes; the caller reads this value back in res->test.struct_size. */
     r.test.struct_size = (uint32_t)sizeof r.test;
     if ((rc = iadsr_evaluate(final, clean, &ep, &r.test)))
         goto done;
-    uint32_t sz = res->struct_size;
-    memcpy(res, &r, sizeof r);
-    res->struct_size = sz;
+    /* up to the smaller of the caller's struct_size and sizeof r */
+    if ((rc = iadsr__output_copy(res, &r, sizeof r,
+                                 IADSR__PIPELINE_RESULT_SIZE_0_3,
+                                 "pipeline: res")))
+        goto done;
     if (model_out) {
         *model_out = final;
         final = NULL;
