@@ -45,9 +45,4 @@ static inline const float *iadsr__semantic_row(const iadsr_semantic *s,
     return s->rows + (size_t)(item - 1) * (size_t)s->ld;
 }
 
-/* iadsr_semantic_scores() without argument checks: @p seq holds n >= 1 ids
- * in 1..n_items and @p scores has n_items + 1 floats. Never allocates. */
-void iadsr__semantic_scores(const iadsr_semantic *s, const int32_t *seq,
-                            int32_t n, float *scores);
-
 #endif /* IADSR_SEMANTIC_H */
