@@ -9,9 +9,6 @@
  */
 #include "data/semantic.h"
 
-#include "common/alloc.h"
-#include "common/fileio.h"
-#include "io/npy.h"
 #include "common/error.h"
 #include "common/handle.h"
 
@@ -91,10 +88,8 @@ static int nonfinite_err(const char *w, const float *row, int32_t dim,
                       isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
 }
 
-/* The shape checks of iadsr_semantic_create(), with @p code for the
- * problems that come from the data rather than from the caller. */
-static int check_shape(const char *w, int64_t n_rows, int64_t dim, int pad,
-                       int code)
+int iadsr__semantic_check_shape(const char *w, int64_t n_rows, int64_t dim,
+                                int pad, int code)
 {
     if (dim < 1 || dim > SEM_MAX_DIM)
         return iadsr__err(code, "%s: dim = %lld is outside 1..%d", w,
@@ -109,11 +104,7 @@ static int check_shape(const char *w, int64_t n_rows, int64_t dim, int pad,
     return IADSR_OK;
 }
 
-/* Build a handle over a matrix whose shape is already checked: validate
- * every value, compute the inverse norms, copy the rows unless the data is
- * borrowed or @p owned is given. @p owned (the block holding @p data, from
- * iadsr__aligned_alloc, or NULL) is taken over, and freed on failure. */
-static int semantic_build(iadsr_semantic **out, const float *data,
+int iadsr__semantic_build(iadsr_semantic **out, const float *data,
                           int64_t n_rows, int32_t dim, int64_t ld,
                           uint32_t flags, void *owned, const char *w)
 {
@@ -211,7 +202,7 @@ int iadsr_semantic_create(iadsr_semantic **out, const float *data,
                           "with IADSR_SEMANTIC_ROW0_PADDING)",
                           w, (unsigned)flags);
     const int pad = (flags & IADSR_SEMANTIC_ROW0_PADDING) ? 1 : 0;
-    int rc = check_shape(w, n_rows, dim, pad, IADSR_ERR_INVALID_ARG);
+    int rc = iadsr__semantic_check_shape(w, n_rows, dim, pad, IADSR_ERR_INVALID_ARG);
     if (rc != IADSR_OK)
         return rc;
     if (ld < dim)
@@ -220,110 +211,7 @@ int iadsr_semantic_create(iadsr_semantic **out, const float *data,
                           (long long)ld, (int)dim);
     if ((rc = iadsr__check_matrix_span(w, n_rows, ld)) != IADSR_OK)
         return rc;
-    return semantic_build(out, data, n_rows, dim, ld, flags, NULL, w);
-}
-
-int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
-                             size_t len, uint32_t flags)
-{
-    static const char w[] = "semantic_parse_npy";
-
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
-    if (!buf)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: buf is NULL", w);
-    if (flags & ~(uint32_t)IADSR_SEMANTIC_ROW0_PADDING)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: flags = 0x%x has unknown bits (expected 0 or "
-                          "IADSR_SEMANTIC_ROW0_PADDING)",
-                          w, (unsigned)flags);
-
-    /* the header first: the shape decides the one allocation */
-    int64_t rows = 0, cols = 0;
-    int rc = iadsr_npy_decode(buf, len, NULL, 0, &rows, &cols);
-    if (rc != IADSR_OK)
-        return rc;
-    const int pad = (flags & IADSR_SEMANTIC_ROW0_PADDING) ? 1 : 0;
-    rc = check_shape(w, rows, cols, pad, IADSR_ERR_FORMAT);
-    if (rc != IADSR_OK)
-        return rc;
-    if ((uint64_t)rows > (uint64_t)PTRDIFF_MAX / sizeof(float) /
-                             (uint64_t)cols)
-        return iadsr__err(IADSR_ERR_NOMEM,
-                          "%s: %lld x %lld floats do not fit in memory", w,
-                          (long long)rows, (long long)cols);
-    const size_t n = (size_t)rows * (size_t)cols;
-    float *data = iadsr__aligned_alloc(n, sizeof(float));
-    if (!data)
-        return iadsr__err(IADSR_ERR_NOMEM,
-                          "%s: out of memory for %lld x %lld floats", w,
-                          (long long)rows, (long long)cols);
-    rc = iadsr_npy_decode(buf, len, data, (int64_t)n, &rows, &cols);
-    if (rc != IADSR_OK) {
-        iadsr__aligned_free(data); /* not reached: validated above */
-        return rc;
-    }
-    return semantic_build(out, data, rows, (int32_t)cols, cols,
-                          flags & IADSR_SEMANTIC_ROW0_PADDING, data, w);
-}
-
-int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
-                            uint32_t flags)
-{
-    static const char w[] = "semantic_load_npy";
-
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
-    if (!path || !path[0])
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", w,
-                          path ? "empty" : "NULL");
-    if (flags & ~(uint32_t)IADSR_SEMANTIC_ROW0_PADDING)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: flags = 0x%x has unknown bits (expected 0 or "
-                          "IADSR_SEMANTIC_ROW0_PADDING)",
-                          w, (unsigned)flags);
-    void *b = NULL;
-    size_t len = 0;
-    int rc = iadsr__read_file(path, w, &b, &len);
-    if (rc != IADSR_OK)
-        return rc;
-    rc = iadsr_semantic_parse_npy(out, b, len, flags);
-    iadsr__free(b);
-    if (rc != IADSR_OK)
-        return iadsr__err_prefix(rc, "%s", path);
-    return IADSR_OK;
-}
-
-int iadsr_semantic_save_npy(const iadsr_semantic *s, const char *path,
-                            uint32_t flags)
-{
-    static const char w[] = "semantic_save_npy";
-    const uint32_t known = IADSR_SEMANTIC_ROW0_PADDING | IADSR_SAVE_NO_FSYNC;
-
-    if (!iadsr__semantic_ok(s))
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s", w,
-                          s ? "not a semantic matrix handle"
-                            : "the matrix is NULL");
-    if (!path || !path[0])
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", w,
-                          path ? "empty" : "NULL");
-    if (flags & ~known)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED, "%s: unknown flag bits 0x%x",
-                          w, (unsigned)(flags & ~known));
-    const int64_t lead = (flags & IADSR_SEMANTIC_ROW0_PADDING) ? 1 : 0;
-    void *b = NULL;
-    size_t len = 0;
-    int rc = iadsr__npy_encode(s->rows, s->n_items, s->dim, s->ld, lead, &b,
-                               &len, w);
-    if (rc != IADSR_OK)
-        return rc;
-    rc = iadsr__atomic_write(path, b, len, flags & IADSR_SAVE_NO_FSYNC);
-    iadsr__free(b);
-    if (rc != IADSR_OK)
-        return iadsr__err_prefix(rc, "%s", w);
-    return IADSR_OK;
+    return iadsr__semantic_build(out, data, n_rows, dim, ld, flags, NULL, w);
 }
 
 /* ---- accessors ----------------------------------------------------------- */

@@ -45,4 +45,18 @@ static inline const float *iadsr__semantic_row(const iadsr_semantic *s,
     return s->rows + (size_t)(item - 1) * (size_t)s->ld;
 }
 
+/* The shape checks of iadsr_semantic_create(), with @p code for the
+ * problems that come from the data rather than from the caller (@p pad: row
+ * 0 is padding). */
+int iadsr__semantic_check_shape(const char *w, int64_t n_rows, int64_t dim,
+                                int pad, int code);
+
+/* Build a handle over a matrix whose shape is already checked: validate
+ * every value, compute the inverse norms, copy the rows unless the data is
+ * borrowed or @p owned is given. @p owned (the block holding @p data, from
+ * iadsr__aligned_alloc, or NULL) is taken over, and freed on failure. */
+int iadsr__semantic_build(iadsr_semantic **out, const float *data,
+                          int64_t n_rows, int32_t dim, int64_t ld,
+                          uint32_t flags, void *owned, const char *w);
+
 #endif /* IADSR_SEMANTIC_H */
