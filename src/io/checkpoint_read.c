@@ -108,6 +108,35 @@ static int printable_ascii(const uint8_t *s, size_t n)
     return 1;
 }
 
+/* FORMAT: entry @p i of a section (@p what) runs past its end. */
+static int past_end(const rd *r, const char *what, uint32_t i)
+{
+    return iadsr__err(IADSR_ERR_FORMAT,
+                      "checkpoint: %s %u runs past data_offset %zu", what,
+                      (unsigned)i, r->end);
+}
+
+/* The CRC-32C that closes the section [@p start, r->pos) (metadata or
+ * directory): FORMAT when it runs past data_offset, CHECKSUM when it
+ * differs. @p name and @p long_name name the section in the messages. */
+static int check_section_crc(rd *r, size_t start, const char *name,
+                             const char *long_name)
+{
+    size_t end = r->pos;
+    uint32_t stored;
+    if (!rd_u32(r, &stored))
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: %s checksum runs past data_offset",
+                          name);
+    uint32_t actual = iadsr__crc32c(0, r->b + start, end - start);
+    if (stored != actual)
+        return iadsr__err(IADSR_ERR_CHECKSUM,
+                          "checkpoint: %s checksum mismatch (stored 0x%08x, "
+                          "computed 0x%08x)",
+                          long_name, (unsigned)stored, (unsigned)actual);
+    return IADSR_OK;
+}
+
 typedef struct header {
     uint32_t major, minor, kind, required, optional;
     uint32_t n_kv, n_tensors, alignment;
@@ -257,10 +286,7 @@ static int read_kv(rd *r, uint32_t i, const uint8_t **key, uint32_t *klen,
         goto trunc;
     return IADSR_OK;
 trunc:
-    return iadsr__err(IADSR_ERR_FORMAT,
-                      "checkpoint: metadata entry %u runs past data_offset "
-                      "%zu",
-                      (unsigned)i, r->end);
+    return past_end(r, "metadata entry", i);
 }
 
 /* The aligner and gate settings of a 1.2 file, as stored (not validated). */
@@ -397,17 +423,9 @@ static int parse_metadata(rd *r, const header *h, iadsr_model_params *hp,
         if ((rc = read_kv(r, i, &key, &klen, &type, &val, &vlen)) != IADSR_OK)
             return rc;
     size_t end = r->pos;
-    uint32_t stored;
-    if (!rd_u32(r, &stored))
-        return iadsr__err(IADSR_ERR_FORMAT,
-                          "checkpoint: metadata checksum runs past "
-                          "data_offset");
-    uint32_t actual = iadsr__crc32c(0, r->b + start, end - start);
-    if (stored != actual)
-        return iadsr__err(IADSR_ERR_CHECKSUM,
-                          "checkpoint: metadata checksum mismatch (stored "
-                          "0x%08x, computed 0x%08x)",
-                          (unsigned)stored, (unsigned)actual);
+    if ((rc = check_section_crc(r, start, "metadata", "metadata")) !=
+        IADSR_OK)
+        return rc;
 
     /* second pass: semantics */
     kv_val v[CK_K_COUNT];
@@ -544,10 +562,7 @@ static int read_dir_entry(rd *r, uint32_t i, dir_entry *e)
         goto trunc;
     return IADSR_OK;
 trunc:
-    return iadsr__err(IADSR_ERR_FORMAT,
-                      "checkpoint: tensor directory entry %u runs past "
-                      "data_offset %zu",
-                      (unsigned)i, r->end);
+    return past_end(r, "tensor directory entry", i);
 }
 
 /* Everything after the hyper-parameters are known: the directory must list
@@ -565,17 +580,9 @@ static int check_directory(rd *r, const header *h, const iadsr__ck_tensor *exp,
         if ((rc = read_dir_entry(r, i, &e)) != IADSR_OK)
             return rc;
     size_t end = r->pos;
-    uint32_t stored;
-    if (!rd_u32(r, &stored))
-        return iadsr__err(IADSR_ERR_FORMAT,
-                          "checkpoint: directory checksum runs past "
-                          "data_offset");
-    uint32_t actual = iadsr__crc32c(0, b + start, end - start);
-    if (stored != actual)
-        return iadsr__err(IADSR_ERR_CHECKSUM,
-                          "checkpoint: tensor directory checksum mismatch "
-                          "(stored 0x%08x, computed 0x%08x)",
-                          (unsigned)stored, (unsigned)actual);
+    if ((rc = check_section_crc(r, start, "directory", "tensor directory")) !=
+        IADSR_OK)
+        return rc;
 
     uint64_t want = 0;
     if (!ck_align_up_u64(r->pos, h->alignment, &want) || want != h->data_offset)
@@ -828,21 +835,36 @@ done:
     return rc;
 }
 
+/* The checks every loader makes first: outputs cleared (also on
+ * failure), then the NULL checks and the flags, in the messages of @p fn
+ * (@p out_name and @p src_name name its arguments). */
+static int load_args(const char *fn, iadsr_model **out, const char *out_name,
+                     iadsr_aligner **aout, iadsr_gate **gout, const void *src,
+                     const char *src_name, uint32_t flags)
+{
+    if (aout)
+        *aout = NULL;
+    if (gout)
+        *gout = NULL;
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s is NULL", fn,
+                          out_name);
+    *out = NULL;
+    if (!src)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s is NULL", fn,
+                          src_name);
+    if (flags != 0)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "%s: unknown flag bits 0x%x", fn, (unsigned)flags);
+    return IADSR_OK;
+}
+
 int iadsr_model_load_from_buffer(iadsr_model **out, const void *buf,
                                  size_t len, uint32_t flags)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "model_load_from_buffer: out is NULL");
-    *out = NULL;
-    if (!buf)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "model_load_from_buffer: buf is NULL");
-    if (flags != 0)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "model_load_from_buffer: unknown flag bits 0x%x",
-                          (unsigned)flags);
-    return load_buffer(out, NULL, NULL, buf, len);
+    int rc = load_args("model_load_from_buffer", out, "out", NULL, NULL, buf,
+                       "buf", flags);
+    return rc ? rc : load_buffer(out, NULL, NULL, buf, len);
 }
 
 int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
@@ -850,23 +872,9 @@ int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
                                       iadsr_gate **gate, const void *buf,
                                       size_t len, uint32_t flags)
 {
-    if (aligner)
-        *aligner = NULL;
-    if (gate)
-        *gate = NULL;
-    if (!m)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "checkpoint_load_from_buffer: m is NULL");
-    *m = NULL;
-    if (!buf)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "checkpoint_load_from_buffer: buf is NULL");
-    if (flags != 0)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "checkpoint_load_from_buffer: unknown flag bits "
-                          "0x%x",
-                          (unsigned)flags);
-    return load_buffer(m, aligner, gate, buf, len);
+    int rc = load_args("checkpoint_load_from_buffer", m, "m", aligner, gate,
+                       buf, "buf", flags);
+    return rc ? rc : load_buffer(m, aligner, gate, buf, len);
 }
 
 static int load_io_err(const char *fn, const char *what, const char *path,
@@ -960,34 +968,15 @@ static int load_file(iadsr_model **out, iadsr_aligner **aout,
 
 int iadsr_model_load(iadsr_model **out, const char *path, uint32_t flags)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_load: out is NULL");
-    *out = NULL;
-    if (!path)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "model_load: path is NULL");
-    if (flags != 0)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "model_load: unknown flag bits 0x%x",
-                          (unsigned)flags);
-    return load_file(out, NULL, NULL, path, "model_load");
+    int rc = load_args("model_load", out, "out", NULL, NULL, path, "path",
+                       flags);
+    return rc ? rc : load_file(out, NULL, NULL, path, "model_load");
 }
 
 int iadsr_checkpoint_load(iadsr_model **m, iadsr_aligner **aligner,
                           iadsr_gate **gate, const char *path, uint32_t flags)
 {
-    if (aligner)
-        *aligner = NULL;
-    if (gate)
-        *gate = NULL;
-    if (!m)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "checkpoint_load: m is NULL");
-    *m = NULL;
-    if (!path)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "checkpoint_load: path is NULL");
-    if (flags != 0)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "checkpoint_load: unknown flag bits 0x%x",
-                          (unsigned)flags);
-    return load_file(m, aligner, gate, path, "checkpoint_load");
+    int rc = load_args("checkpoint_load", m, "m", aligner, gate, path, "path",
+                       flags);
+    return rc ? rc : load_file(m, aligner, gate, path, "checkpoint_load");
 }

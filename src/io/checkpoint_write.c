@@ -172,15 +172,12 @@ static void write_prelude(const ck_src *src, plan *pl, wbuf *w)
     w->len = 0;
     w_bytes(w, hdr, CK_HDR_SIZE); /* filled in at the end */
 
-    /* metadata */
-    w_kv_i32(w, CK_K_BACKBONE, hp->backbone);
-    w_kv_i32(w, CK_K_N_ITEMS, hp->n_items);
-    w_kv_i32(w, CK_K_DIM, hp->dim);
-    w_kv_i32(w, CK_K_MAX_SEQ_LEN, hp->max_seq_len);
-    w_kv_i32(w, CK_K_N_LAYERS, hp->n_layers);
-    w_kv_i32(w, CK_K_N_HEADS, hp->n_heads);
-    w_kv_i32(w, CK_K_FFN_DIM, hp->ffn_dim);
-    w_kv_i32(w, CK_K_ACTIVATION, hp->activation);
+    /* metadata: the eight i32 hyper-parameters in key order */
+    const int32_t shape[] = {hp->backbone,    hp->n_items,  hp->dim,
+                             hp->max_seq_len, hp->n_layers, hp->n_heads,
+                             hp->ffn_dim,     hp->activation};
+    for (int k = CK_K_BACKBONE; k <= CK_K_ACTIVATION; k++)
+        w_kv_i32(w, k, shape[k - CK_K_BACKBONE]);
     w_key(w, CK_K_DROPOUT);
     w_u32(w, f32_bits(hp->dropout));
     w_key(w, CK_K_SEED);
@@ -202,14 +199,14 @@ static void write_prelude(const ck_src *src, plan *pl, wbuf *w)
     }
     if (src->g) {
         const iadsr_denoise_params *gp = &src->g->p;
+        /* the six f32 settings in key order */
+        const float gf[] = {gp->lambda_align, gp->lambda_recon,
+                            gp->tau_align,    gp->tau_gumbel,
+                            gp->theta,        gp->max_drop};
         w_key(w, CK_K_GATE_FLAGS);
         w_u32(w, gp->flags);
-        w_kv_f32(w, CK_K_GATE_LAMBDA_ALIGN, gp->lambda_align);
-        w_kv_f32(w, CK_K_GATE_LAMBDA_RECON, gp->lambda_recon);
-        w_kv_f32(w, CK_K_GATE_TAU_ALIGN, gp->tau_align);
-        w_kv_f32(w, CK_K_GATE_TAU_GUMBEL, gp->tau_gumbel);
-        w_kv_f32(w, CK_K_GATE_THETA, gp->theta);
-        w_kv_f32(w, CK_K_GATE_MAX_DROP, gp->max_drop);
+        for (int k = CK_K_GATE_LAMBDA_ALIGN; k <= CK_K_GATE_MAX_DROP; k++)
+            w_kv_f32(w, k, gf[k - CK_K_GATE_LAMBDA_ALIGN]);
         w_kv_i32(w, CK_K_GATE_PROTECT_LAST, gp->protect_last);
         w_key(w, CK_K_GATE_SEED);
         w_u64(w, gp->seed);
