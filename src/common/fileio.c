@@ -43,8 +43,8 @@ static int read_io_err(const char *what, const char *act, const char *path,
                       iadsr__errno_text(e, eb, sizeof eb));
 }
 
-int iadsr__read_file(const char *path, const char *what, void **buf,
-                     size_t *len)
+int iadsr__read_file_ex(const char *path, const char *what, uint32_t flags,
+                        uint64_t max_bytes, void **buf, size_t *len)
 {
     if (!what)
         what = "read_file";
@@ -53,9 +53,9 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
                           buf ? "len" : "buf");
     *buf = NULL;
     *len = 0;
-    if (!path || !path[0])
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", what,
-                          path ? "empty" : "NULL");
+    if (!path)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is NULL", what);
+    const int regular = (flags & IADSR__READ_REGULAR) != 0;
 
     int fd;
     do
@@ -69,19 +69,30 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
         close(fd);
         return read_io_err(what, "cannot stat", path, e);
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (S_ISDIR(st.st_mode) || (regular && !S_ISREG(st.st_mode))) {
         close(fd);
-        return iadsr__err(IADSR_ERR_IO, "%s: '%s' is a directory", what,
-                          path);
+        return iadsr__err(IADSR_ERR_IO, "%s: '%s' is %s", what, path,
+                          S_ISDIR(st.st_mode) ? "a directory"
+                                              : "not a regular file");
     }
     size_t cap = READ_FIRST_CAP;
     if (S_ISREG(st.st_mode)) {
+        if (max_bytes && (uint64_t)st.st_size > max_bytes) {
+            close(fd);
+            return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                              "%s: '%s' is %lld bytes, over the limit of "
+                              "%llu",
+                              what, path, (long long)st.st_size,
+                              (unsigned long long)max_bytes);
+        }
         if (st.st_size < 0 ||
             (uint64_t)st.st_size >= (uint64_t)(PTRDIFF_MAX - 1)) {
             close(fd);
-            return iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large (%lld "
-                                            "bytes)",
-                              what, path, (long long)st.st_size);
+            /* a loader with a limit calls every file over it UNSUPPORTED */
+            return iadsr__err(max_bytes ? IADSR_ERR_UNSUPPORTED
+                                        : IADSR_ERR_IO,
+                              "%s: '%s' is too large (%lld bytes)", what,
+                              path, (long long)st.st_size);
         }
         /* one byte more than the size: the end of file is seen without
          * growing the block */
@@ -95,23 +106,23 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
                           cap, path);
     }
     size_t got = 0;
+    int rc = IADSR_OK;
     for (;;) {
         if (got == cap) {
             /* the file is larger than announced (or not a regular file) */
+            if (regular)
+                break; /* it grew: reported below */
             if (cap > (size_t)PTRDIFF_MAX / 2) {
-                iadsr__free(b);
-                close(fd);
-                return iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large",
-                                  what, path);
+                rc = iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large", what,
+                                path);
+                break;
             }
             uint8_t *nb = iadsr__realloc(b, cap * 2, 1);
             if (!nb) {
-                iadsr__free(b);
-                close(fd);
-                return iadsr__err(IADSR_ERR_NOMEM,
-                                  "%s: cannot allocate %zu bytes to read "
-                                  "'%s'",
-                                  what, cap * 2, path);
+                rc = iadsr__err(IADSR_ERR_NOMEM,
+                                "%s: cannot allocate %zu bytes to read '%s'",
+                                what, cap * 2, path);
+                break;
             }
             b = nb;
             cap *= 2;
@@ -120,19 +131,38 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
         if (k < 0) {
             if (errno == EINTR)
                 continue;
-            int e = errno;
-            iadsr__free(b);
-            close(fd);
-            return read_io_err(what, "cannot read", path, e);
+            rc = read_io_err(what, "cannot read", path, errno);
+            break;
         }
         if (k == 0)
             break;
         got += (size_t)k;
     }
+    if (rc == IADSR_OK && regular && got != (size_t)st.st_size)
+        rc = iadsr__err(IADSR_ERR_IO,
+                        "%s: '%s' changed size while being read", what, path);
     close(fd); /* read-only: nothing can be lost here */
+    if (rc != IADSR_OK) {
+        iadsr__free(b);
+        return rc;
+    }
     *buf = b;
     *len = got;
     return IADSR_OK;
+}
+
+int iadsr__read_file(const char *path, const char *what, void **buf,
+                     size_t *len)
+{
+    if (path && !path[0]) {
+        if (buf)
+            *buf = NULL;
+        if (len)
+            *len = 0;
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is empty",
+                          what ? what : "read_file");
+    }
+    return iadsr__read_file_ex(path, what, 0, 0, buf, len);
 }
 
 /* ---- atomic write -------------------------------------------------------- */

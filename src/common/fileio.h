@@ -15,10 +15,21 @@ const char *iadsr__errno_text(int e, char *buf, size_t n);
  * Regular files, pipes and character devices are read to their end;
  * directories are refused. @p what names the caller in messages
  * ("WHAT: cannot open 'PATH': reason"). On failure *buf is NULL and *len 0.
- * Returns IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO (the message names
- * the path), IADSR_ERR_NOMEM. */
+ * Returns IADSR_OK, IADSR_ERR_INVALID_ARG (NULL or empty path, NULL buf or
+ * len), IADSR_ERR_IO (the message names the path), IADSR_ERR_NOMEM. */
 int iadsr__read_file(const char *path, const char *what, void **buf,
                      size_t *len);
+
+/* The one whole-file reader behind iadsr__read_file, for loaders with
+ * stricter rules. @p flags: IADSR__READ_REGULAR refuses anything but a
+ * regular file (IADSR_ERR_IO) and a file whose size changes while it is
+ * read (IADSR_ERR_IO: the bytes would mix two versions). A file larger than
+ * @p max_bytes (0: no limit but the address space) is
+ * IADSR_ERR_UNSUPPORTED. An empty path is passed to open() (IADSR_ERR_IO);
+ * a NULL path, buf or len is IADSR_ERR_INVALID_ARG. */
+#define IADSR__READ_REGULAR 1u
+int iadsr__read_file_ex(const char *path, const char *what, uint32_t flags,
+                        uint64_t max_bytes, void **buf, size_t *len);
 
 /* Replace the file at @p path atomically with the @p len bytes at @p buf: a
  * temporary file "PATH.tmp.XXXXXX" (mkstemp) in the same directory gets the

@@ -23,12 +23,8 @@
 #include "denoise/denoise.h"
 #include "iadsr.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* iadsr_model_load() refuses files larger than this (docs/FORMAT.md). */
 #define LOAD_MAX_BYTES ((uint64_t)16 << 30)
@@ -877,91 +873,21 @@ int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
     return rc ? rc : load_buffer(m, aligner, gate, buf, len);
 }
 
-static int load_io_err(const char *fn, const char *what, const char *path,
-                       int e)
-{
-    char eb[128];
-    return iadsr__err(IADSR_ERR_IO, "%s: %s '%s': %s", fn, what, path,
-                      iadsr__errno_text(e, eb, sizeof eb));
-}
-
-/* Read @p path whole (regular file, at most 16 GiB, no concurrent change of
- * size) and load it; @p fn names the caller in messages. Arguments are
- * already checked and the outputs cleared. */
+/* Read @p path whole with the rules of docs/FORMAT.md §10 (a regular file
+ * of at most 16 GiB that does not change size while it is read) and load
+ * it; @p fn names the caller in messages. */
 static int load_file(iadsr_model **out, iadsr_aligner **aout,
                      iadsr_gate **gout, const char *path, const char *fn)
 {
-    int fd;
-    do
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return load_io_err(fn, "cannot open", path, errno);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return load_io_err(fn, "cannot stat", path, e);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return iadsr__err(IADSR_ERR_IO, "%s: '%s' is not a regular file", fn,
-                          path);
-    }
-    if (st.st_size < 0 || (uint64_t)st.st_size > LOAD_MAX_BYTES ||
-        (uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
-        close(fd);
-        return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "%s: '%s' is %lld bytes; checkpoints are limited "
-                          "to 16 GiB",
-                          fn, path, (long long)st.st_size);
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *buf = iadsr__malloc(size);
-    if (!buf) {
-        close(fd);
-        return iadsr__err(IADSR_ERR_NOMEM,
-                          "%s: cannot allocate %zu bytes for '%s'", fn, size,
-                          path);
-    }
-    size_t got = 0;
-    int e = 0;
-    while (got < size) {
-        ssize_t k = read(fd, buf + got, size - got);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            e = errno;
-            break;
-        }
-        if (k == 0)
-            break;
-        got += (size_t)k;
-    }
-    if (!e && got == size) {
-        /* the file must not have grown either */
-        uint8_t extra;
-        ssize_t k;
-        do
-            k = read(fd, &extra, 1);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-            e = errno;
-        else if (k > 0)
-            got = size + 1;
-    }
-    close(fd);
-    int rc;
-    if (e) {
-        rc = load_io_err(fn, "cannot read", path, e);
-    } else if (got != size) {
-        rc = iadsr__err(IADSR_ERR_IO, "%s: '%s' changed size while being read",
-                        fn, path);
-    } else {
-        rc = load_buffer(out, aout, gout, buf, size);
-        if (rc)
-            iadsr__err_prefix(rc, "%s", path);
-    }
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = iadsr__read_file_ex(path, fn, IADSR__READ_REGULAR,
+                                 LOAD_MAX_BYTES, &buf, &len);
+    if (rc)
+        return rc;
+    rc = load_buffer(out, aout, gout, buf, len);
+    if (rc)
+        iadsr__err_prefix(rc, "%s", path);
     iadsr__free(buf);
     return rc;
 }
