@@ -1,18 +1,16 @@
-/* libiadsr - whole-file reads and atomic file writes.
+/* libiadsr - the one whole-file reader and the one atomic file writer.
  * SPDX-License-Identifier: MIT
  *
- * The atomic write follows the checkpoint writer (checkpoint.c): a temporary
- * file from mkstemp next to the target, the target's mode (or 0644 minus the
- * umask), write everything, fsync, rename, fsync the directory; any failure
- * before the rename removes the temporary file and leaves the old target as
- * it was.
+ * Whole-file loads (checkpoints, datasets, .npy, word vectors, the CLI's
+ * item lists) go through iadsr__read_file_ex, and every file written
+ * (checkpoints, .npy, semantic matrices, the CLI's text outputs) through
+ * the iadsr__atomic_* writer; the rules are in fileio.h.
  */
 #include "common/fileio.h"
 
 #include "common/alloc.h"
-#include "iadsr.h"
 #include "common/error.h"
-#include "common/alloc.h"
+#include "iadsr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -280,23 +278,29 @@ static int fsync_parent_dir(const char *path, char *scratch)
     return e;
 }
 
-int iadsr__atomic_begin(iadsr__atomic_file *f, const char *path)
+/* begin, with a staging buffer of @p stage bytes (0: unbuffered, for
+ * callers that put everything at once). The name and the buffer share one
+ * block, so a failed allocation leaves nothing on disk. */
+static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
 {
     static const char suffix[] = ".tmp.XXXXXX";
     f->fd = -1;
     f->tmp = NULL;
     f->path = path;
     f->err = 0;
+    f->stage = NULL;
+    f->staged = 0;
     if (!path || !path[0])
         return iadsr__err(IADSR_ERR_INVALID_ARG, "path is %s",
                           path ? "empty" : "NULL");
     size_t plen = strlen(path);
-    if (plen > SIZE_MAX - sizeof suffix)
+    if (plen > SIZE_MAX - sizeof suffix - stage)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "path too long");
-    char *tmp = iadsr__malloc(plen + sizeof suffix);
+    char *tmp = iadsr__malloc(plen + sizeof suffix + stage);
     if (!tmp)
         return iadsr__err(IADSR_ERR_NOMEM,
-                          "out of memory for a temporary file name");
+                          "out of memory for the temporary file of '%s'",
+                          path);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, suffix, sizeof suffix);
 
@@ -329,10 +333,18 @@ int iadsr__atomic_begin(iadsr__atomic_file *f, const char *path)
     }
     f->fd = fd;
     f->tmp = tmp;
+    if (stage)
+        f->stage = (uint8_t *)tmp + plen + sizeof suffix;
     return IADSR_OK;
 }
 
-void iadsr__atomic_put(iadsr__atomic_file *f, const void *p, size_t n)
+int iadsr__atomic_begin(iadsr__atomic_file *f, const char *path)
+{
+    return atomic_open(f, path, IADSR__ATOMIC_STAGE);
+}
+
+/* write(2) [p, p + n) to the temporary file, keeping the first error. */
+static void put_direct(iadsr__atomic_file *f, const void *p, size_t n)
 {
     if (f->err || n == 0)
         return;
@@ -342,6 +354,29 @@ void iadsr__atomic_put(iadsr__atomic_file *f, const void *p, size_t n)
     else
         e = write_all(f->fd, p, n);
     f->err = e;
+}
+
+int iadsr__atomic_put(iadsr__atomic_file *f, const void *p, size_t n)
+{
+    const uint8_t *src = p;
+    if (!f->stage) {
+        put_direct(f, src, n);
+        return f->err;
+    }
+    while (n > 0 && !f->err) {
+        size_t k = IADSR__ATOMIC_STAGE - f->staged;
+        if (k > n)
+            k = n;
+        memcpy(f->stage + f->staged, src, k);
+        f->staged += k;
+        src += k;
+        n -= k;
+        if (f->staged == IADSR__ATOMIC_STAGE) {
+            put_direct(f, f->stage, f->staged);
+            f->staged = 0;
+        }
+    }
+    return f->err;
 }
 
 void iadsr__atomic_abort(iadsr__atomic_file *f)
@@ -354,11 +389,15 @@ void iadsr__atomic_abort(iadsr__atomic_file *f)
     }
     f->fd = -1;
     f->tmp = NULL;
+    f->stage = NULL;
+    f->staged = 0;
 }
 
 int iadsr__atomic_commit(iadsr__atomic_file *f, uint32_t flags)
 {
     int rc, e;
+    put_direct(f, f->stage, f->staged); /* what is still staged */
+    f->staged = 0;
     if (f->err) {
         rc = write_io_err("cannot write", f->tmp, f->err);
         goto fail;
@@ -397,6 +436,7 @@ int iadsr__atomic_commit(iadsr__atomic_file *f, uint32_t flags)
     }
     iadsr__free(f->tmp);
     f->tmp = NULL;
+    f->stage = NULL;
     return rc;
 
 fail:
@@ -417,9 +457,9 @@ int iadsr__atomic_write(const char *path, const void *buf, size_t len,
         return iadsr__err(IADSR_ERR_UNSUPPORTED, "unknown flag bits 0x%x",
                           (unsigned)(flags & ~IADSR_SAVE_NO_FSYNC));
     iadsr__atomic_file f;
-    int rc = iadsr__atomic_begin(&f, path);
+    int rc = atomic_open(&f, path, 0); /* one put: nothing to stage */
     if (rc != IADSR_OK)
         return rc;
-    iadsr__atomic_put(&f, buf, len);
+    (void)iadsr__atomic_put(&f, buf, len);
     return iadsr__atomic_commit(&f, flags);
 }

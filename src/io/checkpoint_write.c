@@ -25,8 +25,8 @@
 #include <math.h>
 #include <string.h>
 
+/* Floats encoded per step (checksums, output): a 4 KiB stack chunk. */
 #define CHUNK_FLOATS 1024
-#define STAGE_BYTES ((size_t)1 << 20)
 
 /* ---- little-endian encoding ---------------------------------------------- */
 
@@ -369,43 +369,21 @@ static int plan_checksums(plan *pl)
     return IADSR_OK;
 }
 
-/* Output: the caller's memory, or an atomic file through a staging
- * buffer (the file keeps the first write error; its commit reports it). */
+/* Output: the caller's memory, or the atomic file writer (which stages
+ * the bytes and keeps the first write error; its commit reports it). */
 typedef struct sink {
     uint8_t *mem;
     iadsr__atomic_file *file;
-    uint8_t *stage;
-    size_t staged;
     size_t pos;
 } sink;
 
-static void sink_flush(sink *s)
-{
-    if (!s->mem && s->staged)
-        iadsr__atomic_put(s->file, s->stage, s->staged); /* no-op after an error */
-    s->staged = 0;
-}
-
 static void sink_put(sink *s, const void *src, size_t n)
 {
-    const uint8_t *p = src;
-    if (s->mem) {
-        memcpy(s->mem + s->pos, p, n);
-        s->pos += n;
-        return;
-    }
-    while (n > 0 && !(s->file && s->file->err)) {
-        size_t k = STAGE_BYTES - s->staged;
-        if (k > n)
-            k = n;
-        memcpy(s->stage + s->staged, p, k);
-        s->staged += k;
-        s->pos += k;
-        p += k;
-        n -= k;
-        if (s->staged == STAGE_BYTES)
-            sink_flush(s);
-    }
+    if (s->mem)
+        memcpy(s->mem + s->pos, src, n);
+    else
+        (void)iadsr__atomic_put(s->file, src, n);
+    s->pos += n;
 }
 
 static void sink_zeros(sink *s, uint64_t n)
@@ -436,6 +414,8 @@ static int emit(const ck_src *src, plan *pl, sink *s)
     for (int i = 0; i < pl->n_tensors; i++) {
         const iadsr__ck_tensor *t = &pl->t[i];
         size_t n = (size_t)t->rows * (size_t)t->cols;
+        if (s->file && s->file->err)
+            break; /* the commit reports it; encoding more is wasted */
         sink_zeros(s, pl->data_offset + pl->off[i] - s->pos);
         for (size_t j = 0; j < n; j += CHUNK_FLOATS) {
             size_t k = n - j < CHUNK_FLOATS ? n - j : CHUNK_FLOATS;
@@ -443,7 +423,6 @@ static int emit(const ck_src *src, plan *pl, sink *s)
             sink_put(s, chunk, 4 * k);
         }
     }
-    sink_flush(s);
     return IADSR_OK;
 }
 
@@ -476,9 +455,7 @@ int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf, size_t cap,
                           size, cap);
     if ((rc = plan_checksums(&pl)) != IADSR_OK)
         return rc;
-    sink s;
-    memset(&s, 0, sizeof s);
-    s.mem = buf;
+    sink s = {buf, NULL, 0};
     return emit(&src, &pl, &s);
 }
 
@@ -506,22 +483,16 @@ static int save_file(const ck_src *src, const char *path, uint32_t flags,
     if (rc)
         return rc;
 
-    sink s;
-    memset(&s, 0, sizeof s);
-    s.stage = iadsr__malloc(STAGE_BYTES);
-    if (!s.stage)
-        return iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory", fn);
     iadsr__atomic_file file;
     rc = iadsr__atomic_begin(&file, path);
     if (rc == IADSR_OK) {
-        s.file = &file;
+        sink s = {NULL, &file, 0};
         rc = emit(src, &pl, &s);
         if (rc == IADSR_OK)
             rc = iadsr__atomic_commit(&file, flags);
         else
             iadsr__atomic_abort(&file);
     }
-    iadsr__free(s.stage);
     return rc == IADSR_OK ? rc : iadsr__err_prefix(rc, "%s", fn);
 }
 
