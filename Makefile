@@ -199,7 +199,9 @@ LIB_SRCS := \
     src/denoise/gate.c src/denoise/denoiser.c \
     src/train/trainer.c src/train/pipeline.c \
     src/score/ctx.c src/score/eval.c src/score/text_recommender.c \
-    src/io/checkpoint.c src/io/npy.c src/io/semantic_npy.c src/io/version.c
+    src/io/checkpoint_format.c src/io/checkpoint_read.c \
+    src/io/checkpoint_write.c src/io/npy.c src/io/semantic_npy.c \
+    src/io/version.c
 LIB_OBJS := $(patsubst src/%.c,$(VDIR)/obj/%.o,$(LIB_SRCS))
 # Code only the command-line tool and the tests use (synthetic data, word
 # vectors, SIF): an internal archive, never part of libiadsr.

@@ -4,6 +4,7 @@
 #ifndef IADSR_CLI_H
 #define IADSR_CLI_H
 
+#include "common/fileio.h"
 #include "iadsr.h"
 
 #include <stddef.h>
@@ -97,14 +98,22 @@ void cli_json_metrics(const iadsr_metrics *m);
  * error and returns CLI_RUNTIME, else CLI_OK. */
 int cli_check_out_path(const char *cmd, const char *path);
 
-/* Write a file atomically: @p fn writes the content to @p f (returns 0 or
- * -1 with errno set); the bytes go to a temporary file in the same
- * directory which is fsync'ed and renamed over @p path. Returns 0, or -1
- * with errno set and *what naming the failing step; on failure an existing
- * file at @p path is left untouched and no temporary file remains. */
-typedef int (*cli_writer_fn)(FILE *f, const void *ctx);
-int cli_write_atomic(const char *path, cli_writer_fn fn, const void *ctx,
-                     const char **what);
+/* Write @p path with the library's atomic writer (common/fileio.h: a
+ * temporary file next to it, fsync, rename, fsync of the directory; the
+ * mode of the file it replaces or 0644 & ~umask): @p fn streams the
+ * content into @p f with iadsr__atomic_put (it may stop at the first
+ * error put returns; commit reports it). Prints the error for @p cmd and
+ * returns CLI_RUNTIME on failure (an existing file at @p path is then
+ * untouched and no temporary file remains), else CLI_OK. */
+typedef void (*cli_writer_fn)(iadsr__atomic_file *f, const void *ctx);
+int cli_write_atomic(const char *cmd, const char *path, cli_writer_fn fn,
+                     const void *ctx);
+
+/* Append the line "ID ITEM ITEM ...\n" of one sequence (@p n items) to
+ * @p f, the text format of iadsr_dataset_load_text(). Returns the file's
+ * first write error (0 if none). */
+int cli_put_seq(iadsr__atomic_file *f, uint64_t id, const int32_t *items,
+                int64_t n);
 
 /* Write a dataset in the text format of iadsr_dataset_load_text() ("user_id
  * item item ...", one user per line), atomically. The user ids are those

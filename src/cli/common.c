@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,80 +355,16 @@ int cli_check_out_path(const char *cmd, const char *path)
     return CLI_OK;
 }
 
-int cli_write_atomic(const char *path, cli_writer_fn fn, const void *ctx,
-                     const char **what)
+int cli_write_atomic(const char *cmd, const char *path, cli_writer_fn fn,
+                     const void *ctx)
 {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    char *dir = dir_of(path);
-    FILE *f = NULL;
-    int fd, saved;
-    mode_t um;
-
-    if (!tmp || !dir) {
-        free(tmp);
-        free(dir);
-        *what = "out of memory";
-        errno = ENOMEM;
-        return -1;
+    iadsr__atomic_file f;
+    int rc = iadsr__atomic_begin(&f, path);
+    if (rc == IADSR_OK) {
+        fn(&f, ctx);
+        rc = iadsr__atomic_commit(&f, 0);
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    *what = "cannot create temporary file";
-    fd = mkstemp(tmp);
-    if (fd < 0)
-        goto fail_nofile;
-    /* mkstemp makes 0600 files; give the usual 0666 & ~umask instead */
-    um = umask(0);
-    umask(um);
-    (void)fchmod(fd, (mode_t)(0666 & ~um));
-    f = fdopen(fd, "w");
-    if (!f) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        goto fail;
-    }
-    *what = "write failed";
-    errno = 0;
-    if (fn(f, ctx) != 0 || fflush(f) != 0 || ferror(f)) {
-        if (errno == 0)
-            errno = EIO;
-        goto fail;
-    }
-    *what = "fsync failed";
-    if (fsync(fileno(f)) != 0)
-        goto fail;
-    *what = "close failed";
-    {
-        int rc = fclose(f);
-        f = NULL;
-        if (rc != 0)
-            goto fail;
-    }
-    *what = "rename failed";
-    if (rename(tmp, path) != 0)
-        goto fail;
-    /* Durability of the rename; a failure here is not fatal for data. */
-    fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(tmp);
-    free(dir);
-    return 0;
-
-fail:
-    saved = errno;
-    if (f)
-        fclose(f);
-    unlink(tmp);
-    errno = saved;
-fail_nofile:
-    free(tmp);
-    free(dir);
-    return -1;
+    return rc == IADSR_OK ? CLI_OK : cli_lib_error(cmd, NULL, path, rc);
 }
 
 size_t cli_put_u64(char *buf, uint64_t v)
@@ -445,49 +380,46 @@ size_t cli_put_u64(char *buf, uint64_t v)
     return n;
 }
 
+int cli_put_seq(iadsr__atomic_file *f, uint64_t id, const int32_t *items,
+                int64_t n)
+{
+    char buf[4096];
+    size_t used = cli_put_u64(buf, id);
+    for (int64_t j = 0; j < n; j++) {
+        if (used > sizeof buf - 32) { /* room for " " + 20 digits + "\n" */
+            (void)iadsr__atomic_put(f, buf, used);
+            used = 0;
+        }
+        buf[used++] = ' ';
+        used += cli_put_u64(buf + used, (uint64_t)items[j]);
+    }
+    buf[used++] = '\n';
+    return iadsr__atomic_put(f, buf, used);
+}
+
 typedef struct dataset_out {
     const iadsr_dataset *d, *ids;
 } dataset_out;
 
-static int write_dataset_lines(FILE *f, const void *ctx)
+static void write_dataset_lines(iadsr__atomic_file *f, const void *ctx)
 {
     const dataset_out *o = ctx;
     const iadsr_dataset *d = o->d;
     int64_t n_users = iadsr_dataset_n_users(d);
-    char buf[1 << 16];
-    size_t used = 0;
     for (int64_t u = 0; u < n_users; u++) {
         int32_t n = 0;
         const int32_t *it = iadsr_dataset_user_items(d, u, &n);
         if (!it || n < 1)
             continue;
-        used += cli_put_u64(buf + used,
-                            (uint64_t)iadsr_dataset_user_id(o->ids, u));
-        for (int32_t j = 0; j < n; j++) {
-            if (used > sizeof buf - 32) {
-                if (fwrite(buf, 1, used, f) != used)
-                    return -1;
-                used = 0;
-            }
-            buf[used++] = ' ';
-            used += cli_put_u64(buf + used, (uint64_t)it[j]);
-        }
-        buf[used++] = '\n';
-        if (used > sizeof buf - 64) {
-            if (fwrite(buf, 1, used, f) != used)
-                return -1;
-            used = 0;
-        }
+        if (cli_put_seq(f, (uint64_t)iadsr_dataset_user_id(o->ids, u), it,
+                        n) != 0)
+            return;
     }
-    if (used && fwrite(buf, 1, used, f) != used)
-        return -1;
-    return 0;
 }
 
 int cli_write_dataset(const char *cmd, const char *path,
                       const iadsr_dataset *d, const iadsr_dataset *ids)
 {
-    const char *what = "";
     dataset_out o;
     o.d = d;
     o.ids = ids ? ids : d;
@@ -495,11 +427,7 @@ int cli_write_dataset(const char *cmd, const char *path,
         return cli_error(cmd, "%s: internal error: %lld users, %lld ids",
                          path, (long long)iadsr_dataset_n_users(d),
                          (long long)iadsr_dataset_n_users(ids));
-    if (cli_write_atomic(path, write_dataset_lines, &o, &what) != 0) {
-        int e = errno;
-        return cli_error(cmd, "%s: %s: %s", path, what, strerror(e));
-    }
-    return CLI_OK;
+    return cli_write_atomic(cmd, path, write_dataset_lines, &o);
 }
 
 /* ------------------------------------------------------------------------ */

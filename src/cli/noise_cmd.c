@@ -3,7 +3,6 @@
  */
 #include "cli/cli.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,36 +96,17 @@ static int32_t nth_missing(const int32_t *sorted, int32_t m, int64_t r)
     return (int32_t)(r + 1 + lo);
 }
 
-static int write_noisy(FILE *f, const void *ctx)
+static void write_noisy(iadsr__atomic_file *f, const void *ctx)
 {
     const noisy_data *nd = ctx;
-    char buf[1 << 16];
-    size_t used = 0;
-    for (int64_t u = 0; u < nd->n_users; u++) {
-        used += cli_put_u64(buf + used,
-                            (uint64_t)iadsr_dataset_user_id(nd->src, u));
-        for (int64_t j = nd->offsets[u]; j < nd->offsets[u + 1]; j++) {
-            if (used > sizeof buf - 32) {
-                if (fwrite(buf, 1, used, f) != used)
-                    return -1;
-                used = 0;
-            }
-            buf[used++] = ' ';
-            used += cli_put_u64(buf + used, (uint64_t)nd->items[j]);
-        }
-        buf[used++] = '\n';
-        if (used > sizeof buf - 64) {
-            if (fwrite(buf, 1, used, f) != used)
-                return -1;
-            used = 0;
-        }
-    }
-    if (used && fwrite(buf, 1, used, f) != used)
-        return -1;
-    return 0;
+    for (int64_t u = 0; u < nd->n_users; u++)
+        if (cli_put_seq(f, (uint64_t)iadsr_dataset_user_id(nd->src, u),
+                        nd->items + nd->offsets[u],
+                        nd->offsets[u + 1] - nd->offsets[u]) != 0)
+            return;
 }
 
-static int write_labels(FILE *f, const void *ctx)
+static void write_labels(iadsr__atomic_file *f, const void *ctx)
 {
     const noisy_data *nd = ctx;
     char buf[1 << 16];
@@ -134,8 +114,8 @@ static int write_labels(FILE *f, const void *ctx)
     for (int64_t u = 0; u < nd->n_users; u++) {
         for (int64_t j = nd->offsets[u]; j < nd->offsets[u + 1]; j++) {
             if (used > sizeof buf - 8) {
-                if (fwrite(buf, 1, used, f) != used)
-                    return -1;
+                if (iadsr__atomic_put(f, buf, used) != 0)
+                    return;
                 used = 0;
             }
             if (j > nd->offsets[u])
@@ -144,9 +124,7 @@ static int write_labels(FILE *f, const void *ctx)
         }
         buf[used++] = '\n';
     }
-    if (used && fwrite(buf, 1, used, f) != used)
-        return -1;
-    return 0;
+    (void)iadsr__atomic_put(f, buf, used);
 }
 
 /* Build the noisy sequences. Returns CLI_OK or prints an error. */
@@ -268,7 +246,6 @@ int cmd_inject_noise(int argc, char **argv)
     iadsr_dataset *d = NULL;
     noisy_data nd;
     int64_t n_injected = 0, n_hit = 0;
-    const char *what = "";
     int exit_code = CLI_RUNTIME;
     int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
 
@@ -289,16 +266,9 @@ int cmd_inject_noise(int argc, char **argv)
         return cli_lib_error(cmd, NULL, data, rc);
     if (inject(cmd, d, rate, seed, &nd, &n_injected, &n_hit) != CLI_OK)
         goto done;
-    if (cli_write_atomic(out, write_noisy, &nd, &what) != 0) {
-        int e = errno;
-        cli_error(cmd, "%s: %s: %s", out, what, strerror(e));
+    if (cli_write_atomic(cmd, out, write_noisy, &nd) != CLI_OK ||
+        cli_write_atomic(cmd, labels, write_labels, &nd) != CLI_OK)
         goto done;
-    }
-    if (cli_write_atomic(labels, write_labels, &nd, &what) != 0) {
-        int e = errno;
-        cli_error(cmd, "%s: %s: %s", labels, what, strerror(e));
-        goto done;
-    }
     if (!quiet)
         fprintf(stderr,
                 "iadsr: inject-noise: injected %lld items into %lld of %lld "

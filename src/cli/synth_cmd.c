@@ -8,7 +8,6 @@
 #include "data/dataset.h"
 #include "cli/synth.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,32 +56,13 @@ typedef struct synth_out {
     int64_t n_users;
 } synth_out;
 
-static int write_lines(FILE *f, const void *ctx)
+static void write_lines(iadsr__atomic_file *f, const void *ctx)
 {
     const synth_out *s = ctx;
-    char buf[1 << 16];
-    size_t used = 0;
-    for (int64_t u = 0; u < s->n_users; u++) {
-        used += cli_put_u64(buf + used, (uint64_t)u);
-        for (int64_t j = s->offsets[u]; j < s->offsets[u + 1]; j++) {
-            if (used > sizeof buf - 32) {
-                if (fwrite(buf, 1, used, f) != used)
-                    return -1;
-                used = 0;
-            }
-            buf[used++] = ' ';
-            used += cli_put_u64(buf + used, (uint64_t)s->items[j]);
-        }
-        buf[used++] = '\n';
-        if (used > sizeof buf - 64) {
-            if (fwrite(buf, 1, used, f) != used)
-                return -1;
-            used = 0;
-        }
-    }
-    if (used && fwrite(buf, 1, used, f) != used)
-        return -1;
-    return 0;
+    for (int64_t u = 0; u < s->n_users; u++)
+        if (cli_put_seq(f, (uint64_t)u, s->items + s->offsets[u],
+                        s->offsets[u + 1] - s->offsets[u]) != 0)
+            return;
 }
 
 /* Semantic item vectors for the generated items: row i (i = 1..n_items)
@@ -167,7 +147,6 @@ int cmd_synth(int argc, char **argv)
     int32_t *it = NULL;
     int64_t *off = NULL;
     int64_t n_users = 0;
-    const char *what = "";
     float *sem = NULL;
     int rc = cli_parse(cmd, argc, argv, opts, n_opts);
 
@@ -217,11 +196,10 @@ int cmd_synth(int argc, char **argv)
     so.items = it;
     so.offsets = off;
     so.n_users = n_users;
-    if (cli_write_atomic(out, write_lines, &so, &what) != 0) {
-        int e = errno;
+    if (cli_write_atomic(cmd, out, write_lines, &so) != CLI_OK) {
         iadsr__free(it);
         iadsr__free(off);
-        return cli_error(cmd, "%s: %s: %s", out, what, strerror(e));
+        return CLI_RUNTIME;
     }
     if (!quiet)
         fprintf(stderr,

@@ -1,18 +1,16 @@
-/* libiadsr - whole-file reads and atomic file writes.
+/* libiadsr - the one whole-file reader and the one atomic file writer.
  * SPDX-License-Identifier: MIT
  *
- * The atomic write follows the checkpoint writer (checkpoint.c): a temporary
- * file from mkstemp next to the target, the target's mode (or 0644 minus the
- * umask), write everything, fsync, rename, fsync the directory; any failure
- * before the rename removes the temporary file and leaves the old target as
- * it was.
+ * Whole-file loads (checkpoints, datasets, .npy, word vectors, the CLI's
+ * item lists) go through iadsr__read_file_ex, and every file written
+ * (checkpoints, .npy, semantic matrices, the CLI's text outputs) through
+ * the iadsr__atomic_* writer; the rules are in fileio.h.
  */
 #include "common/fileio.h"
 
 #include "common/alloc.h"
-#include "iadsr.h"
 #include "common/error.h"
-#include "common/alloc.h"
+#include "iadsr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +41,8 @@ static int read_io_err(const char *what, const char *act, const char *path,
                       iadsr__errno_text(e, eb, sizeof eb));
 }
 
-int iadsr__read_file(const char *path, const char *what, void **buf,
-                     size_t *len)
+int iadsr__read_file_ex(const char *path, const char *what, uint32_t flags,
+                        uint64_t max_bytes, void **buf, size_t *len)
 {
     if (!what)
         what = "read_file";
@@ -53,9 +51,9 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
                           buf ? "len" : "buf");
     *buf = NULL;
     *len = 0;
-    if (!path || !path[0])
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", what,
-                          path ? "empty" : "NULL");
+    if (!path)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is NULL", what);
+    const int regular = (flags & IADSR__READ_REGULAR) != 0;
 
     int fd;
     do
@@ -69,19 +67,30 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
         close(fd);
         return read_io_err(what, "cannot stat", path, e);
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (S_ISDIR(st.st_mode) || (regular && !S_ISREG(st.st_mode))) {
         close(fd);
-        return iadsr__err(IADSR_ERR_IO, "%s: '%s' is a directory", what,
-                          path);
+        return iadsr__err(IADSR_ERR_IO, "%s: '%s' is %s", what, path,
+                          S_ISDIR(st.st_mode) ? "a directory"
+                                              : "not a regular file");
     }
     size_t cap = READ_FIRST_CAP;
     if (S_ISREG(st.st_mode)) {
+        if (max_bytes && (uint64_t)st.st_size > max_bytes) {
+            close(fd);
+            return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                              "%s: '%s' is %lld bytes, over the limit of "
+                              "%llu",
+                              what, path, (long long)st.st_size,
+                              (unsigned long long)max_bytes);
+        }
         if (st.st_size < 0 ||
             (uint64_t)st.st_size >= (uint64_t)(PTRDIFF_MAX - 1)) {
             close(fd);
-            return iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large (%lld "
-                                            "bytes)",
-                              what, path, (long long)st.st_size);
+            /* a loader with a limit calls every file over it UNSUPPORTED */
+            return iadsr__err(max_bytes ? IADSR_ERR_UNSUPPORTED
+                                        : IADSR_ERR_IO,
+                              "%s: '%s' is too large (%lld bytes)", what,
+                              path, (long long)st.st_size);
         }
         /* one byte more than the size: the end of file is seen without
          * growing the block */
@@ -95,23 +104,23 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
                           cap, path);
     }
     size_t got = 0;
+    int rc = IADSR_OK;
     for (;;) {
         if (got == cap) {
             /* the file is larger than announced (or not a regular file) */
+            if (regular)
+                break; /* it grew: reported below */
             if (cap > (size_t)PTRDIFF_MAX / 2) {
-                iadsr__free(b);
-                close(fd);
-                return iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large",
-                                  what, path);
+                rc = iadsr__err(IADSR_ERR_IO, "%s: '%s' is too large", what,
+                                path);
+                break;
             }
             uint8_t *nb = iadsr__realloc(b, cap * 2, 1);
             if (!nb) {
-                iadsr__free(b);
-                close(fd);
-                return iadsr__err(IADSR_ERR_NOMEM,
-                                  "%s: cannot allocate %zu bytes to read "
-                                  "'%s'",
-                                  what, cap * 2, path);
+                rc = iadsr__err(IADSR_ERR_NOMEM,
+                                "%s: cannot allocate %zu bytes to read '%s'",
+                                what, cap * 2, path);
+                break;
             }
             b = nb;
             cap *= 2;
@@ -120,19 +129,38 @@ int iadsr__read_file(const char *path, const char *what, void **buf,
         if (k < 0) {
             if (errno == EINTR)
                 continue;
-            int e = errno;
-            iadsr__free(b);
-            close(fd);
-            return read_io_err(what, "cannot read", path, e);
+            rc = read_io_err(what, "cannot read", path, errno);
+            break;
         }
         if (k == 0)
             break;
         got += (size_t)k;
     }
+    if (rc == IADSR_OK && regular && got != (size_t)st.st_size)
+        rc = iadsr__err(IADSR_ERR_IO,
+                        "%s: '%s' changed size while being read", what, path);
     close(fd); /* read-only: nothing can be lost here */
+    if (rc != IADSR_OK) {
+        iadsr__free(b);
+        return rc;
+    }
     *buf = b;
     *len = got;
     return IADSR_OK;
+}
+
+int iadsr__read_file(const char *path, const char *what, void **buf,
+                     size_t *len)
+{
+    if (path && !path[0]) {
+        if (buf)
+            *buf = NULL;
+        if (len)
+            *len = 0;
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is empty",
+                          what ? what : "read_file");
+    }
+    return iadsr__read_file_ex(path, what, 0, 0, buf, len);
 }
 
 /* ---- atomic write -------------------------------------------------------- */
@@ -250,23 +278,29 @@ static int fsync_parent_dir(const char *path, char *scratch)
     return e;
 }
 
-int iadsr__atomic_begin(iadsr__atomic_file *f, const char *path)
+/* begin, with a staging buffer of @p stage bytes (0: unbuffered, for
+ * callers that put everything at once). The name and the buffer share one
+ * block, so a failed allocation leaves nothing on disk. */
+static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
 {
     static const char suffix[] = ".tmp.XXXXXX";
     f->fd = -1;
     f->tmp = NULL;
     f->path = path;
     f->err = 0;
+    f->stage = NULL;
+    f->staged = 0;
     if (!path || !path[0])
         return iadsr__err(IADSR_ERR_INVALID_ARG, "path is %s",
                           path ? "empty" : "NULL");
     size_t plen = strlen(path);
-    if (plen > SIZE_MAX - sizeof suffix)
+    if (plen > SIZE_MAX - sizeof suffix - stage)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "path too long");
-    char *tmp = iadsr__malloc(plen + sizeof suffix);
+    char *tmp = iadsr__malloc(plen + sizeof suffix + stage);
     if (!tmp)
         return iadsr__err(IADSR_ERR_NOMEM,
-                          "out of memory for a temporary file name");
+                          "out of memory for the temporary file of '%s'",
+                          path);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, suffix, sizeof suffix);
 
@@ -299,10 +333,18 @@ int iadsr__atomic_begin(iadsr__atomic_file *f, const char *path)
     }
     f->fd = fd;
     f->tmp = tmp;
+    if (stage)
+        f->stage = (uint8_t *)tmp + plen + sizeof suffix;
     return IADSR_OK;
 }
 
-void iadsr__atomic_put(iadsr__atomic_file *f, const void *p, size_t n)
+int iadsr__atomic_begin(iadsr__atomic_file *f, const char *path)
+{
+    return atomic_open(f, path, IADSR__ATOMIC_STAGE);
+}
+
+/* write(2) [p, p + n) to the temporary file, keeping the first error. */
+static void put_direct(iadsr__atomic_file *f, const void *p, size_t n)
 {
     if (f->err || n == 0)
         return;
@@ -312,6 +354,29 @@ void iadsr__atomic_put(iadsr__atomic_file *f, const void *p, size_t n)
     else
         e = write_all(f->fd, p, n);
     f->err = e;
+}
+
+int iadsr__atomic_put(iadsr__atomic_file *f, const void *p, size_t n)
+{
+    const uint8_t *src = p;
+    if (!f->stage) {
+        put_direct(f, src, n);
+        return f->err;
+    }
+    while (n > 0 && !f->err) {
+        size_t k = IADSR__ATOMIC_STAGE - f->staged;
+        if (k > n)
+            k = n;
+        memcpy(f->stage + f->staged, src, k);
+        f->staged += k;
+        src += k;
+        n -= k;
+        if (f->staged == IADSR__ATOMIC_STAGE) {
+            put_direct(f, f->stage, f->staged);
+            f->staged = 0;
+        }
+    }
+    return f->err;
 }
 
 void iadsr__atomic_abort(iadsr__atomic_file *f)
@@ -324,11 +389,15 @@ void iadsr__atomic_abort(iadsr__atomic_file *f)
     }
     f->fd = -1;
     f->tmp = NULL;
+    f->stage = NULL;
+    f->staged = 0;
 }
 
 int iadsr__atomic_commit(iadsr__atomic_file *f, uint32_t flags)
 {
     int rc, e;
+    put_direct(f, f->stage, f->staged); /* what is still staged */
+    f->staged = 0;
     if (f->err) {
         rc = write_io_err("cannot write", f->tmp, f->err);
         goto fail;
@@ -367,6 +436,7 @@ int iadsr__atomic_commit(iadsr__atomic_file *f, uint32_t flags)
     }
     iadsr__free(f->tmp);
     f->tmp = NULL;
+    f->stage = NULL;
     return rc;
 
 fail:
@@ -387,9 +457,9 @@ int iadsr__atomic_write(const char *path, const void *buf, size_t len,
         return iadsr__err(IADSR_ERR_UNSUPPORTED, "unknown flag bits 0x%x",
                           (unsigned)(flags & ~IADSR_SAVE_NO_FSYNC));
     iadsr__atomic_file f;
-    int rc = iadsr__atomic_begin(&f, path);
+    int rc = atomic_open(&f, path, 0); /* one put: nothing to stage */
     if (rc != IADSR_OK)
         return rc;
-    iadsr__atomic_put(&f, buf, len);
+    (void)iadsr__atomic_put(&f, buf, len);
     return iadsr__atomic_commit(&f, flags);
 }

@@ -9,10 +9,8 @@
 #include "common/handle.h"
 #include "data/dataset.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* Largest item id / n_items: n_items + 1 (score buffer length) fits int32,
  * and it matches the model's bound on n_items. */
@@ -583,81 +581,18 @@ int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
                             int32_t n_items)
 {
     static const char w[] = "iadsr_dataset_load_text";
-    char ebuf[128];
-    struct stat st;
-    char *buf = NULL;
-    size_t len = 0, cap;
-    FILE *f;
-    int rc;
 
     if (!out)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
     *out = NULL;
     if (!path)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is NULL", w);
-
-    f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        return iadsr__err(IADSR_ERR_IO, "%s: cannot open: %s", path,
-                          iadsr__errno_text(e, ebuf, sizeof ebuf));
-    }
-    if (fstat(fileno(f), &st) != 0) {
-        int e = errno;
-        fclose(f);
-        return iadsr__err(IADSR_ERR_IO, "%s: cannot stat: %s", path,
-                          iadsr__errno_text(e, ebuf, sizeof ebuf));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return iadsr__err(IADSR_ERR_IO, "%s: is a directory", path);
-    }
-    cap = 65536;
-    if (S_ISREG(st.st_mode) && st.st_size > 0) {
-        if ((uint64_t)st.st_size >= (uint64_t)(PTRDIFF_MAX - 1)) {
-            fclose(f);
-            return iadsr__err(IADSR_ERR_IO, "%s: file too large (%lld bytes)",
-                              path, (long long)st.st_size);
-        }
-        cap = (size_t)st.st_size + 1; /* +1: EOF is seen without growing */
-    }
-    buf = iadsr__malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory (%zu bytes)",
-                          path, cap);
-    }
-    for (;;) {
-        size_t want = cap - len;
-        size_t got = fread(buf + len, 1, want, f);
-        len += got;
-        if (got < want) {
-            if (ferror(f)) {
-                int e = errno;
-                iadsr__free(buf);
-                fclose(f);
-                return iadsr__err(IADSR_ERR_IO, "%s: read error: %s", path,
-                                  iadsr__errno_text(e, ebuf, sizeof ebuf));
-            }
-            break; /* EOF */
-        }
-        if (cap > (size_t)PTRDIFF_MAX / 2) {
-            iadsr__free(buf);
-            fclose(f);
-            return iadsr__err(IADSR_ERR_IO, "%s: file too large", path);
-        }
-        char *nb = iadsr__realloc(buf, cap * 2, 1);
-        if (!nb) {
-            iadsr__free(buf);
-            fclose(f);
-            return iadsr__err(IADSR_ERR_NOMEM,
-                              "%s: out of memory (%zu bytes)", path, cap * 2);
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-
+    /* pipes and devices are read to their end, like regular files */
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = iadsr__read_file_ex(path, w, 0, 0, &buf, &len);
+    if (rc != IADSR_OK)
+        return rc;
     rc = iadsr_dataset_parse_text(out, buf, len, n_items, path);
     iadsr__free(buf);
     return rc;
