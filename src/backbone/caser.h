@@ -37,8 +37,11 @@
 
 #include "iadsr.h"
 #include "backbone/model.h"
-#include "backbone/sasrec.h" /* iadsr__batch */
+#include "backbone/batch.h"
 #include "backbone/shape.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/rng.h"
 
 #define IADSR__CASER_MAX_L 64 /* the bound of caser_window (params.c) */
 

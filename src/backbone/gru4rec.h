@@ -9,8 +9,11 @@
 
 #include "iadsr.h"
 #include "backbone/model.h"
-#include "backbone/sasrec.h" /* iadsr__batch, IADSR__MAX_LAYERS */
+#include "backbone/batch.h"
 #include "backbone/shape.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/rng.h"
 
 /* Parameter layout of a GRU4Rec model (normalised params): "item_emb"
  * [n_items + 1, d] first, then per layer l "gru<l>.w_ih" [d, 3d],

@@ -9,6 +9,10 @@
 #include "common/params.h"
 #include "backbone/model.h"
 
+/* The bound of n_layers (SASRec blocks, GRU layers): fixed-size arrays of
+ * per-layer pointers use it. */
+#define IADSR__MAX_LAYERS 16
+
 typedef struct iadsr__shape {
     int backbone; /* IADSR_BACKBONE_* (normalised, never DEFAULT) */
     int n_items, d, max_len;
