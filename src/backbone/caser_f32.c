@@ -17,9 +17,9 @@
 #define GEMM iadsr__sgemm
 #include "backbone/caser_template.h"
 
-/* ---- parameter layout ----------------------------------------------------- */
+/* ---- parameter layout and initialisation ---------------------------------- */
 
-int iadsr__caser_layout(const iadsr_model_params *hp, iadsr__layout *out)
+static int caser_layout(const iadsr_model_params *hp, iadsr__layout *out)
 {
     int64_t d = hp->dim, L = hp->caser_window, nh = hp->caser_h_filters;
     int64_t nv = hp->caser_v_filters;
@@ -50,6 +50,28 @@ double iadsr__caser_init_sd(const iadsr__tensor *t)
     if (strcmp(t->name, "caser.fc.w") == 0)
         return sqrt(2.0 / (double)(t->rows + t->cols));
     return 1.0 / sqrt(3.0 * (double)t->rows);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* The convolutions and the fc layer: fan-scaled as in RecBole (0.02
+ * through two layers would leave h ~ 1e-3), and drawn even when a weight
+ * has a single row (window 1 or d 1). The rest as the PyTorch reference. */
+static void caser_init_tensor(const iadsr__tensor *t, float *w,
+                              iadsr__rng *rng)
+{
+    if (strncmp(t->name, "caser.", 6) == 0 && ends_with(t->name, ".w")) {
+        size_t n = (size_t)t->rows * (size_t)t->cols;
+        double sd = iadsr__caser_init_sd(t);
+        for (size_t j = 0; j < n; j++)
+            w[j] = (float)(sd * iadsr__rng_normal(rng));
+    } else {
+        iadsr__tensor_init_default(t, w, rng);
+    }
 }
 
 /* ---- encoder adapter ------------------------------------------------------- */
@@ -98,5 +120,13 @@ static void caser_backward(iadsr__encoder *e, const iadsr__batch *b,
 }
 
 const iadsr__encoder_ops iadsr__caser_ops = {
-    IADSR_BACKBONE_CASER, "caser",  caser_create,  caser_destroy,
-    caser_forward,        caser_forward_last, caser_backward};
+    .backbone = IADSR_BACKBONE_CASER,
+    .name = "caser",
+    .layout = caser_layout,
+    .init_tensor = caser_init_tensor,
+    .create = caser_create,
+    .destroy = caser_destroy,
+    .forward = caser_forward,
+    .forward_last = caser_forward_last,
+    .backward = caser_backward,
+};

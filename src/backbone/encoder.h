@@ -1,6 +1,7 @@
-/* The backbone encoder interface. Everything outside a backbone (trainer,
- * contexts, evaluation, checkpoints) talks to encoders through this table,
- * so adding a backbone (GRU4Rec, Caser) adds an entry, not branches.
+/* The backbone encoder interface. Everything outside a backbone (model,
+ * trainer, contexts, evaluation, checkpoints) talks to backbones through
+ * this table, so adding a backbone adds its own files and one line of the
+ * registry (registry.c), not branches.
  * SPDX-License-Identifier: MIT
  */
 #ifndef IADSR_ENCODER_H
@@ -9,13 +10,25 @@
 #include "backbone/caser.h"
 #include "backbone/gru4rec.h"
 #include "backbone/sasrec.h"
+#include "backbone/layout.h"
 #include "common/rng.h"
 
 typedef struct iadsr__encoder iadsr__encoder;
 
 typedef struct iadsr__encoder_ops {
     int backbone; /* IADSR_BACKBONE_* */
-    const char *name;
+    const char *name; /* lower case, unique: the CLI's --backbone */
+    /* The parameter layout for normalised params @p hp, appended to the
+     * zeroed @p l with iadsr__layout_add(); the order is the checkpoint's
+     * and the tensor names are part of the format. */
+    int (*layout)(const iadsr_model_params *hp, iadsr__layout *l);
+    /* Initialise tensor @p t of a fresh model into @p w. Called for every
+     * tensor in layout order with one generator seeded from hp->seed, so
+     * the draws must stay in that order for models to stay reproducible;
+     * tensors the backbone does not treat itself go to
+     * iadsr__tensor_init_default(). Row 0 of "item_emb" (padding) is zeroed
+     * afterwards by the model. */
+    void (*init_tensor)(const iadsr__tensor *t, float *w, iadsr__rng *rng);
     /* Bind to weights w (and gradient buffer g, may be NULL when not
      * training) laid out by iadsr__model_layout(), and allocate activations
      * for batches of up to max_rows rows in which no sequence is longer
@@ -57,6 +70,12 @@ struct iadsr__encoder {
 
 /* The table of a (normalised) backbone, or NULL if not available. */
 const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone);
+/* The table of the backbone called @p name (ops->name), or NULL. */
+const iadsr__encoder_ops *iadsr__encoder_ops_by_name(const char *name);
+/* The registered backbones: i = 0..iadsr__encoder_count() - 1, the default
+ * backbone (IADSR_BACKBONE_DEFAULT) first; NULL outside. */
+int iadsr__encoder_count(void);
+const iadsr__encoder_ops *iadsr__encoder_ops_at(int i);
 
 /* Convenience wrappers. */
 int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,

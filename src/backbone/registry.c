@@ -1,4 +1,6 @@
-/* Backbone registry and the SASRec adapter of the encoder interface.
+/* The backbone registry: the table of backbones, the lookups, and the
+ * wrappers that dispatch through it. Each backbone's adapter of the encoder
+ * interface lives in its own file.
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/encoder.h"
@@ -25,72 +27,48 @@ void iadsr__shape_from(const iadsr_model_params *hp, iadsr__shape *s)
     s->dropout = (double)hp->dropout;
 }
 
-static int sasrec_create(iadsr__encoder *e, const iadsr_model_params *hp,
-                         const iadsr__layout *l, const float *w, float *g,
-                         int max_rows, int max_len, int training)
+/* The backbones, one line each: X(name) is iadsr__<name>_ops, defined in
+ * the backbone's own file. The first is the default backbone
+ * (IADSR_BACKBONE_DEFAULT). */
+#define IADSR__BACKBONES(X)                                                    \
+    X(sasrec)                                                                  \
+    X(gru4rec)                                                                 \
+    X(caser)
+
+#define DECLARE(name) extern const iadsr__encoder_ops iadsr__##name##_ops;
+IADSR__BACKBONES(DECLARE)
+#undef DECLARE
+
+#define ENTRY(name) &iadsr__##name##_ops,
+static const iadsr__encoder_ops *const backbones[] = {IADSR__BACKBONES(ENTRY)};
+#undef ENTRY
+
+#define N_BACKBONES ((int)(sizeof backbones / sizeof backbones[0]))
+
+int iadsr__encoder_count(void)
 {
-    iadsr__shape_from(hp, &e->shape);
-    /* the binding is read-only for w; the cast only reuses one struct type
-     * for weights and gradients */
-    iadsr__sasrec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &e->u.sasrec.w);
-    if (g)
-        iadsr__sasrec_bind_f32(l, g, &e->shape, &e->u.sasrec.g);
-    else
-        memset(&e->u.sasrec.g, 0, sizeof e->u.sasrec.g);
-    /* attention probabilities: training keeps every (sequence, head) block
-     * for the backward pass; inference reuses one L x L block */
-    size_t max_att = training ? (size_t)max_rows * (size_t)max_len *
-                                    (size_t)e->shape.n_heads
-                              : (size_t)max_len * (size_t)max_len;
-    return iadsr__sasrec_ws_init_f32(&e->u.sasrec.ws, &e->shape, max_rows,
-                                     max_att, training);
+    return N_BACKBONES;
 }
 
-static void sasrec_destroy(iadsr__encoder *e)
+const iadsr__encoder_ops *iadsr__encoder_ops_at(int i)
 {
-    iadsr__sasrec_ws_free_f32(&e->u.sasrec.ws);
+    return i >= 0 && i < N_BACKBONES ? backbones[i] : NULL;
 }
-
-static const float *sasrec_forward(iadsr__encoder *e, const iadsr__batch *b,
-                                   iadsr__rng *rng)
-{
-    iadsr__sasrec_forward_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b, rng);
-    return e->u.sasrec.ws.out;
-}
-
-static const float *sasrec_forward_last(iadsr__encoder *e,
-                                        const iadsr__batch *b)
-{
-    iadsr__sasrec_forward_last_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b);
-    return e->u.sasrec.ws.out;
-}
-
-static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
-                            float *dh)
-{
-    iadsr__sasrec_backward_f32(&e->u.sasrec.ws, &e->u.sasrec.w,
-                               &e->u.sasrec.g, b, dh);
-}
-
-static const iadsr__encoder_ops sasrec_ops = {
-    IADSR_BACKBONE_SASREC, "sasrec", sasrec_create, sasrec_destroy,
-    sasrec_forward,        sasrec_forward_last, sasrec_backward};
-
-extern const iadsr__encoder_ops iadsr__gru4rec_ops; /* gru4rec_f32.c */
-extern const iadsr__encoder_ops iadsr__caser_ops;   /* caser_f32.c */
 
 const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone)
 {
-    switch (backbone) {
-    case IADSR_BACKBONE_SASREC:
-        return &sasrec_ops;
-    case IADSR_BACKBONE_GRU4REC:
-        return &iadsr__gru4rec_ops;
-    case IADSR_BACKBONE_CASER:
-        return &iadsr__caser_ops;
-    default:
-        return NULL;
-    }
+    for (int i = 0; i < N_BACKBONES; i++)
+        if (backbones[i]->backbone == backbone)
+            return backbones[i];
+    return NULL;
+}
+
+const iadsr__encoder_ops *iadsr__encoder_ops_by_name(const char *name)
+{
+    for (int i = 0; name && i < N_BACKBONES; i++)
+        if (strcmp(backbones[i]->name, name) == 0)
+            return backbones[i];
+    return NULL;
 }
 
 int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,

@@ -1,13 +1,17 @@
-/* Float instantiation of the SASRec layers (production path).
+/* Float instantiation of the SASRec layers (production path), the SASRec
+ * parameter layout and initialisation, and its adapter of the encoder
+ * interface.
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/sasrec.h"
+#include "backbone/encoder.h"
 #include "math/blas.h"
 
 #include "math/kernels.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #define REAL float
@@ -21,4 +25,114 @@
 #define LOG logf
 #define SQRT sqrtf
 #include "backbone/sasrec_template.h"
+
+/* ---- parameter layout and initialisation ---------------------------------- */
+
+static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
+{
+    int64_t d = hp->dim, f = hp->ffn_dim;
+    int rc = IADSR_OK;
+    char name[IADSR__TENSOR_NAME_MAX];
+    rc = rc ? rc : iadsr__layout_add(l, "item_emb", (int64_t)hp->n_items + 1, d);
+    rc = rc ? rc : iadsr__layout_add(l, "pos_emb", hp->max_seq_len, d);
+    rc = rc ? rc : iadsr__layout_add(l, "emb_ln.g", 1, d);
+    rc = rc ? rc : iadsr__layout_add(l, "emb_ln.b", 1, d);
+    for (int b = 0; b < hp->n_layers && rc == IADSR_OK; b++) {
+        static const char *const names[] = {"wqkv", "bqkv", "wo",    "bo",
+                                            "ln1.g", "ln1.b", "w1",   "b1",
+                                            "w2",    "b2",    "ln2.g", "ln2.b"};
+        const int64_t rows[] = {d, 1, d, 1, 1, 1, d, 1, f, 1, 1, 1};
+        const int64_t cols[] = {3 * d, 3 * d, d, d, d, d, f, f, d, d, d, d};
+        for (int i = 0; i < 12 && rc == IADSR_OK; i++) {
+            snprintf(name, sizeof name, "blk%d.%s", b, names[i]);
+            rc = iadsr__layout_add(l, name, rows[i], cols[i]);
+        }
+    }
+    if (hp->flags & IADSR_MODEL_F_PRE_LN) {
+        /* pre-norm blocks leave the residual stream unnormalised */
+        rc = rc ? rc : iadsr__layout_add(l, "final_ln.g", 1, d);
+        rc = rc ? rc : iadsr__layout_add(l, "final_ln.b", 1, d);
+    }
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Unit LayerNorm gains; the rest as the PyTorch reference. */
+static void sasrec_init_tensor(const iadsr__tensor *t, float *w,
+                               iadsr__rng *rng)
+{
+    if (ends_with(t->name, ".g")) {
+        size_t n = (size_t)t->rows * (size_t)t->cols;
+        for (size_t j = 0; j < n; j++)
+            w[j] = 1.0f;
+    } else {
+        iadsr__tensor_init_default(t, w, rng);
+    }
+}
+
+/* ---- encoder adapter -------------------------------------------------------- */
+
+static int sasrec_create(iadsr__encoder *e, const iadsr_model_params *hp,
+                         const iadsr__layout *l, const float *w, float *g,
+                         int max_rows, int max_len, int training)
+{
+    iadsr__shape_from(hp, &e->shape);
+    /* the binding is read-only for w; the cast only reuses one struct type
+     * for weights and gradients */
+    iadsr__sasrec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &e->u.sasrec.w);
+    if (g)
+        iadsr__sasrec_bind_f32(l, g, &e->shape, &e->u.sasrec.g);
+    else
+        memset(&e->u.sasrec.g, 0, sizeof e->u.sasrec.g);
+    /* attention probabilities: training keeps every (sequence, head) block
+     * for the backward pass; inference reuses one L x L block */
+    size_t max_att = training ? (size_t)max_rows * (size_t)max_len *
+                                    (size_t)e->shape.n_heads
+                              : (size_t)max_len * (size_t)max_len;
+    return iadsr__sasrec_ws_init_f32(&e->u.sasrec.ws, &e->shape, max_rows,
+                                     max_att, training);
+}
+
+static void sasrec_destroy(iadsr__encoder *e)
+{
+    iadsr__sasrec_ws_free_f32(&e->u.sasrec.ws);
+}
+
+static const float *sasrec_forward(iadsr__encoder *e, const iadsr__batch *b,
+                                   iadsr__rng *rng)
+{
+    iadsr__sasrec_forward_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b, rng);
+    return e->u.sasrec.ws.out;
+}
+
+static const float *sasrec_forward_last(iadsr__encoder *e,
+                                        const iadsr__batch *b)
+{
+    iadsr__sasrec_forward_last_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b);
+    return e->u.sasrec.ws.out;
+}
+
+static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
+                            float *dh)
+{
+    iadsr__sasrec_backward_f32(&e->u.sasrec.ws, &e->u.sasrec.w,
+                               &e->u.sasrec.g, b, dh);
+}
+
+const iadsr__encoder_ops iadsr__sasrec_ops = {
+    .backbone = IADSR_BACKBONE_SASREC,
+    .name = "sasrec",
+    .layout = sasrec_layout,
+    .init_tensor = sasrec_init_tensor,
+    .create = sasrec_create,
+    .destroy = sasrec_destroy,
+    .forward = sasrec_forward,
+    .forward_last = sasrec_forward_last,
+    .backward = sasrec_backward,
+};
 

@@ -22,7 +22,8 @@ void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
                              const iadsr__shape *s,
                              SFX(iadsr__sasrec_w) *w)
 {
-    /* The layout order is fixed by model.c: 4 tensors, then 12 per block. */
+    /* The layout order is fixed by sasrec_layout() (sasrec_f32.c): 4
+     * tensors, then 12 per block. */
     memset(w, 0, sizeof *w);
     w->item_emb = base + l->t[0].offset;
     w->pos_emb = base + l->t[1].offset;
