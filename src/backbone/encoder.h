@@ -7,11 +7,13 @@
 #ifndef IADSR_ENCODER_H
 #define IADSR_ENCODER_H
 
-#include "backbone/caser.h"
-#include "backbone/gru4rec.h"
-#include "backbone/sasrec.h"
+#include "iadsr.h"
+#include "backbone/batch.h"
 #include "backbone/layout.h"
+#include "backbone/shape.h"
 #include "common/rng.h"
+
+#include <stddef.h>
 
 typedef struct iadsr__encoder iadsr__encoder;
 
@@ -29,6 +31,10 @@ typedef struct iadsr__encoder_ops {
      * iadsr__tensor_init_default(). Row 0 of "item_emb" (padding) is zeroed
      * afterwards by the model. */
     void (*init_tensor)(const iadsr__tensor *t, float *w, iadsr__rng *rng);
+    /* Bytes of the backbone's own state (its weight bindings and
+     * workspace), allocated zeroed as e->state before create and freed
+     * after destroy. */
+    size_t state_size;
     /* Bind to weights w (and gradient buffer g, may be NULL when not
      * training) laid out by iadsr__model_layout(), and allocate activations
      * for batches of up to max_rows rows in which no sequence is longer
@@ -51,21 +57,7 @@ typedef struct iadsr__encoder_ops {
 struct iadsr__encoder {
     const iadsr__encoder_ops *ops;
     iadsr__shape shape;
-    /* backbone state; a union keeps the handle a single allocation */
-    union {
-        struct {
-            iadsr__sasrec_w_f32 w, g;
-            iadsr__sasrec_ws_f32 ws;
-        } sasrec;
-        struct {
-            iadsr__gru4rec_w_f32 w, g;
-            iadsr__gru4rec_ws_f32 ws;
-        } gru4rec;
-        struct {
-            iadsr__caser_w_f32 w, g;
-            iadsr__caser_ws_f32 ws;
-        } caser;
-    } u;
+    void *state; /* ops->state_size bytes, the backbone's */
 };
 
 /* The table of a (normalised) backbone, or NULL if not available. */
@@ -77,7 +69,9 @@ const iadsr__encoder_ops *iadsr__encoder_ops_by_name(const char *name);
 int iadsr__encoder_count(void);
 const iadsr__encoder_ops *iadsr__encoder_ops_at(int i);
 
-/* Convenience wrappers. */
+/* Look the backbone of @p hp up, allocate e->state and run ops->create;
+ * on failure @p e is left zeroed. Destroy is a no-op on a zeroed or
+ * destroyed encoder. */
 int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,
                           const iadsr__layout *l, const float *w, float *g,
                           int max_rows, int max_len, int training);

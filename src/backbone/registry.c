@@ -4,7 +4,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/encoder.h"
-#include "common/rng.h"
+#include "common/alloc.h"
 #include "common/error.h"
 
 #include <string.h>
@@ -76,14 +76,22 @@ int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,
                           int max_rows, int max_len, int training)
 {
     memset(e, 0, sizeof *e);
-    e->ops = iadsr__encoder_ops_for(hp->backbone);
-    if (!e->ops)
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(hp->backbone);
+    if (!ops)
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "encoder: backbone %d is not available",
                           (int)hp->backbone);
-    int rc = e->ops->create(e, hp, l, w, g, max_rows, max_len, training);
-    if (rc)
+    e->state = iadsr__calloc(1, ops->state_size);
+    if (!e->state)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "encoder: cannot allocate the %s state", ops->name);
+    e->ops = ops;
+    int rc = ops->create(e, hp, l, w, g, max_rows, max_len, training);
+    if (rc) {
+        iadsr__free(e->state);
+        e->state = NULL;
         e->ops = NULL;
+    }
     return rc;
 }
 
@@ -91,6 +99,8 @@ void iadsr__encoder_destroy(iadsr__encoder *e)
 {
     if (e && e->ops) {
         e->ops->destroy(e);
+        iadsr__free(e->state);
+        e->state = NULL;
         e->ops = NULL;
     }
 }

@@ -77,51 +77,59 @@ static void sasrec_init_tensor(const iadsr__tensor *t, float *w,
 
 /* ---- encoder adapter -------------------------------------------------------- */
 
+/* The backbone state behind iadsr__encoder.state. */
+typedef struct sasrec_state {
+    iadsr__sasrec_w_f32 w, g;
+    iadsr__sasrec_ws_f32 ws;
+} sasrec_state;
+
 static int sasrec_create(iadsr__encoder *e, const iadsr_model_params *hp,
                          const iadsr__layout *l, const float *w, float *g,
                          int max_rows, int max_len, int training)
 {
+    sasrec_state *st = e->state;
     iadsr__shape_from(hp, &e->shape);
     /* the binding is read-only for w; the cast only reuses one struct type
      * for weights and gradients */
-    iadsr__sasrec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &e->u.sasrec.w);
-    if (g)
-        iadsr__sasrec_bind_f32(l, g, &e->shape, &e->u.sasrec.g);
-    else
-        memset(&e->u.sasrec.g, 0, sizeof e->u.sasrec.g);
+    iadsr__sasrec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &st->w);
+    if (g) /* else st->g stays zeroed: inference */
+        iadsr__sasrec_bind_f32(l, g, &e->shape, &st->g);
     /* attention probabilities: training keeps every (sequence, head) block
      * for the backward pass; inference reuses one L x L block */
     size_t max_att = training ? (size_t)max_rows * (size_t)max_len *
                                     (size_t)e->shape.n_heads
                               : (size_t)max_len * (size_t)max_len;
-    return iadsr__sasrec_ws_init_f32(&e->u.sasrec.ws, &e->shape, max_rows,
+    return iadsr__sasrec_ws_init_f32(&st->ws, &e->shape, max_rows,
                                      max_att, training);
 }
 
 static void sasrec_destroy(iadsr__encoder *e)
 {
-    iadsr__sasrec_ws_free_f32(&e->u.sasrec.ws);
+    sasrec_state *st = e->state;
+    iadsr__sasrec_ws_free_f32(&st->ws);
 }
 
 static const float *sasrec_forward(iadsr__encoder *e, const iadsr__batch *b,
                                    iadsr__rng *rng)
 {
-    iadsr__sasrec_forward_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b, rng);
-    return e->u.sasrec.ws.out;
+    sasrec_state *st = e->state;
+    iadsr__sasrec_forward_f32(&st->ws, &st->w, b, rng);
+    return st->ws.out;
 }
 
 static const float *sasrec_forward_last(iadsr__encoder *e,
                                         const iadsr__batch *b)
 {
-    iadsr__sasrec_forward_last_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b);
-    return e->u.sasrec.ws.out;
+    sasrec_state *st = e->state;
+    iadsr__sasrec_forward_last_f32(&st->ws, &st->w, b);
+    return st->ws.out;
 }
 
 static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
                             float *dh)
 {
-    iadsr__sasrec_backward_f32(&e->u.sasrec.ws, &e->u.sasrec.w,
-                               &e->u.sasrec.g, b, dh);
+    sasrec_state *st = e->state;
+    iadsr__sasrec_backward_f32(&st->ws, &st->w, &st->g, b, dh);
 }
 
 const iadsr__encoder_ops iadsr__sasrec_ops = {
@@ -129,6 +137,7 @@ const iadsr__encoder_ops iadsr__sasrec_ops = {
     .name = "sasrec",
     .layout = sasrec_layout,
     .init_tensor = sasrec_init_tensor,
+    .state_size = sizeof(sasrec_state),
     .create = sasrec_create,
     .destroy = sasrec_destroy,
     .forward = sasrec_forward,
