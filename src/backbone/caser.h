@@ -43,7 +43,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 
-#define IADSR__CASER_MAX_L 64 /* the bound of caser_window (params.c) */
+#define IADSR__CASER_MAX_L 64 /* the bound of caser_window (caser_f32.c) */
 
 /* The parameter layout of a (normalised) Caser model (caser_f32.c, the
  * encoder ops' layout) has 1 + 2 l + 4 tensors in the order above. */

@@ -3,11 +3,14 @@
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/caser.h"
+#include "backbone/sasrec.h" /* iadsr__sasrec_params_unused */
+#include "common/params.h"
 #include "math/blas.h"
 #include "common/rng.h"
 #include "backbone/encoder.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +20,47 @@
 #define GEMM iadsr__sgemm
 #include "backbone/caser_template.h"
 
-/* ---- parameter layout and initialisation ---------------------------------- */
+/* ---- hyper-parameters --------------------------------------------------- */
+
+/* The public ABI layout of the Caser fields (params.c asserts the rest). */
+_Static_assert(offsetof(iadsr_model_params, caser_window) == 56, "model");
+_Static_assert(offsetof(iadsr_model_params, caser_h_filters) == 60, "model");
+_Static_assert(offsetof(iadsr_model_params, caser_v_filters) == 64, "model");
+
+/* In the order checkpoints write them. */
+static const iadsr__hparam_desc caser_hparams[] = {
+    {"iadsr.caser_window", "caser_window",
+     offsetof(iadsr_model_params, caser_window), 5, 1, IADSR__CASER_MAX_L},
+    {"iadsr.caser_h_filters", "caser_h_filters",
+     offsetof(iadsr_model_params, caser_h_filters), 16, 1, 1024},
+    {"iadsr.caser_v_filters", "caser_v_filters",
+     offsetof(iadsr_model_params, caser_v_filters), 4, 1, 1024},
+};
+
+#define N_HPARAMS ((int)(sizeof caser_hparams / sizeof caser_hparams[0]))
+
+static int caser_check_params(iadsr_model_params *p, const char *w)
+{
+    int rc = iadsr__sasrec_params_unused(p, w);
+    if (rc)
+        return rc;
+    if (p->n_layers != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.n_layers = %d: Caser has no layers to set "
+                          "(leave it 0)",
+                          w, (int)p->n_layers);
+    rc = iadsr__encoder_check_foreign(p, w);
+    return rc ? rc : iadsr__hparams_normalise(caser_hparams, N_HPARAMS, p, w);
+}
+
+static void caser_fill_shape(const iadsr_model_params *hp, iadsr__shape *s)
+{
+    s->caser_l = hp->caser_window;
+    s->caser_nh = hp->caser_h_filters;
+    s->caser_nv = hp->caser_v_filters;
+}
+
+/* ---- parameter layout and initialisation -------------------------------- */
 
 static int caser_layout(const iadsr_model_params *hp, iadsr__layout *out)
 {
@@ -74,7 +117,7 @@ static void caser_init_tensor(const iadsr__tensor *t, float *w,
     }
 }
 
-/* ---- encoder adapter ------------------------------------------------------- */
+/* ---- encoder adapter ---------------------------------------------------- */
 
 /* The backbone state behind iadsr__encoder.state. */
 typedef struct caser_state {
@@ -129,6 +172,12 @@ static void caser_backward(iadsr__encoder *e, const iadsr__batch *b,
 const iadsr__encoder_ops iadsr__caser_ops = {
     .backbone = IADSR_BACKBONE_CASER,
     .name = "caser",
+    .title = "Caser",
+    .check_params = caser_check_params,
+    .hparam_prefix = "caser_",
+    .hparams = caser_hparams,
+    .n_hparams = N_HPARAMS,
+    .fill_shape = caser_fill_shape,
     .layout = caser_layout,
     .init_tensor = caser_init_tensor,
     .state_size = sizeof(caser_state),

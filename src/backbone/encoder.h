@@ -14,12 +14,41 @@
 #include "common/rng.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 typedef struct iadsr__encoder iadsr__encoder;
+
+/* One int32 hyper-parameter of iadsr_model_params that belongs to a single
+ * backbone: 0 in the caller's struct means def; normalised values lie in
+ * lo..hi. Checkpoints store it as metadata key `key` for that backbone
+ * only. */
+typedef struct iadsr__hparam_desc {
+    const char *key;   /* checkpoint metadata key, "iadsr.<field>" */
+    const char *field; /* the iadsr_model_params field, as messages name it */
+    size_t offset;     /* offsetof(iadsr_model_params, field) */
+    int32_t def, lo, hi;
+} iadsr__hparam_desc;
 
 typedef struct iadsr__encoder_ops {
     int backbone; /* IADSR_BACKBONE_* */
     const char *name; /* lower case, unique: the CLI's --backbone */
+    const char *title; /* as messages write it, e.g. "GRU4Rec" */
+    /* Validate and normalise the backbone's part of @p p; the generic
+     * fields (n_items, dim, max_seq_len, flags, dropout, reserved) are
+     * checked already. Sets the defaults of 0 fields, refuses fields that
+     * do not apply (iadsr__encoder_check_foreign()); messages start with
+     * @p what. IADSR_OK or IADSR_ERR_INVALID_ARG. */
+    int (*check_params)(iadsr_model_params *p, const char *what);
+    /* The backbone's own hyper-parameters beyond the format 1.0 fields
+     * (n_hparams may be 0, hparams then NULL); every field name starts
+     * with hparam_prefix, which messages write as "<prefix>*". */
+    const char *hparam_prefix;
+    const iadsr__hparam_desc *hparams;
+    int n_hparams;
+    /* Fill the backbone's own fields of @p s from normalised @p hp; the
+     * generic ones are set already (iadsr__shape_from()). */
+    void (*fill_shape)(const iadsr_model_params *hp, iadsr__shape *s);
     /* The parameter layout for normalised params @p hp, appended to the
      * zeroed @p l with iadsr__layout_add(); the order is the checkpoint's
      * and the tensor names are part of the format. */
@@ -68,6 +97,31 @@ const iadsr__encoder_ops *iadsr__encoder_ops_by_name(const char *name);
  * backbone (IADSR_BACKBONE_DEFAULT) first; NULL outside. */
 int iadsr__encoder_count(void);
 const iadsr__encoder_ops *iadsr__encoder_ops_at(int i);
+
+/* Refuse, naming them, the hparams of every backbone other than
+ * p->backbone that are not 0: "<what>: the <prefix>* fields apply to
+ * <title> only" (IADSR_ERR_INVALID_ARG). */
+int iadsr__encoder_check_foreign(const iadsr_model_params *p,
+                                 const char *what);
+/* Normalise the @p n hparams @p h of @p p: 0 becomes the default, then
+ * every one is checked against lo..hi (messages as the generic bounds
+ * checks). */
+int iadsr__hparams_normalise(const iadsr__hparam_desc *h, int n,
+                             iadsr_model_params *p, const char *what);
+
+static inline int32_t iadsr__hparam_get(const iadsr_model_params *p,
+                                        const iadsr__hparam_desc *h)
+{
+    int32_t v;
+    memcpy(&v, (const char *)p + h->offset, sizeof v);
+    return v;
+}
+
+static inline void iadsr__hparam_set(iadsr_model_params *p,
+                                     const iadsr__hparam_desc *h, int32_t v)
+{
+    memcpy((char *)p + h->offset, &v, sizeof v);
+}
 
 /* Look the backbone of @p hp up, allocate e->state and run ops->create;
  * on failure @p e is left zeroed. Destroy is a no-op on a zeroed or

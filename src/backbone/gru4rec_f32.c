@@ -3,6 +3,8 @@
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/gru4rec.h"
+#include "backbone/sasrec.h" /* iadsr__sasrec_params_unused */
+#include "common/params.h"
 #include "math/blas.h"
 #include "common/rng.h"
 
@@ -100,7 +102,27 @@ static inline float gru_tanhf(float x)
 #define TANH gru_tanhf
 #include "backbone/gru4rec_template.h"
 
-/* ---- parameter layout and initialisation ---------------------------------- */
+/* ---- hyper-parameters --------------------------------------------------- */
+
+static int gru4rec_check_params(iadsr_model_params *p, const char *w)
+{
+    int rc = iadsr__sasrec_params_unused(p, w);
+    if (rc)
+        return rc;
+    if (p->n_layers == 0)
+        p->n_layers = 1;
+    rc = iadsr__check_i32(w, "n_layers", p->n_layers, 1, IADSR__MAX_LAYERS);
+    return rc ? rc : iadsr__encoder_check_foreign(p, w);
+}
+
+/* n_layers and d are all GRU4Rec reads, and they are generic. */
+static void gru4rec_fill_shape(const iadsr_model_params *hp, iadsr__shape *s)
+{
+    (void)hp;
+    (void)s;
+}
+
+/* ---- parameter layout and initialisation -------------------------------- */
 
 static int gru4rec_layout(const iadsr_model_params *hp, iadsr__layout *l)
 {
@@ -182,7 +204,7 @@ int iadsr__gru4rec_schedule(const iadsr__batch *b, int max_len, int32_t *cnt,
     return K;
 }
 
-/* ---- encoder adapter ---------------------------------------------------------- */
+/* ---- encoder adapter ---------------------------------------------------- */
 
 /* The backbone state behind iadsr__encoder.state. */
 typedef struct gru4rec_state {
@@ -237,6 +259,9 @@ static void gru4rec_backward(iadsr__encoder *e, const iadsr__batch *b,
 const iadsr__encoder_ops iadsr__gru4rec_ops = {
     .backbone = IADSR_BACKBONE_GRU4REC,
     .name = "gru4rec",
+    .title = "GRU4Rec",
+    .check_params = gru4rec_check_params,
+    .fill_shape = gru4rec_fill_shape,
     .layout = gru4rec_layout,
     .init_tensor = gru4rec_init_tensor,
     .state_size = sizeof(gru4rec_state),

@@ -6,26 +6,9 @@
 #include "backbone/encoder.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/params.h"
 
 #include <string.h>
-
-void iadsr__shape_from(const iadsr_model_params *hp, iadsr__shape *s)
-{
-    memset(s, 0, sizeof *s);
-    s->backbone = hp->backbone;
-    s->n_items = hp->n_items;
-    s->d = hp->dim;
-    s->max_len = hp->max_seq_len;
-    s->n_layers = hp->n_layers;
-    s->f = hp->ffn_dim;
-    s->n_heads = hp->n_heads;
-    s->act = hp->activation;
-    s->pre_ln = (hp->flags & IADSR_MODEL_F_PRE_LN) != 0;
-    s->caser_l = hp->caser_window;
-    s->caser_nh = hp->caser_h_filters;
-    s->caser_nv = hp->caser_v_filters;
-    s->dropout = (double)hp->dropout;
-}
 
 /* The backbones, one line each: X(name) is iadsr__<name>_ops, defined in
  * the backbone's own file. The first is the default backbone
@@ -69,6 +52,51 @@ const iadsr__encoder_ops *iadsr__encoder_ops_by_name(const char *name)
         if (strcmp(backbones[i]->name, name) == 0)
             return backbones[i];
     return NULL;
+}
+
+void iadsr__shape_from(const iadsr_model_params *hp, iadsr__shape *s)
+{
+    memset(s, 0, sizeof *s);
+    s->backbone = hp->backbone;
+    s->n_items = hp->n_items;
+    s->d = hp->dim;
+    s->max_len = hp->max_seq_len;
+    s->n_layers = hp->n_layers;
+    s->dropout = (double)hp->dropout;
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(hp->backbone);
+    if (ops)
+        ops->fill_shape(hp, s);
+}
+
+int iadsr__encoder_check_foreign(const iadsr_model_params *p,
+                                 const char *what)
+{
+    for (int i = 0; i < N_BACKBONES; i++) {
+        const iadsr__encoder_ops *ops = backbones[i];
+        if (ops->backbone == p->backbone)
+            continue;
+        for (int k = 0; k < ops->n_hparams; k++)
+            if (iadsr__hparam_get(p, &ops->hparams[k]) != 0)
+                return iadsr__err(IADSR_ERR_INVALID_ARG,
+                                  "%s: the %s* fields apply to %s only", what,
+                                  ops->hparam_prefix, ops->title);
+    }
+    return IADSR_OK;
+}
+
+int iadsr__hparams_normalise(const iadsr__hparam_desc *h, int n,
+                             iadsr_model_params *p, const char *what)
+{
+    for (int k = 0; k < n; k++)
+        if (iadsr__hparam_get(p, &h[k]) == 0)
+            iadsr__hparam_set(p, &h[k], h[k].def);
+    for (int k = 0; k < n; k++) {
+        int rc = iadsr__check_i32(what, h[k].field, iadsr__hparam_get(p, &h[k]),
+                                  h[k].lo, h[k].hi);
+        if (rc)
+            return rc;
+    }
+    return IADSR_OK;
 }
 
 int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,

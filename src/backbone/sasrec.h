@@ -16,6 +16,12 @@
 
 #define IADSR__LN_EPS 1e-5
 
+/* For the other backbones' check_params: n_heads, ffn_dim, activation and
+ * IADSR_MODEL_F_PRE_LN apply to SASRec only. Refuses them unless unset (or
+ * at their defaults), then normalises them to 0. IADSR_OK or
+ * IADSR_ERR_INVALID_ARG naming p->backbone's title. */
+int iadsr__sasrec_params_unused(iadsr_model_params *p, const char *what);
+
 #define REAL float
 #define SFX(name) name##_f32
 #include "backbone/sasrec_decl_template.h"

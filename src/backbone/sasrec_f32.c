@@ -5,6 +5,7 @@
  */
 #include "backbone/sasrec.h"
 #include "backbone/encoder.h"
+#include "common/params.h"
 #include "math/blas.h"
 
 #include "math/kernels.h"
@@ -26,7 +27,65 @@
 #define SQRT sqrtf
 #include "backbone/sasrec_template.h"
 
-/* ---- parameter layout and initialisation ---------------------------------- */
+/* ---- hyper-parameters --------------------------------------------------- */
+
+#define TRY(expr)                                                             \
+    do {                                                                      \
+        int rc_ = (expr);                                                     \
+        if (rc_ != IADSR_OK)                                                  \
+            return rc_;                                                       \
+    } while (0)
+
+static int sasrec_check_params(iadsr_model_params *p, const char *w)
+{
+    TRY(iadsr__encoder_check_foreign(p, w));
+    if (p->n_layers == 0)
+        p->n_layers = 2;
+    TRY(iadsr__check_i32(w, "n_layers", p->n_layers, 1, IADSR__MAX_LAYERS));
+    TRY(iadsr__check_i32(w, "n_heads", p->n_heads, 1, 4096));
+    if (p->dim % p->n_heads != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.n_heads = %d does not divide dim = %d", w,
+                          (int)p->n_heads, (int)p->dim);
+    if (p->ffn_dim == 0)
+        p->ffn_dim = 4 * p->dim; /* dim <= 4096: no overflow */
+    TRY(iadsr__check_i32(w, "ffn_dim", p->ffn_dim, 1, 65536));
+    if (p->activation == IADSR_ACT_DEFAULT)
+        p->activation = IADSR_ACT_GELU;
+    if (p->activation != IADSR_ACT_GELU && p->activation != IADSR_ACT_RELU)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.activation = %d is not IADSR_ACT_GELU (1) or "
+                          "IADSR_ACT_RELU (2)",
+                          w, (int)p->activation);
+    return IADSR_OK;
+}
+
+int iadsr__sasrec_params_unused(iadsr_model_params *p, const char *what)
+{
+    if ((p->n_heads != 0 && p->n_heads != 2) || p->ffn_dim != 0 ||
+        (p->activation != IADSR_ACT_DEFAULT &&
+         p->activation != IADSR_ACT_GELU) ||
+        (p->flags & IADSR_MODEL_F_PRE_LN)) {
+        const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(p->backbone);
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: n_heads, ffn_dim, activation and "
+                          "IADSR_MODEL_F_PRE_LN apply to SASRec only; leave "
+                          "them at their defaults for %s",
+                          what, ops ? ops->title : "this backbone");
+    }
+    p->n_heads = p->ffn_dim = p->activation = 0;
+    return IADSR_OK;
+}
+
+static void sasrec_fill_shape(const iadsr_model_params *hp, iadsr__shape *s)
+{
+    s->f = hp->ffn_dim;
+    s->n_heads = hp->n_heads;
+    s->act = hp->activation;
+    s->pre_ln = (hp->flags & IADSR_MODEL_F_PRE_LN) != 0;
+}
+
+/* ---- parameter layout and initialisation -------------------------------- */
 
 static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
 {
@@ -75,7 +134,7 @@ static void sasrec_init_tensor(const iadsr__tensor *t, float *w,
     }
 }
 
-/* ---- encoder adapter -------------------------------------------------------- */
+/* ---- encoder adapter ---------------------------------------------------- */
 
 /* The backbone state behind iadsr__encoder.state. */
 typedef struct sasrec_state {
@@ -135,6 +194,9 @@ static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
 const iadsr__encoder_ops iadsr__sasrec_ops = {
     .backbone = IADSR_BACKBONE_SASREC,
     .name = "sasrec",
+    .title = "SASRec",
+    .check_params = sasrec_check_params,
+    .fill_shape = sasrec_fill_shape,
     .layout = sasrec_layout,
     .init_tensor = sasrec_init_tensor,
     .state_size = sizeof(sasrec_state),
