@@ -520,7 +520,8 @@ static void worker_run(worker *k)
         /* the reconstruction target E[x_t] is a constant (no gradient
          * into the item table): letting it move pulls the embedding of
          * every dropped item toward the decoder bias and collapses the
-         * table (synthetic data, SASRec: valid NDCG@10 0.40 -> 0.04) */
+         * table (synthetic data, default backbone: valid NDCG@10 0.40 ->
+         * 0.04) */
         iadsr__stage2_grads gr = {k->dh,
                                   NULL,
                                   k->g + t->off_w1,
