@@ -190,9 +190,9 @@ LIB_SRCS := \
     src/common/params.c \
     src/common/rng.c \
     src/math/blas.c src/math/gemm_avx512.c src/math/kernels.c \
-    src/math/xent.c \
+    src/math/linear_f32.c src/math/xent.c \
     src/data/dataset.c src/data/semantic.c \
-    src/backbone/model.c src/backbone/registry.c \
+    src/backbone/layout.c src/backbone/model.c src/backbone/registry.c \
     src/backbone/sasrec_f32.c src/backbone/gru4rec_f32.c \
     src/backbone/caser_f32.c \
     src/denoise/layers_f32.c src/denoise/heads.c src/denoise/aligner.c \

@@ -15,6 +15,7 @@
 
 #include "backbone/caser.h"
 #include "backbone/encoder.h"
+#include "backbone/sasrec.h" /* iadsr__ce_loss_* */
 
 Suite *suite_caser(void);
 

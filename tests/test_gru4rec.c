@@ -14,6 +14,7 @@
 #include "testutil.h"
 
 #include "backbone/encoder.h"
+#include "backbone/sasrec.h" /* iadsr__ce_loss_* */
 #include "backbone/gru4rec.h"
 
 #include <pthread.h>

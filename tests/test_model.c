@@ -15,6 +15,9 @@
 #include "iadsr.h"
 #include "common/alloc.h"
 #include "backbone/model.h"
+#include "backbone/encoder.h"
+
+#include <ctype.h>
 
 Suite *suite_model(void);
 
@@ -641,6 +644,118 @@ START_TEST(test_alloc_failures_ctx)
 }
 END_TEST
 
+/* ---- the backbone registry -------------------------------------------------- */
+
+/* Every registered backbone is complete and consistent: what a new backbone
+ * must provide, checked once for all. */
+START_TEST(test_registry_complete)
+{
+    int n = iadsr__encoder_count();
+    ck_assert_int_ge(n, 3);
+    ck_assert_ptr_null(iadsr__encoder_ops_at(-1));
+    ck_assert_ptr_null(iadsr__encoder_ops_at(n));
+    ck_assert_ptr_null(iadsr__encoder_ops_for(IADSR_BACKBONE_DEFAULT));
+    ck_assert_ptr_null(iadsr__encoder_ops_by_name("no-such-backbone"));
+    ck_assert_ptr_null(iadsr__encoder_ops_by_name(NULL));
+    /* the first is the default */
+    iadsr_model_params d;
+    iadsr_model_params_init(&d);
+    ck_assert_int_eq(d.backbone, iadsr__encoder_ops_at(0)->backbone);
+
+    for (int i = 0; i < n; i++) {
+        const iadsr__encoder_ops *ops = iadsr__encoder_ops_at(i);
+        ck_assert_ptr_nonnull(ops);
+        ck_assert_int_ne(ops->backbone, IADSR_BACKBONE_DEFAULT);
+        ck_assert(ops->name && ops->name[0] && ops->title && ops->title[0]);
+        for (const char *c = ops->name; *c; c++)
+            ck_assert_msg(islower((unsigned char)*c) ||
+                              isdigit((unsigned char)*c),
+                          "backbone name '%s'", ops->name);
+        ck_assert_msg(ops->check_params && ops->fill_shape && ops->layout &&
+                          ops->init_tensor && ops->create && ops->destroy &&
+                          ops->forward && ops->forward_last && ops->backward,
+                      "%s: incomplete ops", ops->name);
+        ck_assert_uint_gt(ops->state_size, 0);
+        /* lookups round-trip */
+        ck_assert_ptr_eq(iadsr__encoder_ops_for(ops->backbone), ops);
+        ck_assert_ptr_eq(iadsr__encoder_ops_by_name(ops->name), ops);
+        for (int j = 0; j < i; j++) {
+            const iadsr__encoder_ops *o = iadsr__encoder_ops_at(j);
+            ck_assert_int_ne(o->backbone, ops->backbone);
+            ck_assert_str_ne(o->name, ops->name);
+            ck_assert_str_ne(o->title, ops->title);
+        }
+        /* hyper-parameters: keys "iadsr.<field>", unique, inside the
+         * public struct, defaults within bounds */
+        ck_assert_int_ge(ops->n_hparams, 0);
+        if (ops->n_hparams > 0)
+            ck_assert(ops->hparams && ops->hparam_prefix &&
+                      ops->hparam_prefix[0]);
+        for (int k = 0; k < ops->n_hparams; k++) {
+            const iadsr__hparam_desc *h = &ops->hparams[k];
+            char key[96];
+            snprintf(key, sizeof key, "iadsr.%s", h->field);
+            ck_assert_str_eq(h->key, key);
+            ck_assert(strncmp(h->field, ops->hparam_prefix,
+                              strlen(ops->hparam_prefix)) == 0);
+            ck_assert_uint_le(h->offset + sizeof(int32_t),
+                              sizeof(iadsr_model_params));
+            ck_assert(h->lo <= h->def && h->def <= h->hi && h->def != 0);
+            for (int j = 0; j <= i; j++) {
+                const iadsr__encoder_ops *o = iadsr__encoder_ops_at(j);
+                for (int q = 0; q < (j == i ? k : o->n_hparams); q++) {
+                    ck_assert_str_ne(o->hparams[q].key, h->key);
+                    ck_assert_uint_ne(o->hparams[q].offset, h->offset);
+                }
+            }
+        }
+
+        /* a model with the defaults: its hparams normalised to their
+         * defaults, "item_emb" first (trainer, scorer and checkpoints rely
+         * on it), the layout the one of ops->layout */
+        iadsr_model_params p;
+        iadsr_model_params_init(&p);
+        p.backbone = ops->backbone;
+        p.n_items = 20;
+        p.dim = 8;
+        p.max_seq_len = 6;
+        iadsr_model *m = make(&p);
+        iadsr_model_params q;
+        iadsr_model_params_init(&q);
+        ck_assert_int_eq(iadsr_model_get_params(m, &q), IADSR_OK);
+        ck_assert_int_eq(q.backbone, ops->backbone);
+        for (int k = 0; k < ops->n_hparams; k++)
+            ck_assert_int_eq(iadsr__hparam_get(&q, &ops->hparams[k]),
+                             ops->hparams[k].def);
+        ck_assert_int_gt(m->layout.n_tensors, 0);
+        ck_assert_str_eq(m->layout.t[0].name, "item_emb");
+        iadsr__layout *l = calloc(1, sizeof *l);
+        ck_assert_ptr_nonnull(l);
+        ck_assert_int_eq(ops->layout(&q, l), IADSR_OK);
+        ck_assert_int_eq(l->n_tensors, m->layout.n_tensors);
+        ck_assert_uint_eq(l->n_floats, m->layout.n_floats);
+        free(l);
+        iadsr_model_free(m);
+
+        /* another backbone's hyper-parameters are refused, naming it */
+        for (int j = 0; j < n; j++) {
+            const iadsr__encoder_ops *o = iadsr__encoder_ops_at(j);
+            if (j == i || o->n_hparams == 0)
+                continue;
+            iadsr__hparam_set(&p, &o->hparams[0], o->hparams[0].def);
+            m = NOT_NULL_MODEL;
+            ck_assert_int_eq(iadsr_model_create(&m, &p),
+                             IADSR_ERR_INVALID_ARG);
+            ck_assert_ptr_null(m);
+            ck_assert_msg(strstr(iadsr_last_error(), o->title) != NULL,
+                          "%s with %s: %s", ops->name, o->hparams[0].field,
+                          iadsr_last_error());
+            iadsr__hparam_set(&p, &o->hparams[0], 0);
+        }
+    }
+}
+END_TEST
+
 Suite *suite_model(void)
 {
     Suite *s = suite_create("model");
@@ -655,6 +770,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_refcount_ctx_outlives_model);
     tcase_add_test(tc, test_alloc_failures_model);
     tcase_add_test(tc, test_alloc_failures_ctx);
+    tcase_add_test(tc, test_registry_complete);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -37,14 +37,16 @@
 
 #include "iadsr.h"
 #include "backbone/model.h"
-#include "backbone/sasrec.h" /* iadsr__batch */
+#include "backbone/batch.h"
 #include "backbone/shape.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/rng.h"
 
-#define IADSR__CASER_MAX_L 64 /* the bound of caser_window (params.c) */
+#define IADSR__CASER_MAX_L 64 /* the bound of caser_window (caser_f32.c) */
 
-/* The parameter layout of a (normalised) Caser model: 1 + 2 l + 4 tensors
- * in the order above. Returns IADSR_OK or IADSR_ERR_INVALID_ARG. */
-int iadsr__caser_layout(const iadsr_model_params *hp, iadsr__layout *out);
+/* The parameter layout of a (normalised) Caser model (caser_f32.c, the
+ * encoder ops' layout) has 1 + 2 l + 4 tensors in the order above. */
 
 /* Standard deviation of the normal initialisation of a Caser weight matrix
  * ("caser.*.w"): fan-in scaled for the convolutions (the variance of

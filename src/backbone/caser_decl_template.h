@@ -4,7 +4,7 @@
  */
 
 /* Pointers into a weight (or gradient) buffer laid out by
- * iadsr__caser_layout(). hw[h - 1] / hb[h - 1] belong to height h. */
+ * caser_layout() (caser_f32.c). hw[h - 1] / hb[h - 1] belong to height h. */
 typedef struct SFX(iadsr__caser_w) {
     REAL *item_emb;
     REAL *hw[IADSR__CASER_MAX_L], *hb[IADSR__CASER_MAX_L];

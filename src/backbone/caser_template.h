@@ -20,8 +20,9 @@
 void SFX(iadsr__caser_bind)(const iadsr__layout *l, REAL *base,
                             const iadsr__shape *s, SFX(iadsr__caser_w) *w)
 {
-    /* The layout order is fixed by iadsr__caser_layout(): item_emb, then
-     * (w, b) per height, then the vertical and the fully-connected layer. */
+    /* The layout order is fixed by caser_layout() (caser_f32.c): item_emb,
+     * then (w, b) per height, then the vertical and the fully-connected
+     * layer. */
     int L = s->caser_l;
     memset(w, 0, sizeof *w);
     w->item_emb = base + l->t[0].offset;

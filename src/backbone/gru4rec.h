@@ -9,15 +9,17 @@
 
 #include "iadsr.h"
 #include "backbone/model.h"
-#include "backbone/sasrec.h" /* iadsr__batch, IADSR__MAX_LAYERS */
+#include "backbone/batch.h"
 #include "backbone/shape.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/rng.h"
 
-/* Parameter layout of a GRU4Rec model (normalised params): "item_emb"
- * [n_items + 1, d] first, then per layer l "gru<l>.w_ih" [d, 3d],
- * "gru<l>.w_hh" [d, 3d], "gru<l>.b_ih" [1, 3d], "gru<l>.b_hh" [1, 3d]; the
- * 3d columns are the gates in PyTorch's order r | z | n. Offsets are
- * 64-byte aligned as in model.c. @p l must be zeroed. */
-int iadsr__gru4rec_layout(const iadsr_model_params *hp, iadsr__layout *l);
+/* Parameter layout of a GRU4Rec model (normalised params; gru4rec_f32.c,
+ * the encoder ops' layout): "item_emb" [n_items + 1, d] first, then per
+ * layer l "gru<l>.w_ih" [d, 3d], "gru<l>.w_hh" [d, 3d], "gru<l>.b_ih"
+ * [1, 3d], "gru<l>.b_hh" [1, 3d]; the 3d columns are the gates in PyTorch's
+ * order r | z | n. */
 
 /* The time-major schedule of a batch. The recurrence advances, at step k,
  * every sequence that has a k-th row, all together. Sequences are ranked

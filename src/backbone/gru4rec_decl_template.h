@@ -4,7 +4,7 @@
  */
 
 /* Pointers into a weight (or gradient) buffer laid out by
- * iadsr__gru4rec_layout(). */
+ * gru4rec_layout() (gru4rec_f32.c). */
 typedef struct SFX(iadsr__gru4rec_w) {
     REAL *item_emb;
     struct {

@@ -3,6 +3,8 @@
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/gru4rec.h"
+#include "backbone/sasrec.h" /* iadsr__sasrec_params_unused */
+#include "common/params.h"
 #include "math/blas.h"
 #include "common/rng.h"
 
@@ -100,9 +102,29 @@ static inline float gru_tanhf(float x)
 #define TANH gru_tanhf
 #include "backbone/gru4rec_template.h"
 
-/* ---- layout ---------------------------------------------------------------- */
+/* ---- hyper-parameters --------------------------------------------------- */
 
-int iadsr__gru4rec_layout(const iadsr_model_params *hp, iadsr__layout *l)
+static int gru4rec_check_params(iadsr_model_params *p, const char *w)
+{
+    int rc = iadsr__sasrec_params_unused(p, w);
+    if (rc)
+        return rc;
+    if (p->n_layers == 0)
+        p->n_layers = 1;
+    rc = iadsr__check_i32(w, "n_layers", p->n_layers, 1, IADSR__MAX_LAYERS);
+    return rc ? rc : iadsr__encoder_check_foreign(p, w);
+}
+
+/* n_layers and d are all GRU4Rec reads, and they are generic. */
+static void gru4rec_fill_shape(const iadsr_model_params *hp, iadsr__shape *s)
+{
+    (void)hp;
+    (void)s;
+}
+
+/* ---- parameter layout and initialisation -------------------------------- */
+
+static int gru4rec_layout(const iadsr_model_params *hp, iadsr__layout *l)
 {
     int64_t d = hp->dim;
     char name[IADSR__TENSOR_NAME_MAX];
@@ -116,6 +138,31 @@ int iadsr__gru4rec_layout(const iadsr_model_params *hp, iadsr__layout *l)
         }
     }
     return rc;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* The input and recurrent weights [d, 3d]: uniform (-1/sqrt(d), 1/sqrt(d))
+ * as PyTorch's nn.GRU (biases stay 0). From normal(0, 0.02) the gates start
+ * nearly constant and training sits on a long plateau (measured on
+ * synthetic data: valid NDCG@10 0.14 vs 0.36 after 30 epochs at lr 1e-3).
+ * The rest as the PyTorch reference. */
+static void gru4rec_init_tensor(const iadsr__tensor *t, float *w,
+                                iadsr__rng *rng)
+{
+    if (strncmp(t->name, "gru", 3) == 0 &&
+        (ends_with(t->name, ".w_ih") || ends_with(t->name, ".w_hh"))) {
+        size_t n = (size_t)t->rows * (size_t)t->cols;
+        double a = 1.0 / sqrt((double)t->rows);
+        for (size_t j = 0; j < n; j++)
+            w[j] = (float)(a * (2.0 * (double)iadsr__rng_float(rng) - 1.0));
+    } else {
+        iadsr__tensor_init_default(t, w, rng);
+    }
 }
 
 /* ---- schedule ---------------------------------------------------------------- */
@@ -157,52 +204,70 @@ int iadsr__gru4rec_schedule(const iadsr__batch *b, int max_len, int32_t *cnt,
     return K;
 }
 
-/* ---- encoder adapter ---------------------------------------------------------- */
+/* ---- encoder adapter ---------------------------------------------------- */
+
+/* The backbone state behind iadsr__encoder.state. */
+typedef struct gru4rec_state {
+    iadsr__gru4rec_w_f32 w, g;
+    iadsr__gru4rec_ws_f32 ws;
+} gru4rec_state;
 
 static int gru4rec_create(iadsr__encoder *e, const iadsr_model_params *hp,
                           const iadsr__layout *l, const float *w, float *g,
                           int max_rows, int max_len, int training)
 {
+    gru4rec_state *st = e->state;
     iadsr__shape_from(hp, &e->shape);
     /* the binding is read-only for w; the cast only reuses one struct type
      * for weights and gradients */
-    iadsr__gru4rec_bind_f32(l, (float *)(uintptr_t)w, &e->shape,
-                            &e->u.gru4rec.w);
-    if (g)
-        iadsr__gru4rec_bind_f32(l, g, &e->shape, &e->u.gru4rec.g);
-    else
-        memset(&e->u.gru4rec.g, 0, sizeof e->u.gru4rec.g);
-    return iadsr__gru4rec_ws_init_f32(&e->u.gru4rec.ws, &e->shape, max_rows,
+    iadsr__gru4rec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &st->w);
+    if (g) /* else st->g stays zeroed: inference */
+        iadsr__gru4rec_bind_f32(l, g, &e->shape, &st->g);
+    return iadsr__gru4rec_ws_init_f32(&st->ws, &e->shape, max_rows,
                                       max_len, training);
 }
 
 static void gru4rec_destroy(iadsr__encoder *e)
 {
-    iadsr__gru4rec_ws_free_f32(&e->u.gru4rec.ws);
+    gru4rec_state *st = e->state;
+    iadsr__gru4rec_ws_free_f32(&st->ws);
 }
 
 static const float *gru4rec_forward(iadsr__encoder *e, const iadsr__batch *b,
                                     iadsr__rng *rng)
 {
-    iadsr__gru4rec_forward_f32(&e->u.gru4rec.ws, &e->u.gru4rec.w, b, rng);
-    return e->u.gru4rec.ws.out;
+    gru4rec_state *st = e->state;
+    iadsr__gru4rec_forward_f32(&st->ws, &st->w, b, rng);
+    return st->ws.out;
 }
 
 static const float *gru4rec_forward_last(iadsr__encoder *e,
                                          const iadsr__batch *b)
 {
-    iadsr__gru4rec_forward_last_f32(&e->u.gru4rec.ws, &e->u.gru4rec.w, b);
-    return e->u.gru4rec.ws.out;
+    gru4rec_state *st = e->state;
+    iadsr__gru4rec_forward_last_f32(&st->ws, &st->w, b);
+    return st->ws.out;
 }
 
 static void gru4rec_backward(iadsr__encoder *e, const iadsr__batch *b,
                              float *dh)
 {
-    iadsr__gru4rec_backward_f32(&e->u.gru4rec.ws, &e->u.gru4rec.w,
-                                &e->u.gru4rec.g, b, dh);
+    gru4rec_state *st = e->state;
+    iadsr__gru4rec_backward_f32(&st->ws, &st->w, &st->g, b, dh);
 }
 
 const iadsr__encoder_ops iadsr__gru4rec_ops = {
-    IADSR_BACKBONE_GRU4REC, "gru4rec",          gru4rec_create,
-    gru4rec_destroy,        gru4rec_forward,    gru4rec_forward_last,
-    gru4rec_backward};
+    .backbone = IADSR_BACKBONE_GRU4REC,
+    .name = "gru4rec",
+    .title = "GRU4Rec",
+    .check_params = gru4rec_check_params,
+    .fill_shape = gru4rec_fill_shape,
+    .layout = gru4rec_layout,
+    .init_tensor = gru4rec_init_tensor,
+    .state_size = sizeof(gru4rec_state),
+    .create = gru4rec_create,
+    .destroy = gru4rec_destroy,
+    .forward = gru4rec_forward,
+    .forward_last = gru4rec_forward_last,
+    .backward = gru4rec_backward,
+};

@@ -28,8 +28,8 @@ void SFX(iadsr__gru4rec_bind)(const iadsr__layout *l, REAL *base,
                               const iadsr__shape *s,
                               SFX(iadsr__gru4rec_w) *w)
 {
-    /* The layout order is fixed by iadsr__gru4rec_layout(): the item
-     * table, then 4 tensors per layer. */
+    /* The layout order is fixed by gru4rec_layout() (gru4rec_f32.c): the
+     * item table, then 4 tensors per layer. */
     memset(w, 0, sizeof *w);
     w->item_emb = base + l->t[0].offset;
     for (int i = 0; i < s->n_layers; i++) {

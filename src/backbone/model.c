@@ -2,8 +2,6 @@
  * immutable once created; trainers publish new models via snapshots.
  * SPDX-License-Identifier: MIT
  */
-#include "backbone/caser.h"
-#include "backbone/gru4rec.h"
 #include "iadsr.h"
 #include "common/error.h"
 #include "common/alloc.h"
@@ -11,85 +9,23 @@
 #include "common/rng.h"
 #include "common/handle.h"
 #include "backbone/model.h"
-#include "common/params.h"
+#include "backbone/encoder.h"
 #include "math/xent.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
-
-#define ALIGN_FLOATS 16 /* 64 bytes */
-
-int iadsr__layout_add(iadsr__layout *l, const char *name, int64_t rows,
-                      int64_t cols)
-{
-    if (l->n_tensors >= IADSR__MAX_TENSORS)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "model: too many tensors");
-    iadsr__tensor *t = &l->t[l->n_tensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->rows = rows;
-    t->cols = cols;
-    size_t off = (l->n_floats + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
-    t->offset = off;
-    /* rows*cols fits easily: n_items < 2^31, dims <= 65536 on 64-bit. */
-    l->n_floats = off + (size_t)rows * (size_t)cols;
-    return IADSR_OK;
-}
-
-static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
-{
-    int64_t d = hp->dim, f = hp->ffn_dim;
-    int rc = IADSR_OK;
-    char name[IADSR__TENSOR_NAME_MAX];
-    rc = rc ? rc : iadsr__layout_add(l, "item_emb", (int64_t)hp->n_items + 1, d);
-    rc = rc ? rc : iadsr__layout_add(l, "pos_emb", hp->max_seq_len, d);
-    rc = rc ? rc : iadsr__layout_add(l, "emb_ln.g", 1, d);
-    rc = rc ? rc : iadsr__layout_add(l, "emb_ln.b", 1, d);
-    for (int b = 0; b < hp->n_layers && rc == IADSR_OK; b++) {
-        static const char *const names[] = {"wqkv", "bqkv", "wo",    "bo",
-                                            "ln1.g", "ln1.b", "w1",   "b1",
-                                            "w2",    "b2",    "ln2.g", "ln2.b"};
-        const int64_t rows[] = {d, 1, d, 1, 1, 1, d, 1, f, 1, 1, 1};
-        const int64_t cols[] = {3 * d, 3 * d, d, d, d, d, f, f, d, d, d, d};
-        for (int i = 0; i < 12 && rc == IADSR_OK; i++) {
-            snprintf(name, sizeof name, "blk%d.%s", b, names[i]);
-            rc = iadsr__layout_add(l, name, rows[i], cols[i]);
-        }
-    }
-    if (hp->flags & IADSR_MODEL_F_PRE_LN) {
-        /* pre-norm blocks leave the residual stream unnormalised */
-        rc = rc ? rc : iadsr__layout_add(l, "final_ln.g", 1, d);
-        rc = rc ? rc : iadsr__layout_add(l, "final_ln.b", 1, d);
-    }
-    return rc;
-}
 
 int iadsr__model_layout(const iadsr_model_params *hp, iadsr__layout *out)
 {
     if (!hp || !out)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "model layout: NULL argument");
     memset(out, 0, sizeof *out);
-    switch (hp->backbone) {
-    case IADSR_BACKBONE_SASREC:
-        return sasrec_layout(hp, out);
-    case IADSR_BACKBONE_GRU4REC:
-        return iadsr__gru4rec_layout(hp, out);
-    case IADSR_BACKBONE_CASER:
-        return iadsr__caser_layout(hp, out);
-    default:
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(hp->backbone);
+    if (!ops)
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "model: backbone %d is not available in this version",
                           (int)hp->backbone);
-    }
-}
-
-const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
-                                        const char *name)
-{
-    for (int i = 0; i < l->n_tensors; i++)
-        if (strcmp(l->t[i].name, name) == 0)
-            return &l->t[i];
-    return NULL;
+    return ops->layout(hp, out);
 }
 
 int iadsr__model_ok(const iadsr_model *m)
@@ -156,50 +92,16 @@ int iadsr__model_finalize(iadsr_model *m)
     return IADSR_OK;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* normal(0, 0.02) for weight matrices and embeddings, zero biases, unit
- * LayerNorm gains (the initialisation of the PyTorch reference). */
+/* Every tensor as its backbone says (ops->init_tensor), in layout order
+ * from one generator: the order of the draws is part of reproducibility. */
 static void init_weights(iadsr_model *m)
 {
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(m->hp.backbone);
     iadsr__rng rng;
     iadsr__rng_seed(&rng, m->hp.seed);
     for (int i = 0; i < m->layout.n_tensors; i++) {
         const iadsr__tensor *t = &m->layout.t[i];
-        float *w = m->w + t->offset;
-        size_t n = (size_t)t->rows * (size_t)t->cols;
-        if (ends_with(t->name, ".g")) {
-            for (size_t j = 0; j < n; j++)
-                w[j] = 1.0f;
-        } else if (strncmp(t->name, "caser.", 6) == 0 &&
-                   ends_with(t->name, ".w")) {
-            /* Caser's convolutions and fc layer: fan-scaled as in RecBole
-             * (0.02 through two layers would leave h ~ 1e-3), and drawn
-             * even when a weight has a single row (window 1 or d 1). */
-            double sd = iadsr__caser_init_sd(t);
-            for (size_t j = 0; j < n; j++)
-                w[j] = (float)(sd * iadsr__rng_normal(&rng));
-        } else if (strncmp(t->name, "gru", 3) == 0 &&
-                   (ends_with(t->name, ".w_ih") ||
-                    ends_with(t->name, ".w_hh"))) {
-            /* GRU4Rec's input and recurrent weights [d, 3d]: uniform
-             * (-1/sqrt(d), 1/sqrt(d)) as PyTorch's nn.GRU (biases stay 0).
-             * From normal(0, 0.02) the gates start nearly constant and
-             * training sits on a long plateau (measured on synthetic data:
-             * valid NDCG@10 0.14 vs 0.36 after 30 epochs at lr 1e-3). */
-            double a = 1.0 / sqrt((double)t->rows);
-            for (size_t j = 0; j < n; j++)
-                w[j] = (float)(a * (2.0 * (double)iadsr__rng_float(&rng) - 1.0));
-        } else if (t->rows == 1) {
-            memset(w, 0, n * sizeof *w); /* biases and LayerNorm shifts */
-        } else {
-            for (size_t j = 0; j < n; j++)
-                w[j] = (float)(0.02 * iadsr__rng_normal(&rng));
-        }
+        ops->init_tensor(t, m->w + t->offset, &rng);
     }
     const iadsr__tensor *e = iadsr__layout_find(&m->layout, "item_emb");
     if (e)

@@ -6,26 +6,10 @@
 #define IADSR_MODEL_H
 
 #include "iadsr.h"
+#include "backbone/layout.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define IADSR__MAX_TENSORS 256 /* SASRec: 4 + 12 per block (16 max) + 2 */
-#define IADSR__TENSOR_NAME_MAX 48
-
-/* One named parameter tensor: a rows x cols row-major block of the model's
- * weight buffer starting at float index `offset` (64-byte aligned). */
-typedef struct iadsr__tensor {
-    char name[IADSR__TENSOR_NAME_MAX];
-    size_t offset;
-    int64_t rows, cols;
-} iadsr__tensor;
-
-typedef struct iadsr__layout {
-    int n_tensors;
-    iadsr__tensor t[IADSR__MAX_TENSORS];
-    size_t n_floats; /* total, including alignment gaps */
-} iadsr__layout;
 
 struct iadsr_model {
     uint32_t magic;
@@ -43,8 +27,9 @@ struct iadsr_model {
     float best_valid_ndcg10; /* NaN if unknown */
 };
 
-/* The parameter layout of a backbone for normalised params @p hp.
- * Returns IADSR_OK or IADSR_ERR_UNSUPPORTED / IADSR_ERR_INVALID_ARG. */
+/* The parameter layout of the backbone of normalised params @p hp (its
+ * ops->layout). Returns IADSR_OK or IADSR_ERR_UNSUPPORTED /
+ * IADSR_ERR_INVALID_ARG. */
 int iadsr__model_layout(const iadsr_model_params *hp, iadsr__layout *out);
 /* Allocate a model with zeroed weights for params @p p (validated and
  * normalised here). Does not initialise weights. */
@@ -52,13 +37,6 @@ int iadsr__model_alloc(iadsr_model **out, const iadsr_model_params *p);
 /* Derived read-only data (the packed item table) from final weights; call
  * once after filling m->w and before publishing the model. */
 int iadsr__model_finalize(iadsr_model *m);
-/* Append tensor @p name (rows x cols) at the next 64-byte aligned offset;
- * used by every backbone's layout function. */
-int iadsr__layout_add(iadsr__layout *l, const char *name, int64_t rows,
-                      int64_t cols);
-/* Find a tensor by name; NULL if absent. */
-const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
-                                        const char *name);
 iadsr_model *iadsr__model_ref(const iadsr_model *m);
 int iadsr__model_ok(const iadsr_model *m);
 

@@ -1,11 +1,58 @@
-/* Backbone registry and the SASRec adapter of the encoder interface.
+/* The backbone registry: the table of backbones, the lookups, and the
+ * wrappers that dispatch through it. Each backbone's adapter of the encoder
+ * interface lives in its own file.
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/encoder.h"
-#include "common/rng.h"
+#include "common/alloc.h"
 #include "common/error.h"
+#include "common/params.h"
 
 #include <string.h>
+
+/* The backbones, one line each: X(name) is iadsr__<name>_ops, defined in
+ * the backbone's own file. The first is the default backbone
+ * (IADSR_BACKBONE_DEFAULT). */
+#define IADSR__BACKBONES(X)                                                    \
+    X(sasrec)                                                                  \
+    X(gru4rec)                                                                 \
+    X(caser)
+
+#define DECLARE(name) extern const iadsr__encoder_ops iadsr__##name##_ops;
+IADSR__BACKBONES(DECLARE)
+#undef DECLARE
+
+#define ENTRY(name) &iadsr__##name##_ops,
+static const iadsr__encoder_ops *const backbones[] = {IADSR__BACKBONES(ENTRY)};
+#undef ENTRY
+
+#define N_BACKBONES ((int)(sizeof backbones / sizeof backbones[0]))
+
+int iadsr__encoder_count(void)
+{
+    return N_BACKBONES;
+}
+
+const iadsr__encoder_ops *iadsr__encoder_ops_at(int i)
+{
+    return i >= 0 && i < N_BACKBONES ? backbones[i] : NULL;
+}
+
+const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone)
+{
+    for (int i = 0; i < N_BACKBONES; i++)
+        if (backbones[i]->backbone == backbone)
+            return backbones[i];
+    return NULL;
+}
+
+const iadsr__encoder_ops *iadsr__encoder_ops_by_name(const char *name)
+{
+    for (int i = 0; name && i < N_BACKBONES; i++)
+        if (strcmp(backbones[i]->name, name) == 0)
+            return backbones[i];
+    return NULL;
+}
 
 void iadsr__shape_from(const iadsr_model_params *hp, iadsr__shape *s)
 {
@@ -15,82 +62,41 @@ void iadsr__shape_from(const iadsr_model_params *hp, iadsr__shape *s)
     s->d = hp->dim;
     s->max_len = hp->max_seq_len;
     s->n_layers = hp->n_layers;
-    s->f = hp->ffn_dim;
-    s->n_heads = hp->n_heads;
-    s->act = hp->activation;
-    s->pre_ln = (hp->flags & IADSR_MODEL_F_PRE_LN) != 0;
-    s->caser_l = hp->caser_window;
-    s->caser_nh = hp->caser_h_filters;
-    s->caser_nv = hp->caser_v_filters;
     s->dropout = (double)hp->dropout;
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(hp->backbone);
+    if (ops)
+        ops->fill_shape(hp, s);
 }
 
-static int sasrec_create(iadsr__encoder *e, const iadsr_model_params *hp,
-                         const iadsr__layout *l, const float *w, float *g,
-                         int max_rows, int max_len, int training)
+int iadsr__encoder_check_foreign(const iadsr_model_params *p,
+                                 const char *what)
 {
-    iadsr__shape_from(hp, &e->shape);
-    /* the binding is read-only for w; the cast only reuses one struct type
-     * for weights and gradients */
-    iadsr__sasrec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &e->u.sasrec.w);
-    if (g)
-        iadsr__sasrec_bind_f32(l, g, &e->shape, &e->u.sasrec.g);
-    else
-        memset(&e->u.sasrec.g, 0, sizeof e->u.sasrec.g);
-    /* attention probabilities: training keeps every (sequence, head) block
-     * for the backward pass; inference reuses one L x L block */
-    size_t max_att = training ? (size_t)max_rows * (size_t)max_len *
-                                    (size_t)e->shape.n_heads
-                              : (size_t)max_len * (size_t)max_len;
-    return iadsr__sasrec_ws_init_f32(&e->u.sasrec.ws, &e->shape, max_rows,
-                                     max_att, training);
-}
-
-static void sasrec_destroy(iadsr__encoder *e)
-{
-    iadsr__sasrec_ws_free_f32(&e->u.sasrec.ws);
-}
-
-static const float *sasrec_forward(iadsr__encoder *e, const iadsr__batch *b,
-                                   iadsr__rng *rng)
-{
-    iadsr__sasrec_forward_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b, rng);
-    return e->u.sasrec.ws.out;
-}
-
-static const float *sasrec_forward_last(iadsr__encoder *e,
-                                        const iadsr__batch *b)
-{
-    iadsr__sasrec_forward_last_f32(&e->u.sasrec.ws, &e->u.sasrec.w, b);
-    return e->u.sasrec.ws.out;
-}
-
-static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
-                            float *dh)
-{
-    iadsr__sasrec_backward_f32(&e->u.sasrec.ws, &e->u.sasrec.w,
-                               &e->u.sasrec.g, b, dh);
-}
-
-static const iadsr__encoder_ops sasrec_ops = {
-    IADSR_BACKBONE_SASREC, "sasrec", sasrec_create, sasrec_destroy,
-    sasrec_forward,        sasrec_forward_last, sasrec_backward};
-
-extern const iadsr__encoder_ops iadsr__gru4rec_ops; /* gru4rec_f32.c */
-extern const iadsr__encoder_ops iadsr__caser_ops;   /* caser_f32.c */
-
-const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone)
-{
-    switch (backbone) {
-    case IADSR_BACKBONE_SASREC:
-        return &sasrec_ops;
-    case IADSR_BACKBONE_GRU4REC:
-        return &iadsr__gru4rec_ops;
-    case IADSR_BACKBONE_CASER:
-        return &iadsr__caser_ops;
-    default:
-        return NULL;
+    for (int i = 0; i < N_BACKBONES; i++) {
+        const iadsr__encoder_ops *ops = backbones[i];
+        if (ops->backbone == p->backbone)
+            continue;
+        for (int k = 0; k < ops->n_hparams; k++)
+            if (iadsr__hparam_get(p, &ops->hparams[k]) != 0)
+                return iadsr__err(IADSR_ERR_INVALID_ARG,
+                                  "%s: the %s* fields apply to %s only", what,
+                                  ops->hparam_prefix, ops->title);
     }
+    return IADSR_OK;
+}
+
+int iadsr__hparams_normalise(const iadsr__hparam_desc *h, int n,
+                             iadsr_model_params *p, const char *what)
+{
+    for (int k = 0; k < n; k++)
+        if (iadsr__hparam_get(p, &h[k]) == 0)
+            iadsr__hparam_set(p, &h[k], h[k].def);
+    for (int k = 0; k < n; k++) {
+        int rc = iadsr__check_i32(what, h[k].field, iadsr__hparam_get(p, &h[k]),
+                                  h[k].lo, h[k].hi);
+        if (rc)
+            return rc;
+    }
+    return IADSR_OK;
 }
 
 int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,
@@ -98,14 +104,22 @@ int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,
                           int max_rows, int max_len, int training)
 {
     memset(e, 0, sizeof *e);
-    e->ops = iadsr__encoder_ops_for(hp->backbone);
-    if (!e->ops)
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(hp->backbone);
+    if (!ops)
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "encoder: backbone %d is not available",
                           (int)hp->backbone);
-    int rc = e->ops->create(e, hp, l, w, g, max_rows, max_len, training);
-    if (rc)
+    e->state = iadsr__calloc(1, ops->state_size);
+    if (!e->state)
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "encoder: cannot allocate the %s state", ops->name);
+    e->ops = ops;
+    int rc = ops->create(e, hp, l, w, g, max_rows, max_len, training);
+    if (rc) {
+        iadsr__free(e->state);
+        e->state = NULL;
         e->ops = NULL;
+    }
     return rc;
 }
 
@@ -113,6 +127,8 @@ void iadsr__encoder_destroy(iadsr__encoder *e)
 {
     if (e && e->ops) {
         e->ops->destroy(e);
+        iadsr__free(e->state);
+        e->state = NULL;
         e->ops = NULL;
     }
 }

@@ -85,11 +85,6 @@ void SFX(iadsr__layernorm_fwd)(const REAL *x, int n, int d, const REAL *g,
 void SFX(iadsr__layernorm_bwd)(const REAL *dy, const REAL *xhat,
                                const REAL *rstd, int n, int d, const REAL *g,
                                REAL *dg, REAL *dbias, REAL *dx);
-void SFX(iadsr__linear_fwd)(const REAL *x, int n, int in, const REAL *w,
-                            const REAL *bias, int out, REAL *y);
-void SFX(iadsr__linear_bwd)(const REAL *x, const REAL *dy, int n, int in,
-                            const REAL *w, int out, REAL *dw, REAL *dbias,
-                            REAL *dx, int accumulate_dx);
 void SFX(iadsr__act_fwd)(int act, const REAL *x, size_t n, REAL *y);
 void SFX(iadsr__act_bwd)(int act, const REAL *x, const REAL *dy, size_t n,
                          REAL *dx);

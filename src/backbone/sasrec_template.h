@@ -22,7 +22,8 @@ void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
                              const iadsr__shape *s,
                              SFX(iadsr__sasrec_w) *w)
 {
-    /* The layout order is fixed by model.c: 4 tensors, then 12 per block. */
+    /* The layout order is fixed by sasrec_layout() (sasrec_f32.c): 4
+     * tensors, then 12 per block. */
     memset(w, 0, sizeof *w);
     w->item_emb = base + l->t[0].offset;
     w->pos_emb = base + l->t[1].offset;
@@ -215,58 +216,6 @@ void SFX(iadsr__layernorm_bwd)(const REAL *dy, const REAL *xhat,
             dxr[c] = rs * (dyr[c] * g[c] - s1 - hr[c] * s2);
     }
 }
-
-void SFX(iadsr__linear_fwd)(const REAL *x, int n, int in, const REAL *w,
-                            const REAL *bias, int out, REAL *y)
-{
-    GEMM(0, 0, n, out, in, (REAL)1, x, in, w, out, (REAL)0, y, out);
-    if (bias)
-        for (int r = 0; r < n; r++) {
-            REAL *yr = y + (size_t)r * (size_t)out;
-            for (int c = 0; c < out; c++)
-                yr[c] += bias[c];
-        }
-}
-
-static void SFX(linear_bwd_t)(const REAL *x, const REAL *dy, int n, int in,
-                              const REAL *w, int out, REAL *dw, REAL *dbias,
-                              REAL *dx, int accumulate_dx, REAL *wt);
-
-void SFX(iadsr__linear_bwd)(const REAL *x, const REAL *dy, int n, int in,
-                            const REAL *w, int out, REAL *dw, REAL *dbias,
-                            REAL *dx, int accumulate_dx)
-{
-    SFX(linear_bwd_t)(x, dy, n, in, w, out, dw, dbias, dx, accumulate_dx,
-                      NULL);
-}
-
-/* With wt (in * out scratch), dX = dY W^T runs as a plain product against
- * an explicit transpose, which the small-shape kernels serve. */
-static void SFX(linear_bwd_t)(const REAL *x, const REAL *dy, int n, int in,
-                              const REAL *w, int out, REAL *dw, REAL *dbias,
-                              REAL *dx, int accumulate_dx, REAL *wt)
-{
-    /* dW += X^T dY ; db += colsum(dY) ; dX (+)= dY W^T */
-    GEMM(1, 0, in, out, n, (REAL)1, x, in, dy, out, (REAL)1, dw, out);
-    if (dbias)
-        for (int r = 0; r < n; r++) {
-            const REAL *dyr = dy + (size_t)r * (size_t)out;
-            for (int c = 0; c < out; c++)
-                dbias[c] += dyr[c];
-        }
-    if (dx && wt) {
-        for (int i = 0; i < in; i++)
-            for (int o = 0; o < out; o++)
-                wt[(size_t)o * (size_t)in + (size_t)i] =
-                    w[(size_t)i * (size_t)out + (size_t)o];
-        GEMM(0, 0, n, in, out, (REAL)1, dy, out, wt, in,
-             accumulate_dx ? (REAL)1 : (REAL)0, dx, in);
-    } else if (dx) {
-        GEMM(0, 1, n, in, out, (REAL)1, dy, out, w, out,
-             accumulate_dx ? (REAL)1 : (REAL)0, dx, in);
-    }
-}
-
 
 void SFX(iadsr__act_fwd)(int act, const REAL *x, size_t n, REAL *y)
 {
@@ -701,13 +650,14 @@ void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
         else
             memcpy(dfo, dx, Rd * sizeof(REAL));
         const REAL *gin = drop ? ws->b[l].gd : ws->b[l].g;
-        SFX(linear_bwd_t)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
-                          g->blk[l].b2, ws->dh, 0, ws->wt);
+        SFX(iadsr__linear_bwd_wt)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
+                                  g->blk[l].b2, ws->dh, 0, ws->wt);
         if (drop)
             SFX(mul)(ws->dh, ws->dh, ws->b[l].mf, Rf);
         SFX(iadsr__act_bwd)(s->act, ws->b[l].h1, ws->dh, Rf, ws->dh);
-        SFX(linear_bwd_t)(ws->b[l].a2, ws->dh, R, d, w->blk[l].w1, f,
-                          g->blk[l].w1, g->blk[l].b1, ws->dx1, 0, ws->wt);
+        SFX(iadsr__linear_bwd_wt)(ws->b[l].a2, ws->dh, R, d, w->blk[l].w1, f,
+                                  g->blk[l].w1, g->blk[l].b1, ws->dx1, 0,
+                                  ws->wt);
         SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y2hat, ws->b[l].rstd2, R,
                                   d, w->blk[l].ln2_g, g->blk[l].ln2_g,
                                   g->blk[l].ln2_b, ws->dx);
@@ -720,13 +670,15 @@ void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
             SFX(mul)(da, ws->dx, ws->b[l].ma, Rd);
         else
             memcpy(da, ws->dx, Rd * sizeof(REAL));
-        SFX(linear_bwd_t)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
-                          g->blk[l].wo, g->blk[l].bo, ws->dctx, 0, ws->wt);
+        SFX(iadsr__linear_bwd_wt)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
+                                  g->blk[l].wo, g->blk[l].bo, ws->dctx, 0,
+                                  ws->wt);
         SFX(iadsr__attention_bwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
                                   drop ? ws->b[l].pm : NULL, ws->dctx,
                                   ws->dqkv);
-        SFX(linear_bwd_t)(ws->b[l].a1, ws->dqkv, R, d, w->blk[l].wqkv, 3 * d,
-                          g->blk[l].wqkv, g->blk[l].bqkv, ws->dx1, 0, ws->wt);
+        SFX(iadsr__linear_bwd_wt)(ws->b[l].a1, ws->dqkv, R, d, w->blk[l].wqkv,
+                                  3 * d, g->blk[l].wqkv, g->blk[l].bqkv,
+                                  ws->dx1, 0, ws->wt);
         SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y1hat, ws->b[l].rstd1, R,
                                   d, w->blk[l].ln1_g, g->blk[l].ln1_g,
                                   g->blk[l].ln1_b, dx);
@@ -745,13 +697,14 @@ void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
         else
             memcpy(dfo, ws->dx1, Rd * sizeof(REAL));
         const REAL *gin = drop ? ws->b[l].gd : ws->b[l].g;
-        SFX(linear_bwd_t)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
-                          g->blk[l].b2, ws->dh, 0, ws->wt);
+        SFX(iadsr__linear_bwd_wt)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
+                                  g->blk[l].b2, ws->dh, 0, ws->wt);
         if (drop)
             SFX(mul)(ws->dh, ws->dh, ws->b[l].mf, Rf);
         SFX(iadsr__act_bwd)(s->act, ws->b[l].h1, ws->dh, Rf, ws->dh);
-        SFX(linear_bwd_t)(ws->b[l].x1, ws->dh, R, d, w->blk[l].w1, f,
-                          g->blk[l].w1, g->blk[l].b1, ws->dx1, 1, ws->wt);
+        SFX(iadsr__linear_bwd_wt)(ws->b[l].x1, ws->dh, R, d, w->blk[l].w1, f,
+                                  g->blk[l].w1, g->blk[l].b1, ws->dx1, 1,
+                                  ws->wt);
         /* x1 = LN1(y1) */
         SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y1hat, ws->b[l].rstd1, R, d,
                                   w->blk[l].ln1_g, g->blk[l].ln1_g,
@@ -762,13 +715,15 @@ void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
             SFX(mul)(da, ws->dx, ws->b[l].ma, Rd);
         else
             memcpy(da, ws->dx, Rd * sizeof(REAL));
-        SFX(linear_bwd_t)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
-                          g->blk[l].wo, g->blk[l].bo, ws->dctx, 0, ws->wt);
+        SFX(iadsr__linear_bwd_wt)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
+                                  g->blk[l].wo, g->blk[l].bo, ws->dctx, 0,
+                                  ws->wt);
         SFX(iadsr__attention_bwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
                                   drop ? ws->b[l].pm : NULL, ws->dctx,
                                   ws->dqkv);
-        SFX(linear_bwd_t)(ws->x[l], ws->dqkv, R, d, w->blk[l].wqkv, 3 * d,
-                          g->blk[l].wqkv, g->blk[l].bqkv, ws->dx, 1, ws->wt);
+        SFX(iadsr__linear_bwd_wt)(ws->x[l], ws->dqkv, R, d, w->blk[l].wqkv,
+                                  3 * d, g->blk[l].wqkv, g->blk[l].bqkv, ws->dx,
+                                  1, ws->wt);
         /* ws->dx is now dL/dx[l]; move it into dx for the next block down */
         memcpy(dx, ws->dx, Rd * sizeof(REAL));
     }

@@ -5,6 +5,7 @@
 
 #include "iadsr.h"
 #include "backbone/model.h" /* model provenance fields for `info` */
+#include "backbone/encoder.h" /* backbone names and hyper-parameters */
 
 #include <math.h>
 #include <stdio.h>
@@ -481,16 +482,8 @@ static const char info_help[] =
 
 static const char *backbone_name(int32_t b)
 {
-    switch (b) {
-    case IADSR_BACKBONE_SASREC:
-        return "sasrec";
-    case IADSR_BACKBONE_GRU4REC:
-        return "gru4rec";
-    case IADSR_BACKBONE_CASER:
-        return "caser";
-    default:
-        return "unknown";
-    }
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(b);
+    return ops ? ops->name : "unknown";
 }
 
 static const char *activation_name(int32_t a)
@@ -538,7 +531,7 @@ int cmd_info(int argc, char **argv)
     printf("n_items:            %ld\n", (long)p.n_items);
     printf("dim:                %ld\n", (long)p.dim);
     printf("max_seq_len:        %ld\n", (long)p.max_seq_len);
-    if (p.backbone != IADSR_BACKBONE_CASER)
+    if (p.n_layers != 0) /* normalised: 0 only for backbones without layers */
         printf("n_layers:           %ld\n", (long)p.n_layers);
     if (p.backbone == IADSR_BACKBONE_SASREC) {
         printf("n_heads:            %ld\n", (long)p.n_heads);
@@ -547,10 +540,12 @@ int cmd_info(int argc, char **argv)
         printf("blocks:             %s\n",
                (p.flags & IADSR_MODEL_F_PRE_LN) ? "pre-norm" : "post-norm");
     }
-    if (p.backbone == IADSR_BACKBONE_CASER) {
-        printf("caser_window:       %ld\n", (long)p.caser_window);
-        printf("caser_h_filters:    %ld\n", (long)p.caser_h_filters);
-        printf("caser_v_filters:    %ld\n", (long)p.caser_v_filters);
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(p.backbone);
+    for (int k = 0; ops && k < ops->n_hparams; k++) {
+        char label[64];
+        snprintf(label, sizeof label, "%s:", ops->hparams[k].field);
+        printf("%-20s%ld\n", label,
+               (long)iadsr__hparam_get(&p, &ops->hparams[k]));
     }
     printf("dropout:            %g\n", (double)p.dropout);
     printf("seed:               %llu\n", (unsigned long long)p.seed);

@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cli/cli.h"
+#include "backbone/encoder.h" /* the backbone registry */
 
 #include <math.h>
 #include <signal.h>
@@ -96,9 +97,13 @@ const char cli_train_opts_help[] =
 
 const char *const cli_backbone_names[] = {"sasrec", "gru4rec", "caser",
                                           NULL};
-static const int32_t backbone_ids[] = {IADSR_BACKBONE_SASREC,
-                                       IADSR_BACKBONE_GRU4REC,
-                                       IADSR_BACKBONE_CASER};
+
+/* The IADSR_BACKBONE_* of choice @p i of cli_backbone_names, each the
+ * name of a registered backbone (tests/cli_test.sh trains every one). */
+static int32_t backbone_id(int i)
+{
+    return iadsr__encoder_ops_by_name(cli_backbone_names[i])->backbone;
+}
 
 static volatile sig_atomic_t g_interrupted = 0;
 static struct sigaction g_old_sa;
@@ -217,8 +222,8 @@ int cli_train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
                     const cli_train_vals *v)
 {
     /* options of one backbone given for another: say so up front */
-    int is_sasrec = backbone_ids[v->backbone] == IADSR_BACKBONE_SASREC;
-    int is_caser = backbone_ids[v->backbone] == IADSR_BACKBONE_CASER;
+    int is_sasrec = backbone_id(v->backbone) == IADSR_BACKBONE_SASREC;
+    int is_caser = backbone_id(v->backbone) == IADSR_BACKBONE_CASER;
     static const char *const sasrec_only[] = {"heads", "pre-ln"};
     static const char *const caser_only[] = {"caser-window", "caser-h",
                                              "caser-v"};
@@ -244,7 +249,7 @@ void cli_train_fill(const cli_opt *opts, size_t n_opts,
 {
     int seed_given = cli_opt_seen(opts, n_opts, "seed");
     iadsr_model_params_init(mp);
-    mp->backbone = backbone_ids[v->backbone];
+    mp->backbone = backbone_id(v->backbone);
     mp->n_items = n_items;
     mp->dim = (int32_t)v->dim;
     mp->max_seq_len = (int32_t)v->max_len;

@@ -4,8 +4,7 @@
 #include "common/params.h"
 #include "iadsr.h"
 #include "common/error.h"
-#include "common/params.h"
-#include "backbone/model.h"
+#include "backbone/encoder.h" /* the backbone registry */
 
 #include <math.h>
 #include <stddef.h>
@@ -31,9 +30,8 @@ _Static_assert(offsetof(iadsr_model_params, dropout) == 36, "model");
 _Static_assert(offsetof(iadsr_model_params, flags) == 40, "model");
 _Static_assert(offsetof(iadsr_model_params, reserved0) == 44, "model");
 _Static_assert(offsetof(iadsr_model_params, seed) == 48, "model");
-_Static_assert(offsetof(iadsr_model_params, caser_window) == 56, "model");
-_Static_assert(offsetof(iadsr_model_params, caser_h_filters) == 60, "model");
-_Static_assert(offsetof(iadsr_model_params, caser_v_filters) == 64, "model");
+/* 56..67: backbone-specific fields, asserted next to their descriptions
+ * in their backbone's file */
 _Static_assert(offsetof(iadsr_model_params, reserved1) == 68, "model");
 
 _Static_assert(sizeof(iadsr_train_params) == 72, "iadsr_train_params size");
@@ -139,7 +137,7 @@ _Static_assert(sizeof(iadsr_pipeline_result) ==
 
 static const iadsr_model_params model_defaults = {
     .struct_size = sizeof(iadsr_model_params),
-    .backbone = IADSR_BACKBONE_SASREC,
+    .backbone = IADSR_BACKBONE_DEFAULT, /* the registry's first backbone */
     .n_items = 0, /* required */
     .dim = 64,
     .max_seq_len = 50,
@@ -151,9 +149,8 @@ static const iadsr_model_params model_defaults = {
     .flags = 0,
     .reserved0 = 0,
     .seed = 42,
-    .caser_window = 0, /* 5 */
-    .caser_h_filters = 0, /* 16 */
-    .caser_v_filters = 0, /* 4 */
+    /* the backbone-specific fields are 0: their backbone's defaults, set
+     * by its check_params */
     .reserved1 = 0,
 };
 
@@ -207,8 +204,10 @@ static const iadsr_eval_params eval_defaults = {
 
 void iadsr_model_params_init(iadsr_model_params *p)
 {
-    if (p)
+    if (p) {
         *p = model_defaults;
+        p->backbone = iadsr__encoder_ops_at(0)->backbone;
+    }
 }
 
 void iadsr_train_params_init(iadsr_train_params *p)
@@ -324,7 +323,7 @@ int iadsr__output_copy(void *user_out, const void *lib_value, size_t lib_size,
 
 /* ---- validation helpers --------------------------------------------------- */
 
-static int check_i32(const char *what, const char *field, int32_t v,
+int iadsr__check_i32(const char *what, const char *field, int32_t v,
                      int32_t lo, int32_t hi)
 {
     if (v < lo || v > hi)
@@ -372,11 +371,11 @@ static int train_check(iadsr_train_params *p)
                           "%s.split = %d is not an IADSR_SPLIT_* value "
                           "(0, 1 or 2)",
                           w, (int)p->split);
-    TRY(check_i32(w, "max_epochs", p->max_epochs, 1, 100000));
-    TRY(check_i32(w, "batch_size", p->batch_size, 1, 65536));
-    TRY(check_i32(w, "patience", p->patience, 0, INT32_MAX));
-    TRY(check_i32(w, "eval_every", p->eval_every, 1, INT32_MAX));
-    TRY(check_i32(w, "n_threads", p->n_threads, 1, 256));
+    TRY(iadsr__check_i32(w, "max_epochs", p->max_epochs, 1, 100000));
+    TRY(iadsr__check_i32(w, "batch_size", p->batch_size, 1, 65536));
+    TRY(iadsr__check_i32(w, "patience", p->patience, 0, INT32_MAX));
+    TRY(iadsr__check_i32(w, "eval_every", p->eval_every, 1, INT32_MAX));
+    TRY(iadsr__check_i32(w, "n_threads", p->n_threads, 1, 256));
     if (!(p->learning_rate > 0.0f) || !isfinite(p->learning_rate))
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s.learning_rate = %g, must be finite and > 0", w,
@@ -446,7 +445,7 @@ int iadsr__denoise_params_get(iadsr_denoise_params *dst,
     TRY(check_f32(w, "tau_gumbel", dst->tau_gumbel, 0.0f, 1e6f, 1));
     TRY(check_f32(w, "theta", dst->theta, -3.0f, 3.0f, 0));
     TRY(check_f32(w, "max_drop", dst->max_drop, 0.0f, 1.0f, 0));
-    TRY(check_i32(w, "protect_last", dst->protect_last, 0, 1));
+    TRY(iadsr__check_i32(w, "protect_last", dst->protect_last, 0, 1));
     TRY(check_reserved(w, "reserved0", dst->reserved0));
     return IADSR_OK;
 }
@@ -458,7 +457,7 @@ int iadsr__ctx_params_get(iadsr_ctx_params *dst, const iadsr_ctx_params *user)
     static const char w[] = "iadsr_ctx_params";
     TRY(iadsr__params_overlay(dst, &ctx_defaults, sizeof ctx_defaults,
                               sizeof ctx_defaults, user, w));
-    TRY(check_i32(w, "max_batch", dst->max_batch, 1, 65536));
+    TRY(iadsr__check_i32(w, "max_batch", dst->max_batch, 1, 65536));
     TRY(check_flags(w, dst->flags, 0));
     TRY(check_reserved(w, "reserved0", dst->reserved0));
     return IADSR_OK;
@@ -479,15 +478,12 @@ int iadsr__eval_params_get(iadsr_eval_params *dst,
                           "%s.target = %d is not IADSR_EVAL_TEST (1) or "
                           "IADSR_EVAL_VALID (2)",
                           w, (int)dst->target);
-    TRY(check_i32(w, "n_threads", dst->n_threads, 1, 256));
+    TRY(iadsr__check_i32(w, "n_threads", dst->n_threads, 1, 256));
     TRY(check_flags(w, dst->flags, IADSR_TOPK_EXCLUDE_HISTORY));
     return IADSR_OK;
 }
 
 /* ---- model ------------------------------------------------------------------ */
-
-static int check_sasrec(iadsr_model_params *p);
-static int check_other(iadsr_model_params *p);
 
 int iadsr__model_params_check(iadsr_model_params *p)
 {
@@ -500,19 +496,18 @@ int iadsr__model_params_check(iadsr_model_params *p)
                           "%s.n_items = 0: the number of items is required "
                           "(1..2147483646)",
                           w);
-    TRY(check_i32(w, "n_items", p->n_items, 1, INT32_MAX - 1));
+    TRY(iadsr__check_i32(w, "n_items", p->n_items, 1, INT32_MAX - 1));
 
     if (p->backbone == IADSR_BACKBONE_DEFAULT)
-        p->backbone = IADSR_BACKBONE_SASREC;
-    if (p->backbone != IADSR_BACKBONE_SASREC &&
-        p->backbone != IADSR_BACKBONE_GRU4REC &&
-        p->backbone != IADSR_BACKBONE_CASER)
+        p->backbone = iadsr__encoder_ops_at(0)->backbone;
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(p->backbone);
+    if (!ops)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s.backbone = %d is not an IADSR_BACKBONE_* value",
                           w, (int)p->backbone);
 
-    TRY(check_i32(w, "dim", p->dim, 1, 4096));
-    TRY(check_i32(w, "max_seq_len", p->max_seq_len, 1, 4096));
+    TRY(iadsr__check_i32(w, "dim", p->dim, 1, 4096));
+    TRY(iadsr__check_i32(w, "max_seq_len", p->max_seq_len, 1, 4096));
     TRY(check_flags(w, p->flags, IADSR_MODEL_F_PRE_LN));
     TRY(check_reserved(w, "reserved0", p->reserved0));
     TRY(check_reserved(w, "reserved1", p->reserved1));
@@ -520,80 +515,7 @@ int iadsr__model_params_check(iadsr_model_params *p)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s.dropout = %g is outside [0, 1)", w,
                           (double)p->dropout);
-    if (p->backbone == IADSR_BACKBONE_SASREC)
-        return check_sasrec(p);
-    return check_other(p);
-}
-
-/* GRU4Rec and Caser: the SASRec-only fields must be unset (or at their
- * defaults) and are normalised to 0; Caser's own fields get defaults. */
-static int check_other(iadsr_model_params *p)
-{
-    static const char w[] = "iadsr_model_params";
-    const char *name =
-        p->backbone == IADSR_BACKBONE_GRU4REC ? "GRU4Rec" : "Caser";
-    if ((p->n_heads != 0 && p->n_heads != 2) || p->ffn_dim != 0 ||
-        (p->activation != IADSR_ACT_DEFAULT &&
-         p->activation != IADSR_ACT_GELU) ||
-        (p->flags & IADSR_MODEL_F_PRE_LN))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: n_heads, ffn_dim, activation and "
-                          "IADSR_MODEL_F_PRE_LN apply to SASRec only; leave "
-                          "them at their defaults for %s",
-                          w, name);
-    p->n_heads = p->ffn_dim = p->activation = 0;
-    if (p->backbone == IADSR_BACKBONE_GRU4REC) {
-        if (p->n_layers == 0)
-            p->n_layers = 1;
-        TRY(check_i32(w, "n_layers", p->n_layers, 1, 16));
-        if (p->caser_window || p->caser_h_filters || p->caser_v_filters)
-            return iadsr__err(IADSR_ERR_INVALID_ARG,
-                              "%s: the caser_* fields apply to Caser only",
-                              w);
-        return IADSR_OK;
-    }
-    if (p->n_layers != 0)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.n_layers = %d: Caser has no layers to set "
-                          "(leave it 0)",
-                          w, (int)p->n_layers);
-    if (p->caser_window == 0)
-        p->caser_window = 5;
-    if (p->caser_h_filters == 0)
-        p->caser_h_filters = 16;
-    if (p->caser_v_filters == 0)
-        p->caser_v_filters = 4;
-    TRY(check_i32(w, "caser_window", p->caser_window, 1, 64));
-    TRY(check_i32(w, "caser_h_filters", p->caser_h_filters, 1, 1024));
-    TRY(check_i32(w, "caser_v_filters", p->caser_v_filters, 1, 1024));
-    return IADSR_OK;
-}
-
-static int check_sasrec(iadsr_model_params *p)
-{
-    static const char w[] = "iadsr_model_params";
-    if (p->caser_window || p->caser_h_filters || p->caser_v_filters)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: the caser_* fields apply to Caser only", w);
-    if (p->n_layers == 0)
-        p->n_layers = 2;
-    TRY(check_i32(w, "n_layers", p->n_layers, 1, 16));
-    TRY(check_i32(w, "n_heads", p->n_heads, 1, 4096));
-    if (p->dim % p->n_heads != 0)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.n_heads = %d does not divide dim = %d", w,
-                          (int)p->n_heads, (int)p->dim);
-    if (p->ffn_dim == 0)
-        p->ffn_dim = 4 * p->dim; /* dim <= 4096: no overflow */
-    TRY(check_i32(w, "ffn_dim", p->ffn_dim, 1, 65536));
-    if (p->activation == IADSR_ACT_DEFAULT)
-        p->activation = IADSR_ACT_GELU;
-    if (p->activation != IADSR_ACT_GELU && p->activation != IADSR_ACT_RELU)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.activation = %d is not IADSR_ACT_GELU (1) or "
-                          "IADSR_ACT_RELU (2)",
-                          w, (int)p->activation);
-    return IADSR_OK;
+    return ops->check_params(p, w);
 }
 
 int iadsr__model_params_get(iadsr_model_params *dst,

@@ -16,6 +16,7 @@
 #include "iadsr.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Start from @p defaults (size @p lib_size) and overlay the caller's struct
  * @p user (its first uint32_t is struct_size). Returns IADSR_OK,
@@ -45,9 +46,15 @@ int iadsr__params_overlay(void *dst, const void *defaults, size_t lib_size,
 int iadsr__output_copy(void *user_out, const void *lib_value, size_t lib_size,
                        size_t min_size, const char *what);
 /* Validate a complete model params struct (bounds, backbone, flags) and
- * normalise defaults (backbone 0 -> SASREC, ffn_dim 0 -> 4*dim, activation 0
- * -> GELU). Returns IADSR_OK or an error with a message. */
+ * normalise defaults (backbone 0 -> the registry's first backbone; the
+ * backbone's own fields by its ops->check_params, e.g. ffn_dim 0 -> 4*dim).
+ * Returns IADSR_OK or an error with a message. */
 int iadsr__model_params_check(iadsr_model_params *p);
+
+/* IADSR_OK, or IADSR_ERR_INVALID_ARG "<what>.<field> = v is outside
+ * lo..hi" when v is not in lo..hi. */
+int iadsr__check_i32(const char *what, const char *field, int32_t v,
+                     int32_t lo, int32_t hi);
 
 /* split 0 -> LEAVE_ONE_OUT. */
 int iadsr__train_params_get(iadsr_train_params *dst,

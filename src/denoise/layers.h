@@ -17,7 +17,8 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/rng.h"
-#include "backbone/sasrec.h" /* iadsr__linear_fwd/bwd_*, used for the projections */
+#include "backbone/batch.h"
+#include "math/linear.h" /* the projections */
 
 /* Uniforms given to the Gumbel gate are clamped to [EPS, 1 - EPS]. */
 #define IADSR__GUMBEL_EPS 1e-12

@@ -522,7 +522,8 @@ static void worker_run(void *arg)
         /* the reconstruction target E[x_t] is a constant (no gradient
          * into the item table): letting it move pulls the embedding of
          * every dropped item toward the decoder bias and collapses the
-         * table (synthetic data, SASRec: valid NDCG@10 0.40 -> 0.04) */
+         * table (synthetic data, default backbone: valid NDCG@10 0.40 ->
+         * 0.04) */
         iadsr__heads_grads gr = {.dh = k->dh,
                                  .demb = NULL,
                                  .dw1 = k->g + t->off_w1,

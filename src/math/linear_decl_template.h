@@ -1,0 +1,20 @@
+/* Declarations of the affine layer for one real type. Included by linear.h
+ * with REAL and SFX defined; no include guard on purpose.
+ * SPDX-License-Identifier: MIT
+ */
+
+/* y = x W (+ bias): x is n x in, W in x out, y n x out (row-major); bias
+ * NULL = none. */
+void SFX(iadsr__linear_fwd)(const REAL *x, int n, int in, const REAL *w,
+                            const REAL *bias, int out, REAL *y);
+/* dW += x^T dy, dbias += colsum(dy) (dbias may be NULL) and dx = dy W^T,
+ * or dx += dy W^T with accumulate_dx (dx may be NULL). */
+void SFX(iadsr__linear_bwd)(const REAL *x, const REAL *dy, int n, int in,
+                            const REAL *w, int out, REAL *dw, REAL *dbias,
+                            REAL *dx, int accumulate_dx);
+/* iadsr__linear_bwd with scratch wt (in * out): dx = dy W^T then runs as a
+ * plain product against an explicit transpose, which the small-shape
+ * kernels serve. wt NULL = iadsr__linear_bwd. */
+void SFX(iadsr__linear_bwd_wt)(const REAL *x, const REAL *dy, int n, int in,
+                               const REAL *w, int out, REAL *dw, REAL *dbias,
+                               REAL *dx, int accumulate_dx, REAL *wt);

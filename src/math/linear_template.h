@@ -1,0 +1,54 @@
+/* The affine layer, forward and backward, generic over REAL. Included by
+ * linear_f32.c and tests/f64/linear_f64.c, which define REAL, SFX() and
+ * GEMM. No include guard on purpose.
+ * SPDX-License-Identifier: MIT
+ */
+
+#include <stddef.h>
+
+void SFX(iadsr__linear_fwd)(const REAL *x, int n, int in, const REAL *w,
+                            const REAL *bias, int out, REAL *y)
+{
+    GEMM(0, 0, n, out, in, (REAL)1, x, in, w, out, (REAL)0, y, out);
+    if (bias)
+        for (int r = 0; r < n; r++) {
+            REAL *yr = y + (size_t)r * (size_t)out;
+            for (int c = 0; c < out; c++)
+                yr[c] += bias[c];
+        }
+}
+
+void SFX(iadsr__linear_bwd)(const REAL *x, const REAL *dy, int n, int in,
+                            const REAL *w, int out, REAL *dw, REAL *dbias,
+                            REAL *dx, int accumulate_dx)
+{
+    SFX(iadsr__linear_bwd_wt)(x, dy, n, in, w, out, dw, dbias, dx,
+                              accumulate_dx, NULL);
+}
+
+/* With wt (in * out scratch), dX = dY W^T runs as a plain product against
+ * an explicit transpose, which the small-shape kernels serve. */
+void SFX(iadsr__linear_bwd_wt)(const REAL *x, const REAL *dy, int n, int in,
+                               const REAL *w, int out, REAL *dw, REAL *dbias,
+                               REAL *dx, int accumulate_dx, REAL *wt)
+{
+    /* dW += X^T dY ; db += colsum(dY) ; dX (+)= dY W^T */
+    GEMM(1, 0, in, out, n, (REAL)1, x, in, dy, out, (REAL)1, dw, out);
+    if (dbias)
+        for (int r = 0; r < n; r++) {
+            const REAL *dyr = dy + (size_t)r * (size_t)out;
+            for (int c = 0; c < out; c++)
+                dbias[c] += dyr[c];
+        }
+    if (dx && wt) {
+        for (int i = 0; i < in; i++)
+            for (int o = 0; o < out; o++)
+                wt[(size_t)o * (size_t)in + (size_t)i] =
+                    w[(size_t)i * (size_t)out + (size_t)o];
+        GEMM(0, 0, n, in, out, (REAL)1, dy, out, wt, in,
+             accumulate_dx ? (REAL)1 : (REAL)0, dx, in);
+    } else if (dx) {
+        GEMM(0, 1, n, in, out, (REAL)1, dy, out, w, out,
+             accumulate_dx ? (REAL)1 : (REAL)0, dx, in);
+    }
+}
