@@ -46,8 +46,8 @@ extern const uint8_t iadsr__ck_signature[8];
 #define CK_REQUIRED_FLAGS_KNOWN (CK_REQ_MODEL_FLAGS | CK_REQ_DENOISER)
 /* format_minor written: the oldest version that describes the file (the
  * reader accepts any minor). */
-#define CK_MINOR_BASE 0u     /* SASRec without flags: 1.0 */
-#define CK_MINOR_MODEL 1u    /* model flags, GRU4Rec, Caser: 1.1 */
+#define CK_MINOR_BASE 0u     /* the default backbone without flags: 1.0 */
+#define CK_MINOR_MODEL 1u    /* model flags, other backbones: 1.1 */
 #define CK_MINOR_DENOISER 2u /* aligner and/or gate: 1.2 */
 #define CK_MODEL_FLAGS_KNOWN IADSR_MODEL_F_PRE_LN
 #define CK_WRITE_ALIGNMENT 64u
@@ -95,9 +95,8 @@ enum {
     CK_K_LIBRARY_VERSION,
     /* format 1.1: written only when they apply */
     CK_K_MODEL_FLAGS,   /* models with flags */
-    CK_K_CASER_WINDOW,  /* Caser models (then all three are required) */
-    CK_K_CASER_H,
-    CK_K_CASER_V,
+    /* here: the backbone's own keys (the registry's hparams tables,
+     * format 1.1), written and read by the backbone-key code */
     /* format 1.2: the aligner (both keys) and the gate (all nine keys) */
     CK_K_ALIGN_SEM_DIM,
     CK_K_ALIGN_TAU,

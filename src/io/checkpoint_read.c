@@ -14,6 +14,7 @@
  */
 #include "io/checkpoint_format.h"
 
+#include "backbone/encoder.h"
 #include "backbone/model.h"
 #include "common/alloc.h"
 #include "common/crc32c.h"
@@ -387,21 +388,57 @@ static int check_components(comp_meta *c)
 }
 
 /* ---- backbone-specific keys ---------------------------------------------
- * Caser's three keys (format 1.1), the only backbone with keys of its own:
- * required for Caser models, stored as read (hp->backbone is set). Kept
- * together so that a per-backbone description can replace them. */
-static int parse_backbone_keys(const kv_val *v, iadsr_model_params *hp)
+ * Every backbone's own hyper-parameters (the registry's hparams tables,
+ * format 1.1), one i32 key each. The keys of every backbone are read, so
+ * that a key of another backbone reaches the parameter check (which refuses
+ * it by name); those of the model's own backbone are required. */
+#define CK_MAX_BACKBONE_KEYS 64
+
+typedef struct bk_keys {
+    int n;
+    const iadsr__encoder_ops *ops[CK_MAX_BACKBONE_KEYS];
+    const iadsr__hparam_desc *h[CK_MAX_BACKBONE_KEYS];
+    int present[CK_MAX_BACKBONE_KEYS];
+    int32_t v[CK_MAX_BACKBONE_KEYS];
+} bk_keys;
+
+static void bk_init(bk_keys *b)
 {
-    if (hp->backbone == IADSR_BACKBONE_CASER)
-        for (int k = CK_K_CASER_WINDOW; k <= CK_K_CASER_V; k++)
-            if (!v[k].present)
-                return iadsr__err(IADSR_ERR_FORMAT,
-                                  "checkpoint: metadata key '%s' is missing "
-                                  "(required for Caser models)",
-                                  iadsr__ck_keys[k].key);
-    hp->caser_window = (int32_t)(uint32_t)v[CK_K_CASER_WINDOW].u;
-    hp->caser_h_filters = (int32_t)(uint32_t)v[CK_K_CASER_H].u;
-    hp->caser_v_filters = (int32_t)(uint32_t)v[CK_K_CASER_V].u;
+    memset(b, 0, sizeof *b);
+    for (int i = 0; i < iadsr__encoder_count(); i++) {
+        const iadsr__encoder_ops *ops = iadsr__encoder_ops_at(i);
+        for (int k = 0; k < ops->n_hparams && b->n < CK_MAX_BACKBONE_KEYS;
+             k++, b->n++) {
+            b->ops[b->n] = ops;
+            b->h[b->n] = &ops->hparams[k];
+        }
+    }
+}
+
+/* Index of the backbone key @p key (not terminated), or -1. */
+static int bk_find(const bk_keys *b, const uint8_t *key, uint32_t klen)
+{
+    for (int j = 0; j < b->n; j++)
+        if (strlen(b->h[j]->key) == klen &&
+            memcmp(b->h[j]->key, key, klen) == 0)
+            return j;
+    return -1;
+}
+
+/* Store the keys read into @p hp (hp->backbone is set); FORMAT when a key
+ * of the model's own backbone is missing. */
+static int parse_backbone_keys(const bk_keys *b, iadsr_model_params *hp)
+{
+    const iadsr__encoder_ops *own = iadsr__encoder_ops_for(hp->backbone);
+    for (int j = 0; j < b->n; j++) {
+        if (b->present[j])
+            iadsr__hparam_set(hp, b->h[j], b->v[j]);
+        else if (b->ops[j] == own)
+            return iadsr__err(IADSR_ERR_FORMAT,
+                              "checkpoint: metadata key '%s' is missing "
+                              "(required for %s models)",
+                              b->h[j]->key, own->title);
+    }
     return IADSR_OK;
 }
 
@@ -426,6 +463,8 @@ static int parse_metadata(rd *r, const header *h, iadsr_model_params *hp,
     /* second pass: semantics */
     kv_val v[CK_K_COUNT];
     memset(v, 0, sizeof v);
+    bk_keys bk;
+    bk_init(&bk);
     rd s = {r->b, end, start};
     for (uint32_t i = 0; i < h->n_kv; i++) {
         size_t key_pos;
@@ -470,6 +509,17 @@ static int parse_metadata(rd *r, const header *h, iadsr_model_params *hp,
             else
                 v[k].u = vlen == 8 ? get_u64le(val) : get_u32le(val);
         }
+        int j = bk_find(&bk, key, klen);
+        if (j >= 0) {
+            if (type != CK_T_I32)
+                return iadsr__err(IADSR_ERR_FORMAT,
+                                  "checkpoint: metadata key '%s' has type "
+                                  "%u (%s), expected %s",
+                                  bk.h[j]->key, (unsigned)type,
+                                  type_name(type), type_name(CK_T_I32));
+            bk.present[j] = 1;
+            bk.v[j] = (int32_t)get_u32le(val);
+        }
         /* unknown keys are skipped (forward compatibility) */
     }
     for (int k = 0; k < CK_K_COUNT; k++)
@@ -509,7 +559,7 @@ static int parse_metadata(rd *r, const header *h, iadsr_model_params *hp,
                           (unsigned)hp->flags, (unsigned)h->required);
     hp->reserved0 = 0;
     hp->seed = v[CK_K_SEED].u;
-    if ((rc = parse_backbone_keys(v, hp)) != IADSR_OK)
+    if ((rc = parse_backbone_keys(&bk, hp)) != IADSR_OK)
         return rc;
 
     *epochs = v[CK_K_EPOCHS_TRAINED].present

@@ -13,6 +13,7 @@
  */
 #include "io/checkpoint_format.h"
 
+#include "backbone/encoder.h"
 #include "backbone/model.h"
 #include "common/alloc.h"
 #include "common/crc32c.h"
@@ -87,12 +88,17 @@ static void w_u64(wbuf *w, uint64_t v)
     w_bytes(w, b, 8);
 }
 
+static void w_named_key(wbuf *w, const char *key, uint32_t type)
+{
+    size_t n = strlen(key);
+    w_u32(w, (uint32_t)n);
+    w_bytes(w, key, n);
+    w_u32(w, type);
+}
+
 static void w_key(wbuf *w, int k)
 {
-    size_t n = strlen(iadsr__ck_keys[k].key);
-    w_u32(w, (uint32_t)n);
-    w_bytes(w, iadsr__ck_keys[k].key, n);
-    w_u32(w, iadsr__ck_keys[k].type);
+    w_named_key(w, iadsr__ck_keys[k].key, iadsr__ck_keys[k].type);
 }
 
 static void w_kv_i32(wbuf *w, int k, int32_t v)
@@ -108,20 +114,21 @@ static void w_kv_f32(wbuf *w, int k, float v)
 }
 
 /* ---- backbone-specific keys ---------------------------------------------
- * Caser's three keys (format 1.1), the only backbone with keys of its own.
- * Kept together so that a per-backbone description can replace them. */
+ * The backbone's own hyper-parameters (format 1.1): one i32 key each, in
+ * the order of its hparams table in the registry. */
 
 static uint32_t n_backbone_keys(const iadsr_model_params *hp)
 {
-    return hp->backbone == IADSR_BACKBONE_CASER ? 3u : 0u;
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(hp->backbone);
+    return ops ? (uint32_t)ops->n_hparams : 0u;
 }
 
 static void write_backbone_keys(wbuf *w, const iadsr_model_params *hp)
 {
-    if (hp->backbone == IADSR_BACKBONE_CASER) {
-        w_kv_i32(w, CK_K_CASER_WINDOW, hp->caser_window);
-        w_kv_i32(w, CK_K_CASER_H, hp->caser_h_filters);
-        w_kv_i32(w, CK_K_CASER_V, hp->caser_v_filters);
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(hp->backbone);
+    for (int k = 0; ops && k < ops->n_hparams; k++) {
+        w_named_key(w, ops->hparams[k].key, CK_T_I32);
+        w_u32(w, (uint32_t)iadsr__hparam_get(hp, &ops->hparams[k]));
     }
 }
 
@@ -129,7 +136,9 @@ static void write_backbone_keys(wbuf *w, const iadsr_model_params *hp)
  * that 0.1 readers keep loading them. */
 static int needs_1_1(const iadsr_model_params *hp)
 {
-    return hp->flags != 0 || hp->backbone != IADSR_BACKBONE_SASREC;
+    /* 1.0 described the default backbone only */
+    return hp->flags != 0 ||
+           iadsr__encoder_ops_for(hp->backbone) != iadsr__encoder_ops_at(0);
 }
 
 static uint32_t n_keys_written(const ck_src *src)
