@@ -187,12 +187,12 @@ EX_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g $(WARN_CFLAGS) $(CFLAGS)
 LIB_SRCS := \
     src/common/alloc.c src/common/clock.c src/common/crc32c.c \
     src/common/error.c src/common/fileio.c src/common/fork_join.c \
-    src/common/params.c \
-    src/common/rng.c \
+    src/common/params.c src/common/rng.c \
     src/math/blas.c src/math/gemm_avx512.c src/math/kernels.c \
     src/math/linear_f32.c src/math/xent.c \
     src/data/dataset.c src/data/semantic.c \
-    src/backbone/layout.c src/backbone/model.c src/backbone/registry.c \
+    src/backbone/layout.c src/backbone/model.c src/backbone/model_params.c \
+    src/backbone/registry.c \
     src/backbone/sasrec_f32.c src/backbone/gru4rec_f32.c \
     src/backbone/caser_f32.c \
     src/denoise/layers_f32.c src/denoise/heads.c src/denoise/aligner.c \

@@ -4,7 +4,6 @@
 #include "common/params.h"
 #include "iadsr.h"
 #include "common/error.h"
-#include "backbone/encoder.h" /* the backbone registry */
 
 #include <math.h>
 #include <stddef.h>
@@ -14,26 +13,6 @@
  * New fields are only ever appended; these asserts catch any accidental
  * reordering, insertion or implicit padding. tests/test_params.c checks the
  * same numbers at run time. */
-_Static_assert(sizeof(iadsr_model_params) == 72, "iadsr_model_params size");
-/* the 0.1 layout ends after seed: callers built against it still work */
-_Static_assert(IADSR__MODEL_PARAMS_SIZE_0_1 == 56u, "model 0.1 size");
-_Static_assert(offsetof(iadsr_model_params, struct_size) == 0, "model");
-_Static_assert(offsetof(iadsr_model_params, backbone) == 4, "model");
-_Static_assert(offsetof(iadsr_model_params, n_items) == 8, "model");
-_Static_assert(offsetof(iadsr_model_params, dim) == 12, "model");
-_Static_assert(offsetof(iadsr_model_params, max_seq_len) == 16, "model");
-_Static_assert(offsetof(iadsr_model_params, n_layers) == 20, "model");
-_Static_assert(offsetof(iadsr_model_params, n_heads) == 24, "model");
-_Static_assert(offsetof(iadsr_model_params, ffn_dim) == 28, "model");
-_Static_assert(offsetof(iadsr_model_params, activation) == 32, "model");
-_Static_assert(offsetof(iadsr_model_params, dropout) == 36, "model");
-_Static_assert(offsetof(iadsr_model_params, flags) == 40, "model");
-_Static_assert(offsetof(iadsr_model_params, reserved0) == 44, "model");
-_Static_assert(offsetof(iadsr_model_params, seed) == 48, "model");
-/* 56..67: backbone-specific fields, asserted next to their descriptions
- * in their backbone's file */
-_Static_assert(offsetof(iadsr_model_params, reserved1) == 68, "model");
-
 _Static_assert(sizeof(iadsr_train_params) == 72, "iadsr_train_params size");
 /* the 0.1 layout ends after seed: callers built against it still work */
 #define TRAIN_PARAMS_SIZE_0_1 64u
@@ -135,25 +114,6 @@ _Static_assert(sizeof(iadsr_pipeline_result) ==
 
 /* ---- defaults (the one place they live) ---------------------------------- */
 
-static const iadsr_model_params model_defaults = {
-    .struct_size = sizeof(iadsr_model_params),
-    .backbone = IADSR_BACKBONE_DEFAULT, /* the registry's first backbone */
-    .n_items = 0, /* required */
-    .dim = 64,
-    .max_seq_len = 50,
-    .n_layers = 0, /* the backbone's default */
-    .n_heads = 2,
-    .ffn_dim = 0, /* 4 * dim */
-    .activation = IADSR_ACT_GELU,
-    .dropout = 0.5f,
-    .flags = 0,
-    .reserved0 = 0,
-    .seed = 42,
-    /* the backbone-specific fields are 0: their backbone's defaults, set
-     * by its check_params */
-    .reserved1 = 0,
-};
-
 static const iadsr_train_params train_defaults = {
     .struct_size = sizeof(iadsr_train_params),
     .split = IADSR_SPLIT_LEAVE_ONE_OUT,
@@ -201,14 +161,6 @@ static const iadsr_eval_params eval_defaults = {
     .n_threads = 1,
     .flags = 0,
 };
-
-void iadsr_model_params_init(iadsr_model_params *p)
-{
-    if (p) {
-        *p = model_defaults;
-        p->backbone = iadsr__encoder_ops_at(0)->backbone;
-    }
-}
 
 void iadsr_train_params_init(iadsr_train_params *p)
 {
@@ -333,7 +285,7 @@ int iadsr__check_i32(const char *what, const char *field, int32_t v,
     return IADSR_OK;
 }
 
-static int check_reserved(const char *what, const char *field, uint32_t v)
+int iadsr__check_reserved(const char *what, const char *field, uint32_t v)
 {
     if (v != 0)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
@@ -342,7 +294,7 @@ static int check_reserved(const char *what, const char *field, uint32_t v)
     return IADSR_OK;
 }
 
-static int check_flags(const char *what, uint32_t flags, uint32_t known)
+int iadsr__check_flags(const char *what, uint32_t flags, uint32_t known)
 {
     if (flags & ~known)
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
@@ -351,12 +303,6 @@ static int check_flags(const char *what, uint32_t flags, uint32_t known)
     return IADSR_OK;
 }
 
-#define TRY(expr)                                                             \
-    do {                                                                      \
-        int rc_ = (expr);                                                     \
-        if (rc_ != IADSR_OK)                                                  \
-            return rc_;                                                       \
-    } while (0)
 
 /* ---- train ------------------------------------------------------------------ */
 
@@ -396,8 +342,8 @@ static int train_check(iadsr_train_params *p)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s.weight_decay = %g, must be finite and >= 0", w,
                           (double)p->weight_decay);
-    TRY(check_flags(w, p->flags, 0));
-    TRY(check_reserved(w, "reserved0", p->reserved0));
+    TRY(iadsr__check_flags(w, p->flags, 0));
+    TRY(iadsr__check_reserved(w, "reserved0", p->reserved0));
     if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f))
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s.label_smoothing = %g is outside [0, 1)", w,
@@ -437,7 +383,7 @@ int iadsr__denoise_params_get(iadsr_denoise_params *dst,
     static const char w[] = "iadsr_denoise_params";
     TRY(iadsr__params_overlay(dst, &denoise_defaults, sizeof denoise_defaults,
                               sizeof denoise_defaults, user, w));
-    TRY(check_flags(w, dst->flags,
+    TRY(iadsr__check_flags(w, dst->flags,
                     IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_CARRY_MASKS));
     TRY(check_f32(w, "lambda_align", dst->lambda_align, 0.0f, 1e6f, 0));
     TRY(check_f32(w, "lambda_recon", dst->lambda_recon, 0.0f, 1e6f, 0));
@@ -446,7 +392,7 @@ int iadsr__denoise_params_get(iadsr_denoise_params *dst,
     TRY(check_f32(w, "theta", dst->theta, -3.0f, 3.0f, 0));
     TRY(check_f32(w, "max_drop", dst->max_drop, 0.0f, 1.0f, 0));
     TRY(iadsr__check_i32(w, "protect_last", dst->protect_last, 0, 1));
-    TRY(check_reserved(w, "reserved0", dst->reserved0));
+    TRY(iadsr__check_reserved(w, "reserved0", dst->reserved0));
     return IADSR_OK;
 }
 
@@ -458,8 +404,8 @@ int iadsr__ctx_params_get(iadsr_ctx_params *dst, const iadsr_ctx_params *user)
     TRY(iadsr__params_overlay(dst, &ctx_defaults, sizeof ctx_defaults,
                               sizeof ctx_defaults, user, w));
     TRY(iadsr__check_i32(w, "max_batch", dst->max_batch, 1, 65536));
-    TRY(check_flags(w, dst->flags, 0));
-    TRY(check_reserved(w, "reserved0", dst->reserved0));
+    TRY(iadsr__check_flags(w, dst->flags, 0));
+    TRY(iadsr__check_reserved(w, "reserved0", dst->reserved0));
     return IADSR_OK;
 }
 
@@ -479,50 +425,6 @@ int iadsr__eval_params_get(iadsr_eval_params *dst,
                           "IADSR_EVAL_VALID (2)",
                           w, (int)dst->target);
     TRY(iadsr__check_i32(w, "n_threads", dst->n_threads, 1, 256));
-    TRY(check_flags(w, dst->flags, IADSR_TOPK_EXCLUDE_HISTORY));
+    TRY(iadsr__check_flags(w, dst->flags, IADSR_TOPK_EXCLUDE_HISTORY));
     return IADSR_OK;
-}
-
-/* ---- model ------------------------------------------------------------------ */
-
-int iadsr__model_params_check(iadsr_model_params *p)
-{
-    static const char w[] = "iadsr_model_params";
-
-    if (!p)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s is NULL", w);
-    if (p->n_items == 0)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.n_items = 0: the number of items is required "
-                          "(1..2147483646)",
-                          w);
-    TRY(iadsr__check_i32(w, "n_items", p->n_items, 1, INT32_MAX - 1));
-
-    if (p->backbone == IADSR_BACKBONE_DEFAULT)
-        p->backbone = iadsr__encoder_ops_at(0)->backbone;
-    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(p->backbone);
-    if (!ops)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.backbone = %d is not an IADSR_BACKBONE_* value",
-                          w, (int)p->backbone);
-
-    TRY(iadsr__check_i32(w, "dim", p->dim, 1, 4096));
-    TRY(iadsr__check_i32(w, "max_seq_len", p->max_seq_len, 1, 4096));
-    TRY(check_flags(w, p->flags, IADSR_MODEL_F_PRE_LN));
-    TRY(check_reserved(w, "reserved0", p->reserved0));
-    TRY(check_reserved(w, "reserved1", p->reserved1));
-    if (!(p->dropout >= 0.0f && p->dropout < 1.0f))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.dropout = %g is outside [0, 1)", w,
-                          (double)p->dropout);
-    return ops->check_params(p, w);
-}
-
-int iadsr__model_params_get(iadsr_model_params *dst,
-                            const iadsr_model_params *user)
-{
-    TRY(iadsr__params_overlay(dst, &model_defaults, sizeof model_defaults,
-                              IADSR__MODEL_PARAMS_SIZE_0_1, user,
-                              "iadsr_model_params"));
-    return iadsr__model_params_check(dst);
 }

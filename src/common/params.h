@@ -45,16 +45,29 @@ int iadsr__params_overlay(void *dst, const void *defaults, size_t lib_size,
  * read from the caller's struct beyond struct_size. */
 int iadsr__output_copy(void *user_out, const void *lib_value, size_t lib_size,
                        size_t min_size, const char *what);
-/* Validate a complete model params struct (bounds, backbone, flags) and
+/* Validate a complete model params struct (backbone/model_params.c) (bounds, backbone, flags) and
  * normalise defaults (backbone 0 -> the registry's first backbone; the
  * backbone's own fields by its ops->check_params, e.g. ffn_dim 0 -> 4*dim).
  * Returns IADSR_OK or an error with a message. */
 int iadsr__model_params_check(iadsr_model_params *p);
 
+/* Return from the calling function with any status other than IADSR_OK. */
+#define TRY(expr)                                                             \
+    do {                                                                      \
+        int rc_ = (expr);                                                     \
+        if (rc_ != IADSR_OK)                                                  \
+            return rc_;                                                       \
+    } while (0)
+
 /* IADSR_OK, or IADSR_ERR_INVALID_ARG "<what>.<field> = v is outside
  * lo..hi" when v is not in lo..hi. */
 int iadsr__check_i32(const char *what, const char *field, int32_t v,
                      int32_t lo, int32_t hi);
+/* IADSR_OK, or IADSR_ERR_INVALID_ARG naming a reserved field that is not 0. */
+int iadsr__check_reserved(const char *what, const char *field, uint32_t v);
+/* IADSR_OK, or IADSR_ERR_UNSUPPORTED naming the bits of @p flags outside
+ * @p known. */
+int iadsr__check_flags(const char *what, uint32_t flags, uint32_t known);
 
 /* split 0 -> LEAVE_ONE_OUT. */
 int iadsr__train_params_get(iadsr_train_params *dst,
