@@ -1,6 +1,6 @@
 /* Caser encoder (Tang & Wang, WSDM 2018, as in RecBole's implementation
  * with the output tied to the item table): layers with hand-written
- * backward passes, compiled twice from caser_impl.h: in float for
+ * backward passes, compiled twice from caser_template.h: in float for
  * production (suffix _f32) and in double for the finite-difference
  * gradient checks (suffix _f64).
  *
@@ -54,16 +54,7 @@
  * for the fully-connected layer (RecBole's xavier_normal_). */
 double iadsr__caser_init_sd(const iadsr__tensor *t);
 
-#define REAL float
-#define SFX(name) name##_f32
-#include "backbone/caser_decl_template.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX(name) name##_f64
-#include "backbone/caser_decl_template.h"
-#undef REAL
-#undef SFX
+#define IADSR_DECL_TEMPLATE "backbone/caser_decl_template.h"
+#include "math/real_declare.h"
 
 #endif

@@ -15,10 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define REAL float
-#define SFX(name) name##_f32
-#define GEMM iadsr__sgemm
+#include "math/real_f32.h"
 #include "backbone/caser_template.h"
+#include "math/real_undef.h"
 
 /* ---- hyper-parameters --------------------------------------------------- */
 

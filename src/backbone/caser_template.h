@@ -1,6 +1,7 @@
-/* Caser layers, forward and backward, generic over REAL. Included by
- * caser_f32.c and caser_f64.c, which define REAL, SFX() and GEMM. No include
- * guard on purpose. The architecture is described in caser.h.
+/* Caser layers, forward and backward, generic over REAL. Instantiated by
+ * caser_f32.c and tests/f64/caser_f64.c (math/real_f32.h, real_f64.h).
+ * Template macros needed: REAL, SFX, GEMM. No include guard on purpose.
+ * The architecture is described in caser.h.
  *
  * Work sharing between rows: the height-h convolution at window offset s of
  * the row at position i sees the h items ending at position p = i - (l - h)

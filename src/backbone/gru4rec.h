@@ -1,5 +1,5 @@
 /* GRU4Rec encoder: embedding -> n_layers GRU layers -> h_t, with
- * hand-written backward passes (BPTT), compiled twice from gru4rec_impl.h:
+ * hand-written backward passes (BPTT), compiled twice from gru4rec_template.h:
  * in float for production (suffix _f32) and in double for the
  * finite-difference gradient checks (suffix _f64).
  * SPDX-License-Identifier: MIT
@@ -34,16 +34,7 @@
 int iadsr__gru4rec_schedule(const iadsr__batch *b, int max_len, int32_t *cnt,
                             int32_t *koff, int32_t *tm_row, int32_t *row_tm);
 
-#define REAL float
-#define SFX(name) name##_f32
-#include "backbone/gru4rec_decl_template.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX(name) name##_f64
-#include "backbone/gru4rec_decl_template.h"
-#undef REAL
-#undef SFX
+#define IADSR_DECL_TEMPLATE "backbone/gru4rec_decl_template.h"
+#include "math/real_declare.h"
 
 #endif

@@ -1,6 +1,7 @@
-/* GRU4Rec layers, forward and backward, generic over REAL. Included by
- * gru4rec_f32.c and gru4rec_f64.c, which define REAL, SFX(), GEMM, SIGMOID
- * and TANH. No include guard on purpose.
+/* GRU4Rec layers, forward and backward, generic over REAL. Instantiated by
+ * gru4rec_f32.c and tests/f64/gru4rec_f64.c (math/real_f32.h, real_f64.h).
+ * Template macros needed: REAL, SFX, GEMM, SIGMOID, TANH. No include guard
+ * on purpose.
  *
  * The encoder: x_t = drop(E[item_t]); n_layers GRU layers (input and hidden
  * width d) with PyTorch's nn.GRU equations, gate order r, z, n:

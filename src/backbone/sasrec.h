@@ -1,5 +1,5 @@
 /* SASRec encoder: layers with hand-written backward passes, compiled twice
- * from sasrec_impl.h: in float for production (suffix _f32) and in double
+ * from sasrec_template.h: in float for production (suffix _f32) and in double
  * for the finite-difference gradient checks (suffix _f64).
  * SPDX-License-Identifier: MIT
  */
@@ -22,16 +22,7 @@
  * IADSR_ERR_INVALID_ARG naming p->backbone's title. */
 int iadsr__sasrec_params_unused(iadsr_model_params *p, const char *what);
 
-#define REAL float
-#define SFX(name) name##_f32
-#include "backbone/sasrec_decl_template.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX(name) name##_f64
-#include "backbone/sasrec_decl_template.h"
-#undef REAL
-#undef SFX
+#define IADSR_DECL_TEMPLATE "backbone/sasrec_decl_template.h"
+#include "math/real_declare.h"
 
 #endif

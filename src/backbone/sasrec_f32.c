@@ -15,17 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define REAL float
-#define SFX(name) name##_f32
-#define GEMM iadsr__sgemm
-#define EXP iadsr__expf
-#define XENT_ROWS(z, rows, n, tg, scale, grad) \
-    iadsr__xent_rows(z, rows, n, tg, scale, 0.0f, grad)
-#define GELU_FWD iadsr__gelu_fwd
-#define GELU_BWD iadsr__gelu_bwd
-#define LOG logf
-#define SQRT sqrtf
+#include "math/real_f32.h"
 #include "backbone/sasrec_template.h"
+#include "math/real_undef.h"
 
 /* ---- hyper-parameters --------------------------------------------------- */
 

@@ -1,6 +1,7 @@
-/* SASRec layers, forward and backward, generic over REAL. Included by
- * sasrec_f32.c and sasrec_f64.c, which define REAL, SFX(), GEMM, EXP, ERF
- * and SQRT. No include guard on purpose.
+/* SASRec layers, forward and backward, generic over REAL. Instantiated by
+ * sasrec_f32.c and tests/f64/sasrec_f64.c (math/real_f32.h, real_f64.h).
+ * Template macros needed: REAL, SFX, GEMM, EXP, SQRT, XENT_ROWS, GELU_FWD,
+ * GELU_BWD. No include guard on purpose.
  *
  * The encoder follows the post-norm transformer of the PyTorch reference
  * (bench/torch_sasrec.py): x0 = drop(LN(E[item] + P[pos])); per block

@@ -1,5 +1,5 @@
 /* IADSR Stage 2 building blocks (alignment and denoising layers) with
- * hand-written backward passes, compiled twice from align_impl.h: in float
+ * hand-written backward passes, compiled twice from layers_template.h: in float
  * for production (suffix _f32) and in double for the finite-difference
  * gradient checks (suffix _f64). See docs METHOD.md, "Stage 2".
  *
@@ -23,16 +23,7 @@
 /* Uniforms given to the Gumbel gate are clamped to [EPS, 1 - EPS]. */
 #define IADSR__GUMBEL_EPS 1e-12
 
-#define REAL float
-#define SFX(name) name##_f32
-#include "denoise/layers_decl_template.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX(name) name##_f64
-#include "denoise/layers_decl_template.h"
-#undef REAL
-#undef SFX
+#define IADSR_DECL_TEMPLATE "denoise/layers_decl_template.h"
+#include "math/real_declare.h"
 
 #endif

@@ -3,6 +3,6 @@
  */
 #include "denoise/layers.h"
 
-#define REAL float
-#define SFX(name) name##_f32
+#include "math/real_f32.h"
 #include "denoise/layers_template.h"
+#include "math/real_undef.h"

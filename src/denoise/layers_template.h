@@ -1,6 +1,7 @@
-/* IADSR Stage 2 layers, forward and backward, generic over REAL. Included
- * by align_f32.c and align_f64.c, which define REAL and SFX(). No include
- * guard on purpose.
+/* IADSR Stage 2 layers, forward and backward, generic over REAL.
+ * Instantiated by layers_f32.c and tests/f64/denoise_layers_f64.c
+ * (math/real_f32.h, real_f64.h). Template macros needed: REAL, SFX. No
+ * include guard on purpose.
  *
  * Sums are accumulated in double and special functions (exp, log, sqrt)
  * are evaluated in double in both instantiations: the layers are small

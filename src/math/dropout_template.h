@@ -1,6 +1,7 @@
 /* Dropout masks, generic over REAL, shared by the backbone layers (each
- * *_impl.h includes it once per instantiation). No include guard on purpose:
- * it is included once per REAL by the including translation unit.
+ * backbone template includes it once per instantiation). Template macros
+ * needed: REAL, SFX. No include guard on purpose: it is included once per
+ * REAL by the including translation unit.
  * SPDX-License-Identifier: MIT
  */
 

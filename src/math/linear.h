@@ -7,16 +7,7 @@
 #ifndef IADSR_LINEAR_H
 #define IADSR_LINEAR_H
 
-#define REAL float
-#define SFX(name) name##_f32
-#include "math/linear_decl_template.h"
-#undef REAL
-#undef SFX
-
-#define REAL double
-#define SFX(name) name##_f64
-#include "math/linear_decl_template.h"
-#undef REAL
-#undef SFX
+#define IADSR_DECL_TEMPLATE "math/linear_decl_template.h"
+#include "math/real_declare.h"
 
 #endif /* IADSR_LINEAR_H */

@@ -1,5 +1,6 @@
-/* Declarations of the affine layer for one real type. Included by linear.h
- * with REAL and SFX defined; no include guard on purpose.
+/* Declarations of the affine layer for one real type, declared for both by
+ * linear.h through math/real_declare.h. Template macros needed: REAL, SFX.
+ * No include guard on purpose.
  * SPDX-License-Identifier: MIT
  */
 

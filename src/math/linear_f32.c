@@ -4,7 +4,6 @@
 #include "math/linear.h"
 #include "math/blas.h"
 
-#define REAL float
-#define SFX(name) name##_f32
-#define GEMM iadsr__sgemm
+#include "math/real_f32.h"
 #include "math/linear_template.h"
+#include "math/real_undef.h"

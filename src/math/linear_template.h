@@ -1,6 +1,7 @@
-/* The affine layer, forward and backward, generic over REAL. Included by
- * linear_f32.c and tests/f64/linear_f64.c, which define REAL, SFX() and
- * GEMM. No include guard on purpose.
+/* The affine layer, forward and backward, generic over REAL. Instantiated
+ * by linear_f32.c and tests/f64/linear_f64.c (math/real_f32.h,
+ * real_f64.h). Template macros needed: REAL, SFX, GEMM. No include guard on
+ * purpose.
  * SPDX-License-Identifier: MIT
  */
 

@@ -3,11 +3,9 @@
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/caser.h"
-#include "dgemm.h"
 
 #include <stdint.h>
 
-#define REAL double
-#define SFX(name) name##_f64
-#define GEMM iadsr__dgemm
+#include "math/real_f64.h"
 #include "backbone/caser_template.h"
+#include "math/real_undef.h"

@@ -4,6 +4,6 @@
  */
 #include "denoise/layers.h"
 
-#define REAL double
-#define SFX(name) name##_f64
+#include "math/real_f64.h"
 #include "denoise/layers_template.h"
+#include "math/real_undef.h"

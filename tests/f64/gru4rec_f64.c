@@ -3,14 +3,10 @@
  * SPDX-License-Identifier: MIT
  */
 #include "backbone/gru4rec.h"
-#include "dgemm.h"
 
 #include <math.h>
 #include <stdint.h>
 
-#define REAL double
-#define SFX(name) name##_f64
-#define GEMM iadsr__dgemm
-#define SIGMOID(x) (1.0 / (1.0 + exp(-(x))))
-#define TANH tanh
+#include "math/real_f64.h"
 #include "backbone/gru4rec_template.h"
+#include "math/real_undef.h"

@@ -4,9 +4,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "math/linear.h"
-#include "dgemm.h"
 
-#define REAL double
-#define SFX(name) name##_f64
-#define GEMM iadsr__dgemm
+#include "math/real_f64.h"
 #include "math/linear_template.h"
+#include "math/real_undef.h"
