@@ -5,6 +5,7 @@
 #define IADSR_CLI_H
 
 #include "common/fileio.h"
+#include "common/rng.h"
 #include "iadsr.h"
 
 #include <stddef.h>
@@ -142,20 +143,16 @@ int cli_load_semantic(const char *cmd, const char *path, int rows,
 int cli_load_user_semantic(const char *cmd, const char *path, int64_t n_users,
                            int32_t dim, iadsr_semantic **out);
 
-/* A small self-contained PRNG (xoshiro256**, seeded through splitmix64):
- * the CLI's random data (inject-noise, synth --semantic-out) must not
- * depend on library internals. Same seed, same stream on every machine. */
-typedef struct cli_rng {
-    uint64_t s[4];
-} cli_rng;
-void cli_rng_seed(cli_rng *r, uint64_t seed);
-uint64_t cli_rng_next(cli_rng *r);
+/* Random numbers of the CLI's data (inject-noise, synth --semantic-out):
+ * the library's xoshiro256** stream (iadsr__rng_seed, iadsr__rng_u64)
+ * with the CLI's own derived draws, which differ from the library's ones
+ * and are pinned by the outputs (same seed, same bytes on every machine). */
 /* Uniform in [0, 1) with 53 random bits. */
-double cli_rng_uniform(cli_rng *r);
-/* Uniform in [0, n), unbiased; n >= 1. */
-uint64_t cli_rng_below(cli_rng *r, uint64_t n);
-/* Standard normal (Box-Muller). */
-double cli_rng_normal(cli_rng *r);
+double cli_rng_uniform(iadsr__rng *r);
+/* Uniform in [0, n), unbiased; n >= 1 (n = 1 still takes a draw). */
+uint64_t cli_rng_below(iadsr__rng *r, uint64_t n);
+/* Standard normal (Box-Muller on 1 - u1 and u2). */
+double cli_rng_normal(iadsr__rng *r);
 
 /* ---- IADSR options shared by train --semantic, denoise and pipeline ---- */
 

@@ -472,62 +472,29 @@ int cli_load_user_semantic(const char *cmd, const char *path, int64_t n_users,
 }
 
 /* ------------------------------------------------------------------------ */
-/* PRNG: xoshiro256** seeded with splitmix64                                */
+/* Random draws on the library's generator                                  */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t splitmix64(uint64_t *x)
+double cli_rng_uniform(iadsr__rng *r)
 {
-    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
+    return (double)(iadsr__rng_u64(r) >> 11) * 0x1.0p-53;
 }
 
-void cli_rng_seed(cli_rng *r, uint64_t seed)
+uint64_t cli_rng_below(iadsr__rng *r, uint64_t n)
 {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl64(uint64_t v, int k)
-{
-    return (v << k) | (v >> (64 - k));
-}
-
-uint64_t cli_rng_next(cli_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl64(s[1] * 5u, 7) * 9u;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return out;
-}
-
-double cli_rng_uniform(cli_rng *r)
-{
-    return (double)(cli_rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-uint64_t cli_rng_below(cli_rng *r, uint64_t n)
-{
-    /* reject the low values that would make the modulo biased */
-    uint64_t threshold = (0u - n) % n;
-    for (;;) {
-        uint64_t v = cli_rng_next(r);
-        if (v >= threshold)
-            return v % n;
+    /* iadsr__rng_below returns 0 for n = 1 without a draw; the CLI's stream
+     * has always drawn there */
+    if (n <= 1) {
+        (void)iadsr__rng_u64(r);
+        return 0;
     }
+    return iadsr__rng_below(r, n);
 }
 
-double cli_rng_normal(cli_rng *r)
+double cli_rng_normal(iadsr__rng *r)
 {
-    /* 1 - u is in (0, 1], so the log is finite */
+    /* 1 - u is in (0, 1], so the log is finite (the library's normal maps
+     * the draw to (0, 1] differently) */
     double u1 = 1.0 - cli_rng_uniform(r);
     double u2 = cli_rng_uniform(r);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);

@@ -135,7 +135,7 @@ static int inject(const char *cmd, const iadsr_dataset *d, double rate,
     const int32_t n_items = iadsr_dataset_n_items(d);
     int32_t *sorted = NULL;
     int32_t sorted_cap = 0;
-    cli_rng rng;
+    iadsr__rng rng;
 
     nd->src = d;
     nd->n_users = iadsr_dataset_n_users(d);
@@ -145,7 +145,7 @@ static int inject(const char *cmd, const iadsr_dataset *d, double rate,
     nd->offsets[0] = 0;
     *n_injected = 0;
     *n_users_hit = 0;
-    cli_rng_seed(&rng, seed);
+    iadsr__rng_seed(&rng, seed);
 
     for (int64_t u = 0; u < nd->n_users; u++) {
         int32_t n = 0, m = 0;

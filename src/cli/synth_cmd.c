@@ -75,7 +75,7 @@ static float *semantic_rows(int32_t n_items, int32_t n_topics, int32_t dim,
     const size_t d = (size_t)dim;
     float *rows = calloc(((size_t)n_items + 1u) * d, sizeof *rows);
     double *dir = malloc((size_t)n_topics * d * sizeof *dir);
-    cli_rng rng;
+    iadsr__rng rng;
     double scale = noise / sqrt((double)dim);
 
     if (!rows || !dir) {
@@ -84,7 +84,7 @@ static float *semantic_rows(int32_t n_items, int32_t n_topics, int32_t dim,
         return NULL;
     }
     /* a stream of its own, so the sequences do not depend on it */
-    cli_rng_seed(&rng, seed ^ UINT64_C(0x53454d414e544943));
+    iadsr__rng_seed(&rng, seed ^ UINT64_C(0x53454d414e544943));
     for (int32_t t = 0; t < n_topics; t++) {
         double *v = dir + (size_t)t * d, norm = 0.0;
         do {
