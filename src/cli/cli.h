@@ -42,11 +42,16 @@ typedef struct cli_opt {
     int seen; /* set by the parser */
 } cli_opt;
 
+/* What cli_start returns when the command should go on. */
+#define CLI_CONTINUE (-1)
+
 /* Parse argv[0..argc) (argv[0] is the first argument after the command
- * name) against @p opts. Returns 0 on success, 1 when --help/-h was given,
- * CLI_USAGE after printing a usage message naming @p cmd. */
-int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts,
-              size_t n_opts);
+ * name) against @p opts. Returns CLI_CONTINUE on success; else the exit
+ * code of the command: after --help/-h printed the texts @p help
+ * (NULL-terminated, one after the other), CLI_OK or CLI_RUNTIME; after a
+ * usage message naming @p cmd, CLI_USAGE. */
+int cli_start(const char *cmd, int argc, char **argv, cli_opt *opts,
+              size_t n_opts, const char *const *help);
 
 /* Whether option @p name was given on the command line. */
 int cli_opt_seen(const cli_opt *opts, size_t n_opts, const char *name);
@@ -70,12 +75,6 @@ int cli_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-
-/* Strict number parsing (whole string, no leading blanks, range). Return 0
- * on success, -1 on failure. */
-int cli_parse_i64(const char *s, int64_t *out);
-int cli_parse_u64(const char *s, uint64_t *out);
-int cli_parse_double(const char *s, double *out);
 
 /* Monotonic seconds. */
 double cli_now(void);
@@ -208,8 +207,6 @@ typedef struct cli_train_vals {
 
 extern const char *const cli_backbone_names[];
 
-/* Defaults of the train options. */
-void cli_train_vals_init(cli_train_vals *v);
 
 #define CLI_TRAIN_OPTS(v)                                                    \
     {"backbone", OPT_CHOICE, &(v).backbone, 0, 0, 0, 0, 0,                   \
@@ -238,10 +235,13 @@ void cli_train_vals_init(cli_train_vals *v);
     {"caser-h", OPT_I64, &(v).caser_h, 1, 1024, 0, 0, 0, NULL, 0, 0},        \
     {"caser-v", OPT_I64, &(v).caser_v, 1, 1024, 0, 0, 0, NULL, 0, 0}
 
-/* Usage checks across train options (options of another backbone, --heads
- * not dividing --dim). Prints and returns CLI_USAGE, else CLI_OK. */
-int cli_train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
-                    const cli_train_vals *v);
+/* cli_start for the commands with the train options (train, pipeline):
+ * sets the defaults of @p v, parses, answers --help with @p head, the
+ * train options, @p iadsr_head and the IADSR options, and checks the
+ * train options across each other (the usage error then). */
+int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
+                    size_t n_opts, const char *head, const char *iadsr_head,
+                    cli_train_vals *v);
 /* Model and training params from the options (split leave-one-out). */
 void cli_train_fill(const cli_opt *opts, size_t n_opts,
                     const cli_train_vals *v, int32_t n_items,

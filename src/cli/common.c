@@ -61,45 +61,32 @@ static int number_start_ok(const char *s)
                  *s == '.');
 }
 
-int cli_parse_i64(const char *s, int64_t *out)
+/* Parse all of @p s as a number of option kind @p kind (OPT_I64, OPT_U64
+ * or OPT_DBL, finite) into @p out (int64_t, uint64_t or double). Returns
+ * 0, or -1 with @p out untouched. */
+static int parse_number(const char *s, int kind, void *out)
 {
     char *end = NULL;
-    long long v;
-    if (!number_start_ok(s))
+    long long i = 0;
+    unsigned long long u = 0;
+    double d = 0.0;
+    if (!number_start_ok(s) || (kind == OPT_U64 && *s == '-'))
         return -1;
     errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0')
+    if (kind == OPT_I64)
+        i = strtoll(s, &end, 10);
+    else if (kind == OPT_U64)
+        u = strtoull(s, &end, 10);
+    else
+        d = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(d))
         return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
-int cli_parse_u64(const char *s, uint64_t *out)
-{
-    char *end = NULL;
-    unsigned long long v;
-    if (!number_start_ok(s) || *s == '-')
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0')
-        return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
-
-int cli_parse_double(const char *s, double *out)
-{
-    char *end = NULL;
-    double v;
-    if (!number_start_ok(s))
-        return -1;
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
-        return -1;
-    *out = v;
+    if (kind == OPT_I64)
+        *(int64_t *)out = (int64_t)i;
+    else if (kind == OPT_U64)
+        *(uint64_t *)out = (uint64_t)u;
+    else
+        *(double *)out = d;
     return 0;
 }
 
@@ -124,7 +111,7 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
         return 0;
     case OPT_I64: {
         int64_t v;
-        if (cli_parse_i64(val, &v) != 0)
+        if (parse_number(val, OPT_I64, &v) != 0)
             return cli_usage_error(cmd, "--%s: '%s' is not an integer",
                                    o->name, val);
         if (v < o->ilo || v > o->ihi)
@@ -136,7 +123,7 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
     }
     case OPT_U64: {
         uint64_t v;
-        if (cli_parse_u64(val, &v) != 0)
+        if (parse_number(val, OPT_U64, &v) != 0)
             return cli_usage_error(
                 cmd, "--%s: '%s' is not a non-negative integer below 2^64",
                 o->name, val);
@@ -146,7 +133,7 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
     case OPT_DBL: {
         double v;
         int bad;
-        if (cli_parse_double(val, &v) != 0)
+        if (parse_number(val, OPT_DBL, &v) != 0)
             return cli_usage_error(cmd, "--%s: '%s' is not a finite number",
                                    o->name, val);
         bad = (o->dflags & OPT_LO_OPEN) ? !(v > o->dlo) : !(v >= o->dlo);
@@ -184,8 +171,10 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
     }
 }
 
-int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts,
-              size_t n_opts)
+/* Returns 0 on success, 1 when --help/-h was given, CLI_USAGE after
+ * printing a usage message naming @p cmd. */
+static int parse_args(const char *cmd, int argc, char **argv, cli_opt *opts,
+                     size_t n_opts)
 {
     for (size_t i = 0; i < n_opts; i++)
         opts[i].seen = 0;
@@ -229,6 +218,17 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts,
             return cli_usage_error(cmd, "missing required option --%s",
                                    opts[i].name);
     return 0;
+}
+
+int cli_start(const char *cmd, int argc, char **argv, cli_opt *opts,
+              size_t n_opts, const char *const *help)
+{
+    int rc = parse_args(cmd, argc, argv, opts, n_opts);
+    if (rc != 1)
+        return rc == 0 ? CLI_CONTINUE : rc;
+    for (size_t i = 0; help[i]; i++)
+        fputs(help[i], stdout);
+    return cli_finish_stdout(cmd);
 }
 
 int cli_opt_seen(const cli_opt *opts, size_t n_opts, const char *name)

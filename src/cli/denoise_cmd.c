@@ -313,12 +313,9 @@ int cmd_denoise(int argc, char **argv)
     int rc;
 
     memset(&dv, 0, sizeof dv);
-    rc = cli_parse(cmd, argc, argv, opts, n_opts);
-    if (rc == 1) {
-        fputs(denoise_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    rc = cli_start(cmd, argc, argv, opts, n_opts,
+                   (const char *const[]){denoise_help, NULL});
+    if (rc != CLI_CONTINUE)
         return rc;
     lib_split = split == 0 ? IADSR_SPLIT_LEAVE_ONE_OUT : IADSR_SPLIT_NONE;
     if (cli_check_out_path(cmd, out) != CLI_OK)
@@ -530,20 +527,11 @@ int cmd_pipeline(int argc, char **argv)
     int exit_code = CLI_RUNTIME;
     int rc;
 
-    cli_train_vals_init(&tv);
     memset(&dv, 0, sizeof dv);
-    rc = cli_parse(cmd, argc, argv, opts, n_opts);
-    if (rc == 1) {
-        fputs(pipeline_help, stdout);
-        fputs(cli_train_opts_help, stdout);
-        fputs(pipeline_help_iadsr, stdout);
-        fputs(cli_denoise_train_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    rc = cli_train_start(cmd, argc, argv, opts, n_opts, pipeline_help,
+                         pipeline_help_iadsr, &tv);
+    if (rc != CLI_CONTINUE)
         return rc;
-    if (cli_train_check(cmd, opts, n_opts, &tv) != CLI_OK)
-        return CLI_USAGE;
     if (out_model && out_clean && strcmp(out_model, out_clean) == 0)
         return cli_usage_error(cmd, "--out-model and --out-clean are the "
                                     "same file");

@@ -260,13 +260,10 @@ int cmd_eval(int argc, char **argv)
     iadsr_metrics met;
     cold_view cv = {0, NULL, 0, 0};
     int cold, exit_code;
-    int rc = cli_parse(cmd, argc, argv, opts, n_opts);
+    int rc = cli_start(cmd, argc, argv, opts, n_opts,
+                       (const char *const[]){eval_help, NULL});
 
-    if (rc == 1) {
-        fputs(eval_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     if ((model_path == NULL) == (sem_path == NULL))
         return cli_usage_error(cmd, "give exactly one of --model and "
@@ -362,13 +359,10 @@ int cmd_recommend(int argc, char **argv)
     size_t seq_cap = 0;
     int64_t n_users, chunk;
     int exit_code = CLI_OK;
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    int rc = cli_start(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
+                       (const char *const[]){recommend_help, NULL});
 
-    if (rc == 1) {
-        fputs(recommend_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK)
         return CLI_RUNTIME;
@@ -508,13 +502,10 @@ int cmd_info(int argc, char **argv)
     iadsr_model *m = NULL;
     iadsr_model_params p;
     size_t mem;
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    int rc = cli_start(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
+                       (const char *const[]){info_help, NULL});
 
-    if (rc == 1) {
-        fputs(info_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     rc = iadsr_model_load(&m, model_path, 0);
     if (rc != IADSR_OK)
@@ -649,13 +640,10 @@ int cmd_popularity(int argc, char **argv)
     static const int64_t ks[3] = {5, 10, 20};
     iadsr_metrics met;
     int exit_code = CLI_OK;
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    int rc = cli_start(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
+                       (const char *const[]){popularity_help, NULL});
 
-    if (rc == 1) {
-        fputs(popularity_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     rc = iadsr_dataset_load_text(&d, data_path, 0);
     if (rc != IADSR_OK)

@@ -247,14 +247,11 @@ int cmd_inject_noise(int argc, char **argv)
     noisy_data nd;
     int64_t n_injected = 0, n_hit = 0;
     int exit_code = CLI_RUNTIME;
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    int rc = cli_start(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
+                       (const char *const[]){noise_help, NULL});
 
     memset(&nd, 0, sizeof nd);
-    if (rc == 1) {
-        fputs(noise_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     if (strcmp(out, labels) == 0)
         return cli_usage_error(cmd, "--out and --labels are the same file");

@@ -148,13 +148,10 @@ int cmd_synth(int argc, char **argv)
     int64_t *off = NULL;
     int64_t n_users = 0;
     float *sem = NULL;
-    int rc = cli_parse(cmd, argc, argv, opts, n_opts);
+    int rc = cli_start(cmd, argc, argv, opts, n_opts,
+                       (const char *const[]){synth_help, NULL});
 
-    if (rc == 1) {
-        fputs(synth_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     if (topics > items)
         return cli_usage_error(cmd, "--topics (%lld) exceeds --items (%lld)",

@@ -203,7 +203,8 @@ int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
     return 0;
 }
 
-void cli_train_vals_init(cli_train_vals *v)
+/* Defaults of the train options. */
+static void train_vals_init(cli_train_vals *v)
 {
     memset(v, 0, sizeof *v);
     v->epochs = 200;
@@ -218,8 +219,10 @@ void cli_train_vals_init(cli_train_vals *v)
     v->lr = 1e-3;
 }
 
-int cli_train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
-                    const cli_train_vals *v)
+/* Usage checks across train options (options of another backbone, --heads
+ * not dividing --dim). Prints and returns CLI_USAGE, else CLI_OK. */
+static int train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
+                       const cli_train_vals *v)
 {
     /* options of one backbone given for another: say so up front */
     int is_sasrec = backbone_id(v->backbone) == IADSR_BACKBONE_SASREC;
@@ -241,6 +244,20 @@ int cli_train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
         return cli_usage_error(cmd, "--heads (%lld) must divide --dim (%lld)",
                                (long long)v->heads, (long long)v->dim);
     return CLI_OK;
+}
+
+int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
+                    size_t n_opts, const char *head, const char *iadsr_head,
+                    cli_train_vals *v)
+{
+    const char *const help[] = {head, cli_train_opts_help, iadsr_head,
+                                cli_denoise_train_help, NULL};
+    int rc;
+    train_vals_init(v);
+    rc = cli_start(cmd, argc, argv, opts, n_opts, help);
+    if (rc == CLI_CONTINUE && train_check(cmd, opts, n_opts, v) != CLI_OK)
+        return CLI_USAGE;
+    return rc;
 }
 
 void cli_train_fill(const cli_opt *opts, size_t n_opts,
@@ -328,20 +345,11 @@ int cmd_train(int argc, char **argv)
     int fit_rc, rc, exit_code = CLI_OK;
     double t0;
 
-    cli_train_vals_init(&tv);
     memset(&dv, 0, sizeof dv);
-    rc = cli_parse(cmd, argc, argv, opts, n_opts);
-    if (rc == 1) {
-        fputs(train_help, stdout);
-        fputs(cli_train_opts_help, stdout);
-        fputs(train_help_iadsr, stdout);
-        fputs(cli_denoise_train_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    rc = cli_train_start(cmd, argc, argv, opts, n_opts, train_help,
+                         train_help_iadsr, &tv);
+    if (rc != CLI_CONTINUE)
         return rc;
-    if (cli_train_check(cmd, opts, n_opts, &tv) != CLI_OK)
-        return CLI_USAGE;
     if (!sem_path) {
         /* IADSR options without IADSR are a mistake, not a no-op */
         static const char *const more[] = {"semantic-rows", "user-semantic"};
