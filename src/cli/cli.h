@@ -196,26 +196,50 @@ int cli_denoise_rule_seen(const cli_opt *opts, size_t n_opts);
 
 /* ---- backbone and training options shared by train and pipeline ---- */
 
+/* The options of the backbones' own hyper-parameters (the registry's
+ * hparams tables, backbone/encoder.h): the CLI owns the option names
+ * only; the range, the default and the backbone an option applies to
+ * are the registry's (train_opts.c). */
+typedef struct cli_hparam_opt {
+    const char *name;  /* the option, without "--" */
+    const char *field; /* its iadsr__hparam_desc.field */
+} cli_hparam_opt;
+#define CLI_N_HPARAM_OPTS 3
+extern const cli_hparam_opt cli_hparam_opts[CLI_N_HPARAM_OPTS];
+
+/* Room for the registered backbones' names (--backbone's choices). */
+#define CLI_MAX_BACKBONES 16
+
 typedef struct cli_train_vals {
     int backbone, quiet, pre_ln;
     int64_t epochs, dim, max_len, layers, heads;
-    int64_t caser_l, caser_h, caser_v;
+    int64_t hparam[CLI_N_HPARAM_OPTS]; /* the option cli_hparam_opts[i] */
     int64_t batch, patience, threads, eval_every;
     double dropout, lr, wd, smooth, hist;
     uint64_t seed;
+    cli_denoise_vals iadsr; /* the IADSR options (CLI_DENOISE_*_OPTS) */
+    /* the registry's backbones in its order (the default first),
+     * NULL-terminated */
+    const char *backbone_names[CLI_MAX_BACKBONES + 1];
 } cli_train_vals;
 
-extern const char *const cli_backbone_names[];
+/* The option of a backbone hyper-parameter; its range (0..0 here) is set
+ * from the registry by cli_train_start. */
+#define CLI_HPARAM_OPT(v, i)                                                 \
+    {cli_hparam_opts[i].name, OPT_I64, &(v).hparam[i], 0, 0, 0, 0, 0, NULL,  \
+     0, 0}
 
-
+/* The model options first, in the order their "applies to" errors come. */
 #define CLI_TRAIN_OPTS(v)                                                    \
     {"backbone", OPT_CHOICE, &(v).backbone, 0, 0, 0, 0, 0,                   \
-     cli_backbone_names, 0, 0},                                              \
-    {"epochs", OPT_I64, &(v).epochs, 1, 100000, 0, 0, 0, NULL, 0, 0},        \
+     (v).backbone_names, 0, 0},                                              \
     {"dim", OPT_I64, &(v).dim, 1, 4096, 0, 0, 0, NULL, 0, 0},                \
     {"max-len", OPT_I64, &(v).max_len, 1, 4096, 0, 0, 0, NULL, 0, 0},        \
-    {"layers", OPT_I64, &(v).layers, 1, 16, 0, 0, 0, NULL, 0, 0},            \
     {"heads", OPT_I64, &(v).heads, 1, 4096, 0, 0, 0, NULL, 0, 0},            \
+    {"pre-ln", OPT_FLAG, &(v).pre_ln, 0, 0, 0, 0, 0, NULL, 0, 0},            \
+    CLI_HPARAM_OPT(v, 0), CLI_HPARAM_OPT(v, 1), CLI_HPARAM_OPT(v, 2),        \
+    {"layers", OPT_I64, &(v).layers, 1, 16, 0, 0, 0, NULL, 0, 0},            \
+    {"epochs", OPT_I64, &(v).epochs, 1, 100000, 0, 0, 0, NULL, 0, 0},        \
     {"dropout", OPT_DBL, &(v).dropout, 0, 0, 0.0, 1.0, OPT_HI_OPEN, NULL, 0, \
      0},                                                                     \
     {"lr", OPT_DBL, &(v).lr, 0, 0, 0.0, 1e6, OPT_LO_OPEN, NULL, 0, 0},       \
@@ -230,26 +254,33 @@ extern const char *const cli_backbone_names[];
     {"seed", OPT_U64, &(v).seed, 0, 0, 0, 0, 0, NULL, 0, 0},                 \
     {"threads", OPT_I64, &(v).threads, 1, 256, 0, 0, 0, NULL, 0, 0},         \
     {"quiet", OPT_FLAG, &(v).quiet, 0, 0, 0, 0, 0, NULL, 0, 0},              \
-    {"pre-ln", OPT_FLAG, &(v).pre_ln, 0, 0, 0, 0, 0, NULL, 0, 0},            \
-    {"caser-window", OPT_I64, &(v).caser_l, 1, 64, 0, 0, 0, NULL, 0, 0},     \
-    {"caser-h", OPT_I64, &(v).caser_h, 1, 1024, 0, 0, 0, NULL, 0, 0},        \
-    {"caser-v", OPT_I64, &(v).caser_v, 1, 1024, 0, 0, 0, NULL, 0, 0}
+    CLI_DENOISE_TRAIN_OPTS((v).iadsr), CLI_DENOISE_RULE_OPTS((v).iadsr)
+
+/* The params of a training run from the train options (split
+ * leave-one-out); model.n_items is the caller's to set. */
+typedef struct cli_train_params {
+    iadsr_model_params model;
+    iadsr_train_params train;
+    iadsr_denoise_params iadsr; /* of train --semantic and pipeline */
+} cli_train_params;
 
 /* cli_start for the commands with the train options (train, pipeline):
  * sets the defaults of @p v, parses, answers --help with @p head, the
- * train options, @p iadsr_head and the IADSR options, and checks the
- * train options across each other (the usage error then). */
+ * train options, @p iadsr_head and the IADSR options, refuses model
+ * options the chosen backbone does not take (usage error) and fills
+ * @p p. */
 int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
                     size_t n_opts, const char *head, const char *iadsr_head,
-                    cli_train_vals *v);
-/* Model and training params from the options (split leave-one-out). */
-void cli_train_fill(const cli_opt *opts, size_t n_opts,
-                    const cli_train_vals *v, int32_t n_items,
-                    iadsr_model_params *mp, iadsr_train_params *tp);
+                    cli_train_vals *v, cli_train_params *p);
 /* The help text of the train options and of the IADSR options (shared by
  * train and pipeline). */
 extern const char cli_train_opts_help[];
 extern const char cli_denoise_train_help[];
+
+/* Whether the library's params check accepts backbone @p backbone with
+ * the flags @p flags set and the rest at their defaults, i.e. whether the
+ * backbone has what they switch on. */
+int cli_backbone_takes_flags(int32_t backbone, uint32_t flags);
 
 /* Progress printing of a training run ("epoch E/N  loss ..."), with
  * Ctrl-C handling: the callback stops the run after the current epoch

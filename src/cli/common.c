@@ -13,12 +13,21 @@
 #include <time.h>
 #include <unistd.h>
 
+/* "iadsr: CMD: MSG" on stderr, without the line end. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 0)))
+#endif
+static void vreport(const char *cmd, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "iadsr: %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "iadsr: %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vreport(cmd, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry 'iadsr %s --help'.\n", cmd);
     return CLI_USAGE;
@@ -27,9 +36,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "iadsr: %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vreport(cmd, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
     return CLI_RUNTIME;

@@ -502,7 +502,6 @@ int cmd_pipeline(int argc, char **argv)
     const char *out_model = NULL, *out_clean = NULL;
     int sem_rows = 0, json = 0;
     cli_train_vals tv;
-    cli_denoise_vals dv;
     cli_opt opts[] = {
         {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
         {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 1, 0},
@@ -512,24 +511,19 @@ int cmd_pipeline(int argc, char **argv)
         {"out-clean", OPT_STR, &out_clean, 0, 0, 0, 0, 0, NULL, 0, 0},
         {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
         CLI_TRAIN_OPTS(tv),
-        CLI_DENOISE_TRAIN_OPTS(dv),
-        CLI_DENOISE_RULE_OPTS(dv),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *d = NULL, *clean = NULL;
     iadsr_semantic *sem = NULL;
     iadsr_model *model = NULL;
-    iadsr_model_params mp;
-    iadsr_train_params tp;
-    iadsr_denoise_params dp;
+    cli_train_params tp;
     iadsr_pipeline_result res;
     cli_progress st;
     int exit_code = CLI_RUNTIME;
     int rc;
 
-    memset(&dv, 0, sizeof dv);
     rc = cli_train_start(cmd, argc, argv, opts, n_opts, pipeline_help,
-                         pipeline_help_iadsr, &tv);
+                         pipeline_help_iadsr, &tv, &tp);
     if (rc != CLI_CONTINUE)
         return rc;
     if (out_model && out_clean && strcmp(out_model, out_clean) == 0)
@@ -544,11 +538,7 @@ int cmd_pipeline(int argc, char **argv)
         return cli_lib_error(cmd, NULL, data_path, rc);
     if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK)
         goto done;
-    cli_train_fill(opts, n_opts, &tv, iadsr_dataset_n_items(d), &mp, &tp);
-    iadsr_denoise_params_init(&dp);
-    cli_denoise_apply(opts, n_opts, &dv, &dp);
-    if (cli_opt_seen(opts, n_opts, "seed"))
-        dp.seed = tv.seed; /* one seed for the whole run, as train */
+    tp.model.n_items = iadsr_dataset_n_items(d);
     if (!tv.quiet)
         fprintf(stderr,
                 "iadsr: pipeline: %lld users, %ld items, %lld interactions; "
@@ -565,7 +555,8 @@ int cmd_pipeline(int argc, char **argv)
     st.label[0] = "iadsr";
     st.label[1] = "retrain";
     cli_sigint_install();
-    rc = iadsr_pipeline(d, sem, &mp, &tp, &dp, cli_progress_cb, &st, &res,
+    rc = iadsr_pipeline(d, sem, &tp.model, &tp.train, &tp.iadsr,
+                        cli_progress_cb, &st, &res,
                         out_model ? &model : NULL,
                         out_clean ? &clean : NULL);
     cli_sigint_restore();

@@ -522,15 +522,18 @@ int cmd_info(int argc, char **argv)
     printf("n_items:            %ld\n", (long)p.n_items);
     printf("dim:                %ld\n", (long)p.dim);
     printf("max_seq_len:        %ld\n", (long)p.max_seq_len);
-    if (p.n_layers != 0) /* normalised: 0 only for backbones without layers */
+    /* normalised: 0 for the fields the backbone does not use */
+    if (p.n_layers != 0)
         printf("n_layers:           %ld\n", (long)p.n_layers);
-    if (p.backbone == IADSR_BACKBONE_SASREC) {
+    if (p.n_heads != 0)
         printf("n_heads:            %ld\n", (long)p.n_heads);
+    if (p.ffn_dim != 0)
         printf("ffn_dim:            %ld\n", (long)p.ffn_dim);
+    if (p.activation != IADSR_ACT_DEFAULT)
         printf("activation:         %s\n", activation_name(p.activation));
+    if (cli_backbone_takes_flags(p.backbone, IADSR_MODEL_F_PRE_LN))
         printf("blocks:             %s\n",
                (p.flags & IADSR_MODEL_F_PRE_LN) ? "pre-norm" : "post-norm");
-    }
     const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(p.backbone);
     for (int k = 0; ops && k < ops->n_hparams; k++) {
         char label[64];

@@ -2,7 +2,6 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cli/cli.h"
-#include "backbone/encoder.h" /* the backbone registry */
 
 #include <math.h>
 #include <signal.h>
@@ -44,66 +43,6 @@ static const char train_help_iadsr[] =
     "  --user-semantic U.npy one row per user of FILE (file order), same\n"
     "                        width as EMB.npy: the long-term semantic\n"
     "                        interest (default: the mean of the item rows)\n";
-
-const char cli_denoise_train_help[] =
-    "  --lambda-align X      weight of the alignment loss, >= 0 (default 1)\n"
-    "  --lambda-recon X      weight of the reconstruction loss, >= 0\n"
-    "                        (default 1)\n"
-    "  --tau-align X         InfoNCE temperature, > 0 (default 0.1)\n"
-    "  --tau-gumbel X        Gumbel-sigmoid temperature, > 0 (default 1)\n"
-    "  --collab-only         ablation: the gate scores with the\n"
-    "                        collaborative views only\n"
-    "  --carry-masks         from epoch 2 on, scale each training input by\n"
-    "                        the gate's mask of the previous epoch\n"
-    "  --theta X             inference: keep an item iff its score > X, in\n"
-    "                        [-3, 3] (default 0)\n"
-    "  --max-drop X          inference: drop at most floor(X * n) items of a\n"
-    "                        sequence of n, in [0, 1] (default 0.3)\n"
-    "  --no-protect-last     inference: the most recent item may be dropped\n";
-
-const char cli_train_opts_help[] =
-    "  --backbone NAME   sasrec (default), gru4rec or caser\n"
-    "  --epochs N        maximum epochs, 1..100000 (default 200)\n"
-    "  --dim D           hidden width, 1..4096 (default 64)\n"
-    "  --max-len L       items of history used, 1..4096 (default 50)\n"
-    "  --layers N        SASRec blocks or GRU layers, 1..16 (default 2 for\n"
-    "                    sasrec, 1 for gru4rec)\n"
-    "  --heads H         SASRec attention heads, must divide --dim\n"
-    "                    (default 2)\n"
-    "  --pre-ln          pre-norm blocks and a final LayerNorm, as in the\n"
-    "                    original SASRec (default: post-norm)\n"
-    "  --caser-window N  Caser: items in the image, 1..64 (default 5)\n"
-    "  --caser-h N       Caser: horizontal filters per height (default 16)\n"
-    "  --caser-v N       Caser: vertical filters (default 4)\n"
-    "  --dropout P       dropout rate in [0,1) (default 0.5)\n"
-    "  --lr X            Adam learning rate, > 0 (default 0.001)\n"
-    "  --weight-decay X  L2 added to gradients, >= 0 (default 0)\n"
-    "  --label-smoothing X\n"
-    "                    label smoothing of the cross-entropy, [0,1)\n"
-    "                    (default 0)\n"
-    "  --history-penalty X\n"
-    "                    weight of the penalty on the probability of\n"
-    "                    items already in the input (default 0; see\n"
-    "                    iadsr_train_params.history_penalty)\n"
-    "  --batch B         users per mini-batch, 1..65536 (default 256)\n"
-    "  --patience P      stop after P validations without improvement,\n"
-    "                    0 = never (default 10)\n"
-    "  --eval-every N    epochs between validations (default 1)\n"
-    "  --seed S          seed of initialisation, shuffling and dropout\n"
-    "                    (default: the library defaults)\n"
-    "  --threads T       library worker threads, 1..256 (default 1); BLAS\n"
-    "                    threads follow OPENBLAS_NUM_THREADS\n"
-    "  --quiet           no per-epoch progress lines\n";
-
-const char *const cli_backbone_names[] = {"sasrec", "gru4rec", "caser",
-                                          NULL};
-
-/* The IADSR_BACKBONE_* of choice @p i of cli_backbone_names, each the
- * name of a registered backbone (tests/cli_test.sh trains every one). */
-static int32_t backbone_id(int i)
-{
-    return iadsr__encoder_ops_by_name(cli_backbone_names[i])->backbone;
-}
 
 static volatile sig_atomic_t g_interrupted = 0;
 static struct sigaction g_old_sa;
@@ -203,100 +142,6 @@ int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
     return 0;
 }
 
-/* Defaults of the train options. */
-static void train_vals_init(cli_train_vals *v)
-{
-    memset(v, 0, sizeof *v);
-    v->epochs = 200;
-    v->dim = 64;
-    v->max_len = 50;
-    v->heads = 2;
-    v->batch = 256;
-    v->patience = 10;
-    v->threads = 1;
-    v->eval_every = 1;
-    v->dropout = 0.5;
-    v->lr = 1e-3;
-}
-
-/* Usage checks across train options (options of another backbone, --heads
- * not dividing --dim). Prints and returns CLI_USAGE, else CLI_OK. */
-static int train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
-                       const cli_train_vals *v)
-{
-    /* options of one backbone given for another: say so up front */
-    int is_sasrec = backbone_id(v->backbone) == IADSR_BACKBONE_SASREC;
-    int is_caser = backbone_id(v->backbone) == IADSR_BACKBONE_CASER;
-    static const char *const sasrec_only[] = {"heads", "pre-ln"};
-    static const char *const caser_only[] = {"caser-window", "caser-h",
-                                             "caser-v"};
-    for (size_t i = 0; i < 2; i++)
-        if (!is_sasrec && cli_opt_seen(opts, n_opts, sasrec_only[i]))
-            return cli_usage_error(cmd, "--%s applies to sasrec only",
-                                   sasrec_only[i]);
-    for (size_t i = 0; i < 3; i++)
-        if (!is_caser && cli_opt_seen(opts, n_opts, caser_only[i]))
-            return cli_usage_error(cmd, "--%s applies to caser only",
-                                   caser_only[i]);
-    if (is_caser && cli_opt_seen(opts, n_opts, "layers"))
-        return cli_usage_error(cmd, "--layers does not apply to caser");
-    if (is_sasrec && v->dim % v->heads != 0)
-        return cli_usage_error(cmd, "--heads (%lld) must divide --dim (%lld)",
-                               (long long)v->heads, (long long)v->dim);
-    return CLI_OK;
-}
-
-int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
-                    size_t n_opts, const char *head, const char *iadsr_head,
-                    cli_train_vals *v)
-{
-    const char *const help[] = {head, cli_train_opts_help, iadsr_head,
-                                cli_denoise_train_help, NULL};
-    int rc;
-    train_vals_init(v);
-    rc = cli_start(cmd, argc, argv, opts, n_opts, help);
-    if (rc == CLI_CONTINUE && train_check(cmd, opts, n_opts, v) != CLI_OK)
-        return CLI_USAGE;
-    return rc;
-}
-
-void cli_train_fill(const cli_opt *opts, size_t n_opts,
-                    const cli_train_vals *v, int32_t n_items,
-                    iadsr_model_params *mp, iadsr_train_params *tp)
-{
-    int seed_given = cli_opt_seen(opts, n_opts, "seed");
-    iadsr_model_params_init(mp);
-    mp->backbone = backbone_id(v->backbone);
-    mp->n_items = n_items;
-    mp->dim = (int32_t)v->dim;
-    mp->max_seq_len = (int32_t)v->max_len;
-    mp->n_layers = (int32_t)v->layers;
-    if (mp->backbone == IADSR_BACKBONE_SASREC)
-        mp->n_heads = (int32_t)v->heads;
-    mp->caser_window = (int32_t)v->caser_l;
-    mp->caser_h_filters = (int32_t)v->caser_h;
-    mp->caser_v_filters = (int32_t)v->caser_v;
-    mp->dropout = (float)v->dropout;
-    if (v->pre_ln)
-        mp->flags |= IADSR_MODEL_F_PRE_LN;
-    if (seed_given)
-        mp->seed = v->seed;
-
-    iadsr_train_params_init(tp);
-    tp->split = IADSR_SPLIT_LEAVE_ONE_OUT;
-    tp->max_epochs = (int32_t)v->epochs;
-    tp->batch_size = (int32_t)v->batch;
-    tp->patience = (int32_t)v->patience;
-    tp->eval_every = (int32_t)v->eval_every;
-    tp->n_threads = (int32_t)v->threads;
-    tp->learning_rate = (float)v->lr;
-    tp->weight_decay = (float)v->wd;
-    tp->label_smoothing = (float)v->smooth;
-    tp->history_penalty = (float)v->hist;
-    if (seed_given)
-        tp->seed = v->seed;
-}
-
 /* Print the IADSR settings the trainer will use. */
 static void print_denoise_params(const char *cmd,
                                  const iadsr_denoise_params *dp)
@@ -319,7 +164,6 @@ int cmd_train(int argc, char **argv)
     const char *data = NULL, *out = NULL, *sem_path = NULL, *usem_path = NULL;
     int sem_rows = 0;
     cli_train_vals tv;
-    cli_denoise_vals dv;
     cli_opt opts[] = {
         {"data", OPT_STR, &data, 0, 0, 0, 0, 0, NULL, 1, 0},
         {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
@@ -328,8 +172,6 @@ int cmd_train(int argc, char **argv)
         {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
          cli_semantic_rows_names, 0, 0},
         {"user-semantic", OPT_STR, &usem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        CLI_DENOISE_TRAIN_OPTS(dv),
-        CLI_DENOISE_RULE_OPTS(dv),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *ds = NULL;
@@ -338,16 +180,13 @@ int cmd_train(int argc, char **argv)
     iadsr_aligner *al = NULL;
     iadsr_gate *gate = NULL;
     iadsr_trainer *tr = NULL;
-    iadsr_model_params mp;
-    iadsr_train_params tp;
-    iadsr_denoise_params dp;
+    cli_train_params tp;
     cli_progress st;
     int fit_rc, rc, exit_code = CLI_OK;
     double t0;
 
-    memset(&dv, 0, sizeof dv);
     rc = cli_train_start(cmd, argc, argv, opts, n_opts, train_help,
-                         train_help_iadsr, &tv);
+                         train_help_iadsr, &tv, &tp);
     if (rc != CLI_CONTINUE)
         return rc;
     if (!sem_path) {
@@ -382,15 +221,15 @@ int cmd_train(int argc, char **argv)
         }
     }
 
-    cli_train_fill(opts, n_opts, &tv, iadsr_dataset_n_items(ds), &mp, &tp);
-    rc = iadsr_model_create(&init, &mp);
+    tp.model.n_items = iadsr_dataset_n_items(ds);
+    rc = iadsr_model_create(&init, &tp.model);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot create model", NULL, rc);
         goto done;
     }
 
     /* report the normalised values (0 = default resolved) */
-    rc = iadsr_model_get_params(init, &mp);
+    rc = iadsr_model_get_params(init, &tp.model);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot read model params", NULL, rc);
         goto done;
@@ -400,10 +239,11 @@ int cmd_train(int argc, char **argv)
                 "iadsr: train: %lld users, %ld items, %lld interactions; "
                 "%s dim %ld, %ld layers, %ld heads, max-len %ld, %lld "
                 "parameters\n",
-                (long long)iadsr_dataset_n_users(ds), (long)mp.n_items,
+                (long long)iadsr_dataset_n_users(ds), (long)tp.model.n_items,
                 (long long)iadsr_dataset_n_interactions(ds),
-                cli_backbone_names[tv.backbone], (long)mp.dim,
-                (long)mp.n_layers, (long)mp.n_heads, (long)mp.max_seq_len,
+                tv.backbone_names[tv.backbone], (long)tp.model.dim,
+                (long)tp.model.n_layers, (long)tp.model.n_heads,
+                (long)tp.model.max_seq_len,
                 (long long)iadsr_model_n_params(init));
         if (sem)
             fprintf(stderr,
@@ -416,15 +256,12 @@ int cmd_train(int argc, char **argv)
     }
 
     if (sem) {
-        iadsr_denoise_params_init(&dp);
-        cli_denoise_apply(opts, n_opts, &dv, &dp);
-        if (cli_opt_seen(opts, n_opts, "seed"))
-            dp.seed = tv.seed; /* one seed for the whole model */
         if (!tv.quiet)
-            print_denoise_params(cmd, &dp);
-        rc = iadsr_trainer_create_joint(&tr, init, ds, sem, usem, &tp, &dp);
+            print_denoise_params(cmd, &tp.iadsr);
+        rc = iadsr_trainer_create_joint(&tr, init, ds, sem, usem, &tp.train,
+                                        &tp.iadsr);
     } else {
-        rc = iadsr_trainer_create(&tr, init, ds, &tp);
+        rc = iadsr_trainer_create(&tr, init, ds, &tp.train);
     }
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot create trainer", NULL, rc);
