@@ -27,8 +27,9 @@ enum {
     OPT_CHOICE /* int index into choices[], value must be one of them */
 };
 
-#define OPT_LO_OPEN 1 /* OPT_DBL: value must be > dlo */
-#define OPT_HI_OPEN 2 /* OPT_DBL: value must be < dhi */
+#define OPT_LO_OPEN 1  /* OPT_DBL: value must be > dlo */
+#define OPT_HI_OPEN 2  /* OPT_DBL: value must be < dhi */
+#define OPT_REQUIRED 4 /* the option must be given */
 
 typedef struct cli_opt {
     const char *name; /* long name without "--" */
@@ -36,11 +37,23 @@ typedef struct cli_opt {
     void *dst;
     int64_t ilo, ihi;
     double dlo, dhi;
-    int dflags;
+    int flags;                  /* OPT_REQUIRED, OPT_LO_OPEN, OPT_HI_OPEN */
     const char *const *choices; /* NULL-terminated, for OPT_CHOICE */
-    int required;
-    int seen; /* set by the parser */
+    int seen;                   /* set by the parser */
 } cli_opt;
+
+/* cli_opt initialisers, one per kind; @p flags: OPT_* bits. */
+#define CLI_STR(name, dst, flags)                                            \
+    {name, OPT_STR, dst, 0, 0, 0.0, 0.0, flags, NULL, 0}
+#define CLI_I64(name, dst, lo, hi, flags)                                    \
+    {name, OPT_I64, dst, lo, hi, 0.0, 0.0, flags, NULL, 0}
+#define CLI_U64(name, dst, flags)                                            \
+    {name, OPT_U64, dst, 0, 0, 0.0, 0.0, flags, NULL, 0}
+#define CLI_DBL(name, dst, lo, hi, flags)                                    \
+    {name, OPT_DBL, dst, 0, 0, lo, hi, flags, NULL, 0}
+#define CLI_FLAG(name, dst) {name, OPT_FLAG, dst, 0, 0, 0.0, 0.0, 0, NULL, 0}
+#define CLI_CHOICE(name, dst, choices)                                       \
+    {name, OPT_CHOICE, dst, 0, 0, 0.0, 0.0, 0, choices, 0}
 
 /* What cli_start returns when the command should go on. */
 #define CLI_CONTINUE (-1)
@@ -167,21 +180,16 @@ typedef struct cli_denoise_vals {
  * inference rule, for a cli_opt array initialiser; @p v is a
  * cli_denoise_vals. The ranges are those of iadsr_denoise_params. */
 #define CLI_DENOISE_TRAIN_OPTS(v)                                            \
-    {"lambda-align", OPT_DBL, &(v).lambda_align, 0, 0, 0.0, 1e6, 0, NULL, 0, \
-     0},                                                                     \
-    {"lambda-recon", OPT_DBL, &(v).lambda_recon, 0, 0, 0.0, 1e6, 0, NULL, 0, \
-     0},                                                                     \
-    {"tau-align", OPT_DBL, &(v).tau_align, 0, 0, 0.0, 1e6, OPT_LO_OPEN,     \
-     NULL, 0, 0},                                                            \
-    {"tau-gumbel", OPT_DBL, &(v).tau_gumbel, 0, 0, 0.0, 1e6, OPT_LO_OPEN,   \
-     NULL, 0, 0},                                                            \
-    {"collab-only", OPT_FLAG, &(v).collab_only, 0, 0, 0, 0, 0, NULL, 0, 0},  \
-    {"carry-masks", OPT_FLAG, &(v).carry_masks, 0, 0, 0, 0, 0, NULL, 0, 0}
+    CLI_DBL("lambda-align", &(v).lambda_align, 0.0, 1e6, 0),                 \
+    CLI_DBL("lambda-recon", &(v).lambda_recon, 0.0, 1e6, 0),                 \
+    CLI_DBL("tau-align", &(v).tau_align, 0.0, 1e6, OPT_LO_OPEN),             \
+    CLI_DBL("tau-gumbel", &(v).tau_gumbel, 0.0, 1e6, OPT_LO_OPEN),           \
+    CLI_FLAG("collab-only", &(v).collab_only),                               \
+    CLI_FLAG("carry-masks", &(v).carry_masks)
 #define CLI_DENOISE_RULE_OPTS(v)                                             \
-    {"theta", OPT_DBL, &(v).theta, 0, 0, -3.0, 3.0, 0, NULL, 0, 0},          \
-    {"max-drop", OPT_DBL, &(v).max_drop, 0, 0, 0.0, 1.0, 0, NULL, 0, 0},     \
-    {"no-protect-last", OPT_FLAG, &(v).no_protect_last, 0, 0, 0, 0, 0, NULL, \
-     0, 0}
+    CLI_DBL("theta", &(v).theta, -3.0, 3.0, 0),                              \
+    CLI_DBL("max-drop", &(v).max_drop, 0.0, 1.0, 0),                         \
+    CLI_FLAG("no-protect-last", &(v).no_protect_last)
 
 /* Names of all the options above (NULL-terminated), for "only with
  * --semantic" checks. */
@@ -226,34 +234,29 @@ typedef struct cli_train_vals {
 /* The option of a backbone hyper-parameter; its range (0..0 here) is set
  * from the registry by cli_train_start. */
 #define CLI_HPARAM_OPT(v, i)                                                 \
-    {cli_hparam_opts[i].name, OPT_I64, &(v).hparam[i], 0, 0, 0, 0, 0, NULL,  \
-     0, 0}
+    CLI_I64(cli_hparam_opts[i].name, &(v).hparam[i], 0, 0, 0)
 
 /* The model options first, in the order their "applies to" errors come. */
 #define CLI_TRAIN_OPTS(v)                                                    \
-    {"backbone", OPT_CHOICE, &(v).backbone, 0, 0, 0, 0, 0,                   \
-     (v).backbone_names, 0, 0},                                              \
-    {"dim", OPT_I64, &(v).dim, 1, 4096, 0, 0, 0, NULL, 0, 0},                \
-    {"max-len", OPT_I64, &(v).max_len, 1, 4096, 0, 0, 0, NULL, 0, 0},        \
-    {"heads", OPT_I64, &(v).heads, 1, 4096, 0, 0, 0, NULL, 0, 0},            \
-    {"pre-ln", OPT_FLAG, &(v).pre_ln, 0, 0, 0, 0, 0, NULL, 0, 0},            \
+    CLI_CHOICE("backbone", &(v).backbone, (v).backbone_names),               \
+    CLI_I64("dim", &(v).dim, 1, 4096, 0),                                    \
+    CLI_I64("max-len", &(v).max_len, 1, 4096, 0),                            \
+    CLI_I64("heads", &(v).heads, 1, 4096, 0),                                \
+    CLI_FLAG("pre-ln", &(v).pre_ln),                                         \
     CLI_HPARAM_OPT(v, 0), CLI_HPARAM_OPT(v, 1), CLI_HPARAM_OPT(v, 2),        \
-    {"layers", OPT_I64, &(v).layers, 1, 16, 0, 0, 0, NULL, 0, 0},            \
-    {"epochs", OPT_I64, &(v).epochs, 1, 100000, 0, 0, 0, NULL, 0, 0},        \
-    {"dropout", OPT_DBL, &(v).dropout, 0, 0, 0.0, 1.0, OPT_HI_OPEN, NULL, 0, \
-     0},                                                                     \
-    {"lr", OPT_DBL, &(v).lr, 0, 0, 0.0, 1e6, OPT_LO_OPEN, NULL, 0, 0},       \
-    {"weight-decay", OPT_DBL, &(v).wd, 0, 0, 0.0, 1e6, 0, NULL, 0, 0},       \
-    {"label-smoothing", OPT_DBL, &(v).smooth, 0, 0, 0.0, 1.0, OPT_HI_OPEN,  \
-     NULL, 0, 0},                                                            \
-    {"history-penalty", OPT_DBL, &(v).hist, 0, 0, 0.0, 1e6, 0, NULL, 0, 0}, \
-    {"batch", OPT_I64, &(v).batch, 1, 65536, 0, 0, 0, NULL, 0, 0},           \
-    {"patience", OPT_I64, &(v).patience, 0, 100000, 0, 0, 0, NULL, 0, 0},    \
-    {"eval-every", OPT_I64, &(v).eval_every, 1, 100000, 0, 0, 0, NULL, 0,    \
-     0},                                                                     \
-    {"seed", OPT_U64, &(v).seed, 0, 0, 0, 0, 0, NULL, 0, 0},                 \
-    {"threads", OPT_I64, &(v).threads, 1, 256, 0, 0, 0, NULL, 0, 0},         \
-    {"quiet", OPT_FLAG, &(v).quiet, 0, 0, 0, 0, 0, NULL, 0, 0},              \
+    CLI_I64("layers", &(v).layers, 1, 16, 0),                                \
+    CLI_I64("epochs", &(v).epochs, 1, 100000, 0),                            \
+    CLI_DBL("dropout", &(v).dropout, 0.0, 1.0, OPT_HI_OPEN),                 \
+    CLI_DBL("lr", &(v).lr, 0.0, 1e6, OPT_LO_OPEN),                           \
+    CLI_DBL("weight-decay", &(v).wd, 0.0, 1e6, 0),                           \
+    CLI_DBL("label-smoothing", &(v).smooth, 0.0, 1.0, OPT_HI_OPEN),          \
+    CLI_DBL("history-penalty", &(v).hist, 0.0, 1e6, 0),                      \
+    CLI_I64("batch", &(v).batch, 1, 65536, 0),                               \
+    CLI_I64("patience", &(v).patience, 0, 100000, 0),                        \
+    CLI_I64("eval-every", &(v).eval_every, 1, 100000, 0),                    \
+    CLI_U64("seed", &(v).seed, 0),                                           \
+    CLI_I64("threads", &(v).threads, 1, 256, 0),                             \
+    CLI_FLAG("quiet", &(v).quiet),                                           \
     CLI_DENOISE_TRAIN_OPTS((v).iadsr), CLI_DENOISE_RULE_OPTS((v).iadsr)
 
 /* The params of a training run from the train options (split

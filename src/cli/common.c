@@ -144,14 +144,14 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
         if (parse_number(val, OPT_DBL, &v) != 0)
             return cli_usage_error(cmd, "--%s: '%s' is not a finite number",
                                    o->name, val);
-        bad = (o->dflags & OPT_LO_OPEN) ? !(v > o->dlo) : !(v >= o->dlo);
-        bad |= (o->dflags & OPT_HI_OPEN) ? !(v < o->dhi) : !(v <= o->dhi);
+        bad = (o->flags & OPT_LO_OPEN) ? !(v > o->dlo) : !(v >= o->dlo);
+        bad |= (o->flags & OPT_HI_OPEN) ? !(v < o->dhi) : !(v <= o->dhi);
         if (bad)
             return cli_usage_error(cmd, "--%s: %s is outside %s%g, %g%s",
                                    o->name, val,
-                                   (o->dflags & OPT_LO_OPEN) ? "(" : "[",
+                                   (o->flags & OPT_LO_OPEN) ? "(" : "[",
                                    o->dlo, o->dhi,
-                                   (o->dflags & OPT_HI_OPEN) ? ")" : "]");
+                                   (o->flags & OPT_HI_OPEN) ? ")" : "]");
         *(double *)o->dst = v;
         return 0;
     }
@@ -222,7 +222,7 @@ static int parse_args(const char *cmd, int argc, char **argv, cli_opt *opts,
         o->seen = 1;
     }
     for (size_t i = 0; i < n_opts; i++)
-        if (opts[i].required && !opts[i].seen)
+        if ((opts[i].flags & OPT_REQUIRED) && !opts[i].seen)
             return cli_usage_error(cmd, "missing required option --%s",
                                    opts[i].name);
     return 0;

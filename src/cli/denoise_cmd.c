@@ -282,19 +282,18 @@ int cmd_denoise(int argc, char **argv)
     int64_t threads = 1;
     cli_denoise_vals dv;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
-         cli_semantic_rows_names, 0, 0},
-        {"user-semantic", OPT_STR, &usem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
+        CLI_STR("model", &model_path, OPT_REQUIRED),
+        CLI_STR("semantic", &sem_path, OPT_REQUIRED),
+        CLI_CHOICE("semantic-rows", &sem_rows, cli_semantic_rows_names),
+        CLI_STR("user-semantic", &usem_path, 0),
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_STR("out", &out, OPT_REQUIRED),
+        CLI_CHOICE("split", &split, split_names),
         CLI_DENOISE_RULE_OPTS(dv),
-        {"collab-only", OPT_FLAG, &dv.collab_only, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
-        {"labels", OPT_STR, &labels_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_FLAG("collab-only", &dv.collab_only),
+        CLI_I64("threads", &threads, 1, 256, 0),
+        CLI_STR("labels", &labels_path, 0),
+        CLI_FLAG("json", &json),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     int32_t lib_split;
@@ -503,13 +502,12 @@ int cmd_pipeline(int argc, char **argv)
     int sem_rows = 0, json = 0;
     cli_train_vals tv;
     cli_opt opts[] = {
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
-         cli_semantic_rows_names, 0, 0},
-        {"out-model", OPT_STR, &out_model, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"out-clean", OPT_STR, &out_clean, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_STR("semantic", &sem_path, OPT_REQUIRED),
+        CLI_CHOICE("semantic-rows", &sem_rows, cli_semantic_rows_names),
+        CLI_STR("out-model", &out_model, 0),
+        CLI_STR("out-clean", &out_clean, 0),
+        CLI_FLAG("json", &json),
         CLI_TRAIN_OPTS(tv),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];

@@ -357,12 +357,12 @@ int cmd_embed_text(int argc, char **argv)
     int no_pc = 0, n_cols, exit_code = CLI_RUNTIME;
     double sif_a = IADSR__SIF_DEFAULT_A;
     cli_opt opts[] = {
-        {"items", OPT_STR, &items_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"text-col", OPT_STR, &text_col, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"vectors", OPT_STR, &vec_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"out", OPT_STR, &out_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"no-pc", OPT_FLAG, &no_pc, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"sif-a", OPT_DBL, &sif_a, 0, 0, 0.0, 1.0, OPT_LO_OPEN, NULL, 0, 0},
+        CLI_STR("items", &items_path, OPT_REQUIRED),
+        CLI_STR("text-col", &text_col, OPT_REQUIRED),
+        CLI_STR("vectors", &vec_path, OPT_REQUIRED),
+        CLI_STR("out", &out_path, OPT_REQUIRED),
+        CLI_FLAG("no-pc", &no_pc),
+        CLI_DBL("sif-a", &sif_a, 0.0, 1.0, OPT_LO_OPEN),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     char *cols[MAX_TEXT_COLS], *col_store = NULL;

@@ -240,17 +240,16 @@ int cmd_eval(int argc, char **argv)
     int split = 0, excl = 0, json = 0, sem_rows = 0;
     int64_t threads = 1, cold_max = 0;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
-         cli_semantic_rows_names, 0, 0},
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
-        {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
-        {"cold-max", OPT_I64, &cold_max, 0, INT64_MAX, 0, 0, 0, NULL, 0, 0},
-        {"cold-ref", OPT_STR, &cold_ref, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("model", &model_path, 0),
+        CLI_STR("semantic", &sem_path, 0),
+        CLI_CHOICE("semantic-rows", &sem_rows, cli_semantic_rows_names),
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_CHOICE("split", &split, split_names),
+        CLI_FLAG("exclude-history", &excl),
+        CLI_I64("threads", &threads, 1, 256, 0),
+        CLI_I64("cold-max", &cold_max, 0, INT64_MAX, 0),
+        CLI_STR("cold-ref", &cold_ref, 0),
+        CLI_FLAG("json", &json),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_model *m = NULL;
@@ -344,11 +343,11 @@ int cmd_recommend(int argc, char **argv)
     int64_t k = 0, max_users = INT64_MAX;
     int excl = 0;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"k", OPT_I64, &k, 1, INT32_MAX, 0, 0, 0, NULL, 1, 0},
-        {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"users", OPT_I64, &max_users, 1, INT64_MAX, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("model", &model_path, OPT_REQUIRED),
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_I64("k", &k, 1, INT32_MAX, OPT_REQUIRED),
+        CLI_FLAG("exclude-history", &excl),
+        CLI_I64("users", &max_users, 1, INT64_MAX, 0),
     };
     iadsr_model *m = NULL;
     iadsr_dataset *d = NULL;
@@ -497,7 +496,7 @@ int cmd_info(int argc, char **argv)
     static const char *cmd = "info";
     const char *model_path = NULL;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        CLI_STR("model", &model_path, OPT_REQUIRED),
     };
     iadsr_model *m = NULL;
     iadsr_model_params p;
@@ -628,10 +627,10 @@ int cmd_popularity(int argc, char **argv)
     const char *data_path = NULL;
     int split = 0, excl = 0, json = 0;
     cli_opt opts[] = {
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
-        {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_CHOICE("split", &split, split_names),
+        CLI_FLAG("exclude-history", &excl),
+        CLI_FLAG("json", &json),
     };
     iadsr_dataset *d = NULL;
     pop_counts pc = {NULL, NULL, 0};

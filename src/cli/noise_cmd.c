@@ -236,12 +236,12 @@ int cmd_inject_noise(int argc, char **argv)
     uint64_t seed = 0;
     int quiet = 0;
     cli_opt opts[] = {
-        {"data", OPT_STR, &data, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"rate", OPT_DBL, &rate, 0, 0, 0.0, 10.0, 0, NULL, 1, 0},
-        {"seed", OPT_U64, &seed, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"labels", OPT_STR, &labels, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"quiet", OPT_FLAG, &quiet, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("data", &data, OPT_REQUIRED),
+        CLI_DBL("rate", &rate, 0.0, 10.0, OPT_REQUIRED),
+        CLI_U64("seed", &seed, OPT_REQUIRED),
+        CLI_STR("out", &out, OPT_REQUIRED),
+        CLI_STR("labels", &labels, OPT_REQUIRED),
+        CLI_FLAG("quiet", &quiet),
     };
     iadsr_dataset *d = NULL;
     noisy_data nd;

@@ -165,13 +165,12 @@ int cmd_train(int argc, char **argv)
     int sem_rows = 0;
     cli_train_vals tv;
     cli_opt opts[] = {
-        {"data", OPT_STR, &data, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
+        CLI_STR("data", &data, OPT_REQUIRED),
+        CLI_STR("out", &out, OPT_REQUIRED),
         CLI_TRAIN_OPTS(tv),
-        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
-         cli_semantic_rows_names, 0, 0},
-        {"user-semantic", OPT_STR, &usem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("semantic", &sem_path, 0),
+        CLI_CHOICE("semantic-rows", &sem_rows, cli_semantic_rows_names),
+        CLI_STR("user-semantic", &usem_path, 0),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *ds = NULL;
