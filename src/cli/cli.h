@@ -140,20 +140,40 @@ int cli_write_dataset(const char *cmd, const char *path,
  * (at most 20). */
 size_t cli_put_u64(char *buf, uint64_t v);
 
+/* Load the sequences of @p path (iadsr_dataset_load_text(); @p n_items:
+ * the largest id allowed, 0 = any) or the model of the checkpoint @p path.
+ * Print the error and return CLI_RUNTIME, else CLI_OK. */
+int cli_load_data(const char *cmd, const char *path, int32_t n_items,
+                  iadsr_dataset **d);
+int cli_load_model(const char *cmd, const char *path, iadsr_model **m);
+
 /* Layout of semantic .npy rows (option --semantic-rows): index 0 =
  * "padded" (row i = item i, row 0 unused), 1 = "dense" (row i = item
  * i + 1), 2 = "items" (an alias of dense). */
 extern const char *const cli_semantic_rows_names[];
-/* Load a semantic item matrix with the layout chosen by --semantic-rows
- * (@p rows is an index into cli_semantic_rows_names). Prints the error and
- * returns CLI_RUNTIME, else CLI_OK. */
-int cli_load_semantic(const char *cmd, const char *path, int rows,
-                      iadsr_semantic **out);
-/* Load per-user semantic rows (--user-semantic): an n_users x D .npy, row
- * u = the u-th user of the sequence file. Checks the row count against
- * @p n_users and the width against @p dim (0 = any). */
-int cli_load_user_semantic(const char *cmd, const char *path, int64_t n_users,
-                           int32_t dim, iadsr_semantic **out);
+
+/* The semantic inputs (--semantic, --semantic-rows and --user-semantic)
+ * and the matrices loaded from them. Zero it before use. */
+typedef struct cli_semantic_in {
+    const char *path, *user_path;
+    int rows; /* index into cli_semantic_rows_names */
+    iadsr_semantic *items, *users;
+} cli_semantic_in;
+/* cli_opt entries of --semantic (@p flags: OPT_*) and --semantic-rows;
+ * of --user-semantic. */
+#define CLI_SEMANTIC_OPTS(s, flags)                                          \
+    CLI_STR("semantic", &(s).path, flags),                                   \
+    CLI_CHOICE("semantic-rows", &(s).rows, cli_semantic_rows_names)
+#define CLI_USER_SEMANTIC_OPT(s) CLI_STR("user-semantic", &(s).user_path, 0)
+/* Load the item matrix of --semantic with the layout of --semantic-rows.
+ * Prints the error and returns CLI_RUNTIME, else CLI_OK. */
+int cli_load_semantic(const char *cmd, cli_semantic_in *s);
+/* Load the user rows of --user-semantic, if given (CLI_OK if not): an
+ * n_users x D .npy, row u = the u-th user of the sequence file, D the
+ * width of the item matrix. Checks both. */
+int cli_load_user_semantic(const char *cmd, cli_semantic_in *s,
+                           int64_t n_users);
+void cli_semantic_in_free(cli_semantic_in *s);
 
 /* Random numbers of the CLI's data (inject-noise, synth --semantic-out):
  * the library's xoshiro256** stream (iadsr__rng_seed, iadsr__rng_u64)

@@ -439,44 +439,72 @@ int cli_write_dataset(const char *cmd, const char *path,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Inputs                                                                   */
+/* ------------------------------------------------------------------------ */
+
+int cli_load_data(const char *cmd, const char *path, int32_t n_items,
+                  iadsr_dataset **d)
+{
+    int rc = iadsr_dataset_load_text(d, path, n_items);
+    return rc == IADSR_OK ? CLI_OK : cli_lib_error(cmd, NULL, path, rc);
+}
+
+int cli_load_model(const char *cmd, const char *path, iadsr_model **m)
+{
+    int rc = iadsr_model_load(m, path, 0);
+    return rc == IADSR_OK ? CLI_OK
+                          : cli_lib_error(cmd, "cannot load model", path, rc);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Semantic matrices                                                        */
 /* ------------------------------------------------------------------------ */
 
 const char *const cli_semantic_rows_names[] = {"padded", "dense", "items",
                                                NULL};
 
-int cli_load_semantic(const char *cmd, const char *path, int rows,
-                      iadsr_semantic **out)
+int cli_load_semantic(const char *cmd, cli_semantic_in *s)
 {
-    uint32_t fl = rows == 0 ? IADSR_SEMANTIC_ROW0_PADDING : 0u;
-    int rc = iadsr_semantic_load_npy(out, path, fl);
+    uint32_t fl = s->rows == 0 ? IADSR_SEMANTIC_ROW0_PADDING : 0u;
+    int rc = iadsr_semantic_load_npy(&s->items, s->path, fl);
     if (rc != IADSR_OK)
-        return cli_lib_error(cmd, "cannot load the semantic matrix", path,
+        return cli_lib_error(cmd, "cannot load the semantic matrix", s->path,
                              rc);
     return CLI_OK;
 }
 
-int cli_load_user_semantic(const char *cmd, const char *path, int64_t n_users,
-                           int32_t dim, iadsr_semantic **out)
+int cli_load_user_semantic(const char *cmd, cli_semantic_in *s,
+                           int64_t n_users)
 {
+    int32_t dim = s->items ? iadsr_semantic_dim(s->items) : 0;
+    int rc;
+    if (!s->user_path)
+        return CLI_OK;
     /* dense: row u is the u-th user (the matrix API calls rows "items") */
-    int rc = iadsr_semantic_load_npy(out, path, 0u);
+    rc = iadsr_semantic_load_npy(&s->users, s->user_path, 0u);
     if (rc != IADSR_OK)
         return cli_lib_error(cmd, "cannot load the user semantic matrix",
-                             path, rc);
-    if ((int64_t)iadsr_semantic_n_items(*out) != n_users ||
-        (dim > 0 && iadsr_semantic_dim(*out) != dim)) {
+                             s->user_path, rc);
+    if ((int64_t)iadsr_semantic_n_items(s->users) != n_users ||
+        (dim > 0 && iadsr_semantic_dim(s->users) != dim)) {
         cli_error(cmd,
                   "%s: %ld x %ld user matrix, expected %lld rows (one per "
                   "user of the sequence file, in file order) of width %ld",
-                  path, (long)iadsr_semantic_n_items(*out),
-                  (long)iadsr_semantic_dim(*out), (long long)n_users,
-                  (long)(dim > 0 ? dim : iadsr_semantic_dim(*out)));
-        iadsr_semantic_free(*out);
-        *out = NULL;
+                  s->user_path, (long)iadsr_semantic_n_items(s->users),
+                  (long)iadsr_semantic_dim(s->users), (long long)n_users,
+                  (long)(dim > 0 ? dim : iadsr_semantic_dim(s->users)));
+        iadsr_semantic_free(s->users);
+        s->users = NULL;
         return CLI_RUNTIME;
     }
     return CLI_OK;
+}
+
+void cli_semantic_in_free(cli_semantic_in *s)
+{
+    iadsr_semantic_free(s->users);
+    iadsr_semantic_free(s->items);
+    s->users = s->items = NULL;
 }
 
 /* ------------------------------------------------------------------------ */

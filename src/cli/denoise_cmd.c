@@ -276,16 +276,16 @@ static void print_denoise(const clean_stats *st, const char *split,
 int cmd_denoise(int argc, char **argv)
 {
     static const char *cmd = "denoise";
-    const char *model_path = NULL, *sem_path = NULL, *usem_path = NULL;
-    const char *data_path = NULL, *out = NULL, *labels_path = NULL;
-    int sem_rows = 0, split = 0, json = 0;
+    const char *model_path = NULL, *data_path = NULL, *out = NULL;
+    const char *labels_path = NULL;
+    cli_semantic_in si;
+    int split = 0, json = 0;
     int64_t threads = 1;
     cli_denoise_vals dv;
     cli_opt opts[] = {
         CLI_STR("model", &model_path, OPT_REQUIRED),
-        CLI_STR("semantic", &sem_path, OPT_REQUIRED),
-        CLI_CHOICE("semantic-rows", &sem_rows, cli_semantic_rows_names),
-        CLI_STR("user-semantic", &usem_path, 0),
+        CLI_SEMANTIC_OPTS(si, OPT_REQUIRED),
+        CLI_USER_SEMANTIC_OPT(si),
         CLI_STR("data", &data_path, OPT_REQUIRED),
         CLI_STR("out", &out, OPT_REQUIRED),
         CLI_CHOICE("split", &split, split_names),
@@ -300,7 +300,6 @@ int cmd_denoise(int argc, char **argv)
     iadsr_model *m = NULL;
     iadsr_aligner *al = NULL;
     iadsr_gate *gate = NULL;
-    iadsr_semantic *sem = NULL, *usem = NULL;
     iadsr_dataset *d = NULL, *clean = NULL;
     iadsr_denoiser *dn = NULL;
     iadsr_denoise_params gp;
@@ -312,6 +311,7 @@ int cmd_denoise(int argc, char **argv)
     int rc;
 
     memset(&dv, 0, sizeof dv);
+    memset(&si, 0, sizeof si);
     rc = cli_start(cmd, argc, argv, opts, n_opts,
                    (const char *const[]){denoise_help, NULL});
     if (rc != CLI_CONTINUE)
@@ -332,16 +332,11 @@ int cmd_denoise(int argc, char **argv)
                                                           : "gate");
         goto done;
     }
-    if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK)
+    if (cli_load_semantic(cmd, &si) != CLI_OK)
         goto done;
-    rc = iadsr_dataset_load_text(&d, data_path, iadsr_model_n_items(m));
-    if (rc != IADSR_OK) {
-        cli_lib_error(cmd, NULL, data_path, rc);
+    if (cli_load_data(cmd, data_path, iadsr_model_n_items(m), &d) != CLI_OK)
         goto done;
-    }
-    if (usem_path &&
-        cli_load_user_semantic(cmd, usem_path, iadsr_dataset_n_users(d),
-                               iadsr_semantic_dim(sem), &usem) != CLI_OK)
+    if (cli_load_user_semantic(cmd, &si, iadsr_dataset_n_users(d)) != CLI_OK)
         goto done;
 
     /* the inference rule: the trained gate's, or the one asked for */
@@ -362,7 +357,7 @@ int cmd_denoise(int argc, char **argv)
         iadsr_gate_free(gate);
         gate = g2;
     }
-    rc = iadsr_denoiser_create(&dn, m, al, gate, sem);
+    rc = iadsr_denoiser_create(&dn, m, al, gate, si.items);
     if (rc != IADSR_OK) {
         cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
         goto done;
@@ -382,7 +377,7 @@ int cmd_denoise(int argc, char **argv)
         read_labels(cmd, labels_path, data_path, d, lab) != CLI_OK)
         goto done;
 
-    rc = iadsr_denoiser_clean_dataset(dn, d, lib_split, usem,
+    rc = iadsr_denoiser_clean_dataset(dn, d, lib_split, si.users,
                                       (int32_t)threads, &clean, keep, NULL);
     if (rc != IADSR_OK) {
         cli_lib_error(cmd, "cleaning failed", NULL, rc);
@@ -416,8 +411,7 @@ done:
     iadsr_dataset_free(clean);
     iadsr_denoiser_free(dn);
     iadsr_dataset_free(d);
-    iadsr_semantic_free(usem);
-    iadsr_semantic_free(sem);
+    cli_semantic_in_free(&si);
     iadsr_gate_free(gate);
     iadsr_aligner_free(al);
     iadsr_model_free(m);
@@ -497,14 +491,13 @@ static void print_pipeline(const iadsr_pipeline_result *r, int64_t n_users,
 int cmd_pipeline(int argc, char **argv)
 {
     static const char *cmd = "pipeline";
-    const char *data_path = NULL, *sem_path = NULL;
-    const char *out_model = NULL, *out_clean = NULL;
-    int sem_rows = 0, json = 0;
+    const char *data_path = NULL, *out_model = NULL, *out_clean = NULL;
+    cli_semantic_in si;
+    int json = 0;
     cli_train_vals tv;
     cli_opt opts[] = {
         CLI_STR("data", &data_path, OPT_REQUIRED),
-        CLI_STR("semantic", &sem_path, OPT_REQUIRED),
-        CLI_CHOICE("semantic-rows", &sem_rows, cli_semantic_rows_names),
+        CLI_SEMANTIC_OPTS(si, OPT_REQUIRED),
         CLI_STR("out-model", &out_model, 0),
         CLI_STR("out-clean", &out_clean, 0),
         CLI_FLAG("json", &json),
@@ -512,7 +505,6 @@ int cmd_pipeline(int argc, char **argv)
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *d = NULL, *clean = NULL;
-    iadsr_semantic *sem = NULL;
     iadsr_model *model = NULL;
     cli_train_params tp;
     iadsr_pipeline_result res;
@@ -520,6 +512,7 @@ int cmd_pipeline(int argc, char **argv)
     int exit_code = CLI_RUNTIME;
     int rc;
 
+    memset(&si, 0, sizeof si);
     rc = cli_train_start(cmd, argc, argv, opts, n_opts, pipeline_help,
                          pipeline_help_iadsr, &tv, &tp);
     if (rc != CLI_CONTINUE)
@@ -531,10 +524,9 @@ int cmd_pipeline(int argc, char **argv)
         (out_clean && cli_check_out_path(cmd, out_clean) != CLI_OK))
         return CLI_RUNTIME;
 
-    rc = iadsr_dataset_load_text(&d, data_path, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, data_path, rc);
-    if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK)
+    if (cli_load_data(cmd, data_path, 0, &d) != CLI_OK)
+        return CLI_RUNTIME;
+    if (cli_load_semantic(cmd, &si) != CLI_OK)
         goto done;
     tp.model.n_items = iadsr_dataset_n_items(d);
     if (!tv.quiet)
@@ -543,9 +535,9 @@ int cmd_pipeline(int argc, char **argv)
                 "semantic %s: %ld items x %ld\n",
                 (long long)iadsr_dataset_n_users(d),
                 (long)iadsr_dataset_n_items(d),
-                (long long)iadsr_dataset_n_interactions(d), sem_path,
-                (long)iadsr_semantic_n_items(sem),
-                (long)iadsr_semantic_dim(sem));
+                (long long)iadsr_dataset_n_interactions(d), si.path,
+                (long)iadsr_semantic_n_items(si.items),
+                (long)iadsr_semantic_dim(si.items));
 
     memset(&res, 0, sizeof res);
     res.struct_size = (uint32_t)sizeof res;
@@ -553,7 +545,7 @@ int cmd_pipeline(int argc, char **argv)
     st.label[0] = "iadsr";
     st.label[1] = "retrain";
     cli_sigint_install();
-    rc = iadsr_pipeline(d, sem, &tp.model, &tp.train, &tp.iadsr,
+    rc = iadsr_pipeline(d, si.items, &tp.model, &tp.train, &tp.iadsr,
                         cli_progress_cb, &st, &res,
                         out_model ? &model : NULL,
                         out_clean ? &clean : NULL);
@@ -581,7 +573,7 @@ int cmd_pipeline(int argc, char **argv)
 done:
     iadsr_model_free(model);
     iadsr_dataset_free(clean);
-    iadsr_semantic_free(sem);
+    cli_semantic_in_free(&si);
     iadsr_dataset_free(d);
     return exit_code;
 }

@@ -73,14 +73,12 @@ static int load_model_and_data(const char *cmd, const char *model_path,
                                const char *data_path, iadsr_model **m,
                                iadsr_dataset **d)
 {
-    int rc = iadsr_model_load(m, model_path, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, "cannot load model", model_path, rc);
-    rc = iadsr_dataset_load_text(d, data_path, iadsr_model_n_items(*m));
-    if (rc != IADSR_OK) {
+    if (cli_load_model(cmd, model_path, m) != CLI_OK)
+        return CLI_RUNTIME;
+    if (cli_load_data(cmd, data_path, iadsr_model_n_items(*m), d) != CLI_OK) {
         iadsr_model_free(*m);
         *m = NULL;
-        return cli_lib_error(cmd, NULL, data_path, rc);
+        return CLI_RUNTIME;
     }
     return CLI_OK;
 }
@@ -235,14 +233,13 @@ static void print_eval(const char *split, const iadsr_metrics *met, int excl,
 int cmd_eval(int argc, char **argv)
 {
     static const char *cmd = "eval";
-    const char *model_path = NULL, *data_path = NULL, *sem_path = NULL;
-    const char *cold_ref = NULL;
-    int split = 0, excl = 0, json = 0, sem_rows = 0;
+    const char *model_path = NULL, *data_path = NULL, *cold_ref = NULL;
+    cli_semantic_in si;
+    int split = 0, excl = 0, json = 0;
     int64_t threads = 1, cold_max = 0;
     cli_opt opts[] = {
         CLI_STR("model", &model_path, 0),
-        CLI_STR("semantic", &sem_path, 0),
-        CLI_CHOICE("semantic-rows", &sem_rows, cli_semantic_rows_names),
+        CLI_SEMANTIC_OPTS(si, 0),
         CLI_STR("data", &data_path, OPT_REQUIRED),
         CLI_CHOICE("split", &split, split_names),
         CLI_FLAG("exclude-history", &excl),
@@ -253,18 +250,18 @@ int cmd_eval(int argc, char **argv)
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_model *m = NULL;
-    iadsr_semantic *s = NULL;
     iadsr_dataset *d = NULL;
     iadsr_eval_params ep;
     iadsr_metrics met;
     cold_view cv = {0, NULL, 0, 0};
-    int cold, exit_code;
-    int rc = cli_start(cmd, argc, argv, opts, n_opts,
-                       (const char *const[]){eval_help, NULL});
+    int cold, exit_code, rc;
 
+    memset(&si, 0, sizeof si);
+    rc = cli_start(cmd, argc, argv, opts, n_opts,
+                   (const char *const[]){eval_help, NULL});
     if (rc != CLI_CONTINUE)
         return rc;
-    if ((model_path == NULL) == (sem_path == NULL))
+    if ((model_path == NULL) == (si.path == NULL))
         return cli_usage_error(cmd, "give exactly one of --model and "
                                     "--semantic");
     cold = cli_opt_seen(opts, n_opts, "cold-max");
@@ -278,15 +275,13 @@ int cmd_eval(int argc, char **argv)
     ep.flags = excl ? IADSR_TOPK_EXCLUDE_HISTORY : 0u;
     memset(&met, 0, sizeof met);
     met.struct_size = (uint32_t)sizeof met;
-    if (sem_path) {
-        if (cli_load_semantic(cmd, sem_path, sem_rows, &s) != CLI_OK)
+    if (si.path) {
+        if (cli_load_semantic(cmd, &si) != CLI_OK)
             return CLI_RUNTIME;
-        rc = iadsr_dataset_load_text(&d, data_path,
-                                     iadsr_semantic_n_items(s));
-        if (rc != IADSR_OK) {
-            exit_code = cli_lib_error(cmd, NULL, data_path, rc);
+        exit_code = cli_load_data(cmd, data_path,
+                                  iadsr_semantic_n_items(si.items), &d);
+        if (exit_code != CLI_OK)
             goto done;
-        }
     } else if (load_model_and_data(cmd, model_path, data_path, &m, &d) !=
                CLI_OK) {
         return CLI_RUNTIME;
@@ -296,7 +291,7 @@ int cmd_eval(int argc, char **argv)
         if (exit_code != CLI_OK)
             goto done;
     }
-    rc = s ? iadsr_semantic_evaluate(s, d, &ep, &met)
+    rc = si.items ? iadsr_semantic_evaluate(si.items, d, &ep, &met)
            : iadsr_evaluate(m, d, &ep, &met);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, NULL, NULL, rc);
@@ -308,7 +303,7 @@ int cmd_eval(int argc, char **argv)
 
 done:
     iadsr_model_free(m);
-    iadsr_semantic_free(s);
+    cli_semantic_in_free(&si);
     iadsr_dataset_free(d);
     return exit_code;
 }
@@ -506,9 +501,8 @@ int cmd_info(int argc, char **argv)
 
     if (rc != CLI_CONTINUE)
         return rc;
-    rc = iadsr_model_load(&m, model_path, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, "cannot load model", model_path, rc);
+    if (cli_load_model(cmd, model_path, &m) != CLI_OK)
+        return CLI_RUNTIME;
     iadsr_model_params_init(&p);
     rc = iadsr_model_get_params(m, &p);
     if (rc != IADSR_OK) {
@@ -647,9 +641,8 @@ int cmd_popularity(int argc, char **argv)
 
     if (rc != CLI_CONTINUE)
         return rc;
-    rc = iadsr_dataset_load_text(&d, data_path, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, data_path, rc);
+    if (cli_load_data(cmd, data_path, 0, &d) != CLI_OK)
+        return CLI_RUNTIME;
     n_users = iadsr_dataset_n_users(d);
     for (int64_t u = 0; u < n_users; u++) {
         int32_t n = 0;

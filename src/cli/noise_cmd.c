@@ -258,9 +258,8 @@ int cmd_inject_noise(int argc, char **argv)
     if (cli_check_out_path(cmd, out) != CLI_OK ||
         cli_check_out_path(cmd, labels) != CLI_OK)
         return CLI_RUNTIME;
-    rc = iadsr_dataset_load_text(&d, data, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, data, rc);
+    if (cli_load_data(cmd, data, 0, &d) != CLI_OK)
+        return CLI_RUNTIME;
     if (inject(cmd, d, rate, seed, &nd, &n_injected, &n_hit) != CLI_OK)
         goto done;
     if (cli_write_atomic(cmd, out, write_noisy, &nd) != CLI_OK ||

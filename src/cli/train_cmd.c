@@ -161,20 +161,18 @@ static void print_denoise_params(const char *cmd,
 int cmd_train(int argc, char **argv)
 {
     static const char *cmd = "train";
-    const char *data = NULL, *out = NULL, *sem_path = NULL, *usem_path = NULL;
-    int sem_rows = 0;
+    const char *data = NULL, *out = NULL;
+    cli_semantic_in si;
     cli_train_vals tv;
     cli_opt opts[] = {
         CLI_STR("data", &data, OPT_REQUIRED),
         CLI_STR("out", &out, OPT_REQUIRED),
         CLI_TRAIN_OPTS(tv),
-        CLI_STR("semantic", &sem_path, 0),
-        CLI_CHOICE("semantic-rows", &sem_rows, cli_semantic_rows_names),
-        CLI_STR("user-semantic", &usem_path, 0),
+        CLI_SEMANTIC_OPTS(si, 0),
+        CLI_USER_SEMANTIC_OPT(si),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *ds = NULL;
-    iadsr_semantic *sem = NULL, *usem = NULL;
     iadsr_model *init = NULL, *best = NULL;
     iadsr_aligner *al = NULL;
     iadsr_gate *gate = NULL;
@@ -184,11 +182,12 @@ int cmd_train(int argc, char **argv)
     int fit_rc, rc, exit_code = CLI_OK;
     double t0;
 
+    memset(&si, 0, sizeof si);
     rc = cli_train_start(cmd, argc, argv, opts, n_opts, train_help,
                          train_help_iadsr, &tv, &tp);
     if (rc != CLI_CONTINUE)
         return rc;
-    if (!sem_path) {
+    if (!si.path) {
         /* IADSR options without IADSR are a mistake, not a no-op */
         static const char *const more[] = {"semantic-rows", "user-semantic"};
         for (size_t i = 0; cli_denoise_opt_names[i]; i++)
@@ -203,21 +202,14 @@ int cmd_train(int argc, char **argv)
     if (cli_check_out_path(cmd, out) != CLI_OK)
         return CLI_RUNTIME;
     t0 = cli_now();
-    rc = iadsr_dataset_load_text(&ds, data, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, data, rc);
-    if (sem_path) {
-        if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK) {
-            exit_code = CLI_RUNTIME;
-            goto done;
-        }
-        if (usem_path &&
-            cli_load_user_semantic(cmd, usem_path, iadsr_dataset_n_users(ds),
-                                   iadsr_semantic_dim(sem),
-                                   &usem) != CLI_OK) {
-            exit_code = CLI_RUNTIME;
-            goto done;
-        }
+    if (cli_load_data(cmd, data, 0, &ds) != CLI_OK)
+        return CLI_RUNTIME;
+    if (si.path && (cli_load_semantic(cmd, &si) != CLI_OK ||
+                    cli_load_user_semantic(cmd, &si,
+                                           iadsr_dataset_n_users(ds)) !=
+                        CLI_OK)) {
+        exit_code = CLI_RUNTIME;
+        goto done;
     }
 
     tp.model.n_items = iadsr_dataset_n_items(ds);
@@ -244,21 +236,22 @@ int cmd_train(int argc, char **argv)
                 (long)tp.model.n_layers, (long)tp.model.n_heads,
                 (long)tp.model.max_seq_len,
                 (long long)iadsr_model_n_params(init));
-        if (sem)
+        if (si.items)
             fprintf(stderr,
                     "iadsr: train: semantic %s: %ld items x %ld (%ld zero "
                     "rows)%s%s\n",
-                    sem_path, (long)iadsr_semantic_n_items(sem),
-                    (long)iadsr_semantic_dim(sem),
-                    (long)iadsr_semantic_n_zero_rows(sem),
-                    usem ? "; user rows from " : "", usem ? usem_path : "");
+                    si.path, (long)iadsr_semantic_n_items(si.items),
+                    (long)iadsr_semantic_dim(si.items),
+                    (long)iadsr_semantic_n_zero_rows(si.items),
+                    si.users ? "; user rows from " : "",
+                    si.users ? si.user_path : "");
     }
 
-    if (sem) {
+    if (si.items) {
         if (!tv.quiet)
             print_denoise_params(cmd, &tp.iadsr);
-        rc = iadsr_trainer_create_joint(&tr, init, ds, sem, usem, &tp.train,
-                                        &tp.iadsr);
+        rc = iadsr_trainer_create_joint(&tr, init, ds, si.items, si.users,
+                                        &tp.train, &tp.iadsr);
     } else {
         rc = iadsr_trainer_create(&tr, init, ds, &tp.train);
     }
@@ -291,7 +284,7 @@ int cmd_train(int argc, char **argv)
         exit_code = cli_lib_error(cmd, "cannot snapshot the model", NULL, rc);
         goto done;
     }
-    if (sem) {
+    if (si.items) {
         rc = iadsr_trainer_snapshot_denoiser(tr, &al, &gate);
         if (rc != IADSR_OK) {
             exit_code = cli_lib_error(cmd, "cannot snapshot the aligner and "
@@ -320,7 +313,7 @@ int cmd_train(int argc, char **argv)
                 fit_rc == IADSR_OK ? "done" : "stopped",
                 (int)iadsr_trainer_epochs_done(tr), el, bestbuf, out,
                 (long long)iadsr_model_n_params(best),
-                sem ? ", with aligner and gate" : "");
+                si.items ? ", with aligner and gate" : "");
     }
 
 done:
@@ -329,8 +322,7 @@ done:
     iadsr_model_free(best);
     iadsr_trainer_free(tr);
     iadsr_model_free(init);
-    iadsr_semantic_free(usem);
-    iadsr_semantic_free(sem);
+    cli_semantic_in_free(&si);
     iadsr_dataset_free(ds);
     return exit_code;
 }
