@@ -147,6 +147,15 @@ int cli_load_data(const char *cmd, const char *path, int32_t n_items,
                   iadsr_dataset **d);
 int cli_load_model(const char *cmd, const char *path, iadsr_model **m);
 
+/* The parts of a checkpoint (iadsr_checkpoint_load/_save): the backbone
+ * and, from IADSR training, the aligner and the gate (else NULL). */
+typedef struct cli_checkpoint {
+    iadsr_model *model;
+    iadsr_aligner *aligner;
+    iadsr_gate *gate;
+} cli_checkpoint;
+void cli_checkpoint_free(cli_checkpoint *c);
+
 /* Layout of semantic .npy rows (option --semantic-rows): index 0 =
  * "padded" (row i = item i, row 0 unused), 1 = "dense" (row i = item
  * i + 1), 2 = "items" (an alias of dense). */
@@ -246,6 +255,7 @@ typedef struct cli_train_vals {
     double dropout, lr, wd, smooth, hist;
     uint64_t seed;
     cli_denoise_vals iadsr; /* the IADSR options (CLI_DENOISE_*_OPTS) */
+    cli_semantic_in sem;    /* the command's CLI_SEMANTIC_OPTS */
     /* the registry's backbones in its order (the default first),
      * NULL-terminated */
     const char *backbone_names[CLI_MAX_BACKBONES + 1];

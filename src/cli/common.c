@@ -500,6 +500,14 @@ int cli_load_user_semantic(const char *cmd, cli_semantic_in *s,
     return CLI_OK;
 }
 
+void cli_checkpoint_free(cli_checkpoint *c)
+{
+    iadsr_gate_free(c->gate);
+    iadsr_aligner_free(c->aligner);
+    iadsr_model_free(c->model);
+    memset(c, 0, sizeof *c);
+}
+
 void cli_semantic_in_free(cli_semantic_in *s)
 {
     iadsr_semantic_free(s->users);

@@ -297,9 +297,7 @@ int cmd_denoise(int argc, char **argv)
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     int32_t lib_split;
-    iadsr_model *m = NULL;
-    iadsr_aligner *al = NULL;
-    iadsr_gate *gate = NULL;
+    cli_checkpoint ck = {NULL, NULL, NULL};
     iadsr_dataset *d = NULL, *clean = NULL;
     iadsr_denoiser *dn = NULL;
     iadsr_denoise_params gp;
@@ -321,27 +319,29 @@ int cmd_denoise(int argc, char **argv)
         return CLI_RUNTIME;
 
     t0 = cli_now();
-    rc = iadsr_checkpoint_load(&m, &al, &gate, model_path, 0);
+    rc = iadsr_checkpoint_load(&ck.model, &ck.aligner, &ck.gate, model_path,
+                               0);
     if (rc != IADSR_OK)
         return cli_lib_error(cmd, "cannot load model", model_path, rc);
-    if (!al || !gate) {
+    if (!ck.aligner || !ck.gate) {
         cli_error(cmd, "%s: the checkpoint has no %s (a backbone-only "
                        "model); train one with 'iadsr train --semantic'",
                   model_path,
-                  !al && !gate ? "aligner and gate" : !al ? "aligner"
-                                                          : "gate");
+                  !ck.aligner && !ck.gate ? "aligner and gate"
+                  : !ck.aligner           ? "aligner"
+                                          : "gate");
         goto done;
     }
     if (cli_load_semantic(cmd, &si) != CLI_OK)
         goto done;
-    if (cli_load_data(cmd, data_path, iadsr_model_n_items(m), &d) != CLI_OK)
+    if (cli_load_data(cmd, data_path, iadsr_model_n_items(ck.model), &d) != CLI_OK)
         goto done;
     if (cli_load_user_semantic(cmd, &si, iadsr_dataset_n_users(d)) != CLI_OK)
         goto done;
 
     /* the inference rule: the trained gate's, or the one asked for */
     iadsr_denoise_params_init(&gp);
-    rc = iadsr_gate_get_params(gate, &gp);
+    rc = iadsr_gate_get_params(ck.gate, &gp);
     if (rc != IADSR_OK) {
         cli_lib_error(cmd, "cannot read the gate's settings", NULL, rc);
         goto done;
@@ -349,15 +349,16 @@ int cmd_denoise(int argc, char **argv)
     if (cli_denoise_rule_seen(opts, n_opts)) {
         iadsr_gate *g2 = NULL;
         cli_denoise_apply(opts, n_opts, &dv, &gp);
-        rc = iadsr_gate_with_params(&g2, gate, &gp);
+        rc = iadsr_gate_with_params(&g2, ck.gate, &gp);
         if (rc != IADSR_OK) {
             cli_lib_error(cmd, "cannot set the gate's rule", NULL, rc);
             goto done;
         }
-        iadsr_gate_free(gate);
-        gate = g2;
+        iadsr_gate_free(ck.gate);
+        ck.gate = g2;
     }
-    rc = iadsr_denoiser_create(&dn, m, al, gate, si.items);
+    rc = iadsr_denoiser_create(&dn, ck.model, ck.aligner, ck.gate,
+                               si.items);
     if (rc != IADSR_OK) {
         cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
         goto done;
@@ -412,9 +413,7 @@ done:
     iadsr_denoiser_free(dn);
     iadsr_dataset_free(d);
     cli_semantic_in_free(&si);
-    iadsr_gate_free(gate);
-    iadsr_aligner_free(al);
-    iadsr_model_free(m);
+    cli_checkpoint_free(&ck);
     return exit_code;
 }
 
@@ -492,12 +491,11 @@ int cmd_pipeline(int argc, char **argv)
 {
     static const char *cmd = "pipeline";
     const char *data_path = NULL, *out_model = NULL, *out_clean = NULL;
-    cli_semantic_in si;
     int json = 0;
     cli_train_vals tv;
     cli_opt opts[] = {
         CLI_STR("data", &data_path, OPT_REQUIRED),
-        CLI_SEMANTIC_OPTS(si, OPT_REQUIRED),
+        CLI_SEMANTIC_OPTS(tv.sem, OPT_REQUIRED),
         CLI_STR("out-model", &out_model, 0),
         CLI_STR("out-clean", &out_clean, 0),
         CLI_FLAG("json", &json),
@@ -512,7 +510,6 @@ int cmd_pipeline(int argc, char **argv)
     int exit_code = CLI_RUNTIME;
     int rc;
 
-    memset(&si, 0, sizeof si);
     rc = cli_train_start(cmd, argc, argv, opts, n_opts, pipeline_help,
                          pipeline_help_iadsr, &tv, &tp);
     if (rc != CLI_CONTINUE)
@@ -526,7 +523,7 @@ int cmd_pipeline(int argc, char **argv)
 
     if (cli_load_data(cmd, data_path, 0, &d) != CLI_OK)
         return CLI_RUNTIME;
-    if (cli_load_semantic(cmd, &si) != CLI_OK)
+    if (cli_load_semantic(cmd, &tv.sem) != CLI_OK)
         goto done;
     tp.model.n_items = iadsr_dataset_n_items(d);
     if (!tv.quiet)
@@ -535,9 +532,9 @@ int cmd_pipeline(int argc, char **argv)
                 "semantic %s: %ld items x %ld\n",
                 (long long)iadsr_dataset_n_users(d),
                 (long)iadsr_dataset_n_items(d),
-                (long long)iadsr_dataset_n_interactions(d), si.path,
-                (long)iadsr_semantic_n_items(si.items),
-                (long)iadsr_semantic_dim(si.items));
+                (long long)iadsr_dataset_n_interactions(d), tv.sem.path,
+                (long)iadsr_semantic_n_items(tv.sem.items),
+                (long)iadsr_semantic_dim(tv.sem.items));
 
     memset(&res, 0, sizeof res);
     res.struct_size = (uint32_t)sizeof res;
@@ -545,7 +542,7 @@ int cmd_pipeline(int argc, char **argv)
     st.label[0] = "iadsr";
     st.label[1] = "retrain";
     cli_sigint_install();
-    rc = iadsr_pipeline(d, si.items, &tp.model, &tp.train, &tp.iadsr,
+    rc = iadsr_pipeline(d, tv.sem.items, &tp.model, &tp.train, &tp.iadsr,
                         cli_progress_cb, &st, &res,
                         out_model ? &model : NULL,
                         out_clean ? &clean : NULL);
@@ -573,7 +570,7 @@ int cmd_pipeline(int argc, char **argv)
 done:
     iadsr_model_free(model);
     iadsr_dataset_free(clean);
-    cli_semantic_in_free(&si);
+    cli_semantic_in_free(&tv.sem);
     iadsr_dataset_free(d);
     return exit_code;
 }

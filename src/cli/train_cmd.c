@@ -162,32 +162,30 @@ int cmd_train(int argc, char **argv)
 {
     static const char *cmd = "train";
     const char *data = NULL, *out = NULL;
-    cli_semantic_in si;
     cli_train_vals tv;
+    const cli_semantic_in *si = &tv.sem;
     cli_opt opts[] = {
         CLI_STR("data", &data, OPT_REQUIRED),
         CLI_STR("out", &out, OPT_REQUIRED),
         CLI_TRAIN_OPTS(tv),
-        CLI_SEMANTIC_OPTS(si, 0),
-        CLI_USER_SEMANTIC_OPT(si),
+        CLI_SEMANTIC_OPTS(tv.sem, 0),
+        CLI_USER_SEMANTIC_OPT(tv.sem),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *ds = NULL;
-    iadsr_model *init = NULL, *best = NULL;
-    iadsr_aligner *al = NULL;
-    iadsr_gate *gate = NULL;
+    iadsr_model *init = NULL;
+    cli_checkpoint best = {NULL, NULL, NULL};
     iadsr_trainer *tr = NULL;
     cli_train_params tp;
     cli_progress st;
     int fit_rc, rc, exit_code = CLI_OK;
     double t0;
 
-    memset(&si, 0, sizeof si);
     rc = cli_train_start(cmd, argc, argv, opts, n_opts, train_help,
                          train_help_iadsr, &tv, &tp);
     if (rc != CLI_CONTINUE)
         return rc;
-    if (!si.path) {
+    if (!si->path) {
         /* IADSR options without IADSR are a mistake, not a no-op */
         static const char *const more[] = {"semantic-rows", "user-semantic"};
         for (size_t i = 0; cli_denoise_opt_names[i]; i++)
@@ -204,10 +202,10 @@ int cmd_train(int argc, char **argv)
     t0 = cli_now();
     if (cli_load_data(cmd, data, 0, &ds) != CLI_OK)
         return CLI_RUNTIME;
-    if (si.path && (cli_load_semantic(cmd, &si) != CLI_OK ||
-                    cli_load_user_semantic(cmd, &si,
-                                           iadsr_dataset_n_users(ds)) !=
-                        CLI_OK)) {
+    if (si->path && (cli_load_semantic(cmd, &tv.sem) != CLI_OK ||
+                     cli_load_user_semantic(cmd, &tv.sem,
+                                            iadsr_dataset_n_users(ds)) !=
+                         CLI_OK)) {
         exit_code = CLI_RUNTIME;
         goto done;
     }
@@ -236,21 +234,21 @@ int cmd_train(int argc, char **argv)
                 (long)tp.model.n_layers, (long)tp.model.n_heads,
                 (long)tp.model.max_seq_len,
                 (long long)iadsr_model_n_params(init));
-        if (si.items)
+        if (si->items)
             fprintf(stderr,
                     "iadsr: train: semantic %s: %ld items x %ld (%ld zero "
                     "rows)%s%s\n",
-                    si.path, (long)iadsr_semantic_n_items(si.items),
-                    (long)iadsr_semantic_dim(si.items),
-                    (long)iadsr_semantic_n_zero_rows(si.items),
-                    si.users ? "; user rows from " : "",
-                    si.users ? si.user_path : "");
+                    si->path, (long)iadsr_semantic_n_items(si->items),
+                    (long)iadsr_semantic_dim(si->items),
+                    (long)iadsr_semantic_n_zero_rows(si->items),
+                    si->users ? "; user rows from " : "",
+                    si->users ? si->user_path : "");
     }
 
-    if (si.items) {
+    if (si->items) {
         if (!tv.quiet)
             print_denoise_params(cmd, &tp.iadsr);
-        rc = iadsr_trainer_create_joint(&tr, init, ds, si.items, si.users,
+        rc = iadsr_trainer_create_joint(&tr, init, ds, si->items, si->users,
                                         &tp.train, &tp.iadsr);
     } else {
         rc = iadsr_trainer_create(&tr, init, ds, &tp.train);
@@ -279,21 +277,22 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "iadsr: train: training stopped early\n");
     }
 
-    rc = iadsr_trainer_snapshot(tr, &best);
+    rc = iadsr_trainer_snapshot(tr, &best.model);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot snapshot the model", NULL, rc);
         goto done;
     }
-    if (si.items) {
-        rc = iadsr_trainer_snapshot_denoiser(tr, &al, &gate);
+    if (si->items) {
+        rc = iadsr_trainer_snapshot_denoiser(tr, &best.aligner, &best.gate);
         if (rc != IADSR_OK) {
             exit_code = cli_lib_error(cmd, "cannot snapshot the aligner and "
                                            "gate", NULL, rc);
             goto done;
         }
-        rc = iadsr_checkpoint_save(best, al, gate, out, 0);
+        rc = iadsr_checkpoint_save(best.model, best.aligner, best.gate, out,
+                                   0);
     } else {
-        rc = iadsr_model_save(best, out, 0);
+        rc = iadsr_model_save(best.model, out, 0);
     }
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot save model", out, rc);
@@ -312,17 +311,15 @@ int cmd_train(int argc, char **argv)
                 "saved %s (%lld parameters%s)\n",
                 fit_rc == IADSR_OK ? "done" : "stopped",
                 (int)iadsr_trainer_epochs_done(tr), el, bestbuf, out,
-                (long long)iadsr_model_n_params(best),
-                si.items ? ", with aligner and gate" : "");
+                (long long)iadsr_model_n_params(best.model),
+                si->items ? ", with aligner and gate" : "");
     }
 
 done:
-    iadsr_gate_free(gate);
-    iadsr_aligner_free(al);
-    iadsr_model_free(best);
+    cli_checkpoint_free(&best);
     iadsr_trainer_free(tr);
     iadsr_model_free(init);
-    cli_semantic_in_free(&si);
+    cli_semantic_in_free(&tv.sem);
     iadsr_dataset_free(ds);
     return exit_code;
 }
