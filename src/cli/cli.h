@@ -102,6 +102,11 @@ int cli_finish_stdout(const char *cmd);
 void cli_print_metrics(const char *split, const iadsr_metrics *m,
                        int exclude_history, int json);
 
+/* The JSON member ,"KEY":V (%.6f; null when not finite). */
+void cli_json_double(const char *key, double v);
+/* @p v with 4 decimals, or @p nan_text for NaN. */
+void cli_fmt_4f(char *buf, size_t cap, double v, const char *nan_text);
+
 /* JSON members for the six metrics, each preceded by a comma:
  * ,"HR@5":..,"HR@10":..,...,"NDCG@20":.. (null for NaN). */
 void cli_json_metrics(const iadsr_metrics *m);

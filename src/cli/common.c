@@ -281,22 +281,30 @@ int cli_finish_stdout(const char *cmd)
     return CLI_OK;
 }
 
-static void json_num(const char *key, double v, int first)
+void cli_json_double(const char *key, double v)
 {
     if (isfinite(v))
-        printf("%s\"%s\":%.6f", first ? "" : ",", key, v);
+        printf(",\"%s\":%.6f", key, v);
     else
-        printf("%s\"%s\":null", first ? "" : ",", key);
+        printf(",\"%s\":null", key);
+}
+
+void cli_fmt_4f(char *buf, size_t cap, double v, const char *nan_text)
+{
+    if (isnan(v))
+        snprintf(buf, cap, "%s", nan_text);
+    else
+        snprintf(buf, cap, "%.4f", v);
 }
 
 void cli_json_metrics(const iadsr_metrics *m)
 {
-    json_num("HR@5", m->hr5, 0);
-    json_num("HR@10", m->hr10, 0);
-    json_num("HR@20", m->hr20, 0);
-    json_num("NDCG@5", m->ndcg5, 0);
-    json_num("NDCG@10", m->ndcg10, 0);
-    json_num("NDCG@20", m->ndcg20, 0);
+    cli_json_double("HR@5", m->hr5);
+    cli_json_double("HR@10", m->hr10);
+    cli_json_double("HR@20", m->hr20);
+    cli_json_double("NDCG@5", m->ndcg5);
+    cli_json_double("NDCG@10", m->ndcg10);
+    cli_json_double("NDCG@20", m->ndcg20);
 }
 
 void cli_print_metrics(const char *split, const iadsr_metrics *m,

@@ -65,22 +65,6 @@ static double ratio(int64_t num, int64_t den)
     return den > 0 ? (double)num / (double)den : (double)NAN;
 }
 
-static void json_double(const char *key, double v)
-{
-    if (isfinite(v))
-        printf(",\"%s\":%.6f", key, v);
-    else
-        printf(",\"%s\":null", key);
-}
-
-static void fmt_ratio(char *buf, size_t cap, double v)
-{
-    if (isnan(v))
-        snprintf(buf, cap, "n/a");
-    else
-        snprintf(buf, cap, "%.4f", v);
-}
-
 /* ------------------------------------------------------------------------ */
 /* denoise                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -233,17 +217,17 @@ static void print_denoise(const clean_stats *st, const char *split,
                "\"items_dropped\":%lld,\"users_touched\":%lld",
                split, (long long)st->n_users, (long long)st->items_in,
                (long long)st->items_dropped, (long long)st->users_touched);
-        json_double("theta", (double)gp->theta);
-        json_double("max_drop", (double)gp->max_drop);
+        cli_json_double("theta", (double)gp->theta);
+        cli_json_double("max_drop", (double)gp->max_drop);
         printf(",\"protect_last\":%s", gp->protect_last ? "true" : "false");
         if (labels) {
             printf(",\"injected\":%lld,\"true_positives\":%lld,"
                    "\"false_positives\":%lld,\"false_negatives\":%lld",
                    (long long)st->injected, (long long)st->tp,
                    (long long)st->fp, (long long)st->fn);
-            json_double("precision", prec);
-            json_double("recall", rec);
-            json_double("f1", f1);
+            cli_json_double("precision", prec);
+            cli_json_double("recall", rec);
+            cli_json_double("f1", f1);
         }
         printf("}\n");
         return;
@@ -262,9 +246,9 @@ static void print_denoise(const clean_stats *st, const char *split,
            (long long)st->n_users);
     if (labels) {
         char p[16], r[16], f[16];
-        fmt_ratio(p, sizeof p, prec);
-        fmt_ratio(r, sizeof r, rec);
-        fmt_ratio(f, sizeof f, f1);
+        cli_fmt_4f(p, sizeof p, prec, "n/a");
+        cli_fmt_4f(r, sizeof r, rec, "n/a");
+        cli_fmt_4f(f, sizeof f, f1, "n/a");
         printf("labels:         %lld injected; %lld dropped and injected, "
                "%lld dropped but clean, %lld injected but kept\n",
                (long long)st->injected, (long long)st->tp, (long long)st->fp,
@@ -467,8 +451,8 @@ static void print_pipeline(const iadsr_pipeline_result *r, int64_t n_users,
                (long long)r->n_items_in, (long long)r->n_items_dropped,
                (long long)r->n_users_touched, (long)r->iadsr_epochs,
                (long)r->retrain_epochs);
-        json_double("iadsr_seconds", r->iadsr_seconds);
-        json_double("retrain_seconds", r->retrain_seconds);
+        cli_json_double("iadsr_seconds", r->iadsr_seconds);
+        cli_json_double("retrain_seconds", r->retrain_seconds);
         printf("}\n");
         return;
     }

@@ -87,14 +87,6 @@ void cli_progress_init(cli_progress *p, const char *cmd, int quiet)
     p->best_hr10 = (double)NAN;
 }
 
-static void fmt_metric(char *buf, size_t cap, double v)
-{
-    if (isnan(v))
-        snprintf(buf, cap, "-");
-    else
-        snprintf(buf, cap, "%.4f", v);
-}
-
 int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
 {
     cli_progress *st = user_data;
@@ -122,9 +114,9 @@ int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
                                      : 0.0;
         int32_t left = info->max_epochs - info->epoch;
         const char *label = st->label[st->phase];
-        fmt_metric(hr, sizeof hr, info->valid_hr10);
-        fmt_metric(nd, sizeof nd, info->valid_ndcg10);
-        fmt_metric(best, sizeof best, info->best_ndcg10);
+        cli_fmt_4f(hr, sizeof hr, info->valid_hr10, "-");
+        cli_fmt_4f(nd, sizeof nd, info->valid_ndcg10, "-");
+        cli_fmt_4f(best, sizeof best, info->best_ndcg10, "-");
         cli_format_duration(info->elapsed_seconds, el, sizeof el);
         cli_format_duration(per * (left > 0 ? left : 0), eta, sizeof eta);
         fprintf(stderr,
