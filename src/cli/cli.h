@@ -271,7 +271,8 @@ typedef struct cli_train_vals {
 #define CLI_HPARAM_OPT(v, i)                                                 \
     CLI_I64(cli_hparam_opts[i].name, &(v).hparam[i], 0, 0, 0)
 
-/* The model options first, in the order their "applies to" errors come. */
+/* The model options first, in the order their "applies to" errors come;
+ * one CLI_HPARAM_OPT per entry of cli_hparam_opts. */
 #define CLI_TRAIN_OPTS(v)                                                    \
     CLI_CHOICE("backbone", &(v).backbone, (v).backbone_names),               \
     CLI_I64("dim", &(v).dim, 1, 4096, 0),                                    \

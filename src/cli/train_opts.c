@@ -77,9 +77,9 @@ typedef struct model_set {
     uint32_t flag;
 } model_set;
 
-/* The model options with a field every backbone has (the backbones' own
- * ones are cli_hparam_opts); whether a backbone uses it is still the
- * params check's to say. */
+/* The model options of the shared fields of iadsr_model_params (those of
+ * the backbones' own fields are cli_hparam_opts); whether a backbone uses
+ * one is the params check's to say. */
 static const struct {
     const char *name;
     model_set set; /* value unused */
@@ -147,11 +147,14 @@ static void model_apply(iadsr_model_params *p, const model_set *s)
 static int check_accepts(int32_t backbone, const model_set *s)
 {
     iadsr_model_params p;
+    int ok;
     iadsr_model_params_init(&p);
     p.backbone = backbone;
     p.n_items = 1;
     model_apply(&p, s);
-    return iadsr__model_params_check(&p) == IADSR_OK;
+    ok = iadsr__model_params_check(&p) == IADSR_OK;
+    iadsr_clear_error(); /* a refusal is the answer here, not an error */
+    return ok;
 }
 
 int cli_backbone_takes_flags(int32_t backbone, uint32_t flags)
@@ -162,8 +165,9 @@ int cli_backbone_takes_flags(int32_t backbone, uint32_t flags)
 
 /* Whether backbone @p backbone takes model option @p o (what it sets:
  * @p s): the params check accepts it alone at the low or the high end of
- * its range. The ends are no library defaults, which the check lets
- * pass for any backbone (n_heads = 2 for GRU4Rec, say). */
+ * its range. Not at the library default, which the check lets pass for
+ * a backbone without the field (n_heads = 2 without heads); the ends of
+ * the ranges are no defaults. */
 static int backbone_takes(int32_t backbone, const cli_opt *o, model_set s)
 {
     if (s.flag)
