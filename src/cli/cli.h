@@ -5,6 +5,7 @@
 #define IADSR_CLI_H
 
 #include "common/fileio.h"
+#include "common/rng.h"
 #include "iadsr.h"
 
 #include <stddef.h>
@@ -26,8 +27,9 @@ enum {
     OPT_CHOICE /* int index into choices[], value must be one of them */
 };
 
-#define OPT_LO_OPEN 1 /* OPT_DBL: value must be > dlo */
-#define OPT_HI_OPEN 2 /* OPT_DBL: value must be < dhi */
+#define OPT_LO_OPEN 1  /* OPT_DBL: value must be > dlo */
+#define OPT_HI_OPEN 2  /* OPT_DBL: value must be < dhi */
+#define OPT_REQUIRED 4 /* the option must be given */
 
 typedef struct cli_opt {
     const char *name; /* long name without "--" */
@@ -35,17 +37,34 @@ typedef struct cli_opt {
     void *dst;
     int64_t ilo, ihi;
     double dlo, dhi;
-    int dflags;
+    int flags;                  /* OPT_REQUIRED, OPT_LO_OPEN, OPT_HI_OPEN */
     const char *const *choices; /* NULL-terminated, for OPT_CHOICE */
-    int required;
-    int seen; /* set by the parser */
+    int seen;                   /* set by the parser */
 } cli_opt;
 
+/* cli_opt initialisers, one per kind; @p flags: OPT_* bits. */
+#define CLI_STR(name, dst, flags)                                            \
+    {name, OPT_STR, dst, 0, 0, 0.0, 0.0, flags, NULL, 0}
+#define CLI_I64(name, dst, lo, hi, flags)                                    \
+    {name, OPT_I64, dst, lo, hi, 0.0, 0.0, flags, NULL, 0}
+#define CLI_U64(name, dst, flags)                                            \
+    {name, OPT_U64, dst, 0, 0, 0.0, 0.0, flags, NULL, 0}
+#define CLI_DBL(name, dst, lo, hi, flags)                                    \
+    {name, OPT_DBL, dst, 0, 0, lo, hi, flags, NULL, 0}
+#define CLI_FLAG(name, dst) {name, OPT_FLAG, dst, 0, 0, 0.0, 0.0, 0, NULL, 0}
+#define CLI_CHOICE(name, dst, choices)                                       \
+    {name, OPT_CHOICE, dst, 0, 0, 0.0, 0.0, 0, choices, 0}
+
+/* What cli_start returns when the command should go on. */
+#define CLI_CONTINUE (-1)
+
 /* Parse argv[0..argc) (argv[0] is the first argument after the command
- * name) against @p opts. Returns 0 on success, 1 when --help/-h was given,
- * CLI_USAGE after printing a usage message naming @p cmd. */
-int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts,
-              size_t n_opts);
+ * name) against @p opts. Returns CLI_CONTINUE on success; else the exit
+ * code of the command: after --help/-h printed the texts @p help
+ * (NULL-terminated, one after the other), CLI_OK or CLI_RUNTIME; after a
+ * usage message naming @p cmd, CLI_USAGE. */
+int cli_start(const char *cmd, int argc, char **argv, cli_opt *opts,
+              size_t n_opts, const char *const *help);
 
 /* Whether option @p name was given on the command line. */
 int cli_opt_seen(const cli_opt *opts, size_t n_opts, const char *name);
@@ -70,12 +89,6 @@ int cli_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
-/* Strict number parsing (whole string, no leading blanks, range). Return 0
- * on success, -1 on failure. */
-int cli_parse_i64(const char *s, int64_t *out);
-int cli_parse_u64(const char *s, uint64_t *out);
-int cli_parse_double(const char *s, double *out);
-
 /* Monotonic seconds. */
 double cli_now(void);
 /* Human duration: "7s", "10m05s", "2h03m04s"; "?" for negative/NaN. */
@@ -88,6 +101,11 @@ int cli_finish_stdout(const char *cmd);
 /* Print metrics as the eval/popularity commands do. */
 void cli_print_metrics(const char *split, const iadsr_metrics *m,
                        int exclude_history, int json);
+
+/* The JSON member ,"KEY":V (%.6f; null when not finite). */
+void cli_json_double(const char *key, double v);
+/* @p v with 4 decimals, or @p nan_text for NaN. */
+void cli_fmt_4f(char *buf, size_t cap, double v, const char *nan_text);
 
 /* JSON members for the six metrics, each preceded by a comma:
  * ,"HR@5":..,"HR@10":..,...,"NDCG@20":.. (null for NaN). */
@@ -127,35 +145,60 @@ int cli_write_dataset(const char *cmd, const char *path,
  * (at most 20). */
 size_t cli_put_u64(char *buf, uint64_t v);
 
+/* Load the sequences of @p path (iadsr_dataset_load_text(); @p n_items:
+ * the largest id allowed, 0 = any) or the model of the checkpoint @p path.
+ * Print the error and return CLI_RUNTIME, else CLI_OK. */
+int cli_load_data(const char *cmd, const char *path, int32_t n_items,
+                  iadsr_dataset **d);
+int cli_load_model(const char *cmd, const char *path, iadsr_model **m);
+
+/* The parts of a checkpoint (iadsr_checkpoint_load/_save): the backbone
+ * and, from IADSR training, the aligner and the gate (else NULL). */
+typedef struct cli_checkpoint {
+    iadsr_model *model;
+    iadsr_aligner *aligner;
+    iadsr_gate *gate;
+} cli_checkpoint;
+void cli_checkpoint_free(cli_checkpoint *c);
+
 /* Layout of semantic .npy rows (option --semantic-rows): index 0 =
  * "padded" (row i = item i, row 0 unused), 1 = "dense" (row i = item
  * i + 1), 2 = "items" (an alias of dense). */
 extern const char *const cli_semantic_rows_names[];
-/* Load a semantic item matrix with the layout chosen by --semantic-rows
- * (@p rows is an index into cli_semantic_rows_names). Prints the error and
- * returns CLI_RUNTIME, else CLI_OK. */
-int cli_load_semantic(const char *cmd, const char *path, int rows,
-                      iadsr_semantic **out);
-/* Load per-user semantic rows (--user-semantic): an n_users x D .npy, row
- * u = the u-th user of the sequence file. Checks the row count against
- * @p n_users and the width against @p dim (0 = any). */
-int cli_load_user_semantic(const char *cmd, const char *path, int64_t n_users,
-                           int32_t dim, iadsr_semantic **out);
 
-/* A small self-contained PRNG (xoshiro256**, seeded through splitmix64):
- * the CLI's random data (inject-noise, synth --semantic-out) must not
- * depend on library internals. Same seed, same stream on every machine. */
-typedef struct cli_rng {
-    uint64_t s[4];
-} cli_rng;
-void cli_rng_seed(cli_rng *r, uint64_t seed);
-uint64_t cli_rng_next(cli_rng *r);
+/* The semantic inputs (--semantic, --semantic-rows and --user-semantic)
+ * and the matrices loaded from them. Zero it before use. */
+typedef struct cli_semantic_in {
+    const char *path, *user_path;
+    int rows; /* index into cli_semantic_rows_names */
+    iadsr_semantic *items, *users;
+} cli_semantic_in;
+/* cli_opt entries of --semantic (@p flags: OPT_*) and --semantic-rows;
+ * of --user-semantic. */
+#define CLI_SEMANTIC_OPTS(s, flags)                                          \
+    CLI_STR("semantic", &(s).path, flags),                                   \
+    CLI_CHOICE("semantic-rows", &(s).rows, cli_semantic_rows_names)
+#define CLI_USER_SEMANTIC_OPT(s) CLI_STR("user-semantic", &(s).user_path, 0)
+/* Load the item matrix of --semantic with the layout of --semantic-rows.
+ * Prints the error and returns CLI_RUNTIME, else CLI_OK. */
+int cli_load_semantic(const char *cmd, cli_semantic_in *s);
+/* Load the user rows of --user-semantic, if given (CLI_OK if not): an
+ * n_users x D .npy, row u = the u-th user of the sequence file, D the
+ * width of the item matrix. Checks both. */
+int cli_load_user_semantic(const char *cmd, cli_semantic_in *s,
+                           int64_t n_users);
+void cli_semantic_in_free(cli_semantic_in *s);
+
+/* Random numbers of the CLI's data (inject-noise, synth --semantic-out):
+ * the library's xoshiro256** stream (iadsr__rng_seed, iadsr__rng_u64)
+ * with the CLI's own derived draws, which differ from the library's ones
+ * and are pinned by the outputs (same seed, same bytes on every machine). */
 /* Uniform in [0, 1) with 53 random bits. */
-double cli_rng_uniform(cli_rng *r);
-/* Uniform in [0, n), unbiased; n >= 1. */
-uint64_t cli_rng_below(cli_rng *r, uint64_t n);
-/* Standard normal (Box-Muller). */
-double cli_rng_normal(cli_rng *r);
+double cli_rng_uniform(iadsr__rng *r);
+/* Uniform in [0, n), unbiased; n >= 1 (n = 1 still takes a draw). */
+uint64_t cli_rng_below(iadsr__rng *r, uint64_t n);
+/* Standard normal (Box-Muller on 1 - u1 and u2). */
+double cli_rng_normal(iadsr__rng *r);
 
 /* ---- IADSR options shared by train --semantic, denoise and pipeline ---- */
 
@@ -171,21 +214,16 @@ typedef struct cli_denoise_vals {
  * inference rule, for a cli_opt array initialiser; @p v is a
  * cli_denoise_vals. The ranges are those of iadsr_denoise_params. */
 #define CLI_DENOISE_TRAIN_OPTS(v)                                            \
-    {"lambda-align", OPT_DBL, &(v).lambda_align, 0, 0, 0.0, 1e6, 0, NULL, 0, \
-     0},                                                                     \
-    {"lambda-recon", OPT_DBL, &(v).lambda_recon, 0, 0, 0.0, 1e6, 0, NULL, 0, \
-     0},                                                                     \
-    {"tau-align", OPT_DBL, &(v).tau_align, 0, 0, 0.0, 1e6, OPT_LO_OPEN,     \
-     NULL, 0, 0},                                                            \
-    {"tau-gumbel", OPT_DBL, &(v).tau_gumbel, 0, 0, 0.0, 1e6, OPT_LO_OPEN,   \
-     NULL, 0, 0},                                                            \
-    {"collab-only", OPT_FLAG, &(v).collab_only, 0, 0, 0, 0, 0, NULL, 0, 0},  \
-    {"carry-masks", OPT_FLAG, &(v).carry_masks, 0, 0, 0, 0, 0, NULL, 0, 0}
+    CLI_DBL("lambda-align", &(v).lambda_align, 0.0, 1e6, 0),                 \
+    CLI_DBL("lambda-recon", &(v).lambda_recon, 0.0, 1e6, 0),                 \
+    CLI_DBL("tau-align", &(v).tau_align, 0.0, 1e6, OPT_LO_OPEN),             \
+    CLI_DBL("tau-gumbel", &(v).tau_gumbel, 0.0, 1e6, OPT_LO_OPEN),           \
+    CLI_FLAG("collab-only", &(v).collab_only),                               \
+    CLI_FLAG("carry-masks", &(v).carry_masks)
 #define CLI_DENOISE_RULE_OPTS(v)                                             \
-    {"theta", OPT_DBL, &(v).theta, 0, 0, -3.0, 3.0, 0, NULL, 0, 0},          \
-    {"max-drop", OPT_DBL, &(v).max_drop, 0, 0, 0.0, 1.0, 0, NULL, 0, 0},     \
-    {"no-protect-last", OPT_FLAG, &(v).no_protect_last, 0, 0, 0, 0, 0, NULL, \
-     0, 0}
+    CLI_DBL("theta", &(v).theta, -3.0, 3.0, 0),                              \
+    CLI_DBL("max-drop", &(v).max_drop, 0.0, 1.0, 0),                         \
+    CLI_FLAG("no-protect-last", &(v).no_protect_last)
 
 /* Names of all the options above (NULL-terminated), for "only with
  * --semantic" checks. */
@@ -200,59 +238,88 @@ int cli_denoise_rule_seen(const cli_opt *opts, size_t n_opts);
 
 /* ---- backbone and training options shared by train and pipeline ---- */
 
+/* The options of the backbones' own hyper-parameters (the registry's
+ * hparams tables, backbone/encoder.h): the CLI owns the option names
+ * only; the range, the default and the backbone an option applies to
+ * are the registry's (train_opts.c). */
+typedef struct cli_hparam_opt {
+    const char *name;  /* the option, without "--" */
+    const char *field; /* its iadsr__hparam_desc.field */
+} cli_hparam_opt;
+#define CLI_N_HPARAM_OPTS 3
+extern const cli_hparam_opt cli_hparam_opts[CLI_N_HPARAM_OPTS];
+
+/* Room for the registered backbones' names (--backbone's choices). */
+#define CLI_MAX_BACKBONES 16
+
 typedef struct cli_train_vals {
     int backbone, quiet, pre_ln;
     int64_t epochs, dim, max_len, layers, heads;
-    int64_t caser_l, caser_h, caser_v;
+    int64_t hparam[CLI_N_HPARAM_OPTS]; /* the option cli_hparam_opts[i] */
     int64_t batch, patience, threads, eval_every;
     double dropout, lr, wd, smooth, hist;
     uint64_t seed;
+    cli_denoise_vals iadsr; /* the IADSR options (CLI_DENOISE_*_OPTS) */
+    cli_semantic_in sem;    /* the command's CLI_SEMANTIC_OPTS */
+    /* the registry's backbones in its order (the default first),
+     * NULL-terminated */
+    const char *backbone_names[CLI_MAX_BACKBONES + 1];
 } cli_train_vals;
 
-extern const char *const cli_backbone_names[];
+/* The option of a backbone hyper-parameter; its range (0..0 here) is set
+ * from the registry by cli_train_start. */
+#define CLI_HPARAM_OPT(v, i)                                                 \
+    CLI_I64(cli_hparam_opts[i].name, &(v).hparam[i], 0, 0, 0)
 
-/* Defaults of the train options. */
-void cli_train_vals_init(cli_train_vals *v);
-
+/* The model options first, in the order their "applies to" errors come;
+ * one CLI_HPARAM_OPT per entry of cli_hparam_opts. */
 #define CLI_TRAIN_OPTS(v)                                                    \
-    {"backbone", OPT_CHOICE, &(v).backbone, 0, 0, 0, 0, 0,                   \
-     cli_backbone_names, 0, 0},                                              \
-    {"epochs", OPT_I64, &(v).epochs, 1, 100000, 0, 0, 0, NULL, 0, 0},        \
-    {"dim", OPT_I64, &(v).dim, 1, 4096, 0, 0, 0, NULL, 0, 0},                \
-    {"max-len", OPT_I64, &(v).max_len, 1, 4096, 0, 0, 0, NULL, 0, 0},        \
-    {"layers", OPT_I64, &(v).layers, 1, 16, 0, 0, 0, NULL, 0, 0},            \
-    {"heads", OPT_I64, &(v).heads, 1, 4096, 0, 0, 0, NULL, 0, 0},            \
-    {"dropout", OPT_DBL, &(v).dropout, 0, 0, 0.0, 1.0, OPT_HI_OPEN, NULL, 0, \
-     0},                                                                     \
-    {"lr", OPT_DBL, &(v).lr, 0, 0, 0.0, 1e6, OPT_LO_OPEN, NULL, 0, 0},       \
-    {"weight-decay", OPT_DBL, &(v).wd, 0, 0, 0.0, 1e6, 0, NULL, 0, 0},       \
-    {"label-smoothing", OPT_DBL, &(v).smooth, 0, 0, 0.0, 1.0, OPT_HI_OPEN,  \
-     NULL, 0, 0},                                                            \
-    {"history-penalty", OPT_DBL, &(v).hist, 0, 0, 0.0, 1e6, 0, NULL, 0, 0}, \
-    {"batch", OPT_I64, &(v).batch, 1, 65536, 0, 0, 0, NULL, 0, 0},           \
-    {"patience", OPT_I64, &(v).patience, 0, 100000, 0, 0, 0, NULL, 0, 0},    \
-    {"eval-every", OPT_I64, &(v).eval_every, 1, 100000, 0, 0, 0, NULL, 0,    \
-     0},                                                                     \
-    {"seed", OPT_U64, &(v).seed, 0, 0, 0, 0, 0, NULL, 0, 0},                 \
-    {"threads", OPT_I64, &(v).threads, 1, 256, 0, 0, 0, NULL, 0, 0},         \
-    {"quiet", OPT_FLAG, &(v).quiet, 0, 0, 0, 0, 0, NULL, 0, 0},              \
-    {"pre-ln", OPT_FLAG, &(v).pre_ln, 0, 0, 0, 0, 0, NULL, 0, 0},            \
-    {"caser-window", OPT_I64, &(v).caser_l, 1, 64, 0, 0, 0, NULL, 0, 0},     \
-    {"caser-h", OPT_I64, &(v).caser_h, 1, 1024, 0, 0, 0, NULL, 0, 0},        \
-    {"caser-v", OPT_I64, &(v).caser_v, 1, 1024, 0, 0, 0, NULL, 0, 0}
+    CLI_CHOICE("backbone", &(v).backbone, (v).backbone_names),               \
+    CLI_I64("dim", &(v).dim, 1, 4096, 0),                                    \
+    CLI_I64("max-len", &(v).max_len, 1, 4096, 0),                            \
+    CLI_I64("heads", &(v).heads, 1, 4096, 0),                                \
+    CLI_FLAG("pre-ln", &(v).pre_ln),                                         \
+    CLI_HPARAM_OPT(v, 0), CLI_HPARAM_OPT(v, 1), CLI_HPARAM_OPT(v, 2),        \
+    CLI_I64("layers", &(v).layers, 1, 16, 0),                                \
+    CLI_I64("epochs", &(v).epochs, 1, 100000, 0),                            \
+    CLI_DBL("dropout", &(v).dropout, 0.0, 1.0, OPT_HI_OPEN),                 \
+    CLI_DBL("lr", &(v).lr, 0.0, 1e6, OPT_LO_OPEN),                           \
+    CLI_DBL("weight-decay", &(v).wd, 0.0, 1e6, 0),                           \
+    CLI_DBL("label-smoothing", &(v).smooth, 0.0, 1.0, OPT_HI_OPEN),          \
+    CLI_DBL("history-penalty", &(v).hist, 0.0, 1e6, 0),                      \
+    CLI_I64("batch", &(v).batch, 1, 65536, 0),                               \
+    CLI_I64("patience", &(v).patience, 0, 100000, 0),                        \
+    CLI_I64("eval-every", &(v).eval_every, 1, 100000, 0),                    \
+    CLI_U64("seed", &(v).seed, 0),                                           \
+    CLI_I64("threads", &(v).threads, 1, 256, 0),                             \
+    CLI_FLAG("quiet", &(v).quiet),                                           \
+    CLI_DENOISE_TRAIN_OPTS((v).iadsr), CLI_DENOISE_RULE_OPTS((v).iadsr)
 
-/* Usage checks across train options (options of another backbone, --heads
- * not dividing --dim). Prints and returns CLI_USAGE, else CLI_OK. */
-int cli_train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
-                    const cli_train_vals *v);
-/* Model and training params from the options (split leave-one-out). */
-void cli_train_fill(const cli_opt *opts, size_t n_opts,
-                    const cli_train_vals *v, int32_t n_items,
-                    iadsr_model_params *mp, iadsr_train_params *tp);
+/* The params of a training run from the train options (split
+ * leave-one-out); model.n_items is the caller's to set. */
+typedef struct cli_train_params {
+    iadsr_model_params model;
+    iadsr_train_params train;
+    iadsr_denoise_params iadsr; /* of train --semantic and pipeline */
+} cli_train_params;
+
+/* cli_start for the commands with the train options (train, pipeline):
+ * sets the defaults of @p v, parses, answers --help with @p head, the
+ * train options, @p iadsr_head and the IADSR options, refuses model
+ * options the chosen backbone does not take (usage error) and fills
+ * @p p. */
+int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
+                    size_t n_opts, const char *head, const char *iadsr_head,
+                    cli_train_vals *v, cli_train_params *p);
 /* The help text of the train options and of the IADSR options (shared by
  * train and pipeline). */
 extern const char cli_train_opts_help[];
 extern const char cli_denoise_train_help[];
+
+/* Whether the library's params check accepts backbone @p backbone with
+ * the flags @p flags set and the rest at their defaults, i.e. whether the
+ * backbone has what they switch on. */
+int cli_backbone_takes_flags(int32_t backbone, uint32_t flags);
 
 /* Progress printing of a training run ("epoch E/N  loss ..."), with
  * Ctrl-C handling: the callback stops the run after the current epoch

@@ -13,12 +13,21 @@
 #include <time.h>
 #include <unistd.h>
 
+/* "iadsr: CMD: MSG" on stderr, without the line end. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 0)))
+#endif
+static void vreport(const char *cmd, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "iadsr: %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "iadsr: %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vreport(cmd, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry 'iadsr %s --help'.\n", cmd);
     return CLI_USAGE;
@@ -27,9 +36,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "iadsr: %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vreport(cmd, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
     return CLI_RUNTIME;
@@ -61,45 +69,32 @@ static int number_start_ok(const char *s)
                  *s == '.');
 }
 
-int cli_parse_i64(const char *s, int64_t *out)
+/* Parse all of @p s as a number of option kind @p kind (OPT_I64, OPT_U64
+ * or OPT_DBL, finite) into @p out (int64_t, uint64_t or double). Returns
+ * 0, or -1 with @p out untouched. */
+static int parse_number(const char *s, int kind, void *out)
 {
     char *end = NULL;
-    long long v;
-    if (!number_start_ok(s))
+    long long i = 0;
+    unsigned long long u = 0;
+    double d = 0.0;
+    if (!number_start_ok(s) || (kind == OPT_U64 && *s == '-'))
         return -1;
     errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0')
+    if (kind == OPT_I64)
+        i = strtoll(s, &end, 10);
+    else if (kind == OPT_U64)
+        u = strtoull(s, &end, 10);
+    else
+        d = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(d))
         return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
-int cli_parse_u64(const char *s, uint64_t *out)
-{
-    char *end = NULL;
-    unsigned long long v;
-    if (!number_start_ok(s) || *s == '-')
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0')
-        return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
-
-int cli_parse_double(const char *s, double *out)
-{
-    char *end = NULL;
-    double v;
-    if (!number_start_ok(s))
-        return -1;
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
-        return -1;
-    *out = v;
+    if (kind == OPT_I64)
+        *(int64_t *)out = (int64_t)i;
+    else if (kind == OPT_U64)
+        *(uint64_t *)out = (uint64_t)u;
+    else
+        *(double *)out = d;
     return 0;
 }
 
@@ -124,7 +119,7 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
         return 0;
     case OPT_I64: {
         int64_t v;
-        if (cli_parse_i64(val, &v) != 0)
+        if (parse_number(val, OPT_I64, &v) != 0)
             return cli_usage_error(cmd, "--%s: '%s' is not an integer",
                                    o->name, val);
         if (v < o->ilo || v > o->ihi)
@@ -136,7 +131,7 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
     }
     case OPT_U64: {
         uint64_t v;
-        if (cli_parse_u64(val, &v) != 0)
+        if (parse_number(val, OPT_U64, &v) != 0)
             return cli_usage_error(
                 cmd, "--%s: '%s' is not a non-negative integer below 2^64",
                 o->name, val);
@@ -146,17 +141,17 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
     case OPT_DBL: {
         double v;
         int bad;
-        if (cli_parse_double(val, &v) != 0)
+        if (parse_number(val, OPT_DBL, &v) != 0)
             return cli_usage_error(cmd, "--%s: '%s' is not a finite number",
                                    o->name, val);
-        bad = (o->dflags & OPT_LO_OPEN) ? !(v > o->dlo) : !(v >= o->dlo);
-        bad |= (o->dflags & OPT_HI_OPEN) ? !(v < o->dhi) : !(v <= o->dhi);
+        bad = (o->flags & OPT_LO_OPEN) ? !(v > o->dlo) : !(v >= o->dlo);
+        bad |= (o->flags & OPT_HI_OPEN) ? !(v < o->dhi) : !(v <= o->dhi);
         if (bad)
             return cli_usage_error(cmd, "--%s: %s is outside %s%g, %g%s",
                                    o->name, val,
-                                   (o->dflags & OPT_LO_OPEN) ? "(" : "[",
+                                   (o->flags & OPT_LO_OPEN) ? "(" : "[",
                                    o->dlo, o->dhi,
-                                   (o->dflags & OPT_HI_OPEN) ? ")" : "]");
+                                   (o->flags & OPT_HI_OPEN) ? ")" : "]");
         *(double *)o->dst = v;
         return 0;
     }
@@ -184,8 +179,10 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
     }
 }
 
-int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts,
-              size_t n_opts)
+/* Returns 0 on success, 1 when --help/-h was given, CLI_USAGE after
+ * printing a usage message naming @p cmd. */
+static int parse_args(const char *cmd, int argc, char **argv, cli_opt *opts,
+                     size_t n_opts)
 {
     for (size_t i = 0; i < n_opts; i++)
         opts[i].seen = 0;
@@ -225,10 +222,21 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts,
         o->seen = 1;
     }
     for (size_t i = 0; i < n_opts; i++)
-        if (opts[i].required && !opts[i].seen)
+        if ((opts[i].flags & OPT_REQUIRED) && !opts[i].seen)
             return cli_usage_error(cmd, "missing required option --%s",
                                    opts[i].name);
     return 0;
+}
+
+int cli_start(const char *cmd, int argc, char **argv, cli_opt *opts,
+              size_t n_opts, const char *const *help)
+{
+    int rc = parse_args(cmd, argc, argv, opts, n_opts);
+    if (rc != 1)
+        return rc == 0 ? CLI_CONTINUE : rc;
+    for (size_t i = 0; help[i]; i++)
+        fputs(help[i], stdout);
+    return cli_finish_stdout(cmd);
 }
 
 int cli_opt_seen(const cli_opt *opts, size_t n_opts, const char *name)
@@ -273,22 +281,30 @@ int cli_finish_stdout(const char *cmd)
     return CLI_OK;
 }
 
-static void json_num(const char *key, double v, int first)
+void cli_json_double(const char *key, double v)
 {
     if (isfinite(v))
-        printf("%s\"%s\":%.6f", first ? "" : ",", key, v);
+        printf(",\"%s\":%.6f", key, v);
     else
-        printf("%s\"%s\":null", first ? "" : ",", key);
+        printf(",\"%s\":null", key);
+}
+
+void cli_fmt_4f(char *buf, size_t cap, double v, const char *nan_text)
+{
+    if (isnan(v))
+        snprintf(buf, cap, "%s", nan_text);
+    else
+        snprintf(buf, cap, "%.4f", v);
 }
 
 void cli_json_metrics(const iadsr_metrics *m)
 {
-    json_num("HR@5", m->hr5, 0);
-    json_num("HR@10", m->hr10, 0);
-    json_num("HR@20", m->hr20, 0);
-    json_num("NDCG@5", m->ndcg5, 0);
-    json_num("NDCG@10", m->ndcg10, 0);
-    json_num("NDCG@20", m->ndcg20, 0);
+    cli_json_double("HR@5", m->hr5);
+    cli_json_double("HR@10", m->hr10);
+    cli_json_double("HR@20", m->hr20);
+    cli_json_double("NDCG@5", m->ndcg5);
+    cli_json_double("NDCG@10", m->ndcg10);
+    cli_json_double("NDCG@20", m->ndcg20);
 }
 
 void cli_print_metrics(const char *split, const iadsr_metrics *m,
@@ -431,103 +447,106 @@ int cli_write_dataset(const char *cmd, const char *path,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Inputs                                                                   */
+/* ------------------------------------------------------------------------ */
+
+int cli_load_data(const char *cmd, const char *path, int32_t n_items,
+                  iadsr_dataset **d)
+{
+    int rc = iadsr_dataset_load_text(d, path, n_items);
+    return rc == IADSR_OK ? CLI_OK : cli_lib_error(cmd, NULL, path, rc);
+}
+
+int cli_load_model(const char *cmd, const char *path, iadsr_model **m)
+{
+    int rc = iadsr_model_load(m, path, 0);
+    return rc == IADSR_OK ? CLI_OK
+                          : cli_lib_error(cmd, "cannot load model", path, rc);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Semantic matrices                                                        */
 /* ------------------------------------------------------------------------ */
 
 const char *const cli_semantic_rows_names[] = {"padded", "dense", "items",
                                                NULL};
 
-int cli_load_semantic(const char *cmd, const char *path, int rows,
-                      iadsr_semantic **out)
+int cli_load_semantic(const char *cmd, cli_semantic_in *s)
 {
-    uint32_t fl = rows == 0 ? IADSR_SEMANTIC_ROW0_PADDING : 0u;
-    int rc = iadsr_semantic_load_npy(out, path, fl);
+    uint32_t fl = s->rows == 0 ? IADSR_SEMANTIC_ROW0_PADDING : 0u;
+    int rc = iadsr_semantic_load_npy(&s->items, s->path, fl);
     if (rc != IADSR_OK)
-        return cli_lib_error(cmd, "cannot load the semantic matrix", path,
+        return cli_lib_error(cmd, "cannot load the semantic matrix", s->path,
                              rc);
     return CLI_OK;
 }
 
-int cli_load_user_semantic(const char *cmd, const char *path, int64_t n_users,
-                           int32_t dim, iadsr_semantic **out)
+int cli_load_user_semantic(const char *cmd, cli_semantic_in *s,
+                           int64_t n_users)
 {
+    int32_t dim = s->items ? iadsr_semantic_dim(s->items) : 0;
+    int rc;
+    if (!s->user_path)
+        return CLI_OK;
     /* dense: row u is the u-th user (the matrix API calls rows "items") */
-    int rc = iadsr_semantic_load_npy(out, path, 0u);
+    rc = iadsr_semantic_load_npy(&s->users, s->user_path, 0u);
     if (rc != IADSR_OK)
         return cli_lib_error(cmd, "cannot load the user semantic matrix",
-                             path, rc);
-    if ((int64_t)iadsr_semantic_n_items(*out) != n_users ||
-        (dim > 0 && iadsr_semantic_dim(*out) != dim)) {
+                             s->user_path, rc);
+    if ((int64_t)iadsr_semantic_n_items(s->users) != n_users ||
+        (dim > 0 && iadsr_semantic_dim(s->users) != dim)) {
         cli_error(cmd,
                   "%s: %ld x %ld user matrix, expected %lld rows (one per "
                   "user of the sequence file, in file order) of width %ld",
-                  path, (long)iadsr_semantic_n_items(*out),
-                  (long)iadsr_semantic_dim(*out), (long long)n_users,
-                  (long)(dim > 0 ? dim : iadsr_semantic_dim(*out)));
-        iadsr_semantic_free(*out);
-        *out = NULL;
+                  s->user_path, (long)iadsr_semantic_n_items(s->users),
+                  (long)iadsr_semantic_dim(s->users), (long long)n_users,
+                  (long)(dim > 0 ? dim : iadsr_semantic_dim(s->users)));
+        iadsr_semantic_free(s->users);
+        s->users = NULL;
         return CLI_RUNTIME;
     }
     return CLI_OK;
 }
 
+void cli_checkpoint_free(cli_checkpoint *c)
+{
+    iadsr_gate_free(c->gate);
+    iadsr_aligner_free(c->aligner);
+    iadsr_model_free(c->model);
+    memset(c, 0, sizeof *c);
+}
+
+void cli_semantic_in_free(cli_semantic_in *s)
+{
+    iadsr_semantic_free(s->users);
+    iadsr_semantic_free(s->items);
+    s->users = s->items = NULL;
+}
+
 /* ------------------------------------------------------------------------ */
-/* PRNG: xoshiro256** seeded with splitmix64                                */
+/* Random draws on the library's generator                                  */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t splitmix64(uint64_t *x)
+double cli_rng_uniform(iadsr__rng *r)
 {
-    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
+    return (double)(iadsr__rng_u64(r) >> 11) * 0x1.0p-53;
 }
 
-void cli_rng_seed(cli_rng *r, uint64_t seed)
+uint64_t cli_rng_below(iadsr__rng *r, uint64_t n)
 {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl64(uint64_t v, int k)
-{
-    return (v << k) | (v >> (64 - k));
-}
-
-uint64_t cli_rng_next(cli_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl64(s[1] * 5u, 7) * 9u;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return out;
-}
-
-double cli_rng_uniform(cli_rng *r)
-{
-    return (double)(cli_rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-uint64_t cli_rng_below(cli_rng *r, uint64_t n)
-{
-    /* reject the low values that would make the modulo biased */
-    uint64_t threshold = (0u - n) % n;
-    for (;;) {
-        uint64_t v = cli_rng_next(r);
-        if (v >= threshold)
-            return v % n;
+    /* iadsr__rng_below returns 0 for n = 1 without a draw; the CLI's stream
+     * has always drawn there */
+    if (n <= 1) {
+        (void)iadsr__rng_u64(r);
+        return 0;
     }
+    return iadsr__rng_below(r, n);
 }
 
-double cli_rng_normal(cli_rng *r)
+double cli_rng_normal(iadsr__rng *r)
 {
-    /* 1 - u is in (0, 1], so the log is finite */
+    /* 1 - u is in (0, 1], so the log is finite (the library's normal maps
+     * the draw to (0, 1] differently) */
     double u1 = 1.0 - cli_rng_uniform(r);
     double u2 = cli_rng_uniform(r);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);

@@ -65,22 +65,6 @@ static double ratio(int64_t num, int64_t den)
     return den > 0 ? (double)num / (double)den : (double)NAN;
 }
 
-static void json_double(const char *key, double v)
-{
-    if (isfinite(v))
-        printf(",\"%s\":%.6f", key, v);
-    else
-        printf(",\"%s\":null", key);
-}
-
-static void fmt_ratio(char *buf, size_t cap, double v)
-{
-    if (isnan(v))
-        snprintf(buf, cap, "n/a");
-    else
-        snprintf(buf, cap, "%.4f", v);
-}
-
 /* ------------------------------------------------------------------------ */
 /* denoise                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -233,17 +217,17 @@ static void print_denoise(const clean_stats *st, const char *split,
                "\"items_dropped\":%lld,\"users_touched\":%lld",
                split, (long long)st->n_users, (long long)st->items_in,
                (long long)st->items_dropped, (long long)st->users_touched);
-        json_double("theta", (double)gp->theta);
-        json_double("max_drop", (double)gp->max_drop);
+        cli_json_double("theta", (double)gp->theta);
+        cli_json_double("max_drop", (double)gp->max_drop);
         printf(",\"protect_last\":%s", gp->protect_last ? "true" : "false");
         if (labels) {
             printf(",\"injected\":%lld,\"true_positives\":%lld,"
                    "\"false_positives\":%lld,\"false_negatives\":%lld",
                    (long long)st->injected, (long long)st->tp,
                    (long long)st->fp, (long long)st->fn);
-            json_double("precision", prec);
-            json_double("recall", rec);
-            json_double("f1", f1);
+            cli_json_double("precision", prec);
+            cli_json_double("recall", rec);
+            cli_json_double("f1", f1);
         }
         printf("}\n");
         return;
@@ -262,9 +246,9 @@ static void print_denoise(const clean_stats *st, const char *split,
            (long long)st->n_users);
     if (labels) {
         char p[16], r[16], f[16];
-        fmt_ratio(p, sizeof p, prec);
-        fmt_ratio(r, sizeof r, rec);
-        fmt_ratio(f, sizeof f, f1);
+        cli_fmt_4f(p, sizeof p, prec, "n/a");
+        cli_fmt_4f(r, sizeof r, rec, "n/a");
+        cli_fmt_4f(f, sizeof f, f1, "n/a");
         printf("labels:         %lld injected; %lld dropped and injected, "
                "%lld dropped but clean, %lld injected but kept\n",
                (long long)st->injected, (long long)st->tp, (long long)st->fp,
@@ -276,32 +260,28 @@ static void print_denoise(const clean_stats *st, const char *split,
 int cmd_denoise(int argc, char **argv)
 {
     static const char *cmd = "denoise";
-    const char *model_path = NULL, *sem_path = NULL, *usem_path = NULL;
-    const char *data_path = NULL, *out = NULL, *labels_path = NULL;
-    int sem_rows = 0, split = 0, json = 0;
+    const char *model_path = NULL, *data_path = NULL, *out = NULL;
+    const char *labels_path = NULL;
+    cli_semantic_in si;
+    int split = 0, json = 0;
     int64_t threads = 1;
     cli_denoise_vals dv;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
-         cli_semantic_rows_names, 0, 0},
-        {"user-semantic", OPT_STR, &usem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
+        CLI_STR("model", &model_path, OPT_REQUIRED),
+        CLI_SEMANTIC_OPTS(si, OPT_REQUIRED),
+        CLI_USER_SEMANTIC_OPT(si),
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_STR("out", &out, OPT_REQUIRED),
+        CLI_CHOICE("split", &split, split_names),
         CLI_DENOISE_RULE_OPTS(dv),
-        {"collab-only", OPT_FLAG, &dv.collab_only, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
-        {"labels", OPT_STR, &labels_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_FLAG("collab-only", &dv.collab_only),
+        CLI_I64("threads", &threads, 1, 256, 0),
+        CLI_STR("labels", &labels_path, 0),
+        CLI_FLAG("json", &json),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     int32_t lib_split;
-    iadsr_model *m = NULL;
-    iadsr_aligner *al = NULL;
-    iadsr_gate *gate = NULL;
-    iadsr_semantic *sem = NULL, *usem = NULL;
+    cli_checkpoint ck = {NULL, NULL, NULL};
     iadsr_dataset *d = NULL, *clean = NULL;
     iadsr_denoiser *dn = NULL;
     iadsr_denoise_params gp;
@@ -313,44 +293,39 @@ int cmd_denoise(int argc, char **argv)
     int rc;
 
     memset(&dv, 0, sizeof dv);
-    rc = cli_parse(cmd, argc, argv, opts, n_opts);
-    if (rc == 1) {
-        fputs(denoise_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    memset(&si, 0, sizeof si);
+    rc = cli_start(cmd, argc, argv, opts, n_opts,
+                   (const char *const[]){denoise_help, NULL});
+    if (rc != CLI_CONTINUE)
         return rc;
     lib_split = split == 0 ? IADSR_SPLIT_LEAVE_ONE_OUT : IADSR_SPLIT_NONE;
     if (cli_check_out_path(cmd, out) != CLI_OK)
         return CLI_RUNTIME;
 
     t0 = cli_now();
-    rc = iadsr_checkpoint_load(&m, &al, &gate, model_path, 0);
+    rc = iadsr_checkpoint_load(&ck.model, &ck.aligner, &ck.gate, model_path,
+                               0);
     if (rc != IADSR_OK)
         return cli_lib_error(cmd, "cannot load model", model_path, rc);
-    if (!al || !gate) {
+    if (!ck.aligner || !ck.gate) {
         cli_error(cmd, "%s: the checkpoint has no %s (a backbone-only "
                        "model); train one with 'iadsr train --semantic'",
                   model_path,
-                  !al && !gate ? "aligner and gate" : !al ? "aligner"
-                                                          : "gate");
+                  !ck.aligner && !ck.gate ? "aligner and gate"
+                  : !ck.aligner           ? "aligner"
+                                          : "gate");
         goto done;
     }
-    if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK)
+    if (cli_load_semantic(cmd, &si) != CLI_OK)
         goto done;
-    rc = iadsr_dataset_load_text(&d, data_path, iadsr_model_n_items(m));
-    if (rc != IADSR_OK) {
-        cli_lib_error(cmd, NULL, data_path, rc);
+    if (cli_load_data(cmd, data_path, iadsr_model_n_items(ck.model), &d) != CLI_OK)
         goto done;
-    }
-    if (usem_path &&
-        cli_load_user_semantic(cmd, usem_path, iadsr_dataset_n_users(d),
-                               iadsr_semantic_dim(sem), &usem) != CLI_OK)
+    if (cli_load_user_semantic(cmd, &si, iadsr_dataset_n_users(d)) != CLI_OK)
         goto done;
 
     /* the inference rule: the trained gate's, or the one asked for */
     iadsr_denoise_params_init(&gp);
-    rc = iadsr_gate_get_params(gate, &gp);
+    rc = iadsr_gate_get_params(ck.gate, &gp);
     if (rc != IADSR_OK) {
         cli_lib_error(cmd, "cannot read the gate's settings", NULL, rc);
         goto done;
@@ -358,15 +333,16 @@ int cmd_denoise(int argc, char **argv)
     if (cli_denoise_rule_seen(opts, n_opts)) {
         iadsr_gate *g2 = NULL;
         cli_denoise_apply(opts, n_opts, &dv, &gp);
-        rc = iadsr_gate_with_params(&g2, gate, &gp);
+        rc = iadsr_gate_with_params(&g2, ck.gate, &gp);
         if (rc != IADSR_OK) {
             cli_lib_error(cmd, "cannot set the gate's rule", NULL, rc);
             goto done;
         }
-        iadsr_gate_free(gate);
-        gate = g2;
+        iadsr_gate_free(ck.gate);
+        ck.gate = g2;
     }
-    rc = iadsr_denoiser_create(&dn, m, al, gate, sem);
+    rc = iadsr_denoiser_create(&dn, ck.model, ck.aligner, ck.gate,
+                               si.items);
     if (rc != IADSR_OK) {
         cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
         goto done;
@@ -386,7 +362,7 @@ int cmd_denoise(int argc, char **argv)
         read_labels(cmd, labels_path, data_path, d, lab) != CLI_OK)
         goto done;
 
-    rc = iadsr_denoiser_clean_dataset(dn, d, lib_split, usem,
+    rc = iadsr_denoiser_clean_dataset(dn, d, lib_split, si.users,
                                       (int32_t)threads, &clean, keep, NULL);
     if (rc != IADSR_OK) {
         cli_lib_error(cmd, "cleaning failed", NULL, rc);
@@ -420,11 +396,8 @@ done:
     iadsr_dataset_free(clean);
     iadsr_denoiser_free(dn);
     iadsr_dataset_free(d);
-    iadsr_semantic_free(usem);
-    iadsr_semantic_free(sem);
-    iadsr_gate_free(gate);
-    iadsr_aligner_free(al);
-    iadsr_model_free(m);
+    cli_semantic_in_free(&si);
+    cli_checkpoint_free(&ck);
     return exit_code;
 }
 
@@ -478,8 +451,8 @@ static void print_pipeline(const iadsr_pipeline_result *r, int64_t n_users,
                (long long)r->n_items_in, (long long)r->n_items_dropped,
                (long long)r->n_users_touched, (long)r->iadsr_epochs,
                (long)r->retrain_epochs);
-        json_double("iadsr_seconds", r->iadsr_seconds);
-        json_double("retrain_seconds", r->retrain_seconds);
+        cli_json_double("iadsr_seconds", r->iadsr_seconds);
+        cli_json_double("retrain_seconds", r->retrain_seconds);
         printf("}\n");
         return;
     }
@@ -501,49 +474,30 @@ static void print_pipeline(const iadsr_pipeline_result *r, int64_t n_users,
 int cmd_pipeline(int argc, char **argv)
 {
     static const char *cmd = "pipeline";
-    const char *data_path = NULL, *sem_path = NULL;
-    const char *out_model = NULL, *out_clean = NULL;
-    int sem_rows = 0, json = 0;
+    const char *data_path = NULL, *out_model = NULL, *out_clean = NULL;
+    int json = 0;
     cli_train_vals tv;
-    cli_denoise_vals dv;
     cli_opt opts[] = {
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
-         cli_semantic_rows_names, 0, 0},
-        {"out-model", OPT_STR, &out_model, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"out-clean", OPT_STR, &out_clean, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_SEMANTIC_OPTS(tv.sem, OPT_REQUIRED),
+        CLI_STR("out-model", &out_model, 0),
+        CLI_STR("out-clean", &out_clean, 0),
+        CLI_FLAG("json", &json),
         CLI_TRAIN_OPTS(tv),
-        CLI_DENOISE_TRAIN_OPTS(dv),
-        CLI_DENOISE_RULE_OPTS(dv),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *d = NULL, *clean = NULL;
-    iadsr_semantic *sem = NULL;
     iadsr_model *model = NULL;
-    iadsr_model_params mp;
-    iadsr_train_params tp;
-    iadsr_denoise_params dp;
+    cli_train_params tp;
     iadsr_pipeline_result res;
     cli_progress st;
     int exit_code = CLI_RUNTIME;
     int rc;
 
-    cli_train_vals_init(&tv);
-    memset(&dv, 0, sizeof dv);
-    rc = cli_parse(cmd, argc, argv, opts, n_opts);
-    if (rc == 1) {
-        fputs(pipeline_help, stdout);
-        fputs(cli_train_opts_help, stdout);
-        fputs(pipeline_help_iadsr, stdout);
-        fputs(cli_denoise_train_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    rc = cli_train_start(cmd, argc, argv, opts, n_opts, pipeline_help,
+                         pipeline_help_iadsr, &tv, &tp);
+    if (rc != CLI_CONTINUE)
         return rc;
-    if (cli_train_check(cmd, opts, n_opts, &tv) != CLI_OK)
-        return CLI_USAGE;
     if (out_model && out_clean && strcmp(out_model, out_clean) == 0)
         return cli_usage_error(cmd, "--out-model and --out-clean are the "
                                     "same file");
@@ -551,25 +505,20 @@ int cmd_pipeline(int argc, char **argv)
         (out_clean && cli_check_out_path(cmd, out_clean) != CLI_OK))
         return CLI_RUNTIME;
 
-    rc = iadsr_dataset_load_text(&d, data_path, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, data_path, rc);
-    if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK)
+    if (cli_load_data(cmd, data_path, 0, &d) != CLI_OK)
+        return CLI_RUNTIME;
+    if (cli_load_semantic(cmd, &tv.sem) != CLI_OK)
         goto done;
-    cli_train_fill(opts, n_opts, &tv, iadsr_dataset_n_items(d), &mp, &tp);
-    iadsr_denoise_params_init(&dp);
-    cli_denoise_apply(opts, n_opts, &dv, &dp);
-    if (cli_opt_seen(opts, n_opts, "seed"))
-        dp.seed = tv.seed; /* one seed for the whole run, as train */
+    tp.model.n_items = iadsr_dataset_n_items(d);
     if (!tv.quiet)
         fprintf(stderr,
                 "iadsr: pipeline: %lld users, %ld items, %lld interactions; "
                 "semantic %s: %ld items x %ld\n",
                 (long long)iadsr_dataset_n_users(d),
                 (long)iadsr_dataset_n_items(d),
-                (long long)iadsr_dataset_n_interactions(d), sem_path,
-                (long)iadsr_semantic_n_items(sem),
-                (long)iadsr_semantic_dim(sem));
+                (long long)iadsr_dataset_n_interactions(d), tv.sem.path,
+                (long)iadsr_semantic_n_items(tv.sem.items),
+                (long)iadsr_semantic_dim(tv.sem.items));
 
     memset(&res, 0, sizeof res);
     res.struct_size = (uint32_t)sizeof res;
@@ -577,7 +526,8 @@ int cmd_pipeline(int argc, char **argv)
     st.label[0] = "iadsr";
     st.label[1] = "retrain";
     cli_sigint_install();
-    rc = iadsr_pipeline(d, sem, &mp, &tp, &dp, cli_progress_cb, &st, &res,
+    rc = iadsr_pipeline(d, tv.sem.items, &tp.model, &tp.train, &tp.iadsr,
+                        cli_progress_cb, &st, &res,
                         out_model ? &model : NULL,
                         out_clean ? &clean : NULL);
     cli_sigint_restore();
@@ -604,7 +554,7 @@ int cmd_pipeline(int argc, char **argv)
 done:
     iadsr_model_free(model);
     iadsr_dataset_free(clean);
-    iadsr_semantic_free(sem);
+    cli_semantic_in_free(&tv.sem);
     iadsr_dataset_free(d);
     return exit_code;
 }

@@ -6,16 +6,12 @@
 #include "common/alloc.h"
 #include "common/fileio.h"
 #include "iadsr.h"
-#include "common/alloc.h"
 #include "cli/sif.h"
 #include "cli/wordvec.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static const char embed_help[] =
     "Usage: iadsr embed-text --items ITEMS.tsv --text-col NAME[,NAME...]\n"
@@ -67,38 +63,6 @@ static void items_free(items_table *t)
     free(t->text);
     free(t->arena);
     memset(t, 0, sizeof *t);
-}
-
-/* Fail early (before loading the vectors) if @p path cannot be written. */
-static int check_out_path(const char *cmd, const char *path)
-{
-    struct stat sb;
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash ? (size_t)(slash - path) : 0;
-    char *dir;
-
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_error(cmd, "%s: is a directory", path);
-    dir = malloc(dlen + 2);
-    if (!dir)
-        return cli_error(cmd, "out of memory");
-    if (!slash)
-        memcpy(dir, ".", 2);
-    else if (dlen == 0)
-        memcpy(dir, "/", 2);
-    else {
-        memcpy(dir, path, dlen);
-        dir[dlen] = '\0';
-    }
-    if (access(dir, W_OK | X_OK) != 0) {
-        int e = errno;
-        cli_error(cmd, "%s: cannot write to directory '%s': %s", path, dir,
-                  strerror(e));
-        free(dir);
-        return CLI_RUNTIME;
-    }
-    free(dir);
-    return CLI_OK;
 }
 
 /* Split a line [p, end) at tabs into at most @p cap fields; returns the
@@ -393,12 +357,12 @@ int cmd_embed_text(int argc, char **argv)
     int no_pc = 0, n_cols, exit_code = CLI_RUNTIME;
     double sif_a = IADSR__SIF_DEFAULT_A;
     cli_opt opts[] = {
-        {"items", OPT_STR, &items_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"text-col", OPT_STR, &text_col, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"vectors", OPT_STR, &vec_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"out", OPT_STR, &out_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"no-pc", OPT_FLAG, &no_pc, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"sif-a", OPT_DBL, &sif_a, 0, 0, 0.0, 1.0, OPT_LO_OPEN, NULL, 0, 0},
+        CLI_STR("items", &items_path, OPT_REQUIRED),
+        CLI_STR("text-col", &text_col, OPT_REQUIRED),
+        CLI_STR("vectors", &vec_path, OPT_REQUIRED),
+        CLI_STR("out", &out_path, OPT_REQUIRED),
+        CLI_FLAG("no-pc", &no_pc),
+        CLI_DBL("sif-a", &sif_a, 0.0, 1.0, OPT_LO_OPEN),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     char *cols[MAX_TEXT_COLS], *col_store = NULL;
@@ -410,14 +374,11 @@ int cmd_embed_text(int argc, char **argv)
     iadsr__sif_stats st;
     float *emb = NULL;
     double t0, t_items, t_vec, t_embed, t_write;
-    int rc = cli_parse(cmd, argc, argv, opts, n_opts);
+    int rc = cli_start(cmd, argc, argv, opts, n_opts,
+                       (const char *const[]){embed_help, NULL});
 
     memset(&items, 0, sizeof items);
-    if (rc == 1) {
-        fputs(embed_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     n_cols = split_cols(cmd, text_col, &col_store, cols);
     if (n_cols < 0) {
@@ -425,7 +386,8 @@ int cmd_embed_text(int argc, char **argv)
         free(col_store);
         return code;
     }
-    if (check_out_path(cmd, out_path) != CLI_OK)
+    /* fail before loading the vectors */
+    if (cli_check_out_path(cmd, out_path) != CLI_OK)
         goto done;
 
     /* the items */

@@ -73,14 +73,12 @@ static int load_model_and_data(const char *cmd, const char *model_path,
                                const char *data_path, iadsr_model **m,
                                iadsr_dataset **d)
 {
-    int rc = iadsr_model_load(m, model_path, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, "cannot load model", model_path, rc);
-    rc = iadsr_dataset_load_text(d, data_path, iadsr_model_n_items(*m));
-    if (rc != IADSR_OK) {
+    if (cli_load_model(cmd, model_path, m) != CLI_OK)
+        return CLI_RUNTIME;
+    if (cli_load_data(cmd, data_path, iadsr_model_n_items(*m), d) != CLI_OK) {
         iadsr_model_free(*m);
         *m = NULL;
-        return cli_lib_error(cmd, NULL, data_path, rc);
+        return CLI_RUNTIME;
     }
     return CLI_OK;
 }
@@ -235,40 +233,35 @@ static void print_eval(const char *split, const iadsr_metrics *met, int excl,
 int cmd_eval(int argc, char **argv)
 {
     static const char *cmd = "eval";
-    const char *model_path = NULL, *data_path = NULL, *sem_path = NULL;
-    const char *cold_ref = NULL;
-    int split = 0, excl = 0, json = 0, sem_rows = 0;
+    const char *model_path = NULL, *data_path = NULL, *cold_ref = NULL;
+    cli_semantic_in si;
+    int split = 0, excl = 0, json = 0;
     int64_t threads = 1, cold_max = 0;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
-         cli_semantic_rows_names, 0, 0},
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
-        {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"threads", OPT_I64, &threads, 1, 256, 0, 0, 0, NULL, 0, 0},
-        {"cold-max", OPT_I64, &cold_max, 0, INT64_MAX, 0, 0, 0, NULL, 0, 0},
-        {"cold-ref", OPT_STR, &cold_ref, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("model", &model_path, 0),
+        CLI_SEMANTIC_OPTS(si, 0),
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_CHOICE("split", &split, split_names),
+        CLI_FLAG("exclude-history", &excl),
+        CLI_I64("threads", &threads, 1, 256, 0),
+        CLI_I64("cold-max", &cold_max, 0, INT64_MAX, 0),
+        CLI_STR("cold-ref", &cold_ref, 0),
+        CLI_FLAG("json", &json),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_model *m = NULL;
-    iadsr_semantic *s = NULL;
     iadsr_dataset *d = NULL;
     iadsr_eval_params ep;
     iadsr_metrics met;
     cold_view cv = {0, NULL, 0, 0};
-    int cold, exit_code;
-    int rc = cli_parse(cmd, argc, argv, opts, n_opts);
+    int cold, exit_code, rc;
 
-    if (rc == 1) {
-        fputs(eval_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    memset(&si, 0, sizeof si);
+    rc = cli_start(cmd, argc, argv, opts, n_opts,
+                   (const char *const[]){eval_help, NULL});
+    if (rc != CLI_CONTINUE)
         return rc;
-    if ((model_path == NULL) == (sem_path == NULL))
+    if ((model_path == NULL) == (si.path == NULL))
         return cli_usage_error(cmd, "give exactly one of --model and "
                                     "--semantic");
     cold = cli_opt_seen(opts, n_opts, "cold-max");
@@ -282,15 +275,13 @@ int cmd_eval(int argc, char **argv)
     ep.flags = excl ? IADSR_TOPK_EXCLUDE_HISTORY : 0u;
     memset(&met, 0, sizeof met);
     met.struct_size = (uint32_t)sizeof met;
-    if (sem_path) {
-        if (cli_load_semantic(cmd, sem_path, sem_rows, &s) != CLI_OK)
+    if (si.path) {
+        if (cli_load_semantic(cmd, &si) != CLI_OK)
             return CLI_RUNTIME;
-        rc = iadsr_dataset_load_text(&d, data_path,
-                                     iadsr_semantic_n_items(s));
-        if (rc != IADSR_OK) {
-            exit_code = cli_lib_error(cmd, NULL, data_path, rc);
+        exit_code = cli_load_data(cmd, data_path,
+                                  iadsr_semantic_n_items(si.items), &d);
+        if (exit_code != CLI_OK)
             goto done;
-        }
     } else if (load_model_and_data(cmd, model_path, data_path, &m, &d) !=
                CLI_OK) {
         return CLI_RUNTIME;
@@ -300,7 +291,7 @@ int cmd_eval(int argc, char **argv)
         if (exit_code != CLI_OK)
             goto done;
     }
-    rc = s ? iadsr_semantic_evaluate(s, d, &ep, &met)
+    rc = si.items ? iadsr_semantic_evaluate(si.items, d, &ep, &met)
            : iadsr_evaluate(m, d, &ep, &met);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, NULL, NULL, rc);
@@ -312,7 +303,7 @@ int cmd_eval(int argc, char **argv)
 
 done:
     iadsr_model_free(m);
-    iadsr_semantic_free(s);
+    cli_semantic_in_free(&si);
     iadsr_dataset_free(d);
     return exit_code;
 }
@@ -347,11 +338,11 @@ int cmd_recommend(int argc, char **argv)
     int64_t k = 0, max_users = INT64_MAX;
     int excl = 0;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"k", OPT_I64, &k, 1, INT32_MAX, 0, 0, 0, NULL, 1, 0},
-        {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"users", OPT_I64, &max_users, 1, INT64_MAX, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("model", &model_path, OPT_REQUIRED),
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_I64("k", &k, 1, INT32_MAX, OPT_REQUIRED),
+        CLI_FLAG("exclude-history", &excl),
+        CLI_I64("users", &max_users, 1, INT64_MAX, 0),
     };
     iadsr_model *m = NULL;
     iadsr_dataset *d = NULL;
@@ -362,13 +353,10 @@ int cmd_recommend(int argc, char **argv)
     size_t seq_cap = 0;
     int64_t n_users, chunk;
     int exit_code = CLI_OK;
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    int rc = cli_start(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
+                       (const char *const[]){recommend_help, NULL});
 
-    if (rc == 1) {
-        fputs(recommend_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK)
         return CLI_RUNTIME;
@@ -503,22 +491,18 @@ int cmd_info(int argc, char **argv)
     static const char *cmd = "info";
     const char *model_path = NULL;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model_path, 0, 0, 0, 0, 0, NULL, 1, 0},
+        CLI_STR("model", &model_path, OPT_REQUIRED),
     };
     iadsr_model *m = NULL;
     iadsr_model_params p;
     size_t mem;
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    int rc = cli_start(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
+                       (const char *const[]){info_help, NULL});
 
-    if (rc == 1) {
-        fputs(info_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
-    rc = iadsr_model_load(&m, model_path, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, "cannot load model", model_path, rc);
+    if (cli_load_model(cmd, model_path, &m) != CLI_OK)
+        return CLI_RUNTIME;
     iadsr_model_params_init(&p);
     rc = iadsr_model_get_params(m, &p);
     if (rc != IADSR_OK) {
@@ -531,15 +515,18 @@ int cmd_info(int argc, char **argv)
     printf("n_items:            %ld\n", (long)p.n_items);
     printf("dim:                %ld\n", (long)p.dim);
     printf("max_seq_len:        %ld\n", (long)p.max_seq_len);
-    if (p.n_layers != 0) /* normalised: 0 only for backbones without layers */
+    /* normalised: 0 for the fields the backbone does not use */
+    if (p.n_layers != 0)
         printf("n_layers:           %ld\n", (long)p.n_layers);
-    if (p.backbone == IADSR_BACKBONE_SASREC) {
+    if (p.n_heads != 0)
         printf("n_heads:            %ld\n", (long)p.n_heads);
+    if (p.ffn_dim != 0)
         printf("ffn_dim:            %ld\n", (long)p.ffn_dim);
+    if (p.activation != IADSR_ACT_DEFAULT)
         printf("activation:         %s\n", activation_name(p.activation));
+    if (cli_backbone_takes_flags(p.backbone, IADSR_MODEL_F_PRE_LN))
         printf("blocks:             %s\n",
                (p.flags & IADSR_MODEL_F_PRE_LN) ? "pre-norm" : "post-norm");
-    }
     const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(p.backbone);
     for (int k = 0; ops && k < ops->n_hparams; k++) {
         char label[64];
@@ -634,10 +621,10 @@ int cmd_popularity(int argc, char **argv)
     const char *data_path = NULL;
     int split = 0, excl = 0, json = 0;
     cli_opt opts[] = {
-        {"data", OPT_STR, &data_path, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"split", OPT_CHOICE, &split, 0, 0, 0, 0, 0, split_names, 0, 0},
-        {"exclude-history", OPT_FLAG, &excl, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"json", OPT_FLAG, &json, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_CHOICE("split", &split, split_names),
+        CLI_FLAG("exclude-history", &excl),
+        CLI_FLAG("json", &json),
     };
     iadsr_dataset *d = NULL;
     pop_counts pc = {NULL, NULL, 0};
@@ -649,17 +636,13 @@ int cmd_popularity(int argc, char **argv)
     static const int64_t ks[3] = {5, 10, 20};
     iadsr_metrics met;
     int exit_code = CLI_OK;
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    int rc = cli_start(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
+                       (const char *const[]){popularity_help, NULL});
 
-    if (rc == 1) {
-        fputs(popularity_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
-    rc = iadsr_dataset_load_text(&d, data_path, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, data_path, rc);
+    if (cli_load_data(cmd, data_path, 0, &d) != CLI_OK)
+        return CLI_RUNTIME;
     n_users = iadsr_dataset_n_users(d);
     for (int64_t u = 0; u < n_users; u++) {
         int32_t n = 0;

@@ -135,7 +135,7 @@ static int inject(const char *cmd, const iadsr_dataset *d, double rate,
     const int32_t n_items = iadsr_dataset_n_items(d);
     int32_t *sorted = NULL;
     int32_t sorted_cap = 0;
-    cli_rng rng;
+    iadsr__rng rng;
 
     nd->src = d;
     nd->n_users = iadsr_dataset_n_users(d);
@@ -145,7 +145,7 @@ static int inject(const char *cmd, const iadsr_dataset *d, double rate,
     nd->offsets[0] = 0;
     *n_injected = 0;
     *n_users_hit = 0;
-    cli_rng_seed(&rng, seed);
+    iadsr__rng_seed(&rng, seed);
 
     for (int64_t u = 0; u < nd->n_users; u++) {
         int32_t n = 0, m = 0;
@@ -236,34 +236,30 @@ int cmd_inject_noise(int argc, char **argv)
     uint64_t seed = 0;
     int quiet = 0;
     cli_opt opts[] = {
-        {"data", OPT_STR, &data, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"rate", OPT_DBL, &rate, 0, 0, 0.0, 10.0, 0, NULL, 1, 0},
-        {"seed", OPT_U64, &seed, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"labels", OPT_STR, &labels, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"quiet", OPT_FLAG, &quiet, 0, 0, 0, 0, 0, NULL, 0, 0},
+        CLI_STR("data", &data, OPT_REQUIRED),
+        CLI_DBL("rate", &rate, 0.0, 10.0, OPT_REQUIRED),
+        CLI_U64("seed", &seed, OPT_REQUIRED),
+        CLI_STR("out", &out, OPT_REQUIRED),
+        CLI_STR("labels", &labels, OPT_REQUIRED),
+        CLI_FLAG("quiet", &quiet),
     };
     iadsr_dataset *d = NULL;
     noisy_data nd;
     int64_t n_injected = 0, n_hit = 0;
     int exit_code = CLI_RUNTIME;
-    int rc = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof opts[0]);
+    int rc = cli_start(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
+                       (const char *const[]){noise_help, NULL});
 
     memset(&nd, 0, sizeof nd);
-    if (rc == 1) {
-        fputs(noise_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     if (strcmp(out, labels) == 0)
         return cli_usage_error(cmd, "--out and --labels are the same file");
     if (cli_check_out_path(cmd, out) != CLI_OK ||
         cli_check_out_path(cmd, labels) != CLI_OK)
         return CLI_RUNTIME;
-    rc = iadsr_dataset_load_text(&d, data, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, data, rc);
+    if (cli_load_data(cmd, data, 0, &d) != CLI_OK)
+        return CLI_RUNTIME;
     if (inject(cmd, d, rate, seed, &nd, &n_injected, &n_hit) != CLI_OK)
         goto done;
     if (cli_write_atomic(cmd, out, write_noisy, &nd) != CLI_OK ||

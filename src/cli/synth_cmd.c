@@ -75,7 +75,7 @@ static float *semantic_rows(int32_t n_items, int32_t n_topics, int32_t dim,
     const size_t d = (size_t)dim;
     float *rows = calloc(((size_t)n_items + 1u) * d, sizeof *rows);
     double *dir = malloc((size_t)n_topics * d * sizeof *dir);
-    cli_rng rng;
+    iadsr__rng rng;
     double scale = noise / sqrt((double)dim);
 
     if (!rows || !dir) {
@@ -84,7 +84,7 @@ static float *semantic_rows(int32_t n_items, int32_t n_topics, int32_t dim,
         return NULL;
     }
     /* a stream of its own, so the sequences do not depend on it */
-    cli_rng_seed(&rng, seed ^ UINT64_C(0x53454d414e544943));
+    iadsr__rng_seed(&rng, seed ^ UINT64_C(0x53454d414e544943));
     for (int32_t t = 0; t < n_topics; t++) {
         double *v = dir + (size_t)t * d, norm = 0.0;
         do {
@@ -126,20 +126,19 @@ int cmd_synth(int argc, char **argv)
     int64_t sem_dim = 16;
     double sem_noise = 0.3;
     cli_opt opts[] = {
-        {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"users", OPT_I64, &users, 1, 100000000, 0, 0, 0, NULL, 0, 0},
-        {"items", OPT_I64, &items, 1, INT32_MAX - 1, 0, 0, 0, NULL, 0, 0},
-        {"topics", OPT_I64, &topics, 1, INT32_MAX - 1, 0, 0, 0, NULL, 0, 0},
-        {"min-len", OPT_I64, &min_len, 1, 1000000, 0, 0, 0, NULL, 0, 0},
-        {"max-len", OPT_I64, &max_len, 1, 1000000, 0, 0, 0, NULL, 0, 0},
-        {"seed", OPT_U64, &seed, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"p-follow", OPT_DBL, &p_follow, 0, 0, 0.0, 1.0, 0, NULL, 0, 0},
-        {"p-topic", OPT_DBL, &p_topic, 0, 0, 0.0, 1.0, 0, NULL, 0, 0},
-        {"quiet", OPT_FLAG, &quiet, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"semantic-out", OPT_STR, &sem_out, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"semantic-dim", OPT_I64, &sem_dim, 1, 65536, 0, 0, 0, NULL, 0, 0},
-        {"semantic-noise", OPT_DBL, &sem_noise, 0, 0, 0.0, 1000.0, 0, NULL, 0,
-         0},
+        CLI_STR("out", &out, OPT_REQUIRED),
+        CLI_I64("users", &users, 1, 100000000, 0),
+        CLI_I64("items", &items, 1, INT32_MAX - 1, 0),
+        CLI_I64("topics", &topics, 1, INT32_MAX - 1, 0),
+        CLI_I64("min-len", &min_len, 1, 1000000, 0),
+        CLI_I64("max-len", &max_len, 1, 1000000, 0),
+        CLI_U64("seed", &seed, 0),
+        CLI_DBL("p-follow", &p_follow, 0.0, 1.0, 0),
+        CLI_DBL("p-topic", &p_topic, 0.0, 1.0, 0),
+        CLI_FLAG("quiet", &quiet),
+        CLI_STR("semantic-out", &sem_out, 0),
+        CLI_I64("semantic-dim", &sem_dim, 1, 65536, 0),
+        CLI_DBL("semantic-noise", &sem_noise, 0.0, 1000.0, 0),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr__synth_params sp;
@@ -148,13 +147,10 @@ int cmd_synth(int argc, char **argv)
     int64_t *off = NULL;
     int64_t n_users = 0;
     float *sem = NULL;
-    int rc = cli_parse(cmd, argc, argv, opts, n_opts);
+    int rc = cli_start(cmd, argc, argv, opts, n_opts,
+                       (const char *const[]){synth_help, NULL});
 
-    if (rc == 1) {
-        fputs(synth_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    if (rc != CLI_CONTINUE)
         return rc;
     if (topics > items)
         return cli_usage_error(cmd, "--topics (%lld) exceeds --items (%lld)",

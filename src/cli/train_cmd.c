@@ -2,7 +2,6 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cli/cli.h"
-#include "backbone/encoder.h" /* the backbone registry */
 
 #include <math.h>
 #include <signal.h>
@@ -44,66 +43,6 @@ static const char train_help_iadsr[] =
     "  --user-semantic U.npy one row per user of FILE (file order), same\n"
     "                        width as EMB.npy: the long-term semantic\n"
     "                        interest (default: the mean of the item rows)\n";
-
-const char cli_denoise_train_help[] =
-    "  --lambda-align X      weight of the alignment loss, >= 0 (default 1)\n"
-    "  --lambda-recon X      weight of the reconstruction loss, >= 0\n"
-    "                        (default 1)\n"
-    "  --tau-align X         InfoNCE temperature, > 0 (default 0.1)\n"
-    "  --tau-gumbel X        Gumbel-sigmoid temperature, > 0 (default 1)\n"
-    "  --collab-only         ablation: the gate scores with the\n"
-    "                        collaborative views only\n"
-    "  --carry-masks         from epoch 2 on, scale each training input by\n"
-    "                        the gate's mask of the previous epoch\n"
-    "  --theta X             inference: keep an item iff its score > X, in\n"
-    "                        [-3, 3] (default 0)\n"
-    "  --max-drop X          inference: drop at most floor(X * n) items of a\n"
-    "                        sequence of n, in [0, 1] (default 0.3)\n"
-    "  --no-protect-last     inference: the most recent item may be dropped\n";
-
-const char cli_train_opts_help[] =
-    "  --backbone NAME   sasrec (default), gru4rec or caser\n"
-    "  --epochs N        maximum epochs, 1..100000 (default 200)\n"
-    "  --dim D           hidden width, 1..4096 (default 64)\n"
-    "  --max-len L       items of history used, 1..4096 (default 50)\n"
-    "  --layers N        SASRec blocks or GRU layers, 1..16 (default 2 for\n"
-    "                    sasrec, 1 for gru4rec)\n"
-    "  --heads H         SASRec attention heads, must divide --dim\n"
-    "                    (default 2)\n"
-    "  --pre-ln          pre-norm blocks and a final LayerNorm, as in the\n"
-    "                    original SASRec (default: post-norm)\n"
-    "  --caser-window N  Caser: items in the image, 1..64 (default 5)\n"
-    "  --caser-h N       Caser: horizontal filters per height (default 16)\n"
-    "  --caser-v N       Caser: vertical filters (default 4)\n"
-    "  --dropout P       dropout rate in [0,1) (default 0.5)\n"
-    "  --lr X            Adam learning rate, > 0 (default 0.001)\n"
-    "  --weight-decay X  L2 added to gradients, >= 0 (default 0)\n"
-    "  --label-smoothing X\n"
-    "                    label smoothing of the cross-entropy, [0,1)\n"
-    "                    (default 0)\n"
-    "  --history-penalty X\n"
-    "                    weight of the penalty on the probability of\n"
-    "                    items already in the input (default 0; see\n"
-    "                    iadsr_train_params.history_penalty)\n"
-    "  --batch B         users per mini-batch, 1..65536 (default 256)\n"
-    "  --patience P      stop after P validations without improvement,\n"
-    "                    0 = never (default 10)\n"
-    "  --eval-every N    epochs between validations (default 1)\n"
-    "  --seed S          seed of initialisation, shuffling and dropout\n"
-    "                    (default: the library defaults)\n"
-    "  --threads T       library worker threads, 1..256 (default 1); BLAS\n"
-    "                    threads follow OPENBLAS_NUM_THREADS\n"
-    "  --quiet           no per-epoch progress lines\n";
-
-const char *const cli_backbone_names[] = {"sasrec", "gru4rec", "caser",
-                                          NULL};
-
-/* The IADSR_BACKBONE_* of choice @p i of cli_backbone_names, each the
- * name of a registered backbone (tests/cli_test.sh trains every one). */
-static int32_t backbone_id(int i)
-{
-    return iadsr__encoder_ops_by_name(cli_backbone_names[i])->backbone;
-}
 
 static volatile sig_atomic_t g_interrupted = 0;
 static struct sigaction g_old_sa;
@@ -148,14 +87,6 @@ void cli_progress_init(cli_progress *p, const char *cmd, int quiet)
     p->best_hr10 = (double)NAN;
 }
 
-static void fmt_metric(char *buf, size_t cap, double v)
-{
-    if (isnan(v))
-        snprintf(buf, cap, "-");
-    else
-        snprintf(buf, cap, "%.4f", v);
-}
-
 int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
 {
     cli_progress *st = user_data;
@@ -183,9 +114,9 @@ int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
                                      : 0.0;
         int32_t left = info->max_epochs - info->epoch;
         const char *label = st->label[st->phase];
-        fmt_metric(hr, sizeof hr, info->valid_hr10);
-        fmt_metric(nd, sizeof nd, info->valid_ndcg10);
-        fmt_metric(best, sizeof best, info->best_ndcg10);
+        cli_fmt_4f(hr, sizeof hr, info->valid_hr10, "-");
+        cli_fmt_4f(nd, sizeof nd, info->valid_ndcg10, "-");
+        cli_fmt_4f(best, sizeof best, info->best_ndcg10, "-");
         cli_format_duration(info->elapsed_seconds, el, sizeof el);
         cli_format_duration(per * (left > 0 ? left : 0), eta, sizeof eta);
         fprintf(stderr,
@@ -201,83 +132,6 @@ int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
         return 1;
     }
     return 0;
-}
-
-void cli_train_vals_init(cli_train_vals *v)
-{
-    memset(v, 0, sizeof *v);
-    v->epochs = 200;
-    v->dim = 64;
-    v->max_len = 50;
-    v->heads = 2;
-    v->batch = 256;
-    v->patience = 10;
-    v->threads = 1;
-    v->eval_every = 1;
-    v->dropout = 0.5;
-    v->lr = 1e-3;
-}
-
-int cli_train_check(const char *cmd, const cli_opt *opts, size_t n_opts,
-                    const cli_train_vals *v)
-{
-    /* options of one backbone given for another: say so up front */
-    int is_sasrec = backbone_id(v->backbone) == IADSR_BACKBONE_SASREC;
-    int is_caser = backbone_id(v->backbone) == IADSR_BACKBONE_CASER;
-    static const char *const sasrec_only[] = {"heads", "pre-ln"};
-    static const char *const caser_only[] = {"caser-window", "caser-h",
-                                             "caser-v"};
-    for (size_t i = 0; i < 2; i++)
-        if (!is_sasrec && cli_opt_seen(opts, n_opts, sasrec_only[i]))
-            return cli_usage_error(cmd, "--%s applies to sasrec only",
-                                   sasrec_only[i]);
-    for (size_t i = 0; i < 3; i++)
-        if (!is_caser && cli_opt_seen(opts, n_opts, caser_only[i]))
-            return cli_usage_error(cmd, "--%s applies to caser only",
-                                   caser_only[i]);
-    if (is_caser && cli_opt_seen(opts, n_opts, "layers"))
-        return cli_usage_error(cmd, "--layers does not apply to caser");
-    if (is_sasrec && v->dim % v->heads != 0)
-        return cli_usage_error(cmd, "--heads (%lld) must divide --dim (%lld)",
-                               (long long)v->heads, (long long)v->dim);
-    return CLI_OK;
-}
-
-void cli_train_fill(const cli_opt *opts, size_t n_opts,
-                    const cli_train_vals *v, int32_t n_items,
-                    iadsr_model_params *mp, iadsr_train_params *tp)
-{
-    int seed_given = cli_opt_seen(opts, n_opts, "seed");
-    iadsr_model_params_init(mp);
-    mp->backbone = backbone_id(v->backbone);
-    mp->n_items = n_items;
-    mp->dim = (int32_t)v->dim;
-    mp->max_seq_len = (int32_t)v->max_len;
-    mp->n_layers = (int32_t)v->layers;
-    if (mp->backbone == IADSR_BACKBONE_SASREC)
-        mp->n_heads = (int32_t)v->heads;
-    mp->caser_window = (int32_t)v->caser_l;
-    mp->caser_h_filters = (int32_t)v->caser_h;
-    mp->caser_v_filters = (int32_t)v->caser_v;
-    mp->dropout = (float)v->dropout;
-    if (v->pre_ln)
-        mp->flags |= IADSR_MODEL_F_PRE_LN;
-    if (seed_given)
-        mp->seed = v->seed;
-
-    iadsr_train_params_init(tp);
-    tp->split = IADSR_SPLIT_LEAVE_ONE_OUT;
-    tp->max_epochs = (int32_t)v->epochs;
-    tp->batch_size = (int32_t)v->batch;
-    tp->patience = (int32_t)v->patience;
-    tp->eval_every = (int32_t)v->eval_every;
-    tp->n_threads = (int32_t)v->threads;
-    tp->learning_rate = (float)v->lr;
-    tp->weight_decay = (float)v->wd;
-    tp->label_smoothing = (float)v->smooth;
-    tp->history_penalty = (float)v->hist;
-    if (seed_given)
-        tp->seed = v->seed;
 }
 
 /* Print the IADSR settings the trainer will use. */
@@ -299,50 +153,31 @@ static void print_denoise_params(const char *cmd,
 int cmd_train(int argc, char **argv)
 {
     static const char *cmd = "train";
-    const char *data = NULL, *out = NULL, *sem_path = NULL, *usem_path = NULL;
-    int sem_rows = 0;
+    const char *data = NULL, *out = NULL;
     cli_train_vals tv;
-    cli_denoise_vals dv;
+    const cli_semantic_in *si = &tv.sem;
     cli_opt opts[] = {
-        {"data", OPT_STR, &data, 0, 0, 0, 0, 0, NULL, 1, 0},
-        {"out", OPT_STR, &out, 0, 0, 0, 0, 0, NULL, 1, 0},
+        CLI_STR("data", &data, OPT_REQUIRED),
+        CLI_STR("out", &out, OPT_REQUIRED),
         CLI_TRAIN_OPTS(tv),
-        {"semantic", OPT_STR, &sem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        {"semantic-rows", OPT_CHOICE, &sem_rows, 0, 0, 0, 0, 0,
-         cli_semantic_rows_names, 0, 0},
-        {"user-semantic", OPT_STR, &usem_path, 0, 0, 0, 0, 0, NULL, 0, 0},
-        CLI_DENOISE_TRAIN_OPTS(dv),
-        CLI_DENOISE_RULE_OPTS(dv),
+        CLI_SEMANTIC_OPTS(tv.sem, 0),
+        CLI_USER_SEMANTIC_OPT(tv.sem),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_dataset *ds = NULL;
-    iadsr_semantic *sem = NULL, *usem = NULL;
-    iadsr_model *init = NULL, *best = NULL;
-    iadsr_aligner *al = NULL;
-    iadsr_gate *gate = NULL;
+    iadsr_model *init = NULL;
+    cli_checkpoint best = {NULL, NULL, NULL};
     iadsr_trainer *tr = NULL;
-    iadsr_model_params mp;
-    iadsr_train_params tp;
-    iadsr_denoise_params dp;
+    cli_train_params tp;
     cli_progress st;
     int fit_rc, rc, exit_code = CLI_OK;
     double t0;
 
-    cli_train_vals_init(&tv);
-    memset(&dv, 0, sizeof dv);
-    rc = cli_parse(cmd, argc, argv, opts, n_opts);
-    if (rc == 1) {
-        fputs(train_help, stdout);
-        fputs(cli_train_opts_help, stdout);
-        fputs(train_help_iadsr, stdout);
-        fputs(cli_denoise_train_help, stdout);
-        return cli_finish_stdout(cmd);
-    }
-    if (rc != 0)
+    rc = cli_train_start(cmd, argc, argv, opts, n_opts, train_help,
+                         train_help_iadsr, &tv, &tp);
+    if (rc != CLI_CONTINUE)
         return rc;
-    if (cli_train_check(cmd, opts, n_opts, &tv) != CLI_OK)
-        return CLI_USAGE;
-    if (!sem_path) {
+    if (!si->path) {
         /* IADSR options without IADSR are a mistake, not a no-op */
         static const char *const more[] = {"semantic-rows", "user-semantic"};
         for (size_t i = 0; cli_denoise_opt_names[i]; i++)
@@ -357,32 +192,25 @@ int cmd_train(int argc, char **argv)
     if (cli_check_out_path(cmd, out) != CLI_OK)
         return CLI_RUNTIME;
     t0 = cli_now();
-    rc = iadsr_dataset_load_text(&ds, data, 0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, NULL, data, rc);
-    if (sem_path) {
-        if (cli_load_semantic(cmd, sem_path, sem_rows, &sem) != CLI_OK) {
-            exit_code = CLI_RUNTIME;
-            goto done;
-        }
-        if (usem_path &&
-            cli_load_user_semantic(cmd, usem_path, iadsr_dataset_n_users(ds),
-                                   iadsr_semantic_dim(sem),
-                                   &usem) != CLI_OK) {
-            exit_code = CLI_RUNTIME;
-            goto done;
-        }
+    if (cli_load_data(cmd, data, 0, &ds) != CLI_OK)
+        return CLI_RUNTIME;
+    if (si->path && (cli_load_semantic(cmd, &tv.sem) != CLI_OK ||
+                     cli_load_user_semantic(cmd, &tv.sem,
+                                            iadsr_dataset_n_users(ds)) !=
+                         CLI_OK)) {
+        exit_code = CLI_RUNTIME;
+        goto done;
     }
 
-    cli_train_fill(opts, n_opts, &tv, iadsr_dataset_n_items(ds), &mp, &tp);
-    rc = iadsr_model_create(&init, &mp);
+    tp.model.n_items = iadsr_dataset_n_items(ds);
+    rc = iadsr_model_create(&init, &tp.model);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot create model", NULL, rc);
         goto done;
     }
 
     /* report the normalised values (0 = default resolved) */
-    rc = iadsr_model_get_params(init, &mp);
+    rc = iadsr_model_get_params(init, &tp.model);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot read model params", NULL, rc);
         goto done;
@@ -392,31 +220,30 @@ int cmd_train(int argc, char **argv)
                 "iadsr: train: %lld users, %ld items, %lld interactions; "
                 "%s dim %ld, %ld layers, %ld heads, max-len %ld, %lld "
                 "parameters\n",
-                (long long)iadsr_dataset_n_users(ds), (long)mp.n_items,
+                (long long)iadsr_dataset_n_users(ds), (long)tp.model.n_items,
                 (long long)iadsr_dataset_n_interactions(ds),
-                cli_backbone_names[tv.backbone], (long)mp.dim,
-                (long)mp.n_layers, (long)mp.n_heads, (long)mp.max_seq_len,
+                tv.backbone_names[tv.backbone], (long)tp.model.dim,
+                (long)tp.model.n_layers, (long)tp.model.n_heads,
+                (long)tp.model.max_seq_len,
                 (long long)iadsr_model_n_params(init));
-        if (sem)
+        if (si->items)
             fprintf(stderr,
                     "iadsr: train: semantic %s: %ld items x %ld (%ld zero "
                     "rows)%s%s\n",
-                    sem_path, (long)iadsr_semantic_n_items(sem),
-                    (long)iadsr_semantic_dim(sem),
-                    (long)iadsr_semantic_n_zero_rows(sem),
-                    usem ? "; user rows from " : "", usem ? usem_path : "");
+                    si->path, (long)iadsr_semantic_n_items(si->items),
+                    (long)iadsr_semantic_dim(si->items),
+                    (long)iadsr_semantic_n_zero_rows(si->items),
+                    si->users ? "; user rows from " : "",
+                    si->users ? si->user_path : "");
     }
 
-    if (sem) {
-        iadsr_denoise_params_init(&dp);
-        cli_denoise_apply(opts, n_opts, &dv, &dp);
-        if (cli_opt_seen(opts, n_opts, "seed"))
-            dp.seed = tv.seed; /* one seed for the whole model */
+    if (si->items) {
         if (!tv.quiet)
-            print_denoise_params(cmd, &dp);
-        rc = iadsr_trainer_create_joint(&tr, init, ds, sem, usem, &tp, &dp);
+            print_denoise_params(cmd, &tp.iadsr);
+        rc = iadsr_trainer_create_joint(&tr, init, ds, si->items, si->users,
+                                        &tp.train, &tp.iadsr);
     } else {
-        rc = iadsr_trainer_create(&tr, init, ds, &tp);
+        rc = iadsr_trainer_create(&tr, init, ds, &tp.train);
     }
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot create trainer", NULL, rc);
@@ -442,21 +269,22 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "iadsr: train: training stopped early\n");
     }
 
-    rc = iadsr_trainer_snapshot(tr, &best);
+    rc = iadsr_trainer_snapshot(tr, &best.model);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot snapshot the model", NULL, rc);
         goto done;
     }
-    if (sem) {
-        rc = iadsr_trainer_snapshot_denoiser(tr, &al, &gate);
+    if (si->items) {
+        rc = iadsr_trainer_snapshot_denoiser(tr, &best.aligner, &best.gate);
         if (rc != IADSR_OK) {
             exit_code = cli_lib_error(cmd, "cannot snapshot the aligner and "
                                            "gate", NULL, rc);
             goto done;
         }
-        rc = iadsr_checkpoint_save(best, al, gate, out, 0);
+        rc = iadsr_checkpoint_save(best.model, best.aligner, best.gate, out,
+                                   0);
     } else {
-        rc = iadsr_model_save(best, out, 0);
+        rc = iadsr_model_save(best.model, out, 0);
     }
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot save model", out, rc);
@@ -475,18 +303,15 @@ int cmd_train(int argc, char **argv)
                 "saved %s (%lld parameters%s)\n",
                 fit_rc == IADSR_OK ? "done" : "stopped",
                 (int)iadsr_trainer_epochs_done(tr), el, bestbuf, out,
-                (long long)iadsr_model_n_params(best),
-                sem ? ", with aligner and gate" : "");
+                (long long)iadsr_model_n_params(best.model),
+                si->items ? ", with aligner and gate" : "");
     }
 
 done:
-    iadsr_gate_free(gate);
-    iadsr_aligner_free(al);
-    iadsr_model_free(best);
+    cli_checkpoint_free(&best);
     iadsr_trainer_free(tr);
     iadsr_model_free(init);
-    iadsr_semantic_free(usem);
-    iadsr_semantic_free(sem);
+    cli_semantic_in_free(&tv.sem);
     iadsr_dataset_free(ds);
     return exit_code;
 }

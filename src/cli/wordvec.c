@@ -15,10 +15,11 @@
 #include "common/fileio.h"
 #include "iadsr.h"
 #include "common/error.h"
-#include "common/alloc.h"
 
 #include <float.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- float parsing --------------------------------------------------------- */
@@ -507,6 +508,34 @@ static int is_blank(char c)
     return c == ' ' || c == '\t';
 }
 
+/* The next blank-separated token of [*pp, end): returns its start and
+ * sets *pp to its end (no token: both are the end of the blanks). */
+static const char *next_token(const char **pp, const char *end)
+{
+    const char *p = *pp, *t;
+    while (p < end && is_blank(*p))
+        p++;
+    t = p;
+    while (p < end && !is_blank(*p))
+        p++;
+    *pp = p;
+    return t;
+}
+
+/* Set the message "NAME:LINE: MSG" at the parser's line; returns @p code. */
+static int wv_err(const wv_parser *ps, int code, const char *fmt, ...)
+    IADSR_PRINTF(3, 4);
+static int wv_err(const wv_parser *ps, int code, const char *fmt, ...)
+{
+    char msg[256]; /* the longest MSG holds two 35-byte excerpts */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return iadsr__err(code, "%s:%lld: %s", ps->name, (long long)ps->line,
+                      msg);
+}
+
 /* Printable excerpt of [p, end) (at most 32 characters). */
 static void excerpt(char *buf, size_t cap, const char *p, const char *end)
 {
@@ -524,11 +553,9 @@ static void excerpt(char *buf, size_t cap, const char *p, const char *end)
 
 static int wv_nomem(const wv_parser *ps)
 {
-    return iadsr__err(IADSR_ERR_NOMEM, "%s:%lld: out of memory (%lld words "
-                      "of dimension %d so far)",
-                      ps->name, (long long)ps->line,
-                      (long long)(ps->wv ? ps->wv->n_words : 0),
-                      (int)ps->dim);
+    return wv_err(ps, IADSR_ERR_NOMEM,
+                  "out of memory (%lld words of dimension %d so far)",
+                  (long long)(ps->wv ? ps->wv->n_words : 0), (int)ps->dim);
 }
 
 /* Grow to at least @p need elements (geometric); 0 on overflow/failure. */
@@ -574,16 +601,12 @@ static int table_grow(wv_parser *ps)
 static int64_t count_tokens(const char *p, const char *end)
 {
     int64_t n = 0;
-    while (p < end) {
-        while (p < end && is_blank(*p))
-            p++;
-        if (p == end)
-            break;
+    for (;;) {
+        const char *t = next_token(&p, end);
+        if (t == p)
+            return n;
         n++;
-        while (p < end && !is_blank(*p))
-            p++;
     }
-    return n;
 }
 
 /* Parse a non-negative decimal integer token [p, end); -1 if it is not one
@@ -605,35 +628,22 @@ static int64_t int_token(const char *p, const char *end)
  * is: counts set), 0 (it is not), or an error code. */
 static int parse_header(wv_parser *ps, const char *p, const char *end)
 {
-    const char *t1, *t1e, *t2, *t2e;
-    while (p < end && is_blank(*p))
-        p++;
-    t1 = p;
-    while (p < end && !is_blank(*p))
-        p++;
-    t1e = p;
-    while (p < end && is_blank(*p))
-        p++;
-    t2 = p;
-    while (p < end && !is_blank(*p))
-        p++;
-    t2e = p;
-    while (p < end && is_blank(*p))
-        p++;
-    if (p != end || t2 == t2e)
-        return 0;
+    const char *t1 = next_token(&p, end), *t1e = p;
+    const char *t2 = next_token(&p, end), *t2e = p;
+    if (next_token(&p, end) != end || t2 == t2e)
+        return 0; /* not two tokens */
     int64_t count = int_token(t1, t1e), dim = int_token(t2, t2e);
     if (count < 0 || dim < 0)
         return 0;
+    /* ps->line is 1 */
     if (dim < 1)
-        return iadsr__err(IADSR_ERR_FORMAT,
-                          "%s:1: header '%lld %lld' gives dimension 0",
-                          ps->name, (long long)count, (long long)dim);
+        return wv_err(ps, IADSR_ERR_FORMAT,
+                      "header '%lld %lld' gives dimension 0", (long long)count,
+                      (long long)dim);
     if (dim > IADSR__WORDVEC_MAX_DIM)
-        return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                          "%s:1: header dimension %lld exceeds the maximum "
-                          "%d",
-                          ps->name, (long long)dim, IADSR__WORDVEC_MAX_DIM);
+        return wv_err(ps, IADSR_ERR_OUT_OF_RANGE,
+                      "header dimension %lld exceeds the maximum %d",
+                      (long long)dim, IADSR__WORDVEC_MAX_DIM);
     ps->header_count = count;
     ps->dim = (int32_t)dim;
     return 1;
@@ -672,10 +682,9 @@ static int first_alloc(wv_parser *ps, size_t line_bytes, size_t rest)
 
 static int ragged(const wv_parser *ps, int64_t got)
 {
-    return iadsr__err(IADSR_ERR_FORMAT,
-                      "%s:%lld: %lld number%s after the word, expected %d",
-                      ps->name, (long long)ps->line, (long long)got,
-                      got == 1 ? "" : "s", (int)ps->dim);
+    return wv_err(ps, IADSR_ERR_FORMAT,
+                  "%lld number%s after the word, expected %d",
+                  (long long)got, got == 1 ? "" : "s", (int)ps->dim);
 }
 
 /* One vector line [p, end) with blanks already skipped at its start. */
@@ -684,30 +693,23 @@ static int parse_vector_line(wv_parser *ps, const char *p, const char *end,
 {
     iadsr__wordvec *wv = ps->wv;
     char tok[48];
-    const char *w = p;
-    while (p < end && !is_blank(*p))
-        p++;
+    const char *w = next_token(&p, end);
     size_t wlen = (size_t)(p - w);
     if (wlen > IADSR__WORDVEC_MAX_WORD) {
         excerpt(tok, sizeof tok, w, p);
-        return iadsr__err(IADSR_ERR_FORMAT,
-                          "%s:%lld: word '%s' is longer than %d bytes",
-                          ps->name, (long long)ps->line, tok,
-                          IADSR__WORDVEC_MAX_WORD);
+        return wv_err(ps, IADSR_ERR_FORMAT, "word '%s' is longer than %d bytes",
+                      tok, IADSR__WORDVEC_MAX_WORD);
     }
     if (ps->dim == 0) {
         int64_t n = count_tokens(p, end);
         if (n == 0)
-            return iadsr__err(IADSR_ERR_FORMAT,
-                              "%s:%lld: word without numbers (expected "
-                              "'word v1 v2 ... vD')",
-                              ps->name, (long long)ps->line);
+            return wv_err(ps, IADSR_ERR_FORMAT,
+                          "word without numbers (expected 'word v1 v2 ... "
+                          "vD')");
         if (n > IADSR__WORDVEC_MAX_DIM)
-            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                              "%s:%lld: %lld numbers, more than the maximum "
-                              "dimension %d",
-                              ps->name, (long long)ps->line, (long long)n,
-                              IADSR__WORDVEC_MAX_DIM);
+            return wv_err(ps, IADSR_ERR_OUT_OF_RANGE,
+                          "%lld numbers, more than the maximum dimension %d",
+                          (long long)n, IADSR__WORDVEC_MAX_DIM);
         ps->dim = (int32_t)n;
     }
     if (ps->cap_rows == 0) {
@@ -725,13 +727,9 @@ static int parse_vector_line(wv_parser *ps, const char *p, const char *end,
     int64_t got = 0;
     const int32_t dim = ps->dim;
     for (;;) {
-        while (p < end && is_blank(*p))
-            p++;
-        if (p == end)
+        const char *t = next_token(&p, end);
+        if (t == p)
             break;
-        const char *t = p;
-        while (p < end && !is_blank(*p))
-            p++;
         if (got >= dim) {
             got += count_tokens(p, end) + 1;
             return ragged(ps, got);
@@ -743,17 +741,14 @@ static int parse_vector_line(wv_parser *ps, const char *p, const char *end,
             if (r == 2) {
                 char wb[48];
                 excerpt(wb, sizeof wb, w, w + wlen);
-                return iadsr__err(IADSR_ERR_NUMERIC,
-                                  "%s:%lld: value %lld of '%s' is '%s', "
-                                  "not a finite float",
-                                  ps->name, (long long)ps->line,
-                                  (long long)got + 1, wb, tok);
+                return wv_err(ps, IADSR_ERR_NUMERIC,
+                              "value %lld of '%s' is '%s', not a finite "
+                              "float",
+                              (long long)got + 1, wb, tok);
             }
-            return iadsr__err(IADSR_ERR_FORMAT,
-                              "%s:%lld: token '%s' (value %lld) is not a "
-                              "number",
-                              ps->name, (long long)ps->line, tok,
-                              (long long)got + 1);
+            return wv_err(ps, IADSR_ERR_FORMAT,
+                          "token '%s' (value %lld) is not a number", tok,
+                          (long long)got + 1);
         }
         row[got++] = v;
     }
@@ -767,9 +762,8 @@ static int parse_vector_line(wv_parser *ps, const char *p, const char *end,
         return IADSR_OK;
     }
     if (wv->n_words >= IADSR__WORDVEC_MAX_WORDS)
-        return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                          "%s:%lld: more than %d words", ps->name,
-                          (long long)ps->line, IADSR__WORDVEC_MAX_WORDS);
+        return wv_err(ps, IADSR_ERR_OUT_OF_RANGE, "more than %d words",
+                      IADSR__WORDVEC_MAX_WORDS);
     if (!grow((void **)&wv->chars, &ps->cap_chars, ps->n_chars + wlen + 1, 1,
               0) ||
         !grow((void **)&wv->word_off, &ps->cap_words,
