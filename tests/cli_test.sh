@@ -166,6 +166,18 @@ run "$BIN" synth --out g.txt --users 20 --items 30 --topics 3 --seed 42 --quiet
 GOLD=$(cksum <g.txt | awk '{print $1 " " $2}')
 GOLD_EXPECTED="2408403827 931"
 if [ "$GOLD" = "$GOLD_EXPECTED" ]; then ok; else bad "synth: golden checksum $GOLD, expected $GOLD_EXPECTED"; fi
+# --p-popular: one global ranking shared by all users. Its top item is in
+# most users' histories (without it, the busiest item reaches few users).
+top_user_share() { # FILE: share of users holding the most widespread item
+    awk '{ delete seen; for (i = 2; i <= NF; i++) if (!seen[$i]++) n[$i]++; u++ }
+         END { m = 0; for (k in n) if (n[k] > m) m = n[k]; printf "%.3f\n", m / u }' "$1"
+}
+run "$BIN" synth --out pop.txt --users 300 --items 400 --min-len 40 --max-len 60 --p-follow 0.4 --p-topic 0.2 --p-popular 0.3 --seed 5 --quiet
+expect_rc "synth --p-popular" 0
+run "$BIN" synth --out nopop.txt --users 300 --items 400 --min-len 40 --max-len 60 --seed 5 --quiet
+check "synth --p-popular: the top item reaches most users" awk -v s="$(top_user_share pop.txt)" 'BEGIN { exit !(s > 0.8) }'
+check "synth without --p-popular: the top item reaches few users" awk -v s="$(top_user_share nopop.txt)" 'BEGIN { exit !(s < 0.5) }'
+usage_case "--p-follow + --p-topic + --p-popular > 1" synth --out s.txt --p-popular 0.2
 run "$BIN" synth --out /nonexistent-dir-iadsr/x.txt --quiet
 expect_rc "synth into a missing directory" 1
 expect_err "synth into a missing directory names the file" "/nonexistent-dir-iadsr/x.txt"

@@ -33,7 +33,8 @@ static const iadsr__synth_params synth_defaults = {
     30,    /* max_len */
     0.55f, /* p_follow */
     0.35f, /* p_topic */
-    1      /* seed */
+    1,     /* seed */
+    0.0f   /* p_popular */
 };
 
 void iadsr__synth_params_init(iadsr__synth_params *p)
@@ -101,6 +102,18 @@ static int synth_check(const iadsr__synth_params *p)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "synth: p_topic %g outside [0,1]",
                           (double)p->p_topic);
+    if (!isfinite(p->p_popular) || p->p_popular < 0.0f || p->p_popular > 1.0f)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "synth: p_popular %g outside [0,1]",
+                          (double)p->p_popular);
+    if (synth_threshold(p->p_follow) + synth_threshold(p->p_topic) +
+            synth_threshold(p->p_popular) >
+        SYNTH_PROB_ONE)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "synth: p_follow + p_topic + p_popular = %g "
+                          "exceeds 1",
+                          (double)p->p_follow + (double)p->p_topic +
+                              (double)p->p_popular);
     if (synth_threshold(p->p_follow) + synth_threshold(p->p_topic) >
         SYNTH_PROB_ONE)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
@@ -118,6 +131,9 @@ typedef struct synth_world {
     int32_t *succ;        /* n_items + 1: chain successor of each item */
     int32_t *topic_of;    /* n_items + 1 */
     uint64_t *zipf_cum;   /* max topic size: cumulative integer weights */
+    uint64_t *pop_cum;    /* n_items cumulative weights of the global ranking,
+                             or NULL when p_popular is 0 */
+    int32_t *pop_item;    /* n_items: the item of each global rank */
 } synth_world;
 
 static void synth_world_free(synth_world *w)
@@ -126,8 +142,41 @@ static void synth_world_free(synth_world *w)
     iadsr__free(w->succ);
     iadsr__free(w->topic_of);
     iadsr__free(w->zipf_cum);
-    w->topic_start = w->succ = w->topic_of = NULL;
-    w->zipf_cum = NULL;
+    iadsr__free(w->pop_cum);
+    iadsr__free(w->pop_item);
+    w->topic_start = w->succ = w->topic_of = w->pop_item = NULL;
+    w->zipf_cum = w->pop_cum = NULL;
+}
+
+/* The global popularity ranking: weights 2^20 / (rank + 1) over all items,
+ * ranks given to ids by a seeded shuffle (so that popularity does not
+ * follow the topics, which are contiguous ids). */
+static int synth_popular_build(synth_world *w, const iadsr__synth_params *p)
+{
+    iadsr__rng rng;
+    w->pop_cum = iadsr__malloc((size_t)p->n_items * sizeof(uint64_t));
+    w->pop_item = iadsr__malloc((size_t)p->n_items * sizeof(int32_t));
+    if (!w->pop_cum || !w->pop_item) {
+        synth_world_free(w);
+        return iadsr__err(IADSR_ERR_NOMEM,
+                          "synth: out of memory for %ld items",
+                          (long)p->n_items);
+    }
+    uint64_t acc = 0;
+    for (int32_t r = 0; r < p->n_items; r++) {
+        uint64_t wt = SYNTH_ZIPF_SCALE / ((uint64_t)r + 1u);
+        acc += wt ? wt : 1u;
+        w->pop_cum[r] = acc;
+        w->pop_item[r] = r + 1;
+    }
+    iadsr__rng_seed(&rng, synth_mix64(p->seed ^ UINT64_C(0x706f70756c6172)));
+    for (int32_t i = p->n_items - 1; i > 0; i--) {
+        int32_t j = (int32_t)iadsr__rng_below(&rng, (uint64_t)i + 1u);
+        int32_t tmp = w->pop_item[i];
+        w->pop_item[i] = w->pop_item[j];
+        w->pop_item[j] = tmp;
+    }
+    return IADSR_OK;
 }
 
 static int synth_world_build(synth_world *w, const iadsr__synth_params *p)
@@ -196,7 +245,22 @@ static int synth_world_build(synth_world *w, const iadsr__synth_params *p)
         }
     }
     iadsr__free(perm);
-    return IADSR_OK;
+    return p->p_popular > 0.0f ? synth_popular_build(w, p) : IADSR_OK;
+}
+
+/* Rank drawn from the first @p n cumulative weights @p cum. */
+static int32_t synth_draw_rank(const uint64_t *cum, int32_t n, iadsr__rng *r)
+{
+    uint64_t x = iadsr__rng_below(r, cum[n - 1]);
+    int32_t a = 0, b = n - 1; /* smallest k with cum[k] > x */
+    while (a < b) {
+        int32_t mid = a + (b - a) / 2;
+        if (cum[mid] > x)
+            b = mid;
+        else
+            a = mid + 1;
+    }
+    return a;
 }
 
 /* Popularity-weighted item of topic @p t. */
@@ -204,16 +268,7 @@ static int32_t synth_topic_item(const synth_world *w, iadsr__rng *r, int32_t t)
 {
     int32_t lo = w->topic_start[t];
     int32_t sz = w->topic_start[t + 1] - lo;
-    uint64_t x = iadsr__rng_below(r, w->zipf_cum[sz - 1]);
-    int32_t a = 0, b = sz - 1; /* smallest k with cum[k] > x */
-    while (a < b) {
-        int32_t mid = a + (b - a) / 2;
-        if (w->zipf_cum[mid] > x)
-            b = mid;
-        else
-            a = mid + 1;
-    }
-    return lo + 1 + a;
+    return lo + 1 + synth_draw_rank(w->zipf_cum, sz, r);
 }
 
 static int32_t synth_user_len(const iadsr__synth_params *p, iadsr__rng *r)
@@ -231,6 +286,7 @@ static void synth_user(const synth_world *w, const iadsr__synth_params *p,
     int n_pref = 1;
     uint32_t thr_follow = synth_threshold(p->p_follow);
     uint32_t thr_topic = thr_follow + synth_threshold(p->p_topic);
+    uint32_t thr_popular = thr_topic + synth_threshold(p->p_popular);
     int32_t len;
 
     iadsr__rng_seed(&r, synth_user_seed(p->seed, u));
@@ -251,6 +307,8 @@ static void synth_user(const synth_world *w, const iadsr__synth_params *p,
         else if (x < thr_topic)
             out[i] = synth_topic_item(
                 w, &r, topics[iadsr__rng_below(&r, (uint64_t)n_pref)]);
+        else if (x < thr_popular)
+            out[i] = w->pop_item[synth_draw_rank(w->pop_cum, w->n_items, &r)];
         else
             out[i] = 1 + (int32_t)iadsr__rng_below(&r, (uint64_t)w->n_items);
     }
@@ -259,7 +317,7 @@ static void synth_user(const synth_world *w, const iadsr__synth_params *p,
 int iadsr__synth_generate(const iadsr__synth_params *p, int32_t **items_out,
                           int64_t **offsets_out, int64_t *n_users_out)
 {
-    synth_world w = {0, 0, NULL, NULL, NULL, NULL};
+    synth_world w = {0, 0, NULL, NULL, NULL, NULL, NULL, NULL};
     int64_t *offsets = NULL;
     int32_t *items = NULL;
     int64_t total = 0;

@@ -13,8 +13,10 @@
  *   [min_len, max_len]; the first item is drawn from a preferred topic;
  *   each next item is, with probability p_follow, the chain successor of
  *   the previous item; else with probability p_topic a popularity-weighted
- *   item of one of the user's preferred topics; else a uniformly random item
- *   (noise).
+ *   item of one of the user's preferred topics; else with probability
+ *   p_popular an item of the global popularity ranking (Zipf-like over all
+ *   items, in a seeded random order of ids: a few items that most users
+ *   share, whatever their topics); else a uniformly random item (noise).
  * User u's sequence depends only on (seed, u, params), not on n_users.
  */
 #ifndef IADSR_SYNTH_H
@@ -31,6 +33,9 @@ typedef struct iadsr__synth_params {
     float p_follow;   /* [0,1]; default 0.55 */
     float p_topic;    /* [0,1], p_follow + p_topic <= 1; default 0.35 */
     uint64_t seed;    /* default 1 */
+    float p_popular;  /* [0,1], p_follow + p_topic + p_popular <= 1;
+                         default 0 (0 draws nothing more: the data of the
+                         other options stays byte-identical) */
 } iadsr__synth_params;
 
 /* Fill @p p with the defaults (NULL is a no-op). */

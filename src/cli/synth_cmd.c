@@ -16,7 +16,8 @@
 static const char synth_help[] =
     "Usage: iadsr synth --out FILE [--users N] [--items M] [--topics T]\n"
     "                   [--min-len A] [--max-len B] [--seed S]\n"
-    "                   [--p-follow P] [--p-topic P] [--quiet]\n"
+    "                   [--p-follow P] [--p-topic P] [--p-popular P]\n"
+    "                   [--quiet]\n"
     "                   [--semantic-out SEM.npy [--semantic-dim D]\n"
     "                    [--semantic-noise X]]\n"
     "\n"
@@ -24,8 +25,9 @@ static const char synth_help[] =
     "are split evenly over T topics, each topic has a fixed item chain. Each\n"
     "user has 1-2 preferred topics; the next item follows the chain of the\n"
     "previous one with probability p-follow, is a popular item of a\n"
-    "preferred topic with probability p-topic, and otherwise is uniform\n"
-    "noise. Lines are 'user_id item item ...' with user ids 0..N-1 and item\n"
+    "preferred topic with probability p-topic, an item of the global\n"
+    "popularity ranking with probability p-popular, and otherwise is\n"
+    "uniform noise. Lines are 'user_id item item ...' with user ids 0..N-1 and item\n"
     "ids 1..M. The same options give the same bytes on every machine. The\n"
     "file is written atomically (temporary file + rename).\n"
     "\n"
@@ -39,6 +41,13 @@ static const char synth_help[] =
     "  --seed S        random seed, 0..2^64-1 (default 1)\n"
     "  --p-follow P    probability of following the chain (default 0.55)\n"
     "  --p-topic P     probability of a preferred-topic item (default 0.35)\n"
+    "  --p-popular P   probability of an item of one global popularity\n"
+    "                  ranking shared by all users (Zipf-like over all\n"
+    "                  items; default 0). p-follow + p-topic +\n"
+    "                  p-popular <= 1. Long histories over a small,\n"
+    "                  dense catalogue, e.g. --items 1500 --min-len 80\n"
+    "                  --max-len 120 --p-follow 0.4 --p-topic 0.2\n"
+    "                  --p-popular 0.3\n"
     "  --quiet         do not print the summary line\n"
     "  --semantic-out SEM.npy\n"
     "                  also write semantic item vectors (float32 .npy,\n"
@@ -120,7 +129,7 @@ int cmd_synth(int argc, char **argv)
     const char *out = NULL;
     int64_t users = 3000, items = 600, topics = 12, min_len = 5, max_len = 30;
     uint64_t seed = 1;
-    double p_follow = 0.55, p_topic = 0.35;
+    double p_follow = 0.55, p_topic = 0.35, p_popular = 0.0;
     int quiet = 0;
     const char *sem_out = NULL;
     int64_t sem_dim = 16;
@@ -135,6 +144,7 @@ int cmd_synth(int argc, char **argv)
         CLI_U64("seed", &seed, 0),
         CLI_DBL("p-follow", &p_follow, 0.0, 1.0, 0),
         CLI_DBL("p-topic", &p_topic, 0.0, 1.0, 0),
+        CLI_DBL("p-popular", &p_popular, 0.0, 1.0, 0),
         CLI_FLAG("quiet", &quiet),
         CLI_STR("semantic-out", &sem_out, 0),
         CLI_I64("semantic-dim", &sem_dim, 1, 65536, 0),
@@ -160,6 +170,9 @@ int cmd_synth(int argc, char **argv)
                                (long long)min_len, (long long)max_len);
     if (p_follow + p_topic > 1.0)
         return cli_usage_error(cmd, "--p-follow + --p-topic exceeds 1");
+    if (p_follow + p_topic + p_popular > 1.0)
+        return cli_usage_error(cmd, "--p-follow + --p-topic + --p-popular "
+                                    "exceeds 1");
     if (!sem_out && (cli_opt_seen(opts, n_opts, "semantic-dim") ||
                      cli_opt_seen(opts, n_opts, "semantic-noise")))
         return cli_usage_error(cmd, "--semantic-dim and --semantic-noise "
@@ -185,6 +198,7 @@ int cmd_synth(int argc, char **argv)
     sp.max_len = (int32_t)max_len;
     sp.p_follow = (float)p_follow;
     sp.p_topic = (float)p_topic;
+    sp.p_popular = (float)p_popular;
     sp.seed = seed;
     rc = iadsr__synth_generate(&sp, &it, &off, &n_users);
     if (rc != IADSR_OK)
