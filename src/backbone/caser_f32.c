@@ -40,16 +40,14 @@ static const iadsr__hparam_desc caser_hparams[] = {
 
 static int caser_check_params(iadsr_model_params *p, const char *w)
 {
-    int rc = iadsr__sasrec_params_unused(p, w);
-    if (rc)
-        return rc;
+    TRY(iadsr__sasrec_params_unused(p, w));
     if (p->n_layers != 0)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s.n_layers = %d: Caser has no layers to set "
                           "(leave it 0)",
                           w, (int)p->n_layers);
-    rc = iadsr__encoder_check_foreign(p, w);
-    return rc ? rc : iadsr__hparams_normalise(caser_hparams, N_HPARAMS, p, w);
+    TRY(iadsr__encoder_check_foreign(p, w));
+    return iadsr__hparams_normalise(caser_hparams, N_HPARAMS, p, w);
 }
 
 static void caser_fill_shape(const iadsr_model_params *hp, iadsr__shape *s)
@@ -94,19 +92,14 @@ double iadsr__caser_init_sd(const iadsr__tensor *t)
     return 1.0 / sqrt(3.0 * (double)t->rows);
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 /* The convolutions and the fc layer: fan-scaled as in RecBole (0.02
  * through two layers would leave h ~ 1e-3), and drawn even when a weight
  * has a single row (window 1 or d 1). The rest as the PyTorch reference. */
 static void caser_init_tensor(const iadsr__tensor *t, float *w,
                               iadsr__rng *rng)
 {
-    if (strncmp(t->name, "caser.", 6) == 0 && ends_with(t->name, ".w")) {
+    if (strncmp(t->name, "caser.", 6) == 0 &&
+        iadsr__tensor_ends_with(t, ".w")) {
         size_t n = (size_t)t->rows * (size_t)t->cols;
         double sd = iadsr__caser_init_sd(t);
         for (size_t j = 0; j < n; j++)

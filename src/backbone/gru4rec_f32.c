@@ -23,13 +23,11 @@
 
 static int gru4rec_check_params(iadsr_model_params *p, const char *w)
 {
-    int rc = iadsr__sasrec_params_unused(p, w);
-    if (rc)
-        return rc;
+    TRY(iadsr__sasrec_params_unused(p, w));
     if (p->n_layers == 0)
         p->n_layers = 1;
-    rc = iadsr__check_i32(w, "n_layers", p->n_layers, 1, IADSR__MAX_LAYERS);
-    return rc ? rc : iadsr__encoder_check_foreign(p, w);
+    TRY(iadsr__check_i32(w, "n_layers", p->n_layers, 1, IADSR__MAX_LAYERS));
+    return iadsr__encoder_check_foreign(p, w);
 }
 
 /* n_layers and d are all GRU4Rec reads, and they are generic. */
@@ -57,12 +55,6 @@ static int gru4rec_layout(const iadsr_model_params *hp, iadsr__layout *l)
     return rc;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 /* The input and recurrent weights [d, 3d]: uniform (-1/sqrt(d), 1/sqrt(d))
  * as PyTorch's nn.GRU (biases stay 0). From normal(0, 0.02) the gates start
  * nearly constant and training sits on a long plateau (measured on
@@ -72,7 +64,8 @@ static void gru4rec_init_tensor(const iadsr__tensor *t, float *w,
                                 iadsr__rng *rng)
 {
     if (strncmp(t->name, "gru", 3) == 0 &&
-        (ends_with(t->name, ".w_ih") || ends_with(t->name, ".w_hh"))) {
+        (iadsr__tensor_ends_with(t, ".w_ih") ||
+         iadsr__tensor_ends_with(t, ".w_hh"))) {
         size_t n = (size_t)t->rows * (size_t)t->cols;
         double a = 1.0 / sqrt((double)t->rows);
         for (size_t j = 0; j < n; j++)

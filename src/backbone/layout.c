@@ -35,6 +35,12 @@ const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
     return NULL;
 }
 
+int iadsr__tensor_ends_with(const iadsr__tensor *t, const char *suffix)
+{
+    size_t a = strlen(t->name), b = strlen(suffix);
+    return a >= b && strcmp(t->name + a - b, suffix) == 0;
+}
+
 void iadsr__tensor_init_default(const iadsr__tensor *t, float *w,
                                 iadsr__rng *rng)
 {

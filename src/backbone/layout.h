@@ -36,6 +36,10 @@ int iadsr__layout_add(iadsr__layout *l, const char *name, int64_t rows,
 const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
                                         const char *name);
 
+/* Non-zero when the name of @p t ends with @p suffix: how the backbones'
+ * init_tensor pick their tensors. */
+int iadsr__tensor_ends_with(const iadsr__tensor *t, const char *suffix);
+
 /* The default initialisation of tensor @p t into @p w (the PyTorch
  * reference): zero for single-row tensors (biases, LayerNorm shifts),
  * normal(0, 0.02) drawn from @p rng otherwise (matrices, embeddings). A

@@ -21,13 +21,6 @@
 
 /* ---- hyper-parameters --------------------------------------------------- */
 
-#define TRY(expr)                                                             \
-    do {                                                                      \
-        int rc_ = (expr);                                                     \
-        if (rc_ != IADSR_OK)                                                  \
-            return rc_;                                                       \
-    } while (0)
-
 static int sasrec_check_params(iadsr_model_params *p, const char *w)
 {
     TRY(iadsr__encoder_check_foreign(p, w));
@@ -44,12 +37,9 @@ static int sasrec_check_params(iadsr_model_params *p, const char *w)
     TRY(iadsr__check_i32(w, "ffn_dim", p->ffn_dim, 1, 65536));
     if (p->activation == IADSR_ACT_DEFAULT)
         p->activation = IADSR_ACT_GELU;
-    if (p->activation != IADSR_ACT_GELU && p->activation != IADSR_ACT_RELU)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.activation = %d is not IADSR_ACT_GELU (1) or "
-                          "IADSR_ACT_RELU (2)",
-                          w, (int)p->activation);
-    return IADSR_OK;
+    /* the activations are numbered GELU (1), RELU (2) */
+    return iadsr__check_i32(w, "activation", p->activation, IADSR_ACT_GELU,
+                            IADSR_ACT_RELU);
 }
 
 int iadsr__sasrec_params_unused(iadsr_model_params *p, const char *what)
@@ -107,17 +97,11 @@ static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
     return rc;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 /* Unit LayerNorm gains; the rest as the PyTorch reference. */
 static void sasrec_init_tensor(const iadsr__tensor *t, float *w,
                                iadsr__rng *rng)
 {
-    if (ends_with(t->name, ".g")) {
+    if (iadsr__tensor_ends_with(t, ".g")) {
         size_t n = (size_t)t->rows * (size_t)t->cols;
         for (size_t j = 0; j < n; j++)
             w[j] = 1.0f;
