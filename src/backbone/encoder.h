@@ -91,6 +91,10 @@ struct iadsr__encoder {
 
 /* The table of a (normalised) backbone, or NULL if not available. */
 const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone);
+/* The same into *@p ops, or IADSR_ERR_UNSUPPORTED "<what>: backbone N is
+ * not available in this version" with *@p ops NULL. */
+int iadsr__encoder_ops_get(int backbone, const char *what,
+                           const iadsr__encoder_ops **ops);
 /* The table of the backbone called @p name (ops->name), or NULL. */
 const iadsr__encoder_ops *iadsr__encoder_ops_by_name(const char *name);
 /* The registered backbones: i = 0..iadsr__encoder_count() - 1, the default
