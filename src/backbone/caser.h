@@ -38,6 +38,7 @@
 #include "iadsr.h"
 #include "backbone/model.h"
 #include "backbone/batch.h"
+#include "backbone/family.h"
 #include "backbone/shape.h"
 #include "common/alloc.h"
 #include "common/error.h"

@@ -16,6 +16,8 @@
  * SPDX-License-Identifier: MIT
  */
 
+#include "math/arena.h"
+
 #include <string.h>
 
 void SFX(iadsr__caser_bind)(const iadsr__layout *l, REAL *base,
@@ -39,84 +41,38 @@ void SFX(iadsr__caser_bind)(const iadsr__layout *l, REAL *base,
 
 /* ---- workspace ---------------------------------------------------------- */
 
-typedef struct {
-    char *base;
-    size_t used;
-} SFX(caser_bump);
-
-static void *SFX(caser_take)(SFX(caser_bump) *bp, size_t bytes)
+/* The buffers, in iadsr__arena_alloc()'s two passes. */
+static void SFX(caser_ws_carve)(void *p, iadsr__arena *a)
 {
-    bytes = (bytes + 63) / 64 * 64;
-    void *p = bp->base ? bp->base + bp->used : NULL;
-    bp->used += bytes;
-    return p;
-}
-
-#define TAKE_R(bp, n) ((REAL *)SFX(caser_take)((bp), (n) * sizeof(REAL)))
-
-/* Two passes: the first (base == NULL) measures, the second hands out. */
-static void SFX(caser_carve)(SFX(iadsr__caser_ws) *ws, SFX(caser_bump) *bp)
-{
+    SFX(iadsr__caser_ws) *ws = p;
     const iadsr__shape *s = &ws->shape;
     size_t R = (size_t)ws->max_rows, d = (size_t)s->d;
     size_t l = (size_t)s->caser_l, nh = (size_t)s->caser_nh;
     size_t F = (size_t)s->caser_nv * d + l * nh;
-    ws->x = TAKE_R(bp, R * l * d);
-    ws->c = TAKE_R(bp, R * l * nh);
-    ws->z = TAKE_R(bp, R * F);
-    ws->out = TAKE_R(bp, R * d);
+    ws->x = IADSR__TAKE_R(a, R * l * d);
+    ws->c = IADSR__TAKE_R(a, R * l * nh);
+    ws->z = IADSR__TAKE_R(a, R * F);
+    ws->out = IADSR__TAKE_R(a, R * d);
     if (!ws->training) {
         ws->arg = NULL;
         ws->mask = ws->zd = ws->dz = ws->dx = ws->dc = ws->wt = NULL;
         return;
     }
-    ws->arg = (int32_t *)SFX(caser_take)(bp, R * l * nh * sizeof(int32_t));
+    ws->arg = iadsr__arena_take(a, R * l * nh, sizeof(int32_t));
     if (s->dropout > 0) {
-        ws->mask = TAKE_R(bp, R * F);
-        ws->zd = TAKE_R(bp, R * F);
+        ws->mask = IADSR__TAKE_R(a, R * F);
+        ws->zd = IADSR__TAKE_R(a, R * F);
     } else {
         ws->mask = ws->zd = NULL;
     }
-    ws->dz = TAKE_R(bp, R * F);
-    ws->dx = TAKE_R(bp, R * l * d);
-    ws->dc = TAKE_R(bp, R * l * nh);
+    ws->dz = IADSR__TAKE_R(a, R * F);
+    ws->dx = IADSR__TAKE_R(a, R * l * d);
+    ws->dc = IADSR__TAKE_R(a, R * l * nh);
     /* transposed weights: fc (d x F) or one height (nh x h d) */
-    ws->wt = TAKE_R(bp, d * (F > l * nh ? F : l * nh));
+    ws->wt = IADSR__TAKE_R(a, d * (F > l * nh ? F : l * nh));
 }
 
-#undef TAKE_R
-
-int SFX(iadsr__caser_ws_init)(SFX(iadsr__caser_ws) *ws, const iadsr__shape *s,
-                              int max_rows, int training)
-{
-    memset(ws, 0, sizeof *ws);
-    ws->shape = *s;
-    ws->max_rows = max_rows < 1 ? 1 : max_rows;
-    ws->training = training;
-    SFX(caser_bump) bp = {NULL, 0};
-    SFX(caser_carve)(ws, &bp);
-    void *block = iadsr__aligned_alloc(bp.used, 1);
-    if (!block) {
-        size_t need = bp.used;
-        memset(ws, 0, sizeof *ws);
-        return iadsr__err(IADSR_ERR_NOMEM,
-                          "caser: cannot allocate %zu bytes of workspace",
-                          need);
-    }
-    bp.base = block;
-    bp.used = 0;
-    SFX(caser_carve)(ws, &bp);
-    ws->block = block;
-    return IADSR_OK;
-}
-
-void SFX(iadsr__caser_ws_free)(SFX(iadsr__caser_ws) *ws)
-{
-    if (!ws)
-        return;
-    iadsr__aligned_free(ws->block);
-    memset(ws, 0, sizeof *ws);
-}
+IADSR__BACKBONE_WS_DEFINE(caser, "caser");
 
 /* ---- helpers -------------------------------------------------------------- */
 

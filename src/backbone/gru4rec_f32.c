@@ -116,68 +116,8 @@ int iadsr__gru4rec_schedule(const iadsr__batch *b, int max_len, int32_t *cnt,
 
 /* ---- encoder adapter ---------------------------------------------------- */
 
-/* The backbone state behind iadsr__encoder.state. */
-typedef struct gru4rec_state {
-    iadsr__gru4rec_w_f32 w, g;
-    iadsr__gru4rec_ws_f32 ws;
-} gru4rec_state;
-
-static int gru4rec_create(iadsr__encoder *e, const iadsr_model_params *hp,
-                          const iadsr__layout *l, const float *w, float *g,
-                          int max_rows, int max_len, int training)
-{
-    gru4rec_state *st = e->state;
-    iadsr__shape_from(hp, &e->shape);
-    /* the binding is read-only for w; the cast only reuses one struct type
-     * for weights and gradients */
-    iadsr__gru4rec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &st->w);
-    if (g) /* else st->g stays zeroed: inference */
-        iadsr__gru4rec_bind_f32(l, g, &e->shape, &st->g);
-    return iadsr__gru4rec_ws_init_f32(&st->ws, &e->shape, max_rows,
-                                      max_len, training);
-}
-
-static void gru4rec_destroy(iadsr__encoder *e)
-{
-    gru4rec_state *st = e->state;
-    iadsr__gru4rec_ws_free_f32(&st->ws);
-}
-
-static const float *gru4rec_forward(iadsr__encoder *e, const iadsr__batch *b,
-                                    iadsr__rng *rng)
-{
-    gru4rec_state *st = e->state;
-    iadsr__gru4rec_forward_f32(&st->ws, &st->w, b, rng);
-    return st->ws.out;
-}
-
-static const float *gru4rec_forward_last(iadsr__encoder *e,
-                                         const iadsr__batch *b)
-{
-    gru4rec_state *st = e->state;
-    iadsr__gru4rec_forward_last_f32(&st->ws, &st->w, b);
-    return st->ws.out;
-}
-
-static void gru4rec_backward(iadsr__encoder *e, const iadsr__batch *b,
-                             float *dh)
-{
-    gru4rec_state *st = e->state;
-    iadsr__gru4rec_backward_f32(&st->ws, &st->w, &st->g, b, dh);
-}
+IADSR__ENCODER_ADAPTER(gru4rec);
 
 const iadsr__encoder_ops iadsr__gru4rec_ops = {
-    .backbone = IADSR_BACKBONE_GRU4REC,
-    .name = "gru4rec",
-    .title = "GRU4Rec",
-    .check_params = gru4rec_check_params,
-    .fill_shape = gru4rec_fill_shape,
-    .layout = gru4rec_layout,
-    .init_tensor = gru4rec_init_tensor,
-    .state_size = sizeof(gru4rec_state),
-    .create = gru4rec_create,
-    .destroy = gru4rec_destroy,
-    .forward = gru4rec_forward,
-    .forward_last = gru4rec_forward_last,
-    .backward = gru4rec_backward,
+    IADSR__ENCODER_OPS(gru4rec, IADSR_BACKBONE_GRU4REC, "GRU4Rec"),
 };

@@ -22,6 +22,8 @@
  * SPDX-License-Identifier: MIT
  */
 
+#include "math/arena.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -44,37 +46,20 @@ void SFX(iadsr__gru4rec_bind)(const iadsr__layout *l, REAL *base,
 
 /* ---- workspace ---------------------------------------------------------- */
 
-typedef struct {
-    char *base;
-    size_t used;
-} SFX(gru_bump);
-
-static void *SFX(gru_take)(SFX(gru_bump) *bp, size_t bytes)
+/* The buffers, in iadsr__arena_alloc()'s two passes. */
+static void SFX(gru4rec_ws_carve)(void *p, iadsr__arena *a)
 {
-    bytes = (bytes + 63) / 64 * 64;
-    void *p = bp->base ? (void *)(bp->base + bp->used) : NULL;
-    bp->used += bytes;
-    return p;
-}
-
-static REAL *SFX(gru_take_r)(SFX(gru_bump) *bp, size_t n)
-{
-    return (REAL *)SFX(gru_take)(bp, n * sizeof(REAL));
-}
-
-/* Two passes: the first (base == NULL) measures, the second hands out. */
-static void SFX(gru_ws_carve)(SFX(iadsr__gru4rec_ws) *ws, SFX(gru_bump) *bp)
-{
+    SFX(iadsr__gru4rec_ws) *ws = p;
     const iadsr__shape *s = &ws->shape;
     size_t R = (size_t)ws->max_rows, d = (size_t)s->d;
     size_t L1 = (size_t)ws->max_len + 1;
     int tr = ws->training;
-    ws->koff = (int32_t *)SFX(gru_take)(bp, L1 * sizeof(int32_t));
-    ws->cnt = (int32_t *)SFX(gru_take)(bp, L1 * sizeof(int32_t));
-    ws->tm_row = (int32_t *)SFX(gru_take)(bp, R * sizeof(int32_t));
-    ws->row_tm = (int32_t *)SFX(gru_take)(bp, R * sizeof(int32_t));
-    ws->x0 = SFX(gru_take_r)(bp, R * d);
-    ws->m0 = tr ? SFX(gru_take_r)(bp, R * d) : NULL;
+    ws->koff = iadsr__arena_take(a, L1, sizeof(int32_t));
+    ws->cnt = iadsr__arena_take(a, L1, sizeof(int32_t));
+    ws->tm_row = iadsr__arena_take(a, R, sizeof(int32_t));
+    ws->row_tm = iadsr__arena_take(a, R, sizeof(int32_t));
+    ws->x0 = IADSR__TAKE_R(a, R * d);
+    ws->m0 = tr ? IADSR__TAKE_R(a, R * d) : NULL;
     for (int l = 0; l < s->n_layers; l++) {
         if (!tr && l > 0) {
             /* Inference keeps no activations for a backward pass: every
@@ -83,56 +68,26 @@ static void SFX(gru_ws_carve)(SFX(iadsr__gru4rec_ws) *ws, SFX(gru_bump) *bp)
             ws->l[l] = ws->l[0];
             continue;
         }
-        ws->l[l].g = SFX(gru_take_r)(bp, R * 3 * d);
-        ws->l[l].gh = SFX(gru_take_r)(bp, R * 3 * d);
-        ws->l[l].h = SFX(gru_take_r)(bp, R * d);
-        ws->l[l].m = tr ? SFX(gru_take_r)(bp, R * d) : NULL;
-        ws->l[l].y = tr ? SFX(gru_take_r)(bp, R * d) : NULL;
+        ws->l[l].g = IADSR__TAKE_R(a, R * 3 * d);
+        ws->l[l].gh = IADSR__TAKE_R(a, R * 3 * d);
+        ws->l[l].h = IADSR__TAKE_R(a, R * d);
+        ws->l[l].m = tr ? IADSR__TAKE_R(a, R * d) : NULL;
+        ws->l[l].y = tr ? IADSR__TAKE_R(a, R * d) : NULL;
     }
-    ws->out = SFX(gru_take_r)(bp, R * d);
+    ws->out = IADSR__TAKE_R(a, R * d);
     if (tr) {
-        ws->dy = SFX(gru_take_r)(bp, R * d);
-        ws->dh = SFX(gru_take_r)(bp, R * d);
-        ws->dgi = SFX(gru_take_r)(bp, R * 3 * d);
-        ws->dgh = SFX(gru_take_r)(bp, R * 3 * d);
-        ws->hp = SFX(gru_take_r)(bp, R * d);
-        ws->wt = SFX(gru_take_r)(bp, 3 * d * d);
+        ws->dy = IADSR__TAKE_R(a, R * d);
+        ws->dh = IADSR__TAKE_R(a, R * d);
+        ws->dgi = IADSR__TAKE_R(a, R * 3 * d);
+        ws->dgh = IADSR__TAKE_R(a, R * 3 * d);
+        ws->hp = IADSR__TAKE_R(a, R * d);
+        ws->wt = IADSR__TAKE_R(a, 3 * d * d);
     } else {
         ws->dy = ws->dh = ws->dgi = ws->dgh = ws->hp = ws->wt = NULL;
     }
 }
 
-int SFX(iadsr__gru4rec_ws_init)(SFX(iadsr__gru4rec_ws) *ws,
-                                const iadsr__shape *s, int max_rows,
-                                int max_len, int training)
-{
-    memset(ws, 0, sizeof *ws);
-    ws->shape = *s;
-    ws->max_rows = max_rows < 1 ? 1 : max_rows;
-    ws->max_len = max_len < 1 ? 1 : max_len;
-    ws->training = training;
-    SFX(gru_bump) bp = {NULL, 0};
-    SFX(gru_ws_carve)(ws, &bp);
-    void *block = iadsr__aligned_alloc(bp.used, 1);
-    if (!block)
-        return iadsr__err(IADSR_ERR_NOMEM,
-                          "GRU4Rec encoder: cannot allocate %zu bytes of "
-                          "workspace",
-                          bp.used);
-    bp.base = block;
-    bp.used = 0;
-    SFX(gru_ws_carve)(ws, &bp);
-    ws->block = block;
-    return IADSR_OK;
-}
-
-void SFX(iadsr__gru4rec_ws_free)(SFX(iadsr__gru4rec_ws) *ws)
-{
-    if (!ws)
-        return;
-    iadsr__aligned_free(ws->block);
-    memset(ws, 0, sizeof *ws);
-}
+IADSR__BACKBONE_WS_DEFINE(gru4rec, "GRU4Rec encoder");
 
 /* ---- elementary helpers --------------------------------------------------- */
 

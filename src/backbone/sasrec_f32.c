@@ -112,74 +112,8 @@ static void sasrec_init_tensor(const iadsr__tensor *t, float *w,
 
 /* ---- encoder adapter ---------------------------------------------------- */
 
-/* The backbone state behind iadsr__encoder.state. */
-typedef struct sasrec_state {
-    iadsr__sasrec_w_f32 w, g;
-    iadsr__sasrec_ws_f32 ws;
-} sasrec_state;
-
-static int sasrec_create(iadsr__encoder *e, const iadsr_model_params *hp,
-                         const iadsr__layout *l, const float *w, float *g,
-                         int max_rows, int max_len, int training)
-{
-    sasrec_state *st = e->state;
-    iadsr__shape_from(hp, &e->shape);
-    /* the binding is read-only for w; the cast only reuses one struct type
-     * for weights and gradients */
-    iadsr__sasrec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &st->w);
-    if (g) /* else st->g stays zeroed: inference */
-        iadsr__sasrec_bind_f32(l, g, &e->shape, &st->g);
-    /* attention probabilities: training keeps every (sequence, head) block
-     * for the backward pass; inference reuses one L x L block */
-    size_t max_att = training ? (size_t)max_rows * (size_t)max_len *
-                                    (size_t)e->shape.n_heads
-                              : (size_t)max_len * (size_t)max_len;
-    return iadsr__sasrec_ws_init_f32(&st->ws, &e->shape, max_rows,
-                                     max_att, training);
-}
-
-static void sasrec_destroy(iadsr__encoder *e)
-{
-    sasrec_state *st = e->state;
-    iadsr__sasrec_ws_free_f32(&st->ws);
-}
-
-static const float *sasrec_forward(iadsr__encoder *e, const iadsr__batch *b,
-                                   iadsr__rng *rng)
-{
-    sasrec_state *st = e->state;
-    iadsr__sasrec_forward_f32(&st->ws, &st->w, b, rng);
-    return st->ws.out;
-}
-
-static const float *sasrec_forward_last(iadsr__encoder *e,
-                                        const iadsr__batch *b)
-{
-    sasrec_state *st = e->state;
-    iadsr__sasrec_forward_last_f32(&st->ws, &st->w, b);
-    return st->ws.out;
-}
-
-static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
-                            float *dh)
-{
-    sasrec_state *st = e->state;
-    iadsr__sasrec_backward_f32(&st->ws, &st->w, &st->g, b, dh);
-}
+IADSR__ENCODER_ADAPTER(sasrec);
 
 const iadsr__encoder_ops iadsr__sasrec_ops = {
-    .backbone = IADSR_BACKBONE_SASREC,
-    .name = "sasrec",
-    .title = "SASRec",
-    .check_params = sasrec_check_params,
-    .fill_shape = sasrec_fill_shape,
-    .layout = sasrec_layout,
-    .init_tensor = sasrec_init_tensor,
-    .state_size = sizeof(sasrec_state),
-    .create = sasrec_create,
-    .destroy = sasrec_destroy,
-    .forward = sasrec_forward,
-    .forward_last = sasrec_forward_last,
-    .backward = sasrec_backward,
+    IADSR__ENCODER_OPS(sasrec, IADSR_BACKBONE_SASREC, "SASRec"),
 };
-

@@ -16,6 +16,8 @@
  * SPDX-License-Identifier: MIT
  */
 
+#include "math/arena.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -54,116 +56,78 @@ void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
 
 /* ---- workspace ---------------------------------------------------------- */
 
-typedef struct {
-    char *base;
-    size_t used, cap;
-} SFX(bump);
-
-static REAL *SFX(take)(SFX(bump) *bp, size_t n)
+/* The buffers, in iadsr__arena_alloc()'s two passes. */
+static void SFX(sasrec_ws_carve)(void *p, iadsr__arena *a)
 {
-    size_t bytes = (n * sizeof(REAL) + 63) / 64 * 64;
-    REAL *p = bp->base ? (REAL *)(void *)(bp->base + bp->used) : NULL;
-    bp->used += bytes;
-    return p;
-}
-
-/* Two passes: the first (base == NULL) measures, the second hands out. */
-static void SFX(ws_carve)(SFX(iadsr__sasrec_ws) *ws, SFX(bump) *bp)
-{
+    SFX(iadsr__sasrec_ws) *ws = p;
     const iadsr__shape *s = &ws->shape;
     size_t R = (size_t)ws->max_rows, d = (size_t)s->d, f = (size_t)s->f;
-    size_t A = ws->max_att;
+    /* attention probabilities: training keeps every (sequence, head) block
+     * for the backward pass; inference reuses one L x L block */
+    size_t L = (size_t)ws->max_len;
+    size_t A = ws->training ? R * L * (size_t)s->n_heads : L * L;
     int tr = ws->training;
-    ws->e = SFX(take)(bp, R * d);
-    ws->xhat0 = SFX(take)(bp, R * d);
-    ws->rstd0 = SFX(take)(bp, R);
-    ws->m0 = tr ? SFX(take)(bp, R * d) : NULL;
+    ws->e = IADSR__TAKE_R(a, R * d);
+    ws->xhat0 = IADSR__TAKE_R(a, R * d);
+    ws->rstd0 = IADSR__TAKE_R(a, R);
+    ws->m0 = tr ? IADSR__TAKE_R(a, R * d) : NULL;
     if (!tr) {
         /* Inference keeps no activations for a backward pass: all blocks
          * share one set of buffers and x[] alternates between two. */
-        REAL *x0 = SFX(take)(bp, R * d), *x1 = SFX(take)(bp, R * d);
+        REAL *x0 = IADSR__TAKE_R(a, R * d);
+        REAL *x1 = IADSR__TAKE_R(a, R * d);
         for (int l = 0; l <= s->n_layers; l++)
             ws->x[l] = (l % 2) ? x1 : x0;
     } else {
         for (int l = 0; l <= s->n_layers; l++)
-            ws->x[l] = SFX(take)(bp, R * d);
+            ws->x[l] = IADSR__TAKE_R(a, R * d);
     }
     for (int l = 0; l < s->n_layers; l++) {
         if (!tr && l > 0) {
             ws->b[l] = ws->b[0];
             continue;
         }
-        ws->b[l].qkv = SFX(take)(bp, R * 3 * d);
-        ws->b[l].p = SFX(take)(bp, A);
-        ws->b[l].pm = tr ? SFX(take)(bp, A) : NULL;
-        ws->b[l].ctx = SFX(take)(bp, R * d);
-        ws->b[l].ma = tr ? SFX(take)(bp, R * d) : NULL;
-        ws->b[l].y1hat = SFX(take)(bp, R * d);
-        ws->b[l].rstd1 = SFX(take)(bp, R);
-        ws->b[l].x1 = SFX(take)(bp, R * d);
-        ws->b[l].h1 = SFX(take)(bp, R * f);
-        ws->b[l].g = SFX(take)(bp, R * f);
-        ws->b[l].mf = tr ? SFX(take)(bp, R * f) : NULL;
-        ws->b[l].gd = tr ? SFX(take)(bp, R * f) : NULL;
-        ws->b[l].mo = tr ? SFX(take)(bp, R * d) : NULL;
-        ws->b[l].y2hat = SFX(take)(bp, R * d);
-        ws->b[l].rstd2 = SFX(take)(bp, R);
-        ws->b[l].a1 = s->pre_ln ? SFX(take)(bp, R * d) : NULL;
-        ws->b[l].a2 = s->pre_ln ? SFX(take)(bp, R * d) : NULL;
+        ws->b[l].qkv = IADSR__TAKE_R(a, R * 3 * d);
+        ws->b[l].p = IADSR__TAKE_R(a, A);
+        ws->b[l].pm = tr ? IADSR__TAKE_R(a, A) : NULL;
+        ws->b[l].ctx = IADSR__TAKE_R(a, R * d);
+        ws->b[l].ma = tr ? IADSR__TAKE_R(a, R * d) : NULL;
+        ws->b[l].y1hat = IADSR__TAKE_R(a, R * d);
+        ws->b[l].rstd1 = IADSR__TAKE_R(a, R);
+        ws->b[l].x1 = IADSR__TAKE_R(a, R * d);
+        ws->b[l].h1 = IADSR__TAKE_R(a, R * f);
+        ws->b[l].g = IADSR__TAKE_R(a, R * f);
+        ws->b[l].mf = tr ? IADSR__TAKE_R(a, R * f) : NULL;
+        ws->b[l].gd = tr ? IADSR__TAKE_R(a, R * f) : NULL;
+        ws->b[l].mo = tr ? IADSR__TAKE_R(a, R * d) : NULL;
+        ws->b[l].y2hat = IADSR__TAKE_R(a, R * d);
+        ws->b[l].rstd2 = IADSR__TAKE_R(a, R);
+        ws->b[l].a1 = s->pre_ln ? IADSR__TAKE_R(a, R * d) : NULL;
+        ws->b[l].a2 = s->pre_ln ? IADSR__TAKE_R(a, R * d) : NULL;
     }
     if (s->pre_ln) {
-        ws->xhatf = SFX(take)(bp, R * d);
-        ws->rstdf = SFX(take)(bp, R);
-        ws->out = SFX(take)(bp, R * d);
+        ws->xhatf = IADSR__TAKE_R(a, R * d);
+        ws->rstdf = IADSR__TAKE_R(a, R);
+        ws->out = IADSR__TAKE_R(a, R * d);
     } else {
         ws->xhatf = ws->rstdf = NULL;
         ws->out = ws->x[s->n_layers];
     }
     if (tr) {
-        ws->dx = SFX(take)(bp, R * d);
-        ws->dx1 = SFX(take)(bp, R * d);
-        ws->dqkv = SFX(take)(bp, R * 3 * d);
-        ws->dctx = SFX(take)(bp, R * d);
-        ws->dh = SFX(take)(bp, R * f);
-        ws->tmp = SFX(take)(bp, R * (f > 3 * d ? f : 3 * d));
-        ws->wt = SFX(take)(bp, d * (f > 3 * d ? f : 3 * d));
+        ws->dx = IADSR__TAKE_R(a, R * d);
+        ws->dx1 = IADSR__TAKE_R(a, R * d);
+        ws->dqkv = IADSR__TAKE_R(a, R * 3 * d);
+        ws->dctx = IADSR__TAKE_R(a, R * d);
+        ws->dh = IADSR__TAKE_R(a, R * f);
+        ws->tmp = IADSR__TAKE_R(a, R * (f > 3 * d ? f : 3 * d));
+        ws->wt = IADSR__TAKE_R(a, d * (f > 3 * d ? f : 3 * d));
     } else {
         ws->dx = ws->dx1 = ws->dqkv = ws->dctx = ws->dh = ws->tmp = NULL;
         ws->wt = NULL;
     }
 }
 
-int SFX(iadsr__sasrec_ws_init)(SFX(iadsr__sasrec_ws) *ws,
-                               const iadsr__shape *s, int max_rows,
-                               size_t max_att, int training)
-{
-    memset(ws, 0, sizeof *ws);
-    ws->shape = *s;
-    ws->max_rows = max_rows < 1 ? 1 : max_rows;
-    ws->max_att = max_att < 1 ? 1 : max_att;
-    ws->training = training;
-    SFX(bump) bp = {NULL, 0, 0};
-    SFX(ws_carve)(ws, &bp);
-    void *block = iadsr__aligned_alloc(bp.used, 1);
-    if (!block)
-        return iadsr__err(IADSR_ERR_NOMEM,
-                          "encoder: cannot allocate %zu bytes of workspace",
-                          bp.used);
-    bp.base = block;
-    bp.cap = bp.used;
-    bp.used = 0;
-    SFX(ws_carve)(ws, &bp);
-    ws->block = block;
-    return IADSR_OK;
-}
-
-void SFX(iadsr__sasrec_ws_free)(SFX(iadsr__sasrec_ws) *ws)
-{
-    if (!ws)
-        return;
-    iadsr__aligned_free(ws->block);
-    memset(ws, 0, sizeof *ws);
-}
+IADSR__BACKBONE_WS_DEFINE(sasrec, "encoder");
 
 /* ---- elementary layers ---------------------------------------------------- */
 
