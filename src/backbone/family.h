@@ -38,6 +38,17 @@
 
 #include <stddef.h>
 
+/* A backbone lists a group of its tensors (a block, a layer) once, in
+ * layout order, as X(field, name, rows, cols): the layout appends
+ * "<group><i>.<name>" (iadsr__layout_add_member()), the weight binding
+ * declares REAL *field with IADSR__W_FIELD and bind assigns the fields in
+ * the same order with IADSR__W_BIND. */
+#define IADSR__W_FIELD(field, name, rows, cols) REAL *field;
+/* Needs `dst` (the group's bindings), `base` and `t` (the group's next
+ * tensor) in scope. */
+#define IADSR__W_BIND(field, name, rows, cols)                                 \
+    dst->field = base + (t++)->offset;
+
 /* The first members of every workspace struct. */
 #define IADSR__BACKBONE_WS_HEAD                                                \
     iadsr__shape shape;                                                        \

@@ -5,12 +5,15 @@
  */
 
 /* Pointers into a weight (or gradient) buffer laid out by
- * gru4rec_layout() (gru4rec_f32.c). */
+ * gru4rec_layout() (gru4rec_f32.c): one GRU layer's w_ih, w_hh (d x 3d)
+ * and b_ih, b_hh (3d), and the model's. */
+typedef struct SFX(iadsr__gru_layer_w) {
+    IADSR__GRU4REC_LAYER(IADSR__W_FIELD)
+} SFX(iadsr__gru_layer_w);
+
 typedef struct SFX(iadsr__gru4rec_w) {
     REAL *item_emb;
-    struct {
-        REAL *w_ih, *w_hh, *b_ih, *b_hh;
-    } lay[IADSR__MAX_LAYERS];
+    SFX(iadsr__gru_layer_w) lay[IADSR__MAX_LAYERS];
 } SFX(iadsr__gru4rec_w);
 
 /* Activations kept for the backward pass, plus backward scratch. Every
@@ -42,23 +45,20 @@ typedef struct SFX(iadsr__gru4rec_ws) {
 IADSR__BACKBONE_DECLARE(gru4rec);
 
 /* One GRU layer over a time-major schedule (exposed for the per-layer
- * gradient checks). x: R x d input; w_ih, w_hh: d x 3d; b_ih, b_hh: 3d.
- * Writes g (R x 3d, the gates r | z | n), gh (R x 3d, h_prev W_hh + b_hh)
- * and h (R x d). R = koff[n_steps]. The initial hidden state is 0. */
+ * gradient checks). x: R x d input, R = koff[n_steps]. Writes g (R x 3d,
+ * the gates r | z | n), gh (R x 3d, h_prev W_hh + b_hh) and h (R x d). The
+ * initial hidden state is 0. */
 void SFX(iadsr__gru_layer_fwd)(const int32_t *koff, int n_steps, int d,
-                               const REAL *x, const REAL *w_ih,
-                               const REAL *b_ih, const REAL *w_hh,
-                               const REAL *b_hh, REAL *g, REAL *gh, REAL *h);
+                               const REAL *x, const SFX(iadsr__gru_layer_w) *w,
+                               REAL *g, REAL *gh, REAL *h);
 
 /* Its backward: @p dh (R x d) is dLoss/dh of every position and is
- * clobbered (it receives the recurrent gradient as well). Gradients of the
- * weights are ADDED to dw_ih, db_ih, dw_hh, db_hh; dx (R x d, may be NULL)
- * is overwritten with dLoss/dx. Scratch: dgi, dgh (R x 3d), hp (R x d),
- * wt (3d x d). */
+ * clobbered (it receives the recurrent gradient as well). The gradients of
+ * the weights are ADDED to dw's; dx (R x d, may be NULL) is overwritten
+ * with dLoss/dx. Scratch: dgi, dgh (R x 3d), hp (R x d), wt (3d x d). */
 void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
-                               const REAL *x, const REAL *w_ih,
-                               const REAL *w_hh, const REAL *g,
-                               const REAL *gh, const REAL *h, REAL *dh,
-                               REAL *dw_ih, REAL *db_ih, REAL *dw_hh,
-                               REAL *db_hh, REAL *dx, REAL *dgi, REAL *dgh,
-                               REAL *hp, REAL *wt);
+                               const REAL *x, const SFX(iadsr__gru_layer_w) *w,
+                               const REAL *g, const REAL *gh, const REAL *h,
+                               REAL *dh, const SFX(iadsr__gru_layer_w) *dw,
+                               REAL *dx, REAL *dgi, REAL *dgh, REAL *hp,
+                               REAL *wt);

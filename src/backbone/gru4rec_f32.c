@@ -12,7 +12,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "math/real_f32.h"
@@ -42,15 +41,12 @@ static void gru4rec_fill_shape(const iadsr_model_params *hp, iadsr__shape *s)
 static int gru4rec_layout(const iadsr_model_params *hp, iadsr__layout *l)
 {
     int64_t d = hp->dim;
-    char name[IADSR__TENSOR_NAME_MAX];
     int rc = iadsr__layout_add(l, "item_emb", (int64_t)hp->n_items + 1, d);
     for (int i = 0; i < hp->n_layers && rc == IADSR_OK; i++) {
-        static const char *const names[] = {"w_ih", "w_hh", "b_ih", "b_hh"};
-        const int64_t rows[] = {d, d, 1, 1};
-        for (int k = 0; k < 4 && rc == IADSR_OK; k++) {
-            snprintf(name, sizeof name, "gru%d.%s", i, names[k]);
-            rc = iadsr__layout_add(l, name, rows[k], 3 * d);
-        }
+#define ADD(field, name, rows, cols)                                           \
+    rc = rc ? rc : iadsr__layout_add_member(l, "gru", i, name, rows, cols);
+        IADSR__GRU4REC_LAYER(ADD)
+#undef ADD
     }
     return rc;
 }

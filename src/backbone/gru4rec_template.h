@@ -31,16 +31,13 @@ void SFX(iadsr__gru4rec_bind)(const iadsr__layout *l, REAL *base,
                               const iadsr__shape *s,
                               SFX(iadsr__gru4rec_w) *w)
 {
-    /* The layout order is fixed by gru4rec_layout() (gru4rec_f32.c): the
-     * item table, then 4 tensors per layer. */
+    /* in the order of gru4rec_layout() (gru4rec_f32.c) */
+    const iadsr__tensor *t = l->t;
     memset(w, 0, sizeof *w);
-    w->item_emb = base + l->t[0].offset;
+    w->item_emb = base + (t++)->offset;
     for (int i = 0; i < s->n_layers; i++) {
-        const iadsr__tensor *t = &l->t[1 + 4 * i];
-        w->lay[i].w_ih = base + t[0].offset;
-        w->lay[i].w_hh = base + t[1].offset;
-        w->lay[i].b_ih = base + t[2].offset;
-        w->lay[i].b_hh = base + t[3].offset;
+        SFX(iadsr__gru_layer_w) *dst = &w->lay[i];
+        IADSR__GRU4REC_LAYER(IADSR__W_BIND)
     }
 }
 
@@ -147,9 +144,8 @@ static void SFX(gru_transpose)(const REAL *w, int rows, int cols, REAL *wt)
 /* ---- one GRU layer ---------------------------------------------------------- */
 
 void SFX(iadsr__gru_layer_fwd)(const int32_t *koff, int n_steps, int d,
-                               const REAL *x, const REAL *w_ih,
-                               const REAL *b_ih, const REAL *w_hh,
-                               const REAL *b_hh, REAL *g, REAL *gh, REAL *h)
+                               const REAL *x, const SFX(iadsr__gru_layer_w) *w,
+                               REAL *g, REAL *gh, REAL *h)
 {
     int R = koff[n_steps], d3 = 3 * d;
     size_t sd = (size_t)d, sd3 = (size_t)d3;
@@ -157,17 +153,18 @@ void SFX(iadsr__gru_layer_fwd)(const int32_t *koff, int n_steps, int d,
         return;
     /* input projections of every row at once; x is not read after this,
      * so it may alias h (inference) */
-    SFX(gru_bias_rows)(g, R, d3, b_ih);
-    GEMM(0, 0, R, d3, d, (REAL)1, x, d, w_ih, d3, (REAL)1, g, d3);
+    SFX(gru_bias_rows)(g, R, d3, w->b_ih);
+    GEMM(0, 0, R, d3, d, (REAL)1, x, d, w->w_ih, d3, (REAL)1, g, d3);
     for (int k = 0; k < n_steps; k++) {
         int t0 = koff[k], n = koff[k + 1] - t0;
         REAL *ghk = gh + (size_t)t0 * sd3;
         /* the previous states of the n active sequences: the first n rows
          * of step k - 1 (none at step 0: the initial state is 0) */
         const REAL *hp = k ? h + (size_t)koff[k - 1] * sd : NULL;
-        SFX(gru_bias_rows)(ghk, n, d3, b_hh);
+        SFX(gru_bias_rows)(ghk, n, d3, w->b_hh);
         if (hp)
-            GEMM(0, 0, n, d3, d, (REAL)1, hp, d, w_hh, d3, (REAL)1, ghk, d3);
+            GEMM(0, 0, n, d3, d, (REAL)1, hp, d, w->w_hh, d3, (REAL)1, ghk,
+                 d3);
         for (int j = 0; j < n; j++)
             SFX(gru_gates)(g + (size_t)(t0 + j) * sd3, ghk + (size_t)j * sd3,
                            hp ? hp + (size_t)j * sd : NULL,
@@ -176,12 +173,11 @@ void SFX(iadsr__gru_layer_fwd)(const int32_t *koff, int n_steps, int d,
 }
 
 void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
-                               const REAL *x, const REAL *w_ih,
-                               const REAL *w_hh, const REAL *g,
-                               const REAL *gh, const REAL *h, REAL *dh,
-                               REAL *dw_ih, REAL *db_ih, REAL *dw_hh,
-                               REAL *db_hh, REAL *dx, REAL *dgi, REAL *dgh,
-                               REAL *hp, REAL *wt)
+                               const REAL *x, const SFX(iadsr__gru_layer_w) *w,
+                               const REAL *g, const REAL *gh, const REAL *h,
+                               REAL *dh, const SFX(iadsr__gru_layer_w) *dw,
+                               REAL *dx, REAL *dgi, REAL *dgh, REAL *hp,
+                               REAL *wt)
 {
     int R = koff[n_steps], d3 = 3 * d;
     size_t sd = (size_t)d, sd3 = (size_t)d3;
@@ -189,7 +185,7 @@ void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
         return;
     /* BPTT, the last step first: when step k is reached, dh of its rows
      * holds the output gradient plus everything step k + 1 sent back. */
-    SFX(gru_transpose)(w_hh, d, d3, wt);
+    SFX(gru_transpose)(w->w_hh, d, d3, wt);
     for (int k = n_steps - 1; k >= 0; k--) {
         int t0 = koff[k], n = koff[k + 1] - t0;
         const REAL *hpk = k ? h + (size_t)koff[k - 1] * sd : NULL;
@@ -224,9 +220,9 @@ void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
                  (REAL)1, dhp, d);
     }
     /* the weights, in one product each over every position */
-    SFX(gru_colsum)(dgi, R, d3, db_ih);
-    SFX(gru_colsum)(dgh, R, d3, db_hh);
-    GEMM(1, 0, d, d3, R, (REAL)1, x, d, dgi, d3, (REAL)1, dw_ih, d3);
+    SFX(gru_colsum)(dgi, R, d3, dw->b_ih);
+    SFX(gru_colsum)(dgh, R, d3, dw->b_hh);
+    GEMM(1, 0, d, d3, R, (REAL)1, x, d, dgi, d3, (REAL)1, dw->w_ih, d3);
     if (n_steps > 1) {
         /* the previous state of every position from step 1 on, aligned
          * with dgh (step 0 had none: W_hh did not act there) */
@@ -235,10 +231,10 @@ void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
                    (size_t)(koff[k + 1] - koff[k]) * sd * sizeof(REAL));
         int r1 = koff[1];
         GEMM(1, 0, d, d3, R - r1, (REAL)1, hp + (size_t)r1 * sd, d,
-             dgh + (size_t)r1 * sd3, d3, (REAL)1, dw_hh, d3);
+             dgh + (size_t)r1 * sd3, d3, (REAL)1, dw->w_hh, d3);
     }
     if (dx) {
-        SFX(gru_transpose)(w_ih, d, d3, wt);
+        SFX(gru_transpose)(w->w_ih, d, d3, wt);
         GEMM(0, 0, R, d, d3, (REAL)1, dgi, d3, wt, d, (REAL)0, dx, d);
     }
 }
@@ -290,9 +286,8 @@ static void SFX(gru_forward_impl)(SFX(iadsr__gru4rec_ws) *ws,
     }
     for (int l = 0; l < s->n_layers; l++) {
         SFX(iadsr__gru_layer_fwd)(ws->koff, K, d, SFX(gru_layer_input)(ws, l),
-                                  w->lay[l].w_ih, w->lay[l].b_ih,
-                                  w->lay[l].w_hh, w->lay[l].b_hh, ws->l[l].g,
-                                  ws->l[l].gh, ws->l[l].h);
+                                  &w->lay[l], ws->l[l].g, ws->l[l].gh,
+                                  ws->l[l].h);
         if (drop) {
             SFX(dropout_mask)(ws->l[l].m, Rd, s->dropout, rng);
             SFX(mul)(ws->l[l].y, ws->l[l].h, ws->l[l].m, Rd);
@@ -350,10 +345,8 @@ void SFX(iadsr__gru4rec_backward)(SFX(iadsr__gru4rec_ws) *ws,
             memcpy(ws->dh, ws->dy, Rd * sizeof(REAL));
         /* dy becomes dLoss/d(input of layer l) = output of layer l - 1 */
         SFX(iadsr__gru_layer_bwd)(ws->koff, K, d, SFX(gru_layer_input)(ws, l),
-                                  w->lay[l].w_ih, w->lay[l].w_hh, ws->l[l].g,
-                                  ws->l[l].gh, ws->l[l].h, ws->dh,
-                                  g->lay[l].w_ih, g->lay[l].b_ih,
-                                  g->lay[l].w_hh, g->lay[l].b_hh, ws->dy,
+                                  &w->lay[l], ws->l[l].g, ws->l[l].gh,
+                                  ws->l[l].h, ws->dh, &g->lay[l], ws->dy,
                                   ws->dgi, ws->dgh, ws->hp, ws->wt);
     }
     /* x0 = drop(E[item]) */

@@ -5,13 +5,14 @@
  */
 
 /* Pointers into a weight (or gradient) buffer laid out by
- * iadsr__model_layout(). */
+ * sasrec_layout() (sasrec_f32.c). */
+typedef struct SFX(iadsr__sasrec_blk_w) {
+    IADSR__SASREC_BLOCK(IADSR__W_FIELD)
+} SFX(iadsr__sasrec_blk_w);
+
 typedef struct SFX(iadsr__sasrec_w) {
     REAL *item_emb, *pos_emb, *eln_g, *eln_b;
-    struct {
-        REAL *wqkv, *bqkv, *wo, *bo, *ln1_g, *ln1_b;
-        REAL *w1, *b1, *w2, *b2, *ln2_g, *ln2_b;
-    } blk[IADSR__MAX_LAYERS];
+    SFX(iadsr__sasrec_blk_w) blk[IADSR__MAX_LAYERS];
     REAL *fln_g, *fln_b; /* final LayerNorm (pre-norm models only) */
 } SFX(iadsr__sasrec_w);
 

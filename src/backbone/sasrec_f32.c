@@ -12,7 +12,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "math/real_f32.h"
@@ -73,21 +72,15 @@ static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
 {
     int64_t d = hp->dim, f = hp->ffn_dim;
     int rc = IADSR_OK;
-    char name[IADSR__TENSOR_NAME_MAX];
     rc = rc ? rc : iadsr__layout_add(l, "item_emb", (int64_t)hp->n_items + 1, d);
     rc = rc ? rc : iadsr__layout_add(l, "pos_emb", hp->max_seq_len, d);
     rc = rc ? rc : iadsr__layout_add(l, "emb_ln.g", 1, d);
     rc = rc ? rc : iadsr__layout_add(l, "emb_ln.b", 1, d);
     for (int b = 0; b < hp->n_layers && rc == IADSR_OK; b++) {
-        static const char *const names[] = {"wqkv", "bqkv", "wo",    "bo",
-                                            "ln1.g", "ln1.b", "w1",   "b1",
-                                            "w2",    "b2",    "ln2.g", "ln2.b"};
-        const int64_t rows[] = {d, 1, d, 1, 1, 1, d, 1, f, 1, 1, 1};
-        const int64_t cols[] = {3 * d, 3 * d, d, d, d, d, f, f, d, d, d, d};
-        for (int i = 0; i < 12 && rc == IADSR_OK; i++) {
-            snprintf(name, sizeof name, "blk%d.%s", b, names[i]);
-            rc = iadsr__layout_add(l, name, rows[i], cols[i]);
-        }
+#define ADD(field, name, rows, cols)                                           \
+    rc = rc ? rc : iadsr__layout_add_member(l, "blk", b, name, rows, cols);
+        IADSR__SASREC_BLOCK(ADD)
+#undef ADD
     }
     if (hp->flags & IADSR_MODEL_F_PRE_LN) {
         /* pre-norm blocks leave the residual stream unnormalised */

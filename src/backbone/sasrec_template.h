@@ -25,32 +25,20 @@ void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
                              const iadsr__shape *s,
                              SFX(iadsr__sasrec_w) *w)
 {
-    /* The layout order is fixed by sasrec_layout() (sasrec_f32.c): 4
-     * tensors, then 12 per block. */
+    /* in the order of sasrec_layout() (sasrec_f32.c) */
+    const iadsr__tensor *t = l->t;
     memset(w, 0, sizeof *w);
-    w->item_emb = base + l->t[0].offset;
-    w->pos_emb = base + l->t[1].offset;
-    w->eln_g = base + l->t[2].offset;
-    w->eln_b = base + l->t[3].offset;
+    w->item_emb = base + (t++)->offset;
+    w->pos_emb = base + (t++)->offset;
+    w->eln_g = base + (t++)->offset;
+    w->eln_b = base + (t++)->offset;
     for (int b = 0; b < s->n_layers; b++) {
-        const iadsr__tensor *t = &l->t[4 + 12 * b];
-        w->blk[b].wqkv = base + t[0].offset;
-        w->blk[b].bqkv = base + t[1].offset;
-        w->blk[b].wo = base + t[2].offset;
-        w->blk[b].bo = base + t[3].offset;
-        w->blk[b].ln1_g = base + t[4].offset;
-        w->blk[b].ln1_b = base + t[5].offset;
-        w->blk[b].w1 = base + t[6].offset;
-        w->blk[b].b1 = base + t[7].offset;
-        w->blk[b].w2 = base + t[8].offset;
-        w->blk[b].b2 = base + t[9].offset;
-        w->blk[b].ln2_g = base + t[10].offset;
-        w->blk[b].ln2_b = base + t[11].offset;
+        SFX(iadsr__sasrec_blk_w) *dst = &w->blk[b];
+        IADSR__SASREC_BLOCK(IADSR__W_BIND)
     }
     if (s->pre_ln) {
-        const iadsr__tensor *t = &l->t[4 + 12 * s->n_layers];
-        w->fln_g = base + t[0].offset;
-        w->fln_b = base + t[1].offset;
+        w->fln_g = base + (t++)->offset;
+        w->fln_b = base + (t++)->offset;
     }
 }
 
