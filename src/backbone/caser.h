@@ -43,6 +43,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/rng.h"
+#include "math/linear.h" /* the transposes and column sums */
 
 #define IADSR__CASER_MAX_L 64 /* the bound of caser_window (caser_f32.c) */
 

@@ -91,15 +91,6 @@ static void SFX(caser_bias_relu)(REAL *y, int n, int m, int ld,
     }
 }
 
-/* wt (cols x rows) = w^T for a row-major rows x cols w */
-static void SFX(caser_transpose)(const REAL *w, int rows, int cols, REAL *wt)
-{
-    for (int i = 0; i < rows; i++)
-        for (int o = 0; o < cols; o++)
-            wt[(size_t)o * (size_t)rows + (size_t)i] =
-                w[(size_t)i * (size_t)cols + (size_t)o];
-}
-
 /* ---- images ----------------------------------------------------------------- */
 
 void SFX(iadsr__caser_image)(const iadsr__batch *b, int l, int d,
@@ -231,13 +222,8 @@ void SFX(iadsr__caser_hconv_bwd)(const iadsr__batch *b, int l, int d, int nh,
         /* dW += X_h^T dC ; db += colsum(dC) ; dX_h += dC W^T */
         GEMM(1, 0, K, nh, R, (REAL)1, xh, ld, dch, lc, (REAL)1, dhw[h - 1],
              nh);
-        REAL *db = dhb[h - 1];
-        for (int r = 0; r < R; r++) {
-            const REAL *dr = dch + (size_t)r * (size_t)lc;
-            for (int f = 0; f < nh; f++)
-                db[f] += dr[f];
-        }
-        SFX(caser_transpose)(hw[h - 1], K, nh, wt);
+        SFX(iadsr__colsum_add)(dch, R, nh, lc, dhb[h - 1]);
+        SFX(iadsr__transpose)(hw[h - 1], K, nh, wt);
         GEMM(0, 0, R, K, nh, (REAL)1, dch, lc, wt, K, (REAL)1,
              dx + (size_t)(l - h) * (size_t)d, ld);
     }
@@ -391,12 +377,8 @@ void SFX(iadsr__caser_backward)(SFX(iadsr__caser_ws) *ws,
             dh[i] = 0;
     const REAL *zin = drop ? ws->zd : ws->z;
     GEMM(1, 0, F, d, R, (REAL)1, zin, F, dh, d, (REAL)1, g->fcw, d);
-    for (int r = 0; r < R; r++) {
-        const REAL *dr = dh + (size_t)r * (size_t)d;
-        for (int c = 0; c < d; c++)
-            g->fcb[c] += dr[c];
-    }
-    SFX(caser_transpose)(w->fcw, F, d, ws->wt);
+    SFX(iadsr__colsum_add)(dh, R, d, d, g->fcb);
+    SFX(iadsr__transpose)(w->fcw, F, d, ws->wt);
     GEMM(0, 0, R, F, d, (REAL)1, dh, d, ws->wt, F, (REAL)0, ws->dz, F);
     if (drop)
         for (size_t i = 0; i < RF; i++)

@@ -15,6 +15,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/rng.h"
+#include "math/linear.h" /* the transposes and column sums */
 
 /* Parameter layout of a GRU4Rec model (normalised params; gru4rec_f32.c,
  * the encoder ops' layout): "item_emb" [n_items + 1, d] first, then per

@@ -119,26 +119,6 @@ static void SFX(gru_bias_rows)(REAL *y, int n, int w, const REAL *bias)
         memcpy(y + (size_t)r * (size_t)w, bias, (size_t)w * sizeof(REAL));
 }
 
-/* bias[c] += sum over the n rows of dy[., c] */
-static void SFX(gru_colsum)(const REAL *dy, int n, int w, REAL *bias)
-{
-    for (int r = 0; r < n; r++) {
-        const REAL *dr = dy + (size_t)r * (size_t)w;
-        for (int c = 0; c < w; c++)
-            bias[c] += dr[c];
-    }
-}
-
-/* wt (cols x rows) = w^T (w: rows x cols): dX = dY W^T then runs as a plain
- * product, which the small-shape kernels serve. */
-static void SFX(gru_transpose)(const REAL *w, int rows, int cols, REAL *wt)
-{
-    for (int i = 0; i < rows; i++)
-        for (int o = 0; o < cols; o++)
-            wt[(size_t)o * (size_t)rows + (size_t)i] =
-                w[(size_t)i * (size_t)cols + (size_t)o];
-}
-
 #include "math/dropout_template.h"
 
 /* ---- one GRU layer ---------------------------------------------------------- */
@@ -185,7 +165,7 @@ void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
         return;
     /* BPTT, the last step first: when step k is reached, dh of its rows
      * holds the output gradient plus everything step k + 1 sent back. */
-    SFX(gru_transpose)(w->w_hh, d, d3, wt);
+    SFX(iadsr__transpose)(w->w_hh, d, d3, wt);
     for (int k = n_steps - 1; k >= 0; k--) {
         int t0 = koff[k], n = koff[k + 1] - t0;
         const REAL *hpk = k ? h + (size_t)koff[k - 1] * sd : NULL;
@@ -220,8 +200,8 @@ void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
                  (REAL)1, dhp, d);
     }
     /* the weights, in one product each over every position */
-    SFX(gru_colsum)(dgi, R, d3, dw->b_ih);
-    SFX(gru_colsum)(dgh, R, d3, dw->b_hh);
+    SFX(iadsr__colsum_add)(dgi, R, d3, d3, dw->b_ih);
+    SFX(iadsr__colsum_add)(dgh, R, d3, d3, dw->b_hh);
     GEMM(1, 0, d, d3, R, (REAL)1, x, d, dgi, d3, (REAL)1, dw->w_ih, d3);
     if (n_steps > 1) {
         /* the previous state of every position from step 1 on, aligned
@@ -234,7 +214,7 @@ void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
              dgh + (size_t)r1 * sd3, d3, (REAL)1, dw->w_hh, d3);
     }
     if (dx) {
-        SFX(gru_transpose)(w->w_ih, d, d3, wt);
+        SFX(iadsr__transpose)(w->w_ih, d, d3, wt);
         GEMM(0, 0, R, d, d3, (REAL)1, dgi, d3, wt, d, (REAL)0, dx, d);
     }
 }
