@@ -20,8 +20,7 @@
 
 #include <string.h>
 
-void SFX(iadsr__caser_bind)(const iadsr__layout *l, REAL *base,
-                            const iadsr__shape *s, SFX(iadsr__caser_w) *w)
+IADSR__FAMILY_BIND(caser)
 {
     /* The layout order is fixed by caser_layout() (caser_f32.c): item_emb,
      * then (w, b) per height, then the vertical and the fully-connected
@@ -293,9 +292,7 @@ static void SFX(caser_fc_fwd)(const iadsr__shape *s, const SFX(iadsr__caser_w) *
     SFX(caser_bias_relu)(out, n, d, d, w->fcb);
 }
 
-void SFX(iadsr__caser_forward)(SFX(iadsr__caser_ws) *ws,
-                               const SFX(iadsr__caser_w) *w,
-                               const iadsr__batch *b, iadsr__rng *rng)
+IADSR__FAMILY_FORWARD(caser)
 {
     const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, l = s->caser_l, nh = s->caser_nh;
@@ -317,9 +314,7 @@ void SFX(iadsr__caser_forward)(SFX(iadsr__caser_ws) *ws,
     SFX(caser_fc_fwd)(s, w, zin, R, ws->out);
 }
 
-void SFX(iadsr__caser_forward_last)(SFX(iadsr__caser_ws) *ws,
-                                    const SFX(iadsr__caser_w) *w,
-                                    const iadsr__batch *b)
+IADSR__FAMILY_FORWARD_LAST(caser)
 {
     const iadsr__shape *s = &ws->shape;
     int S = b->n_seq, d = s->d, l = s->caser_l, nh = s->caser_nh;
@@ -361,10 +356,7 @@ void SFX(iadsr__caser_forward_last)(SFX(iadsr__caser_ws) *ws,
     SFX(caser_fc_fwd)(s, w, ws->z, S, ws->out);
 }
 
-void SFX(iadsr__caser_backward)(SFX(iadsr__caser_ws) *ws,
-                                const SFX(iadsr__caser_w) *w,
-                                SFX(iadsr__caser_w) *g, const iadsr__batch *b,
-                                REAL *dh)
+IADSR__FAMILY_BACKWARD(caser)
 {
     const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, l = s->caser_l, nh = s->caser_nh;

@@ -5,7 +5,8 @@
  * SFX(iadsr__<BB>_ws) with IADSR__BACKBONE_WS_HEAD; and, after it and the
  * weight bindings SFX(iadsr__<BB>_w), writes IADSR__BACKBONE_DECLARE(BB);
  * the <BB>_template.h writes IADSR__BACKBONE_WS_DEFINE(BB, "what"); after
- * its static SFX(BB_ws_carve) (math/arena.h). The encoder adapter
+ * its static SFX(BB_ws_carve) (math/arena.h) and defines the others with
+ * the signature macros IADSR__FAMILY_*. The encoder adapter
  * (IADSR__ENCODER_ADAPTER, encoder.h) calls exactly these functions.
  * SPDX-License-Identifier: MIT
  *
@@ -57,32 +58,47 @@
     int drew_masks; /* the last forward drew dropout masks */                  \
     void *block     /* the one allocation (math/arena.h) */
 
-#define IADSR__BACKBONE_DECLARE(BB)                                            \
+/* The signatures of the common functions, written once for the
+ * declarations (IADSR__BACKBONE_DECLARE) and the definitions: a template
+ * defines e.g. forward as IADSR__FAMILY_FORWARD(BB) { ... }, with the
+ * parameter names of the list above. */
+#define IADSR__FAMILY_BIND(BB)                                                 \
     void SFX(iadsr__##BB##_bind)(const iadsr__layout *l, REAL *base,           \
                                  const iadsr__shape *s,                        \
-                                 SFX(iadsr__##BB##_w) *w);                     \
+                                 SFX(iadsr__##BB##_w) *w)
+#define IADSR__FAMILY_WS_INIT(BB)                                              \
     int SFX(iadsr__##BB##_ws_init)(SFX(iadsr__##BB##_ws) *ws,                  \
                                    const iadsr__shape *s, int max_rows,        \
-                                   int max_len, int training);                 \
-    void SFX(iadsr__##BB##_ws_free)(SFX(iadsr__##BB##_ws) *ws);                \
+                                   int max_len, int training)
+#define IADSR__FAMILY_WS_FREE(BB)                                              \
+    void SFX(iadsr__##BB##_ws_free)(SFX(iadsr__##BB##_ws) *ws)
+#define IADSR__FAMILY_FORWARD(BB)                                              \
     void SFX(iadsr__##BB##_forward)(SFX(iadsr__##BB##_ws) *ws,                 \
                                     const SFX(iadsr__##BB##_w) *w,             \
-                                    const iadsr__batch *b, iadsr__rng *rng);   \
+                                    const iadsr__batch *b, iadsr__rng *rng)
+#define IADSR__FAMILY_FORWARD_LAST(BB)                                         \
     void SFX(iadsr__##BB##_forward_last)(SFX(iadsr__##BB##_ws) *ws,            \
                                          const SFX(iadsr__##BB##_w) *w,        \
-                                         const iadsr__batch *b);               \
+                                         const iadsr__batch *b)
+#define IADSR__FAMILY_BACKWARD(BB)                                             \
     void SFX(iadsr__##BB##_backward)(SFX(iadsr__##BB##_ws) *ws,                \
                                      const SFX(iadsr__##BB##_w) *w,            \
                                      SFX(iadsr__##BB##_w) *g,                  \
                                      const iadsr__batch *b, REAL *dh)
 
+#define IADSR__BACKBONE_DECLARE(BB)                                            \
+    IADSR__FAMILY_BIND(BB);                                                    \
+    IADSR__FAMILY_WS_INIT(BB);                                                 \
+    IADSR__FAMILY_WS_FREE(BB);                                                 \
+    IADSR__FAMILY_FORWARD(BB);                                                 \
+    IADSR__FAMILY_FORWARD_LAST(BB);                                            \
+    IADSR__FAMILY_BACKWARD(BB)
+
 /* ws_init and ws_free: the head is set before the carve function
  * SFX(BB_ws_carve) sizes the buffers from it; @p what starts the
  * out-of-memory message. */
 #define IADSR__BACKBONE_WS_DEFINE(BB, what)                                    \
-    int SFX(iadsr__##BB##_ws_init)(SFX(iadsr__##BB##_ws) *ws,                  \
-                                   const iadsr__shape *s, int max_rows,        \
-                                   int max_len, int training)                  \
+    IADSR__FAMILY_WS_INIT(BB)                                                  \
     {                                                                          \
         memset(ws, 0, sizeof *ws);                                             \
         ws->shape = *s;                                                        \
@@ -92,7 +108,7 @@
         return iadsr__arena_alloc(&ws->block, SFX(BB##_ws_carve), ws, what);   \
     }                                                                          \
                                                                                \
-    void SFX(iadsr__##BB##_ws_free)(SFX(iadsr__##BB##_ws) *ws)                 \
+    IADSR__FAMILY_WS_FREE(BB)                                                  \
     {                                                                          \
         if (ws)                                                                \
             iadsr__arena_release(ws, sizeof *ws, ws->block);                   \

@@ -27,9 +27,7 @@
 #include <math.h>
 #include <string.h>
 
-void SFX(iadsr__gru4rec_bind)(const iadsr__layout *l, REAL *base,
-                              const iadsr__shape *s,
-                              SFX(iadsr__gru4rec_w) *w)
+IADSR__FAMILY_BIND(gru4rec)
 {
     /* in the order of gru4rec_layout() (gru4rec_f32.c) */
     const iadsr__tensor *t = l->t;
@@ -275,9 +273,7 @@ static void SFX(gru_forward_impl)(SFX(iadsr__gru4rec_ws) *ws,
     }
 }
 
-void SFX(iadsr__gru4rec_forward)(SFX(iadsr__gru4rec_ws) *ws,
-                                 const SFX(iadsr__gru4rec_w) *w,
-                                 const iadsr__batch *b, iadsr__rng *rng)
+IADSR__FAMILY_FORWARD(gru4rec)
 {
     size_t sd = (size_t)ws->shape.d;
     SFX(gru_forward_impl)(ws, w, b, rng);
@@ -287,9 +283,7 @@ void SFX(iadsr__gru4rec_forward)(SFX(iadsr__gru4rec_ws) *ws,
                sd * sizeof(REAL));
 }
 
-void SFX(iadsr__gru4rec_forward_last)(SFX(iadsr__gru4rec_ws) *ws,
-                                      const SFX(iadsr__gru4rec_w) *w,
-                                      const iadsr__batch *b)
+IADSR__FAMILY_FORWARD_LAST(gru4rec)
 {
     size_t sd = (size_t)ws->shape.d;
     SFX(gru_forward_impl)(ws, w, b, NULL);
@@ -305,10 +299,7 @@ void SFX(iadsr__gru4rec_forward_last)(SFX(iadsr__gru4rec_ws) *ws,
     }
 }
 
-void SFX(iadsr__gru4rec_backward)(SFX(iadsr__gru4rec_ws) *ws,
-                                  const SFX(iadsr__gru4rec_w) *w,
-                                  SFX(iadsr__gru4rec_w) *g,
-                                  const iadsr__batch *b, REAL *dh)
+IADSR__FAMILY_BACKWARD(gru4rec)
 {
     const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, K = ws->n_steps;

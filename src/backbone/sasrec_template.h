@@ -21,9 +21,7 @@
 #include <math.h>
 #include <string.h>
 
-void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
-                             const iadsr__shape *s,
-                             SFX(iadsr__sasrec_w) *w)
+IADSR__FAMILY_BIND(sasrec)
 {
     /* in the order of sasrec_layout() (sasrec_f32.c) */
     const iadsr__tensor *t = l->t;
@@ -490,16 +488,12 @@ static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
     }
 }
 
-void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
-                                const SFX(iadsr__sasrec_w) *w,
-                                const iadsr__batch *b, iadsr__rng *rng)
+IADSR__FAMILY_FORWARD(sasrec)
 {
     SFX(forward_impl)(ws, w, b, rng, 0);
 }
 
-void SFX(iadsr__sasrec_forward_last)(SFX(iadsr__sasrec_ws) *ws,
-                                     const SFX(iadsr__sasrec_w) *w,
-                                     const iadsr__batch *b)
+IADSR__FAMILY_FORWARD_LAST(sasrec)
 {
     SFX(forward_impl)(ws, w, b, NULL, 1);
 }
@@ -556,10 +550,7 @@ static void SFX(ffn_bwd)(SFX(iadsr__sasrec_ws) *ws,
                               g->blk[l].b1, dx, acc, ws->wt);
 }
 
-void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
-                                 const SFX(iadsr__sasrec_w) *w,
-                                 SFX(iadsr__sasrec_w) *g,
-                                 const iadsr__batch *b, REAL *dh)
+IADSR__FAMILY_BACKWARD(sasrec)
 {
     const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, d = s->d;
