@@ -345,11 +345,24 @@ static void SFX(attention_last_fwd)(const iadsr__batch *b, int d, int n_heads,
     }
 }
 
+/* The end of a block half: out = drop(out) + res over n values, the mask
+ * m drawn (and kept for backward) only when rng is non-NULL. */
+static void SFX(drop_residual)(REAL *out, REAL *m, size_t n, double p,
+                               iadsr__rng *rng, const REAL *res)
+{
+    if (rng) {
+        SFX(dropout_mask)(m, n, p, rng);
+        SFX(mul)(out, out, m, n);
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] += res[i];
+}
+
 /* Attention half of block l: out = x[l] + drop(Wo MHA(qin Wqkv + bqkv) + bo),
  * qin = x[l] (post-norm) or LN1(x[l]) (pre-norm), over all rows. With
  * last_only (inference) only the last query of every sequence is attended
- * and out holds n_seq rows: the last block needs no other row. Masks are
- * drawn (and kept for backward) only when rng is non-NULL. */
+ * and out holds n_seq rows: the last block needs no other row. Masks as
+ * drop_residual. */
 static void SFX(attn_fwd)(SFX(iadsr__sasrec_ws) *ws,
                           const SFX(iadsr__sasrec_w) *w, const iadsr__batch *b,
                           int l, const REAL *qin, iadsr__rng *rng, size_t att,
@@ -381,12 +394,7 @@ static void SFX(attn_fwd)(SFX(iadsr__sasrec_ws) *ws,
                               !ws->training);
     SFX(iadsr__linear_fwd)(ws->b[l].ctx, R, d, w->blk[l].wo, w->blk[l].bo, d,
                            out);
-    if (rng) {
-        SFX(dropout_mask)(ws->b[l].ma, Rd, s->dropout, rng);
-        SFX(mul)(out, out, ws->b[l].ma, Rd);
-    }
-    for (size_t i = 0; i < Rd; i++)
-        out[i] += xin[i];
+    SFX(drop_residual)(out, ws->b[l].ma, Rd, s->dropout, rng, xin);
 }
 
 /* FFN half of block l on n rows: out = x1 + drop(W2 drop(act(W1 in + b1))
@@ -408,12 +416,7 @@ static void SFX(ffn_fwd)(SFX(iadsr__sasrec_ws) *ws,
         gin = ws->b[l].gd;
     }
     SFX(iadsr__linear_fwd)(gin, n, f, w->blk[l].w2, w->blk[l].b2, d, out);
-    if (rng) {
-        SFX(dropout_mask)(ws->b[l].mo, nd, s->dropout, rng);
-        SFX(mul)(out, out, ws->b[l].mo, nd);
-    }
-    for (size_t i = 0; i < nd; i++)
-        out[i] += ws->b[l].x1[i];
+    SFX(drop_residual)(out, ws->b[l].mo, nd, s->dropout, rng, ws->b[l].x1);
 }
 
 /* Block l: x[l] -> x[l + 1], over all rows, or with last_only (inference)
