@@ -146,7 +146,8 @@ static void enc_setup_c(enc_ctx *e, cfg c, float dropout, uint64_t seed)
     /* exactly representable in float (the f32 comparisons) */
     for (size_t i = 0; i < nf; i++)
         e->W[i] = (double)(float)e->W[i];
-    TU_OK(iadsr__caser_ws_init_f64(&e->ws, &e->shape, MAXROWS, 1));
+    TU_OK(iadsr__caser_ws_init_f64(&e->ws, &e->shape, MAXROWS,
+                                   e->shape.max_len, 1));
     iadsr__rng_seed(&e->rng0, seed ^ 0x5eedu);
     e->use_rng = 1;
     e->scale = 1.0 / (double)e->b.n_rows;
@@ -756,8 +757,10 @@ START_TEST(test_f32_vs_f64)
     iadsr__caser_bind_f32(e.lay, Wf, &e.shape, &wf);
     iadsr__caser_bind_f32(e.lay, Gf, &e.shape, &gf);
     iadsr__caser_ws_f32 wsi, wst;
-    TU_OK(iadsr__caser_ws_init_f32(&wsi, &e.shape, MAXROWS, 0));
-    TU_OK(iadsr__caser_ws_init_f32(&wst, &e.shape, MAXROWS, 1));
+    TU_OK(iadsr__caser_ws_init_f32(&wsi, &e.shape, MAXROWS,
+                                   e.shape.max_len, 0));
+    TU_OK(iadsr__caser_ws_init_f32(&wst, &e.shape, MAXROWS,
+                                   e.shape.max_len, 1));
     double *h64 = dalloc(nh);
 
     /* inference */
@@ -830,7 +833,8 @@ START_TEST(test_forward_last)
     e.use_rng = 0;
     enc_forward(&e);
     iadsr__caser_ws_f64 wsl;
-    TU_OK(iadsr__caser_ws_init_f64(&wsl, &e.shape, MAXROWS, 0));
+    TU_OK(iadsr__caser_ws_init_f64(&wsl, &e.shape, MAXROWS,
+                                   e.shape.max_len, 0));
     iadsr__caser_forward_last_f64(&wsl, &e.w, &e.b);
     double worst = 0;
     for (int q = 0; q < S; q++) {
@@ -847,8 +851,10 @@ START_TEST(test_forward_last)
     iadsr__caser_w_f32 wf;
     iadsr__caser_bind_f32(e.lay, Wf, &e.shape, &wf);
     iadsr__caser_ws_f32 wsf, wsa;
-    TU_OK(iadsr__caser_ws_init_f32(&wsf, &e.shape, MAXROWS, 0));
-    TU_OK(iadsr__caser_ws_init_f32(&wsa, &e.shape, MAXROWS, 0));
+    TU_OK(iadsr__caser_ws_init_f32(&wsf, &e.shape, MAXROWS,
+                                   e.shape.max_len, 0));
+    TU_OK(iadsr__caser_ws_init_f32(&wsa, &e.shape, MAXROWS,
+                                   e.shape.max_len, 0));
     iadsr__caser_forward_last_f32(&wsf, &wf, &e.b);
     double r = rel_diff_pure(wsf.out, wsl.out, (size_t)S * (size_t)d);
     ck_assert_msg(r < 1e-5, "forward_last f32 vs f64: %.3g", r);
@@ -883,14 +889,14 @@ START_TEST(test_ws_nomem)
         long live = iadsr__alloc_live();
         iadsr__alloc_fail_after(1, 0);
         iadsr_clear_error();
-        int rc = iadsr__caser_ws_init_f32(&ws, &s, 100, training);
+        int rc = iadsr__caser_ws_init_f32(&ws, &s, 100, s.max_len, training);
         iadsr__alloc_fail_after(0, 0);
         ck_assert_int_eq(rc, IADSR_ERR_NOMEM);
         ck_assert(strstr(iadsr_last_error(), "caser") != NULL);
         ck_assert_ptr_null(ws.block);
         ck_assert_int_eq(iadsr__alloc_live(), live);
         iadsr__caser_ws_free_f32(&ws); /* harmless */
-        TU_OK(iadsr__caser_ws_init_f32(&ws, &s, 100, training));
+        TU_OK(iadsr__caser_ws_init_f32(&ws, &s, 100, s.max_len, training));
         ck_assert_ptr_nonnull(ws.x);
         ck_assert(training ? ws.dz != NULL && ws.mask != NULL
                            : ws.dz == NULL && ws.arg == NULL);

@@ -162,8 +162,8 @@ static void lay_free(lay_ctx *c)
 static double lay_loss(void *p)
 {
     lay_ctx *c = p;
-    iadsr__gru_layer_fwd_f64(c->koff, c->K, c->d, c->x, c->wih, c->bih,
-                             c->whh, c->bhh, c->g, c->gh, c->h);
+    iadsr__gru_layer_w_f64 w = {c->wih, c->whh, c->bih, c->bhh};
+    iadsr__gru_layer_fwd_f64(c->koff, c->K, c->d, c->x, &w, c->g, c->gh, c->h);
     return dot(c->h, c->W, (size_t)c->R * (size_t)c->d);
 }
 
@@ -245,9 +245,10 @@ START_TEST(test_layer_grad)
     memcpy(dh, c.W, R * d * sizeof *dh);
     for (size_t i = 0; i < R * d; i++) /* dx is written, never read */
         dx[i] = NAN;
-    iadsr__gru_layer_bwd_f64(c.koff, c.K, c.d, c.x, c.wih, c.whh, c.g, c.gh,
-                             c.h, dh, dwih, dbih, dwhh, dbhh, dx, dgi, dgh, hp,
-                             wt);
+    iadsr__gru_layer_w_f64 w = {c.wih, c.whh, c.bih, c.bhh};
+    iadsr__gru_layer_w_f64 dw = {dwih, dwhh, dbih, dbhh};
+    iadsr__gru_layer_bwd_f64(c.koff, c.K, c.d, c.x, &w, c.g, c.gh, c.h, dh,
+                             &dw, dx, dgi, dgh, hp, wt);
     fd_grad(lay_loss, &c, c.x, R * d, fd);
     check_grad("gru layer x", dx, fd, R * d);
     fd_grad(lay_loss, &c, c.wih, nw, fd);
@@ -268,9 +269,9 @@ START_TEST(test_layer_grad)
     double *junk = dalloc(nw);
     lay_loss(&c);
     memcpy(dh, c.W, R * d * sizeof *dh);
-    iadsr__gru_layer_bwd_f64(c.koff, c.K, c.d, c.x, c.wih, c.whh, c.g, c.gh,
-                             c.h, dh, junk, dbih2, dwhh2, junk, NULL, dgi,
-                             dgh, hp, wt);
+    iadsr__gru_layer_w_f64 dw2 = {junk, dwhh2, dbih2, junk};
+    iadsr__gru_layer_bwd_f64(c.koff, c.K, c.d, c.x, &w, c.g, c.gh, c.h, dh,
+                             &dw2, NULL, dgi, dgh, hp, wt);
     for (size_t i = 0; i < nw; i++)
         ck_assert(fabs(dwhh2[i] - 0.5 - dwhh[i]) < 1e-13 * (1 + fabs(dwhh[i])));
     for (size_t i = 0; i < 3 * d; i++)

@@ -707,7 +707,6 @@ typedef struct {
     iadsr__batch b;
     int32_t items[ENC_MAXROWS], pos[ENC_MAXROWS], off[ENC_NSEQ + 1];
     int32_t tgt[ENC_MAXROWS];
-    size_t n_att;
     iadsr__rng rng0; /* copied before every forward: identical masks */
     int use_rng;
     double scale;
@@ -746,7 +745,6 @@ static void enc_setup_f(enc_ctx *e, float dropout, int act, uint64_t seed,
             e->pos[row] = L - n + i;
         }
         e->off[s + 1] = row;
-        e->n_att += (size_t)n * (size_t)n * (size_t)e->hp.n_heads;
     }
     ck_assert_uint_eq((size_t)row, sizeof enc_items / sizeof enc_items[0]);
     e->b.n_seq = ENC_NSEQ;
@@ -774,7 +772,7 @@ static void enc_setup_f(enc_ctx *e, float dropout, int act, uint64_t seed,
     for (size_t i = 0; i < nf; i++)
         e->W[i] = (double)(float)e->W[i];
     ck_assert_int_eq(iadsr__sasrec_ws_init_f64(&e->ws, &e->shape, ENC_MAXROWS,
-                                               e->n_att, 1),
+                                               e->shape.max_len, 1),
                      IADSR_OK);
     iadsr__rng_seed(&e->rng0, seed ^ 0x5eedu);
     e->use_rng = 1;
@@ -1087,10 +1085,10 @@ START_TEST(test_f32_vs_f64)
         iadsr__sasrec_bind_f32(e.lay, Gf, &e.shape, &gf);
         iadsr__sasrec_ws_f32 wsi, wst;
         ck_assert_int_eq(iadsr__sasrec_ws_init_f32(&wsi, &e.shape, ENC_MAXROWS,
-                                                   e.n_att, 0),
+                                                   e.shape.max_len, 0),
                          IADSR_OK);
         ck_assert_int_eq(iadsr__sasrec_ws_init_f32(&wst, &e.shape, ENC_MAXROWS,
-                                                   e.n_att, 1),
+                                                   e.shape.max_len, 1),
                          IADSR_OK);
         double *h64 = dalloc(nh);
         const float *hf;
@@ -1191,7 +1189,7 @@ START_TEST(test_forward_last)
     const double *full = e.ws.out;
     iadsr__sasrec_ws_f64 wsl;
     ck_assert_int_eq(iadsr__sasrec_ws_init_f64(&wsl, &e.shape, ENC_MAXROWS,
-                                               e.n_att, 0),
+                                               e.shape.max_len, 0),
                      IADSR_OK);
     iadsr__sasrec_forward_last_f64(&wsl, &e.w, &e.b);
     const double *last = wsl.out;
@@ -1212,7 +1210,7 @@ START_TEST(test_forward_last)
     iadsr__sasrec_bind_f32(e.lay, Wf, &e.shape, &wf);
     iadsr__sasrec_ws_f32 wsf;
     ck_assert_int_eq(iadsr__sasrec_ws_init_f32(&wsf, &e.shape, ENC_MAXROWS,
-                                               e.n_att, 0),
+                                               e.shape.max_len, 0),
                      IADSR_OK);
     iadsr__sasrec_forward_last_f32(&wsf, &wf, &e.b);
     const float *lf = wsf.out;

@@ -38,10 +38,12 @@
 #include "iadsr.h"
 #include "backbone/model.h"
 #include "backbone/batch.h"
+#include "backbone/family.h"
 #include "backbone/shape.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/rng.h"
+#include "math/linear.h" /* the transposes and column sums */
 
 #define IADSR__CASER_MAX_L 64 /* the bound of caser_window (caser_f32.c) */
 

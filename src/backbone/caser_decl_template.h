@@ -13,8 +13,8 @@ typedef struct SFX(iadsr__caser_w) {
     REAL *fcw, *fcb;
 } SFX(iadsr__caser_w);
 
-/* Activations kept for the backward pass, plus backward scratch, for
- * batches of up to max_rows rows. With l = caser_window, F = nv d + l nh:
+/* Activations kept for the backward pass, plus backward scratch. With
+ * l = caser_window, F = nv d + l nh:
  *   x    R x l d   the images (window of every row)
  *   c    R x l nh  relu of the height-h convolution of the h items ENDING
  *                  at each row (column block h - 1); a pooled value of row
@@ -24,48 +24,20 @@ typedef struct SFX(iadsr__caser_w) {
  *   z    R x F     concat(out_v, out_h); zd = z * mask (training)
  *   out  R x d     the encoder output */
 typedef struct SFX(iadsr__caser_ws) {
-    iadsr__shape shape;
-    int max_rows;
-    int training;   /* masks and backward buffers present */
-    int drew_masks; /* the last forward drew dropout masks */
+    IADSR__BACKBONE_WS_HEAD;
     REAL *x, *c, *z, *out;
     int32_t *arg;
     REAL *mask, *zd;
     /* backward scratch */
     REAL *dz, *dx, *dc, *wt;
-    void *block; /* the single allocation */
 } SFX(iadsr__caser_ws);
 
-void SFX(iadsr__caser_bind)(const iadsr__layout *l, REAL *base,
-                            const iadsr__shape *s, SFX(iadsr__caser_w) *w);
-
-/* Allocate the workspace (one block, iadsr__aligned_alloc). Returns
- * IADSR_OK or IADSR_ERR_NOMEM. An inference workspace (training = 0) has
- * no masks and no backward buffers. */
-int SFX(iadsr__caser_ws_init)(SFX(iadsr__caser_ws) *ws, const iadsr__shape *s,
-                              int max_rows, int training);
-void SFX(iadsr__caser_ws_free)(SFX(iadsr__caser_ws) *ws);
-
-/* Forward pass over a batch: ws->out (n_rows x d). With @p rng non-NULL,
- * ws->training and dropout > 0, a dropout mask on z is drawn from it; with
- * rng NULL dropout is off (inference). */
-void SFX(iadsr__caser_forward)(SFX(iadsr__caser_ws) *ws,
-                               const SFX(iadsr__caser_w) *w,
-                               const iadsr__batch *b, iadsr__rng *rng);
-
-/* Inference: the output of the last row of each sequence only, computed
- * from that row's window alone: ws->out holds n_seq rows. No dropout. */
-void SFX(iadsr__caser_forward_last)(SFX(iadsr__caser_ws) *ws,
-                                    const SFX(iadsr__caser_w) *w,
-                                    const iadsr__batch *b);
-
-/* Backward pass of the last forward: @p dh (n_rows x d) is dLoss/dOutput
- * (clobbered); gradients are ADDED to @p g (same layout as the weights),
- * including the rows of g->item_emb used as inputs. */
-void SFX(iadsr__caser_backward)(SFX(iadsr__caser_ws) *ws,
-                                const SFX(iadsr__caser_w) *w,
-                                SFX(iadsr__caser_w) *g, const iadsr__batch *b,
-                                REAL *dh);
+/* The family's functions (backbone/family.h). ws_init ignores
+ * max_len: a row needs only its own window of caser_l items. forward draws
+ * one dropout mask, on z; forward_last computes each sequence's last row
+ * from that row's window alone. backward adds to the rows of
+ * g->item_emb used as inputs as well. */
+IADSR__BACKBONE_DECLARE(caser);
 
 /* ---- individual layers (exposed for the per-layer gradient checks) ---- */
 

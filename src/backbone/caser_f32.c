@@ -40,16 +40,14 @@ static const iadsr__hparam_desc caser_hparams[] = {
 
 static int caser_check_params(iadsr_model_params *p, const char *w)
 {
-    int rc = iadsr__sasrec_params_unused(p, w);
-    if (rc)
-        return rc;
+    TRY(iadsr__sasrec_params_unused(p, w));
     if (p->n_layers != 0)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s.n_layers = %d: Caser has no layers to set "
                           "(leave it 0)",
                           w, (int)p->n_layers);
-    rc = iadsr__encoder_check_foreign(p, w);
-    return rc ? rc : iadsr__hparams_normalise(caser_hparams, N_HPARAMS, p, w);
+    TRY(iadsr__encoder_check_foreign(p, w));
+    return iadsr__hparams_normalise(caser_hparams, N_HPARAMS, p, w);
 }
 
 static void caser_fill_shape(const iadsr_model_params *hp, iadsr__shape *s)
@@ -94,19 +92,14 @@ double iadsr__caser_init_sd(const iadsr__tensor *t)
     return 1.0 / sqrt(3.0 * (double)t->rows);
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 /* The convolutions and the fc layer: fan-scaled as in RecBole (0.02
  * through two layers would leave h ~ 1e-3), and drawn even when a weight
  * has a single row (window 1 or d 1). The rest as the PyTorch reference. */
 static void caser_init_tensor(const iadsr__tensor *t, float *w,
                               iadsr__rng *rng)
 {
-    if (strncmp(t->name, "caser.", 6) == 0 && ends_with(t->name, ".w")) {
+    if (strncmp(t->name, "caser.", 6) == 0 &&
+        iadsr__tensor_ends_with(t, ".w")) {
         size_t n = (size_t)t->rows * (size_t)t->cols;
         double sd = iadsr__caser_init_sd(t);
         for (size_t j = 0; j < n; j++)
@@ -118,71 +111,11 @@ static void caser_init_tensor(const iadsr__tensor *t, float *w,
 
 /* ---- encoder adapter ---------------------------------------------------- */
 
-/* The backbone state behind iadsr__encoder.state. */
-typedef struct caser_state {
-    iadsr__caser_w_f32 w, g;
-    iadsr__caser_ws_f32 ws;
-} caser_state;
-
-static int caser_create(iadsr__encoder *e, const iadsr_model_params *hp,
-                        const iadsr__layout *l, const float *w, float *g,
-                        int max_rows, int max_len, int training)
-{
-    caser_state *st = e->state;
-    (void)max_len; /* a row needs only its own window of caser_l items */
-    iadsr__shape_from(hp, &e->shape);
-    /* the binding is read-only for w; the cast only reuses one struct type
-     * for weights and gradients */
-    iadsr__caser_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &st->w);
-    if (g) /* else st->g stays zeroed: inference */
-        iadsr__caser_bind_f32(l, g, &e->shape, &st->g);
-    return iadsr__caser_ws_init_f32(&st->ws, &e->shape, max_rows, training);
-}
-
-static void caser_destroy(iadsr__encoder *e)
-{
-    caser_state *st = e->state;
-    iadsr__caser_ws_free_f32(&st->ws);
-}
-
-static const float *caser_forward(iadsr__encoder *e, const iadsr__batch *b,
-                                  iadsr__rng *rng)
-{
-    caser_state *st = e->state;
-    iadsr__caser_forward_f32(&st->ws, &st->w, b, rng);
-    return st->ws.out;
-}
-
-static const float *caser_forward_last(iadsr__encoder *e,
-                                       const iadsr__batch *b)
-{
-    caser_state *st = e->state;
-    iadsr__caser_forward_last_f32(&st->ws, &st->w, b);
-    return st->ws.out;
-}
-
-static void caser_backward(iadsr__encoder *e, const iadsr__batch *b,
-                           float *dh)
-{
-    caser_state *st = e->state;
-    iadsr__caser_backward_f32(&st->ws, &st->w, &st->g, b, dh);
-}
+IADSR__ENCODER_ADAPTER(caser);
 
 const iadsr__encoder_ops iadsr__caser_ops = {
-    .backbone = IADSR_BACKBONE_CASER,
-    .name = "caser",
-    .title = "Caser",
-    .check_params = caser_check_params,
+    IADSR__ENCODER_OPS(caser, IADSR_BACKBONE_CASER, "Caser"),
     .hparam_prefix = "caser_",
     .hparams = caser_hparams,
     .n_hparams = N_HPARAMS,
-    .fill_shape = caser_fill_shape,
-    .layout = caser_layout,
-    .init_tensor = caser_init_tensor,
-    .state_size = sizeof(caser_state),
-    .create = caser_create,
-    .destroy = caser_destroy,
-    .forward = caser_forward,
-    .forward_last = caser_forward_last,
-    .backward = caser_backward,
 };

@@ -16,10 +16,11 @@
  * SPDX-License-Identifier: MIT
  */
 
+#include "math/arena.h"
+
 #include <string.h>
 
-void SFX(iadsr__caser_bind)(const iadsr__layout *l, REAL *base,
-                            const iadsr__shape *s, SFX(iadsr__caser_w) *w)
+IADSR__FAMILY_BIND(caser)
 {
     /* The layout order is fixed by caser_layout() (caser_f32.c): item_emb,
      * then (w, b) per height, then the vertical and the fully-connected
@@ -39,84 +40,38 @@ void SFX(iadsr__caser_bind)(const iadsr__layout *l, REAL *base,
 
 /* ---- workspace ---------------------------------------------------------- */
 
-typedef struct {
-    char *base;
-    size_t used;
-} SFX(caser_bump);
-
-static void *SFX(caser_take)(SFX(caser_bump) *bp, size_t bytes)
+/* The buffers, in iadsr__arena_alloc()'s two passes. */
+static void SFX(caser_ws_carve)(void *p, iadsr__arena *a)
 {
-    bytes = (bytes + 63) / 64 * 64;
-    void *p = bp->base ? bp->base + bp->used : NULL;
-    bp->used += bytes;
-    return p;
-}
-
-#define TAKE_R(bp, n) ((REAL *)SFX(caser_take)((bp), (n) * sizeof(REAL)))
-
-/* Two passes: the first (base == NULL) measures, the second hands out. */
-static void SFX(caser_carve)(SFX(iadsr__caser_ws) *ws, SFX(caser_bump) *bp)
-{
+    SFX(iadsr__caser_ws) *ws = p;
     const iadsr__shape *s = &ws->shape;
     size_t R = (size_t)ws->max_rows, d = (size_t)s->d;
     size_t l = (size_t)s->caser_l, nh = (size_t)s->caser_nh;
     size_t F = (size_t)s->caser_nv * d + l * nh;
-    ws->x = TAKE_R(bp, R * l * d);
-    ws->c = TAKE_R(bp, R * l * nh);
-    ws->z = TAKE_R(bp, R * F);
-    ws->out = TAKE_R(bp, R * d);
+    ws->x = IADSR__TAKE_R(a, R * l * d);
+    ws->c = IADSR__TAKE_R(a, R * l * nh);
+    ws->z = IADSR__TAKE_R(a, R * F);
+    ws->out = IADSR__TAKE_R(a, R * d);
     if (!ws->training) {
         ws->arg = NULL;
         ws->mask = ws->zd = ws->dz = ws->dx = ws->dc = ws->wt = NULL;
         return;
     }
-    ws->arg = (int32_t *)SFX(caser_take)(bp, R * l * nh * sizeof(int32_t));
+    ws->arg = iadsr__arena_take(a, R * l * nh, sizeof(int32_t));
     if (s->dropout > 0) {
-        ws->mask = TAKE_R(bp, R * F);
-        ws->zd = TAKE_R(bp, R * F);
+        ws->mask = IADSR__TAKE_R(a, R * F);
+        ws->zd = IADSR__TAKE_R(a, R * F);
     } else {
         ws->mask = ws->zd = NULL;
     }
-    ws->dz = TAKE_R(bp, R * F);
-    ws->dx = TAKE_R(bp, R * l * d);
-    ws->dc = TAKE_R(bp, R * l * nh);
+    ws->dz = IADSR__TAKE_R(a, R * F);
+    ws->dx = IADSR__TAKE_R(a, R * l * d);
+    ws->dc = IADSR__TAKE_R(a, R * l * nh);
     /* transposed weights: fc (d x F) or one height (nh x h d) */
-    ws->wt = TAKE_R(bp, d * (F > l * nh ? F : l * nh));
+    ws->wt = IADSR__TAKE_R(a, d * (F > l * nh ? F : l * nh));
 }
 
-#undef TAKE_R
-
-int SFX(iadsr__caser_ws_init)(SFX(iadsr__caser_ws) *ws, const iadsr__shape *s,
-                              int max_rows, int training)
-{
-    memset(ws, 0, sizeof *ws);
-    ws->shape = *s;
-    ws->max_rows = max_rows < 1 ? 1 : max_rows;
-    ws->training = training;
-    SFX(caser_bump) bp = {NULL, 0};
-    SFX(caser_carve)(ws, &bp);
-    void *block = iadsr__aligned_alloc(bp.used, 1);
-    if (!block) {
-        size_t need = bp.used;
-        memset(ws, 0, sizeof *ws);
-        return iadsr__err(IADSR_ERR_NOMEM,
-                          "caser: cannot allocate %zu bytes of workspace",
-                          need);
-    }
-    bp.base = block;
-    bp.used = 0;
-    SFX(caser_carve)(ws, &bp);
-    ws->block = block;
-    return IADSR_OK;
-}
-
-void SFX(iadsr__caser_ws_free)(SFX(iadsr__caser_ws) *ws)
-{
-    if (!ws)
-        return;
-    iadsr__aligned_free(ws->block);
-    memset(ws, 0, sizeof *ws);
-}
+IADSR__BACKBONE_WS_DEFINE(caser, "caser");
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -133,15 +88,6 @@ static void SFX(caser_bias_relu)(REAL *y, int n, int m, int ld,
             yr[c] = v > 0 ? v : (REAL)0;
         }
     }
-}
-
-/* wt (cols x rows) = w^T for a row-major rows x cols w */
-static void SFX(caser_transpose)(const REAL *w, int rows, int cols, REAL *wt)
-{
-    for (int i = 0; i < rows; i++)
-        for (int o = 0; o < cols; o++)
-            wt[(size_t)o * (size_t)rows + (size_t)i] =
-                w[(size_t)i * (size_t)cols + (size_t)o];
 }
 
 /* ---- images ----------------------------------------------------------------- */
@@ -275,13 +221,8 @@ void SFX(iadsr__caser_hconv_bwd)(const iadsr__batch *b, int l, int d, int nh,
         /* dW += X_h^T dC ; db += colsum(dC) ; dX_h += dC W^T */
         GEMM(1, 0, K, nh, R, (REAL)1, xh, ld, dch, lc, (REAL)1, dhw[h - 1],
              nh);
-        REAL *db = dhb[h - 1];
-        for (int r = 0; r < R; r++) {
-            const REAL *dr = dch + (size_t)r * (size_t)lc;
-            for (int f = 0; f < nh; f++)
-                db[f] += dr[f];
-        }
-        SFX(caser_transpose)(hw[h - 1], K, nh, wt);
+        SFX(iadsr__colsum_add)(dch, R, nh, lc, dhb[h - 1]);
+        SFX(iadsr__transpose)(hw[h - 1], K, nh, wt);
         GEMM(0, 0, R, K, nh, (REAL)1, dch, lc, wt, K, (REAL)1,
              dx + (size_t)(l - h) * (size_t)d, ld);
     }
@@ -351,9 +292,7 @@ static void SFX(caser_fc_fwd)(const iadsr__shape *s, const SFX(iadsr__caser_w) *
     SFX(caser_bias_relu)(out, n, d, d, w->fcb);
 }
 
-void SFX(iadsr__caser_forward)(SFX(iadsr__caser_ws) *ws,
-                               const SFX(iadsr__caser_w) *w,
-                               const iadsr__batch *b, iadsr__rng *rng)
+IADSR__FAMILY_FORWARD(caser)
 {
     const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, l = s->caser_l, nh = s->caser_nh;
@@ -375,9 +314,7 @@ void SFX(iadsr__caser_forward)(SFX(iadsr__caser_ws) *ws,
     SFX(caser_fc_fwd)(s, w, zin, R, ws->out);
 }
 
-void SFX(iadsr__caser_forward_last)(SFX(iadsr__caser_ws) *ws,
-                                    const SFX(iadsr__caser_w) *w,
-                                    const iadsr__batch *b)
+IADSR__FAMILY_FORWARD_LAST(caser)
 {
     const iadsr__shape *s = &ws->shape;
     int S = b->n_seq, d = s->d, l = s->caser_l, nh = s->caser_nh;
@@ -419,10 +356,7 @@ void SFX(iadsr__caser_forward_last)(SFX(iadsr__caser_ws) *ws,
     SFX(caser_fc_fwd)(s, w, ws->z, S, ws->out);
 }
 
-void SFX(iadsr__caser_backward)(SFX(iadsr__caser_ws) *ws,
-                                const SFX(iadsr__caser_w) *w,
-                                SFX(iadsr__caser_w) *g, const iadsr__batch *b,
-                                REAL *dh)
+IADSR__FAMILY_BACKWARD(caser)
 {
     const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, l = s->caser_l, nh = s->caser_nh;
@@ -435,12 +369,8 @@ void SFX(iadsr__caser_backward)(SFX(iadsr__caser_ws) *ws,
             dh[i] = 0;
     const REAL *zin = drop ? ws->zd : ws->z;
     GEMM(1, 0, F, d, R, (REAL)1, zin, F, dh, d, (REAL)1, g->fcw, d);
-    for (int r = 0; r < R; r++) {
-        const REAL *dr = dh + (size_t)r * (size_t)d;
-        for (int c = 0; c < d; c++)
-            g->fcb[c] += dr[c];
-    }
-    SFX(caser_transpose)(w->fcw, F, d, ws->wt);
+    SFX(iadsr__colsum_add)(dh, R, d, d, g->fcb);
+    SFX(iadsr__transpose)(w->fcw, F, d, ws->wt);
     GEMM(0, 0, R, F, d, (REAL)1, dh, d, ws->wt, F, (REAL)0, ws->dz, F);
     if (drop)
         for (size_t i = 0; i < RF; i++)

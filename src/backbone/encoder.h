@@ -91,6 +91,10 @@ struct iadsr__encoder {
 
 /* The table of a (normalised) backbone, or NULL if not available. */
 const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone);
+/* The same into *@p ops, or IADSR_ERR_UNSUPPORTED "<what>: backbone N is
+ * not available in this version" with *@p ops NULL. */
+int iadsr__encoder_ops_get(int backbone, const char *what,
+                           const iadsr__encoder_ops **ops);
 /* The table of the backbone called @p name (ops->name), or NULL. */
 const iadsr__encoder_ops *iadsr__encoder_ops_by_name(const char *name);
 /* The registered backbones: i = 0..iadsr__encoder_count() - 1, the default
@@ -130,5 +134,75 @@ int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,
                           const iadsr__layout *l, const float *w, float *g,
                           int max_rows, int max_len, int training);
 void iadsr__encoder_destroy(iadsr__encoder *e);
+
+/* ---- the adapter of a backbone's float layers ------------------------------
+ * A backbone whose layer family has the common functions
+ * (backbone/family.h) gets its adapter of this interface from
+ * IADSR__ENCODER_ADAPTER(BB);, which defines the state struct BB_state and
+ * the static BB_create, BB_destroy, BB_forward, BB_forward_last and
+ * BB_backward; its ops table then lists
+ * IADSR__ENCODER_OPS(BB, IADSR_BACKBONE_X, "Title"), which names these and
+ * the backbone's own BB_check_params, BB_fill_shape, BB_layout and
+ * BB_init_tensor. */
+
+#define IADSR__ENCODER_ADAPTER(BB)                                             \
+    typedef struct BB##_state {                                                \
+        iadsr__##BB##_w_f32 w, g;                                              \
+        iadsr__##BB##_ws_f32 ws;                                               \
+    } BB##_state;                                                              \
+                                                                               \
+    static int BB##_create(iadsr__encoder *e, const iadsr_model_params *hp,    \
+                           const iadsr__layout *l, const float *w, float *g,   \
+                           int max_rows, int max_len, int training)            \
+    {                                                                          \
+        BB##_state *st = e->state;                                             \
+        iadsr__shape_from(hp, &e->shape);                                      \
+        /* the binding is read-only for w; the cast only reuses one struct     \
+         * type for weights and gradients */                                   \
+        iadsr__##BB##_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &st->w);   \
+        if (g) /* else st->g stays zeroed: inference */                        \
+            iadsr__##BB##_bind_f32(l, g, &e->shape, &st->g);                   \
+        return iadsr__##BB##_ws_init_f32(&st->ws, &e->shape, max_rows,         \
+                                         max_len, training);                   \
+    }                                                                          \
+                                                                               \
+    static void BB##_destroy(iadsr__encoder *e)                                \
+    {                                                                          \
+        BB##_state *st = e->state;                                             \
+        iadsr__##BB##_ws_free_f32(&st->ws);                                    \
+    }                                                                          \
+                                                                               \
+    static const float *BB##_forward(iadsr__encoder *e, const iadsr__batch *b, \
+                                     iadsr__rng *rng)                          \
+    {                                                                          \
+        BB##_state *st = e->state;                                             \
+        iadsr__##BB##_forward_f32(&st->ws, &st->w, b, rng);                    \
+        return st->ws.out;                                                     \
+    }                                                                          \
+                                                                               \
+    static const float *BB##_forward_last(iadsr__encoder *e,                   \
+                                          const iadsr__batch *b)               \
+    {                                                                          \
+        BB##_state *st = e->state;                                             \
+        iadsr__##BB##_forward_last_f32(&st->ws, &st->w, b);                    \
+        return st->ws.out;                                                     \
+    }                                                                          \
+                                                                               \
+    static void BB##_backward(iadsr__encoder *e, const iadsr__batch *b,        \
+                              float *dh)                                       \
+    {                                                                          \
+        BB##_state *st = e->state;                                             \
+        iadsr__##BB##_backward_f32(&st->ws, &st->w, &st->g, b, dh);            \
+    }                                                                          \
+                                                                               \
+    extern const iadsr__encoder_ops iadsr__##BB##_ops
+
+#define IADSR__ENCODER_OPS(BB, ID, TITLE)                                      \
+    .backbone = (ID), .name = #BB, .title = (TITLE),                           \
+    .check_params = BB##_check_params, .fill_shape = BB##_fill_shape,          \
+    .layout = BB##_layout, .init_tensor = BB##_init_tensor,                    \
+    .state_size = sizeof(BB##_state), .create = BB##_create,                   \
+    .destroy = BB##_destroy, .forward = BB##_forward,                          \
+    .forward_last = BB##_forward_last, .backward = BB##_backward
 
 #endif

@@ -10,16 +10,22 @@
 #include "iadsr.h"
 #include "backbone/model.h"
 #include "backbone/batch.h"
+#include "backbone/family.h"
 #include "backbone/shape.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/rng.h"
+#include "math/linear.h" /* the transposes and column sums */
 
 /* Parameter layout of a GRU4Rec model (normalised params; gru4rec_f32.c,
  * the encoder ops' layout): "item_emb" [n_items + 1, d] first, then per
- * layer l "gru<l>.w_ih" [d, 3d], "gru<l>.w_hh" [d, 3d], "gru<l>.b_ih"
- * [1, 3d], "gru<l>.b_hh" [1, 3d]; the 3d columns are the gates in PyTorch's
- * order r | z | n. */
+ * layer l the tensors "gru<l>.<name>" below (backbone/family.h); the 3d
+ * columns are the gates in PyTorch's order r | z | n. */
+#define IADSR__GRU4REC_LAYER(X)                                                \
+    X(w_ih, "w_ih", d, 3 * d)                                                  \
+    X(w_hh, "w_hh", d, 3 * d)                                                  \
+    X(b_ih, "b_ih", 1, 3 * d)                                                  \
+    X(b_hh, "b_hh", 1, 3 * d)
 
 /* The time-major schedule of a batch. The recurrence advances, at step k,
  * every sequence that has a k-th row, all together. Sequences are ranked

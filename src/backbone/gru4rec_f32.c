@@ -12,7 +12,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "math/real_f32.h"
@@ -23,13 +22,11 @@
 
 static int gru4rec_check_params(iadsr_model_params *p, const char *w)
 {
-    int rc = iadsr__sasrec_params_unused(p, w);
-    if (rc)
-        return rc;
+    TRY(iadsr__sasrec_params_unused(p, w));
     if (p->n_layers == 0)
         p->n_layers = 1;
-    rc = iadsr__check_i32(w, "n_layers", p->n_layers, 1, IADSR__MAX_LAYERS);
-    return rc ? rc : iadsr__encoder_check_foreign(p, w);
+    TRY(iadsr__check_i32(w, "n_layers", p->n_layers, 1, IADSR__MAX_LAYERS));
+    return iadsr__encoder_check_foreign(p, w);
 }
 
 /* n_layers and d are all GRU4Rec reads, and they are generic. */
@@ -44,23 +41,14 @@ static void gru4rec_fill_shape(const iadsr_model_params *hp, iadsr__shape *s)
 static int gru4rec_layout(const iadsr_model_params *hp, iadsr__layout *l)
 {
     int64_t d = hp->dim;
-    char name[IADSR__TENSOR_NAME_MAX];
     int rc = iadsr__layout_add(l, "item_emb", (int64_t)hp->n_items + 1, d);
     for (int i = 0; i < hp->n_layers && rc == IADSR_OK; i++) {
-        static const char *const names[] = {"w_ih", "w_hh", "b_ih", "b_hh"};
-        const int64_t rows[] = {d, d, 1, 1};
-        for (int k = 0; k < 4 && rc == IADSR_OK; k++) {
-            snprintf(name, sizeof name, "gru%d.%s", i, names[k]);
-            rc = iadsr__layout_add(l, name, rows[k], 3 * d);
-        }
+#define ADD(field, name, rows, cols)                                           \
+    rc = rc ? rc : iadsr__layout_add_member(l, "gru", i, name, rows, cols);
+        IADSR__GRU4REC_LAYER(ADD)
+#undef ADD
     }
     return rc;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
 /* The input and recurrent weights [d, 3d]: uniform (-1/sqrt(d), 1/sqrt(d))
@@ -72,7 +60,8 @@ static void gru4rec_init_tensor(const iadsr__tensor *t, float *w,
                                 iadsr__rng *rng)
 {
     if (strncmp(t->name, "gru", 3) == 0 &&
-        (ends_with(t->name, ".w_ih") || ends_with(t->name, ".w_hh"))) {
+        (iadsr__tensor_ends_with(t, ".w_ih") ||
+         iadsr__tensor_ends_with(t, ".w_hh"))) {
         size_t n = (size_t)t->rows * (size_t)t->cols;
         double a = 1.0 / sqrt((double)t->rows);
         for (size_t j = 0; j < n; j++)
@@ -123,68 +112,8 @@ int iadsr__gru4rec_schedule(const iadsr__batch *b, int max_len, int32_t *cnt,
 
 /* ---- encoder adapter ---------------------------------------------------- */
 
-/* The backbone state behind iadsr__encoder.state. */
-typedef struct gru4rec_state {
-    iadsr__gru4rec_w_f32 w, g;
-    iadsr__gru4rec_ws_f32 ws;
-} gru4rec_state;
-
-static int gru4rec_create(iadsr__encoder *e, const iadsr_model_params *hp,
-                          const iadsr__layout *l, const float *w, float *g,
-                          int max_rows, int max_len, int training)
-{
-    gru4rec_state *st = e->state;
-    iadsr__shape_from(hp, &e->shape);
-    /* the binding is read-only for w; the cast only reuses one struct type
-     * for weights and gradients */
-    iadsr__gru4rec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &st->w);
-    if (g) /* else st->g stays zeroed: inference */
-        iadsr__gru4rec_bind_f32(l, g, &e->shape, &st->g);
-    return iadsr__gru4rec_ws_init_f32(&st->ws, &e->shape, max_rows,
-                                      max_len, training);
-}
-
-static void gru4rec_destroy(iadsr__encoder *e)
-{
-    gru4rec_state *st = e->state;
-    iadsr__gru4rec_ws_free_f32(&st->ws);
-}
-
-static const float *gru4rec_forward(iadsr__encoder *e, const iadsr__batch *b,
-                                    iadsr__rng *rng)
-{
-    gru4rec_state *st = e->state;
-    iadsr__gru4rec_forward_f32(&st->ws, &st->w, b, rng);
-    return st->ws.out;
-}
-
-static const float *gru4rec_forward_last(iadsr__encoder *e,
-                                         const iadsr__batch *b)
-{
-    gru4rec_state *st = e->state;
-    iadsr__gru4rec_forward_last_f32(&st->ws, &st->w, b);
-    return st->ws.out;
-}
-
-static void gru4rec_backward(iadsr__encoder *e, const iadsr__batch *b,
-                             float *dh)
-{
-    gru4rec_state *st = e->state;
-    iadsr__gru4rec_backward_f32(&st->ws, &st->w, &st->g, b, dh);
-}
+IADSR__ENCODER_ADAPTER(gru4rec);
 
 const iadsr__encoder_ops iadsr__gru4rec_ops = {
-    .backbone = IADSR_BACKBONE_GRU4REC,
-    .name = "gru4rec",
-    .title = "GRU4Rec",
-    .check_params = gru4rec_check_params,
-    .fill_shape = gru4rec_fill_shape,
-    .layout = gru4rec_layout,
-    .init_tensor = gru4rec_init_tensor,
-    .state_size = sizeof(gru4rec_state),
-    .create = gru4rec_create,
-    .destroy = gru4rec_destroy,
-    .forward = gru4rec_forward,
-    .forward_last = gru4rec_forward_last,
-    .backward = gru4rec_backward,
+    IADSR__ENCODER_OPS(gru4rec, IADSR_BACKBONE_GRU4REC, "GRU4Rec"),
 };

@@ -22,59 +22,39 @@
  * SPDX-License-Identifier: MIT
  */
 
+#include "math/arena.h"
+
 #include <math.h>
 #include <string.h>
 
-void SFX(iadsr__gru4rec_bind)(const iadsr__layout *l, REAL *base,
-                              const iadsr__shape *s,
-                              SFX(iadsr__gru4rec_w) *w)
+IADSR__FAMILY_BIND(gru4rec)
 {
-    /* The layout order is fixed by gru4rec_layout() (gru4rec_f32.c): the
-     * item table, then 4 tensors per layer. */
+    /* in the order of gru4rec_layout() (gru4rec_f32.c) */
+    const iadsr__tensor *t = l->t;
     memset(w, 0, sizeof *w);
-    w->item_emb = base + l->t[0].offset;
+    w->item_emb = base + (t++)->offset;
     for (int i = 0; i < s->n_layers; i++) {
-        const iadsr__tensor *t = &l->t[1 + 4 * i];
-        w->lay[i].w_ih = base + t[0].offset;
-        w->lay[i].w_hh = base + t[1].offset;
-        w->lay[i].b_ih = base + t[2].offset;
-        w->lay[i].b_hh = base + t[3].offset;
+        SFX(iadsr__gru_layer_w) *dst = &w->lay[i];
+        IADSR__GRU4REC_LAYER(IADSR__W_BIND)
     }
 }
 
 /* ---- workspace ---------------------------------------------------------- */
 
-typedef struct {
-    char *base;
-    size_t used;
-} SFX(gru_bump);
-
-static void *SFX(gru_take)(SFX(gru_bump) *bp, size_t bytes)
+/* The buffers, in iadsr__arena_alloc()'s two passes. */
+static void SFX(gru4rec_ws_carve)(void *p, iadsr__arena *a)
 {
-    bytes = (bytes + 63) / 64 * 64;
-    void *p = bp->base ? (void *)(bp->base + bp->used) : NULL;
-    bp->used += bytes;
-    return p;
-}
-
-static REAL *SFX(gru_take_r)(SFX(gru_bump) *bp, size_t n)
-{
-    return (REAL *)SFX(gru_take)(bp, n * sizeof(REAL));
-}
-
-/* Two passes: the first (base == NULL) measures, the second hands out. */
-static void SFX(gru_ws_carve)(SFX(iadsr__gru4rec_ws) *ws, SFX(gru_bump) *bp)
-{
+    SFX(iadsr__gru4rec_ws) *ws = p;
     const iadsr__shape *s = &ws->shape;
     size_t R = (size_t)ws->max_rows, d = (size_t)s->d;
     size_t L1 = (size_t)ws->max_len + 1;
     int tr = ws->training;
-    ws->koff = (int32_t *)SFX(gru_take)(bp, L1 * sizeof(int32_t));
-    ws->cnt = (int32_t *)SFX(gru_take)(bp, L1 * sizeof(int32_t));
-    ws->tm_row = (int32_t *)SFX(gru_take)(bp, R * sizeof(int32_t));
-    ws->row_tm = (int32_t *)SFX(gru_take)(bp, R * sizeof(int32_t));
-    ws->x0 = SFX(gru_take_r)(bp, R * d);
-    ws->m0 = tr ? SFX(gru_take_r)(bp, R * d) : NULL;
+    ws->koff = iadsr__arena_take(a, L1, sizeof(int32_t));
+    ws->cnt = iadsr__arena_take(a, L1, sizeof(int32_t));
+    ws->tm_row = iadsr__arena_take(a, R, sizeof(int32_t));
+    ws->row_tm = iadsr__arena_take(a, R, sizeof(int32_t));
+    ws->x0 = IADSR__TAKE_R(a, R * d);
+    ws->m0 = tr ? IADSR__TAKE_R(a, R * d) : NULL;
     for (int l = 0; l < s->n_layers; l++) {
         if (!tr && l > 0) {
             /* Inference keeps no activations for a backward pass: every
@@ -83,56 +63,26 @@ static void SFX(gru_ws_carve)(SFX(iadsr__gru4rec_ws) *ws, SFX(gru_bump) *bp)
             ws->l[l] = ws->l[0];
             continue;
         }
-        ws->l[l].g = SFX(gru_take_r)(bp, R * 3 * d);
-        ws->l[l].gh = SFX(gru_take_r)(bp, R * 3 * d);
-        ws->l[l].h = SFX(gru_take_r)(bp, R * d);
-        ws->l[l].m = tr ? SFX(gru_take_r)(bp, R * d) : NULL;
-        ws->l[l].y = tr ? SFX(gru_take_r)(bp, R * d) : NULL;
+        ws->l[l].g = IADSR__TAKE_R(a, R * 3 * d);
+        ws->l[l].gh = IADSR__TAKE_R(a, R * 3 * d);
+        ws->l[l].h = IADSR__TAKE_R(a, R * d);
+        ws->l[l].m = tr ? IADSR__TAKE_R(a, R * d) : NULL;
+        ws->l[l].y = tr ? IADSR__TAKE_R(a, R * d) : NULL;
     }
-    ws->out = SFX(gru_take_r)(bp, R * d);
+    ws->out = IADSR__TAKE_R(a, R * d);
     if (tr) {
-        ws->dy = SFX(gru_take_r)(bp, R * d);
-        ws->dh = SFX(gru_take_r)(bp, R * d);
-        ws->dgi = SFX(gru_take_r)(bp, R * 3 * d);
-        ws->dgh = SFX(gru_take_r)(bp, R * 3 * d);
-        ws->hp = SFX(gru_take_r)(bp, R * d);
-        ws->wt = SFX(gru_take_r)(bp, 3 * d * d);
+        ws->dy = IADSR__TAKE_R(a, R * d);
+        ws->dh = IADSR__TAKE_R(a, R * d);
+        ws->dgi = IADSR__TAKE_R(a, R * 3 * d);
+        ws->dgh = IADSR__TAKE_R(a, R * 3 * d);
+        ws->hp = IADSR__TAKE_R(a, R * d);
+        ws->wt = IADSR__TAKE_R(a, 3 * d * d);
     } else {
         ws->dy = ws->dh = ws->dgi = ws->dgh = ws->hp = ws->wt = NULL;
     }
 }
 
-int SFX(iadsr__gru4rec_ws_init)(SFX(iadsr__gru4rec_ws) *ws,
-                                const iadsr__shape *s, int max_rows,
-                                int max_len, int training)
-{
-    memset(ws, 0, sizeof *ws);
-    ws->shape = *s;
-    ws->max_rows = max_rows < 1 ? 1 : max_rows;
-    ws->max_len = max_len < 1 ? 1 : max_len;
-    ws->training = training;
-    SFX(gru_bump) bp = {NULL, 0};
-    SFX(gru_ws_carve)(ws, &bp);
-    void *block = iadsr__aligned_alloc(bp.used, 1);
-    if (!block)
-        return iadsr__err(IADSR_ERR_NOMEM,
-                          "GRU4Rec encoder: cannot allocate %zu bytes of "
-                          "workspace",
-                          bp.used);
-    bp.base = block;
-    bp.used = 0;
-    SFX(gru_ws_carve)(ws, &bp);
-    ws->block = block;
-    return IADSR_OK;
-}
-
-void SFX(iadsr__gru4rec_ws_free)(SFX(iadsr__gru4rec_ws) *ws)
-{
-    if (!ws)
-        return;
-    iadsr__aligned_free(ws->block);
-    memset(ws, 0, sizeof *ws);
-}
+IADSR__BACKBONE_WS_DEFINE(gru4rec, "GRU4Rec encoder");
 
 /* ---- elementary helpers --------------------------------------------------- */
 
@@ -167,34 +117,13 @@ static void SFX(gru_bias_rows)(REAL *y, int n, int w, const REAL *bias)
         memcpy(y + (size_t)r * (size_t)w, bias, (size_t)w * sizeof(REAL));
 }
 
-/* bias[c] += sum over the n rows of dy[., c] */
-static void SFX(gru_colsum)(const REAL *dy, int n, int w, REAL *bias)
-{
-    for (int r = 0; r < n; r++) {
-        const REAL *dr = dy + (size_t)r * (size_t)w;
-        for (int c = 0; c < w; c++)
-            bias[c] += dr[c];
-    }
-}
-
-/* wt (cols x rows) = w^T (w: rows x cols): dX = dY W^T then runs as a plain
- * product, which the small-shape kernels serve. */
-static void SFX(gru_transpose)(const REAL *w, int rows, int cols, REAL *wt)
-{
-    for (int i = 0; i < rows; i++)
-        for (int o = 0; o < cols; o++)
-            wt[(size_t)o * (size_t)rows + (size_t)i] =
-                w[(size_t)i * (size_t)cols + (size_t)o];
-}
-
 #include "math/dropout_template.h"
 
 /* ---- one GRU layer ---------------------------------------------------------- */
 
 void SFX(iadsr__gru_layer_fwd)(const int32_t *koff, int n_steps, int d,
-                               const REAL *x, const REAL *w_ih,
-                               const REAL *b_ih, const REAL *w_hh,
-                               const REAL *b_hh, REAL *g, REAL *gh, REAL *h)
+                               const REAL *x, const SFX(iadsr__gru_layer_w) *w,
+                               REAL *g, REAL *gh, REAL *h)
 {
     int R = koff[n_steps], d3 = 3 * d;
     size_t sd = (size_t)d, sd3 = (size_t)d3;
@@ -202,17 +131,18 @@ void SFX(iadsr__gru_layer_fwd)(const int32_t *koff, int n_steps, int d,
         return;
     /* input projections of every row at once; x is not read after this,
      * so it may alias h (inference) */
-    SFX(gru_bias_rows)(g, R, d3, b_ih);
-    GEMM(0, 0, R, d3, d, (REAL)1, x, d, w_ih, d3, (REAL)1, g, d3);
+    SFX(gru_bias_rows)(g, R, d3, w->b_ih);
+    GEMM(0, 0, R, d3, d, (REAL)1, x, d, w->w_ih, d3, (REAL)1, g, d3);
     for (int k = 0; k < n_steps; k++) {
         int t0 = koff[k], n = koff[k + 1] - t0;
         REAL *ghk = gh + (size_t)t0 * sd3;
         /* the previous states of the n active sequences: the first n rows
          * of step k - 1 (none at step 0: the initial state is 0) */
         const REAL *hp = k ? h + (size_t)koff[k - 1] * sd : NULL;
-        SFX(gru_bias_rows)(ghk, n, d3, b_hh);
+        SFX(gru_bias_rows)(ghk, n, d3, w->b_hh);
         if (hp)
-            GEMM(0, 0, n, d3, d, (REAL)1, hp, d, w_hh, d3, (REAL)1, ghk, d3);
+            GEMM(0, 0, n, d3, d, (REAL)1, hp, d, w->w_hh, d3, (REAL)1, ghk,
+                 d3);
         for (int j = 0; j < n; j++)
             SFX(gru_gates)(g + (size_t)(t0 + j) * sd3, ghk + (size_t)j * sd3,
                            hp ? hp + (size_t)j * sd : NULL,
@@ -221,12 +151,11 @@ void SFX(iadsr__gru_layer_fwd)(const int32_t *koff, int n_steps, int d,
 }
 
 void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
-                               const REAL *x, const REAL *w_ih,
-                               const REAL *w_hh, const REAL *g,
-                               const REAL *gh, const REAL *h, REAL *dh,
-                               REAL *dw_ih, REAL *db_ih, REAL *dw_hh,
-                               REAL *db_hh, REAL *dx, REAL *dgi, REAL *dgh,
-                               REAL *hp, REAL *wt)
+                               const REAL *x, const SFX(iadsr__gru_layer_w) *w,
+                               const REAL *g, const REAL *gh, const REAL *h,
+                               REAL *dh, const SFX(iadsr__gru_layer_w) *dw,
+                               REAL *dx, REAL *dgi, REAL *dgh, REAL *hp,
+                               REAL *wt)
 {
     int R = koff[n_steps], d3 = 3 * d;
     size_t sd = (size_t)d, sd3 = (size_t)d3;
@@ -234,7 +163,7 @@ void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
         return;
     /* BPTT, the last step first: when step k is reached, dh of its rows
      * holds the output gradient plus everything step k + 1 sent back. */
-    SFX(gru_transpose)(w_hh, d, d3, wt);
+    SFX(iadsr__transpose)(w->w_hh, d, d3, wt);
     for (int k = n_steps - 1; k >= 0; k--) {
         int t0 = koff[k], n = koff[k + 1] - t0;
         const REAL *hpk = k ? h + (size_t)koff[k - 1] * sd : NULL;
@@ -269,9 +198,9 @@ void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
                  (REAL)1, dhp, d);
     }
     /* the weights, in one product each over every position */
-    SFX(gru_colsum)(dgi, R, d3, db_ih);
-    SFX(gru_colsum)(dgh, R, d3, db_hh);
-    GEMM(1, 0, d, d3, R, (REAL)1, x, d, dgi, d3, (REAL)1, dw_ih, d3);
+    SFX(iadsr__colsum_add)(dgi, R, d3, d3, dw->b_ih);
+    SFX(iadsr__colsum_add)(dgh, R, d3, d3, dw->b_hh);
+    GEMM(1, 0, d, d3, R, (REAL)1, x, d, dgi, d3, (REAL)1, dw->w_ih, d3);
     if (n_steps > 1) {
         /* the previous state of every position from step 1 on, aligned
          * with dgh (step 0 had none: W_hh did not act there) */
@@ -280,10 +209,10 @@ void SFX(iadsr__gru_layer_bwd)(const int32_t *koff, int n_steps, int d,
                    (size_t)(koff[k + 1] - koff[k]) * sd * sizeof(REAL));
         int r1 = koff[1];
         GEMM(1, 0, d, d3, R - r1, (REAL)1, hp + (size_t)r1 * sd, d,
-             dgh + (size_t)r1 * sd3, d3, (REAL)1, dw_hh, d3);
+             dgh + (size_t)r1 * sd3, d3, (REAL)1, dw->w_hh, d3);
     }
     if (dx) {
-        SFX(gru_transpose)(w_ih, d, d3, wt);
+        SFX(iadsr__transpose)(w->w_ih, d, d3, wt);
         GEMM(0, 0, R, d, d3, (REAL)1, dgi, d3, wt, d, (REAL)0, dx, d);
     }
 }
@@ -335,9 +264,8 @@ static void SFX(gru_forward_impl)(SFX(iadsr__gru4rec_ws) *ws,
     }
     for (int l = 0; l < s->n_layers; l++) {
         SFX(iadsr__gru_layer_fwd)(ws->koff, K, d, SFX(gru_layer_input)(ws, l),
-                                  w->lay[l].w_ih, w->lay[l].b_ih,
-                                  w->lay[l].w_hh, w->lay[l].b_hh, ws->l[l].g,
-                                  ws->l[l].gh, ws->l[l].h);
+                                  &w->lay[l], ws->l[l].g, ws->l[l].gh,
+                                  ws->l[l].h);
         if (drop) {
             SFX(dropout_mask)(ws->l[l].m, Rd, s->dropout, rng);
             SFX(mul)(ws->l[l].y, ws->l[l].h, ws->l[l].m, Rd);
@@ -345,9 +273,7 @@ static void SFX(gru_forward_impl)(SFX(iadsr__gru4rec_ws) *ws,
     }
 }
 
-void SFX(iadsr__gru4rec_forward)(SFX(iadsr__gru4rec_ws) *ws,
-                                 const SFX(iadsr__gru4rec_w) *w,
-                                 const iadsr__batch *b, iadsr__rng *rng)
+IADSR__FAMILY_FORWARD(gru4rec)
 {
     size_t sd = (size_t)ws->shape.d;
     SFX(gru_forward_impl)(ws, w, b, rng);
@@ -357,9 +283,7 @@ void SFX(iadsr__gru4rec_forward)(SFX(iadsr__gru4rec_ws) *ws,
                sd * sizeof(REAL));
 }
 
-void SFX(iadsr__gru4rec_forward_last)(SFX(iadsr__gru4rec_ws) *ws,
-                                      const SFX(iadsr__gru4rec_w) *w,
-                                      const iadsr__batch *b)
+IADSR__FAMILY_FORWARD_LAST(gru4rec)
 {
     size_t sd = (size_t)ws->shape.d;
     SFX(gru_forward_impl)(ws, w, b, NULL);
@@ -375,10 +299,7 @@ void SFX(iadsr__gru4rec_forward_last)(SFX(iadsr__gru4rec_ws) *ws,
     }
 }
 
-void SFX(iadsr__gru4rec_backward)(SFX(iadsr__gru4rec_ws) *ws,
-                                  const SFX(iadsr__gru4rec_w) *w,
-                                  SFX(iadsr__gru4rec_w) *g,
-                                  const iadsr__batch *b, REAL *dh)
+IADSR__FAMILY_BACKWARD(gru4rec)
 {
     const iadsr__shape *s = &ws->shape;
     int R = b->n_rows, d = s->d, K = ws->n_steps;
@@ -395,10 +316,8 @@ void SFX(iadsr__gru4rec_backward)(SFX(iadsr__gru4rec_ws) *ws,
             memcpy(ws->dh, ws->dy, Rd * sizeof(REAL));
         /* dy becomes dLoss/d(input of layer l) = output of layer l - 1 */
         SFX(iadsr__gru_layer_bwd)(ws->koff, K, d, SFX(gru_layer_input)(ws, l),
-                                  w->lay[l].w_ih, w->lay[l].w_hh, ws->l[l].g,
-                                  ws->l[l].gh, ws->l[l].h, ws->dh,
-                                  g->lay[l].w_ih, g->lay[l].b_ih,
-                                  g->lay[l].w_hh, g->lay[l].b_hh, ws->dy,
+                                  &w->lay[l], ws->l[l].g, ws->l[l].gh,
+                                  ws->l[l].h, ws->dh, &g->lay[l], ws->dy,
                                   ws->dgi, ws->dgh, ws->hp, ws->wt);
     }
     /* x0 = drop(E[item]) */

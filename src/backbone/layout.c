@@ -26,6 +26,14 @@ int iadsr__layout_add(iadsr__layout *l, const char *name, int64_t rows,
     return IADSR_OK;
 }
 
+int iadsr__layout_add_member(iadsr__layout *l, const char *group, int i,
+                             const char *name, int64_t rows, int64_t cols)
+{
+    char full[IADSR__TENSOR_NAME_MAX];
+    snprintf(full, sizeof full, "%s%d.%s", group, i, name);
+    return iadsr__layout_add(l, full, rows, cols);
+}
+
 const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
                                         const char *name)
 {
@@ -33,6 +41,12 @@ const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
         if (strcmp(l->t[i].name, name) == 0)
             return &l->t[i];
     return NULL;
+}
+
+int iadsr__tensor_ends_with(const iadsr__tensor *t, const char *suffix)
+{
+    size_t a = strlen(t->name), b = strlen(suffix);
+    return a >= b && strcmp(t->name + a - b, suffix) == 0;
 }
 
 void iadsr__tensor_init_default(const iadsr__tensor *t, float *w,

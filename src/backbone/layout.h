@@ -32,9 +32,17 @@ typedef struct iadsr__layout {
  * used by every backbone's layout function. */
 int iadsr__layout_add(iadsr__layout *l, const char *name, int64_t rows,
                       int64_t cols);
+/* iadsr__layout_add() of the member @p name of group @p i:
+ * "<group><i>.<name>", e.g. "blk0.wqkv". */
+int iadsr__layout_add_member(iadsr__layout *l, const char *group, int i,
+                             const char *name, int64_t rows, int64_t cols);
 /* Find a tensor by name; NULL if absent. */
 const iadsr__tensor *iadsr__layout_find(const iadsr__layout *l,
                                         const char *name);
+
+/* Non-zero when the name of @p t ends with @p suffix: how the backbones'
+ * init_tensor pick their tensors. */
+int iadsr__tensor_ends_with(const iadsr__tensor *t, const char *suffix);
 
 /* The default initialisation of tensor @p t into @p w (the PyTorch
  * reference): zero for single-row tensors (biases, LayerNorm shifts),

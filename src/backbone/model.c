@@ -20,11 +20,8 @@ int iadsr__model_layout(const iadsr_model_params *hp, iadsr__layout *out)
     if (!hp || !out)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "model layout: NULL argument");
     memset(out, 0, sizeof *out);
-    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(hp->backbone);
-    if (!ops)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "model: backbone %d is not available in this version",
-                          (int)hp->backbone);
+    const iadsr__encoder_ops *ops;
+    TRY(iadsr__encoder_ops_get(hp->backbone, "model", &ops));
     return ops->layout(hp, out);
 }
 

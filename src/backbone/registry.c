@@ -46,6 +46,17 @@ const iadsr__encoder_ops *iadsr__encoder_ops_for(int backbone)
     return NULL;
 }
 
+int iadsr__encoder_ops_get(int backbone, const char *what,
+                           const iadsr__encoder_ops **ops)
+{
+    *ops = iadsr__encoder_ops_for(backbone);
+    if (!*ops)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "%s: backbone %d is not available in this version",
+                          what, backbone);
+    return IADSR_OK;
+}
+
 const iadsr__encoder_ops *iadsr__encoder_ops_by_name(const char *name)
 {
     for (int i = 0; name && i < N_BACKBONES; i++)
@@ -104,11 +115,8 @@ int iadsr__encoder_create(iadsr__encoder *e, const iadsr_model_params *hp,
                           int max_rows, int max_len, int training)
 {
     memset(e, 0, sizeof *e);
-    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(hp->backbone);
-    if (!ops)
-        return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "encoder: backbone %d is not available",
-                          (int)hp->backbone);
+    const iadsr__encoder_ops *ops;
+    TRY(iadsr__encoder_ops_get(hp->backbone, "encoder", &ops));
     e->state = iadsr__calloc(1, ops->state_size);
     if (!e->state)
         return iadsr__err(IADSR_ERR_NOMEM,

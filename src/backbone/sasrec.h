@@ -8,6 +8,7 @@
 
 #include "iadsr.h"
 #include "backbone/batch.h"
+#include "backbone/family.h"
 #include "backbone/shape.h"
 #include "common/alloc.h"
 #include "common/error.h"
@@ -15,6 +16,22 @@
 #include "math/linear.h" /* the attention and FFN projections */
 
 #define IADSR__LN_EPS 1e-5
+
+/* The tensors of block b, "blk<b>.<name>", in layout order (d = dim,
+ * f = ffn_dim; backbone/family.h). */
+#define IADSR__SASREC_BLOCK(X)                                                 \
+    X(wqkv, "wqkv", d, 3 * d)                                                  \
+    X(bqkv, "bqkv", 1, 3 * d)                                                  \
+    X(wo, "wo", d, d)                                                          \
+    X(bo, "bo", 1, d)                                                          \
+    X(ln1_g, "ln1.g", 1, d)                                                    \
+    X(ln1_b, "ln1.b", 1, d)                                                    \
+    X(w1, "w1", d, f)                                                          \
+    X(b1, "b1", 1, f)                                                          \
+    X(w2, "w2", f, d)                                                          \
+    X(b2, "b2", 1, d)                                                          \
+    X(ln2_g, "ln2.g", 1, d)                                                    \
+    X(ln2_b, "ln2.b", 1, d)
 
 /* For the other backbones' check_params: n_heads, ffn_dim, activation and
  * IADSR_MODEL_F_PRE_LN apply to SASRec only. Refuses them unless unset (or

@@ -5,25 +5,23 @@
  */
 
 /* Pointers into a weight (or gradient) buffer laid out by
- * iadsr__model_layout(). */
+ * sasrec_layout() (sasrec_f32.c). */
+typedef struct SFX(iadsr__sasrec_blk_w) {
+    IADSR__SASREC_BLOCK(IADSR__W_FIELD)
+} SFX(iadsr__sasrec_blk_w);
+
 typedef struct SFX(iadsr__sasrec_w) {
     REAL *item_emb, *pos_emb, *eln_g, *eln_b;
-    struct {
-        REAL *wqkv, *bqkv, *wo, *bo, *ln1_g, *ln1_b;
-        REAL *w1, *b1, *w2, *b2, *ln2_g, *ln2_b;
-    } blk[IADSR__MAX_LAYERS];
+    SFX(iadsr__sasrec_blk_w) blk[IADSR__MAX_LAYERS];
     REAL *fln_g, *fln_b; /* final LayerNorm (pre-norm models only) */
 } SFX(iadsr__sasrec_w);
 
-/* Activations kept for the backward pass, plus backward scratch. One
- * workspace serves batches of up to max_rows rows and max_att attention
- * entries (sum over sequences of n^2 * n_heads). */
+/* Activations kept for the backward pass, plus backward scratch. The
+ * attention probabilities p hold max_rows * max_len * n_heads entries when
+ * training (every sequence and head: n^2 each), max_len^2 otherwise (one
+ * block, reused). */
 typedef struct SFX(iadsr__sasrec_ws) {
-    iadsr__shape shape;
-    int max_rows;
-    size_t max_att;
-    int training;   /* masks present */
-    int drew_masks; /* the last forward drew dropout masks */
+    IADSR__BACKBONE_WS_HEAD;
     REAL *e, *xhat0, *rstd0, *m0;
     REAL *x[IADSR__MAX_LAYERS + 1]; /* x[0] block-0 input, x[L] last block */
     /* Pre-norm models only: a1/a2 are the LN1/LN2 outputs that feed the
@@ -36,38 +34,11 @@ typedef struct SFX(iadsr__sasrec_ws) {
     REAL *out; /* encoder output: x[L], or the final LayerNorm of it */
     /* backward scratch */
     REAL *dx, *dx1, *dqkv, *dctx, *dh, *tmp, *wt;
-    void *block; /* the single allocation */
 } SFX(iadsr__sasrec_ws);
 
-void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
-                             const iadsr__shape *s,
-                             SFX(iadsr__sasrec_w) *w);
-
-int SFX(iadsr__sasrec_ws_init)(SFX(iadsr__sasrec_ws) *ws,
-                               const iadsr__shape *s, int max_rows,
-                               size_t max_att, int training);
-void SFX(iadsr__sasrec_ws_free)(SFX(iadsr__sasrec_ws) *ws);
-
-/* Forward pass over a batch. With @p rng non-NULL and ws->training, dropout
- * masks are drawn from it; with rng NULL dropout is off (inference). The
- * output hidden states are ws->out (n_rows x d). */
-void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
-                                const SFX(iadsr__sasrec_w) *w,
-                                const iadsr__batch *b, iadsr__rng *rng);
-
-/* Inference forward that computes the final block for the last row of
- * each sequence only: the output ws->out holds n_seq rows (one per
- * sequence). No dropout. The workspace may be an inference one. */
-void SFX(iadsr__sasrec_forward_last)(SFX(iadsr__sasrec_ws) *ws,
-                                     const SFX(iadsr__sasrec_w) *w,
-                                     const iadsr__batch *b);
-
-/* Backward pass: @p dh (n_rows x d) is dLoss/dOutput; gradients are ADDED
- * to @p g (same layout as the weights). @p dh is clobbered. */
-void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
-                                 const SFX(iadsr__sasrec_w) *w,
-                                 SFX(iadsr__sasrec_w) *g,
-                                 const iadsr__batch *b, REAL *dh);
+/* The family's functions (backbone/family.h). forward_last computes the
+ * final block for the last row of every sequence only. */
+IADSR__BACKBONE_DECLARE(sasrec);
 
 /* Full-softmax cross-entropy of next-item targets over items 1..n_items
  * with logits h_r . E[i]. Processes rows in chunks of @p chunk using the

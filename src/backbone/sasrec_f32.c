@@ -12,7 +12,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "math/real_f32.h"
@@ -20,13 +19,6 @@
 #include "math/real_undef.h"
 
 /* ---- hyper-parameters --------------------------------------------------- */
-
-#define TRY(expr)                                                             \
-    do {                                                                      \
-        int rc_ = (expr);                                                     \
-        if (rc_ != IADSR_OK)                                                  \
-            return rc_;                                                       \
-    } while (0)
 
 static int sasrec_check_params(iadsr_model_params *p, const char *w)
 {
@@ -44,12 +36,9 @@ static int sasrec_check_params(iadsr_model_params *p, const char *w)
     TRY(iadsr__check_i32(w, "ffn_dim", p->ffn_dim, 1, 65536));
     if (p->activation == IADSR_ACT_DEFAULT)
         p->activation = IADSR_ACT_GELU;
-    if (p->activation != IADSR_ACT_GELU && p->activation != IADSR_ACT_RELU)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.activation = %d is not IADSR_ACT_GELU (1) or "
-                          "IADSR_ACT_RELU (2)",
-                          w, (int)p->activation);
-    return IADSR_OK;
+    /* the activations are numbered GELU (1), RELU (2) */
+    return iadsr__check_i32(w, "activation", p->activation, IADSR_ACT_GELU,
+                            IADSR_ACT_RELU);
 }
 
 int iadsr__sasrec_params_unused(iadsr_model_params *p, const char *what)
@@ -83,21 +72,15 @@ static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
 {
     int64_t d = hp->dim, f = hp->ffn_dim;
     int rc = IADSR_OK;
-    char name[IADSR__TENSOR_NAME_MAX];
     rc = rc ? rc : iadsr__layout_add(l, "item_emb", (int64_t)hp->n_items + 1, d);
     rc = rc ? rc : iadsr__layout_add(l, "pos_emb", hp->max_seq_len, d);
     rc = rc ? rc : iadsr__layout_add(l, "emb_ln.g", 1, d);
     rc = rc ? rc : iadsr__layout_add(l, "emb_ln.b", 1, d);
     for (int b = 0; b < hp->n_layers && rc == IADSR_OK; b++) {
-        static const char *const names[] = {"wqkv", "bqkv", "wo",    "bo",
-                                            "ln1.g", "ln1.b", "w1",   "b1",
-                                            "w2",    "b2",    "ln2.g", "ln2.b"};
-        const int64_t rows[] = {d, 1, d, 1, 1, 1, d, 1, f, 1, 1, 1};
-        const int64_t cols[] = {3 * d, 3 * d, d, d, d, d, f, f, d, d, d, d};
-        for (int i = 0; i < 12 && rc == IADSR_OK; i++) {
-            snprintf(name, sizeof name, "blk%d.%s", b, names[i]);
-            rc = iadsr__layout_add(l, name, rows[i], cols[i]);
-        }
+#define ADD(field, name, rows, cols)                                           \
+    rc = rc ? rc : iadsr__layout_add_member(l, "blk", b, name, rows, cols);
+        IADSR__SASREC_BLOCK(ADD)
+#undef ADD
     }
     if (hp->flags & IADSR_MODEL_F_PRE_LN) {
         /* pre-norm blocks leave the residual stream unnormalised */
@@ -107,17 +90,11 @@ static int sasrec_layout(const iadsr_model_params *hp, iadsr__layout *l)
     return rc;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 /* Unit LayerNorm gains; the rest as the PyTorch reference. */
 static void sasrec_init_tensor(const iadsr__tensor *t, float *w,
                                iadsr__rng *rng)
 {
-    if (ends_with(t->name, ".g")) {
+    if (iadsr__tensor_ends_with(t, ".g")) {
         size_t n = (size_t)t->rows * (size_t)t->cols;
         for (size_t j = 0; j < n; j++)
             w[j] = 1.0f;
@@ -128,74 +105,8 @@ static void sasrec_init_tensor(const iadsr__tensor *t, float *w,
 
 /* ---- encoder adapter ---------------------------------------------------- */
 
-/* The backbone state behind iadsr__encoder.state. */
-typedef struct sasrec_state {
-    iadsr__sasrec_w_f32 w, g;
-    iadsr__sasrec_ws_f32 ws;
-} sasrec_state;
-
-static int sasrec_create(iadsr__encoder *e, const iadsr_model_params *hp,
-                         const iadsr__layout *l, const float *w, float *g,
-                         int max_rows, int max_len, int training)
-{
-    sasrec_state *st = e->state;
-    iadsr__shape_from(hp, &e->shape);
-    /* the binding is read-only for w; the cast only reuses one struct type
-     * for weights and gradients */
-    iadsr__sasrec_bind_f32(l, (float *)(uintptr_t)w, &e->shape, &st->w);
-    if (g) /* else st->g stays zeroed: inference */
-        iadsr__sasrec_bind_f32(l, g, &e->shape, &st->g);
-    /* attention probabilities: training keeps every (sequence, head) block
-     * for the backward pass; inference reuses one L x L block */
-    size_t max_att = training ? (size_t)max_rows * (size_t)max_len *
-                                    (size_t)e->shape.n_heads
-                              : (size_t)max_len * (size_t)max_len;
-    return iadsr__sasrec_ws_init_f32(&st->ws, &e->shape, max_rows,
-                                     max_att, training);
-}
-
-static void sasrec_destroy(iadsr__encoder *e)
-{
-    sasrec_state *st = e->state;
-    iadsr__sasrec_ws_free_f32(&st->ws);
-}
-
-static const float *sasrec_forward(iadsr__encoder *e, const iadsr__batch *b,
-                                   iadsr__rng *rng)
-{
-    sasrec_state *st = e->state;
-    iadsr__sasrec_forward_f32(&st->ws, &st->w, b, rng);
-    return st->ws.out;
-}
-
-static const float *sasrec_forward_last(iadsr__encoder *e,
-                                        const iadsr__batch *b)
-{
-    sasrec_state *st = e->state;
-    iadsr__sasrec_forward_last_f32(&st->ws, &st->w, b);
-    return st->ws.out;
-}
-
-static void sasrec_backward(iadsr__encoder *e, const iadsr__batch *b,
-                            float *dh)
-{
-    sasrec_state *st = e->state;
-    iadsr__sasrec_backward_f32(&st->ws, &st->w, &st->g, b, dh);
-}
+IADSR__ENCODER_ADAPTER(sasrec);
 
 const iadsr__encoder_ops iadsr__sasrec_ops = {
-    .backbone = IADSR_BACKBONE_SASREC,
-    .name = "sasrec",
-    .title = "SASRec",
-    .check_params = sasrec_check_params,
-    .fill_shape = sasrec_fill_shape,
-    .layout = sasrec_layout,
-    .init_tensor = sasrec_init_tensor,
-    .state_size = sizeof(sasrec_state),
-    .create = sasrec_create,
-    .destroy = sasrec_destroy,
-    .forward = sasrec_forward,
-    .forward_last = sasrec_forward_last,
-    .backward = sasrec_backward,
+    IADSR__ENCODER_OPS(sasrec, IADSR_BACKBONE_SASREC, "SASRec"),
 };
-

@@ -16,154 +16,104 @@
  * SPDX-License-Identifier: MIT
  */
 
+#include "math/arena.h"
+
 #include <math.h>
 #include <string.h>
 
-void SFX(iadsr__sasrec_bind)(const iadsr__layout *l, REAL *base,
-                             const iadsr__shape *s,
-                             SFX(iadsr__sasrec_w) *w)
+IADSR__FAMILY_BIND(sasrec)
 {
-    /* The layout order is fixed by sasrec_layout() (sasrec_f32.c): 4
-     * tensors, then 12 per block. */
+    /* in the order of sasrec_layout() (sasrec_f32.c) */
+    const iadsr__tensor *t = l->t;
     memset(w, 0, sizeof *w);
-    w->item_emb = base + l->t[0].offset;
-    w->pos_emb = base + l->t[1].offset;
-    w->eln_g = base + l->t[2].offset;
-    w->eln_b = base + l->t[3].offset;
+    w->item_emb = base + (t++)->offset;
+    w->pos_emb = base + (t++)->offset;
+    w->eln_g = base + (t++)->offset;
+    w->eln_b = base + (t++)->offset;
     for (int b = 0; b < s->n_layers; b++) {
-        const iadsr__tensor *t = &l->t[4 + 12 * b];
-        w->blk[b].wqkv = base + t[0].offset;
-        w->blk[b].bqkv = base + t[1].offset;
-        w->blk[b].wo = base + t[2].offset;
-        w->blk[b].bo = base + t[3].offset;
-        w->blk[b].ln1_g = base + t[4].offset;
-        w->blk[b].ln1_b = base + t[5].offset;
-        w->blk[b].w1 = base + t[6].offset;
-        w->blk[b].b1 = base + t[7].offset;
-        w->blk[b].w2 = base + t[8].offset;
-        w->blk[b].b2 = base + t[9].offset;
-        w->blk[b].ln2_g = base + t[10].offset;
-        w->blk[b].ln2_b = base + t[11].offset;
+        SFX(iadsr__sasrec_blk_w) *dst = &w->blk[b];
+        IADSR__SASREC_BLOCK(IADSR__W_BIND)
     }
     if (s->pre_ln) {
-        const iadsr__tensor *t = &l->t[4 + 12 * s->n_layers];
-        w->fln_g = base + t[0].offset;
-        w->fln_b = base + t[1].offset;
+        w->fln_g = base + (t++)->offset;
+        w->fln_b = base + (t++)->offset;
     }
 }
 
 /* ---- workspace ---------------------------------------------------------- */
 
-typedef struct {
-    char *base;
-    size_t used, cap;
-} SFX(bump);
-
-static REAL *SFX(take)(SFX(bump) *bp, size_t n)
+/* The buffers, in iadsr__arena_alloc()'s two passes. */
+static void SFX(sasrec_ws_carve)(void *p, iadsr__arena *a)
 {
-    size_t bytes = (n * sizeof(REAL) + 63) / 64 * 64;
-    REAL *p = bp->base ? (REAL *)(void *)(bp->base + bp->used) : NULL;
-    bp->used += bytes;
-    return p;
-}
-
-/* Two passes: the first (base == NULL) measures, the second hands out. */
-static void SFX(ws_carve)(SFX(iadsr__sasrec_ws) *ws, SFX(bump) *bp)
-{
+    SFX(iadsr__sasrec_ws) *ws = p;
     const iadsr__shape *s = &ws->shape;
     size_t R = (size_t)ws->max_rows, d = (size_t)s->d, f = (size_t)s->f;
-    size_t A = ws->max_att;
+    /* attention probabilities: training keeps every (sequence, head) block
+     * for the backward pass; inference reuses one L x L block */
+    size_t L = (size_t)ws->max_len;
+    size_t A = ws->training ? R * L * (size_t)s->n_heads : L * L;
     int tr = ws->training;
-    ws->e = SFX(take)(bp, R * d);
-    ws->xhat0 = SFX(take)(bp, R * d);
-    ws->rstd0 = SFX(take)(bp, R);
-    ws->m0 = tr ? SFX(take)(bp, R * d) : NULL;
+    ws->e = IADSR__TAKE_R(a, R * d);
+    ws->xhat0 = IADSR__TAKE_R(a, R * d);
+    ws->rstd0 = IADSR__TAKE_R(a, R);
+    ws->m0 = tr ? IADSR__TAKE_R(a, R * d) : NULL;
     if (!tr) {
         /* Inference keeps no activations for a backward pass: all blocks
          * share one set of buffers and x[] alternates between two. */
-        REAL *x0 = SFX(take)(bp, R * d), *x1 = SFX(take)(bp, R * d);
+        REAL *x0 = IADSR__TAKE_R(a, R * d);
+        REAL *x1 = IADSR__TAKE_R(a, R * d);
         for (int l = 0; l <= s->n_layers; l++)
             ws->x[l] = (l % 2) ? x1 : x0;
     } else {
         for (int l = 0; l <= s->n_layers; l++)
-            ws->x[l] = SFX(take)(bp, R * d);
+            ws->x[l] = IADSR__TAKE_R(a, R * d);
     }
     for (int l = 0; l < s->n_layers; l++) {
         if (!tr && l > 0) {
             ws->b[l] = ws->b[0];
             continue;
         }
-        ws->b[l].qkv = SFX(take)(bp, R * 3 * d);
-        ws->b[l].p = SFX(take)(bp, A);
-        ws->b[l].pm = tr ? SFX(take)(bp, A) : NULL;
-        ws->b[l].ctx = SFX(take)(bp, R * d);
-        ws->b[l].ma = tr ? SFX(take)(bp, R * d) : NULL;
-        ws->b[l].y1hat = SFX(take)(bp, R * d);
-        ws->b[l].rstd1 = SFX(take)(bp, R);
-        ws->b[l].x1 = SFX(take)(bp, R * d);
-        ws->b[l].h1 = SFX(take)(bp, R * f);
-        ws->b[l].g = SFX(take)(bp, R * f);
-        ws->b[l].mf = tr ? SFX(take)(bp, R * f) : NULL;
-        ws->b[l].gd = tr ? SFX(take)(bp, R * f) : NULL;
-        ws->b[l].mo = tr ? SFX(take)(bp, R * d) : NULL;
-        ws->b[l].y2hat = SFX(take)(bp, R * d);
-        ws->b[l].rstd2 = SFX(take)(bp, R);
-        ws->b[l].a1 = s->pre_ln ? SFX(take)(bp, R * d) : NULL;
-        ws->b[l].a2 = s->pre_ln ? SFX(take)(bp, R * d) : NULL;
+        ws->b[l].qkv = IADSR__TAKE_R(a, R * 3 * d);
+        ws->b[l].p = IADSR__TAKE_R(a, A);
+        ws->b[l].pm = tr ? IADSR__TAKE_R(a, A) : NULL;
+        ws->b[l].ctx = IADSR__TAKE_R(a, R * d);
+        ws->b[l].ma = tr ? IADSR__TAKE_R(a, R * d) : NULL;
+        ws->b[l].y1hat = IADSR__TAKE_R(a, R * d);
+        ws->b[l].rstd1 = IADSR__TAKE_R(a, R);
+        ws->b[l].x1 = IADSR__TAKE_R(a, R * d);
+        ws->b[l].h1 = IADSR__TAKE_R(a, R * f);
+        ws->b[l].g = IADSR__TAKE_R(a, R * f);
+        ws->b[l].mf = tr ? IADSR__TAKE_R(a, R * f) : NULL;
+        ws->b[l].gd = tr ? IADSR__TAKE_R(a, R * f) : NULL;
+        ws->b[l].mo = tr ? IADSR__TAKE_R(a, R * d) : NULL;
+        ws->b[l].y2hat = IADSR__TAKE_R(a, R * d);
+        ws->b[l].rstd2 = IADSR__TAKE_R(a, R);
+        ws->b[l].a1 = s->pre_ln ? IADSR__TAKE_R(a, R * d) : NULL;
+        ws->b[l].a2 = s->pre_ln ? IADSR__TAKE_R(a, R * d) : NULL;
     }
     if (s->pre_ln) {
-        ws->xhatf = SFX(take)(bp, R * d);
-        ws->rstdf = SFX(take)(bp, R);
-        ws->out = SFX(take)(bp, R * d);
+        ws->xhatf = IADSR__TAKE_R(a, R * d);
+        ws->rstdf = IADSR__TAKE_R(a, R);
+        ws->out = IADSR__TAKE_R(a, R * d);
     } else {
         ws->xhatf = ws->rstdf = NULL;
         ws->out = ws->x[s->n_layers];
     }
     if (tr) {
-        ws->dx = SFX(take)(bp, R * d);
-        ws->dx1 = SFX(take)(bp, R * d);
-        ws->dqkv = SFX(take)(bp, R * 3 * d);
-        ws->dctx = SFX(take)(bp, R * d);
-        ws->dh = SFX(take)(bp, R * f);
-        ws->tmp = SFX(take)(bp, R * (f > 3 * d ? f : 3 * d));
-        ws->wt = SFX(take)(bp, d * (f > 3 * d ? f : 3 * d));
+        ws->dx = IADSR__TAKE_R(a, R * d);
+        ws->dx1 = IADSR__TAKE_R(a, R * d);
+        ws->dqkv = IADSR__TAKE_R(a, R * 3 * d);
+        ws->dctx = IADSR__TAKE_R(a, R * d);
+        ws->dh = IADSR__TAKE_R(a, R * f);
+        ws->tmp = IADSR__TAKE_R(a, R * (f > 3 * d ? f : 3 * d));
+        ws->wt = IADSR__TAKE_R(a, d * (f > 3 * d ? f : 3 * d));
     } else {
         ws->dx = ws->dx1 = ws->dqkv = ws->dctx = ws->dh = ws->tmp = NULL;
         ws->wt = NULL;
     }
 }
 
-int SFX(iadsr__sasrec_ws_init)(SFX(iadsr__sasrec_ws) *ws,
-                               const iadsr__shape *s, int max_rows,
-                               size_t max_att, int training)
-{
-    memset(ws, 0, sizeof *ws);
-    ws->shape = *s;
-    ws->max_rows = max_rows < 1 ? 1 : max_rows;
-    ws->max_att = max_att < 1 ? 1 : max_att;
-    ws->training = training;
-    SFX(bump) bp = {NULL, 0, 0};
-    SFX(ws_carve)(ws, &bp);
-    void *block = iadsr__aligned_alloc(bp.used, 1);
-    if (!block)
-        return iadsr__err(IADSR_ERR_NOMEM,
-                          "encoder: cannot allocate %zu bytes of workspace",
-                          bp.used);
-    bp.base = block;
-    bp.cap = bp.used;
-    bp.used = 0;
-    SFX(ws_carve)(ws, &bp);
-    ws->block = block;
-    return IADSR_OK;
-}
-
-void SFX(iadsr__sasrec_ws_free)(SFX(iadsr__sasrec_ws) *ws)
-{
-    if (!ws)
-        return;
-    iadsr__aligned_free(ws->block);
-    memset(ws, 0, sizeof *ws);
-}
+IADSR__BACKBONE_WS_DEFINE(sasrec, "encoder");
 
 /* ---- elementary layers ---------------------------------------------------- */
 
@@ -395,54 +345,68 @@ static void SFX(attention_last_fwd)(const iadsr__batch *b, int d, int n_heads,
     }
 }
 
-/* The last block for the last row of each sequence only (inference). */
-static void SFX(last_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
-                                const SFX(iadsr__sasrec_w) *w,
-                                const iadsr__batch *b, int l)
+/* The end of a block half: out = drop(out) + res over n values, the mask
+ * m drawn (and kept for backward) only when rng is non-NULL. */
+static void SFX(drop_residual)(REAL *out, REAL *m, size_t n, double p,
+                               iadsr__rng *rng, const REAL *res)
 {
-    const iadsr__shape *s = &ws->shape;
-    int R = b->n_rows, S = b->n_seq, d = s->d, f = s->f;
-    const REAL *xin = ws->x[l];
-    REAL *tmp = ws->x[l + 1];
-    SFX(iadsr__linear_fwd)(xin, R, d, w->blk[l].wqkv, w->blk[l].bqkv, 3 * d,
-                           ws->b[l].qkv);
-    SFX(attention_last_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
-                            ws->b[l].ctx);
-    SFX(iadsr__linear_fwd)(ws->b[l].ctx, S, d, w->blk[l].wo, w->blk[l].bo, d,
-                           tmp);
-    for (int q = 0; q < S; q++) {
-        const REAL *xr = xin + (size_t)(b->row_off[q + 1] - 1) * (size_t)d;
-        REAL *tr = tmp + (size_t)q * (size_t)d;
-        for (int c = 0; c < d; c++)
-            tr[c] += xr[c];
+    if (rng) {
+        SFX(dropout_mask)(m, n, p, rng);
+        SFX(mul)(out, out, m, n);
     }
-    SFX(iadsr__layernorm_fwd)(tmp, S, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
-                              ws->b[l].x1, ws->b[l].y1hat, ws->b[l].rstd1);
-    SFX(iadsr__linear_fwd)(ws->b[l].x1, S, d, w->blk[l].w1, w->blk[l].b1, f,
-                           ws->b[l].h1);
-    SFX(iadsr__act_fwd)(s->act, ws->b[l].h1, (size_t)S * (size_t)f,
-                        ws->b[l].g);
-    SFX(iadsr__linear_fwd)(ws->b[l].g, S, f, w->blk[l].w2, w->blk[l].b2, d,
-                           tmp);
-    for (size_t i = 0; i < (size_t)S * (size_t)d; i++)
-        tmp[i] += ws->b[l].x1[i];
-    SFX(iadsr__layernorm_fwd)(tmp, S, d, w->blk[l].ln2_g, w->blk[l].ln2_b,
-                              ws->x[l + 1], ws->b[l].y2hat, ws->b[l].rstd2);
+    for (size_t i = 0; i < n; i++)
+        out[i] += res[i];
 }
 
-/* FFN half of a pre-norm block on n rows: out = x1 + drop(FFN(LN2(x1))).
- * Masks are drawn (and kept for backward) only when rng is non-NULL. */
-static void SFX(pre_ffn_fwd)(SFX(iadsr__sasrec_ws) *ws,
-                             const SFX(iadsr__sasrec_w) *w, int l, int n,
-                             iadsr__rng *rng, REAL *out)
+/* Attention half of block l: out = x[l] + drop(Wo MHA(qin Wqkv + bqkv) + bo),
+ * qin = x[l] (post-norm) or LN1(x[l]) (pre-norm), over all rows. With
+ * last_only (inference) only the last query of every sequence is attended
+ * and out holds n_seq rows: the last block needs no other row. Masks as
+ * drop_residual. */
+static void SFX(attn_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                          const SFX(iadsr__sasrec_w) *w, const iadsr__batch *b,
+                          int l, const REAL *qin, iadsr__rng *rng, size_t att,
+                          int last_only, REAL *out)
+{
+    const iadsr__shape *s = &ws->shape;
+    int R = b->n_rows, S = b->n_seq, d = s->d;
+    size_t Rd = (size_t)R * (size_t)d;
+    const REAL *xin = ws->x[l];
+    SFX(iadsr__linear_fwd)(qin, R, d, w->blk[l].wqkv, w->blk[l].bqkv, 3 * d,
+                           ws->b[l].qkv);
+    if (last_only) {
+        SFX(attention_last_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                                ws->b[l].ctx);
+        SFX(iadsr__linear_fwd)(ws->b[l].ctx, S, d, w->blk[l].wo,
+                               w->blk[l].bo, d, out);
+        for (int q = 0; q < S; q++) {
+            const REAL *xr = xin + (size_t)(b->row_off[q + 1] - 1) * (size_t)d;
+            REAL *o = out + (size_t)q * (size_t)d;
+            for (int c = 0; c < d; c++)
+                o[c] += xr[c];
+        }
+        return;
+    }
+    if (rng)
+        SFX(dropout_mask)(ws->b[l].pm, att, s->dropout, rng);
+    SFX(iadsr__attention_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                              rng ? ws->b[l].pm : NULL, ws->b[l].ctx,
+                              !ws->training);
+    SFX(iadsr__linear_fwd)(ws->b[l].ctx, R, d, w->blk[l].wo, w->blk[l].bo, d,
+                           out);
+    SFX(drop_residual)(out, ws->b[l].ma, Rd, s->dropout, rng, xin);
+}
+
+/* FFN half of block l on n rows: out = x1 + drop(W2 drop(act(W1 in + b1))
+ * + b2), in = x1 (post-norm) or LN2(x1) (pre-norm). Masks as attn_fwd. */
+static void SFX(ffn_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                         const SFX(iadsr__sasrec_w) *w, int l, int n,
+                         const REAL *in, iadsr__rng *rng, REAL *out)
 {
     const iadsr__shape *s = &ws->shape;
     int d = s->d, f = s->f;
     size_t nd = (size_t)n * (size_t)d, nf = (size_t)n * (size_t)f;
-    SFX(iadsr__layernorm_fwd)(ws->b[l].x1, n, d, w->blk[l].ln2_g,
-                              w->blk[l].ln2_b, ws->b[l].a2, ws->b[l].y2hat,
-                              ws->b[l].rstd2);
-    SFX(iadsr__linear_fwd)(ws->b[l].a2, n, d, w->blk[l].w1, w->blk[l].b1, f,
+    SFX(iadsr__linear_fwd)(in, n, d, w->blk[l].w1, w->blk[l].b1, f,
                            ws->b[l].h1);
     SFX(iadsr__act_fwd)(s->act, ws->b[l].h1, nf, ws->b[l].g);
     const REAL *gin = ws->b[l].g;
@@ -452,88 +416,39 @@ static void SFX(pre_ffn_fwd)(SFX(iadsr__sasrec_ws) *ws,
         gin = ws->b[l].gd;
     }
     SFX(iadsr__linear_fwd)(gin, n, f, w->blk[l].w2, w->blk[l].b2, d, out);
-    if (rng) {
-        SFX(dropout_mask)(ws->b[l].mo, nd, s->dropout, rng);
-        SFX(mul)(out, out, ws->b[l].mo, nd);
-    }
-    for (size_t i = 0; i < nd; i++)
-        out[i] += ws->b[l].x1[i];
+    SFX(drop_residual)(out, ws->b[l].mo, nd, s->dropout, rng, ws->b[l].x1);
 }
 
-/* Pre-norm twin of last_block_fwd: keys and values need LN1 of every row,
- * everything after the attention only the last row of each sequence. */
-static void SFX(pre_last_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
-                                    const SFX(iadsr__sasrec_w) *w,
-                                    const iadsr__batch *b, int l)
+/* Block l: x[l] -> x[l + 1], over all rows, or with last_only (inference)
+ * from the attention on for the last row of every sequence only. */
+static void SFX(block_fwd)(SFX(iadsr__sasrec_ws) *ws,
+                           const SFX(iadsr__sasrec_w) *w,
+                           const iadsr__batch *b, int l, iadsr__rng *rng,
+                           size_t att, int last_only)
 {
     const iadsr__shape *s = &ws->shape;
-    int R = b->n_rows, S = b->n_seq, d = s->d;
-    const REAL *xin = ws->x[l];
-    SFX(iadsr__layernorm_fwd)(xin, R, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
-                              ws->b[l].a1, ws->b[l].y1hat, ws->b[l].rstd1);
-    SFX(iadsr__linear_fwd)(ws->b[l].a1, R, d, w->blk[l].wqkv, w->blk[l].bqkv,
-                           3 * d, ws->b[l].qkv);
-    SFX(attention_last_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
-                            ws->b[l].ctx);
-    SFX(iadsr__linear_fwd)(ws->b[l].ctx, S, d, w->blk[l].wo, w->blk[l].bo, d,
-                           ws->b[l].x1);
-    for (int q = 0; q < S; q++) {
-        const REAL *xr = xin + (size_t)(b->row_off[q + 1] - 1) * (size_t)d;
-        REAL *x1 = ws->b[l].x1 + (size_t)q * (size_t)d;
-        for (int c = 0; c < d; c++)
-            x1[c] += xr[c];
+    int R = b->n_rows, n = last_only ? b->n_seq : R, d = s->d;
+    REAL *x1 = ws->b[l].x1, *out = ws->x[l + 1];
+    if (s->pre_ln) {
+        /* keys and values need LN1 of every row */
+        SFX(iadsr__layernorm_fwd)(ws->x[l], R, d, w->blk[l].ln1_g,
+                                  w->blk[l].ln1_b, ws->b[l].a1,
+                                  ws->b[l].y1hat, ws->b[l].rstd1);
+        SFX(attn_fwd)(ws, w, b, l, ws->b[l].a1, rng, att, last_only, x1);
+        SFX(iadsr__layernorm_fwd)(x1, n, d, w->blk[l].ln2_g, w->blk[l].ln2_b,
+                                  ws->b[l].a2, ws->b[l].y2hat,
+                                  ws->b[l].rstd2);
+        SFX(ffn_fwd)(ws, w, l, n, ws->b[l].a2, rng, out);
+        return;
     }
-    SFX(pre_ffn_fwd)(ws, w, l, S, NULL, ws->x[l + 1]);
-}
-
-static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
-                              const SFX(iadsr__sasrec_w) *w,
-                              const iadsr__batch *b, iadsr__rng *rng,
-                              int last_only);
-
-void SFX(iadsr__sasrec_forward)(SFX(iadsr__sasrec_ws) *ws,
-                                const SFX(iadsr__sasrec_w) *w,
-                                const iadsr__batch *b, iadsr__rng *rng)
-{
-    SFX(forward_impl)(ws, w, b, rng, 0);
-}
-
-void SFX(iadsr__sasrec_forward_last)(SFX(iadsr__sasrec_ws) *ws,
-                                     const SFX(iadsr__sasrec_w) *w,
-                                     const iadsr__batch *b)
-{
-    SFX(forward_impl)(ws, w, b, NULL, 1);
-}
-
-/* One pre-norm block over all rows; rng non-NULL draws dropout masks. */
-static void SFX(pre_block_fwd)(SFX(iadsr__sasrec_ws) *ws,
-                               const SFX(iadsr__sasrec_w) *w,
-                               const iadsr__batch *b, int l, iadsr__rng *rng,
-                               size_t att)
-{
-    const iadsr__shape *s = &ws->shape;
-    int R = b->n_rows, d = s->d;
-    size_t Rd = (size_t)R * (size_t)d;
-    const REAL *xin = ws->x[l];
-    SFX(iadsr__layernorm_fwd)(xin, R, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
-                              ws->b[l].a1, ws->b[l].y1hat, ws->b[l].rstd1);
-    SFX(iadsr__linear_fwd)(ws->b[l].a1, R, d, w->blk[l].wqkv, w->blk[l].bqkv,
-                           3 * d, ws->b[l].qkv);
-    if (rng)
-        SFX(dropout_mask)(ws->b[l].pm, att, s->dropout, rng);
-    SFX(iadsr__attention_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
-                              rng ? ws->b[l].pm : NULL, ws->b[l].ctx,
-                              !ws->training);
-    REAL *x1 = ws->b[l].x1;
-    SFX(iadsr__linear_fwd)(ws->b[l].ctx, R, d, w->blk[l].wo, w->blk[l].bo, d,
-                           x1);
-    if (rng) {
-        SFX(dropout_mask)(ws->b[l].ma, Rd, s->dropout, rng);
-        SFX(mul)(x1, x1, ws->b[l].ma, Rd);
-    }
-    for (size_t i = 0; i < Rd; i++)
-        x1[i] += xin[i];
-    SFX(pre_ffn_fwd)(ws, w, l, R, rng, ws->x[l + 1]);
+    /* out is scratch until the block output is written */
+    SFX(attn_fwd)(ws, w, b, l, ws->x[l], rng, att, last_only, out);
+    SFX(iadsr__layernorm_fwd)(out, n, d, w->blk[l].ln1_g, w->blk[l].ln1_b, x1,
+                              ws->b[l].y1hat, ws->b[l].rstd1);
+    SFX(ffn_fwd)(ws, w, l, n, x1, rng, out);
+    /* LayerNorm in place: xhat/rstd are computed before y is written. */
+    SFX(iadsr__layernorm_fwd)(out, n, d, w->blk[l].ln2_g, w->blk[l].ln2_b,
+                              out, ws->b[l].y2hat, ws->b[l].rstd2);
 }
 
 static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
@@ -542,8 +457,8 @@ static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
                               int last_only)
 {
     const iadsr__shape *s = &ws->shape;
-    int R = b->n_rows, d = s->d, f = s->f;
-    size_t Rd = (size_t)R * (size_t)d, Rf = (size_t)R * (size_t)f;
+    int R = b->n_rows, d = s->d;
+    size_t Rd = (size_t)R * (size_t)d;
     int drop = ws->training && rng != NULL && s->dropout > 0;
     ws->drew_masks = drop; /* backward applies exactly the masks drawn here */
     size_t att = 0;
@@ -566,59 +481,9 @@ static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
         SFX(dropout_mask)(ws->m0, Rd, s->dropout, rng);
         SFX(mul)(ws->x[0], ws->x[0], ws->m0, Rd);
     }
-
-    for (int l = 0; l < s->n_layers; l++) {
-        if (last_only && l == s->n_layers - 1) {
-            if (s->pre_ln)
-                SFX(pre_last_block_fwd)(ws, w, b, l);
-            else
-                SFX(last_block_fwd)(ws, w, b, l);
-            break;
-        }
-        if (s->pre_ln) {
-            SFX(pre_block_fwd)(ws, w, b, l, drop ? rng : NULL, att);
-            continue;
-        }
-        const REAL *xin = ws->x[l];
-        REAL *tmp = ws->x[l + 1]; /* scratch until the block output is written */
-        SFX(iadsr__linear_fwd)(xin, R, d, w->blk[l].wqkv, w->blk[l].bqkv,
-                               3 * d, ws->b[l].qkv);
-        if (drop)
-            SFX(dropout_mask)(ws->b[l].pm, att, s->dropout, rng);
-        SFX(iadsr__attention_fwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
-                                  drop ? ws->b[l].pm : NULL, ws->b[l].ctx,
-                                  !ws->training);
-        SFX(iadsr__linear_fwd)(ws->b[l].ctx, R, d, w->blk[l].wo, w->blk[l].bo,
-                               d, tmp);
-        if (drop) {
-            SFX(dropout_mask)(ws->b[l].ma, Rd, s->dropout, rng);
-            SFX(mul)(tmp, tmp, ws->b[l].ma, Rd);
-        }
-        for (size_t i = 0; i < Rd; i++)
-            tmp[i] += xin[i];
-        SFX(iadsr__layernorm_fwd)(tmp, R, d, w->blk[l].ln1_g, w->blk[l].ln1_b,
-                                  ws->b[l].x1, ws->b[l].y1hat, ws->b[l].rstd1);
-        SFX(iadsr__linear_fwd)(ws->b[l].x1, R, d, w->blk[l].w1, w->blk[l].b1, f,
-                               ws->b[l].h1);
-        SFX(iadsr__act_fwd)(s->act, ws->b[l].h1, Rf, ws->b[l].g);
-        const REAL *gin = ws->b[l].g;
-        if (drop) {
-            SFX(dropout_mask)(ws->b[l].mf, Rf, s->dropout, rng);
-            SFX(mul)(ws->b[l].gd, ws->b[l].g, ws->b[l].mf, Rf);
-            gin = ws->b[l].gd;
-        }
-        SFX(iadsr__linear_fwd)(gin, R, f, w->blk[l].w2, w->blk[l].b2, d, tmp);
-        if (drop) {
-            SFX(dropout_mask)(ws->b[l].mo, Rd, s->dropout, rng);
-            SFX(mul)(tmp, tmp, ws->b[l].mo, Rd);
-        }
-        for (size_t i = 0; i < Rd; i++)
-            tmp[i] += ws->b[l].x1[i];
-        /* LayerNorm in place: xhat/rstd are computed before y is written. */
-        SFX(iadsr__layernorm_fwd)(tmp, R, d, w->blk[l].ln2_g, w->blk[l].ln2_b,
-                                  ws->x[l + 1], ws->b[l].y2hat,
-                                  ws->b[l].rstd2);
-    }
+    for (int l = 0; l < s->n_layers; l++)
+        SFX(block_fwd)(ws, w, b, l, drop ? rng : NULL, att,
+                       last_only && l == s->n_layers - 1);
     if (s->pre_ln) {
         int n = last_only ? b->n_seq : R;
         SFX(iadsr__layernorm_fwd)(ws->x[s->n_layers], n, d, w->fln_g,
@@ -626,14 +491,73 @@ static void SFX(forward_impl)(SFX(iadsr__sasrec_ws) *ws,
     }
 }
 
-void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
-                                 const SFX(iadsr__sasrec_w) *w,
-                                 SFX(iadsr__sasrec_w) *g,
-                                 const iadsr__batch *b, REAL *dh)
+IADSR__FAMILY_FORWARD(sasrec)
+{
+    SFX(forward_impl)(ws, w, b, rng, 0);
+}
+
+IADSR__FAMILY_FORWARD_LAST(sasrec)
+{
+    SFX(forward_impl)(ws, w, b, NULL, 1);
+}
+
+/* Backward of attn_fwd over all rows: dy = dL/dout. Adds the gradients of
+ * Wqkv, bqkv, Wo and bo to g; dx = dL/dqin, or dx += it with acc (dx may
+ * be dy: dy is read first). Scratch: tmp, dctx, dqkv, wt. */
+static void SFX(attn_bwd)(SFX(iadsr__sasrec_ws) *ws,
+                          const SFX(iadsr__sasrec_w) *w,
+                          SFX(iadsr__sasrec_w) *g, const iadsr__batch *b,
+                          int l, const REAL *dy, const REAL *qin, int acc,
+                          REAL *dx)
 {
     const iadsr__shape *s = &ws->shape;
-    int R = b->n_rows, d = s->d, f = s->f;
+    int R = b->n_rows, d = s->d;
+    size_t Rd = (size_t)R * (size_t)d;
+    int drop = ws->drew_masks; /* masks were drawn in forward */
+    REAL *da = ws->tmp;
+    if (drop)
+        SFX(mul)(da, dy, ws->b[l].ma, Rd);
+    else
+        memcpy(da, dy, Rd * sizeof(REAL));
+    SFX(iadsr__linear_bwd_wt)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
+                              g->blk[l].wo, g->blk[l].bo, ws->dctx, 0, ws->wt);
+    SFX(iadsr__attention_bwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
+                              drop ? ws->b[l].pm : NULL, ws->dctx, ws->dqkv);
+    SFX(iadsr__linear_bwd_wt)(qin, ws->dqkv, R, d, w->blk[l].wqkv, 3 * d,
+                              g->blk[l].wqkv, g->blk[l].bqkv, dx, acc, ws->wt);
+}
+
+/* Backward of ffn_fwd over all R rows, likewise: dx = dL/din (or +=).
+ * Scratch: tmp, dh, wt. */
+static void SFX(ffn_bwd)(SFX(iadsr__sasrec_ws) *ws,
+                         const SFX(iadsr__sasrec_w) *w,
+                         SFX(iadsr__sasrec_w) *g, int l, int R,
+                         const REAL *dy, const REAL *in, int acc, REAL *dx)
+{
+    const iadsr__shape *s = &ws->shape;
+    int d = s->d, f = s->f;
     size_t Rd = (size_t)R * (size_t)d, Rf = (size_t)R * (size_t)f;
+    int drop = ws->drew_masks;
+    REAL *dfo = ws->tmp;
+    if (drop)
+        SFX(mul)(dfo, dy, ws->b[l].mo, Rd);
+    else
+        memcpy(dfo, dy, Rd * sizeof(REAL));
+    const REAL *gin = drop ? ws->b[l].gd : ws->b[l].g;
+    SFX(iadsr__linear_bwd_wt)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
+                              g->blk[l].b2, ws->dh, 0, ws->wt);
+    if (drop)
+        SFX(mul)(ws->dh, ws->dh, ws->b[l].mf, Rf);
+    SFX(iadsr__act_bwd)(s->act, ws->b[l].h1, ws->dh, Rf, ws->dh);
+    SFX(iadsr__linear_bwd_wt)(in, ws->dh, R, d, w->blk[l].w1, f, g->blk[l].w1,
+                              g->blk[l].b1, dx, acc, ws->wt);
+}
+
+IADSR__FAMILY_BACKWARD(sasrec)
+{
+    const iadsr__shape *s = &ws->shape;
+    int R = b->n_rows, d = s->d;
+    size_t Rd = (size_t)R * (size_t)d;
     int drop = ws->drew_masks; /* masks were drawn in forward */
     REAL *dx = dh; /* gradient w.r.t. the current block output */
 
@@ -643,88 +567,36 @@ void SFX(iadsr__sasrec_backward)(SFX(iadsr__sasrec_ws) *ws,
                                   g->fln_g, g->fln_b, ws->dx);
         memcpy(dx, ws->dx, Rd * sizeof(REAL));
     }
-    for (int l = s->n_layers - 1; l >= 0 && s->pre_ln; l--) {
-        /* x' = x1 + drop(W2 drop(act(W1 a2)) + b2), a2 = LN2(x1) */
-        REAL *dfo = ws->tmp;
-        if (drop)
-            SFX(mul)(dfo, dx, ws->b[l].mo, Rd);
-        else
-            memcpy(dfo, dx, Rd * sizeof(REAL));
-        const REAL *gin = drop ? ws->b[l].gd : ws->b[l].g;
-        SFX(iadsr__linear_bwd_wt)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
-                                  g->blk[l].b2, ws->dh, 0, ws->wt);
-        if (drop)
-            SFX(mul)(ws->dh, ws->dh, ws->b[l].mf, Rf);
-        SFX(iadsr__act_bwd)(s->act, ws->b[l].h1, ws->dh, Rf, ws->dh);
-        SFX(iadsr__linear_bwd_wt)(ws->b[l].a2, ws->dh, R, d, w->blk[l].w1, f,
-                                  g->blk[l].w1, g->blk[l].b1, ws->dx1, 0,
-                                  ws->wt);
-        SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y2hat, ws->b[l].rstd2, R,
-                                  d, w->blk[l].ln2_g, g->blk[l].ln2_g,
-                                  g->blk[l].ln2_b, ws->dx);
-        for (size_t i = 0; i < Rd; i++)
-            ws->dx[i] += dx[i]; /* + the residual: ws->dx = dL/dx1 */
-        /* x1 = x + drop(Wo ctx + bo), ctx = MHA over qkv = a1 Wqkv + bqkv,
-         * a1 = LN1(x) */
-        REAL *da = ws->tmp;
-        if (drop)
-            SFX(mul)(da, ws->dx, ws->b[l].ma, Rd);
-        else
-            memcpy(da, ws->dx, Rd * sizeof(REAL));
-        SFX(iadsr__linear_bwd_wt)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
-                                  g->blk[l].wo, g->blk[l].bo, ws->dctx, 0,
-                                  ws->wt);
-        SFX(iadsr__attention_bwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
-                                  drop ? ws->b[l].pm : NULL, ws->dctx,
-                                  ws->dqkv);
-        SFX(iadsr__linear_bwd_wt)(ws->b[l].a1, ws->dqkv, R, d, w->blk[l].wqkv,
-                                  3 * d, g->blk[l].wqkv, g->blk[l].bqkv,
-                                  ws->dx1, 0, ws->wt);
-        SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y1hat, ws->b[l].rstd1, R,
-                                  d, w->blk[l].ln1_g, g->blk[l].ln1_g,
-                                  g->blk[l].ln1_b, dx);
-        for (size_t i = 0; i < Rd; i++)
-            dx[i] += ws->dx[i]; /* dx = dL/dx[l] */
-    }
-    for (int l = s->n_layers - 1; l >= 0 && !s->pre_ln; l--) {
-        /* x' = LN2(y2) */
+    for (int l = s->n_layers - 1; l >= 0; l--) {
+        if (s->pre_ln) {
+            /* x' = x1 + drop(FFN(a2)), a2 = LN2(x1) */
+            SFX(ffn_bwd)(ws, w, g, l, R, dx, ws->b[l].a2, 0, ws->dx1);
+            SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y2hat, ws->b[l].rstd2,
+                                      R, d, w->blk[l].ln2_g, g->blk[l].ln2_g,
+                                      g->blk[l].ln2_b, ws->dx);
+            for (size_t i = 0; i < Rd; i++)
+                ws->dx[i] += dx[i]; /* + the residual: ws->dx = dL/dx1 */
+            /* x1 = x + drop(MHA(a1)), a1 = LN1(x) */
+            SFX(attn_bwd)(ws, w, g, b, l, ws->dx, ws->b[l].a1, 0, ws->dx1);
+            SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y1hat, ws->b[l].rstd1,
+                                      R, d, w->blk[l].ln1_g, g->blk[l].ln1_g,
+                                      g->blk[l].ln1_b, dx);
+            for (size_t i = 0; i < Rd; i++)
+                dx[i] += ws->dx[i]; /* dx = dL/dx[l] */
+            continue;
+        }
+        /* x' = LN2(y2), y2 = x1 + drop(FFN(x1)): dx1 holds dy2, and the
+         * FFN adds its part (the residual is dy2 itself) */
         SFX(iadsr__layernorm_bwd)(dx, ws->b[l].y2hat, ws->b[l].rstd2, R, d,
                                   w->blk[l].ln2_g, g->blk[l].ln2_g,
                                   g->blk[l].ln2_b, ws->dx1);
-        /* y2 = x1 + drop(fo): dx1 holds dy2; dfo = dy2 * mo into tmp */
-        REAL *dfo = ws->tmp;
-        if (drop)
-            SFX(mul)(dfo, ws->dx1, ws->b[l].mo, Rd);
-        else
-            memcpy(dfo, ws->dx1, Rd * sizeof(REAL));
-        const REAL *gin = drop ? ws->b[l].gd : ws->b[l].g;
-        SFX(iadsr__linear_bwd_wt)(gin, dfo, R, f, w->blk[l].w2, d, g->blk[l].w2,
-                                  g->blk[l].b2, ws->dh, 0, ws->wt);
-        if (drop)
-            SFX(mul)(ws->dh, ws->dh, ws->b[l].mf, Rf);
-        SFX(iadsr__act_bwd)(s->act, ws->b[l].h1, ws->dh, Rf, ws->dh);
-        SFX(iadsr__linear_bwd_wt)(ws->b[l].x1, ws->dh, R, d, w->blk[l].w1, f,
-                                  g->blk[l].w1, g->blk[l].b1, ws->dx1, 1,
-                                  ws->wt);
-        /* x1 = LN1(y1) */
+        SFX(ffn_bwd)(ws, w, g, l, R, ws->dx1, ws->b[l].x1, 1, ws->dx1);
+        /* x1 = LN1(y1), y1 = xin + drop(MHA(xin)): ws->dx is dy1 = the
+         * residual part of dxin */
         SFX(iadsr__layernorm_bwd)(ws->dx1, ws->b[l].y1hat, ws->b[l].rstd1, R, d,
                                   w->blk[l].ln1_g, g->blk[l].ln1_g,
                                   g->blk[l].ln1_b, ws->dx);
-        /* y1 = xin + drop(a): ws->dx is dy1 = the residual part of dxin */
-        REAL *da = ws->tmp;
-        if (drop)
-            SFX(mul)(da, ws->dx, ws->b[l].ma, Rd);
-        else
-            memcpy(da, ws->dx, Rd * sizeof(REAL));
-        SFX(iadsr__linear_bwd_wt)(ws->b[l].ctx, da, R, d, w->blk[l].wo, d,
-                                  g->blk[l].wo, g->blk[l].bo, ws->dctx, 0,
-                                  ws->wt);
-        SFX(iadsr__attention_bwd)(b, d, s->n_heads, ws->b[l].qkv, ws->b[l].p,
-                                  drop ? ws->b[l].pm : NULL, ws->dctx,
-                                  ws->dqkv);
-        SFX(iadsr__linear_bwd_wt)(ws->x[l], ws->dqkv, R, d, w->blk[l].wqkv,
-                                  3 * d, g->blk[l].wqkv, g->blk[l].bqkv, ws->dx,
-                                  1, ws->wt);
+        SFX(attn_bwd)(ws, w, g, b, l, ws->dx, ws->x[l], 1, ws->dx);
         /* ws->dx is now dL/dx[l]; move it into dx for the next block down */
         memcpy(dx, ws->dx, Rd * sizeof(REAL));
     }

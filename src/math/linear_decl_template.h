@@ -19,3 +19,10 @@ void SFX(iadsr__linear_bwd)(const REAL *x, const REAL *dy, int n, int in,
 void SFX(iadsr__linear_bwd_wt)(const REAL *x, const REAL *dy, int n, int in,
                                const REAL *w, int out, REAL *dw, REAL *dbias,
                                REAL *dx, int accumulate_dx, REAL *wt);
+
+/* The pieces of the backward passes, shared by the layer families:
+ * sum[c] += the column sums of the n rows of y (w values at leading
+ * dimension ld), row by row; and wt (cols x rows) = w^T of a row-major
+ * rows x cols w. */
+void SFX(iadsr__colsum_add)(const REAL *y, int n, int w, int ld, REAL *sum);
+void SFX(iadsr__transpose)(const REAL *w, int rows, int cols, REAL *wt);

@@ -36,20 +36,30 @@ void SFX(iadsr__linear_bwd_wt)(const REAL *x, const REAL *dy, int n, int in,
     /* dW += X^T dY ; db += colsum(dY) ; dX (+)= dY W^T */
     GEMM(1, 0, in, out, n, (REAL)1, x, in, dy, out, (REAL)1, dw, out);
     if (dbias)
-        for (int r = 0; r < n; r++) {
-            const REAL *dyr = dy + (size_t)r * (size_t)out;
-            for (int c = 0; c < out; c++)
-                dbias[c] += dyr[c];
-        }
+        SFX(iadsr__colsum_add)(dy, n, out, out, dbias);
     if (dx && wt) {
-        for (int i = 0; i < in; i++)
-            for (int o = 0; o < out; o++)
-                wt[(size_t)o * (size_t)in + (size_t)i] =
-                    w[(size_t)i * (size_t)out + (size_t)o];
+        SFX(iadsr__transpose)(w, in, out, wt);
         GEMM(0, 0, n, in, out, (REAL)1, dy, out, wt, in,
              accumulate_dx ? (REAL)1 : (REAL)0, dx, in);
     } else if (dx) {
         GEMM(0, 1, n, in, out, (REAL)1, dy, out, w, out,
              accumulate_dx ? (REAL)1 : (REAL)0, dx, in);
     }
+}
+
+void SFX(iadsr__colsum_add)(const REAL *y, int n, int w, int ld, REAL *sum)
+{
+    for (int r = 0; r < n; r++) {
+        const REAL *yr = y + (size_t)r * (size_t)ld;
+        for (int c = 0; c < w; c++)
+            sum[c] += yr[c];
+    }
+}
+
+void SFX(iadsr__transpose)(const REAL *w, int rows, int cols, REAL *wt)
+{
+    for (int i = 0; i < rows; i++)
+        for (int o = 0; o < cols; o++)
+            wt[(size_t)o * (size_t)rows + (size_t)i] =
+                w[(size_t)i * (size_t)cols + (size_t)o];
 }
