@@ -20,18 +20,6 @@
 
 /* ---- handle lifecycle -------------------------------------------------- */
 
-int iadsr__dataset_ok(const iadsr_dataset *d)
-{
-    return IADSR__HANDLE_IS(d, IADSR__MAGIC_DATASET);
-}
-
-iadsr_dataset *iadsr__dataset_ref(const iadsr_dataset *d)
-{
-    if (d)
-        iadsr__handle_take(&d->refcount);
-    return (iadsr_dataset *)(uintptr_t)d;
-}
-
 static void dataset_destroy(iadsr_dataset *d)
 {
     iadsr__free(d->owned_items);
@@ -40,34 +28,22 @@ static void dataset_destroy(iadsr_dataset *d)
     iadsr__free(d);
 }
 
-void iadsr__dataset_unref(iadsr_dataset *d)
-{
-    if (d && iadsr__handle_drop(&d->magic, &d->refcount))
-        dataset_destroy(d);
-}
-
-void iadsr_dataset_free(iadsr_dataset *d)
-{
-    /* A foreign or already-freed pointer is ignored rather than freed. */
-    if (!iadsr__dataset_ok(d))
-        return;
-    iadsr__dataset_unref(d);
-}
+IADSR__HANDLE_LIFECYCLE(iadsr_dataset, dataset, IADSR__MAGIC_DATASET,
+                        dataset_destroy)
 
 /* Allocate a handle that takes ownership of the given arrays (any of which
  * may be NULL). On failure the arrays are freed. */
 static int dataset_new(iadsr_dataset **out, int32_t *items, int64_t *offsets,
                        int64_t *user_ids, int64_t n_users, int32_t n_items)
 {
-    iadsr_dataset *d = iadsr__calloc(1, sizeof *d);
-    if (!d) {
+    iadsr_dataset *d;
+    if (!IADSR__HANDLE_NEW(d, IADSR__MAGIC_DATASET)) {
         iadsr__free(items);
         iadsr__free(offsets);
         iadsr__free(user_ids);
         return iadsr__err(IADSR_ERR_NOMEM, "dataset: out of memory (%zu bytes)",
                           sizeof *d);
     }
-    iadsr__handle_init(&d->magic, &d->refcount, IADSR__MAGIC_DATASET);
     d->n_items = n_items;
     d->n_users = n_users;
     d->items = items;

@@ -12,10 +12,14 @@
 #include <math.h>
 #include <string.h>
 
-int iadsr__aligner_ok(const iadsr_aligner *a)
+static void aligner_destroy(iadsr_aligner *a)
 {
-    return IADSR__HANDLE_IS(a, IADSR__MAGIC_ALIGNER);
+    iadsr__aligned_free(a->w);
+    iadsr__free(a);
 }
+
+IADSR__HANDLE_LIFECYCLE(iadsr_aligner, aligner, IADSR__MAGIC_ALIGNER,
+                        aligner_destroy)
 
 void iadsr__xavier_fill(float *w, int64_t rows, int64_t cols,
                         iadsr__rng *rng)
@@ -30,16 +34,17 @@ int iadsr__aligner_alloc(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
                          float tau_align)
 {
     *out = NULL;
-    iadsr_aligner *a = iadsr__calloc(1, sizeof *a);
+    iadsr_aligner *a;
     size_t n = (size_t)dim * (size_t)sem_dim;
-    float *w = a ? iadsr__aligned_alloc(2 * n, sizeof(float)) : NULL;
+    float *w = IADSR__HANDLE_NEW(a, IADSR__MAGIC_ALIGNER)
+                   ? iadsr__aligned_alloc(2 * n, sizeof(float))
+                   : NULL;
     if (!w) {
         iadsr__free(a);
         return iadsr__err(IADSR_ERR_NOMEM, "aligner: out of memory (d %d, "
                           "D %d)", (int)dim, (int)sem_dim);
     }
     memset(w, 0, 2 * n * sizeof(float));
-    iadsr__handle_init(&a->magic, &a->refcount, IADSR__MAGIC_ALIGNER);
     a->dim = dim;
     a->sem_dim = sem_dim;
     a->tau_align = tau_align;
@@ -78,23 +83,6 @@ int iadsr_aligner_create(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
     iadsr__xavier_fill(a->w2, sem_dim, dim, &rng);
     *out = a;
     return IADSR_OK;
-}
-
-iadsr_aligner *iadsr__aligner_ref(const iadsr_aligner *a)
-{
-    if (a)
-        iadsr__handle_take(&a->refcount);
-    return (iadsr_aligner *)(uintptr_t)a;
-}
-
-void iadsr_aligner_free(iadsr_aligner *a)
-{
-    if (!iadsr__aligner_ok(a))
-        return;
-    if (!iadsr__handle_drop(&a->magic, &a->refcount))
-        return;
-    iadsr__aligned_free(a->w);
-    iadsr__free(a);
 }
 
 int32_t iadsr_aligner_dim(const iadsr_aligner *a)

@@ -51,10 +51,14 @@ int iadsr__aligner_alloc(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
 /* @p p must already be validated (iadsr__denoise_params_get). */
 int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
                       const iadsr_denoise_params *p);
-iadsr_aligner *iadsr__aligner_ref(const iadsr_aligner *a);
-iadsr_gate *iadsr__gate_ref(const iadsr_gate *g);
+/* Lifecycle (IADSR__HANDLE_LIFECYCLE): magic check, one more reference
+ * (NULL for NULL), release of one (NULL is a no-op). */
 int iadsr__aligner_ok(const iadsr_aligner *a);
+iadsr_aligner *iadsr__aligner_ref(const iadsr_aligner *a);
+void iadsr__aligner_unref(iadsr_aligner *a);
 int iadsr__gate_ok(const iadsr_gate *g);
+iadsr_gate *iadsr__gate_ref(const iadsr_gate *g);
+void iadsr__gate_unref(iadsr_gate *g);
 /* Non-zero when every weight is finite. */
 int iadsr__aligner_finite(const iadsr_aligner *a);
 int iadsr__gate_finite(const iadsr_gate *g);

@@ -13,25 +13,29 @@
 #include <math.h>
 #include <string.h>
 
-int iadsr__gate_ok(const iadsr_gate *g)
+static void gate_destroy(iadsr_gate *g)
 {
-    return IADSR__HANDLE_IS(g, IADSR__MAGIC_GATE);
+    iadsr__aligned_free(g->w);
+    iadsr__free(g);
 }
+
+IADSR__HANDLE_LIFECYCLE(iadsr_gate, gate, IADSR__MAGIC_GATE, gate_destroy)
 
 int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
                       const iadsr_denoise_params *p)
 {
     *out = NULL;
-    iadsr_gate *g = iadsr__calloc(1, sizeof *g);
+    iadsr_gate *g;
     size_t n = (size_t)dim * (size_t)dim + (size_t)dim;
-    float *w = g ? iadsr__aligned_alloc(n, sizeof(float)) : NULL;
+    float *w = IADSR__HANDLE_NEW(g, IADSR__MAGIC_GATE)
+                   ? iadsr__aligned_alloc(n, sizeof(float))
+                   : NULL;
     if (!w) {
         iadsr__free(g);
         return iadsr__err(IADSR_ERR_NOMEM, "gate: out of memory (d %d)",
                           (int)dim);
     }
     memset(w, 0, n * sizeof(float));
-    iadsr__handle_init(&g->magic, &g->refcount, IADSR__MAGIC_GATE);
     g->dim = dim;
     g->p = *p;
     g->w = w;
@@ -93,23 +97,6 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
            ((size_t)g->dim * (size_t)g->dim + (size_t)g->dim) * sizeof(float));
     *out = n;
     return IADSR_OK;
-}
-
-iadsr_gate *iadsr__gate_ref(const iadsr_gate *g)
-{
-    if (g)
-        iadsr__handle_take(&g->refcount);
-    return (iadsr_gate *)(uintptr_t)g;
-}
-
-void iadsr_gate_free(iadsr_gate *g)
-{
-    if (!iadsr__gate_ok(g))
-        return;
-    if (!iadsr__handle_drop(&g->magic, &g->refcount))
-        return;
-    iadsr__aligned_free(g->w);
-    iadsr__free(g);
 }
 
 int32_t iadsr_gate_dim(const iadsr_gate *g)
