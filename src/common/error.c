@@ -124,3 +124,20 @@ int iadsr__err_prefix(int code, const char *fmt, ...)
     tl_last_error[pos] = '\0';
     return code;
 }
+
+int iadsr__check_handle(int ok, const char *fn, const char *kind)
+{
+    if (ok)
+        return IADSR_OK;
+    return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid %s handle", fn,
+                      kind);
+}
+
+int iadsr__check_arg_i32(const char *fn, const char *arg, int32_t v,
+                         int32_t lo, int32_t hi)
+{
+    if (v < lo || v > hi)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s = %d is outside %d..%d",
+                          fn, arg, (int)v, (int)lo, (int)hi);
+    return IADSR_OK;
+}

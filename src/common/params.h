@@ -14,6 +14,7 @@
 #define IADSR_PARAMS_H
 
 #include "iadsr.h"
+#include "common/error.h" /* TRY */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -50,14 +51,6 @@ int iadsr__output_copy(void *user_out, const void *lib_value, size_t lib_size,
  * backbone's own fields by its ops->check_params, e.g. ffn_dim 0 -> 4*dim).
  * Returns IADSR_OK or an error with a message. */
 int iadsr__model_params_check(iadsr_model_params *p);
-
-/* Return from the calling function with any status other than IADSR_OK. */
-#define TRY(expr)                                                             \
-    do {                                                                      \
-        int rc_ = (expr);                                                     \
-        if (rc_ != IADSR_OK)                                                  \
-            return rc_;                                                       \
-    } while (0)
 
 /* IADSR_OK, or IADSR_ERR_INVALID_ARG "<what>.<field> = v is outside
  * lo..hi" when v is not in lo..hi. */

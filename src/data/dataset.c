@@ -1,7 +1,6 @@
 /* libiadsr - datasets: user sequences in CSR form, text parser.
  * SPDX-License-Identifier: MIT
  */
-#include "common/alloc.h"
 #include "common/fileio.h"
 #include "iadsr.h"
 #include "common/error.h"
@@ -157,9 +156,7 @@ int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
     int32_t max_id = 0;
     int rc;
 
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!items)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: items is NULL", w);
     if (!offsets)
@@ -168,22 +165,15 @@ int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s: n_users = %lld, must be >= 1", w,
                           (long long)n_users);
-    if (n_items < 0 || n_items > DS_MAX_ITEM_ID)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: n_items = %d is outside 0..%d", w, (int)n_items,
-                          DS_MAX_ITEM_ID);
+    TRY(iadsr__check_arg_i32(w, "n_items", n_items, 0, DS_MAX_ITEM_ID));
     if (flags & ~IADSR_FLAG_BORROW)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s: flags = 0x%x has unknown bits (expected "
                           "IADSR_FLAG_COPY or IADSR_FLAG_BORROW)",
                           w, (unsigned)flags);
 
-    rc = check_offsets(offsets, n_users);
-    if (rc != IADSR_OK)
-        return rc;
-    rc = check_items(items, offsets, n_users, n_items, &max_id);
-    if (rc != IADSR_OK)
-        return rc;
+    TRY(check_offsets(offsets, n_users));
+    TRY(check_items(items, offsets, n_users, n_items, &max_id));
     if (n_items == 0) {
         if (max_id == 0)
             return iadsr__err(IADSR_ERR_INVALID_ARG,
@@ -485,25 +475,17 @@ static int shrink(void **arr, size_t n, size_t cap, size_t elem)
 int iadsr_dataset_parse_text(iadsr_dataset **out, const char *text,
                              size_t len, int32_t n_items, const char *name)
 {
+    static const char w[] = "iadsr_dataset_parse_text";
     parser ps;
     int rc;
 
     if (!name)
         name = "<buffer>";
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "iadsr_dataset_parse_text: out is NULL");
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!text && len > 0)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "iadsr_dataset_parse_text: text is NULL but len = "
-                          "%zu",
-                          len);
-    if (n_items < 0 || n_items > DS_MAX_ITEM_ID)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "iadsr_dataset_parse_text: n_items = %d is outside "
-                          "0..%d",
-                          (int)n_items, DS_MAX_ITEM_ID);
+                          "%s: text is NULL but len = %zu", w, len);
+    TRY(iadsr__check_arg_i32(w, "n_items", n_items, 0, DS_MAX_ITEM_ID));
 
     memset(&ps, 0, sizeof ps);
     ps.name = name;
@@ -558,9 +540,7 @@ int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
 {
     static const char w[] = "iadsr_dataset_load_text";
 
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!path)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is NULL", w);
     /* pipes and devices are read to their end, like regular files */

@@ -165,9 +165,7 @@ int iadsr_semantic_create(iadsr_semantic **out, const float *data,
 {
     static const char w[] = "semantic_create";
 
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!data)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: data is NULL", w);
     if (flags & ~SEM_FLAGS)

@@ -44,6 +44,11 @@ struct iadsr_denoiser {
     iadsr_semantic *s;
 };
 
+/* The arguments every Stage 2 handle is created from: the params @p p
+ * validated into @p dp, and the backbone's d (@p dim: 1..4096, the model's
+ * bound). @p w names the caller in messages. */
+int iadsr__denoise_create_check(const char *w, const iadsr_denoise_params *p,
+                                iadsr_denoise_params *dp, int32_t dim);
 /* Allocate with zeroed weights; @p dim and @p sem_dim are not checked
  * beyond overflow. */
 int iadsr__aligner_alloc(iadsr_aligner **out, int32_t dim, int32_t sem_dim,

@@ -48,19 +48,12 @@ int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
 int iadsr_gate_create(iadsr_gate **out, int32_t dim,
                       const iadsr_denoise_params *p)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "gate_create: out is NULL");
-    *out = NULL;
+    static const char w[] = "gate_create";
+    IADSR__OUT_CLEAR(out, w);
     iadsr_denoise_params dp;
-    int rc = iadsr__denoise_params_get(&dp, p);
-    if (rc)
-        return rc;
-    if (dim < 1 || dim > 4096)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "gate_create: dim = %d is outside 1..4096", (int)dim);
+    TRY(iadsr__denoise_create_check(w, p, &dp, dim));
     iadsr_gate *g;
-    if ((rc = iadsr__gate_alloc(&g, dim, &dp)))
-        return rc;
+    TRY(iadsr__gate_alloc(&g, dim, &dp));
     iadsr__rng rng;
     /* a stream distinct from the aligner's, which uses the same seed */
     iadsr__rng_seed(&rng, dp.seed ^ 0x9e3779b97f4a7c15ull);
@@ -72,17 +65,11 @@ int iadsr_gate_create(iadsr_gate **out, int32_t dim,
 int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
                            const iadsr_denoise_params *p)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "gate_with_params: out is NULL");
-    *out = NULL;
-    if (!iadsr__gate_ok(g))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "gate_with_params: invalid gate handle");
+    static const char w[] = "gate_with_params";
+    IADSR__OUT_CLEAR(out, w);
+    TRY(iadsr__check_handle(iadsr__gate_ok(g), w, "gate"));
     iadsr_denoise_params dp;
-    int rc = iadsr__denoise_params_get(&dp, p);
-    if (rc)
-        return rc;
+    TRY(iadsr__denoise_params_get(&dp, p));
     /* keep what describes how the decoder was trained */
     dp.lambda_align = g->p.lambda_align;
     dp.lambda_recon = g->p.lambda_recon;
@@ -91,8 +78,7 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
     dp.flags = (dp.flags & ~IADSR_DENOISE_F_CARRY_MASKS) |
                (g->p.flags & IADSR_DENOISE_F_CARRY_MASKS);
     iadsr_gate *n;
-    if ((rc = iadsr__gate_alloc(&n, g->dim, &dp)))
-        return rc;
+    TRY(iadsr__gate_alloc(&n, g->dim, &dp));
     memcpy(n->w, g->w,
            ((size_t)g->dim * (size_t)g->dim + (size_t)g->dim) * sizeof(float));
     *out = n;
@@ -106,9 +92,7 @@ int32_t iadsr_gate_dim(const iadsr_gate *g)
 
 int iadsr_gate_get_params(const iadsr_gate *g, iadsr_denoise_params *out)
 {
-    if (!iadsr__gate_ok(g))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "gate_get_params: invalid gate handle");
+    TRY(iadsr__check_handle(iadsr__gate_ok(g), "gate_get_params", "gate"));
     /* up to the smaller of the caller's struct_size and sizeof g->p */
     return iadsr__output_copy(out, &g->p, sizeof g->p,
                               IADSR__DENOISE_PARAMS_SIZE_0_3,
