@@ -87,6 +87,21 @@ int iadsr__err(int code, const char *fmt, ...)
     return code;
 }
 
+int iadsr__err_at(int code, const char *name, int64_t line, const char *fmt,
+                  ...)
+{
+    /* the same bytes as formatting "%s:%lld: " fmt in one go, truncation
+     * included: the message only ever loses its tail */
+    char msg[ERR_BUF_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        msg[0] = '\0';
+    return iadsr__err(code, "%s:%lld: %s", name, (long long)line, msg);
+}
+
 int iadsr__err_prefix(int code, const char *fmt, ...)
 {
     char prefix[ERR_BUF_SIZE];

@@ -22,6 +22,10 @@
 int iadsr__err(int code, const char *fmt, ...) IADSR_PRINTF(2, 3);
 /* Prefix the current message: "prefix: old message". Returns @p code. */
 int iadsr__err_prefix(int code, const char *fmt, ...) IADSR_PRINTF(2, 3);
+/* A message about line @p line of the text named @p name (a file name or a
+ * caller's label): "<name>:<line>: <message>". Returns @p code. */
+int iadsr__err_at(int code, const char *name, int64_t line, const char *fmt,
+                  ...) IADSR_PRINTF(4, 5);
 
 /* Return from the calling function with any status other than IADSR_OK. */
 #define TRY(expr)                                                             \

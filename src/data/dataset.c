@@ -295,10 +295,9 @@ static int next_cap(size_t cap, size_t need, size_t elem, size_t extra,
 
 static int parse_nomem(const parser *ps)
 {
-    return iadsr__err(IADSR_ERR_NOMEM,
-                      "%s:%lld: out of memory (%zu items, %zu users so far)",
-                      ps->name, (long long)ps->line, ps->n_inter,
-                      ps->n_users);
+    return iadsr__err_at(IADSR_ERR_NOMEM, ps->name, ps->line,
+                         "out of memory (%zu items, %zu users so far)",
+                         ps->n_inter, ps->n_users);
 }
 
 /* Handle a '\r' at p: only "\r\n" or a final '\r' are line ends. Returns the
@@ -329,10 +328,8 @@ static int skip_to_token(const parser *ps, const char **pp, const char *end)
         return 0;
     size_t k = cr_length(p, end);
     if (k == 0)
-        return iadsr__err(IADSR_ERR_FORMAT,
-                          "%s:%lld: carriage return not followed by a line "
-                          "feed",
-                          ps->name, (long long)ps->line);
+        return iadsr__err_at(IADSR_ERR_FORMAT, ps->name, ps->line,
+                             "carriage return not followed by a line feed");
     *pp = p + k;
     return 1;
 }
@@ -352,15 +349,13 @@ static int read_id(const parser *ps, const char **pp, const char *end,
         char tok[40];
         token_excerpt(tok, sizeof tok, start, end);
         if (not_id)
-            return iadsr__err(IADSR_ERR_FORMAT,
-                              "%s:%lld: token '%s' is not %s %s (decimal "
-                              "digits expected)",
-                              ps->name, (long long)ps->line, tok, article,
-                              what);
-        return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                          "%s:%lld: %s %s is too large (maximum %llu)",
-                          ps->name, (long long)ps->line, what, tok,
-                          (unsigned long long)max);
+            return iadsr__err_at(IADSR_ERR_FORMAT, ps->name, ps->line,
+                                 "token '%s' is not %s %s (decimal digits "
+                                 "expected)",
+                                 tok, article, what);
+        return iadsr__err_at(IADSR_ERR_OUT_OF_RANGE, ps->name, ps->line,
+                             "%s %s is too large (maximum %llu)", what, tok,
+                             (unsigned long long)max);
     }
     *pp = p;
     return IADSR_OK;
@@ -403,15 +398,14 @@ static int parse_body(parser *ps, const char *p, const char *end)
             if (rc != IADSR_OK)
                 return rc;
             if (v == 0)
-                return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                                  "%s:%lld: item id 0 is reserved for padding "
-                                  "(ids start at 1)",
-                                  ps->name, (long long)ps->line);
+                return iadsr__err_at(IADSR_ERR_OUT_OF_RANGE, ps->name,
+                                     ps->line, "item id 0 is reserved for "
+                                     "padding (ids start at 1)");
             if (ps->n_items > 0 && v > (uint64_t)ps->n_items)
-                return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                                  "%s:%lld: item id %lld exceeds n_items = %d",
-                                  ps->name, (long long)ps->line,
-                                  (long long)v, (int)ps->n_items);
+                return iadsr__err_at(IADSR_ERR_OUT_OF_RANGE, ps->name,
+                                     ps->line, "item id %lld exceeds "
+                                     "n_items = %d",
+                                     (long long)v, (int)ps->n_items);
             if (ps->n_inter == ps->cap_items) {
                 size_t nc;
                 int32_t *q;
@@ -428,16 +422,14 @@ static int parse_body(parser *ps, const char *p, const char *end)
         }
 
         if (ps->n_inter == first)
-            return iadsr__err(IADSR_ERR_FORMAT,
-                              "%s:%lld: user %llu has no items", ps->name,
-                              (long long)ps->line, (unsigned long long)uid);
+            return iadsr__err_at(IADSR_ERR_FORMAT, ps->name, ps->line,
+                                 "user %llu has no items",
+                                 (unsigned long long)uid);
         if (ps->n_inter - first > (size_t)INT32_MAX)
-            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                              "%s:%lld: user %llu has %zu items, more than "
-                              "%d",
-                              ps->name, (long long)ps->line,
-                              (unsigned long long)uid, ps->n_inter - first,
-                              INT32_MAX);
+            return iadsr__err_at(IADSR_ERR_OUT_OF_RANGE, ps->name, ps->line,
+                                 "user %llu has %zu items, more than %d",
+                                 (unsigned long long)uid, ps->n_inter - first,
+                                 INT32_MAX);
         if (ps->n_users == ps->cap_users) {
             size_t nc;
             int64_t *o, *q;
