@@ -92,4 +92,13 @@ static inline int iadsr__handle_drop(uint32_t *magic, int *refcount)
             iadsr__##name##_unref(h);                                         \
     }
 
+/* A public accessor `R fn(const T *h)` of such a handle: @p expr of the
+ * live handle h, 0 for NULL, a foreign or a freed handle (iadsr.h: "0 for
+ * NULL"). */
+#define IADSR__HANDLE_GET(T, name, R, fn, expr)                               \
+    R fn(const T *h)                                                          \
+    {                                                                         \
+        return iadsr__##name##_ok(h) ? (expr) : 0;                            \
+    }
+
 #endif /* IADSR_HANDLE_H */

@@ -548,20 +548,12 @@ int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
 
 /* ---- accessors ----------------------------------------------------------- */
 
-int64_t iadsr_dataset_n_users(const iadsr_dataset *d)
-{
-    return iadsr__dataset_ok(d) ? d->n_users : 0;
-}
-
-int32_t iadsr_dataset_n_items(const iadsr_dataset *d)
-{
-    return iadsr__dataset_ok(d) ? d->n_items : 0;
-}
-
-int64_t iadsr_dataset_n_interactions(const iadsr_dataset *d)
-{
-    return iadsr__dataset_ok(d) ? d->offsets[d->n_users] : 0;
-}
+IADSR__HANDLE_GET(iadsr_dataset, dataset, int64_t, iadsr_dataset_n_users,
+                  h->n_users)
+IADSR__HANDLE_GET(iadsr_dataset, dataset, int32_t, iadsr_dataset_n_items,
+                  h->n_items)
+IADSR__HANDLE_GET(iadsr_dataset, dataset, int64_t,
+                  iadsr_dataset_n_interactions, h->offsets[h->n_users])
 
 const int32_t *iadsr_dataset_user_items(const iadsr_dataset *d, int64_t u,
                                         int32_t *n_out)

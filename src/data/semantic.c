@@ -189,20 +189,12 @@ int iadsr_semantic_create(iadsr_semantic **out, const float *data,
 
 /* ---- accessors ----------------------------------------------------------- */
 
-int32_t iadsr_semantic_n_items(const iadsr_semantic *s)
-{
-    return iadsr__semantic_ok(s) ? s->n_items : 0;
-}
-
-int32_t iadsr_semantic_dim(const iadsr_semantic *s)
-{
-    return iadsr__semantic_ok(s) ? s->dim : 0;
-}
-
-int32_t iadsr_semantic_n_zero_rows(const iadsr_semantic *s)
-{
-    return iadsr__semantic_ok(s) ? s->n_zero_rows : 0;
-}
+IADSR__HANDLE_GET(iadsr_semantic, semantic, int32_t, iadsr_semantic_n_items,
+                  h->n_items)
+IADSR__HANDLE_GET(iadsr_semantic, semantic, int32_t, iadsr_semantic_dim,
+                  h->dim)
+IADSR__HANDLE_GET(iadsr_semantic, semantic, int32_t,
+                  iadsr_semantic_n_zero_rows, h->n_zero_rows)
 
 const float *iadsr_semantic_row(const iadsr_semantic *s, int32_t item)
 {

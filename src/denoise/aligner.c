@@ -80,15 +80,9 @@ int iadsr_aligner_create(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
     return IADSR_OK;
 }
 
-int32_t iadsr_aligner_dim(const iadsr_aligner *a)
-{
-    return iadsr__aligner_ok(a) ? a->dim : 0;
-}
-
-int32_t iadsr_aligner_semantic_dim(const iadsr_aligner *a)
-{
-    return iadsr__aligner_ok(a) ? a->sem_dim : 0;
-}
+IADSR__HANDLE_GET(iadsr_aligner, aligner, int32_t, iadsr_aligner_dim, h->dim)
+IADSR__HANDLE_GET(iadsr_aligner, aligner, int32_t, iadsr_aligner_semantic_dim,
+                  h->sem_dim)
 
 int iadsr__aligner_finite(const iadsr_aligner *a)
 {

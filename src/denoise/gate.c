@@ -85,10 +85,7 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
     return IADSR_OK;
 }
 
-int32_t iadsr_gate_dim(const iadsr_gate *g)
-{
-    return iadsr__gate_ok(g) ? g->dim : 0;
-}
+IADSR__HANDLE_GET(iadsr_gate, gate, int32_t, iadsr_gate_dim, h->dim)
 
 int iadsr_gate_get_params(const iadsr_gate *g, iadsr_denoise_params *out)
 {
