@@ -148,37 +148,7 @@ static void free_all(iadsr_trainer *t)
         iadsr__dataset_unref(t->data);
 }
 
-static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
-                       const iadsr_dataset *train,
-                       const iadsr_train_params *p,
-                       const iadsr_semantic *sem,
-                       const iadsr_semantic *usem,
-                       const iadsr_denoise_params *dp);
 static int init_heads_weights(iadsr_trainer *t);
-
-int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
-                         const iadsr_dataset *train,
-                         const iadsr_train_params *p)
-{
-    return trainer_new(out, init, train, p, NULL, NULL, NULL);
-}
-
-int iadsr_trainer_create_joint(iadsr_trainer **out, const iadsr_model *init,
-                               const iadsr_dataset *train,
-                               const iadsr_semantic *sem,
-                               const iadsr_semantic *user_sem,
-                               const iadsr_train_params *tp,
-                               const iadsr_denoise_params *dp)
-{
-    static const char w[] = "trainer_create_joint";
-    IADSR__OUT_CLEAR(out, w);
-    TRY(iadsr__check_handle(iadsr__semantic_ok(sem), w, "semantic"));
-    TRY(iadsr__check_handle(!user_sem || iadsr__semantic_ok(user_sem), w,
-                            "user_sem"));
-    iadsr_denoise_params d;
-    TRY(iadsr__denoise_params_get(&d, dp));
-    return trainer_new(out, init, train, tp, sem, user_sem, &d);
-}
 
 static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
                        const iadsr_dataset *train,
@@ -367,6 +337,30 @@ nomem:
 
 /* The aligner and decoder start as iadsr_aligner_create() and
  * iadsr_gate_create() would make them from the same params. */
+int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
+                         const iadsr_dataset *train,
+                         const iadsr_train_params *p)
+{
+    return trainer_new(out, init, train, p, NULL, NULL, NULL);
+}
+
+int iadsr_trainer_create_joint(iadsr_trainer **out, const iadsr_model *init,
+                               const iadsr_dataset *train,
+                               const iadsr_semantic *sem,
+                               const iadsr_semantic *user_sem,
+                               const iadsr_train_params *tp,
+                               const iadsr_denoise_params *dp)
+{
+    static const char w[] = "trainer_create_joint";
+    IADSR__OUT_CLEAR(out, w);
+    TRY(iadsr__check_handle(iadsr__semantic_ok(sem), w, "semantic"));
+    TRY(iadsr__check_handle(!user_sem || iadsr__semantic_ok(user_sem), w,
+                            "user_sem"));
+    iadsr_denoise_params d;
+    TRY(iadsr__denoise_params_get(&d, dp));
+    return trainer_new(out, init, train, tp, sem, user_sem, &d);
+}
+
 static int init_heads_weights(iadsr_trainer *t)
 {
     iadsr_aligner *a = NULL;
