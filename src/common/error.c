@@ -155,7 +155,8 @@ int iadsr__check_arg_i32(const char *fn, const char *arg, int32_t v,
                          int32_t lo, int32_t hi)
 {
     if (v < lo || v > hi)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: %s = %d is outside %d..%d",
-                          fn, arg, (int)v, (int)lo, (int)hi);
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: %s = %d is outside %d..%d", fn, arg, (int)v,
+                          (int)lo, (int)hi);
     return IADSR_OK;
 }

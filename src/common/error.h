@@ -44,7 +44,8 @@ int iadsr__err_at(int code, const char *name, int64_t line, const char *fmt,
 #define IADSR__OUT_CLEAR(out, fn)                                             \
     do {                                                                      \
         if (!(out))                                                           \
-            return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", (fn)); \
+            return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL",       \
+                              (fn));                                          \
         *(out) = NULL;                                                        \
     } while (0)
 
