@@ -151,12 +151,18 @@ int iadsr__check_handle(int ok, const char *fn, const char *kind)
                       kind);
 }
 
-int iadsr__check_arg_i32(const char *fn, const char *arg, int32_t v,
-                         int32_t lo, int32_t hi)
+int iadsr__check_range_i32(const char *what, const char *sep,
+                           const char *name, int32_t v, int32_t lo, int32_t hi)
 {
     if (v < lo || v > hi)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: %s = %d is outside %d..%d", fn, arg, (int)v,
-                          (int)lo, (int)hi);
+                          "%s%s%s = %d is outside %d..%d", what, sep, name,
+                          (int)v, (int)lo, (int)hi);
     return IADSR_OK;
+}
+
+int iadsr__check_arg_i32(const char *fn, const char *arg, int32_t v,
+                         int32_t lo, int32_t hi)
+{
+    return iadsr__check_range_i32(fn, ": ", arg, v, lo, hi);
 }

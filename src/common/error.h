@@ -55,5 +55,10 @@ int iadsr__check_handle(int ok, const char *fn, const char *kind);
 /* IADSR_OK, or IADSR_ERR_INVALID_ARG "<fn>: <arg> = v is outside lo..hi". */
 int iadsr__check_arg_i32(const char *fn, const char *arg, int32_t v,
                          int32_t lo, int32_t hi);
+/* The range check behind it and iadsr__check_i32 (params.h, a struct
+ * field: "<what>.<field> = ..."): "<what><sep><name> = v is outside
+ * lo..hi". */
+int iadsr__check_range_i32(const char *what, const char *sep,
+                           const char *name, int32_t v, int32_t lo, int32_t hi);
 
 #endif /* IADSR_ERROR_H */

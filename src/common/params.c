@@ -244,11 +244,7 @@ int iadsr__output_copy(void *user_out, const void *lib_value, size_t lib_size,
 int iadsr__check_i32(const char *what, const char *field, int32_t v,
                      int32_t lo, int32_t hi)
 {
-    if (v < lo || v > hi)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.%s = %d is outside %d..%d", what, field, (int)v,
-                          (int)lo, (int)hi);
-    return IADSR_OK;
+    return iadsr__check_range_i32(what, ".", field, v, lo, hi);
 }
 
 int iadsr__check_reserved(const char *what, const char *field, uint32_t v)
