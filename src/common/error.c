@@ -68,23 +68,41 @@ void iadsr_clear_error(void)
     tl_last_error[0] = '\0';
 }
 
+/* Format into a local buffer first: an argument may be iadsr_last_error()
+ * itself, and vsnprintf must not overlap. */
+static void IADSR_PRINTF(1, 0) set_message(const char *fmt, va_list ap)
+{
+    char msg[ERR_BUF_SIZE];
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (n < 0)
+        msg[0] = '\0';
+    memcpy(tl_last_error, msg, strlen(msg) + 1);
+}
+
 int iadsr__err(int code, const char *fmt, ...)
 {
     if (!fmt) {
         tl_last_error[0] = '\0';
         return code;
     }
-    /* Format into a local buffer first: an argument may be
-     * iadsr_last_error() itself, and vsnprintf must not overlap. */
-    char msg[ERR_BUF_SIZE];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    set_message(fmt, ap);
     va_end(ap);
-    if (n < 0)
-        msg[0] = '\0';
-    memcpy(tl_last_error, msg, strlen(msg) + 1);
     return code;
+}
+
+int iadsr__err_at(int code, const char *name, int64_t line, const char *fmt,
+                  ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_message(fmt, ap);
+    va_end(ap);
+    /* the same bytes as "%s:%lld: " fmt formatted in one go, truncation
+     * included: the message only ever loses its tail */
+    return iadsr__err(code, "%s:%lld: %s", name, (long long)line,
+                      tl_last_error);
 }
 
 int iadsr__err_prefix(int code, const char *fmt, ...)
@@ -123,4 +141,28 @@ int iadsr__err_prefix(int code, const char *fmt, ...)
     }
     tl_last_error[pos] = '\0';
     return code;
+}
+
+int iadsr__check_handle(int ok, const char *fn, const char *kind)
+{
+    if (ok)
+        return IADSR_OK;
+    return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid %s handle", fn,
+                      kind);
+}
+
+int iadsr__check_range_i32(const char *what, const char *sep,
+                           const char *name, int32_t v, int32_t lo, int32_t hi)
+{
+    if (v < lo || v > hi)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s%s%s = %d is outside %d..%d", what, sep, name,
+                          (int)v, (int)lo, (int)hi);
+    return IADSR_OK;
+}
+
+int iadsr__check_arg_i32(const char *fn, const char *arg, int32_t v,
+                         int32_t lo, int32_t hi)
+{
+    return iadsr__check_range_i32(fn, ": ", arg, v, lo, hi);
 }

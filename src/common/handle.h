@@ -7,6 +7,8 @@
 #ifndef IADSR_HANDLE_H
 #define IADSR_HANDLE_H
 
+#include "common/alloc.h"
+
 #include <stdint.h>
 
 #define IADSR__MAGIC_DATASET 0x49445354u /* "IDST" */
@@ -49,5 +51,54 @@ static inline int iadsr__handle_drop(uint32_t *magic, int *refcount)
     *magic = IADSR__MAGIC_DEAD;
     return 1;
 }
+
+/* Allocate the handle struct @p h points to, zeroed and live (magic
+ * @p kind, one reference). Non-zero on success; 0 with @p h NULL when out of
+ * memory. A handle that fails later in its construction is released with
+ * iadsr__free, never published. */
+#define IADSR__HANDLE_NEW(h, kind)                                            \
+    (((h) = iadsr__calloc(1, sizeof *(h))) != NULL &&                         \
+     (iadsr__handle_init(&(h)->magic, &(h)->refcount, (kind)), 1))
+
+/* The lifecycle of the refcounted handle type @p T, named @p name (its
+ * header declares the internal ones, iadsr.h the public free):
+ *   int iadsr__<name>_ok(const T *)   a live handle of this kind
+ *   T *iadsr__<name>_ref(const T *)   one more reference (NULL: NULL)
+ *   void iadsr__<name>_unref(T *)     drop one (NULL: no-op); the last one
+ *                                     calls destroy(T *), which frees the
+ *                                     contents and the struct
+ *   void iadsr_<name>_free(T *)       the public release: a foreign or
+ *                                     already-freed pointer is ignored
+ *                                     rather than freed */
+#define IADSR__HANDLE_LIFECYCLE(T, name, kind, destroy)                       \
+    int iadsr__##name##_ok(const T *h)                                        \
+    {                                                                         \
+        return IADSR__HANDLE_IS(h, kind);                                     \
+    }                                                                         \
+    T *iadsr__##name##_ref(const T *h)                                        \
+    {                                                                         \
+        if (h)                                                                \
+            iadsr__handle_take(&h->refcount);                                 \
+        return (T *)(uintptr_t)h;                                             \
+    }                                                                         \
+    void iadsr__##name##_unref(T *h)                                          \
+    {                                                                         \
+        if (h && iadsr__handle_drop(&h->magic, &h->refcount))                 \
+            destroy(h);                                                       \
+    }                                                                         \
+    void iadsr_##name##_free(T *h)                                            \
+    {                                                                         \
+        if (iadsr__##name##_ok(h))                                            \
+            iadsr__##name##_unref(h);                                         \
+    }
+
+/* A public accessor `R fn(const T *h)` of such a handle: @p expr of the
+ * live handle h, 0 for NULL, a foreign or a freed handle (iadsr.h: "0 for
+ * NULL"). */
+#define IADSR__HANDLE_GET(T, name, R, fn, expr)                               \
+    R fn(const T *h)                                                          \
+    {                                                                         \
+        return iadsr__##name##_ok(h) ? (expr) : 0;                            \
+    }
 
 #endif /* IADSR_HANDLE_H */

@@ -10,87 +10,65 @@
 #include <string.h>
 
 /* ---- frozen layouts (ABI) -------------------------------------------------
- * New fields are only ever appended; these asserts catch any accidental
- * reordering, insertion or implicit padding. tests/test_params.c checks the
- * same numbers at run time. */
+ * New fields are only ever appended; these tables of (field, offset) catch
+ * any accidental reordering, insertion or implicit padding.
+ * tests/test_params.c checks the same numbers at run time. */
 _Static_assert(sizeof(iadsr_train_params) == 72, "iadsr_train_params size");
 /* the 0.1 layout ends after seed: callers built against it still work */
 #define TRAIN_PARAMS_SIZE_0_1 64u
-_Static_assert(offsetof(iadsr_train_params, struct_size) == 0, "train");
-_Static_assert(offsetof(iadsr_train_params, split) == 4, "train");
-_Static_assert(offsetof(iadsr_train_params, max_epochs) == 8, "train");
-_Static_assert(offsetof(iadsr_train_params, batch_size) == 12, "train");
-_Static_assert(offsetof(iadsr_train_params, patience) == 16, "train");
-_Static_assert(offsetof(iadsr_train_params, eval_every) == 20, "train");
-_Static_assert(offsetof(iadsr_train_params, n_threads) == 24, "train");
-_Static_assert(offsetof(iadsr_train_params, learning_rate) == 28, "train");
-_Static_assert(offsetof(iadsr_train_params, adam_beta1) == 32, "train");
-_Static_assert(offsetof(iadsr_train_params, adam_beta2) == 36, "train");
-_Static_assert(offsetof(iadsr_train_params, adam_eps) == 40, "train");
-_Static_assert(offsetof(iadsr_train_params, weight_decay) == 44, "train");
-_Static_assert(offsetof(iadsr_train_params, flags) == 48, "train");
-_Static_assert(offsetof(iadsr_train_params, reserved0) == 52, "train");
-_Static_assert(offsetof(iadsr_train_params, seed) == 56, "train");
-_Static_assert(offsetof(iadsr_train_params, label_smoothing) == 64, "train");
-_Static_assert(offsetof(iadsr_train_params, history_penalty) == 68, "train");
+#define IADSR__LAYOUT iadsr_train_params
+IADSR__AT(struct_size, 0) IADSR__AT(split, 4) IADSR__AT(max_epochs, 8)
+IADSR__AT(batch_size, 12) IADSR__AT(patience, 16) IADSR__AT(eval_every, 20)
+IADSR__AT(n_threads, 24) IADSR__AT(learning_rate, 28)
+IADSR__AT(adam_beta1, 32) IADSR__AT(adam_beta2, 36) IADSR__AT(adam_eps, 40)
+IADSR__AT(weight_decay, 44) IADSR__AT(flags, 48) IADSR__AT(reserved0, 52)
+IADSR__AT(seed, 56) IADSR__AT(label_smoothing, 64)
+IADSR__AT(history_penalty, 68)
+#undef IADSR__LAYOUT
 
 _Static_assert(sizeof(iadsr_ctx_params) == 16, "iadsr_ctx_params size");
-_Static_assert(offsetof(iadsr_ctx_params, max_batch) == 4, "ctx");
-_Static_assert(offsetof(iadsr_ctx_params, flags) == 8, "ctx");
-_Static_assert(offsetof(iadsr_ctx_params, reserved0) == 12, "ctx");
+#define IADSR__LAYOUT iadsr_ctx_params
+IADSR__AT(max_batch, 4) IADSR__AT(flags, 8) IADSR__AT(reserved0, 12)
+#undef IADSR__LAYOUT
 
 _Static_assert(sizeof(iadsr_eval_params) == 16, "iadsr_eval_params size");
-_Static_assert(offsetof(iadsr_eval_params, target) == 4, "eval");
-_Static_assert(offsetof(iadsr_eval_params, n_threads) == 8, "eval");
-_Static_assert(offsetof(iadsr_eval_params, flags) == 12, "eval");
+#define IADSR__LAYOUT iadsr_eval_params
+IADSR__AT(target, 4) IADSR__AT(n_threads, 8) IADSR__AT(flags, 12)
+#undef IADSR__LAYOUT
 
 _Static_assert(sizeof(iadsr_metrics) == 64, "iadsr_metrics size");
-_Static_assert(offsetof(iadsr_metrics, reserved0) == 4, "metrics");
-_Static_assert(offsetof(iadsr_metrics, n_users) == 8, "metrics");
-_Static_assert(offsetof(iadsr_metrics, hr5) == 16, "metrics");
-_Static_assert(offsetof(iadsr_metrics, hr10) == 24, "metrics");
-_Static_assert(offsetof(iadsr_metrics, hr20) == 32, "metrics");
-_Static_assert(offsetof(iadsr_metrics, ndcg5) == 40, "metrics");
-_Static_assert(offsetof(iadsr_metrics, ndcg10) == 48, "metrics");
-_Static_assert(offsetof(iadsr_metrics, ndcg20) == 56, "metrics");
+#define IADSR__LAYOUT iadsr_metrics
+IADSR__AT(reserved0, 4) IADSR__AT(n_users, 8) IADSR__AT(hr5, 16)
+IADSR__AT(hr10, 24) IADSR__AT(hr20, 32) IADSR__AT(ndcg5, 40)
+IADSR__AT(ndcg10, 48) IADSR__AT(ndcg20, 56)
+#undef IADSR__LAYOUT
 
 /* 4 x 4-byte fields then 6 doubles: 64 bytes, no padding. */
 _Static_assert(sizeof(iadsr_progress_info) == 64, "iadsr_progress_info size");
-_Static_assert(offsetof(iadsr_progress_info, epoch) == 4, "progress");
-_Static_assert(offsetof(iadsr_progress_info, max_epochs) == 8, "progress");
-_Static_assert(offsetof(iadsr_progress_info, best_epoch) == 12, "progress");
-_Static_assert(offsetof(iadsr_progress_info, loss) == 16, "progress");
-_Static_assert(offsetof(iadsr_progress_info, valid_hr10) == 24, "progress");
-_Static_assert(offsetof(iadsr_progress_info, valid_ndcg10) == 32, "progress");
-_Static_assert(offsetof(iadsr_progress_info, best_ndcg10) == 40, "progress");
-_Static_assert(offsetof(iadsr_progress_info, epoch_seconds) == 48,
-               "progress");
-_Static_assert(offsetof(iadsr_progress_info, elapsed_seconds) == 56,
-               "progress");
+#define IADSR__LAYOUT iadsr_progress_info
+IADSR__AT(epoch, 4) IADSR__AT(max_epochs, 8) IADSR__AT(best_epoch, 12)
+IADSR__AT(loss, 16) IADSR__AT(valid_hr10, 24) IADSR__AT(valid_ndcg10, 32)
+IADSR__AT(best_ndcg10, 40) IADSR__AT(epoch_seconds, 48)
+IADSR__AT(elapsed_seconds, 56)
+#undef IADSR__LAYOUT
 
 /* Since 0.3.0: two uint32, six 4-byte fields, a reserved word, the seed. */
 _Static_assert(sizeof(iadsr_denoise_params) == 48, "iadsr_denoise_params size");
-_Static_assert(offsetof(iadsr_denoise_params, flags) == 4, "denoise");
-_Static_assert(offsetof(iadsr_denoise_params, lambda_align) == 8, "denoise");
-_Static_assert(offsetof(iadsr_denoise_params, lambda_recon) == 12, "denoise");
-_Static_assert(offsetof(iadsr_denoise_params, tau_align) == 16, "denoise");
-_Static_assert(offsetof(iadsr_denoise_params, tau_gumbel) == 20, "denoise");
-_Static_assert(offsetof(iadsr_denoise_params, theta) == 24, "denoise");
-_Static_assert(offsetof(iadsr_denoise_params, max_drop) == 28, "denoise");
-_Static_assert(offsetof(iadsr_denoise_params, protect_last) == 32, "denoise");
-_Static_assert(offsetof(iadsr_denoise_params, reserved0) == 36, "denoise");
-_Static_assert(offsetof(iadsr_denoise_params, seed) == 40, "denoise");
+#define IADSR__LAYOUT iadsr_denoise_params
+IADSR__AT(flags, 4) IADSR__AT(lambda_align, 8) IADSR__AT(lambda_recon, 12)
+IADSR__AT(tau_align, 16) IADSR__AT(tau_gumbel, 20) IADSR__AT(theta, 24)
+IADSR__AT(max_drop, 28) IADSR__AT(protect_last, 32) IADSR__AT(reserved0, 36)
+IADSR__AT(seed, 40)
+#undef IADSR__LAYOUT
 
 _Static_assert(sizeof(iadsr_pipeline_result) == 120, "iadsr_pipeline_result size");
-_Static_assert(offsetof(iadsr_pipeline_result, iadsr_epochs) == 4, "pipeline");
-_Static_assert(offsetof(iadsr_pipeline_result, retrain_epochs) == 8, "pipeline");
-_Static_assert(offsetof(iadsr_pipeline_result, reserved0) == 12, "pipeline");
-_Static_assert(offsetof(iadsr_pipeline_result, n_items_in) == 16, "pipeline");
-_Static_assert(offsetof(iadsr_pipeline_result, n_items_dropped) == 24, "pipeline");
-_Static_assert(offsetof(iadsr_pipeline_result, n_users_touched) == 32, "pipeline");
-_Static_assert(offsetof(iadsr_pipeline_result, iadsr_seconds) == 40, "pipeline");
-_Static_assert(offsetof(iadsr_pipeline_result, retrain_seconds) == 48, "pipeline");
-_Static_assert(offsetof(iadsr_pipeline_result, test) == 56, "pipeline");
+#define IADSR__LAYOUT iadsr_pipeline_result
+IADSR__AT(iadsr_epochs, 4) IADSR__AT(retrain_epochs, 8)
+IADSR__AT(reserved0, 12) IADSR__AT(n_items_in, 16)
+IADSR__AT(n_items_dropped, 24) IADSR__AT(n_users_touched, 32)
+IADSR__AT(iadsr_seconds, 40) IADSR__AT(retrain_seconds, 48)
+IADSR__AT(test, 56)
+#undef IADSR__LAYOUT
 /* iadsr_metrics is embedded by value in iadsr_pipeline_result.test: its
  * 64-byte layout is frozen there (docs/ABI.md, "Embedded structs"), so the
  * pipeline result's layout never depends on a later iadsr_metrics. Any
@@ -162,29 +140,17 @@ static const iadsr_eval_params eval_defaults = {
     .flags = 0,
 };
 
-void iadsr_train_params_init(iadsr_train_params *p)
-{
-    if (p)
-        *p = train_defaults;
-}
-
-void iadsr_denoise_params_init(iadsr_denoise_params *p)
-{
-    if (p)
-        *p = denoise_defaults;
-}
-
-void iadsr_ctx_params_init(iadsr_ctx_params *p)
-{
-    if (p)
-        *p = ctx_defaults;
-}
-
-void iadsr_eval_params_init(iadsr_eval_params *p)
-{
-    if (p)
-        *p = eval_defaults;
-}
+/* The public iadsr_<name>_params_init(): the library defaults. */
+#define PARAMS_INIT(name)                                                     \
+    void iadsr_##name##_params_init(iadsr_##name##_params *p)                 \
+    {                                                                         \
+        if (p)                                                                \
+            *p = name##_defaults;                                             \
+    }
+PARAMS_INIT(train)
+PARAMS_INIT(denoise)
+PARAMS_INIT(ctx)
+PARAMS_INIT(eval)
 
 /* ---- overlay ---------------------------------------------------------------- */
 
@@ -278,11 +244,7 @@ int iadsr__output_copy(void *user_out, const void *lib_value, size_t lib_size,
 int iadsr__check_i32(const char *what, const char *field, int32_t v,
                      int32_t lo, int32_t hi)
 {
-    if (v < lo || v > hi)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.%s = %d is outside %d..%d", what, field, (int)v,
-                          (int)lo, (int)hi);
-    return IADSR_OK;
+    return iadsr__check_range_i32(what, ".", field, v, lo, hi);
 }
 
 int iadsr__check_reserved(const char *what, const char *field, uint32_t v)
@@ -303,6 +265,38 @@ int iadsr__check_flags(const char *what, uint32_t flags, uint32_t known)
     return IADSR_OK;
 }
 
+int iadsr__check_unit(const char *what, const char *field, float v)
+{
+    if (!(v >= 0.0f && v < 1.0f))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.%s = %g is outside [0, 1)", what, field,
+                          (double)v);
+    return IADSR_OK;
+}
+
+int iadsr__check_choice(const char *what, const char *field, int32_t *v,
+                        int32_t dflt, int32_t a, int32_t b,
+                        const char *expected)
+{
+    if (*v == 0)
+        *v = dflt;
+    if (*v != a && *v != b)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s.%s = %d is not %s", what,
+                          field, (int)*v, expected);
+    return IADSR_OK;
+}
+
+/* IADSR_OK when @p v is finite and > 0 (or >= 0 with @p or_zero), else
+ * IADSR_ERR_INVALID_ARG "<what>.<field> = v, must be finite and > 0". */
+static int check_finite_min(const char *what, const char *field, float v,
+                            int or_zero)
+{
+    if (!(or_zero ? v >= 0.0f : v > 0.0f) || !isfinite(v))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.%s = %g, must be finite and %s 0", what, field,
+                          (double)v, or_zero ? ">=" : ">");
+    return IADSR_OK;
+}
 
 /* ---- train ------------------------------------------------------------------ */
 
@@ -310,48 +304,23 @@ static int train_check(iadsr_train_params *p)
 {
     static const char w[] = "iadsr_train_params";
 
-    if (p->split == IADSR_SPLIT_DEFAULT)
-        p->split = IADSR_SPLIT_LEAVE_ONE_OUT;
-    if (p->split != IADSR_SPLIT_LEAVE_ONE_OUT && p->split != IADSR_SPLIT_NONE)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.split = %d is not an IADSR_SPLIT_* value "
-                          "(0, 1 or 2)",
-                          w, (int)p->split);
+    TRY(iadsr__check_choice(w, "split", &p->split, IADSR_SPLIT_LEAVE_ONE_OUT,
+                            IADSR_SPLIT_LEAVE_ONE_OUT, IADSR_SPLIT_NONE,
+                            "an IADSR_SPLIT_* value (0, 1 or 2)"));
     TRY(iadsr__check_i32(w, "max_epochs", p->max_epochs, 1, 100000));
     TRY(iadsr__check_i32(w, "batch_size", p->batch_size, 1, 65536));
     TRY(iadsr__check_i32(w, "patience", p->patience, 0, INT32_MAX));
     TRY(iadsr__check_i32(w, "eval_every", p->eval_every, 1, INT32_MAX));
     TRY(iadsr__check_i32(w, "n_threads", p->n_threads, 1, 256));
-    if (!(p->learning_rate > 0.0f) || !isfinite(p->learning_rate))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.learning_rate = %g, must be finite and > 0", w,
-                          (double)p->learning_rate);
-    if (!(p->adam_beta1 >= 0.0f && p->adam_beta1 < 1.0f))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.adam_beta1 = %g is outside [0, 1)", w,
-                          (double)p->adam_beta1);
-    if (!(p->adam_beta2 >= 0.0f && p->adam_beta2 < 1.0f))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.adam_beta2 = %g is outside [0, 1)", w,
-                          (double)p->adam_beta2);
-    if (!(p->adam_eps > 0.0f) || !isfinite(p->adam_eps))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.adam_eps = %g, must be finite and > 0", w,
-                          (double)p->adam_eps);
-    if (!(p->weight_decay >= 0.0f) || !isfinite(p->weight_decay))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.weight_decay = %g, must be finite and >= 0", w,
-                          (double)p->weight_decay);
+    TRY(check_finite_min(w, "learning_rate", p->learning_rate, 0));
+    TRY(iadsr__check_unit(w, "adam_beta1", p->adam_beta1));
+    TRY(iadsr__check_unit(w, "adam_beta2", p->adam_beta2));
+    TRY(check_finite_min(w, "adam_eps", p->adam_eps, 0));
+    TRY(check_finite_min(w, "weight_decay", p->weight_decay, 1));
     TRY(iadsr__check_flags(w, p->flags, 0));
     TRY(iadsr__check_reserved(w, "reserved0", p->reserved0));
-    if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.label_smoothing = %g is outside [0, 1)", w,
-                          (double)p->label_smoothing);
-    if (!(p->history_penalty >= 0.0f) || !isfinite(p->history_penalty))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.history_penalty = %g, must be finite and >= 0",
-                          w, (double)p->history_penalty);
+    TRY(iadsr__check_unit(w, "label_smoothing", p->label_smoothing));
+    TRY(check_finite_min(w, "history_penalty", p->history_penalty, 1));
     return IADSR_OK;
 }
 
@@ -417,13 +386,9 @@ int iadsr__eval_params_get(iadsr_eval_params *dst,
     static const char w[] = "iadsr_eval_params";
     TRY(iadsr__params_overlay(dst, &eval_defaults, sizeof eval_defaults,
                               sizeof eval_defaults, user, w));
-    if (dst->target == 0)
-        dst->target = IADSR_EVAL_TEST;
-    if (dst->target != IADSR_EVAL_TEST && dst->target != IADSR_EVAL_VALID)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s.target = %d is not IADSR_EVAL_TEST (1) or "
-                          "IADSR_EVAL_VALID (2)",
-                          w, (int)dst->target);
+    TRY(iadsr__check_choice(w, "target", &dst->target, IADSR_EVAL_TEST,
+                            IADSR_EVAL_TEST, IADSR_EVAL_VALID,
+                            "IADSR_EVAL_TEST (1) or IADSR_EVAL_VALID (2)"));
     TRY(iadsr__check_i32(w, "n_threads", dst->n_threads, 1, 256));
     TRY(iadsr__check_flags(w, dst->flags, IADSR_TOPK_EXCLUDE_HISTORY));
     return IADSR_OK;

@@ -14,6 +14,7 @@
 #define IADSR_PARAMS_H
 
 #include "iadsr.h"
+#include "common/error.h" /* TRY */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -51,13 +52,14 @@ int iadsr__output_copy(void *user_out, const void *lib_value, size_t lib_size,
  * Returns IADSR_OK or an error with a message. */
 int iadsr__model_params_check(iadsr_model_params *p);
 
-/* Return from the calling function with any status other than IADSR_OK. */
-#define TRY(expr)                                                             \
-    do {                                                                      \
-        int rc_ = (expr);                                                     \
-        if (rc_ != IADSR_OK)                                                  \
-            return rc_;                                                       \
-    } while (0)
+/* One entry of a public struct's compile-time layout table: with
+ * IADSR__LAYOUT defined as the struct type, assert that @p field is at
+ * offset @p off (docs/ABI.md: fields are only ever appended). */
+#define IADSR__AT(field, off)                                                 \
+    _Static_assert(offsetof(IADSR__LAYOUT, field) == (off),                   \
+                   IADSR__STR(IADSR__LAYOUT) "." #field);
+#define IADSR__STR(x) IADSR__STR_(x)
+#define IADSR__STR_(x) #x
 
 /* IADSR_OK, or IADSR_ERR_INVALID_ARG "<what>.<field> = v is outside
  * lo..hi" when v is not in lo..hi. */
@@ -68,6 +70,15 @@ int iadsr__check_reserved(const char *what, const char *field, uint32_t v);
 /* IADSR_OK, or IADSR_ERR_UNSUPPORTED naming the bits of @p flags outside
  * @p known. */
 int iadsr__check_flags(const char *what, uint32_t flags, uint32_t known);
+/* IADSR_OK, or IADSR_ERR_INVALID_ARG "<what>.<field> = v is outside
+ * [0, 1)" (NaN included). */
+int iadsr__check_unit(const char *what, const char *field, float v);
+/* An enumerated field: 0 (its default) becomes @p dflt; then IADSR_OK when
+ * *v is @p a or @p b, otherwise IADSR_ERR_INVALID_ARG "<what>.<field> = v
+ * is not <expected>". */
+int iadsr__check_choice(const char *what, const char *field, int32_t *v,
+                        int32_t dflt, int32_t a, int32_t b,
+                        const char *expected);
 
 /* split 0 -> LEAVE_ONE_OUT. */
 int iadsr__train_params_get(iadsr_train_params *dst,

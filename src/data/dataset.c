@@ -1,7 +1,6 @@
 /* libiadsr - datasets: user sequences in CSR form, text parser.
  * SPDX-License-Identifier: MIT
  */
-#include "common/alloc.h"
 #include "common/fileio.h"
 #include "iadsr.h"
 #include "common/error.h"
@@ -20,18 +19,6 @@
 
 /* ---- handle lifecycle -------------------------------------------------- */
 
-int iadsr__dataset_ok(const iadsr_dataset *d)
-{
-    return IADSR__HANDLE_IS(d, IADSR__MAGIC_DATASET);
-}
-
-iadsr_dataset *iadsr__dataset_ref(const iadsr_dataset *d)
-{
-    if (d)
-        iadsr__handle_take(&d->refcount);
-    return (iadsr_dataset *)(uintptr_t)d;
-}
-
 static void dataset_destroy(iadsr_dataset *d)
 {
     iadsr__free(d->owned_items);
@@ -40,34 +27,22 @@ static void dataset_destroy(iadsr_dataset *d)
     iadsr__free(d);
 }
 
-void iadsr__dataset_unref(iadsr_dataset *d)
-{
-    if (d && iadsr__handle_drop(&d->magic, &d->refcount))
-        dataset_destroy(d);
-}
-
-void iadsr_dataset_free(iadsr_dataset *d)
-{
-    /* A foreign or already-freed pointer is ignored rather than freed. */
-    if (!iadsr__dataset_ok(d))
-        return;
-    iadsr__dataset_unref(d);
-}
+IADSR__HANDLE_LIFECYCLE(iadsr_dataset, dataset, IADSR__MAGIC_DATASET,
+                        dataset_destroy)
 
 /* Allocate a handle that takes ownership of the given arrays (any of which
  * may be NULL). On failure the arrays are freed. */
 static int dataset_new(iadsr_dataset **out, int32_t *items, int64_t *offsets,
                        int64_t *user_ids, int64_t n_users, int32_t n_items)
 {
-    iadsr_dataset *d = iadsr__calloc(1, sizeof *d);
-    if (!d) {
+    iadsr_dataset *d;
+    if (!IADSR__HANDLE_NEW(d, IADSR__MAGIC_DATASET)) {
         iadsr__free(items);
         iadsr__free(offsets);
         iadsr__free(user_ids);
         return iadsr__err(IADSR_ERR_NOMEM, "dataset: out of memory (%zu bytes)",
                           sizeof *d);
     }
-    iadsr__handle_init(&d->magic, &d->refcount, IADSR__MAGIC_DATASET);
     d->n_items = n_items;
     d->n_users = n_users;
     d->items = items;
@@ -181,9 +156,7 @@ int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
     int32_t max_id = 0;
     int rc;
 
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!items)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: items is NULL", w);
     if (!offsets)
@@ -192,22 +165,15 @@ int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s: n_users = %lld, must be >= 1", w,
                           (long long)n_users);
-    if (n_items < 0 || n_items > DS_MAX_ITEM_ID)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "%s: n_items = %d is outside 0..%d", w, (int)n_items,
-                          DS_MAX_ITEM_ID);
+    TRY(iadsr__check_arg_i32(w, "n_items", n_items, 0, DS_MAX_ITEM_ID));
     if (flags & ~IADSR_FLAG_BORROW)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s: flags = 0x%x has unknown bits (expected "
                           "IADSR_FLAG_COPY or IADSR_FLAG_BORROW)",
                           w, (unsigned)flags);
 
-    rc = check_offsets(offsets, n_users);
-    if (rc != IADSR_OK)
-        return rc;
-    rc = check_items(items, offsets, n_users, n_items, &max_id);
-    if (rc != IADSR_OK)
-        return rc;
+    TRY(check_offsets(offsets, n_users));
+    TRY(check_items(items, offsets, n_users, n_items, &max_id));
     if (n_items == 0) {
         if (max_id == 0)
             return iadsr__err(IADSR_ERR_INVALID_ARG,
@@ -329,10 +295,9 @@ static int next_cap(size_t cap, size_t need, size_t elem, size_t extra,
 
 static int parse_nomem(const parser *ps)
 {
-    return iadsr__err(IADSR_ERR_NOMEM,
-                      "%s:%lld: out of memory (%zu items, %zu users so far)",
-                      ps->name, (long long)ps->line, ps->n_inter,
-                      ps->n_users);
+    return iadsr__err_at(IADSR_ERR_NOMEM, ps->name, ps->line,
+                         "out of memory (%zu items, %zu users so far)",
+                         ps->n_inter, ps->n_users);
 }
 
 /* Handle a '\r' at p: only "\r\n" or a final '\r' are line ends. Returns the
@@ -363,10 +328,8 @@ static int skip_to_token(const parser *ps, const char **pp, const char *end)
         return 0;
     size_t k = cr_length(p, end);
     if (k == 0)
-        return iadsr__err(IADSR_ERR_FORMAT,
-                          "%s:%lld: carriage return not followed by a line "
-                          "feed",
-                          ps->name, (long long)ps->line);
+        return iadsr__err_at(IADSR_ERR_FORMAT, ps->name, ps->line,
+                             "carriage return not followed by a line feed");
     *pp = p + k;
     return 1;
 }
@@ -386,15 +349,13 @@ static int read_id(const parser *ps, const char **pp, const char *end,
         char tok[40];
         token_excerpt(tok, sizeof tok, start, end);
         if (not_id)
-            return iadsr__err(IADSR_ERR_FORMAT,
-                              "%s:%lld: token '%s' is not %s %s (decimal "
-                              "digits expected)",
-                              ps->name, (long long)ps->line, tok, article,
-                              what);
-        return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                          "%s:%lld: %s %s is too large (maximum %llu)",
-                          ps->name, (long long)ps->line, what, tok,
-                          (unsigned long long)max);
+            return iadsr__err_at(IADSR_ERR_FORMAT, ps->name, ps->line,
+                                 "token '%s' is not %s %s (decimal digits "
+                                 "expected)",
+                                 tok, article, what);
+        return iadsr__err_at(IADSR_ERR_OUT_OF_RANGE, ps->name, ps->line,
+                             "%s %s is too large (maximum %llu)", what, tok,
+                             (unsigned long long)max);
     }
     *pp = p;
     return IADSR_OK;
@@ -437,15 +398,14 @@ static int parse_body(parser *ps, const char *p, const char *end)
             if (rc != IADSR_OK)
                 return rc;
             if (v == 0)
-                return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                                  "%s:%lld: item id 0 is reserved for padding "
-                                  "(ids start at 1)",
-                                  ps->name, (long long)ps->line);
+                return iadsr__err_at(IADSR_ERR_OUT_OF_RANGE, ps->name,
+                                     ps->line, "item id 0 is reserved for "
+                                     "padding (ids start at 1)");
             if (ps->n_items > 0 && v > (uint64_t)ps->n_items)
-                return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                                  "%s:%lld: item id %lld exceeds n_items = %d",
-                                  ps->name, (long long)ps->line,
-                                  (long long)v, (int)ps->n_items);
+                return iadsr__err_at(IADSR_ERR_OUT_OF_RANGE, ps->name,
+                                     ps->line, "item id %lld exceeds "
+                                     "n_items = %d",
+                                     (long long)v, (int)ps->n_items);
             if (ps->n_inter == ps->cap_items) {
                 size_t nc;
                 int32_t *q;
@@ -462,16 +422,14 @@ static int parse_body(parser *ps, const char *p, const char *end)
         }
 
         if (ps->n_inter == first)
-            return iadsr__err(IADSR_ERR_FORMAT,
-                              "%s:%lld: user %llu has no items", ps->name,
-                              (long long)ps->line, (unsigned long long)uid);
+            return iadsr__err_at(IADSR_ERR_FORMAT, ps->name, ps->line,
+                                 "user %llu has no items",
+                                 (unsigned long long)uid);
         if (ps->n_inter - first > (size_t)INT32_MAX)
-            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
-                              "%s:%lld: user %llu has %zu items, more than "
-                              "%d",
-                              ps->name, (long long)ps->line,
-                              (unsigned long long)uid, ps->n_inter - first,
-                              INT32_MAX);
+            return iadsr__err_at(IADSR_ERR_OUT_OF_RANGE, ps->name, ps->line,
+                                 "user %llu has %zu items, more than %d",
+                                 (unsigned long long)uid, ps->n_inter - first,
+                                 INT32_MAX);
         if (ps->n_users == ps->cap_users) {
             size_t nc;
             int64_t *o, *q;
@@ -509,25 +467,17 @@ static int shrink(void **arr, size_t n, size_t cap, size_t elem)
 int iadsr_dataset_parse_text(iadsr_dataset **out, const char *text,
                              size_t len, int32_t n_items, const char *name)
 {
+    static const char w[] = "iadsr_dataset_parse_text";
     parser ps;
     int rc;
 
     if (!name)
         name = "<buffer>";
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "iadsr_dataset_parse_text: out is NULL");
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!text && len > 0)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "iadsr_dataset_parse_text: text is NULL but len = "
-                          "%zu",
-                          len);
-    if (n_items < 0 || n_items > DS_MAX_ITEM_ID)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "iadsr_dataset_parse_text: n_items = %d is outside "
-                          "0..%d",
-                          (int)n_items, DS_MAX_ITEM_ID);
+                          "%s: text is NULL but len = %zu", w, len);
+    TRY(iadsr__check_arg_i32(w, "n_items", n_items, 0, DS_MAX_ITEM_ID));
 
     memset(&ps, 0, sizeof ps);
     ps.name = name;
@@ -582,9 +532,7 @@ int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
 {
     static const char w[] = "iadsr_dataset_load_text";
 
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!path)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is NULL", w);
     /* pipes and devices are read to their end, like regular files */
@@ -600,20 +548,12 @@ int iadsr_dataset_load_text(iadsr_dataset **out, const char *path,
 
 /* ---- accessors ----------------------------------------------------------- */
 
-int64_t iadsr_dataset_n_users(const iadsr_dataset *d)
-{
-    return iadsr__dataset_ok(d) ? d->n_users : 0;
-}
-
-int32_t iadsr_dataset_n_items(const iadsr_dataset *d)
-{
-    return iadsr__dataset_ok(d) ? d->n_items : 0;
-}
-
-int64_t iadsr_dataset_n_interactions(const iadsr_dataset *d)
-{
-    return iadsr__dataset_ok(d) ? d->offsets[d->n_users] : 0;
-}
+IADSR__HANDLE_GET(iadsr_dataset, dataset, int64_t, iadsr_dataset_n_users,
+                  h->n_users)
+IADSR__HANDLE_GET(iadsr_dataset, dataset, int32_t, iadsr_dataset_n_items,
+                  h->n_items)
+IADSR__HANDLE_GET(iadsr_dataset, dataset, int64_t,
+                  iadsr_dataset_n_interactions, h->offsets[h->n_users])
 
 const int32_t *iadsr_dataset_user_items(const iadsr_dataset *d, int64_t u,
                                         int32_t *n_out)

@@ -22,18 +22,6 @@
 
 /* ---- handle lifecycle ---------------------------------------------------- */
 
-int iadsr__semantic_ok(const iadsr_semantic *s)
-{
-    return IADSR__HANDLE_IS(s, IADSR__MAGIC_SEMANTIC);
-}
-
-iadsr_semantic *iadsr__semantic_ref(const iadsr_semantic *s)
-{
-    if (s)
-        iadsr__handle_take(&s->refcount);
-    return (iadsr_semantic *)(uintptr_t)s;
-}
-
 static void semantic_destroy(iadsr_semantic *s)
 {
     iadsr__aligned_free(s->owned);
@@ -41,19 +29,8 @@ static void semantic_destroy(iadsr_semantic *s)
     iadsr__free(s);
 }
 
-void iadsr__semantic_unref(iadsr_semantic *s)
-{
-    if (s && iadsr__handle_drop(&s->magic, &s->refcount))
-        semantic_destroy(s);
-}
-
-void iadsr_semantic_free(iadsr_semantic *s)
-{
-    /* A foreign or already-freed pointer is ignored rather than freed. */
-    if (!iadsr__semantic_ok(s))
-        return;
-    iadsr__semantic_unref(s);
-}
+IADSR__HANDLE_LIFECYCLE(iadsr_semantic, semantic, IADSR__MAGIC_SEMANTIC,
+                        semantic_destroy)
 
 /* ---- creation ------------------------------------------------------------ */
 
@@ -160,13 +137,11 @@ int iadsr__semantic_build(iadsr_semantic **out, const float *data,
         ld = dim;
     }
 
-    s = iadsr__calloc(1, sizeof *s);
-    if (!s) {
+    if (!IADSR__HANDLE_NEW(s, IADSR__MAGIC_SEMANTIC)) {
         rc = iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory (%zu bytes)", w,
                         sizeof *s);
         goto fail;
     }
-    iadsr__handle_init(&s->magic, &s->refcount, IADSR__MAGIC_SEMANTIC);
     s->n_items = n_items;
     s->dim = dim;
     s->n_zero_rows = n_zero;
@@ -190,9 +165,7 @@ int iadsr_semantic_create(iadsr_semantic **out, const float *data,
 {
     static const char w[] = "semantic_create";
 
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!data)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: data is NULL", w);
     if (flags & ~SEM_FLAGS)
@@ -216,20 +189,12 @@ int iadsr_semantic_create(iadsr_semantic **out, const float *data,
 
 /* ---- accessors ----------------------------------------------------------- */
 
-int32_t iadsr_semantic_n_items(const iadsr_semantic *s)
-{
-    return iadsr__semantic_ok(s) ? s->n_items : 0;
-}
-
-int32_t iadsr_semantic_dim(const iadsr_semantic *s)
-{
-    return iadsr__semantic_ok(s) ? s->dim : 0;
-}
-
-int32_t iadsr_semantic_n_zero_rows(const iadsr_semantic *s)
-{
-    return iadsr__semantic_ok(s) ? s->n_zero_rows : 0;
-}
+IADSR__HANDLE_GET(iadsr_semantic, semantic, int32_t, iadsr_semantic_n_items,
+                  h->n_items)
+IADSR__HANDLE_GET(iadsr_semantic, semantic, int32_t, iadsr_semantic_dim,
+                  h->dim)
+IADSR__HANDLE_GET(iadsr_semantic, semantic, int32_t,
+                  iadsr_semantic_n_zero_rows, h->n_zero_rows)
 
 const float *iadsr_semantic_row(const iadsr_semantic *s, int32_t item)
 {

@@ -12,10 +12,14 @@
 #include <math.h>
 #include <string.h>
 
-int iadsr__aligner_ok(const iadsr_aligner *a)
+static void aligner_destroy(iadsr_aligner *a)
 {
-    return IADSR__HANDLE_IS(a, IADSR__MAGIC_ALIGNER);
+    iadsr__aligned_free(a->w);
+    iadsr__free(a);
 }
+
+IADSR__HANDLE_LIFECYCLE(iadsr_aligner, aligner, IADSR__MAGIC_ALIGNER,
+                        aligner_destroy)
 
 void iadsr__xavier_fill(float *w, int64_t rows, int64_t cols,
                         iadsr__rng *rng)
@@ -26,20 +30,28 @@ void iadsr__xavier_fill(float *w, int64_t rows, int64_t cols,
         w[i] = (float)(a * (2.0 * (double)iadsr__rng_float(rng) - 1.0));
 }
 
+int iadsr__denoise_create_check(const char *w, const iadsr_denoise_params *p,
+                                iadsr_denoise_params *dp, int32_t dim)
+{
+    TRY(iadsr__denoise_params_get(dp, p));
+    return iadsr__check_arg_i32(w, "dim", dim, 1, 4096);
+}
+
 int iadsr__aligner_alloc(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
                          float tau_align)
 {
     *out = NULL;
-    iadsr_aligner *a = iadsr__calloc(1, sizeof *a);
+    iadsr_aligner *a;
     size_t n = (size_t)dim * (size_t)sem_dim;
-    float *w = a ? iadsr__aligned_alloc(2 * n, sizeof(float)) : NULL;
+    float *w = IADSR__HANDLE_NEW(a, IADSR__MAGIC_ALIGNER)
+                   ? iadsr__aligned_alloc(2 * n, sizeof(float))
+                   : NULL;
     if (!w) {
         iadsr__free(a);
         return iadsr__err(IADSR_ERR_NOMEM, "aligner: out of memory (d %d, "
                           "D %d)", (int)dim, (int)sem_dim);
     }
     memset(w, 0, 2 * n * sizeof(float));
-    iadsr__handle_init(&a->magic, &a->refcount, IADSR__MAGIC_ALIGNER);
     a->dim = dim;
     a->sem_dim = sem_dim;
     a->tau_align = tau_align;
@@ -53,25 +65,13 @@ int iadsr__aligner_alloc(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
 int iadsr_aligner_create(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
                          const iadsr_denoise_params *p)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "aligner_create: out is NULL");
-    *out = NULL;
+    static const char w[] = "aligner_create";
+    IADSR__OUT_CLEAR(out, w);
     iadsr_denoise_params dp;
-    int rc = iadsr__denoise_params_get(&dp, p);
-    if (rc)
-        return rc;
-    if (dim < 1 || dim > 4096)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "aligner_create: dim = %d is outside 1..4096",
-                          (int)dim);
-    if (sem_dim < 1 || sem_dim > 1048576)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "aligner_create: sem_dim = %d is outside "
-                          "1..1048576",
-                          (int)sem_dim);
+    TRY(iadsr__denoise_create_check(w, p, &dp, dim));
+    TRY(iadsr__check_arg_i32(w, "sem_dim", sem_dim, 1, 1048576));
     iadsr_aligner *a;
-    if ((rc = iadsr__aligner_alloc(&a, dim, sem_dim, dp.tau_align)))
-        return rc;
+    TRY(iadsr__aligner_alloc(&a, dim, sem_dim, dp.tau_align));
     iadsr__rng rng;
     iadsr__rng_seed(&rng, dp.seed);
     iadsr__xavier_fill(a->w1, sem_dim, dim, &rng);
@@ -80,32 +80,9 @@ int iadsr_aligner_create(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
     return IADSR_OK;
 }
 
-iadsr_aligner *iadsr__aligner_ref(const iadsr_aligner *a)
-{
-    if (a)
-        iadsr__handle_take(&a->refcount);
-    return (iadsr_aligner *)(uintptr_t)a;
-}
-
-void iadsr_aligner_free(iadsr_aligner *a)
-{
-    if (!iadsr__aligner_ok(a))
-        return;
-    if (!iadsr__handle_drop(&a->magic, &a->refcount))
-        return;
-    iadsr__aligned_free(a->w);
-    iadsr__free(a);
-}
-
-int32_t iadsr_aligner_dim(const iadsr_aligner *a)
-{
-    return iadsr__aligner_ok(a) ? a->dim : 0;
-}
-
-int32_t iadsr_aligner_semantic_dim(const iadsr_aligner *a)
-{
-    return iadsr__aligner_ok(a) ? a->sem_dim : 0;
-}
+IADSR__HANDLE_GET(iadsr_aligner, aligner, int32_t, iadsr_aligner_dim, h->dim)
+IADSR__HANDLE_GET(iadsr_aligner, aligner, int32_t, iadsr_aligner_semantic_dim,
+                  h->sem_dim)
 
 int iadsr__aligner_finite(const iadsr_aligner *a)
 {
@@ -117,9 +94,8 @@ int iadsr__aligner_finite(const iadsr_aligner *a)
 int iadsr_aligner_project(const iadsr_aligner *a, int32_t which,
                           const float *x, float *out)
 {
-    if (!iadsr__aligner_ok(a))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "aligner_project: invalid aligner handle");
+    TRY(iadsr__check_handle(iadsr__aligner_ok(a), "aligner_project",
+                            "aligner"));
     if (which != 1 && which != 2)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "aligner_project: which = %d, must be 1 (W1) or "

@@ -44,6 +44,11 @@ struct iadsr_denoiser {
     iadsr_semantic *s;
 };
 
+/* The arguments every Stage 2 handle is created from: the params @p p
+ * validated into @p dp, and the backbone's d (@p dim: 1..4096, the model's
+ * bound). @p w names the caller in messages. */
+int iadsr__denoise_create_check(const char *w, const iadsr_denoise_params *p,
+                                iadsr_denoise_params *dp, int32_t dim);
 /* Allocate with zeroed weights; @p dim and @p sem_dim are not checked
  * beyond overflow. */
 int iadsr__aligner_alloc(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
@@ -51,10 +56,14 @@ int iadsr__aligner_alloc(iadsr_aligner **out, int32_t dim, int32_t sem_dim,
 /* @p p must already be validated (iadsr__denoise_params_get). */
 int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
                       const iadsr_denoise_params *p);
-iadsr_aligner *iadsr__aligner_ref(const iadsr_aligner *a);
-iadsr_gate *iadsr__gate_ref(const iadsr_gate *g);
+/* Lifecycle (IADSR__HANDLE_LIFECYCLE): magic check, one more reference
+ * (NULL for NULL), release of one (NULL is a no-op). */
 int iadsr__aligner_ok(const iadsr_aligner *a);
+iadsr_aligner *iadsr__aligner_ref(const iadsr_aligner *a);
+void iadsr__aligner_unref(iadsr_aligner *a);
 int iadsr__gate_ok(const iadsr_gate *g);
+iadsr_gate *iadsr__gate_ref(const iadsr_gate *g);
+void iadsr__gate_unref(iadsr_gate *g);
 /* Non-zero when every weight is finite. */
 int iadsr__aligner_finite(const iadsr_aligner *a);
 int iadsr__gate_finite(const iadsr_gate *g);

@@ -24,17 +24,12 @@ int iadsr_denoiser_create(iadsr_denoiser **out, const iadsr_model *m,
                           const iadsr_aligner *a, const iadsr_gate *g,
                           const iadsr_semantic *sem)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "denoiser_create: out is NULL");
-    *out = NULL;
-    if (!iadsr__model_ok(m) || !iadsr__aligner_ok(a) || !iadsr__gate_ok(g) ||
-        !iadsr__semantic_ok(sem))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "denoiser_create: invalid %s handle",
-                          !iadsr__model_ok(m)     ? "model"
-                          : !iadsr__aligner_ok(a) ? "aligner"
-                          : !iadsr__gate_ok(g)    ? "gate"
-                                                  : "semantic");
+    static const char w[] = "denoiser_create";
+    IADSR__OUT_CLEAR(out, w);
+    TRY(iadsr__check_handle(iadsr__model_ok(m), w, "model"));
+    TRY(iadsr__check_handle(iadsr__aligner_ok(a), w, "aligner"));
+    TRY(iadsr__check_handle(iadsr__gate_ok(g), w, "gate"));
+    TRY(iadsr__check_handle(iadsr__semantic_ok(sem), w, "semantic"));
     if (a->dim != m->hp.dim || g->dim != m->hp.dim)
         return iadsr__err(IADSR_ERR_DIM_MISMATCH,
                           "denoiser_create: model d = %d, aligner d = %d, "
@@ -198,9 +193,7 @@ int iadsr_denoiser_clean(const iadsr_denoiser *dn, const int32_t *seq,
                          int32_t n, const float *user_vec, uint8_t *keep,
                          float *scores, int32_t *cleaned, int32_t *n_kept)
 {
-    if (!dn_ok(dn))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "denoiser_clean: invalid denoiser handle");
+    TRY(iadsr__check_handle(dn_ok(dn), "denoiser_clean", "denoiser"));
     if (!seq)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "denoiser_clean: seq is NULL");
     if (n < 1)
@@ -301,16 +294,10 @@ int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
                                  int32_t n_threads, iadsr_dataset **out,
                                  uint8_t *keep, float *scores)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "denoiser_clean_dataset: out is NULL");
-    *out = NULL;
-    if (!dn_ok(dn))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "denoiser_clean_dataset: invalid denoiser handle");
-    if (!iadsr__dataset_ok(d))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "denoiser_clean_dataset: invalid dataset handle");
+    static const char w[] = "denoiser_clean_dataset";
+    IADSR__OUT_CLEAR(out, w);
+    TRY(iadsr__check_handle(dn_ok(dn), w, "denoiser"));
+    TRY(iadsr__check_handle(iadsr__dataset_ok(d), w, "dataset"));
     if (split == IADSR_SPLIT_DEFAULT)
         split = IADSR_SPLIT_LEAVE_ONE_OUT;
     if (split != IADSR_SPLIT_LEAVE_ONE_OUT && split != IADSR_SPLIT_NONE)
@@ -318,21 +305,14 @@ int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
                           "denoiser_clean_dataset: split = %d is not an "
                           "IADSR_SPLIT_* value",
                           (int)split);
-    if (n_threads < 1 || n_threads > 256)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "denoiser_clean_dataset: n_threads = %d is outside "
-                          "1..256",
-                          (int)n_threads);
+    TRY(iadsr__check_arg_i32(w, "n_threads", n_threads, 1, 256));
     if (d->n_items > dn->m->hp.n_items)
         return iadsr__err(IADSR_ERR_DIM_MISMATCH,
                           "denoiser_clean_dataset: dataset has item ids up "
                           "to %d but the model has %d",
                           (int)d->n_items, (int)dn->m->hp.n_items);
     if (user_sem) {
-        if (!iadsr__semantic_ok(user_sem))
-            return iadsr__err(IADSR_ERR_INVALID_ARG,
-                              "denoiser_clean_dataset: invalid user_sem "
-                              "handle");
+        TRY(iadsr__check_handle(iadsr__semantic_ok(user_sem), w, "user_sem"));
         if ((int64_t)user_sem->n_items < d->n_users ||
             user_sem->dim != dn->a->sem_dim)
             return iadsr__err(IADSR_ERR_DIM_MISMATCH,

@@ -13,25 +13,29 @@
 #include <math.h>
 #include <string.h>
 
-int iadsr__gate_ok(const iadsr_gate *g)
+static void gate_destroy(iadsr_gate *g)
 {
-    return IADSR__HANDLE_IS(g, IADSR__MAGIC_GATE);
+    iadsr__aligned_free(g->w);
+    iadsr__free(g);
 }
+
+IADSR__HANDLE_LIFECYCLE(iadsr_gate, gate, IADSR__MAGIC_GATE, gate_destroy)
 
 int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
                       const iadsr_denoise_params *p)
 {
     *out = NULL;
-    iadsr_gate *g = iadsr__calloc(1, sizeof *g);
+    iadsr_gate *g;
     size_t n = (size_t)dim * (size_t)dim + (size_t)dim;
-    float *w = g ? iadsr__aligned_alloc(n, sizeof(float)) : NULL;
+    float *w = IADSR__HANDLE_NEW(g, IADSR__MAGIC_GATE)
+                   ? iadsr__aligned_alloc(n, sizeof(float))
+                   : NULL;
     if (!w) {
         iadsr__free(g);
         return iadsr__err(IADSR_ERR_NOMEM, "gate: out of memory (d %d)",
                           (int)dim);
     }
     memset(w, 0, n * sizeof(float));
-    iadsr__handle_init(&g->magic, &g->refcount, IADSR__MAGIC_GATE);
     g->dim = dim;
     g->p = *p;
     g->w = w;
@@ -44,19 +48,12 @@ int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
 int iadsr_gate_create(iadsr_gate **out, int32_t dim,
                       const iadsr_denoise_params *p)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "gate_create: out is NULL");
-    *out = NULL;
+    static const char w[] = "gate_create";
+    IADSR__OUT_CLEAR(out, w);
     iadsr_denoise_params dp;
-    int rc = iadsr__denoise_params_get(&dp, p);
-    if (rc)
-        return rc;
-    if (dim < 1 || dim > 4096)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "gate_create: dim = %d is outside 1..4096", (int)dim);
+    TRY(iadsr__denoise_create_check(w, p, &dp, dim));
     iadsr_gate *g;
-    if ((rc = iadsr__gate_alloc(&g, dim, &dp)))
-        return rc;
+    TRY(iadsr__gate_alloc(&g, dim, &dp));
     iadsr__rng rng;
     /* a stream distinct from the aligner's, which uses the same seed */
     iadsr__rng_seed(&rng, dp.seed ^ 0x9e3779b97f4a7c15ull);
@@ -68,17 +65,11 @@ int iadsr_gate_create(iadsr_gate **out, int32_t dim,
 int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
                            const iadsr_denoise_params *p)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "gate_with_params: out is NULL");
-    *out = NULL;
-    if (!iadsr__gate_ok(g))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "gate_with_params: invalid gate handle");
+    static const char w[] = "gate_with_params";
+    IADSR__OUT_CLEAR(out, w);
+    TRY(iadsr__check_handle(iadsr__gate_ok(g), w, "gate"));
     iadsr_denoise_params dp;
-    int rc = iadsr__denoise_params_get(&dp, p);
-    if (rc)
-        return rc;
+    TRY(iadsr__denoise_params_get(&dp, p));
     /* keep what describes how the decoder was trained */
     dp.lambda_align = g->p.lambda_align;
     dp.lambda_recon = g->p.lambda_recon;
@@ -87,41 +78,18 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
     dp.flags = (dp.flags & ~IADSR_DENOISE_F_CARRY_MASKS) |
                (g->p.flags & IADSR_DENOISE_F_CARRY_MASKS);
     iadsr_gate *n;
-    if ((rc = iadsr__gate_alloc(&n, g->dim, &dp)))
-        return rc;
+    TRY(iadsr__gate_alloc(&n, g->dim, &dp));
     memcpy(n->w, g->w,
            ((size_t)g->dim * (size_t)g->dim + (size_t)g->dim) * sizeof(float));
     *out = n;
     return IADSR_OK;
 }
 
-iadsr_gate *iadsr__gate_ref(const iadsr_gate *g)
-{
-    if (g)
-        iadsr__handle_take(&g->refcount);
-    return (iadsr_gate *)(uintptr_t)g;
-}
-
-void iadsr_gate_free(iadsr_gate *g)
-{
-    if (!iadsr__gate_ok(g))
-        return;
-    if (!iadsr__handle_drop(&g->magic, &g->refcount))
-        return;
-    iadsr__aligned_free(g->w);
-    iadsr__free(g);
-}
-
-int32_t iadsr_gate_dim(const iadsr_gate *g)
-{
-    return iadsr__gate_ok(g) ? g->dim : 0;
-}
+IADSR__HANDLE_GET(iadsr_gate, gate, int32_t, iadsr_gate_dim, h->dim)
 
 int iadsr_gate_get_params(const iadsr_gate *g, iadsr_denoise_params *out)
 {
-    if (!iadsr__gate_ok(g))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "gate_get_params: invalid gate handle");
+    TRY(iadsr__check_handle(iadsr__gate_ok(g), "gate_get_params", "gate"));
     /* up to the smaller of the caller's struct_size and sizeof g->p */
     return iadsr__output_copy(out, &g->p, sizeof g->p,
                               IADSR__DENOISE_PARAMS_SIZE_0_3,

@@ -22,7 +22,6 @@
 #include "common/fileio.h"
 #include "iadsr.h"
 #include "common/error.h"
-#include "common/alloc.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -627,6 +626,20 @@ int iadsr__npy_encode(const float *data, int64_t n_rows, int64_t n_cols,
     return IADSR_OK;
 }
 
+int iadsr__npy_write(const char *path, const float *data, int64_t n_rows,
+                     int64_t n_cols, int64_t ld, int64_t n_lead,
+                     uint32_t flags, const char *what)
+{
+    void *b = NULL;
+    size_t len = 0;
+    TRY(iadsr__npy_encode(data, n_rows, n_cols, ld, n_lead, &b, &len, what));
+    int rc = iadsr__atomic_write(path, b, len, flags);
+    iadsr__free(b);
+    if (rc != IADSR_OK)
+        return iadsr__err_prefix(rc, "%s", what);
+    return IADSR_OK;
+}
+
 int iadsr_npy_save(const char *path, const float *data, int64_t n_rows,
                    int64_t n_cols, int64_t ld, uint32_t flags)
 {
@@ -648,18 +661,6 @@ int iadsr_npy_save(const char *path, const float *data, int64_t n_rows,
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "%s: unknown flag bits 0x%x", w,
                           (unsigned)(flags & ~IADSR_SAVE_NO_FSYNC));
-    int rc = iadsr__check_matrix_span(w, n_rows, ld);
-    if (rc != IADSR_OK)
-        return rc;
-
-    void *b = NULL;
-    size_t len = 0;
-    rc = iadsr__npy_encode(data, n_rows, n_cols, ld, 0, &b, &len, w);
-    if (rc != IADSR_OK)
-        return rc;
-    rc = iadsr__atomic_write(path, b, len, flags);
-    iadsr__free(b);
-    if (rc != IADSR_OK)
-        return iadsr__err_prefix(rc, "%s", w);
-    return IADSR_OK;
+    TRY(iadsr__check_matrix_span(w, n_rows, ld));
+    return iadsr__npy_write(path, data, n_rows, n_cols, ld, 0, flags, w);
 }

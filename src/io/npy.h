@@ -20,6 +20,13 @@ int iadsr__npy_encode(const float *data, int64_t n_rows, int64_t n_cols,
                       int64_t ld, int64_t n_lead, void **out, size_t *len,
                       const char *what);
 
+/* Encode as iadsr__npy_encode and replace the file at @p path atomically
+ * (iadsr__atomic_write; @p flags: 0 or IADSR_SAVE_NO_FSYNC). A write
+ * failure's message is prefixed by @p what. */
+int iadsr__npy_write(const char *path, const float *data, int64_t n_rows,
+                     int64_t n_cols, int64_t ld, int64_t n_lead,
+                     uint32_t flags, const char *what);
+
 /* Half precision (IEEE binary16 bits) to float32, exactly: zeros, subnormals,
  * infinities and NaN (payload kept, sign kept) included. */
 float iadsr__half_to_float(uint16_t h);

@@ -16,9 +16,7 @@ int iadsr_semantic_parse_npy(iadsr_semantic **out, const void *buf,
 {
     static const char w[] = "semantic_parse_npy";
 
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!buf)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: buf is NULL", w);
     if (flags & ~(uint32_t)IADSR_SEMANTIC_ROW0_PADDING)
@@ -61,9 +59,7 @@ int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
 {
     static const char w[] = "semantic_load_npy";
 
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: out is NULL", w);
-    *out = NULL;
+    IADSR__OUT_CLEAR(out, w);
     if (!path || !path[0])
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: path is %s", w,
                           path ? "empty" : "NULL");
@@ -74,10 +70,8 @@ int iadsr_semantic_load_npy(iadsr_semantic **out, const char *path,
                           w, (unsigned)flags);
     void *b = NULL;
     size_t len = 0;
-    int rc = iadsr__read_file(path, w, &b, &len);
-    if (rc != IADSR_OK)
-        return rc;
-    rc = iadsr_semantic_parse_npy(out, b, len, flags);
+    TRY(iadsr__read_file(path, w, &b, &len));
+    int rc = iadsr_semantic_parse_npy(out, b, len, flags);
     iadsr__free(b);
     if (rc != IADSR_OK)
         return iadsr__err_prefix(rc, "%s", path);
@@ -101,15 +95,6 @@ int iadsr_semantic_save_npy(const iadsr_semantic *s, const char *path,
         return iadsr__err(IADSR_ERR_UNSUPPORTED, "%s: unknown flag bits 0x%x",
                           w, (unsigned)(flags & ~known));
     const int64_t lead = (flags & IADSR_SEMANTIC_ROW0_PADDING) ? 1 : 0;
-    void *b = NULL;
-    size_t len = 0;
-    int rc = iadsr__npy_encode(s->rows, s->n_items, s->dim, s->ld, lead, &b,
-                               &len, w);
-    if (rc != IADSR_OK)
-        return rc;
-    rc = iadsr__atomic_write(path, b, len, flags & IADSR_SAVE_NO_FSYNC);
-    iadsr__free(b);
-    if (rc != IADSR_OK)
-        return iadsr__err_prefix(rc, "%s", w);
-    return IADSR_OK;
+    return iadsr__npy_write(path, s->rows, s->n_items, s->dim, s->ld, lead,
+                            flags & IADSR_SAVE_NO_FSYNC, w);
 }

@@ -32,16 +32,10 @@ static void free_buffers(iadsr_ctx *c)
 int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
                      const iadsr_ctx_params *p)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_create: out is NULL");
-    *out = NULL;
-    if (!iadsr__model_ok(m))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "ctx_create: invalid model handle");
+    IADSR__OUT_CLEAR(out, "ctx_create");
+    TRY(iadsr__check_handle(iadsr__model_ok(m), "ctx_create", "model"));
     iadsr_ctx_params cp;
-    int rc = iadsr__ctx_params_get(&cp, p);
-    if (rc)
-        return rc;
+    TRY(iadsr__ctx_params_get(&cp, p));
     iadsr_ctx *c = iadsr__calloc(1, sizeof *c);
     if (!c)
         return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
@@ -57,7 +51,7 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
         rows = (int64_t)c->max_batch * L;
     }
     c->n_scores = (int64_t)m->hp.n_items + 1;
-    rc = iadsr__encoder_create(&c->enc, &m->hp, &m->layout, m->w, NULL,
+    int rc = iadsr__encoder_create(&c->enc, &m->hp, &m->layout, m->w, NULL,
                                (int)rows, L, 0);
     if (rc) {
         iadsr__free(c);

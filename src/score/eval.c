@@ -190,6 +190,23 @@ void iadsr__metrics_from_ranks(const int32_t *ranks, int64_t n,
     out->ndcg20 = nd[2] * inv;
 }
 
+int iadsr__metrics_out_check(iadsr_metrics *out, const char *what)
+{
+    return iadsr__output_copy(out, NULL, sizeof(iadsr_metrics),
+                              IADSR__METRICS_SIZE_0_1, what);
+}
+
+int iadsr__metrics_out(iadsr_metrics *out, const int32_t *ranks, int64_t n,
+                       const char *what)
+{
+    iadsr_metrics res;
+    memset(&res, 0, sizeof res);
+    iadsr__metrics_from_ranks(ranks, n, &res);
+    res.struct_size = (uint32_t)sizeof res;
+    return iadsr__output_copy(out, &res, sizeof res, IADSR__METRICS_SIZE_0_1,
+                              what);
+}
+
 int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
                    const iadsr_eval_params *p, iadsr_metrics *out)
 {
@@ -197,15 +214,9 @@ int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
         return iadsr__err(IADSR_ERR_INVALID_ARG, "evaluate: invalid model");
     if (!iadsr__dataset_ok(d))
         return iadsr__err(IADSR_ERR_INVALID_ARG, "evaluate: invalid dataset");
-    /* checked up front: a bad struct_size fails before any work */
-    int rc = iadsr__output_copy(out, NULL, sizeof(iadsr_metrics),
-                                IADSR__METRICS_SIZE_0_1, "evaluate: out");
-    if (rc)
-        return rc;
+    TRY(iadsr__metrics_out_check(out, "evaluate: out"));
     iadsr_eval_params ep;
-    rc = iadsr__eval_params_get(&ep, p);
-    if (rc)
-        return rc;
+    TRY(iadsr__eval_params_get(&ep, p));
     if (d->n_items > m->hp.n_items)
         return iadsr__err(IADSR_ERR_DIM_MISMATCH,
                           "evaluate: dataset has item ids up to %d but the "
@@ -213,17 +224,10 @@ int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
                           (int)d->n_items, (int)m->hp.n_items);
     int64_t *users = NULL, n = 0;
     int32_t *ranks = NULL;
-    rc = iadsr__evaluate_ranks(m, d, ep.target, ep.flags, ep.n_threads,
-                               &users, &ranks, &n);
-    if (rc)
-        return rc;
-    iadsr_metrics res;
-    memset(&res, 0, sizeof res);
-    iadsr__metrics_from_ranks(ranks, n, &res);
-    res.struct_size = (uint32_t)sizeof res;
+    TRY(iadsr__evaluate_ranks(m, d, ep.target, ep.flags, ep.n_threads, &users,
+                              &ranks, &n));
+    int rc = iadsr__metrics_out(out, ranks, n, "evaluate: out");
     iadsr__free(users);
     iadsr__free(ranks);
-    /* up to the smaller of the caller's struct_size and sizeof res */
-    return iadsr__output_copy(out, &res, sizeof res, IADSR__METRICS_SIZE_0_1,
-                              "evaluate: out");
+    return rc;
 }

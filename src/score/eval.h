@@ -15,6 +15,13 @@ int iadsr__evaluate_ranks(const iadsr_model *m, const iadsr_dataset *d,
                           int64_t *n_out);
 void iadsr__metrics_from_ranks(const int32_t *ranks, int64_t n,
                                iadsr_metrics *out);
+/* The caller's @p out checked up front (its struct_size), so that a bad one
+ * fails before any work; @p what names it in messages. */
+int iadsr__metrics_out_check(iadsr_metrics *out, const char *what);
+/* The metrics of @p n ranks written to the caller's @p out, up to the
+ * smaller of its struct_size and the library's size. */
+int iadsr__metrics_out(iadsr_metrics *out, const int32_t *ranks, int64_t n,
+                       const char *what);
 
 /* The driver shared by every recommender that is evaluated (models, the
  * text-only scorer): picks the users with a target, splits them into

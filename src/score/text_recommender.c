@@ -172,16 +172,9 @@ int iadsr_semantic_evaluate(const iadsr_semantic *s, const iadsr_dataset *d,
                             : "the matrix is NULL");
     if (!iadsr__dataset_ok(d))
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid dataset", w);
-    /* checked up front: a bad struct_size fails before any work */
-    int rc = iadsr__output_copy(out, NULL, sizeof(iadsr_metrics),
-                                IADSR__METRICS_SIZE_0_1,
-                                "semantic_evaluate: out");
-    if (rc != IADSR_OK)
-        return rc;
+    TRY(iadsr__metrics_out_check(out, "semantic_evaluate: out"));
     iadsr_eval_params ep;
-    rc = iadsr__eval_params_get(&ep, p);
-    if (rc != IADSR_OK)
-        return rc;
+    TRY(iadsr__eval_params_get(&ep, p));
     if (d->n_items > s->n_items)
         return iadsr__err(IADSR_ERR_DIM_MISMATCH,
                           "%s: the dataset has item ids up to %d but the "
@@ -189,18 +182,11 @@ int iadsr_semantic_evaluate(const iadsr_semantic *s, const iadsr_dataset *d,
                           w, (int)d->n_items, (int)s->n_items);
     int32_t *ranks = NULL;
     int64_t *users = NULL, n = 0;
-    rc = iadsr__rank_users(d, ep.target == IADSR_EVAL_VALID ? 2 : 1, ep.flags,
-                           ep.n_threads, semantic_ranks,
-                           (void *)(uintptr_t)s, w, &users, &ranks, &n);
-    if (rc != IADSR_OK)
-        return rc;
+    TRY(iadsr__rank_users(d, ep.target == IADSR_EVAL_VALID ? 2 : 1, ep.flags,
+                          ep.n_threads, semantic_ranks, (void *)(uintptr_t)s,
+                          w, &users, &ranks, &n));
+    int rc = iadsr__metrics_out(out, ranks, n, "semantic_evaluate: out");
     iadsr__free(users);
-    iadsr_metrics res;
-    memset(&res, 0, sizeof res);
-    iadsr__metrics_from_ranks(ranks, n, &res);
-    res.struct_size = (uint32_t)sizeof res;
     iadsr__free(ranks);
-    /* up to the smaller of the caller's struct_size and sizeof res */
-    return iadsr__output_copy(out, &res, sizeof res, IADSR__METRICS_SIZE_0_1,
-                              "semantic_evaluate: out");
+    return rc;
 }

@@ -34,15 +34,10 @@ int iadsr_pipeline(const iadsr_dataset *d, const iadsr_semantic *sem,
     if (clean_out)
         *clean_out = NULL;
     /* checked up front: a bad struct_size fails before any training */
-    int rc = iadsr__output_copy(res, NULL, sizeof *res,
-                                IADSR__PIPELINE_RESULT_SIZE_0_3,
-                                "pipeline: res");
-    if (rc)
-        return rc;
+    TRY(iadsr__output_copy(res, NULL, sizeof *res,
+                           IADSR__PIPELINE_RESULT_SIZE_0_3, "pipeline: res"));
     iadsr_train_params t;
-    rc = iadsr__train_params_get(&t, tp);
-    if (rc)
-        return rc;
+    TRY(iadsr__train_params_get(&t, tp));
     if (t.split != IADSR_SPLIT_LEAVE_ONE_OUT)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "pipeline: the train params' split must be "
@@ -56,6 +51,7 @@ int iadsr_pipeline(const iadsr_dataset *d, const iadsr_semantic *sem,
     iadsr_dataset *clean = NULL;
     uint8_t *keep = NULL;
     iadsr_pipeline_result r;
+    int rc;
     memset(&r, 0, sizeof r);
     r.struct_size = (uint32_t)sizeof r;
 

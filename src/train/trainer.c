@@ -148,44 +148,7 @@ static void free_all(iadsr_trainer *t)
         iadsr__dataset_unref(t->data);
 }
 
-static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
-                       const iadsr_dataset *train,
-                       const iadsr_train_params *p,
-                       const iadsr_semantic *sem,
-                       const iadsr_semantic *usem,
-                       const iadsr_denoise_params *dp);
 static int init_heads_weights(iadsr_trainer *t);
-
-int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
-                         const iadsr_dataset *train,
-                         const iadsr_train_params *p)
-{
-    return trainer_new(out, init, train, p, NULL, NULL, NULL);
-}
-
-int iadsr_trainer_create_joint(iadsr_trainer **out, const iadsr_model *init,
-                               const iadsr_dataset *train,
-                               const iadsr_semantic *sem,
-                               const iadsr_semantic *user_sem,
-                               const iadsr_train_params *tp,
-                               const iadsr_denoise_params *dp)
-{
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "trainer_create_joint: out is NULL");
-    *out = NULL;
-    if (!iadsr__semantic_ok(sem))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "trainer_create_joint: invalid semantic handle");
-    if (user_sem && !iadsr__semantic_ok(user_sem))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "trainer_create_joint: invalid user_sem handle");
-    iadsr_denoise_params d;
-    int rc = iadsr__denoise_params_get(&d, dp);
-    if (rc)
-        return rc;
-    return trainer_new(out, init, train, tp, sem, user_sem, &d);
-}
 
 static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
                        const iadsr_dataset *train,
@@ -194,19 +157,12 @@ static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
                        const iadsr_semantic *usem,
                        const iadsr_denoise_params *dp)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "trainer_create: out is NULL");
-    *out = NULL;
-    if (!iadsr__model_ok(init))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "trainer_create: invalid model handle");
-    if (!iadsr__dataset_ok(train))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "trainer_create: invalid dataset handle");
+    static const char w[] = "trainer_create";
+    IADSR__OUT_CLEAR(out, w);
+    TRY(iadsr__check_handle(iadsr__model_ok(init), w, "model"));
+    TRY(iadsr__check_handle(iadsr__dataset_ok(train), w, "dataset"));
     iadsr_train_params tp;
-    int rc = iadsr__train_params_get(&tp, p);
-    if (rc)
-        return rc;
+    TRY(iadsr__train_params_get(&tp, p));
     if (train->n_items > init->hp.n_items)
         return iadsr__err(IADSR_ERR_DIM_MISMATCH,
                           "trainer_create: dataset has item ids up to %d but "
@@ -236,6 +192,7 @@ static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
     iadsr__shape_from(&init->hp, &t->shape);
     t->lay = init->layout;
     t->model_floats = init->layout.n_floats;
+    int rc;
     if (sem) {
         int d = t->shape.d, D = sem->dim;
         t->joint = 1;
@@ -380,6 +337,30 @@ nomem:
 
 /* The aligner and decoder start as iadsr_aligner_create() and
  * iadsr_gate_create() would make them from the same params. */
+int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
+                         const iadsr_dataset *train,
+                         const iadsr_train_params *p)
+{
+    return trainer_new(out, init, train, p, NULL, NULL, NULL);
+}
+
+int iadsr_trainer_create_joint(iadsr_trainer **out, const iadsr_model *init,
+                               const iadsr_dataset *train,
+                               const iadsr_semantic *sem,
+                               const iadsr_semantic *user_sem,
+                               const iadsr_train_params *tp,
+                               const iadsr_denoise_params *dp)
+{
+    static const char w[] = "trainer_create_joint";
+    IADSR__OUT_CLEAR(out, w);
+    TRY(iadsr__check_handle(iadsr__semantic_ok(sem), w, "semantic"));
+    TRY(iadsr__check_handle(!user_sem || iadsr__semantic_ok(user_sem), w,
+                            "user_sem"));
+    iadsr_denoise_params d;
+    TRY(iadsr__denoise_params_get(&d, dp));
+    return trainer_new(out, init, train, tp, sem, user_sem, &d);
+}
+
 static int init_heads_weights(iadsr_trainer *t)
 {
     iadsr_aligner *a = NULL;
@@ -609,9 +590,7 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
 
 int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out)
 {
-    if (!trainer_ok(t))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "trainer_run_epoch: invalid trainer handle");
+    TRY(iadsr__check_handle(trainer_ok(t), "trainer_run_epoch", "trainer"));
     if (t->n_users == 0)
         return iadsr__err(IADSR_ERR_STATE,
                           "trainer_run_epoch: no user has two training items");
@@ -683,9 +662,7 @@ static int validate(iadsr_trainer *t, iadsr_metrics *res)
 
 int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
 {
-    if (!trainer_ok(t))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "trainer_fit: invalid trainer handle");
+    TRY(iadsr__check_handle(trainer_ok(t), "trainer_fit", "trainer"));
     int validating = t->tp.split == IADSR_SPLIT_LEAVE_ONE_OUT;
     double t0 = iadsr__now();
     while (t->epochs_done < t->tp.max_epochs) {
@@ -741,16 +718,11 @@ int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
 
 int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out)
 {
-    if (!out)
-        return iadsr__err(IADSR_ERR_INVALID_ARG, "trainer_snapshot: out is NULL");
-    *out = NULL;
-    if (!trainer_ok(t))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "trainer_snapshot: invalid trainer handle");
+    IADSR__OUT_CLEAR(out, "trainer_snapshot");
+    TRY(iadsr__check_handle(trainer_ok(t), "trainer_snapshot", "trainer"));
     iadsr_model *m = NULL;
-    int rc = iadsr__model_alloc(&m, &t->init->hp);
-    if (rc)
-        return rc;
+    TRY(iadsr__model_alloc(&m, &t->init->hp));
+    int rc;
     int use_best = t->best_epoch > 0;
     memcpy(m->w, use_best ? t->best_w : t->w, t->model_floats * sizeof(float));
     m->epochs_trained = use_best ? t->best_epoch : t->epochs_done;
@@ -770,9 +742,8 @@ int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t, iadsr_aligner **aligner,
         *aligner = NULL;
     if (gate)
         *gate = NULL;
-    if (!trainer_ok(t))
-        return iadsr__err(IADSR_ERR_INVALID_ARG,
-                          "trainer_snapshot_denoiser: invalid trainer handle");
+    TRY(iadsr__check_handle(trainer_ok(t), "trainer_snapshot_denoiser",
+                            "trainer"));
     if (!t->joint)
         return iadsr__err(IADSR_ERR_STATE,
                           "trainer_snapshot_denoiser: the trainer has no "
