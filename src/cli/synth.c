@@ -138,12 +138,8 @@ typedef struct synth_world {
 
 static void synth_world_free(synth_world *w)
 {
-    iadsr__free(w->topic_start);
-    iadsr__free(w->succ);
-    iadsr__free(w->topic_of);
-    iadsr__free(w->zipf_cum);
-    iadsr__free(w->pop_cum);
-    iadsr__free(w->pop_item);
+    IADSR__FREE_ALL(w->topic_start, w->succ, w->topic_of, w->zipf_cum,
+                    w->pop_cum, w->pop_item);
     w->topic_start = w->succ = w->topic_of = w->pop_item = NULL;
     w->zipf_cum = w->pop_cum = NULL;
 }

@@ -120,3 +120,15 @@ int iadsr__check_matrix_span(const char *what, int64_t n_rows, int64_t ld)
                           what, (long long)n_rows, (long long)ld);
     return IADSR_OK;
 }
+
+void iadsr__free_list(void *const *blocks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        iadsr__free(blocks[i]);
+}
+
+void iadsr__aligned_free_list(void *const *blocks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        iadsr__aligned_free(blocks[i]);
+}

@@ -18,6 +18,18 @@ void *iadsr__aligned_alloc(size_t n, size_t size);
 void iadsr__free(void *p);
 void iadsr__aligned_free(void *p);
 
+/* Free every block of a list (from iadsr__malloc/_calloc, resp.
+ * iadsr__aligned_alloc; NULL entries are skipped): the cleanup of a struct
+ * that owns many buffers, one statement per kind of block. */
+void iadsr__free_list(void *const *blocks, size_t n);
+void iadsr__aligned_free_list(void *const *blocks, size_t n);
+#define IADSR__FREE_ALL(...)                                                   \
+    iadsr__free_list((void *[]){__VA_ARGS__},                                  \
+                     sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
+#define IADSR__ALIGNED_FREE_ALL(...)                                           \
+    iadsr__aligned_free_list((void *[]){__VA_ARGS__},                          \
+                             sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
+
 /* Resize a block from iadsr__malloc/iadsr__calloc (or allocate when @p p is
  * NULL) to n*size bytes (overflow-checked; 0 is treated as 1). On failure
  * returns NULL and @p p is left untouched and still owned by the caller.

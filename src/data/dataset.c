@@ -30,6 +30,16 @@ static void dataset_destroy(iadsr_dataset *d)
 IADSR__HANDLE_LIFECYCLE(iadsr_dataset, dataset, IADSR__MAGIC_DATASET,
                         dataset_destroy)
 
+int iadsr__dataset_fits(const iadsr_dataset *d, int32_t n_items,
+                        const char *what, const char *holder)
+{
+    if (d->n_items > n_items)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "%s: dataset has item ids up to %d but %s %d items",
+                          what, (int)d->n_items, holder, (int)n_items);
+    return IADSR_OK;
+}
+
 /* Allocate a handle that takes ownership of the given arrays (any of which
  * may be NULL). On failure the arrays are freed. */
 static int dataset_new(iadsr_dataset **out, int32_t *items, int64_t *offsets,

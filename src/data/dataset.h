@@ -23,5 +23,10 @@ struct iadsr_dataset {
 iadsr_dataset *iadsr__dataset_ref(const iadsr_dataset *d);
 void iadsr__dataset_unref(iadsr_dataset *d);
 int iadsr__dataset_ok(const iadsr_dataset *d); /* magic check */
+/* IADSR_OK when every item id of @p d is in 1..@p n_items, else
+ * IADSR_ERR_DIM_MISMATCH "<what>: dataset has item ids up to X but <holder>
+ * N items" (holder: e.g. "the model has"). */
+int iadsr__dataset_fits(const iadsr_dataset *d, int32_t n_items,
+                        const char *what, const char *holder);
 
 #endif /* IADSR_DATASET_H */

@@ -102,12 +102,8 @@ static void ws_free(dn_ws *w)
     if (w->enc_live)
         iadsr__encoder_destroy(&w->enc);
     iadsr__heads_ws_free(&w->s2);
-    iadsr__free(w->items);
-    iadsr__free(w->pos);
-    iadsr__free(w->row_off);
-    iadsr__free(w->order);
-    iadsr__aligned_free(w->h);
-    iadsr__aligned_free(w->score);
+    IADSR__FREE_ALL(w->items, w->pos, w->row_off, w->order);
+    IADSR__ALIGNED_FREE_ALL(w->h, w->score);
     memset(w, 0, sizeof *w);
 }
 

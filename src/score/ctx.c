@@ -17,15 +17,9 @@
 
 static void free_buffers(iadsr_ctx *c)
 {
-    iadsr__free(c->items);
-    iadsr__free(c->pos);
-    iadsr__free(c->row_off);
-    iadsr__free(c->offs);
-    iadsr__aligned_free(c->hlast);
-    iadsr__aligned_free(c->scores);
-    iadsr__aligned_free(c->topk_keys);
-    iadsr__aligned_free(c->chunk);
-    iadsr__aligned_free(c->zl);
+    IADSR__FREE_ALL(c->items, c->pos, c->row_off, c->offs);
+    IADSR__ALIGNED_FREE_ALL(c->hlast, c->scores, c->topk_keys, c->chunk,
+                            c->zl);
     iadsr__encoder_destroy(&c->enc);
 }
 

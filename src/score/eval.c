@@ -217,11 +217,7 @@ int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
     TRY(iadsr__metrics_out_check(out, "evaluate: out"));
     iadsr_eval_params ep;
     TRY(iadsr__eval_params_get(&ep, p));
-    if (d->n_items > m->hp.n_items)
-        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
-                          "evaluate: dataset has item ids up to %d but the "
-                          "model knows %d items",
-                          (int)d->n_items, (int)m->hp.n_items);
+    TRY(iadsr__dataset_fits(d, m->hp.n_items, "evaluate", "the model has"));
     int64_t *users = NULL, n = 0;
     int32_t *ranks = NULL;
     TRY(iadsr__evaluate_ranks(m, d, ep.target, ep.flags, ep.n_threads, &users,

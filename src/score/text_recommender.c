@@ -175,11 +175,7 @@ int iadsr_semantic_evaluate(const iadsr_semantic *s, const iadsr_dataset *d,
     TRY(iadsr__metrics_out_check(out, "semantic_evaluate: out"));
     iadsr_eval_params ep;
     TRY(iadsr__eval_params_get(&ep, p));
-    if (d->n_items > s->n_items)
-        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
-                          "%s: the dataset has item ids up to %d but the "
-                          "matrix covers %d items",
-                          w, (int)d->n_items, (int)s->n_items);
+    TRY(iadsr__dataset_fits(d, s->n_items, w, "the matrix covers"));
     int32_t *ranks = NULL;
     int64_t *users = NULL, n = 0;
     TRY(iadsr__rank_users(d, ep.target == IADSR_EVAL_VALID ? 2 : 1, ep.flags,

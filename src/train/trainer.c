@@ -113,19 +113,12 @@ static int64_t train_len(const iadsr_trainer *t, int64_t u)
 
 static void free_all(iadsr_trainer *t)
 {
-    iadsr__aligned_free(t->w);
-    iadsr__aligned_free(t->m1);
-    iadsr__aligned_free(t->m2);
-    iadsr__aligned_free(t->best_w);
-    iadsr__aligned_free(t->et);
+    IADSR__ALIGNED_FREE_ALL(t->w, t->m1, t->m2, t->best_w, t->et);
     for (int i = 0; i < t->n_workers; i++) {
         worker *k = &t->wk[i];
         iadsr__encoder_destroy(&k->enc);
-        iadsr__aligned_free(k->g);
-        iadsr__aligned_free(k->dh);
-        iadsr__aligned_free(k->xscratch);
-        iadsr__free(k->row_off);
-        iadsr__free(k->hist_first);
+        IADSR__ALIGNED_FREE_ALL(k->g, k->dh, k->xscratch);
+        IADSR__FREE_ALL(k->row_off, k->hist_first);
     }
     for (int i = 0; i < t->n_workers; i++) {
         iadsr__heads_ws_free(&t->wk[i].s2);
@@ -163,11 +156,7 @@ static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
     TRY(iadsr__check_handle(iadsr__dataset_ok(train), w, "dataset"));
     iadsr_train_params tp;
     TRY(iadsr__train_params_get(&tp, p));
-    if (train->n_items > init->hp.n_items)
-        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
-                          "trainer_create: dataset has item ids up to %d but "
-                          "the model has %d items",
-                          (int)train->n_items, (int)init->hp.n_items);
+    TRY(iadsr__dataset_fits(train, init->hp.n_items, w, "the model has"));
     if (sem && sem->n_items < init->hp.n_items)
         return iadsr__err(IADSR_ERR_DIM_MISMATCH,
                           "trainer_create_joint: the semantic matrix has %d "
