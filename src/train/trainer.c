@@ -143,19 +143,27 @@ static void free_all(iadsr_trainer *t)
 
 static int init_heads_weights(iadsr_trainer *t);
 
-static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
-                       const iadsr_dataset *train,
-                       const iadsr_train_params *p,
-                       const iadsr_semantic *sem,
-                       const iadsr_semantic *usem,
-                       const iadsr_denoise_params *dp)
+/* What a trainer is made from; sem, usem and dp are NULL for a backbone
+ * alone (dp then validated by the joint entry point). */
+typedef struct trainer_inputs {
+    const iadsr_model *init;
+    const iadsr_dataset *train;
+    const iadsr_train_params *p;
+    const iadsr_semantic *sem, *usem;
+    const iadsr_denoise_params *dp;
+} trainer_inputs;
+
+static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
 {
+    const iadsr_model *init = in->init;
+    const iadsr_dataset *train = in->train;
+    const iadsr_semantic *sem = in->sem, *usem = in->usem;
     static const char w[] = "trainer_create";
     IADSR__OUT_CLEAR(out, w);
     TRY(iadsr__check_handle(iadsr__model_ok(init), w, "model"));
     TRY(iadsr__check_handle(iadsr__dataset_ok(train), w, "dataset"));
     iadsr_train_params tp;
-    TRY(iadsr__train_params_get(&tp, p));
+    TRY(iadsr__train_params_get(&tp, in->p));
     TRY(iadsr__dataset_fits(train, init->hp.n_items, w, "the model has"));
     if (sem && sem->n_items < init->hp.n_items)
         return iadsr__err(IADSR_ERR_DIM_MISMATCH,
@@ -185,7 +193,7 @@ static int trainer_new(iadsr_trainer **out, const iadsr_model *init,
     if (sem) {
         int d = t->shape.d, D = sem->dim;
         t->joint = 1;
-        t->dp = *dp;
+        t->dp = *in->dp;
         t->sem = iadsr__semantic_ref(sem);
         t->usem = iadsr__semantic_ref(usem);
         if ((rc = iadsr__layout_add(&t->lay, "align.w1", D, d)) ||
@@ -330,7 +338,8 @@ int iadsr_trainer_create(iadsr_trainer **out, const iadsr_model *init,
                          const iadsr_dataset *train,
                          const iadsr_train_params *p)
 {
-    return trainer_new(out, init, train, p, NULL, NULL, NULL);
+    return trainer_new(out, &(trainer_inputs){init, train, p, NULL, NULL,
+                                              NULL});
 }
 
 int iadsr_trainer_create_joint(iadsr_trainer **out, const iadsr_model *init,
@@ -347,7 +356,8 @@ int iadsr_trainer_create_joint(iadsr_trainer **out, const iadsr_model *init,
                             "user_sem"));
     iadsr_denoise_params d;
     TRY(iadsr__denoise_params_get(&d, dp));
-    return trainer_new(out, init, train, tp, sem, user_sem, &d);
+    return trainer_new(out,
+                       &(trainer_inputs){init, train, tp, sem, user_sem, &d});
 }
 
 static int init_heads_weights(iadsr_trainer *t)
