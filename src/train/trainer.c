@@ -117,25 +117,15 @@ static void free_all(iadsr_trainer *t)
     for (int i = 0; i < t->n_workers; i++) {
         worker *k = &t->wk[i];
         iadsr__encoder_destroy(&k->enc);
+        iadsr__heads_ws_free(&k->s2);
         IADSR__ALIGNED_FREE_ALL(k->g, k->dh, k->xscratch);
-        IADSR__FREE_ALL(k->row_off, k->hist_first);
-    }
-    for (int i = 0; i < t->n_workers; i++) {
-        iadsr__heads_ws_free(&t->wk[i].s2);
-        iadsr__free(t->wk[i].uvec);
+        IADSR__FREE_ALL(k->row_off, k->hist_first, k->uvec);
     }
     iadsr__semantic_unref(t->sem);
     iadsr__semantic_unref(t->usem);
-    iadsr__free(t->b_uid);
-    iadsr__free(t->b_mpos);
-    iadsr__aligned_free(t->mask_prev);
-    iadsr__aligned_free(t->mask_cur);
-    iadsr__free(t->b_scale);
-    iadsr__free(t->users);
-    iadsr__free(t->b_items);
-    iadsr__free(t->b_pos);
-    iadsr__free(t->b_tgt);
-    iadsr__free(t->b_off);
+    IADSR__ALIGNED_FREE_ALL(t->mask_prev, t->mask_cur);
+    IADSR__FREE_ALL(t->b_uid, t->b_mpos, t->b_scale, t->users, t->b_items,
+                    t->b_pos, t->b_tgt, t->b_off);
     iadsr_model_free(t->init);
     if (t->data)
         iadsr__dataset_unref(t->data);
