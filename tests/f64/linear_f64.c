@@ -1,6 +1,7 @@
 /* Double instantiation of the affine layer, used only by the
- * finite-difference gradient checks (tests/test_layers.c, test_align.c,
- * test_stage2.c) and the other f64 instantiations.
+ * finite-difference gradient checks (tests/test_sasrec.c,
+ * test_denoise_layers.c, test_denoise_heads.c) and the other f64
+ * instantiations.
  * SPDX-License-Identifier: MIT
  */
 #include "math/linear.h"
