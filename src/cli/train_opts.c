@@ -224,19 +224,23 @@ static int check_heads(const char *cmd, const cli_opt *opts, size_t n_opts,
     return CLI_OK;
 }
 
-/* Defaults of the train options; those of the model options are the
- * library's (iadsr_model_params_init), as only the options given are
- * set. */
+/* Defaults of the train options: the library's (iadsr_train_params_init,
+ * iadsr_model_params_init), so that the two cannot drift apart; the model
+ * options other than dropout are set only when given. */
 static void train_vals_init(cli_train_vals *v)
 {
+    iadsr_train_params tp;
+    iadsr_model_params mp;
+    iadsr_train_params_init(&tp);
+    iadsr_model_params_init(&mp);
     memset(v, 0, sizeof *v);
-    v->epochs = 200;
-    v->batch = 256;
-    v->patience = 10;
-    v->threads = 1;
-    v->eval_every = 1;
-    v->dropout = 0.5;
-    v->lr = 1e-3;
+    v->epochs = tp.max_epochs;
+    v->batch = tp.batch_size;
+    v->patience = tp.patience;
+    v->threads = tp.n_threads;
+    v->eval_every = tp.eval_every;
+    v->dropout = mp.dropout;
+    v->lr = tp.learning_rate;
     for (int i = 0; i < iadsr__encoder_count() && i < CLI_MAX_BACKBONES; i++)
         v->backbone_names[i] = iadsr__encoder_ops_at(i)->name;
 }
