@@ -671,6 +671,13 @@ IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
 /** From the second epoch on, multiply each training position's input
  *  embedding by the gate's mask for it from the previous epoch. */
 #define IADSR_DENOISE_F_CARRY_MASKS 2u
+/** Train with the losses exactly as the paper states them (docs/METHOD.md,
+ *  "Stage 2"): the reconstruction loss reaches the backbone's hidden
+ *  states and, through the gate, the scores; every other row of a block is
+ *  an InfoNCE negative, even one of the same item. Without it the
+ *  reconstruction trains only the decoder and same-item rows are no
+ *  negatives (stable on data of any shape: docs/RESULTS.md). */
+#define IADSR_DENOISE_F_PAPER 4u
 
 /**
  * Settings of IADSR (Stage 2 of docs/METHOD.md): the joint-training loss
@@ -770,8 +777,14 @@ IADSR_API int iadsr_trainer_create(iadsr_trainer **out,
  * @param tp, dp    settings; NULL = defaults
  *
  * In-batch negatives of the alignment loss are the rows of each worker
- * thread's share of a mini-batch (the whole mini-batch with n_threads 1).
- * Everything else is as iadsr_trainer_create(); iadsr_trainer_fit(),
+ * thread's share of a mini-batch (the whole mini-batch with n_threads 1),
+ * rows of the same item excepted. Unless dp->flags has
+ * IADSR_DENOISE_F_PAPER, the auxiliary losses are made safe on data of
+ * any shape: every term is a per-position mean (the user's long-term pair
+ * weighs as one position), the reconstruction trains only the decoder,
+ * and the auxiliary gradient on the backbone's hidden states is capped at
+ * 3 times the norm of the next-item gradient (per worker share), so large
+ * loss weights cannot drown the next-item task. Everything else is as iadsr_trainer_create(); iadsr_trainer_fit(),
  * iadsr_trainer_run_epoch() and iadsr_trainer_snapshot() work as before and
  * the progress loss is the total L per training position.
  * @return as iadsr_trainer_create(), plus IADSR_ERR_DIM_MISMATCH (the

@@ -1380,9 +1380,9 @@ static void value_cases(tally *ty, const cref *r)
             FB("align_tau", tbad[i], E_FMT, "align_tau");
     }
     if (r->g) {
-        for (uint32_t f = 0; f <= 3; f++)
+        for (uint32_t f = 0; f <= 7; f++)
             U32("gate_flags", f, E_OK, NULL);
-        U32("gate_flags", 4, E_UNS, "flags");
+        U32("gate_flags", 8, E_UNS, "flags");
         U32("gate_flags", 0x80000000u, E_UNS, "flags");
         /* loss weights in [0, 1e6] */
         static const char *const lam[] = {"gate_lambda_align",
@@ -2140,7 +2140,7 @@ static void version_cases(tally *ty, const cref *r)
         meta_case(ty, r, "iadsr.model_flags", 2, mf, E_UNS, "model_flags");
     }
     if (r->g)
-        for (uint32_t bit = 2; bit < 32; bit += 29)
+        for (uint32_t bit = 3; bit < 32; bit += 28)
             meta_case(ty, r, "iadsr.gate_flags", 2, 1u << bit, E_UNS, "flags");
     /* a dtype of a later version without a required bit */
     const uint32_t ends[2] = {0, r->n_tensors - 1};

@@ -355,10 +355,11 @@ typedef struct bound_case {
 
 #define DP(f) #f, offsetof(iadsr_denoise_params, f)
 static const bound_case dn_cases[] = {
-    {DP(flags), F_U32, 4, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 8, IADSR_ERR_UNSUPPORTED},
     {DP(flags), F_U32, 0x80000000u, IADSR_ERR_UNSUPPORTED},
-    {DP(flags), F_U32, 7, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 15, IADSR_ERR_UNSUPPORTED},
     {DP(flags), F_U32, 3, IADSR_OK},
+    {DP(flags), F_U32, 7, IADSR_OK},
     {DP(lambda_align), F_F32, -0.1, IADSR_ERR_INVALID_ARG},
     {DP(lambda_align), F_F32, -1e-30, IADSR_ERR_INVALID_ARG},
     {DP(lambda_align), F_F32, (double)NAN, IADSR_ERR_INVALID_ARG},
@@ -1911,7 +1912,8 @@ START_TEST(test_clean_matches_heads)
                                     f.g->p.tau_gumbel,
                                     0.0f,
                                     0.0f,
-                                    f.g->p.flags};
+                                    f.g->p.flags,
+                                    0};
                 iadsr__heads_ws w;
                 TU_OK(iadsr__heads_ws_alloc(&w, n, 1, d, DS, 0));
                 iadsr__batch one = {.n_seq = 1, .n_rows = n, .items = seq,

@@ -109,8 +109,8 @@ static iadsr_semantic *make_sem(const float *rows, int n_items, int D)
 
 /* One comparison of iadsr__infonce_gemm_fwd/bwd with the _f64 loop
  * version on the same (float-representable) inputs. */
-static void nce_compare(int n, int d, float tau, int zero_a, int zero_b,
-                        uint64_t seed)
+static void nce_compare_keys(int n, int d, float tau, int zero_a, int zero_b,
+                             const int32_t *keys, uint64_t seed)
 {
     iadsr__rng r;
     iadsr__rng_seed(&r, seed);
@@ -128,13 +128,13 @@ static void nce_compare(int n, int d, float tau, int zero_a, int zero_b,
     double *pd = dalloc((size_t)n * (size_t)n);
     double *dad = dalloc(nd), *dbd = dalloc(nd);
     const double dloss = 0.75;
-    double L = iadsr__infonce_fwd_f64(ad, bd, n, d, (double)tau, pd);
+    double L = iadsr__infonce_fwd_f64(ad, bd, n, d, (double)tau, keys, pd);
     iadsr__infonce_bwd_f64(ad, bd, n, d, (double)tau, pd, dloss, dad, dbd);
 
     float *an = falloc(nd), *bn = falloc(nd), *p = falloc((size_t)n * n);
     float *dan = falloc(nd), *dbn = falloc(nd);
     float *da = falloc(nd), *db = falloc(nd);
-    float Lf = iadsr__infonce_gemm_fwd(a, b, n, d, tau, an, bn, p, dbn);
+    float Lf = iadsr__infonce_gemm_fwd(a, b, n, d, tau, keys, an, bn, p, dbn);
     iadsr__infonce_gemm_bwd(a, b, n, d, tau, an, bn, p, (float)dloss, dan,
                             dbn, da, db);
     char what[64];
@@ -170,8 +170,20 @@ static void nce_compare(int n, int d, float tau, int zero_a, int zero_b,
         ck_assert(db2[i] == db[i]);
 }
 
+static void nce_compare(int n, int d, float tau, int zero_a, int zero_b,
+                        uint64_t seed)
+{
+    nce_compare_keys(n, d, tau, zero_a, zero_b, NULL, seed);
+}
+
 START_TEST(test_infonce_gemm_vs_loop)
 {
+    /* same-item keys (the per-position alignment's false negatives) */
+    int32_t keys[37];
+    for (int i = 0; i < 37; i++)
+        keys[i] = (i * 7) % 5;
+    nce_compare_keys(37, 16, 0.1f, -1, -1, keys, 106);
+    nce_compare_keys(9, 8, 0.1f, 4, 7, keys, 107);
     nce_compare(6, 5, 0.1f, -1, -1, 101);
     nce_compare(6, 5, 1.0f, -1, -1, 102);
     nce_compare(37, 16, 0.1f, -1, -1, 103);
@@ -187,7 +199,7 @@ START_TEST(test_infonce_gemm_edge)
     nce_compare(1, 4, 0.1f, -1, -1, 111);
     float a[4] = {1, 2, 3, 4}, b[4] = {-1, 0.5f, 2, 0}, an[4], bn[4], p[1];
     float dan[4], dbn[4], da[4] = {0}, db[4] = {0};
-    float L = iadsr__infonce_gemm_fwd(a, b, 1, 4, 0.1f, an, bn, p, dbn);
+    float L = iadsr__infonce_gemm_fwd(a, b, 1, 4, 0.1f, NULL, an, bn, p, dbn);
     ck_assert_msg(fabsf(L) <= 1e-6f, "n = 1: loss %g", (double)L);
     ck_assert(p[0] == 1.0f);
     iadsr__infonce_gemm_bwd(a, b, 1, 4, 0.1f, an, bn, p, 1.0f, dan, dbn, da,
@@ -197,7 +209,7 @@ START_TEST(test_infonce_gemm_edge)
 
     /* all rows zero: every logit is 0, the loss log n, no gradient */
     float z[12] = {0}, zn[12], zb[12], pz[9], dz[12] = {0}, sc[12];
-    L = iadsr__infonce_gemm_fwd(z, z, 3, 4, 0.1f, zn, zb, pz, sc);
+    L = iadsr__infonce_gemm_fwd(z, z, 3, 4, 0.1f, NULL, zn, zb, pz, sc);
     ck_assert(fabsf(L - logf(3.0f)) <= 1e-6f);
     iadsr__infonce_gemm_bwd(z, z, 3, 4, 0.1f, zn, zb, pz, 1.0f, sc, sc + 0,
                             dz, NULL);
@@ -205,14 +217,14 @@ START_TEST(test_infonce_gemm_edge)
         ck_assert(dz[i] == 0.0f);
 
     /* n = 0 */
-    ck_assert(iadsr__infonce_gemm_fwd(a, b, 0, 4, 0.1f, an, bn, p, dbn) == 0.0f);
+    ck_assert(iadsr__infonce_gemm_fwd(a, b, 0, 4, 0.1f, NULL, an, bn, p, dbn) == 0.0f);
     iadsr__infonce_gemm_bwd(a, b, 0, 4, 0.1f, an, bn, p, 1.0f, dan, dbn, da,
                             db);
 
     /* a tiny temperature does not overflow */
     float a3[6] = {1, 0, 0, 1, -1, 0}, b3[6] = {1, 0.1f, 0, 1, -1, 0.2f};
     float an3[6], bn3[6], p3[9], t3[6];
-    L = iadsr__infonce_gemm_fwd(a3, b3, 3, 2, 1e-4f, an3, bn3, p3, t3);
+    L = iadsr__infonce_gemm_fwd(a3, b3, 3, 2, 1e-4f, NULL, an3, bn3, p3, t3);
     ck_assert_msg(isfinite(L) && L >= 0, "tau 1e-4: loss %g", (double)L);
     for (int i = 0; i < 9; i++)
         ck_assert(isfinite(p3[i]) && p3[i] >= 0 && p3[i] <= 1);
@@ -289,11 +301,16 @@ static void s2_teardown(s2_case *c)
     pool_free();
 }
 
+/* Test-only bit of s2_params' flags: the stable losses (paper = 0); without
+ * it the cases check the paper's losses. */
+#define S2_STABLE 0x100u
+
 static iadsr__heads s2_params(const s2_case *c, float lam_a, float lam_r,
                                uint32_t flags)
 {
-    iadsr__heads st = {c->d,  c->D,  c->sem, c->w1,  c->w2, c->wd,
-                        c->bd, 0.1f,  1.0f,   lam_a,  lam_r, flags};
+    iadsr__heads st = {c->d,  c->D,  c->sem, c->w1,  c->w2,
+                        c->wd, c->bd, 0.1f,   1.0f,  lam_a,
+                        lam_r, flags & ~S2_STABLE, !(flags & S2_STABLE)};
     return st;
 }
 
@@ -527,7 +544,16 @@ static void ref_train(const s2_case *c, const iadsr__heads *st,
     double *dle = dalloc(Rd), *dhe = dalloc(Rd), *dscore = dalloc((size_t)R);
     double *dm = dalloc((size_t)R);
     o->loss = 0;
-    if (st->lambda_recon > 0) {
+    if (st->lambda_recon > 0 && !st->paper) {
+        /* the stable form: per element, and only the decoder learns */
+        double wt = (double)st->lambda_recon * S / batch_seqs / d;
+        double *mh = dalloc(Rd), *res = dalloc(Rd), *tmp = dalloc(Rd);
+        double Lr = iadsr__recon_fwd_f64(h, o->m, d, Wd, bd, E, c->items,
+                                         c->off, S, mh, res);
+        o->loss += wt * Lr;
+        iadsr__recon_bwd_f64(h, o->m, d, Wd, c->items, c->off, S, wt, mh, res,
+                             tmp, NULL, NULL, o->dwd, o->dbd, NULL);
+    } else if (st->lambda_recon > 0) {
         double wt = (double)st->lambda_recon * S / batch_seqs;
         double *mh = dalloc(Rd), *res = dalloc(Rd), *tmp = dalloc(Rd);
         double Lr = iadsr__recon_fwd_f64(h, o->m, d, Wd, bd, E, c->items,
@@ -550,11 +576,15 @@ static void ref_train(const s2_case *c, const iadsr__heads *st,
     if (st->lambda_align > 0) {
         double *p = dalloc((size_t)R * R), *p2 = dalloc((size_t)S * S);
         double wa = (double)st->lambda_align * R / batch_rows;
-        double wb = (double)st->lambda_align * S / batch_seqs;
+        /* the stable form: the user pair weighs as one position, and rows
+         * of the same item are no negatives */
+        double wb = (double)st->lambda_align * S /
+                    (st->paper ? batch_seqs : batch_rows);
         double tau = (double)st->tau_align;
-        o->loss += wa * iadsr__infonce_fwd_f64(h, s, R, d, tau, p);
+        const int32_t *keys = st->paper ? NULL : c->items;
+        o->loss += wa * iadsr__infonce_fwd_f64(h, s, R, d, tau, keys, p);
         iadsr__infonce_bwd_f64(h, s, R, d, tau, p, wa, o->dh, ds);
-        o->loss += wb * iadsr__infonce_fwd_f64(hbar, l, S, d, tau, p2);
+        o->loss += wb * iadsr__infonce_fwd_f64(hbar, l, S, d, tau, NULL, p2);
         iadsr__infonce_bwd_f64(hbar, l, S, d, tau, p2, wb, dhbar, dl);
     }
     iadsr__seq_expand_bwd_f64(dhe, d, c->off, S, dhbar);
@@ -660,13 +690,15 @@ static void train_compare(s2_case *c, float lam_a, float lam_r,
     /* which gradients exist follows from the active terms */
     int recon = lam_r > 0, align = lam_a > 0;
     int collab = (flags & IADSR_DENOISE_F_COLLAB_ONLY) != 0;
-    ck_assert(max_abs(ref.dh, (size_t)R * d) > 0);
+    /* the stable reconstruction reaches the decoder only */
+    int into = recon && !(flags & S2_STABLE);
+    ck_assert((max_abs(ref.dh, (size_t)R * d) > 0) == (align || into));
     ck_assert((max_abs(ref.dwd, (size_t)d * d) > 0) == recon);
-    ck_assert((max_abs(ref.demb, (size_t)(c->n_items + 1) * d) > 0) == recon);
+    ck_assert((max_abs(ref.demb, (size_t)(c->n_items + 1) * d) > 0) == into);
     ck_assert((max_abs(ref.dw1, (size_t)D * d) > 0) ==
-              (align || (recon && !collab)));
+              (align || (into && !collab)));
     ck_assert((max_abs(ref.dw2, (size_t)D * d) > 0) ==
-              (align || (recon && !collab)));
+              (align || (into && !collab)));
     /* the padding row of the item table never gets a gradient */
     assert_all_zero("demb row 0", f.demb, (size_t)d);
 }
@@ -679,6 +711,12 @@ START_TEST(test_train_align_only)
     /* the share of a larger batch: per-row and per-user weights differ */
     train_compare(&c, 0.7f, 0.0f, 0, 3 * S2_R, S2_S + 5, 3012,
                   "align, share");
+    /* the stable form: same-item rows masked (item 3 twice in sequence 0),
+     * the user pair weighted per position */
+    train_compare(&c, 1.0f, 0.0f, S2_STABLE, S2_R, S2_S, 3013,
+                  "align, stable");
+    train_compare(&c, 0.7f, 0.0f, S2_STABLE, 3 * S2_R, S2_S + 5, 3014,
+                  "align, stable, share");
     s2_teardown(&c);
 }
 END_TEST
@@ -690,6 +728,8 @@ START_TEST(test_train_recon_only)
     train_compare(&c, 0.0f, 1.0f, 0, S2_R, S2_S, 3021, "recon");
     train_compare(&c, 0.0f, 2.5f, 0, 2 * S2_R, 2 * S2_S, 3022,
                   "recon, share");
+    train_compare(&c, 0.0f, 1.0f, S2_STABLE, S2_R, S2_S, 3023,
+                  "recon, stable");
     s2_teardown(&c);
 }
 END_TEST
@@ -702,6 +742,8 @@ START_TEST(test_train_both)
     c.use_uvec[1] = c.use_uvec[2] = 1;
     train_compare(&c, 0.5f, 2.0f, 0, S2_R + 9, S2_S + 2, 3032,
                   "both, user vectors");
+    train_compare(&c, 0.5f, 2.0f, S2_STABLE, S2_R + 9, S2_S + 2, 3033,
+                  "both, user vectors, stable");
     s2_teardown(&c);
 }
 END_TEST

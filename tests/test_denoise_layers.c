@@ -194,26 +194,35 @@ typedef struct {
     int n, d;
     double tau;
     double *a, *b, *p;
+    const int32_t *keys; /* NULL: every other row is a negative */
 } nce_ctx;
 
 static double nce_loss(void *q)
 {
     nce_ctx *x = q;
-    return iadsr__infonce_fwd_f64(x->a, x->b, x->n, x->d, x->tau, x->p);
+    return iadsr__infonce_fwd_f64(x->a, x->b, x->n, x->d, x->tau, x->keys,
+                                  x->p);
 }
 
 /* Straightforward reference: explicit logits, log of the plain sum. */
-static double nce_ref(const double *a, const double *b, int n, int d,
-                      double tau)
+static double nce_ref_keys(const double *a, const double *b, int n, int d,
+                           double tau, const int32_t *keys)
 {
     double total = 0;
     for (int i = 0; i < n; i++) {
         double sum = 0;
         for (int j = 0; j < n; j++)
-            sum += exp(cos_ref(a + i * d, b + j * d, d) / tau);
+            if (!keys || j == i || keys[j] != keys[i])
+                sum += exp(cos_ref(a + i * d, b + j * d, d) / tau);
         total += log(sum) - cos_ref(a + i * d, b + i * d, d) / tau;
     }
     return total / n;
+}
+
+static double nce_ref(const double *a, const double *b, int n, int d,
+                      double tau)
+{
+    return nce_ref_keys(a, b, n, d, tau, NULL);
 }
 
 static void nce_setup(nce_ctx *x, int n, int d, double tau, uint64_t seed)
@@ -227,6 +236,7 @@ static void nce_setup(nce_ctx *x, int n, int d, double tau, uint64_t seed)
     x->a = dalloc(nd);
     x->b = dalloc(nd);
     x->p = dalloc((size_t)n * (size_t)n);
+    x->keys = NULL;
     fill_normal(x->a, nd, 1.0, &r);
     fill_normal(x->b, nd, 1.0, &r);
     for (size_t i = 0; i < nd; i++) /* positives correlated with queries */
@@ -263,6 +273,43 @@ START_TEST(test_infonce_grad)
 }
 END_TEST
 
+/* Same-item rows are no negatives: they leave the softmax (probability
+ * exactly 0) and get no gradient from that row; the gradient still matches
+ * finite differences. */
+START_TEST(test_infonce_same_key_masked)
+{
+    static const int32_t keys[7] = {4, 9, 4, 2, 9, 4, 1};
+    nce_ctx x;
+    nce_setup(&x, 7, 5, 0.1, 29);
+    x.keys = keys;
+    size_t nd = 35;
+    double L = nce_loss(&x);
+    ck_assert_double_eq_tol(L, nce_ref_keys(x.a, x.b, 7, 5, x.tau, keys),
+                            1e-12);
+    ck_assert(L < nce_ref(x.a, x.b, 7, 5, x.tau)); /* fewer negatives */
+    for (int i = 0; i < 7; i++) {
+        double s = 0;
+        for (int j = 0; j < 7; j++) {
+            if (j != i && keys[j] == keys[i])
+                ck_assert(x.p[i * 7 + j] == 0.0);
+            s += x.p[i * 7 + j];
+        }
+        ck_assert_double_eq_tol(s, 1.0, 1e-14);
+    }
+    double *da = dalloc(nd), *db = dalloc(nd), *fd = dalloc(nd);
+    iadsr__infonce_bwd_f64(x.a, x.b, 7, 5, x.tau, x.p, 1.0, da, db);
+    fd_grad(nce_loss, &x, x.a, nd, fd);
+    check_grad_nonzero("infonce.a (keys)", da, fd, nd);
+    fd_grad(nce_loss, &x, x.b, nd, fd);
+    check_grad_nonzero("infonce.b (keys)", db, fd, nd);
+    /* every key the same: each row has only its positive, loss 0 */
+    static const int32_t same[7] = {3, 3, 3, 3, 3, 3, 3};
+    x.keys = same;
+    ck_assert_double_eq_tol(nce_loss(&x), 0.0, 1e-15);
+    pool_free();
+}
+END_TEST
+
 START_TEST(test_infonce_zero_rows_and_stability)
 {
     nce_ctx x;
@@ -291,7 +338,7 @@ START_TEST(test_infonce_zero_rows_and_stability)
     ck_assert_msg(isfinite(L) && L >= 0, "loss %g", L);
     for (size_t i = 0; i < 25; i++)
         ck_assert(isfinite(x.p[i]) && x.p[i] >= 0 && x.p[i] <= 1);
-    ck_assert_double_eq(iadsr__infonce_fwd_f64(x.a, x.b, 0, 4, 0.1, x.p),
+    ck_assert_double_eq(iadsr__infonce_fwd_f64(x.a, x.b, 0, 4, 0.1, NULL, x.p),
                         0.0);
     pool_free();
 }
@@ -690,7 +737,7 @@ START_TEST(test_f32_vs_f64)
     iadsr__infonce_bwd_f64(x.a, x.b, 6, 5, 0.1, x.p, 1.0, na, nb);
     float *xaf = to_f32(x.a, 30), *xbf = to_f32(x.b, 30), *pf = falloc(36);
     float *naf = falloc(30), *nbf = falloc(30);
-    float Lf = iadsr__infonce_fwd_f32(xaf, xbf, 6, 5, 0.1f, pf);
+    float Lf = iadsr__infonce_fwd_f32(xaf, xbf, 6, 5, 0.1f, NULL, pf);
     iadsr__infonce_bwd_f32(xaf, xbf, 6, 5, 0.1f, pf, 1.0f, naf, nbf);
     check_f32("infonce.loss", &Lf, &L, 1);
     check_f32("infonce.p", pf, x.p, 36);
@@ -760,6 +807,7 @@ Suite *suite_denoise_layers(void)
     tcase_add_test(tc, test_cos_grad);
     tcase_add_test(tc, test_cos_zero_rows);
     tcase_add_test(tc, test_infonce_grad);
+    tcase_add_test(tc, test_infonce_same_key_masked);
     tcase_add_test(tc, test_infonce_zero_rows_and_stability);
     tcase_add_test(tc, test_maxpool_grad);
     tcase_add_test(tc, test_maxpool_ties);

@@ -207,7 +207,7 @@ double cli_rng_normal(iadsr__rng *r);
 typedef struct cli_denoise_vals {
     double lambda_align, lambda_recon, tau_align, tau_gumbel;
     double theta, max_drop;
-    int collab_only, carry_masks, no_protect_last;
+    int collab_only, carry_masks, paper_losses, no_protect_last;
 } cli_denoise_vals;
 
 /* cli_opt entries of the joint-training options and of the gate's
@@ -219,7 +219,8 @@ typedef struct cli_denoise_vals {
     CLI_DBL("tau-align", &(v).tau_align, 0.0, 1e6, OPT_LO_OPEN),             \
     CLI_DBL("tau-gumbel", &(v).tau_gumbel, 0.0, 1e6, OPT_LO_OPEN),           \
     CLI_FLAG("collab-only", &(v).collab_only),                               \
-    CLI_FLAG("carry-masks", &(v).carry_masks)
+    CLI_FLAG("carry-masks", &(v).carry_masks),                               \
+    CLI_FLAG("paper-losses", &(v).paper_losses)
 #define CLI_DENOISE_RULE_OPTS(v)                                             \
     CLI_DBL("theta", &(v).theta, -3.0, 3.0, 0),                              \
     CLI_DBL("max-drop", &(v).max_drop, 0.0, 1.0, 0),                         \

@@ -353,7 +353,8 @@ int iadsr__denoise_params_get(iadsr_denoise_params *dst,
     TRY(iadsr__params_overlay(dst, &denoise_defaults, sizeof denoise_defaults,
                               sizeof denoise_defaults, user, w));
     TRY(iadsr__check_flags(w, dst->flags,
-                    IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_CARRY_MASKS));
+                    IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_CARRY_MASKS |
+                        IADSR_DENOISE_F_PAPER));
     TRY(check_f32(w, "lambda_align", dst->lambda_align, 0.0f, 1e6f, 0));
     TRY(check_f32(w, "lambda_recon", dst->lambda_recon, 0.0f, 1e6f, 0));
     TRY(check_f32(w, "tau_align", dst->tau_align, 0.0f, 1e6f, 1));

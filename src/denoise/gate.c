@@ -75,8 +75,8 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
     dp.lambda_recon = g->p.lambda_recon;
     dp.tau_align = g->p.tau_align;
     dp.seed = g->p.seed;
-    dp.flags = (dp.flags & ~IADSR_DENOISE_F_CARRY_MASKS) |
-               (g->p.flags & IADSR_DENOISE_F_CARRY_MASKS);
+    const uint32_t trained = IADSR_DENOISE_F_CARRY_MASKS | IADSR_DENOISE_F_PAPER;
+    dp.flags = (dp.flags & ~trained) | (g->p.flags & trained);
     iadsr_gate *n;
     TRY(iadsr__gate_alloc(&n, g->dim, &dp));
     memcpy(n->w, g->w,

@@ -168,8 +168,8 @@ static void normalise(const float *a, int n, int d, float *an)
 }
 
 float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
-                              float tau, float *an, float *bn, float *p,
-                              float *tmp)
+                              float tau, const int32_t *keys, float *an,
+                              float *bn, float *p, float *tmp)
 {
     if (n <= 0)
         return 0.0f;
@@ -186,6 +186,15 @@ float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
     float itau = 1.0f / tau;
     for (size_t i = 0; i < (size_t)n * (size_t)n; i++)
         p[i] *= itau;
+    if (keys)
+        /* the same item as the positive is no negative: a logit far below
+         * any cosine / tau leaves it a probability below 1e-37 */
+        for (int i = 0; i < n; i++) {
+            float *pi = p + (size_t)i * (size_t)n;
+            for (int j = 0; j < n; j++)
+                if (keys[j] == keys[i] && j != i)
+                    pi[j] = -1e30f;
+        }
     /* the vectorised softmax cross-entropy of the scoring kernels with
      * targets on the diagonal: rows become softmax - onehot, and adding
      * the identity back leaves the probabilities for the backward pass */
@@ -255,14 +264,15 @@ void iadsr__infonce_gemm_bwd(const float *a, const float *b, int n, int d,
 /* Blocked InfoNCE over n rows with weight wt per row (loss of a block is
  * its mean, weighted by its row count times wt). */
 static double nce_blocked(iadsr__heads_ws *w, const float *a, const float *b,
-                          int n, int d, float tau, double wt, float *da,
-                          float *db)
+                          const int32_t *keys, int n, int d, float tau,
+                          double wt, float *da, float *db)
 {
     double total = 0;
     for (int r0 = 0; r0 < n; r0 += IADSR__NCE_BLOCK) {
         int k = n - r0 < IADSR__NCE_BLOCK ? n - r0 : IADSR__NCE_BLOCK;
         size_t o = (size_t)r0 * (size_t)d;
-        float loss = iadsr__infonce_gemm_fwd(a + o, b + o, k, d, tau, w->an,
+        float loss = iadsr__infonce_gemm_fwd(a + o, b + o, k, d, tau,
+                                             keys ? keys + r0 : NULL, w->an,
                                              w->bn, w->p, w->dbn);
         double scale = wt * (double)k;
         total += scale * (double)loss;
@@ -304,7 +314,7 @@ double iadsr__heads_train(const iadsr__heads *st, iadsr__heads_ws *w,
     iadsr__gumbel_gate_fwd_f32(w->score, w->u, R, st->tau_gumbel, w->y, w->m);
     if (mask_out)
         memcpy(mask_out, w->m, (size_t)R * sizeof(float));
-    if (st->lambda_recon > 0) {
+    if (st->lambda_recon > 0 && st->paper) {
         double wt = (double)st->lambda_recon * (double)S / (double)batch_seqs;
         float lr = iadsr__recon_fwd_f32(h, w->m, d, st->wd, st->bd, emb,
                                         b->items, off, S, w->mh, w->res);
@@ -324,6 +334,20 @@ double iadsr__heads_train(const iadsr__heads *st, iadsr__heads_ws *w,
                                     w->ds);
             iadsr__cos_rows_bwd_f32(h, w->s, R, d, w->dscore, g->dh, w->ds);
         }
+    } else if (st->lambda_recon > 0) {
+        /* the decoder learns to reconstruct, nothing else does: with the
+         * tied output table, a gradient into h pulls h_t toward the item
+         * just seen (the one it should not predict), and through the gate
+         * it only ever teaches keeping. Per element, so the weight means
+         * the same for every d. */
+        double wt = (double)st->lambda_recon * (double)S /
+                    ((double)batch_seqs * (double)d);
+        float lr = iadsr__recon_fwd_f32(h, w->m, d, st->wd, st->bd, emb,
+                                        b->items, off, S, w->mh, w->res);
+        loss += wt * (double)lr;
+        iadsr__recon_bwd_f32(h, w->m, d, st->wd, b->items, off, S, (float)wt,
+                             w->mh, w->res, w->tmp, NULL, NULL, g->dwd,
+                             g->dbd, NULL);
     }
 
     /* alignment, collaborative -> semantic */
@@ -335,12 +359,19 @@ double iadsr__heads_train(const iadsr__heads *st, iadsr__heads_ws *w,
             full.flags &= ~IADSR_DENOISE_F_COLLAB_ONLY;
             iadsr__heads_scores(&full, w, h, b, uvec, w->c3);
         }
-        loss += nce_blocked(w, h, w->s, R, d, st->tau_align,
+        loss += nce_blocked(w, h, w->s, st->paper ? NULL : b->items, R, d,
+                            st->tau_align,
                             (double)st->lambda_align / (double)batch_rows,
                             g->dh, w->ds);
-        loss += nce_blocked(w, w->hbar, w->l, S, d, st->tau_align,
-                            (double)st->lambda_align / (double)batch_seqs,
-                            w->dhbar, w->dl);
+        /* the user's long-term pair counts as one more position: as a
+         * mean over users its gradient, which the max-pool sends to a few
+         * rows, grows with the history length and collapses the backbone
+         * on long sequences (docs/RESULTS.md, "Joint training on data of
+         * another shape") */
+        double wu = st->paper ? 1.0 / (double)batch_seqs
+                              : 1.0 / (double)batch_rows;
+        loss += nce_blocked(w, w->hbar, w->l, NULL, S, d, st->tau_align,
+                            (double)st->lambda_align * wu, w->dhbar, w->dl);
     }
 
     /* back through the pooled and projected views */

@@ -25,6 +25,13 @@ typedef struct iadsr__heads {
     const float *wd, *bd;      /* d x d, d */
     float tau_align, tau_gumbel, lambda_align, lambda_recon;
     uint32_t flags;            /* IADSR_DENOISE_F_COLLAB_ONLY honoured */
+    /* 1: the losses exactly as METHOD.md's Stage 2 (reconstruction into h
+     * and through the gate, every other row a negative, the per-user
+     * InfoNCE a mean over users); 0: the stable form (decoder-only
+     * reconstruction, same-item rows no negatives, every auxiliary term
+     * weighted per position) */
+    int paper;
+
 } iadsr__heads;
 
 /* Scratch for batches of up to max_rows rows and max_seq sequences. */
@@ -66,8 +73,12 @@ typedef struct iadsr__heads_grads {
 
 /* Training step on one share: scores, Gumbel gate (uniforms from @p rng),
  * losses and their backward pass. The losses are weighted so that summing
- * over the shares of a mini-batch gives the METHOD.md means: per-position
- * terms by 1 / @p batch_rows, per-user terms by 1 / @p batch_seqs.
+ * over the shares of a mini-batch gives means over the mini-batch:
+ * per-position terms by 1 / @p batch_rows; the per-user InfoNCE by
+ * 1 / @p batch_seqs with st->paper (the METHOD.md mean over users), else by
+ * 1 / @p batch_rows (each user's pair weighs as one position); the
+ * reconstruction per user by 1 / @p batch_seqs (and per element unless
+ * st->paper).
  * @p emb: the item table (id-indexed). @p mask_out: NULL or n_rows floats
  * receiving the gate's hard decisions. Returns the weighted loss
  * lambda_align L_align + lambda_recon L_recon of the share. */
@@ -78,11 +89,12 @@ double iadsr__heads_train(const iadsr__heads *st, iadsr__heads_ws *w,
                            const iadsr__heads_grads *g, float *mask_out);
 
 /* InfoNCE of iadsr__infonce_fwd_f32 through GEMMs (the loop version is the
- * reference of the tests): a, b n x d; scratch an, bn, tmp (n x d), p
- * (n x n). Returns the loss. */
+ * reference of the tests): a, b n x d; keys NULL or n ids (same-id keys
+ * are not negatives); scratch an, bn, tmp (n x d), p (n x n). Returns the
+ * loss. */
 float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
-                              float tau, float *an, float *bn, float *p,
-                              float *tmp);
+                              float tau, const int32_t *keys, float *an,
+                              float *bn, float *p, float *tmp);
 /* Adds dloss times the gradients to da, db (either may be NULL); dan, dbn
  * are n x d scratch; an, bn, p as left by the forward call. */
 void iadsr__infonce_gemm_bwd(const float *a, const float *b, int n, int d,

@@ -17,9 +17,11 @@ void SFX(iadsr__cos_rows_bwd)(const REAL *a, const REAL *b, int n, int d,
  * queries a and n keys b (n x d each), loss = mean_i [logsumexp_j z_ij -
  * z_ii]. Zero rows have cosine 0. @p p (n x n scratch) receives the softmax
  * probabilities of each row, which the backward pass needs. Returns the
- * loss (0 for n = 0). tau > 0. */
+ * loss (0 for n = 0). tau > 0. @p keys: NULL, or n ids; a key j != i with
+ * keys[j] == keys[i] is the same item as row i's positive, not a negative,
+ * and is left out of row i's softmax (probability 0). */
 REAL SFX(iadsr__infonce_fwd)(const REAL *a, const REAL *b, int n, int d,
-                             REAL tau, REAL *p);
+                             REAL tau, const int32_t *keys, REAL *p);
 /* Adds dloss * dLoss/da and dloss * dLoss/db to da and db (either may be
  * NULL). @p p is the scratch filled by the forward call on the same a, b. */
 void SFX(iadsr__infonce_bwd)(const REAL *a, const REAL *b, int n, int d,

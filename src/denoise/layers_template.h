@@ -68,7 +68,7 @@ void SFX(iadsr__cos_rows_bwd)(const REAL *a, const REAL *b, int n, int d,
 /* ---- InfoNCE -------------------------------------------------------------- */
 
 REAL SFX(iadsr__infonce_fwd)(const REAL *a, const REAL *b, int n, int d,
-                             REAL tau, REAL *p)
+                             REAL tau, const int32_t *keys, REAL *p)
 {
     if (n <= 0)
         return (REAL)0;
@@ -86,6 +86,8 @@ REAL SFX(iadsr__infonce_fwd)(const REAL *a, const REAL *b, int n, int d,
                            ? SFX(dotd)(ai, bj, d) / (na * nb) * itau
                            : 0.0;
             pi[j] = (REAL)z;
+            if (keys && j != i && keys[j] == keys[i])
+                continue; /* a false negative: left out below */
             if ((double)pi[j] > mx)
                 mx = (double)pi[j];
         }
@@ -94,7 +96,9 @@ REAL SFX(iadsr__infonce_fwd)(const REAL *a, const REAL *b, int n, int d,
         double zii = (double)pi[i];
         double sum = 0;
         for (int j = 0; j < n; j++) {
-            double e = exp((double)pi[j] - mx);
+            double e = keys && j != i && keys[j] == keys[i]
+                           ? 0.0
+                           : exp((double)pi[j] - mx);
             pi[j] = (REAL)e;
             sum += e;
         }

@@ -37,6 +37,7 @@ typedef struct worker {
     iadsr__encoder enc;    /* bound to the trainer's weights and g */
     float *g;              /* gradient buffer (layout of the weights) */
     float *dh;             /* max_rows x d */
+    float *dh_aux;         /* joint: max_rows x d, the auxiliary part */
     float *xscratch;       /* cross-entropy scratch */
     int32_t *row_off;      /* rebased row offsets of the share */
     int32_t *hist_first;   /* history penalty: first row of each row's sequence */
@@ -118,7 +119,7 @@ static void free_all(iadsr_trainer *t)
         worker *k = &t->wk[i];
         iadsr__encoder_destroy(&k->enc);
         iadsr__heads_ws_free(&k->s2);
-        IADSR__ALIGNED_FREE_ALL(k->g, k->dh, k->xscratch);
+        IADSR__ALIGNED_FREE_ALL(k->g, k->dh, k->dh_aux, k->xscratch);
         IADSR__FREE_ALL(k->row_off, k->hist_first, k->uvec);
     }
     iadsr__semantic_unref(t->sem);
@@ -259,7 +260,9 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
             goto nomem;
         if (t->joint) {
             k->uvec = iadsr__calloc((size_t)B, sizeof *k->uvec);
-            if (!k->uvec)
+            k->dh_aux = iadsr__aligned_alloc(
+                (size_t)t->max_rows * (size_t)t->shape.d, sizeof(float));
+            if (!k->uvec || !k->dh_aux)
                 goto nomem;
             rc = iadsr__heads_ws_alloc(&k->s2, t->max_rows, B, t->shape.d,
                                         t->sem->dim, 1);
@@ -437,6 +440,30 @@ static void adam_step(iadsr_trainer *t)
     }
 }
 
+/* Add the auxiliary losses' gradient on the hidden states to the next-item
+ * one, its norm capped at IADSR__AUX_MAX_RATIO times the next-item
+ * gradient's (per share; the paper's losses go in uncapped). The auxiliary
+ * terms shape the representation but must never outweigh the task,
+ * whatever the data's shape, the backbone or the loss weights: uncapped,
+ * GRU4Rec and Caser collapse at the default weights on long sequences
+ * (docs/RESULTS.md, "Joint training on data of another shape"). */
+#define IADSR__AUX_MAX_RATIO 3.0
+static void aux_into_backbone(const iadsr_trainer *t, float *dh,
+                              const float *aux, size_t n)
+{
+    double nt = 0, na = 0;
+    for (size_t i = 0; i < n; i++) {
+        nt += (double)dh[i] * (double)dh[i];
+        na += (double)aux[i] * (double)aux[i];
+    }
+    const double cap = IADSR__AUX_MAX_RATIO;
+    float k = 1.0f;
+    if (!(t->dp.flags & IADSR_DENOISE_F_PAPER) && na > cap * cap * nt)
+        k = (float)(cap * sqrt(nt / na));
+    for (size_t i = 0; i < n; i++)
+        dh[i] += k * aux[i];
+}
+
 static void worker_run(void *arg)
 {
     worker *k = arg;
@@ -488,13 +515,16 @@ static void worker_run(void *arg)
                            .tau_gumbel = t->dp.tau_gumbel,
                            .lambda_align = t->dp.lambda_align,
                            .lambda_recon = t->dp.lambda_recon,
-                           .flags = t->dp.flags};
+                           .flags = t->dp.flags,
+                           .paper = (t->dp.flags & IADSR_DENOISE_F_PAPER) != 0};
         /* the reconstruction target E[x_t] is a constant (no gradient
          * into the item table): letting it move pulls the embedding of
          * every dropped item toward the decoder bias and collapses the
          * table (synthetic data, default backbone: valid NDCG@10 0.40 ->
          * 0.04) */
-        iadsr__heads_grads gr = {.dh = k->dh,
+        size_t nrd = (size_t)k->b.n_rows * (size_t)d;
+        memset(k->dh_aux, 0, nrd * sizeof(float));
+        iadsr__heads_grads gr = {.dh = k->dh_aux,
                                  .demb = NULL,
                                  .dw1 = k->g + t->off_w1,
                                  .dw2 = k->g + t->off_w2,
@@ -507,6 +537,7 @@ static void worker_run(void *arg)
         if (t->mask_cur)
             for (int r = 0; r < k->b.n_rows; r++)
                 t->mask_cur[k->mpos[r]] = k->s2.m[r];
+        aux_into_backbone(t, k->dh, k->dh_aux, nrd);
         /* report the total L per position, like the cross-entropy sum */
         k->loss += l2 * (double)t->batch_rows;
     }
