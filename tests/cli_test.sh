@@ -660,7 +660,7 @@ expect_out "--help lists denoise" "denoise"
 # usage errors (exit 2, nothing on stdout, nothing written)
 for o in "--theta 0.5" "--max-drop 0.1" "--no-protect-last" "--lambda-align 2" \
     "--lambda-recon 2" "--tau-align 0.5" "--tau-gumbel 0.5" "--collab-only" \
-    "--carry-masks" "--semantic-rows dense" "--user-semantic u.npy"; do
+    "--carry-masks" "--paper-losses" "--semantic-rows dense" "--user-semantic u.npy"; do
     # shellcheck disable=SC2086
     usage_case "train $o without --semantic" train --data d.txt --out x.bin $o
     expect_err "train $o without --semantic says why" "needs --semantic"

@@ -76,6 +76,7 @@ _MODEL_F_PRE_LN = 1
 _SEMANTIC_ROW0_PADDING = 2
 _DENOISE_F_COLLAB_ONLY = 1
 _DENOISE_F_CARRY_MASKS = 2
+_DENOISE_F_PAPER = 4
 
 REQUIRED_VERSION = (0, 3)
 
@@ -527,7 +528,8 @@ def _denoise_params(kw, base=None):
         p = base
     kw = dict(kw or {})
     for key, bit in (('collab_only', _DENOISE_F_COLLAB_ONLY),
-                     ('carry_masks', _DENOISE_F_CARRY_MASKS)):
+                     ('carry_masks', _DENOISE_F_CARRY_MASKS),
+                     ('paper_losses', _DENOISE_F_PAPER)):
         if key in kw:
             on = kw.pop(key)
             flags = kw.get('flags', p.flags)
@@ -1236,7 +1238,7 @@ class Trainer(_Object):
         user_semantic: None or one row per user (Semantic or array);
         denoise: dict of iadsr_denoise_params fields (lambda_align,
         lambda_recon, tau_align, tau_gumbel, theta, max_drop, protect_last,
-        seed) plus collab_only / carry_masks booleans.
+        seed) plus collab_only / carry_masks / paper_losses booleans.
         """
         sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
         usem = user_semantic
