@@ -678,6 +678,15 @@ IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
  *  reconstruction trains only the decoder and same-item rows are no
  *  negatives (stable on data of any shape: docs/RESULTS.md). */
 #define IADSR_DENOISE_F_PAPER 4u
+/** The gate is a trained noise detector instead of the paper's
+ *  cosine-sum rule: during joint training items are inserted into the
+ *  training sequences on the fly (uniformly and in proportion to
+ *  popularity; labelled, never next-item targets) and a logistic detector
+ *  on centred, leave-one-out cosine features of both views learns to find
+ *  them; the gate's score is the detector's logit (keep iff > theta).
+ *  Cannot be combined with IADSR_DENOISE_F_PAPER or
+ *  IADSR_DENOISE_F_CARRY_MASKS. */
+#define IADSR_DENOISE_F_DETECT 8u
 
 /**
  * Settings of IADSR (Stage 2 of docs/METHOD.md): the joint-training loss

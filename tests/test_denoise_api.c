@@ -355,9 +355,12 @@ typedef struct bound_case {
 
 #define DP(f) #f, offsetof(iadsr_denoise_params, f)
 static const bound_case dn_cases[] = {
-    {DP(flags), F_U32, 8, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 16, IADSR_ERR_UNSUPPORTED},
     {DP(flags), F_U32, 0x80000000u, IADSR_ERR_UNSUPPORTED},
-    {DP(flags), F_U32, 15, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 31, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 8 | 4, IADSR_ERR_INVALID_ARG},
+    {DP(flags), F_U32, 8 | 2, IADSR_ERR_INVALID_ARG},
+    {DP(flags), F_U32, 8 | 1, IADSR_OK},
     {DP(flags), F_U32, 3, IADSR_OK},
     {DP(flags), F_U32, 7, IADSR_OK},
     {DP(lambda_align), F_F32, -0.1, IADSR_ERR_INVALID_ARG},

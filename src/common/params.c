@@ -354,7 +354,14 @@ int iadsr__denoise_params_get(iadsr_denoise_params *dst,
                               sizeof denoise_defaults, user, w));
     TRY(iadsr__check_flags(w, dst->flags,
                     IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_CARRY_MASKS |
-                        IADSR_DENOISE_F_PAPER));
+                        IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_DETECT));
+    if ((dst->flags & IADSR_DENOISE_F_DETECT) &&
+        (dst->flags & (IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_CARRY_MASKS)))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: flags: the detector gate (IADSR_DENOISE_F_DETECT) "
+                          "cannot be combined with IADSR_DENOISE_F_PAPER or "
+                          "IADSR_DENOISE_F_CARRY_MASKS",
+                          w);
     TRY(check_f32(w, "lambda_align", dst->lambda_align, 0.0f, 1e6f, 0));
     TRY(check_f32(w, "lambda_recon", dst->lambda_recon, 0.0f, 1e6f, 0));
     TRY(check_f32(w, "tau_align", dst->tau_align, 0.0f, 1e6f, 1));

@@ -24,17 +24,31 @@ struct iadsr_aligner {
     float *w;  /* one 64-byte aligned block of 2 D d floats */
 };
 
-/* Decoder r = x Wd + bd (Wd d x d, x W orientation) and the settings the
- * gate was trained with / applies at inference (validated). */
+/* Weights of the trained detector (IADSR_DENOISE_F_DETECT): one per
+ * centred cosine feature (IADSR__DET_FEATURES of them), then the bias;
+ * the rest is zero (room for later features). */
+#define IADSR__DET_FEATURES 4
+#define IADSR__GATE_DET 8
+
+/* Decoder r = x Wd + bd (Wd d x d, x W orientation), the detector's
+ * weights, and the settings the gate was trained with / applies at
+ * inference (validated). */
 struct iadsr_gate {
     uint32_t magic;
     int refcount; /* atomic */
     int32_t dim;
     iadsr_denoise_params p;
-    float *wd; /* d x d, inside w */
-    float *bd; /* d, inside w */
-    float *w;  /* one 64-byte aligned block of d d + d floats */
+    float *wd;  /* d x d, inside w */
+    float *bd;  /* d, inside w */
+    float *det; /* IADSR__GATE_DET, inside w */
+    float *w;   /* one 64-byte aligned block of iadsr__gate_floats(d) */
 };
+
+/* Floats of a gate's weight block: Wd, bd, the detector. */
+static inline size_t iadsr__gate_floats(int32_t dim)
+{
+    return (size_t)dim * (size_t)dim + (size_t)dim + IADSR__GATE_DET;
+}
 
 struct iadsr_denoiser {
     uint32_t magic;

@@ -26,7 +26,7 @@ int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
 {
     *out = NULL;
     iadsr_gate *g;
-    size_t n = (size_t)dim * (size_t)dim + (size_t)dim;
+    size_t n = iadsr__gate_floats(dim);
     float *w = IADSR__HANDLE_NEW(g, IADSR__MAGIC_GATE)
                    ? iadsr__aligned_alloc(n, sizeof(float))
                    : NULL;
@@ -41,6 +41,7 @@ int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
     g->w = w;
     g->wd = w;
     g->bd = w + (size_t)dim * (size_t)dim;
+    g->det = g->bd + dim;
     *out = g;
     return IADSR_OK;
 }
@@ -75,12 +76,12 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
     dp.lambda_recon = g->p.lambda_recon;
     dp.tau_align = g->p.tau_align;
     dp.seed = g->p.seed;
-    const uint32_t trained = IADSR_DENOISE_F_CARRY_MASKS | IADSR_DENOISE_F_PAPER;
+    const uint32_t trained = IADSR_DENOISE_F_CARRY_MASKS |
+                             IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_DETECT;
     dp.flags = (dp.flags & ~trained) | (g->p.flags & trained);
     iadsr_gate *n;
     TRY(iadsr__gate_alloc(&n, g->dim, &dp));
-    memcpy(n->w, g->w,
-           ((size_t)g->dim * (size_t)g->dim + (size_t)g->dim) * sizeof(float));
+    memcpy(n->w, g->w, iadsr__gate_floats(g->dim) * sizeof(float));
     *out = n;
     return IADSR_OK;
 }
@@ -98,8 +99,7 @@ int iadsr_gate_get_params(const iadsr_gate *g, iadsr_denoise_params *out)
 
 int iadsr__gate_finite(const iadsr_gate *g)
 {
-    return iadsr__all_finite(g->w, (size_t)g->dim * (size_t)g->dim +
-                                       (size_t)g->dim);
+    return iadsr__all_finite(g->w, iadsr__gate_floats(g->dim));
 }
 
 /* (score, position) order: a before b */
