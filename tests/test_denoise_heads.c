@@ -861,6 +861,110 @@ static void fd_check(const char *what, fd_ctx *x, float *param, float analytic)
                   (double)analytic, fd);
 }
 
+/* The detector's loss against finite differences (float, loss summed in
+ * double): the weights, W1 and W2, with a user vector on one sequence and
+ * a one-row sequence (no leave-one-out view). */
+typedef struct det_ctx {
+    s2_case *c;
+    iadsr__heads st;
+    iadsr__heads_ws w;
+    float det[IADSR__GATE_DET];
+    float noise[S2_R];
+    float *ddet, *dw1, *dw2, *sdet, *sdw1, *sdw2;
+    const float *uv[S2_S];
+} det_ctx;
+
+static double det_loss(det_ctx *x, int grads)
+{
+    s2_case *c = x->c;
+    iadsr__batch b = s2_batch(c);
+    if (grads) {
+        memset(x->ddet, 0, IADSR__GATE_DET * sizeof(float));
+        memset(x->dw1, 0, (size_t)c->D * c->d * sizeof(float));
+        memset(x->dw2, 0, (size_t)c->D * c->d * sizeof(float));
+    }
+    return iadsr__heads_detect_train(&x->st, &x->w, c->h, &b, x->uv, x->det,
+                                     x->noise, c->R, grads ? x->ddet : x->sdet,
+                                     grads ? x->dw1 : x->sdw1,
+                                     grads ? x->dw2 : x->sdw2);
+}
+
+static void det_fd(const char *what, det_ctx *x, float *param, float analytic)
+{
+    const float eps = 1e-2f;
+    float v = *param;
+    *param = v + eps;
+    double lp = det_loss(x, 0);
+    *param = v - eps;
+    double lm = det_loss(x, 0);
+    *param = v;
+    double fd = (lp - lm) / (2.0 * (double)eps);
+    ck_assert_msg(fabs(fd - (double)analytic) <= 0.03 * fabs(fd) + 2e-4,
+                  "detector %s: analytic %.6g vs finite difference %.6g", what,
+                  (double)analytic, fd);
+}
+
+START_TEST(test_detect_finite_differences)
+{
+    for (int collab = 0; collab <= 1; collab++) {
+        s2_case c;
+        s2_setup(&c, 411 + (uint64_t)collab, 0);
+        det_ctx x;
+        memset(&x, 0, sizeof x);
+        x.c = &c;
+        x.st = s2_params(&c, 0.0f, 0.0f,
+                         collab ? IADSR_DENOISE_F_COLLAB_ONLY : 0);
+        int d = c.d, D = c.D;
+        TU_OK(iadsr__heads_ws_alloc(&x.w, c.R, c.S, d, D, 1));
+        static const float det0[IADSR__GATE_DET] = {0.8f, -0.5f, 1.2f, 0.7f,
+                                                    0.3f};
+        memcpy(x.det, det0, sizeof det0);
+        x.noise[2] = x.noise[8] = x.noise[14] = 1.0f;
+        x.uv[3] = c.uvec + (size_t)3 * D; /* a host's user vector */
+        x.ddet = falloc(IADSR__GATE_DET);
+        x.sdet = falloc(IADSR__GATE_DET);
+        x.dw1 = falloc((size_t)D * d);
+        x.dw2 = falloc((size_t)D * d);
+        x.sdw1 = falloc((size_t)D * d);
+        x.sdw2 = falloc((size_t)D * d);
+        double L = det_loss(&x, 1);
+        ck_assert(isfinite(L) && L > 0);
+        /* the logits are those of iadsr__heads_detect, and each feature is
+         * centred on its sequence */
+        float logit[S2_R];
+        iadsr__batch b = s2_batch(&c);
+        iadsr__heads_detect(&x.st, &x.w, c.h, &b, x.uv, x.det, logit);
+        for (int q = 0; q < c.S; q++)
+            for (int k = 0; k < IADSR__DET_FEATURES; k++) {
+                double m = 0;
+                for (int r = c.off[q]; r < c.off[q + 1]; r++)
+                    m += x.w.feat[(size_t)r * IADSR__DET_FEATURES + k];
+                ck_assert_msg(fabs(m) < 1e-5, "feature %d of sequence %d "
+                              "sums to %g", k, q, m);
+            }
+        char what[32];
+        for (int k = 0; k <= IADSR__DET_FEATURES; k++) {
+            snprintf(what, sizeof what, "det[%d]", k);
+            det_fd(what, &x, &x.det[k], x.ddet[k]);
+        }
+        for (int k = IADSR__DET_FEATURES + 1; k < IADSR__GATE_DET; k++)
+            ck_assert(x.ddet[k] == 0.0f); /* spare slots stay untouched */
+        static const int w_idx[] = {0, 5, 13, 22, 31, 47};
+        for (size_t i = 0; i < sizeof w_idx / sizeof w_idx[0]; i++) {
+            int k = w_idx[i];
+            snprintf(what, sizeof what, "W1[%d]", k);
+            det_fd(what, &x, &c.w1[k], x.dw1[k]);
+            snprintf(what, sizeof what, "W2[%d]", k);
+            det_fd(what, &x, &c.w2[k], x.dw2[k]);
+            if (collab) /* the collaborative features need no projection */
+                ck_assert(x.dw1[k] == 0.0f && x.dw2[k] == 0.0f);
+        }
+        iadsr__heads_ws_free(&x.w);
+        s2_teardown(&c);
+    }
+}
+END_TEST
+
 START_TEST(test_train_finite_differences)
 {
     s2_case c;
@@ -955,6 +1059,7 @@ Suite *suite_denoise_heads(void)
     tcase_add_test(tc, test_train_collab_only);
     tcase_add_test(tc, test_train_rng_and_null_grads);
     tcase_add_test(tc, test_train_finite_differences);
+    tcase_add_test(tc, test_detect_finite_differences);
     tcase_add_test(tc, test_ws_alloc_failures);
     suite_add_tcase(s, tc);
     return s;

@@ -208,7 +208,11 @@ typedef struct cli_denoise_vals {
     double lambda_align, lambda_recon, tau_align, tau_gumbel;
     double theta, max_drop;
     int collab_only, carry_masks, paper_losses, no_protect_last;
+    int gate; /* index into cli_gate_names */
 } cli_denoise_vals;
+
+/* Names of --gate: the paper's cosine-sum rule, the trained detector. */
+extern const char *const cli_gate_names[];
 
 /* cli_opt entries of the joint-training options and of the gate's
  * inference rule, for a cli_opt array initialiser; @p v is a
@@ -220,7 +224,8 @@ typedef struct cli_denoise_vals {
     CLI_DBL("tau-gumbel", &(v).tau_gumbel, 0.0, 1e6, OPT_LO_OPEN),           \
     CLI_FLAG("collab-only", &(v).collab_only),                               \
     CLI_FLAG("carry-masks", &(v).carry_masks),                               \
-    CLI_FLAG("paper-losses", &(v).paper_losses)
+    CLI_FLAG("paper-losses", &(v).paper_losses),                             \
+    CLI_CHOICE("gate", &(v).gate, cli_gate_names)
 #define CLI_DENOISE_RULE_OPTS(v)                                             \
     CLI_DBL("theta", &(v).theta, -3.0, 3.0, 0),                              \
     CLI_DBL("max-drop", &(v).max_drop, 0.0, 1.0, 0),                         \

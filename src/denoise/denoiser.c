@@ -181,7 +181,11 @@ static int32_t clean_one(const iadsr_denoiser *dn, dn_ws *w,
                        .tau_gumbel = dn->g->p.tau_gumbel,
                        .flags = dn->g->p.flags};
     const float *uv[1] = {uvec};
-    iadsr__heads_scores(&st, &w->s2, w->h, &one, uv, w->score);
+    if (dn->g->p.flags & IADSR_DENOISE_F_DETECT)
+        iadsr__heads_detect(&st, &w->s2, w->h, &one, uv, dn->g->det,
+                            w->score);
+    else
+        iadsr__heads_scores(&st, &w->s2, w->h, &one, uv, w->score);
     return iadsr__gate_decide(&dn->g->p, w->score, n, keep, w->order);
 }
 

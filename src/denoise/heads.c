@@ -26,7 +26,9 @@ void iadsr__heads_ws_free(iadsr__heads_ws *w)
                    &w->score, &w->u,     &w->y,     &w->m,    &w->mh,
                    &w->res,   &w->tmp,   &w->ds,    &w->dl,   &w->dhbar,
                    &w->dlexp, &w->dhexp, &w->dc,    &w->dscore, &w->dm,
-                   &w->an,    &w->bn,    &w->dan,   &w->dbn,  &w->p};
+                   &w->an,    &w->bn,    &w->dan,   &w->dbn,  &w->p,
+                   &w->u2,    &w->hbar2, &w->hprev, &w->c4,   &w->feat,
+                   &w->dlogit, &w->du};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         iadsr__aligned_free(*f[i]);
         *f[i] = NULL;
@@ -52,7 +54,10 @@ int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
                                      sizeof(int32_t))) &&
              (w->lexp = falloc(R * sd)) && (w->hexp = falloc(R * sd)) &&
              (w->c1 = falloc(R)) && (w->c2 = falloc(R)) &&
-             (w->c3 = falloc(R)) && (w->score = falloc(R));
+             (w->c3 = falloc(R)) && (w->score = falloc(R)) &&
+             (w->u2 = falloc(R * sd)) && (w->hbar2 = falloc(S * sd)) &&
+             (w->hprev = falloc(R * sd)) && (w->c4 = falloc(R)) &&
+             (w->feat = falloc(R * IADSR__DET_FEATURES));
     if (ok && training)
         ok = (w->u = falloc(R)) && (w->y = falloc(R)) && (w->m = falloc(R)) &&
              (w->mh = falloc(R * sd)) && (w->res = falloc(R * sd)) &&
@@ -62,7 +67,8 @@ int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
              (w->dc = falloc(R)) && (w->dscore = falloc(R)) &&
              (w->dm = falloc(R)) && (w->an = falloc(nb * sd)) &&
              (w->bn = falloc(nb * sd)) && (w->dan = falloc(nb * sd)) &&
-             (w->dbn = falloc(nb * sd)) && (w->p = falloc(nb * nb));
+             (w->dbn = falloc(nb * sd)) && (w->p = falloc(nb * nb)) &&
+             (w->dlogit = falloc(R)) && (w->du = falloc(R * sd));
     if (!ok) {
         iadsr__heads_ws_free(w);
         return iadsr__err(IADSR_ERR_NOMEM, "stage 2: out of memory");
@@ -148,6 +154,220 @@ void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
     iadsr__cos_rows_fwd_f32(h, w->s, R, d, w->c3);
     for (int r = 0; r < R; r++)
         score[r] = w->c1[r] + w->c2[r] + w->c3[r];
+}
+
+/* ---- the detector ------------------------------------------------------------ */
+
+/* The long-term semantic inputs of every sequence into w->lsem (the mean
+ * of its item rows, or the host's user vector). */
+static void long_term_inputs(const iadsr__heads *st, iadsr__heads_ws *w,
+                             const iadsr__batch *b, const float *const *uvec)
+{
+    int D = st->D;
+    const int32_t *off = b->row_off;
+    for (int q = 0; q < b->n_seq; q++) {
+        float *ls = w->lsem + (size_t)q * (size_t)D;
+        if (uvec && uvec[q]) {
+            memcpy(ls, uvec[q], (size_t)D * sizeof(float));
+            continue;
+        }
+        memset(ls, 0, (size_t)D * sizeof(float));
+        int n = off[q + 1] - off[q];
+        for (int r = off[q]; r < off[q + 1]; r++) {
+            const float *x = iadsr__semantic_row(st->sem, b->items[r]);
+            for (int c = 0; c < D; c++)
+                ls[c] += x[c];
+        }
+        if (n > 0)
+            for (int c = 0; c < D; c++)
+                ls[c] /= (float)n;
+    }
+}
+
+/* Leave-one-out views of every row into w->lexp (semantic, l without
+ * item t) and w->hexp (max-pool of the other rows), and h_{t-1} into
+ * w->hprev. A view with nothing left is zero (its cosine is 0). */
+static void loo_views(const iadsr__heads *st, iadsr__heads_ws *w,
+                      const float *h, const iadsr__batch *b,
+                      const float *const *uvec, int collab)
+{
+    int d = st->d;
+    size_t sd = (size_t)d;
+    const int32_t *off = b->row_off;
+    iadsr__maxpool_fwd_f32(h, d, off, b->n_seq, w->hbar, w->arg);
+    for (int q = 0; q < b->n_seq; q++) {
+        int r0 = off[q], r1 = off[q + 1], n = r1 - r0;
+        const float *hb = w->hbar + (size_t)q * sd;
+        const int32_t *ag = w->arg + (size_t)q * sd;
+        float *h2 = w->hbar2 + (size_t)q * sd;
+        /* the runner-up of each dimension: the max without its argmax */
+        for (int c = 0; c < d; c++) {
+            float m = -HUGE_VALF;
+            for (int r = r0; r < r1; r++)
+                if (r != ag[c] && h[(size_t)r * sd + (size_t)c] > m)
+                    m = h[(size_t)r * sd + (size_t)c];
+            h2[c] = m;
+        }
+        for (int r = r0; r < r1; r++) {
+            float *he = w->hexp + (size_t)r * sd;
+            float *hp = w->hprev + (size_t)r * sd;
+            for (int c = 0; c < d; c++)
+                he[c] = n < 2 ? 0.0f : (ag[c] == r ? h2[c] : hb[c]);
+            if (r == r0)
+                memset(hp, 0, sd * sizeof(float));
+            else
+                memcpy(hp, h + (size_t)(r - 1) * sd, sd * sizeof(float));
+            if (collab)
+                continue;
+            float *le = w->lexp + (size_t)r * sd;
+            const float *l = w->l + (size_t)q * sd;
+            const float *u = w->u2 + (size_t)r * sd;
+            if (uvec && uvec[q]) {
+                memcpy(le, l, sd * sizeof(float));
+            } else if (n < 2) {
+                memset(le, 0, sd * sizeof(float));
+            } else {
+                /* W2 of the mean without x_t: (n l - W2 S[x_t]) / (n - 1) */
+                float a = (float)n / (float)(n - 1), k = 1.0f / (float)(n - 1);
+                for (int c = 0; c < d; c++)
+                    le[c] = a * l[c] - k * u[c];
+            }
+        }
+    }
+}
+
+void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
+                         const float *h, const iadsr__batch *b,
+                         const float *const *uvec, const float *det,
+                         float *logit)
+{
+    int d = st->d, R = b->n_rows, S = b->n_seq;
+    int collab = (st->flags & IADSR_DENOISE_F_COLLAB_ONLY) != 0;
+    const int32_t *off = b->row_off;
+    const int K = IADSR__DET_FEATURES;
+    if (!collab) {
+        proj_fwd(st, w->xs, b->items, R, st->w1, w->s);
+        proj_fwd(st, w->xs, b->items, R, st->w2, w->u2);
+        long_term_inputs(st, w, b, uvec);
+        if (S > 0)
+            iadsr__sgemm(0, 0, S, d, st->D, 1.0f, w->lsem, st->D, st->w2, d,
+                         0.0f, w->l, d);
+    }
+    loo_views(st, w, h, b, uvec, collab);
+    if (collab) {
+        iadsr__cos_rows_fwd_f32(w->hexp, h, R, d, w->c1);
+        iadsr__cos_rows_fwd_f32(w->hprev, h, R, d, w->c4);
+        memset(w->c2, 0, (size_t)R * sizeof(float));
+        memset(w->c3, 0, (size_t)R * sizeof(float));
+    } else {
+        iadsr__cos_rows_fwd_f32(w->lexp, h, R, d, w->c1);
+        iadsr__cos_rows_fwd_f32(w->hexp, w->s, R, d, w->c2);
+        iadsr__cos_rows_fwd_f32(h, w->s, R, d, w->c3);
+        iadsr__cos_rows_fwd_f32(w->hprev, w->s, R, d, w->c4);
+    }
+    const float *c[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4};
+    for (int q = 0; q < S; q++) {
+        int r0 = off[q], r1 = off[q + 1];
+        for (int k = 0; k < K; k++) {
+            /* the context feature has no value on the first row */
+            int a = k == 3 ? r0 + 1 : r0;
+            double m = 0;
+            for (int r = a; r < r1; r++)
+                m += (double)c[k][r];
+            float mean = r1 > a ? (float)(m / (double)(r1 - a)) : 0.0f;
+            for (int r = r0; r < r1; r++)
+                w->feat[(size_t)r * K + (size_t)k] =
+                    r < a ? 0.0f : c[k][r] - mean;
+        }
+        for (int r = r0; r < r1; r++) {
+            float z = det[K];
+            for (int k = 0; k < K; k++)
+                z += det[k] * w->feat[(size_t)r * K + (size_t)k];
+            logit[r] = z;
+        }
+    }
+}
+
+double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
+                                 const float *h, const iadsr__batch *b,
+                                 const float *const *uvec, const float *det,
+                                 const float *noise, int batch_rows,
+                                 float *ddet, float *dw1, float *dw2)
+{
+    int d = st->d, R = b->n_rows, S = b->n_seq;
+    int collab = (st->flags & IADSR_DENOISE_F_COLLAB_ONLY) != 0;
+    const int32_t *off = b->row_off;
+    const int K = IADSR__DET_FEATURES;
+    size_t sd = (size_t)d;
+    if (R == 0)
+        return 0.0;
+    iadsr__heads_detect(st, w, h, b, uvec, det, w->score);
+    double loss = 0, wt = 1.0 / (double)batch_rows;
+    for (int r = 0; r < R; r++) {
+        /* logistic loss of keep = 1 - noise: softplus(z) - keep z */
+        double z = (double)w->score[r], keep = 1.0 - (double)noise[r];
+        double sp = z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
+        loss += wt * (sp - keep * z);
+        double p = 1.0 / (1.0 + exp(-z));
+        w->dlogit[r] = (float)(wt * (p - keep));
+    }
+    /* the weights, then the features (centring is linear: subtract the
+     * mean of the feature gradients over the same rows) */
+    float *dc[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4};
+    for (int q = 0; q < S; q++) {
+        int r0 = off[q], r1 = off[q + 1];
+        for (int r = r0; r < r1; r++) {
+            for (int k = 0; k < K; k++)
+                ddet[k] += w->dlogit[r] * w->feat[(size_t)r * K + (size_t)k];
+            ddet[K] += w->dlogit[r];
+        }
+        for (int k = 0; k < K; k++) {
+            int a = k == 3 ? r0 + 1 : r0;
+            double m = 0;
+            for (int r = a; r < r1; r++)
+                m += (double)w->dlogit[r];
+            float mean = r1 > a ? (float)(m / (double)(r1 - a)) : 0.0f;
+            for (int r = r0; r < r1; r++)
+                dc[k][r] = r < a ? 0.0f : det[k] * (w->dlogit[r] - mean);
+        }
+    }
+    if (collab)
+        return loss; /* the features are the backbone's alone */
+    memset(w->ds, 0, (size_t)R * sd * sizeof(float));
+    memset(w->dlexp, 0, (size_t)R * sd * sizeof(float));
+    iadsr__cos_rows_bwd_f32(w->lexp, h, R, d, w->c1, w->dlexp, NULL);
+    iadsr__cos_rows_bwd_f32(w->hexp, w->s, R, d, w->c2, NULL, w->ds);
+    iadsr__cos_rows_bwd_f32(h, w->s, R, d, w->c3, NULL, w->ds);
+    iadsr__cos_rows_bwd_f32(w->hprev, w->s, R, d, w->c4, NULL, w->ds);
+    if (dw1)
+        proj_bwd(st, w->xs, b->items, R, w->ds, dw1);
+    if (!dw2)
+        return loss;
+    /* l_{-t} = a l - k u_t: dl gets a dl_{-t}, du_t = -k dl_{-t} */
+    memset(w->dl, 0, (size_t)S * sd * sizeof(float));
+    memset(w->du, 0, (size_t)R * sd * sizeof(float));
+    for (int q = 0; q < S; q++) {
+        int r0 = off[q], r1 = off[q + 1], n = r1 - r0;
+        float *dl = w->dl + (size_t)q * sd;
+        int as_is = uvec && uvec[q];
+        if (!as_is && n < 2)
+            continue;
+        float a = as_is ? 1.0f : (float)n / (float)(n - 1);
+        float k = as_is ? 0.0f : 1.0f / (float)(n - 1);
+        for (int r = r0; r < r1; r++) {
+            const float *g = w->dlexp + (size_t)r * sd;
+            float *du = w->du + (size_t)r * sd;
+            for (int c = 0; c < d; c++) {
+                dl[c] += a * g[c];
+                du[c] = -k * g[c];
+            }
+        }
+    }
+    if (S > 0)
+        iadsr__sgemm(1, 0, st->D, d, S, 1.0f, w->lsem, st->D, w->dl, d, 1.0f,
+                     dw2, d);
+    proj_bwd(st, w->xs, b->items, R, w->du, dw2);
+    return loss;
 }
 
 /* ---- InfoNCE through GEMMs ------------------------------------------------- */

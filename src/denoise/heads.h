@@ -11,6 +11,7 @@
 #include "denoise/layers.h"
 #include "data/semantic.h"
 #include "common/rng.h"
+#include "denoise/denoise.h"
 
 /* In-batch negatives of the per-position InfoNCE are the rows of one block
  * of at most this many consecutive rows: bounds the n x n logits (4 MiB)
@@ -49,6 +50,13 @@ typedef struct iadsr__heads_ws {
     float *ds, *dl, *dhbar, *dlexp, *dhexp; /* gradients */
     float *dc, *dscore, *dm;
     float *an, *bn, *dan, *dbn, *p; /* InfoNCE block scratch */
+    /* the detector (IADSR_DENOISE_F_DETECT) */
+    float *u2;     /* rows x d: W2 S[x_t] */
+    float *hbar2;  /* seqs x d: runner-up of the max-pool */
+    float *hprev;  /* rows x d: h_{t-1}, zero on a sequence's first row */
+    float *c4;     /* rows */
+    float *feat;   /* rows x IADSR__DET_FEATURES: centred features */
+    float *dlogit, *du; /* rows; rows x d */
 } iadsr__heads_ws;
 
 int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
@@ -62,6 +70,33 @@ void iadsr__heads_ws_free(iadsr__heads_ws *w);
 void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
                           const float *h, const iadsr__batch *b,
                           const float *const *uvec, float *score);
+
+/* The detector's logits (IADSR_DENOISE_F_DETECT; keep t iff logit >
+ * theta) of every row of @p b from its features, all cosines: (1) the
+ * long-term semantic interest without item t against h_t, (2) the max-pool
+ * of the other rows' h against s_t, (3) h_t against s_t, (4) the context
+ * h_{t-1} against s_t; each centred on its sequence's mean (so one theta
+ * means the same for every history length), then logit = det[4] +
+ * sum_k det[k] f_k. With IADSR_DENOISE_F_COLLAB_ONLY (1) compares the
+ * other rows' max-pool with h_t, (4) h_{t-1} with h_t, and (2), (3) are 0.
+ * A user vector in @p uvec is the long-term view as given (it cannot leave
+ * t out). Never fails. */
+void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
+                         const float *h, const iadsr__batch *b,
+                         const float *const *uvec, const float *det,
+                         float *logit);
+
+/* Training step of the detector on one share: logits as above, the
+ * logistic loss against @p noise (per row: 1 = inserted, 0 = real; the
+ * detector's target is keep = 1 - noise), weighted 1 / @p batch_rows, and
+ * its gradient into @p ddet (IADSR__GATE_DET floats) and, unless
+ * collaborative-only, @p dw1 and @p dw2 (D x d; either may be NULL). No
+ * gradient reaches h. Returns the weighted loss. */
+double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
+                                 const float *h, const iadsr__batch *b,
+                                 const float *const *uvec, const float *det,
+                                 const float *noise, int batch_rows,
+                                 float *ddet, float *dw1, float *dw2);
 
 /* Gradient targets of iadsr__heads_train: dh and dwd are required, the
  * others may be NULL (skipped). */

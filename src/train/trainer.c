@@ -49,6 +49,7 @@ typedef struct worker {
     const float **uvec;    /* max batch entries: user rows or NULL */
     const int64_t *uid;    /* dataset rows of the share's users */
     const int64_t *mpos;   /* per row: index of its input item in the data */
+    const float *noise;    /* detector gate: per row, 1 = inserted */
     double loss;
     const struct iadsr_trainer *t;
 } worker;
@@ -91,7 +92,11 @@ struct iadsr_trainer {
     iadsr_denoise_params dp;
     iadsr_semantic *sem, *usem; /* references */
     iadsr__layout lay;          /* backbone layout + align.* + gate.* */
-    size_t off_w1, off_w2, off_wd, off_bd;
+    size_t off_w1, off_w2, off_wd, off_bd, off_det;
+    /* the detector gate (IADSR_DENOISE_F_DETECT): items inserted on the fly */
+    int detect;
+    int64_t *pop_cum;  /* n_items + 1 cumulative training counts */
+    float *b_noise;    /* per batch row: 1 = inserted */
     size_t model_floats;        /* the backbone's part of w */
     float *mask_prev, *mask_cur; /* carry-over: per data position, or NULL */
     float *b_scale;              /* carry-over: batch rows' input scales */
@@ -126,7 +131,7 @@ static void free_all(iadsr_trainer *t)
     iadsr__semantic_unref(t->usem);
     IADSR__ALIGNED_FREE_ALL(t->mask_prev, t->mask_cur);
     IADSR__FREE_ALL(t->b_uid, t->b_mpos, t->b_scale, t->users, t->b_items,
-                    t->b_pos, t->b_tgt, t->b_off);
+                    t->b_pos, t->b_tgt, t->b_off, t->pop_cum, t->b_noise);
     iadsr_model_free(t->init);
     if (t->data)
         iadsr__dataset_unref(t->data);
@@ -190,7 +195,8 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
         if ((rc = iadsr__layout_add(&t->lay, "align.w1", D, d)) ||
             (rc = iadsr__layout_add(&t->lay, "align.w2", D, d)) ||
             (rc = iadsr__layout_add(&t->lay, "gate.wd", d, d)) ||
-            (rc = iadsr__layout_add(&t->lay, "gate.bd", 1, d))) {
+            (rc = iadsr__layout_add(&t->lay, "gate.bd", 1, d)) ||
+            (rc = iadsr__layout_add(&t->lay, "gate.det", 1, IADSR__GATE_DET))) {
             free_all(t);
             iadsr__free(t);
             return rc;
@@ -199,6 +205,8 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
         t->off_w2 = iadsr__layout_find(&t->lay, "align.w2")->offset;
         t->off_wd = iadsr__layout_find(&t->lay, "gate.wd")->offset;
         t->off_bd = iadsr__layout_find(&t->lay, "gate.bd")->offset;
+        t->off_det = iadsr__layout_find(&t->lay, "gate.det")->offset;
+        t->detect = (t->dp.flags & IADSR_DENOISE_F_DETECT) != 0;
     }
     t->n_floats = t->lay.n_floats;
     t->best_ndcg = -1.0;
@@ -304,6 +312,22 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
         for (size_t i = 0; i < ni; i++)
             t->mask_prev[i] = t->mask_cur[i] = 1.0f;
     }
+    if (t->detect) {
+        /* popularity of the items in the training parts, for inserting
+         * items in proportion to it */
+        int32_t ni = t->shape.n_items;
+        t->pop_cum = iadsr__calloc((size_t)ni + 1, sizeof(int64_t));
+        t->b_noise = iadsr__malloc((size_t)t->max_rows * sizeof(float));
+        if (!t->pop_cum || !t->b_noise)
+            goto nomem;
+        for (int64_t u = 0; u < nu; u++) {
+            const int32_t *s = train->items + train->offsets[u];
+            for (int64_t i = 0, n = train_len(t, u); i < n; i++)
+                t->pop_cum[s[i]]++;
+        }
+        for (int32_t i = 1; i <= ni; i++)
+            t->pop_cum[i] += t->pop_cum[i - 1];
+    }
     memset(t->w, 0, nf * sizeof(float));
     memcpy(t->w, init->w, t->model_floats * sizeof(float));
     if (t->joint && (rc = init_heads_weights(t)) != IADSR_OK) {
@@ -367,6 +391,11 @@ static int init_heads_weights(iadsr_trainer *t)
         memcpy(t->w + t->off_w2, a->w2, nd * sizeof(float));
         memcpy(t->w + t->off_wd, g->wd, (size_t)d * (size_t)d * sizeof(float));
         memcpy(t->w + t->off_bd, g->bd, (size_t)d * sizeof(float));
+        /* the detector starts as the paper's rule on centred cosines:
+         * every feature weight 1, no bias */
+        float *det = t->w + t->off_det;
+        for (int k = 0; k < IADSR__DET_FEATURES; k++)
+            det[k] = t->detect ? 1.0f : 0.0f;
     }
     iadsr_aligner_free(a);
     iadsr_gate_free(g);
@@ -416,6 +445,84 @@ static iadsr__batch build_batch(iadsr_trainer *t, const int64_t *ids, int nb)
             t->b_scale[i] = t->mask_prev[t->b_mpos[i]];
         b.scale = t->b_scale;
     }
+    return b;
+}
+
+/* Share of training inputs that the detector gate's training inserts. */
+#define IADSR__INSERT_RATE 0.15
+
+/* An item to insert: uniform over the catalogue or in proportion to the
+ * training counts, with equal chance, so that the detector cannot win by
+ * flagging rare items alone. */
+static int32_t draw_inserted(iadsr_trainer *t)
+{
+    int32_t ni = t->shape.n_items;
+    int64_t total = t->pop_cum[ni];
+    if (iadsr__rng_below(&t->rng, 2) == 0 || total <= 0)
+        return 1 + (int32_t)iadsr__rng_below(&t->rng, (uint64_t)ni);
+    int64_t x = (int64_t)iadsr__rng_below(&t->rng, (uint64_t)total);
+    int32_t lo = 1, hi = ni; /* the smallest i with pop_cum[i] > x */
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (t->pop_cum[mid] > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* The batch of build_batch with items inserted before real inputs at
+ * IADSR__INSERT_RATE (labelled in b_noise; their rows have no next-item
+ * target, and the real row before one keeps its real target). Built from
+ * the newest input backwards, so the window keeps the most recent rows and
+ * never exceeds the longest real window. */
+static iadsr__batch build_batch_detect(iadsr_trainer *t, const int64_t *ids,
+                                       int nb)
+{
+    int L = t->shape.max_len, cap = t->max_len_rows, r = 0;
+    t->b_off[0] = 0;
+    for (int k = 0; k < nb; k++) {
+        int64_t u = ids[k];
+        const int32_t *s = t->data->items + t->data->offsets[u];
+        int64_t n = train_len(t, u);
+        int64_t rows = n - 1 < L ? n - 1 : L;
+        int64_t first = n - 1 - rows;
+        int r0 = r;
+        for (int64_t i = rows - 1; i >= 0 && r - r0 < cap; i--) {
+            t->b_items[r] = s[first + i];
+            t->b_tgt[r] = s[first + i + 1];
+            t->b_mpos[r] = t->data->offsets[u] + first + i;
+            t->b_noise[r++] = 0.0f;
+            if (r - r0 < cap &&
+                iadsr__rng_float(&t->rng) < (float)IADSR__INSERT_RATE) {
+                t->b_items[r] = draw_inserted(t);
+                t->b_tgt[r] = 0; /* never a next-item target */
+                t->b_mpos[r] = -1;
+                t->b_noise[r++] = 1.0f;
+            }
+        }
+        /* oldest first */
+        for (int a = r0, b = r - 1; a < b; a++, b--) {
+            int32_t x = t->b_items[a];
+            t->b_items[a] = t->b_items[b];
+            t->b_items[b] = x;
+            x = t->b_tgt[a];
+            t->b_tgt[a] = t->b_tgt[b];
+            t->b_tgt[b] = x;
+            int64_t m = t->b_mpos[a];
+            t->b_mpos[a] = t->b_mpos[b];
+            t->b_mpos[b] = m;
+            float f = t->b_noise[a];
+            t->b_noise[a] = t->b_noise[b];
+            t->b_noise[b] = f;
+        }
+        for (int j = r0; j < r; j++)
+            t->b_pos[j] = L - (r - r0) + (j - r0);
+        t->b_uid[k] = u;
+        t->b_off[k + 1] = r;
+    }
+    iadsr__batch b = {nb, r, t->b_items, t->b_pos, t->b_off, NULL};
     return b;
 }
 
@@ -514,7 +621,9 @@ static void worker_run(void *arg)
                            .tau_align = t->dp.tau_align,
                            .tau_gumbel = t->dp.tau_gumbel,
                            .lambda_align = t->dp.lambda_align,
-                           .lambda_recon = t->dp.lambda_recon,
+                           /* the detector has no decoder to train */
+                           .lambda_recon = t->detect ? 0.0f
+                                                     : t->dp.lambda_recon,
                            .flags = t->dp.flags,
                            .paper = (t->dp.flags & IADSR_DENOISE_F_PAPER) != 0};
         /* the reconstruction target E[x_t] is a constant (no gradient
@@ -538,6 +647,11 @@ static void worker_run(void *arg)
             for (int r = 0; r < k->b.n_rows; r++)
                 t->mask_cur[k->mpos[r]] = k->s2.m[r];
         aux_into_backbone(t, k->dh, k->dh_aux, nrd);
+        if (t->detect)
+            l2 += iadsr__heads_detect_train(
+                &st, &k->s2, h, &k->b, k->uvec, t->w + t->off_det, k->noise,
+                t->batch_rows, k->g + t->off_det, k->g + t->off_w1,
+                k->g + t->off_w2);
         /* report the total L per position, like the cross-entropy sum */
         k->loss += l2 * (double)t->batch_rows;
     }
@@ -548,7 +662,8 @@ static void worker_run(void *arg)
 static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
                        double *loss_sum)
 {
-    iadsr__batch b = build_batch(t, ids, nb);
+    iadsr__batch b = t->detect ? build_batch_detect(t, ids, nb)
+                               : build_batch(t, ids, nb);
     if (b.n_rows == 0)
         return IADSR_OK;
     int d = t->shape.d;
@@ -582,6 +697,7 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
         k->tgt = t->b_tgt + r0;
         k->uid = t->b_uid + s0;
         k->mpos = t->b_mpos + r0;
+        k->noise = t->b_noise ? t->b_noise + r0 : NULL;
         /* one dropout stream per share, drawn from the trainer's RNG */
         iadsr__rng_seed(&k->rng, iadsr__rng_u64(&t->rng));
         s0 = s1;
@@ -782,6 +898,7 @@ int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t, iadsr_aligner **aligner,
     if (!rc && gate && !(rc = iadsr__gate_alloc(&g, d, &t->dp))) {
         memcpy(g->wd, w + t->off_wd, (size_t)d * (size_t)d * sizeof(float));
         memcpy(g->bd, w + t->off_bd, (size_t)d * sizeof(float));
+        memcpy(g->det, w + t->off_det, IADSR__GATE_DET * sizeof(float));
     }
     if (rc) {
         iadsr_aligner_free(a);
