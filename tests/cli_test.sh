@@ -792,6 +792,22 @@ noise_ok() {
         }' "$1" "$2" "$3"
 }
 check "inject-noise: originals kept in order, last two untouched, injected items new" noise_ok d.txt nz.txt nz.lab
+# --dist popularity: still consistent, and the injected items are more
+# popular in d.txt than the uniformly drawn ones (mean occurrence count)
+run "$BIN" inject-noise --data d.txt --rate 0.3 --seed 4 --dist popularity --out nzp.txt --labels nzp.lab
+expect_rc "inject-noise --dist popularity" 0
+expect_err "inject-noise --dist popularity says so" "popularity"
+check "inject-noise --dist popularity: consistent" noise_ok d.txt nzp.txt nzp.lab
+inj_pop() { # ORIG NOISY LABELS: mean count in ORIG of the injected items
+    awk 'FILENAME == ARGV[1] { for (i = 2; i <= NF; i++) c[$i]++; next }
+        FILENAME == ARGV[2] { line[FNR] = $0; next }
+        { split(line[FNR], x, " "); for (i = 1; i <= NF; i++) if ($i == 1) { s += c[x[i + 1]]; n++ } }
+        END { printf "%.3f\n", n ? s / n : 0 }' "$1" "$2" "$3"
+}
+PU=$(inj_pop d.txt nz.txt nz.lab)
+PP=$(inj_pop d.txt nzp.txt nzp.lab)
+check "inject-noise --dist popularity draws popular items ($PP vs uniform $PU)" awk -v p="$PP" -v u="$PU" 'BEGIN { exit !(p > 1.05 * u) }'
+usage_case "inject-noise --dist bogus" inject-noise --data d.txt --rate 0.1 --seed 1 --out x.txt --labels x.lab --dist bogus
 run "$BIN" inject-noise --data d.txt --rate 10 --seed 2 --out nz10.txt --labels nz10.lab --quiet
 expect_rc "inject-noise --rate 10" 0
 check "inject-noise --rate 10: still consistent" noise_ok d.txt nz10.txt nz10.lab

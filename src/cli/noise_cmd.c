@@ -10,7 +10,7 @@
 
 static const char noise_help[] =
     "Usage: iadsr inject-noise --data FILE --rate P --seed S --out NOISY\n"
-    "                          --labels LABELS [--quiet]\n"
+    "                          --labels LABELS [--dist D] [--quiet]\n"
     "\n"
     "Insert random items into the training part of every sequence, to\n"
     "measure how well a denoiser finds them ('iadsr denoise --labels').\n"
@@ -21,8 +21,11 @@ static const char noise_help[] =
     "uniformly random item id in 1..n_items (n_items = the largest id in\n"
     "FILE) that the user's original sequence does not contain (none when\n"
     "every id occurs in it), at uniformly random positions of the training\n"
-    "part: anywhere before the second-to-last original item. The same FILE,\n"
-    "P and S give the same bytes on every machine. Both files are written\n"
+    "part: anywhere before the second-to-last original item. With --dist\n"
+    "popularity the injected id is drawn in proportion to its number of\n"
+    "occurrences in FILE instead (still one the user does not have), as\n"
+    "accidental clicks on what is shown most would be. The same FILE, P, S\n"
+    "and D give the same bytes on every machine. Both files are written\n"
     "atomically; the number of injected items goes to standard error.\n"
     "\n"
     "NOISY has the format of FILE (one user per line, 'user_id item item\n"
@@ -40,6 +43,7 @@ static const char noise_help[] =
     "  --seed S         random seed, 0..2^64-1 (required)\n"
     "  --out NOISY      noisy sequence file to write (required)\n"
     "  --labels LABELS  label file to write (required)\n"
+    "  --dist D         uniform (default) or popularity\n"
     "  --quiet          do not print the summary line\n";
 
 /* The noisy data in CSR form (dataset user order). */
@@ -128,9 +132,33 @@ static void write_labels(iadsr__atomic_file *f, const void *ctx)
 }
 
 /* Build the noisy sequences. Returns CLI_OK or prints an error. */
+/* Draw an id in proportion to its count (cum: n_items + 1 cumulative
+ * counts) that is not in sorted[0..m); after 64 draws that all hit the
+ * user's own items, a uniform one of the n_cand missing ids. */
+static int32_t draw_popular(iadsr__rng *rng, const int64_t *cum,
+                            int32_t n_items, const int32_t *sorted, int32_t m,
+                            int64_t n_cand)
+{
+    for (int tries = 0; tries < 64 && cum[n_items] > 0; tries++) {
+        int64_t x = (int64_t)cli_rng_below(rng, (uint64_t)cum[n_items]);
+        int32_t lo = 1, hi = n_items; /* smallest id with cum[id] > x */
+        while (lo < hi) {
+            int32_t mid = lo + (hi - lo) / 2;
+            if (cum[mid] > x)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        if (!bsearch(&lo, sorted, (size_t)m, sizeof *sorted, cmp_i32))
+            return lo;
+    }
+    return nth_missing(sorted, m,
+                       (int64_t)cli_rng_below(rng, (uint64_t)n_cand));
+}
+
 static int inject(const char *cmd, const iadsr_dataset *d, double rate,
-                  uint64_t seed, noisy_data *nd, int64_t *n_injected,
-                  int64_t *n_users_hit)
+                  uint64_t seed, const int64_t *pop_cum, noisy_data *nd,
+                  int64_t *n_injected, int64_t *n_users_hit)
 {
     const int32_t n_items = iadsr_dataset_n_items(d);
     int32_t *sorted = NULL;
@@ -201,8 +229,13 @@ static int inject(const char *cmd, const iadsr_dataset *d, double rate,
             int64_t at = nd->len++;
             if (need > 0 &&
                 (int64_t)cli_rng_below(&rng, (uint64_t)(total - p)) < need) {
-                int64_t r = (int64_t)cli_rng_below(&rng, (uint64_t)n_cand);
-                nd->items[at] = nth_missing(sorted, m, r);
+                if (pop_cum) {
+                    nd->items[at] = draw_popular(&rng, pop_cum, n_items,
+                                                 sorted, m, n_cand);
+                } else {
+                    int64_t r = (int64_t)cli_rng_below(&rng, (uint64_t)n_cand);
+                    nd->items[at] = nth_missing(sorted, m, r);
+                }
                 nd->labels[at] = 1;
                 need--;
             } else {
@@ -234,7 +267,9 @@ int cmd_inject_noise(int argc, char **argv)
     const char *data = NULL, *out = NULL, *labels = NULL;
     double rate = 0.0;
     uint64_t seed = 0;
-    int quiet = 0;
+    int quiet = 0, dist = 0;
+    static const char *const dist_names[] = {"uniform", "popularity", NULL};
+    int64_t *pop_cum = NULL;
     cli_opt opts[] = {
         CLI_STR("data", &data, OPT_REQUIRED),
         CLI_DBL("rate", &rate, 0.0, 10.0, OPT_REQUIRED),
@@ -242,6 +277,7 @@ int cmd_inject_noise(int argc, char **argv)
         CLI_STR("out", &out, OPT_REQUIRED),
         CLI_STR("labels", &labels, OPT_REQUIRED),
         CLI_FLAG("quiet", &quiet),
+        CLI_CHOICE("dist", &dist, dist_names),
     };
     iadsr_dataset *d = NULL;
     noisy_data nd;
@@ -260,7 +296,24 @@ int cmd_inject_noise(int argc, char **argv)
         return CLI_RUNTIME;
     if (cli_load_data(cmd, data, 0, &d) != CLI_OK)
         return CLI_RUNTIME;
-    if (inject(cmd, d, rate, seed, &nd, &n_injected, &n_hit) != CLI_OK)
+    if (dist == 1) {
+        int32_t ni = iadsr_dataset_n_items(d);
+        pop_cum = calloc((size_t)ni + 1, sizeof *pop_cum);
+        if (!pop_cum) {
+            cli_error(cmd, "out of memory");
+            goto done;
+        }
+        for (int64_t u = 0; u < iadsr_dataset_n_users(d); u++) {
+            int32_t n = 0;
+            const int32_t *it = iadsr_dataset_user_items(d, u, &n);
+            for (int32_t j = 0; j < n; j++)
+                pop_cum[it[j]]++;
+        }
+        for (int32_t i = 1; i <= ni; i++)
+            pop_cum[i] += pop_cum[i - 1];
+    }
+    if (inject(cmd, d, rate, seed, pop_cum, &nd, &n_injected, &n_hit) !=
+        CLI_OK)
         goto done;
     if (cli_write_atomic(cmd, out, write_noisy, &nd) != CLI_OK ||
         cli_write_atomic(cmd, labels, write_labels, &nd) != CLI_OK)
@@ -268,16 +321,17 @@ int cmd_inject_noise(int argc, char **argv)
     if (!quiet)
         fprintf(stderr,
                 "iadsr: inject-noise: injected %lld items into %lld of %lld "
-                "users (rate %g, seed %llu); wrote %s and %s\n",
+                "users (rate %g, %s, seed %llu); wrote %s and %s\n",
                 (long long)n_injected, (long long)n_hit,
-                (long long)nd.n_users, rate, (unsigned long long)seed, out,
-                labels);
+                (long long)nd.n_users, rate, dist_names[dist],
+                (unsigned long long)seed, out, labels);
     exit_code = CLI_OK;
 
 done:
     free(nd.items);
     free(nd.labels);
     free(nd.offsets);
+    free(pop_cum);
     iadsr_dataset_free(d);
     return exit_code;
 }
