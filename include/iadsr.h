@@ -1309,9 +1309,14 @@ IADSR_API int iadsr_aligner_project(const iadsr_aligner *a, int32_t which,
 IADSR_API int iadsr_gate_create(iadsr_gate **out, int32_t dim,
                                 const iadsr_denoise_params *p);
 /**
- * A new gate with the decoder of @p g and the inference rule of @p p (use
- * it to try another theta or max_drop without retraining). The loss
- * weights of @p p are ignored.
+ * A new gate with the decoder (and detector) of @p g and the inference
+ * rule of @p p (use it to try another theta or max_drop without
+ * retraining). The loss weights of @p p are ignored, and so are the flags
+ * that describe the training (IADSR_DENOISE_F_CARRY_MASKS,
+ * IADSR_DENOISE_F_PAPER, IADSR_DENOISE_F_DETECT: those of @p g stay). A
+ * detector gate keeps its IADSR_DENOISE_F_COLLAB_ONLY too: asking a full
+ * detector for collaborative-only scores is IADSR_ERR_INVALID_ARG (train
+ * a collaborative-only detector instead).
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
  *
  * Thread-safety: any thread. @since 0.3.0

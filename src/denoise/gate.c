@@ -76,8 +76,19 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
     dp.lambda_recon = g->p.lambda_recon;
     dp.tau_align = g->p.tau_align;
     dp.seed = g->p.seed;
-    const uint32_t trained = IADSR_DENOISE_F_CARRY_MASKS |
-                             IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_DETECT;
+    uint32_t trained = IADSR_DENOISE_F_CARRY_MASKS | IADSR_DENOISE_F_PAPER |
+                       IADSR_DENOISE_F_DETECT;
+    if (g->p.flags & IADSR_DENOISE_F_DETECT) {
+        /* the detector's weights belong to the features it was trained on */
+        if ((dp.flags & IADSR_DENOISE_F_COLLAB_ONLY) &&
+            !(g->p.flags & IADSR_DENOISE_F_COLLAB_ONLY))
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "%s: IADSR_DENOISE_F_COLLAB_ONLY: a detector "
+                              "gate scores with the features it was trained "
+                              "on; train one with the flag instead",
+                              w);
+        trained |= IADSR_DENOISE_F_COLLAB_ONLY;
+    }
     dp.flags = (dp.flags & ~trained) | (g->p.flags & trained);
     iadsr_gate *n;
     TRY(iadsr__gate_alloc(&n, g->dim, &dp));
