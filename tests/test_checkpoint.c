@@ -441,6 +441,10 @@ static uint8_t *spec_encode(const iadsr_model *m, const iadsr_aligner *a,
         spec_tensor(&dir, &data, "gate.wd", hp->dim, hp->dim, g->wd);
         spec_tensor(&dir, &data, "gate.bd", 1, hp->dim, g->bd);
         n_tensors += 2;
+        if (g->p.flags & 8u) { /* gate_flags bit 3: the detector */
+            spec_tensor(&dir, &data, "gate.det", 1, 8, g->det);
+            n_tensors += 1;
+        }
     }
     size_t dir_end = 64 + kv.len + 4 + dir.len + 4;
     size_t data_offset = (dir_end + 63) / 64 * 64;
@@ -1958,9 +1962,11 @@ static int same_gate(const iadsr_gate *x, const iadsr_gate *y)
     px.struct_size = py.struct_size = (uint32_t)sizeof px;
     ck_assert_int_eq(iadsr_gate_get_params(x, &px), IADSR_OK);
     ck_assert_int_eq(iadsr_gate_get_params(y, &py), IADSR_OK);
+    /* the whole block: Wd, bd and the detector's weights (zero without
+     * IADSR_DENOISE_F_DETECT) */
     return x->dim == y->dim && memcmp(&px, &py, sizeof px) == 0 &&
-           memcmp(x->w, y->w, ((size_t)x->dim * (size_t)x->dim +
-                               (size_t)x->dim) * sizeof(float)) == 0;
+           memcmp(x->w, y->w, iadsr__gate_floats(x->dim) * sizeof(float)) ==
+               0;
 }
 
 /* Index of the tensor called @p name in a parsed checkpoint. */
@@ -2573,6 +2579,195 @@ START_TEST(test_ck12_corrupt)
 }
 END_TEST
 
+/* A detector gate (IADSR_DENOISE_F_DETECT): its weights travel as gate.det
+ * after gate.bd; the tensor is there exactly when the flag is. */
+static iadsr_gate *make_det_gate(int32_t dim)
+{
+    iadsr_denoise_params dp;
+    denoise_params(&dp);
+    dp.flags |= IADSR_DENOISE_F_DETECT;
+    iadsr_gate *g = NULL;
+    int rc = iadsr_gate_create(&g, dim, &dp);
+    ck_assert_msg(rc == IADSR_OK, "gate_create: %s (%s)",
+                  iadsr_status_name(rc), iadsr_last_error());
+    for (int i = 0; i < dim; i++)
+        g->bd[i] = 0.125f * (float)(i - 3);
+    for (int i = 0; i < IADSR__GATE_DET; i++) /* all non-zero, inexact */
+        g->det[i] = 0.1f * (float)(i + 1) * (i % 2 ? -1.0f : 1.0f);
+    g->det[IADSR__GATE_DET - 1] = 1e-40f; /* a denormal */
+    return g;
+}
+
+START_TEST(test_ck12_detector)
+{
+    iadsr_model *m = make_model(42);
+    iadsr_aligner *a = make_aligner(8, 12);
+    iadsr_gate *g = make_det_gate(8);
+    char path[512];
+    tmp_path(path, sizeof path, "det12.iadsr");
+    ck_assert_int_eq(iadsr_checkpoint_save(m, a, g, path, IADSR_SAVE_NO_FSYNC),
+                     IADSR_OK);
+    size_t len, l2;
+    uint8_t *b = tu_read_file(path, &len);
+    /* 13 + 2 + 9 keys as before, 16 + 2 + 3 tensors: gate.det is last */
+    ck_assert_uint_eq(rd32(b + 12), 2);
+    ck_assert_uint_eq(rd32(b + 24), 2);
+    ck_assert_uint_eq(rd32(b + 32), 24);
+    ck_assert_uint_eq(rd32(b + 36), 21);
+    ckmap *mp = malloc(sizeof *mp);
+    ck_assert_ptr_nonnull(mp);
+    map_parse(b, len, mp);
+    uint32_t t = tensor_index(mp, "gate.det");
+    ck_assert_uint_eq(t, 20);
+    ck_assert_uint_eq(mp->t_nbytes[t], 4 * IADSR__GATE_DET);
+    size_t dims_at = mp->ent_off[t] + 12 + strlen("gate.det");
+    ck_assert_uint_eq(rd32(b + dims_at - 4), 1); /* [8]: one dimension */
+    ck_assert_uint_eq(rd64(b + dims_at), IADSR__GATE_DET);
+    /* the independent encoder of docs/FORMAT.md agrees byte for byte */
+    size_t slen;
+    uint8_t *s = spec_encode(m, a, g, &slen);
+    ck_assert_uint_eq(slen, len);
+    ck_assert(memcmp(b, s, len) == 0);
+    free(s);
+
+    /* from the file and from memory: the detector bit-identical, the flag
+     * kept; a re-save gives the same bytes */
+    for (int from_file = 0; from_file < 2; from_file++) {
+        iadsr_model *m2 = NULL;
+        iadsr_aligner *a2 = NULL;
+        iadsr_gate *g2 = NULL;
+        int rc = from_file ? iadsr_checkpoint_load(&m2, &a2, &g2, path, 0)
+                           : ck_load(b, len, &m2, &a2, &g2);
+        ck_assert_msg(rc == IADSR_OK, "load: %s (%s)", iadsr_status_name(rc),
+                      iadsr_last_error());
+        ck_assert(same_model(m, m2));
+        ck_assert(same_aligner(a, a2));
+        ck_assert(same_gate(g, g2));
+        ck_assert(memcmp(g->det, g2->det, IADSR__GATE_DET * sizeof(float)) ==
+                  0);
+        iadsr_denoise_params gp;
+        memset(&gp, 0, sizeof gp);
+        gp.struct_size = (uint32_t)sizeof gp;
+        ck_assert_int_eq(iadsr_gate_get_params(g2, &gp), IADSR_OK);
+        ck_assert_uint_eq(gp.flags, IADSR_DENOISE_F_COLLAB_ONLY |
+                                        IADSR_DENOISE_F_DETECT);
+        uint8_t *b2 = ck_save_buf(m2, a2, g2, &l2);
+        ck_assert_uint_eq(l2, len);
+        ck_assert(memcmp(b, b2, len) == 0);
+        free(b2);
+        iadsr_gate_free(g2);
+        iadsr_aligner_free(a2);
+        iadsr_model_free(m2);
+    }
+    ck_assert_int_eq(load_rc(b, len), IADSR_OK); /* model_load validates it */
+
+    /* gate.det missing: FORMAT naming it, for every loader */
+    uint8_t *c = drop_tensor(b, len, t, &l2);
+    ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "'gate.det'"));
+    ck_assert_int_eq(load_rc(c, l2), IADSR_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "'gate.det'"));
+    free(c);
+    /* present without the flag (bit 3 cleared by a metadata edit) */
+    uint8_t fl[4];
+    wr32(fl, IADSR_DENOISE_F_COLLAB_ONLY);
+    c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);
+    ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "'gate.det'"));
+    free(c);
+    /* the flag with one that excludes it: invalid settings (FORMAT) */
+    const uint32_t bad_fl[] = {IADSR_DENOISE_F_DETECT | IADSR_DENOISE_F_PAPER,
+                               IADSR_DENOISE_F_DETECT |
+                                   IADSR_DENOISE_F_CARRY_MASKS};
+    for (int k = 0; k < 2; k++) {
+        wr32(fl, bad_fl[k]);
+        c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);
+        ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+        ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "gate settings"));
+        free(c);
+    }
+    /* the flag kept with an unknown bit: UNSUPPORTED */
+    wr32(fl, IADSR_DENOISE_F_DETECT | 16u);
+    c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);
+    ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_UNSUPPORTED);
+    free(c);
+    /* another shape ([9]; the catalogue tries the others): FORMAT naming
+     * it */
+    c = malloc(len);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, b, len);
+    wr64(c + dims_at, IADSR__GATE_DET + 1);
+    fix_dir_crc(c, mp);
+    ck_assert_int_eq(ck_load_rc(c, len), IADSR_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "'gate.det'"));
+    free(c);
+    /* a NaN detector weight (CRCs fixed): NUMERIC naming it */
+    c = malloc(len);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, b, len);
+    wr32(c + mp->data_offset + mp->t_off[t] + 4 * 3, 0x7fc00000u);
+    fix_tensor_crc(c, mp, t);
+    fix_dir_crc(c, mp);
+    ck_assert_int_eq(ck_load_rc(c, len), IADSR_ERR_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "'gate.det' element 3"));
+    ck_assert_int_eq(load_rc(c, len), IADSR_ERR_NUMERIC);
+    free(c);
+
+    /* a gate without the flag: no gate.det, det loads as zeros, and the
+     * flag gained by a metadata edit is FORMAT (gate.det missing) */
+    iadsr_gate *pg = make_gate(8);
+    uint8_t *pb = ck_save_buf(m, a, pg, &l2);
+    size_t plen = l2;
+    ck_assert_uint_eq(rd32(pb + 36), 20);
+    ckmap *pmp = malloc(sizeof *pmp);
+    ck_assert_ptr_nonnull(pmp);
+    map_parse(pb, plen, pmp);
+    for (uint32_t i = 0; i < pmp->n_tensors; i++)
+        ck_assert_str_ne(pmp->t_name[i], "gate.det");
+    iadsr_gate *g2 = NULL;
+    ck_assert_int_eq(ck_load(pb, plen, NULL, NULL, &g2), IADSR_OK);
+    static const float zeros[IADSR__GATE_DET];
+    ck_assert(memcmp(g2->det, zeros, sizeof zeros) == 0);
+    iadsr_gate_free(g2);
+    wr32(fl, IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_DETECT);
+    c = with_kv(pb, pmp, "iadsr.gate_flags", 2, fl, 4, &l2);
+    ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "'gate.det'"));
+    ck_assert_int_eq(load_rc(c, l2), IADSR_ERR_FORMAT);
+    free(c);
+    /* the detector's weights of a gate without the flag are not written,
+     * even non-finite ones: the bytes do not change */
+    pg->det[0] = 2.5f;
+    pg->det[5] = NAN;
+    c = ck_save_buf(m, a, pg, &l2);
+    ck_assert_uint_eq(l2, plen);
+    ck_assert(memcmp(c, pb, plen) == 0);
+    free(c);
+    free(pmp);
+    free(pb);
+    iadsr_gate_free(pg);
+
+    /* saving a detector gate with a non-finite detector weight: NUMERIC
+     * naming it, the file untouched */
+    g->det[6] = -INFINITY;
+    ck_assert_int_eq(iadsr_checkpoint_save(m, a, g, path, IADSR_SAVE_NO_FSYNC),
+                     IADSR_ERR_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "'gate.det' element 6"));
+    size_t l3;
+    uint8_t *b3 = tu_read_file(path, &l3);
+    ck_assert_uint_eq(l3, len);
+    ck_assert(memcmp(b3, b, len) == 0);
+    free(b3);
+
+    unlink(path);
+    free(mp);
+    free(b);
+    iadsr_gate_free(g);
+    iadsr_aligner_free(a);
+    iadsr_model_free(m);
+}
+END_TEST
+
 /* Every allocation of the 1.2 loaders and of the save fails in turn: NOMEM,
  * all outputs NULL, nothing leaked. */
 START_TEST(test_ck12_alloc_failures)
@@ -2800,6 +2995,7 @@ Suite *suite_checkpoint(void)
     tcase_add_test(tc, test_ck12_save_errors);
     tcase_add_test(tc, test_ck12_load_args);
     tcase_add_test(tc, test_ck12_corrupt);
+    tcase_add_test(tc, test_ck12_detector);
     tcase_add_test(tc, test_ck12_alloc_failures);
     tcase_add_test(tc, test_golden_format_1_2);
     suite_add_tcase(s, tc);

@@ -204,6 +204,7 @@ enum {
     R12_FULL,       /* 1.2: SASRec + aligner + gate */
     R12_GRU_ALIGN,  /* 1.2: GRU4Rec + aligner */
     R12_CASER_GATE, /* 1.2: Caser + gate */
+    R12_DET_GATE,   /* 1.2: SASRec + detector gate (IADSR_DENOISE_F_DETECT) */
     R_COUNT
 };
 
@@ -274,9 +275,9 @@ static cref *ref_make(int kind)
         "format 1.0 SASRec",         "format 1.1 SASRec pre-LN",
         "format 1.1 GRU4Rec",        "format 1.1 Caser",
         "format 1.2 SASRec+aligner+gate", "format 1.2 GRU4Rec+aligner",
-        "format 1.2 Caser+gate"};
-    static const uint32_t minors[R_COUNT] = {0, 1, 1, 1, 2, 2, 2};
-    static const uint32_t reqs[R_COUNT] = {0, 1, 0, 0, 2, 2, 2};
+        "format 1.2 Caser+gate",     "format 1.2 SASRec+detector gate"};
+    static const uint32_t minors[R_COUNT] = {0, 1, 1, 1, 2, 2, 2, 2};
+    static const uint32_t reqs[R_COUNT] = {0, 1, 0, 0, 2, 2, 2, 2};
     cref *r = calloc(1, sizeof *r);
     ck_assert_ptr_nonnull(r);
     snprintf(r->label, sizeof r->label, "%s", labels[kind]);
@@ -323,10 +324,15 @@ static cref *ref_make(int kind)
     dp.seed = 11;
     if (kind == R12_FULL || kind == R12_GRU_ALIGN)
         TU_OK(iadsr_aligner_create(&r->a, 8, 3, &dp));
-    if (kind == R12_FULL || kind == R12_CASER_GATE) {
+    if (kind == R12_DET_GATE)
+        dp.flags |= IADSR_DENOISE_F_DETECT;
+    if (kind == R12_FULL || kind == R12_CASER_GATE || kind == R12_DET_GATE) {
         TU_OK(iadsr_gate_create(&r->g, 8, &dp));
         for (int i = 0; i < 8; i++) /* not all zeros */
             r->g->bd[i] = 0.125f * (float)(i - 3);
+        if (kind == R12_DET_GATE)
+            for (int i = 0; i < IADSR__GATE_DET; i++)
+                r->g->det[i] = 0.375f - 0.25f * (float)i;
     }
     if (r->a || r->g) {
         char path[512];
@@ -794,7 +800,11 @@ static const float *obj_tensor(const iadsr_model *m, const iadsr_aligner *a,
     if (strncmp(name, "align.", 6) == 0)
         return !a ? NULL : strcmp(name, "align.w1") == 0 ? a->w1 : a->w2;
     if (strncmp(name, "gate.", 5) == 0)
-        return !g ? NULL : strcmp(name, "gate.wd") == 0 ? g->wd : g->bd;
+        return !g                             ? NULL
+               : strcmp(name, "gate.wd") == 0 ? g->wd
+               : strcmp(name, "gate.bd") == 0 ? g->bd
+               : strcmp(name, "gate.det") == 0 ? g->det
+                                               : NULL;
     const iadsr__tensor *t = iadsr__layout_find(&m->layout, name);
     return t ? m->w + t->offset : NULL;
 }
@@ -1380,9 +1390,21 @@ static void value_cases(tally *ty, const cref *r)
             FB("align_tau", tbad[i], E_FMT, "align_tau");
     }
     if (r->g) {
-        for (uint32_t f = 0; f <= 7; f++)
-            U32("gate_flags", f, E_OK, NULL);
-        U32("gate_flags", 8, E_UNS, "flags");
+        /* the four known bits: the detector (8) is invalid with CARRY_MASKS
+         * (2) or PAPER (4), and decides whether gate.det is in the file (a
+         * file that gains or loses it by this edit is FORMAT, naming it);
+         * bits 4 and above are unknown */
+        int det = (r->g->p.flags & IADSR_DENOISE_F_DETECT) != 0;
+        for (uint32_t f = 0; f <= 15; f++) {
+            if ((f & 8u) && (f & 6u))
+                U32("gate_flags", f, E_FMT, "IADSR_DENOISE_F_DETECT");
+            else if (!(f & 8u) != !det)
+                U32("gate_flags", f, E_FMT, "'gate.det'");
+            else
+                U32("gate_flags", f, E_OK, NULL);
+        }
+        U32("gate_flags", 16, E_UNS, "flags");
+        U32("gate_flags", 16u | r->g->p.flags, E_UNS, "flags");
         U32("gate_flags", 0x80000000u, E_UNS, "flags");
         /* loss weights in [0, 1e6] */
         static const char *const lam[] = {"gate_lambda_align",
@@ -2139,9 +2161,15 @@ static void version_cases(tally *ty, const cref *r)
         uint32_t mf = (r->required & 1u) | (1u << bit);
         meta_case(ty, r, "iadsr.model_flags", 2, mf, E_UNS, "model_flags");
     }
-    if (r->g)
-        for (uint32_t bit = 3; bit < 32; bit += 28)
+    if (r->g) {
+        /* bit 3 (the detector) is known since gate.det: bits 4..31 */
+        for (uint32_t bit = 4; bit < 32; bit += 27)
             meta_case(ty, r, "iadsr.gate_flags", 2, 1u << bit, E_UNS, "flags");
+        /* the detector bit gained (or lost) by a metadata edit: gate.det
+         * is missing (or left over) */
+        meta_case(ty, r, "iadsr.gate_flags", 2,
+                  r->g->p.flags ^ IADSR_DENOISE_F_DETECT, E_FMT, "'gate.det'");
+    }
     /* a dtype of a later version without a required bit */
     const uint32_t ends[2] = {0, r->n_tensors - 1};
     for (int k = 0; k < 2; k++)

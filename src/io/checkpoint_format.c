@@ -6,6 +6,7 @@
 
 #include "common/crc32c.h"
 #include "common/error.h"
+#include "denoise/denoise.h"
 
 #include <string.h>
 
@@ -42,10 +43,11 @@ const iadsr__ck_key iadsr__ck_keys[CK_K_COUNT] = {
 };
 
 int iadsr__ck_list_tensors(const iadsr__layout *lay, int64_t d,
-                           int64_t sem_dim, int has_gate, iadsr__ck_tensor *t,
-                           int *n)
+                           int64_t sem_dim, int has_gate, uint32_t gate_flags,
+                           iadsr__ck_tensor *t, int *n)
 {
-    int extra = (sem_dim > 0 ? 2 : 0) + (has_gate ? 2 : 0);
+    int has_det = has_gate && (gate_flags & IADSR_DENOISE_F_DETECT);
+    int extra = (sem_dim > 0 ? 2 : 0) + (has_gate ? 2 : 0) + (has_det ? 1 : 0);
     if (lay->n_tensors < 1 || lay->n_tensors > (int)CK_MAX_TENSORS - extra)
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "checkpoint: %d backbone tensors and %d more exceed "
@@ -68,6 +70,11 @@ int iadsr__ck_list_tensors(const iadsr__layout *lay, int64_t d,
         iadsr__ck_tensor bd = {"gate.bd", 1, d, NULL, NULL};
         t[k++] = wd;
         t[k++] = bd;
+    }
+    if (has_det) {
+        iadsr__ck_tensor det = {CK_GATE_DET_NAME, 1, IADSR__GATE_DET, NULL,
+                                NULL};
+        t[k++] = det;
     }
     *n = k;
     return IADSR_OK;

@@ -131,13 +131,18 @@ typedef struct iadsr__ck_tensor {
     float *dst;       /* reader: where to decode them; NULL = skip */
 } iadsr__ck_tensor;
 
+/* The detector's tensor of a gate with IADSR_DENOISE_F_DETECT (§6.1). */
+#define CK_GATE_DET_NAME "gate.det"
+
 /* The tensors of a checkpoint in file order (docs/FORMAT.md §6): the
  * backbone's layout, then align.w1 and align.w2 (D x d) when @p sem_dim > 0,
- * then gate.wd (d x d) and gate.bd (d) when @p has_gate. UNSUPPORTED when
- * they would exceed CK_MAX_TENSORS. */
+ * then gate.wd (d x d) and gate.bd (d) when @p has_gate, then gate.det
+ * (IADSR__GATE_DET) when @p has_gate and @p gate_flags has
+ * IADSR_DENOISE_F_DETECT. UNSUPPORTED when they would exceed
+ * CK_MAX_TENSORS. */
 int iadsr__ck_list_tensors(const iadsr__layout *lay, int64_t d,
-                           int64_t sem_dim, int has_gate, iadsr__ck_tensor *t,
-                           int *n);
+                           int64_t sem_dim, int has_gate, uint32_t gate_flags,
+                           iadsr__ck_tensor *t, int *n);
 
 /* CRC-32C of the 64 header bytes with the CRC field taken as zero. */
 uint32_t iadsr__ck_header_crc(const uint8_t *hdr);

@@ -611,6 +611,58 @@ trunc:
     return past_end(r, "tensor directory entry", i);
 }
 
+/* Non-zero when tensor @p i of the directory starting at @p start (@p end:
+ * its end; entries already proven well-formed) is named @p name. */
+static int dir_name_is(const uint8_t *b, size_t start, size_t end, uint32_t i,
+                       const char *name)
+{
+    rd s = {b, end, start};
+    dir_entry e;
+    memset(&e, 0, sizeof e);
+    for (uint32_t k = 0;; k++) {
+        if (read_dir_entry(&s, k, &e) != IADSR_OK)
+            return 0;
+        if (k == i)
+            return strlen(name) == e.name_len &&
+                   memcmp(name, e.name, e.name_len) == 0;
+    }
+}
+
+/* The directory lists @p n_dir tensors, the keys imply the @p n_exp of
+ * @p exp: FORMAT, naming gate.det when the difference is the detector's
+ * tensor (expected by iadsr.gate_flags but not the last listed, or listed
+ * last but not expected after gate.bd). */
+static int count_mismatch(const uint8_t *b, size_t start, size_t end,
+                          uint32_t n_dir, const iadsr__ck_tensor *exp,
+                          int n_exp)
+{
+    int want_det = n_exp > 0 && strcmp(exp[n_exp - 1].name,
+                                       CK_GATE_DET_NAME) == 0;
+    int plain_gate =
+        n_exp > 0 && strcmp(exp[n_exp - 1].name, "gate.bd") == 0;
+    if (want_det && (int64_t)n_dir == (int64_t)n_exp - 1 &&
+        (n_dir == 0 || !dir_name_is(b, start, end, n_dir - 1,
+                                    CK_GATE_DET_NAME)))
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: tensor '%s' is missing: "
+                          "iadsr.gate_flags has the detector bit "
+                          "(IADSR_DENOISE_F_DETECT) but the directory lists "
+                          "%u tensors, not %d",
+                          CK_GATE_DET_NAME, (unsigned)n_dir, n_exp);
+    if (plain_gate && (int64_t)n_dir == (int64_t)n_exp + 1 &&
+        dir_name_is(b, start, end, n_dir - 1, CK_GATE_DET_NAME))
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: tensor '%s' is present but "
+                          "iadsr.gate_flags lacks the detector bit "
+                          "(IADSR_DENOISE_F_DETECT): the directory lists %u "
+                          "tensors, the hyper-parameters imply %d",
+                          CK_GATE_DET_NAME, (unsigned)n_dir, n_exp);
+    return iadsr__err(IADSR_ERR_FORMAT,
+                      "checkpoint: the directory lists %u tensors, the "
+                      "hyper-parameters imply %d",
+                      (unsigned)n_dir, n_exp);
+}
+
 /* Everything after the hyper-parameters are known: the directory must list
  * exactly the @p n_exp tensors of @p exp, in order; then ranges, padding,
  * checksums and finite weights. */
@@ -645,10 +697,7 @@ static int check_directory(rd *r, const header *h, const iadsr__ck_tensor *exp,
                               p);
 
     if ((int64_t)h->n_tensors != (int64_t)n_exp)
-        return iadsr__err(IADSR_ERR_FORMAT,
-                          "checkpoint: the directory lists %u tensors, the "
-                          "hyper-parameters imply %d",
-                          (unsigned)h->n_tensors, n_exp);
+        return count_mismatch(b, start, end, h->n_tensors, exp, n_exp);
 
     /* second pass: every entry against the layout, ranges and padding */
     uint64_t data_len = h->file_size - h->data_offset;
@@ -804,7 +853,7 @@ static int load_buffer(iadsr_model **out, iadsr_aligner **aout,
     }
     rc = iadsr__ck_list_tensors(lay, hp.dim,
                                 comp.has_aligner ? comp.sem_dim : 0,
-                                comp.has_gate, ex->t, &ex->n);
+                                comp.has_gate, comp.gp.flags, ex->t, &ex->n);
     if (rc) {
         /* more tensors than a file may list: it cannot be valid */
         rc = iadsr__err_prefix(IADSR_ERR_FORMAT, "invalid file");
@@ -849,6 +898,8 @@ static int load_buffer(iadsr_model **out, iadsr_aligner **aout,
     if (comp.has_gate) {
         ex->t[k++].dst = g ? g->wd : NULL;
         ex->t[k++].dst = g ? g->bd : NULL;
+        if (comp.gp.flags & IADSR_DENOISE_F_DETECT)
+            ex->t[k++].dst = g ? g->det : NULL;
     }
     const uint8_t *data = b + (size_t)h.data_offset;
     uint64_t pos = 0;

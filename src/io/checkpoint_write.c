@@ -293,7 +293,8 @@ static int plan_sizes(const ck_src *src, plan *pl)
     const iadsr_model *m = src->m;
     const iadsr__layout *l = &m->layout;
     int rc = iadsr__ck_list_tensors(l, m->hp.dim, src->a ? src->a->sem_dim : 0,
-                          src->g != NULL, pl->t, &pl->n_tensors);
+                          src->g != NULL, src->g ? src->g->p.flags : 0u,
+                          pl->t, &pl->n_tensors);
     if (rc)
         return rc;
     for (int i = 0; i < l->n_tensors; i++)
@@ -306,6 +307,8 @@ static int plan_sizes(const ck_src *src, plan *pl)
     if (src->g) {
         pl->t[k++].src = src->g->wd;
         pl->t[k++].src = src->g->bd;
+        if (src->g->p.flags & IADSR_DENOISE_F_DETECT)
+            pl->t[k++].src = src->g->det;
     }
     uint64_t pos = 0;
     for (int i = 0; i < pl->n_tensors; i++) {
@@ -562,10 +565,19 @@ int iadsr_checkpoint_save(const iadsr_model *m, const iadsr_aligner *a,
             return iadsr__err_prefix(IADSR_ERR_INVALID_ARG,
                                      "checkpoint_save: the gate's settings");
         if (!iadsr__gate_finite(g)) {
-            iadsr__ck_tensor w[2] = {{"gate.wd", g->dim, g->dim, g->wd, NULL},
-                              {"gate.bd", 1, g->dim, g->bd, NULL}};
-            int rc = check_finite(&w[0]);
-            return rc ? rc : check_finite(&w[1]);
+            /* the tensors written: the detector's only with the flag */
+            iadsr__ck_tensor w[3] = {
+                {"gate.wd", g->dim, g->dim, g->wd, NULL},
+                {"gate.bd", 1, g->dim, g->bd, NULL},
+                {CK_GATE_DET_NAME, 1, IADSR__GATE_DET, g->det, NULL}};
+            int nw = g->p.flags & IADSR_DENOISE_F_DETECT ? 3 : 2;
+            for (int i = 0; i < nw; i++) {
+                int rc = check_finite(&w[i]);
+                if (rc)
+                    return rc;
+            }
+            /* else: non-finite detector weights of a gate without the
+             * flag, which are unused and not written */
         }
     }
     ck_src src = {m, a, g};
