@@ -1424,6 +1424,32 @@ IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
                                            iadsr_dataset **out,
                                            uint8_t *keep, float *scores);
 
+/**
+ * Propose the threshold of a detector gate (IADSR_DENOISE_F_DETECT) for a
+ * dataset, without labels. The detector's logits are calibrated to the
+ * share of inserted items it was trained with (15% per real input, 13% of
+ * the rows); the noise rate of @p d is estimated as the prior under which
+ * the detector's mean posterior equals the prior (the EM fixed point of
+ * label-shift estimation, kept within [1e-4, max_drop]), and the proposed
+ * theta is the Bayes decision at that rate: keep t iff logit_t >
+ * logit(rate) - logit(0.13), clipped to [-3, 3]. Use it with
+ * iadsr_gate_with_params(). The dataset is scored as
+ * iadsr_denoiser_clean_dataset() would (same arguments).
+ * @param theta       receives the proposal
+ * @param noise_rate  NULL or receives the estimated noise rate
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH,
+ *         IADSR_ERR_NOMEM, IADSR_ERR_UNSUPPORTED (the gate is not a
+ *         detector), IADSR_ERR_STATE (no position of @p d is scored)
+ *
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_denoiser_propose_theta(const iadsr_denoiser *dn,
+                                           const iadsr_dataset *d,
+                                           int32_t split,
+                                           const iadsr_semantic *user_sem,
+                                           int32_t n_threads, float *theta,
+                                           double *noise_rate);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */

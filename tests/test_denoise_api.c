@@ -2451,7 +2451,8 @@ static double score_auc(const float *score, const uint8_t *noise, int64_t n)
  * on the even users and judge on the odd ones; returns precision and
  * recall there, and (theta0_f1) the F1 at theta 0. */
 static void planted_noise_run(uint32_t flags, double *precision_out,
-                              double *recall_out, double *theta0_f1)
+                              double *recall_out, double *theta0_f1,
+                              double *proposed_f1, double *rate_out)
 {
     iadsr__synth_params sp;
     iadsr__synth_params_init(&sp);
@@ -2566,6 +2567,40 @@ static void planted_noise_run(uint32_t flags, double *precision_out,
         TU_NOTE("planted noise (flags %u), theta 0: precision %.3f recall "
                 "%.3f F1 %.3f\n", (unsigned)flags, p0, r0, *theta0_f1);
     }
+    *proposed_f1 = *rate_out = -1;
+    if (flags & IADSR_DENOISE_F_DETECT) {
+        /* the label-free theta, judged on the odd users */
+        float th = 0;
+        TU_OK(iadsr_denoiser_propose_theta(dn, d, IADSR_SPLIT_LEAVE_ONE_OUT,
+                                           NULL, 2, &th, rate_out));
+        iadsr_denoise_params pp;
+        iadsr_denoise_params_init(&pp);
+        pp.theta = th;
+        iadsr_gate *gt = NULL;
+        iadsr_denoiser *dt = NULL;
+        TU_OK(iadsr_gate_with_params(&gt, g, &pp));
+        TU_OK(iadsr_denoiser_create(&dt, m, a, gt, sem));
+        clean_res rp;
+        clean_ds(dt, d, IADSR_SPLIT_LEAVE_ONE_OUT, NULL, 2, &rp);
+        int64_t tpp = 0, drp = 0, plp = 0;
+        for (int64_t u = 1; u < nu; u += 2)
+            for (int64_t i = ni_offs[u]; i < ni_offs[u + 1]; i++) {
+                drp += !rp.keep[i];
+                tpp += !rp.keep[i] && planted[i];
+                plp += planted[i];
+            }
+        double pq = drp ? (double)tpp / (double)drp : 0;
+        double rq = plp ? (double)tpp / (double)plp : 0;
+        *proposed_f1 = pq + rq > 0 ? 2 * pq * rq / (pq + rq) : 0;
+        TU_NOTE("planted noise, proposed theta %.3f (noise rate %.3f, "
+                "planted %.3f of the scored part): precision %.3f recall "
+                "%.3f F1 %.3f\n", (double)th, *rate_out,
+                (double)n_planted / (double)(w - 2 * nu), pq, rq,
+                *proposed_f1);
+        clean_res_free(&rp);
+        iadsr_denoiser_free(dt);
+        iadsr_gate_free(gt);
+    }
     double best_p = -1, theta = 0;
     for (int k = -60; k <= 60; k++) {
         double th = 0.05 * k;
@@ -2646,8 +2681,8 @@ static void planted_noise_run(uint32_t flags, double *precision_out,
 
 START_TEST(test_planted_noise)
 {
-    double precision, recall, f1_0;
-    planted_noise_run(0, &precision, &recall, &f1_0);
+    double precision, recall, f1_0, f1_p, rate;
+    planted_noise_run(0, &precision, &recall, &f1_0, &f1_p, &rate);
     ck_assert_msg(precision >= 0.6 && recall >= 0.5,
                   "planted noise: precision %.3f (need 0.6), recall %.3f "
                   "(need 0.5)",
@@ -2659,12 +2694,18 @@ END_TEST
  * without a theta chosen on labels. */
 START_TEST(test_planted_noise_detect)
 {
-    double precision, recall, f1_0;
-    planted_noise_run(IADSR_DENOISE_F_DETECT, &precision, &recall, &f1_0);
+    double precision, recall, f1_0, f1_p, rate;
+    planted_noise_run(IADSR_DENOISE_F_DETECT, &precision, &recall, &f1_0,
+                      &f1_p, &rate);
     ck_assert_msg(f1_0 >= 0.6,
                   "planted noise, detector: F1 at theta 0 %.3f (need 0.6); "
                   "at the chosen theta precision %.3f recall %.3f",
                   f1_0, precision, recall);
+    /* about 15% of the training parts are planted */
+    ck_assert_msg(rate > 0.07 && rate < 0.25 && f1_p >= 0.6,
+                  "planted noise, detector: proposed theta gives F1 %.3f "
+                  "(need 0.6) at an estimated noise rate %.3f",
+                  f1_p, rate);
 }
 END_TEST
 

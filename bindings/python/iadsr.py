@@ -323,6 +323,9 @@ _PROTOS = {
                              ctypes.POINTER(_i32)),
     'iadsr_denoiser_clean_dataset': (_C_INT, _P, _P, _i32, _P, _i32, _PP,
                                      _P, _P),
+    'iadsr_denoiser_propose_theta': (_C_INT, _P, _P, _i32, _P, _i32,
+                                     ctypes.POINTER(ctypes.c_float),
+                                     ctypes.POINTER(ctypes.c_double)),
     'iadsr_checkpoint_save': (_C_INT, _P, _P, _P, _S, _u32),
     'iadsr_checkpoint_load': (_C_INT, _PP, _PP, _PP, _S, _u32),
     'iadsr_checkpoint_load_from_buffer': (_C_INT, _PP, _PP, _PP, _P, _SZ,
@@ -1613,6 +1616,22 @@ class Denoiser(_Object):
         if return_details:
             return cleaned, _as_bool(keep), scores
         return cleaned
+
+
+    def propose_theta(self, dataset, split='loo', user_semantic=None,
+                      n_threads=1):
+        """(theta, noise_rate): the label-free threshold of a detector
+        gate for dataset (iadsr_denoiser_propose_theta)."""
+        usem = user_semantic
+        if usem is not None and not isinstance(usem, Semantic):
+            usem = Semantic.from_array(usem)
+        th, rate = ctypes.c_float(), ctypes.c_double()
+        _call('denoiser_propose_theta', self._ptr, dataset._ptr,
+              _enum(split, SPLITS, 'split'),
+              usem._ptr if usem is not None else None,
+              _int_in(n_threads, _i32, 'n_threads'), ctypes.byref(th),
+              ctypes.byref(rate))
+        return th.value, rate.value
 
 
 def save_checkpoint(path, model, aligner=None, gate=None, fsync=True):

@@ -83,6 +83,12 @@ static const char denoise_help[] =
     "standard output: items in (those of the cleaned part), items dropped,\n"
     "users touched (with at least one item dropped).\n"
     "\n"
+    "A detector gate ('iadsr train --gate detect') scores with its trained\n"
+    "detector's logit instead, and its theta comes from FILE itself: the\n"
+    "noise rate is estimated without labels from the detector's calibrated\n"
+    "posteriors and theta is the decision at that rate (printed on standard\n"
+    "error; --theta overrides it).\n"
+    "\n"
     "With --labels (from 'iadsr inject-noise', for FILE = its NOISY output)\n"
     "the drops are compared with the injected items over the cleaned part:\n"
     "precision = injected among dropped, recall = dropped among injected,\n"
@@ -346,6 +352,36 @@ int cmd_denoise(int argc, char **argv)
     if (rc != IADSR_OK) {
         cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
         goto done;
+    }
+    if ((gp.flags & IADSR_DENOISE_F_DETECT) &&
+        !cli_opt_seen(opts, n_opts, "theta")) {
+        /* a detector's threshold comes from the data, without labels */
+        double rate = 0;
+        float th = 0;
+        iadsr_gate *g2 = NULL;
+        rc = iadsr_denoiser_propose_theta(dn, d, lib_split, si.users,
+                                          (int32_t)threads, &th, &rate);
+        if (rc == IADSR_OK) {
+            gp.theta = th;
+            rc = iadsr_gate_with_params(&g2, ck.gate, &gp);
+        }
+        if (rc != IADSR_OK) {
+            cli_lib_error(cmd, "cannot propose theta", NULL, rc);
+            goto done;
+        }
+        iadsr_gate_free(ck.gate);
+        ck.gate = g2;
+        iadsr_denoiser_free(dn);
+        dn = NULL;
+        rc = iadsr_denoiser_create(&dn, ck.model, ck.aligner, ck.gate,
+                                   si.items);
+        if (rc != IADSR_OK) {
+            cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
+            goto done;
+        }
+        fprintf(stderr, "iadsr: denoise: detector gate: estimated noise rate "
+                        "%.4f, theta %.4f (from the data; --theta overrides)\n",
+                rate, (double)th);
     }
 
     n_int = iadsr_dataset_n_interactions(d);

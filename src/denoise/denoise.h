@@ -29,6 +29,11 @@ struct iadsr_aligner {
  * the rest is zero (room for later features). */
 #define IADSR__DET_FEATURES 4
 #define IADSR__GATE_DET 8
+/* Probability with which the detector's training inserts an item before
+ * each real input; inserted rows are then IADSR__DET_TRAIN_RATE / (1 +
+ * IADSR__DET_TRAIN_RATE) of all rows, the prior the detector's logits are
+ * calibrated to (iadsr_denoiser_propose_theta). */
+#define IADSR__DET_TRAIN_RATE 0.15
 
 /* Decoder r = x Wd + bd (Wd d x d, x W orientation), the detector's
  * weights, and the settings the gate was trained with / applies at

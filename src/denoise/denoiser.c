@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int dn_ok(const iadsr_denoiser *dn)
@@ -393,5 +394,210 @@ done:
     iadsr__free(items);
     iadsr__free(offs);
     iadsr__free(jobs);
+    return rc;
+}
+
+/* Scores of the scored positions of @p d into a new array (NaN dropped,
+ * sorted ascending); with @p flags, only positions where flags[i] != 0. */
+static int scored_sorted(const iadsr_denoiser *dn, const iadsr_dataset *d,
+                         int32_t split, const iadsr_semantic *user_sem,
+                         int32_t n_threads, const uint8_t *flags, float **out,
+                         int64_t *n_out);
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static int scored_sorted(const iadsr_denoiser *dn, const iadsr_dataset *d,
+                         int32_t split, const iadsr_semantic *user_sem,
+                         int32_t n_threads, const uint8_t *flags, float **out,
+                         int64_t *n_out)
+{
+    int64_t ni = d->offsets[d->n_users];
+    float *sc = iadsr__malloc((size_t)(ni > 0 ? ni : 1) * sizeof(float));
+    if (!sc)
+        return iadsr__err(IADSR_ERR_NOMEM, "denoiser_propose_theta: out of "
+                                           "memory");
+    iadsr_dataset *cleaned = NULL;
+    int rc = iadsr_denoiser_clean_dataset(dn, d, split, user_sem, n_threads,
+                                          &cleaned, NULL, sc);
+    iadsr_dataset_free(cleaned);
+    if (rc) {
+        iadsr__free(sc);
+        return rc;
+    }
+    int64_t n = 0;
+    for (int64_t i = 0; i < ni; i++)
+        if (!isnan(sc[i]) && (!flags || flags[i]))
+            sc[n++] = sc[i];
+    qsort(sc, (size_t)n, sizeof *sc, cmp_float);
+    *out = sc;
+    *n_out = n;
+    return IADSR_OK;
+}
+
+/* Share of the sorted v[0..n) at or below t. */
+static double cdf_at(const float *v, int64_t n, float t)
+{
+    int64_t lo = 0, hi = n; /* the first index with v > t */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (v[mid] <= t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return n > 0 ? (double)lo / (double)n : 0.0;
+}
+
+/* @p d with items inserted before its scored positions as the detector's
+ * training inserts them (rate IADSR__DET_TRAIN_RATE, uniform or popular
+ * with equal chance, a fixed seed); @p ins receives 1 per inserted
+ * position (dataset order of the result). */
+static int augment(const iadsr_dataset *d, int32_t split,
+                   iadsr_dataset **out, uint8_t **ins)
+{
+    int64_t nu = d->n_users, ni = d->offsets[nu];
+    int32_t n_items = d->n_items;
+    size_t cap = (size_t)ni * 2 + 1;
+    int32_t *items = iadsr__malloc(cap * sizeof(int32_t));
+    int64_t *offs = iadsr__malloc(((size_t)nu + 1) * sizeof(int64_t));
+    int64_t *cum = iadsr__calloc((size_t)n_items + 1, sizeof(int64_t));
+    uint8_t *flag = iadsr__calloc(cap, 1);
+    int rc = IADSR_OK;
+    if (!items || !offs || !cum || !flag) {
+        rc = iadsr__err(IADSR_ERR_NOMEM,
+                        "denoiser_propose_theta: out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < ni; i++)
+        cum[d->items[i]]++;
+    for (int32_t i = 1; i <= n_items; i++)
+        cum[i] += cum[i - 1];
+    iadsr__rng rng;
+    iadsr__rng_seed(&rng, 0x1adc5eedull);
+    int64_t w = 0;
+    offs[0] = 0;
+    for (int64_t u = 0; u < nu; u++) {
+        int64_t a = d->offsets[u], b = d->offsets[u + 1], n = b - a;
+        int64_t part = split == IADSR_SPLIT_NONE ? n : (n >= 3 ? n - 2 : 0);
+        for (int64_t i = a; i < b; i++) {
+            if (i - a < part && i - a > 0 &&
+                iadsr__rng_float(&rng) < (float)IADSR__DET_TRAIN_RATE) {
+                int32_t x;
+                if (iadsr__rng_below(&rng, 2) == 0 || cum[n_items] <= 0) {
+                    x = 1 + (int32_t)iadsr__rng_below(&rng,
+                                                      (uint64_t)n_items);
+                } else {
+                    int64_t r = (int64_t)iadsr__rng_below(
+                        &rng, (uint64_t)cum[n_items]);
+                    int32_t lo = 1, hi = n_items;
+                    while (lo < hi) {
+                        int32_t mid = lo + (hi - lo) / 2;
+                        if (cum[mid] > r)
+                            hi = mid;
+                        else
+                            lo = mid + 1;
+                    }
+                    x = lo;
+                }
+                flag[w] = 1;
+                items[w++] = x;
+            }
+            items[w++] = d->items[i];
+        }
+        offs[u + 1] = w;
+    }
+    rc = iadsr_dataset_create(out, items, offs, nu, n_items, IADSR_FLAG_COPY);
+done:
+    iadsr__free(items);
+    iadsr__free(offs);
+    iadsr__free(cum);
+    if (rc == IADSR_OK) {
+        *ins = flag;
+    } else {
+        iadsr__free(flag);
+        *ins = NULL;
+    }
+    return rc;
+}
+
+/* Mixture-proportion estimation: the detector's scores on @p d mix those
+ * of clean items and of noise, F_d = (1 - rate) F_clean + rate F_noise.
+ * Items inserted into @p d as in training show F_noise (the detector's
+ * premise), so rate <= F_d(t) / F_ins(t) for every t; the estimate is the
+ * smallest ratio over the thresholds where F_ins(t) >= 1/2 (a ratio over a
+ * small F_ins is noise). The expected F1 of "drop iff score <= t" is then
+ * 2 rate F_ins(t) / (rate + F_d(t)), and theta is the t that maximises
+ * it. */
+int iadsr_denoiser_propose_theta(const iadsr_denoiser *dn,
+                                 const iadsr_dataset *d, int32_t split,
+                                 const iadsr_semantic *user_sem,
+                                 int32_t n_threads, float *theta,
+                                 double *noise_rate)
+{
+    static const char w[] = "denoiser_propose_theta";
+    TRY(iadsr__check_handle(dn_ok(dn), w, "denoiser"));
+    if (!theta)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: theta is NULL", w);
+    if (!(dn->g->p.flags & IADSR_DENOISE_F_DETECT))
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "%s: the gate is not a detector "
+                          "(IADSR_DENOISE_F_DETECT): the paper's score has "
+                          "no noise model to read a rate from",
+                          w);
+    TRY(iadsr__check_handle(iadsr__dataset_ok(d), w, "dataset"));
+    if (split == IADSR_SPLIT_DEFAULT)
+        split = IADSR_SPLIT_LEAVE_ONE_OUT;
+    float *fd = NULL, *fi = NULL;
+    int64_t nd = 0, nins = 0;
+    iadsr_dataset *aug = NULL;
+    uint8_t *ins = NULL;
+    int rc = scored_sorted(dn, d, split, user_sem, n_threads, NULL, &fd, &nd);
+    if (!rc)
+        rc = augment(d, split, &aug, &ins);
+    if (!rc)
+        rc = scored_sorted(dn, aug, split, user_sem, n_threads, ins, &fi,
+                           &nins);
+    if (!rc && (nd == 0 || nins == 0))
+        rc = iadsr__err(IADSR_ERR_STATE,
+                        "%s: the dataset has no scored position to insert "
+                        "items before (sequences too short for the split)",
+                        w);
+    if (rc)
+        goto done;
+    double hi = (double)dn->g->p.max_drop, lo = 1e-4;
+    if (hi < lo)
+        hi = lo;
+    double rate = 1.0;
+    for (int64_t k = nins / 2; k < nins; k++) {
+        float t = fi[k];
+        double r = cdf_at(fd, nd, t) / cdf_at(fi, nins, t);
+        if (r < rate)
+            rate = r;
+    }
+    rate = rate < lo ? lo : rate > hi ? hi : rate;
+    double best = -1;
+    float th = 0;
+    for (int64_t k = 0; k < nd; k++) {
+        if (k + 1 < nd && fd[k + 1] == fd[k])
+            continue; /* the last of equal scores: F_d counts them all */
+        double f = 2.0 * rate * cdf_at(fi, nins, fd[k]) /
+                   (rate + (double)(k + 1) / (double)nd);
+        if (f > best) {
+            best = f;
+            th = fd[k];
+        }
+    }
+    *theta = th < -3.0f ? -3.0f : th > 3.0f ? 3.0f : th;
+    if (noise_rate)
+        *noise_rate = rate;
+done:
+    iadsr__free(fd);
+    iadsr__free(fi);
+    iadsr__free(ins);
+    iadsr_dataset_free(aug);
     return rc;
 }

@@ -448,9 +448,6 @@ static iadsr__batch build_batch(iadsr_trainer *t, const int64_t *ids, int nb)
     return b;
 }
 
-/* Share of training inputs that the detector gate's training inserts. */
-#define IADSR__INSERT_RATE 0.15
-
 /* An item to insert: uniform over the catalogue or in proportion to the
  * training counts, with equal chance, so that the detector cannot win by
  * flagging rare items alone. */
@@ -473,7 +470,7 @@ static int32_t draw_inserted(iadsr_trainer *t)
 }
 
 /* The batch of build_batch with items inserted before real inputs at
- * IADSR__INSERT_RATE (labelled in b_noise; their rows have no next-item
+ * IADSR__DET_TRAIN_RATE (labelled in b_noise; their rows have no next-item
  * target, and the real row before one keeps its real target). Built from
  * the newest input backwards, so the window keeps the most recent rows and
  * never exceeds the longest real window. */
@@ -495,7 +492,7 @@ static iadsr__batch build_batch_detect(iadsr_trainer *t, const int64_t *ids,
             t->b_mpos[r] = t->data->offsets[u] + first + i;
             t->b_noise[r++] = 0.0f;
             if (r - r0 < cap &&
-                iadsr__rng_float(&t->rng) < (float)IADSR__INSERT_RATE) {
+                iadsr__rng_float(&t->rng) < (float)IADSR__DET_TRAIN_RATE) {
                 t->b_items[r] = draw_inserted(t);
                 t->b_tgt[r] = 0; /* never a next-item target */
                 t->b_mpos[r] = -1;
