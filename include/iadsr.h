@@ -1426,15 +1426,21 @@ IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
 
 /**
  * Propose the threshold of a detector gate (IADSR_DENOISE_F_DETECT) for a
- * dataset, without labels. The detector's logits are calibrated to the
- * share of inserted items it was trained with (15% per real input, 13% of
- * the rows); the noise rate of @p d is estimated as the prior under which
- * the detector's mean posterior equals the prior (the EM fixed point of
- * label-shift estimation, kept within [1e-4, max_drop]), and the proposed
- * theta is the Bayes decision at that rate: keep t iff logit_t >
- * logit(rate) - logit(0.13), clipped to [-3, 3]. Use it with
+ * dataset, without labels. The detector's scores on @p d are a mixture of
+ * those of clean items and of noise; items inserted into a copy of @p d
+ * as the detector's training inserts them (a fixed seed) show the scores
+ * of noise, so the noise rate is at most F_d(t) / F_ins(t) at every
+ * threshold t (F: share of scores <= t); the estimate is the smallest such
+ * ratio where F_ins(t) >= 1/2, kept within [1e-4, max_drop]. The proposed
+ * theta maximises the F1 expected at that rate, 2 rate F_ins(t) / (rate +
+ * F_d(t)), clipped to [-3, 3]. Use it with
  * iadsr_gate_with_params(). The dataset is scored as
  * iadsr_denoiser_clean_dataset() would (same arguments).
+ * @param dn          the denoiser (its gate must be a detector)
+ * @param d           the data to be cleaned (no labels needed)
+ * @param split       as iadsr_denoiser_clean_dataset()
+ * @param user_sem    as iadsr_denoiser_clean_dataset()
+ * @param n_threads   worker threads, 1..256
  * @param theta       receives the proposal
  * @param noise_rate  NULL or receives the estimated noise rate
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH,
