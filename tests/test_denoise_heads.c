@@ -929,6 +929,16 @@ START_TEST(test_detect_finite_differences)
         x.sdw2 = falloc((size_t)D * d);
         double L = det_loss(&x, 1);
         ck_assert(isfinite(L) && L > 0);
+        /* the full detector trains the projections, the collaborative one
+         * only its weights */
+        float g1 = 0, g2 = 0;
+        for (int i = 0; i < D * d; i++) {
+            g1 = fmaxf(g1, fabsf(x.dw1[i]));
+            g2 = fmaxf(g2, fabsf(x.dw2[i]));
+        }
+        ck_assert_msg(collab ? (g1 == 0 && g2 == 0) : (g1 > 1e-6f && g2 > 1e-6f),
+                      "detector (collab %d): max |dW1| %g, |dW2| %g", collab,
+                      (double)g1, (double)g2);
         /* the logits are those of iadsr__heads_detect, and each feature is
          * centred on its sequence */
         float logit[S2_R];
