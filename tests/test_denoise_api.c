@@ -2010,6 +2010,58 @@ static iadsr_dataset *id_dataset(int n_users, uint64_t seed)
     return d;
 }
 
+/* The label-free theta: only for a detector, deterministic, independent of
+ * the thread count, bounded, and clear errors. */
+START_TEST(test_propose_theta)
+{
+    fix f;
+    fix_open(&f, 0, NULL, 41);
+    iadsr_dataset *d = id_dataset(60, 42);
+    float th = 7;
+    double rate = -1;
+    TU_EXPECT_ERR(iadsr_denoiser_propose_theta(f.dn, d, 0, NULL, 1, &th,
+                                               &rate), IADSR_ERR_UNSUPPORTED);
+    ck_assert(th == 7 && rate == -1); /* outputs untouched on failure */
+    fix_close(&f);
+
+    iadsr_denoise_params dp;
+    iadsr_denoise_params_init(&dp);
+    dp.flags = IADSR_DENOISE_F_DETECT;
+    dp.max_drop = 0.25f;
+    fix_open(&f, 0, &dp, 43);
+    for (int k = 0; k < IADSR__DET_FEATURES; k++)
+        f.g->det[k] = 1.0f; /* the detector as training starts it */
+    TU_EXPECT_ERR(iadsr_denoiser_propose_theta(f.dn, d, 0, NULL, 1, NULL,
+                                               NULL), IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_denoiser_propose_theta(NULL, d, 0, NULL, 1, &th,
+                                               NULL), IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_denoiser_propose_theta(f.dn, d, 0, NULL, 0, &th,
+                                               NULL), IADSR_ERR_INVALID_ARG);
+    ck_assert(strstr(iadsr_last_error(), "propose_theta") != NULL);
+    TU_EXPECT_ERR(iadsr_denoiser_propose_theta(f.dn, d, 99, NULL, 1, &th,
+                                               NULL), IADSR_ERR_INVALID_ARG);
+    TU_OK(iadsr_denoiser_propose_theta(f.dn, d, 0, NULL, 1, &th, &rate));
+    ck_assert(th >= -3.0f && th <= 3.0f);
+    ck_assert_msg(rate >= 1e-4 && rate <= 0.25 + 1e-9, "rate %g", rate);
+    float th2 = 0;
+    double rate2 = 0;
+    TU_OK(iadsr_denoiser_propose_theta(f.dn, d, 0, NULL, 3, &th2, &rate2));
+    ck_assert(th2 == th && rate2 == rate);
+    TU_OK(iadsr_denoiser_propose_theta(f.dn, d, IADSR_SPLIT_NONE, NULL, 2,
+                                       &th2, NULL));
+    ck_assert(th2 >= -3.0f && th2 <= 3.0f);
+    iadsr_dataset_free(d);
+    /* nothing to score: every sequence is only its last two items */
+    const int32_t it[6] = {1, 2, 3, 4, 5, 6};
+    const int64_t off[4] = {0, 2, 4, 6};
+    TU_OK(iadsr_dataset_create(&d, it, off, 3, NI, IADSR_FLAG_COPY));
+    TU_EXPECT_ERR(iadsr_denoiser_propose_theta(f.dn, d, 0, NULL, 1, &th,
+                                               NULL), IADSR_ERR_STATE);
+    iadsr_dataset_free(d);
+    fix_close(&f);
+}
+END_TEST
+
 typedef struct clean_res {
     iadsr_dataset *out;
     uint8_t *keep;
@@ -2761,7 +2813,8 @@ Suite *suite_denoise_api(void)
     suite_add_tcase(s, tc);
     if (planted_enabled()) {
         tc = tcase_create("planted");
-        tcase_add_test(tc, test_planted_noise);
+        tcase_add_test(tc, test_propose_theta);
+    tcase_add_test(tc, test_planted_noise);
     tcase_add_test(tc, test_planted_noise_detect);
         tcase_set_timeout(tc, 300);
         suite_add_tcase(s, tc);

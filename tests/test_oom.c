@@ -52,6 +52,8 @@ typedef struct fix {
     iadsr_aligner *al;
     iadsr_gate *gate;
     iadsr_denoiser *dn;
+    iadsr_gate *dgate;     /* a detector gate */
+    iadsr_denoiser *ddn;   /* ... and its denoiser */
     iadsr_ctx *ctx[3]; /* one per model */
     iadsr_trainer *tr;  /* for snapshot; per-iteration ones for run_epoch */
     iadsr_trainer *jtr; /* joint, for snapshot_denoiser */
@@ -160,6 +162,10 @@ static void fix_init(fix *f)
     TU_OK(iadsr_gate_create(&f->gate, DIM, &dp));
     TU_OK(iadsr_denoiser_create(&f->dn, f->model[0], f->al, f->gate,
                                 f->sem));
+    dp.flags = IADSR_DENOISE_F_DETECT;
+    TU_OK(iadsr_gate_create(&f->dgate, DIM, &dp));
+    TU_OK(iadsr_denoiser_create(&f->ddn, f->model[0], f->al, f->dgate,
+                                f->sem));
     for (int i = 0; i < 3; i++)
         TU_OK(iadsr_ctx_create(&f->ctx[i], f->model[i], NULL));
     iadsr_train_params tp;
@@ -211,6 +217,8 @@ static void fix_free(fix *f)
     for (int i = 0; i < 3; i++)
         iadsr_ctx_free(f->ctx[i]);
     iadsr_denoiser_free(f->dn);
+    iadsr_denoiser_free(f->ddn);
+    iadsr_gate_free(f->dgate);
     iadsr_gate_free(f->gate);
     iadsr_aligner_free(f->al);
     iadsr_semantic_free(f->sem);
@@ -898,6 +906,18 @@ static int clean_dataset(fix *f, chk *c, int32_t split,
     return rc;
 }
 
+static int op_propose_theta(fix *f, chk *c)
+{
+    float th = 7.0f;
+    double rate = -1.0;
+    int rc = iadsr_denoiser_propose_theta(f->ddn, f->data,
+                                          IADSR_SPLIT_LEAVE_ONE_OUT, NULL, 1,
+                                          &th, &rate);
+    CHK(c, rc == IADSR_OK || (th == 7.0f && rate == -1.0),
+        "outputs written on failure");
+    return rc;
+}
+
 static int op_clean_ds(fix *f, chk *c)
 {
     return clean_dataset(f, c, IADSR_SPLIT_LEAVE_ONE_OUT, NULL);
@@ -1082,6 +1102,7 @@ static const oom_case cases[] = {
      0},
     {"iadsr_denoiser_clean_dataset", "none, user_sem", op_clean_ds_none, 0, 0,
      0, 0},
+    {"iadsr_denoiser_propose_theta", "detector", op_propose_theta, 0, 0, 0, 0},
     {"iadsr_checkpoint_save", "model only", op_ckpt_save, pre_target, 0, 0,
      0},
     {"iadsr_checkpoint_save", "aligner + gate", op_ckpt_save_full,

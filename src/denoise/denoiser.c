@@ -549,8 +549,13 @@ int iadsr_denoiser_propose_theta(const iadsr_denoiser *dn,
                           "no noise model to read a rate from",
                           w);
     TRY(iadsr__check_handle(iadsr__dataset_ok(d), w, "dataset"));
+    TRY(iadsr__check_arg_i32(w, "n_threads", n_threads, 1, 256));
     if (split == IADSR_SPLIT_DEFAULT)
         split = IADSR_SPLIT_LEAVE_ONE_OUT;
+    if (split != IADSR_SPLIT_LEAVE_ONE_OUT && split != IADSR_SPLIT_NONE)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: split = %d is not an IADSR_SPLIT_* value", w,
+                          (int)split);
     float *fd = NULL, *fi = NULL;
     int64_t nd = 0, nins = 0;
     iadsr_dataset *aug = NULL;
