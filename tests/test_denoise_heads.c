@@ -917,7 +917,7 @@ START_TEST(test_detect_finite_differences)
         int d = c.d, D = c.D;
         TU_OK(iadsr__heads_ws_alloc(&x.w, c.R, c.S, d, D, 1));
         static const float det0[IADSR__GATE_DET] = {0.8f, -0.5f, 1.2f, 0.7f,
-                                                    0.3f};
+                                                    0.6f, -0.9f, 0.3f};
         memcpy(x.det, det0, sizeof det0);
         x.noise[2] = x.noise[8] = x.noise[14] = 1.0f;
         x.uv[3] = c.uvec + (size_t)3 * D; /* a host's user vector */

@@ -27,7 +27,8 @@ void iadsr__heads_ws_free(iadsr__heads_ws *w)
                    &w->res,   &w->tmp,   &w->ds,    &w->dl,   &w->dhbar,
                    &w->dlexp, &w->dhexp, &w->dc,    &w->dscore, &w->dm,
                    &w->an,    &w->bn,    &w->dan,   &w->dbn,  &w->p,
-                   &w->u2,    &w->hbar2, &w->hprev, &w->c4,   &w->feat,
+                   &w->u2,    &w->hbar2, &w->hprev, &w->c4,   &w->c5,
+                   &w->c6,    &w->feat,
                    &w->dlogit, &w->du};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         iadsr__aligned_free(*f[i]);
@@ -57,6 +58,7 @@ int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
              (w->c3 = falloc(R)) && (w->score = falloc(R)) &&
              (w->u2 = falloc(R * sd)) && (w->hbar2 = falloc(S * sd)) &&
              (w->hprev = falloc(R * sd)) && (w->c4 = falloc(R)) &&
+             (w->c5 = falloc(R)) && (w->c6 = falloc(R)) &&
              (w->feat = falloc(R * IADSR__DET_FEATURES));
     if (ok && training)
         ok = (w->u = falloc(R)) && (w->y = falloc(R)) && (w->m = falloc(R)) &&
@@ -259,13 +261,18 @@ void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
         iadsr__cos_rows_fwd_f32(w->hprev, h, R, d, w->c4);
         memset(w->c2, 0, (size_t)R * sizeof(float));
         memset(w->c3, 0, (size_t)R * sizeof(float));
+        memset(w->c5, 0, (size_t)R * sizeof(float));
+        memset(w->c6, 0, (size_t)R * sizeof(float));
     } else {
         iadsr__cos_rows_fwd_f32(w->lexp, h, R, d, w->c1);
         iadsr__cos_rows_fwd_f32(w->hexp, w->s, R, d, w->c2);
         iadsr__cos_rows_fwd_f32(h, w->s, R, d, w->c3);
         iadsr__cos_rows_fwd_f32(w->hprev, w->s, R, d, w->c4);
+        iadsr__cos_rows_fwd_f32(w->lexp, w->s, R, d, w->c5);
+        iadsr__cos_rows_fwd_f32(w->hexp, h, R, d, w->c6);
     }
-    const float *c[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4};
+    const float *c[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3,
+                                           w->c4, w->c5, w->c6};
     for (int q = 0; q < S; q++) {
         int r0 = off[q], r1 = off[q + 1];
         for (int k = 0; k < K; k++) {
@@ -313,7 +320,8 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
     }
     /* the weights, then the features (centring is linear: subtract the
      * mean of the feature gradients over the same rows) */
-    float *dc[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4};
+    float *dc[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3,
+                                      w->c4, w->c5, w->c6};
     for (int q = 0; q < S; q++) {
         int r0 = off[q], r1 = off[q + 1];
         for (int r = r0; r < r1; r++) {
@@ -339,6 +347,8 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
     iadsr__cos_rows_bwd_f32(w->hexp, w->s, R, d, w->c2, NULL, w->ds);
     iadsr__cos_rows_bwd_f32(h, w->s, R, d, w->c3, NULL, w->ds);
     iadsr__cos_rows_bwd_f32(w->hprev, w->s, R, d, w->c4, NULL, w->ds);
+    iadsr__cos_rows_bwd_f32(w->lexp, w->s, R, d, w->c5, w->dlexp, w->ds);
+    /* (6) compares backbone states only: nothing to train through it */
     if (dw1)
         proj_bwd(st, w->xs, b->items, R, w->ds, dw1);
     if (!dw2)

@@ -54,7 +54,7 @@ typedef struct iadsr__heads_ws {
     float *u2;     /* rows x d: W2 S[x_t] */
     float *hbar2;  /* seqs x d: runner-up of the max-pool */
     float *hprev;  /* rows x d: h_{t-1}, zero on a sequence's first row */
-    float *c4;     /* rows */
+    float *c4, *c5, *c6; /* rows */
     float *feat;   /* rows x IADSR__DET_FEATURES: centred features */
     float *dlogit, *du; /* rows; rows x d */
 } iadsr__heads_ws;
@@ -75,10 +75,12 @@ void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
  * theta) of every row of @p b from its features, all cosines: (1) the
  * long-term semantic interest without item t against h_t, (2) the max-pool
  * of the other rows' h against s_t, (3) h_t against s_t, (4) the context
- * h_{t-1} against s_t; each centred on its sequence's mean (so one theta
- * means the same for every history length), then logit = det[4] +
- * sum_k det[k] f_k. With IADSR_DENOISE_F_COLLAB_ONLY (1) compares the
- * other rows' max-pool with h_t, (4) h_{t-1} with h_t, and (2), (3) are 0.
+ * h_{t-1} against s_t, (5) the semantic long-term view without t against
+ * s_t, (6) the other rows' max-pool against h_t; each centred on its
+ * sequence's mean (so one theta means the same for every history length),
+ * then logit = det[K] + sum_k det[k] f_k (K = IADSR__DET_FEATURES). With
+ * IADSR_DENOISE_F_COLLAB_ONLY (1) compares the other rows' max-pool with
+ * h_t, (4) h_{t-1} with h_t, and the others are 0.
  * A user vector in @p uvec is the long-term view as given (it cannot leave
  * t out). Never fails. */
 void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
