@@ -426,14 +426,14 @@ demo: all
 	@echo '== 5. recommend the next 10 items for the first users'
 	$(DEMO_BIN) recommend --model $(DEMO_DIR)/raw.iadsr --data $(DEMO_DIR)/noisy.txt \
 	    --k 10 --exclude-history --users 5
-	@echo '== 6. train IADSR on the noisy data: backbone + aligner + denoising gate, jointly'
+	@echo '== 6. train IADSR on the noisy data: backbone + aligner + a detector gate, jointly'
+	@echo '   (the detector learns from items inserted on the fly; the labels are not used)'
 	$(DEMO_BIN) train --data $(DEMO_DIR)/noisy.txt --out $(DEMO_DIR)/iadsr.iadsr \
-	    --semantic $(DEMO_DIR)/sem.npy --epochs 10 $(DEMO_TRAIN)
-	@echo '== 7. denoise the training parts with the gate, scored against the injected items'
-	@echo '   (theta 1.3 was chosen on the validation NDCG@10 of the retrained model among 1.0'
-	@echo '   and 1.3; the default theta 0 drops almost nothing: every score here is above 0)'
+	    --semantic $(DEMO_DIR)/sem.npy --gate detect --epochs 10 $(DEMO_TRAIN)
+	@echo '== 7. denoise the training parts with the gate at the threshold it proposes from'
+	@echo '   the data (no labels), then score the drops against the injected items'
 	$(DEMO_BIN) denoise --model $(DEMO_DIR)/iadsr.iadsr --semantic $(DEMO_DIR)/sem.npy \
-	    --data $(DEMO_DIR)/noisy.txt --out $(DEMO_DIR)/clean.txt --theta 1.3 \
+	    --data $(DEMO_DIR)/noisy.txt --out $(DEMO_DIR)/clean.txt \
 	    --labels $(DEMO_DIR)/noisy.labels --threads 2 > $(DEMO_DIR)/denoise.txt
 	@cat $(DEMO_DIR)/denoise.txt
 	@echo '== 8. retrain SASRec on the cleaned data and evaluate it (cleaned histories, same targets)'

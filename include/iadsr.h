@@ -1431,7 +1431,9 @@ IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
  * as the detector's training inserts them (a fixed seed) show the scores
  * of noise, so the noise rate is at most F_d(t) / F_ins(t) at every
  * threshold t (F: share of scores <= t); the estimate is the smallest such
- * ratio where F_ins(t) >= 1/2, kept within [1e-4, max_drop]. The proposed
+ * ratio where F_ins(t) >= 0.1 (and at least 200 inserted scores lie at or
+ * below t), kept within [1e-4, max_drop]. It is an upper bound, loose when
+ * the detector separates clean items from noise poorly. The proposed
  * theta maximises the F1 expected at that rate, 2 rate F_ins(t) / (rate +
  * F_d(t)), clipped to [-3, 3]. Use it with
  * iadsr_gate_with_params(). The dataset is scored as

@@ -524,12 +524,16 @@ done:
     return rc;
 }
 
+#define IADSR__MPE_QUANTILE 0.1
+#define IADSR__MPE_MIN_BELOW 200
+
 /* Mixture-proportion estimation: the detector's scores on @p d mix those
  * of clean items and of noise, F_d = (1 - rate) F_clean + rate F_noise.
  * Items inserted into @p d as in training show F_noise (the detector's
  * premise), so rate <= F_d(t) / F_ins(t) for every t; the estimate is the
- * smallest ratio over the thresholds where F_ins(t) >= 1/2 (a ratio over a
- * small F_ins is noise). The expected F1 of "drop iff score <= t" is then
+ * smallest ratio over the thresholds where F_ins(t) >= IADSR__MPE_QUANTILE
+ * with at least IADSR__MPE_MIN_BELOW inserted scores below (a ratio over
+ * few scores is noise). The expected F1 of "drop iff score <= t" is then
  * 2 rate F_ins(t) / (rate + F_d(t)), and theta is the t that maximises
  * it. */
 int iadsr_denoiser_propose_theta(const iadsr_denoiser *dn,
@@ -577,7 +581,13 @@ int iadsr_denoiser_propose_theta(const iadsr_denoiser *dn,
     if (hi < lo)
         hi = lo;
     double rate = 1.0;
-    for (int64_t k = nins / 2; k < nins; k++) {
+    /* the thresholds from the q-quantile of the inserted scores up: low
+     * ones see little of the clean items (a tighter bound), but need
+     * enough inserted scores below them for a steady ratio */
+    int64_t k0 = (int64_t)(IADSR__MPE_QUANTILE * (double)nins);
+    if (k0 < IADSR__MPE_MIN_BELOW)
+        k0 = IADSR__MPE_MIN_BELOW < nins ? IADSR__MPE_MIN_BELOW : nins - 1;
+    for (int64_t k = k0; k < nins; k++) {
         float t = fi[k];
         double r = cdf_at(fd, nd, t) / cdf_at(fi, nins, t);
         if (r < rate)
