@@ -2805,6 +2805,7 @@ Suite *suite_denoise_api(void)
     tcase_add_test(tc, test_clean_dataset);
     tcase_add_test(tc, test_clean_dataset_errors);
     tcase_add_test(tc, test_clean_alloc_failures);
+    tcase_add_test(tc, test_propose_theta);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     tc = tcase_create("pipeline");
@@ -2813,9 +2814,8 @@ Suite *suite_denoise_api(void)
     suite_add_tcase(s, tc);
     if (planted_enabled()) {
         tc = tcase_create("planted");
-        tcase_add_test(tc, test_propose_theta);
-    tcase_add_test(tc, test_planted_noise);
-    tcase_add_test(tc, test_planted_noise_detect);
+        tcase_add_test(tc, test_planted_noise);
+        tcase_add_test(tc, test_planted_noise_detect);
         tcase_set_timeout(tc, 300);
         suite_add_tcase(s, tc);
     }
