@@ -1504,7 +1504,9 @@ typedef struct iadsr_pipeline_result {
  * @param tp        training settings of both trainings; NULL = defaults;
  *                  the split must be LEAVE_ONE_OUT
  * @param dp        IADSR settings (loss weights, the gate's inference rule);
- *                  NULL = defaults
+ *                  NULL = defaults. With IADSR_DENOISE_F_DETECT the
+ *                  cleaning uses the theta the detector proposes for @p d
+ *                  (iadsr_denoiser_propose_theta), not dp->theta
  * @param cb        progress of both trainings (may be NULL)
  * @param user_data passed to @p cb unchanged
  * @param res       receives the result; its struct_size must be set by the

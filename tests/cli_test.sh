@@ -857,6 +857,23 @@ expect_rc "denoise with the stored rule" 0
 expect_out "denoise uses the trained theta" '"theta":0.250000'
 expect_out "denoise uses the trained max_drop" '"max_drop":0.200000'
 expect_out "denoise uses the trained protect_last" '"protect_last":false'
+# the detector gate: trained from inserted items, theta proposed from the data
+# shellcheck disable=SC2086
+run "$BIN" train --data nz.txt --out md.iadsr --semantic s.npy --gate detect $IARGS
+expect_rc "train --gate detect" 0
+expect_err "train --gate detect says so" "gate detect"
+run "$BIN" denoise --model md.iadsr --semantic s.npy --data nz.txt --out cd.txt --labels nz.lab --json
+expect_rc "denoise with a detector gate" 0
+expect_err "denoise proposes the detector's theta" "detector gate: estimated noise rate"
+expect_out "denoise with a detector gate: F1 against the labels" '"f1":' 
+run "$BIN" denoise --model md.iadsr --semantic s.npy --data nz.txt --out cd2.txt --theta 0.5 --json
+expect_out "denoise --theta overrides the proposal" '"theta":0.500000'
+check "denoise --theta: no proposal" sh -c '! grep -q "estimated noise rate" "$0"' "$T/err"
+run "$BIN" denoise --model md.iadsr --semantic s.npy --data nz.txt --out cd3.txt --collab-only
+expect_rc "denoise --collab-only on a full detector" 1
+expect_err "denoise --collab-only on a full detector says why" "features it was trained on"
+usage_case "pipeline --gate detect --theta" pipeline --data nz.txt --semantic s.npy --gate detect --theta 0.5
+usage_case "train --gate bogus" train --data nz.txt --out x.bin --semantic s.npy --gate bogus
 run "$BIN" synth --out x_small.txt --users 10 --items 40 --seed 1 --semantic-out small.npy --quiet
 run "$BIN" train --data nz.txt --out x.bin --semantic small.npy --epochs 1 --dim 8 --quiet
 expect_rc "train --semantic with too few semantic rows" 1

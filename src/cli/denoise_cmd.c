@@ -534,6 +534,12 @@ int cmd_pipeline(int argc, char **argv)
                          pipeline_help_iadsr, &tv, &tp);
     if (rc != CLI_CONTINUE)
         return rc;
+    if ((tp.iadsr.flags & IADSR_DENOISE_F_DETECT) &&
+        cli_opt_seen(opts, n_opts, "theta"))
+        return cli_usage_error(cmd, "--theta with --gate detect: the pipeline "
+                                    "cleans at the theta the detector proposes "
+                                    "for the data; to choose one, run 'iadsr "
+                                    "train' and 'iadsr denoise --theta'");
     if (out_model && out_clean && strcmp(out_model, out_clean) == 0)
         return cli_usage_error(cmd, "--out-model and --out-clean are the "
                                     "same file");

@@ -65,6 +65,22 @@ int iadsr_pipeline(const iadsr_dataset *d, const iadsr_semantic *sem,
     tr = NULL;
     if ((rc = iadsr_denoiser_create(&dn, joint, a, g, sem)))
         goto done;
+    if (g->p.flags & IADSR_DENOISE_F_DETECT) {
+        /* a detector cleans at the threshold it proposes for the data */
+        iadsr_denoise_params gp = g->p;
+        iadsr_gate *g2 = NULL;
+        if ((rc = iadsr_denoiser_propose_theta(dn, d,
+                                               IADSR_SPLIT_LEAVE_ONE_OUT, NULL,
+                                               t.n_threads, &gp.theta, NULL)) ||
+            (rc = iadsr_gate_with_params(&g2, g, &gp)))
+            goto done;
+        iadsr_denoiser_free(dn);
+        dn = NULL;
+        iadsr_gate_free(g);
+        g = g2;
+        if ((rc = iadsr_denoiser_create(&dn, joint, a, g, sem)))
+            goto done;
+    }
     int64_t ni = d->offsets[d->n_users];
     keep = iadsr__malloc((size_t)(ni > 0 ? ni : 1));
     if (!keep) {
