@@ -1561,6 +1561,66 @@ START_TEST(test_joint_carry_masks)
 }
 END_TEST
 
+/* The detector gate trains (its weights move from the start, the paper's
+ * decoder does not), deterministically for any thread count, and the
+ * denoiser scores with it. */
+START_TEST(test_joint_detect)
+{
+    iadsr_dataset *d = small_data();
+    iadsr_model *m = tu_model(NI, 7);
+    iadsr_semantic *sem = topic_sem(NI, DS, 3);
+    iadsr_denoise_params dp;
+    iadsr_denoise_params_init(&dp);
+    dp.flags = IADSR_DENOISE_F_DETECT;
+    for (int threads = 1; threads <= 2; threads++) {
+        iadsr_train_params tp;
+        joint_train_params(&tp, threads);
+        joint_run x, y;
+        memset(&x, 0, sizeof x);
+        memset(&y, 0, sizeof y);
+        joint_train(m, d, sem, NULL, &tp, &dp, 2, &x);
+        joint_train(m, d, sem, NULL, &tp, &dp, 2, &y);
+        ck_assert(same_denoiser(&x, &y));
+        ck_assert(memcmp(x.g->det, y.g->det, IADSR__GATE_DET * sizeof(float)) ==
+                  0);
+        iadsr_denoise_params gp;
+        TU_OK(iadsr_gate_get_params(x.g, &gp));
+        ck_assert(gp.flags & IADSR_DENOISE_F_DETECT);
+        int moved = 0;
+        for (int k = 0; k < IADSR__DET_FEATURES; k++)
+            moved += x.g->det[k] != 1.0f;
+        ck_assert_msg(moved > 0 && x.g->det[IADSR__DET_FEATURES] != 0.0f,
+                      "the detector did not train");
+        for (int k = IADSR__DET_FEATURES + 1; k < IADSR__GATE_DET; k++)
+            ck_assert(x.g->det[k] == 0.0f);
+        ck_assert(isfinite(x.loss[0]) && isfinite(x.loss[1]));
+        /* the denoiser's scores are the detector's logits: finite, and
+         * not all equal */
+        iadsr_denoiser *dn = NULL;
+        TU_OK(iadsr_denoiser_create(&dn, x.m, x.a, x.g, sem));
+        int32_t seq[12];
+        for (int t = 0; t < 12; t++)
+            seq[t] = 1 + (t * 7) % NI;
+        uint8_t keep[12];
+        float sc[12];
+        int32_t cl[12], nk = 0;
+        TU_OK(iadsr_denoiser_clean(dn, seq, 12, NULL, keep, sc, cl, &nk));
+        int differ = 0;
+        for (int t = 0; t < 12; t++) {
+            ck_assert(isfinite(sc[t]));
+            differ += sc[t] != sc[0];
+        }
+        ck_assert(differ > 0 && nk >= 1 && keep[11] == 1);
+        iadsr_denoiser_free(dn);
+        joint_free(&x);
+        joint_free(&y);
+    }
+    iadsr_semantic_free(sem);
+    iadsr_model_free(m);
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 typedef struct joint_ctx {
     const iadsr_model *m;
     const iadsr_dataset *d;
@@ -2792,6 +2852,7 @@ Suite *suite_denoise_api(void)
     tcase_add_test(tc, test_joint_divergence);
     tcase_add_test(tc, test_joint_user_sem);
     tcase_add_test(tc, test_joint_carry_masks);
+    tcase_add_test(tc, test_joint_detect);
     tcase_add_test(tc, test_joint_alloc_failures);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
