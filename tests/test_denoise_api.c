@@ -1584,6 +1584,7 @@ START_TEST(test_joint_detect)
         ck_assert(memcmp(x.g->det, y.g->det, IADSR__GATE_DET * sizeof(float)) ==
                   0);
         iadsr_denoise_params gp;
+        iadsr_denoise_params_init(&gp);
         TU_OK(iadsr_gate_get_params(x.g, &gp));
         ck_assert(gp.flags & IADSR_DENOISE_F_DETECT);
         int moved = 0;
