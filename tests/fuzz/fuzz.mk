@@ -115,6 +115,7 @@ fuzz: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_HARNESSES))
 	  dict=; if [ -f $(FUZZ_DIR)/dict/$$h.dict ]; then dict=-dict=$(FUZZ_DIR)/dict/$$h.dict; fi; \
 	  before=`ls $$crash | wc -l`; start=`date +%s`; \
 	  env OPENBLAS_NUM_THREADS=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ASAN_OPTIONS=allocator_may_return_null=1 \
 	    ./$(FUZZ_BUILD)/$$h -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
 	    -artifact_prefix=$$crash/ $$dict $(FUZZ_ARGS) $$corpus > $$log 2>&1; rc=$$?; \
 	  end=`date +%s`; after=`ls $$crash | wc -l`; \

@@ -436,8 +436,14 @@ static void denoise_rules(oracle *o, const dn_args *da)
         of_bad(o, da->size_code);
         return; /* the fields are not looked at */
     }
-    if (q->flags & ~(IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_CARRY_MASKS))
+    const uint32_t known = IADSR_DENOISE_F_COLLAB_ONLY |
+                           IADSR_DENOISE_F_CARRY_MASKS |
+                           IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_DETECT;
+    if (q->flags & ~known)
         of_bad2(o, US, IA);
+    else if ((q->flags & IADSR_DENOISE_F_DETECT) &&
+             (q->flags & (IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_CARRY_MASKS)))
+        of_bad(o, IA); /* the detector combines with neither */
     const float big = 1e6f;
     float nonneg[2] = {q->lambda_align, q->lambda_recon};
     for (int i = 0; i < 2; i++) {
@@ -1233,6 +1239,17 @@ static void op_gate(state *s)
     gen_denoise_params(r, &db);
     of_init(&o);
     denoise_rules(&o, &db);
+    {
+        /* a detector keeps the features it was trained on */
+        iadsr_denoise_params p0;
+        memset(&p0, 0, sizeof p0);
+        p0.struct_size = sizeof p0;
+        FZ_CHECK(iadsr_gate_get_params(g, &p0) == IADSR_OK);
+        if (!db.size_code && (p0.flags & IADSR_DENOISE_F_DETECT) &&
+            !(p0.flags & IADSR_DENOISE_F_COLLAB_ONLY) &&
+            (db.eff.flags & IADSR_DENOISE_F_COLLAB_ONLY))
+            of_bad(&o, IADSR_ERR_INVALID_ARG);
+    }
     iadsr_gate *g2 = FZ_SENTINEL;
     iadsr_clear_error();
     rc = iadsr_gate_with_params(&g2, g, db.ptr);
