@@ -51,6 +51,13 @@ struct iadsr_gate {
     float *w;   /* one 64-byte aligned block of iadsr__gate_floats(d) */
 };
 
+/* An item as the detector's training inserts it: uniform over 1..n_items or
+ * in proportion to the counts whose running sums are cum[0..n_items] (cum[0]
+ * = 0), with equal chance, so that flagging rare items alone cannot win.
+ * The training and iadsr_denoiser_propose_theta draw alike. */
+int32_t iadsr__det_draw_item(iadsr__rng *rng, const int64_t *cum,
+                             int32_t n_items);
+
 /* Floats of a gate's weight block: Wd, bd, the detector. */
 static inline size_t iadsr__gate_floats(int32_t dim)
 {

@@ -452,6 +452,24 @@ static double cdf_at(const float *v, int64_t n, float t)
     return n > 0 ? (double)lo / (double)n : 0.0;
 }
 
+int32_t iadsr__det_draw_item(iadsr__rng *rng, const int64_t *cum,
+                             int32_t n_items)
+{
+    int64_t total = cum[n_items];
+    if (iadsr__rng_below(rng, 2) == 0 || total <= 0)
+        return 1 + (int32_t)iadsr__rng_below(rng, (uint64_t)n_items);
+    int64_t x = (int64_t)iadsr__rng_below(rng, (uint64_t)total);
+    int32_t lo = 1, hi = n_items; /* the smallest i with cum[i] > x */
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (cum[mid] > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 /* @p d with items inserted before its scored positions as the detector's
  * training inserts them (rate IADSR__DET_TRAIN_RATE, uniform or popular
  * with equal chance, a fixed seed); @p ins receives 1 per inserted
@@ -486,23 +504,7 @@ static int augment(const iadsr_dataset *d, int32_t split,
         for (int64_t i = a; i < b; i++) {
             if (i - a < part && i - a > 0 &&
                 iadsr__rng_float(&rng) < (float)IADSR__DET_TRAIN_RATE) {
-                int32_t x;
-                if (iadsr__rng_below(&rng, 2) == 0 || cum[n_items] <= 0) {
-                    x = 1 + (int32_t)iadsr__rng_below(&rng,
-                                                      (uint64_t)n_items);
-                } else {
-                    int64_t r = (int64_t)iadsr__rng_below(
-                        &rng, (uint64_t)cum[n_items]);
-                    int32_t lo = 1, hi = n_items;
-                    while (lo < hi) {
-                        int32_t mid = lo + (hi - lo) / 2;
-                        if (cum[mid] > r)
-                            hi = mid;
-                        else
-                            lo = mid + 1;
-                    }
-                    x = lo;
-                }
+                int32_t x = iadsr__det_draw_item(&rng, cum, n_items);
                 flag[w] = 1;
                 items[w++] = x;
             }

@@ -115,51 +115,6 @@ static void proj_bwd(const iadsr__heads *st, float *xs, const int32_t *items,
 
 /* ---- scores ---------------------------------------------------------------- */
 
-void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
-                          const float *h, const iadsr__batch *b,
-                          const float *const *uvec, float *score)
-{
-    int d = st->d, D = st->D, R = b->n_rows, S = b->n_seq;
-    const int32_t *off = b->row_off;
-    iadsr__maxpool_fwd_f32(h, d, off, S, w->hbar, w->arg);
-    iadsr__seq_expand_f32(w->hbar, d, off, S, w->hexp);
-    if (st->flags & IADSR_DENOISE_F_COLLAB_ONLY) {
-        iadsr__cos_rows_fwd_f32(w->hexp, h, R, d, w->c1);
-        for (int r = 0; r < R; r++)
-            score[r] = 3.0f * w->c1[r];
-        return;
-    }
-    proj_fwd(st, w->xs, b->items, R, st->w1, w->s);
-    for (int q = 0; q < S; q++) {
-        float *ls = w->lsem + (size_t)q * (size_t)D;
-        if (uvec && uvec[q]) {
-            memcpy(ls, uvec[q], (size_t)D * sizeof(float));
-            continue;
-        }
-        memset(ls, 0, (size_t)D * sizeof(float));
-        int n = off[q + 1] - off[q];
-        for (int r = off[q]; r < off[q + 1]; r++) {
-            const float *x = iadsr__semantic_row(st->sem, b->items[r]);
-            for (int c = 0; c < D; c++)
-                ls[c] += x[c];
-        }
-        if (n > 0)
-            for (int c = 0; c < D; c++)
-                ls[c] /= (float)n;
-    }
-    if (S > 0)
-        iadsr__sgemm(0, 0, S, d, D, 1.0f, w->lsem, D, st->w2, d, 0.0f, w->l,
-                     d);
-    iadsr__seq_expand_f32(w->l, d, off, S, w->lexp);
-    iadsr__cos_rows_fwd_f32(w->lexp, h, R, d, w->c1);
-    iadsr__cos_rows_fwd_f32(w->hexp, w->s, R, d, w->c2);
-    iadsr__cos_rows_fwd_f32(h, w->s, R, d, w->c3);
-    for (int r = 0; r < R; r++)
-        score[r] = w->c1[r] + w->c2[r] + w->c3[r];
-}
-
-/* ---- the detector ------------------------------------------------------------ */
-
 /* The long-term semantic inputs of every sequence into w->lsem (the mean
  * of its item rows, or the host's user vector). */
 static void long_term_inputs(const iadsr__heads *st, iadsr__heads_ws *w,
@@ -185,6 +140,35 @@ static void long_term_inputs(const iadsr__heads *st, iadsr__heads_ws *w,
                 ls[c] /= (float)n;
     }
 }
+
+void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
+                          const float *h, const iadsr__batch *b,
+                          const float *const *uvec, float *score)
+{
+    int d = st->d, D = st->D, R = b->n_rows, S = b->n_seq;
+    const int32_t *off = b->row_off;
+    iadsr__maxpool_fwd_f32(h, d, off, S, w->hbar, w->arg);
+    iadsr__seq_expand_f32(w->hbar, d, off, S, w->hexp);
+    if (st->flags & IADSR_DENOISE_F_COLLAB_ONLY) {
+        iadsr__cos_rows_fwd_f32(w->hexp, h, R, d, w->c1);
+        for (int r = 0; r < R; r++)
+            score[r] = 3.0f * w->c1[r];
+        return;
+    }
+    proj_fwd(st, w->xs, b->items, R, st->w1, w->s);
+    long_term_inputs(st, w, b, uvec);
+    if (S > 0)
+        iadsr__sgemm(0, 0, S, d, D, 1.0f, w->lsem, D, st->w2, d, 0.0f, w->l,
+                     d);
+    iadsr__seq_expand_f32(w->l, d, off, S, w->lexp);
+    iadsr__cos_rows_fwd_f32(w->lexp, h, R, d, w->c1);
+    iadsr__cos_rows_fwd_f32(w->hexp, w->s, R, d, w->c2);
+    iadsr__cos_rows_fwd_f32(h, w->s, R, d, w->c3);
+    for (int r = 0; r < R; r++)
+        score[r] = w->c1[r] + w->c2[r] + w->c3[r];
+}
+
+/* ---- the detector ------------------------------------------------------------ */
 
 /* Leave-one-out views of every row into w->lexp (semantic, l without
  * item t) and w->hexp (max-pool of the other rows), and h_{t-1} into

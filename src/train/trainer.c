@@ -448,27 +448,6 @@ static iadsr__batch build_batch(iadsr_trainer *t, const int64_t *ids, int nb)
     return b;
 }
 
-/* An item to insert: uniform over the catalogue or in proportion to the
- * training counts, with equal chance, so that the detector cannot win by
- * flagging rare items alone. */
-static int32_t draw_inserted(iadsr_trainer *t)
-{
-    int32_t ni = t->shape.n_items;
-    int64_t total = t->pop_cum[ni];
-    if (iadsr__rng_below(&t->rng, 2) == 0 || total <= 0)
-        return 1 + (int32_t)iadsr__rng_below(&t->rng, (uint64_t)ni);
-    int64_t x = (int64_t)iadsr__rng_below(&t->rng, (uint64_t)total);
-    int32_t lo = 1, hi = ni; /* the smallest i with pop_cum[i] > x */
-    while (lo < hi) {
-        int32_t mid = lo + (hi - lo) / 2;
-        if (t->pop_cum[mid] > x)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
-
 /* The batch of build_batch with items inserted before real inputs at
  * IADSR__DET_TRAIN_RATE (labelled in b_noise; their rows have no next-item
  * target, and the real row before one keeps its real target). Built from
@@ -493,7 +472,8 @@ static iadsr__batch build_batch_detect(iadsr_trainer *t, const int64_t *ids,
             t->b_noise[r++] = 0.0f;
             if (r - r0 < cap &&
                 iadsr__rng_float(&t->rng) < (float)IADSR__DET_TRAIN_RATE) {
-                t->b_items[r] = draw_inserted(t);
+                t->b_items[r] = iadsr__det_draw_item(&t->rng, t->pop_cum,
+                                                     t->shape.n_items);
                 t->b_tgt[r] = 0; /* never a next-item target */
                 t->b_mpos[r] = -1;
                 t->b_noise[r++] = 1.0f;
