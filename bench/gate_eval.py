@@ -4,7 +4,13 @@ anything on them: average precision (PR-AUC) of "low score = injected"
 over every scored position, precision / recall / F1 of the drops at the
 gate's label-free theta (iadsr_denoiser_propose_theta for a detector gate)
 and at theta 0, with the gate's max_drop cap and protection of the most
-recent item applied as in `iadsr denoise`.
+recent item applied as in `iadsr denoise`. Beside the gate, three
+label-free rules are scored over the same positions: popularity (the
+item's count in the noisy data), text (cosine of the item's semantic row
+with the mean of the other rows of its sequence) and both (the sum of the
+two ranks); for each, PR-AUC and the F1 of dropping as many positions as
+the gate dropped at its label-free theta (the same budget; nothing chosen
+on the labels).
 
 Usage: gate_eval.py MODEL SEMANTIC.npy NOISY.txt LABELS
 (MODEL from `iadsr train --semantic`, NOISY and LABELS from `iadsr
@@ -29,6 +35,51 @@ def prf(drop, y):
     return p, r, (2 * p * r / (p + r) if tp else 0.0), dr
 
 
+def average_precision(score, y):
+    """PR-AUC of "low score = injected"."""
+    order = np.argsort(score, kind='stable')
+    yy = y[order]
+    hits = np.cumsum(yy)
+    return float((hits / np.arange(1, len(yy) + 1))[yy == 1].sum() /
+                 max(1, int(yy.sum())))
+
+
+def rule_scores(dataf, semf):
+    """Popularity, text and both scores of every position (flattened in
+    file order; high = looks real)."""
+    seqs = []
+    with open(dataf, encoding='ascii') as f:
+        for line in f:
+            t = line.split()
+            if t:
+                seqs.append(np.array([int(x) for x in t[1:]], dtype=np.int64))
+    allit = np.concatenate(seqs)
+    count = np.bincount(allit)
+    sem = np.load(semf).astype(np.float64)
+    semn = sem / np.maximum(np.linalg.norm(sem, axis=1, keepdims=True), 1e-12)
+    pop = np.log1p(count[allit].astype(np.float64))
+    text = np.empty(len(allit))
+    at = 0
+    for q in seqs:
+        x = semn[q]
+        tot = x.sum(axis=0)
+        n = len(q)
+        if n < 2:
+            text[at:at + n] = 0.0
+        else:
+            rest = (tot[None, :] - x) / (n - 1)
+            rn = np.maximum(np.linalg.norm(rest, axis=1), 1e-12)
+            text[at:at + n] = (x * rest).sum(axis=1) / rn
+        at += n
+    return pop, text
+
+
+def rank01(v):
+    r = np.empty(len(v))
+    r[np.argsort(v, kind='stable')] = np.arange(len(v))
+    return r / max(1, len(v) - 1)
+
+
 def main():
     ck, semf, dataf, labf = sys.argv[1:5]
     m, a, g = iadsr.load_checkpoint(ck)
@@ -46,11 +97,7 @@ def main():
     dn, keep, sc = run(g)
     ok = ~np.isnan(sc)
     s, y = sc[ok], lab[ok]
-    order = np.argsort(s, kind='stable')
-    yy = y[order]
-    hits = np.cumsum(yy)
-    ap = float((hits / np.arange(1, len(yy) + 1))[yy == 1].sum() /
-               max(1, int(yy.sum())))
+    ap = average_precision(s, y)
     print(f"scored {int(ok.sum())} injected {int(y.sum())} "
           f"(rate {y.mean():.3f}) PR-AUC {ap:.3f}")
     rows = []
@@ -60,12 +107,27 @@ def main():
     except iadsr.IadsrError:
         pass  # the paper's gate has no noise model
     rows.append(('theta 0', 0.0, None))
+    budget = None
     for name, th, rate in rows:
         _, k2, _ = run(g.with_params(theta=float(th)))
         p, r, f, dr = prf(~k2[ok], y)
+        if budget is None:
+            budget = dr
         extra = f" estimated rate {rate:.3f}" if rate is not None else ""
         print(f"{name}: theta {th:+.3f}{extra}: precision {p:.3f} "
               f"recall {r:.3f} F1 {f:.3f} dropped {dr}")
+    pop, text = rule_scores(dataf, semf)
+    if len(pop) != len(sc):
+        sys.exit("gate_eval: the data and the scores disagree in length")
+    pop, text = pop[ok], text[ok]
+    for name, v in (('popularity', pop), ('text', text),
+                    ('both', rank01(pop) + rank01(text))):
+        drop = np.zeros(len(v), dtype=bool)
+        drop[np.argsort(v, kind='stable')[:budget]] = True
+        p, r, f, dr = prf(drop, y)
+        print(f"rule {name}: PR-AUC {average_precision(v, y):.3f}; "
+              f"dropping the gate's {dr}: precision {p:.3f} recall {r:.3f} "
+              f"F1 {f:.3f}")
 
 
 if __name__ == '__main__':

@@ -442,7 +442,7 @@ static uint8_t *spec_encode(const iadsr_model *m, const iadsr_aligner *a,
         spec_tensor(&dir, &data, "gate.bd", 1, hp->dim, g->bd);
         n_tensors += 2;
         if (g->p.flags & 8u) { /* gate_flags bit 3: the detector */
-            spec_tensor(&dir, &data, "gate.det", 1, 8, g->det);
+            spec_tensor(&dir, &data, "gate.det", 1, IADSR__GATE_DET, g->det);
             n_tensors += 1;
         }
     }
@@ -2621,7 +2621,7 @@ START_TEST(test_ck12_detector)
     ck_assert_uint_eq(t, 20);
     ck_assert_uint_eq(mp->t_nbytes[t], 4 * IADSR__GATE_DET);
     size_t dims_at = mp->ent_off[t] + 12 + strlen("gate.det");
-    ck_assert_uint_eq(rd32(b + dims_at - 4), 1); /* [8]: one dimension */
+    ck_assert_uint_eq(rd32(b + dims_at - 4), 1); /* [16]: one dimension */
     ck_assert_uint_eq(rd64(b + dims_at), IADSR__GATE_DET);
     /* the independent encoder of docs/FORMAT.md agrees byte for byte */
     size_t slen;

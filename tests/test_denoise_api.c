@@ -1977,7 +1977,10 @@ START_TEST(test_clean_matches_heads)
                                     0.0f,
                                     0.0f,
                                     f.g->p.flags,
-                                    0};
+                                    0,
+                                    NULL,
+                                    0,
+                                    NULL};
                 iadsr__heads_ws w;
                 TU_OK(iadsr__heads_ws_alloc(&w, n, 1, d, DS, 0));
                 iadsr__batch one = {.n_seq = 1, .n_rows = n, .items = seq,

@@ -310,7 +310,8 @@ static iadsr__heads s2_params(const s2_case *c, float lam_a, float lam_r,
 {
     iadsr__heads st = {c->d,  c->D,  c->sem, c->w1,  c->w2,
                         c->wd, c->bd, 0.1f,   1.0f,  lam_a,
-                        lam_r, flags & ~S2_STABLE, !(flags & S2_STABLE)};
+                        lam_r, flags & ~S2_STABLE, !(flags & S2_STABLE),
+                        NULL, 0, NULL};
     return st;
 }
 
@@ -861,6 +862,33 @@ static void fd_check(const char *what, fd_ctx *x, float *param, float analytic)
                   (double)analytic, fd);
 }
 
+/* the logit of item under h[row], in double */
+static double ref_z(const s2_case *c, int row, int32_t item)
+{
+    double z = 0;
+    for (int k = 0; k < c->d; k++)
+        z += (double)c->h[(size_t)row * c->d + k] *
+             (double)c->emb[(size_t)item * c->d + k];
+    return z;
+}
+
+/* log p(item | h[row]) under the softmax over the item table, in double */
+static double ref_logp(const s2_case *c, int row, int32_t item)
+{
+    int d = c->d;
+    double z[S2_NI + 1], mx = -HUGE_VAL, sum = 0;
+    for (int j = 1; j <= c->n_items; j++) {
+        z[j] = 0;
+        for (int k = 0; k < d; k++)
+            z[j] += (double)c->h[(size_t)row * d + k] *
+                    (double)c->emb[(size_t)j * d + k];
+        mx = z[j] > mx ? z[j] : mx;
+    }
+    for (int j = 1; j <= c->n_items; j++)
+        sum += exp(z[j] - mx);
+    return z[item] - mx - log(sum);
+}
+
 /* The detector's loss against finite differences (float, loss summed in
  * double): the weights, W1 and W2, with a user vector on one sequence and
  * a one-row sequence (no leave-one-out view). */
@@ -915,9 +943,13 @@ START_TEST(test_detect_finite_differences)
         x.st = s2_params(&c, 0.0f, 0.0f,
                          collab ? IADSR_DENOISE_F_COLLAB_ONLY : 0);
         int d = c.d, D = c.D;
+        /* the likelihood features read the item table rows 1..n */
+        x.st.e1 = c.emb + d;
+        x.st.n_items = c.n_items;
         TU_OK(iadsr__heads_ws_alloc(&x.w, c.R, c.S, d, D, 1));
-        static const float det0[IADSR__GATE_DET] = {0.8f, -0.5f, 1.2f, 0.7f,
-                                                    0.6f, -0.9f, 0.3f};
+        TU_OK(iadsr__heads_ws_ctx(&x.w, c.n_items));
+        static const float det0[IADSR__GATE_DET] = {
+            0.8f, -0.5f, 1.2f, 0.7f, 0.6f, -0.9f, 0.4f, -0.3f, 0.3f};
         memcpy(x.det, det0, sizeof det0);
         x.noise[2] = x.noise[8] = x.noise[14] = 1.0f;
         x.uv[3] = c.uvec + (size_t)3 * D; /* a host's user vector */
@@ -952,6 +984,45 @@ START_TEST(test_detect_finite_differences)
                 ck_assert_msg(fabs(m) < 1e-5, "feature %d of sequence %d "
                               "sums to %g", k, q, m);
             }
+        /* the two likelihood features against a double reference */
+        for (int q = 0; q < c.S; q++) {
+            int r0 = c.off[q], r1 = c.off[q + 1];
+            double lp7[S2_R], lp8[S2_R], m7 = 0, m8 = 0;
+            for (int r = r0; r < r1; r++)
+                lp7[r] = r > r0 ? ref_logp(&c, r - 1, c.items[r]) : 0.0;
+            for (int r = r0 + 1; r < r1 - 1; r++)
+                lp8[r] = lp7[r + 1] - ref_logp(&c, r - 1, c.items[r + 1]);
+            for (int r = r0 + 1; r < r1; r++)
+                m7 += lp7[r] / (double)(r1 - r0 - 1);
+            for (int r = r0 + 1; r < r1 - 1; r++)
+                m8 += lp8[r] / (double)(r1 - r0 - 2);
+            for (int r = r0; r < r1; r++) {
+                double w7 = r > r0 ? lp7[r] - m7 : 0.0;
+                double w8 = r > r0 && r < r1 - 1 ? lp8[r] - m8 : 0.0;
+                const float *f = x.w.feat + (size_t)r * IADSR__DET_FEATURES;
+                ck_assert_msg(fabs(f[6] - w7) < 1e-4 && fabs(f[7] - w8) < 1e-4,
+                              "row %d: likelihood features %g %g, want %g %g",
+                              r, (double)f[6], (double)f[7], w7, w8);
+            }
+        }
+        /* with the rows' log-sum-exps given (the training's path), the
+         * same features and logits without logits of their own */
+        {
+            float lse[S2_R], logit2[S2_R], feat1[S2_R * IADSR__DET_FEATURES];
+            memcpy(feat1, x.w.feat, sizeof feat1);
+            for (int r = 0; r < c.R; r++)
+                lse[r] = (float)(-ref_logp(&c, r, 1) + ref_z(&c, r, 1));
+            x.st.lse = lse;
+            iadsr__heads_detect(&x.st, &x.w, c.h, &b, x.uv, x.det, logit2);
+            x.st.lse = NULL;
+            for (int i = 0; i < c.R * IADSR__DET_FEATURES; i++)
+                ck_assert_msg(fabsf(feat1[i] - x.w.feat[i]) < 1e-4f,
+                              "feature %d of row %d: %g with lse, %g without",
+                              i % IADSR__DET_FEATURES, i / IADSR__DET_FEATURES,
+                              (double)x.w.feat[i], (double)feat1[i]);
+            for (int r = 0; r < c.R; r++)
+                ck_assert(fabsf(logit[r] - logit2[r]) < 1e-3f);
+        }
         char what[32];
         for (int k = 0; k <= IADSR__DET_FEATURES; k++) {
             snprintf(what, sizeof what, "det[%d]", k);

@@ -1484,6 +1484,9 @@ START_TEST(test_xent_smoothing_history_grad)
         for (size_t si = 0; si < sizeof settings / sizeof settings[0]; si++) {
             double sm = settings[si][0], w = settings[si][1];
             float *dh = falloc(R * D), *de = falloc(N * D);
+            float lse[R];
+            for (int r = 0; r < R; r++)
+                lse[r] = NAN;
             iadsr__xent_args a = {.h = h, .n_rows = R, .d = D, .targets = tg,
                                   .e1 = e, .et = et, .n_items = N,
                                   .ldt = ldt, .chunk = CH, .fast = fast,
@@ -1491,8 +1494,23 @@ START_TEST(test_xent_smoothing_history_grad)
                                   .smooth = (float)sm,
                                   .hist_weight = (float)w,
                                   .hist_items = items, .hist_first = first,
-                                  .hist_cap = R};
+                                  .hist_cap = R, .lse = lse};
             double loss = iadsr__xent(&a, scr, 1);
+            /* every row's log-sum-exp, the row without a target too */
+            for (int r = 0; r < R; r++) {
+                double z[N], mx = -HUGE_VAL, sum = 0;
+                for (int j = 0; j < N; j++) {
+                    z[j] = 0;
+                    for (int k = 0; k < D; k++)
+                        z[j] += hd[r * D + k] * ed[j * D + k];
+                    mx = fmax(mx, z[j]);
+                }
+                for (int j = 0; j < N; j++)
+                    sum += exp(z[j] - mx);
+                ck_assert_msg(fabs((double)lse[r] - (mx + log(sum))) < 1e-4,
+                              "fast %d: lse[%d] %g vs %g", fast, r,
+                              (double)lse[r], mx + log(sum));
+            }
             double ref = ref_train_loss(hd, ed, R, D, N, tg, items, first,
                                         sm, w);
             ck_assert_msg(fabs(loss - ref) < 1e-4 * fmax(1.0, fabs(ref)),

@@ -25,10 +25,11 @@ struct iadsr_aligner {
 };
 
 /* Weights of the trained detector (IADSR_DENOISE_F_DETECT): one per
- * centred cosine feature (IADSR__DET_FEATURES of them), then the bias;
- * the rest is zero (room for later features). */
-#define IADSR__DET_FEATURES 6
-#define IADSR__GATE_DET 8
+ * centred feature (IADSR__DET_FEATURES of them: six cosines and two
+ * likelihoods of the backbone, heads.h), then the bias; the rest is zero
+ * (room for later features). */
+#define IADSR__DET_FEATURES 8
+#define IADSR__GATE_DET 16
 _Static_assert(IADSR__DET_FEATURES + 1 <= IADSR__GATE_DET,
                "the detector's weights and bias fit the gate's block");
 /* Probability with which the detector's training inserts an item before

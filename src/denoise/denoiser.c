@@ -123,7 +123,9 @@ static int ws_alloc(dn_ws *w, const iadsr_denoiser *dn, int max_n)
         return rc;
     w->enc_live = 1;
     if ((rc = iadsr__heads_ws_alloc(&w->s2, max_n, 1, d, dn->a->sem_dim,
-                                     0))) {
+                                     0)) ||
+        ((dn->g->p.flags & IADSR_DENOISE_F_DETECT) &&
+         (rc = iadsr__heads_ws_ctx(&w->s2, m->hp.n_items)))) {
         ws_free(w);
         return rc;
     }
@@ -180,7 +182,11 @@ static int32_t clean_one(const iadsr_denoiser *dn, dn_ws *w,
                        .bd = dn->g->bd,
                        .tau_align = dn->a->tau_align,
                        .tau_gumbel = dn->g->p.tau_gumbel,
-                       .flags = dn->g->p.flags};
+                       .flags = dn->g->p.flags,
+                       .e1 = m->w +
+                             iadsr__layout_find(&m->layout, "item_emb")->offset +
+                             d,
+                       .n_items = m->hp.n_items};
     const float *uv[1] = {uvec};
     if (dn->g->p.flags & IADSR_DENOISE_F_DETECT)
         iadsr__heads_detect(&st, &w->s2, w->h, &one, uv, dn->g->det,

@@ -28,7 +28,7 @@ void iadsr__heads_ws_free(iadsr__heads_ws *w)
                    &w->dlexp, &w->dhexp, &w->dc,    &w->dscore, &w->dm,
                    &w->an,    &w->bn,    &w->dan,   &w->dbn,  &w->p,
                    &w->u2,    &w->hbar2, &w->hprev, &w->c4,   &w->c5,
-                   &w->c6,    &w->feat,
+                   &w->c6,    &w->c7,    &w->c8,    &w->feat,  &w->zl,
                    &w->dlogit, &w->du};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         iadsr__aligned_free(*f[i]);
@@ -36,6 +36,8 @@ void iadsr__heads_ws_free(iadsr__heads_ws *w)
     }
     iadsr__free(w->arg);
     w->arg = NULL;
+    iadsr__free(w->nxt);
+    w->nxt = NULL;
 }
 
 int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
@@ -59,6 +61,8 @@ int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
              (w->u2 = falloc(R * sd)) && (w->hbar2 = falloc(S * sd)) &&
              (w->hprev = falloc(R * sd)) && (w->c4 = falloc(R)) &&
              (w->c5 = falloc(R)) && (w->c6 = falloc(R)) &&
+             (w->c7 = falloc(R)) && (w->c8 = falloc(R)) &&
+             (w->nxt = iadsr__malloc((R > 0 ? R : 1) * sizeof(int32_t))) &&
              (w->feat = falloc(R * IADSR__DET_FEATURES));
     if (ok && training)
         ok = (w->u = falloc(R)) && (w->y = falloc(R)) && (w->m = falloc(R)) &&
@@ -75,6 +79,28 @@ int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
         iadsr__heads_ws_free(w);
         return iadsr__err(IADSR_ERR_NOMEM, "stage 2: out of memory");
     }
+    return IADSR_OK;
+}
+
+/* Rows of full-catalogue logits the context likelihood computes at once:
+ * about 1 Mi floats, at least one row, at most 64. */
+#define CTX_FLOATS (1 << 20)
+
+int iadsr__heads_ws_ctx(iadsr__heads_ws *w, int n_items)
+{
+    if (n_items < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "stage 2: %d items",
+                          n_items);
+    int rows = CTX_FLOATS / n_items;
+    rows = rows < 1 ? 1 : rows > 64 ? 64 : rows;
+    iadsr__aligned_free(w->zl);
+    w->zl = falloc((size_t)rows * (size_t)n_items);
+    if (!w->zl) {
+        w->zl_rows = w->zl_items = 0;
+        return iadsr__err(IADSR_ERR_NOMEM, "stage 2: out of memory");
+    }
+    w->zl_rows = rows;
+    w->zl_items = n_items;
     return IADSR_OK;
 }
 
@@ -222,6 +248,86 @@ static void loo_views(const iadsr__heads *st, iadsr__heads_ws *w,
     }
 }
 
+/* Features (7) and (8): lp7[t] = log p(x_t | h_{t-1}) under the
+ * backbone's full-catalogue softmax, and lp8[t] = log p(x_{t+1} | h_t) -
+ * log p(x_{t+1} | h_{t-1}), what seeing x_t adds to predicting the next
+ * item (both read off the one row of logits of h_{t-1}); 0 where
+ * undefined (lp7 on a sequence's first row, lp8 on its first and last).
+ * A few rows of logits at a time. */
+static void context_likelihood(const iadsr__heads *st, iadsr__heads_ws *w,
+                               const iadsr__batch *b, float *lp7, float *lp8)
+{
+    int d = st->d, R = b->n_rows, n = st->n_items;
+    size_t sd = (size_t)d;
+    memset(lp7, 0, (size_t)R * sizeof(float));
+    memset(lp8, 0, (size_t)R * sizeof(float));
+    if (!st->e1 || n < 1 || (!st->lse && (!w->zl || w->zl_items != n)))
+        return;
+    /* per row, the next item of its sequence (0 on a last row) */
+    for (int q = 0; q < b->n_seq; q++)
+        for (int r = b->row_off[q]; r < b->row_off[q + 1]; r++)
+            w->nxt[r] = r + 1 < b->row_off[q + 1] ? b->items[r + 1] : 0;
+    if (st->lse) {
+        /* the log-sum-exp of h_{t-1} is given: two dot products a row */
+        for (int q = 0; q < b->n_seq; q++)
+            for (int r = b->row_off[q] + 1; r < b->row_off[q + 1]; r++) {
+                const float *hp = w->hprev + (size_t)r * sd;
+                const float *et = st->e1 + (size_t)(b->items[r] - 1) * sd;
+                float zt = 0, zn = 0;
+                for (int c = 0; c < d; c++)
+                    zt += hp[c] * et[c];
+                lp7[r] = zt - st->lse[r - 1];
+                if (w->nxt[r] > 0) {
+                    const float *en = st->e1 + (size_t)(w->nxt[r] - 1) * sd;
+                    for (int c = 0; c < d; c++)
+                        zn += hp[c] * en[c];
+                    lp8[r] = zn - st->lse[r - 1];
+                }
+            }
+    }
+    int step = st->lse ? R : w->zl_rows;
+    for (int r0 = 0; r0 < R && !st->lse; r0 += step) {
+        int k = R - r0 < step ? R - r0 : step;
+        /* zl = hprev[r0..r0+k) E1^T; first rows have hprev = 0: harmless */
+        iadsr__sgemm(0, 1, k, n, d, 1.0f, w->hprev + (size_t)r0 * (size_t)d,
+                     d, st->e1, d, 0.0f, w->zl, n);
+        /* -log p of each row's item: the scoring kernels' vectorised
+         * softmax cross-entropy, one row at a time; the log-sum-exp is the
+         * item's logit plus that loss */
+        for (int i = 0; i < k; i++) {
+            const float *z = w->zl + (size_t)i * (size_t)n;
+            int32_t it = b->items[r0 + i], nx = w->nxt[r0 + i];
+            float zt = z[it - 1], zn = nx > 0 ? z[nx - 1] : 0.0f;
+            float loss = (float)iadsr__xent_rows(w->zl + (size_t)i * (size_t)n,
+                                                 1, n, &it, 1.0f, 0.0f, 0);
+            lp7[r0 + i] = -loss;
+            /* for now log p(x_{t+1} | h_{t-1}); lp7[t+1] is added below */
+            lp8[r0 + i] = nx > 0 ? zn - (zt + loss) : 0.0f;
+        }
+    }
+    for (int q = 0; q < b->n_seq; q++) {
+        int r0 = b->row_off[q], r1 = b->row_off[q + 1];
+        if (r0 == r1)
+            continue;
+        lp7[r0] = 0.0f;
+        lp8[r0] = 0.0f;
+        for (int r = r0 + 1; r < r1 - 1; r++)
+            lp8[r] = lp7[r + 1] - lp8[r];
+        lp8[r1 - 1] = 0.0f;
+    }
+}
+
+/* The rows [a, e) of a sequence [r0, r1) where feature k has a value:
+ * the context features (4), (7) none on the first row, (8) none on the
+ * first or the last. */
+static void feature_rows(int k, int r0, int r1, int *a, int *e)
+{
+    *a = k == 3 || k == 6 || k == 7 ? r0 + 1 : r0;
+    *e = k == 7 ? r1 - 1 : r1;
+    if (*e < *a)
+        *e = *a;
+}
+
 void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
                          const float *h, const iadsr__batch *b,
                          const float *const *uvec, const float *det,
@@ -255,20 +361,21 @@ void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
         iadsr__cos_rows_fwd_f32(w->lexp, w->s, R, d, w->c5);
         iadsr__cos_rows_fwd_f32(w->hexp, h, R, d, w->c6);
     }
-    const float *c[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3,
-                                           w->c4, w->c5, w->c6};
+    context_likelihood(st, w, b, w->c7, w->c8);
+    const float *c[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4,
+                                           w->c5, w->c6, w->c7, w->c8};
     for (int q = 0; q < S; q++) {
         int r0 = off[q], r1 = off[q + 1];
         for (int k = 0; k < K; k++) {
-            /* the context feature has no value on the first row */
-            int a = k == 3 ? r0 + 1 : r0;
+            int a, e;
+            feature_rows(k, r0, r1, &a, &e);
             double m = 0;
-            for (int r = a; r < r1; r++)
+            for (int r = a; r < e; r++)
                 m += (double)c[k][r];
-            float mean = r1 > a ? (float)(m / (double)(r1 - a)) : 0.0f;
+            float mean = e > a ? (float)(m / (double)(e - a)) : 0.0f;
             for (int r = r0; r < r1; r++)
                 w->feat[(size_t)r * K + (size_t)k] =
-                    r < a ? 0.0f : c[k][r] - mean;
+                    r < a || r >= e ? 0.0f : c[k][r] - mean;
         }
         for (int r = r0; r < r1; r++) {
             float z = det[K];
@@ -304,8 +411,8 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
     }
     /* the weights, then the features (centring is linear: subtract the
      * mean of the feature gradients over the same rows) */
-    float *dc[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3,
-                                      w->c4, w->c5, w->c6};
+    float *dc[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4,
+                                      w->c5, w->c6, w->c7, w->c8};
     for (int q = 0; q < S; q++) {
         int r0 = off[q], r1 = off[q + 1];
         for (int r = r0; r < r1; r++) {
@@ -314,13 +421,15 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
             ddet[K] += w->dlogit[r];
         }
         for (int k = 0; k < K; k++) {
-            int a = k == 3 ? r0 + 1 : r0;
+            int a, e;
+            feature_rows(k, r0, r1, &a, &e);
             double m = 0;
-            for (int r = a; r < r1; r++)
+            for (int r = a; r < e; r++)
                 m += (double)w->dlogit[r];
-            float mean = r1 > a ? (float)(m / (double)(r1 - a)) : 0.0f;
+            float mean = e > a ? (float)(m / (double)(e - a)) : 0.0f;
             for (int r = r0; r < r1; r++)
-                dc[k][r] = r < a ? 0.0f : det[k] * (w->dlogit[r] - mean);
+                dc[k][r] = r < a || r >= e ? 0.0f
+                                           : det[k] * (w->dlogit[r] - mean);
         }
     }
     if (collab)
@@ -332,7 +441,8 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
     iadsr__cos_rows_bwd_f32(h, w->s, R, d, w->c3, NULL, w->ds);
     iadsr__cos_rows_bwd_f32(w->hprev, w->s, R, d, w->c4, NULL, w->ds);
     iadsr__cos_rows_bwd_f32(w->lexp, w->s, R, d, w->c5, w->dlexp, w->ds);
-    /* (6) compares backbone states only: nothing to train through it */
+    /* (6) compares backbone states only, (7) and (8) are the backbone's
+     * own predictions: nothing to train through them */
     if (dw1)
         proj_bwd(st, w->xs, b->items, R, w->ds, dw1);
     if (!dw2)

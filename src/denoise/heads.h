@@ -32,7 +32,15 @@ typedef struct iadsr__heads {
      * reconstruction, same-item rows no negatives, every auxiliary term
      * weighted per position) */
     int paper;
-
+    /* The item table rows 1..n_items (n_items x d, row j is item j + 1),
+     * for the detector's context likelihood (feature 7); NULL leaves that
+     * feature 0. The workspace must have iadsr__heads_ws_ctx's scratch. */
+    const float *e1;
+    int n_items;
+    /* NULL, or per row of the batch the log-sum-exp of h_r's logits over
+     * the catalogue (the training's cross-entropy has them): the
+     * likelihood features then need no logits of their own */
+    const float *lse;
 } iadsr__heads;
 
 /* Scratch for batches of up to max_rows rows and max_seq sequences. */
@@ -54,7 +62,10 @@ typedef struct iadsr__heads_ws {
     float *u2;     /* rows x d: W2 S[x_t] */
     float *hbar2;  /* seqs x d: runner-up of the max-pool */
     float *hprev;  /* rows x d: h_{t-1}, zero on a sequence's first row */
-    float *c4, *c5, *c6; /* rows */
+    float *c4, *c5, *c6, *c7, *c8; /* rows */
+    int32_t *nxt;  /* rows: the next item of the row's sequence, 0 = none */
+    float *zl;     /* zl_rows x n_items logits (iadsr__heads_ws_ctx) */
+    int zl_rows, zl_items;
     float *feat;   /* rows x IADSR__DET_FEATURES: centred features */
     float *dlogit, *du; /* rows; rows x d */
 } iadsr__heads_ws;
@@ -62,6 +73,10 @@ typedef struct iadsr__heads_ws {
 int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
                            int d, int D, int training);
 void iadsr__heads_ws_free(iadsr__heads_ws *w);
+/* Adds the scratch of the detector's context likelihood over @p n_items
+ * items (a few rows of full-catalogue logits, at most about 4 MiB unless
+ * one row needs more) to a workspace of iadsr__heads_ws_alloc. */
+int iadsr__heads_ws_ctx(iadsr__heads_ws *w, int n_items);
 
 /* Noise scores of every row of @p b (h: n_rows x d hidden states). @p uvec
  * is NULL or n_seq pointers: a non-NULL entry is that sequence's
@@ -76,11 +91,17 @@ void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
  * long-term semantic interest without item t against h_t, (2) the max-pool
  * of the other rows' h against s_t, (3) h_t against s_t, (4) the context
  * h_{t-1} against s_t, (5) the semantic long-term view without t against
- * s_t, (6) the other rows' max-pool against h_t; each centred on its
- * sequence's mean (so one theta means the same for every history length),
- * then logit = det[K] + sum_k det[k] f_k (K = IADSR__DET_FEATURES). With
+ * s_t, (6) the other rows' max-pool against h_t, and (7) the context
+ * likelihood: log p(x_t | h_{t-1}), the backbone's full-catalogue softmax
+ * at the position before t (st->e1; 0 without it), and (8) what x_t adds
+ * to predicting the next item: log p(x_{t+1} | h_t) - log p(x_{t+1} |
+ * h_{t-1}) (st->e1); each centred on its sequence's mean (so one theta
+ * means the same for every history length; (4) and (7) have no value on a
+ * sequence's first row, (8) none on its first or last), then logit =
+ * det[K] + sum_k det[k] f_k (K = IADSR__DET_FEATURES). With
  * IADSR_DENOISE_F_COLLAB_ONLY (1) compares the other rows' max-pool with
- * h_t, (4) h_{t-1} with h_t, and the others are 0.
+ * h_t, (4) h_{t-1} with h_t, (7) and (8) are as above, and the others
+ * are 0.
  * A user vector in @p uvec is the long-term view as given (it cannot leave
  * t out). Never fails. */
 void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
@@ -93,7 +114,7 @@ void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
  * detector's target is keep = 1 - noise), weighted 1 / @p batch_rows, and
  * its gradient into @p ddet (IADSR__GATE_DET floats) and, unless
  * collaborative-only, @p dw1 and @p dw2 (D x d; either may be NULL). No
- * gradient reaches h. Returns the weighted loss. */
+ * gradient reaches h or the item table. Returns the weighted loss. */
 double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
                                  const float *h, const iadsr__batch *b,
                                  const float *const *uvec, const float *det,

@@ -34,6 +34,11 @@ double iadsr__xent_rows(float *z, int rows, int n, const int32_t *targets,
 double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
                            const int32_t *targets, float scale, float smooth,
                            int want_grad);
+/* The same, and when @p lse is not NULL, lse[i] = log sum_j exp z_ij of
+ * every row, those without a target too (before any gradient). */
+double iadsr__xent_rows_lse_ld(float *z, int rows, int n, int ld,
+                               const int32_t *targets, float scale,
+                               float smooth, int want_grad, float *lse);
 /* z[j] = z[j] * a + b for j < n. */
 void iadsr__affine(float *z, size_t n, float a, float b);
 void iadsr__gelu_fwd(const float *x, size_t n, float *y);

@@ -354,8 +354,12 @@ static void run_part(void *arg)
             for (int i = c; i < cp; i++)
                 p->tpad[i] = 0;
             k_logits(p->hpad, cp, d, a->et, ldt, p->zbuf);
-            p->loss += iadsr__xent_rows_ld(p->zbuf, cp, n, ldt, p->tpad,
-                                           a->scale, a->smooth, grad);
+            p->loss += iadsr__xent_rows_lse_ld(
+                p->zbuf, c, n, ldt, p->tpad, a->scale, a->smooth, grad,
+                a->lse ? a->lse + r0 : NULL);
+            for (int i = c; i < cp; i++) /* padding rows: no target */
+                memset(p->zbuf + (size_t)i * (size_t)ldt, 0,
+                       (size_t)n * sizeof(float));
             if (grad && a->hist_weight > 0.0f)
                 p->loss += history_penalty(p, p->zbuf, ldt, r0, c);
             if (grad) {
@@ -375,8 +379,9 @@ static void run_part(void *arg)
         }
 #endif
         iadsr__sgemm(0, 1, c, n, d, 1.0f, hc, d, a->e1, d, 0.0f, p->zbuf, ldt);
-        p->loss += iadsr__xent_rows_ld(p->zbuf, c, n, ldt, a->targets + r0,
-                                       a->scale, a->smooth, grad);
+        p->loss += iadsr__xent_rows_lse_ld(p->zbuf, c, n, ldt, a->targets + r0,
+                                           a->scale, a->smooth, grad,
+                                           a->lse ? a->lse + r0 : NULL);
         if (grad && a->hist_weight > 0.0f)
             p->loss += history_penalty(p, p->zbuf, ldt, r0, c);
         if (grad) {

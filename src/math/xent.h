@@ -21,6 +21,9 @@ typedef struct iadsr__xent_args {
     float *dh;              /* n_rows x d, gradient ADDED; NULL = loss only */
     float *de1;             /* n_items x d, gradient ADDED; may be NULL */
     float smooth;           /* label smoothing in [0, 1); 0 = plain */
+    float *lse;             /* NULL, or n_rows floats receiving each row's
+                             * log-sum-exp of its logits (rows without a
+                             * target too) */
     /* History penalty (0 = off, the two arrays may then be NULL): row r's
      * history is hist_items[hist_first[r] .. r] (the input items of its
      * sequence up to itself; indices on the same base as targets); the

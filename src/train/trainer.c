@@ -38,6 +38,7 @@ typedef struct worker {
     float *g;              /* gradient buffer (layout of the weights) */
     float *dh;             /* max_rows x d */
     float *dh_aux;         /* joint: max_rows x d, the auxiliary part */
+    float *lse;            /* detector: max_rows log-sum-exps of the CE */
     float *xscratch;       /* cross-entropy scratch */
     int32_t *row_off;      /* rebased row offsets of the share */
     int32_t *hist_first;   /* history penalty: first row of each row's sequence */
@@ -124,7 +125,7 @@ static void free_all(iadsr_trainer *t)
         worker *k = &t->wk[i];
         iadsr__encoder_destroy(&k->enc);
         iadsr__heads_ws_free(&k->s2);
-        IADSR__ALIGNED_FREE_ALL(k->g, k->dh, k->dh_aux, k->xscratch);
+        IADSR__ALIGNED_FREE_ALL(k->g, k->dh, k->dh_aux, k->xscratch, k->lse);
         IADSR__FREE_ALL(k->row_off, k->hist_first, k->uvec);
     }
     iadsr__semantic_unref(t->sem);
@@ -274,6 +275,10 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
                 goto nomem;
             rc = iadsr__heads_ws_alloc(&k->s2, t->max_rows, B, t->shape.d,
                                         t->sem->dim, 1);
+            if (!rc && t->detect &&
+                !(k->lse = iadsr__aligned_alloc((size_t)t->max_rows,
+                                                sizeof(float))))
+                rc = iadsr__err(IADSR_ERR_NOMEM, "trainer: out of memory");
             if (rc) {
                 free_all(t);
                 iadsr__free(t);
@@ -572,7 +577,8 @@ static void worker_run(void *arg)
                            .scale = 1.0f / (float)t->batch_rows,
                            .dh = k->dh,
                            .de1 = k->g + t->emb_off + d,
-                           .smooth = t->tp.label_smoothing};
+                           .smooth = t->tp.label_smoothing,
+                           .lse = k->lse};
     if (k->hist_first) {
         for (int q = 0; q < k->b.n_seq; q++)
             for (int r = k->b.row_off[q]; r < k->b.row_off[q + 1]; r++)
@@ -602,7 +608,10 @@ static void worker_run(void *arg)
                            .lambda_recon = t->detect ? 0.0f
                                                      : t->dp.lambda_recon,
                            .flags = t->dp.flags,
-                           .paper = (t->dp.flags & IADSR_DENOISE_F_PAPER) != 0};
+                           .paper = (t->dp.flags & IADSR_DENOISE_F_PAPER) != 0,
+                           .e1 = t->emb1,
+                           .n_items = t->shape.n_items,
+                           .lse = k->lse};
         /* the reconstruction target E[x_t] is a constant (no gradient
          * into the item table): letting it move pulls the embedding of
          * every dropped item toward the decoder bias and collapses the
