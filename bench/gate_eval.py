@@ -10,7 +10,10 @@ item's count in the noisy data), text (cosine of the item's semantic row
 with the mean of the other rows of its sequence) and both (the sum of the
 two ranks); for each, PR-AUC and the F1 of dropping as many positions as
 the gate dropped at its label-free theta (the same budget; nothing chosen
-on the labels).
+on the labels). Cold items: the real (uninjected) positions of the items in
+the bottom fifth of the catalogue by count, and the share of them dropped
+when the gate drops as many positions as were injected (one budget for
+every gate, so gates compare at an equal drop rate).
 
 Usage: gate_eval.py MODEL SEMANTIC.npy NOISY.txt LABELS
 (MODEL from `iadsr train --semantic`, NOISY and LABELS from `iadsr
@@ -71,7 +74,7 @@ def rule_scores(dataf, semf):
             rn = np.maximum(np.linalg.norm(rest, axis=1), 1e-12)
             text[at:at + n] = (x * rest).sum(axis=1) / rn
         at += n
-    return pop, text
+    return pop, text, count[allit], count[1:][count[1:] > 0]
 
 
 def rank01(v):
@@ -116,10 +119,23 @@ def main():
         extra = f" estimated rate {rate:.3f}" if rate is not None else ""
         print(f"{name}: theta {th:+.3f}{extra}: precision {p:.3f} "
               f"recall {r:.3f} F1 {f:.3f} dropped {dr}")
-    pop, text = rule_scores(dataf, semf)
+    pop, text, cnt_pos, item_cnt = rule_scores(dataf, semf)
     if len(pop) != len(sc):
         sys.exit("gate_eval: the data and the scores disagree in length")
-    pop, text = pop[ok], text[ok]
+    pop, text, cnt_pos = pop[ok], text[ok], cnt_pos[ok]
+    # cold items: the bottom fifth of the items present, by count
+    item_cnt = np.sort(item_cnt)
+    cut = item_cnt[max(0, int(0.2 * len(item_cnt)) - 1)]
+    cold = (cnt_pos <= cut) & (y == 0)
+    warm = (cnt_pos > cut) & (y == 0)
+    nb = int(y.sum())
+    drop = np.zeros(len(s), dtype=bool)
+    drop[np.argsort(s, kind='stable')[:nb]] = True
+    print(f"cold items (count <= {int(cut)}): dropping {nb} (as many as "
+          f"injected): {drop[cold].mean() if cold.any() else 0:.3f} of "
+          f"{int(cold.sum())} real cold positions, "
+          f"{drop[warm].mean() if warm.any() else 0:.3f} of the other real "
+          f"positions")
     for name, v in (('popularity', pop), ('text', text),
                     ('both', rank01(pop) + rank01(text))):
         drop = np.zeros(len(v), dtype=bool)
