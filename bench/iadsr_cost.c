@@ -1,10 +1,12 @@
 /* Cost of IADSR joint training relative to the backbone alone: one epoch of
  * each in turn, in one process (so that machine noise hits both alike),
  * REPS times; prints the medians and the median of the per-pair ratios.
- * Usage: iadsr_cost DATA SEMANTIC.npy BACKBONE(1|2|3) [REPS]
+ * Usage: iadsr_cost DATA SEMANTIC.npy BACKBONE(1|2|3) [REPS [paper|detect]]
+ * (the gate: the paper's, the default, or the detector)
  * SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <iadsr.h>
@@ -25,7 +27,8 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s DATA SEMANTIC.npy BACKBONE [REPS]\n", argv[0]);
+        fprintf(stderr, "usage: %s DATA SEMANTIC.npy BACKBONE [REPS [paper|detect]]\n",
+                argv[0]);
         return 2;
     }
     int reps = argc > 4 ? atoi(argv[4]) : 3;
@@ -37,8 +40,13 @@ int main(int argc, char **argv)
     iadsr_trainer *raw = NULL, *joint = NULL;
     iadsr_model_params mp;
     iadsr_train_params tp;
+    iadsr_denoise_params dp;
     iadsr_model_params_init(&mp);
     iadsr_train_params_init(&tp);
+    iadsr_denoise_params_init(&dp);
+    int detect = argc > 5 && strcmp(argv[5], "detect") == 0;
+    if (detect)
+        dp.flags |= IADSR_DENOISE_F_DETECT;
     int rc = iadsr_dataset_load_text(&d, argv[1], 0);
     if (!rc)
         rc = iadsr_semantic_load_npy(&s, argv[2], IADSR_SEMANTIC_ROW0_PADDING);
@@ -51,7 +59,7 @@ int main(int argc, char **argv)
     if (!rc)
         rc = iadsr_trainer_create(&raw, m, d, &tp);
     if (!rc)
-        rc = iadsr_trainer_create_joint(&joint, m, d, s, NULL, &tp, NULL);
+        rc = iadsr_trainer_create_joint(&joint, m, d, s, NULL, &tp, &dp);
     double a[15], b[15], r[15], loss;
     for (int i = 0; !rc && i < reps; i++) {
         double t0 = now();
@@ -71,9 +79,9 @@ int main(int argc, char **argv)
         qsort(a, (size_t)reps, sizeof a[0], cmp);
         qsort(b, (size_t)reps, sizeof b[0], cmp);
         qsort(r, (size_t)reps, sizeof r[0], cmp);
-        printf("backbone %d: raw %.2f s/epoch, IADSR %.2f s/epoch (medians of "
-               "%d), ratio %.2f (min %.2f, max %.2f)\n",
-               mp.backbone, a[reps / 2], b[reps / 2], reps, r[reps / 2], r[0],
+        printf("backbone %d: raw %.2f s/epoch, IADSR (%s gate) %.2f s/epoch "
+               "(medians of %d), ratio %.2f (min %.2f, max %.2f)\n",
+               mp.backbone, a[reps / 2], detect ? "detector" : "paper's", b[reps / 2], reps, r[reps / 2], r[0],
                r[reps - 1]);
     }
     iadsr_trainer_free(joint);

@@ -18,6 +18,8 @@
 #include "common/rng.h"
 #include "common/clock.h"
 #include "common/crc32c.h"
+#include "math/blas.h"
+#include <stdlib.h>
 
 Suite *suite_common(void);
 
@@ -411,11 +413,57 @@ START_TEST(test_now)
 }
 END_TEST
 
+/* ---- the GEMM wrapper ------------------------------------------------------- */
+
+/* iadsr__sgemm against a double reference on widths on and off the
+ * 16-column tiles (whatever path serves them: tiles + a tail loop, a BLAS,
+ * or the reference kernels), both A orientations, beta 0 and 1. */
+START_TEST(test_sgemm_widths)
+{
+    static const int widths[] = {1, 15, 16, 17, 33, 48, 100, 1000};
+    iadsr__rng r;
+    iadsr__rng_seed(&r, 123);
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+        for (int ta = 0; ta <= 1; ta++)
+            for (int bz = 0; bz <= 1; bz++) {
+                int m = 37, n = widths[wi], k = 64;
+                float *a = malloc(sizeof(float) * (size_t)m * (size_t)k);
+                float *b = malloc(sizeof(float) * (size_t)k * (size_t)n);
+                float *c = malloc(sizeof(float) * (size_t)m * (size_t)n);
+                float *c0 = malloc(sizeof(float) * (size_t)m * (size_t)n);
+                ck_assert(a && b && c && c0);
+                for (int i = 0; i < m * k; i++)
+                    a[i] = (float)iadsr__rng_normal(&r);
+                for (int i = 0; i < k * n; i++)
+                    b[i] = (float)iadsr__rng_normal(&r);
+                for (int i = 0; i < m * n; i++)
+                    c[i] = c0[i] = bz ? NAN : (float)iadsr__rng_normal(&r);
+                /* A is m x k, or k x m read transposed */
+                iadsr__sgemm(ta, 0, m, n, k, 1.0f, a, ta ? m : k, b, n,
+                             bz ? 0.0f : 1.0f, c, n);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double want = bz ? 0.0 : (double)c0[i * n + j];
+                        for (int p = 0; p < k; p++)
+                            want += (double)(ta ? a[p * m + i] : a[i * k + p]) *
+                                    (double)b[p * n + j];
+                        ck_assert_msg(fabs((double)c[i * n + j] - want) < 1e-3,
+                                      "n %d trans_a %d beta %d: c[%d][%d] = "
+                                      "%g, want %g",
+                                      n, ta, !bz, i, j, (double)c[i * n + j],
+                                      want);
+                    }
+                free(a), free(b), free(c), free(c0);
+            }
+}
+END_TEST
+
 Suite *suite_common(void)
 {
     Suite *s = suite_create("common");
     TCase *tc = tcase_create("status");
     tcase_add_test(tc, test_status_names_and_texts);
+    tcase_add_test(tc, test_sgemm_widths);
     tcase_add_test(tc, test_status_unknown);
     tcase_add_test(tc, test_last_error_set_clear);
     tcase_add_test(tc, test_err_prefix);

@@ -55,6 +55,29 @@
 REF_GEMM(ref_sgemm, float)
 #endif
 
+/* Columns j0..n-1 of C = op(A) B + beta C (B untransposed, beta 0 or 1),
+ * accumulated in float like the tiles. */
+static void tail_columns(int trans_a, int m, int j0, int n, int k,
+                         const float *a, int lda, const float *b, int ldb,
+                         float beta, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++) {
+        float *ci = c + (size_t)i * (size_t)ldc;
+        float acc[16];
+        for (int j = j0; j < n; j++)
+            acc[j - j0] = beta == 0.0f ? 0.0f : ci[j];
+        for (int p = 0; p < k; p++) {
+            float aip = trans_a ? a[(size_t)p * (size_t)lda + (size_t)i]
+                                : a[(size_t)i * (size_t)lda + (size_t)p];
+            const float *bp = b + (size_t)p * (size_t)ldb;
+            for (int j = j0; j < n; j++)
+                acc[j - j0] += aip * bp[j];
+        }
+        for (int j = j0; j < n; j++)
+            ci[j] = acc[j - j0];
+    }
+}
+
 void iadsr__sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                   const float *a, int lda, const float *b, int ldb, float beta,
                   float *c, int ldc)
@@ -63,9 +86,23 @@ void iadsr__sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
         return;
     /* Small transformer shapes: our own AVX-512 tiles beat a general BLAS
      * (and one that mis-detects the CPU by a wide margin). */
-    if (alpha == 1.0f && !trans_b && k > 0 && iadsr__gemm_avx512_ok() &&
-        iadsr__gemm_avx512(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc))
-        return;
+    if (alpha == 1.0f && !trans_b && k > 0 && iadsr__gemm_avx512_ok()) {
+        if (iadsr__gemm_avx512(trans_a, m, n, k, a, lda, b, ldb, beta, c,
+                               ldc))
+            return;
+        /* A width off the 16-column tiles (the InfoNCE's n x n logits):
+         * the tiles take the leading multiple of 16, a plain loop the few
+         * columns left. Handing the whole product to a threaded BLAS
+         * instead wakes its threads, which then spin on the cores the
+         * caller's own workers need. */
+        int n16 = n / 16 * 16;
+        if (n16 > 0 && n - n16 < 16 && (beta == 0.0f || beta == 1.0f) &&
+            iadsr__gemm_avx512(trans_a, m, n16, k, a, lda, b, ldb, beta, c,
+                               ldc)) {
+            tail_columns(trans_a, m, n16, n, k, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+    }
     if (beta == 0.0f) {
         /* Never let a BLAS read garbage (possibly NaN) from C. */
         for (int i = 0; i < m; i++)
