@@ -285,7 +285,8 @@ static void context_likelihood(const iadsr__heads *st, iadsr__heads_ws *w,
                 }
             }
     }
-    int step = st->lse ? R : w->zl_rows;
+    /* otherwise from the rows' own logits */
+    int step = w->zl_rows;
     for (int r0 = 0; r0 < R && !st->lse; r0 += step) {
         int k = R - r0 < step ? R - r0 : step;
         /* zl = hprev[r0..r0+k) E1^T; first rows have hprev = 0: harmless */
