@@ -2563,6 +2563,24 @@ static double score_auc(const float *score, const uint8_t *noise, int64_t n)
 #define PNT 10
 #define PD 16
 
+/* Precision and recall of the drops (keep[i] == 0) against the planted
+ * labels over the odd users; returns the F1. */
+static double odd_users_f1(const uint8_t *keep, const uint8_t *planted,
+                           const int64_t *offs, int64_t nu, double *p,
+                           double *r)
+{
+    int64_t tp = 0, dr = 0, pl = 0;
+    for (int64_t u = 1; u < nu; u += 2)
+        for (int64_t i = offs[u]; i < offs[u + 1]; i++) {
+            dr += !keep[i];
+            tp += !keep[i] && planted[i];
+            pl += planted[i];
+        }
+    *p = dr ? (double)tp / (double)dr : 0;
+    *r = pl ? (double)tp / (double)pl : 0;
+    return *p + *r > 0 ? 2 * *p * *r / (*p + *r) : 0;
+}
+
 /* Train IADSR (gate flags @p flags) on planted topic-out noise, choose theta
  * on the even users and judge on the odd ones; returns precision and
  * recall there, and (theta0_f1) the F1 at theta 0. */
@@ -2670,16 +2688,8 @@ static void planted_noise_run(uint32_t flags, double *precision_out,
     clean_res res;
     clean_ds(dn, d, IADSR_SPLIT_LEAVE_ONE_OUT, NULL, 2, &res);
     {   /* F1 at theta 0 (the default rule), odd users */
-        int64_t tp0 = 0, dr0 = 0, pl0 = 0;
-        for (int64_t u = 1; u < nu; u += 2)
-            for (int64_t i = ni_offs[u]; i < ni_offs[u + 1]; i++) {
-                dr0 += !res.keep[i];
-                tp0 += !res.keep[i] && planted[i];
-                pl0 += planted[i];
-            }
-        double p0 = dr0 ? (double)tp0 / (double)dr0 : 0;
-        double r0 = pl0 ? (double)tp0 / (double)pl0 : 0;
-        *theta0_f1 = p0 + r0 > 0 ? 2 * p0 * r0 / (p0 + r0) : 0;
+        double p0, r0;
+        *theta0_f1 = odd_users_f1(res.keep, planted, ni_offs, nu, &p0, &r0);
         TU_NOTE("planted noise (flags %u), theta 0: precision %.3f recall "
                 "%.3f F1 %.3f\n", (unsigned)flags, p0, r0, *theta0_f1);
     }
@@ -2698,16 +2708,8 @@ static void planted_noise_run(uint32_t flags, double *precision_out,
         TU_OK(iadsr_denoiser_create(&dt, m, a, gt, sem));
         clean_res rp;
         clean_ds(dt, d, IADSR_SPLIT_LEAVE_ONE_OUT, NULL, 2, &rp);
-        int64_t tpp = 0, drp = 0, plp = 0;
-        for (int64_t u = 1; u < nu; u += 2)
-            for (int64_t i = ni_offs[u]; i < ni_offs[u + 1]; i++) {
-                drp += !rp.keep[i];
-                tpp += !rp.keep[i] && planted[i];
-                plp += planted[i];
-            }
-        double pq = drp ? (double)tpp / (double)drp : 0;
-        double rq = plp ? (double)tpp / (double)plp : 0;
-        *proposed_f1 = pq + rq > 0 ? 2 * pq * rq / (pq + rq) : 0;
+        double pq, rq;
+        *proposed_f1 = odd_users_f1(rp.keep, planted, ni_offs, nu, &pq, &rq);
         TU_NOTE("planted noise, proposed theta %.3f (noise rate %.3f, "
                 "planted %.3f of the scored part): precision %.3f recall "
                 "%.3f F1 %.3f\n", (double)th, *rate_out,

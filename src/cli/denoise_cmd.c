@@ -263,6 +263,22 @@ static void print_denoise(const clean_stats *st, const char *split,
     }
 }
 
+/* Replace *g with a gate of the same weights and the rule @p gp; on
+ * failure reports "cannot @p what" and keeps *g. */
+static int set_rule(const char *cmd, iadsr_gate **g,
+                    const iadsr_denoise_params *gp, const char *what)
+{
+    iadsr_gate *g2 = NULL;
+    int rc = iadsr_gate_with_params(&g2, *g, gp);
+    if (rc != IADSR_OK) {
+        cli_lib_error(cmd, what, NULL, rc);
+        return rc;
+    }
+    iadsr_gate_free(*g);
+    *g = g2;
+    return IADSR_OK;
+}
+
 int cmd_denoise(int argc, char **argv)
 {
     static const char *cmd = "denoise";
@@ -337,15 +353,9 @@ int cmd_denoise(int argc, char **argv)
         goto done;
     }
     if (cli_denoise_rule_seen(opts, n_opts)) {
-        iadsr_gate *g2 = NULL;
         cli_denoise_apply(opts, n_opts, &dv, &gp);
-        rc = iadsr_gate_with_params(&g2, ck.gate, &gp);
-        if (rc != IADSR_OK) {
-            cli_lib_error(cmd, "cannot set the gate's rule", NULL, rc);
+        if (set_rule(cmd, &ck.gate, &gp, "cannot set the gate's rule"))
             goto done;
-        }
-        iadsr_gate_free(ck.gate);
-        ck.gate = g2;
     }
     rc = iadsr_denoiser_create(&dn, ck.model, ck.aligner, ck.gate,
                                si.items);
@@ -358,19 +368,15 @@ int cmd_denoise(int argc, char **argv)
         /* a detector's threshold comes from the data, without labels */
         double rate = 0;
         float th = 0;
-        iadsr_gate *g2 = NULL;
         rc = iadsr_denoiser_propose_theta(dn, d, lib_split, si.users,
                                           (int32_t)threads, &th, &rate);
-        if (rc == IADSR_OK) {
-            gp.theta = th;
-            rc = iadsr_gate_with_params(&g2, ck.gate, &gp);
-        }
         if (rc != IADSR_OK) {
             cli_lib_error(cmd, "cannot propose theta", NULL, rc);
             goto done;
         }
-        iadsr_gate_free(ck.gate);
-        ck.gate = g2;
+        gp.theta = th;
+        if (set_rule(cmd, &ck.gate, &gp, "cannot propose theta"))
+            goto done;
         iadsr_denoiser_free(dn);
         dn = NULL;
         rc = iadsr_denoiser_create(&dn, ck.model, ck.aligner, ck.gate,

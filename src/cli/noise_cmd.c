@@ -140,17 +140,10 @@ static int32_t draw_popular(iadsr__rng *rng, const int64_t *cum,
                             int64_t n_cand)
 {
     for (int tries = 0; tries < 64 && cum[n_items] > 0; tries++) {
-        int64_t x = (int64_t)cli_rng_below(rng, (uint64_t)cum[n_items]);
-        int32_t lo = 1, hi = n_items; /* smallest id with cum[id] > x */
-        while (lo < hi) {
-            int32_t mid = lo + (hi - lo) / 2;
-            if (cum[mid] > x)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        if (!bsearch(&lo, sorted, (size_t)m, sizeof *sorted, cmp_i32))
-            return lo;
+        int32_t id = iadsr__cum_pick(
+            cum, n_items, (int64_t)cli_rng_below(rng, (uint64_t)cum[n_items]));
+        if (!bsearch(&id, sorted, (size_t)m, sizeof *sorted, cmp_i32))
+            return id;
     }
     return nth_missing(sorted, m,
                        (int64_t)cli_rng_below(rng, (uint64_t)n_cand));

@@ -464,16 +464,8 @@ int32_t iadsr__det_draw_item(iadsr__rng *rng, const int64_t *cum,
     int64_t total = cum[n_items];
     if (iadsr__rng_below(rng, 2) == 0 || total <= 0)
         return 1 + (int32_t)iadsr__rng_below(rng, (uint64_t)n_items);
-    int64_t x = (int64_t)iadsr__rng_below(rng, (uint64_t)total);
-    int32_t lo = 1, hi = n_items; /* the smallest i with cum[i] > x */
-    while (lo < hi) {
-        int32_t mid = lo + (hi - lo) / 2;
-        if (cum[mid] > x)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
+    return iadsr__cum_pick(cum, n_items,
+                           (int64_t)iadsr__rng_below(rng, (uint64_t)total));
 }
 
 /* @p d with items inserted before its scored positions as the detector's
