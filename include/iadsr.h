@@ -687,6 +687,17 @@ IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
  *  Cannot be combined with IADSR_DENOISE_F_PAPER or
  *  IADSR_DENOISE_F_CARRY_MASKS. */
 #define IADSR_DENOISE_F_DETECT 8u
+/** With IADSR_DENOISE_F_DETECT only: the joint trainer keeps about one
+ *  user in 16 out of training, chosen by a hash of the user's item
+ *  sequence (the same sequence is chosen wherever it sits in a file;
+ *  nothing is held out of a data set with fewer than 64 trainable users).
+ *  iadsr_denoiser_propose_theta() then estimates the noise rate on those
+ *  users, whose scores the backbone never fitted: a backbone fits the
+ *  noise of its training data as next-item targets, so the noise there
+ *  scores like clean items and a rate read off it comes out too low
+ *  (docs/METHOD.md, "Theta without labels"). The gate keeps the flag;
+ *  iadsr_gate_with_params() cannot change it. @since 0.3.0 */
+#define IADSR_DENOISE_F_HOLDOUT 16u
 
 /**
  * Settings of IADSR (Stage 2 of docs/METHOD.md): the joint-training loss
@@ -1438,6 +1449,15 @@ IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
  * F_d(t)), clipped to [-3, 3]. Use it with
  * iadsr_gate_with_params(). The dataset is scored as
  * iadsr_denoiser_clean_dataset() would (same arguments).
+ *
+ * With a gate trained with IADSR_DENOISE_F_HOLDOUT, the rate and the
+ * F1-best threshold come from the users of @p d that the trainer held out
+ * (when they have at least 400 inserted scores; else from every user, as
+ * above), and theta is the score of the other users at the same quantile:
+ * the held-out users show the detector's scores on data it never fitted,
+ * the others are cleaned at the drop share those imply. On data the model
+ * never trained on, the held-out users are a random sample of it and the
+ * result is the same estimate from fewer users.
  * @param dn          the denoiser (its gate must be a detector)
  * @param d           the data to be cleaned (no labels needed)
  * @param split       as iadsr_denoiser_clean_dataset()

@@ -862,6 +862,12 @@ expect_out "denoise uses the trained protect_last" '"protect_last":false'
 run "$BIN" train --data nz.txt --out md.iadsr --semantic s.npy --gate detect $IARGS
 expect_rc "train --gate detect" 0
 expect_err "train --gate detect says so" "gate detect"
+expect_err "train --gate detect holds users out by default" "holdout 1/16"
+# shellcheck disable=SC2086
+run "$BIN" train --data nz.txt --out mdn.iadsr --semantic s.npy --gate detect --no-holdout $IARGS
+expect_rc "train --gate detect --no-holdout" 0
+check "train --no-holdout: nobody held out" sh -c '! grep -q "holdout" "$0"' "$T/err"
+usage_case "train --no-holdout without --gate detect" train --data nz.txt --out x.bin --semantic s.npy --no-holdout
 run "$BIN" denoise --model md.iadsr --semantic s.npy --data nz.txt --out cd.txt --labels nz.lab --json
 expect_rc "denoise with a detector gate" 0
 expect_err "denoise proposes the detector's theta" "detector gate: estimated noise rate"

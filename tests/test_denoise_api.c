@@ -19,6 +19,7 @@
 #include "denoise/denoise.h"
 #include "backbone/encoder.h"
 #include "common/params.h"
+#include "data/dataset.h"
 #include "data/semantic.h"
 #include "denoise/heads.h"
 #include "common/clock.h"
@@ -355,9 +356,14 @@ typedef struct bound_case {
 
 #define DP(f) #f, offsetof(iadsr_denoise_params, f)
 static const bound_case dn_cases[] = {
-    {DP(flags), F_U32, 16, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 32, IADSR_ERR_UNSUPPORTED},
     {DP(flags), F_U32, 0x80000000u, IADSR_ERR_UNSUPPORTED},
-    {DP(flags), F_U32, 31, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 63, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 16, IADSR_ERR_INVALID_ARG},
+    {DP(flags), F_U32, 16 | 1, IADSR_ERR_INVALID_ARG},
+    {DP(flags), F_U32, 16 | 8, IADSR_OK},
+    {DP(flags), F_U32, 16 | 8 | 1, IADSR_OK},
+    {DP(flags), F_U32, 16 | 8 | 4, IADSR_ERR_INVALID_ARG},
     {DP(flags), F_U32, 8 | 4, IADSR_ERR_INVALID_ARG},
     {DP(flags), F_U32, 8 | 2, IADSR_ERR_INVALID_ARG},
     {DP(flags), F_U32, 8 | 1, IADSR_OK},
@@ -1622,6 +1628,131 @@ START_TEST(test_joint_detect)
 }
 END_TEST
 
+/* The dataset of the users of @p d that IADSR_DENOISE_F_HOLDOUT does not
+ * hold out (want 0) or of those it does (want 1); *n_sel receives their
+ * count. */
+static iadsr_dataset *holdout_part(const iadsr_dataset *d, int want,
+                                   int64_t *n_sel)
+{
+    int64_t nu = d->n_users, k = 0, w = 0;
+    int32_t *it = malloc((size_t)d->offsets[nu] * sizeof(int32_t) + 4);
+    int64_t *off = malloc(((size_t)nu + 1) * sizeof(int64_t));
+    ck_assert(it && off);
+    off[0] = 0;
+    for (int64_t u = 0; u < nu; u++) {
+        int64_t a = d->offsets[u], n = d->offsets[u + 1] - a;
+        if (iadsr__holdout_user(d->items + a, n) != want)
+            continue;
+        memcpy(it + w, d->items + a, (size_t)n * sizeof(int32_t));
+        w += n;
+        off[++k] = w;
+    }
+    iadsr_dataset *out = NULL;
+    TU_OK(iadsr_dataset_create(&out, it, off, k, d->n_items, IADSR_FLAG_COPY));
+    free(it);
+    free(off);
+    *n_sel = k;
+    return out;
+}
+
+/* The hold-out choice: about 1 in 16, by content alone (the same sequence
+ * is chosen wherever it sits), deterministic. */
+START_TEST(test_holdout_choice)
+{
+    iadsr__rng r;
+    iadsr__rng_seed(&r, 91);
+    int32_t seq[30];
+    int n_ho = 0, n = 16000;
+    for (int i = 0; i < n; i++) {
+        int len = 1 + (int)iadsr__rng_below(&r, 30);
+        for (int t = 0; t < len; t++)
+            seq[t] = 1 + (int32_t)iadsr__rng_below(&r, 5000);
+        int h = iadsr__holdout_user(seq, len);
+        ck_assert(h == 0 || h == 1);
+        ck_assert_int_eq(iadsr__holdout_user(seq, len), h);
+        n_ho += h;
+    }
+    /* 1000 expected; 4 standard deviations either side */
+    ck_assert_msg(n_ho > 880 && n_ho < 1120, "%d of %d held out", n_ho, n);
+    /* consecutive ids and their orders do not line up with the modulus */
+    int runs = 0;
+    for (int32_t a = 1; a <= 1600; a++) {
+        int32_t two[2] = {a, a + 1};
+        runs += iadsr__holdout_user(two, 2);
+    }
+    ck_assert_msg(runs > 50 && runs < 150, "%d of 1600 pairs", runs);
+}
+END_TEST
+
+/* IADSR_DENOISE_F_HOLDOUT: training with it is training without it on the
+ * data minus the held-out users; with fewer than 64 trainable users nobody
+ * is held out; the gate keeps the flag; it needs the detector. */
+START_TEST(test_joint_holdout)
+{
+    iadsr_dataset *d = small_data();
+    iadsr_model *m = tu_model(NI, 7);
+    iadsr_semantic *sem = topic_sem(NI, DS, 3);
+    int64_t n_kept = 0, n_ho = 0;
+    iadsr_dataset *kept = holdout_part(d, 0, &n_kept);
+    iadsr_dataset_free(holdout_part(d, 1, &n_ho));
+    ck_assert_int_eq(n_kept + n_ho, iadsr_dataset_n_users(d));
+    ck_assert_msg(n_ho > 0 && n_ho < iadsr_dataset_n_users(d) / 5,
+                  "%lld held out", (long long)n_ho);
+    iadsr_denoise_params ho, plain;
+    iadsr_denoise_params_init(&ho);
+    iadsr_denoise_params_init(&plain);
+    ho.flags = IADSR_DENOISE_F_DETECT | IADSR_DENOISE_F_HOLDOUT;
+    plain.flags = IADSR_DENOISE_F_DETECT;
+    iadsr_train_params tp;
+    joint_train_params(&tp, 2);
+    joint_run x, y;
+    memset(&x, 0, sizeof x);
+    memset(&y, 0, sizeof y);
+    joint_train(m, d, sem, NULL, &tp, &ho, 2, &x);
+    joint_train(m, kept, sem, NULL, &tp, &plain, 2, &y);
+    ck_assert_msg(same_denoiser(&x, &y) &&
+                      memcmp(x.g->det, y.g->det,
+                             IADSR__GATE_DET * sizeof(float)) == 0,
+                  "holding out differs from leaving the users out");
+    iadsr_denoise_params gp;
+    TU_OK(iadsr_gate_get_params(x.g, &gp));
+    ck_assert(gp.flags & IADSR_DENOISE_F_HOLDOUT);
+    /* a rule change keeps it (it describes the training) */
+    iadsr_denoise_params rule;
+    iadsr_denoise_params_init(&rule);
+    rule.flags = IADSR_DENOISE_F_DETECT;
+    iadsr_gate *g2 = NULL;
+    TU_OK(iadsr_gate_with_params(&g2, x.g, &rule));
+    TU_OK(iadsr_gate_get_params(g2, &gp));
+    ck_assert(gp.flags & IADSR_DENOISE_F_HOLDOUT);
+    iadsr_gate_free(g2);
+    joint_free(&x);
+    joint_free(&y);
+
+    /* 40 users: too few to hold any out */
+    iadsr_dataset *few = NULL;
+    TU_OK(iadsr_dataset_create(&few, d->items, d->offsets, 40, d->n_items,
+                               IADSR_FLAG_COPY));
+    joint_train(m, few, sem, NULL, &tp, &ho, 1, &x);
+    joint_train(m, few, sem, NULL, &tp, &plain, 1, &y);
+    ck_assert(same_denoiser(&x, &y));
+    joint_free(&x);
+    joint_free(&y);
+
+    iadsr_trainer *t = TU_SENTINEL(iadsr_trainer);
+    ho.flags = IADSR_DENOISE_F_HOLDOUT;
+    TU_EXPECT_ERR(iadsr_trainer_create_joint(&t, m, d, sem, NULL, &tp, &ho),
+                  IADSR_ERR_INVALID_ARG);
+    ck_assert_ptr_null(t);
+    ck_assert(strstr(iadsr_last_error(), "IADSR_DENOISE_F_DETECT") != NULL);
+    iadsr_dataset_free(few);
+    iadsr_dataset_free(kept);
+    iadsr_semantic_free(sem);
+    iadsr_model_free(m);
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 typedef struct joint_ctx {
     const iadsr_model *m;
     const iadsr_dataset *d;
@@ -2153,6 +2284,96 @@ static void clean_res_free(clean_res *r)
     free(r->keep);
     free(r->scores);
 }
+
+/* With IADSR_DENOISE_F_HOLDOUT the rate is read off the held-out users
+ * alone (exactly what a gate without the flag proposes for them as a data
+ * set of their own) and theta drops the same share of the other users'
+ * positions; with too few users it is the plain proposal. */
+START_TEST(test_propose_theta_holdout)
+{
+    /* a detector trained briefly (with the hold-out), and its twin gate
+     * without the flag */
+    iadsr_dataset *td = small_data();
+    iadsr_model *m0 = tu_model(NI, 7);
+    iadsr_semantic *sem = topic_sem(NI, DS, 3);
+    iadsr_denoise_params dp, dh;
+    iadsr_denoise_params_init(&dp);
+    dp.flags = IADSR_DENOISE_F_DETECT;
+    dp.max_drop = 0.6f; /* room for the rate bound to be below the cap */
+    dh = dp;
+    dh.flags |= IADSR_DENOISE_F_HOLDOUT;
+    iadsr_train_params tp;
+    joint_train_params(&tp, 2);
+    joint_run x;
+    memset(&x, 0, sizeof x);
+    joint_train(m0, td, sem, NULL, &tp, &dh, 2, &x);
+    iadsr_gate *gp = NULL, *gh = NULL;
+    TU_OK(iadsr_gate_create(&gp, x.g->dim, &dp));
+    memcpy(gp->w, x.g->w, iadsr__gate_floats(x.g->dim) * sizeof(float));
+    TU_OK(iadsr_gate_with_params(&gh, x.g, &dh));
+    iadsr_denoiser *dnp = NULL, *dnh = NULL;
+    TU_OK(iadsr_denoiser_create(&dnp, x.m, x.a, gp, sem));
+    TU_OK(iadsr_denoiser_create(&dnh, x.m, x.a, gh, sem));
+    float tp_, th_;
+    double rp, rh;
+    /* 60 users: no hold-out */
+    iadsr_dataset *d = id_dataset(60, 42);
+    TU_OK(iadsr_denoiser_propose_theta(dnp, d, 0, NULL, 1, &tp_, &rp));
+    TU_OK(iadsr_denoiser_propose_theta(dnh, d, 0, NULL, 1, &th_, &rh));
+    ck_assert(tp_ == th_ && rp == rh);
+    iadsr_dataset_free(d);
+
+    /* more users of the training data's kind, enough to hold some out */
+    d = tu_synth(tu_light() ? 2500 : 5000, NI, NT, 5, 20, 44);
+    int64_t n_ho = 0;
+    iadsr_dataset *sub = holdout_part(d, 1, &n_ho);
+    TU_OK(iadsr_denoiser_propose_theta(dnh, d, 0, NULL, 2, &th_, &rh));
+    float th3;
+    double rh3;
+    TU_OK(iadsr_denoiser_propose_theta(dnh, d, 0, NULL, 3, &th3, &rh3));
+    ck_assert(th3 == th_ && rh3 == rh);
+    TU_OK(iadsr_denoiser_propose_theta(dnp, sub, 0, NULL, 1, &tp_, &rp));
+    ck_assert_msg(rh == rp, "rate %g, held-out users alone %g", rh, rp);
+    /* the shares at or below the two thresholds */
+    clean_res a, b;
+    clean_ds(dnh, d, IADSR_SPLIT_LEAVE_ONE_OUT, NULL, 2, &a);
+    clean_ds(dnp, sub, IADSR_SPLIT_LEAVE_ONE_OUT, NULL, 2, &b);
+    int64_t below = 0, n = 0, below_h = 0, n_h = 0;
+    for (int64_t u = 0; u < d->n_users; u++) {
+        int64_t o = d->offsets[u], len = d->offsets[u + 1] - o;
+        if (iadsr__holdout_user(d->items + o, len))
+            continue;
+        for (int64_t i = o; i < o + len; i++)
+            if (!isnan(a.scores[i])) {
+                n++;
+                below += a.scores[i] <= th_;
+            }
+    }
+    for (int64_t i = 0; i < sub->offsets[sub->n_users]; i++)
+        if (!isnan(b.scores[i])) {
+            n_h++;
+            below_h += b.scores[i] <= tp_;
+        }
+    ck_assert(n > 0 && n_h > 0 && n_ho > 0);
+    double q = (double)below / (double)n, qh = (double)below_h / (double)n_h;
+    TU_NOTE("hold-out proposal: %lld held-out users, rate %.3f, shares "
+            "%.4f / %.4f\n", (long long)n_ho, rh, q, qh);
+    ck_assert_msg(fabs(q - qh) <= 2.0 / (double)n + 1e-12,
+                  "drop share %.5f, held-out users' %.5f", q, qh);
+    clean_res_free(&a);
+    clean_res_free(&b);
+    iadsr_dataset_free(sub);
+    iadsr_dataset_free(d);
+    iadsr_denoiser_free(dnp);
+    iadsr_denoiser_free(dnh);
+    iadsr_gate_free(gp);
+    iadsr_gate_free(gh);
+    joint_free(&x);
+    iadsr_semantic_free(sem);
+    iadsr_model_free(m0);
+    iadsr_dataset_free(td);
+}
+END_TEST
 
 /* Every user of @p res matches clean() on its cleaned part. */
 static void check_dataset(const iadsr_denoiser *dn, const iadsr_dataset *d,
@@ -2859,6 +3080,8 @@ Suite *suite_denoise_api(void)
     tcase_add_test(tc, test_joint_user_sem);
     tcase_add_test(tc, test_joint_carry_masks);
     tcase_add_test(tc, test_joint_detect);
+    tcase_add_test(tc, test_holdout_choice);
+    tcase_add_test(tc, test_joint_holdout);
     tcase_add_test(tc, test_joint_alloc_failures);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
@@ -2873,6 +3096,7 @@ Suite *suite_denoise_api(void)
     tcase_add_test(tc, test_clean_dataset_errors);
     tcase_add_test(tc, test_clean_alloc_failures);
     tcase_add_test(tc, test_propose_theta);
+    tcase_add_test(tc, test_propose_theta_holdout);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     tc = tcase_create("pipeline");

@@ -77,6 +77,8 @@ _SEMANTIC_ROW0_PADDING = 2
 _DENOISE_F_COLLAB_ONLY = 1
 _DENOISE_F_CARRY_MASKS = 2
 _DENOISE_F_PAPER = 4
+_DENOISE_F_DETECT = 8
+_DENOISE_F_HOLDOUT = 16
 
 REQUIRED_VERSION = (0, 3)
 
@@ -532,7 +534,9 @@ def _denoise_params(kw, base=None):
     kw = dict(kw or {})
     for key, bit in (('collab_only', _DENOISE_F_COLLAB_ONLY),
                      ('carry_masks', _DENOISE_F_CARRY_MASKS),
-                     ('paper_losses', _DENOISE_F_PAPER)):
+                     ('paper_losses', _DENOISE_F_PAPER),
+                     ('detect', _DENOISE_F_DETECT),
+                     ('holdout', _DENOISE_F_HOLDOUT)):
         if key in kw:
             on = kw.pop(key)
             flags = kw.get('flags', p.flags)
@@ -1241,7 +1245,10 @@ class Trainer(_Object):
         user_semantic: None or one row per user (Semantic or array);
         denoise: dict of iadsr_denoise_params fields (lambda_align,
         lambda_recon, tau_align, tau_gumbel, theta, max_drop, protect_last,
-        seed) plus collab_only / carry_masks / paper_losses booleans.
+        seed) plus collab_only / carry_masks / paper_losses / detect /
+        holdout booleans (detect: the trained detector gate; holdout, with
+        it: about 1 user in 16 stays out of training for the label-free
+        noise rate).
         """
         sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
         usem = user_semantic

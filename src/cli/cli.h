@@ -207,7 +207,7 @@ double cli_rng_normal(iadsr__rng *r);
 typedef struct cli_denoise_vals {
     double lambda_align, lambda_recon, tau_align, tau_gumbel;
     double theta, max_drop;
-    int collab_only, carry_masks, paper_losses, no_protect_last;
+    int collab_only, carry_masks, paper_losses, no_protect_last, no_holdout;
     int gate; /* index into cli_gate_names */
 } cli_denoise_vals;
 
@@ -225,7 +225,8 @@ extern const char *const cli_gate_names[];
     CLI_FLAG("collab-only", &(v).collab_only),                               \
     CLI_FLAG("carry-masks", &(v).carry_masks),                               \
     CLI_FLAG("paper-losses", &(v).paper_losses),                             \
-    CLI_CHOICE("gate", &(v).gate, cli_gate_names)
+    CLI_CHOICE("gate", &(v).gate, cli_gate_names),                           \
+    CLI_FLAG("no-holdout", &(v).no_holdout)
 #define CLI_DENOISE_RULE_OPTS(v)                                             \
     CLI_DBL("theta", &(v).theta, -3.0, 3.0, 0),                              \
     CLI_DBL("max-drop", &(v).max_drop, 0.0, 1.0, 0),                         \

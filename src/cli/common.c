@@ -558,7 +558,8 @@ double cli_rng_normal(iadsr__rng *r)
 
 const char *const cli_denoise_opt_names[] = {
     "lambda-align", "lambda-recon", "tau-align", "tau-gumbel", "collab-only",
-    "carry-masks", "paper-losses", "gate", "theta", "max-drop", "no-protect-last", NULL};
+    "carry-masks", "paper-losses", "gate", "no-holdout", "theta", "max-drop",
+    "no-protect-last", NULL};
 
 const char *const cli_gate_names[] = {"paper", "detect", NULL};
 
@@ -579,8 +580,11 @@ void cli_denoise_apply(const cli_opt *opts, size_t n_opts,
         dp->flags |= IADSR_DENOISE_F_CARRY_MASKS;
     if (v->paper_losses)
         dp->flags |= IADSR_DENOISE_F_PAPER;
-    if (cli_opt_seen(opts, n_opts, "gate") && v->gate == 1)
+    if (cli_opt_seen(opts, n_opts, "gate") && v->gate == 1) {
         dp->flags |= IADSR_DENOISE_F_DETECT;
+        if (!v->no_holdout)
+            dp->flags |= IADSR_DENOISE_F_HOLDOUT;
+    }
     if (cli_opt_seen(opts, n_opts, "theta"))
         dp->theta = (float)v->theta;
     if (cli_opt_seen(opts, n_opts, "max-drop"))

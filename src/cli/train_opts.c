@@ -30,6 +30,10 @@ const char cli_denoise_train_help[] =
     "                        three cosines > theta (default); detect: a\n"
     "                        detector trained on items inserted during\n"
     "                        training, keep iff its logit > theta\n"
+    "  --no-holdout          with --gate detect: train on every user (by\n"
+    "                        default about 1 in 16 stays out of training,\n"
+    "                        so that the noise rate is estimated on scores\n"
+    "                        the backbone never fitted)\n"
     "  --theta X             inference: keep an item iff its score > X, in\n"
     "                        [-3, 3] (default 0)\n"
     "  --max-drop X          inference: drop at most floor(X * n) items of a\n"
@@ -313,6 +317,8 @@ int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
                          iadsr__encoder_ops_at(v->backbone)) != CLI_OK)
         return CLI_USAGE;
     train_fill(opts, n_opts, v, p);
+    if (v->iadsr.no_holdout && !(p->iadsr.flags & IADSR_DENOISE_F_DETECT))
+        return cli_usage_error(cmd, "--no-holdout needs --gate detect");
     if (check_heads(cmd, opts, n_opts, &p->model) != CLI_OK)
         return CLI_USAGE;
     return CLI_CONTINUE;

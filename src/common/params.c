@@ -354,7 +354,15 @@ int iadsr__denoise_params_get(iadsr_denoise_params *dst,
                               sizeof denoise_defaults, user, w));
     TRY(iadsr__check_flags(w, dst->flags,
                     IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_CARRY_MASKS |
-                        IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_DETECT));
+                        IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_DETECT |
+                        IADSR_DENOISE_F_HOLDOUT));
+    if ((dst->flags & IADSR_DENOISE_F_HOLDOUT) &&
+        !(dst->flags & IADSR_DENOISE_F_DETECT))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: flags: IADSR_DENOISE_F_HOLDOUT holds users out "
+                          "for the detector gate's noise rate; it needs "
+                          "IADSR_DENOISE_F_DETECT",
+                          w);
     if ((dst->flags & IADSR_DENOISE_F_DETECT) &&
         (dst->flags & (IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_CARRY_MASKS)))
         return iadsr__err(IADSR_ERR_INVALID_ARG,

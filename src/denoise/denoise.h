@@ -38,6 +38,18 @@ _Static_assert(IADSR__DET_FEATURES + 1 <= IADSR__GATE_DET,
  * calibrated to (iadsr_denoiser_propose_theta). */
 #define IADSR__DET_TRAIN_RATE 0.15
 
+/* IADSR_DENOISE_F_HOLDOUT: one user in IADSR__HOLDOUT_MOD (by a hash of
+ * the sequence's items) is kept out of joint training, when at least
+ * IADSR__HOLDOUT_MIN_USERS users are trainable; propose_theta reads the
+ * noise rate off them when they carry at least IADSR__HOLDOUT_MIN_INSERTS
+ * inserted scores. */
+#define IADSR__HOLDOUT_MOD 16
+#define IADSR__HOLDOUT_MIN_USERS 64
+#define IADSR__HOLDOUT_MIN_INSERTS 400
+
+/* 1 if the user whose whole sequence is items[0..n) is held out. */
+int iadsr__holdout_user(const int32_t *items, int64_t n);
+
 /* Decoder r = x Wd + bd (Wd d x d, x W orientation), the detector's
  * weights, and the settings the gate was trained with / applies at
  * inference (validated). */

@@ -403,26 +403,15 @@ done:
     return rc;
 }
 
-/* Scores of the scored positions of @p d into a new array (NaN dropped,
- * sorted ascending); with @p flags, only positions where flags[i] != 0. */
-static int scored_sorted(const iadsr_denoiser *dn, const iadsr_dataset *d,
-                         int32_t split, const iadsr_semantic *user_sem,
-                         int32_t n_threads, const uint8_t *flags, float **out,
-                         int64_t *n_out);
-
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-static int scored_sorted(const iadsr_denoiser *dn, const iadsr_dataset *d,
-                         int32_t split, const iadsr_semantic *user_sem,
-                         int32_t n_threads, const uint8_t *flags, float **out,
-                         int64_t *n_out)
+/* The scores of every position of @p d (NaN where not scored), as
+ * iadsr_denoiser_clean_dataset() computes them. */
+static int all_scores(const iadsr_denoiser *dn, const iadsr_dataset *d,
+                      int32_t split, const iadsr_semantic *user_sem,
+                      int32_t n_threads, float **out)
 {
     int64_t ni = d->offsets[d->n_users];
     float *sc = iadsr__malloc((size_t)(ni > 0 ? ni : 1) * sizeof(float));
+    *out = NULL;
     if (!sc)
         return iadsr__err(IADSR_ERR_NOMEM, "denoiser_propose_theta: out of "
                                            "memory");
@@ -434,13 +423,34 @@ static int scored_sorted(const iadsr_denoiser *dn, const iadsr_dataset *d,
         iadsr__free(sc);
         return rc;
     }
-    int64_t n = 0;
-    for (int64_t i = 0; i < ni; i++)
-        if (!isnan(sc[i]) && (!flags || flags[i]))
-            sc[n++] = sc[i];
-    qsort(sc, (size_t)n, sizeof *sc, cmp_float);
     *out = sc;
-    *n_out = n;
+    return IADSR_OK;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The scored (non-NaN) entries of sc[0..n) whose flag equals @p want
+ * (every one when @p flags is NULL), sorted ascending into a new array. */
+static int sorted_where(const float *sc, int64_t n, const uint8_t *flags,
+                        int want, float **out, int64_t *n_out)
+{
+    float *v = iadsr__malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    *out = NULL;
+    *n_out = 0;
+    if (!v)
+        return iadsr__err(IADSR_ERR_NOMEM, "denoiser_propose_theta: out of "
+                                           "memory");
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!isnan(sc[i]) && (!flags || (flags[i] != 0) == want))
+            v[k++] = sc[i];
+    qsort(v, (size_t)k, sizeof *v, cmp_float);
+    *out = v;
+    *n_out = k;
     return IADSR_OK;
 }
 
@@ -527,15 +537,143 @@ done:
 #define IADSR__MPE_QUANTILE 0.1
 #define IADSR__MPE_MIN_BELOW 200
 
-/* Mixture-proportion estimation: the detector's scores on @p d mix those
- * of clean items and of noise, F_d = (1 - rate) F_clean + rate F_noise.
- * Items inserted into @p d as in training show F_noise (the detector's
+/* Mixture-proportion estimation: the detector's scores on the data mix
+ * those of clean items and of noise, F_d = (1 - rate) F_clean + rate
+ * F_noise. Items inserted as in training show F_noise (the detector's
  * premise), so rate <= F_d(t) / F_ins(t) for every t; the estimate is the
  * smallest ratio over the thresholds where F_ins(t) >= IADSR__MPE_QUANTILE
  * with at least IADSR__MPE_MIN_BELOW inserted scores below (a ratio over
- * few scores is noise). The expected F1 of "drop iff score <= t" is then
- * 2 rate F_ins(t) / (rate + F_d(t)), and theta is the t that maximises
- * it. */
+ * few scores is noise), kept within [1e-4, hi]. The expected F1 of "drop
+ * iff score <= t" is then 2 rate F_ins(t) / (rate + F_d(t)), and *th is the
+ * t that maximises it. fd[0..nd) and fi[0..nins) are sorted, both
+ * non-empty. */
+static void mpe_theta(const float *fd, int64_t nd, const float *fi,
+                      int64_t nins, double hi, double *rate_out, float *th)
+{
+    double lo = 1e-4;
+    if (hi < lo)
+        hi = lo;
+    double rate = 1.0;
+    /* the thresholds from the q-quantile of the inserted scores up: low
+     * ones see little of the clean items (a tighter bound), but need
+     * enough inserted scores below them for a steady ratio */
+    int64_t k0 = (int64_t)(IADSR__MPE_QUANTILE * (double)nins);
+    if (k0 < IADSR__MPE_MIN_BELOW)
+        k0 = IADSR__MPE_MIN_BELOW < nins ? IADSR__MPE_MIN_BELOW : nins - 1;
+    for (int64_t k = k0; k < nins; k++) {
+        float t = fi[k];
+        double r = cdf_at(fd, nd, t) / cdf_at(fi, nins, t);
+        if (r < rate)
+            rate = r;
+    }
+    rate = rate < lo ? lo : rate > hi ? hi : rate;
+    double best = -1;
+    *th = fd[0];
+    for (int64_t k = 0; k < nd; k++) {
+        if (k + 1 < nd && fd[k + 1] == fd[k])
+            continue; /* the last of equal scores: F_d counts them all */
+        double f = 2.0 * rate * cdf_at(fi, nins, fd[k]) /
+                   (rate + (double)(k + 1) / (double)nd);
+        if (f > best) {
+            best = f;
+            *th = fd[k];
+        }
+    }
+    *rate_out = rate;
+}
+
+/* The held-out users of @p d (IADSR_DENOISE_F_HOLDOUT, chosen as the
+ * trainer chose them) as a dataset of their own, with their user_sem rows
+ * when there are any; *hu receives one byte per user of @p d (1 = held
+ * out). *sub is NULL when no user is held out. */
+static int holdout_subset(const iadsr_dataset *d,
+                          const iadsr_semantic *user_sem, uint8_t **hu,
+                          iadsr_dataset **sub, iadsr_semantic **sub_sem)
+{
+    int64_t nu = d->n_users, n_ho = 0, n_it = 0;
+    uint8_t *h = iadsr__calloc((size_t)(nu > 0 ? nu : 1), 1);
+    int32_t *items = NULL;
+    int64_t *offs = NULL;
+    float *rows = NULL;
+    int rc = IADSR_OK;
+    *hu = NULL;
+    *sub = NULL;
+    *sub_sem = NULL;
+    if (!h)
+        goto nomem;
+    for (int64_t u = 0; u < nu; u++) {
+        int64_t a = d->offsets[u], n = d->offsets[u + 1] - a;
+        h[u] = (uint8_t)iadsr__holdout_user(d->items + a, n);
+        if (h[u]) {
+            n_ho++;
+            n_it += n;
+        }
+    }
+    *hu = h;
+    if (n_ho == 0)
+        return IADSR_OK;
+    items = iadsr__malloc((size_t)(n_it > 0 ? n_it : 1) * sizeof(int32_t));
+    offs = iadsr__malloc(((size_t)n_ho + 1) * sizeof(int64_t));
+    size_t D = user_sem ? (size_t)user_sem->dim : 0;
+    if (user_sem)
+        rows = iadsr__malloc((size_t)n_ho * D * sizeof(float));
+    if (!items || !offs || (user_sem && !rows))
+        goto nomem;
+    int64_t w = 0, q = 0;
+    offs[0] = 0;
+    for (int64_t u = 0; u < nu; u++) {
+        if (!h[u])
+            continue;
+        for (int64_t i = d->offsets[u]; i < d->offsets[u + 1]; i++)
+            items[w++] = d->items[i];
+        if (rows)
+            memcpy(rows + (size_t)q * D,
+                   iadsr__semantic_row(user_sem, (int32_t)u + 1),
+                   D * sizeof(float));
+        offs[++q] = w;
+    }
+    rc = iadsr_dataset_create(sub, items, offs, n_ho, d->n_items,
+                              IADSR_FLAG_COPY);
+    if (!rc && rows)
+        rc = iadsr_semantic_create(sub_sem, rows, n_ho, (int32_t)D,
+                                   (int64_t)D, IADSR_FLAG_COPY);
+    goto done;
+nomem:
+    rc = iadsr__err(IADSR_ERR_NOMEM, "denoiser_propose_theta: out of memory");
+done:
+    iadsr__free(items);
+    iadsr__free(offs);
+    iadsr__free(rows);
+    if (rc) {
+        iadsr_dataset_free(*sub);
+        *sub = NULL;
+        iadsr__free(h);
+        *hu = NULL;
+    }
+    return rc;
+}
+
+/* Scores of the items augment() inserts into @p d, sorted. */
+static int inserted_scores(const iadsr_denoiser *dn, const iadsr_dataset *d,
+                           int32_t split, const iadsr_semantic *user_sem,
+                           int32_t n_threads, float **fi, int64_t *nins)
+{
+    iadsr_dataset *aug = NULL;
+    uint8_t *ins = NULL;
+    float *sc = NULL;
+    *fi = NULL;
+    *nins = 0;
+    int rc = augment(d, split, &aug, &ins);
+    if (!rc)
+        rc = all_scores(dn, aug, split, user_sem, n_threads, &sc);
+    if (!rc)
+        rc = sorted_where(sc, aug->offsets[aug->n_users], ins, 1, fi, nins);
+    iadsr__free(sc);
+    iadsr__free(ins);
+    iadsr_dataset_free(aug);
+    return rc;
+}
+
 int iadsr_denoiser_propose_theta(const iadsr_denoiser *dn,
                                  const iadsr_dataset *d, int32_t split,
                                  const iadsr_semantic *user_sem,
@@ -560,59 +698,82 @@ int iadsr_denoiser_propose_theta(const iadsr_denoiser *dn,
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s: split = %d is not an IADSR_SPLIT_* value", w,
                           (int)split);
-    float *fd = NULL, *fi = NULL;
-    int64_t nd = 0, nins = 0;
-    iadsr_dataset *aug = NULL;
-    uint8_t *ins = NULL;
-    int rc = scored_sorted(dn, d, split, user_sem, n_threads, NULL, &fd, &nd);
-    if (!rc)
-        rc = augment(d, split, &aug, &ins);
-    if (!rc)
-        rc = scored_sorted(dn, aug, split, user_sem, n_threads, ins, &fi,
-                           &nins);
-    if (!rc && (nd == 0 || nins == 0))
+    float *sc = NULL, *fd = NULL, *fi = NULL, *ft = NULL;
+    int64_t ni = d->offsets[d->n_users], nd = 0, nins = 0, nt = 0;
+    uint8_t *hu = NULL, *hpos = NULL;
+    iadsr_dataset *sub = NULL;
+    iadsr_semantic *sub_sem = NULL;
+    double hi = (double)dn->g->p.max_drop, rate = 0;
+    float th = 0;
+    int rc = all_scores(dn, d, split, user_sem, n_threads, &sc);
+    if (rc)
+        goto done;
+    if ((dn->g->p.flags & IADSR_DENOISE_F_HOLDOUT) &&
+        d->n_users >= IADSR__HOLDOUT_MIN_USERS) {
+        /* the users the trainer held out: the detector's scores on data
+         * the backbone never fitted (on its training data the noise was
+         * fitted as next-item targets and scores like clean items) */
+        rc = holdout_subset(d, user_sem, &hu, &sub, &sub_sem);
+        if (!rc && sub)
+            rc = inserted_scores(dn, sub, split, sub_sem, n_threads, &fi,
+                                 &nins);
+        if (rc)
+            goto done;
+        if (nins >= IADSR__HOLDOUT_MIN_INSERTS) {
+            hpos = iadsr__malloc((size_t)(ni > 0 ? ni : 1));
+            if (!hpos) {
+                rc = iadsr__err(IADSR_ERR_NOMEM, "%s: out of memory", w);
+                goto done;
+            }
+            for (int64_t u = 0; u < d->n_users; u++)
+                memset(hpos + d->offsets[u], hu[u],
+                       (size_t)(d->offsets[u + 1] - d->offsets[u]));
+            rc = sorted_where(sc, ni, hpos, 1, &fd, &nd);
+            if (!rc)
+                rc = sorted_where(sc, ni, hpos, 0, &ft, &nt);
+            if (rc)
+                goto done;
+        } else {
+            iadsr__free(fi);
+            fi = NULL;
+            nins = 0;
+        }
+    }
+    if (!fd) {
+        /* every user: the estimate for data the model did not train on */
+        rc = sorted_where(sc, ni, NULL, 1, &fd, &nd);
+        if (!rc)
+            rc = inserted_scores(dn, d, split, user_sem, n_threads, &fi,
+                                 &nins);
+        if (rc)
+            goto done;
+    }
+    if (nd == 0 || nins == 0) {
         rc = iadsr__err(IADSR_ERR_STATE,
                         "%s: the dataset has no scored position to insert "
                         "items before (sequences too short for the split)",
                         w);
-    if (rc)
         goto done;
-    double hi = (double)dn->g->p.max_drop, lo = 1e-4;
-    if (hi < lo)
-        hi = lo;
-    double rate = 1.0;
-    /* the thresholds from the q-quantile of the inserted scores up: low
-     * ones see little of the clean items (a tighter bound), but need
-     * enough inserted scores below them for a steady ratio */
-    int64_t k0 = (int64_t)(IADSR__MPE_QUANTILE * (double)nins);
-    if (k0 < IADSR__MPE_MIN_BELOW)
-        k0 = IADSR__MPE_MIN_BELOW < nins ? IADSR__MPE_MIN_BELOW : nins - 1;
-    for (int64_t k = k0; k < nins; k++) {
-        float t = fi[k];
-        double r = cdf_at(fd, nd, t) / cdf_at(fi, nins, t);
-        if (r < rate)
-            rate = r;
     }
-    rate = rate < lo ? lo : rate > hi ? hi : rate;
-    double best = -1;
-    float th = 0;
-    for (int64_t k = 0; k < nd; k++) {
-        if (k + 1 < nd && fd[k + 1] == fd[k])
-            continue; /* the last of equal scores: F_d counts them all */
-        double f = 2.0 * rate * cdf_at(fi, nins, fd[k]) /
-                   (rate + (double)(k + 1) / (double)nd);
-        if (f > best) {
-            best = f;
-            th = fd[k];
-        }
+    mpe_theta(fd, nd, fi, nins, hi, &rate, &th);
+    if (ft && nt > 0) {
+        /* the other users' score at the held-out users' drop share: the
+         * backbone fitted them, so their scores sit higher, noise most */
+        double q = cdf_at(fd, nd, th);
+        int64_t k = (int64_t)ceil(q * (double)nt) - 1;
+        th = k < 0 ? ft[0] - 1.0f : ft[k < nt ? k : nt - 1];
     }
     *theta = th < -3.0f ? -3.0f : th > 3.0f ? 3.0f : th;
     if (noise_rate)
         *noise_rate = rate;
 done:
+    iadsr__free(sc);
     iadsr__free(fd);
     iadsr__free(fi);
-    iadsr__free(ins);
-    iadsr_dataset_free(aug);
+    iadsr__free(ft);
+    iadsr__free(hu);
+    iadsr__free(hpos);
+    iadsr_dataset_free(sub);
+    iadsr_semantic_free(sub_sem);
     return rc;
 }

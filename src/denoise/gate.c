@@ -77,7 +77,7 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
     dp.tau_align = g->p.tau_align;
     dp.seed = g->p.seed;
     uint32_t trained = IADSR_DENOISE_F_CARRY_MASKS | IADSR_DENOISE_F_PAPER |
-                       IADSR_DENOISE_F_DETECT;
+                       IADSR_DENOISE_F_DETECT | IADSR_DENOISE_F_HOLDOUT;
     if (g->p.flags & IADSR_DENOISE_F_DETECT) {
         /* the detector's weights belong to the features it was trained on */
         if ((dp.flags & IADSR_DENOISE_F_COLLAB_ONLY) &&
@@ -169,4 +169,24 @@ int32_t iadsr__gate_decide(const iadsr_denoise_params *p, const float *score,
         cand = cap;
     }
     return n - cand;
+}
+
+int iadsr__holdout_user(const int32_t *items, int64_t n)
+{
+    /* FNV-1a over the item ids' bytes, then a splitmix finish so the low
+     * bits of consecutive ids do not line up with the modulus */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t x = (uint32_t)items[i];
+        for (int b = 0; b < 4; b++) {
+            h ^= (x >> (8 * b)) & 0xffu;
+            h *= 0x100000001b3ull;
+        }
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return (h % IADSR__HOLDOUT_MOD) == 0;
 }

@@ -220,8 +220,21 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
     if (!t->users)
         goto nomem;
     int64_t longest = 0;
+    /* IADSR_DENOISE_F_HOLDOUT: some users stay out of training so that
+     * propose_theta can see the detector's scores on unfitted data */
+    int holdout = 0;
+    if (t->detect && (t->dp.flags & IADSR_DENOISE_F_HOLDOUT)) {
+        int64_t trainable = 0;
+        for (int64_t u = 0; u < nu; u++)
+            trainable += train_len(t, u) >= 2;
+        holdout = trainable >= IADSR__HOLDOUT_MIN_USERS;
+    }
     for (int64_t u = 0; u < nu; u++) {
         int64_t n = train_len(t, u);
+        if (holdout && n >= 2 &&
+            iadsr__holdout_user(train->items + train->offsets[u],
+                                train->offsets[u + 1] - train->offsets[u]))
+            continue;
         if (n >= 2) {
             t->users[t->n_users++] = u;
             int64_t rows = n - 1 < L ? n - 1 : L;
@@ -327,7 +340,12 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
             goto nomem;
         for (int64_t u = 0; u < nu; u++) {
             const int32_t *s = train->items + train->offsets[u];
-            for (int64_t i = 0, n = train_len(t, u); i < n; i++)
+            int64_t n = train_len(t, u);
+            if (holdout && n >= 2 &&
+                iadsr__holdout_user(s, train->offsets[u + 1] -
+                                           train->offsets[u]))
+                continue; /* as if the held-out users were not there */
+            for (int64_t i = 0; i < n; i++)
                 t->pop_cum[s[i]]++;
         }
         for (int32_t i = 1; i <= ni; i++)
