@@ -148,7 +148,8 @@ class TestPrototypes(unittest.TestCase):
 
     def header_arity(self):
         import re
-        text = open(self.HEADER).read()
+        with open(self.HEADER, encoding='utf-8') as f:
+            text = f.read()
         text = re.sub(r'/\*.*?\*/', ' ', text, flags=re.S)
         out = {}
         for m in re.finditer(r'IADSR_API[^;(]*?\b(iadsr_\w+)\s*\(([^)]*)\)\s*;',
