@@ -5,6 +5,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -788,6 +789,88 @@ START_TEST(test_read_file)
 }
 END_TEST
 
+/* What the writer does with what sits at its path (fileio.h): a symbolic
+ * link is followed and its target replaced (the link stays); a character
+ * device or a FIFO is written in place (the node stays what it was); a
+ * directory or a loop of links is refused. */
+START_TEST(test_atomic_targets)
+{
+    char dir[512], real[600], sub[600], link[600], rel[600], p[700];
+    tmp_path(dir, sizeof dir, "targets");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    snprintf(real, sizeof real, "%s/sub/real.bin", dir);
+    ck_assert_int_eq(iadsr__atomic_write(real, "old", 3, 0), IADSR_OK);
+    ck_assert_int_eq(chmod(real, 0600), 0);
+    /* a relative link in another directory: resolved from the link's own */
+    snprintf(link, sizeof link, "%s/link.bin", dir);
+    ck_assert_int_eq(symlink("sub/real.bin", link), 0);
+    ck_assert_int_eq(iadsr__atomic_write(link, "new!", 4, 0), IADSR_OK);
+    struct stat st;
+    ck_assert_int_eq(lstat(link, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(stat(real, &st), 0);
+    ck_assert_int_eq((int)(st.st_mode & 0777), 0600); /* the target's mode */
+    size_t len;
+    uint8_t *b = tu_read_file(real, &len);
+    ck_assert(len == 4 && memcmp(b, "new!", 4) == 0);
+    free(b);
+    ck_assert_int_eq(tu_count_temp_files(real), 0);
+    ck_assert_int_eq(tu_count_temp_files(link), 0);
+    /* a link to a link, and a dangling one: the file is created there */
+    snprintf(rel, sizeof rel, "%s/link2.bin", dir);
+    ck_assert_int_eq(symlink("link.bin", rel), 0);
+    ck_assert_int_eq(iadsr__atomic_write(rel, "2", 1, 0), IADSR_OK);
+    b = tu_read_file(real, &len);
+    ck_assert(len == 1 && b[0] == '2');
+    free(b);
+    snprintf(p, sizeof p, "%s/dangling.bin", dir);
+    ck_assert_int_eq(symlink("sub/made.bin", p), 0);
+    ck_assert_int_eq(iadsr__atomic_write(p, "m", 1, 0), IADSR_OK);
+    snprintf(p, sizeof p, "%s/sub/made.bin", dir);
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert(S_ISREG(st.st_mode) && st.st_size == 1);
+    /* a loop of links */
+    snprintf(p, sizeof p, "%s/loop", dir);
+    ck_assert_int_eq(symlink("loop", p), 0);
+    ck_assert_int_eq(iadsr__atomic_write(p, "x", 1, 0), IADSR_ERR_IO);
+    ck_assert(strstr(iadsr_last_error(), "symbolic links") != NULL);
+    /* a directory */
+    ck_assert_int_eq(iadsr__atomic_write(sub, "x", 1, 0), IADSR_ERR_IO);
+    ck_assert(strstr(iadsr_last_error(), "directory") != NULL);
+    /* a FIFO: written in place; it stays a FIFO and the reader gets it all */
+    snprintf(p, sizeof p, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    int rd = open(p, O_RDONLY | O_NONBLOCK);
+    ck_assert_int_ge(rd, 0);
+    ck_assert_int_eq(iadsr__atomic_write(p, "through", 7, 0), IADSR_OK);
+    char got[16] = {0};
+    ck_assert_int_eq((int)read(rd, got, sizeof got), 7);
+    ck_assert_str_eq(got, "through");
+    close(rd);
+    ck_assert_int_eq(lstat(p, &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    ck_assert_int_eq(tu_count_temp_files(p), 0);
+    /* a character device (the streamed writer too) */
+    if (access("/dev/null", W_OK) == 0) {
+        struct stat before;
+        ck_assert_int_eq(stat("/dev/null", &before), 0);
+        ck_assert_int_eq(iadsr__atomic_write("/dev/null", "x", 1, 0), IADSR_OK);
+        iadsr__atomic_file f;
+        ck_assert_int_eq(iadsr__atomic_begin(&f, "/dev/null"), IADSR_OK);
+        ck_assert_int_eq(iadsr__atomic_put(&f, "abc", 3), 0);
+        ck_assert_int_eq(iadsr__atomic_commit(&f, 0), IADSR_OK);
+        ck_assert_int_eq(iadsr__atomic_begin(&f, "/dev/null"), IADSR_OK);
+        iadsr__atomic_abort(&f);
+        ck_assert_int_eq(stat("/dev/null", &st), 0);
+        ck_assert(S_ISCHR(st.st_mode) && st.st_rdev == before.st_rdev &&
+                  st.st_ino == before.st_ino);
+    }
+    ck_assert_int_eq(tu_count_temp_files("/dev/null"), 0);
+}
+END_TEST
+
 START_TEST(test_atomic_write)
 {
     char path[512];
@@ -874,12 +957,12 @@ START_TEST(test_atomic_write)
     unlink(p2);
     ck_assert_int_eq(rmdir(dir), 0);
 
-    /* the target is a directory: rename fails, the temporary file goes */
+    /* the target is a directory: refused before any temporary file */
     tmp_path(dir, sizeof dir, "target-dir");
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     iadsr_clear_error();
     ck_assert_int_eq(iadsr__atomic_write(dir, "x", 1, 0), IADSR_ERR_IO);
-    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "rename"));
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "directory"));
     ck_assert_int_eq(tu_count_temp_files(dir), 0);
     ck_assert_int_eq(stat(dir, &st), 0);
     ck_assert(S_ISDIR(st.st_mode));
@@ -965,6 +1048,7 @@ Suite *suite_npy(void)
     tc = tcase_create("fileio");
     tcase_add_test(tc, test_read_file);
     tcase_add_test(tc, test_atomic_write);
+    tcase_add_test(tc, test_atomic_targets);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -278,6 +278,73 @@ static int fsync_parent_dir(const char *path, char *scratch)
     return e;
 }
 
+#define MAX_LINKS 40 /* as the kernel's own limit on a path's links */
+
+/* Symbolic links are followed so that the file they point to is replaced,
+ * not the link; renaming over a device node or FIFO would replace the node
+ * or take a reader's pipe away, so those are written in place. Other lstat
+ * errors leave the path to the later steps, which name them. */
+int iadsr__write_target(const char *path, char **out, int *kind)
+{
+    char *p = iadsr__malloc(strlen(path) + 1);
+    *out = NULL;
+    if (!p)
+        return iadsr__err(IADSR_ERR_NOMEM, "out of memory for '%s'", path);
+    strcpy(p, path);
+    for (int hops = 0;; hops++) {
+        struct stat st;
+        if (lstat(p, &st) != 0 || S_ISREG(st.st_mode)) {
+            *kind = IADSR__TARGET_FILE;
+            break;
+        }
+        if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
+            *kind = IADSR__TARGET_DIRECT;
+            break;
+        }
+        if (!S_ISLNK(st.st_mode)) {
+            int rc = iadsr__err(IADSR_ERR_IO, "cannot write '%s': %s", p,
+                                S_ISDIR(st.st_mode)
+                                    ? "it is a directory"
+                                    : "it is a socket or block device, not "
+                                      "a file this library writes");
+            iadsr__free(p);
+            return rc;
+        }
+        if (hops == MAX_LINKS) {
+            int rc = iadsr__err(IADSR_ERR_IO, "cannot write '%s': more than "
+                                "%d symbolic links", path, MAX_LINKS);
+            iadsr__free(p);
+            return rc;
+        }
+        size_t cap = (size_t)st.st_size + 1 > 256 ? (size_t)st.st_size + 1
+                                                  : 256;
+        char *lk = iadsr__malloc(cap + strlen(p) + 2);
+        ssize_t n = lk ? readlink(p, lk, cap) : -1;
+        if (!lk || n < 0 || (size_t)n >= cap) {
+            int e = errno;
+            iadsr__free(lk);
+            iadsr__free(p);
+            if (!lk)
+                return iadsr__err(IADSR_ERR_NOMEM, "out of memory for '%s'",
+                                  path);
+            return write_io_err("cannot read the symbolic link", path,
+                                n < 0 ? e : ENAMETOOLONG);
+        }
+        lk[n] = '\0';
+        const char *slash = strrchr(p, '/');
+        if (lk[0] != '/' && slash) {
+            /* relative to the link's own directory */
+            size_t dl = (size_t)(slash - p) + 1;
+            memmove(lk + dl, lk, (size_t)n + 1);
+            memcpy(lk, p, dl);
+        }
+        iadsr__free(p);
+        p = lk;
+    }
+    *out = p;
+    return IADSR_OK;
+}
+
 /* begin, with a staging buffer of @p stage bytes (0: unbuffered, for
  * callers that put everything at once). The name and the buffer share one
  * block, so a failed allocation leaves nothing on disk. */
@@ -286,31 +353,61 @@ static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
     static const char suffix[] = ".tmp.XXXXXX";
     f->fd = -1;
     f->tmp = NULL;
-    f->path = path;
+    f->path = NULL;
+    f->direct = 0;
     f->err = 0;
     f->stage = NULL;
     f->staged = 0;
     if (!path || !path[0])
         return iadsr__err(IADSR_ERR_INVALID_ARG, "path is %s",
                           path ? "empty" : "NULL");
-    size_t plen = strlen(path);
-    if (plen > SIZE_MAX - sizeof suffix - stage)
+    char *target = NULL;
+    int kind;
+    TRY(iadsr__write_target(path, &target, &kind));
+    size_t plen = strlen(target);
+    if (plen > SIZE_MAX - sizeof suffix - stage) {
+        iadsr__free(target);
         return iadsr__err(IADSR_ERR_INVALID_ARG, "path too long");
+    }
     char *tmp = iadsr__malloc(plen + sizeof suffix + stage);
-    if (!tmp)
+    if (!tmp) {
+        iadsr__free(target);
         return iadsr__err(IADSR_ERR_NOMEM,
                           "out of memory for the temporary file of '%s'",
                           path);
-    memcpy(tmp, path, plen);
+    }
+    memcpy(tmp, target, plen);
     memcpy(tmp + plen, suffix, sizeof suffix);
+    f->path = target;
+    if (kind == IADSR__TARGET_DIRECT) {
+        int fd;
+        do
+            fd = open(target, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
+        if (fd < 0) {
+            int rc = write_io_err("cannot open", target, errno);
+            iadsr__free(tmp);
+            iadsr__free(target);
+            f->path = NULL;
+            return rc;
+        }
+        f->fd = fd;
+        f->tmp = tmp; /* holds the staging buffer; no file of that name */
+        f->direct = 1;
+        if (stage)
+            f->stage = (uint8_t *)tmp + plen + sizeof suffix;
+        return IADSR_OK;
+    }
 
     int e;
     int fd = (e = io_fault(IADSR__IO_FAIL_MKSTEMP)) ? (errno = e, -1)
                                                    : mkstemp(tmp);
     if (fd < 0) {
-        int rc = write_io_err("cannot create a temporary file next to", path,
-                              errno);
+        int rc = write_io_err("cannot create a temporary file next to",
+                              target, errno);
         iadsr__free(tmp);
+        iadsr__free(target);
+        f->path = NULL;
         return rc;
     }
     /* POSIX 2008 has no mkostemp: narrow the window in which a concurrent
@@ -320,7 +417,7 @@ static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
      * replaces, or what open(path, O_CREAT, 0644) would have given. */
     struct stat st;
     mode_t mode;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+    if (stat(target, &st) == 0 && S_ISREG(st.st_mode))
         mode = st.st_mode & 07777;
     else
         mode = (mode_t)0644 & ~current_umask();
@@ -329,6 +426,8 @@ static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
         close(fd);
         unlink(tmp);
         iadsr__free(tmp);
+        iadsr__free(target);
+        f->path = NULL;
         return rc;
     }
     f->fd = fd;
@@ -384,11 +483,14 @@ void iadsr__atomic_abort(iadsr__atomic_file *f)
     if (f->fd >= 0)
         close(f->fd);
     if (f->tmp) {
-        unlink(f->tmp);
+        if (!f->direct)
+            unlink(f->tmp);
         iadsr__free(f->tmp);
     }
+    iadsr__free(f->path);
     f->fd = -1;
     f->tmp = NULL;
+    f->path = NULL;
     f->stage = NULL;
     f->staged = 0;
 }
@@ -399,8 +501,17 @@ int iadsr__atomic_commit(iadsr__atomic_file *f, uint32_t flags)
     put_direct(f, f->stage, f->staged); /* what is still staged */
     f->staged = 0;
     if (f->err) {
-        rc = write_io_err("cannot write", f->tmp, f->err);
+        rc = write_io_err("cannot write", f->direct ? f->path : f->tmp,
+                          f->err);
         goto fail;
+    }
+    if (f->direct) {
+        /* a device or FIFO: written in place, nothing to sync or rename */
+        int closed = close(f->fd);
+        f->fd = -1;
+        rc = closed == 0 ? IADSR_OK
+                         : write_io_err("cannot close", f->path, errno);
+        goto fail; /* releases the names; no file to remove */
     }
     if (!(flags & IADSR_SAVE_NO_FSYNC) &&
         ((e = io_fault(IADSR__IO_FAIL_FSYNC)) ? (errno = e, 1)
@@ -435,7 +546,9 @@ int iadsr__atomic_commit(iadsr__atomic_file *f, uint32_t flags)
         }
     }
     iadsr__free(f->tmp);
+    iadsr__free(f->path);
     f->tmp = NULL;
+    f->path = NULL;
     f->stage = NULL;
     return rc;
 

@@ -35,21 +35,38 @@ int iadsr__read_file_ex(const char *path, const char *what, uint32_t flags,
 /* ---- the one atomic writer ------------------------------------------------
  * Every file the library and the command-line tool write replaces its
  * target atomically, by these rules:
- *   - a temporary file "PATH.tmp.XXXXXX" (mkstemp, close-on-exec) is created
- *     in the target's directory, so that the rename never crosses file
- *     systems;
+ *   - the target is what the path names after following symbolic links
+ *     (relative ones from the link's directory): the file a link points to
+ *     is replaced and the link stays; a missing or regular target is
+ *     replaced atomically as below; a character device or FIFO (/dev/null,
+ *     a named pipe) is opened and written in place, without a temporary
+ *     file, fsync or rename (a rename would replace the device node, or
+ *     take the pipe from its reader); a directory, socket or block device
+ *     is refused (IADSR_ERR_IO);
+ *   - a temporary file "TARGET.tmp.XXXXXX" (mkstemp, close-on-exec) is
+ *     created in the target's directory, so that the rename never crosses
+ *     file systems;
  *   - it gets the permission bits of the regular file it replaces, or
  *     0644 & ~umask for a new file (the umask is read, never changed: a
  *     umask() round trip would race with other threads);
  *   - commit writes out what is staged, fsyncs the file (unless
  *     IADSR_SAVE_NO_FSYNC), closes it (checked), renames it over the target
- *     (a symbolic link there is replaced, not followed) and fsyncs the
+ *     and fsyncs the
  *     directory (unless IADSR_SAVE_NO_FSYNC); an fsync is never retried;
  *   - any failure before the rename removes the temporary file and leaves
  *     an existing target untouched; if only the directory fsync fails, the
  *     new file is in place and IADSR_ERR_IO is returned all the same (it
  *     may not survive a power loss).
  * Messages name the file; callers prefix their own name. */
+
+/* The target of a write to @p path by the rules above: *out receives the
+ * path with the symbolic links of its last component followed (malloc'd,
+ * free with iadsr__free), *kind IADSR__TARGET_FILE (missing or regular:
+ * replaced atomically) or IADSR__TARGET_DIRECT (a character device or
+ * FIFO: written in place). A directory, socket or block device, or a
+ * chain of more than 40 links, is IADSR_ERR_IO naming the path. */
+enum { IADSR__TARGET_FILE, IADSR__TARGET_DIRECT };
+int iadsr__write_target(const char *path, char **out, int *kind);
 
 /* Replace the file at @p path atomically with the @p len bytes at @p buf.
  * Returns IADSR_OK, IADSR_ERR_INVALID_ARG (NULL or empty path, NULL buf with
@@ -68,8 +85,9 @@ int iadsr__atomic_write(const char *path, const void *buf, size_t len,
 #define IADSR__ATOMIC_STAGE ((size_t)1 << 20)
 typedef struct iadsr__atomic_file {
     int fd;
-    char *tmp; /* temporary file name; the staging buffer follows it */
-    const char *path;
+    char *tmp;  /* temporary file name; the staging buffer follows it */
+    char *path; /* the resolved target (symbolic links followed) */
+    int direct; /* a character device or FIFO, written in place */
     int err;        /* first write error (errno value), 0 if none */
     uint8_t *stage; /* IADSR__ATOMIC_STAGE bytes; NULL: unbuffered */
     size_t staged;
