@@ -441,7 +441,7 @@ if kill -0 $pid 2>/dev/null; then
 fi
 wait $pid
 irc=$?
-if [ "$irc" -eq 0 ]; then ok; else bad "SIGINT: train exit $irc, expected 0; stderr: $(tail -c 300 "$T/int_err")"; fi
+if [ "$irc" -eq 130 ]; then ok; else bad "SIGINT: train exit $irc, expected 130; stderr: $(tail -c 300 "$T/int_err")"; fi
 check "SIGINT: best model saved" test -s mi.bin
 check "SIGINT: note printed" grep -F "interrupted" "$T/int_err"
 run "$BIN" info --model mi.bin
@@ -1082,6 +1082,79 @@ fi
 run "$BIN" pipeline --data nz.txt --semantic missing.npy --epochs 1
 expect_rc "pipeline with a missing semantic file" 1
 expect_err "pipeline with a missing semantic file names it" "missing.npy"
+
+# pipeline stopped by Ctrl-C: exit 130, nothing written
+"$BIN" pipeline --data nz.txt --semantic s.npy --epochs 100000 --patience 0 --dim 8 --heads 1 \
+    --layers 1 --max-len 5 --out-model pint.bin >"$T/pint_out" 2>"$T/pint_err" &
+pid=$!
+i=0
+while [ $i -lt 120 ] && ! grep -F 'epoch 1/' "$T/pint_err" >/dev/null 2>&1 && kill -0 $pid 2>/dev/null; do
+    sleep 1
+    i=$((i + 1))
+done
+kill -INT $pid 2>/dev/null
+wait $pid
+irc=$?
+if [ "$irc" -eq 130 ]; then ok; else bad "SIGINT: pipeline exit $irc, expected 130; stderr: $(tail -c 300 "$T/pint_err")"; fi
+check "SIGINT: pipeline wrote nothing" test ! -e pint.bin
+
+# ------------------------------------ what the writers do at the output --
+# (issue 17) a symbolic link is followed (its target replaced, the link
+# kept), a FIFO and a character device are written in place, a directory is
+# refused; one output never names an input or another output.
+run "$BIN" synth --out w_base.txt --users 20 --items 40 --seed 3 --quiet
+mkdir -p wsub
+printf 'old\n' >wsub/target.txt
+ln -s wsub/target.txt w_link.txt
+run "$BIN" synth --out w_link.txt --users 20 --items 40 --seed 3 --quiet
+expect_rc "synth --out through a symbolic link" 0
+check "the link stays a link" test -L w_link.txt
+check "its target gets the output" cmp -s w_base.txt wsub/target.txt
+ln -s wsub/made.txt w_dangling.txt
+run "$BIN" synth --out w_dangling.txt --users 20 --items 40 --seed 3 --quiet
+expect_rc "synth --out through a dangling link" 0
+check "the dangling link's target is created" cmp -s w_base.txt wsub/made.txt
+run "$BIN" synth --out /dev/null --users 20 --items 40 --seed 3 --quiet
+expect_rc "synth --out /dev/null" 0
+check "/dev/null is still a character device" test -c /dev/null
+if mkfifo w_fifo 2>/dev/null; then
+    (cat w_fifo >w_fifo.got) &
+    run "$BIN" synth --out w_fifo --users 20 --items 40 --seed 3 --quiet
+    wait
+    expect_rc "synth --out FIFO" 0
+    check "the FIFO stays a FIFO" test -p w_fifo
+    check "the reader of the FIFO gets the output" cmp -s w_base.txt w_fifo.got
+fi
+run "$BIN" synth --out wsub --users 20 --items 40 --seed 3 --quiet
+expect_rc "synth --out a directory" 1
+expect_err "synth --out a directory says so" "directory"
+cp w_base.txt w_in.txt
+usage_case "inject-noise --out and --labels one file by two names" \
+    inject-noise --data w_in.txt --rate 0.2 --seed 1 --out w_a.txt --labels ./w_a.txt
+expect_err "the same-file error names both options" "--out and --labels"
+usage_case "synth --out and --semantic-out one file by two names" \
+    synth --out w_b.txt --semantic-out ./wsub/../w_b.txt --users 3 --items 40
+usage_case "train --out over its --data" train --data w_in.txt --out ./w_in.txt --epochs 1
+usage_case "train --out over its --data through a link" train --data w_link.txt --out wsub/target.txt --epochs 1
+usage_case "inject-noise --out over its --data" \
+    inject-noise --data w_in.txt --rate 0.2 --seed 1 --out w_in.txt --labels w_l.txt
+usage_case "inject-noise --labels over its --data" \
+    inject-noise --data w_in.txt --rate 0.2 --seed 1 --out w_o.txt --labels ./w_in.txt
+usage_case "denoise --out over its --data" \
+    denoise --model md.iadsr --semantic s.npy --data nz.txt --out ./nz.txt
+usage_case "denoise --out over its --model" \
+    denoise --model md.iadsr --semantic s.npy --data nz.txt --out md.iadsr
+usage_case "denoise --out over its --semantic" \
+    denoise --model md.iadsr --semantic s.npy --data nz.txt --out ./s.npy
+usage_case "pipeline --out-model and --out-clean one file" \
+    pipeline --data nz.txt --semantic s.npy --out-model w_c --out-clean ./w_c
+usage_case "pipeline --out-clean over its --data" \
+    pipeline --data nz.txt --semantic s.npy --out-clean ./nz.txt
+usage_case "embed-text --out over its --vectors" \
+    embed-text --items w_in.txt --text-col 2 --vectors w_in.txt --out ./w_in.txt
+check "nothing was replaced by the refused commands" cmp -s w_base.txt w_in.txt
+run "$BIN" inject-noise --data w_in.txt --rate 0.2 --seed 1 --out /dev/null --labels /dev/null --quiet
+expect_rc "inject-noise: /dev/null for both outputs" 0
 
 # end to end on synthetic data: how well the gate finds injected items
 run "$BIN" synth --out e2e.txt --users 600 --items 120 --seed 21 --semantic-out e2e.npy --quiet

@@ -16,6 +16,10 @@
 #define CLI_OK 0
 #define CLI_RUNTIME 1
 #define CLI_USAGE 2
+/* Ctrl-C (SIGINT) stopped a training: 128 + SIGINT, as shells report it, so
+ * that `iadsr train ... && deploy` does not deploy a half-trained model
+ * (train has still saved the best model so far). */
+#define CLI_INTERRUPTED 130
 
 /* Option kinds. */
 enum {
@@ -30,6 +34,8 @@ enum {
 #define OPT_LO_OPEN 1  /* OPT_DBL: value must be > dlo */
 #define OPT_HI_OPEN 2  /* OPT_DBL: value must be < dhi */
 #define OPT_REQUIRED 4 /* the option must be given */
+#define OPT_IN_FILE 8  /* OPT_STR: a file the command reads */
+#define OPT_OUT_FILE 16 /* OPT_STR: a file the command writes */
 
 typedef struct cli_opt {
     const char *name; /* long name without "--" */
@@ -62,7 +68,11 @@ typedef struct cli_opt {
  * name) against @p opts. Returns CLI_CONTINUE on success; else the exit
  * code of the command: after --help/-h printed the texts @p help
  * (NULL-terminated, one after the other), CLI_OK or CLI_RUNTIME; after a
- * usage message naming @p cmd, CLI_USAGE. */
+ * usage message naming @p cmd, CLI_USAGE. A file option written by the
+ * command (OPT_OUT_FILE) that names the same file as another file option
+ * (OPT_IN_FILE or OPT_OUT_FILE) is a usage error naming both: same device
+ * and inode when both exist, else the same path once symbolic links and
+ * the directory are resolved; character devices (/dev/null) may repeat. */
 int cli_start(const char *cmd, int argc, char **argv, cli_opt *opts,
               size_t n_opts, const char *const *help);
 
@@ -176,9 +186,10 @@ typedef struct cli_semantic_in {
 /* cli_opt entries of --semantic (@p flags: OPT_*) and --semantic-rows;
  * of --user-semantic. */
 #define CLI_SEMANTIC_OPTS(s, flags)                                          \
-    CLI_STR("semantic", &(s).path, flags),                                   \
+    CLI_STR("semantic", &(s).path, (flags) | OPT_IN_FILE),                   \
     CLI_CHOICE("semantic-rows", &(s).rows, cli_semantic_rows_names)
-#define CLI_USER_SEMANTIC_OPT(s) CLI_STR("user-semantic", &(s).user_path, 0)
+#define CLI_USER_SEMANTIC_OPT(s)                                             \
+    CLI_STR("user-semantic", &(s).user_path, OPT_IN_FILE)
 /* Load the item matrix of --semantic with the layout of --semantic-rows.
  * Prints the error and returns CLI_RUNTIME, else CLI_OK. */
 int cli_load_semantic(const char *cmd, cli_semantic_in *s);

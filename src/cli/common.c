@@ -1,7 +1,10 @@
 /* iadsr command-line tool: option parsing, errors, output helpers.
  * SPDX-License-Identifier: MIT
  */
+/* realpath(3) is XSI in glibc's headers */
+#define _XOPEN_SOURCE 700
 #include "cli/cli.h"
+#include "common/alloc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -228,10 +231,84 @@ static int parse_args(const char *cmd, int argc, char **argv, cli_opt *opts,
     return 0;
 }
 
+static char *dir_of(const char *path);
+
+/* @p path as a file that may not exist yet: the links of its last
+ * component followed, its directory made absolute (realpath), malloc'd;
+ * NULL when out of memory. A directory that does not exist stays as
+ * written (nothing can be created there anyway). */
+static char *resolved_new_path(const char *path)
+{
+    char *target = NULL;
+    int kind;
+    if (iadsr__write_target(path, &target, &kind) != IADSR_OK) {
+        iadsr_clear_error();
+        target = NULL;
+    }
+    const char *t = target ? target : path;
+    const char *slash = strrchr(t, '/');
+    const char *base = slash ? slash + 1 : t;
+    char *dir = dir_of(t), *out = NULL;
+    char *real = dir ? realpath(dir, NULL) : NULL;
+    const char *d = real ? real : dir;
+    if (d && (out = malloc(strlen(d) + strlen(base) + 2)) != NULL)
+        sprintf(out, "%s/%s", d, base);
+    free(real);
+    free(dir);
+    iadsr__free(target);
+    return out;
+}
+
+/* Whether two file options name the same file (cli_start's rule). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino &&
+               !S_ISCHR(sa.st_mode);
+    if (ea || eb)
+        return 0;
+    char *ra = resolved_new_path(a), *rb = resolved_new_path(b);
+    int same = ra && rb ? strcmp(ra, rb) == 0 : strcmp(a, b) == 0;
+    free(ra);
+    free(rb);
+    return same;
+}
+
+static int check_file_options(const char *cmd, const cli_opt *opts,
+                              size_t n_opts)
+{
+    const int file = OPT_IN_FILE | OPT_OUT_FILE;
+    for (size_t i = 0; i < n_opts; i++) {
+        if (!opts[i].seen || !(opts[i].flags & file))
+            continue;
+        for (size_t j = i + 1; j < n_opts; j++) {
+            if (!opts[j].seen || !(opts[j].flags & file) ||
+                !((opts[i].flags | opts[j].flags) & OPT_OUT_FILE))
+                continue;
+            const char *a = *(const char *const *)opts[i].dst;
+            const char *b = *(const char *const *)opts[j].dst;
+            if (a && b && same_file(a, b))
+                return cli_usage_error(
+                    cmd, "--%s and --%s name the same file ('%s'%s%s%s): %s",
+                    opts[i].name, opts[j].name, a,
+                    strcmp(a, b) ? " and '" : "", strcmp(a, b) ? b : "",
+                    strcmp(a, b) ? "'" : "",
+                    (opts[i].flags & opts[j].flags & OPT_OUT_FILE)
+                        ? "one output would replace the other"
+                        : "the output would replace an input");
+        }
+    }
+    return CLI_OK;
+}
+
 int cli_start(const char *cmd, int argc, char **argv, cli_opt *opts,
               size_t n_opts, const char *const *help)
 {
     int rc = parse_args(cmd, argc, argv, opts, n_opts);
+    if (rc == 0 && check_file_options(cmd, opts, n_opts) != CLI_OK)
+        return CLI_USAGE;
     if (rc != 1)
         return rc == 0 ? CLI_CONTINUE : rc;
     for (size_t i = 0; help[i]; i++)
@@ -353,21 +430,37 @@ static char *dir_of(const char *path)
 int cli_check_out_path(const char *cmd, const char *path)
 {
     struct stat sb;
-    char *dir;
+    char *dir, *target = NULL;
+    int kind;
 
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
         return cli_error(cmd, "%s: is a directory", path);
-    dir = dir_of(path);
-    if (!dir)
+    /* where the writer will write: the file a symbolic link points to; a
+     * device or FIFO is written in place (its directory does not matter) */
+    int rc = iadsr__write_target(path, &target, &kind);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, NULL, path, rc);
+    if (kind == IADSR__TARGET_DIRECT) {
+        int ok = access(target, W_OK) == 0, e = errno;
+        iadsr__free(target);
+        return ok ? CLI_OK
+                  : cli_error(cmd, "%s: cannot write: %s", path, strerror(e));
+    }
+    dir = dir_of(target);
+    if (!dir) {
+        iadsr__free(target);
         return cli_error(cmd, "out of memory");
+    }
     if (access(dir, W_OK | X_OK) != 0) {
         int e = errno;
         cli_error(cmd, "%s: cannot write to directory '%s': %s", path, dir,
                   strerror(e));
         free(dir);
+        iadsr__free(target);
         return CLI_RUNTIME;
     }
     free(dir);
+    iadsr__free(target);
     return CLI_OK;
 }
 

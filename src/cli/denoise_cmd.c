@@ -292,16 +292,16 @@ int cmd_denoise(int argc, char **argv)
     int64_t threads = 1;
     cli_denoise_vals dv;
     cli_opt opts[] = {
-        CLI_STR("model", &model_path, OPT_REQUIRED),
+        CLI_STR("model", &model_path, OPT_REQUIRED | OPT_IN_FILE),
         CLI_SEMANTIC_OPTS(si, OPT_REQUIRED),
         CLI_USER_SEMANTIC_OPT(si),
-        CLI_STR("data", &data_path, OPT_REQUIRED),
-        CLI_STR("out", &out, OPT_REQUIRED),
+        CLI_STR("data", &data_path, OPT_REQUIRED | OPT_IN_FILE),
+        CLI_STR("out", &out, OPT_REQUIRED | OPT_OUT_FILE),
         CLI_CHOICE("split", &split, split_names),
         CLI_DENOISE_RULE_OPTS(dv),
         CLI_FLAG("collab-only", &dv.collab_only),
         CLI_I64("threads", &threads, 1, 256, 0),
-        CLI_STR("labels", &labels_path, 0),
+        CLI_STR("labels", &labels_path, OPT_IN_FILE),
         CLI_FLAG("json", &json),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
@@ -523,10 +523,10 @@ int cmd_pipeline(int argc, char **argv)
     int json = 0;
     cli_train_vals tv;
     cli_opt opts[] = {
-        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_STR("data", &data_path, OPT_REQUIRED | OPT_IN_FILE),
         CLI_SEMANTIC_OPTS(tv.sem, OPT_REQUIRED),
-        CLI_STR("out-model", &out_model, 0),
-        CLI_STR("out-clean", &out_clean, 0),
+        CLI_STR("out-model", &out_model, OPT_OUT_FILE),
+        CLI_STR("out-clean", &out_clean, OPT_OUT_FILE),
         CLI_FLAG("json", &json),
         CLI_TRAIN_OPTS(tv),
     };
@@ -549,9 +549,6 @@ int cmd_pipeline(int argc, char **argv)
                                     "cleans at the theta the detector proposes "
                                     "for the data; to choose one, run 'iadsr "
                                     "train' and 'iadsr denoise --theta'");
-    if (out_model && out_clean && strcmp(out_model, out_clean) == 0)
-        return cli_usage_error(cmd, "--out-model and --out-clean are the "
-                                    "same file");
     if ((out_model && cli_check_out_path(cmd, out_model) != CLI_OK) ||
         (out_clean && cli_check_out_path(cmd, out_clean) != CLI_OK))
         return CLI_RUNTIME;
@@ -583,7 +580,8 @@ int cmd_pipeline(int argc, char **argv)
                         out_clean ? &clean : NULL);
     cli_sigint_restore();
     if (rc == IADSR_ERR_ABORTED && cli_interrupted()) {
-        cli_error(cmd, "stopped; nothing written");
+        cli_error(cmd, "interrupted; nothing written");
+        exit_code = CLI_INTERRUPTED;
         goto done;
     }
     if (rc != IADSR_OK) {

@@ -357,10 +357,10 @@ int cmd_embed_text(int argc, char **argv)
     int no_pc = 0, n_cols, exit_code = CLI_RUNTIME;
     double sif_a = IADSR__SIF_DEFAULT_A;
     cli_opt opts[] = {
-        CLI_STR("items", &items_path, OPT_REQUIRED),
+        CLI_STR("items", &items_path, OPT_REQUIRED | OPT_IN_FILE),
         CLI_STR("text-col", &text_col, OPT_REQUIRED),
-        CLI_STR("vectors", &vec_path, OPT_REQUIRED),
-        CLI_STR("out", &out_path, OPT_REQUIRED),
+        CLI_STR("vectors", &vec_path, OPT_REQUIRED | OPT_IN_FILE),
+        CLI_STR("out", &out_path, OPT_REQUIRED | OPT_OUT_FILE),
         CLI_FLAG("no-pc", &no_pc),
         CLI_DBL("sif-a", &sif_a, 0.0, 1.0, OPT_LO_OPEN),
     };

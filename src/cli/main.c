@@ -32,7 +32,9 @@ static const char top_help[] =
     "Sequence files: one user per line, 'user_id item item ...', items in\n"
     "time order, item ids from 1. Blank lines and '#' lines are skipped.\n"
     "\n"
-    "Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+    "Exit status: 0 success, 1 runtime error, 2 usage error, 130 stopped\n"
+    "by Ctrl-C (SIGINT; train has still saved the best model so far,\n"
+    "pipeline has written nothing).\n";
 
 typedef struct command {
     const char *name;

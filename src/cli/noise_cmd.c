@@ -264,11 +264,11 @@ int cmd_inject_noise(int argc, char **argv)
     static const char *const dist_names[] = {"uniform", "popularity", NULL};
     int64_t *pop_cum = NULL;
     cli_opt opts[] = {
-        CLI_STR("data", &data, OPT_REQUIRED),
+        CLI_STR("data", &data, OPT_REQUIRED | OPT_IN_FILE),
         CLI_DBL("rate", &rate, 0.0, 10.0, OPT_REQUIRED),
         CLI_U64("seed", &seed, OPT_REQUIRED),
-        CLI_STR("out", &out, OPT_REQUIRED),
-        CLI_STR("labels", &labels, OPT_REQUIRED),
+        CLI_STR("out", &out, OPT_REQUIRED | OPT_OUT_FILE),
+        CLI_STR("labels", &labels, OPT_REQUIRED | OPT_OUT_FILE),
         CLI_FLAG("quiet", &quiet),
         CLI_CHOICE("dist", &dist, dist_names),
     };
@@ -282,8 +282,6 @@ int cmd_inject_noise(int argc, char **argv)
     memset(&nd, 0, sizeof nd);
     if (rc != CLI_CONTINUE)
         return rc;
-    if (strcmp(out, labels) == 0)
-        return cli_usage_error(cmd, "--out and --labels are the same file");
     if (cli_check_out_path(cmd, out) != CLI_OK ||
         cli_check_out_path(cmd, labels) != CLI_OK)
         return CLI_RUNTIME;

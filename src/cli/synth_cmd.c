@@ -135,7 +135,7 @@ int cmd_synth(int argc, char **argv)
     int64_t sem_dim = 16;
     double sem_noise = 0.3;
     cli_opt opts[] = {
-        CLI_STR("out", &out, OPT_REQUIRED),
+        CLI_STR("out", &out, OPT_REQUIRED | OPT_OUT_FILE),
         CLI_I64("users", &users, 1, 100000000, 0),
         CLI_I64("items", &items, 1, INT32_MAX - 1, 0),
         CLI_I64("topics", &topics, 1, INT32_MAX - 1, 0),
@@ -146,7 +146,7 @@ int cmd_synth(int argc, char **argv)
         CLI_DBL("p-topic", &p_topic, 0.0, 1.0, 0),
         CLI_DBL("p-popular", &p_popular, 0.0, 1.0, 0),
         CLI_FLAG("quiet", &quiet),
-        CLI_STR("semantic-out", &sem_out, 0),
+        CLI_STR("semantic-out", &sem_out, OPT_OUT_FILE),
         CLI_I64("semantic-dim", &sem_dim, 1, 65536, 0),
         CLI_DBL("semantic-noise", &sem_noise, 0.0, 1000.0, 0),
     };
@@ -178,9 +178,6 @@ int cmd_synth(int argc, char **argv)
         return cli_usage_error(cmd, "--semantic-dim and --semantic-noise "
                                     "need --semantic-out");
     if (sem_out) {
-        if (strcmp(sem_out, out) == 0)
-            return cli_usage_error(cmd, "--semantic-out is the same file as "
-                                        "--out");
         if ((uint64_t)(items + 1) * (uint64_t)sem_dim > (UINT64_C(1) << 31))
             return cli_usage_error(cmd, "--semantic-out: %lld x %lld floats "
                                         "is too large",

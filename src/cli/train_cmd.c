@@ -160,8 +160,8 @@ int cmd_train(int argc, char **argv)
     cli_train_vals tv;
     const cli_semantic_in *si = &tv.sem;
     cli_opt opts[] = {
-        CLI_STR("data", &data, OPT_REQUIRED),
-        CLI_STR("out", &out, OPT_REQUIRED),
+        CLI_STR("data", &data, OPT_REQUIRED | OPT_IN_FILE),
+        CLI_STR("out", &out, OPT_REQUIRED | OPT_OUT_FILE),
         CLI_TRAIN_OPTS(tv),
         CLI_SEMANTIC_OPTS(tv.sem, 0),
         CLI_USER_SEMANTIC_OPT(tv.sem),
@@ -293,6 +293,8 @@ int cmd_train(int argc, char **argv)
         exit_code = cli_lib_error(cmd, "cannot save model", out, rc);
         goto done;
     }
+    if (exit_code == CLI_OK && cli_interrupted())
+        exit_code = CLI_INTERRUPTED; /* saved, but not trained to the end */
     {
         char el[32], bestbuf[64];
         cli_format_duration(cli_now() - t0, el, sizeof el);
@@ -304,7 +306,9 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr,
                 "iadsr: train: %s after %d epochs in %s; best valid %s; "
                 "saved %s (%lld parameters%s)\n",
-                fit_rc == IADSR_OK ? "done" : "stopped",
+                fit_rc == IADSR_OK      ? "done"
+                : cli_interrupted() ? "interrupted"
+                                    : "stopped",
                 (int)iadsr_trainer_epochs_done(tr), el, bestbuf, out,
                 (long long)iadsr_model_n_params(best.model),
                 si->items ? ", with aligner and gate" : "");
