@@ -108,6 +108,16 @@ usage_case "missing flag value" train --data tiny.txt --out
 usage_case "positional argument" train tiny.txt --out m.bin
 usage_case "non-numeric --epochs" train --data tiny.txt --out m.bin --epochs 1x
 usage_case "empty --epochs" train --data tiny.txt --out m.bin --epochs ''
+usage_case "--lr that underflows" train --data tiny.txt --out m.bin --lr 1e-320
+expect_err "--lr that underflows says so" "underflows"
+usage_case "--lr below float's range" train --data tiny.txt --out m.bin --lr 1e-40
+expect_err "--lr below float's range says so" "underflows"
+usage_case "--theta that overflows" denoise --model m.bin --data tiny.txt --out o.txt --theta 1e400
+expect_err "--theta that overflows says so" "overflows"
+usage_case "--rate that underflows" inject-noise --data tiny.txt --rate 1e-320 --seed 1 --out o.txt --labels o.lab
+expect_err "--rate that underflows says so" "underflows"
+usage_case "--lr nan" train --data tiny.txt --out m.bin --lr nan
+expect_err "--lr nan is not a number" "not a finite number"
 usage_case "blank-prefixed --epochs" train --data tiny.txt --out m.bin --epochs ' 3'
 usage_case "zero --epochs" train --data tiny.txt --out m.bin --epochs 0
 usage_case "huge --dim" train --data tiny.txt --out m.bin --dim 99999999999999999999
@@ -622,7 +632,7 @@ expect_rc "eval --semantic --semantic-rows dense" 0
 printf '10 1 2 7\n' >sem_seq_big.txt
 run "$BIN" eval --semantic e1.npy --data sem_seq_big.txt
 expect_rc "eval --semantic with an id above the matrix" 1
-expect_err "eval --semantic with an id above the matrix names file and line" "sem_seq_big.txt:1"
+expect_err "eval --semantic with an id above the matrix blames the matrix" "e1.npy: rows for item ids 1..6, but sem_seq_big.txt uses item ids up to 7"
 run "$BIN" eval --semantic missing.npy --data sem_seq.txt
 expect_rc "eval --semantic with a missing file" 1
 expect_err "eval --semantic with a missing file names it" "missing.npy"
@@ -1128,6 +1138,15 @@ fi
 run "$BIN" synth --out wsub --users 20 --items 40 --seed 3 --quiet
 expect_rc "synth --out a directory" 1
 expect_err "synth --out a directory says so" "directory"
+if [ -f /proc/version ]; then
+    run "$BIN" train --data w_base.txt --out /proc/version --epochs 1
+    expect_rc "train --out /proc/version fails" 1
+    check "train --out /proc/version fails before training" sh -c '! grep -q "epoch 1/" "$0"' "$T/err"
+fi
+run "$BIN" synth --out w_s10.txt --users 10 --items 40 --seed 1 --semantic-out w_s10.npy --quiet
+run "$BIN" eval --semantic w_s10.npy --data n0.txt
+expect_rc "eval --semantic with a matrix of too few rows" 1
+expect_err "eval --semantic: the matrix is blamed, not the data" "w_s10.npy: rows for item ids 1..40"
 cp w_base.txt w_in.txt
 usage_case "inject-noise --out and --labels one file by two names" \
     inject-noise --data w_in.txt --rate 0.2 --seed 1 --out w_a.txt --labels ./w_a.txt

@@ -7,6 +7,8 @@
 #include "common/alloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,8 +92,16 @@ static int parse_number(const char *s, int kind, void *out)
         u = strtoull(s, &end, 10);
     else
         d = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(d))
+    if (end == s || *end != '\0')
         return -1;
+    if (kind == OPT_DBL && errno == ERANGE)
+        return fabs(d) > 1.0 ? -3 : -2; /* overflow / underflow */
+    if (errno != 0 || !isfinite(d))
+        return -1;
+    /* the library computes in float: a value below float's smallest normal
+     * would arrive as a denormal or 0 */
+    if (kind == OPT_DBL && d != 0.0 && fabs(d) < (double)FLT_MIN)
+        return -2;
     if (kind == OPT_I64)
         *(int64_t *)out = (int64_t)i;
     else if (kind == OPT_U64)
@@ -144,7 +154,17 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
     case OPT_DBL: {
         double v;
         int bad;
-        if (parse_number(val, OPT_DBL, &v) != 0)
+        int pr = parse_number(val, OPT_DBL, &v);
+        if (pr == -2)
+            return cli_usage_error(cmd, "--%s: '%s' is too close to 0 to "
+                                        "represent (it underflows); write 0 "
+                                        "or a magnitude of at least %g",
+                                   o->name, val, (double)FLT_MIN);
+        if (pr == -3)
+            return cli_usage_error(cmd, "--%s: '%s' is too large to "
+                                        "represent (it overflows)",
+                                   o->name, val);
+        if (pr != 0)
             return cli_usage_error(cmd, "--%s: '%s' is not a finite number",
                                    o->name, val);
         bad = (o->flags & OPT_LO_OPEN) ? !(v > o->dlo) : !(v >= o->dlo);
@@ -430,7 +450,7 @@ static char *dir_of(const char *path)
 int cli_check_out_path(const char *cmd, const char *path)
 {
     struct stat sb;
-    char *dir, *target = NULL;
+    char *target = NULL;
     int kind;
 
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
@@ -441,26 +461,25 @@ int cli_check_out_path(const char *cmd, const char *path)
     if (rc != IADSR_OK)
         return cli_lib_error(cmd, NULL, path, rc);
     if (kind == IADSR__TARGET_DIRECT) {
-        int ok = access(target, W_OK) == 0, e = errno;
-        iadsr__free(target);
-        return ok ? CLI_OK
-                  : cli_error(cmd, "%s: cannot write: %s", path, strerror(e));
-    }
-    dir = dir_of(target);
-    if (!dir) {
-        iadsr__free(target);
-        return cli_error(cmd, "out of memory");
-    }
-    if (access(dir, W_OK | X_OK) != 0) {
+        /* O_NONBLOCK: a FIFO without a reader yet (ENXIO) is fine */
+        int fd = open(target, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         int e = errno;
-        cli_error(cmd, "%s: cannot write to directory '%s': %s", path, dir,
-                  strerror(e));
-        free(dir);
         iadsr__free(target);
-        return CLI_RUNTIME;
+        if (fd >= 0)
+            close(fd);
+        return fd >= 0 || e == ENXIO
+                   ? CLI_OK
+                   : cli_error(cmd, "%s: cannot write: %s", path, strerror(e));
     }
-    free(dir);
     iadsr__free(target);
+    /* a trial of the writer's first step (its temporary file, removed at
+     * once): the only test that sees read-only file systems, /proc and the
+     * like before hours of training */
+    iadsr__atomic_file f;
+    rc = iadsr__atomic_begin(&f, path);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, NULL, path, rc);
+    iadsr__atomic_abort(&f);
     return CLI_OK;
 }
 

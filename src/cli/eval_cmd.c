@@ -278,10 +278,20 @@ int cmd_eval(int argc, char **argv)
     if (si.path) {
         if (cli_load_semantic(cmd, &si) != CLI_OK)
             return CLI_RUNTIME;
-        exit_code = cli_load_data(cmd, data_path,
-                                  iadsr_semantic_n_items(si.items), &d);
+        /* the data first, then the matrix against it: a matrix with too
+         * few rows is the matrix's fault, not a line of the data */
+        exit_code = cli_load_data(cmd, data_path, 0, &d);
         if (exit_code != CLI_OK)
             goto done;
+        if (iadsr_dataset_n_items(d) > iadsr_semantic_n_items(si.items)) {
+            exit_code = cli_error(
+                cmd, "%s: rows for item ids 1..%ld, but %s uses item ids up "
+                     "to %ld (a matrix made for another data set, or the "
+                     "wrong --semantic-rows)",
+                si.path, (long)iadsr_semantic_n_items(si.items), data_path,
+                (long)iadsr_dataset_n_items(d));
+            goto done;
+        }
     } else if (load_model_and_data(cmd, model_path, data_path, &m, &d) !=
                CLI_OK) {
         return CLI_RUNTIME;
