@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -871,6 +872,58 @@ START_TEST(test_atomic_targets)
 }
 END_TEST
 
+/* Temporary files of killed saves are swept by the next save to the same
+ * target, and only those: this host's, of a process that is gone. */
+START_TEST(test_atomic_sweep)
+{
+    char path[512], name[700];
+    tmp_path(path, sizeof path, "sweep.bin");
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    unsigned tag = (unsigned)iadsr__host_tag();
+    struct {
+        unsigned tag;
+        long pid;
+        const char *rand;
+        int gone_after;
+    } c[] = {
+        {tag, (long)child, "a1b2c3", 1},    /* this host, process gone */
+        {tag, (long)child, "zzzzzz", 1},    /* another of the same */
+        {tag, (long)getppid(), "a1b2c3", 0}, /* a live process */
+        {tag, (long)getpid(), "a1b2c3", 0},  /* this process */
+        {tag ^ 1u, (long)child, "a1b2c3", 0}, /* another host */
+        {tag, (long)child, "a1b2c", 0},     /* not our shape */
+    };
+    int n = (int)(sizeof c / sizeof c[0]);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s.tmp.%08x-%ld.%s", path, c[i].tag,
+                 c[i].pid, c[i].rand);
+        tu_write_file(name, "junk", 4);
+    }
+    /* a directory of the shape is not a file to remove */
+    snprintf(name, sizeof name, "%s.tmp.%08x-%ld.dirdir", path, tag,
+             (long)child);
+    ck_assert_int_eq(mkdir(name, 0755), 0);
+    ck_assert_int_eq(iadsr__atomic_write(path, "new", 3, 0), IADSR_OK);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s.tmp.%08x-%ld.%s", path, c[i].tag,
+                 c[i].pid, c[i].rand);
+        ck_assert_msg((access(name, F_OK) != 0) == c[i].gone_after,
+                      "case %d: %s %s", i, name,
+                      c[i].gone_after ? "left" : "removed");
+        unlink(name);
+    }
+    snprintf(name, sizeof name, "%s.tmp.%08x-%ld.dirdir", path, tag,
+             (long)child);
+    ck_assert_int_eq(rmdir(name), 0);
+    ck_assert_int_eq(tu_count_temp_files(path), 0);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(test_atomic_write)
 {
     char path[512];
@@ -1049,6 +1102,7 @@ Suite *suite_npy(void)
     tcase_add_test(tc, test_read_file);
     tcase_add_test(tc, test_atomic_write);
     tcase_add_test(tc, test_atomic_targets);
+    tcase_add_test(tc, test_atomic_sweep);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,7 +12,9 @@
 #include "common/error.h"
 #include "iadsr.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,12 +347,81 @@ int iadsr__write_target(const char *path, char **out, int *kind)
     return IADSR_OK;
 }
 
+/* 32-bit FNV-1a of the host name: the temporary files say which host
+ * wrote them, so that the sweep never judges another host's writer. */
+uint32_t iadsr__host_tag(void)
+{
+    char name[256];
+    uint32_t h = 2166136261u;
+    if (gethostname(name, sizeof name) != 0)
+        name[0] = '\0';
+    name[sizeof name - 1] = '\0';
+    for (const char *c = name; *c; c++) {
+        h ^= (uint8_t)*c;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* Remove the temporary files that killed saves to @p target left behind:
+ * "TARGET.tmp.<host>-<pid>.XXXXXX" of this host whose process no longer
+ * exists (kill(pid, 0) fails with ESRCH), regular files only. A live
+ * writer, another host's, this process's own, and any name of another
+ * shape are left alone. Best effort: errors are ignored. */
+static void sweep_stale(const char *target)
+{
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    size_t dl = slash ? (size_t)(slash - target) : 0;
+    char dir[4096]; /* no allocation: a failed one would go unreported */
+    if (dl >= sizeof dir)
+        return;
+    if (!slash)
+        strcpy(dir, ".");
+    else if (dl == 0)
+        strcpy(dir, "/");
+    else {
+        memcpy(dir, target, dl);
+        dir[dl] = '\0';
+    }
+    char prefix[320];
+    int np = snprintf(prefix, sizeof prefix, "%s.tmp.%08x-", base,
+                      (unsigned)iadsr__host_tag());
+    DIR *d = (np > 0 && (size_t)np < sizeof prefix) ? opendir(dir) : NULL;
+    if (!d)
+        return;
+    long self = (long)getpid();
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, (size_t)np) != 0)
+            continue;
+        const char *p = e->d_name + np;
+        char *end;
+        errno = 0;
+        long pid = strtol(p, &end, 10);
+        if (errno || end == p || pid <= 0 || pid == self || *end != '.' ||
+            strlen(end + 1) != 6)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive, or not ours to judge */
+        int dfd = dirfd(d);
+        struct stat st;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode))
+            (void)unlinkat(dfd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
 /* begin, with a staging buffer of @p stage bytes (0: unbuffered, for
  * callers that put everything at once). The name and the buffer share one
  * block, so a failed allocation leaves nothing on disk. */
 static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
 {
-    static const char suffix[] = ".tmp.XXXXXX";
+    /* ".tmp.<host>-<pid>.XXXXXX": who wrote it, for the sweep */
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, ".tmp.%08x-%ld.XXXXXX",
+             (unsigned)iadsr__host_tag(), (long)getpid());
     f->fd = -1;
     f->tmp = NULL;
     f->path = NULL;
@@ -365,11 +436,12 @@ static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
     int kind;
     TRY(iadsr__write_target(path, &target, &kind));
     size_t plen = strlen(target);
-    if (plen > SIZE_MAX - sizeof suffix - stage) {
+    size_t slen = strlen(suffix) + 1;
+    if (plen > SIZE_MAX - slen - stage) {
         iadsr__free(target);
         return iadsr__err(IADSR_ERR_INVALID_ARG, "path too long");
     }
-    char *tmp = iadsr__malloc(plen + sizeof suffix + stage);
+    char *tmp = iadsr__malloc(plen + slen + stage);
     if (!tmp) {
         iadsr__free(target);
         return iadsr__err(IADSR_ERR_NOMEM,
@@ -377,7 +449,7 @@ static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
                           path);
     }
     memcpy(tmp, target, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
+    memcpy(tmp + plen, suffix, slen);
     f->path = target;
     if (kind == IADSR__TARGET_DIRECT) {
         int fd;
@@ -395,10 +467,11 @@ static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
         f->tmp = tmp; /* holds the staging buffer; no file of that name */
         f->direct = 1;
         if (stage)
-            f->stage = (uint8_t *)tmp + plen + sizeof suffix;
+            f->stage = (uint8_t *)tmp + plen + slen;
         return IADSR_OK;
     }
 
+    sweep_stale(target);
     int e;
     int fd = (e = io_fault(IADSR__IO_FAIL_MKSTEMP)) ? (errno = e, -1)
                                                    : mkstemp(tmp);
@@ -433,7 +506,7 @@ static int atomic_open(iadsr__atomic_file *f, const char *path, size_t stage)
     f->fd = fd;
     f->tmp = tmp;
     if (stage)
-        f->stage = (uint8_t *)tmp + plen + sizeof suffix;
+        f->stage = (uint8_t *)tmp + plen + slen;
     return IADSR_OK;
 }
 

@@ -59,6 +59,15 @@ int iadsr__read_file_ex(const char *path, const char *what, uint32_t flags,
  *     may not survive a power loss).
  * Messages name the file; callers prefix their own name. */
 
+/* Temporary files are named "TARGET.tmp.<host>-<pid>.XXXXXX" (<host>: 8 hex
+ * digits of iadsr__host_tag(), a hash of the host name; <pid>: the writer's
+ * process id). Before creating one, the writer removes the regular files of
+ * that shape next to the same target whose host is this one and whose
+ * process is gone (kill(pid, 0) fails with ESRCH): what killed saves left.
+ * Files of another host, of a live process or of this process, and names
+ * of any other shape are never touched. */
+uint32_t iadsr__host_tag(void);
+
 /* The target of a write to @p path by the rules above: *out receives the
  * path with the symbolic links of its last component followed (malloc'd,
  * free with iadsr__free), *kind IADSR__TARGET_FILE (missing or regular:
