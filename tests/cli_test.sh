@@ -1147,6 +1147,28 @@ run "$BIN" synth --out w_s10.txt --users 10 --items 40 --seed 1 --semantic-out w
 run "$BIN" eval --semantic w_s10.npy --data n0.txt
 expect_rc "eval --semantic with a matrix of too few rows" 1
 expect_err "eval --semantic: the matrix is blamed, not the data" "w_s10.npy: rows for item ids 1..40"
+# a stray large id in a small file: refused with the numbers and the ways out
+printf '1 5 99999999\n2 5 7\n' >w_bigid.txt
+run "$BIN" train --data w_bigid.txt --out w_bigid.bin --epochs 1
+expect_rc "train: ids far beyond the ids in use" 1
+expect_err "train: the sparse-id error gives the numbers" "run up to 99999999 but only 3 distinct"
+expect_err "train: the sparse-id error names the way out" "--sparse-ids"
+run "$BIN" train --data w_bigid.txt --out w_bigid.bin --epochs 1 --sparse-ids
+expect_rc "train --sparse-ids: then the planned memory is refused" 1
+expect_err "train: the memory error names the limit" "--max-memory"
+run "$BIN" pipeline --data w_bigid.txt --semantic w_s10.npy --epochs 1
+expect_rc "pipeline: ids far beyond the ids in use" 1
+expect_err "pipeline: the sparse-id error" "distinct ids"
+run "$BIN" train --data w_base.txt --out w_mm.bin --epochs 1 --max-memory 0.001 --quiet
+expect_rc "train --max-memory below a small model" 1
+run "$BIN" train --data w_base.txt --out w_mm.bin --epochs 1 --max-memory 1 --quiet
+expect_rc "train --max-memory above a small model" 0
+printf 'id\ttitle\n1\tred shoe\n50000000\tblue hat\n' >w_items.tsv
+printf 'red 0.1 0.2\nshoe 0.3 0.1\nblue 0.2 0.2\nhat 0.1 0.3\n' >w_vec.txt
+run "$BIN" embed-text --items w_items.tsv --text-col title --vectors w_vec.txt --out w_e.npy
+expect_rc "embed-text: ids far beyond the items" 1
+expect_err "embed-text: the sparse-id error" "run up to 50000000 but only 2 distinct"
+check "embed-text: nothing written" test ! -e w_e.npy
 cp w_base.txt w_in.txt
 usage_case "inject-noise --out and --labels one file by two names" \
     inject-noise --data w_in.txt --rate 0.2 --seed 1 --out w_a.txt --labels ./w_a.txt

@@ -121,6 +121,27 @@ void cli_fmt_4f(char *buf, size_t cap, double v, const char *nan_text);
  * ,"HR@5":..,"HR@10":..,...,"NDCG@20":.. (null for NaN). */
 void cli_json_metrics(const iadsr_metrics *m);
 
+/* The id = row rule sizes a model (or matrix) by the largest item id, so a
+ * stray large id in a small file plans gigabytes. Refuse when the ids in
+ * use are a small part of the id space (the largest id is at least
+ * CLI_SPARSE_MIN_ID and more than CLI_SPARSE_RATIO times the number of
+ * distinct ids) unless @p allow (--sparse-ids); @p what names the rows
+ * ("model rows", "matrix rows"). Prints the numbers and the ways out and
+ * returns CLI_RUNTIME, else CLI_OK. */
+#define CLI_SPARSE_MIN_ID 10000
+#define CLI_SPARSE_RATIO 10
+int cli_check_id_space(const char *cmd, const char *path, int64_t max_id,
+                       int64_t distinct, int allow, const char *what);
+/* The same for a dataset: its largest id against its distinct ids. */
+int cli_check_data_ids(const char *cmd, const char *path,
+                       const iadsr_dataset *d, int allow);
+/* Refuse a training whose model, optimizer state and gradients would take
+ * more than @p max_gib GiB (--max-memory; default CLI_MAX_MEMORY_GIB):
+ * about (7 + n_threads) copies of the parameters. */
+#define CLI_MAX_MEMORY_GIB 16.0
+int cli_check_train_memory(const char *cmd, const iadsr_model_params *mp,
+                           int64_t n_threads, double max_gib);
+
 /* Fail early (before any long computation) when @p path cannot be
  * written: it is a directory or its directory is not writable. Prints the
  * error and returns CLI_RUNTIME, else CLI_OK. */
@@ -271,8 +292,9 @@ extern const cli_hparam_opt cli_hparam_opts[CLI_N_HPARAM_OPTS];
 #define CLI_MAX_BACKBONES 16
 
 typedef struct cli_train_vals {
-    int backbone, quiet, pre_ln;
+    int backbone, quiet, pre_ln, sparse_ids;
     int64_t epochs, dim, max_len, layers, heads;
+    double max_memory; /* GiB the training may plan (--max-memory) */
     int64_t hparam[CLI_N_HPARAM_OPTS]; /* the option cli_hparam_opts[i] */
     int64_t batch, patience, threads, eval_every;
     double dropout, lr, wd, smooth, hist;
@@ -311,6 +333,8 @@ typedef struct cli_train_vals {
     CLI_U64("seed", &(v).seed, 0),                                           \
     CLI_I64("threads", &(v).threads, 1, 256, 0),                             \
     CLI_FLAG("quiet", &(v).quiet),                                           \
+    CLI_FLAG("sparse-ids", &(v).sparse_ids),                                 \
+    CLI_DBL("max-memory", &(v).max_memory, 0.0, 1e6, OPT_LO_OPEN),           \
     CLI_DENOISE_TRAIN_OPTS((v).iadsr), CLI_DENOISE_RULE_OPTS((v).iadsr)
 
 /* The params of a training run from the train options (split

@@ -5,6 +5,7 @@
 #define _XOPEN_SOURCE 700
 #include "cli/cli.h"
 #include "common/alloc.h"
+#include "data/dataset.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -567,6 +568,63 @@ int cli_load_data(const char *cmd, const char *path, int32_t n_items,
 {
     int rc = iadsr_dataset_load_text(d, path, n_items);
     return rc == IADSR_OK ? CLI_OK : cli_lib_error(cmd, NULL, path, rc);
+}
+
+int cli_check_id_space(const char *cmd, const char *path, int64_t max_id,
+                       int64_t distinct, int allow, const char *what)
+{
+    if (allow || max_id < CLI_SPARSE_MIN_ID ||
+        max_id <= CLI_SPARSE_RATIO * distinct)
+        return CLI_OK;
+    return cli_error(cmd,
+                     "%s: item ids run up to %lld but only %lld distinct ids "
+                     "are used: every id up to the largest gets one of the "
+                     "%lld %s. Remap the ids to 1..%lld, or pass "
+                     "--sparse-ids to accept the unused rows",
+                     path, (long long)max_id, (long long)distinct,
+                     (long long)max_id, what, (long long)distinct);
+}
+
+int cli_check_data_ids(const char *cmd, const char *path,
+                       const iadsr_dataset *d, int allow)
+{
+    int64_t n = iadsr_dataset_n_items(d), distinct = 0;
+    if (allow || n < CLI_SPARSE_MIN_ID)
+        return CLI_OK;
+    uint8_t *seen = calloc((size_t)n / 8 + 1, 1);
+    if (!seen)
+        return cli_error(cmd, "out of memory");
+    const int32_t *it = d->items;
+    for (int64_t i = 0, ni = d->offsets[d->n_users]; i < ni; i++) {
+        uint8_t bit = (uint8_t)(1u << (it[i] & 7));
+        if (!(seen[it[i] >> 3] & bit)) {
+            seen[it[i] >> 3] |= bit;
+            distinct++;
+        }
+    }
+    free(seen);
+    return cli_check_id_space(cmd, path, n, distinct, 0, "model rows");
+}
+
+int cli_check_train_memory(const char *cmd, const iadsr_model_params *mp,
+                           int64_t n_threads, double max_gib)
+{
+    /* the item table dominates; positions and blocks are small beside it,
+     * but counted for small catalogues */
+    double d = mp->dim > 0 ? (double)mp->dim : 64.0;
+    double rows = (double)mp->n_items + 1.0 + 4096.0;
+    double params = rows * d + 16.0 * d * d;
+    double copies = 7.0 + (double)n_threads; /* w, m1, m2, best, table^T, ... */
+    double gib = params * 4.0 * copies / (1024.0 * 1024.0 * 1024.0);
+    if (gib <= max_gib)
+        return CLI_OK;
+    return cli_error(cmd,
+                     "a model of %lld items x d %d plans about %.1f GiB of "
+                     "weights, optimizer state and gradients (%g "
+                     "GiB allowed): remap the item ids to 1..n if most are "
+                     "unused, lower --dim or --threads, or raise "
+                     "--max-memory",
+                     (long long)mp->n_items, (int)d, gib, max_gib);
 }
 
 int cli_load_model(const char *cmd, const char *path, iadsr_model **m)

@@ -558,6 +558,10 @@ int cmd_pipeline(int argc, char **argv)
     if (cli_load_semantic(cmd, &tv.sem) != CLI_OK)
         goto done;
     tp.model.n_items = iadsr_dataset_n_items(d);
+    if (cli_check_data_ids(cmd, data_path, d, tv.sparse_ids) != CLI_OK ||
+        cli_check_train_memory(cmd, &tp.model, tv.threads, tv.max_memory) !=
+            CLI_OK)
+        goto done;
     if (!tv.quiet)
         fprintf(stderr,
                 "iadsr: pipeline: %lld users, %ld items, %lld interactions; "

@@ -36,6 +36,10 @@ static const char embed_help[] =
     "                    e.g. from tools/fetch-word-vectors.sh (required)\n"
     "  --out FILE        .npy file to write, atomically (required)\n"
     "  --no-pc           keep the first principal component\n"
+    "  --sparse-ids      accept ids that use a small part of the id space\n"
+    "                    (a row is written for every id up to the largest;\n"
+    "                    by default refused when the largest id is >= 10000\n"
+    "                    and > 10x the number of items)\n"
     "  --sif-a A         SIF smoothing a, in (0, 1] (default 0.001)\n"
     "\n"
     "Text is lower-cased ASCII split on every byte that is not [a-z0-9]\n"
@@ -103,7 +107,7 @@ static void excerpt(char *buf, size_t cap, const char *p, const char *end)
  * columns @p cols. Prints the error and returns CLI_RUNTIME on failure. */
 static int parse_items(const char *cmd, const char *path, const char *buf,
                        size_t len, char *const *cols, int n_cols,
-                       items_table *t)
+                       int sparse_ok, items_table *t)
 {
     const char *p = buf, *end = buf + len;
     const char **fs = NULL, **fe = NULL;
@@ -274,6 +278,11 @@ static int parse_items(const char *cmd, const char *path, const char *buf,
         goto done;
     }
 
+    /* a row per id up to the largest: not for a few stray large ids (the
+     * count of lines bounds the distinct ids; repeats are refused below) */
+    if (cli_check_id_space(cmd, path, max_id, (int64_t)n_recs, sparse_ok,
+                           "matrix rows") != CLI_OK)
+        goto done;
     /* scatter by id, refusing repeats */
     t->n_items = max_id;
     t->n_lines = (int64_t)n_recs;
@@ -354,7 +363,7 @@ int cmd_embed_text(int argc, char **argv)
     static const char *cmd = "embed-text";
     const char *items_path = NULL, *text_col = NULL, *vec_path = NULL;
     const char *out_path = NULL;
-    int no_pc = 0, n_cols, exit_code = CLI_RUNTIME;
+    int no_pc = 0, sparse_ids = 0, n_cols, exit_code = CLI_RUNTIME;
     double sif_a = IADSR__SIF_DEFAULT_A;
     cli_opt opts[] = {
         CLI_STR("items", &items_path, OPT_REQUIRED | OPT_IN_FILE),
@@ -362,6 +371,7 @@ int cmd_embed_text(int argc, char **argv)
         CLI_STR("vectors", &vec_path, OPT_REQUIRED | OPT_IN_FILE),
         CLI_STR("out", &out_path, OPT_REQUIRED | OPT_OUT_FILE),
         CLI_FLAG("no-pc", &no_pc),
+        CLI_FLAG("sparse-ids", &sparse_ids),
         CLI_DBL("sif-a", &sif_a, 0.0, 1.0, OPT_LO_OPEN),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
@@ -397,8 +407,8 @@ int cmd_embed_text(int argc, char **argv)
         cli_lib_error(cmd, NULL, items_path, rc);
         goto done;
     }
-    if (parse_items(cmd, items_path, ibuf, ilen, cols, n_cols, &items) !=
-        CLI_OK)
+    if (parse_items(cmd, items_path, ibuf, ilen, cols, n_cols, sparse_ids,
+                    &items) != CLI_OK)
         goto done;
     iadsr__free(ibuf);
     ibuf = NULL;

@@ -206,6 +206,12 @@ int cmd_train(int argc, char **argv)
     }
 
     tp.model.n_items = iadsr_dataset_n_items(ds);
+    if (cli_check_data_ids(cmd, data, ds, tv.sparse_ids) != CLI_OK ||
+        cli_check_train_memory(cmd, &tp.model, tv.threads, tv.max_memory) !=
+            CLI_OK) {
+        exit_code = CLI_RUNTIME;
+        goto done;
+    }
     rc = iadsr_model_create(&init, &tp.model);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, "cannot create model", NULL, rc);

@@ -70,6 +70,13 @@ const char cli_train_opts_help[] =
     "  --eval-every N    epochs between validations (default 1)\n"
     "  --seed S          seed of initialisation, shuffling and dropout\n"
     "                    (default: the library defaults)\n"
+    "  --sparse-ids      accept item ids that use a small part of the id\n"
+    "                    space (the model has a row for every id up to the\n"
+    "                    largest; by default refused when the largest id is\n"
+    "                    >= 10000 and > 10x the number of distinct ids)\n"
+    "  --max-memory G    refuse a training that would plan more than G GiB\n"
+    "                    for weights, optimizer state and gradients\n"
+    "                    (default 16)\n"
     "  --threads T       library worker threads, 1..256 (default 1); BLAS\n"
     "                    threads follow OPENBLAS_NUM_THREADS\n"
     "  --quiet           no per-epoch progress lines\n";
@@ -252,6 +259,7 @@ static void train_vals_init(cli_train_vals *v)
     v->eval_every = tp.eval_every;
     v->dropout = mp.dropout;
     v->lr = tp.learning_rate;
+    v->max_memory = CLI_MAX_MEMORY_GIB;
     for (int i = 0; i < iadsr__encoder_count() && i < CLI_MAX_BACKBONES; i++)
         v->backbone_names[i] = iadsr__encoder_ops_at(i)->name;
 }
