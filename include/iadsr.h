@@ -1035,8 +1035,9 @@ typedef struct iadsr_metrics {
 /**
  * Leave-one-out evaluation with full ranking: for each user with a target,
  * rank = number of items (other than the target, and other than history
- * items when IADSR_TOPK_EXCLUDE_HISTORY is set) scoring strictly higher than
- * the target; HR\@K = [rank < K], NDCG\@K = [rank < K] / log2(rank + 2),
+ * items when IADSR_TOPK_EXCLUDE_HISTORY is set) scoring at least as high as
+ * the target (ties count against it, since 0.3.0: a scorer that gives many
+ * items one score gains nothing from it); HR\@K = [rank < K], NDCG\@K = [rank < K] / log2(rank + 2),
  * averaged over users. Users without a target (too short) are skipped.
  * @param m    the model (only read)
  * @param d    the users' sequences; a user needs 2 items for the test

@@ -54,13 +54,13 @@ static iadsr_metrics run_eval(const iadsr_model *m, const iadsr_dataset *d,
 }
 
 /* Rank of target t: items other than t (and other than history items when
- * @p excl) with a strictly larger score. */
+ * @p excl) with a score at least as large (ties count against t). */
 static int64_t rank_of(const float *sc, int32_t t, const int32_t *hist,
                        int32_t h, int excl)
 {
     int64_t rank = 0;
     for (int32_t q = 1; q <= NI; q++) {
-        if (q == t || !(sc[q] > sc[t]))
+        if (q == t || !(sc[q] >= sc[t]))
             continue;
         int in_hist = 0;
         for (int32_t i = 0; excl && i < h; i++)
@@ -599,6 +599,38 @@ START_TEST(test_eval_bad_args)
 }
 END_TEST
 
+/* Ties count against the target: a scorer that gives every item one score
+ * ranks every target last, not first. */
+START_TEST(test_ties_pessimistic)
+{
+    float sc[7] = {0, 0.5f, 0.5f, 0.9f, 0.5f, 0.1f, 0.5f};
+    const int32_t hist[2] = {2, 3};
+    ck_assert_int_eq(iadsr__target_rank(sc, 6, hist, 2, 1, 0), 4);
+    ck_assert_int_eq(iadsr__target_rank(sc, 6, hist, 2, 3, 0), 0);
+    ck_assert_int_eq(iadsr__target_rank(sc, 6, hist, 2, 5, 0), 5);
+    /* excluding history: items 2 and 3 no longer count */
+    ck_assert_int_eq(iadsr__target_rank(sc, 6, hist, 2, 1,
+                                        IADSR_TOPK_EXCLUDE_HISTORY),
+                     2);
+    /* an all-zero semantic matrix recommends nothing */
+    iadsr_dataset *d = tu_synth(40, NI, 4, 5, 12, 3);
+    float *zero = calloc((size_t)NI * 8, sizeof(float));
+    ck_assert_ptr_nonnull(zero);
+    iadsr_semantic *s = NULL;
+    TU_OK(iadsr_semantic_create(&s, zero, NI, 8, 8, IADSR_FLAG_COPY));
+    iadsr_metrics mt;
+    memset(&mt, 0, sizeof mt);
+    mt.struct_size = sizeof mt;
+    TU_OK(iadsr_semantic_evaluate(s, d, NULL, &mt));
+    ck_assert_int_eq(mt.n_users, 40);
+    ck_assert_msg(mt.hr20 == 0.0 && mt.ndcg20 == 0.0,
+                  "an all-tied scorer: HR@20 %g", mt.hr20);
+    iadsr_semantic_free(s);
+    free(zero);
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_metrics_from_ranks)
 {
     static const int32_t ranks[] = {0, 4, 5, 9, 10, 19, 20, 59};
@@ -666,6 +698,7 @@ Suite *suite_eval(void)
     tcase_add_test(tc, test_valid_ignores_last_item);
     tcase_add_test(tc, test_thread_count_invariance);
     tcase_add_test(tc, test_metrics_from_ranks);
+    tcase_add_test(tc, test_ties_pessimistic);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("users");

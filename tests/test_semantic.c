@@ -757,11 +757,13 @@ static void expect_metrics(const iadsr_metrics *got, const int32_t *ranks,
 START_TEST(test_evaluate_by_hand)
 {
     iadsr_semantic *s = hand_matrix();
-    /* A: [1, 3]     test: history [1] -> mean (1, 0); target 3 scores
+    /* Ties count against the target.
+     * A: [1, 3]     test: history [1] -> mean (1, 0); target 3 scores
      *               0.7071; above it: item 1 (1) and 6 (0.99875); item 4
-     *               ties (not counted): rank 2; without history: rank 1.
+     *               ties (counted): rank 3; without history: rank 2.
      * B: [2, 2, 5]  test: history [2, 2] -> (0, 1); target 5 (zero row)
-     *               scores 0; above: 2, 3, 6: rank 3; without history 2.
+     *               scores 0; above: 2, 3, 6, and item 1 ties at 0:
+     *               rank 4; without history 3.
      *               valid: history [2], target 2 scores 1: rank 0.
      * C: [4]        no target: skipped.
      * D: [6, 4, 1]  test: history [6, 4] -> (3, -0.9); target 1 scores
@@ -777,15 +779,16 @@ START_TEST(test_evaluate_by_hand)
     met.struct_size = sizeof met;
 
     TU_OK(iadsr_semantic_evaluate(s, d, NULL, &met));
-    const int32_t r_test[] = {2, 3, 0};
+    const int32_t r_test[] = {3, 4, 0};
     expect_metrics(&met, r_test, 3);
-    ck_assert(fabs(met.ndcg10 - (0.5 + 1.0 / log2(5.0) + 1.0) / 3.0) < 1e-15);
+    ck_assert(fabs(met.ndcg10 - (1.0 / log2(5.0) + 1.0 / log2(6.0) + 1.0) /
+                                    3.0) < 1e-15);
     ck_assert(met.hr5 == 1.0);
 
     iadsr_eval_params_init(&ep);
     ep.flags = IADSR_TOPK_EXCLUDE_HISTORY;
     TU_OK(iadsr_semantic_evaluate(s, d, &ep, &met));
-    const int32_t r_test_x[] = {1, 2, 0};
+    const int32_t r_test_x[] = {2, 3, 0};
     expect_metrics(&met, r_test_x, 3);
 
     iadsr_eval_params_init(&ep);
@@ -864,7 +867,7 @@ START_TEST(test_evaluate_matches_scores)
                 TU_OK(iadsr_semantic_scores(s, q, h, sc, N + 1));
                 int64_t rank = 0;
                 for (int32_t i = 1; i <= N; i++) {
-                    if (i == t || !(sc[i] > sc[t]))
+                    if (i == t || !(sc[i] >= sc[t]))
                         continue;
                     int in_hist = 0;
                     for (int32_t k = 0; k < h; k++)

@@ -35,8 +35,10 @@ static const char eval_help[] =
     "\n"
     "Leave-one-out evaluation with full ranking over all items: for each\n"
     "user, history = sequence without the last item (test) or the last two\n"
-    "(valid), target = the item after it. rank = items scoring strictly\n"
-    "higher than the target; HR@K = [rank < K], NDCG@K = [rank < K] /\n"
+    "(valid), target = the item after it. rank = the other items scoring\n"
+    "at least as high as the target (ties count against it, so a scorer\n"
+    "that gives many items one score gains nothing from it); HR@K =\n"
+    "[rank < K], NDCG@K = [rank < K] /\n"
     "log2(rank + 2), averaged over users. Item ids in FILE must not exceed\n"
     "the model's n_items.\n"
     "\n"
@@ -569,8 +571,8 @@ static const char popularity_help[] =
     "Evaluate the popularity baseline: an item's score is its number of\n"
     "occurrences in the training part of all sequences (each sequence\n"
     "without its last two items). Same protocol, metrics and output format\n"
-    "as 'iadsr eval' (full ranking, rank = items scoring strictly higher\n"
-    "than the target, so ties count in the baseline's favour).\n"
+    "as 'iadsr eval' (full ranking, rank = the other items scoring at least\n"
+    "as high as the target: ties count against it).\n"
     "\n"
     "Options:\n"
     "  --data FILE         sequence file (required)\n"
@@ -591,12 +593,13 @@ static int cmp_i32_asc(const void *a, const void *b)
 }
 
 /* Number of entries > c in @p sorted (descending, n entries). */
-static int64_t count_greater(const int64_t *sorted, int64_t n, int64_t c)
+/* Entries of the descending @p sorted[0..n) that are >= c. */
+static int64_t count_at_least(const int64_t *sorted, int64_t n, int64_t c)
 {
-    int64_t lo = 0, hi = n; /* first index with sorted[i] <= c */
+    int64_t lo = 0, hi = n; /* first index with sorted[i] < c */
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (sorted[mid] > c)
+        if (sorted[mid] >= c)
             lo = mid + 1;
         else
             hi = mid;
@@ -693,7 +696,8 @@ int cmd_popularity(int argc, char **argv)
         }
         pc.n = w;
     }
-    /* Items with count 0 never score strictly higher than anything. */
+    /* Items with count 0 are not in pc: they tie only with a target of
+     * count 0. */
     memcpy(sorted, pc.counts, (size_t)pc.n * sizeof *sorted);
     qsort(sorted, (size_t)pc.n, sizeof *sorted, cmp_i64_desc);
 
@@ -707,7 +711,10 @@ int cmd_popularity(int argc, char **argv)
             continue; /* no target: skipped, as iadsr_evaluate does */
         target = it[n_hist];
         ct = pop_count_of(&pc, target);
-        rank = count_greater(sorted, pc.n, ct);
+        /* the other items counted at least as often (ties against the
+         * target, as iadsr eval): with count 0, every other item */
+        rank = ct > 0 ? count_at_least(sorted, pc.n, ct) - 1
+                      : (int64_t)iadsr_dataset_n_items(d) - 1;
         if (excl) {
             /* distinct history items other than the target */
             memcpy(hist, it, (size_t)n_hist * sizeof *hist);
@@ -715,7 +722,7 @@ int cmd_popularity(int argc, char **argv)
             for (int32_t j = 0; j < n_hist; j++) {
                 if ((j > 0 && hist[j] == hist[j - 1]) || hist[j] == target)
                     continue;
-                if (pop_count_of(&pc, hist[j]) > ct)
+                if (pop_count_of(&pc, hist[j]) >= ct)
                     rank--;
             }
         }

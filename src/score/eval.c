@@ -26,10 +26,12 @@ int32_t iadsr__target_rank(float *sc, int32_t n_items, const int32_t *hist,
     sc[t] = st;
     if (st != st)
         return n_items; /* a NaN score never counts as a hit */
+    /* ties count against the target (pessimistic rank): a scorer that
+     * gives every item the same score must not rank the target first */
     int32_t rank = 0;
     for (int32_t q = 1; q <= n_items; q++)
-        rank += sc[q] > st;
-    return rank;
+        rank += sc[q] >= st;
+    return rank - 1; /* the target itself */
 }
 
 /* The model ranker: batches of users through one context per worker. */

@@ -39,8 +39,8 @@ int iadsr__rank_users(const iadsr_dataset *d, int cut, uint32_t flags,
                       const char *what, int64_t **users_out,
                       int32_t **ranks_out, int64_t *n_out);
 
-/* Rank of target @p t among scores sc[1..n_items] (items scoring strictly
- * higher); with IADSR_TOPK_EXCLUDE_HISTORY the @p h history items are set
+/* Rank of target @p t among scores sc[1..n_items]: the other items scoring
+ * at least as high (ties count against the target); with IADSR_TOPK_EXCLUDE_HISTORY the @p h history items are set
  * to -INFINITY first (sc is modified) but the target stays a candidate. A
  * NaN target score ranks last. */
 int32_t iadsr__target_rank(float *sc, int32_t n_items, const int32_t *hist,
