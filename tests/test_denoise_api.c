@@ -2362,6 +2362,25 @@ START_TEST(test_propose_theta_holdout)
                   "drop share %.5f, held-out users' %.5f", q, qh);
     clean_res_free(&a);
     clean_res_free(&b);
+    /* every allocation of the hold-out path fails in turn: NOMEM, nothing
+     * leaked, the outputs untouched (too slow under valgrind) */
+    for (long k = 1; k < 400 && !tu_light(); k++) {
+        long live0 = iadsr__alloc_live();
+        float t7 = 7.0f;
+        double r7 = -1.0;
+        iadsr__alloc_fail_after(k, 0);
+        int rc = iadsr_denoiser_propose_theta(dnh, d, 0, NULL, 2, &t7, &r7);
+        long made = iadsr__alloc_fail_after(0, 0);
+        ck_assert_int_eq(iadsr__alloc_live(), live0);
+        if (made < k) {
+            TU_OK(rc);
+            ck_assert(t7 == th_ && r7 == rh);
+            break;
+        }
+        ck_assert_msg(rc == IADSR_ERR_NOMEM, "k %ld: %s", k,
+                      iadsr_status_name(rc));
+        ck_assert(t7 == 7.0f && r7 == -1.0);
+    }
     iadsr_dataset_free(sub);
     iadsr_dataset_free(d);
     iadsr_denoiser_free(dnp);
