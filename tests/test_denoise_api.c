@@ -1715,6 +1715,7 @@ START_TEST(test_joint_holdout)
                              IADSR__GATE_DET * sizeof(float)) == 0,
                   "holding out differs from leaving the users out");
     iadsr_denoise_params gp;
+    iadsr_denoise_params_init(&gp);
     TU_OK(iadsr_gate_get_params(x.g, &gp));
     ck_assert(gp.flags & IADSR_DENOISE_F_HOLDOUT);
     /* a rule change keeps it (it describes the training) */

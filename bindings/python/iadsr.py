@@ -11,6 +11,13 @@ Library lookup: $IADSR_LIBRARY (a path; used alone when set), else
 ctypes.util.find_library('iadsr').  The binding is written for libiadsr 0.3
 and accepts a library 0.y.z with y >= 3 (later 0.x minors only append to the
 params structs and the binding passes its own struct_size).
+
+Memory safety: the binding checks every array it hands the library against
+what the library will read or write (CSR offsets, output buffers) and raises
+ValueError instead; close() never frees a handle a running call or a live
+view still uses (the free is deferred to the last of them); a Context or
+Trainer entered by a second thread raises ConcurrentUseError; paths with a
+NUL byte raise ValueError; borrow=True never lends a silent copy.
 """
 
 import array
@@ -22,7 +29,7 @@ import os
 import threading
 
 __all__ = [
-    'IadsrError', 'HAVE_NUMPY', 'CSR', 'ProgressInfo',
+    'IadsrError', 'ConcurrentUseError', 'HAVE_NUMPY', 'CSR', 'ProgressInfo',
     'Dataset', 'Model', 'Trainer', 'Context', 'Semantic', 'Aligner',
     'Gate', 'Denoiser', 'evaluate', 'save_checkpoint', 'load_checkpoint',
     'load_checkpoint_bytes', 'npy_decode', 'npy_save', 'pipeline',
@@ -587,7 +594,10 @@ def _int_input(x, dtype_np, code, what):
     """1-D integer input -> (address, length, keepalive, copied).
 
     int32/int64 numpy arrays of the right dtype that are C-contiguous, and
-    array.array of the right type code, are passed by pointer.
+    array.array of the right type code, are passed by pointer.  Without
+    numpy the keepalive is a memoryview of the array.array: while it lives
+    the array cannot be resized (BufferError), so the address stays valid
+    for as long as the library may read it.
     """
     if np is not None:
         if isinstance(x, array.array) and x.typecode == code and len(x):
@@ -610,9 +620,9 @@ def _int_input(x, dtype_np, code, what):
         a = np.ascontiguousarray(a, dtype_np)
         return a.ctypes.data, a.size, a, True
     if isinstance(x, array.array) and x.typecode == code:
-        return x.buffer_info()[0], len(x), x, False
+        return x.buffer_info()[0], len(x), memoryview(x), False
     a = array.array(code, x)  # checks range and type
-    return a.buffer_info()[0], len(a), a, True
+    return a.buffer_info()[0], len(a), memoryview(a), True
 
 
 def _i32_input(x, what='seq'):
@@ -641,31 +651,74 @@ def _f32_vector(x, n, what):
         a = array.array('f', x)
     if len(a) != n:
         raise ValueError('%s must have %d values, got %d' % (what, n, len(a)))
-    return a.buffer_info()[0], a
+    return a.buffer_info()[0], memoryview(a)  # the view blocks resizing
 
 
-def _f32_matrix(x, what):
+_BORROW_F32 = ('%s: borrow=True needs a float32 matrix the library can '
+               'use in place: %s; got %s.  Pass borrow=False to let the '
+               'binding copy (and convert) it')
+
+
+def _f32_rows_usable(a):
+    """True when the library can read numpy array a in place: native,
+    aligned float32 whose rows are contiguous (C order, or a column slice
+    of a C-ordered array); its row stride is then the leading dimension."""
+    return (a.dtype == np.float32 and a.dtype.isnative and a.flags.aligned
+            and a.strides[1] == 4 and a.strides[0] % 4 == 0 and
+            a.strides[0] >= 4 * a.shape[1])
+
+
+def _describe(x):
+    """A short description of an input, for error messages."""
+    if np is not None and isinstance(x, np.ndarray):
+        layout = 'C-contiguous' if x.flags.c_contiguous else \
+            'Fortran-order' if x.flags.f_contiguous else 'non-contiguous'
+        dtype = x.dtype.name if x.dtype.isnative else x.dtype.str
+        return 'a %s%s %s array of shape %s' % (
+            layout, '' if x.flags.aligned else ', unaligned', dtype, x.shape)
+    if isinstance(x, array.array):
+        return "array.array('%s')" % x.typecode
+    return 'a %s' % type(x).__name__
+
+
+def _f32_matrix(x, what, borrow=False):
     """2-D float32 input -> (address, n_rows, n_cols, ld, keepalive).
 
     A numpy float32 array whose rows are contiguous is passed as is, with
     its row stride as the leading dimension (a row slice needs no copy).
+    Anything else is converted (copied) once, unless borrow=True: the caller
+    asked for zero-copy, so a conversion raises ValueError instead of
+    silently lending the library a private copy.  Without numpy only
+    (array.array('f'), (rows, cols)) is used in place.
     """
     if np is not None:
         a = x if isinstance(x, np.ndarray) else np.asarray(x)
         if a.ndim != 2:
             raise ValueError('%s must be 2-D, got shape %s' % (what, a.shape))
-        if not (a.dtype == np.float32 and a.dtype.isnative and
-                a.flags.aligned and a.strides[1] == 4 and
-                a.strides[0] % 4 == 0 and a.strides[0] >= 4 * a.shape[1]):
+        if not isinstance(x, np.ndarray) or not _f32_rows_usable(a):
+            if borrow:
+                raise ValueError(_BORROW_F32 % (
+                    what, 'a numpy float32 array (native byte order, '
+                    'aligned) with contiguous rows, i.e. C-contiguous or a '
+                    'column slice of a C-contiguous array; use '
+                    'np.ascontiguousarray(x, dtype=np.float32)',
+                    _describe(x)))
             a = np.ascontiguousarray(a, dtype=np.float32)
         ld = a.strides[0] // 4 if a.shape[0] > 1 else max(a.shape[1], 1)
         return a.ctypes.data, a.shape[0], a.shape[1], ld, a
     if isinstance(x, tuple) and len(x) == 2 and \
             isinstance(x[0], array.array):
         flat, (rows, cols) = x  # (flat array('f'), (rows, cols))
-        if flat.typecode != 'f' or len(flat) != rows * cols:
+        rows, cols = operator.index(rows), operator.index(cols)
+        if flat.typecode != 'f' or rows < 0 or cols < 0 or \
+                len(flat) != rows * cols:
             raise ValueError('%s: flat array does not match its shape' % what)
-        return flat.buffer_info()[0], rows, cols, cols, flat
+        # the memoryview blocks resizing while the library may read flat
+        return flat.buffer_info()[0], rows, cols, cols, memoryview(flat)
+    if borrow:
+        raise ValueError(_BORROW_F32 % (
+            what, "(array.array('f'), (rows, cols)) without numpy",
+            _describe(x)))
     rows = [list(r) for r in x]
     cols = len(rows[0]) if rows else 0
     if any(len(r) != cols for r in rows):
@@ -700,9 +753,14 @@ _NP_DTYPES = {'f': 'float32', _I32: 'int32', _I64: 'int64', 'B': 'uint8'}
 def _out_buffer(out, code, shape, what):
     """An output buffer -> (object, address).
 
-    numpy mode: a new or validated C-contiguous writable ndarray of `shape`.
-    stdlib mode: a new or validated array.array of prod(shape) entries
-    (row-major).
+    numpy mode: a new or validated C-contiguous, aligned, writable ndarray
+    of `shape` and the dtype of `code`.  stdlib mode: a new or validated
+    array.array of prod(shape) entries (row-major); the address is then a
+    ctypes array over it (pass it as the pointer argument and keep it until
+    the call returns), whose buffer export stops the array from being
+    resized (BufferError) while the library writes into it.  A buffer of
+    any other shape, type or layout raises ValueError: the library is never
+    handed a buffer it could write past.
     """
     n = 1
     for s in shape:
@@ -722,6 +780,8 @@ def _out_buffer(out, code, shape, what):
                                  (what, tuple(shape), out.shape))
             if not out.flags.c_contiguous:
                 raise ValueError('%s must be C-contiguous' % what)
+            if not out.flags.aligned:
+                raise ValueError('%s must be aligned' % what)
             if not out.flags.writeable:
                 raise ValueError('%s must be writable' % what)
         return out, out.ctypes.data
@@ -733,19 +793,61 @@ def _out_buffer(out, code, shape, what):
         if len(out) != n:
             raise ValueError('%s must have %d entries, got %d' %
                              (what, n, len(out)))
-    return out, out.buffer_info()[0]
+    return out, (ctypes.c_char * (n * out.itemsize)).from_buffer(out)
+
+
+def _check_offsets(offsets, n_entries):
+    """Raise ValueError unless the library, trusting the CSR arrays, reads
+    only inside them: offsets has n_users + 1 >= 1 entries, offsets[0] ==
+    0, offsets never decrease, and offsets[-1] == len(items) (the header's
+    contract for iadsr_dataset_create() and iadsr_ctx_*_batch(): items has
+    length offsets[n_users]).  offsets is the int64 array the library will
+    read (numpy array, or memoryview without numpy); n_entries is
+    len(items)."""
+    n = len(offsets)
+    if n < 1:
+        raise ValueError('offsets must have n_users + 1 entries, got an '
+                         'empty array')
+    if offsets[0] != 0:
+        raise ValueError('offsets[0] = %d, must be 0' % offsets[0])
+    if np is not None:
+        dec = np.flatnonzero(offsets[1:] < offsets[:-1])
+        bad = int(dec[0]) if dec.size else -1
+    else:
+        bad, prev = -1, 0
+        for u in range(1, n):
+            cur = offsets[u]
+            if cur < prev:
+                bad = u - 1
+                break
+            prev = cur
+    if bad >= 0:
+        raise ValueError('offsets decrease at user %d: offsets[%d] = %d > '
+                         'offsets[%d] = %d' % (bad, bad, offsets[bad],
+                                               bad + 1, offsets[bad + 1]))
+    if offsets[n - 1] != n_entries:
+        raise ValueError('offsets[-1] = %d but items has %d entries; they '
+                         'must be equal (user u\'s items are '
+                         'items[offsets[u]:offsets[u + 1]])' %
+                         (offsets[n - 1], n_entries))
+
+
+def _csr_arrays(items, offsets):
+    """CSR arrays -> (items_addr, offsets_addr, n_users, keepalive, copied),
+    validated by _check_offsets() before any library call sees them."""
+    ia, ni, ik, ic = _i32_input(items, 'items')
+    oa, no, ok, oc = _i64_input(offsets, 'offsets')
+    _check_offsets(ok, ni)
+    return ia, oa, no - 1, (ik, ok), ic or oc
 
 
 def _csr_input(seqs):
     """Sequences (a list of sequences or a CSR) -> (items_addr, off_addr,
-    n_users, keepalive)."""
+    n_users, keepalive).  A CSR is validated (_check_offsets)."""
     if isinstance(seqs, CSR):
-        ia, _, ik, _ = _i32_input(seqs.items, 'items')
-        oa, no, ok, _ = _i64_input(seqs.offsets, 'offsets')
-        return ia, oa, no - 1, (ik, ok)
+        return _csr_arrays(seqs.items, seqs.offsets)[:4]
     items, offsets = _build_csr(seqs)
-    return (_i32_input(items)[0], _i64_input(offsets)[0], len(offsets) - 1,
-            (items, offsets))
+    return _csr_arrays(items, offsets)[:4]
 
 
 def _build_csr(seqs):
@@ -775,9 +877,23 @@ def _as_bool(keep):
 # ---------------------------------------------------------------------------
 
 
+class ConcurrentUseError(RuntimeError):
+    """A Context (or Trainer) was called from a second thread while a call
+    on another thread was still running.  The library requires such
+    handles to be used by one thread at a time, so the second call is
+    refused instead of letting both share the handle's scratch memory
+    (which silently gives wrong results).  Create a Context per thread."""
+
+
 class _Handle:
-    """Owns one library handle.  close() frees it unless borrowed views
-    (pins) are alive; then the last view to go frees it."""
+    """Owns one library handle, with a count of its users.
+
+    A user is an in-flight library call (_Using) or a borrowed view of the
+    handle's memory (_Pin).  close() marks the handle closed at once (no new
+    user can start: acquire() raises ValueError) and frees it when the count
+    is zero; otherwise the last user to finish frees it.  So close() never
+    waits and never frees memory a running call or a live view still uses.
+    """
 
     __slots__ = ('ptr', '_free', '_pins', '_closing', '_lock')
 
@@ -786,11 +902,18 @@ class _Handle:
         self._free = free
         self._pins = 0
         self._closing = False
-        self._lock = threading.Lock()
+        # re-entrant: a finaliser (_Pin.__del__) run by the garbage
+        # collector while this thread holds the lock must not deadlock
+        self._lock = threading.RLock()
 
-    def pin(self):
+    def acquire(self, what='object'):
+        """Count one more user and return the pointer; ValueError when the
+        handle is closed (or closing)."""
         with self._lock:
+            if self._closing or not self.ptr:
+                raise ValueError('%s is closed' % what)
             self._pins += 1
+            return self.ptr
 
     def unpin(self):
         with self._lock:
@@ -808,6 +931,7 @@ class _Handle:
             self._free(p)
 
     def __del__(self):
+        # no user can be left: each holds a reference to this object
         p, self.ptr = self.ptr, None
         if p:
             try:
@@ -817,13 +941,14 @@ class _Handle:
 
 
 class _Pin:
-    """Keeps a handle's memory valid while a borrowed view exists."""
+    """Keeps a handle's memory valid while a borrowed view exists.
+    Raises ValueError when the handle is already closed."""
 
     __slots__ = ('_h',)
 
-    def __init__(self, h):
-        h.pin()
-        self._h = h
+    def __init__(self, h, what='object'):
+        h.acquire(what)
+        self._h = h  # set only once acquired: __del__ then unpins
 
     def __del__(self):
         try:
@@ -832,10 +957,89 @@ class _Pin:
             pass
 
 
+def _handle_of(obj):
+    """obj's _Handle; ValueError when obj is closed, TypeError when it is
+    not a libiadsr object."""
+    if not isinstance(obj, _Object):
+        raise TypeError('expected a libiadsr object (Model, Dataset, ...), '
+                        'got %s' % type(obj).__name__)
+    h = getattr(obj, '_h', None)
+    if h is None:
+        raise ValueError('%s is closed' % type(obj).__name__)
+    return h
+
+
+class _Using:
+    """Context manager around one library call that uses the handles of
+    objs (None entries allowed: a NULL argument).
+
+    __enter__ pins every handle (so a concurrent close() defers the free
+    until the call is over) and returns their pointers, in order (None for
+    None).  With busy (an RLock) it first takes busy without waiting: a
+    second thread gets ConcurrentUseError.
+    """
+
+    __slots__ = ('_objs', '_held', '_busy', '_single')
+
+    def __init__(self, objs, busy=None, single=False):
+        self._objs = objs
+        self._held = []
+        self._busy = busy
+        self._single = single
+
+    def __enter__(self):
+        busy = self._busy
+        if busy is not None and not busy.acquire(blocking=False):
+            obj = self._objs[0]
+            raise ConcurrentUseError(
+                '%s is in use by another thread: %s' %
+                (type(obj).__name__, obj._busy_hint))
+        try:
+            ptrs = []
+            for o in self._objs:
+                if o is None:
+                    ptrs.append(None)
+                    continue
+                h = _handle_of(o)
+                ptrs.append(h.acquire(type(o).__name__))
+                self._held.append(h)
+        except BaseException:
+            self._release()
+            raise
+        return ptrs[0] if self._single else ptrs
+
+    def __exit__(self, *exc):
+        self._release()
+
+    def _release(self):
+        held, self._held = self._held, []
+        for h in held:
+            h.unpin()
+        if self._busy is not None:
+            self._busy.release()
+            self._busy = None
+
+
+def _using(*objs):
+    """Pin the handles of objs for one call: with _using(m, d) as (mp, dp)."""
+    return _Using(objs)
+
+
 class _Object:
-    """Base of the handle-owning classes: close(), with, __del__."""
+    """Base of the handle-owning classes: close(), with, __del__.
+
+    Every method that calls the library runs inside self._use() (or
+    _using() for several objects), which pins the handle for the call:
+    close() from another thread (or from a callback) while a call runs
+    returns at once, later calls raise ValueError, and the handle is freed
+    when the last running call returns.
+    """
 
     _free_name = None
+    # Classes whose handles the header allows one thread at a time set
+    # _one_thread; their calls go through _exclusive().
+    _one_thread = False
+    _busy_hint = ''
 
     @classmethod
     def _wrap(cls, ptr, deps=()):
@@ -852,10 +1056,23 @@ class _Object:
         # whole life of this object (never dropped by close(), because
         # other C handles may still reference ours).
         self._deps = tuple(d for d in deps if d is not None)
+        self._busy = threading.RLock() if self._one_thread else None
         self._h = _Handle(ptr, getattr(_f, self._free_name))
+
+    def _use(self):
+        """with self._use() as ptr: the handle, pinned for the call."""
+        return _Using((self,), single=True)
+
+    def _exclusive(self):
+        """As _use(), and refuse (ConcurrentUseError) a call while another
+        thread is inside one (re-entry from the same thread, e.g. from a
+        progress callback, is allowed)."""
+        return _Using((self,), busy=self._busy, single=True)
 
     @property
     def _ptr(self):
+        """The raw pointer, NOT pinned: for identity checks only (calls go
+        through _use())."""
         h = getattr(self, '_h', None)
         if h is None or not h.ptr:
             raise ValueError('%s is closed' % type(self).__name__)
@@ -868,7 +1085,12 @@ class _Object:
 
     def close(self):
         """Release the handle (idempotent).  Objects created from this one
-        keep what they need alive inside the library."""
+        keep what they need alive inside the library.
+
+        Safe at any time: calls already running on this object (on other
+        threads, or the call whose callback runs close()) finish normally,
+        and the handle is freed when the last of them returns (close() does
+        not wait for them).  Any later use raises ValueError."""
         h = getattr(self, '_h', None)
         self._h = None
         if h is not None:
@@ -892,7 +1114,12 @@ def _out_handle():
 
 
 def _path(p):
-    return os.fsencode(os.fspath(p))
+    """A path argument -> bytes for the library.  An embedded NUL would
+    silently cut the C string, so it raises ValueError as open() does."""
+    b = os.fsencode(os.fspath(p))
+    if b'\0' in b:
+        raise ValueError('embedded null byte in path %r' % (p,))
+    return b
 
 
 def _save_flags(fsync):
@@ -914,14 +1141,27 @@ class Dataset(_Object):
         entries).  With borrow=True the library keeps pointers to the
         arrays instead of copying them (zero-copy for C-contiguous int32 /
         int64 numpy arrays or array.array('i'/'q')); the arrays are kept
-        alive by this object and MUST NOT be modified afterwards."""
-        ia, _, ik, _ = _i32_input(items, 'items')
-        oa, no, ok, _ = _i64_input(offsets, 'offsets')
+        alive by this object and MUST NOT be modified afterwards.
+
+        Checked before the library sees them (ValueError): offsets is 1-D
+        with n_users + 1 entries, offsets[0] == 0, offsets never decrease
+        and offsets[-1] == len(items).  borrow=True with arrays that would
+        need a conversion (another dtype or byte order, non-contiguous,
+        lists) raises ValueError instead of lending a private copy."""
+        ia, oa, nu, keep, copied = _csr_arrays(items, offsets)
+        if borrow and copied:
+            raise ValueError(
+                'borrow=True needs items as int32 and offsets as int64, '
+                'each a C-contiguous, aligned, native-endian numpy array '
+                "or an array.array('%s') / array.array('%s'); got items %s"
+                ' and offsets %s.  Pass borrow=False to let the binding '
+                'copy (and convert) them' % (_I32, _I64, _describe(items),
+                                             _describe(offsets)))
         out = _out_handle()
-        _call('dataset_create', ctypes.byref(out), ia, oa, no - 1,
+        _call('dataset_create', ctypes.byref(out), ia, oa, nu,
               _int_in(n_items, _i32, 'n_items'),
               _FLAG_BORROW if borrow else 0)
-        return cls._wrap(out.value, (ik, ok) if borrow else ())
+        return cls._wrap(out.value, keep if borrow else ())
 
     @classmethod
     def from_sequences(cls, seqs, n_items=0):
@@ -953,23 +1193,29 @@ class Dataset(_Object):
 
     @property
     def n_users(self):
-        return _f.dataset_n_users(self._ptr)
+        with self._use() as p:
+            return _f.dataset_n_users(p)
 
     @property
     def n_items(self):
-        return _f.dataset_n_items(self._ptr)
+        with self._use() as p:
+            return _f.dataset_n_items(p)
 
     @property
     def n_interactions(self):
-        return _f.dataset_n_interactions(self._ptr)
+        with self._use() as p:
+            return _f.dataset_n_interactions(p)
 
     def __len__(self):
         return self.n_users
 
     def _user_items_ptr(self, u):
-        n = _i32()
-        p = _f.dataset_user_items(self._ptr, u, ctypes.byref(n))
-        return p, n.value
+        """(address, length) of row u inside the dataset: only valid while
+        the dataset is pinned (user_items() reads it under _use())."""
+        with self._use() as dp:
+            n = _i32()
+            p = _f.dataset_user_items(dp, u, ctypes.byref(n))
+            return p, n.value
 
     def _index(self, u):
         nu = self.n_users
@@ -982,20 +1228,24 @@ class Dataset(_Object):
 
     def user_items(self, u):
         """A copy of user u's items (numpy int32 or array.array)."""
-        p, n = self._user_items_ptr(self._index(u))
-        if np is not None:
-            out = np.empty(n, np.int32)
+        u = self._index(u)
+        with self._use():  # the copy reads the dataset's memory
+            p, n = self._user_items_ptr(u)
+            if np is not None:
+                out = np.empty(n, np.int32)
+                if n:
+                    ctypes.memmove(out.ctypes.data, p, 4 * n)
+                return out
+            out = array.array(_I32, bytes(4 * n))
             if n:
-                ctypes.memmove(out.ctypes.data, p, 4 * n)
+                ctypes.memmove(out.buffer_info()[0], p, 4 * n)
             return out
-        out = array.array(_I32, bytes(4 * n))
-        if n:
-            ctypes.memmove(out.buffer_info()[0], p, 4 * n)
-        return out
 
     def user_id(self, u):
         """Row u's user id (the first token of its line for text)."""
-        return _f.dataset_user_id(self._ptr, self._index(u))
+        u = self._index(u)
+        with self._use() as p:
+            return _f.dataset_user_id(p, u)
 
     def __iter__(self):
         for u in range(self.n_users):
@@ -1009,10 +1259,11 @@ class Dataset(_Object):
         return CSR(*_build_csr(list(self)))
 
     def __repr__(self):
-        if self.closed:
+        try:
+            return '<iadsr.Dataset users=%d items=%d interactions=%d>' % (
+                self.n_users, self.n_items, self.n_interactions)
+        except ValueError:
             return '<iadsr.Dataset closed>'
-        return '<iadsr.Dataset users=%d items=%d interactions=%d>' % (
-            self.n_users, self.n_items, self.n_interactions)
 
 # ---------------------------------------------------------------------------
 # Models
@@ -1068,21 +1319,25 @@ class Model(_Object):
 
     def save(self, path, fsync=True):
         """Atomic save (temporary file + rename)."""
-        _call('model_save', self._ptr, _path(path), _save_flags(fsync))
+        path = _path(path)
+        with self._use() as mp:
+            _call('model_save', mp, path, _save_flags(fsync))
 
     def to_bytes(self):
         """The checkpoint bytes (deterministic for a given model)."""
         need = _SZ()
-        _call('model_save_to_buffer', self._ptr, None, 0, ctypes.byref(need))
-        buf = ctypes.create_string_buffer(need.value)
-        _call('model_save_to_buffer', self._ptr, ctypes.addressof(buf),
-              need.value, ctypes.byref(need))
+        with self._use() as mp:
+            _call('model_save_to_buffer', mp, None, 0, ctypes.byref(need))
+            buf = ctypes.create_string_buffer(need.value)
+            _call('model_save_to_buffer', mp, ctypes.addressof(buf),
+                  need.value, ctypes.byref(need))
         return buf.raw[:need.value]
 
     def params(self):
         """The hyper-parameters as a dict (accepted by Model.create)."""
         p, _ = _init_raw(ModelParams)
-        _call('model_get_params', self._ptr, ctypes.byref(p))
+        with self._use() as mp:
+            _call('model_get_params', mp, ctypes.byref(p))
         d = _struct_dict(p)
         d['backbone'] = _name_of(d['backbone'], BACKBONES)
         d['activation'] = _name_of(d['activation'], ACTIVATIONS)
@@ -1090,27 +1345,33 @@ class Model(_Object):
 
     @property
     def backbone(self):
-        return _name_of(_f.model_backbone(self._ptr), BACKBONES)
+        with self._use() as mp:
+            return _name_of(_f.model_backbone(mp), BACKBONES)
 
     @property
     def n_items(self):
-        return _f.model_n_items(self._ptr)
+        with self._use() as mp:
+            return _f.model_n_items(mp)
 
     @property
     def dim(self):
-        return _f.model_dim(self._ptr)
+        with self._use() as mp:
+            return _f.model_dim(mp)
 
     @property
     def max_seq_len(self):
-        return _f.model_max_seq_len(self._ptr)
+        with self._use() as mp:
+            return _f.model_max_seq_len(mp)
 
     @property
     def n_params(self):
-        return _f.model_n_params(self._ptr)
+        with self._use() as mp:
+            return _f.model_n_params(mp)
 
     @property
     def memory_usage(self):
-        return _f.model_memory_usage(self._ptr)
+        with self._use() as mp:
+            return _f.model_memory_usage(mp)
 
     def item_embeddings(self, copy=False):
         """The (n_items + 1) x dim item table.
@@ -1120,11 +1381,11 @@ class Model(_Object):
         memoryview without numpy) that keeps the model's memory alive even
         after close().  copy=True returns a private writable copy.
         """
-        h = self._h
-        ptr = _f.model_item_embeddings(self._ptr)
+        pin = _Pin(_handle_of(self), 'Model')  # ValueError when closed
+        ptr = _f.model_item_embeddings(pin._h.ptr)
         rows, dim = self.n_items + 1, self.dim
         raw = (ctypes.c_float * (rows * dim)).from_address(ptr)
-        raw._iadsr_pin = _Pin(h)  # travels with every view of raw
+        raw._iadsr_pin = pin  # travels with every view of raw
         if np is not None:
             view = np.frombuffer(raw, dtype=np.float32).reshape(rows, dim)
             if copy:
@@ -1144,10 +1405,11 @@ class Model(_Object):
         return evaluate(self, dataset, **kw)
 
     def __repr__(self):
-        if self.closed:
+        try:
+            return '<iadsr.Model %s items=%d dim=%d>' % (
+                self.backbone, self.n_items, self.dim)
+        except ValueError:
             return '<iadsr.Model closed>'
-        return '<iadsr.Model %s items=%d dim=%d>' % (
-            self.backbone, self.n_items, self.dim)
 
 # ---------------------------------------------------------------------------
 # Training
@@ -1159,35 +1421,42 @@ ProgressInfo = collections.namedtuple(
     'valid_ndcg10 best_ndcg10 epoch_seconds elapsed_seconds struct_size')
 
 
-def _progress_callback(callback, errors):
+def _progress_callback(callback, errors, stop=None):
     """Wrap a Python callback so nothing raised in it crosses the C frame:
-    the exception is stored, training is stopped, and fit re-raises."""
+    the exception is stored, training is stopped, and fit re-raises.
+    stop: None or a function; training also stops when it returns true
+    (checked after the callback, e.g. the trainer was closed)."""
     def cb(pinfo, _user):
         try:
-            i = pinfo.contents
-            info = ProgressInfo(i.epoch, i.max_epochs, i.best_epoch, i.loss,
-                                i.valid_hr10, i.valid_ndcg10, i.best_ndcg10,
-                                i.epoch_seconds, i.elapsed_seconds,
-                                i.struct_size)
-            return 1 if callback(info) else 0
+            if callback is not None:
+                i = pinfo.contents
+                info = ProgressInfo(i.epoch, i.max_epochs, i.best_epoch,
+                                    i.loss, i.valid_hr10, i.valid_ndcg10,
+                                    i.best_ndcg10, i.epoch_seconds,
+                                    i.elapsed_seconds, i.struct_size)
+                if callback(info):
+                    return 1
+            return 1 if stop is not None and stop() else 0
         except BaseException as e:  # includes KeyboardInterrupt
             errors.append(e)
             return 1
     return _PROGRESS_FN(cb)
 
 
-def _run_with_callback(name, callback, args_before, args_after=()):
+def _run_with_callback(name, callback, args_before, args_after=(),
+                       stop=None):
     """Call a C function that takes (cb, user_data); returns True when it
-    ran to the end, False when the callback asked to stop."""
+    ran to the end, False when the callback (or stop()) asked to stop."""
     errors = []
-    cb = _progress_callback(callback, errors) if callback is not None \
+    wrapped = callback is not None or stop is not None
+    cb = _progress_callback(callback, errors, stop) if wrapped \
         else _PROGRESS_FN()
     _f.clear_error()
     st = getattr(_f, name)(*args_before, cb, None, *args_after)
     detail = _text(_f.last_error()) if st != OK else ''
     if errors:
         raise errors[0]
-    if st == ERR_ABORTED and callback is not None:
+    if st == ERR_ABORTED and wrapped:
         return False
     if st != OK:
         raise IadsrError('iadsr_' + name, st, detail)
@@ -1220,17 +1489,26 @@ class Trainer(_Object):
     Trainer(dataset, model, **train) where train are iadsr_train_params
     fields: split ('loo', 'none'), max_epochs, batch_size, patience,
     eval_every, n_threads, learning_rate, adam_beta1, adam_beta2, adam_eps,
-    weight_decay, seed, label_smoothing, history_penalty.  One thread at a
-    time.
+    weight_decay, seed, label_smoothing, history_penalty.
+
+    One thread at a time: a call (fit, run_epoch, snapshot,
+    snapshot_denoiser) while another thread is inside one raises
+    ConcurrentUseError.  close() is safe at any time, also from the fit
+    progress callback: the handle is freed when the running call returns
+    (see fit()).
     """
 
     _free_name = 'trainer_free'
+    _one_thread = True
+    _busy_hint = ('one thread at a time; a Trainer cannot be shared '
+                  'between threads')
 
     def __init__(self, dataset, model, **train):
         p = _train_params(train)
         out = _out_handle()
-        _call('trainer_create', ctypes.byref(out), model._ptr, dataset._ptr,
-              ctypes.byref(p))
+        with _using(model, dataset) as (mp, dp):
+            _call('trainer_create', ctypes.byref(out), mp, dp,
+                  ctypes.byref(p))
         # dataset: may borrow host arrays (kept via the Dataset object)
         _Object.__init__(self, out.value, (dataset,))
         self.joint_training = False
@@ -1257,9 +1535,9 @@ class Trainer(_Object):
         tp = _train_params(train)
         dp = _denoise_params(denoise)
         out = _out_handle()
-        _call('trainer_create_joint', ctypes.byref(out), model._ptr,
-              dataset._ptr, sem._ptr, usem._ptr if usem is not None else None,
-              ctypes.byref(tp), ctypes.byref(dp))
+        with _using(model, dataset, sem, usem) as (mp, dsp, sp, up):
+            _call('trainer_create_joint', ctypes.byref(out), mp, dsp, sp, up,
+                  ctypes.byref(tp), ctypes.byref(dp))
         self = cls.__new__(cls)
         _Object.__init__(self, out.value, (dataset, sem, usem))
         self.joint_training = True
@@ -1268,33 +1546,46 @@ class Trainer(_Object):
     def run_epoch(self):
         """One epoch; returns the mean loss."""
         loss = _f64()
-        _call('trainer_run_epoch', self._ptr, ctypes.byref(loss))
+        with self._exclusive() as tp:
+            _call('trainer_run_epoch', tp, ctypes.byref(loss))
         return loss.value
 
     def fit(self, callback=None):
         """Train to max_epochs or early stopping.  callback(info) runs after
         every epoch with a ProgressInfo; a truthy return stops training
         (fit then returns False).  An exception raised by the callback stops
-        training and is re-raised here.  Returns True otherwise."""
-        return _run_with_callback('trainer_fit', callback, (self._ptr,))
+        training and is re-raised here.  Returns True otherwise.
+
+        close() during fit (from the callback, or from another thread) is
+        deferred: training stops after the current epoch, fit returns False
+        (or re-raises the callback's exception) and the handle is freed as
+        fit returns."""
+        with self._exclusive() as tp:
+            return _run_with_callback('trainer_fit', callback, (tp,),
+                                      stop=lambda: self.closed)
 
     def snapshot(self):
         """The best validated model (or current weights without
         validation), independent of the trainer."""
         out = _out_handle()
-        _call('trainer_snapshot', self._ptr, ctypes.byref(out))
+        with self._exclusive() as tp:
+            _call('trainer_snapshot', tp, ctypes.byref(out))
         return Model._wrap(out.value)
 
     def snapshot_denoiser(self):
         """(Aligner, Gate) from the same epoch as snapshot(); joint only."""
         a, g = _out_handle(), _out_handle()
-        _call('trainer_snapshot_denoiser', self._ptr, ctypes.byref(a),
-              ctypes.byref(g))
+        with self._exclusive() as tp:
+            _call('trainer_snapshot_denoiser', tp, ctypes.byref(a),
+                  ctypes.byref(g))
         return Aligner._wrap(a.value), Gate._wrap(g.value)
 
     @property
     def epochs_done(self):
-        return _f.trainer_epochs_done(self._ptr)
+        """Epochs run so far (a plain read; allowed while fit runs on
+        another thread)."""
+        with self._use() as tp:
+            return _f.trainer_epochs_done(tp)
 
 # ---------------------------------------------------------------------------
 # Inference
@@ -1303,18 +1594,31 @@ class Trainer(_Object):
 
 class Context(_Object):
     """Scoring scratch bound to a model (which it keeps alive).  Use one
-    per thread; a Context must not be used by two threads at once."""
+    per thread: the library's context is single-threaded, so a call made
+    while another thread is inside a call on the same Context raises
+    ConcurrentUseError (it never waits, and never shares the scratch).
+
+    Sequences in CSR form (a CSR of items and offsets) and out= buffers are
+    checked before the library sees them (ValueError): offsets[0] == 0,
+    offsets never decrease, offsets[-1] == len(items); buffers of exactly
+    the result's shape, dtype float32 (ids: int32), C-contiguous, aligned
+    and writable (without numpy: array.array of the right type code and
+    length)."""
 
     _free_name = 'ctx_free'
+    _one_thread = True
+    _busy_hint = 'one thread at a time; create a Context per thread'
 
     def __init__(self, model, max_batch=None):
         p, _ = _init_raw(CtxParams)
         if max_batch is not None:
             _set_fields(p, {'max_batch': max_batch})
         out = _out_handle()
-        _call('ctx_create', ctypes.byref(out), model._ptr, ctypes.byref(p))
+        with model._use() as mp:
+            _call('ctx_create', ctypes.byref(out), mp, ctypes.byref(p))
+            n_items = _f.model_n_items(mp)
         _Object.__init__(self, out.value)
-        self.n_items = model.n_items
+        self.n_items = n_items
 
     def score(self, seq, out=None):
         """Scores of every item after seq: n_items + 1 floats indexed by
@@ -1322,8 +1626,9 @@ class Context(_Object):
         addr, n, keep, _ = _i32_input(seq)
         n1 = self.n_items + 1
         out, oa = _out_buffer(out, 'f', (n1,), 'out')
-        _call('ctx_score', self._ptr, addr, _int_in(n, _i32, 'len(seq)'),
-              oa, n1)
+        with self._exclusive() as cp:
+            _call('ctx_score', cp, addr, _int_in(n, _i32, 'len(seq)'), oa,
+                  n1)
         return out
 
     def score_batch(self, seqs, out=None):
@@ -1332,7 +1637,8 @@ class Context(_Object):
         ia, oa_, nu, keep = _csr_input(seqs)
         n1 = self.n_items + 1
         out, oa = _out_buffer(out, 'f', (max(nu, 0), n1), 'out')
-        _call('ctx_score_batch', self._ptr, ia, oa_, nu, oa, max(nu, 0) * n1)
+        with self._exclusive() as cp:
+            _call('ctx_score_batch', cp, ia, oa_, nu, oa, max(nu, 0) * n1)
         return out
 
     def topk(self, seq, k, exclude_history=False, ids_out=None,
@@ -1344,8 +1650,9 @@ class Context(_Object):
         kk = max(k, 1)  # the library reports a bad k itself
         ids, ia = _out_buffer(ids_out, _I32, (kk,), 'ids_out')
         sc, sa = _out_buffer(scores_out, 'f', (kk,), 'scores_out')
-        _call('ctx_topk', self._ptr, addr, _int_in(n, _i32, 'len(seq)'), k,
-              _TOPK_EXCLUDE_HISTORY if exclude_history else 0, ia, sa)
+        with self._exclusive() as cp:
+            _call('ctx_topk', cp, addr, _int_in(n, _i32, 'len(seq)'), k,
+                  _TOPK_EXCLUDE_HISTORY if exclude_history else 0, ia, sa)
         return ids, sc
 
     def topk_batch(self, seqs, k, exclude_history=False, ids_out=None,
@@ -1357,8 +1664,9 @@ class Context(_Object):
         shape = (max(nu, 0), max(k, 1))
         ids, ia = _out_buffer(ids_out, _I32, shape, 'ids_out')
         sc, sa = _out_buffer(scores_out, 'f', shape, 'scores_out')
-        _call('ctx_topk_batch', self._ptr, ia_, oa_, nu, k,
-              _TOPK_EXCLUDE_HISTORY if exclude_history else 0, ia, sa)
+        with self._exclusive() as cp:
+            _call('ctx_topk_batch', cp, ia_, oa_, nu, k,
+                  _TOPK_EXCLUDE_HISTORY if exclude_history else 0, ia, sa)
         return ids, sc
 
 
@@ -1368,8 +1676,8 @@ def evaluate(model, dataset, target='test', n_threads=1,
     hr20, ndcg5, ndcg10, ndcg20.  target: 'test' or 'valid'."""
     p = _eval_params(target, n_threads, exclude_history)
     m = _new_metrics()
-    _call('evaluate', model._ptr, dataset._ptr, ctypes.byref(p),
-          ctypes.byref(m))
+    with _using(model, dataset) as (mp, dp):
+        _call('evaluate', mp, dp, ctypes.byref(p), ctypes.byref(m))
     return _metrics_dict(m)
 
 # ---------------------------------------------------------------------------
@@ -1399,8 +1707,9 @@ def npy_decode(data):
 
 def npy_save(path, data, fsync=True):
     """Write a 2-D float32 matrix as a .npy file, atomically."""
+    path = _path(path)
     addr, rows, cols, ld, keep = _f32_matrix(data, 'data')
-    _call('npy_save', _path(path), addr, rows, cols, ld, _save_flags(fsync))
+    _call('npy_save', path, addr, rows, cols, ld, _save_flags(fsync))
 
 
 class Semantic(_Object):
@@ -1412,9 +1721,14 @@ class Semantic(_Object):
     def from_array(cls, data, row0_padding=False, borrow=False):
         """From a 2-D float matrix.  row0_padding: row r is item r and row 0
         is ignored (n_items + 1 rows); else row r is item r + 1.
-        borrow=True: zero-copy for float32 numpy arrays with contiguous
-        rows; the array is kept alive and MUST NOT be modified."""
-        addr, rows, cols, ld, keep = _f32_matrix(data, 'data')
+        borrow=True: zero-copy for float32 numpy arrays (native byte order,
+        aligned) with contiguous rows, i.e. C-contiguous or a column slice
+        of such an array (without numpy: (array.array('f'), (rows,
+        cols))); the array is kept alive and MUST NOT be modified.  Any
+        other input with borrow=True (float64, Fortran order, strided rows,
+        lists) raises ValueError instead of silently lending a copy;
+        borrow=False copies and converts it."""
+        addr, rows, cols, ld, keep = _f32_matrix(data, 'data', borrow)
         flags = (_FLAG_BORROW if borrow else 0) | \
             (_SEMANTIC_ROW0_PADDING if row0_padding else 0)
         out = _out_handle()
@@ -1440,53 +1754,67 @@ class Semantic(_Object):
     def save_npy(self, path, row0_padding=False, fsync=True):
         flags = (_SEMANTIC_ROW0_PADDING if row0_padding else 0) | \
             _save_flags(fsync)
-        _call('semantic_save_npy', self._ptr, _path(path), flags)
+        path = _path(path)
+        with self._use() as sp:
+            _call('semantic_save_npy', sp, path, flags)
 
     @property
     def n_items(self):
-        return _f.semantic_n_items(self._ptr)
+        with self._use() as sp:
+            return _f.semantic_n_items(sp)
 
     @property
     def dim(self):
-        return _f.semantic_dim(self._ptr)
+        with self._use() as sp:
+            return _f.semantic_dim(sp)
 
     @property
     def n_zero_rows(self):
-        return _f.semantic_n_zero_rows(self._ptr)
+        with self._use() as sp:
+            return _f.semantic_n_zero_rows(sp)
 
     def _row_ptr(self, item):
-        return _f.semantic_row(self._ptr, _int_in(item, _i32, 'item'))
+        """Address of item's row: only valid while the matrix is pinned
+        (row() reads it under _use())."""
+        item = _int_in(item, _i32, 'item')
+        with self._use() as sp:
+            return _f.semantic_row(sp, item)
 
     def row(self, item):
         """A copy of item's row (D floats)."""
-        p = self._row_ptr(item)
-        if not p:
-            raise IndexError('item %d outside 1..%d' % (item, self.n_items))
-        d = self.dim
-        out, oa = _out_buffer(None, 'f', (d,), 'out')
-        ctypes.memmove(oa, p, 4 * d)
+        with self._use():  # the copy reads the matrix's memory
+            p = self._row_ptr(item)
+            if not p:
+                raise IndexError('item %d outside 1..%d' %
+                                 (item, self.n_items))
+            d = self.dim
+            out, oa = _out_buffer(None, 'f', (d,), 'out')
+            ctypes.memmove(oa, p, 4 * d)
         return out
 
     def check(self, n_items, dim=0):
         """Raise IadsrError (DIM_MISMATCH) unless the matrix fits."""
-        _call('semantic_check', self._ptr, _int_in(n_items, _i32, 'n_items'),
-              _int_in(dim, _i32, 'dim'))
+        n_items = _int_in(n_items, _i32, 'n_items')
+        dim = _int_in(dim, _i32, 'dim')
+        with self._use() as sp:
+            _call('semantic_check', sp, n_items, dim)
 
     def scores(self, seq, out=None):
         """Text-only next-item scores (cosine to the sequence mean)."""
         addr, n, keep, _ = _i32_input(seq)
         n1 = self.n_items + 1
         out, oa = _out_buffer(out, 'f', (n1,), 'out')
-        _call('semantic_scores', self._ptr, addr, _int_in(n, _i32, 'n'), oa,
-              n1)
+        with self._use() as sp:
+            _call('semantic_scores', sp, addr, _int_in(n, _i32, 'n'), oa, n1)
         return out
 
     def evaluate(self, dataset, target='test', n_threads=1,
                  exclude_history=False):
         p = _eval_params(target, n_threads, exclude_history)
         m = _new_metrics()
-        _call('semantic_evaluate', self._ptr, dataset._ptr, ctypes.byref(p),
-              ctypes.byref(m))
+        with _using(self, dataset) as (sp, dp):
+            _call('semantic_evaluate', sp, dp, ctypes.byref(p),
+                  ctypes.byref(m))
         return _metrics_dict(m)
 
 # ---------------------------------------------------------------------------
@@ -1512,19 +1840,21 @@ class Aligner(_Object):
 
     @property
     def dim(self):
-        return _f.aligner_dim(self._ptr)
+        with self._use() as ap:
+            return _f.aligner_dim(ap)
 
     @property
     def semantic_dim(self):
-        return _f.aligner_semantic_dim(self._ptr)
+        with self._use() as ap:
+            return _f.aligner_semantic_dim(ap)
 
     def project(self, x, which='short', out=None):
         """W1 x (which='short' or 1) or W2 x ('long' or 2)."""
         w = {'short': 1, 'long': 2}.get(which, which)
         addr, keep = _f32_vector(x, self.semantic_dim, 'x')
         out, oa = _out_buffer(out, 'f', (self.dim,), 'out')
-        _call('aligner_project', self._ptr, _int_in(w, _i32, 'which'), addr,
-              oa)
+        with self._use() as ap:
+            _call('aligner_project', ap, _int_in(w, _i32, 'which'), addr, oa)
         return out
 
 
@@ -1543,7 +1873,8 @@ class Gate(_Object):
 
     def _params_struct(self):
         p, _ = _init_raw(DenoiseParams)
-        _call('gate_get_params', self._ptr, ctypes.byref(p))
+        with self._use() as gp:
+            _call('gate_get_params', gp, ctypes.byref(p))
         return p
 
     def params(self):
@@ -1556,13 +1887,14 @@ class Gate(_Object):
         given keep this gate's values."""
         p = _denoise_params(denoise, base=self._params_struct())
         out = _out_handle()
-        _call('gate_with_params', ctypes.byref(out), self._ptr,
-              ctypes.byref(p))
+        with self._use() as gp:
+            _call('gate_with_params', ctypes.byref(out), gp, ctypes.byref(p))
         return Gate._wrap(out.value)
 
     @property
     def dim(self):
-        return _f.gate_dim(self._ptr)
+        with self._use() as gp:
+            return _f.gate_dim(gp)
 
 
 class Denoiser(_Object):
@@ -1575,8 +1907,8 @@ class Denoiser(_Object):
                  semantic_row0_padding=None):
         sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
         out = _out_handle()
-        _call('denoiser_create', ctypes.byref(out), model._ptr, aligner._ptr,
-              gate._ptr, sem._ptr)
+        with _using(model, aligner, gate, sem) as (mp, ap, gp, sp):
+            _call('denoiser_create', ctypes.byref(out), mp, ap, gp, sp)
         # sem may borrow host memory: keep its Python object alive
         _Object.__init__(self, out.value, (sem,))
         self.semantic_dim = sem.dim
@@ -1592,9 +1924,9 @@ class Denoiser(_Object):
         sc, sa = _out_buffer(None, 'f', (nn,), 'scores')
         cl, ca = _out_buffer(None, _I32, (nn,), 'cleaned')
         n_kept = _i32()
-        _call('denoiser_clean', self._ptr, addr,
-              _int_in(n, _i32, 'len(seq)'), uaddr, ka, sa, ca,
-              ctypes.byref(n_kept))
+        with self._use() as dnp:
+            _call('denoiser_clean', dnp, addr, _int_in(n, _i32, 'len(seq)'),
+                  uaddr, ka, sa, ca, ctypes.byref(n_kept))
         return _as_bool(keep), sc, cl[:n_kept.value]
 
     def clean_dataset(self, dataset, split='loo', user_semantic=None,
@@ -1613,11 +1945,11 @@ class Denoiser(_Object):
             keep, ka = _out_buffer(None, 'B', (ni,), 'keep')
             scores, sa = _out_buffer(None, 'f', (ni,), 'scores')
         out = _out_handle()
-        _call('denoiser_clean_dataset', self._ptr, dataset._ptr,
-              _enum(split, SPLITS, 'split'),
-              usem._ptr if usem is not None else None,
-              _int_in(n_threads, _i32, 'n_threads'), ctypes.byref(out),
-              ka, sa)
+        with _using(self, dataset, usem) as (dnp, dp, up):
+            _call('denoiser_clean_dataset', dnp, dp,
+                  _enum(split, SPLITS, 'split'), up,
+                  _int_in(n_threads, _i32, 'n_threads'), ctypes.byref(out),
+                  ka, sa)
         # conservatively keep the source (it may borrow host arrays)
         cleaned = Dataset._wrap(out.value, (dataset, usem))
         if return_details:
@@ -1633,20 +1965,19 @@ class Denoiser(_Object):
         if usem is not None and not isinstance(usem, Semantic):
             usem = Semantic.from_array(usem)
         th, rate = ctypes.c_float(), ctypes.c_double()
-        _call('denoiser_propose_theta', self._ptr, dataset._ptr,
-              _enum(split, SPLITS, 'split'),
-              usem._ptr if usem is not None else None,
-              _int_in(n_threads, _i32, 'n_threads'), ctypes.byref(th),
-              ctypes.byref(rate))
+        with _using(self, dataset, usem) as (dnp, dp, up):
+            _call('denoiser_propose_theta', dnp, dp,
+                  _enum(split, SPLITS, 'split'), up,
+                  _int_in(n_threads, _i32, 'n_threads'), ctypes.byref(th),
+                  ctypes.byref(rate))
         return th.value, rate.value
 
 
 def save_checkpoint(path, model, aligner=None, gate=None, fsync=True):
     """One file with the backbone and optionally its aligner and gate."""
-    _call('checkpoint_save', model._ptr,
-          aligner._ptr if aligner is not None else None,
-          gate._ptr if gate is not None else None, _path(path),
-          _save_flags(fsync))
+    path = _path(path)
+    with _using(model, aligner, gate) as (mp, ap, gp):
+        _call('checkpoint_save', mp, ap, gp, path, _save_flags(fsync))
 
 
 def load_checkpoint(path):
@@ -1685,11 +2016,11 @@ def pipeline(dataset, semantic, model=None, train=None, denoise=None,
     res.struct_size = ctypes.sizeof(PipelineResult)
     res.test.struct_size = ctypes.sizeof(Metrics)
     m, d = _out_handle(), _out_handle()
-    done = _run_with_callback(
-        'pipeline', callback,
-        (dataset._ptr, sem._ptr, ctypes.byref(mp), ctypes.byref(tp),
-         ctypes.byref(dp)),
-        (ctypes.byref(res), ctypes.byref(m), ctypes.byref(d)))
+    with _using(dataset, sem) as (dsp, sp):
+        done = _run_with_callback(
+            'pipeline', callback,
+            (dsp, sp, ctypes.byref(mp), ctypes.byref(tp), ctypes.byref(dp)),
+            (ctypes.byref(res), ctypes.byref(m), ctypes.byref(d)))
     if not done:
         raise IadsrError('iadsr_pipeline', ERR_ABORTED,
                          'stopped by the progress callback')

@@ -278,8 +278,13 @@ class TestDataset(TempDirMixin, unittest.TestCase):
         with self.assertRaises(iadsr.IadsrError) as cm:
             iadsr.Dataset.from_sequences([[1, 0]])
         self.assertEqual(cm.exception.status, iadsr.ERR_OUT_OF_RANGE)
-        with self.assertRaises(iadsr.IadsrError) as cm:
+        # bad offsets are refused by the binding before the library reads
+        # anything (tests/python/test_safety.py has the full set)
+        with self.assertRaises(ValueError) as cm:
             iadsr.Dataset.from_csr([1, 2, 3], [0, 3, 2])  # decreasing
+        self.assertIn('offsets decrease at user 1', str(cm.exception))
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            iadsr.Dataset.from_csr([], [0])  # no user: the library says so
         self.assertEqual(cm.exception.name, 'IADSR_ERR_INVALID_ARG')
         self.assertTrue(cm.exception.detail)
         with self.assertRaises(OverflowError):
