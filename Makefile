@@ -226,7 +226,7 @@ STRESS_BINS := $(patsubst tests/stress/%.c,$(VDIR)/stress/%,$(STRESS_SRCS))
 LIB_OUTPUTS := $(STATIC_LIB) $(SHARED_REAL) $(SHARED_SONAME) $(SHARED_LINK) $(PC_FILE)
 ALL_OUTPUTS := $(LIB_OUTPUTS) $(if $(CLI_SRCS),$(CLI_BIN))
 
-.PHONY: all library static shared cli tests check unit asan valgrind demo bench bench-semantic bench-backbones bench-iadsr \
+.PHONY: all library static shared cli tests check unit asan asan-python valgrind demo bench bench-semantic bench-backbones bench-iadsr \
         stress tsan examples install uninstall symbols-check symbols-update abi-check abi-baseline \
         header-check version-check doc-check check-python \
         print-version print-soversion docs lint clean help FORCE
@@ -353,6 +353,18 @@ check-python: $(SHARED_LINK)
 	@env $(PY_TEST_ENV) $(PYTHON) -m unittest discover -s tests/python
 	@echo "== the same without numpy (IADSR_PY_NO_NUMPY=1)"
 	@env $(PY_TEST_ENV) IADSR_PY_NO_NUMPY=1 $(PYTHON) -m unittest discover -s tests/python
+
+# The Python tests against the library built with ASan and UBSan (the
+# interpreter is not instrumented: the runtimes are preloaded; leaks are the
+# interpreter's, not checked). The binding's crash cases run here too.
+ASAN_PY_LIB = build/none-asan/lib/libiadsr.so
+asan-python:
+	$(MAKE) --no-print-directory BLAS=none SAN=asan shared
+	env OPENBLAS_NUM_THREADS=1 IADSR_LIBRARY=$(CURDIR)/$(ASAN_PY_LIB) \
+	    LD_PRELOAD="`$(CC) -print-file-name=libasan.so` `$(CC) -print-file-name=libubsan.so`" \
+	    ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(PYTHON) -m unittest discover -s tests/python
 
 # The CLI script and the Python tests run first so that Check's summary
 # line is the last output.

@@ -725,6 +725,39 @@ START_TEST(test_npy_errors)
 }
 END_TEST
 
+/* A host array read in place must be aligned to its element type (an FFI
+ * host can pass any address; a misaligned load is undefined behaviour). */
+START_TEST(test_misaligned_host_arrays)
+{
+    _Alignas(8) unsigned char buf[128];
+    memset(buf, 0, sizeof buf);
+    float rows[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    memcpy(buf + 1, rows, sizeof rows);
+    iadsr_semantic *s = TU_SENTINEL(iadsr_semantic);
+    for (uint32_t fl = 0; fl <= 1; fl++) {
+        TU_EXPECT_ERR(iadsr_semantic_create(&s, (const float *)(const void *)(buf + 1), 4, 2, 2,
+                                            fl ? IADSR_FLAG_BORROW : 0),
+                      IADSR_ERR_INVALID_ARG);
+        ck_assert_ptr_null(s);
+        ck_assert(strstr(iadsr_last_error(), "aligned") != NULL);
+    }
+    const int32_t it[3] = {1, 2, 3};
+    const int64_t off[2] = {0, 3};
+    _Alignas(8) unsigned char ib[64], ob[64];
+    memcpy(ib + 2, it, sizeof it);
+    memcpy(ob + 4, off, sizeof off);
+    iadsr_dataset *d = TU_SENTINEL(iadsr_dataset);
+    TU_EXPECT_ERR(iadsr_dataset_create(&d, (const int32_t *)(const void *)(ib + 2), off, 1, 5, 0),
+                  IADSR_ERR_INVALID_ARG);
+    ck_assert_ptr_null(d);
+    TU_EXPECT_ERR(iadsr_dataset_create(&d, it, (const int64_t *)(const void *)(ob + 4), 1, 5, 0),
+                  IADSR_ERR_INVALID_ARG);
+    ck_assert(strstr(iadsr_last_error(), "offsets") != NULL);
+    TU_OK(iadsr_dataset_create(&d, it, off, 1, 5, 0));
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 /* ---- evaluation ---------------------------------------------------------- */
 
 /* Items in 2-D: 1 = (1, 0), 2 = (0, 1), 3 = (1, 1), 4 = (1, -1),
@@ -1009,6 +1042,7 @@ Suite *suite_semantic(void)
     Suite *s = suite_create("semantic");
     TCase *tc = tcase_create("create");
     tcase_add_test(tc, test_create_copy);
+    tcase_add_test(tc, test_misaligned_host_arrays);
     tcase_add_test(tc, test_create_padding_and_borrow);
     tcase_add_test(tc, test_create_nonfinite);
     tcase_add_test(tc, test_create_bad_args);

@@ -617,7 +617,9 @@ def _int_input(x, dtype_np, code, what):
             if a.min() < info.min or a.max() > info.max:
                 raise OverflowError('%s has a value outside %s' %
                                     (what, np.dtype(dtype_np).name))
-        a = np.ascontiguousarray(a, dtype_np)
+        # 'A': aligned too (a contiguous but unaligned array would pass
+        # through ascontiguousarray unchanged)
+        a = np.require(a, dtype_np, ['C', 'A'])
         return a.ctypes.data, a.size, a, True
     if isinstance(x, array.array) and x.typecode == code:
         return x.buffer_info()[0], len(x), memoryview(x), False
@@ -640,7 +642,7 @@ def _f32_vector(x, n, what):
                 _np_native(x, np.float32):
             a = x
         else:
-            a = np.ascontiguousarray(x, dtype=np.float32)
+            a = np.require(np.asarray(x), np.float32, ['C', 'A'])
         if a.shape != (n,):
             raise ValueError('%s must have shape (%d,), got %s' %
                              (what, n, a.shape))
@@ -703,7 +705,7 @@ def _f32_matrix(x, what, borrow=False):
                     'column slice of a C-contiguous array; use '
                     'np.ascontiguousarray(x, dtype=np.float32)',
                     _describe(x)))
-            a = np.ascontiguousarray(a, dtype=np.float32)
+            a = np.require(a, np.float32, ['C', 'A'])
         ld = a.strides[0] // 4 if a.shape[0] > 1 else max(a.shape[1], 1)
         return a.ctypes.data, a.shape[0], a.shape[1], ld, a
     if isinstance(x, tuple) and len(x) == 2 and \

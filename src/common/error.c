@@ -161,6 +161,16 @@ int iadsr__check_range_i32(const char *what, const char *sep,
     return IADSR_OK;
 }
 
+int iadsr__check_aligned(const char *fn, const char *arg, const void *p,
+                         size_t align)
+{
+    if ((uintptr_t)p % align == 0)
+        return IADSR_OK;
+    return iadsr__err(IADSR_ERR_INVALID_ARG,
+                      "%s: %s (%p) is not aligned to %zu bytes", fn, arg,
+                      p, align);
+}
+
 int iadsr__check_arg_i32(const char *fn, const char *arg, int32_t v,
                          int32_t lo, int32_t hi)
 {

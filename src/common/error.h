@@ -55,6 +55,11 @@ int iadsr__check_handle(int ok, const char *fn, const char *kind);
 /* IADSR_OK, or IADSR_ERR_INVALID_ARG "<fn>: <arg> = v is outside lo..hi". */
 int iadsr__check_arg_i32(const char *fn, const char *arg, int32_t v,
                          int32_t lo, int32_t hi);
+/* IADSR_OK, or IADSR_ERR_INVALID_ARG "<fn>: <arg> is not aligned to
+ * <align> bytes" (a host array of floats or integers read in place: a
+ * misaligned one is undefined behaviour for the library's loads). */
+int iadsr__check_aligned(const char *fn, const char *arg, const void *p,
+                         size_t align);
 /* The range check behind it and iadsr__check_i32 (params.h, a struct
  * field: "<what>.<field> = ..."): "<what><sep><name> = v is outside
  * lo..hi". */

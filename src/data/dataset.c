@@ -171,6 +171,8 @@ int iadsr_dataset_create(iadsr_dataset **out, const int32_t *items,
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: items is NULL", w);
     if (!offsets)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: offsets is NULL", w);
+    TRY(iadsr__check_aligned(w, "items", items, sizeof(int32_t)));
+    TRY(iadsr__check_aligned(w, "offsets", offsets, sizeof(int64_t)));
     if (n_users < 1 || n_users > DS_MAX_USERS)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s: n_users = %lld, must be >= 1", w,

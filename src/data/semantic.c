@@ -168,6 +168,7 @@ int iadsr_semantic_create(iadsr_semantic **out, const float *data,
     IADSR__OUT_CLEAR(out, w);
     if (!data)
         return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: data is NULL", w);
+    TRY(iadsr__check_aligned(w, "data", data, sizeof(float)));
     if (flags & ~SEM_FLAGS)
         return iadsr__err(IADSR_ERR_INVALID_ARG,
                           "%s: flags = 0x%x has unknown bits (expected "
