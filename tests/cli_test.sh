@@ -431,15 +431,20 @@ expect_rc "e2e: eval with an item id above the model's n_items" 1
 expect_err "e2e: eval with an id above n_items names file and line" "big_id.txt:2"
 
 # ----------------------------------------------------- interrupt (SIGINT) --
+# sigint_after_epoch1 PID ERRFILE: once ERRFILE shows the first epoch (or
+# the process is gone, or 120 s passed), send SIGINT to PID
+sigint_after_epoch1() {
+    i=0
+    while [ $i -lt 120 ] && ! grep -F 'epoch 1/' "$2" >/dev/null 2>&1 && kill -0 "$1" 2>/dev/null; do
+        sleep 1
+        i=$((i + 1))
+    done
+    kill -INT "$1" 2>/dev/null
+}
 "$BIN" train --data d.txt --out mi.bin --epochs 100000 --patience 0 --dim 8 --heads 1 \
     --layers 1 --max-len 5 >"$T/int_out" 2>"$T/int_err" &
 pid=$!
-i=0
-while [ $i -lt 120 ] && ! grep -F 'epoch 1/' "$T/int_err" >/dev/null 2>&1 && kill -0 $pid 2>/dev/null; do
-    sleep 1
-    i=$((i + 1))
-done
-kill -INT $pid 2>/dev/null
+sigint_after_epoch1 $pid "$T/int_err"
 i=0
 while [ $i -lt 120 ] && kill -0 $pid 2>/dev/null; do
     sleep 1
@@ -1097,12 +1102,7 @@ expect_err "pipeline with a missing semantic file names it" "missing.npy"
 "$BIN" pipeline --data nz.txt --semantic s.npy --epochs 100000 --patience 0 --dim 8 --heads 1 \
     --layers 1 --max-len 5 --out-model pint.bin >"$T/pint_out" 2>"$T/pint_err" &
 pid=$!
-i=0
-while [ $i -lt 120 ] && ! grep -F 'epoch 1/' "$T/pint_err" >/dev/null 2>&1 && kill -0 $pid 2>/dev/null; do
-    sleep 1
-    i=$((i + 1))
-done
-kill -INT $pid 2>/dev/null
+sigint_after_epoch1 $pid "$T/pint_err"
 wait $pid
 irc=$?
 if [ "$irc" -eq 130 ]; then ok; else bad "SIGINT: pipeline exit $irc, expected 130; stderr: $(tail -c 300 "$T/pint_err")"; fi
