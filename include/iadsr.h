@@ -291,7 +291,8 @@ typedef struct iadsr_denoiser iadsr_denoiser;
  * @param flags     IADSR_FLAG_COPY (arrays copied) or IADSR_FLAG_BORROW (kept
  *                  by pointer: the host keeps them alive and unchanged until
  *                  the dataset and everything created from it are freed)
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, bad offsets, unknown flag),
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, @p items or @p offsets not
+ *         aligned to its element's size, bad offsets, unknown flag),
  *         IADSR_ERR_OUT_OF_RANGE (an id is 0, negative or > n_items),
  *         IADSR_ERR_NOMEM
  *
@@ -1085,8 +1086,9 @@ IADSR_API int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
  *                @p data alive and unchanged until the matrix and everything
  *                created from it are freed), optionally or-ed with
  *                IADSR_SEMANTIC_ROW0_PADDING
- * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, dim < 1, ld < dim, too few
- *         rows, unknown flag), IADSR_ERR_NUMERIC (a NaN or Inf: nothing is
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL, @p data not aligned to 4
+ *         bytes, dim < 1, ld < dim, too few rows, unknown flag),
+ *         IADSR_ERR_NUMERIC (a NaN or Inf: nothing is
  *         created and the message names the first bad item id and column),
  *         IADSR_ERR_NOMEM
  *
