@@ -338,13 +338,17 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
         t->b_noise = iadsr__malloc((size_t)t->max_rows * sizeof(float));
         if (!t->pop_cum || !t->b_noise)
             goto nomem;
-        for (int64_t u = 0; u < nu; u++) {
+        /* t->users is in file order; a trainable user missing from it
+         * is held out, and counts as if it were not there */
+        for (int64_t u = 0, k = 0; u < nu; u++) {
             const int32_t *s = train->items + train->offsets[u];
             int64_t n = train_len(t, u);
-            if (holdout && n >= 2 &&
-                iadsr__holdout_user(s, train->offsets[u + 1] -
-                                           train->offsets[u]))
-                continue; /* as if the held-out users were not there */
+            if (n >= 2) {
+                if (k < t->n_users && t->users[k] == u)
+                    k++;
+                else
+                    continue;
+            }
             for (int64_t i = 0; i < n; i++)
                 t->pop_cum[s[i]]++;
         }
