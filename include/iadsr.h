@@ -189,6 +189,7 @@ IADSR_API int iadsr_format_version(void);
 #define IADSR_ERR_NUMERIC (-12)         /**< NaN/Inf in input or divergence */
 #define IADSR_ERR_ABORTED (-13)         /**< a callback asked to stop */
 #define IADSR_ERR_DIM_MISMATCH (-14)    /**< dimensions do not agree */
+#define IADSR_ERR_MISMATCH (-15)        /**< parts trained with other parts */
 
 /**
  * Static English description of a status code; never NULL (unknown codes
@@ -559,8 +560,9 @@ IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
  * validated (sizes, shapes against hyper-parameters, checksums, finite
  * weights) before the model is allocated.
  * @param out   receives the model; NULL on failure
- * @param path  the checkpoint file (formats 1.0 to 1.2; the aligner and
- *              gate of a 1.2 file are ignored, see iadsr_checkpoint_load())
+ * @param path  the checkpoint file (formats 1.0 to 1.3; the aligner and
+ *              gate of a 1.2/1.3 file are ignored, see
+ *              iadsr_checkpoint_load())
  * @param flags reserved, must be 0
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_FORMAT,
  *         IADSR_ERR_VERSION (unknown major format), IADSR_ERR_CHECKSUM,
@@ -584,9 +586,12 @@ IADSR_API int iadsr_model_load_from_buffer(iadsr_model **out, const void *buf,
 
 /**
  * Save a backbone with its aligner and gate in one checkpoint (format 1.2;
- * either may be NULL, and with both NULL this is iadsr_model_save()).
- * Atomic like iadsr_model_save(). iadsr_model_load() reads such a file and
- * ignores the aligner and gate.
+ * 1.3 when a part carries its training record, see
+ * iadsr_denoiser_create(); either may be NULL, and with both NULL this is
+ * iadsr_model_save()). Atomic like iadsr_model_save(). iadsr_model_load()
+ * reads such a file and ignores the aligner and gate. Each part's record is
+ * written as it is: the save does not compare it with @p m (the denoiser
+ * built from the loaded parts does).
  * @return as iadsr_model_save(), plus IADSR_ERR_DIM_MISMATCH (widths differ)
  * @since 0.3.0
  */
@@ -597,8 +602,9 @@ IADSR_API int iadsr_checkpoint_save(const iadsr_model *m,
 /**
  * Load a checkpoint written by iadsr_checkpoint_save() or
  * iadsr_model_save(). @p aligner and @p gate may be NULL (not wanted);
- * otherwise they receive the stored component or NULL when the file has
- * none. Nothing is returned on failure.
+ * otherwise they receive the stored component (with its training record,
+ * format 1.3) or NULL when the file has none. Nothing is returned on
+ * failure.
  * @return as iadsr_model_load()
  * @since 0.3.0
  */
@@ -1364,8 +1370,23 @@ IADSR_API int iadsr_gate_get_params(const iadsr_gate *g,
  *             alive
  * @param sem  the items' semantic rows (at least the model's n_items);
  *             kept alive
+ *
+ * Trained parts remember what they were trained with: an aligner or gate
+ * from iadsr_trainer_snapshot_denoiser() (or a checkpoint that carries
+ * the record, format 1.3) holds the backbone kind and item count of the
+ * model it was trained beside and a fingerprint of the semantic rows of
+ * those items. A part whose record disagrees with @p m (another backbone
+ * or item count) or with @p sem (any value of items 1..n_items differs;
+ * rows past the model's items are not compared) is refused with
+ * IADSR_ERR_MISMATCH: such a combination runs but scores noise. Parts made
+ * with iadsr_aligner_create() / iadsr_gate_create() or read from older
+ * files have no record and are not checked. iadsr_denoiser_create_v2()
+ * with IADSR_DENOISER_ALLOW_MISMATCH skips the check.
+ *
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_DIM_MISMATCH (widths
  *         disagree, or @p sem covers fewer items than the model),
+ *         IADSR_ERR_MISMATCH (a part was trained with another backbone,
+ *         item count or semantic matrix; the message says which),
  *         IADSR_ERR_NOMEM
  *
  * Thread-safety: any thread. @since 0.3.0
@@ -1375,6 +1396,26 @@ IADSR_API int iadsr_denoiser_create(iadsr_denoiser **out,
                                     const iadsr_aligner *a,
                                     const iadsr_gate *g,
                                     const iadsr_semantic *sem);
+
+/** iadsr_denoiser_create_v2() flag: combine parts whose training records
+ *  disagree (for a host that knows why, e.g. a semantic matrix whose rows
+ *  were re-embedded with the same model after a text fix). @since 0.3.0 */
+#define IADSR_DENOISER_ALLOW_MISMATCH 1u
+
+/**
+ * iadsr_denoiser_create() with @p flags: 0 (the same checks) or
+ * IADSR_DENOISER_ALLOW_MISMATCH.
+ * @return as iadsr_denoiser_create(), plus IADSR_ERR_UNSUPPORTED (unknown
+ *         flag bits)
+ *
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int iadsr_denoiser_create_v2(iadsr_denoiser **out,
+                                       const iadsr_model *m,
+                                       const iadsr_aligner *a,
+                                       const iadsr_gate *g,
+                                       const iadsr_semantic *sem,
+                                       uint32_t flags);
 /** Release a denoiser (NULL is a no-op). @since 0.3.0 */
 IADSR_API void iadsr_denoiser_free(iadsr_denoiser *dn);
 

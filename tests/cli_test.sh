@@ -940,6 +940,15 @@ expect_rc "denoise with an id above the model's items" 1
 expect_err "denoise with an id above the model's items names file and line" "big_id.txt:2"
 run "$BIN" denoise --model mi.iadsr --semantic small.npy --data nz.txt --out x.txt
 expect_rc "denoise with too few semantic rows" 1
+# a matrix of the same shape made for other data (issue 17: mismatched parts)
+run "$BIN" denoise --model mi.iadsr --semantic s2.npy --data nz.txt --out x.txt
+expect_rc "denoise with another semantic matrix than the training's" 1
+expect_err "denoise with another semantic matrix says so" "trained with another semantic matrix"
+expect_err "denoise with another semantic matrix names the way out" "--allow-mismatch"
+check "denoise with another semantic matrix wrote nothing" sh -c '! ls x.txt >/dev/null 2>&1'
+run "$BIN" denoise --model mi.iadsr --semantic s2.npy --data nz.txt --out x.txt --allow-mismatch
+expect_rc "denoise --allow-mismatch combines them anyway" 0
+rm -f x.txt
 run "$BIN" denoise --model mi.iadsr --semantic s.npy --data nz.txt --out x.txt --labels missing.lab
 expect_rc "denoise with a missing label file" 1
 expect_err "denoise with a missing label file names it" "missing.lab"

@@ -78,7 +78,7 @@ START_TEST(test_version_status)
     ck_assert_ptr_nonnull(iadsr_build_info());
     ck_assert_int_gt((int)strlen(iadsr_build_info()), 0);
     ck_assert_int_gt(iadsr_format_version(), 0);
-    for (int code = 0; code >= IADSR_ERR_DIM_MISMATCH; code--) {
+    for (int code = 0; code >= IADSR_ERR_MISMATCH; code--) {
         const char *name = iadsr_status_name(code);
         const char *text = iadsr_strerror(code);
         ck_assert_ptr_nonnull(name);
@@ -91,7 +91,7 @@ START_TEST(test_version_status)
             ck_assert_str_ne(name, iadsr_status_name(other));
     }
     ck_assert_str_eq(iadsr_status_name(IADSR_ERR_NUMERIC), "IADSR_ERR_NUMERIC");
-    static const int unknown[] = {1, IADSR_ERR_DIM_MISMATCH - 1, -100,
+    static const int unknown[] = {1, IADSR_ERR_MISMATCH - 1, -100,
                                   INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         ck_assert_str_eq(iadsr_status_name(unknown[i]), "IADSR_UNKNOWN");

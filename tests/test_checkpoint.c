@@ -424,6 +424,22 @@ static uint8_t *spec_encode(const iadsr_model *m, const iadsr_aligner *a,
         kv_u64(&kv, "iadsr.gate_seed", g->p.seed);
         n_kv += 9;
     }
+    /* format 1.3: the parts' training records */
+    int records = 0;
+    if (a && a->prov.known) {
+        kv_i32(&kv, "iadsr.align_trained_backbone", a->prov.backbone);
+        kv_i32(&kv, "iadsr.align_trained_n_items", a->prov.n_items);
+        kv_u64(&kv, "iadsr.align_trained_semantic", a->prov.sem_fp);
+        n_kv += 3;
+        records = 1;
+    }
+    if (g && g->prov.known) {
+        kv_i32(&kv, "iadsr.gate_trained_backbone", g->prov.backbone);
+        kv_i32(&kv, "iadsr.gate_trained_n_items", g->prov.n_items);
+        kv_u64(&kv, "iadsr.gate_trained_semantic", g->prov.sem_fp);
+        n_kv += 3;
+        records = 1;
+    }
 
     bytes dir = {0}, data = {0};
     uint32_t n_tensors = (uint32_t)m->layout.n_tensors;
@@ -453,7 +469,7 @@ static uint8_t *spec_encode(const iadsr_model *m, const iadsr_aligner *a,
     ck_assert_ptr_nonnull(b);
     memcpy(b, "\x89IADSR\r\n", 8);
     wr32(b + 8, 1);
-    wr32(b + 12, a || g ? 2 : 0);
+    wr32(b + 12, records ? 3 : a || g ? 2 : 0);
     wr32(b + 16, 64);
     wr32(b + 20, 1);
     wr32(b + 24, a || g ? 2 : 0); /* required_flags bit 1: aligner/gate */
@@ -1946,9 +1962,18 @@ static int ck_load_rc(const uint8_t *b, size_t len)
     return ck_load(b, len, NULL, NULL, NULL);
 }
 
+static int same_record(const iadsr__provenance *x,
+                       const iadsr__provenance *y)
+{
+    return x->known == y->known &&
+           (!x->known || (x->backbone == y->backbone &&
+                          x->n_items == y->n_items && x->sem_fp == y->sem_fp));
+}
+
 static int same_aligner(const iadsr_aligner *x, const iadsr_aligner *y)
 {
     return x->dim == y->dim && x->sem_dim == y->sem_dim &&
+           same_record(&x->prov, &y->prov) &&
            memcmp(&x->tau_align, &y->tau_align, sizeof x->tau_align) == 0 &&
            memcmp(x->w, y->w, 2 * (size_t)x->dim * (size_t)x->sem_dim *
                                   sizeof(float)) == 0;
@@ -1965,6 +1990,7 @@ static int same_gate(const iadsr_gate *x, const iadsr_gate *y)
     /* the whole block: Wd, bd and the detector's weights (zero without
      * IADSR_DENOISE_F_DETECT) */
     return x->dim == y->dim && memcmp(&px, &py, sizeof px) == 0 &&
+           same_record(&x->prov, &y->prov) &&
            memcmp(x->w, y->w, iadsr__gate_floats(x->dim) * sizeof(float)) ==
                0;
 }
@@ -2162,6 +2188,120 @@ START_TEST(test_ck12_roundtrip)
 END_TEST
 
 /* One component only; none at all is exactly iadsr_model_save(). */
+/* Format 1.3: the parts' training records (issue 17, mismatched parts):
+ * written only for parts that have one, in the spec's bytes, read back
+ * exactly, and malformed records refused. */
+START_TEST(test_ck13_records)
+{
+    iadsr_model *m = make_model(42);
+    iadsr_aligner *a = make_aligner(8, 12);
+    iadsr_gate *g = make_gate(8);
+    iadsr__provenance pa = {1, IADSR_BACKBONE_SASREC, m->hp.n_items,
+                            0x0123456789abcdefull};
+    iadsr__provenance pg = {1, IADSR_BACKBONE_GRU4REC, 77,
+                            0xfedcba9876543210ull};
+    a->prov = pa;
+    g->prov = pg;
+    for (int which = 0; which < 3; which++) {
+        /* both records, the aligner's only, the gate's only */
+        a->prov = which == 2 ? (iadsr__provenance){0, 0, 0, 0} : pa;
+        g->prov = which == 1 ? (iadsr__provenance){0, 0, 0, 0} : pg;
+        size_t len, slen;
+        uint8_t *b = ck_save_buf(m, a, g, &len);
+        ck_assert_uint_eq(rd32(b + 12), 3);
+        ck_assert_uint_eq(rd32(b + 32), which == 0 ? 30 : 27);
+        uint8_t *sp = spec_encode(m, a, g, &slen);
+        ck_assert_uint_eq(slen, len);
+        ck_assert(memcmp(b, sp, len) == 0);
+        free(sp);
+        iadsr_model *m2 = NULL;
+        iadsr_aligner *a2 = NULL;
+        iadsr_gate *g2 = NULL;
+        ck_assert_int_eq(ck_load(b, len, &m2, &a2, &g2), IADSR_OK);
+        ck_assert(same_aligner(a, a2));
+        ck_assert(same_gate(g, g2));
+        ck_assert_int_eq(a2->prov.known, which != 2);
+        ck_assert_int_eq(g2->prov.known, which != 1);
+        iadsr_model_free(m2);
+        iadsr_aligner_free(a2);
+        iadsr_gate_free(g2);
+        free(b);
+    }
+    /* parts without records are written as 1.2, as before */
+    a->prov.known = g->prov.known = 0;
+    size_t len, l2;
+    uint8_t *b = ck_save_buf(m, a, g, &len);
+    ck_assert_uint_eq(rd32(b + 12), 2);
+    free(b);
+
+    /* malformed records: FORMAT, naming the key */
+    a->prov = pa;
+    g->prov = pg;
+    b = ck_save_buf(m, a, g, &len);
+    ckmap *mp = malloc(sizeof *mp);
+    ck_assert_ptr_nonnull(mp);
+    map_parse(b, len, mp);
+    static const char *const keys[] = {
+        "iadsr.align_trained_backbone", "iadsr.align_trained_n_items",
+        "iadsr.align_trained_semantic", "iadsr.gate_trained_backbone",
+        "iadsr.gate_trained_n_items", "iadsr.gate_trained_semantic"};
+    for (int k = 0; k < 6; k++) {
+        uint8_t *c = without_kv(b, mp, keys[k], &l2);
+        ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+        ck_assert_ptr_nonnull(strstr(iadsr_last_error(), keys[k]));
+        free(c);
+    }
+    uint8_t zero[4] = {0, 0, 0, 0}, neg[4] = {0xff, 0xff, 0xff, 0xff};
+    static const char *const ints[] = {
+        "iadsr.align_trained_backbone", "iadsr.align_trained_n_items",
+        "iadsr.gate_trained_backbone", "iadsr.gate_trained_n_items"};
+    for (int k = 0; k < 4; k++)
+        for (int v = 0; v < 2; v++) {
+            uint8_t *c = with_kv(b, mp, ints[k], 1, v ? neg : zero, 4, &l2);
+            ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+            ck_assert_ptr_nonnull(strstr(iadsr_last_error(), ints[k]));
+            free(c);
+        }
+    /* a record of the wrong type */
+    uint8_t *c = with_kv(b, mp, "iadsr.gate_trained_semantic", 1, zero, 4,
+                         &l2);
+    ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+    free(c);
+    free(b);
+    free(mp);
+    /* a record without its part: a gate-only file given aligner keys */
+    b = ck_save_buf(m, NULL, g, &len);
+    mp = malloc(sizeof *mp);
+    ck_assert_ptr_nonnull(mp);
+    map_parse(b, len, mp);
+    uint8_t *c1 = with_kv(b, mp, "iadsr.align_trained_backbone", 1,
+                          "\x01\0\0\0", 4, &l2);
+    ckmap *mp1 = malloc(sizeof *mp1);
+    ck_assert_ptr_nonnull(mp1);
+    map_parse(c1, l2, mp1);
+    size_t l3, l4;
+    uint8_t *c2 = with_kv(c1, mp1, "iadsr.align_trained_n_items", 1,
+                          "\x05\0\0\0", 4, &l3);
+    ckmap *mp2 = malloc(sizeof *mp2);
+    ck_assert_ptr_nonnull(mp2);
+    map_parse(c2, l3, mp2);
+    uint8_t *c3 = with_kv(c2, mp2, "iadsr.align_trained_semantic", 4,
+                          "\x05\0\0\0\0\0\0\0", 8, &l4);
+    ck_assert_int_eq(ck_load_rc(c3, l4), IADSR_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "without the part"));
+    free(c1);
+    free(c2);
+    free(c3);
+    free(mp1);
+    free(mp2);
+    free(mp);
+    free(b);
+    iadsr_gate_free(g);
+    iadsr_aligner_free(a);
+    iadsr_model_free(m);
+}
+END_TEST
+
 START_TEST(test_ck12_one_component)
 {
     iadsr_model *m = make_model(42);
@@ -3012,6 +3152,7 @@ Suite *suite_checkpoint(void)
 
     tc = tcase_create("format_1_2");
     tcase_add_test(tc, test_ck12_roundtrip);
+    tcase_add_test(tc, test_ck13_records);
     tcase_add_test(tc, test_ck12_one_component);
     tcase_add_test(tc, test_ck12_old_files);
     tcase_add_test(tc, test_ck12_save_errors);

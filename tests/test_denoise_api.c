@@ -15,6 +15,7 @@
 #include "testutil.h"
 
 #include <stddef.h>
+#include <unistd.h>
 
 #include "denoise/denoise.h"
 #include "backbone/encoder.h"
@@ -1875,6 +1876,157 @@ START_TEST(test_denoiser_create_errors)
 }
 END_TEST
 
+/* Trained parts remember the backbone, item count and semantic matrix they
+ * were trained with; iadsr_denoiser_create refuses other combinations
+ * (IADSR_ERR_MISMATCH, naming what differs) unless
+ * IADSR_DENOISER_ALLOW_MISMATCH; parts without a record are not checked. */
+START_TEST(test_denoiser_provenance)
+{
+    iadsr_dataset *d = small_data();
+    iadsr_semantic *sem = topic_sem(NI, DS, 3);
+    iadsr_model *init = tu_model(NI, 7);
+    iadsr_train_params tp;
+    joint_train_params(&tp, 1);
+    joint_run r;
+    memset(&r, 0, sizeof r);
+    joint_train(init, d, sem, NULL, &tp, NULL, 1, &r);
+    ck_assert_int_eq(r.a->prov.known, 1);
+    ck_assert_int_eq(r.a->prov.backbone, IADSR_BACKBONE_SASREC);
+    ck_assert_int_eq(r.a->prov.n_items, NI);
+    ck_assert(r.a->prov.sem_fp == iadsr__semantic_fingerprint(sem, NI));
+    ck_assert(memcmp(&r.a->prov, &r.g->prov, sizeof r.a->prov) == 0);
+    iadsr_denoiser *dn = NULL;
+    TU_OK(iadsr_denoiser_create(&dn, r.m, r.a, r.g, sem));
+    iadsr_denoiser_free(dn);
+
+    /* the same rows in a new handle, and with items appended: accepted */
+    float *rows = malloc((size_t)(NI + 4) * DS * sizeof(float));
+    ck_assert_ptr_nonnull(rows);
+    for (int32_t i = 1; i <= NI; i++)
+        memcpy(rows + (size_t)(i - 1) * DS, iadsr_semantic_row(sem, i),
+               DS * sizeof(float));
+    for (size_t j = (size_t)NI * DS; j < (size_t)(NI + 4) * DS; j++)
+        rows[j] = 0.5f - (float)(j % 7) * 0.125f;
+    iadsr_semantic *same = sem_from(rows, NI, DS);
+    iadsr_semantic *longer = sem_from(rows, NI + 4, DS);
+    TU_OK(iadsr_denoiser_create(&dn, r.m, r.a, r.g, same));
+    iadsr_denoiser_free(dn);
+    TU_OK(iadsr_denoiser_create(&dn, r.m, r.a, r.g, longer));
+    iadsr_denoiser_free(dn);
+    /* -0 for +0 is the same matrix */
+    float *z = malloc((size_t)NI * DS * sizeof(float));
+    ck_assert_ptr_nonnull(z);
+    memcpy(z, rows, (size_t)NI * DS * sizeof(float));
+    z[5] = 0.0f;
+    iadsr_semantic *pz = sem_from(z, NI, DS);
+    z[5] = -0.0f;
+    iadsr_semantic *nz = sem_from(z, NI, DS);
+    ck_assert(iadsr__semantic_fingerprint(pz, NI) ==
+              iadsr__semantic_fingerprint(nz, NI));
+    free(z);
+
+#define M_FAIL(call, what)                                                    \
+    do {                                                                      \
+        dn = TU_SENTINEL(iadsr_denoiser);                                     \
+        TU_EXPECT_ERR(call, IADSR_ERR_MISMATCH);                              \
+        ck_assert_ptr_null(dn);                                               \
+        ck_assert_msg(strstr(iadsr_last_error(), what) != NULL, "%s",        \
+                      iadsr_last_error());                                    \
+    } while (0)
+    /* one value of one item's row changed (the first, the last item) */
+    for (int k = 0; k < 2; k++) {
+        size_t at = k ? (size_t)(NI - 1) * DS + DS - 1 : 0;
+        float keep = rows[at];
+        rows[at] = nextafterf(keep, 2.0f);
+        iadsr_semantic *other = sem_from(rows, NI, DS);
+        rows[at] = keep;
+        M_FAIL(iadsr_denoiser_create(&dn, r.m, r.a, r.g, other),
+               "another semantic matrix");
+        TU_OK(iadsr_denoiser_create_v2(&dn, r.m, r.a, r.g, other,
+                                       IADSR_DENOISER_ALLOW_MISMATCH));
+        iadsr_denoiser_free(dn);
+        iadsr_semantic_free(other);
+    }
+    /* a matrix made for another data set (more items, other rows) */
+    iadsr_semantic *foreign = topic_sem(5 * NI, DS, 3);
+    M_FAIL(iadsr_denoiser_create(&dn, r.m, r.a, r.g, foreign),
+           "another semantic matrix");
+    /* another backbone of the same width and items: GRU4Rec, Caser */
+    for (int which = 2; which <= 3; which++) {
+        iadsr_model *o = bb_model(which, NI, 5);
+        M_FAIL(iadsr_denoiser_create(&dn, o, r.a, r.g, sem),
+               which == 2 ? "the model is a gru4rec" : "the model is a caser");
+        ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "sasrec"));
+        TU_OK(iadsr_denoiser_create_v2(&dn, o, r.a, r.g, sem,
+                                       IADSR_DENOISER_ALLOW_MISMATCH));
+        iadsr_denoiser_free(dn);
+        iadsr_model_free(o);
+    }
+    /* another item count (SASRec, semantic rows for all its items) */
+    iadsr_model *more = tu_model(NI + 4, 7);
+    M_FAIL(iadsr_denoiser_create(&dn, more, r.a, r.g, longer), "60 items");
+    /* the gate alone mismatching is found too, and a gate with another
+     * rule keeps its record */
+    iadsr_gate *g2 = NULL;
+    iadsr_denoise_params dp;
+    iadsr_denoise_params_init(&dp);
+    dp.theta = 0.5f;
+    TU_OK(iadsr_gate_with_params(&g2, r.g, &dp));
+    ck_assert(memcmp(&g2->prov, &r.g->prov, sizeof g2->prov) == 0);
+    iadsr_aligner *fresh_a = NULL;
+    iadsr_gate *fresh_g = NULL;
+    TU_OK(iadsr_aligner_create(&fresh_a, 16, DS, NULL));
+    TU_OK(iadsr_gate_create(&fresh_g, 16, NULL));
+    ck_assert_int_eq(fresh_a->prov.known, 0);
+    ck_assert_int_eq(fresh_g->prov.known, 0);
+    M_FAIL(iadsr_denoiser_create(&dn, more, fresh_a, g2, longer), "gate");
+    M_FAIL(iadsr_denoiser_create(&dn, more, r.a, fresh_g, longer), "aligner");
+    /* parts without a record are not checked */
+    TU_OK(iadsr_denoiser_create(&dn, more, fresh_a, fresh_g, longer));
+    iadsr_denoiser_free(dn);
+#undef M_FAIL
+    /* unknown flags */
+    dn = TU_SENTINEL(iadsr_denoiser);
+    TU_EXPECT_ERR(iadsr_denoiser_create_v2(&dn, r.m, r.a, r.g, sem, 2u),
+                  IADSR_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(dn);
+    /* the record survives a checkpoint */
+    char path[512];
+    snprintf(path, sizeof path, "%s/denoise-prov-%ld.iadsr", tu_tmp_dir(),
+             (long)getpid());
+    TU_OK(iadsr_checkpoint_save(r.m, r.a, g2, path, IADSR_SAVE_NO_FSYNC));
+    iadsr_model *m2 = NULL;
+    iadsr_aligner *a2 = NULL;
+    iadsr_gate *g3 = NULL;
+    TU_OK(iadsr_checkpoint_load(&m2, &a2, &g3, path, 0));
+    ck_assert(memcmp(&a2->prov, &r.a->prov, sizeof a2->prov) == 0);
+    ck_assert(memcmp(&g3->prov, &r.g->prov, sizeof g3->prov) == 0);
+    dn = TU_SENTINEL(iadsr_denoiser);
+    TU_EXPECT_ERR(iadsr_denoiser_create(&dn, m2, a2, g3, foreign),
+                  IADSR_ERR_MISMATCH);
+    TU_OK(iadsr_denoiser_create(&dn, m2, a2, g3, same));
+    iadsr_denoiser_free(dn);
+    unlink(path);
+    iadsr_model_free(m2);
+    iadsr_aligner_free(a2);
+    iadsr_gate_free(g3);
+    iadsr_gate_free(g2);
+    iadsr_aligner_free(fresh_a);
+    iadsr_gate_free(fresh_g);
+    iadsr_model_free(more);
+    iadsr_semantic_free(foreign);
+    iadsr_semantic_free(pz);
+    iadsr_semantic_free(nz);
+    iadsr_semantic_free(same);
+    iadsr_semantic_free(longer);
+    free(rows);
+    joint_free(&r);
+    iadsr_model_free(init);
+    iadsr_semantic_free(sem);
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 /* Output buffers preset to a pattern: failures must not touch them. */
 typedef struct outs {
     uint8_t keep[40];
@@ -3109,6 +3261,7 @@ Suite *suite_denoise_api(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("denoiser");
     tcase_add_test(tc, test_denoiser_create_errors);
+    tcase_add_test(tc, test_denoiser_provenance);
     tcase_add_test(tc, test_clean_errors);
     tcase_add_test(tc, test_clean_guards_random);
     tcase_add_test(tc, test_clean_zero_semantic_rows);

@@ -70,6 +70,7 @@ ERR_UNSUPPORTED = -11
 ERR_NUMERIC = -12
 ERR_ABORTED = -13
 ERR_DIM_MISMATCH = -14
+ERR_MISMATCH = -15
 
 BACKBONES = {'default': 0, 'sasrec': 1, 'gru4rec': 2, 'caser': 3}
 ACTIVATIONS = {'default': 0, 'gelu': 1, 'relu': 2}
@@ -86,6 +87,7 @@ _DENOISE_F_CARRY_MASKS = 2
 _DENOISE_F_PAPER = 4
 _DENOISE_F_DETECT = 8
 _DENOISE_F_HOLDOUT = 16
+_DENOISER_ALLOW_MISMATCH = 1
 
 REQUIRED_VERSION = (0, 3)
 
@@ -327,6 +329,7 @@ _PROTOS = {
                                    ctypes.POINTER(DenoiseParams)),
     'iadsr_trainer_snapshot_denoiser': (_C_INT, _P, _PP, _PP),
     'iadsr_denoiser_create': (_C_INT, _PP, _P, _P, _P, _P),
+    'iadsr_denoiser_create_v2': (_C_INT, _PP, _P, _P, _P, _P, _u32),
     'iadsr_denoiser_free': (None, _P),
     'iadsr_denoiser_clean': (_C_INT, _P, _P, _i32, _P, _P, _P, _P,
                              ctypes.POINTER(_i32)),
@@ -1906,11 +1909,16 @@ class Denoiser(_Object):
     _free_name = 'denoiser_free'
 
     def __init__(self, model, aligner, gate, semantic,
-                 semantic_row0_padding=None):
+                 semantic_row0_padding=None, allow_mismatch=False):
+        """Trained parts remember the backbone, item count and semantic
+        matrix they were trained with; another combination raises
+        IadsrError (IADSR_ERR_MISMATCH) unless allow_mismatch=True."""
         sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
         out = _out_handle()
+        flags = _DENOISER_ALLOW_MISMATCH if allow_mismatch else 0
         with _using(model, aligner, gate, sem) as (mp, ap, gp, sp):
-            _call('denoiser_create', ctypes.byref(out), mp, ap, gp, sp)
+            _call('denoiser_create_v2', ctypes.byref(out), mp, ap, gp, sp,
+                  flags)
         # sem may borrow host memory: keep its Python object alive
         _Object.__init__(self, out.value, (sem,))
         self.semantic_dim = sem.dim

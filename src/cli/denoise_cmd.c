@@ -119,6 +119,10 @@ static const char denoise_help[] =
     "                        3 cos(hbar, h_t) (the gate ablation), whatever\n"
     "                        the gate was trained with\n"
     "  --threads T           worker threads, 1..256 (default 1)\n"
+    "  --allow-mismatch      use the model's aligner and gate even though\n"
+    "                        they were trained with another backbone, item\n"
+    "                        count or semantic matrix than the ones given\n"
+    "                        (refused by default: the scores would be noise)\n"
     "  --labels LABELS       0/1 per item of FILE (1 = injected): print\n"
     "                        precision, recall and F1 of the drops\n"
     "  --json                print exactly one JSON object on one line:\n"
@@ -288,7 +292,7 @@ int cmd_denoise(int argc, char **argv)
     const char *model_path = NULL, *data_path = NULL, *out = NULL;
     const char *labels_path = NULL;
     cli_semantic_in si;
-    int split = 0, json = 0;
+    int split = 0, json = 0, allow_mismatch = 0;
     int64_t threads = 1;
     cli_denoise_vals dv;
     cli_opt opts[] = {
@@ -301,11 +305,13 @@ int cmd_denoise(int argc, char **argv)
         CLI_DENOISE_RULE_OPTS(dv),
         CLI_FLAG("collab-only", &dv.collab_only),
         CLI_I64("threads", &threads, 1, 256, 0),
+        CLI_FLAG("allow-mismatch", &allow_mismatch),
         CLI_STR("labels", &labels_path, OPT_IN_FILE),
         CLI_FLAG("json", &json),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     int32_t lib_split;
+    uint32_t dn_flags;
     cli_checkpoint ck = {NULL, NULL, NULL};
     iadsr_dataset *d = NULL, *clean = NULL;
     iadsr_denoiser *dn = NULL;
@@ -324,6 +330,7 @@ int cmd_denoise(int argc, char **argv)
     if (rc != CLI_CONTINUE)
         return rc;
     lib_split = split == 0 ? IADSR_SPLIT_LEAVE_ONE_OUT : IADSR_SPLIT_NONE;
+    dn_flags = allow_mismatch ? IADSR_DENOISER_ALLOW_MISMATCH : 0u;
     if (cli_check_out_path(cmd, out) != CLI_OK)
         return CLI_RUNTIME;
 
@@ -360,10 +367,14 @@ int cmd_denoise(int argc, char **argv)
         if (set_rule(cmd, &ck.gate, &gp, "cannot set the gate's rule"))
             goto done;
     }
-    rc = iadsr_denoiser_create(&dn, ck.model, ck.aligner, ck.gate,
-                               si.items);
+    rc = iadsr_denoiser_create_v2(&dn, ck.model, ck.aligner, ck.gate,
+                                  si.items, dn_flags);
     if (rc != IADSR_OK) {
         cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
+        if (rc == IADSR_ERR_MISMATCH)
+            fprintf(stderr, "iadsr: denoise: (give the semantic matrix "
+                            "the model was trained with, or --allow-mismatch "
+                            "to combine them anyway)\n");
         goto done;
     }
     if ((gp.flags & IADSR_DENOISE_F_DETECT) &&
@@ -382,8 +393,8 @@ int cmd_denoise(int argc, char **argv)
             goto done;
         iadsr_denoiser_free(dn);
         dn = NULL;
-        rc = iadsr_denoiser_create(&dn, ck.model, ck.aligner, ck.gate,
-                                   si.items);
+        rc = iadsr_denoiser_create_v2(&dn, ck.model, ck.aligner, ck.gate,
+                                      si.items, dn_flags);
         if (rc != IADSR_OK) {
             cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
             goto done;

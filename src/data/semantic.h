@@ -45,6 +45,14 @@ static inline const float *iadsr__semantic_row(const iadsr_semantic *s,
     return s->rows + (size_t)(item - 1) * (size_t)s->ld;
 }
 
+/* A 64-bit fingerprint of items 1..@p n_items (<= s->n_items) and the width:
+ * what an aligner or gate records of the matrix it was trained with, so that
+ * a matrix made for other items is refused later (iadsr_denoiser_create).
+ * Any change of a value changes it with near certainty; -0 counts as +0.
+ * Rows past @p n_items are not read: items appended to the catalogue
+ * after training keep the fingerprint. */
+uint64_t iadsr__semantic_fingerprint(const iadsr_semantic *s, int32_t n_items);
+
 /* The shape checks of iadsr_semantic_create(), with @p code for the
  * problems that come from the data rather than from the caller (@p pad: row
  * 0 is padding). */

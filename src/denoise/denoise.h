@@ -10,6 +10,19 @@
 #include "common/handle.h"
 
 
+/* What a trained aligner or gate was trained with (issue 17, "mismatched
+ * parts refused"): the backbone kind and item count of the model it was
+ * trained beside, and the fingerprint of the semantic rows of those items
+ * (iadsr__semantic_fingerprint). known = 0 for parts made with
+ * iadsr_aligner_create / iadsr_gate_create or read from a file without the
+ * record: nothing is checked for them. */
+typedef struct iadsr__provenance {
+    int known;
+    int32_t backbone; /* IADSR_BACKBONE_* (never 0 when known) */
+    int32_t n_items;
+    uint64_t sem_fp;
+} iadsr__provenance;
+
 /* Projections in the x W orientation of iadsr__linear_fwd: s = x W1 with x
  * a D-row and W1 D x d (row-major), so the per-position projection of a
  * packed batch is one GEMM. Immutable once published. */
@@ -19,6 +32,7 @@ struct iadsr_aligner {
     int32_t dim;     /* d */
     int32_t sem_dim; /* D */
     float tau_align;
+    iadsr__provenance prov;
     float *w1; /* D x d, inside w */
     float *w2; /* D x d, inside w */
     float *w;  /* one 64-byte aligned block of 2 D d floats */
@@ -58,6 +72,7 @@ struct iadsr_gate {
     int refcount; /* atomic */
     int32_t dim;
     iadsr_denoise_params p;
+    iadsr__provenance prov;
     float *wd;  /* d x d, inside w */
     float *bd;  /* d, inside w */
     float *det; /* IADSR__GATE_DET, inside w */

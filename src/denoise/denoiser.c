@@ -21,12 +21,66 @@ static int dn_ok(const iadsr_denoiser *dn)
     return IADSR__HANDLE_IS(dn, IADSR__MAGIC_DENOISER);
 }
 
+static const char *backbone_name(int32_t b)
+{
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(b);
+    return ops ? ops->name : "unknown";
+}
+
+/* A trained part's record against the model and the semantic matrix
+ * (@p fp: the matrix's fingerprint over the model's items, computed once
+ * by the caller when *have_fp is 0). */
+static int check_provenance(const char *w, const char *part,
+                            const iadsr__provenance *pv, const iadsr_model *m,
+                            const iadsr_semantic *sem, uint64_t *fp,
+                            int *have_fp)
+{
+    if (!pv->known)
+        return IADSR_OK;
+    if (pv->backbone != m->hp.backbone || pv->n_items != m->hp.n_items)
+        return iadsr__err(IADSR_ERR_MISMATCH,
+                          "%s: the %s was trained with a %s backbone of %d "
+                          "items, the model is a %s of %d items (pass "
+                          "IADSR_DENOISER_ALLOW_MISMATCH to combine them "
+                          "anyway)",
+                          w, part, backbone_name(pv->backbone),
+                          (int)pv->n_items, backbone_name(m->hp.backbone),
+                          (int)m->hp.n_items);
+    if (!*have_fp) {
+        *fp = iadsr__semantic_fingerprint(sem, m->hp.n_items);
+        *have_fp = 1;
+    }
+    if (pv->sem_fp != *fp)
+        return iadsr__err(IADSR_ERR_MISMATCH,
+                          "%s: the %s was trained with another semantic "
+                          "matrix (the rows of items 1..%d differ: "
+                          "fingerprint %016llx, this matrix %016llx; pass "
+                          "IADSR_DENOISER_ALLOW_MISMATCH to combine them "
+                          "anyway)",
+                          w, part, (int)m->hp.n_items,
+                          (unsigned long long)pv->sem_fp,
+                          (unsigned long long)*fp);
+    return IADSR_OK;
+}
+
 int iadsr_denoiser_create(iadsr_denoiser **out, const iadsr_model *m,
                           const iadsr_aligner *a, const iadsr_gate *g,
                           const iadsr_semantic *sem)
 {
+    return iadsr_denoiser_create_v2(out, m, a, g, sem, 0);
+}
+
+int iadsr_denoiser_create_v2(iadsr_denoiser **out, const iadsr_model *m,
+                             const iadsr_aligner *a, const iadsr_gate *g,
+                             const iadsr_semantic *sem, uint32_t flags)
+{
     static const char w[] = "denoiser_create";
     IADSR__OUT_CLEAR(out, w);
+    if (flags & ~(uint32_t)IADSR_DENOISER_ALLOW_MISMATCH)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "%s: unknown flag bits 0x%x", w,
+                          (unsigned)(flags &
+                                     ~(uint32_t)IADSR_DENOISER_ALLOW_MISMATCH));
     TRY(iadsr__check_handle(iadsr__model_ok(m), w, "model"));
     TRY(iadsr__check_handle(iadsr__aligner_ok(a), w, "aligner"));
     TRY(iadsr__check_handle(iadsr__gate_ok(g), w, "gate"));
@@ -46,6 +100,12 @@ int iadsr_denoiser_create(iadsr_denoiser **out, const iadsr_model *m,
                           "denoiser_create: the semantic matrix has %d items "
                           "but the model has %d",
                           (int)sem->n_items, (int)m->hp.n_items);
+    if (!(flags & IADSR_DENOISER_ALLOW_MISMATCH)) {
+        uint64_t fp = 0;
+        int have_fp = 0;
+        TRY(check_provenance(w, "aligner", &a->prov, m, sem, &fp, &have_fp));
+        TRY(check_provenance(w, "gate", &g->prov, m, sem, &fp, &have_fp));
+    }
     iadsr_denoiser *dn = iadsr__calloc(1, sizeof *dn);
     if (!dn)
         return iadsr__err(IADSR_ERR_NOMEM, "denoiser_create: out of memory");

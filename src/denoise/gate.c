@@ -93,6 +93,7 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
     iadsr_gate *n;
     TRY(iadsr__gate_alloc(&n, g->dim, &dp));
     memcpy(n->w, g->w, iadsr__gate_floats(g->dim) * sizeof(float));
+    n->prov = g->prov;
     *out = n;
     return IADSR_OK;
 }

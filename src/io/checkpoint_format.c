@@ -40,6 +40,12 @@ const iadsr__ck_key iadsr__ck_keys[CK_K_COUNT] = {
     {"iadsr.gate_max_drop", CK_T_F32, 0},
     {"iadsr.gate_protect_last", CK_T_I32, 0},
     {"iadsr.gate_seed", CK_T_U64, 0},
+    {"iadsr.align_trained_backbone", CK_T_I32, 0},
+    {"iadsr.align_trained_n_items", CK_T_I32, 0},
+    {"iadsr.align_trained_semantic", CK_T_U64, 0},
+    {"iadsr.gate_trained_backbone", CK_T_I32, 0},
+    {"iadsr.gate_trained_n_items", CK_T_I32, 0},
+    {"iadsr.gate_trained_semantic", CK_T_U64, 0},
 };
 
 int iadsr__ck_list_tensors(const iadsr__layout *lay, int64_t d,

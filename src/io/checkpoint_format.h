@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define IADSR__FORMAT_MAJOR 1
-#define IADSR__FORMAT_MINOR 2
+#define IADSR__FORMAT_MINOR 3
 
 /* ---- header (docs/FORMAT.md §3) ---------------------------------------- */
 
@@ -49,6 +49,7 @@ extern const uint8_t iadsr__ck_signature[8];
 #define CK_MINOR_BASE 0u     /* the default backbone without flags: 1.0 */
 #define CK_MINOR_MODEL 1u    /* model flags, other backbones: 1.1 */
 #define CK_MINOR_DENOISER 2u /* aligner and/or gate: 1.2 */
+#define CK_MINOR_PROVENANCE 3u /* a part's training record: 1.3 */
 #define CK_MODEL_FLAGS_KNOWN IADSR_MODEL_F_PRE_LN
 #define CK_WRITE_ALIGNMENT 64u
 #define CK_ALIGN_MIN 8u
@@ -109,6 +110,14 @@ enum {
     CK_K_GATE_MAX_DROP,
     CK_K_GATE_PROTECT_LAST,
     CK_K_GATE_SEED,
+    /* format 1.3: what a trained aligner / gate was trained with (three
+     * keys each, all or none, only beside the component's own keys) */
+    CK_K_ALIGN_TRAINED_BACKBONE,
+    CK_K_ALIGN_TRAINED_N_ITEMS,
+    CK_K_ALIGN_TRAINED_SEMANTIC,
+    CK_K_GATE_TRAINED_BACKBONE,
+    CK_K_GATE_TRAINED_N_ITEMS,
+    CK_K_GATE_TRAINED_SEMANTIC,
     CK_K_COUNT
 };
 

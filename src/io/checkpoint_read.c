@@ -292,6 +292,7 @@ typedef struct comp_meta {
     int32_t sem_dim;
     float align_tau;
     iadsr_denoise_params gp;
+    iadsr__provenance aprov, gprov; /* format 1.3; known = 0 if absent */
 } comp_meta;
 
 /* A component's keys [first, last] come all or none: sets *present, or
@@ -319,8 +320,39 @@ static float kv_f32(const kv_val *v, int k)
     return bits_f32((uint32_t)v[k].u);
 }
 
+/* A part's training record (format 1.3, keys @p k0 .. k0 + 2): all or
+ * none, only beside the part's own keys (@p has_part), n_items >= 1 and a
+ * backbone id >= 1 (ids this build lacks are kept: they match no model). */
+static int parse_provenance(const kv_val *v, int k0, const char *what,
+                            int has_part, iadsr__provenance *pv)
+{
+    int present, rc;
+    if ((rc = component_keys(v, k0, k0 + 2, what, &present)) != IADSR_OK)
+        return rc;
+    if (!present)
+        return IADSR_OK;
+    if (!has_part)
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: metadata key '%s' without the part "
+                          "it describes",
+                          iadsr__ck_keys[k0].key);
+    pv->backbone = (int32_t)(uint32_t)v[k0].u;
+    pv->n_items = (int32_t)(uint32_t)v[k0 + 1].u;
+    pv->sem_fp = v[k0 + 2].u;
+    if (pv->backbone < 1)
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: %s = %d is not a backbone id",
+                          iadsr__ck_keys[k0].key, (int)pv->backbone);
+    if (pv->n_items < 1)
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: %s = %d, must be >= 1",
+                          iadsr__ck_keys[k0 + 1].key, (int)pv->n_items);
+    pv->known = 1;
+    return IADSR_OK;
+}
+
 /* Format 1.2 keys: presence (all or none per component, in agreement with
- * required_flags bit 1) and raw values. */
+ * required_flags bit 1) and raw values; the 1.3 training records. */
 static int parse_components(const kv_val *v, const header *h, comp_meta *c)
 {
     int rc;
@@ -350,6 +382,12 @@ static int parse_components(const kv_val *v, const header *h, comp_meta *c)
     gp->protect_last = (int32_t)(uint32_t)v[CK_K_GATE_PROTECT_LAST].u;
     gp->reserved0 = 0;
     gp->seed = v[CK_K_GATE_SEED].u;
+    if ((rc = parse_provenance(v, CK_K_ALIGN_TRAINED_BACKBONE,
+                               "aligner record", c->has_aligner,
+                               &c->aprov)) != IADSR_OK ||
+        (rc = parse_provenance(v, CK_K_GATE_TRAINED_BACKBONE, "gate record",
+                               c->has_gate, &c->gprov)) != IADSR_OK)
+        return rc;
     return IADSR_OK;
 }
 
@@ -887,6 +925,10 @@ static int load_buffer(iadsr_model **out, iadsr_aligner **aout,
         iadsr_model_free(m);
         goto done;
     }
+    if (a)
+        a->prov = comp.aprov;
+    if (g)
+        g->prov = comp.gprov;
     /* destinations in file order; components not wanted are skipped */
     for (int i = 0; i < lay->n_tensors; i++)
         ex->t[i].dst = m->w + m->layout.t[i].offset;

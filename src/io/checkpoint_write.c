@@ -151,8 +151,24 @@ static uint32_t n_keys_written(const ck_src *src)
     if (src->a)
         n += CK_K_GATE_FLAGS - CK_K_ALIGN_SEM_DIM;
     if (src->g)
-        n += CK_K_COUNT - CK_K_GATE_FLAGS;
+        n += CK_K_GATE_SEED + 1 - CK_K_GATE_FLAGS;
+    if (src->a && src->a->prov.known)
+        n += 3;
+    if (src->g && src->g->prov.known)
+        n += 3;
     return n;
+}
+
+/* A part's training record (format 1.3): backbone, n_items, semantic
+ * fingerprint from key @p k0 on; nothing for a part without one. */
+static void write_provenance(wbuf *w, const iadsr__provenance *pv, int k0)
+{
+    if (!pv || !pv->known)
+        return;
+    w_kv_i32(w, k0, pv->backbone);
+    w_kv_i32(w, k0 + 1, pv->n_items);
+    w_key(w, k0 + 2);
+    w_u64(w, pv->sem_fp);
 }
 
 /* What the writer computes before emitting anything. */
@@ -220,6 +236,10 @@ static void write_prelude(const ck_src *src, plan *pl, wbuf *w)
         w_key(w, CK_K_GATE_SEED);
         w_u64(w, gp->seed);
     }
+    write_provenance(w, src->a ? &src->a->prov : NULL,
+                     CK_K_ALIGN_TRAINED_BACKBONE);
+    write_provenance(w, src->g ? &src->g->prov : NULL,
+                     CK_K_GATE_TRAINED_BACKBONE);
     pl->meta_end = w->len;
     w_u32(w, w->p ? iadsr__crc32c(0, w->p + CK_HDR_SIZE,
                                   pl->meta_end - CK_HDR_SIZE)
@@ -258,11 +278,14 @@ static void write_prelude(const ck_src *src, plan *pl, wbuf *w)
 
     /* header */
     int denoiser = src->a != NULL || src->g != NULL;
+    int provenance = (src->a && src->a->prov.known) ||
+                     (src->g && src->g->prov.known);
     memcpy(hdr, iadsr__ck_signature, sizeof iadsr__ck_signature);
     put_u32le(hdr + CK_HDR_OFF_MAJOR, IADSR__FORMAT_MAJOR);
     /* A model without flags is written exactly as format 1.0, so that
      * 0.1 readers keep loading it. */
-    put_u32le(hdr + CK_HDR_OFF_MINOR, denoiser        ? CK_MINOR_DENOISER
+    put_u32le(hdr + CK_HDR_OFF_MINOR, provenance      ? CK_MINOR_PROVENANCE
+                                   : denoiser      ? CK_MINOR_DENOISER
                                    : needs_1_1(hp) ? CK_MINOR_MODEL
                                                    : CK_MINOR_BASE);
     put_u32le(hdr + CK_HDR_OFF_HEADER_SIZE, CK_HDR_SIZE);

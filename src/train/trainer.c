@@ -913,6 +913,15 @@ int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t, iadsr_aligner **aligner,
         iadsr_gate_free(g);
         return rc;
     }
+    /* what both parts were trained beside, so that a denoiser refuses
+     * another backbone or semantic matrix (iadsr_denoiser_create) */
+    iadsr__provenance pv = {1, t->init->hp.backbone, t->init->hp.n_items,
+                            iadsr__semantic_fingerprint(
+                                t->sem, t->init->hp.n_items)};
+    if (a)
+        a->prov = pv;
+    if (g)
+        g->prov = pv;
     if (aligner)
         *aligner = a;
     if (gate)

@@ -879,6 +879,28 @@ class TestIADSR(TempDirMixin, unittest.TestCase):
                            self.gate, self.sem)
         self.assertEqual(cm.exception.name, 'IADSR_ERR_DIM_MISMATCH')
 
+    def test_mismatched_parts_refused(self):
+        # issue 17: trained parts remember their semantic matrix and
+        # backbone; another combination raises unless allow_mismatch
+        other = rand_matrix(N_ITEMS + 1, self.SEM_DIM, seed=4)
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            iadsr.Denoiser(self.model, self.aligner, self.gate, other,
+                           semantic_row0_padding=True)
+        self.assertEqual(cm.exception.name, 'IADSR_ERR_MISMATCH')
+        self.assertEqual(cm.exception.status, iadsr.ERR_MISMATCH)
+        self.assertIn('another semantic matrix', str(cm.exception))
+        dn = iadsr.Denoiser(self.model, self.aligner, self.gate, other,
+                            semantic_row0_padding=True, allow_mismatch=True)
+        self.assertEqual(len(tolist(dn.clean(self.seqs[0])[0])),
+                         len(self.seqs[0]))
+        gru = iadsr.Model.create(N_ITEMS, backbone='gru4rec', dim=16,
+                                 max_seq_len=16)
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            iadsr.Denoiser(gru, self.aligner, self.gate, self.sem)
+        self.assertIn('gru4rec', str(cm.exception))
+        iadsr.Denoiser(gru, self.aligner, self.gate, self.sem,
+                       allow_mismatch=True).close()
+
     def test_joint_with_array_and_user_semantic(self):
         ds = iadsr.Dataset.from_sequences(self.seqs[:60], n_items=N_ITEMS)
         users = rand_matrix(60, self.SEM_DIM, seed=9)
