@@ -1156,6 +1156,26 @@ run "$BIN" synth --out w_s10.txt --users 10 --items 40 --seed 1 --semantic-out w
 run "$BIN" eval --semantic w_s10.npy --data n0.txt
 expect_rc "eval --semantic with a matrix of too few rows" 1
 expect_err "eval --semantic: the matrix is blamed, not the data" "w_s10.npy: rows for item ids 1..40"
+# an interaction log read as sequences (MovieLens u.data: user item rating
+# time per line): the repeated users give it away, every command refuses it
+printf '196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t377\t1\t878887116\n22\t377\t1\t878887116\n' >w_udata.txt
+for c in popularity train; do
+    case $c in
+        train) run "$BIN" train --data w_udata.txt --out w_ud.bin --epochs 1 ;;
+        *) run "$BIN" $c --data w_udata.txt ;;
+    esac
+    expect_rc "$c on an interaction log: refused" 1
+    expect_err "$c on an interaction log: names the repeated user" "user 196 is on 2 lines (the 1st and 3rd sequences"
+    expect_err "$c on an interaction log: says what it looks like" "one interaction per line"
+    expect_err "$c on an interaction log: points to import" "iadsr import"
+    expect_no_out "$c on an interaction log prints no metrics"
+done
+check "train on an interaction log wrote nothing" test ! -e w_ud.bin
+printf '7 1 2 3 4 5\n8 2 3\n7 6 7 8 9 10\n' >w_dupuser.txt
+run "$BIN" train --data w_dupuser.txt --out w_ud.bin --epochs 1
+expect_rc "train with a user on two lines" 1
+expect_err "train with a user on two lines says so" "user 7 is on 2 lines"
+check "a user on two long lines is not called an interaction log" sh -c '! grep -q "one interaction per line" "$0"' "$T/err"
 # a stray large id in a small file: refused with the numbers and the ways out
 printf '1 5 99999999\n2 5 7\n' >w_bigid.txt
 run "$BIN" train --data w_bigid.txt --out w_bigid.bin --epochs 1

@@ -563,11 +563,103 @@ int cli_write_dataset(const char *cmd, const char *path,
 /* Inputs                                                                   */
 /* ------------------------------------------------------------------------ */
 
+typedef struct user_pos {
+    int64_t id, u; /* user id, position in the file's order */
+} user_pos;
+
+static int user_pos_cmp(const void *a, const void *b)
+{
+    const user_pos *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->u < y->u ? -1 : x->u > y->u;
+}
+
+static const char *ordinal_suffix(int64_t n)
+{
+    int64_t h = n % 100, t = n % 10;
+    if (h >= 11 && h <= 13)
+        return "th";
+    return t == 1 ? "st" : t == 2 ? "nd" : t == 3 ? "rd" : "th";
+}
+
+/* A sequence file has one line per user: a user id on several lines is
+ * almost always an interaction log read as sequences (MovieLens u.data:
+ * "user item rating time" per line), which would otherwise train on
+ * ratings and timestamps as item ids. Refused, naming the user and the
+ * way out. */
+static int check_user_lines(const char *cmd, const char *path,
+                            const iadsr_dataset *d)
+{
+    int64_t n = d->n_users;
+    if (n < 2)
+        return CLI_OK;
+    user_pos *p = malloc((size_t)n * sizeof *p);
+    if (!p)
+        return cli_error(cmd, "%s: out of memory checking the user ids",
+                         path);
+    for (int64_t u = 0; u < n; u++) {
+        p[u].id = iadsr_dataset_user_id(d, u);
+        p[u].u = u;
+    }
+    qsort(p, (size_t)n, sizeof *p, user_pos_cmp);
+    int64_t dup = -1, first = 0, second = 0, lines = 0, dups = 0;
+    for (int64_t i = 1; i < n; i++) {
+        if (p[i].id != p[i - 1].id)
+            continue;
+        dups++;
+        /* the repeated user that comes first in the file */
+        int64_t j = i - 1;
+        while (j > 0 && p[j - 1].id == p[i].id)
+            j--;
+        if (dup < 0 || p[j].u < first) {
+            dup = p[i].id;
+            first = p[j].u;
+            second = p[j + 1].u;
+        }
+    }
+    if (dup >= 0)
+        for (int64_t i = 0; i < n; i++)
+            lines += p[i].id == dup;
+    free(p);
+    if (dup < 0)
+        return CLI_OK;
+    /* short lines throughout: one interaction per line */
+    int64_t longest = 0;
+    for (int64_t u = 0; u < n; u++) {
+        int64_t len = d->offsets[u + 1] - d->offsets[u];
+        longest = len > longest ? len : longest;
+    }
+    cli_error(cmd,
+              "%s: user %lld is on %lld lines (the %lld%s and %lld%s "
+              "sequences of the file; %lld repeated line%s in all), but a "
+              "sequence file has one line per user with all of the user's "
+              "items in time order%s. Build one with 'iadsr import' (it "
+              "reads interaction logs such as CSV, MovieLens and RecBole "
+              "files)",
+              path, (long long)dup, (long long)lines, (long long)(first + 1),
+              ordinal_suffix(first + 1), (long long)(second + 1),
+              ordinal_suffix(second + 1), (long long)dups,
+              dups == 1 ? "" : "s",
+              longest <= 3 ? "; every line holds at most 3 numbers after "
+                             "the user, like one interaction per line "
+                             "(user item rating time)"
+                           : "");
+    return CLI_RUNTIME;
+}
+
 int cli_load_data(const char *cmd, const char *path, int32_t n_items,
                   iadsr_dataset **d)
 {
     int rc = iadsr_dataset_load_text(d, path, n_items);
-    return rc == IADSR_OK ? CLI_OK : cli_lib_error(cmd, NULL, path, rc);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, NULL, path, rc);
+    if (check_user_lines(cmd, path, *d) != CLI_OK) {
+        iadsr_dataset_free(*d);
+        *d = NULL;
+        return CLI_RUNTIME;
+    }
+    return CLI_OK;
 }
 
 int cli_check_id_space(const char *cmd, const char *path, int64_t max_id,
