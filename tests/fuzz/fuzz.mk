@@ -196,4 +196,4 @@ fuzz-afl: $(addprefix $(FUZZ_AFL_BUILD)/,$(FUZZ_HARNESSES))
 	done; \
 	exit $$status
 
--include $(wildcard $(FUZZ_REPLAY_DIR)/*.d $(FUZZ_BUILD)/*.d $(FUZZ_BUILD)/obj/*.d)
+-include $(wildcard $(FUZZ_REPLAY_DIR)/*.d $(FUZZ_BUILD)/*.d $(FUZZ_BUILD)/obj/*.d $(FUZZ_BUILD)/obj/*/*.d)

@@ -38,10 +38,10 @@ static inline void *fz_sentinel(void)
 }
 #define FZ_SENTINEL fz_sentinel()
 
-/* A documented status code (IADSR_OK or one of the 14 errors). */
+/* A documented status code (IADSR_OK or one of the 15 errors). */
 static inline int fz_known_status(int rc)
 {
-    return rc <= IADSR_OK && rc >= IADSR_ERR_DIM_MISMATCH;
+    return rc <= IADSR_OK && rc >= IADSR_ERR_MISMATCH;
 }
 
 /* After a call: a failure must be a known code with a message, and the

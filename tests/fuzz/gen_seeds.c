@@ -6,7 +6,8 @@
  * named gen-*; other files there are left alone):
  *   fuzz_checkpoint, fuzz_checkpoint_crcfix: tiny valid checkpoints of each
  *     backbone and of format 1.0 / 1.1 / 1.2 (with an aligner, a gate or
- *     both), a few broken ones, and copies of the golden files;
+ *     both) / 1.3 (trained parts with their records), a few broken ones,
+ *     and copies of the golden files;
  *   fuzz_npy: valid and broken .npy files (versions 1-3, '<f4', '<f2',
  *     '=f4', big-endian, Fortran order, 1-D and 3-D, bad sizes, NaN) and
  *     copies of tests/data/npy;
@@ -215,6 +216,41 @@ static void gen_checkpoints(const char *golden)
     save_checkpoint("gen-gru4rec-denoiser-1.2.iadsr", gru, a1, g2);
     save_checkpoint("gen-caser-denoiser-1.2.iadsr", cas, a3, g);
     save_checkpoint("gen-preln-denoiser-1.2.iadsr", pre, a3, g2);
+
+    /* format 1.3: parts with their training records, from one joint
+     * epoch on a handful of sequences */
+    static const int32_t items[] = {1, 2, 3, 4, 2, 5, 6, 1, 3, 4, 5, 6};
+    static const int64_t offsets[] = {0, 4, 8, 12};
+    static const float rows[] = {0.1f, 0.2f, -0.3f, 0.5f, 0.0f,  1.0f,
+                                 -1.0f, 0.4f, 0.2f, 0.3f, -0.2f, 0.6f,
+                                 0.9f, -0.1f, 0.0f, 0.2f, 0.7f,  -0.5f};
+    iadsr_dataset *ds = NULL;
+    iadsr_semantic *sem = NULL;
+    iadsr_trainer *tr = NULL;
+    iadsr_aligner *ta = NULL;
+    iadsr_gate *tg = NULL;
+    iadsr_train_params tp;
+    iadsr_train_params_init(&tp);
+    tp.split = IADSR_SPLIT_NONE;
+    tp.batch_size = 3;
+    iadsr_denoise_params_init(&dp);
+    dp.flags = IADSR_DENOISE_F_DETECT;
+    if (iadsr_dataset_create(&ds, items, offsets, 3, 6, IADSR_FLAG_COPY) !=
+            IADSR_OK ||
+        iadsr_semantic_create(&sem, rows, 6, 3, 3, IADSR_FLAG_COPY) !=
+            IADSR_OK ||
+        iadsr_trainer_create_joint(&tr, sas, ds, sem, NULL, &tp, &dp) !=
+            IADSR_OK ||
+        iadsr_trainer_run_epoch(tr, NULL) != IADSR_OK ||
+        iadsr_trainer_snapshot_denoiser(tr, &ta, &tg) != IADSR_OK)
+        die("joint epoch for the 1.3 seeds");
+    save_checkpoint("gen-sasrec-records-1.3.iadsr", sas, ta, tg);
+    save_checkpoint("gen-sasrec-aligner-record-1.3.iadsr", sas, ta, NULL);
+    iadsr_trainer_free(tr);
+    iadsr_aligner_free(ta);
+    iadsr_gate_free(tg);
+    iadsr_semantic_free(sem);
+    iadsr_dataset_free(ds);
 
     iadsr_aligner_free(a1);
     iadsr_aligner_free(a3);
