@@ -398,5 +398,6 @@ int cmd_embed_text(int argc, char **argv);
 int cmd_denoise(int argc, char **argv);
 int cmd_inject_noise(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif /* IADSR_CLI_H */

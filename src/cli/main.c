@@ -13,6 +13,8 @@ static const char top_help[] =
     "training sequences with IADSR (libiadsr).\n"
     "\n"
     "Commands:\n"
+    "  import        turn an interaction log (CSV, TSV, MovieLens, RecBole)\n"
+    "                into a sequence file with dense ids and a vocabulary\n"
     "  synth         write a synthetic interaction dataset\n"
     "  train         train a model on a sequence file and save it\n"
     "  eval          evaluate a model (leave-one-out, full ranking)\n"
@@ -47,6 +49,7 @@ static const command commands[] = {
     {"info", cmd_info},           {"popularity", cmd_popularity},
     {"embed-text", cmd_embed_text}, {"inject-noise", cmd_inject_noise},
     {"denoise", cmd_denoise},       {"pipeline", cmd_pipeline},
+    {"import", cmd_import},
 };
 
 static const command *find_command(const char *name)
