@@ -758,6 +758,13 @@ typedef struct iadsr_progress_info {
     double best_ndcg10;    /**< best validation NDCG@10 so far, NaN if none */
     double epoch_seconds;  /**< wall time of the epoch (training part) */
     double elapsed_seconds;/**< wall time since iadsr_trainer_fit() began */
+    /* since 0.3.0 (struct_size >= 96): loss by term, per position */
+    double loss_next;      /**< the next-item part (cross-entropy and history
+                                penalty) */
+    double loss_aux;       /**< lambda_align L_align + lambda_recon L_recon;
+                                NaN outside joint training */
+    double loss_detect;    /**< the detector gate's loss; NaN without one */
+    double learning_rate;  /**< Adam's learning rate of the epoch */
 } iadsr_progress_info;
 
 /**

@@ -1156,6 +1156,45 @@ run "$BIN" synth --out w_s10.txt --users 10 --items 40 --seed 1 --semantic-out w
 run "$BIN" eval --semantic w_s10.npy --data n0.txt
 expect_rc "eval --semantic with a matrix of too few rows" 1
 expect_err "eval --semantic: the matrix is blamed, not the data" "w_s10.npy: rows for item ids 1..40"
+# train --log: one JSON object per epoch, then a summary
+run "$BIN" train --data w_base.txt --out w_log.bin --epochs 3 --dim 8 --quiet --log w_log.jsonl
+expect_rc "train --log" 0
+check "train --log: one line per epoch and a summary" sh -c '[ "$(wc -l <"$0")" -eq 4 ]' w_log.jsonl
+if [ "$HAVE_PY" -eq 1 ]; then
+    check "train --log: every line is JSON with the documented keys" python3 -c '
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ep, summ = rows[:-1], rows[-1]
+keys = {"epoch", "max_epochs", "loss", "loss_next", "loss_aux", "loss_detect",
+        "valid_hr10", "valid_ndcg10", "best_epoch", "best_ndcg10",
+        "learning_rate", "epoch_seconds", "elapsed_seconds"}
+assert [r["epoch"] for r in ep] == [1, 2, 3], ep
+for r in ep:
+    assert set(r) == keys, sorted(r)
+    assert r["loss_aux"] is None and r["loss_detect"] is None
+    assert abs(r["loss_next"] - r["loss"]) <= 1e-6 * r["loss"]
+    assert r["learning_rate"] == 0.001 and r["valid_ndcg10"] >= 0
+assert summ["summary"] is True and summ["status"] == "done", summ
+assert summ["epochs"] == 3 and summ["model"] == "w_log.bin" and summ["parameters"] > 0
+assert summ["best_valid_ndcg10"] == max(r["valid_ndcg10"] for r in ep)
+' w_log.jsonl
+    run "$BIN" train --data nz.txt --out w_log2.bin --semantic s.npy --gate detect --epochs 2 --dim 8 --quiet --log w_log2.jsonl
+    check "train --log with a detector: the terms add up to the loss" python3 -c '
+import json, sys
+for r in [json.loads(l) for l in open(sys.argv[1])][:-1]:
+    t = r["loss_next"] + r["loss_aux"] + r["loss_detect"]
+    assert abs(t - r["loss"]) <= 1e-6 * r["loss"], r
+' w_log2.jsonl
+fi
+usage_case "train --log = --out" train --data w_base.txt --out w_log.bin --log ./w_log.bin
+run "$BIN" train --data w_base.txt --out w_log3.bin --epochs 1 --log nodir/x.jsonl
+expect_rc "train --log in a missing directory" 1
+expect_err "train --log in a missing directory names it" "nodir/x.jsonl"
+check "train --log failing wrote no model" test ! -e w_log3.bin
+printf '5 1 2\n5 3 4\n' >w_log_dup.txt
+run "$BIN" train --data w_log_dup.txt --out w_log3.bin --epochs 1 --log w_log3.jsonl
+check "train --log on bad data: the summary says failed" grep -q '"status":"failed"' w_log3.jsonl
+
 # an interaction log read as sequences (MovieLens u.data: user item rating
 # time per line): the repeated users give it away, every command refuses it
 printf '196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t377\t1\t878887116\n22\t377\t1\t878887116\n' >w_udata.txt

@@ -1571,6 +1571,55 @@ END_TEST
 /* The detector gate trains (its weights move from the start, the paper's
  * decoder does not), deterministically for any thread count, and the
  * denoiser scores with it. */
+static int terms_cb(const iadsr_progress_info *info, void *user_data)
+{
+    iadsr_progress_info *last = user_data;
+    *last = *info;
+    return 0;
+}
+
+/* The progress report splits the joint loss by term: next-item, the
+ * weighted alignment + reconstruction, the detector's; they add up to the
+ * total. */
+START_TEST(test_joint_progress_terms)
+{
+    iadsr_dataset *d = small_data();
+    iadsr_model *m = tu_model(NI, 7);
+    iadsr_semantic *sem = topic_sem(NI, DS, 3);
+    for (int detect = 0; detect <= 1; detect++) {
+        iadsr_denoise_params dp;
+        iadsr_denoise_params_init(&dp);
+        dp.flags = detect ? IADSR_DENOISE_F_DETECT : 0u;
+        iadsr_train_params tp;
+        joint_train_params(&tp, 2);
+        tp.max_epochs = 2;
+        iadsr_trainer *t = NULL;
+        TU_OK(iadsr_trainer_create_joint(&t, m, d, sem, NULL, &tp, &dp));
+        iadsr_progress_info last;
+        memset(&last, 0, sizeof last);
+        TU_OK(iadsr_trainer_fit(t, terms_cb, &last));
+        ck_assert_int_eq(last.epoch, 2);
+        ck_assert(isfinite(last.loss) && last.loss > 0);
+        ck_assert(isfinite(last.loss_next) && last.loss_next > 0);
+        ck_assert(isfinite(last.loss_aux) && last.loss_aux > 0);
+        double sum = last.loss_next + last.loss_aux;
+        if (detect) {
+            ck_assert(isfinite(last.loss_detect) && last.loss_detect > 0);
+            sum += last.loss_detect;
+        } else {
+            ck_assert(isnan(last.loss_detect));
+        }
+        ck_assert_msg(fabs(sum - last.loss) <= 1e-9 * last.loss,
+                      "terms %.12g, total %.12g", sum, last.loss);
+        ck_assert(last.learning_rate == (double)tp.learning_rate);
+        iadsr_trainer_free(t);
+    }
+    iadsr_semantic_free(sem);
+    iadsr_model_free(m);
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_joint_detect)
 {
     iadsr_dataset *d = small_data();
@@ -3254,6 +3303,7 @@ Suite *suite_denoise_api(void)
     tcase_add_test(tc, test_joint_user_sem);
     tcase_add_test(tc, test_joint_carry_masks);
     tcase_add_test(tc, test_joint_detect);
+    tcase_add_test(tc, test_joint_progress_terms);
     tcase_add_test(tc, test_holdout_choice);
     tcase_add_test(tc, test_joint_holdout);
     tcase_add_test(tc, test_joint_alloc_failures);

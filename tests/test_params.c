@@ -76,7 +76,7 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_metrics, ndcg10), 48);
     ck_assert_uint_eq(offsetof(iadsr_metrics, ndcg20), 56);
 
-    ck_assert_uint_eq(sizeof(iadsr_progress_info), 64);
+    ck_assert_uint_eq(sizeof(iadsr_progress_info), 96); /* 64 in 0.1 */
     ck_assert_uint_eq(offsetof(iadsr_progress_info, epoch), 4);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, max_epochs), 8);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, best_epoch), 12);
@@ -86,6 +86,10 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_progress_info, best_ndcg10), 40);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, epoch_seconds), 48);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, elapsed_seconds), 56);
+    ck_assert_uint_eq(offsetof(iadsr_progress_info, loss_next), 64);
+    ck_assert_uint_eq(offsetof(iadsr_progress_info, loss_aux), 72);
+    ck_assert_uint_eq(offsetof(iadsr_progress_info, loss_detect), 80);
+    ck_assert_uint_eq(offsetof(iadsr_progress_info, learning_rate), 88);
 
     ck_assert_uint_eq(sizeof(iadsr_denoise_params), 48);
     ck_assert_uint_eq(offsetof(iadsr_denoise_params, flags), 4);

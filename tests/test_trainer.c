@@ -471,6 +471,10 @@ START_TEST(test_progress_info)
         ck_assert_int_eq(p->epoch, i + 1);
         ck_assert_int_eq(p->max_epochs, 5);
         ck_assert(isfinite(p->loss) && p->loss > 0.0);
+        /* a plain backbone has one loss term */
+        ck_assert(p->loss_next == p->loss);
+        ck_assert(isnan(p->loss_aux) && isnan(p->loss_detect));
+        ck_assert(p->learning_rate == (double)tp.learning_rate);
         ck_assert(p->epoch_seconds >= 0.0);
         ck_assert(p->elapsed_seconds >= prev_elapsed);
         ck_assert(p->elapsed_seconds >= p->epoch_seconds);

@@ -24,6 +24,7 @@ import array
 import collections
 import ctypes
 import ctypes.util
+import math
 import operator
 import os
 import threading
@@ -126,7 +127,10 @@ class ProgressInfoStruct(ctypes.Structure):
                 ('max_epochs', _i32), ('best_epoch', _i32),
                 ('loss', _f64), ('valid_hr10', _f64),
                 ('valid_ndcg10', _f64), ('best_ndcg10', _f64),
-                ('epoch_seconds', _f64), ('elapsed_seconds', _f64)]
+                ('epoch_seconds', _f64), ('elapsed_seconds', _f64),
+                # since 0.3.0 (struct_size >= 96)
+                ('loss_next', _f64), ('loss_aux', _f64),
+                ('loss_detect', _f64), ('learning_rate', _f64)]
 
 
 class CtxParams(ctypes.Structure):
@@ -1423,7 +1427,16 @@ class Model(_Object):
 
 ProgressInfo = collections.namedtuple(
     'ProgressInfo', 'epoch max_epochs best_epoch loss valid_hr10 '
-    'valid_ndcg10 best_ndcg10 epoch_seconds elapsed_seconds struct_size')
+    'valid_ndcg10 best_ndcg10 epoch_seconds elapsed_seconds struct_size '
+    'loss_next loss_aux loss_detect learning_rate')
+
+
+def _progress_terms(i):
+    """The loss terms and learning rate, NaN when the library's struct
+    predates them (struct_size below 96)."""
+    if i.struct_size >= 96:
+        return (i.loss_next, i.loss_aux, i.loss_detect, i.learning_rate)
+    return (math.nan,) * 4
 
 
 def _progress_callback(callback, errors, stop=None):
@@ -1438,7 +1451,8 @@ def _progress_callback(callback, errors, stop=None):
                 info = ProgressInfo(i.epoch, i.max_epochs, i.best_epoch,
                                     i.loss, i.valid_hr10, i.valid_ndcg10,
                                     i.best_ndcg10, i.epoch_seconds,
-                                    i.elapsed_seconds, i.struct_size)
+                                    i.elapsed_seconds, i.struct_size,
+                                    *_progress_terms(i))
                 if callback(info):
                     return 1
             return 1 if stop is not None and stop() else 0

@@ -379,6 +379,10 @@ typedef struct cli_progress {
     double best_ndcg10;
     double best_hr10;
     double elapsed;
+    /* train --log: one JSON object per epoch, or NULL; a write error is
+     * remembered (log_failed) and reported once after training */
+    FILE *log;
+    int log_failed;
 } cli_progress;
 void cli_progress_init(cli_progress *p, const char *cmd, int quiet);
 int cli_progress_cb(const iadsr_progress_info *info, void *user_data);

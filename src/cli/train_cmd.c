@@ -3,6 +3,7 @@
  */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +31,20 @@ static const char train_help[] =
     "\n"
     "Options:\n"
     "  --data FILE       training sequences (required)\n"
-    "  --out MODEL       checkpoint to write (required)\n";
+    "  --out MODEL       checkpoint to write (required)\n"
+    "  --log FILE.jsonl  one JSON object per line: each epoch's \"epoch\",\n"
+    "                    \"max_epochs\", \"loss\" and its terms \"loss_next\",\n"
+    "                    \"loss_aux\", \"loss_detect\" (null when absent),\n"
+    "                    \"valid_hr10\", \"valid_ndcg10\" (null when not\n"
+    "                    validated), \"best_epoch\", \"best_ndcg10\",\n"
+    "                    \"learning_rate\", \"epoch_seconds\",\n"
+    "                    \"elapsed_seconds\" (the names of the Python\n"
+    "                    binding's ProgressInfo), then a last object with\n"
+    "                    \"summary\": true, \"status\" (done, interrupted,\n"
+    "                    stopped or failed), \"epochs\", \"best_epoch\",\n"
+    "                    \"best_valid_ndcg10\", \"best_valid_hr10\",\n"
+    "                    \"model\", \"parameters\", \"seconds\". Written as\n"
+    "                    training goes (flushed every epoch), not atomically\n";
 
 static const char train_help_iadsr[] =
     "\n"
@@ -87,6 +101,57 @@ void cli_progress_init(cli_progress *p, const char *cmd, int quiet)
     p->best_hr10 = (double)NAN;
 }
 
+/* "key":value with NaN as null (JSON has no NaN). */
+static void log_num(FILE *f, const char *key, double v, int last)
+{
+    if (isnan(v) || isinf(v))
+        fprintf(f, "\"%s\":null%s", key, last ? "" : ",");
+    else
+        fprintf(f, "\"%s\":%.9g%s", key, v, last ? "" : ",");
+}
+
+/* A JSON string (NULL: null): quotes, backslashes and control bytes
+ * escaped; other bytes as they are (paths are UTF-8 or opaque). */
+static void log_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void log_epoch(cli_progress *st, const iadsr_progress_info *info)
+{
+    FILE *f = st->log;
+    fprintf(f, "{\"epoch\":%d,\"max_epochs\":%d,", (int)info->epoch,
+            (int)info->max_epochs);
+    log_num(f, "loss", info->loss, 0);
+    log_num(f, "loss_next", info->loss_next, 0);
+    log_num(f, "loss_aux", info->loss_aux, 0);
+    log_num(f, "loss_detect", info->loss_detect, 0);
+    log_num(f, "valid_hr10", info->valid_hr10, 0);
+    log_num(f, "valid_ndcg10", info->valid_ndcg10, 0);
+    fprintf(f, "\"best_epoch\":%d,", (int)info->best_epoch);
+    log_num(f, "best_ndcg10", info->best_ndcg10, 0);
+    /* a float setting: its shortest form, not the double's digits */
+    fprintf(f, "\"learning_rate\":%.7g,", info->learning_rate);
+    log_num(f, "epoch_seconds", info->epoch_seconds, 0);
+    log_num(f, "elapsed_seconds", info->elapsed_seconds, 1);
+    fputs("}\n", f);
+    if (fflush(f) != 0 || ferror(f))
+        st->log_failed = 1;
+}
+
 int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
 {
     cli_progress *st = user_data;
@@ -102,6 +167,8 @@ int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
     }
     st->last_epoch = info->epoch;
     st->elapsed = info->elapsed_seconds;
+    if (st->log && !st->log_failed)
+        log_epoch(st, info);
     if (info->best_epoch > 0) {
         if (info->best_epoch == info->epoch && !isnan(info->valid_hr10))
             st->best_hr10 = info->valid_hr10;
@@ -156,12 +223,13 @@ static void print_denoise_params(const char *cmd,
 int cmd_train(int argc, char **argv)
 {
     static const char *cmd = "train";
-    const char *data = NULL, *out = NULL;
+    const char *data = NULL, *out = NULL, *log_path = NULL;
     cli_train_vals tv;
     const cli_semantic_in *si = &tv.sem;
     cli_opt opts[] = {
         CLI_STR("data", &data, OPT_REQUIRED | OPT_IN_FILE),
         CLI_STR("out", &out, OPT_REQUIRED | OPT_OUT_FILE),
+        CLI_STR("log", &log_path, OPT_OUT_FILE),
         CLI_TRAIN_OPTS(tv),
         CLI_SEMANTIC_OPTS(tv.sem, 0),
         CLI_USER_SEMANTIC_OPT(tv.sem),
@@ -173,7 +241,8 @@ int cmd_train(int argc, char **argv)
     iadsr_trainer *tr = NULL;
     cli_train_params tp;
     cli_progress st;
-    int fit_rc, rc, exit_code = CLI_OK;
+    FILE *log = NULL;
+    int fit_rc = IADSR_OK, rc, exit_code = CLI_OK;
     double t0;
 
     rc = cli_train_start(cmd, argc, argv, opts, n_opts, train_help,
@@ -195,8 +264,17 @@ int cmd_train(int argc, char **argv)
     if (cli_check_out_path(cmd, out) != CLI_OK)
         return CLI_RUNTIME;
     t0 = cli_now();
-    if (cli_load_data(cmd, data, 0, &ds) != CLI_OK)
+    cli_progress_init(&st, cmd, tv.quiet);
+    if (log_path && !(log = fopen(log_path, "w"))) {
+        cli_error(cmd, "%s: cannot write the log: %s", log_path,
+                  strerror(errno));
         return CLI_RUNTIME;
+    }
+    st.log = log;
+    if (cli_load_data(cmd, data, 0, &ds) != CLI_OK) {
+        exit_code = CLI_RUNTIME;
+        goto done;
+    }
     if (si->path && (cli_load_semantic(cmd, &tv.sem) != CLI_OK ||
                      cli_load_user_semantic(cmd, &tv.sem,
                                             iadsr_dataset_n_users(ds)) !=
@@ -261,7 +339,6 @@ int cmd_train(int argc, char **argv)
     iadsr_model_free(init);
     init = NULL;
 
-    cli_progress_init(&st, cmd, tv.quiet);
     st.interrupt_note = "; saving the best model so far";
     cli_sigint_install();
     fit_rc = iadsr_trainer_fit(tr, cli_progress_cb, &st);
@@ -321,6 +398,38 @@ int cmd_train(int argc, char **argv)
     }
 
 done:
+    if (log) {
+        if (!st.log_failed) {
+            /* the run's outcome, also when it failed before training */
+            fprintf(log, "{\"summary\":true,\"status\":\"%s\",",
+                    exit_code == CLI_INTERRUPTED ? "interrupted"
+                    : exit_code != CLI_OK        ? "failed"
+                    : fit_rc == IADSR_OK         ? "done"
+                                                 : "stopped");
+            fprintf(log, "\"epochs\":%d,\"best_epoch\":%d,",
+                    tr ? (int)iadsr_trainer_epochs_done(tr) : 0,
+                    (int)st.best_epoch);
+            log_num(log, "best_valid_ndcg10",
+                    st.best_epoch > 0 ? st.best_ndcg10 : (double)NAN, 0);
+            log_num(log, "best_valid_hr10",
+                    st.best_epoch > 0 ? st.best_hr10 : (double)NAN, 0);
+            fputs("\"model\":", log);
+            log_str(log, exit_code == CLI_OK ||
+                                            exit_code == CLI_INTERRUPTED
+                                        ? out
+                                        : NULL);
+            fprintf(log, ",\"parameters\":%lld,",
+                    best.model ? (long long)iadsr_model_n_params(best.model)
+                               : 0LL);
+            log_num(log, "seconds", cli_now() - t0, 1);
+            fputs("}\n", log);
+        }
+        if (fclose(log) != 0 || st.log_failed) {
+            cli_error(cmd, "%s: writing the log failed", log_path);
+            if (exit_code == CLI_OK)
+                exit_code = CLI_RUNTIME;
+        }
+    }
     cli_checkpoint_free(&best);
     iadsr_trainer_free(tr);
     iadsr_model_free(init);

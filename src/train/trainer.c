@@ -51,7 +51,9 @@ typedef struct worker {
     const int64_t *uid;    /* dataset rows of the share's users */
     const int64_t *mpos;   /* per row: index of its input item in the data */
     const float *noise;    /* detector gate: per row, 1 = inserted */
-    double loss;
+    double loss;           /* the share's total loss, summed over rows */
+    double loss_aux;       /* of which the weighted alignment + recon */
+    double loss_det;       /* of which the detector's */
     const struct iadsr_trainer *t;
 } worker;
 
@@ -77,6 +79,8 @@ struct iadsr_trainer {
     int64_t *users;
     int64_t n_users;
     int64_t n_positions; /* per epoch */
+    /* the last epoch's loss terms per position (iadsr_progress_info) */
+    double ep_aux, ep_det, last_aux, last_det;
     int max_rows;
     int max_len_rows; /* most rows one sequence contributes (<= max_len) */
     int32_t *b_items, *b_pos, *b_tgt, *b_off;
@@ -582,6 +586,8 @@ static void worker_run(void *arg)
     int d = t->shape.d;
     memset(k->g, 0, t->n_floats * sizeof(float));
     k->loss = 0.0;
+    k->loss_aux = 0.0;
+    k->loss_det = 0.0;
     if (k->b.n_rows == 0)
         return;
     const float *h = k->enc.ops->forward(&k->enc, &k->b, &k->rng);
@@ -655,11 +661,15 @@ static void worker_run(void *arg)
             for (int r = 0; r < k->b.n_rows; r++)
                 t->mask_cur[k->mpos[r]] = k->s2.m[r];
         aux_into_backbone(t, k->dh, k->dh_aux, nrd);
-        if (t->detect)
-            l2 += iadsr__heads_detect_train(
+        k->loss_aux = l2 * (double)t->batch_rows;
+        if (t->detect) {
+            double ld = iadsr__heads_detect_train(
                 &st, &k->s2, h, &k->b, k->uvec, t->w + t->off_det, k->noise,
                 t->batch_rows, k->g + t->off_det, k->g + t->off_w1,
                 k->g + t->off_w2);
+            k->loss_det = ld * (double)t->batch_rows;
+            l2 += ld;
+        }
         /* report the total L per position, like the cross-entropy sum */
         k->loss += l2 * (double)t->batch_rows;
     }
@@ -729,6 +739,10 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
                           (long long)t->step + 1);
     adam_step(t);
     *loss_sum += loss;
+    for (int i = 0; i < W; i++) {
+        t->ep_aux += t->wk[i].loss_aux;
+        t->ep_det += t->wk[i].loss_det;
+    }
     return IADSR_OK;
 }
 
@@ -746,6 +760,7 @@ int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out)
         t->users[j] = tmp;
     }
     double loss_sum = 0;
+    t->ep_aux = t->ep_det = 0.0;
     int B = t->tp.batch_size;
     for (int64_t i0 = 0; i0 < t->n_users; i0 += B) {
         int nb = (int)(t->n_users - i0 < B ? t->n_users - i0 : B);
@@ -759,6 +774,8 @@ int iadsr_trainer_run_epoch(iadsr_trainer *t, double *loss_out)
         t->mask_prev = t->mask_cur;
         t->mask_cur = tmp;
     }
+    t->last_aux = t->ep_aux / (double)t->n_positions;
+    t->last_det = t->ep_det / (double)t->n_positions;
     if (loss_out)
         *loss_out = loss_sum / (double)t->n_positions;
     return IADSR_OK;
@@ -820,6 +837,11 @@ int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
         info.epoch = t->epochs_done;
         info.max_epochs = t->tp.max_epochs;
         info.loss = loss;
+        info.loss_aux = t->joint ? t->last_aux : (double)NAN;
+        info.loss_detect = t->detect ? t->last_det : (double)NAN;
+        info.loss_next = loss - (t->joint ? t->last_aux : 0.0) -
+                         (t->detect ? t->last_det : 0.0);
+        info.learning_rate = (double)t->tp.learning_rate;
         info.epoch_seconds = iadsr__now() - e0;
         info.valid_hr10 = (double)NAN;
         info.valid_ndcg10 = (double)NAN;

@@ -121,7 +121,7 @@ class TestBasics(unittest.TestCase):
             self.assertEqual(ours, lib, name)
         # no _init for these; sizes from the header's frozen layouts
         self.assertEqual(ctypes.sizeof(iadsr.Metrics), 64)
-        self.assertEqual(ctypes.sizeof(iadsr.ProgressInfoStruct), 64)
+        self.assertEqual(ctypes.sizeof(iadsr.ProgressInfoStruct), 96)
         self.assertEqual(ctypes.sizeof(iadsr.PipelineResult), 120)
 
     def test_numpy_switch(self):
@@ -701,6 +701,13 @@ class TestIADSR(TempDirMixin, unittest.TestCase):
         self.assertTrue(self.trainer.joint_training)
         self.assertEqual(len(self.infos), 2)
         self.assertTrue(all(math.isfinite(i.loss) for i in self.infos))
+        for i in self.infos:
+            # the joint loss by term (no detector: its term is NaN)
+            self.assertAlmostEqual(i.loss_next + i.loss_aux, i.loss,
+                                   delta=1e-9 * i.loss)
+            self.assertGreater(i.loss_aux, 0)
+            self.assertTrue(math.isnan(i.loss_detect))
+            self.assertGreater(i.learning_rate, 0)
         self.assertEqual(self.aligner.dim, 16)
         self.assertEqual(self.aligner.semantic_dim, self.SEM_DIM)
         self.assertEqual(self.gate.dim, 16)
