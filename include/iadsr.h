@@ -1071,6 +1071,44 @@ typedef struct iadsr_metrics {
 IADSR_API int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
                              const iadsr_eval_params *p, iadsr_metrics *out);
 
+/**
+ * The per-user ranks behind iadsr_evaluate(): the same protocol and the
+ * same users (leave-one-out, full ranking, history items ranked unless
+ * IADSR_TOPK_EXCLUDE_HISTORY, ties counted against the target), for a
+ * host that wants metrics iadsr_metrics does not hold (another K, MRR,
+ * per-user analyses or significance tests). Entry i is the user of
+ * dataset row @p users[i] and the 0-based rank of its target
+ * (@p ranks[i], 0 = top), in increasing row order; users without a target
+ * are skipped. HR\@K and NDCG\@K computed from these ranks equal those of
+ * iadsr_evaluate(). The ranks do not depend on the thread count.
+ * With @p users and @p ranks NULL and @p capacity 0 it only reports the
+ * number of evaluated users in *@p n_out (no scoring is done).
+ * @param m         the model (only read)
+ * @param d         the users' sequences (as for iadsr_evaluate())
+ * @param p         NULL = defaults (the test target, 1 thread, flags 0)
+ * @param users     receives the dataset row of each evaluated user; NULL
+ *                  only with capacity 0
+ * @param ranks     receives the 0-based rank of each user's target; NULL
+ *                  only with capacity 0
+ * @param capacity  entries available in each of @p users and @p ranks
+ * @param n_out     receives the number of evaluated users (also on
+ *                  IADSR_ERR_BUFFER_TOO_SMALL); must not be NULL
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL or foreign handle, NULL
+ *         n_out, capacity < 0, a NULL buffer with capacity > 0, bad
+ *         params), IADSR_ERR_BUFFER_TOO_SMALL (capacity below the number
+ *         of evaluated users: *n_out is set, the buffers are untouched),
+ *         IADSR_ERR_DIM_MISMATCH (dataset items exceed the model),
+ *         IADSR_ERR_STATE (no user has a target), IADSR_ERR_NOMEM
+ *
+ * Thread-safety: any thread; the model and dataset may be shared.
+ * @since 0.3.0
+ */
+IADSR_API int iadsr_evaluate_ranks(const iadsr_model *m,
+                                   const iadsr_dataset *d,
+                                   const iadsr_eval_params *p, int64_t *users,
+                                   int32_t *ranks, int64_t capacity,
+                                   int64_t *n_out);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */

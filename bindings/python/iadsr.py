@@ -32,9 +32,9 @@ import threading
 __all__ = [
     'IadsrError', 'ConcurrentUseError', 'HAVE_NUMPY', 'CSR', 'ProgressInfo',
     'Dataset', 'Model', 'Trainer', 'Context', 'Semantic', 'Aligner',
-    'Gate', 'Denoiser', 'evaluate', 'save_checkpoint', 'load_checkpoint',
-    'load_checkpoint_bytes', 'npy_decode', 'npy_save', 'pipeline',
-    'version', 'version_number', 'build_info', 'format_version',
+    'Gate', 'Denoiser', 'evaluate', 'evaluate_ranks', 'save_checkpoint',
+    'load_checkpoint', 'load_checkpoint_bytes', 'npy_decode', 'npy_save',
+    'pipeline', 'version', 'version_number', 'build_info', 'format_version',
     'strerror', 'status_name', 'last_error', 'clear_error', 'struct_sizes',
 ]
 
@@ -297,6 +297,8 @@ _PROTOS = {
     'iadsr_eval_params_init': (None, _P),
     'iadsr_evaluate': (_C_INT, _P, _P, ctypes.POINTER(EvalParams),
                        ctypes.POINTER(Metrics)),
+    'iadsr_evaluate_ranks': (_C_INT, _P, _P, ctypes.POINTER(EvalParams),
+                             _P, _P, _i64, ctypes.POINTER(_i64)),
     # semantic matrices and .npy
     'iadsr_semantic_create': (_C_INT, _PP, _P, _i64, _i32, _i64, _u32),
     'iadsr_semantic_parse_npy': (_C_INT, _PP, _P, _SZ, _u32),
@@ -1413,6 +1415,11 @@ class Model(_Object):
     def evaluate(self, dataset, **kw):
         return evaluate(self, dataset, **kw)
 
+    def evaluate_ranks(self, dataset, target='test', n_threads=1,
+                       exclude_history=False):
+        return evaluate_ranks(self, dataset, target, n_threads,
+                              exclude_history)
+
     def __repr__(self):
         try:
             return '<iadsr.Model %s items=%d dim=%d>' % (
@@ -1698,6 +1705,27 @@ def evaluate(model, dataset, target='test', n_threads=1,
     with _using(model, dataset) as (mp, dp):
         _call('evaluate', mp, dp, ctypes.byref(p), ctypes.byref(m))
     return _metrics_dict(m)
+
+
+def evaluate_ranks(model, dataset, target='test', n_threads=1,
+                   exclude_history=False):
+    """The per-user ranks behind evaluate(): (users, ranks), the dataset
+    row of every evaluated user and the 0-based rank of its target (0 =
+    top), in row order.  int64 / int32 numpy arrays, or lists without
+    numpy.  HR@K = mean(ranks < K), NDCG@K = mean over ranks < K of
+    1 / log2(rank + 2) (0 otherwise), MRR = mean(1 / (ranks + 1))."""
+    p = _eval_params(target, n_threads, exclude_history)
+    n = _i64()
+    with _using(model, dataset) as (mp, dp):
+        _call('evaluate_ranks', mp, dp, ctypes.byref(p), None, None, 0,
+              ctypes.byref(n))
+        users, ua = _out_buffer(None, _I64, (n.value,), 'users')
+        ranks, ra = _out_buffer(None, _I32, (n.value,), 'ranks')
+        _call('evaluate_ranks', mp, dp, ctypes.byref(p), ua, ra, n.value,
+              ctypes.byref(n))
+    if np is None:
+        return list(users), list(ranks)
+    return users, ranks
 
 # ---------------------------------------------------------------------------
 # Semantic matrices and .npy

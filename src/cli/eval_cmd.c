@@ -6,6 +6,9 @@
 #include "iadsr.h"
 #include "backbone/model.h" /* model provenance fields for `info` */
 #include "backbone/encoder.h" /* backbone names and hyper-parameters */
+#include "common/alloc.h"     /* iadsr__free of the driver's arrays */
+#include "common/error.h"     /* iadsr__err: a worker's message */
+#include "score/eval.h"       /* the ranking driver, for eval --semantic */
 
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@ static const char eval_help[] =
     "Usage: iadsr eval --model MODEL --data FILE [--split test|valid]\n"
     "                  [--exclude-history] [--threads T] [--json]\n"
     "                  [--cold-max N [--cold-ref REF]]\n"
+    "                  [--k LIST] [--per-user FILE]\n"
     "       iadsr eval --semantic EMB.npy\n"
     "                  [--semantic-rows padded|dense|items]\n"
     "                  --data FILE [same options]\n"
@@ -67,7 +71,18 @@ static const char eval_help[] =
     "                      with --cold-max also \"cold_max\":N,\n"
     "                      \"n_users_cold\":.. (= users) and\n"
     "                      \"n_users_all\":.. (users with a target in\n"
-    "                      FILE)\n";
+    "                      FILE)\n"
+    "  --k LIST            comma-separated cut-offs, each 1..n_items, at\n"
+    "                      most 16 (e.g. 1,5,10,50). With --k the table\n"
+    "                      and the JSON hold HR@K and NDCG@K for each K\n"
+    "                      given, then MRR (mean of 1/(rank + 1), no\n"
+    "                      cut-off): {..,\"HR@1\":..,\"NDCG@1\":..,\n"
+    "                      \"MRR\":..,..}. Without --k: K = 5, 10, 20 and\n"
+    "                      the output above (no MRR)\n"
+    "  --per-user FILE     write the rank of every evaluated user's target:\n"
+    "                      a header line \"user_id<TAB>rank\", then\n"
+    "                      \"USER_ID<TAB>RANK\" per user in file order (rank\n"
+    "                      1-based: 1 = top), written atomically\n";
 
 /* Load model then the dataset with the model's item count (ids above it
  * are reported with their line). */
@@ -110,7 +125,7 @@ typedef struct cold_view {
  * Returns CLI_OK, or prints and returns CLI_USAGE / CLI_RUNTIME (*d is
  * then unchanged). */
 static int cold_select(const char *cmd, const char *data_path, int split,
-                       cold_view *cv, iadsr_dataset **d)
+                       cold_view *cv, iadsr_dataset **d, int64_t **ids_out)
 {
     iadsr_dataset *ref = NULL, *sub = NULL;
     const iadsr_dataset *src;
@@ -121,6 +136,7 @@ static int cold_select(const char *cmd, const char *data_path, int split,
     int exit_code = CLI_RUNTIME;
     int rc;
 
+    *ids_out = NULL;
     if (cv->ref) {
         /* ids above n_items cannot be a target, they are not counted */
         rc = iadsr_dataset_load_text(&ref, cv->ref, 0);
@@ -173,7 +189,9 @@ static int cold_select(const char *cmd, const char *data_path, int split,
         goto done;
     }
     items = malloc((size_t)total * sizeof *items);
-    if (!items) {
+    /* the subset's rows have no user ids of their own (--per-user) */
+    *ids_out = malloc((size_t)cv->n_cold * sizeof **ids_out);
+    if (!items || !*ids_out) {
         cli_error(cmd, "out of memory for %lld interactions",
                   (long long)total);
         goto done;
@@ -187,6 +205,7 @@ static int cold_select(const char *cmd, const char *data_path, int split,
             continue;
         memcpy(items + offs[k], it, (size_t)n * sizeof *items);
         offs[k + 1] = offs[k] + n;
+        (*ids_out)[k] = iadsr_dataset_user_id(*d, u);
         k++;
     }
     rc = iadsr_dataset_create(&sub, items, offs, k, n_items,
@@ -200,6 +219,10 @@ static int cold_select(const char *cmd, const char *data_path, int split,
     exit_code = CLI_OK;
 
 done:
+    if (exit_code != CLI_OK) {
+        free(*ids_out);
+        *ids_out = NULL;
+    }
     free(counts);
     free(offs);
     free(items);
@@ -232,23 +255,265 @@ static void print_eval(const char *split, const iadsr_metrics *met, int excl,
     cli_print_metrics(split, met, excl, 0);
 }
 
+/* ---- eval --k, MRR and --per-user: metrics from the per-user ranks ---- */
+
+#define EVAL_MAX_K 16
+
+/* Parse --k: comma-separated integers >= 1, at most EVAL_MAX_K, no
+ * repeats (each names a JSON key). The upper bound, n_items, is checked
+ * once the model is loaded. Returns the count, or prints a usage error and
+ * returns -1. */
+static int parse_k_list(const char *cmd, const char *text, int64_t *ks)
+{
+    const char *p = text;
+    int n = 0;
+    for (;;) {
+        int64_t v = 0;
+        const char *start = p;
+        while (*p >= '0' && *p <= '9') {
+            if (v > (INT32_MAX - (*p - '0')) / 10) {
+                cli_usage_error(cmd, "--k '%s': a cut-off is too large",
+                                text);
+                return -1;
+            }
+            v = v * 10 + (*p - '0');
+            p++;
+        }
+        if (p == start || v < 1 || (*p != ',' && *p != '\0')) {
+            cli_usage_error(cmd, "--k '%s': expected comma-separated "
+                                 "integers >= 1, e.g. 5,10,20", text);
+            return -1;
+        }
+        if (n == EVAL_MAX_K) {
+            cli_usage_error(cmd, "--k '%s': at most %d cut-offs", text,
+                            EVAL_MAX_K);
+            return -1;
+        }
+        for (int i = 0; i < n; i++)
+            if (ks[i] == v) {
+                cli_usage_error(cmd, "--k '%s': %lld is given twice", text,
+                                (long long)v);
+                return -1;
+            }
+        ks[n++] = v;
+        if (*p == '\0')
+            return n;
+        p++; /* the comma */
+    }
+}
+
+/* HR@K and NDCG@K for each K and MRR, from 0-based ranks. Summed in user
+ * order and scaled by 1/n as the library does, so K = 5, 10, 20 give the
+ * very numbers of iadsr_evaluate. */
+typedef struct rank_metrics {
+    int n_k;
+    int64_t ks[EVAL_MAX_K];
+    double hr[EVAL_MAX_K], nd[EVAL_MAX_K], mrr;
+    int64_t n_users;
+} rank_metrics;
+
+static void metrics_from_ranks(const int32_t *ranks, int64_t n,
+                               rank_metrics *rm)
+{
+    double mrr = 0.0;
+    for (int q = 0; q < rm->n_k; q++)
+        rm->hr[q] = rm->nd[q] = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        for (int q = 0; q < rm->n_k; q++)
+            if (ranks[i] < rm->ks[q]) {
+                rm->hr[q] += 1.0;
+                rm->nd[q] += 1.0 / log2((double)ranks[i] + 2.0);
+            }
+        mrr += 1.0 / ((double)ranks[i] + 1.0);
+    }
+    double inv = n > 0 ? 1.0 / (double)n : 0.0;
+    for (int q = 0; q < rm->n_k; q++) {
+        rm->hr[q] *= inv;
+        rm->nd[q] *= inv;
+    }
+    rm->mrr = mrr * inv;
+    rm->n_users = n;
+}
+
+/* The output of --k: the table with one column per K and an MRR line, or
+ * the JSON object with HR@K and NDCG@K for each K, then MRR. */
+static void print_eval_k(const char *split, const rank_metrics *rm, int excl,
+                         int json, const cold_view *cv, const char *data_path)
+{
+    if (json) {
+        char key[32];
+        printf("{\"split\":\"%s\",\"users\":%lld", split,
+               (long long)rm->n_users);
+        for (int q = 0; q < rm->n_k; q++) {
+            snprintf(key, sizeof key, "HR@%lld", (long long)rm->ks[q]);
+            cli_json_double(key, rm->hr[q]);
+        }
+        for (int q = 0; q < rm->n_k; q++) {
+            snprintf(key, sizeof key, "NDCG@%lld", (long long)rm->ks[q]);
+            cli_json_double(key, rm->nd[q]);
+        }
+        cli_json_double("MRR", rm->mrr);
+        printf(",\"exclude_history\":%s", excl ? "true" : "false");
+        if (cv)
+            printf(",\"cold_max\":%lld,\"n_users_cold\":%lld,"
+                   "\"n_users_all\":%lld",
+                   (long long)cv->max, (long long)cv->n_cold,
+                   (long long)cv->n_all);
+        printf("}\n");
+        return;
+    }
+    if (cv)
+        printf("cold view: %lld of %lld users (%.1f%%), %s target with at "
+               "most %lld training interactions in %s\n",
+               (long long)cv->n_cold, (long long)cv->n_all,
+               100.0 * (double)cv->n_cold / (double)cv->n_all, split,
+               (long long)cv->max, cv->ref ? cv->ref : data_path);
+    printf("split: %s   users: %lld   exclude_history: %s\n", split,
+           (long long)rm->n_users, excl ? "yes" : "no");
+    printf("%-6s", "");
+    for (int q = 0; q < rm->n_k; q++) {
+        char col[32];
+        snprintf(col, sizeof col, "@%lld", (long long)rm->ks[q]);
+        printf(" %8s", col);
+    }
+    printf("\n%-6s", "HR");
+    for (int q = 0; q < rm->n_k; q++)
+        printf(" %8.4f", rm->hr[q]);
+    printf("\n%-6s", "NDCG");
+    for (int q = 0; q < rm->n_k; q++)
+        printf(" %8.4f", rm->nd[q]);
+    printf("\n%-6s %8.4f\n", "MRR", rm->mrr);
+}
+
+/* --per-user: "user_id<TAB>rank" lines, rank 1-based. */
+typedef struct per_user_out {
+    const iadsr_dataset *d;
+    const int64_t *ids; /* user id per row of d, or NULL: d's own */
+    const int64_t *users;
+    const int32_t *ranks;
+    int64_t n;
+} per_user_out;
+
+static void write_per_user(iadsr__atomic_file *f, const void *ctx)
+{
+    const per_user_out *o = ctx;
+    static const char head[] = "user_id\trank\n";
+    char buf[4096];
+    size_t used = 0;
+    if (iadsr__atomic_put(f, head, sizeof head - 1) != 0)
+        return;
+    for (int64_t i = 0; i < o->n; i++) {
+        int64_t id = o->ids ? o->ids[o->users[i]]
+                            : iadsr_dataset_user_id(o->d, o->users[i]);
+        if (used > sizeof buf - 48) { /* two numbers, a tab, a newline */
+            if (iadsr__atomic_put(f, buf, used) != 0)
+                return;
+            used = 0;
+        }
+        used += cli_put_u64(buf + used, (uint64_t)id);
+        buf[used++] = '\t';
+        used += cli_put_u64(buf + used, (uint64_t)o->ranks[i] + 1u);
+        buf[used++] = '\n';
+    }
+    (void)iadsr__atomic_put(f, buf, used);
+}
+
+/* The ranker of eval --semantic for the library's driver: the public
+ * text-only scores, ranked as the library ranks them. */
+static int semantic_rank_fn(void *arg, const iadsr_dataset *d,
+                            const int64_t *users, int64_t begin, int64_t end,
+                            int cut, uint32_t flags, int32_t *ranks)
+{
+    const iadsr_semantic *sem = arg;
+    int32_t N = iadsr_semantic_n_items(sem);
+    float *sc = malloc(((size_t)N + 1) * sizeof *sc);
+    int rc = IADSR_OK;
+    if (!sc) /* the driver reports this thread's last error */
+        return iadsr__err(IADSR_ERR_NOMEM, "eval: out of memory for %ld "
+                                           "scores", (long)N + 1);
+    for (int64_t i = begin; i < end && rc == IADSR_OK; i++) {
+        int32_t n = 0;
+        const int32_t *s = iadsr_dataset_user_items(d, users[i], &n);
+        int32_t h = n - cut; /* history length, >= 1 */
+        rc = iadsr_semantic_scores(sem, s, h, sc, (int64_t)N + 1);
+        if (rc == IADSR_OK)
+            ranks[i] = iadsr__target_rank(sc, N, s, h, s[h], flags);
+    }
+    free(sc);
+    return rc;
+}
+
+/* The per-user ranks of the model (or, when @p sem, of the text-only
+ * recommender) into malloc'd *users / *ranks. Returns the library status
+ * (last error set). */
+static int eval_ranks(const iadsr_model *m, const iadsr_semantic *sem,
+                      const iadsr_dataset *d, const iadsr_eval_params *ep,
+                      int64_t **users, int32_t **ranks, int64_t *n)
+{
+    int rc;
+    *users = NULL;
+    *ranks = NULL;
+    *n = 0;
+    if (sem) {
+        int64_t *u = NULL;
+        int32_t *r = NULL;
+        rc = iadsr__rank_users(d, ep->target == IADSR_EVAL_VALID ? 2 : 1,
+                               ep->flags, ep->n_threads, semantic_rank_fn,
+                               (void *)(uintptr_t)sem, "semantic_evaluate",
+                               &u, &r, n);
+        if (rc == IADSR_OK) {
+            *users = malloc((size_t)*n * sizeof **users);
+            *ranks = malloc((size_t)*n * sizeof **ranks);
+            if (*users && *ranks) {
+                memcpy(*users, u, (size_t)*n * sizeof **users);
+                memcpy(*ranks, r, (size_t)*n * sizeof **ranks);
+            } else {
+                rc = IADSR_ERR_NOMEM;
+            }
+        }
+        iadsr__free(u);
+        iadsr__free(r);
+    } else {
+        int64_t need = 0;
+        rc = iadsr_evaluate_ranks(m, d, ep, NULL, NULL, 0, &need);
+        if (rc != IADSR_OK)
+            return rc;
+        *users = malloc((size_t)need * sizeof **users);
+        *ranks = malloc((size_t)need * sizeof **ranks);
+        rc = *users && *ranks
+                 ? iadsr_evaluate_ranks(m, d, ep, *users, *ranks, need, n)
+                 : IADSR_ERR_NOMEM;
+    }
+    if (rc != IADSR_OK) {
+        free(*users);
+        free(*ranks);
+        *users = NULL;
+        *ranks = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const char *cmd = "eval";
     const char *model_path = NULL, *data_path = NULL, *cold_ref = NULL;
+    const char *k_list = NULL, *per_user = NULL;
     cli_semantic_in si;
     int split = 0, excl = 0, json = 0;
     int64_t threads = 1, cold_max = 0;
     cli_opt opts[] = {
-        CLI_STR("model", &model_path, 0),
+        CLI_STR("model", &model_path, OPT_IN_FILE),
         CLI_SEMANTIC_OPTS(si, 0),
-        CLI_STR("data", &data_path, OPT_REQUIRED),
+        CLI_STR("data", &data_path, OPT_REQUIRED | OPT_IN_FILE),
         CLI_CHOICE("split", &split, split_names),
         CLI_FLAG("exclude-history", &excl),
         CLI_I64("threads", &threads, 1, 256, 0),
         CLI_I64("cold-max", &cold_max, 0, INT64_MAX, 0),
-        CLI_STR("cold-ref", &cold_ref, 0),
+        CLI_STR("cold-ref", &cold_ref, OPT_IN_FILE),
         CLI_FLAG("json", &json),
+        CLI_STR("k", &k_list, 0),
+        CLI_STR("per-user", &per_user, OPT_OUT_FILE),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_model *m = NULL;
@@ -256,6 +521,9 @@ int cmd_eval(int argc, char **argv)
     iadsr_eval_params ep;
     iadsr_metrics met;
     cold_view cv = {0, NULL, 0, 0};
+    rank_metrics rm;
+    int64_t *cold_ids = NULL, *users = NULL, n_ranked = 0;
+    int32_t *ranks = NULL, n_items;
     int cold, exit_code, rc;
 
     memset(&si, 0, sizeof si);
@@ -271,6 +539,15 @@ int cmd_eval(int argc, char **argv)
         return cli_usage_error(cmd, "--cold-ref needs --cold-max");
     cv.max = cold_max;
     cv.ref = cold_ref;
+    memset(&rm, 0, sizeof rm);
+    rm.n_k = 3;
+    rm.ks[0] = 5;
+    rm.ks[1] = 10;
+    rm.ks[2] = 20;
+    if (k_list && (rm.n_k = parse_k_list(cmd, k_list, rm.ks)) < 0)
+        return CLI_USAGE;
+    if (per_user && cli_check_out_path(cmd, per_user) != CLI_OK)
+        return CLI_RUNTIME;
     iadsr_eval_params_init(&ep);
     ep.target = split == 0 ? IADSR_EVAL_TEST : IADSR_EVAL_VALID;
     ep.n_threads = (int32_t)threads;
@@ -298,22 +575,68 @@ int cmd_eval(int argc, char **argv)
                CLI_OK) {
         return CLI_RUNTIME;
     }
+    n_items = si.items ? iadsr_semantic_n_items(si.items)
+                       : iadsr_model_n_items(m);
+    for (int q = 0; k_list && q < rm.n_k; q++)
+        if (rm.ks[q] > n_items) {
+            exit_code = cli_usage_error(cmd, "--k %lld exceeds the %s's %ld "
+                                             "items",
+                                        (long long)rm.ks[q],
+                                        si.items ? "matrix" : "model",
+                                        (long)n_items);
+            goto done;
+        }
     if (cold) {
-        exit_code = cold_select(cmd, data_path, split, &cv, &d);
+        exit_code = cold_select(cmd, data_path, split, &cv, &d, &cold_ids);
         if (exit_code != CLI_OK)
             goto done;
     }
-    rc = si.items ? iadsr_semantic_evaluate(si.items, d, &ep, &met)
-           : iadsr_evaluate(m, d, &ep, &met);
+    if (!k_list && !per_user) {
+        /* the library's own metrics: the output of earlier versions */
+        rc = si.items ? iadsr_semantic_evaluate(si.items, d, &ep, &met)
+                      : iadsr_evaluate(m, d, &ep, &met);
+        if (rc != IADSR_OK) {
+            exit_code = cli_lib_error(cmd, NULL, NULL, rc);
+            goto done;
+        }
+        print_eval(split_names[split], &met, excl, json, cold ? &cv : NULL,
+                   data_path);
+        exit_code = cli_finish_stdout(cmd);
+        goto done;
+    }
+    iadsr_clear_error(); /* a NOMEM of eval_ranks sets no message */
+    rc = eval_ranks(m, si.items, d, &ep, &users, &ranks, &n_ranked);
     if (rc != IADSR_OK) {
         exit_code = cli_lib_error(cmd, NULL, NULL, rc);
         goto done;
     }
-    print_eval(split_names[split], &met, excl, json, cold ? &cv : NULL,
-               data_path);
+    if (per_user) {
+        per_user_out po = {d, cold_ids, users, ranks, n_ranked};
+        exit_code = cli_write_atomic(cmd, per_user, write_per_user, &po);
+        if (exit_code != CLI_OK)
+            goto done;
+    }
+    metrics_from_ranks(ranks, n_ranked, &rm);
+    if (k_list) {
+        print_eval_k(split_names[split], &rm, excl, json, cold ? &cv : NULL,
+                     data_path);
+    } else { /* K = 5, 10, 20 in the usual layout */
+        met.n_users = rm.n_users;
+        met.hr5 = rm.hr[0];
+        met.hr10 = rm.hr[1];
+        met.hr20 = rm.hr[2];
+        met.ndcg5 = rm.nd[0];
+        met.ndcg10 = rm.nd[1];
+        met.ndcg20 = rm.nd[2];
+        print_eval(split_names[split], &met, excl, json, cold ? &cv : NULL,
+                   data_path);
+    }
     exit_code = cli_finish_stdout(cmd);
 
 done:
+    free(users);
+    free(ranks);
+    free(cold_ids);
     iadsr_model_free(m);
     cli_semantic_in_free(&si);
     iadsr_dataset_free(d);
@@ -326,7 +649,7 @@ done:
 
 static const char recommend_help[] =
     "Usage: iadsr recommend --model MODEL --data FILE --k K\n"
-    "                       [--exclude-history] [--users N]\n"
+    "                       [--exclude-history] [--users N] [--json]\n"
     "\n"
     "For every user of FILE (in file order), print the K best next items\n"
     "after the user's whole sequence, best first:\n"
@@ -339,22 +662,55 @@ static const char recommend_help[] =
     "  --data FILE         sequence file (required)\n"
     "  --k K               items per user, 1..n_items (required)\n"
     "  --exclude-history   never recommend an item of the user's sequence\n"
-    "  --users N           only the first N users\n";
+    "  --users N           only the first N users\n"
+    "  --json              one JSON object per user and line instead:\n"
+    "                      {\"user\":USER_ID,\"items\":[..],\"scores\":[..]}\n"
+    "                      best first (empty lists for a user without\n"
+    "                      items)\n";
 
 #define RECOMMEND_CHUNK 256
+
+/* recommend --json: {"user":ID,"items":[..],"scores":[..]} on one line;
+ * @p ids / @p sc are NULL for a user without items. The -1 padding of
+ * --exclude-history is left out, as in the plain output. */
+static void print_recommend_json(int64_t user, const int32_t *ids,
+                                 const float *sc, int64_t k)
+{
+    int first = 1;
+    printf("{\"user\":%lld,\"items\":[", (long long)user);
+    for (int64_t j = 0; ids && j < k; j++) {
+        if (ids[j] < 1)
+            continue;
+        printf("%s%ld", first ? "" : ",", (long)ids[j]);
+        first = 0;
+    }
+    printf("],\"scores\":[");
+    first = 1;
+    for (int64_t j = 0; ids && j < k; j++) {
+        if (ids[j] < 1)
+            continue;
+        if (isfinite(sc[j]))
+            printf("%s%.9g", first ? "" : ",", (double)sc[j]);
+        else
+            printf("%snull", first ? "" : ",");
+        first = 0;
+    }
+    printf("]}\n");
+}
 
 int cmd_recommend(int argc, char **argv)
 {
     static const char *cmd = "recommend";
     const char *model_path = NULL, *data_path = NULL;
     int64_t k = 0, max_users = INT64_MAX;
-    int excl = 0;
+    int excl = 0, json = 0;
     cli_opt opts[] = {
         CLI_STR("model", &model_path, OPT_REQUIRED),
         CLI_STR("data", &data_path, OPT_REQUIRED),
         CLI_I64("k", &k, 1, INT32_MAX, OPT_REQUIRED),
         CLI_FLAG("exclude-history", &excl),
         CLI_I64("users", &max_users, 1, INT64_MAX, 0),
+        CLI_FLAG("json", &json),
     };
     iadsr_model *m = NULL;
     iadsr_dataset *d = NULL;
@@ -437,6 +793,17 @@ int cmd_recommend(int argc, char **argv)
             }
         }
         for (int64_t u = u0, r = 0; u < u1; u++) {
+            if (json) {
+                const int32_t *ri = NULL;
+                const float *rs = NULL;
+                if (r < nb && rows[r] == u) {
+                    ri = ids + r * k;
+                    rs = scores + r * k;
+                    r++;
+                }
+                print_recommend_json(iadsr_dataset_user_id(d, u), ri, rs, k);
+                continue;
+            }
             printf("%lld\t", (long long)iadsr_dataset_user_id(d, u));
             if (r < nb && rows[r] == u) {
                 const int32_t *ri = ids + r * k;
@@ -475,10 +842,18 @@ done:
 /* ------------------------------------------------------------------------ */
 
 static const char info_help[] =
-    "Usage: iadsr info --model MODEL\n"
+    "Usage: iadsr info --model MODEL [--json]\n"
     "\n"
     "Print a checkpoint's hyper-parameters, parameter count, memory use,\n"
-    "epochs trained and best validation NDCG@10.\n";
+    "epochs trained and best validation NDCG@10.\n"
+    "\n"
+    "Options:\n"
+    "  --model MODEL  checkpoint (required)\n"
+    "  --json         exactly one JSON object on one line instead: the\n"
+    "                 fields above (best_valid_ndcg10 null when unknown,\n"
+    "                 memory_bytes), \"aligner\":true|false and\n"
+    "                 \"gate\":true|false; with a gate also gate_theta,\n"
+    "                 gate_max_drop, gate_protect_last and gate_flags\n";
 
 static const char *backbone_name(int32_t b)
 {
@@ -498,12 +873,96 @@ static const char *activation_name(int32_t a)
     }
 }
 
+/* A JSON string member ,"KEY":"V" (quotes, backslashes and control
+ * characters escaped; other bytes as they are). */
+static void json_str(const char *key, const char *v, int first)
+{
+    printf("%s\"%s\":\"", first ? "" : ",", key);
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            printf("\\%c", *c);
+        else if (*c < 0x20)
+            printf("\\u%04x", *c);
+        else
+            putchar(*c);
+    }
+    putchar('"');
+}
+
+/* info --json: the checkpoint with its aligner and gate, if any. */
+static int info_json(const char *cmd, const char *path)
+{
+    cli_checkpoint ck = {NULL, NULL, NULL};
+    iadsr_model_params p;
+    iadsr_denoise_params gp;
+    int rc = iadsr_checkpoint_load(&ck.model, &ck.aligner, &ck.gate, path, 0);
+    if (rc != IADSR_OK)
+        return cli_lib_error(cmd, "cannot load model", path, rc);
+    iadsr_model_params_init(&p);
+    rc = iadsr_model_get_params(ck.model, &p);
+    if (rc == IADSR_OK && ck.gate) {
+        iadsr_denoise_params_init(&gp);
+        rc = iadsr_gate_get_params(ck.gate, &gp);
+    }
+    if (rc != IADSR_OK) {
+        cli_checkpoint_free(&ck);
+        return cli_lib_error(cmd, NULL, NULL, rc);
+    }
+    const iadsr_model *m = ck.model;
+    putchar('{');
+    json_str("model", path, 1);
+    json_str("backbone", backbone_name(p.backbone), 0);
+    printf(",\"n_items\":%ld,\"dim\":%ld,\"max_seq_len\":%ld",
+           (long)p.n_items, (long)p.dim, (long)p.max_seq_len);
+    /* as in the text: only the fields the backbone uses */
+    if (p.n_layers != 0)
+        printf(",\"n_layers\":%ld", (long)p.n_layers);
+    if (p.n_heads != 0)
+        printf(",\"n_heads\":%ld", (long)p.n_heads);
+    if (p.ffn_dim != 0)
+        printf(",\"ffn_dim\":%ld", (long)p.ffn_dim);
+    if (p.activation != IADSR_ACT_DEFAULT)
+        json_str("activation", activation_name(p.activation), 0);
+    if (cli_backbone_takes_flags(p.backbone, IADSR_MODEL_F_PRE_LN))
+        json_str("blocks",
+                 (p.flags & IADSR_MODEL_F_PRE_LN) ? "pre-norm" : "post-norm",
+                 0);
+    const iadsr__encoder_ops *ops = iadsr__encoder_ops_for(p.backbone);
+    for (int k = 0; ops && k < ops->n_hparams; k++)
+        printf(",\"%s\":%ld", ops->hparams[k].field,
+               (long)iadsr__hparam_get(&p, &ops->hparams[k]));
+    printf(",\"dropout\":%g,\"seed\":%llu,\"n_params\":%lld,"
+           "\"memory_bytes\":%zu,\"epochs_trained\":%ld",
+           (double)p.dropout, (unsigned long long)p.seed,
+           (long long)iadsr_model_n_params(m), iadsr_model_memory_usage(m),
+           (long)m->epochs_trained);
+    if (isfinite(m->best_valid_ndcg10))
+        printf(",\"best_valid_ndcg10\":%.6f", (double)m->best_valid_ndcg10);
+    else
+        printf(",\"best_valid_ndcg10\":null");
+    printf(",\"aligner\":%s", ck.aligner ? "true" : "false");
+    if (ck.aligner)
+        printf(",\"aligner_semantic_dim\":%ld",
+               (long)iadsr_aligner_semantic_dim(ck.aligner));
+    printf(",\"gate\":%s", ck.gate ? "true" : "false");
+    if (ck.gate)
+        printf(",\"gate_theta\":%.6g,\"gate_max_drop\":%.6g,"
+               "\"gate_protect_last\":%s,\"gate_flags\":%lu",
+               (double)gp.theta, (double)gp.max_drop,
+               gp.protect_last ? "true" : "false", (unsigned long)gp.flags);
+    printf("}\n");
+    cli_checkpoint_free(&ck);
+    return cli_finish_stdout(cmd);
+}
+
 int cmd_info(int argc, char **argv)
 {
     static const char *cmd = "info";
     const char *model_path = NULL;
+    int json = 0;
     cli_opt opts[] = {
         CLI_STR("model", &model_path, OPT_REQUIRED),
+        CLI_FLAG("json", &json),
     };
     iadsr_model *m = NULL;
     iadsr_model_params p;
@@ -513,6 +972,8 @@ int cmd_info(int argc, char **argv)
 
     if (rc != CLI_CONTINUE)
         return rc;
+    if (json)
+        return info_json(cmd, model_path);
     if (cli_load_model(cmd, model_path, &m) != CLI_OK)
         return CLI_RUNTIME;
     iadsr_model_params_init(&p);

@@ -229,3 +229,61 @@ int iadsr_evaluate(const iadsr_model *m, const iadsr_dataset *d,
     iadsr__free(ranks);
     return rc;
 }
+
+int iadsr_evaluate_ranks(const iadsr_model *m, const iadsr_dataset *d,
+                         const iadsr_eval_params *p, int64_t *users,
+                         int32_t *ranks, int64_t capacity, int64_t *n_out)
+{
+    static const char *what = "evaluate_ranks";
+    if (!iadsr__model_ok(m))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid model", what);
+    if (!iadsr__dataset_ok(d))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid dataset", what);
+    if (!n_out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: n_out is NULL", what);
+    if (capacity < 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: capacity %lld < 0",
+                          what, (long long)capacity);
+    if (capacity > 0 && (!users || !ranks))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: users and ranks must not be NULL when "
+                          "capacity > 0", what);
+    iadsr_eval_params ep;
+    TRY(iadsr__eval_params_get(&ep, p));
+    TRY(iadsr__dataset_fits(d, m->hp.n_items, what, "the model has"));
+    /* The size query counts the users with a target without scoring. */
+    int cut = ep.target == IADSR_EVAL_VALID ? 2 : 1;
+    int64_t need = 0;
+    for (int64_t u = 0; u < d->n_users; u++)
+        need += d->offsets[u + 1] - d->offsets[u] >= cut + 1;
+    if (need == 0)
+        return iadsr__err(IADSR_ERR_STATE,
+                          "%s: no user has at least %d items", what, cut + 1);
+    if (capacity == 0 && !users && !ranks) {
+        *n_out = need;
+        return IADSR_OK;
+    }
+    if (capacity < need) {
+        *n_out = need;
+        return iadsr__err(IADSR_ERR_BUFFER_TOO_SMALL,
+                          "%s: capacity %lld, %lld users have a target",
+                          what, (long long)capacity, (long long)need);
+    }
+    int64_t *us = NULL, n = 0;
+    int32_t *rs = NULL;
+    TRY(iadsr__evaluate_ranks(m, d, ep.target, ep.flags, ep.n_threads, &us,
+                              &rs, &n));
+    if (n > capacity) { /* the count above and the ranking disagree */
+        iadsr__free(us);
+        iadsr__free(rs);
+        return iadsr__err(IADSR_ERR_GENERIC,
+                          "%s: %lld users ranked, %lld counted", what,
+                          (long long)n, (long long)need);
+    }
+    memcpy(users, us, (size_t)n * sizeof *users);
+    memcpy(ranks, rs, (size_t)n * sizeof *ranks);
+    *n_out = n;
+    iadsr__free(us);
+    iadsr__free(rs);
+    return IADSR_OK;
+}

@@ -580,6 +580,27 @@ class TestInference(TempDirMixin, unittest.TestCase):
                                                 exclude_history=True))
         self.assertTrue(0 <= m['ndcg10'] <= m['hr10'] <= m['hr20'] <= 1)
 
+    def test_evaluate_ranks(self):
+        for target in ('test', 'valid'):
+            users, ranks = self.model.evaluate_ranks(self.ds, target=target,
+                                                     n_threads=2)
+            if np is not None:
+                self.assertEqual(users.dtype, np.int64)
+                self.assertEqual(ranks.dtype, np.int32)
+            users, ranks = list(users), list(ranks)
+            self.assertEqual((users, ranks), tuple(
+                list(x) for x in iadsr.evaluate_ranks(self.model, self.ds,
+                                                      target=target)))
+            m = self.model.evaluate(self.ds, target=target)
+            self.assertEqual(len(users), m['n_users'])
+            self.assertEqual(users, sorted(users))
+            n = len(ranks)
+            for k in (5, 10, 20):
+                hr = sum(1.0 for r in ranks if r < k) / n
+                nd = sum(1.0 / math.log2(r + 2) for r in ranks if r < k) / n
+                self.assertAlmostEqual(hr, m['hr%d' % k], places=12)
+                self.assertAlmostEqual(nd, m['ndcg%d' % k], places=12)
+
     def test_item_embeddings(self):
         m = iadsr.Model.from_bytes(self.model.to_bytes())
         view = m.item_embeddings()
