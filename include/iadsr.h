@@ -1000,6 +1000,63 @@ IADSR_API int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
                                    int32_t k, uint32_t flags, int32_t *ids_out,
                                    float *scores_out);
 
+/**
+ * The user representation h after the sequence @p seq: the final hidden
+ * state the backbone (SASRec, pre-LN SASRec, GRU4Rec, Caser alike) computes
+ * for the last position, from which iadsr_ctx_score() derives every score
+ * as a plain dot product with the item table, with no bias and no
+ * normalisation:
+ *
+ *     score[i] = sum_{k < d} out[k] * E[i * d + k],   i = 1..n_items
+ *
+ * where E = iadsr_model_item_embeddings() and d = iadsr_model_dim(). (The
+ * padding row 0 of E is zeros; iadsr_ctx_score() reports -INFINITY for it
+ * because id 0 is never a candidate.) The two agree up to float rounding
+ * (the library may sum in another order), so @p out can be served by a
+ * maximum-inner-product index over the rows of E, e.g. those written by
+ * `iadsr export`.
+ *
+ * @param c      the context (its scratch is reused)
+ * @param seq    item ids, oldest first, each in 1..n_items; borrowed. Only
+ *               the last max_seq_len items are used, as by
+ *               iadsr_ctx_score().
+ * @param n_seq  >= 1
+ * @param out    receives d = iadsr_model_dim() floats; written only on
+ *               success
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (a NULL or foreign context,
+ *         NULL @p seq or @p out, @p n_seq < 1), IADSR_ERR_OUT_OF_RANGE
+ *         (an id)
+ *
+ * Thread-safety: one thread per ctx; the model may be shared. @since 0.3.0
+ */
+IADSR_API int iadsr_ctx_user_vector(iadsr_ctx *c, const int32_t *seq,
+                                    int32_t n_seq, float *out);
+
+/**
+ * User representations for a batch of sequences in CSR form, as
+ * iadsr_ctx_score_batch() reads them (encoded max_batch at a time): row u
+ * of @p out is iadsr_ctx_user_vector() of user u's sequence, and
+ * iadsr_ctx_score_batch() row u equals its dot products with the rows of
+ * the item table (see iadsr_ctx_user_vector() for the exact formula).
+ * @param c        the context
+ * @param items    the item ids of all sequences, each in 1..n_items;
+ *                 user u's are items[offsets[u] .. offsets[u+1])
+ * @param offsets  n_users + 1 entries, offsets[0] == 0, non-decreasing;
+ *                 every sequence non-empty
+ * @param n_users  number of sequences, >= 1
+ * @param out      receives n_users x d floats, row-major (d =
+ *                 iadsr_model_dim()); written only on success
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (a NULL or foreign context, a
+ *         NULL array, @p n_users < 1, offsets[0] != 0, an empty sequence or
+ *         decreasing offsets), IADSR_ERR_OUT_OF_RANGE (an id), as
+ *         iadsr_ctx_score_batch()
+ *
+ * Thread-safety: one thread per ctx. @since 0.3.0
+ */
+IADSR_API int iadsr_ctx_user_vector_batch(iadsr_ctx *c, const int32_t *items,
+                                          const int64_t *offsets,
+                                          int64_t n_users, float *out);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */

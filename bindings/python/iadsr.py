@@ -293,6 +293,8 @@ _PROTOS = {
     'iadsr_ctx_score_batch': (_C_INT, _P, _P, _P, _i64, _P, _i64),
     'iadsr_ctx_topk': (_C_INT, _P, _P, _i32, _i32, _u32, _P, _P),
     'iadsr_ctx_topk_batch': (_C_INT, _P, _P, _P, _i64, _i32, _u32, _P, _P),
+    'iadsr_ctx_user_vector': (_C_INT, _P, _P, _i32, _P),
+    'iadsr_ctx_user_vector_batch': (_C_INT, _P, _P, _P, _i64, _P),
     # evaluation
     'iadsr_eval_params_init': (None, _P),
     'iadsr_evaluate': (_C_INT, _P, _P, ctypes.POINTER(EvalParams),
@@ -1643,8 +1645,10 @@ class Context(_Object):
         with model._use() as mp:
             _call('ctx_create', ctypes.byref(out), mp, ctypes.byref(p))
             n_items = _f.model_n_items(mp)
+            dim = _f.model_dim(mp)
         _Object.__init__(self, out.value)
         self.n_items = n_items
+        self._dim = dim
 
     def score(self, seq, out=None):
         """Scores of every item after seq: n_items + 1 floats indexed by
@@ -1665,6 +1669,27 @@ class Context(_Object):
         out, oa = _out_buffer(out, 'f', (max(nu, 0), n1), 'out')
         with self._exclusive() as cp:
             _call('ctx_score_batch', cp, ia, oa_, nu, oa, max(nu, 0) * n1)
+        return out
+
+    def user_vector(self, seq, out=None):
+        """The user representation h after seq: d floats such that
+        score(seq)[i] == dot(h, model.item_embeddings()[i]) for every item
+        i >= 1 (no bias term; equal up to float rounding)."""
+        addr, n, keep, _ = _i32_input(seq)
+        out, oa = _out_buffer(out, 'f', (self._dim,), 'out')
+        with self._exclusive() as cp:
+            _call('ctx_user_vector', cp, addr, _int_in(n, _i32, 'len(seq)'),
+                  oa)
+        return out
+
+    def user_vector_batch(self, seqs, out=None):
+        """User vectors for a list of sequences (or a CSR): shape
+        (n_users, d); flat row-major without numpy.  Row u dotted with the
+        item table gives score_batch() row u."""
+        ia, oa_, nu, keep = _csr_input(seqs)
+        out, oa = _out_buffer(out, 'f', (max(nu, 0), self._dim), 'out')
+        with self._exclusive() as cp:
+            _call('ctx_user_vector_batch', cp, ia, oa_, nu, oa)
         return out
 
     def topk(self, seq, k, exclude_history=False, ids_out=None,

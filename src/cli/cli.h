@@ -403,5 +403,6 @@ int cmd_denoise(int argc, char **argv);
 int cmd_inject_noise(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif /* IADSR_CLI_H */

@@ -22,6 +22,8 @@ static const char top_help[] =
     "  info          print a model's hyper-parameters and size\n"
     "  popularity    evaluate the popularity baseline on a sequence file\n"
     "  embed-text    embed item texts with word vectors (SIF) into a .npy\n"
+    "  export        write the item table and user vectors as .npy, for\n"
+    "                serving (scores are their dot products)\n"
     "  inject-noise  insert random items into sequences, with labels\n"
     "  denoise       clean sequences with an IADSR model (train --semantic)\n"
     "  pipeline      train IADSR, clean, retrain and evaluate in one run\n"
@@ -49,7 +51,7 @@ static const command commands[] = {
     {"info", cmd_info},           {"popularity", cmd_popularity},
     {"embed-text", cmd_embed_text}, {"inject-noise", cmd_inject_noise},
     {"denoise", cmd_denoise},       {"pipeline", cmd_pipeline},
-    {"import", cmd_import},
+    {"import", cmd_import},         {"export", cmd_export},
 };
 
 static const command *find_command(const char *name)

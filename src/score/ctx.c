@@ -260,6 +260,55 @@ void iadsr__ctx_encode_range(iadsr_ctx *c, const int32_t *items,
     iadsr__ctx_encode(c, items + base, c->offs, n_users);
 }
 
+/* ---- user vectors ----------------------------------------------------------- */
+
+/* The scores above are hlast . E^T with nothing added, so the last hidden
+ * state itself is the user's side of that dot product. */
+int iadsr_ctx_user_vector(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
+                          float *out)
+{
+    if (!IADSR__HANDLE_IS(c, IADSR__MAGIC_CTX))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_user_vector: invalid context");
+    if (!seq || !out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_user_vector: %s is NULL",
+                          seq ? "out" : "seq");
+    if (n_seq < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_user_vector: n_seq must be >= 1 (got %d)",
+                          (int)n_seq);
+    int rc = check_seq(c, seq, n_seq, -1);
+    if (rc)
+        return iadsr__err_prefix(rc, "ctx_user_vector");
+    int64_t off[2] = {0, n_seq};
+    iadsr__ctx_encode(c, seq, off, 1);
+    memcpy(out, c->hlast, (size_t)c->shape.d * sizeof(float));
+    return IADSR_OK;
+}
+
+int iadsr_ctx_user_vector_batch(iadsr_ctx *c, const int32_t *items,
+                                const int64_t *offsets, int64_t n_users,
+                                float *out)
+{
+    if (!IADSR__HANDLE_IS(c, IADSR__MAGIC_CTX))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_user_vector_batch: invalid context");
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_user_vector_batch: out is NULL");
+    /* everything is validated before the first row is written */
+    int rc = iadsr__ctx_check_batch(c, items, offsets, n_users);
+    if (rc)
+        return iadsr__err_prefix(rc, "ctx_user_vector_batch");
+    size_t d = (size_t)c->shape.d;
+    for (int64_t u0 = 0; u0 < n_users; u0 += c->max_batch) {
+        int64_t nb = n_users - u0 < c->max_batch ? n_users - u0 : c->max_batch;
+        iadsr__ctx_encode_range(c, items, offsets + u0, nb);
+        memcpy(out + (size_t)u0 * d, c->hlast, (size_t)nb * d * sizeof(float));
+    }
+    return IADSR_OK;
+}
+
 /* ---- top-K ------------------------------------------------------------------ */
 
 /* Min-heap of (score, id) kept in the caller's output arrays; ties broken

@@ -491,6 +491,33 @@ class TestInference(TempDirMixin, unittest.TestCase):
         ids_c, _ = self.ctx.topk_batch(iadsr.CSR(items, offs), 5)
         self.assertEqual(rows(ids_c, len(seqs), 5), ids_b)
 
+    def test_user_vector_matches_score(self):
+        # score(seq)[i] == dot(user_vector(seq), E[i]), no bias term
+        emb = self.model.item_embeddings(copy=True)
+        if np is not None:
+            table = emb.tolist()
+        else:
+            flat, (n_rows, dim) = emb
+            table = [list(flat[r * dim:(r + 1) * dim]) for r in range(n_rows)]
+        dim = len(table[0])
+        self.assertFalse(any(table[0]))  # padding row
+        seqs = self.seqs[:70]  # > max_batch 64: crosses a chunk boundary
+        hb = rows(self.ctx.user_vector_batch(seqs), len(seqs), dim)
+        for u, seq in enumerate(seqs):
+            h = tolist(self.ctx.user_vector(seq))
+            self.assertEqual(len(h), dim)
+            self.assertTrue(close_all(zip(hb[u], h)), u)
+            s = tolist(self.ctx.score(seq))
+            dots = [math.fsum(a * b for a, b in zip(h, table[i]))
+                    for i in range(1, N_ITEMS + 1)]
+            self.assertTrue(close_all(zip(dots, s[1:])), u)
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            self.ctx.user_vector([1, N_ITEMS + 1])
+        self.assertEqual(cm.exception.name, 'IADSR_ERR_OUT_OF_RANGE')
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            self.ctx.user_vector([])
+        self.assertEqual(cm.exception.name, 'IADSR_ERR_INVALID_ARG')
+
     def test_out_reuse(self):
         out = self.ctx.score(self.seqs[1])
         a = addr(out)
