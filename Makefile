@@ -387,6 +387,10 @@ check: all $(TEST_BIN)
 	  echo "== sh tests/cli_export_test.sh $(CLI_BIN)"; \
 	  env $(TEST_ENV) sh tests/cli_export_test.sh $(CLI_BIN) || { echo "check: tests/cli_export_test.sh FAILED" >&2; status=1; }; \
 	fi; \
+	if [ -f tests/cli_vocab_test.sh ]; then \
+	  echo "== sh tests/cli_vocab_test.sh $(CLI_BIN)"; \
+	  env $(TEST_ENV) sh tests/cli_vocab_test.sh $(CLI_BIN) || { echo "check: tests/cli_vocab_test.sh FAILED" >&2; status=1; }; \
+	fi; \
 	if [ -z '$(SAN)' ]; then \
 	  $(MAKE) --no-print-directory check-python || { echo "check: the Python binding tests FAILED" >&2; status=1; }; \
 	fi; \

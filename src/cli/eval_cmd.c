@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cli/cli.h"
+#include "cli/vocab.h"
 
 #include "iadsr.h"
 #include "backbone/model.h" /* model provenance fields for `info` */
@@ -650,6 +651,7 @@ done:
 static const char recommend_help[] =
     "Usage: iadsr recommend --model MODEL --data FILE --k K\n"
     "                       [--exclude-history] [--users N] [--json]\n"
+    "                       [--vocab VOCAB.tsv]\n"
     "\n"
     "For every user of FILE (in file order), print the K best next items\n"
     "after the user's whole sequence, best first:\n"
@@ -666,22 +668,45 @@ static const char recommend_help[] =
     "  --json              one JSON object per user and line instead:\n"
     "                      {\"user\":USER_ID,\"items\":[..],\"scores\":[..]}\n"
     "                      best first (empty lists for a user without\n"
-    "                      items)\n";
+    "                      items)\n"
+    "  --vocab VOCAB.tsv   print the external ids of the vocabulary of\n"
+    "                      `iadsr import` instead of the dense ids: JSON\n"
+    "                      strings with --json; in the plain output the\n"
+    "                      ids as they are and the fields separated by\n"
+    "                      tabs (an id may hold spaces or ':'):\n"
+    "                        user<TAB>item:score<TAB>item:score ...\n"
+    "                      split each item:score at its last ':'. It must\n"
+    "                      name every item of the model and every user of\n"
+    "                      FILE\n";
 
 #define RECOMMEND_CHUNK 256
 
 /* recommend --json: {"user":ID,"items":[..],"scores":[..]} on one line;
  * @p ids / @p sc are NULL for a user without items. The -1 padding of
- * --exclude-history is left out, as in the plain output. */
+ * --exclude-history is left out, as in the plain output. With @p voc the
+ * ids are the external ones (checked to be there by cmd_recommend). */
 static void print_recommend_json(int64_t user, const int32_t *ids,
-                                 const float *sc, int64_t k)
+                                 const float *sc, int64_t k,
+                                 const cli_vocab *voc)
 {
     int first = 1;
-    printf("{\"user\":%lld,\"items\":[", (long long)user);
+    if (voc) {
+        fputs("{\"user\":", stdout);
+        cli_json_put_str(stdout, cli_vocab_user(voc, user));
+        fputs(",\"items\":[", stdout);
+    } else {
+        printf("{\"user\":%lld,\"items\":[", (long long)user);
+    }
     for (int64_t j = 0; ids && j < k; j++) {
         if (ids[j] < 1)
             continue;
-        printf("%s%ld", first ? "" : ",", (long)ids[j]);
+        if (voc) {
+            if (!first)
+                putchar(',');
+            cli_json_put_str(stdout, cli_vocab_item(voc, ids[j]));
+        } else {
+            printf("%s%ld", first ? "" : ",", (long)ids[j]);
+        }
         first = 0;
     }
     printf("],\"scores\":[");
@@ -701,7 +726,7 @@ static void print_recommend_json(int64_t user, const int32_t *ids,
 int cmd_recommend(int argc, char **argv)
 {
     static const char *cmd = "recommend";
-    const char *model_path = NULL, *data_path = NULL;
+    const char *model_path = NULL, *data_path = NULL, *vocab_path = NULL;
     int64_t k = 0, max_users = INT64_MAX;
     int excl = 0, json = 0;
     cli_opt opts[] = {
@@ -711,7 +736,9 @@ int cmd_recommend(int argc, char **argv)
         CLI_FLAG("exclude-history", &excl),
         CLI_I64("users", &max_users, 1, INT64_MAX, 0),
         CLI_FLAG("json", &json),
+        CLI_STR("vocab", &vocab_path, OPT_IN_FILE),
     };
+    cli_vocab *voc = NULL;
     iadsr_model *m = NULL;
     iadsr_dataset *d = NULL;
     iadsr_ctx *ctx = NULL;
@@ -734,6 +761,32 @@ int cmd_recommend(int argc, char **argv)
                                     (long long)k,
                                     (long)iadsr_model_n_items(m));
         goto done;
+    }
+    if (vocab_path) {
+        int64_t miss;
+        if (cli_vocab_load(cmd, vocab_path, &voc) != CLI_OK) {
+            exit_code = CLI_RUNTIME;
+            goto done;
+        }
+        /* Check up front: a gap found mid-output would leave a
+         * half-written listing. */
+        miss = cli_vocab_first_missing_item(voc, iadsr_model_n_items(m));
+        if (miss) {
+            exit_code = cli_error(cmd, "%s: no item id %lld (the vocabulary "
+                                       "must name the model's items 1..%ld)",
+                                  vocab_path, (long long)miss,
+                                  (long)iadsr_model_n_items(m));
+            goto done;
+        }
+        for (int64_t u = 0; u < iadsr_dataset_n_users(d); u++) {
+            int64_t uid = iadsr_dataset_user_id(d, u);
+            if (!cli_vocab_user(voc, uid)) {
+                exit_code = cli_error(cmd, "%s: no user id %lld (a user of "
+                                           "%s)",
+                                      vocab_path, (long long)uid, data_path);
+                goto done;
+            }
+        }
     }
     rc = iadsr_ctx_create(&ctx, m, NULL);
     if (rc != IADSR_OK) {
@@ -801,10 +854,15 @@ int cmd_recommend(int argc, char **argv)
                     rs = scores + r * k;
                     r++;
                 }
-                print_recommend_json(iadsr_dataset_user_id(d, u), ri, rs, k);
+                print_recommend_json(iadsr_dataset_user_id(d, u), ri, rs, k,
+                                     voc);
                 continue;
             }
-            printf("%lld\t", (long long)iadsr_dataset_user_id(d, u));
+            if (voc)
+                printf("%s\t",
+                       cli_vocab_user(voc, iadsr_dataset_user_id(d, u)));
+            else
+                printf("%lld\t", (long long)iadsr_dataset_user_id(d, u));
             if (r < nb && rows[r] == u) {
                 const int32_t *ri = ids + r * k;
                 const float *rs = scores + r * k;
@@ -812,8 +870,12 @@ int cmd_recommend(int argc, char **argv)
                 for (int64_t j = 0; j < k; j++) {
                     if (ri[j] < 1)
                         continue; /* -1 padding */
-                    printf("%s%ld:%.4f", first ? "" : " ", (long)ri[j],
-                           (double)rs[j]);
+                    if (voc) /* tabs: an external id may hold spaces */
+                        printf("%s%s:%.4f", first ? "" : "\t",
+                               cli_vocab_item(voc, ri[j]), (double)rs[j]);
+                    else
+                        printf("%s%ld:%.4f", first ? "" : " ", (long)ri[j],
+                               (double)rs[j]);
                     first = 0;
                 }
                 r++;
@@ -834,6 +896,7 @@ done:
     iadsr_ctx_free(ctx);
     iadsr_model_free(m);
     iadsr_dataset_free(d);
+    cli_vocab_free(voc);
     return exit_code;
 }
 
