@@ -9,63 +9,12 @@
 
 set -u
 
-BIN=${1:-bin/iadsr}
-case $BIN in
-/*) ;;
-*) BIN=$(pwd)/$BIN ;;
-esac
-if [ ! -x "$BIN" ]; then
-    echo "cli_eval_test: $BIN is not an executable" >&2
-    echo "cli_eval_test: 0 passed, 1 failed"
-    exit 1
-fi
+NAME=cli_eval_test
+. "$(dirname "$0")/cli_harness.sh"
 
-TMPBASE=${IADSR_TEST_TMPDIR:-/tmp}
-T=$TMPBASE/iadsr_cli_eval_test.$$
-rm -rf "$T"
-mkdir -p "$T" || { echo "cli_eval_test: cannot create $T" >&2; exit 1; }
-T=$(cd "$T" && pwd) || exit 1
-trap 'rm -rf "$T"' EXIT
-trap 'rm -rf "$T"; exit 130' INT TERM
-cd "$T" || exit 1
-
-OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-export OPENBLAS_NUM_THREADS
-
-pass=0
-fail=0
-skipped=0
-rc=0
 HAVE_PY=0
 if command -v python3 >/dev/null 2>&1; then HAVE_PY=1; fi
 
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
-run() {
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-errtext() { head -c 400 "$T/err" | tr '\n' ' '; }
-expect_rc() {
-    if [ "$rc" -eq "$2" ]; then ok; else bad "$1: exit $rc, expected $2; stderr: $(errtext)"; fi
-}
-expect_err() {
-    if grep -F -e "$2" "$T/err" >/dev/null 2>&1; then ok; else bad "$1: stderr lacks '$2': $(errtext)"; fi
-}
-expect_out() {
-    if grep -F -e "$2" "$T/out" >/dev/null 2>&1; then ok; else bad "$1: stdout lacks '$2'"; fi
-}
-expect_no_out() {
-    if [ ! -s "$T/out" ]; then ok; else bad "$1: unexpected stdout: $(head -c 200 "$T/out")"; fi
-}
-check() {
-    d=$1
-    shift
-    if "$@" >/dev/null 2>&1; then ok; else bad "$d"; fi
-}
 # pycheck DESC SCRIPT ARGS...: python3 -c SCRIPT ARGS must succeed
 pycheck() {
     d=$1
@@ -331,9 +280,4 @@ for o, s in zip(objs, seqs):
     assert all(i >= 1 for i in o["items"])
 ' "$T/out" d.txt
 
-if [ "$skipped" -gt 0 ]; then
-    echo "cli_eval_test: $pass passed, $fail failed, $skipped skipped (python3 missing)"
-else
-    echo "cli_eval_test: $pass passed, $fail failed"
-fi
-[ "$fail" -eq 0 ]
+finish "python3 missing"

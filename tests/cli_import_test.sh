@@ -9,33 +9,9 @@
 
 set -u
 
-BIN=${1:-bin/iadsr}
-case $BIN in
-/*) ;;
-*) BIN=$(pwd)/$BIN ;;
-esac
-if [ ! -x "$BIN" ]; then
-    echo "cli_import_test: $BIN is not an executable" >&2
-    echo "cli_import_test: 0 passed, 1 failed"
-    exit 1
-fi
+NAME=cli_import_test
+. "$(dirname "$0")/cli_harness.sh"
 
-TMPBASE=${IADSR_TEST_TMPDIR:-/tmp}
-T=$TMPBASE/iadsr_cli_import_test.$$
-rm -rf "$T"
-mkdir -p "$T" || { echo "cli_import_test: cannot create $T" >&2; exit 1; }
-T=$(cd "$T" && pwd) || exit 1
-trap 'rm -rf "$T"' EXIT
-trap 'rm -rf "$T"; exit 130' INT TERM
-cd "$T" || exit 1
-
-OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-export OPENBLAS_NUM_THREADS
-
-pass=0
-fail=0
-skipped=0
-rc=0
 HAVE_PY=0
 if [ -x /usr/bin/python3 ]; then
     PY=/usr/bin/python3
@@ -45,33 +21,9 @@ elif command -v python3 >/dev/null 2>&1; then
     HAVE_PY=1
 fi
 
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
 skip() {
     skipped=$((skipped + 1))
     echo "cli_import_test: SKIP: $* (python3 not found)"
-}
-run() {
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-errtext() { head -c 600 "$T/err" | tr '\n' ' '; }
-expect_rc() {
-    if [ "$rc" -eq "$2" ]; then ok; else bad "$1: exit $rc, expected $2; stderr: $(errtext)"; fi
-}
-expect_err() {
-    if grep -F -e "$2" "$T/err" >/dev/null 2>&1; then ok; else bad "$1: stderr lacks '$2': $(errtext)"; fi
-}
-expect_no_out() {
-    if [ ! -s "$T/out" ]; then ok; else bad "$1: unexpected stdout: $(head -c 200 "$T/out")"; fi
-}
-check() {
-    d=$1
-    shift
-    if "$@" >/dev/null 2>&1; then ok; else bad "$d"; fi
 }
 # same DESC A B: files A and B are byte for byte equal
 same() {
@@ -537,9 +489,4 @@ run "$BIN" recommend --model e2e.iadsr --data e2e.txt --k 5
 expect_rc "round trip: recommend on the import" 0
 check "round trip: recommend prints 60 users" sh -c "test \$(wc -l <'$T/out') -eq 60"
 
-if [ "$skipped" -gt 0 ]; then
-    echo "cli_import_test: $pass passed, $fail failed, $skipped skipped (python3 missing)"
-else
-    echo "cli_import_test: $pass passed, $fail failed"
-fi
-[ "$fail" -eq 0 ]
+finish "python3 missing"

@@ -8,69 +8,14 @@
 
 set -u
 
-BIN=${1:-bin/iadsr}
-case $BIN in
-/*) ;;
-*) BIN=$(pwd)/$BIN ;;
-esac
-if [ ! -x "$BIN" ]; then
-    echo "cli_test: $BIN is not an executable" >&2
-    echo "cli_test: 0 passed, 1 failed"
-    exit 1
-fi
+NAME=cli_test
+. "$(dirname "$0")/cli_harness.sh"
 
-TMPBASE=${IADSR_TEST_TMPDIR:-/tmp}
-T=$TMPBASE/iadsr_cli_test.$$
-rm -rf "$T"
-mkdir -p "$T" || { echo "cli_test: cannot create $T" >&2; exit 1; }
-T=$(cd "$T" && pwd) || exit 1 # absolute: the tests run inside it
-trap 'rm -rf "$T"' EXIT
-trap 'rm -rf "$T"; exit 130' INT TERM
-cd "$T" || exit 1
-
-# Tests are fast and deterministic with one BLAS thread.
-OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-export OPENBLAS_NUM_THREADS
-
-pass=0
-fail=0
-rc=0
 HAVE_PY=0
 if command -v python3 >/dev/null 2>&1; then HAVE_PY=1; fi
 
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
-# run CMD...: stdout -> $T/out, stderr -> $T/err, exit status -> $rc
-run() {
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-errtext() { head -c 400 "$T/err" | tr '\n' ' '; }
-# expect_rc DESC CODE
-expect_rc() {
-    if [ "$rc" -eq "$2" ]; then ok; else bad "$1: exit $rc, expected $2; stderr: $(errtext)"; fi
-}
 expect_fail() {
     if [ "$rc" -ne 0 ]; then ok; else bad "$1: exit 0, expected failure"; fi
-}
-# expect_err DESC STRING: stderr contains STRING
-expect_err() {
-    if grep -F -e "$2" "$T/err" >/dev/null 2>&1; then ok; else bad "$1: stderr lacks '$2': $(errtext)"; fi
-}
-expect_out() {
-    if grep -F -e "$2" "$T/out" >/dev/null 2>&1; then ok; else bad "$1: stdout lacks '$2'"; fi
-}
-expect_no_out() {
-    if [ ! -s "$T/out" ]; then ok; else bad "$1: unexpected stdout: $(head -c 200 "$T/out")"; fi
-}
-# check DESC CMD...: passes when CMD succeeds
-check() {
-    d=$1
-    shift
-    if "$@" >/dev/null 2>&1; then ok; else bad "$d"; fi
 }
 
 # ---------------------------------------------------------------- basics --
@@ -1276,5 +1221,4 @@ expect_rc "IADSR end to end: denoise --labels" 0
 echo "cli_test: IADSR end to end on synth data (600 users, rate 0.2, 8 epochs):" \
     "$(grep '^precision' "$T/out")"
 
-echo "cli_test: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish ""
