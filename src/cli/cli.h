@@ -113,6 +113,10 @@ void cli_print_metrics(const char *split, const iadsr_metrics *m,
                        int exclude_history, int json);
 
 /* The JSON member ,"KEY":V (%.6f; null when not finite). */
+/* @p s as a JSON string on @p f (NULL: null): quotes, backslashes and
+ * control bytes escaped, other bytes as they are (ids and paths are UTF-8
+ * or opaque). */
+void cli_json_string(FILE *f, const char *s);
 void cli_json_double(const char *key, double v);
 /* @p v with 4 decimals, or @p nan_text for NaN. */
 void cli_fmt_4f(char *buf, size_t cap, double v, const char *nan_text);

@@ -379,6 +379,26 @@ int cli_finish_stdout(const char *cmd)
     return CLI_OK;
 }
 
+void cli_json_string(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    putc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            putc('\\', f);
+            putc(*p, f);
+        } else if (*p < 0x20) {
+            fprintf(f, "\\u%04x", (unsigned)*p);
+        } else {
+            putc(*p, f);
+        }
+    }
+    putc('"', f);
+}
+
 void cli_json_double(const char *key, double v)
 {
     if (isfinite(v))

@@ -692,7 +692,7 @@ static void print_recommend_json(int64_t user, const int32_t *ids,
     int first = 1;
     if (voc) {
         fputs("{\"user\":", stdout);
-        cli_json_put_str(stdout, cli_vocab_user(voc, user));
+        cli_json_string(stdout, cli_vocab_user(voc, user));
         fputs(",\"items\":[", stdout);
     } else {
         printf("{\"user\":%lld,\"items\":[", (long long)user);
@@ -703,7 +703,7 @@ static void print_recommend_json(int64_t user, const int32_t *ids,
         if (voc) {
             if (!first)
                 putchar(',');
-            cli_json_put_str(stdout, cli_vocab_item(voc, ids[j]));
+            cli_json_string(stdout, cli_vocab_item(voc, ids[j]));
         } else {
             printf("%s%ld", first ? "" : ",", (long)ids[j]);
         }
@@ -936,20 +936,11 @@ static const char *activation_name(int32_t a)
     }
 }
 
-/* A JSON string member ,"KEY":"V" (quotes, backslashes and control
- * characters escaped; other bytes as they are). */
+/* A JSON string member ,"KEY":"V" (escaped by cli_json_string). */
 static void json_str(const char *key, const char *v, int first)
 {
-    printf("%s\"%s\":\"", first ? "" : ",", key);
-    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            printf("\\%c", *c);
-        else if (*c < 0x20)
-            printf("\\u%04x", *c);
-        else
-            putchar(*c);
-    }
-    putchar('"');
+    printf("%s\"%s\":", first ? "" : ",", key);
+    cli_json_string(stdout, v);
 }
 
 /* info --json: the checkpoint with its aligner and gate, if any. */

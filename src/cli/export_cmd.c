@@ -56,26 +56,6 @@ static const char export_help[] =
  * CSR buffer first). */
 #define EXPORT_CHUNK 1024
 
-/* The JSON string "V" (NULL: null): quotes, backslashes and control bytes
- * escaped; other bytes as they are (paths are UTF-8 or opaque). */
-static void json_str(const char *v)
-{
-    if (!v) {
-        fputs("null", stdout);
-        return;
-    }
-    putchar('"');
-    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            printf("\\%c", *c);
-        else if (*c < 0x20)
-            printf("\\u%04x", *c);
-        else
-            putchar(*c);
-    }
-    putchar('"');
-}
-
 /* The history of user @p u under @p split (1 = none): its items and their
  * number (0 when there is none). */
 static const int32_t *user_history(const iadsr_dataset *d, int64_t u,
@@ -260,17 +240,17 @@ int cmd_export(int argc, char **argv)
     exit_code = CLI_OK;
     if (json) {
         fputs("{\"model\":", stdout);
-        json_str(model_path);
+        cli_json_string(stdout, model_path);
         fputs(",\"items_out\":", stdout);
-        json_str(items_out);
+        cli_json_string(stdout, items_out);
         printf(",\"items_rows\":%lld,\"dim\":%d,\"users_out\":",
                (long long)n_items + 1, (int)dim);
-        json_str(users_out);
+        cli_json_string(stdout, users_out);
         printf(",\"users_rows\":%lld,\"split\":", (long long)n_users);
-        json_str(data_path ? export_split_names[split] : NULL);
+        cli_json_string(stdout, data_path ? export_split_names[split] : NULL);
         printf(",\"users_without_history\":%lld,\"formula\":",
                (long long)n_empty);
-        json_str(EXPORT_FORMULA);
+        cli_json_string(stdout, EXPORT_FORMULA);
         fputs("}\n", stdout);
         exit_code = cli_finish_stdout(cmd);
     }

@@ -110,26 +110,6 @@ static void log_num(FILE *f, const char *key, double v, int last)
         fprintf(f, "\"%s\":%.9g%s", key, v, last ? "" : ",");
 }
 
-/* A JSON string (NULL: null): quotes, backslashes and control bytes
- * escaped; other bytes as they are (paths are UTF-8 or opaque). */
-static void log_str(FILE *f, const char *s)
-{
-    if (!s) {
-        fputs("null", f);
-        return;
-    }
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 static void log_epoch(cli_progress *st, const iadsr_progress_info *info)
 {
     FILE *f = st->log;
@@ -414,7 +394,7 @@ done:
             log_num(log, "best_valid_hr10",
                     st.best_epoch > 0 ? st.best_hr10 : (double)NAN, 0);
             fputs("\"model\":", log);
-            log_str(log, exit_code == CLI_OK ||
+            cli_json_string(log, exit_code == CLI_OK ||
                                             exit_code == CLI_INTERRUPTED
                                         ? out
                                         : NULL);

@@ -283,19 +283,3 @@ void cli_vocab_free(cli_vocab *v)
     free(v->pool);
     free(v);
 }
-
-void cli_json_put_str(FILE *f, const char *s)
-{
-    putc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            putc('\\', f);
-            putc(*p, f);
-        } else if (*p < 0x20) {
-            fprintf(f, "\\u%04x", (unsigned)*p);
-        } else {
-            putc(*p, f);
-        }
-    }
-    putc('"', f);
-}

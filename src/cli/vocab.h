@@ -31,8 +31,5 @@ int64_t cli_vocab_first_missing_item(const cli_vocab *v, int64_t n_items);
 
 void cli_vocab_free(cli_vocab *v);
 
-/* Write @p s to @p f as a JSON string: quotes, '"' and '\' escaped,
- * control bytes as \u00XX, other bytes as they are. */
-void cli_json_put_str(FILE *f, const char *s);
 
 #endif /* IADSR_CLI_VOCAB_H */
