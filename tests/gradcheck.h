@@ -89,6 +89,40 @@ static inline double check_grad(const char *what, const double *ga,
     return ratio;
 }
 
+/* The gradient of f with respect to float inputs s[0..n) (a batch's input
+ * scales) against @p ga: central differences with the step 2^-20, which
+ * every scale of the tests (dyadic, in [0, 2]) plus or minus the step
+ * represents exactly in float, so the differences are as exact as
+ * fd_grad's. Held to check_grad's rule; returns its ratio. */
+static inline double check_grad_float_inputs(const char *what, loss_fn f,
+                                             void *ctx, float *s,
+                                             const double *ga, size_t n)
+{
+    const float h = 0x1p-20f;
+    double *fd = malloc((n ? n : 1) * sizeof *fd);
+    ck_assert_ptr_nonnull(fd);
+    for (size_t i = 0; i < n; i++) {
+        float s0 = s[i];
+        ck_assert(s0 + h - h == s0 && (s0 + h) - (s0 - h) == 2 * h);
+        s[i] = s0 + h;
+        double lp = f(ctx);
+        s[i] = s0 - h;
+        double lm = f(ctx);
+        s[i] = s0;
+        fd[i] = (lp - lm) / (2.0 * (double)h);
+    }
+    double r = check_grad(what, ga, fd, n);
+    free(fd);
+    return r;
+}
+
+/* Input scales of the scale tests: kept, dropped, halved, boosted rows */
+static inline float test_input_scale(int r)
+{
+    static const float pattern[] = {1.0f, 0.0f, 0.5f, 1.25f, 0.75f, 1.0f};
+    return pattern[r % 6];
+}
+
 /* max |a - b| / max(1, max |b|): float results against the double ones */
 static inline double rel_diff_f(const float *a, const double *b, size_t n)
 {

@@ -571,7 +571,7 @@ START_TEST(test_image_grad)
             }
     double *fd = dalloc(ne);
     memset(e.G, 0, e.lay->n_floats * sizeof *e.G);
-    iadsr__caser_image_bwd_f64(&e.b, l, d, m.R, e.g.item_emb);
+    iadsr__caser_image_bwd_f64(&e.b, l, d, e.w.item_emb, m.R, e.g.item_emb);
     fd_grad(im_loss, &m, e.w.item_emb, ne, fd);
     check_grad("image.item_emb", e.g.item_emb, fd, ne);
     for (int c = 0; c < d; c++) /* padding row: nothing */
@@ -595,6 +595,40 @@ START_TEST(test_encoder_grad_no_dropout)
     enc_free(&e);
     enc_setup_c(&e, cfg_wide, 0.0f, 6061);
     enc_check_all(&e, "caser(wide, dropout 0)");
+    enc_free(&e);
+}
+END_TEST
+
+/* A mask on the inputs (b.scale, rows dropped, halved, boosted): every
+ * weight's gradient under it, and dL/dscale (b.dscale, the straight-through
+ * path of the detector's input mask) against finite differences. */
+START_TEST(test_encoder_grad_input_scale)
+{
+    enc_ctx e;
+    enc_setup(&e, 0.3f, 313);
+    int R = e.b.n_rows;
+    float sc[MAXROWS];
+    double ds[MAXROWS];
+    for (int r = 0; r < R; r++) {
+        /* not 0: a zeroed row equals the zero padding of the image, and
+         * the max-pool over their tied windows has no derivative there */
+        sc[r] = test_input_scale(r) == 0.0f ? 0.25f : test_input_scale(r);
+        ds[r] = NAN;
+    }
+    e.b.scale = sc;
+    e.b.dscale = ds;
+    enc_check_all(&e, "encoder(scaled inputs, dropout 0.3)");
+    enc_grad(&e, 1);
+    e.b.dscale = NULL; /* the finite differences need no backward pass */
+    check_grad_float_inputs("encoder(scaled inputs, dropout 0.3)" " dL/dscale", enc_loss, &e, sc, ds,
+                            (size_t)R);
+    ck_assert(norm2(ds, (size_t)R) > 0);
+    /* scales of 1 are the unmasked encoder, bit for bit */
+    for (int r = 0; r < R; r++)
+        sc[r] = 1.0f;
+    double with_ones = enc_loss(&e);
+    e.b.scale = NULL;
+    ck_assert(enc_loss(&e) == with_ones);
     enc_free(&e);
 }
 END_TEST
@@ -1344,6 +1378,7 @@ Suite *suite_caser(void)
     tcase_add_test(tc, test_image_grad);
     tcase_add_test(tc, test_encoder_grad_no_dropout);
     tcase_add_test(tc, test_encoder_grad_dropout);
+    tcase_add_test(tc, test_encoder_grad_input_scale);
     tcase_add_test(tc, test_encoder_grad_forward_without_rng);
     tcase_add_test(tc, test_padding_row_unused);
     tcase_add_test(tc, test_encoder_causal);

@@ -74,7 +74,7 @@ START_TEST(test_schedule)
     ck_assert_int_eq(R, NR);
     for (int r = 0; r < R; r++)
         items[r] = 1;
-    iadsr__batch b = {NS, R, items, pos, off, NULL};
+    iadsr__batch b = {NS, R, items, pos, off, NULL, NULL};
     int32_t cnt[L + 1], koff[L + 1], tm_row[NR], row_tm[NR];
     int K = iadsr__gru4rec_schedule(&b, L, cnt, koff, tm_row, row_tm);
     ck_assert_int_eq(K, 5);
@@ -129,7 +129,7 @@ static void lay_setup(lay_ctx *c, uint64_t seed)
     ck_assert_int_eq(c->R, LAY_ROWS);
     for (int r = 0; r < c->R; r++)
         c->items[r] = 1;
-    iadsr__batch b = {LAY_NSEQ, c->R, c->items, c->pos, c->off, NULL};
+    iadsr__batch b = {LAY_NSEQ, c->R, c->items, c->pos, c->off, NULL, NULL};
     c->b = b;
     c->K = iadsr__gru4rec_schedule(&c->b, LAY_L, c->cnt, c->koff, c->tm_row,
                                    c->row_tm);
@@ -435,6 +435,38 @@ static void enc_check_all(enc_ctx *e, const char *tag)
     free(is_param);
 }
 
+/* A mask on the inputs (b.scale, rows dropped, halved, boosted): every
+ * weight's gradient under it, and dL/dscale (b.dscale, the straight-through
+ * path of the detector's input mask) against finite differences. */
+START_TEST(test_encoder_grad_input_scale)
+{
+    enc_ctx e;
+    enc_setup(&e, 0.3f, 2, 313);
+    int R = e.b.n_rows;
+    float sc[ENC_MAXROWS];
+    double ds[ENC_MAXROWS];
+    for (int r = 0; r < R; r++) {
+        sc[r] = test_input_scale(r);
+        ds[r] = NAN;
+    }
+    e.b.scale = sc;
+    e.b.dscale = ds;
+    enc_check_all(&e, "encoder(scaled inputs, 2 layers, dropout 0.3)");
+    enc_grad(&e, 1);
+    e.b.dscale = NULL; /* the finite differences need no backward pass */
+    check_grad_float_inputs("encoder(scaled inputs, 2 layers, dropout 0.3)" " dL/dscale", enc_loss, &e, sc, ds,
+                            (size_t)R);
+    ck_assert(norm2(ds, (size_t)R) > 0);
+    /* scales of 1 are the unmasked encoder, bit for bit */
+    for (int r = 0; r < R; r++)
+        sc[r] = 1.0f;
+    double with_ones = enc_loss(&e);
+    e.b.scale = NULL;
+    ck_assert(enc_loss(&e) == with_ones);
+    enc_free(&e);
+}
+END_TEST
+
 START_TEST(test_encoder_grad_dropout)
 {
     enc_ctx e;
@@ -617,7 +649,7 @@ START_TEST(test_batch_independence)
                 items[i] = e.items[e.off[s] + i];
                 pos[i] = (int32_t)(i * 7 % ENC_L); /* any: ignored */
             }
-            iadsr__batch one = {1, n, items, pos, off, NULL};
+            iadsr__batch one = {1, n, items, pos, off, NULL, NULL};
             iadsr__gru4rec_forward_f64(&e.ws, &e.w, &one, NULL);
             ck_assert_msg(memcmp(e.ws.out, full + (size_t)e.off[s] * sd,
                                  (size_t)n * sd * sizeof(double)) == 0,
@@ -938,7 +970,7 @@ START_TEST(test_ctx_scores)
     int32_t pos[64], off[2] = {0, L};
     for (int i = 0; i < L; i++)
         pos[i] = i;
-    iadsr__batch b = {1, L, seq + 25 - L, pos, off, NULL};
+    iadsr__batch b = {1, L, seq + 25 - L, pos, off, NULL, NULL};
     iadsr__gru4rec_forward_last_f64(&ws, &w, &b);
     double worst = 0, mx = 0;
     for (int i = 1; i <= NI; i++) {
@@ -1246,6 +1278,7 @@ Suite *suite_gru4rec(void)
     tcase_add_test(tc, test_layer_forward_reference);
     tcase_add_test(tc, test_layer_grad);
     tcase_add_test(tc, test_encoder_grad_dropout);
+    tcase_add_test(tc, test_encoder_grad_input_scale);
     tcase_add_loop_test(tc, test_encoder_grad_no_dropout, 1, 4);
     tcase_add_test(tc, test_encoder_grad_forward_without_rng);
     tcase_add_test(tc, test_encoder_forward_reference);

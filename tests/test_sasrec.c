@@ -859,6 +859,38 @@ static void enc_check_all(enc_ctx *e, const char *tag)
     free(is_param);
 }
 
+/* A mask on the inputs (b.scale, rows dropped, halved, boosted): every
+ * weight's gradient under it, and dL/dscale (b.dscale, the straight-through
+ * path of the detector's input mask) against finite differences. */
+START_TEST(test_encoder_grad_input_scale)
+{
+    enc_ctx e;
+    enc_setup(&e, 0.3f, IADSR_ACT_GELU, 313);
+    int R = e.b.n_rows;
+    float sc[ENC_MAXROWS];
+    double ds[ENC_MAXROWS];
+    for (int r = 0; r < R; r++) {
+        sc[r] = test_input_scale(r);
+        ds[r] = NAN;
+    }
+    e.b.scale = sc;
+    e.b.dscale = ds;
+    enc_check_all(&e, "encoder(scaled inputs, dropout 0.3)");
+    enc_grad(&e, 1);
+    e.b.dscale = NULL; /* the finite differences need no backward pass */
+    check_grad_float_inputs("encoder(scaled inputs, dropout 0.3)" " dL/dscale", enc_loss, &e, sc, ds,
+                            (size_t)R);
+    ck_assert(norm2(ds, (size_t)R) > 0);
+    /* scales of 1 are the unmasked encoder, bit for bit */
+    for (int r = 0; r < R; r++)
+        sc[r] = 1.0f;
+    double with_ones = enc_loss(&e);
+    e.b.scale = NULL;
+    ck_assert(enc_loss(&e) == with_ones);
+    enc_free(&e);
+}
+END_TEST
+
 START_TEST(test_encoder_grad_dropout)
 {
     enc_ctx e;
@@ -1563,6 +1595,7 @@ Suite *suite_sasrec(void)
     tcase_add_test(tc, test_ce_grad);
     tcase_add_test(tc, test_ce_chunks);
     tcase_add_test(tc, test_encoder_grad_dropout);
+    tcase_add_test(tc, test_encoder_grad_input_scale);
     tcase_add_test(tc, test_encoder_grad_no_dropout);
     tcase_add_test(tc, test_encoder_grad_relu);
     tcase_add_test(tc, test_encoder_grad_pre_ln);

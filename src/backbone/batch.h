@@ -21,6 +21,10 @@ typedef struct iadsr__batch {
     /* NULL, or n_rows multipliers of the input item embeddings (IADSR's
      * mask carry-over; training forward/backward only) */
     const float *scale;
+    /* NULL, or n_rows doubles the backward pass sets to dL/dscale[r] =
+     * <dL/d(input row r), E[items[r]]> (with scale NULL as if every scale
+     * were 1): the straight-through path of a mask on the inputs */
+    double *dscale;
 } iadsr__batch;
 
 #endif

@@ -45,9 +45,10 @@ IADSR__BACKBONE_DECLARE(caser);
  * ending at row r of its sequence, zero before the sequence start. */
 void SFX(iadsr__caser_image)(const iadsr__batch *b, int l, int d,
                              const REAL *emb, REAL *x);
-/* Adds dx (n_rows x l d) back to the embedding rows of the items. */
+/* Adds dx (n_rows x l d) back to the embedding rows of the items; sets
+ * b->dscale (when not NULL) from emb, the table the image was made of. */
 void SFX(iadsr__caser_image_bwd)(const iadsr__batch *b, int l, int d,
-                                 const REAL *dx, REAL *demb);
+                                 const REAL *emb, const REAL *dx, REAL *demb);
 
 /* Horizontal convolutions and max-pooling of every row of the batch.
  * x: images (n_rows x l d); c: n_rows x l nh, receives relu of the

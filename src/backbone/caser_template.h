@@ -118,9 +118,12 @@ void SFX(iadsr__caser_image)(const iadsr__batch *b, int l, int d,
 }
 
 void SFX(iadsr__caser_image_bwd)(const iadsr__batch *b, int l, int d,
-                                 const REAL *dx, REAL *demb)
+                                 const REAL *emb, const REAL *dx, REAL *demb)
 {
     size_t ld = (size_t)l * (size_t)d;
+    if (b->dscale)
+        for (int r = 0; r < b->n_rows; r++)
+            b->dscale[r] = 0.0;
     for (int q = 0; q < b->n_seq; q++) {
         int r0 = b->row_off[q], n = b->row_off[q + 1] - r0;
         for (int i = 0; i < n; i++) {
@@ -133,6 +136,13 @@ void SFX(iadsr__caser_image_bwd)(const iadsr__batch *b, int l, int d,
                 REAL sc = b->scale ? (REAL)b->scale[r0 + p] : (REAL)1;
                 for (int c = 0; c < d; c++)
                     dst[c] += sc * src[c];
+                if (b->dscale) {
+                    const REAL *ei = emb + (size_t)b->items[r0 + p] * (size_t)d;
+                    REAL ds = 0;
+                    for (int c = 0; c < d; c++)
+                        ds += src[c] * ei[c];
+                    b->dscale[r0 + p] += (double)ds;
+                }
             }
         }
     }
@@ -382,5 +392,5 @@ IADSR__FAMILY_BACKWARD(caser)
     SFX(iadsr__caser_hconv_bwd)(b, l, d, nh, ws->x, w->hw, w->hb, ws->c,
                                 ws->arg, ws->dz + (size_t)nv * (size_t)d, F,
                                 g->hw, g->hb, ws->dc, ws->wt, ws->dx);
-    SFX(iadsr__caser_image_bwd)(b, l, d, ws->dx, g->item_emb);
+    SFX(iadsr__caser_image_bwd)(b, l, d, w->item_emb, ws->dx, g->item_emb);
 }

@@ -329,5 +329,12 @@ IADSR__FAMILY_BACKWARD(gru4rec)
         REAL sc = b->scale ? (REAL)b->scale[ws->tm_row[t]] : (REAL)1;
         for (int c = 0; c < d; c++)
             ge[c] += sc * de[c];
+        if (b->dscale) {
+            const REAL *ei = w->item_emb + (size_t)b->items[ws->tm_row[t]] * sd;
+            REAL ds = 0;
+            for (int c = 0; c < d; c++)
+                ds += de[c] * ei[c];
+            b->dscale[ws->tm_row[t]] = (double)ds;
+        }
     }
 }

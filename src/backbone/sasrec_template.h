@@ -614,6 +614,13 @@ IADSR__FAMILY_BACKWARD(sasrec)
             ge[c] += sc * de[c];
             gp[c] += de[c];
         }
+        if (b->dscale) {
+            const REAL *ei = w->item_emb + (size_t)b->items[r] * (size_t)d;
+            REAL ds = 0;
+            for (int c = 0; c < d; c++)
+                ds += de[c] * ei[c];
+            b->dscale[r] = (double)ds;
+        }
     }
 }
 

@@ -222,7 +222,7 @@ static int32_t clean_one(const iadsr_denoiser *dn, dn_ws *w,
         }
         w->row_off[k + 1] = r;
     }
-    iadsr__batch b = {K, r, w->items, w->pos, w->row_off, NULL};
+    iadsr__batch b = {K, r, w->items, w->pos, w->row_off, NULL, NULL};
     const float *h = w->enc.ops->forward(&w->enc, &b, NULL);
     for (int t = 0; t < n; t++) {
         int k = t < L ? 0 : (t - L) / half + 1;
@@ -231,7 +231,7 @@ static int32_t clean_one(const iadsr_denoiser *dn, dn_ws *w,
                (size_t)d * sizeof(float));
     }
     int32_t off1[2] = {0, n};
-    iadsr__batch one = {1, n, seq, NULL, off1, NULL};
+    iadsr__batch one = {1, n, seq, NULL, off1, NULL, NULL};
     /* inference: the loss weights play no part in the scores */
     iadsr__heads st = {.d = d,
                        .D = dn->a->sem_dim,

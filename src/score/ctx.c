@@ -159,7 +159,7 @@ void iadsr__ctx_encode(iadsr_ctx *c, const int32_t *items,
         }
         c->row_off[u + 1] = r;
     }
-    iadsr__batch b = {(int)n_users, r, c->items, c->pos, c->row_off, NULL};
+    iadsr__batch b = {(int)n_users, r, c->items, c->pos, c->row_off, NULL, NULL};
     const float *h = c->enc.ops->forward_last(&c->enc, &b);
     memcpy(c->hlast, h, (size_t)n_users * (size_t)d * sizeof(float));
 }

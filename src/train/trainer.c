@@ -469,7 +469,7 @@ static iadsr__batch build_batch(iadsr_trainer *t, const int64_t *ids, int nb)
         t->b_uid[k] = u;
         t->b_off[k + 1] = r;
     }
-    iadsr__batch b = {nb, r, t->b_items, t->b_pos, t->b_off, NULL};
+    iadsr__batch b = {nb, r, t->b_items, t->b_pos, t->b_off, NULL, NULL};
     if (t->b_scale && t->epochs_done > 0) {
         /* from the second epoch: the previous epoch's gate decisions */
         for (int i = 0; i < r; i++)
@@ -530,7 +530,7 @@ static iadsr__batch build_batch_detect(iadsr_trainer *t, const int64_t *ids,
         t->b_uid[k] = u;
         t->b_off[k + 1] = r;
     }
-    iadsr__batch b = {nb, r, t->b_items, t->b_pos, t->b_off, NULL};
+    iadsr__batch b = {nb, r, t->b_items, t->b_pos, t->b_off, NULL, NULL};
     return b;
 }
 
