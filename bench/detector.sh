@@ -72,6 +72,8 @@ arm_opts() {
     paper) echo "--semantic $OUT/sem.npy" ;;
     detect) echo "--semantic $OUT/sem.npy --gate detect" ;;
     detect-collab) echo "--semantic $OUT/sem.npy --gate detect --collab-only" ;;
+    detect-clean) echo "--semantic $OUT/sem.npy --gate detect --clean-scores" ;;
+    detect-mask) echo "--semantic $OUT/sem.npy --gate detect --input-mask" ;;
     esac
 }
 
@@ -106,7 +108,9 @@ one() { # KIND ARM SEED
         "$IADSR" eval --model "$base.iadsr" --data "$noisy" --json >"$base.test"
     fi
     [ "${GATE:-1}" = 1 ] && gate "$@"
-    [ "$2" = detect ] && [ "${RETRAIN:-1}" = 1 ] && retrain "$@"
+    case $2 in detect | detect-clean | detect-mask)
+        [ "${RETRAIN:-1}" = 1 ] && retrain "$@" ;;
+    esac
     return 0
 }
 

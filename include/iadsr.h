@@ -705,6 +705,25 @@ IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
  *  (docs/METHOD.md, "Theta without labels"). The gate keeps the flag;
  *  iadsr_gate_with_params() cannot change it. @since 0.3.0 */
 #define IADSR_DENOISE_F_HOLDOUT 16u
+/** With IADSR_DENOISE_F_DETECT only: each training step scores its rows
+ *  for the detector with a second forward pass of the backbone without
+ *  dropout, so that the detector learns on the same function of the
+ *  weights that inference computes (without it the features come from
+ *  the step's own hidden states, dropout included). Costs one more forward
+ *  pass and one full-catalogue product per row each step. The gate keeps
+ *  the flag. @since 0.3.0 */
+#define IADSR_DENOISE_F_CLEAN_SCORES 32u
+/** With IADSR_DENOISE_F_DETECT only; implies
+ *  IADSR_DENOISE_F_CLEAN_SCORES. The gate acts during training as at
+ *  inference: each training row's input item embedding is multiplied by
+ *  the detector's decision on it (1 = keep iff its logit from the
+ *  dropout-free pass is > 0, else 0), so that what the gate drops changes
+ *  the next-item loss; that loss reaches the detector by the
+ *  straight-through gradient (dL/dlogit = dL/dmask sigmoid'(logit)), and
+ *  a prior holds the mean keep probability of a step's rows at the share
+ *  of its rows that are real (docs/METHOD.md). The gate keeps the flag.
+ *  @since 0.3.0 */
+#define IADSR_DENOISE_F_INPUT_MASK 64u
 
 /**
  * Settings of IADSR (Stage 2 of docs/METHOD.md): the joint-training loss
@@ -1435,7 +1454,9 @@ IADSR_API int iadsr_gate_create(iadsr_gate **out, int32_t dim,
  * rule of @p p (use it to try another theta or max_drop without
  * retraining). The loss weights of @p p are ignored, and so are the flags
  * that describe the training (IADSR_DENOISE_F_CARRY_MASKS,
- * IADSR_DENOISE_F_PAPER, IADSR_DENOISE_F_DETECT: those of @p g stay). A
+ * IADSR_DENOISE_F_PAPER, IADSR_DENOISE_F_DETECT, IADSR_DENOISE_F_HOLDOUT,
+ * IADSR_DENOISE_F_CLEAN_SCORES, IADSR_DENOISE_F_INPUT_MASK: those of @p g
+ * stay). A
  * detector gate keeps its IADSR_DENOISE_F_COLLAB_ONLY too: asking a full
  * detector for collaborative-only scores is IADSR_ERR_INVALID_ARG (train
  * a collaborative-only detector instead).

@@ -828,6 +828,16 @@ run "$BIN" train --data nz.txt --out mdn.iadsr --semantic s.npy --gate detect --
 expect_rc "train --gate detect --no-holdout" 0
 check "train --no-holdout: nobody held out" sh -c '! grep -q "holdout" "$0"' "$T/err"
 usage_case "train --no-holdout without --gate detect" train --data nz.txt --out x.bin --semantic s.npy --no-holdout
+run "$BIN" train --data nz.txt --out mdc.iadsr --semantic s.npy --gate detect --clean-scores $IARGS
+expect_rc "train --gate detect --clean-scores" 0
+expect_err "train --clean-scores says so" "clean scores"
+run "$BIN" train --data nz.txt --out mdm.iadsr --semantic s.npy --gate detect --input-mask $IARGS
+expect_rc "train --gate detect --input-mask" 0
+expect_err "train --input-mask says so" "input mask"
+run "$BIN" denoise --model mdm.iadsr --semantic s.npy --data nz.txt --out mdm.txt
+expect_rc "denoise with a detector trained under its input mask" 0
+usage_case "train --clean-scores without --gate detect" train --data nz.txt --out x.bin --semantic s.npy --clean-scores
+usage_case "train --input-mask without --gate detect" train --data nz.txt --out x.bin --semantic s.npy --input-mask
 run "$BIN" denoise --model md.iadsr --semantic s.npy --data nz.txt --out cd.txt --labels nz.lab --json
 expect_rc "denoise with a detector gate" 0
 expect_err "denoise proposes the detector's theta" "detector gate: estimated noise rate"

@@ -2827,10 +2827,39 @@ START_TEST(test_ck12_detector)
         free(c);
     }
     /* the flag kept with an unknown bit: UNSUPPORTED */
-    wr32(fl, IADSR_DENOISE_F_DETECT | 32u);
+    wr32(fl, IADSR_DENOISE_F_DETECT | 128u);
     c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);
     ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_UNSUPPORTED);
     free(c);
+    /* how the detector was trained (bits 5, 6) travels with it; bit 6
+     * brings bit 5 (the mask is decided on the dropout-free scores) */
+    const uint32_t how[][2] = {
+        {IADSR_DENOISE_F_CLEAN_SCORES, IADSR_DENOISE_F_CLEAN_SCORES},
+        {IADSR_DENOISE_F_INPUT_MASK,
+         IADSR_DENOISE_F_INPUT_MASK | IADSR_DENOISE_F_CLEAN_SCORES},
+        {IADSR_DENOISE_F_INPUT_MASK | IADSR_DENOISE_F_CLEAN_SCORES,
+         IADSR_DENOISE_F_INPUT_MASK | IADSR_DENOISE_F_CLEAN_SCORES}};
+    for (int k = 0; k < 3; k++) {
+        wr32(fl, IADSR_DENOISE_F_DETECT | how[k][0]);
+        c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);
+        iadsr_model *m3 = NULL;
+        iadsr_aligner *a3 = NULL;
+        iadsr_gate *g3 = NULL;
+        ck_assert_int_eq(ck_load(c, l2, &m3, &a3, &g3), IADSR_OK);
+        iadsr_denoise_params gp;
+        iadsr_denoise_params_init(&gp);
+        ck_assert_int_eq(iadsr_gate_get_params(g3, &gp), IADSR_OK);
+        ck_assert_uint_eq(gp.flags, IADSR_DENOISE_F_DETECT | how[k][1]);
+        iadsr_gate_free(g3);
+        iadsr_aligner_free(a3);
+        iadsr_model_free(m3);
+        free(c);
+        /* without the detector: invalid settings */
+        wr32(fl, how[k][0]);
+        c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);
+        ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_FORMAT);
+        free(c);
+    }
     /* the hold-out bit (4) travels with the detector, not without it */
     wr32(fl, IADSR_DENOISE_F_DETECT | IADSR_DENOISE_F_HOLDOUT);
     c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);

@@ -1393,20 +1393,21 @@ static void value_cases(tally *ty, const cref *r)
         /* the four known bits: the detector (8) is invalid with CARRY_MASKS
          * (2) or PAPER (4), and decides whether gate.det is in the file (a
          * file that gains or loses it by this edit is FORMAT, naming it);
-         * bit 4 (hold-out) needs bit 3; bits 5 and above are unknown */
+         * bits 4 (hold-out), 5 (clean scores) and 6 (input mask) need bit
+         * 3; bits 7 and above are unknown */
         int det = (r->g->p.flags & IADSR_DENOISE_F_DETECT) != 0;
-        for (uint32_t f = 0; f <= 31; f++) {
+        for (uint32_t f = 0; f <= 127; f++) {
             if ((f & 8u) && (f & 6u))
                 U32("gate_flags", f, E_FMT, "IADSR_DENOISE_F_DETECT");
-            else if ((f & 16u) && !(f & 8u))
-                U32("gate_flags", f, E_FMT, "IADSR_DENOISE_F_HOLDOUT");
+            else if ((f & 112u) && !(f & 8u))
+                U32("gate_flags", f, E_FMT, "it needs IADSR_DENOISE_F_DETECT");
             else if (!(f & 8u) != !det)
                 U32("gate_flags", f, E_FMT, "'gate.det'");
             else
                 U32("gate_flags", f, E_OK, NULL);
         }
-        U32("gate_flags", 32, E_UNS, "flags");
-        U32("gate_flags", 32u | r->g->p.flags, E_UNS, "flags");
+        U32("gate_flags", 128, E_UNS, "flags");
+        U32("gate_flags", 128u | r->g->p.flags, E_UNS, "flags");
         U32("gate_flags", 0x80000000u, E_UNS, "flags");
         /* loss weights in [0, 1e6] */
         static const char *const lam[] = {"gate_lambda_align",
@@ -2164,8 +2165,9 @@ static void version_cases(tally *ty, const cref *r)
         meta_case(ty, r, "iadsr.model_flags", 2, mf, E_UNS, "model_flags");
     }
     if (r->g) {
-        /* bits 3 (the detector) and 4 (its hold-out) are known: 5..31 */
-        for (uint32_t bit = 5; bit < 32; bit += 26)
+        /* bits 3 (the detector) to 6 (how it was trained) are known:
+         * 7..31 */
+        for (uint32_t bit = 7; bit < 32; bit += 24)
             meta_case(ty, r, "iadsr.gate_flags", 2, 1u << bit, E_UNS, "flags");
         /* the detector bit gained (or lost) by a metadata edit: gate.det
          * is missing (or left over) */

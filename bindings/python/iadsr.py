@@ -88,6 +88,8 @@ _DENOISE_F_CARRY_MASKS = 2
 _DENOISE_F_PAPER = 4
 _DENOISE_F_DETECT = 8
 _DENOISE_F_HOLDOUT = 16
+_DENOISE_F_CLEAN_SCORES = 32
+_DENOISE_F_INPUT_MASK = 64
 _DENOISER_ALLOW_MISMATCH = 1
 
 REQUIRED_VERSION = (0, 3)
@@ -554,7 +556,9 @@ def _denoise_params(kw, base=None):
                      ('carry_masks', _DENOISE_F_CARRY_MASKS),
                      ('paper_losses', _DENOISE_F_PAPER),
                      ('detect', _DENOISE_F_DETECT),
-                     ('holdout', _DENOISE_F_HOLDOUT)):
+                     ('holdout', _DENOISE_F_HOLDOUT),
+                     ('clean_scores', _DENOISE_F_CLEAN_SCORES),
+                     ('input_mask', _DENOISE_F_INPUT_MASK)):
         if key in kw:
             on = kw.pop(key)
             flags = kw.get('flags', p.flags)
@@ -1552,9 +1556,11 @@ class Trainer(_Object):
         denoise: dict of iadsr_denoise_params fields (lambda_align,
         lambda_recon, tau_align, tau_gumbel, theta, max_drop, protect_last,
         seed) plus collab_only / carry_masks / paper_losses / detect /
-        holdout booleans (detect: the trained detector gate; holdout, with
-        it: about 1 user in 16 stays out of training for the label-free
-        noise rate).
+        holdout / clean_scores / input_mask booleans (detect: the trained
+        detector gate; with it, holdout: about 1 user in 16 stays out of
+        training for the label-free noise rate; clean_scores: the detector
+        learns on dropout-free scores; input_mask: the gate's decisions
+        mask the training inputs, docs/METHOD.md).
         """
         sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
         usem = user_semantic

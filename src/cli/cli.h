@@ -244,6 +244,7 @@ typedef struct cli_denoise_vals {
     double lambda_align, lambda_recon, tau_align, tau_gumbel;
     double theta, max_drop;
     int collab_only, carry_masks, paper_losses, no_protect_last, no_holdout;
+    int clean_scores, input_mask;
     int gate; /* index into cli_gate_names */
 } cli_denoise_vals;
 
@@ -262,7 +263,9 @@ extern const char *const cli_gate_names[];
     CLI_FLAG("carry-masks", &(v).carry_masks),                               \
     CLI_FLAG("paper-losses", &(v).paper_losses),                             \
     CLI_CHOICE("gate", &(v).gate, cli_gate_names),                           \
-    CLI_FLAG("no-holdout", &(v).no_holdout)
+    CLI_FLAG("no-holdout", &(v).no_holdout),                                 \
+    CLI_FLAG("clean-scores", &(v).clean_scores),                             \
+    CLI_FLAG("input-mask", &(v).input_mask)
 #define CLI_DENOISE_RULE_OPTS(v)                                             \
     CLI_DBL("theta", &(v).theta, -3.0, 3.0, 0),                              \
     CLI_DBL("max-drop", &(v).max_drop, 0.0, 1.0, 0),                         \

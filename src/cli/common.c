@@ -840,8 +840,8 @@ double cli_rng_normal(iadsr__rng *r)
 
 const char *const cli_denoise_opt_names[] = {
     "lambda-align", "lambda-recon", "tau-align", "tau-gumbel", "collab-only",
-    "carry-masks", "paper-losses", "gate", "no-holdout", "theta", "max-drop",
-    "no-protect-last", NULL};
+    "carry-masks", "paper-losses", "gate", "no-holdout", "clean-scores",
+    "input-mask", "theta", "max-drop", "no-protect-last", NULL};
 
 const char *const cli_gate_names[] = {"paper", "detect", NULL};
 
@@ -866,6 +866,11 @@ void cli_denoise_apply(const cli_opt *opts, size_t n_opts,
         dp->flags |= IADSR_DENOISE_F_DETECT;
         if (!v->no_holdout)
             dp->flags |= IADSR_DENOISE_F_HOLDOUT;
+        if (v->clean_scores)
+            dp->flags |= IADSR_DENOISE_F_CLEAN_SCORES;
+        if (v->input_mask)
+            dp->flags |= IADSR_DENOISE_F_INPUT_MASK |
+                         IADSR_DENOISE_F_CLEAN_SCORES;
     }
     if (cli_opt_seen(opts, n_opts, "theta"))
         dp->theta = (float)v->theta;

@@ -34,6 +34,14 @@ const char cli_denoise_train_help[] =
     "                        default about 1 in 16 stays out of training,\n"
     "                        so that the noise rate is estimated on scores\n"
     "                        the backbone never fitted)\n"
+    "  --clean-scores        with --gate detect: the detector learns on the\n"
+    "                        scores of a dropout-free pass, as inference\n"
+    "                        computes them (one more forward pass a step)\n"
+    "  --input-mask          with --gate detect (implies --clean-scores):\n"
+    "                        each training input is masked by the gate's\n"
+    "                        decision on it, so that what it drops changes\n"
+    "                        the next-item loss, which trains the gate\n"
+    "                        (straight-through, a keep-rate prior)\n"
     "  --theta X             inference: keep an item iff its score > X, in\n"
     "                        [-3, 3] (default 0)\n"
     "  --max-drop X          inference: drop at most floor(X * n) items of a\n"
@@ -327,6 +335,11 @@ int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
     train_fill(opts, n_opts, v, p);
     if (v->iadsr.no_holdout && !(p->iadsr.flags & IADSR_DENOISE_F_DETECT))
         return cli_usage_error(cmd, "--no-holdout needs --gate detect");
+    if ((v->iadsr.clean_scores || v->iadsr.input_mask) &&
+        !(p->iadsr.flags & IADSR_DENOISE_F_DETECT))
+        return cli_usage_error(cmd, "--%s needs --gate detect",
+                               v->iadsr.input_mask ? "input-mask"
+                                                   : "clean-scores");
     if (check_heads(cmd, opts, n_opts, &p->model) != CLI_OK)
         return CLI_USAGE;
     return CLI_CONTINUE;

@@ -358,7 +358,22 @@ int iadsr__denoise_params_get(iadsr_denoise_params *dst,
     TRY(iadsr__check_flags(w, dst->flags,
                     IADSR_DENOISE_F_COLLAB_ONLY | IADSR_DENOISE_F_CARRY_MASKS |
                         IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_DETECT |
-                        IADSR_DENOISE_F_HOLDOUT));
+                        IADSR_DENOISE_F_HOLDOUT |
+                        IADSR_DENOISE_F_CLEAN_SCORES |
+                        IADSR_DENOISE_F_INPUT_MASK));
+    if ((dst->flags & (IADSR_DENOISE_F_CLEAN_SCORES |
+                       IADSR_DENOISE_F_INPUT_MASK)) &&
+        !(dst->flags & IADSR_DENOISE_F_DETECT))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: flags: IADSR_DENOISE_F_%s trains the detector "
+                          "gate; it needs IADSR_DENOISE_F_DETECT",
+                          w,
+                          (dst->flags & IADSR_DENOISE_F_INPUT_MASK)
+                              ? "INPUT_MASK"
+                              : "CLEAN_SCORES");
+    /* the input mask is decided on the dropout-free scores */
+    if (dst->flags & IADSR_DENOISE_F_INPUT_MASK)
+        dst->flags |= IADSR_DENOISE_F_CLEAN_SCORES;
     if ((dst->flags & IADSR_DENOISE_F_HOLDOUT) &&
         !(dst->flags & IADSR_DENOISE_F_DETECT))
         return iadsr__err(IADSR_ERR_INVALID_ARG,

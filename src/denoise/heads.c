@@ -387,11 +387,40 @@ void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
     }
 }
 
+double iadsr__heads_detect_loss(const float *logit, const float *noise,
+                                int n_rows, int batch_rows, float *dlogit)
+{
+    double loss = 0, wt = 1.0 / (double)batch_rows;
+    for (int r = 0; r < n_rows; r++) {
+        /* logistic loss of keep = 1 - noise: softplus(z) - keep z */
+        double z = (double)logit[r], keep = 1.0 - (double)noise[r];
+        double sp = z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
+        loss += wt * (sp - keep * z);
+        double p = 1.0 / (1.0 + exp(-z));
+        dlogit[r] = (float)(wt * (p - keep));
+    }
+    return loss;
+}
+
 double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
                                  const float *h, const iadsr__batch *b,
                                  const float *const *uvec, const float *det,
                                  const float *noise, int batch_rows,
                                  float *ddet, float *dw1, float *dw2)
+{
+    if (b->n_rows == 0)
+        return 0.0;
+    iadsr__heads_detect(st, w, h, b, uvec, det, w->score);
+    double loss = iadsr__heads_detect_loss(w->score, noise, b->n_rows,
+                                           batch_rows, w->dlogit);
+    iadsr__heads_detect_backward(st, w, h, b, uvec, det, ddet, dw1, dw2);
+    return loss;
+}
+
+void iadsr__heads_detect_backward(const iadsr__heads *st, iadsr__heads_ws *w,
+                                  const float *h, const iadsr__batch *b,
+                                  const float *const *uvec, const float *det,
+                                  float *ddet, float *dw1, float *dw2)
 {
     int d = st->d, R = b->n_rows, S = b->n_seq;
     int collab = (st->flags & IADSR_DENOISE_F_COLLAB_ONLY) != 0;
@@ -399,17 +428,7 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
     const int K = IADSR__DET_FEATURES;
     size_t sd = (size_t)d;
     if (R == 0)
-        return 0.0;
-    iadsr__heads_detect(st, w, h, b, uvec, det, w->score);
-    double loss = 0, wt = 1.0 / (double)batch_rows;
-    for (int r = 0; r < R; r++) {
-        /* logistic loss of keep = 1 - noise: softplus(z) - keep z */
-        double z = (double)w->score[r], keep = 1.0 - (double)noise[r];
-        double sp = z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
-        loss += wt * (sp - keep * z);
-        double p = 1.0 / (1.0 + exp(-z));
-        w->dlogit[r] = (float)(wt * (p - keep));
-    }
+        return;
     /* the weights, then the features (centring is linear: subtract the
      * mean of the feature gradients over the same rows) */
     float *dc[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4,
@@ -434,7 +453,7 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
         }
     }
     if (collab)
-        return loss; /* the features are the backbone's alone */
+        return; /* the features are the backbone's alone */
     memset(w->ds, 0, (size_t)R * sd * sizeof(float));
     memset(w->dlexp, 0, (size_t)R * sd * sizeof(float));
     iadsr__cos_rows_bwd_f32(w->lexp, h, R, d, w->c1, w->dlexp, NULL);
@@ -447,7 +466,7 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
     if (dw1)
         proj_bwd(st, w->xs, b->items, R, w->ds, dw1);
     if (!dw2)
-        return loss;
+        return;
     /* l_{-t} = a l - k u_t: dl gets a dl_{-t}, du_t = -k dl_{-t} */
     memset(w->dl, 0, (size_t)S * sd * sizeof(float));
     memset(w->du, 0, (size_t)R * sd * sizeof(float));
@@ -472,7 +491,6 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
         iadsr__sgemm(1, 0, st->D, d, S, 1.0f, w->lsem, st->D, w->dl, d, 1.0f,
                      dw2, d);
     proj_bwd(st, w->xs, b->items, R, w->du, dw2);
-    return loss;
 }
 
 /* ---- InfoNCE through GEMMs ------------------------------------------------- */

@@ -121,6 +121,22 @@ double iadsr__heads_detect_train(const iadsr__heads *st, iadsr__heads_ws *w,
                                  const float *noise, int batch_rows,
                                  float *ddet, float *dw1, float *dw2);
 
+/* The detector's logistic loss of @p n_rows logits against @p noise (per
+ * row: 1 = inserted; the target is keep = 1 - noise), weighted
+ * 1 / @p batch_rows; sets @p dlogit to its gradient. Returns the loss. */
+double iadsr__heads_detect_loss(const float *logit, const float *noise,
+                                int n_rows, int batch_rows, float *dlogit);
+
+/* The backward half of iadsr__heads_detect_train: adds to @p ddet, @p dw1
+ * and @p dw2 (either may be NULL) the gradients of the loss whose
+ * dL/dlogit the caller has put in w->dlogit, for the logits that
+ * iadsr__heads_detect last computed in @p w from the same st, h, b, uvec
+ * and det (the workspace must not have been used in between). */
+void iadsr__heads_detect_backward(const iadsr__heads *st, iadsr__heads_ws *w,
+                                  const float *h, const iadsr__batch *b,
+                                  const float *const *uvec, const float *det,
+                                  float *ddet, float *dw1, float *dw2);
+
 /* Gradient targets of iadsr__heads_train: dh and dwd are required, the
  * others may be NULL (skipped). */
 typedef struct iadsr__heads_grads {

@@ -761,6 +761,25 @@ class TestIADSR(TempDirMixin, unittest.TestCase):
         self.assertEqual(self.gate.dim, 16)
         self.assertAlmostEqual(self.gate.params()['lambda_align'], 0.5)
 
+    def test_detector_training_flags(self):
+        # input_mask brings clean_scores; both need detect; the gate
+        # reports how it was trained
+        t = iadsr.Trainer.joint(
+            self.ds, self.model0, self.npy,
+            denoise=dict(detect=True, input_mask=True), max_epochs=1, **FAST)
+        infos = []
+        t.fit(callback=infos.append)
+        self.assertTrue(math.isfinite(infos[0].loss_detect))
+        _, g = t.snapshot_denoiser()
+        flags = g.params()['flags']
+        self.assertEqual(flags & (8 | 32 | 64), 8 | 32 | 64)
+        for key in ('clean_scores', 'input_mask'):
+            with self.assertRaises(iadsr.IadsrError) as cm:
+                iadsr.Trainer.joint(self.ds, self.model0, self.npy,
+                                    denoise={key: True}, max_epochs=1)
+            self.assertEqual(cm.exception.name, 'IADSR_ERR_INVALID_ARG')
+            self.assertIn('IADSR_DENOISE_F_DETECT', str(cm.exception))
+
     def test_plain_trainer_has_no_denoiser(self):
         t = iadsr.Trainer(self.ds, self.model0, max_epochs=1)
         with self.assertRaises(iadsr.IadsrError) as cm:
