@@ -357,9 +357,17 @@ typedef struct bound_case {
 
 #define DP(f) #f, offsetof(iadsr_denoise_params, f)
 static const bound_case dn_cases[] = {
-    {DP(flags), F_U32, 32, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 128, IADSR_ERR_UNSUPPORTED},
     {DP(flags), F_U32, 0x80000000u, IADSR_ERR_UNSUPPORTED},
-    {DP(flags), F_U32, 63, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 255, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 63, IADSR_ERR_INVALID_ARG},
+    {DP(flags), F_U32, 32, IADSR_ERR_INVALID_ARG},
+    {DP(flags), F_U32, 64, IADSR_ERR_INVALID_ARG},
+    {DP(flags), F_U32, 64 | 16, IADSR_ERR_INVALID_ARG},
+    {DP(flags), F_U32, 32 | 8, IADSR_OK},
+    {DP(flags), F_U32, 64 | 8, IADSR_OK},
+    {DP(flags), F_U32, 64 | 32 | 16 | 8 | 1, IADSR_OK},
+    {DP(flags), F_U32, 64 | 8 | 2, IADSR_ERR_INVALID_ARG},
     {DP(flags), F_U32, 16, IADSR_ERR_INVALID_ARG},
     {DP(flags), F_U32, 16 | 1, IADSR_ERR_INVALID_ARG},
     {DP(flags), F_U32, 16 | 8, IADSR_OK},
