@@ -387,6 +387,10 @@ check: all $(TEST_BIN)
 	  echo "== sh tests/cli_export_test.sh $(CLI_BIN)"; \
 	  env $(TEST_ENV) sh tests/cli_export_test.sh $(CLI_BIN) || { echo "check: tests/cli_export_test.sh FAILED" >&2; status=1; }; \
 	fi; \
+	if [ -f tests/cli_report_test.sh ]; then \
+	  echo "== sh tests/cli_report_test.sh $(CLI_BIN)"; \
+	  env $(TEST_ENV) sh tests/cli_report_test.sh $(CLI_BIN) || { echo "check: tests/cli_report_test.sh FAILED" >&2; status=1; }; \
+	fi; \
 	if [ -f tests/cli_vocab_test.sh ]; then \
 	  echo "== sh tests/cli_vocab_test.sh $(CLI_BIN)"; \
 	  env $(TEST_ENV) sh tests/cli_vocab_test.sh $(CLI_BIN) || { echo "check: tests/cli_vocab_test.sh FAILED" >&2; status=1; }; \
@@ -399,6 +403,15 @@ check: all $(TEST_BIN)
 	echo "== $(strip $(TEST_WRAPPER) ./$(TEST_BIN))"; \
 	env $(TEST_ENV) $(TEST_WRAPPER) ./$(TEST_BIN) || status=1; \
 	exit $$status
+
+# `iadsr report` rendered in headless Chromium (apt-get install chromium):
+# the figures in the DOM it builds and a 1200x2400 screenshot.
+# sh tests/report_render_test.sh bin/iadsr --demo --png docs/report.png
+# remakes the README's image.
+.PHONY: check-report
+check-report: all
+	@mkdir -p '$(TEST_TMPDIR)'
+	env $(TEST_ENV) sh tests/report_render_test.sh $(CLI_BIN)
 
 # Unit suite only (used by the sanitizer targets).
 unit: $(TEST_BIN)

@@ -282,6 +282,24 @@ void cli_denoise_apply(const cli_opt *opts, size_t n_opts,
  * no-protect-last) was seen. */
 int cli_denoise_rule_seen(const cli_opt *opts, size_t n_opts);
 
+/* What `iadsr denoise` and `iadsr report` share (denoise_setup.c). */
+/* Read LABELS (from `iadsr inject-noise`) into @p lab (n_interactions
+ * bytes, dataset order): one line per user of @p d, one '0' or '1' per
+ * item; errors name the file and line. CLI_OK or CLI_RUNTIME. */
+int cli_read_labels(const char *cmd, const char *path, const char *data_path,
+                    const iadsr_dataset *d, uint8_t *lab);
+/* The denoiser of @p ck's parts for cleaning @p d: the gate's rule with the
+ * rule options seen on the command line (ck->gate is replaced), and for a
+ * detector gate without --theta the label-free theta proposed on @p d
+ * (said on stderr; *rate gets the estimated noise rate, else NaN). *gp
+ * receives the rule used. CLI_OK or CLI_RUNTIME (*dn NULL). */
+int cli_denoiser_setup(const char *cmd, cli_checkpoint *ck,
+                       const cli_semantic_in *si, const iadsr_dataset *d,
+                       int32_t lib_split, int allow_mismatch, int64_t threads,
+                       const cli_opt *opts, size_t n_opts,
+                       const cli_denoise_vals *dv, iadsr_denoise_params *gp,
+                       double *rate, iadsr_denoiser **dn);
+
 /* ---- backbone and training options shared by train and pipeline ---- */
 
 /* The options of the backbones' own hyper-parameters (the registry's
@@ -411,5 +429,6 @@ int cmd_inject_noise(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif /* IADSR_CLI_H */

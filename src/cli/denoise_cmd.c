@@ -136,88 +136,6 @@ static const char denoise_help[] =
 
 static const char *const split_names[] = {"loo", "none", NULL};
 
-static int is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Read LABELS into @p lab (n_interactions bytes, dataset order): one line
- * per user of @p d, one '0' or '1' per item. */
-static int read_labels(const char *cmd, const char *path,
-                       const char *data_path, const iadsr_dataset *d,
-                       uint8_t *lab)
-{
-    const int64_t n_users = iadsr_dataset_n_users(d);
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int64_t u = 0, pos = 0;
-    long long ln = 0;
-    int exit_code = CLI_RUNTIME;
-
-    if (!f) {
-        int e = errno;
-        return cli_error(cmd, "%s: cannot open: %s", path, strerror(e));
-    }
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        int32_t n = 0, cnt = 0;
-        ln++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            len--;
-        if (u >= n_users) {
-            cli_error(cmd, "%s:%lld: more lines than the %lld users of %s",
-                      path, ln, (long long)n_users, data_path);
-            goto done;
-        }
-        (void)iadsr_dataset_user_items(d, u, &n);
-        for (ssize_t i = 0; i < len;) {
-            ssize_t t0;
-            if (is_blank(line[i])) {
-                i++;
-                continue;
-            }
-            t0 = i;
-            while (i < len && !is_blank(line[i]))
-                i++;
-            if (i - t0 != 1 || (line[t0] != '0' && line[t0] != '1')) {
-                cli_error(cmd, "%s:%lld: label '%.*s' is not 0 or 1", path,
-                          ln, (int)(i - t0 > 40 ? 40 : i - t0), line + t0);
-                goto done;
-            }
-            if (cnt < n)
-                lab[pos + cnt] = (uint8_t)(line[t0] - '0');
-            cnt++;
-        }
-        if (cnt != n) {
-            cli_error(cmd,
-                      "%s:%lld: %ld labels for the %ld items of user %lld "
-                      "(line %lld of the users of %s)",
-                      path, ln, (long)cnt, (long)n,
-                      (long long)iadsr_dataset_user_id(d, u), (long long)u + 1,
-                      data_path);
-            goto done;
-        }
-        pos += n;
-        u++;
-    }
-    if (ferror(f)) {
-        int e = errno;
-        cli_error(cmd, "%s: read failed: %s", path, strerror(e));
-        goto done;
-    }
-    if (u != n_users) {
-        cli_error(cmd, "%s: %lld lines for the %lld users of %s", path,
-                  (long long)u, (long long)n_users, data_path);
-        goto done;
-    }
-    exit_code = CLI_OK;
-done:
-    free(line);
-    fclose(f);
-    return exit_code;
-}
-
 static void print_denoise(const clean_stats *st, const char *split,
                           const iadsr_denoise_params *gp, int labels,
                           int json)
@@ -270,22 +188,6 @@ static void print_denoise(const clean_stats *st, const char *split,
     }
 }
 
-/* Replace *g with a gate of the same weights and the rule @p gp; on
- * failure reports "cannot @p what" and keeps *g. */
-static int set_rule(const char *cmd, iadsr_gate **g,
-                    const iadsr_denoise_params *gp, const char *what)
-{
-    iadsr_gate *g2 = NULL;
-    int rc = iadsr_gate_with_params(&g2, *g, gp);
-    if (rc != IADSR_OK) {
-        cli_lib_error(cmd, what, NULL, rc);
-        return rc;
-    }
-    iadsr_gate_free(*g);
-    *g = g2;
-    return IADSR_OK;
-}
-
 int cmd_denoise(int argc, char **argv)
 {
     static const char *cmd = "denoise";
@@ -311,7 +213,7 @@ int cmd_denoise(int argc, char **argv)
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     int32_t lib_split;
-    uint32_t dn_flags;
+    double rate;
     cli_checkpoint ck = {NULL, NULL, NULL};
     iadsr_dataset *d = NULL, *clean = NULL;
     iadsr_denoiser *dn = NULL;
@@ -330,7 +232,6 @@ int cmd_denoise(int argc, char **argv)
     if (rc != CLI_CONTINUE)
         return rc;
     lib_split = split == 0 ? IADSR_SPLIT_LEAVE_ONE_OUT : IADSR_SPLIT_NONE;
-    dn_flags = allow_mismatch ? IADSR_DENOISER_ALLOW_MISMATCH : 0u;
     if (cli_check_out_path(cmd, out) != CLI_OK)
         return CLI_RUNTIME;
 
@@ -355,54 +256,10 @@ int cmd_denoise(int argc, char **argv)
     if (cli_load_user_semantic(cmd, &si, iadsr_dataset_n_users(d)) != CLI_OK)
         goto done;
 
-    /* the inference rule: the trained gate's, or the one asked for */
-    iadsr_denoise_params_init(&gp);
-    rc = iadsr_gate_get_params(ck.gate, &gp);
-    if (rc != IADSR_OK) {
-        cli_lib_error(cmd, "cannot read the gate's settings", NULL, rc);
+    if (cli_denoiser_setup(cmd, &ck, &si, d, lib_split, allow_mismatch,
+                           threads, opts, n_opts, &dv, &gp, &rate,
+                           &dn) != CLI_OK)
         goto done;
-    }
-    if (cli_denoise_rule_seen(opts, n_opts)) {
-        cli_denoise_apply(opts, n_opts, &dv, &gp);
-        if (set_rule(cmd, &ck.gate, &gp, "cannot set the gate's rule"))
-            goto done;
-    }
-    rc = iadsr_denoiser_create_v2(&dn, ck.model, ck.aligner, ck.gate,
-                                  si.items, dn_flags);
-    if (rc != IADSR_OK) {
-        cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
-        if (rc == IADSR_ERR_MISMATCH)
-            fprintf(stderr, "iadsr: denoise: (give the semantic matrix "
-                            "the model was trained with, or --allow-mismatch "
-                            "to combine them anyway)\n");
-        goto done;
-    }
-    if ((gp.flags & IADSR_DENOISE_F_DETECT) &&
-        !cli_opt_seen(opts, n_opts, "theta")) {
-        /* a detector's threshold comes from the data, without labels */
-        double rate = 0;
-        float th = 0;
-        rc = iadsr_denoiser_propose_theta(dn, d, lib_split, si.users,
-                                          (int32_t)threads, &th, &rate);
-        if (rc != IADSR_OK) {
-            cli_lib_error(cmd, "cannot propose theta", NULL, rc);
-            goto done;
-        }
-        gp.theta = th;
-        if (set_rule(cmd, &ck.gate, &gp, "cannot propose theta"))
-            goto done;
-        iadsr_denoiser_free(dn);
-        dn = NULL;
-        rc = iadsr_denoiser_create_v2(&dn, ck.model, ck.aligner, ck.gate,
-                                      si.items, dn_flags);
-        if (rc != IADSR_OK) {
-            cli_lib_error(cmd, "cannot create the denoiser", NULL, rc);
-            goto done;
-        }
-        fprintf(stderr, "iadsr: denoise: detector gate: estimated noise rate "
-                        "%.4f, theta %.4f (from the data; --theta overrides)\n",
-                rate, (double)th);
-    }
 
     n_int = iadsr_dataset_n_interactions(d);
     keep = malloc((size_t)(n_int > 0 ? n_int : 1));
@@ -415,7 +272,7 @@ int cmd_denoise(int argc, char **argv)
     }
     /* a bad label file should fail before the work */
     if (labels_path &&
-        read_labels(cmd, labels_path, data_path, d, lab) != CLI_OK)
+        cli_read_labels(cmd, labels_path, data_path, d, lab) != CLI_OK)
         goto done;
 
     rc = iadsr_denoiser_clean_dataset(dn, d, lib_split, si.users,

@@ -27,6 +27,7 @@ static const char top_help[] =
     "  inject-noise  insert random items into sequences, with labels\n"
     "  denoise       clean sequences with an IADSR model (train --semantic)\n"
     "  pipeline      train IADSR, clean, retrain and evaluate in one run\n"
+    "  report        write an HTML report (model, training log, denoising)\n"
     "  help [cmd]    show help (same as 'iadsr <cmd> --help')\n"
     "\n"
     "Options:\n"
@@ -52,6 +53,7 @@ static const command commands[] = {
     {"embed-text", cmd_embed_text}, {"inject-noise", cmd_inject_noise},
     {"denoise", cmd_denoise},       {"pipeline", cmd_pipeline},
     {"import", cmd_import},         {"export", cmd_export},
+    {"report", cmd_report},
 };
 
 static const command *find_command(const char *name)
