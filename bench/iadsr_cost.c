@@ -1,10 +1,13 @@
 /* Cost of IADSR joint training relative to the backbone alone: one epoch of
  * each in turn, in one process (so that machine noise hits both alike),
  * REPS times; prints the medians and the median of the per-pair ratios.
- * Usage: iadsr_cost DATA SEMANTIC.npy BACKBONE(1|2|3) [REPS [paper|detect|detect-all]]
+ * Usage: iadsr_cost DATA SEMANTIC.npy BACKBONE(1|2|3) [REPS
+ *        [paper|detect|detect-all|detect-clean|detect-mask]]
  * (the gate: the paper's, the default; the detector with its hold-out of
- * about 1 user in 16, as `train --gate detect`; or the detector trained on
- * every user, as `--no-holdout`)
+ * about 1 user in 16, as `train --gate detect`; the detector trained on
+ * every user, as `--no-holdout`; the detector with the hold-out and
+ * dropout-free scores, as `--clean-scores`, or its input mask, as
+ * `--input-mask`)
  * SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +33,8 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: %s DATA SEMANTIC.npy BACKBONE [REPS "
-                        "[paper|detect|detect-all]]\n",
+                        "[paper|detect|detect-all|detect-clean|"
+                        "detect-mask]]\n",
                 argv[0]);
         return 2;
     }
@@ -48,11 +52,15 @@ int main(int argc, char **argv)
     iadsr_train_params_init(&tp);
     iadsr_denoise_params_init(&dp);
     const char *gate = argc > 5 ? argv[5] : "paper";
-    int detect = strcmp(gate, "detect") == 0 || strcmp(gate, "detect-all") == 0;
+    int detect = strncmp(gate, "detect", 6) == 0;
     if (detect)
         dp.flags |= IADSR_DENOISE_F_DETECT;
-    if (strcmp(gate, "detect") == 0)
+    if (detect && strcmp(gate, "detect-all") != 0)
         dp.flags |= IADSR_DENOISE_F_HOLDOUT;
+    if (strcmp(gate, "detect-clean") == 0)
+        dp.flags |= IADSR_DENOISE_F_CLEAN_SCORES;
+    if (strcmp(gate, "detect-mask") == 0)
+        dp.flags |= IADSR_DENOISE_F_INPUT_MASK;
     int rc = iadsr_dataset_load_text(&d, argv[1], 0);
     if (!rc)
         rc = iadsr_semantic_load_npy(&s, argv[2], IADSR_SEMANTIC_ROW0_PADDING);
