@@ -232,7 +232,8 @@ static int hex4(const char *s, unsigned *out)
 /* The string at p->i (a '"'), decoded in place; *out points at it. */
 static int jstring(jparse *p, const char **out)
 {
-    size_t r = p->i + 1, w = p->i + 1;
+    size_t r = p->i + 1;
+    size_t w = r; /* decoded bytes never outrun the read ones */
     char *s = p->s;
     *out = s + w;
     while (r < p->n) {
@@ -504,24 +505,18 @@ static int want_str(jparse *p, const char *key, const jval *v, char *dst,
 
 static int line_member(jparse *p, line_rec *r, const char *k, const jval *v)
 {
-    static const struct {
-        const char *key;
-        size_t off;
-    } nums[] = {
-        {"loss", offsetof(rp_epoch, loss)},
-        {"loss_next", offsetof(rp_epoch, loss_next)},
-        {"loss_aux", offsetof(rp_epoch, loss_aux)},
-        {"loss_detect", offsetof(rp_epoch, loss_detect)},
-        {"valid_hr10", offsetof(rp_epoch, valid_hr10)},
-        {"valid_ndcg10", offsetof(rp_epoch, valid_ndcg10)},
-        {"best_ndcg10", offsetof(rp_epoch, best_ndcg10)},
-        {"learning_rate", offsetof(rp_epoch, learning_rate)},
-        {"epoch_seconds", offsetof(rp_epoch, epoch_seconds)},
-        {"elapsed_seconds", offsetof(rp_epoch, elapsed_seconds)},
-    };
-    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
-        if (strcmp(k, nums[i].key) == 0)
-            return want_num(p, k, v, (double *)((char *)&r->e + nums[i].off));
+    static const char *const keys[] = {
+        "loss",         "loss_next",     "loss_aux",      "loss_detect",
+        "valid_hr10",   "valid_ndcg10",  "best_ndcg10",   "learning_rate",
+        "epoch_seconds", "elapsed_seconds"};
+    double *const nums[] = {
+        &r->e.loss,         &r->e.loss_next,     &r->e.loss_aux,
+        &r->e.loss_detect,  &r->e.valid_hr10,    &r->e.valid_ndcg10,
+        &r->e.best_ndcg10,  &r->e.learning_rate, &r->e.epoch_seconds,
+        &r->e.elapsed_seconds};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(k, keys[i]) == 0)
+            return want_num(p, k, v, nums[i]);
     if (strcmp(k, "epoch") == 0) {
         r->has_epoch = 1;
         return want_int(p, k, v, 1, &r->e.epoch);
