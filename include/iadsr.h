@@ -160,7 +160,7 @@ IADSR_API const char *iadsr_build_info(void);
 
 /**
  * Newest checkpoint format major.minor this library reads and writes, as
- * major*100 + minor (101 since 0.2.0, 102 since 0.3.0). Models that need
+ * major*100 + minor (101 since 0.2.0, 104 since 0.3.0). Models that need
  * no newer feature are still written as 1.0, which every 0.x release reads.
  * Thread-safety: any thread. @since 0.1.0
  */
@@ -510,6 +510,79 @@ IADSR_API size_t iadsr_model_memory_usage(const iadsr_model *m);
  */
 IADSR_API const float *iadsr_model_item_embeddings(const iadsr_model *m);
 
+/**
+ * A new model with the weights, hyper-parameters and training record of
+ * @p m whose items carry external ids (a catalogue's SKUs, the ids of the
+ * vocabulary of `iadsr import`): item i (1..n_items) is @p ids[i - 1].
+ * Checkpoints keep the ids (format 1.4, docs/FORMAT.md §4.6), and so do the
+ * snapshots of a trainer created from the model. @p m itself never
+ * changes (models are immutable); the ids of @p m, if any, are replaced.
+ *
+ * @param out    receives the new model (free it with iadsr_model_free());
+ *               NULL on failure
+ * @param m      the model to copy (only read)
+ * @param ids    n_ids NUL-terminated strings, copied: each non-empty, at
+ *               most 1024 bytes, without TAB, CR or LF bytes (any other
+ *               byte, UTF-8 or not, is kept as it is), all distinct; or
+ *               NULL with @p n_ids = 0 for a copy without ids
+ * @param n_ids  must equal iadsr_model_n_items(m) (0 with @p ids NULL)
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (a NULL or foreign handle or
+ *         @p out, a count other than n_items, a NULL, empty, too long or
+ *         duplicate id, or a TAB/CR/LF byte: the message names the index
+ *         and, for a duplicate, the earlier index), IADSR_ERR_NOMEM. The
+ *         caller's arrays and @p m are unchanged in every case.
+ *
+ * Thread-safety: any thread (the model is only read). @since 0.3.0
+ */
+IADSR_API int iadsr_model_with_item_ids(iadsr_model **out,
+                                        const iadsr_model *m,
+                                        const char *const *ids,
+                                        int32_t n_ids);
+
+/**
+ * The external id of @p item (see iadsr_model_with_item_ids()).
+ * @return a NUL-terminated string borrowed from the model, valid while
+ *         @p m lives; NULL when the model has no ids, @p item is outside
+ *         1..n_items or @p m is NULL or foreign
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API const char *iadsr_model_item_id(const iadsr_model *m, int32_t item);
+
+/**
+ * The item (1..n_items) whose external id is @p ext_id (compared byte for
+ * byte), found in O(1) on average through a hash table built when the ids
+ * were attached or loaded.
+ * @param m       the model
+ * @param ext_id  NUL-terminated id; borrowed for the call
+ * @return the item, or 0 when no item has that id, the model has no ids,
+ *         or @p m or @p ext_id is NULL
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int32_t iadsr_model_item_index(const iadsr_model *m,
+                                         const char *ext_id);
+
+/**
+ * Whether some training sequence the model was trained on held an item
+ * more than once within its training part (with IADSR_SPLIT_LEAVE_ONE_OUT
+ * all but the last two items, else the whole sequence): 1 (some did), 0
+ * (none did), -1 (unknown: a model made by iadsr_model_create(), or loaded
+ * from a checkpoint without the record, format < 1.4).
+ *
+ * iadsr_trainer_snapshot() sets it from the sequences the trainer trained
+ * on (1 also when the initial model's record was 1; a trainer that ran no
+ * epoch keeps the initial model's record); checkpoints keep it.
+ * `iadsr recommend` reads it to choose its default: when the record is 0
+ * (the data never repeats an item, e.g. purchases of distinct products)
+ * it excludes each user's history from the top-K
+ * (IADSR_TOPK_EXCLUDE_HISTORY), and otherwise (1: repeats such as re-plays
+ * or re-orders are part of the data; -1: unknown) it keeps the history
+ * rankable. Hosts may follow the same rule.
+ *
+ * @return 1, 0 or -1 (-1 for NULL)
+ * Thread-safety: any thread. @since 0.3.0
+ */
+IADSR_API int32_t iadsr_model_history_repeats(const iadsr_model *m);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */
@@ -560,8 +633,8 @@ IADSR_API int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf,
  * validated (sizes, shapes against hyper-parameters, checksums, finite
  * weights) before the model is allocated.
  * @param out   receives the model; NULL on failure
- * @param path  the checkpoint file (formats 1.0 to 1.3; the aligner and
- *              gate of a 1.2/1.3 file are ignored, see
+ * @param path  the checkpoint file (formats 1.0 to 1.4; the aligner and
+ *              gate of a 1.2 to 1.4 file are ignored, see
  *              iadsr_checkpoint_load())
  * @param flags reserved, must be 0
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_IO, IADSR_ERR_FORMAT,
@@ -587,8 +660,9 @@ IADSR_API int iadsr_model_load_from_buffer(iadsr_model **out, const void *buf,
 /**
  * Save a backbone with its aligner and gate in one checkpoint (format 1.2;
  * 1.3 when a part carries its training record, see
- * iadsr_denoiser_create(); either may be NULL, and with both NULL this is
- * iadsr_model_save()). Atomic like iadsr_model_save(). iadsr_model_load()
+ * iadsr_denoiser_create(); 1.4 when the model carries item ids or a
+ * history-repeat record, see iadsr_model_with_item_ids(); either part may
+ * be NULL, and with both NULL this is iadsr_model_save()). Atomic like iadsr_model_save(). iadsr_model_load()
  * reads such a file and ignores the aligner and gate. Each part's record is
  * written as it is: the save does not compare it with @p m (the denoiser
  * built from the loaded parts does).
@@ -884,7 +958,10 @@ IADSR_API int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb,
 /**
  * Publish an immutable model: the best validated weights if the trainer
  * validated (LEAVE_ONE_OUT split), else the current weights. The trainer may
- * continue afterwards; the published model is independent of it.
+ * continue afterwards; the published model is independent of it. It keeps
+ * the external item ids of the model the trainer was created from
+ * (iadsr_model_with_item_ids()) and records whether the training
+ * sequences repeated an item (iadsr_model_history_repeats()).
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_NOMEM
  *
  * Thread-safety: one thread per trainer. @since 0.1.0

@@ -1,5 +1,7 @@
 #!/bin/sh
-# Tests of `iadsr recommend --vocab` (external ids of `iadsr import`).
+# Tests of `iadsr recommend --vocab` (external ids of `iadsr import`), of
+# `iadsr train --vocab` (the ids stored in the model, printed by recommend
+# and info without --vocab) and of recommend's default history rule.
 # Usage (from the repository root):  sh tests/cli_vocab_test.sh bin/iadsr
 # Every input is generated here. Scratch files go under
 # ${IADSR_TEST_TMPDIR:-/tmp}. The exact id checks parse the outputs with
@@ -9,6 +11,7 @@
 set -u
 
 NAME=cli_vocab_test
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$(dirname "$0")/cli_harness.sh"
 
 HAVE_PY=0
@@ -172,5 +175,147 @@ check "CRLF vocabulary: same output" cmp -s out ext.json
 { head -n 1 v.tsv; tail -n +2 v.tsv | sort -r; } >shuf.tsv
 rec --vocab shuf.tsv --json
 check "vocabulary lines in any order: same output" cmp -s out ext.json
+
+# ------------------------------------- train --vocab: ids in the model ---
+run "$BIN" train --help
+check "train --help documents --vocab" grep -q -- "--vocab VOCAB.tsv" "$T/out"
+run "$BIN" recommend --help
+check "recommend --help documents --include-history" grep -q -- "--include-history" "$T/out"
+run "$BIN" info --help
+check "info --help documents history_repeats" grep -q "history_repeats" "$T/out"
+
+run "$BIN" train --data s.txt --out mi.iadsr --epochs 1 --dim 8 --quiet --vocab v.tsv
+expect_rc "train --vocab" 0
+run "$BIN" recommend --model mi.iadsr --data s.txt --k 5 --json
+expect_rc "recommend of a model with ids, no --vocab (JSON)" 0
+cp out mi.json
+expect_err "the default rule is said: no repeats, history excluded" "excluding each user's history (no training sequence"
+run "$BIN" recommend --model mi.iadsr --data s.txt --k 5
+expect_rc "recommend of a model with ids, no --vocab (plain)" 0
+cp out mi.txt
+run "$BIN" recommend --model mi.iadsr --data s.txt --k 5 --json --vocab v.tsv
+expect_rc "recommend of a model with ids and --vocab" 0
+check "model ids + --vocab: the output of --vocab alone" cmp -s out ext.json
+if [ "$HAVE_PY" -eq 1 ]; then
+    cat >check_mi.py <<'EOF'
+import json
+ext = [json.loads(l) for l in open("ext.json", encoding="utf-8")]
+mi = [json.loads(l) for l in open("mi.json", encoding="utf-8")]
+dense = [json.loads(l) for l in open("dense.json", encoding="utf-8")]
+assert len(mi) == len(ext) == 30
+for d, e, m in zip(dense, ext, mi):
+    # users stay dense without --vocab, items come from the model
+    assert m["user"] == d["user"] and isinstance(m["user"], int), m
+    assert m["items"] == e["items"] and all(isinstance(x, str) for x in m["items"]), (m, e)
+    assert m["scores"] == e["scores"]
+plain = [l.rstrip("\n").split("\t") for l in open("mi.txt", encoding="utf-8")]
+for m, p in zip(mi, plain):
+    assert int(p[0]) == m["user"], p
+    assert [f.rsplit(":", 1)[0] for f in p[1:]] == m["items"], (p, m)
+EOF
+    run "$PY" check_mi.py
+    expect_rc "train --vocab -> recommend round-trips the external ids" 0
+else
+    check "model ids in the JSON" grep -q '"items":\["' mi.json
+fi
+# a vocabulary that disagrees with the model's ids
+awk -F '\t' 'BEGIN { OFS = "\t" } $1 == "item" && $2 == 4 { $3 = $3 "-other" } { print }' v.tsv >other.tsv
+run "$BIN" recommend --model mi.iadsr --data s.txt --k 5 --vocab other.tsv
+expect_rc "vocabulary disagreeing with the model's ids" 1
+expect_err "the disagreement names the item" "other.tsv: item 4 is"
+expect_no_out "disagreement: nothing printed"
+# with ids in the model, --vocab may lack items (users are what it maps)
+grep -v "^item	3	" v.tsv >gap.tsv
+run "$BIN" recommend --model mi.iadsr --data s.txt --k 5 --vocab gap.tsv --json
+expect_rc "model ids + a vocabulary without item 3" 0
+check "model ids + gappy vocabulary: same output" cmp -s out ext.json
+# train --vocab refusals
+run "$BIN" train --data s.txt --out bad.iadsr --epochs 1 --dim 8 --quiet --vocab noitem.tsv
+expect_rc "train --vocab without the last item" 1
+expect_err "train --vocab names the missing item" "noitem.tsv: no item id $last_item"
+check "train --vocab refused: no model written" test ! -e bad.iadsr
+awk -F '\t' 'BEGIN { OFS = "\t" } $1 == "item" && $2 == 5 { $3 = "sku-dup" } $1 == "item" && $2 == 6 { $3 = "sku-dup" } { print }' v.tsv >dupext.tsv
+run "$BIN" train --data s.txt --out bad.iadsr --epochs 1 --dim 8 --quiet --vocab dupext.tsv
+expect_rc "train --vocab with two items of one external id" 1
+expect_err "duplicate external ids are named" "ids[5] (item 6) repeats ids[4] (item 5)"
+run "$BIN" train --data s.txt --out bad.iadsr --epochs 1 --dim 8 --quiet --vocab does-not-exist.tsv
+expect_rc "train --vocab of a missing file" 1
+
+# ------------------------------------------------------------------ info --
+run "$BIN" info --model mi.iadsr
+expect_rc "info of a model with ids" 0
+expect_out "info: the id count and the first ids" "item_ids:           15 ("
+expect_out "info: the repeat record" "history_repeats:    no"
+run "$BIN" info --model mi.iadsr --json
+expect_rc "info --json of a model with ids" 0
+expect_out "info --json: id count" '"item_ids":15,"item_ids_first":["'
+expect_out "info --json: repeat record" '"history_repeats":false'
+run "$BIN" info --model m.iadsr
+expect_out "info of a model without ids" "item_ids:           none"
+run "$BIN" info --model m.iadsr --json
+expect_out "info --json of a model without ids" '"item_ids":0,"item_ids_first":[],"history_repeats":false'
+run "$BIN" info --model "$ROOT/tests/data/golden/sasrec-format-1.0.iadsr"
+expect_out "info of a 1.0 file: record unknown" "history_repeats:    unknown"
+run "$BIN" info --model "$ROOT/tests/data/golden/sasrec-format-1.0.iadsr" --json
+expect_out "info --json of a 1.0 file: record null" '"history_repeats":null'
+
+# ------------------------------------------------ the default history rule
+# sequences whose training parts (all but the last two items) repeat an
+# item, and the same without repeats
+awk 'BEGIN { for (u = 1; u <= 30; u++) { a = u % 10 + 1
+        printf "%d %d %d %d %d %d %d\n", u, a, a + 1, a, a + 2, a + 3, a + 4 } }' >rep.txt
+awk 'BEGIN { for (u = 1; u <= 30; u++) { a = u % 10 + 1
+        printf "%d %d %d %d %d %d %d\n", u, a, a + 1, a + 5, a + 2, a + 3, a + 4 } }' >norep.txt
+run "$BIN" train --data rep.txt --out rep.iadsr --epochs 1 --dim 8 --quiet
+expect_rc "train on data with repeats" 0
+run "$BIN" train --data norep.txt --out norep.iadsr --epochs 1 --dim 8 --quiet
+expect_rc "train on data without repeats" 0
+run "$BIN" info --model rep.iadsr
+expect_out "info: repeats recorded" "history_repeats:    yes"
+run "$BIN" info --model norep.iadsr
+expect_out "info: no repeats recorded" "history_repeats:    no"
+
+run "$BIN" recommend --model rep.iadsr --data rep.txt --k 8 --json
+expect_rc "recommend, repeats: default" 0
+expect_err "repeats: history included, and why" "including each user's history (training sequences of the model repeated items; --exclude-history to choose)"
+cp out rep_default.json
+run "$BIN" recommend --model rep.iadsr --data rep.txt --k 8 --json --include-history
+check "repeats: the default is --include-history" cmp -s out rep_default.json
+check "an explicit choice says nothing" sh -c "! grep -q 'history (' '$T/err'"
+run "$BIN" recommend --model rep.iadsr --data rep.txt --k 8 --json --exclude-history
+cp out rep_excl.json
+check "repeats: --exclude-history differs from the default" sh -c "! cmp -s rep_excl.json rep_default.json"
+
+run "$BIN" recommend --model norep.iadsr --data norep.txt --k 8 --json
+expect_rc "recommend, no repeats: default" 0
+expect_err "no repeats: history excluded, and why" "excluding each user's history (no training sequence of the model repeated an item; --include-history to choose)"
+cp out norep_default.json
+run "$BIN" recommend --model norep.iadsr --data norep.txt --k 8 --json --exclude-history
+check "no repeats: the default is --exclude-history" cmp -s out norep_default.json
+run "$BIN" recommend --model norep.iadsr --data norep.txt --k 8 --json --include-history
+check "no repeats: --include-history differs from the default" sh -c "! cmp -s '$T/out' norep_default.json"
+if [ "$HAVE_PY" -eq 1 ]; then
+    cat >check_hist.py <<'EOF'
+import json
+seqs = {}
+for l in open("norep.txt"):
+    f = [int(x) for x in l.split()]
+    seqs[f[0]] = set(f[1:])
+for l in open("norep_default.json"):
+    r = json.loads(l)
+    assert not (set(r["items"]) & seqs[r["user"]]), r
+EOF
+    run "$PY" check_hist.py
+    expect_rc "no repeats: the default top-K holds no history item" 0
+fi
+run "$BIN" recommend --model norep.iadsr --data norep.txt --k 8 --exclude-history --include-history
+expect_rc "--exclude-history with --include-history" 2
+expect_err "the conflict is named" "exclude each other"
+
+# a model without the record (format 1.0): history kept, and why
+awk 'BEGIN { for (u = 1; u <= 5; u++) printf "%d %d %d %d\n", u, u, u + 1, u + 2 }' >g.txt
+run "$BIN" recommend --model "$ROOT/tests/data/golden/sasrec-format-1.0.iadsr" --data g.txt --k 3
+expect_rc "recommend with a 1.0 model" 0
+expect_err "no record: history included, and why" "including each user's history (the model does not record"
 
 finish "python3 missing"

@@ -379,6 +379,26 @@ static void spec_tensor(bytes *dir, bytes *data, const char *name,
     b_u32(dir, spec_crc(data->p + off, 4 * n));
 }
 
+/* A one-dimensional tensor of @p n elements of dtype @p dtype whose
+ * little-endian encoding is the @p nb bytes at @p raw (format 1.4). */
+static void spec_tensor_raw(bytes *dir, bytes *data, const char *name,
+                            uint32_t dtype, uint64_t n, const void *raw,
+                            size_t nb)
+{
+    while (data->len % 64)
+        b_put(data, "", 1);
+    size_t off = data->len;
+    b_put(data, raw, nb);
+    b_u32(dir, (uint32_t)strlen(name));
+    b_put(dir, name, strlen(name));
+    b_u32(dir, dtype);
+    b_u32(dir, 1);
+    b_u64(dir, n);
+    b_u64(dir, off);
+    b_u64(dir, nb);
+    b_u32(dir, spec_crc(data->p + off, nb));
+}
+
 /* An encoder written from docs/FORMAT.md alone (not from checkpoint.c): the
  * library's output must match it byte for byte. SASRec without model flags;
  * @p a and @p g (format 1.2) may be NULL. */
@@ -441,6 +461,22 @@ static uint8_t *spec_encode(const iadsr_model *m, const iadsr_aligner *a,
         records = 1;
     }
 
+    /* format 1.4: the model's item ids and history-repeat record, read
+     * through the public API */
+    int has_ids = iadsr_model_item_id(m, 1) != NULL;
+    int32_t rep = iadsr_model_history_repeats(m);
+    uint64_t id_bytes = 0;
+    for (int32_t i = 1; has_ids && i <= hp->n_items; i++)
+        id_bytes += strlen(iadsr_model_item_id(m, i));
+    if (has_ids) {
+        kv_u64(&kv, "iadsr.item_id_bytes", id_bytes);
+        n_kv += 1;
+    }
+    if (rep >= 0) {
+        kv_i32(&kv, "iadsr.history_repeats", rep);
+        n_kv += 1;
+    }
+
     bytes dir = {0}, data = {0};
     uint32_t n_tensors = (uint32_t)m->layout.n_tensors;
     for (int i = 0; i < m->layout.n_tensors; i++) {
@@ -462,6 +498,24 @@ static uint8_t *spec_encode(const iadsr_model *m, const iadsr_aligner *a,
             n_tensors += 1;
         }
     }
+    if (has_ids) {
+        /* item_ids.offsets: u64 (dtype 3), n_items + 1; item_ids.bytes:
+         * u8 (dtype 2), the ids back to back */
+        bytes off = {0}, raw = {0};
+        b_u64(&off, 0);
+        for (int32_t i = 1; i <= hp->n_items; i++) {
+            const char *id = iadsr_model_item_id(m, i);
+            b_put(&raw, id, strlen(id));
+            b_u64(&off, raw.len);
+        }
+        spec_tensor_raw(&dir, &data, "item_ids.offsets", 3,
+                        (uint64_t)hp->n_items + 1, off.p, off.len);
+        spec_tensor_raw(&dir, &data, "item_ids.bytes", 2, raw.len, raw.p,
+                        raw.len);
+        free(off.p);
+        free(raw.p);
+        n_tensors += 2;
+    }
     size_t dir_end = 64 + kv.len + 4 + dir.len + 4;
     size_t data_offset = (dir_end + 63) / 64 * 64;
     size_t len = data_offset + data.len;
@@ -469,10 +523,11 @@ static uint8_t *spec_encode(const iadsr_model *m, const iadsr_aligner *a,
     ck_assert_ptr_nonnull(b);
     memcpy(b, "\x89IADSR\r\n", 8);
     wr32(b + 8, 1);
-    wr32(b + 12, records ? 3 : a || g ? 2 : 0);
+    wr32(b + 12, has_ids || rep >= 0 ? 4 : records ? 3 : a || g ? 2 : 0);
     wr32(b + 16, 64);
     wr32(b + 20, 1);
-    wr32(b + 24, a || g ? 2 : 0); /* required_flags bit 1: aligner/gate */
+    /* required_flags bit 1: aligner/gate; bit 2: item ids */
+    wr32(b + 24, (a || g ? 2u : 0u) | (has_ids ? 4u : 0u));
     wr32(b + 28, 0);
     wr32(b + 32, n_kv);
     wr32(b + 36, n_tensors);
@@ -930,8 +985,9 @@ START_TEST(test_roundtrip_pre_ln)
     fix_header_crc(b);
     ck_assert_int_eq(load_rc(b, len), IADSR_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "model_flags"));
-    /* unknown required bits stay unsupported (bit 1 is known since 1.2) */
-    wr32(b + 24, 5);
+    /* unknown required bits stay unsupported (bit 1 is known since 1.2,
+     * bit 2 since 1.4) */
+    wr32(b + 24, 9);
     fix_header_crc(b);
     ck_assert_int_eq(load_rc(b, len), IADSR_ERR_UNSUPPORTED);
     iadsr_ctx_free(c1);
@@ -950,10 +1006,11 @@ START_TEST(test_flags_and_kind)
     for (int bit = 0; bit < 32; bit++) {
         wr32(b + 24, 1u << bit); /* required_flags */
         fix_header_crc(b);
-        /* bits 0 (model flags) and 1 (aligner/gate, 1.2) are known, but
-         * this file has neither a flags key nor aligner or gate keys */
+        /* bits 0 (model flags), 1 (aligner/gate, 1.2) and 2 (item ids,
+         * 1.4) are known, but this file has neither a flags key, aligner
+         * or gate keys nor item ids */
         ck_assert_int_eq(load_rc(b, len),
-                         bit <= 1 ? IADSR_ERR_FORMAT : IADSR_ERR_UNSUPPORTED);
+                         bit <= 2 ? IADSR_ERR_FORMAT : IADSR_ERR_UNSUPPORTED);
     }
     wr32(b + 24, 0);
     wr32(b + 28, 0xffffffffu); /* optional_flags: ignored */
@@ -2623,7 +2680,7 @@ START_TEST(test_ck12_corrupt)
     fix_header_crc(c);
     ck_assert_int_eq(ck_load_rc(c, len), IADSR_ERR_FORMAT);
     ck_assert_int_eq(load_rc(c, len), IADSR_ERR_FORMAT);
-    wr32(c + 24, 2 | 4); /* a bit this library does not know */
+    wr32(c + 24, 2 | 8); /* a bit this library does not know */
     fix_header_crc(c);
     ck_assert_int_eq(ck_load_rc(c, len), IADSR_ERR_UNSUPPORTED);
     free(c);
@@ -3136,6 +3193,170 @@ START_TEST(test_golden_format_1_2)
 }
 END_TEST
 
+/* ---- format 1.4: item ids and the history-repeat record ----------------- */
+
+/* make_model(42) with ids: plain, a space, UTF-8, quotes and backslash,
+ * control bytes, and one of the full 1024 bytes. */
+static iadsr_model *ids_model(const iadsr_model *m)
+{
+    static char big[1025];
+    char buf[30][32];
+    const char *ids[30];
+    memset(big, 'z', 1024);
+    big[1024] = '\0';
+    for (int i = 0; i < 30; i++) {
+        snprintf(buf[i], sizeof buf[i], "sku-%03d", i + 1);
+        ids[i] = buf[i];
+    }
+    ids[1] = "big box";
+    ids[2] = "\xc3\xa9t\xc3\xa9";
+    ids[3] = "say \"hi\" \\";
+    ids[4] = "ctl\x01\x7f";
+    ids[5] = big;
+    ids[6] = "a:b";
+    iadsr_model *w = NULL;
+    int rc = iadsr_model_with_item_ids(&w, m, ids, 30);
+    ck_assert_msg(rc == IADSR_OK, "with_item_ids: %s (%s)",
+                  iadsr_status_name(rc), iadsr_last_error());
+    return w;
+}
+
+static int same_ids(const iadsr_model *a, const iadsr_model *b)
+{
+    if (iadsr_model_n_items(a) != iadsr_model_n_items(b))
+        return 0;
+    for (int32_t i = 1; i <= iadsr_model_n_items(a); i++) {
+        const char *x = iadsr_model_item_id(a, i), *y = iadsr_model_item_id(b, i);
+        if ((x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0))
+            return 0;
+        if (x && iadsr_model_item_index(b, x) != i)
+            return 0;
+    }
+    return 1;
+}
+
+START_TEST(test_ck14_item_ids)
+{
+    iadsr_model *m = make_model(42);
+    m->epochs_trained = 4;
+    m->best_valid_ndcg10 = 0.125f;
+    iadsr_model *w = ids_model(m);
+    size_t len0, len, slen;
+    uint8_t *b0 = save_buf(m, &len0);
+
+    /* a copy without ids writes the bytes of the model without them
+     * (still format 1.0) */
+    iadsr_model *c = NULL;
+    ck_assert_int_eq(iadsr_model_with_item_ids(&c, w, NULL, 0), IADSR_OK);
+    size_t lenc;
+    uint8_t *bc = save_buf(c, &lenc);
+    ck_assert_uint_eq(lenc, len0);
+    ck_assert_int_eq(memcmp(bc, b0, len0), 0);
+    ck_assert_uint_eq(rd32(b0 + 12), 0);
+    free(bc);
+    iadsr_model_free(c);
+
+    /* with ids: format 1.4, required_flags bit 2, the spec's bytes */
+    uint8_t *b = save_buf(w, &len);
+    ck_assert_uint_eq(rd32(b + 12), 4);
+    ck_assert_uint_eq(rd32(b + 24), 4);
+    uint8_t *sp = spec_encode(w, NULL, NULL, &slen);
+    ck_assert_uint_eq(len, slen);
+    for (size_t i = 0; i < len; i++)
+        ck_assert_msg(b[i] == sp[i], "byte %zu: library 0x%02x, spec 0x%02x",
+                      i, b[i], sp[i]);
+    free(sp);
+
+    /* round trips: buffer, file, checkpoint loader */
+    iadsr_model *l = NULL;
+    ck_assert_int_eq(load(b, len, &l), IADSR_OK);
+    ck_assert(same_model(l, w));
+    ck_assert(same_ids(l, w));
+    ck_assert_int_eq(iadsr_model_history_repeats(l), -1);
+    ck_assert_int_eq(l->epochs_trained, 4);
+    size_t len2;
+    uint8_t *b2 = save_buf(l, &len2); /* deterministic through a load */
+    ck_assert_uint_eq(len2, len);
+    ck_assert_int_eq(memcmp(b2, b, len), 0);
+    free(b2);
+    iadsr_model_free(l);
+    char path[512];
+    tmp_path(path, sizeof path, "ids.iadsr");
+    ck_assert_int_eq(iadsr_model_save(w, path, IADSR_SAVE_NO_FSYNC),
+                     IADSR_OK);
+    ck_assert_int_eq(iadsr_model_load(&l, path, 0), IADSR_OK);
+    ck_assert(same_ids(l, w));
+    iadsr_model_free(l);
+    unlink(path);
+
+    /* the history record alone: 1.4 without the required bit */
+    iadsr_model *r = NULL;
+    ck_assert_int_eq(iadsr_model_with_item_ids(&r, m, NULL, 0), IADSR_OK);
+    for (int v = 0; v <= 1; v++) {
+        r->history_repeats = v;
+        size_t lr;
+        uint8_t *br = save_buf(r, &lr);
+        ck_assert_uint_eq(rd32(br + 12), 4);
+        ck_assert_uint_eq(rd32(br + 24), 0);
+        sp = spec_encode(r, NULL, NULL, &slen);
+        ck_assert_uint_eq(lr, slen);
+        ck_assert_int_eq(memcmp(br, sp, lr), 0);
+        free(sp);
+        ck_assert_int_eq(load(br, lr, &l), IADSR_OK);
+        ck_assert_int_eq(iadsr_model_history_repeats(l), v);
+        ck_assert_ptr_null(iadsr_model_item_id(l, 1));
+        iadsr_model_free(l);
+        free(br);
+    }
+    iadsr_model_free(r);
+
+    /* ids + record + aligner + gate: every part comes back */
+    w->history_repeats = 1;
+    iadsr_aligner *a = make_aligner(8, 12);
+    iadsr_gate *g = make_gate(8);
+    size_t lf;
+    uint8_t *bf = ck_save_buf(w, a, g, &lf);
+    ck_assert_uint_eq(rd32(bf + 12), 4);
+    ck_assert_uint_eq(rd32(bf + 24), 2u | 4u);
+    sp = spec_encode(w, a, g, &slen);
+    ck_assert_uint_eq(lf, slen);
+    ck_assert_int_eq(memcmp(bf, sp, lf), 0);
+    free(sp);
+    iadsr_aligner *a2 = NULL;
+    iadsr_gate *g2 = NULL;
+    ck_assert_int_eq(ck_load(bf, lf, &l, &a2, &g2), IADSR_OK);
+    ck_assert(same_ids(l, w));
+    ck_assert_int_eq(iadsr_model_history_repeats(l), 1);
+    ck_assert(same_aligner(a, a2));
+    ck_assert(same_gate(g, g2));
+    iadsr_model_free(l);
+    ck_assert_int_eq(load(bf, lf, &l), IADSR_OK); /* model_load keeps them */
+    ck_assert(same_ids(l, w));
+    iadsr_model_free(l);
+    /* every truncation of the 1.4 file is FORMAT, every byte flip fails */
+    for (size_t n = 0; n < lf; n += (n < 2048 ? 1 : 61)) {
+        int rc = ck_load_rc(bf, n);
+        ck_assert_msg(rc == IADSR_ERR_FORMAT, "truncated to %zu: %s", n,
+                      iadsr_status_name(rc));
+    }
+    for (size_t i = 0; i < lf; i += (i < 1024 ? 1 : 7)) {
+        bf[i] ^= 0x20;
+        int rc = ck_load_rc(bf, lf);
+        ck_assert_msg(rc != IADSR_OK, "flip at %zu accepted", i);
+        bf[i] ^= 0x20;
+    }
+    free(bf);
+    iadsr_gate_free(g);
+    iadsr_aligner_free(a);
+    iadsr_gate_free(g2);
+    iadsr_aligner_free(a2);
+    free(b);
+    free(b0);
+    iadsr_model_free(w);
+    iadsr_model_free(m);
+}
+END_TEST
+
 Suite *suite_checkpoint(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -3181,6 +3402,7 @@ Suite *suite_checkpoint(void)
 
     tc = tcase_create("format_1_2");
     tcase_add_test(tc, test_ck12_roundtrip);
+    tcase_add_test(tc, test_ck14_item_ids);
     tcase_add_test(tc, test_ck13_records);
     tcase_add_test(tc, test_ck12_one_component);
     tcase_add_test(tc, test_ck12_old_files);

@@ -476,7 +476,7 @@ static int spec_status(const cref *r, const uint8_t *b, size_t len)
     if (rd32(b + H_CRC) != hdr_crc(b))
         return E_SUM;
     uint32_t req = rd32(b + H_REQ);
-    if (rd32(b + H_KIND) != 1 || (req & ~3u))
+    if (rd32(b + H_KIND) != 1 || (req & ~7u)) /* bits 0..2 known (1.4) */
         return E_UNS;
     if (rd64(b + H_FSIZE) != (uint64_t)len)
         return E_FMT;
@@ -1094,11 +1094,12 @@ static void header_cases(tally *ty, const cref *r)
     for (size_t i = 0; i < 4; i++)
         hdr_case(ty, r, H_KIND, kinds[i], kinds[i] == 1 ? E_OK : E_UNS,
                  kinds[i] == 1 ? NULL : "kind");
-    /* required_flags: known bits 0..1 must agree with the keys; 4 is the
-     * first unknown value */
+    /* required_flags: known bits 0..2 must agree with the keys (bit 2
+     * with iadsr.item_id_bytes, 1.4); 8 is the first unknown value */
     for (uint64_t v = 0; v <= 3; v++)
         hdr_case(ty, r, H_REQ, v, v == r->required ? E_OK : E_FMT, NULL);
-    hdr_case(ty, r, H_REQ, 4, E_UNS, "required");
+    hdr_case(ty, r, H_REQ, r->required | 4u, E_FMT, "item_id_bytes"); /* 1.4 */
+    hdr_case(ty, r, H_REQ, 8, E_UNS, "required");
     hdr_case(ty, r, H_REQ, 0xffffffffu, E_UNS, "required");
     /* optional_flags: ignored */
     const uint64_t opts[] = {0, 1, 0x80000000u, 0xffffffffu};
@@ -2125,8 +2126,11 @@ static void version_cases(tally *ty, const cref *r)
     for (size_t i = 0; i < 5; i++)
         hdr_case(ty, r, H_MINOR, minors[i], E_OK, NULL);
     /* required features of later versions: every unknown bit */
-    for (int bit = 2; bit < 32; bit++)
+    for (int bit = 3; bit < 32; bit++)
         hdr_case(ty, r, H_REQ, r->required | (1u << bit), E_UNS, "required");
+    /* bit 2 (1.4, item ids) is known: without iadsr.item_id_bytes the
+     * header contradicts the metadata */
+    hdr_case(ty, r, H_REQ, r->required | 4u, E_FMT, "iadsr.item_id_bytes");
     /* other kinds of file */
     const uint32_t kinds[] = {2, 3, 0x100u};
     for (size_t i = 0; i < 3; i++)
@@ -2174,11 +2178,17 @@ static void version_cases(tally *ty, const cref *r)
         meta_case(ty, r, "iadsr.gate_flags", 2,
                   r->g->p.flags ^ IADSR_DENOISE_F_DETECT, E_FMT, "'gate.det'");
     }
-    /* a dtype of a later version without a required bit */
+    /* a dtype of a later version without a required bit, and the item
+     * ids' dtypes (1.4) on weight tensors */
     const uint32_t ends[2] = {0, r->n_tensors - 1};
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         ent_case(ty, r, ends[k], F_DTYPE, 0, 2, E_FMT, "dtype",
-                 "dtype 2 (a later dtype)");
+                 "dtype 2 (u8) on a weight tensor");
+        ent_case(ty, r, ends[k], F_DTYPE, 0, 3, E_FMT, "dtype",
+                 "dtype 3 (u64) on a weight tensor");
+        ent_case(ty, r, ends[k], F_DTYPE, 0, 4, E_FMT, "dtype",
+                 "dtype 4 (a later dtype)");
+    }
     /* a backbone number not defined in this version */
     meta_case(ty, r, "iadsr.backbone", 1, 4, E_FMT, "backbone");
 }
@@ -2332,6 +2342,399 @@ START_TEST(test_cat_file_path)
 }
 END_TEST
 
+/* ---- format 1.4: the item ids and the history-repeat record ------------
+ * Files are built here from FORMAT.md §4.6 and §6.2: the bytes of a small
+ * model written by the library without ids (1.0), plus the 1.4 keys after
+ * its keys and the two item_ids tensors after its tensors, with every
+ * size, offset and CRC recomputed; each field can be set to a wrong value.
+ * The valid file must equal the library's own bytes for the same ids. */
+
+#define IDS_N 4
+
+typedef struct idspec {
+    int key;             /* write iadsr.item_id_bytes */
+    uint32_t key_type;   /* 4 (u64) */
+    uint64_t key_val;
+    int req_bit;         /* required_flags bit 2 */
+    uint32_t req_extra;  /* more required bits */
+    int tensors;         /* 0: none, 1: both, 2: offsets only */
+    uint32_t off_dtype, raw_dtype;
+    uint64_t off_n;      /* elements of item_ids.offsets */
+    uint64_t off[16];
+    const char *raw;     /* item_ids.bytes */
+    uint64_t raw_n;
+    int rep;             /* write iadsr.history_repeats */
+    uint32_t rep_type;
+    uint32_t rep_val;
+    int bad_crc;         /* corrupt the bytes tensor's CRC */
+} idspec;
+
+/* "a", "bb", "ccc", "dd": offsets 0 1 3 6 8 */
+static void idspec_valid(idspec *sp)
+{
+    static const uint64_t off[IDS_N + 1] = {0, 1, 3, 6, 8};
+    memset(sp, 0, sizeof *sp);
+    sp->key = 1;
+    sp->key_type = 4;
+    sp->key_val = 8;
+    sp->req_bit = 1;
+    sp->tensors = 1;
+    sp->off_dtype = 3;
+    sp->raw_dtype = 2;
+    sp->off_n = IDS_N + 1;
+    memcpy(sp->off, off, sizeof off);
+    sp->raw = "abbcccdd";
+    sp->raw_n = 8;
+    sp->rep_type = 1;
+}
+
+static iadsr_model *ids_base_model(void)
+{
+    iadsr_model_params p;
+    iadsr_model_params_init(&p);
+    p.n_items = IDS_N;
+    p.dim = 4;
+    p.max_seq_len = 3;
+    p.n_layers = 1;
+    p.n_heads = 1;
+    iadsr_model *m = NULL;
+    ck_assert_int_eq(iadsr_model_create(&m, &p), IADSR_OK);
+    return m;
+}
+
+static void ids_tensor(bytes *dir, bytes *data, const char *name,
+                       uint32_t dtype, uint64_t n, const void *raw, size_t nb,
+                       int bad_crc)
+{
+    while (data->len % 64)
+        b_put(data, "", 1);
+    size_t off = data->len;
+    b_put(data, raw, nb);
+    b_u32(dir, (uint32_t)strlen(name));
+    b_put(dir, name, strlen(name));
+    b_u32(dir, dtype);
+    b_u32(dir, 1);
+    b_u64(dir, n);
+    b_u64(dir, off);
+    b_u64(dir, nb);
+    b_u32(dir, crc_of(data->p + off, nb) ^ (bad_crc ? 1u : 0u));
+}
+
+static uint8_t *ids_build(const idspec *sp, size_t *out_len)
+{
+    iadsr_model *m = ids_base_model();
+    size_t blen = 0;
+    ck_assert_int_eq(iadsr_model_save_to_buffer(m, NULL, 0, &blen), IADSR_OK);
+    uint8_t *base = malloc(blen);
+    ck_assert_ptr_nonnull(base);
+    ck_assert_int_eq(iadsr_model_save_to_buffer(m, base, blen, &blen),
+                     IADSR_OK);
+    iadsr_model_free(m);
+    uint32_t n_kv = rd32(base + H_NKV), n_t = rd32(base + H_NT);
+    size_t doff = (size_t)rd64(base + H_DOFF), p = HDR;
+    for (uint32_t i = 0; i < n_kv; i++) {
+        uint32_t kl = rd32(base + p), t;
+        p += 4 + kl;
+        t = rd32(base + p);
+        p += 4;
+        p += t == 3 || t == 4 ? 8 : t == 6 ? 4 + rd32(base + p) : 4;
+    }
+    bytes kv = {0}, dir = {0}, data = {0};
+    b_put(&kv, base + HDR, p - HDR);
+    p += 4; /* metadata CRC */
+    size_t d0 = p;
+    for (uint32_t i = 0; i < n_t; i++) {
+        uint32_t nl = rd32(base + p);
+        p += 4 + nl + 4;
+        p += 4 + 8 * (size_t)rd32(base + p) + 20;
+    }
+    b_put(&dir, base + d0, p - d0);
+    b_put(&data, base + doff, blen - doff);
+    if (sp->key)
+        kv_num(&kv, "iadsr.item_id_bytes", sp->key_type, sp->key_val),
+            n_kv++;
+    if (sp->rep)
+        kv_num(&kv, "iadsr.history_repeats", sp->rep_type, sp->rep_val),
+            n_kv++;
+    if (sp->tensors) {
+        uint8_t ob[16 * 8];
+        for (uint64_t i = 0; i < sp->off_n; i++)
+            wr64(ob + 8 * i, sp->off[i]);
+        /* a wrong dtype keeps the declared element count: nbytes follows
+         * the dtype written */
+        uint64_t es = sp->off_dtype == 3 ? 8 : sp->off_dtype == 2 ? 1 : 4;
+        ids_tensor(&dir, &data, "item_ids.offsets", sp->off_dtype, sp->off_n,
+                   ob, (size_t)(sp->off_n * es), 0);
+        n_t++;
+        if (sp->tensors == 1) {
+            uint64_t rs = sp->raw_dtype == 2 ? 1 : sp->raw_dtype == 3 ? 8 : 4;
+            bytes rb = {0};
+            b_put(&rb, sp->raw, (size_t)sp->raw_n);
+            while (rb.len < sp->raw_n * rs)
+                b_put(&rb, "", 1);
+            ids_tensor(&dir, &data, "item_ids.bytes", sp->raw_dtype,
+                       sp->raw_n, rb.p, (size_t)(sp->raw_n * rs),
+                       sp->bad_crc);
+            free(rb.p);
+            n_t++;
+        }
+    }
+    size_t dir_end = HDR + kv.len + 4 + dir.len + 4;
+    size_t data_offset = (dir_end + 63) / 64 * 64;
+    size_t len = data_offset + data.len;
+    uint8_t *b = calloc(1, len);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, base, HDR);
+    wr32(b + H_MINOR, sp->key || sp->rep || sp->tensors ? 4 : 0);
+    wr32(b + H_REQ, (sp->req_bit ? 4u : 0u) | sp->req_extra);
+    wr32(b + H_NKV, n_kv);
+    wr32(b + H_NT, n_t);
+    wr64(b + H_DOFF, data_offset);
+    wr64(b + H_FSIZE, len);
+    memcpy(b + HDR, kv.p, kv.len);
+    wr32(b + HDR + kv.len, crc_of(kv.p, kv.len));
+    memcpy(b + HDR + kv.len + 4, dir.p, dir.len);
+    wr32(b + HDR + kv.len + 4 + dir.len, crc_of(dir.p, dir.len));
+    memcpy(b + data_offset, data.p, data.len);
+    fix_hdr(b);
+    free(kv.p);
+    free(dir.p);
+    free(data.p);
+    free(base);
+    *out_len = len;
+    return b;
+}
+
+/* Load @p sp's file through both loaders: @p want (and a message holding
+ * @p needle), NULL outputs on failure, no leaked block. Returns the number
+ * of failed expectations (printed). */
+static int ids_case(const char *label, const idspec *sp, int want,
+                    const char *needle)
+{
+    size_t len;
+    uint8_t *b = ids_build(sp, &len);
+    int fails = 0;
+    for (int via = 0; via < 2; via++) {
+        long live = iadsr__alloc_live();
+        iadsr_model *m = (iadsr_model *)(uintptr_t)0x1;
+        iadsr_aligner *a = (iadsr_aligner *)(uintptr_t)0x1;
+        iadsr_gate *g = (iadsr_gate *)(uintptr_t)0x1;
+        int rc = via == 0
+                     ? iadsr_model_load_from_buffer(&m, b, len, 0)
+                     : iadsr_checkpoint_load_from_buffer(&m, &a, &g, b, len,
+                                                         0);
+        char err[1024];
+        snprintf(err, sizeof err, "%s", iadsr_last_error());
+        if (rc != want) {
+            fprintf(stderr, "ids case '%s' (loader %d): %s, expected %s (%s)\n",
+                    label, via, iadsr_status_name(rc), iadsr_status_name(want),
+                    err);
+            fails++;
+        } else if (rc != IADSR_OK && needle && !strstr(err, needle)) {
+            fprintf(stderr, "ids case '%s': message '%s' lacks '%s'\n", label,
+                    err, needle);
+            fails++;
+        }
+        if (rc != IADSR_OK) {
+            if (m != NULL || (via == 1 && (a != NULL || g != NULL))) {
+                fprintf(stderr, "ids case '%s': outputs not NULL\n", label);
+                fails++;
+            }
+        } else {
+            if (sp->tensors == 1 && strcmp(sp->raw, "abbcccdd") == 0 &&
+                (iadsr_model_item_index(m, "ccc") != 3 ||
+                 strcmp(iadsr_model_item_id(m, 4), "dd") != 0)) {
+                fprintf(stderr, "ids case '%s': wrong ids loaded\n", label);
+                fails++;
+            }
+            iadsr_model_free(m);
+            if (via == 1) {
+                iadsr_aligner_free(a);
+                iadsr_gate_free(g);
+            }
+        }
+        if (iadsr__alloc_live() != live) {
+            fprintf(stderr, "ids case '%s': %ld blocks leaked\n", label,
+                    iadsr__alloc_live() - live);
+            fails++;
+        }
+    }
+    free(b);
+    return fails;
+}
+
+START_TEST(test_cat_item_ids)
+{
+    idspec sp;
+    int fails = 0, n = 0;
+
+    /* the valid file is the library's, byte for byte */
+    idspec_valid(&sp);
+    size_t len;
+    uint8_t *b = ids_build(&sp, &len);
+    {
+        static const char *const ids[IDS_N] = {"a", "bb", "ccc", "dd"};
+        iadsr_model *m = ids_base_model(), *w = NULL;
+        ck_assert_int_eq(iadsr_model_with_item_ids(&w, m, ids, IDS_N),
+                         IADSR_OK);
+        size_t wl = 0;
+        ck_assert_int_eq(iadsr_model_save_to_buffer(w, NULL, 0, &wl),
+                         IADSR_OK);
+        ck_assert_uint_eq(wl, len);
+        uint8_t *wb = malloc(wl);
+        ck_assert_int_eq(iadsr_model_save_to_buffer(w, wb, wl, &wl), IADSR_OK);
+        ck_assert_int_eq(memcmp(wb, b, len), 0);
+        free(wb);
+        iadsr_model_free(w);
+        iadsr_model_free(m);
+    }
+    /* every truncation and single-byte change of it is refused */
+    for (size_t k = 0; k < len; k++) {
+        uint8_t *t = dup_bytes(b, k);
+        iadsr_model *m = NULL;
+        ck_assert_int_eq(iadsr_model_load_from_buffer(&m, t, k, 0),
+                         IADSR_ERR_FORMAT);
+        free(t);
+        b[k] ^= 0x41;
+        int rc = iadsr_model_load_from_buffer(&m, b, len, 0);
+        ck_assert_msg(rc != IADSR_OK, "byte %zu changed: accepted", k);
+        b[k] ^= 0x41;
+    }
+    free(b);
+
+#define CASE(label, want, needle)                                            \
+    do {                                                                     \
+        fails += ids_case(label, &sp, want, needle);                         \
+        n++;                                                                 \
+        idspec_valid(&sp);                                                   \
+    } while (0)
+
+    idspec_valid(&sp);
+    CASE("valid", IADSR_OK, NULL);
+    sp.rep = 1;
+    CASE("valid with history_repeats 0", IADSR_OK, NULL);
+    sp.rep = 1;
+    sp.rep_val = 1;
+    CASE("valid with history_repeats 1", IADSR_OK, NULL);
+    memset(&sp, 0, sizeof sp);
+    sp.rep = 1;
+    sp.rep_type = 1;
+    CASE("history_repeats without ids", IADSR_OK, NULL);
+    /* the history record */
+    sp.rep = 1;
+    sp.rep_val = 2;
+    CASE("history_repeats 2", IADSR_ERR_FORMAT, "iadsr.history_repeats = 2");
+    sp.rep = 1;
+    sp.rep_val = 0xffffffffu;
+    CASE("history_repeats -1", IADSR_ERR_FORMAT, "iadsr.history_repeats = -1");
+    sp.rep = 1;
+    sp.rep_type = 2;
+    CASE("history_repeats as u32", IADSR_ERR_FORMAT, "iadsr.history_repeats");
+    /* the key, the required bit and the tensors go together */
+    sp.req_bit = 0;
+    CASE("ids without required bit 2", IADSR_ERR_FORMAT,
+         "iadsr.item_id_bytes");
+    sp.key = 0;
+    CASE("bit 2 without iadsr.item_id_bytes", IADSR_ERR_FORMAT,
+         "iadsr.item_id_bytes");
+    sp.key = 0;
+    sp.req_bit = 0;
+    CASE("tensors without key and bit", IADSR_ERR_FORMAT, "item_ids.bytes");
+    sp.tensors = 0;
+    CASE("key and bit without tensors", IADSR_ERR_FORMAT, "item_ids.offsets");
+    sp.tensors = 2;
+    CASE("offsets without bytes", IADSR_ERR_FORMAT, NULL);
+    sp.key_type = 1;
+    CASE("item_id_bytes as i32", IADSR_ERR_FORMAT, "iadsr.item_id_bytes");
+    sp.key_val = 3;
+    sp.raw_n = 3;
+    CASE("item_id_bytes < n_items", IADSR_ERR_FORMAT,
+         "iadsr.item_id_bytes = 3");
+    sp.key_val = (uint64_t)IDS_N * 1024 + 1;
+    CASE("item_id_bytes > n_items * 1024", IADSR_ERR_FORMAT,
+         "iadsr.item_id_bytes = 4097");
+    sp.req_extra = 8;
+    CASE("unknown required bit 3", IADSR_ERR_UNSUPPORTED, "required_flags");
+    /* the tensors' directory entries */
+    sp.off_dtype = 1;
+    CASE("offsets as f32", IADSR_ERR_FORMAT, "item_ids.offsets");
+    sp.raw_dtype = 3;
+    CASE("bytes as u64", IADSR_ERR_FORMAT, "item_ids.bytes");
+    sp.off_n = IDS_N;
+    CASE("n_items offsets (count != n_items)", IADSR_ERR_FORMAT,
+         "item_ids.offsets");
+    sp.off_n = IDS_N + 2;
+    sp.off[IDS_N + 1] = 8;
+    CASE("n_items + 2 offsets", IADSR_ERR_FORMAT, "item_ids.offsets");
+    sp.raw_n = 7;
+    CASE("bytes shorter than item_id_bytes", IADSR_ERR_FORMAT,
+         "item_ids.bytes");
+    sp.bad_crc = 1;
+    CASE("bytes CRC", IADSR_ERR_CHECKSUM, "item_ids.bytes");
+    /* the offsets' values */
+    sp.off[0] = 1;
+    CASE("offsets[0] != 0", IADSR_ERR_FORMAT, "item_ids.offsets' element 0");
+    sp.off[2] = 0;
+    CASE("decreasing offsets", IADSR_ERR_FORMAT,
+         "item_ids.offsets' element 2 is 0");
+    sp.off[2] = 1;
+    CASE("empty id", IADSR_ERR_FORMAT, "the id of item 2 is empty");
+    sp.off[3] = 9;
+    CASE("offset past item_id_bytes", IADSR_ERR_FORMAT,
+         "item_ids.offsets' element 3 is 9");
+    sp.off[4] = 7;
+    CASE("last offset != item_id_bytes", IADSR_ERR_FORMAT, "ends at 7");
+    sp.off[4] = UINT64_MAX;
+    CASE("huge offset", IADSR_ERR_FORMAT, "item_ids.offsets");
+    /* ids of more than 1024 bytes */
+    {
+        static char big[1026 + 3];
+        memset(big, 'q', sizeof big);
+        sp.off_n = 3;
+        memset(sp.off, 0, sizeof sp.off);
+        /* two items: rebuild with n_items = 4 needs 5 offsets */
+        sp.off_n = IDS_N + 1;
+        sp.off[1] = 1025;
+        sp.off[2] = 1026;
+        sp.off[3] = 1027;
+        sp.off[4] = 1028;
+        sp.raw = big;
+        sp.raw_n = 1028;
+        sp.key_val = 1028;
+        CASE("id of 1025 bytes", IADSR_ERR_FORMAT,
+             "the id of item 1 is 1025 bytes long");
+        sp.off[1] = 1024;
+        sp.off[2] = 1025;
+        sp.off[3] = 1026;
+        sp.off[4] = 1027;
+        sp.raw = big;
+        sp.raw_n = 1027;
+        sp.key_val = 1027;
+        /* 'q' * 1024, 'q', 'q', 'q': items 2..4 are all "q" */
+        CASE("id of 1024 bytes, then duplicates", IADSR_ERR_FORMAT,
+             "item 3 has the same id as item 2");
+    }
+    /* the bytes */
+    sp.raw = "abbc\0cdd";
+    CASE("NUL byte", IADSR_ERR_FORMAT, "item 3 holds a NUL byte at offset 1");
+    sp.raw = "abbcc\tdd";
+    CASE("TAB byte", IADSR_ERR_FORMAT, "item 3 holds a TAB byte at offset 2");
+    sp.raw = "\rbbcccdd";
+    CASE("CR byte", IADSR_ERR_FORMAT, "item 1 holds a CR byte");
+    sp.raw = "abbcccd\n";
+    CASE("LF byte", IADSR_ERR_FORMAT, "item 4 holds a LF byte at offset 1");
+    sp.raw = "abbcccbb";
+    CASE("duplicate ids", IADSR_ERR_FORMAT,
+         "item 4 has the same id as item 2");
+    sp.raw = "a\x01\xff" "ccc\x7f" "d";
+    CASE("control and high bytes are kept", IADSR_OK, NULL);
+#undef CASE
+    fprintf(stderr, "checkpoint_malformed: item ids: %d cases, %d failed\n",
+            n, fails);
+    ck_assert_int_eq(fails, 0);
+}
+END_TEST
+
 Suite *suite_checkpoint_malformed(void)
 {
     Suite *s = suite_create("checkpoint_malformed");
@@ -2346,6 +2749,7 @@ Suite *suite_checkpoint_malformed(void)
     tcase_add_test(tc, test_cat_truncations);
     tcase_add_test(tc, test_cat_byte_flips);
     tcase_add_test(tc, test_cat_file_path);
+    tcase_add_test(tc, test_cat_item_ids);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -392,7 +392,7 @@ START_TEST(test_version)
     ck_assert(!IADSR_VERSION_AT_LEAST(0, 3, 1));
     ck_assert_int_eq(iadsr_format_version(),
                      IADSR__FORMAT_MAJOR * 100 + IADSR__FORMAT_MINOR);
-    ck_assert_int_eq(iadsr_format_version(), 103);
+    ck_assert_int_eq(iadsr_format_version(), 104);
     const char *bi = iadsr_build_info();
     ck_assert_ptr_nonnull(bi);
     ck_assert(strncmp(bi, "libiadsr 0.3.0; BLAS: ", 22) == 0);

@@ -756,11 +756,245 @@ START_TEST(test_registry_complete)
 }
 END_TEST
 
+/* ---- external item ids and the history-repeat record (format 1.4) ------ */
+
+/* "item-<i>" for item i; the caller frees with free_ids. */
+static char **make_ids(int32_t n)
+{
+    char **ids = calloc((size_t)n, sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    for (int32_t i = 0; i < n; i++) {
+        ids[i] = malloc(32);
+        ck_assert_ptr_nonnull(ids[i]);
+        snprintf(ids[i], 32, "item-%d", (int)i + 1);
+    }
+    return ids;
+}
+
+static void free_ids(char **ids, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+/* with_item_ids fails with INVALID_ARG, *out NULL, and a message holding
+ * @p needle. */
+static void ids_refused(const iadsr_model *m, const char *const *ids,
+                        int32_t n, const char *needle)
+{
+    iadsr_model *out = NOT_NULL_MODEL;
+    int rc = iadsr_model_with_item_ids(&out, m, ids, n);
+    ck_assert_msg(rc == IADSR_ERR_INVALID_ARG, "%s: got %s (%s)", needle,
+                  iadsr_status_name(rc), iadsr_last_error());
+    ck_assert_ptr_null(out);
+    ck_assert_msg(strstr(iadsr_last_error(), needle) != NULL,
+                  "message '%s' lacks '%s'", iadsr_last_error(), needle);
+}
+
+START_TEST(test_item_ids_api)
+{
+    iadsr_model_params p = small_params(40);
+    iadsr_model *m = make(&p);
+    char **ids = make_ids(40);
+    const char *const *cids = (const char *const *)ids;
+    long live = iadsr__alloc_live();
+
+    /* no ids: accessors answer "none" */
+    ck_assert_ptr_null(iadsr_model_item_id(m, 1));
+    ck_assert_int_eq(iadsr_model_item_index(m, "item-1"), 0);
+    ck_assert_int_eq(iadsr_model_history_repeats(m), -1);
+    ck_assert_ptr_null(iadsr_model_item_id(NULL, 1));
+    ck_assert_int_eq(iadsr_model_item_index(NULL, "x"), 0);
+    ck_assert_int_eq(iadsr_model_history_repeats(NULL), -1);
+
+    iadsr_model *w = NOT_NULL_MODEL;
+    ck_assert_int_eq(iadsr_model_with_item_ids(&w, m, cids, 40), IADSR_OK);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_ptr_ne(w, m);
+    ck_assert_ptr_null(iadsr_model_item_id(m, 1)); /* m unchanged */
+    for (int32_t i = 1; i <= 40; i++) {
+        ck_assert_str_eq(iadsr_model_item_id(w, i), ids[i - 1]);
+        ck_assert_int_eq(iadsr_model_item_index(w, ids[i - 1]), i);
+    }
+    ck_assert_ptr_null(iadsr_model_item_id(w, 0));
+    ck_assert_ptr_null(iadsr_model_item_id(w, 41));
+    ck_assert_ptr_null(iadsr_model_item_id(w, -1));
+    ck_assert_int_eq(iadsr_model_item_index(w, "item-41"), 0);
+    ck_assert_int_eq(iadsr_model_item_index(w, ""), 0);
+    ck_assert_int_eq(iadsr_model_item_index(w, NULL), 0);
+    ck_assert_int_eq(iadsr_model_history_repeats(w), -1);
+    /* the weights are copied; the caller's strings are not kept */
+    ck_assert_int_eq(memcmp(m->w, w->w, m->layout.n_floats * sizeof(float)),
+                     0);
+    ck_assert_uint_gt(iadsr_model_memory_usage(w),
+                      iadsr_model_memory_usage(m));
+    snprintf(ids[0], 32, "changed");
+    ck_assert_str_eq(iadsr_model_item_id(w, 1), "item-1");
+    snprintf(ids[0], 32, "item-1");
+
+    /* ids of ids replaced; NULL/0 drops them and keeps the record */
+    w->history_repeats = 1;
+    iadsr_model *c = NOT_NULL_MODEL;
+    ck_assert_int_eq(iadsr_model_with_item_ids(&c, w, NULL, 0), IADSR_OK);
+    ck_assert_ptr_null(iadsr_model_item_id(c, 1));
+    ck_assert_int_eq(iadsr_model_history_repeats(c), 1);
+    ck_assert_int_eq(c->epochs_trained, w->epochs_trained);
+    iadsr_model_free(c);
+
+    /* one id of every kind of byte but the four refused, and the limit */
+    char big[1025];
+    memset(big, 'x', 1024);
+    big[1024] = '\0';
+    const char *odd[40];
+    for (int i = 0; i < 40; i++)
+        odd[i] = ids[i];
+    odd[3] = "with space";
+    odd[4] = "\xc3\xa9t\xc3\xa9 \"q\" \\ :";
+    odd[5] = "ctl\x01\x7f\xff";
+    odd[6] = big;
+    ck_assert_int_eq(iadsr_model_with_item_ids(&c, m, odd, 40), IADSR_OK);
+    for (int32_t i = 1; i <= 40; i++) {
+        ck_assert_str_eq(iadsr_model_item_id(c, i), odd[i - 1]);
+        ck_assert_int_eq(iadsr_model_item_index(c, odd[i - 1]), i);
+    }
+    iadsr_model_free(c);
+
+    /* refusals, each naming the index */
+    ids_refused(m, cids, 39, "n_ids = 39");
+    ids_refused(m, cids, 41, "n_ids = 41");
+    ids_refused(m, NULL, 40, "ids is NULL");
+    odd[6] = ids[6];
+    big[1024] = 'x'; /* 1025 bytes, terminated below */
+    char big2[1026];
+    memcpy(big2, big, 1025);
+    big2[1025] = '\0';
+    const char *bad[40];
+    struct {
+        int at;
+        const char *v;
+        const char *needle;
+    } cases[] = {
+        {7, "", "ids[7] (item 8) is empty"},
+        {8, big2, "ids[8] (item 9) is longer than 1024"},
+        {9, "a\tb", "ids[9] (item 10) holds a TAB byte at offset 1"},
+        {10, "a\r", "ids[10] (item 11) holds a CR"},
+        {11, "\nb", "ids[11] (item 12) holds a LF byte at offset 0"},
+        {12, "item-3", "ids[12] (item 13) repeats ids[2] (item 3)"},
+        {39, "item-1", "ids[39] (item 40) repeats ids[0] (item 1)"},
+        {13, NULL, "ids[13] is NULL"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        for (int i = 0; i < 40; i++)
+            bad[i] = ids[i];
+        bad[cases[k].at] = cases[k].v;
+        ids_refused(m, bad, 40, cases[k].needle);
+    }
+    /* bad handles */
+    iadsr_model *o = NOT_NULL_MODEL;
+    ck_assert_int_eq(iadsr_model_with_item_ids(&o, NULL, cids, 40),
+                     IADSR_ERR_INVALID_ARG);
+    ck_assert_ptr_null(o);
+    ck_assert_int_eq(iadsr_model_with_item_ids(NULL, m, cids, 40),
+                     IADSR_ERR_INVALID_ARG);
+
+    /* allocation failures: nothing leaks, *out stays NULL */
+    for (long k = 0;; k++) {
+        iadsr__alloc_fail_after(k, 0);
+        iadsr_model *f = NOT_NULL_MODEL;
+        int rc = iadsr_model_with_item_ids(&f, m, cids, 40);
+        iadsr__alloc_fail_after(-1, 0);
+        if (rc == IADSR_OK) {
+            ck_assert_str_eq(iadsr_model_item_id(f, 40), "item-40");
+            iadsr_model_free(f);
+            break;
+        }
+        ck_assert_int_eq(rc, IADSR_ERR_NOMEM);
+        ck_assert_ptr_null(f);
+        ck_assert_int_lt(k, 100);
+    }
+    iadsr_model_free(w);
+    ck_assert_int_eq(iadsr__alloc_live(), live);
+    free_ids(ids, 40);
+    iadsr_model_free(m);
+}
+END_TEST
+
+/* Trainer snapshots keep the initial model's ids and record whether a
+ * training part repeats an item. */
+static iadsr_model *trained(const iadsr_model *init, const int32_t *items,
+                            const int64_t *offs, int64_t nu, int epochs)
+{
+    iadsr_dataset *d = NULL;
+    ck_assert_int_eq(iadsr_dataset_create(&d, items, offs, nu,
+                                          iadsr_model_n_items(init),
+                                          IADSR_FLAG_COPY),
+                     IADSR_OK);
+    iadsr_train_params tp;
+    iadsr_train_params_init(&tp);
+    tp.max_epochs = epochs > 0 ? epochs : 1;
+    tp.batch_size = 4;
+    iadsr_trainer *t = NULL;
+    ck_assert_int_eq(iadsr_trainer_create(&t, init, d, &tp), IADSR_OK);
+    for (int e = 0; e < epochs; e++)
+        ck_assert_int_eq(iadsr_trainer_run_epoch(t, NULL), IADSR_OK);
+    iadsr_model *s = NULL;
+    ck_assert_int_eq(iadsr_trainer_snapshot(t, &s), IADSR_OK);
+    iadsr_trainer_free(t);
+    iadsr_dataset_free(d);
+    return s;
+}
+
+START_TEST(test_history_repeats_and_snapshot_ids)
+{
+    iadsr_model_params p = small_params(12);
+    iadsr_model *m = make(&p);
+    char **ids = make_ids(12);
+    iadsr_model *w = NULL;
+    ck_assert_int_eq(iadsr_model_with_item_ids(
+                         &w, m, (const char *const *)ids, 12),
+                     IADSR_OK);
+    /* leave-one-out: the training part is all but the last two items */
+    static const int32_t none[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1,
+                                   10, 11, 12, 2, 3, 4};
+    /* user 0's last two items repeat item 1 and 9: not training items */
+    static const int64_t none_off[] = {0, 10, 16};
+    static const int32_t some[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                   11, 12, 11, 2, 3, 4};
+    static const int64_t some_off[] = {0, 10, 16};
+
+    iadsr_model *s0 = trained(w, none, none_off, 2, 0);
+    ck_assert_int_eq(iadsr_model_history_repeats(s0), -1); /* no epoch */
+    ck_assert_str_eq(iadsr_model_item_id(s0, 12), "item-12");
+    iadsr_model *s1 = trained(w, none, none_off, 2, 1);
+    ck_assert_int_eq(iadsr_model_history_repeats(s1), 0);
+    ck_assert_str_eq(iadsr_model_item_id(s1, 7), "item-7");
+    ck_assert_int_eq(iadsr_model_item_index(s1, "item-7"), 7);
+    iadsr_model *s2 = trained(m, some, some_off, 2, 1);
+    ck_assert_int_eq(iadsr_model_history_repeats(s2), 1);
+    ck_assert_ptr_null(iadsr_model_item_id(s2, 1));
+    /* a model trained on repeats keeps 1 when trained on more data */
+    iadsr_model *s3 = trained(s2, none, none_off, 2, 1);
+    ck_assert_int_eq(iadsr_model_history_repeats(s3), 1);
+    /* the snapshots outlive the trainer and the model they came from */
+    iadsr_model_free(w);
+    ck_assert_str_eq(iadsr_model_item_id(s1, 3), "item-3");
+    iadsr_model_free(s0);
+    iadsr_model_free(s1);
+    iadsr_model_free(s2);
+    iadsr_model_free(s3);
+    free_ids(ids, 12);
+    iadsr_model_free(m);
+}
+END_TEST
+
 Suite *suite_model(void)
 {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
     tcase_add_test(tc, test_create_defaults);
+    tcase_add_test(tc, test_item_ids_api);
+    tcase_add_test(tc, test_history_repeats_and_snapshot_ids);
     tcase_add_test(tc, test_accessors_null);
     tcase_add_test(tc, test_seed);
     tcase_add_test(tc, test_get_params);

@@ -272,6 +272,11 @@ _PROTOS = {
     'iadsr_model_n_params': (_i64, _P),
     'iadsr_model_memory_usage': (_SZ, _P),
     'iadsr_model_item_embeddings': (_P, _P),
+    'iadsr_model_with_item_ids': (_C_INT, _PP, _P,
+                                  ctypes.POINTER(ctypes.c_char_p), _i32),
+    'iadsr_model_item_id': (_S, _P, _i32),
+    'iadsr_model_item_index': (_i32, _P, _S),
+    'iadsr_model_history_repeats': (_i32, _P),
     'iadsr_model_save': (_C_INT, _P, _S, _u32),
     'iadsr_model_save_to_buffer': (_C_INT, _P, _P, _SZ,
                                    ctypes.POINTER(_SZ)),
@@ -1414,6 +1419,74 @@ class Model(_Object):
             flat = array.array('f', mv.tobytes())
             return flat, (rows, dim)
         return mv.toreadonly()
+
+    def with_item_ids(self, ids):
+        """A new Model (weights copied) whose item i (1..n_items) has the
+        external id ids[i - 1]; self is unchanged.  ids is a sequence of
+        str (encoded as UTF-8; undecodable bytes read back by item_id()
+        travel as surrogate escapes) or bytes, one per item: non-empty, at
+        most 1024 bytes, without NUL, TAB, CR or LF, all distinct (else
+        ValueError, or IadsrError naming the index).  ids=None gives a
+        copy without ids.  Checkpoints keep the ids, and so do the
+        snapshots of a Trainer created from the model."""
+        if ids is None:
+            arr, n = None, 0
+        else:
+            enc = []
+            for i, x in enumerate(ids):
+                if isinstance(x, str):
+                    x = x.encode('utf-8', 'surrogateescape')
+                elif not isinstance(x, (bytes, bytearray)):
+                    raise TypeError('ids[%d] is %s, not str or bytes'
+                                    % (i, type(x).__name__))
+                x = bytes(x)
+                if b'\0' in x:
+                    raise ValueError('ids[%d] holds a NUL byte' % i)
+                enc.append(x)
+            n = _int_in(len(enc), _i32, 'len(ids)')
+            arr = (ctypes.c_char_p * max(n, 1))(*enc)
+        out = _out_handle()
+        with self._use() as mp:
+            _call('model_with_item_ids', ctypes.byref(out), mp, arr, n)
+        return Model._wrap(out.value)
+
+    def item_id(self, item):
+        """The external id (str) of item 1..n_items, or None when the
+        model has no ids or item is out of range."""
+        item = int(item)
+        if not -2**31 <= item < 2**31:
+            return None
+        with self._use() as mp:
+            b = _f.model_item_id(mp, item)
+        return None if b is None else b.decode('utf-8', 'surrogateescape')
+
+    def item_index(self, ext_id):
+        """The item (1..n_items) whose external id is ext_id (str or
+        bytes), 0 when unknown or when the model has no ids."""
+        if isinstance(ext_id, str):
+            ext_id = ext_id.encode('utf-8', 'surrogateescape')
+        ext_id = bytes(ext_id)
+        if b'\0' in ext_id:
+            return 0
+        with self._use() as mp:
+            return _f.model_item_index(mp, ext_id)
+
+    @property
+    def item_ids(self):
+        """All external ids as a list (item i at index i - 1), or None."""
+        if self.item_id(1) is None:
+            return None
+        return [self.item_id(i) for i in range(1, self.n_items + 1)]
+
+    @property
+    def history_repeats(self):
+        """Whether a training sequence repeated an item within its training
+        part: True, False, or None (unknown: never trained, or loaded from
+        a checkpoint without the record).  `iadsr recommend` excludes each
+        user's history by default only when this is False."""
+        with self._use() as mp:
+            r = _f.model_history_repeats(mp)
+        return None if r < 0 else bool(r)
 
     def context(self, **kw):
         return Context(self, **kw)

@@ -650,20 +650,32 @@ done:
 
 static const char recommend_help[] =
     "Usage: iadsr recommend --model MODEL --data FILE --k K\n"
-    "                       [--exclude-history] [--users N] [--json]\n"
-    "                       [--vocab VOCAB.tsv]\n"
+    "                       [--exclude-history | --include-history]\n"
+    "                       [--users N] [--json] [--vocab VOCAB.tsv]\n"
     "\n"
     "For every user of FILE (in file order), print the K best next items\n"
     "after the user's whole sequence, best first:\n"
     "  user_id<TAB>item:score item:score ...\n"
-    "Fewer than K items are printed only when --exclude-history leaves\n"
-    "fewer candidates.\n"
+    "Fewer than K items are printed only when the user's history is\n"
+    "excluded and leaves fewer candidates.\n"
+    "\n"
+    "A model trained with 'iadsr train --vocab' carries its items' external\n"
+    "ids: they are printed instead of the dense ids (JSON strings with\n"
+    "--json; in the plain output the fields separated by tabs, as below),\n"
+    "no --vocab needed.\n"
+    "\n"
+    "History: by default each user's own items are excluded from the top-K\n"
+    "when the model records that no training sequence repeated an item\n"
+    "(purchases of distinct products, say), and kept otherwise (the data\n"
+    "repeats items, or the model does not say: trained before this record\n"
+    "existed). Standard error says which rule applied and why.\n"
     "\n"
     "Options:\n"
     "  --model MODEL       checkpoint (required)\n"
     "  --data FILE         sequence file (required)\n"
     "  --k K               items per user, 1..n_items (required)\n"
     "  --exclude-history   never recommend an item of the user's sequence\n"
+    "  --include-history   recommend them too (no filtering)\n"
     "  --users N           only the first N users\n"
     "  --json              one JSON object per user and line instead:\n"
     "                      {\"user\":USER_ID,\"items\":[..],\"scores\":[..]}\n"
@@ -676,23 +688,40 @@ static const char recommend_help[] =
     "                      tabs (an id may hold spaces or ':'):\n"
     "                        user<TAB>item:score<TAB>item:score ...\n"
     "                      split each item:score at its last ':'. It must\n"
-    "                      name every item of the model and every user of\n"
-    "                      FILE\n";
+    "                      name every user of FILE, and every item of the\n"
+    "                      model unless the model carries item ids (where\n"
+    "                      both name an item, they must agree)\n";
 
 #define RECOMMEND_CHUNK 256
 
+/* Where recommend's printed ids come from: the vocabulary (users, and
+ * items unless the model has ids) and the model's own item ids. */
+typedef struct rec_names {
+    const cli_vocab *voc;   /* NULL: dense user ids */
+    const iadsr_model *m;   /* its item ids, when it has them */
+    int model_ids;
+} rec_names;
+
+/* The external id of item @p id, or NULL for the dense one. */
+static const char *rec_item(const rec_names *nm, int32_t id)
+{
+    if (nm->model_ids)
+        return iadsr_model_item_id(nm->m, id);
+    return nm->voc ? cli_vocab_item(nm->voc, id) : NULL;
+}
+
 /* recommend --json: {"user":ID,"items":[..],"scores":[..]} on one line;
  * @p ids / @p sc are NULL for a user without items. The -1 padding of
- * --exclude-history is left out, as in the plain output. With @p voc the
- * ids are the external ones (checked to be there by cmd_recommend). */
+ * an excluded history is left out, as in the plain output. External ids
+ * (checked to be there by cmd_recommend) are JSON strings. */
 static void print_recommend_json(int64_t user, const int32_t *ids,
                                  const float *sc, int64_t k,
-                                 const cli_vocab *voc)
+                                 const rec_names *nm)
 {
     int first = 1;
-    if (voc) {
+    if (nm->voc) {
         fputs("{\"user\":", stdout);
-        cli_json_string(stdout, cli_vocab_user(voc, user));
+        cli_json_string(stdout, cli_vocab_user(nm->voc, user));
         fputs(",\"items\":[", stdout);
     } else {
         printf("{\"user\":%lld,\"items\":[", (long long)user);
@@ -700,10 +729,10 @@ static void print_recommend_json(int64_t user, const int32_t *ids,
     for (int64_t j = 0; ids && j < k; j++) {
         if (ids[j] < 1)
             continue;
-        if (voc) {
+        if (rec_item(nm, ids[j])) {
             if (!first)
                 putchar(',');
-            cli_json_string(stdout, cli_vocab_item(voc, ids[j]));
+            cli_json_string(stdout, rec_item(nm, ids[j]));
         } else {
             printf("%s%ld", first ? "" : ",", (long)ids[j]);
         }
@@ -728,17 +757,19 @@ int cmd_recommend(int argc, char **argv)
     static const char *cmd = "recommend";
     const char *model_path = NULL, *data_path = NULL, *vocab_path = NULL;
     int64_t k = 0, max_users = INT64_MAX;
-    int excl = 0, json = 0;
+    int excl = 0, incl = 0, json = 0;
     cli_opt opts[] = {
         CLI_STR("model", &model_path, OPT_REQUIRED),
         CLI_STR("data", &data_path, OPT_REQUIRED),
         CLI_I64("k", &k, 1, INT32_MAX, OPT_REQUIRED),
         CLI_FLAG("exclude-history", &excl),
+        CLI_FLAG("include-history", &incl),
         CLI_I64("users", &max_users, 1, INT64_MAX, 0),
         CLI_FLAG("json", &json),
         CLI_STR("vocab", &vocab_path, OPT_IN_FILE),
     };
     cli_vocab *voc = NULL;
+    rec_names nm = {NULL, NULL, 0};
     iadsr_model *m = NULL;
     iadsr_dataset *d = NULL;
     iadsr_ctx *ctx = NULL;
@@ -753,8 +784,13 @@ int cmd_recommend(int argc, char **argv)
 
     if (rc != CLI_CONTINUE)
         return rc;
+    if (excl && incl)
+        return cli_usage_error(cmd, "--exclude-history and --include-history "
+                                    "exclude each other");
     if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK)
         return CLI_RUNTIME;
+    nm.m = m;
+    nm.model_ids = iadsr_model_item_id(m, 1) != NULL;
     if (k > iadsr_model_n_items(m)) {
         exit_code = cli_usage_error(cmd, "--k %lld exceeds the model's %ld "
                                          "items",
@@ -770,7 +806,21 @@ int cmd_recommend(int argc, char **argv)
         }
         /* Check up front: a gap found mid-output would leave a
          * half-written listing. */
-        miss = cli_vocab_first_missing_item(voc, iadsr_model_n_items(m));
+        miss = nm.model_ids ? 0
+                            : cli_vocab_first_missing_item(
+                                  voc, iadsr_model_n_items(m));
+        for (int32_t it = 1; nm.model_ids && it <= iadsr_model_n_items(m);
+             it++) {
+            const char *v = cli_vocab_item(voc, it);
+            if (v && strcmp(v, iadsr_model_item_id(m, it)) != 0) {
+                exit_code = cli_error(cmd, "%s: item %ld is '%s' but the "
+                                           "model %s calls it '%s' (a "
+                                           "vocabulary of other data?)",
+                                      vocab_path, (long)it, v, model_path,
+                                      iadsr_model_item_id(m, it));
+                goto done;
+            }
+        }
         if (miss) {
             exit_code = cli_error(cmd, "%s: no item id %lld (the vocabulary "
                                        "must name the model's items 1..%ld)",
@@ -787,6 +837,22 @@ int cmd_recommend(int argc, char **argv)
                 goto done;
             }
         }
+    }
+    nm.voc = voc;
+    if (!excl && !incl) {
+        /* the default: the model's history-repeat record decides */
+        int32_t rep = iadsr_model_history_repeats(m);
+        excl = rep == 0;
+        fprintf(stderr, "iadsr: %s: %s each user's history (%s; "
+                        "--%s-history to choose)\n",
+                cmd, excl ? "excluding" : "including",
+                rep == 0   ? "no training sequence of the model repeated an "
+                             "item"
+                : rep == 1 ? "training sequences of the model repeated "
+                             "items"
+                           : "the model does not record whether its "
+                             "training data repeated items",
+                excl ? "include" : "exclude");
     }
     rc = iadsr_ctx_create(&ctx, m, NULL);
     if (rc != IADSR_OK) {
@@ -855,7 +921,7 @@ int cmd_recommend(int argc, char **argv)
                     r++;
                 }
                 print_recommend_json(iadsr_dataset_user_id(d, u), ri, rs, k,
-                                     voc);
+                                     &nm);
                 continue;
             }
             if (voc)
@@ -870,9 +936,9 @@ int cmd_recommend(int argc, char **argv)
                 for (int64_t j = 0; j < k; j++) {
                     if (ri[j] < 1)
                         continue; /* -1 padding */
-                    if (voc) /* tabs: an external id may hold spaces */
+                    if (rec_item(&nm, ri[j])) /* tabs: an id may hold spaces */
                         printf("%s%s:%.4f", first ? "" : "\t",
-                               cli_vocab_item(voc, ri[j]), (double)rs[j]);
+                               rec_item(&nm, ri[j]), (double)rs[j]);
                     else
                         printf("%s%ld:%.4f", first ? "" : " ", (long)ri[j],
                                (double)rs[j]);
@@ -908,7 +974,10 @@ static const char info_help[] =
     "Usage: iadsr info --model MODEL [--json]\n"
     "\n"
     "Print a checkpoint's hyper-parameters, parameter count, memory use,\n"
-    "epochs trained and best validation NDCG@10.\n"
+    "epochs trained, best validation NDCG@10, whether its items carry\n"
+    "external ids (train --vocab: their count and the first few) and\n"
+    "whether its training sequences repeated an item (yes, no or unknown;\n"
+    "recommend's default history rule follows it).\n"
     "\n"
     "Options:\n"
     "  --model MODEL  checkpoint (required)\n"
@@ -916,7 +985,55 @@ static const char info_help[] =
     "                 fields above (best_valid_ndcg10 null when unknown,\n"
     "                 memory_bytes), \"aligner\":true|false and\n"
     "                 \"gate\":true|false; with a gate also gate_theta,\n"
-    "                 gate_max_drop, gate_protect_last and gate_flags\n";
+    "                 gate_max_drop, gate_protect_last and gate_flags;\n"
+    "                 \"item_ids\":N (0 without ids), \"item_ids_first\":\n"
+    "                 [..] (up to 5 strings) and \"history_repeats\":\n"
+    "                 true|false|null (null: unknown)\n";
+
+/* The first ids info shows. */
+#define INFO_IDS_SHOWN 5
+
+/* Items with an external id: n_items, or 0 without ids. */
+static int32_t n_item_ids(const iadsr_model *m)
+{
+    return iadsr_model_item_id(m, 1) ? iadsr_model_n_items(m) : 0;
+}
+
+/* info (text): the item ids and the history-repeat record. */
+static void info_ids_text(const iadsr_model *m)
+{
+    int32_t n = n_item_ids(m), rep = iadsr_model_history_repeats(m);
+    if (n == 0) {
+        printf("item_ids:           none\n");
+    } else {
+        printf("item_ids:           %ld (", (long)n);
+        for (int32_t i = 1; i <= n && i <= INFO_IDS_SHOWN; i++) {
+            /* one line: control bytes shown as '?' */
+            const char *id = iadsr_model_item_id(m, i);
+            if (i > 1)
+                fputs(", ", stdout);
+            for (const char *c = id; *c; c++)
+                putchar((unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c);
+        }
+        printf("%s)\n", n > INFO_IDS_SHOWN ? ", ..." : "");
+    }
+    printf("history_repeats:    %s\n",
+           rep == 1 ? "yes" : rep == 0 ? "no" : "unknown");
+}
+
+/* info --json: the same members. */
+static void info_ids_json(const iadsr_model *m)
+{
+    int32_t n = n_item_ids(m), rep = iadsr_model_history_repeats(m);
+    printf(",\"item_ids\":%ld,\"item_ids_first\":[", (long)n);
+    for (int32_t i = 1; i <= n && i <= INFO_IDS_SHOWN; i++) {
+        if (i > 1)
+            putchar(',');
+        cli_json_string(stdout, iadsr_model_item_id(m, i));
+    }
+    printf("],\"history_repeats\":%s",
+           rep == 1 ? "true" : rep == 0 ? "false" : "null");
+}
 
 static const char *backbone_name(int32_t b)
 {
@@ -1004,6 +1121,7 @@ static int info_json(const char *cmd, const char *path)
                "\"gate_protect_last\":%s,\"gate_flags\":%lu",
                (double)gp.theta, (double)gp.max_drop,
                gp.protect_last ? "true" : "false", (unsigned long)gp.flags);
+    info_ids_json(m);
     printf("}\n");
     cli_checkpoint_free(&ck);
     return cli_finish_stdout(cmd);
@@ -1071,6 +1189,7 @@ int cmd_info(int argc, char **argv)
         printf("best_valid_ndcg10:  unknown\n");
     else
         printf("best_valid_ndcg10:  %.6f\n", (double)m->best_valid_ndcg10);
+    info_ids_text(m);
     iadsr_model_free(m);
     return cli_finish_stdout(cmd);
 }

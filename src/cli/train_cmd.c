@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cli/cli.h"
+#include "cli/vocab.h"
 
 #include <errno.h>
 #include <math.h>
@@ -32,6 +33,11 @@ static const char train_help[] =
     "Options:\n"
     "  --data FILE       training sequences (required)\n"
     "  --out MODEL       checkpoint to write (required)\n"
+    "  --vocab VOCAB.tsv the vocabulary of `iadsr import`: its item ids\n"
+    "                    (which must name every item 1..n_items of FILE)\n"
+    "                    are stored in MODEL, so that recommend and info\n"
+    "                    print them without --vocab (its user part is not\n"
+    "                    used)\n"
     "  --log FILE.jsonl  one JSON object per line: each epoch's \"epoch\",\n"
     "                    \"max_epochs\", \"loss\" and its terms \"loss_next\",\n"
     "                    \"loss_aux\", \"loss_detect\" (null when absent),\n"
@@ -203,16 +209,57 @@ static void print_denoise_params(const char *cmd,
             dp->protect_last ? "yes" : "no");
 }
 
+/* train --vocab: replace *@p m by a copy carrying the item ids of the
+ * vocabulary at @p path (all of 1..n_items, else an error naming the first
+ * missing id, as recommend --vocab does). */
+static int attach_vocab(const char *cmd, const char *path, iadsr_model **m)
+{
+    cli_vocab *voc = NULL;
+    iadsr_model *with = NULL;
+    int32_t n = iadsr_model_n_items(*m);
+    const char **ids = NULL;
+    int exit_code = CLI_OK, rc;
+
+    if (cli_vocab_load(cmd, path, &voc) != CLI_OK)
+        return CLI_RUNTIME;
+    int64_t miss = cli_vocab_first_missing_item(voc, n);
+    if (miss) {
+        exit_code = cli_error(cmd, "%s: no item id %lld (the vocabulary must "
+                                   "name the model's items 1..%ld)",
+                              path, (long long)miss, (long)n);
+        goto done;
+    }
+    ids = malloc((size_t)n * sizeof *ids);
+    if (!ids) {
+        exit_code = cli_error(cmd, "out of memory");
+        goto done;
+    }
+    for (int32_t i = 0; i < n; i++)
+        ids[i] = cli_vocab_item(voc, i + 1);
+    rc = iadsr_model_with_item_ids(&with, *m, ids, n);
+    if (rc != IADSR_OK) {
+        exit_code = cli_lib_error(cmd, "item ids", path, rc);
+        goto done;
+    }
+    iadsr_model_free(*m);
+    *m = with;
+done:
+    free(ids);
+    cli_vocab_free(voc);
+    return exit_code;
+}
+
 int cmd_train(int argc, char **argv)
 {
     static const char *cmd = "train";
-    const char *data = NULL, *out = NULL, *log_path = NULL;
+    const char *data = NULL, *out = NULL, *log_path = NULL, *vocab = NULL;
     cli_train_vals tv;
     const cli_semantic_in *si = &tv.sem;
     cli_opt opts[] = {
         CLI_STR("data", &data, OPT_REQUIRED | OPT_IN_FILE),
         CLI_STR("out", &out, OPT_REQUIRED | OPT_OUT_FILE),
         CLI_STR("log", &log_path, OPT_OUT_FILE),
+        CLI_STR("vocab", &vocab, OPT_IN_FILE),
         CLI_TRAIN_OPTS(tv),
         CLI_SEMANTIC_OPTS(tv.sem, 0),
         CLI_USER_SEMANTIC_OPT(tv.sem),
@@ -278,6 +325,14 @@ int cmd_train(int argc, char **argv)
         exit_code = cli_lib_error(cmd, "cannot create model", NULL, rc);
         goto done;
     }
+    if (vocab && attach_vocab(cmd, vocab, &init) != CLI_OK) {
+        exit_code = CLI_RUNTIME;
+        goto done;
+    }
+    if (vocab && !tv.quiet)
+        fprintf(stderr, "iadsr: train: the model carries the item ids of "
+                        "%s\n",
+                vocab);
 
     /* report the normalised values (0 = default resolved) */
     rc = iadsr_model_get_params(init, &tp.model);

@@ -46,14 +46,18 @@ const iadsr__ck_key iadsr__ck_keys[CK_K_COUNT] = {
     {"iadsr.gate_trained_backbone", CK_T_I32, 0},
     {"iadsr.gate_trained_n_items", CK_T_I32, 0},
     {"iadsr.gate_trained_semantic", CK_T_U64, 0},
+    {"iadsr.item_id_bytes", CK_T_U64, 0},
+    {"iadsr.history_repeats", CK_T_I32, 0},
 };
 
 int iadsr__ck_list_tensors(const iadsr__layout *lay, int64_t d,
                            int64_t sem_dim, int has_gate, uint32_t gate_flags,
+                           int64_t n_items, uint64_t id_bytes,
                            iadsr__ck_tensor *t, int *n)
 {
     int has_det = has_gate && (gate_flags & IADSR_DENOISE_F_DETECT);
-    int extra = (sem_dim > 0 ? 2 : 0) + (has_gate ? 2 : 0) + (has_det ? 1 : 0);
+    int extra = (sem_dim > 0 ? 2 : 0) + (has_gate ? 2 : 0) + (has_det ? 1 : 0) +
+                (id_bytes > 0 ? 2 : 0);
     if (lay->n_tensors < 1 || lay->n_tensors > (int)CK_MAX_TENSORS - extra)
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "checkpoint: %d backbone tensors and %d more exceed "
@@ -62,25 +66,33 @@ int iadsr__ck_list_tensors(const iadsr__layout *lay, int64_t d,
     int k = 0;
     for (int i = 0; i < lay->n_tensors; i++) {
         iadsr__ck_tensor e = {lay->t[i].name, lay->t[i].rows, lay->t[i].cols,
-                              NULL, NULL};
+                              NULL, NULL, 0};
         t[k++] = e;
     }
     if (sem_dim > 0) {
-        iadsr__ck_tensor w1 = {"align.w1", sem_dim, d, NULL, NULL};
-        iadsr__ck_tensor w2 = {"align.w2", sem_dim, d, NULL, NULL};
+        iadsr__ck_tensor w1 = {"align.w1", sem_dim, d, NULL, NULL, 0};
+        iadsr__ck_tensor w2 = {"align.w2", sem_dim, d, NULL, NULL, 0};
         t[k++] = w1;
         t[k++] = w2;
     }
     if (has_gate) {
-        iadsr__ck_tensor wd = {"gate.wd", d, d, NULL, NULL};
-        iadsr__ck_tensor bd = {"gate.bd", 1, d, NULL, NULL};
+        iadsr__ck_tensor wd = {"gate.wd", d, d, NULL, NULL, 0};
+        iadsr__ck_tensor bd = {"gate.bd", 1, d, NULL, NULL, 0};
         t[k++] = wd;
         t[k++] = bd;
     }
     if (has_det) {
         iadsr__ck_tensor det = {CK_GATE_DET_NAME, 1, IADSR__GATE_DET, NULL,
-                                NULL};
+                                NULL, 0};
         t[k++] = det;
+    }
+    if (id_bytes > 0) {
+        iadsr__ck_tensor off = {CK_IDS_OFFSETS_NAME, 1, n_items + 1, NULL, NULL,
+                                CK_DTYPE_U64};
+        iadsr__ck_tensor by = {CK_IDS_BYTES_NAME, 1, (int64_t)id_bytes, NULL,
+                               NULL, CK_DTYPE_U8};
+        t[k++] = off;
+        t[k++] = by;
     }
     *n = k;
     return IADSR_OK;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define IADSR__FORMAT_MAJOR 1
-#define IADSR__FORMAT_MINOR 3
+#define IADSR__FORMAT_MINOR 4
 
 /* ---- header (docs/FORMAT.md §3) ---------------------------------------- */
 
@@ -43,13 +43,19 @@ extern const uint8_t iadsr__ck_signature[8];
  * gate after the backbone. Older readers do not know the bit and refuse the
  * file (UNSUPPORTED) instead of tripping over the extra tensors. */
 #define CK_REQ_DENOISER 2u
-#define CK_REQUIRED_FLAGS_KNOWN (CK_REQ_MODEL_FLAGS | CK_REQ_DENOISER)
+/* required_flags bit 2 (format 1.4): the file carries the items' external
+ * ids, two tensors of other dtypes after the rest (u64 offsets, u8 bytes),
+ * which older readers must refuse (UNSUPPORTED) rather than misread. */
+#define CK_REQ_ITEM_IDS 4u
+#define CK_REQUIRED_FLAGS_KNOWN                                                \
+    (CK_REQ_MODEL_FLAGS | CK_REQ_DENOISER | CK_REQ_ITEM_IDS)
 /* format_minor written: the oldest version that describes the file (the
  * reader accepts any minor). */
 #define CK_MINOR_BASE 0u     /* the default backbone without flags: 1.0 */
 #define CK_MINOR_MODEL 1u    /* model flags, other backbones: 1.1 */
 #define CK_MINOR_DENOISER 2u /* aligner and/or gate: 1.2 */
 #define CK_MINOR_PROVENANCE 3u /* a part's training record: 1.3 */
+#define CK_MINOR_ITEMS 4u /* item ids or the history-repeat record: 1.4 */
 #define CK_MODEL_FLAGS_KNOWN IADSR_MODEL_F_PRE_LN
 #define CK_WRITE_ALIGNMENT 64u
 #define CK_ALIGN_MIN 8u
@@ -70,6 +76,12 @@ extern const uint8_t iadsr__ck_signature[8];
 #define CK_T_STR 6u
 
 #define CK_DTYPE_F32 1u
+#define CK_DTYPE_U8 2u  /* format 1.4: item_ids.bytes */
+#define CK_DTYPE_U64 3u /* format 1.4: item_ids.offsets */
+
+/* The two tensors of the item ids (format 1.4, docs/FORMAT.md §6.2). */
+#define CK_IDS_OFFSETS_NAME "item_ids.offsets"
+#define CK_IDS_BYTES_NAME "item_ids.bytes"
 
 #if IADSR__MAX_TENSORS > 256
 #error "the checkpoint format caps n_tensors at 256"
@@ -118,6 +130,10 @@ enum {
     CK_K_GATE_TRAINED_BACKBONE,
     CK_K_GATE_TRAINED_N_ITEMS,
     CK_K_GATE_TRAINED_SEMANTIC,
+    /* format 1.4: the model's item ids (their total bytes; with the two
+     * item_ids.* tensors) and its history-repeat record, each optional */
+    CK_K_ITEM_ID_BYTES,
+    CK_K_HISTORY_REPEATS,
     CK_K_COUNT
 };
 
@@ -138,7 +154,16 @@ typedef struct iadsr__ck_tensor {
     int64_t rows, cols;
     const float *src; /* writer: the weights */
     float *dst;       /* reader: where to decode them; NULL = skip */
+    uint32_t dtype;   /* 0 (= CK_DTYPE_F32), CK_DTYPE_U8 or CK_DTYPE_U64:
+                         the latter two are the item ids' (their bytes
+                         are produced and checked by their own code) */
 } iadsr__ck_tensor;
+
+/* Bytes per element of a tensor's dtype. */
+static inline uint64_t ck_dtype_size(uint32_t dtype)
+{
+    return dtype == CK_DTYPE_U8 ? 1u : dtype == CK_DTYPE_U64 ? 8u : 4u;
+}
 
 /* The detector's tensor of a gate with IADSR_DENOISE_F_DETECT (§6.1). */
 #define CK_GATE_DET_NAME "gate.det"
@@ -147,10 +172,12 @@ typedef struct iadsr__ck_tensor {
  * backbone's layout, then align.w1 and align.w2 (D x d) when @p sem_dim > 0,
  * then gate.wd (d x d) and gate.bd (d) when @p has_gate, then gate.det
  * (IADSR__GATE_DET) when @p has_gate and @p gate_flags has
- * IADSR_DENOISE_F_DETECT. UNSUPPORTED when they would exceed
- * CK_MAX_TENSORS. */
+ * IADSR_DENOISE_F_DETECT, then item_ids.offsets (u64, n_items + 1) and
+ * item_ids.bytes (u8, @p id_bytes) when @p id_bytes > 0. UNSUPPORTED when
+ * they would exceed CK_MAX_TENSORS. */
 int iadsr__ck_list_tensors(const iadsr__layout *lay, int64_t d,
                            int64_t sem_dim, int has_gate, uint32_t gate_flags,
+                           int64_t n_items, uint64_t id_bytes,
                            iadsr__ck_tensor *t, int *n);
 
 /* CRC-32C of the 64 header bytes with the CRC field taken as zero. */

@@ -10,7 +10,8 @@
  *
  * Since format 1.2 a checkpoint may also carry the IADSR aligner and gate
  * (iadsr_checkpoint_load): their tensors follow the backbone's and go
- * through the same checks.
+ * through the same checks. Since 1.4 the model's external item ids may
+ * follow (a u64 offsets and a u8 bytes tensor), validated in full.
  */
 #include "io/checkpoint_format.h"
 
@@ -286,9 +287,12 @@ trunc:
     return past_end(r, "metadata entry", i);
 }
 
-/* The aligner and gate settings of a 1.2 file, as stored (not validated). */
+/* The aligner and gate settings of a 1.2 file, as stored (not validated),
+ * and the model's 1.4 keys. */
 typedef struct comp_meta {
     int has_aligner, has_gate;
+    uint64_t id_bytes;       /* 0: no item ids */
+    int32_t history_repeats; /* -1: no record */
     int32_t sem_dim;
     float align_tau;
     iadsr_denoise_params gp;
@@ -388,6 +392,40 @@ static int parse_components(const kv_val *v, const header *h, comp_meta *c)
         (rc = parse_provenance(v, CK_K_GATE_TRAINED_BACKBONE, "gate record",
                                c->has_gate, &c->gprov)) != IADSR_OK)
         return rc;
+    /* format 1.4 */
+    c->history_repeats = -1;
+    if (v[CK_K_HISTORY_REPEATS].present) {
+        int32_t hr = (int32_t)(uint32_t)v[CK_K_HISTORY_REPEATS].u;
+        if (hr != 0 && hr != 1)
+            return iadsr__err(IADSR_ERR_FORMAT,
+                              "checkpoint: iadsr.history_repeats = %d, must "
+                              "be 0 or 1",
+                              (int)hr);
+        c->history_repeats = hr;
+    }
+    if (!(h->required & CK_REQ_ITEM_IDS) != !v[CK_K_ITEM_ID_BYTES].present)
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: the file %s iadsr.item_id_bytes but "
+                          "required_flags is 0x%x (bit 2 goes with the item "
+                          "ids)",
+                          v[CK_K_ITEM_ID_BYTES].present ? "has" : "has no",
+                          (unsigned)h->required);
+    c->id_bytes = v[CK_K_ITEM_ID_BYTES].present ? v[CK_K_ITEM_ID_BYTES].u : 0;
+    if (v[CK_K_ITEM_ID_BYTES].present) {
+        uint64_t n = (uint64_t)(uint32_t)v[CK_K_N_ITEMS].u, hi;
+        /* n_items is validated later; here only its range as a count */
+        if (n > (uint64_t)INT32_MAX)
+            n = (uint64_t)INT32_MAX;
+        hi = n * IADSR__ITEM_ID_MAX;
+        if (c->id_bytes < (n ? n : 1) || c->id_bytes > hi)
+            return iadsr__err(IADSR_ERR_FORMAT,
+                              "checkpoint: iadsr.item_id_bytes = %llu is "
+                              "outside n_items..n_items * %d (%llu..%llu)",
+                              (unsigned long long)c->id_bytes,
+                              IADSR__ITEM_ID_MAX,
+                              (unsigned long long)(n ? n : 1),
+                              (unsigned long long)hi);
+    }
     return IADSR_OK;
 }
 
@@ -674,6 +712,23 @@ static int count_mismatch(const uint8_t *b, size_t start, size_t end,
                           uint32_t n_dir, const iadsr__ck_tensor *exp,
                           int n_exp)
 {
+    int want_ids = n_exp > 1 && strcmp(exp[n_exp - 1].name,
+                                       CK_IDS_BYTES_NAME) == 0;
+    if (want_ids && (int64_t)n_dir == (int64_t)n_exp - 2)
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: tensors '%s' and '%s' are missing: "
+                          "the file has iadsr.item_id_bytes but the "
+                          "directory lists %u tensors, not %d",
+                          CK_IDS_OFFSETS_NAME, CK_IDS_BYTES_NAME,
+                          (unsigned)n_dir, n_exp);
+    if (!want_ids && n_dir >= 2 &&
+        (int64_t)n_dir == (int64_t)n_exp + 2 &&
+        dir_name_is(b, start, end, n_dir - 1, CK_IDS_BYTES_NAME))
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: tensor '%s' is present but the file "
+                          "has no iadsr.item_id_bytes: the directory lists "
+                          "%u tensors, the hyper-parameters imply %d",
+                          CK_IDS_BYTES_NAME, (unsigned)n_dir, n_exp);
     int want_det = n_exp > 0 && strcmp(exp[n_exp - 1].name,
                                        CK_GATE_DET_NAME) == 0;
     int plain_gate =
@@ -755,11 +810,16 @@ static int check_directory(rd *r, const header *h, const iadsr__ck_tensor *exp,
                                   ? (const char *)e.name
                                   : "<binary>",
                               t->name);
-        if (e.dtype != CK_DTYPE_F32)
+        uint32_t want_dtype = t->dtype ? t->dtype : CK_DTYPE_F32;
+        if (e.dtype != want_dtype)
             return iadsr__err(IADSR_ERR_FORMAT,
-                              "checkpoint: tensor '%s': dtype %u is not f32 "
-                              "(1)",
-                              t->name, (unsigned)e.dtype);
+                              "checkpoint: tensor '%s': dtype %u is not %s "
+                              "(%u)",
+                              t->name, (unsigned)e.dtype,
+                              want_dtype == CK_DTYPE_U8    ? "u8"
+                              : want_dtype == CK_DTYPE_U64 ? "u64"
+                                                           : "f32",
+                              (unsigned)want_dtype);
         uint64_t rows = e.n_dims == 1 ? 1 : e.dims[0];
         uint64_t cols = e.n_dims == 1 ? e.dims[0] : e.dims[1];
         if (rows != (uint64_t)t->rows || cols != (uint64_t)t->cols)
@@ -769,15 +829,16 @@ static int check_directory(rd *r, const header *h, const iadsr__ck_tensor *exp,
                               t->name, (unsigned long long)rows,
                               (unsigned long long)cols, (long long)t->rows,
                               (long long)t->cols);
-        uint64_t n, nb;
-        if (!ck_mul_u64(rows, cols, &n) || !ck_mul_u64(n, 4, &nb) ||
+        uint64_t n, nb, es = ck_dtype_size(want_dtype);
+        if (!ck_mul_u64(rows, cols, &n) || !ck_mul_u64(n, es, &nb) ||
             nb != e.nbytes)
             return iadsr__err(IADSR_ERR_FORMAT,
                               "checkpoint: tensor '%s': nbytes %llu, expected "
-                              "%llu x %llu x 4",
+                              "%llu x %llu x %llu",
                               t->name, (unsigned long long)e.nbytes,
                               (unsigned long long)rows,
-                              (unsigned long long)cols);
+                              (unsigned long long)cols,
+                              (unsigned long long)es);
         uint64_t want_off = 0;
         if (!ck_align_up_u64(prev_end, h->alignment, &want_off) ||
             e.offset != want_off)
@@ -822,6 +883,8 @@ static int check_directory(rd *r, const header *h, const iadsr__ck_tensor *exp,
     s.pos = start;
     for (uint32_t i = 0; i < h->n_tensors; i++) {
         (void)read_dir_entry(&s, i, &e);
+        if (exp[i].dtype > CK_DTYPE_F32)
+            continue; /* the item ids: check_item_ids() */
         const uint8_t *p = b + (size_t)(h->data_offset + e.offset);
         size_t n = (size_t)(e.nbytes / 4);
         int64_t cols = exp[i].cols;
@@ -838,6 +901,129 @@ static int check_directory(rd *r, const header *h, const iadsr__ck_tensor *exp,
         }
     }
     return IADSR_OK;
+}
+
+/* ---- item ids (format 1.4) ---------------------------------------------- */
+
+/* Where the two item-id tensors of a validated file are. */
+typedef struct ids_src {
+    const uint8_t *off;   /* item_ids.offsets: n_items + 1 u64 */
+    const uint8_t *bytes; /* item_ids.bytes */
+    uint64_t n_bytes;
+} ids_src;
+
+/* Absolute position of tensor @p i (directory proven well-formed). */
+static const uint8_t *tensor_data(const header *h, const uint8_t *b,
+                                  const iadsr__ck_tensor *exp, int i)
+{
+    uint64_t pos = 0;
+    for (int k = 0; k <= i; k++) {
+        ck_align_up_u64(pos, h->alignment, &pos);
+        if (k == i)
+            break;
+        pos += ck_dtype_size(exp[k].dtype) * (uint64_t)exp[k].rows *
+               (uint64_t)exp[k].cols;
+    }
+    return b + (size_t)h->data_offset + (size_t)pos;
+}
+
+/* The offsets of the item ids (directory, shapes and CRCs already
+ * proven): offsets[0] = 0, each id 1..IADSR__ITEM_ID_MAX bytes (so the
+ * offsets increase), offsets[n_items] = iadsr.item_id_bytes. The bytes and
+ * the distinctness are checked when the table is built (load_item_ids). */
+static int check_item_ids(const header *h, const uint8_t *b,
+                          const iadsr__ck_tensor *exp, int n_exp,
+                          int32_t n_items, uint64_t id_bytes, ids_src *out)
+{
+    const uint8_t *off = tensor_data(h, b, exp, n_exp - 2);
+    uint64_t prev = get_u64le(off);
+    if (prev != 0)
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: tensor '%s' element 0 is %llu, must "
+                          "be 0",
+                          CK_IDS_OFFSETS_NAME, (unsigned long long)prev);
+    for (int32_t i = 1; i <= n_items; i++) {
+        uint64_t o = get_u64le(off + 8 * (size_t)i);
+        if (o < prev || o > id_bytes)
+            return iadsr__err(IADSR_ERR_FORMAT,
+                              "checkpoint: tensor '%s' element %d is %llu: "
+                              "the offsets must increase from 0 to "
+                              "iadsr.item_id_bytes = %llu (element %d is "
+                              "%llu)",
+                              CK_IDS_OFFSETS_NAME, (int)i,
+                              (unsigned long long)o,
+                              (unsigned long long)id_bytes, (int)i - 1,
+                              (unsigned long long)prev);
+        if (o == prev)
+            return iadsr__err(IADSR_ERR_FORMAT,
+                              "checkpoint: tensor '%s': the id of item %d "
+                              "is empty (elements %d and %d are both %llu)",
+                              CK_IDS_OFFSETS_NAME, (int)i, (int)i - 1, (int)i,
+                              (unsigned long long)o);
+        if (o - prev > IADSR__ITEM_ID_MAX)
+            return iadsr__err(IADSR_ERR_FORMAT,
+                              "checkpoint: tensor '%s': the id of item %d "
+                              "is %llu bytes long, more than %d",
+                              CK_IDS_OFFSETS_NAME, (int)i,
+                              (unsigned long long)(o - prev),
+                              IADSR__ITEM_ID_MAX);
+        prev = o;
+    }
+    if (prev != id_bytes)
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: tensor '%s' ends at %llu, "
+                          "iadsr.item_id_bytes is %llu",
+                          CK_IDS_OFFSETS_NAME, (unsigned long long)prev,
+                          (unsigned long long)id_bytes);
+    out->off = off;
+    out->bytes = tensor_data(h, b, exp, n_exp - 1);
+    out->n_bytes = id_bytes;
+    return IADSR_OK;
+}
+
+static const uint8_t *file_id_get(const void *ctx, int32_t i, size_t *len)
+{
+    const ids_src *s = ctx;
+    uint64_t a = get_u64le(s->off + 8 * (size_t)i);
+    uint64_t z = get_u64le(s->off + 8 * ((size_t)i + 1));
+    *len = (size_t)(z - a);
+    return s->bytes + (size_t)a;
+}
+
+/* Build the table of the file's ids: FORMAT for a forbidden byte or a
+ * duplicate, naming the tensor, the items and the byte. */
+static int load_item_ids(iadsr__item_ids **out, int32_t n_items,
+                         const ids_src *s)
+{
+    iadsr__ids_fault f;
+    int rc = iadsr__item_ids_new(out, n_items, file_id_get, s, &f);
+    switch (f.kind) {
+    case IADSR__IDS_OK:
+        return rc;
+    case IADSR__IDS_BAD_BYTE:
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: tensor '%s': the id of item %d holds "
+                          "a %s byte at offset %lld (ids may not hold NUL, "
+                          "TAB, CR or LF)",
+                          CK_IDS_BYTES_NAME, (int)f.index + 1,
+                          f.byte == 0      ? "NUL"
+                          : f.byte == '\t' ? "TAB"
+                          : f.byte == '\r' ? "CR"
+                                           : "LF",
+                          (long long)f.other);
+    case IADSR__IDS_DUPLICATE:
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: tensor '%s': item %d has the same id "
+                          "as item %lld (ids must be distinct)",
+                          CK_IDS_BYTES_NAME, (int)f.index + 1,
+                          (long long)f.other + 1);
+    case IADSR__IDS_NOMEM:
+        return rc;
+    default: /* lengths were checked with the offsets */
+        return iadsr__err(IADSR_ERR_FORMAT,
+                          "checkpoint: tensor '%s': invalid id of item %d",
+                          CK_IDS_OFFSETS_NAME, (int)f.index + 1);
+    }
 }
 
 /* Scratch of the reader: the backbone's layout and the expected tensors. */
@@ -891,13 +1077,19 @@ static int load_buffer(iadsr_model **out, iadsr_aligner **aout,
     }
     rc = iadsr__ck_list_tensors(lay, hp.dim,
                                 comp.has_aligner ? comp.sem_dim : 0,
-                                comp.has_gate, comp.gp.flags, ex->t, &ex->n);
+                                comp.has_gate, comp.gp.flags, hp.n_items,
+                                comp.id_bytes, ex->t, &ex->n);
     if (rc) {
         /* more tensors than a file may list: it cannot be valid */
         rc = iadsr__err_prefix(IADSR_ERR_FORMAT, "invalid file");
         goto done;
     }
     if ((rc = check_directory(&r, &h, ex->t, ex->n)) != IADSR_OK)
+        goto done;
+    ids_src idsrc = {NULL, NULL, 0};
+    if (comp.id_bytes > 0 &&
+        (rc = check_item_ids(&h, b, ex->t, ex->n, hp.n_items, comp.id_bytes,
+                             &idsrc)) != IADSR_OK)
         goto done;
 
     /* Everything is proven: allocate and copy. */
@@ -925,6 +1117,14 @@ static int load_buffer(iadsr_model **out, iadsr_aligner **aout,
         iadsr_model_free(m);
         goto done;
     }
+    if (comp.id_bytes > 0 &&
+        (rc = load_item_ids(&m->ids, hp.n_items, &idsrc)) != IADSR_OK) {
+        iadsr_gate_free(g);
+        iadsr_aligner_free(a);
+        iadsr_model_free(m);
+        goto done;
+    }
+    m->history_repeats = comp.history_repeats;
     if (a)
         a->prov = comp.aprov;
     if (g)
@@ -953,7 +1153,7 @@ static int load_buffer(iadsr_model **out, iadsr_aligner **aout,
         if (t->dst)
             for (size_t j = 0; j < n; j++)
                 t->dst[j] = bits_f32(get_u32le(src + 4 * j));
-        pos += 4 * (uint64_t)n;
+        pos += ck_dtype_size(t->dtype) * (uint64_t)n;
     }
     m->epochs_trained = epochs;
     m->best_valid_ndcg10 = best;

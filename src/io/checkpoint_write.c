@@ -9,7 +9,8 @@
  * target).
  *
  * Since format 1.2 a checkpoint may also carry the IADSR aligner and gate
- * (iadsr_checkpoint_save): their tensors follow the backbone's.
+ * (iadsr_checkpoint_save): their tensors follow the backbone's. Since 1.4
+ * the model's external item ids follow them (a u64 and a u8 tensor).
  */
 #include "io/checkpoint_format.h"
 
@@ -156,6 +157,10 @@ static uint32_t n_keys_written(const ck_src *src)
         n += 3;
     if (src->g && src->g->prov.known)
         n += 3;
+    if (src->m->ids)
+        n += 1;
+    if (src->m->history_repeats >= 0)
+        n += 1;
     return n;
 }
 
@@ -240,6 +245,12 @@ static void write_prelude(const ck_src *src, plan *pl, wbuf *w)
                      CK_K_ALIGN_TRAINED_BACKBONE);
     write_provenance(w, src->g ? &src->g->prov : NULL,
                      CK_K_GATE_TRAINED_BACKBONE);
+    if (m->ids) {
+        w_key(w, CK_K_ITEM_ID_BYTES);
+        w_u64(w, iadsr__item_ids_bytes(m->ids));
+    }
+    if (m->history_repeats >= 0)
+        w_kv_i32(w, CK_K_HISTORY_REPEATS, m->history_repeats);
     pl->meta_end = w->len;
     w_u32(w, w->p ? iadsr__crc32c(0, w->p + CK_HDR_SIZE,
                                   pl->meta_end - CK_HDR_SIZE)
@@ -252,7 +263,7 @@ static void write_prelude(const ck_src *src, plan *pl, wbuf *w)
         size_t nl = strlen(t->name);
         w_u32(w, (uint32_t)nl);
         w_bytes(w, t->name, nl);
-        w_u32(w, CK_DTYPE_F32);
+        w_u32(w, t->dtype ? t->dtype : CK_DTYPE_F32);
         if (t->rows == 1) {
             w_u32(w, 1);
             w_u64(w, (uint64_t)t->cols);
@@ -280,18 +291,21 @@ static void write_prelude(const ck_src *src, plan *pl, wbuf *w)
     int denoiser = src->a != NULL || src->g != NULL;
     int provenance = (src->a && src->a->prov.known) ||
                      (src->g && src->g->prov.known);
+    int items = m->ids != NULL || m->history_repeats >= 0;
     memcpy(hdr, iadsr__ck_signature, sizeof iadsr__ck_signature);
     put_u32le(hdr + CK_HDR_OFF_MAJOR, IADSR__FORMAT_MAJOR);
     /* A model without flags is written exactly as format 1.0, so that
      * 0.1 readers keep loading it. */
-    put_u32le(hdr + CK_HDR_OFF_MINOR, provenance      ? CK_MINOR_PROVENANCE
+    put_u32le(hdr + CK_HDR_OFF_MINOR, items           ? CK_MINOR_ITEMS
+                                   : provenance    ? CK_MINOR_PROVENANCE
                                    : denoiser      ? CK_MINOR_DENOISER
                                    : needs_1_1(hp) ? CK_MINOR_MODEL
                                                    : CK_MINOR_BASE);
     put_u32le(hdr + CK_HDR_OFF_HEADER_SIZE, CK_HDR_SIZE);
     put_u32le(hdr + CK_HDR_OFF_KIND, CK_KIND_MODEL);
     put_u32le(hdr + CK_HDR_OFF_REQUIRED, (hp->flags ? CK_REQ_MODEL_FLAGS : 0u) |
-                                          (denoiser ? CK_REQ_DENOISER : 0u));
+                                          (denoiser ? CK_REQ_DENOISER : 0u) |
+                                          (m->ids ? CK_REQ_ITEM_IDS : 0u));
     put_u32le(hdr + CK_HDR_OFF_OPTIONAL, 0);
     put_u32le(hdr + CK_HDR_OFF_N_KV, n_keys_written(src));
     put_u32le(hdr + CK_HDR_OFF_N_TENSORS, (uint32_t)pl->n_tensors);
@@ -317,6 +331,7 @@ static int plan_sizes(const ck_src *src, plan *pl)
     const iadsr__layout *l = &m->layout;
     int rc = iadsr__ck_list_tensors(l, m->hp.dim, src->a ? src->a->sem_dim : 0,
                           src->g != NULL, src->g ? src->g->p.flags : 0u,
+                          m->hp.n_items, iadsr__item_ids_bytes(m->ids),
                           pl->t, &pl->n_tensors);
     if (rc)
         return rc;
@@ -340,7 +355,7 @@ static int plan_sizes(const ck_src *src, plan *pl)
         size_t nl = strnlen(t->name, CK_NAME_LEN_MAX + 1);
         if (nl < 1 || nl > CK_NAME_LEN_MAX || t->rows < 1 || t->cols < 1 ||
             !ck_mul_u64((uint64_t)t->rows, (uint64_t)t->cols, &n) ||
-            !ck_mul_u64(n, 4, &nb) ||
+            !ck_mul_u64(n, ck_dtype_size(t->dtype), &nb) ||
             !ck_align_up_u64(pos, CK_WRITE_ALIGNMENT, &pos) ||
             pos > UINT64_MAX - nb)
             return iadsr__err(IADSR_ERR_GENERIC,
@@ -381,23 +396,68 @@ static int check_finite(const iadsr__ck_tensor *t)
     return IADSR_OK;
 }
 
+/* Bytes [@p at, @p at + @p n) of the encoding of the item-id tensor @p t
+ * (format 1.4) of model @p m into @p dst: item_ids.offsets (u64 offsets of
+ * each id in the concatenation, n_items + 1 of them) or item_ids.bytes
+ * (the ids back to back). @p at and @p n are multiples of 8 for the
+ * offsets. */
+static void encode_ids(const iadsr_model *m, const iadsr__ck_tensor *t,
+                       uint8_t *dst, size_t at, size_t n)
+{
+    const iadsr__item_ids *ids = m->ids;
+    if (t->dtype == CK_DTYPE_U64) {
+        for (size_t j = 0; j < n / 8; j++) {
+            size_t i = at / 8 + j; /* the pool has a NUL after each id */
+            put_u64le(dst + 8 * j, (uint64_t)(ids->pos[i] - i));
+        }
+        return;
+    }
+    /* bytes: skip the NULs of the pool; find the id holding byte at */
+    size_t lo = 0, hi = (size_t)ids->n; /* id i starts at pos[i] - i */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (ids->pos[mid] - mid <= at)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    size_t i = lo, off = at - (ids->pos[lo] - lo), k = 0;
+    while (k < n) {
+        size_t len = ids->pos[i + 1] - ids->pos[i] - 1;
+        size_t take = len - off < n - k ? len - off : n - k;
+        memcpy(dst + k, ids->pool + ids->pos[i] + off, take);
+        k += take;
+        off = 0;
+        i++;
+    }
+}
+
+/* Encode the @p n bytes of tensor @p t from byte @p at on into @p dst. */
+static void encode_chunk(const ck_src *src, const iadsr__ck_tensor *t,
+                         uint8_t *dst, size_t at, size_t n)
+{
+    if (t->dtype == CK_DTYPE_U8 || t->dtype == CK_DTYPE_U64)
+        encode_ids(src->m, t, dst, at, n);
+    else
+        encode_f32(dst, t->src + at / 4, n / 4);
+}
+
 /* First pass over the weights: refuse non-finite values, compute each
  * tensor's CRC-32C over its little-endian encoding. */
-static int plan_checksums(plan *pl)
+static int plan_checksums(const ck_src *src, plan *pl)
 {
-    uint8_t chunk[CHUNK_FLOATS * 4];
+    uint8_t chunk[CHUNK_FLOATS * 8];
     for (int i = 0; i < pl->n_tensors; i++) {
         const iadsr__ck_tensor *t = &pl->t[i];
-        const float *w = t->src;
-        size_t n = (size_t)t->rows * (size_t)t->cols;
+        size_t nb = (size_t)pl->nbytes[i];
         uint32_t crc = 0;
-        int rc = check_finite(t);
+        int rc = t->dtype > CK_DTYPE_F32 ? IADSR_OK : check_finite(t);
         if (rc)
             return rc;
-        for (size_t j = 0; j < n; j += CHUNK_FLOATS) {
-            size_t k = n - j < CHUNK_FLOATS ? n - j : CHUNK_FLOATS;
-            encode_f32(chunk, w + j, k);
-            crc = iadsr__crc32c(crc, chunk, 4 * k);
+        for (size_t j = 0; j < nb; j += sizeof chunk) {
+            size_t k = nb - j < sizeof chunk ? nb - j : sizeof chunk;
+            encode_chunk(src, t, chunk, j, k);
+            crc = iadsr__crc32c(crc, chunk, k);
         }
         pl->crc[i] = crc;
     }
@@ -445,17 +505,17 @@ static int emit(const ck_src *src, plan *pl, sink *s)
     sink_put(s, w.p, w.len);
     iadsr__free(w.p);
 
-    uint8_t chunk[CHUNK_FLOATS * 4];
+    uint8_t chunk[CHUNK_FLOATS * 8];
     for (int i = 0; i < pl->n_tensors; i++) {
         const iadsr__ck_tensor *t = &pl->t[i];
-        size_t n = (size_t)t->rows * (size_t)t->cols;
+        size_t nb = (size_t)pl->nbytes[i];
         if (s->file && s->file->err)
             break; /* the commit reports it; encoding more is wasted */
         sink_zeros(s, pl->data_offset + pl->off[i] - s->pos);
-        for (size_t j = 0; j < n; j += CHUNK_FLOATS) {
-            size_t k = n - j < CHUNK_FLOATS ? n - j : CHUNK_FLOATS;
-            encode_f32(chunk, t->src + j, k);
-            sink_put(s, chunk, 4 * k);
+        for (size_t j = 0; j < nb; j += sizeof chunk) {
+            size_t k = nb - j < sizeof chunk ? nb - j : sizeof chunk;
+            encode_chunk(src, t, chunk, j, k);
+            sink_put(s, chunk, k);
         }
     }
     return IADSR_OK;
@@ -488,7 +548,7 @@ int iadsr_model_save_to_buffer(const iadsr_model *m, void *buf, size_t cap,
                           "model_save_to_buffer: the checkpoint needs %zu "
                           "bytes, the buffer holds %zu",
                           size, cap);
-    if ((rc = plan_checksums(&pl)) != IADSR_OK)
+    if ((rc = plan_checksums(&src, &pl)) != IADSR_OK)
         return rc;
     sink s = {buf, NULL, 0};
     return emit(&src, &pl, &s);
@@ -514,7 +574,7 @@ static int save_file(const ck_src *src, const char *path, uint32_t flags,
     memset(&pl, 0, sizeof pl);
     int rc = plan_sizes(src, &pl);
     if (rc == IADSR_OK)
-        rc = plan_checksums(&pl);
+        rc = plan_checksums(src, &pl);
     if (rc)
         return rc;
 
@@ -570,8 +630,8 @@ int iadsr_checkpoint_save(const iadsr_model *m, const iadsr_aligner *a,
                           "1..%d",
                           (int)a->sem_dim, CK_SEM_DIM_MAX);
     if (a && !iadsr__aligner_finite(a)) {
-        iadsr__ck_tensor w[2] = {{"align.w1", a->sem_dim, a->dim, a->w1, NULL},
-                          {"align.w2", a->sem_dim, a->dim, a->w2, NULL}};
+        iadsr__ck_tensor w[2] = {{"align.w1", a->sem_dim, a->dim, a->w1, NULL, 0},
+                          {"align.w2", a->sem_dim, a->dim, a->w2, NULL, 0}};
         int rc = check_finite(&w[0]);
         if (rc == IADSR_OK)
             rc = check_finite(&w[1]);
@@ -590,9 +650,9 @@ int iadsr_checkpoint_save(const iadsr_model *m, const iadsr_aligner *a,
         if (!iadsr__gate_finite(g)) {
             /* the tensors written: the detector's only with the flag */
             iadsr__ck_tensor w[3] = {
-                {"gate.wd", g->dim, g->dim, g->wd, NULL},
-                {"gate.bd", 1, g->dim, g->bd, NULL},
-                {CK_GATE_DET_NAME, 1, IADSR__GATE_DET, g->det, NULL}};
+                {"gate.wd", g->dim, g->dim, g->wd, NULL, 0},
+                {"gate.bd", 1, g->dim, g->bd, NULL, 0},
+                {CK_GATE_DET_NAME, 1, IADSR__GATE_DET, g->det, NULL, 0}};
             int nw = g->p.flags & IADSR_DENOISE_F_DETECT ? 3 : 2;
             for (int i = 0; i < nw; i++) {
                 int rc = check_finite(&w[i]);

@@ -114,6 +114,9 @@ struct iadsr_trainer {
     size_t model_floats;        /* the backbone's part of w */
     float *mask_prev, *mask_cur; /* carry-over: per data position, or NULL */
     float *b_scale;              /* carry-over: batch rows' input scales */
+    /* iadsr_model_history_repeats of the snapshots: whether a training
+     * part of t->users repeats an item (found by the first snapshot) */
+    int repeats_known, repeats;
 };
 
 static int trainer_ok(const iadsr_trainer *t)
@@ -1019,10 +1022,45 @@ int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
     return IADSR_OK;
 }
 
+/* Whether the training part of a sequence the trainer trains on (its
+ * users, holdout excluded) holds an item more than once: sets
+ * t->repeats once, in one pass over the data with a per-item stamp. */
+static int detect_repeats(iadsr_trainer *t)
+{
+    if (t->repeats_known)
+        return IADSR_OK;
+    int64_t *stamp =
+        iadsr__calloc((size_t)t->shape.n_items + 1, sizeof *stamp);
+    if (!stamp)
+        return iadsr__err(IADSR_ERR_NOMEM, "trainer_snapshot: out of memory");
+    int found = 0;
+    for (int64_t k = 0; k < t->n_users && !found; k++) {
+        int64_t u = t->users[k];
+        const int32_t *it = t->data->items + t->data->offsets[u];
+        int64_t n = train_len(t, u);
+        for (int64_t j = 0; j < n; j++) {
+            int32_t x = it[j];
+            if (x < 1 || x > t->shape.n_items)
+                continue; /* padding; the dataset check keeps ids in range */
+            if (stamp[x] == k + 1) {
+                found = 1;
+                break;
+            }
+            stamp[x] = k + 1;
+        }
+    }
+    iadsr__free(stamp);
+    t->repeats = found;
+    t->repeats_known = 1;
+    return IADSR_OK;
+}
+
 int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out)
 {
     IADSR__OUT_CLEAR(out, "trainer_snapshot");
     TRY(iadsr__check_handle(trainer_ok(t), "trainer_snapshot", "trainer"));
+    if (t->epochs_done > 0)
+        TRY(detect_repeats(t));
     iadsr_model *m = NULL;
     TRY(iadsr__model_alloc(&m, &t->init->hp));
     int rc;
@@ -1030,10 +1068,18 @@ int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out)
     memcpy(m->w, use_best ? t->best_w : t->w, t->model_floats * sizeof(float));
     m->epochs_trained = use_best ? t->best_epoch : t->epochs_done;
     m->best_valid_ndcg10 = use_best ? (float)t->best_ndcg : (float)NAN;
+    /* what the weights were trained on: this trainer's data once it ran
+     * an epoch, plus the initial model's repeats; else the initial
+     * model's record */
+    m->history_repeats = t->init->history_repeats;
+    if (t->epochs_done > 0 && m->history_repeats != 1)
+        m->history_repeats = t->repeats;
     if ((rc = iadsr__model_finalize(m)) != IADSR_OK) {
         iadsr_model_free(m);
         return rc;
     }
+    /* the external ids of the initial model, shared (immutable) */
+    m->ids = iadsr__item_ids_ref(t->init->ids);
     *out = m;
     return IADSR_OK;
 }

@@ -6,7 +6,8 @@
  * named gen-*; other files there are left alone):
  *   fuzz_checkpoint, fuzz_checkpoint_crcfix: tiny valid checkpoints of each
  *     backbone and of format 1.0 / 1.1 / 1.2 (with an aligner, a gate or
- *     both) / 1.3 (trained parts with their records), a few broken ones,
+ *     both) / 1.3 (trained parts with their records) / 1.4 (a model's
+ *     history-repeat record and item ids), a few broken ones,
  *     and copies of the golden files;
  *   fuzz_npy: valid and broken .npy files (versions 1-3, '<f4', '<f2',
  *     '=f4', big-endian, Fortran order, 1-D and 3-D, bad sizes, NaN) and
@@ -246,6 +247,27 @@ static void gen_checkpoints(const char *golden)
         die("joint epoch for the 1.3 seeds");
     save_checkpoint("gen-sasrec-records-1.3.iadsr", sas, ta, tg);
     save_checkpoint("gen-sasrec-aligner-record-1.3.iadsr", sas, ta, NULL);
+
+    /* format 1.4: the snapshot of a trained model (history-repeat record:
+     * the data above repeats no item within a sequence), the same with
+     * item ids (one of each byte kind allowed: space, ':', UTF-8, a
+     * control byte), and with the aligner and gate too */
+    {
+        static const char *const ids[] = {"sku-1", "big box", "a:b",
+                                          "\xc3\xa9t\xc3\xa9", "ctl\x01x",
+                                          "s\"q\\"};
+        iadsr_model *snap = NULL, *named = NULL;
+        if (iadsr_trainer_snapshot(tr, &snap) != IADSR_OK ||
+            iadsr_model_n_items(snap) != 6 ||
+            iadsr_model_with_item_ids(&named, snap, ids, 6) != IADSR_OK)
+            die("1.4 seeds");
+        save_model("gen-sasrec-history-1.4.iadsr", snap);
+        save_model("gen-sasrec-item-ids-1.4.iadsr", named);
+        save_checkpoint("gen-sasrec-item-ids-denoiser-1.4.iadsr", named, ta,
+                        tg);
+        iadsr_model_free(named);
+        iadsr_model_free(snap);
+    }
     iadsr_trainer_free(tr);
     iadsr_aligner_free(ta);
     iadsr_gate_free(tg);

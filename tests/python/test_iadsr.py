@@ -445,6 +445,81 @@ class TestBackbones(unittest.TestCase):
 
 # ---------------------------------------------------------------------------
 
+class TestItemIds(TempDirMixin, unittest.TestCase):
+    """External item ids and the history-repeat record (format 1.4)."""
+
+    def test_ids_round_trip(self):
+        m = iadsr.Model.create(5, dim=8, max_seq_len=4, n_layers=1)
+        self.assertIsNone(m.item_id(1))
+        self.assertEqual(m.item_index('a'), 0)
+        self.assertIsNone(m.item_ids)
+        self.assertIsNone(m.history_repeats)
+        ids = ['a', 'b b', '\u00e9t\u00e9', 'q"\\', b'raw\xff']
+        w = m.with_item_ids(ids)
+        self.assertIsNone(m.item_id(1))  # m unchanged
+        self.assertEqual(w.item_id(2), 'b b')
+        self.assertEqual(w.item_id(3), '\u00e9t\u00e9')
+        self.assertEqual(w.item_id(5).encode('utf-8', 'surrogateescape'),
+                         b'raw\xff')
+        self.assertEqual(w.item_index('q"\\'), 4)
+        self.assertEqual(w.item_index(b'raw\xff'), 5)
+        self.assertEqual(w.item_index(w.item_id(5)), 5)
+        self.assertEqual(w.item_index('missing'), 0)
+        self.assertIsNone(w.item_id(0))
+        self.assertIsNone(w.item_id(6))
+        self.assertIsNone(w.item_id(2**40))
+        self.assertEqual(len(w.item_ids), 5)
+        path = os.path.join(self.tmp, 'ids.iadsr')
+        w.save(path, fsync=False)
+        for l in (iadsr.Model.load(path), iadsr.Model.from_bytes(w.to_bytes()),
+                  iadsr.load_checkpoint(path)[0]):
+            self.assertEqual(l.item_ids, w.item_ids)
+            self.assertEqual(l.item_index('b b'), 2)
+        plain = w.with_item_ids(None)
+        self.assertIsNone(plain.item_id(1))
+        self.assertEqual(plain.to_bytes(), m.to_bytes())
+
+    def test_ids_refused(self):
+        m = iadsr.Model.create(3, dim=8, max_seq_len=4, n_layers=1)
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            m.with_item_ids(['a', 'b'])
+        self.assertEqual(cm.exception.name, 'IADSR_ERR_INVALID_ARG')
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            m.with_item_ids(['a', 'b', 'a'])
+        self.assertIn('ids[2] (item 3) repeats ids[0] (item 1)',
+                      cm.exception.detail)
+        for bad in ('', 'x\ty', 'x\ny', 'x\ry', 'x' * 1025):
+            with self.assertRaises(iadsr.IadsrError):
+                m.with_item_ids(['a', 'b', bad])
+        with self.assertRaises(ValueError):
+            m.with_item_ids(['a', 'b', 'c\0d'])
+        with self.assertRaises(TypeError):
+            m.with_item_ids(['a', 'b', 3])
+        self.assertEqual(m.item_index('a\0'), 0)
+
+    def test_trainer_keeps_ids_and_records_repeats(self):
+        base = iadsr.Model.create(12, dim=8, max_seq_len=6, n_layers=1)
+        w = base.with_item_ids(['sku-%d' % i for i in range(1, 13)])
+        norep = [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]] * 4
+        rep = [[1, 2, 1, 4, 5, 6], [7, 8, 9, 10, 11, 12]] * 4
+        with iadsr.Dataset.from_sequences(norep) as ds:
+            t = iadsr.Trainer(ds, w, max_epochs=1, **FAST)
+            t.run_epoch()
+            s = t.snapshot()
+        self.assertFalse(s.history_repeats)
+        self.assertIs(s.history_repeats, False)
+        self.assertEqual(s.item_id(12), 'sku-12')
+        self.assertEqual(s.item_index('sku-3'), 3)
+        with iadsr.Dataset.from_sequences(rep) as ds:
+            t = iadsr.Trainer(ds, base, max_epochs=1, **FAST)
+            t.run_epoch()
+            s = t.snapshot()
+        self.assertIs(s.history_repeats, True)
+        self.assertIsNone(s.item_id(1))
+        loaded = iadsr.Model.from_bytes(s.to_bytes())
+        self.assertIs(loaded.history_repeats, True)
+
+
 class TestInference(TempDirMixin, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
