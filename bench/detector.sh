@@ -69,7 +69,7 @@ train() { # the training options; a time limit interrupts (best epoch kept)
 arm_opts() {
     case $1 in
     raw) echo "" ;;
-    paper) echo "--semantic $OUT/sem.npy" ;;
+    paper) echo "--semantic $OUT/sem.npy --gate paper" ;;
     detect) echo "--semantic $OUT/sem.npy --gate detect" ;;
     detect-collab) echo "--semantic $OUT/sem.npy --gate detect --collab-only" ;;
     detect-clean) echo "--semantic $OUT/sem.npy --gate detect --clean-scores" ;;

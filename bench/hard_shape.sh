@@ -43,10 +43,10 @@ COMMON="--dim 64 --max-len 50 --dropout 0.2 --lr $LR --epochs $EPOCHS --patience
 arm_opts() {
     case $1 in
     raw) echo "" ;;
-    joint) echo "--semantic $OUT/sem.npy" ;;
-    joint-w0.1) echo "--semantic $OUT/sem.npy --lambda-align 0.1 --lambda-recon 0.1" ;;
-    joint-align-only) echo "--semantic $OUT/sem.npy --lambda-recon 0" ;;
-    joint-recon-only) echo "--semantic $OUT/sem.npy --lambda-align 0" ;;
+    joint) echo "--semantic $OUT/sem.npy --gate paper" ;;
+    joint-w0.1) echo "--semantic $OUT/sem.npy --gate paper --lambda-align 0.1 --lambda-recon 0.1" ;;
+    joint-align-only) echo "--semantic $OUT/sem.npy --gate paper --lambda-recon 0" ;;
+    joint-recon-only) echo "--semantic $OUT/sem.npy --gate paper --lambda-align 0" ;;
     *) echo "hard_shape.sh: unknown arm $1" >&2; exit 2 ;;
     esac
 }

@@ -143,7 +143,7 @@ match_theta() {
 iadsr_arm() {
     tag=$1 data=$2 bb=$3
     shift 3
-    train "$tag-joint" "$data" "$bb" --semantic "$SEM" "$@"
+    train "$tag-joint" "$data" "$bb" --semantic "$SEM" --gate paper "$@"
     [ -r "$OUT/$tag-joint.test.json" ] || evaluate "$tag-joint" "$OUT/$tag-joint.iadsr" "$data"
     if [ -n "${LABELS:-}" ]; then
         for th in $GATE_THETAS; do
@@ -194,7 +194,7 @@ dropped() { # clean json [printf format] -> fraction dropped
 for bb in $BACKBONES; do
     case " $ARMS " in *" main "*)
         queue train "$bb-raw" "$DATA" "$bb"
-        queue train "$bb-joint" "$DATA" "$bb" --semantic "$SEM" \
+        queue train "$bb-joint" "$DATA" "$bb" --semantic "$SEM" --gate paper \
             --lambda-align "$(lam "$bb")" --lambda-recon "$(lam "$bb")"
         drain
         evaluate "$bb-raw" "$OUT/$bb-raw.iadsr" "$DATA"
@@ -207,12 +207,12 @@ for bb in $BACKBONES; do
         [ -n "$frac" ] || { echo "bench-iadsr: $bb ablations need the main arm first" >&2; continue; }
         THETAS_SAVE=$THETAS
         la=$(lam "$bb")
-        queue train "$bb-collab-joint" "$DATA" "$bb" --semantic "$SEM" --collab-only \
+        queue train "$bb-collab-joint" "$DATA" "$bb" --semantic "$SEM" --gate paper --collab-only \
             --lambda-align "$la" --lambda-recon "$la"
-        queue train "$bb-noalign-joint" "$DATA" "$bb" --semantic "$SEM" \
+        queue train "$bb-noalign-joint" "$DATA" "$bb" --semantic "$SEM" --gate paper \
             --lambda-align 0 --lambda-recon "$la"
         drain
-        queue train "$bb-norecon-joint" "$DATA" "$bb" --semantic "$SEM" \
+        queue train "$bb-norecon-joint" "$DATA" "$bb" --semantic "$SEM" --gate paper \
             --lambda-align "$la" --lambda-recon 0
         drain
         for ab in collab noalign norecon; do
@@ -229,7 +229,7 @@ for bb in $BACKBONES; do
             [ -f "$nd" ] || "$CLI" inject-noise --data "$DATA" --rate "$rate" --seed 11 \
                 --out "$nd" --labels "$OUT/noisy-$rate.labels" --quiet
             queue train "$bb-noisy$rate-raw" "$nd" "$bb"
-            queue train "$bb-noisy$rate-joint" "$nd" "$bb" --semantic "$SEM" \
+            queue train "$bb-noisy$rate-joint" "$nd" "$bb" --semantic "$SEM" --gate paper \
                 --lambda-align 0.1 --lambda-recon 0.1
             drain
             evaluate "$bb-noisy$rate-raw" "$OUT/$bb-noisy$rate-raw.iadsr" "$nd"

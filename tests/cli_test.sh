@@ -792,14 +792,14 @@ check "failed inject-noise runs wrote nothing" sh -c '! ls x.* >/dev/null 2>&1'
 # train --semantic on the noisy data
 IARGS="--epochs 3 --dim 16 --max-len 20 --seed 5"
 # shellcheck disable=SC2086
-run "$BIN" train --data nz.txt --out mi.iadsr --semantic s.npy $IARGS
+run "$BIN" train --data nz.txt --out mi.iadsr --semantic s.npy --gate paper $IARGS
 expect_rc "train --semantic" 0
 expect_err "train --semantic: progress line" "epoch 1/3  loss "
 expect_err "train --semantic: says what it trains" "IADSR: lambda_align 1"
 expect_err "train --semantic: saved with aligner and gate" "with aligner and gate"
 expect_no_out "train --semantic prints nothing on stdout"
 # shellcheck disable=SC2086
-run "$BIN" train --data nz.txt --out mi2.iadsr --semantic s.npy $IARGS --quiet
+run "$BIN" train --data nz.txt --out mi2.iadsr --semantic s.npy --gate paper $IARGS --quiet
 check "train --semantic: same seed gives an identical checkpoint" cmp -s mi.iadsr mi2.iadsr
 run "$BIN" info --model mi.iadsr
 expect_rc "info reads an IADSR checkpoint" 0
@@ -827,7 +827,16 @@ expect_err "train --gate detect holds users out by default" "holdout 1/16"
 run "$BIN" train --data nz.txt --out mdn.iadsr --semantic s.npy --gate detect --no-holdout $IARGS
 expect_rc "train --gate detect --no-holdout" 0
 check "train --no-holdout: nobody held out" sh -c '! grep -q "holdout" "$0"' "$T/err"
-usage_case "train --no-holdout without --gate detect" train --data nz.txt --out x.bin --semantic s.npy --no-holdout
+usage_case "train --no-holdout with --gate paper" train --data nz.txt --out x.bin --semantic s.npy --gate paper --no-holdout
+# the detector is the default gate; the paper's losses bring the paper's gate
+# shellcheck disable=SC2086
+run "$BIN" train --data nz.txt --out mdd.iadsr --semantic s.npy $IARGS
+expect_rc "train --semantic (default gate)" 0
+expect_err "train --semantic trains the detector gate by default" "gate detect, holdout 1/16"
+# shellcheck disable=SC2086
+run "$BIN" train --data nz.txt --out mdp.iadsr --semantic s.npy --paper-losses $IARGS
+expect_rc "train --semantic --paper-losses" 0
+check "train --paper-losses trains the paper's gate" sh -c '! grep -q "gate detect" "$0"' "$T/err"
 run "$BIN" train --data nz.txt --out mdc.iadsr --semantic s.npy --gate detect --clean-scores $IARGS
 expect_rc "train --gate detect --clean-scores" 0
 expect_err "train --clean-scores says so" "clean scores"
@@ -836,8 +845,8 @@ expect_rc "train --gate detect --input-mask" 0
 expect_err "train --input-mask says so" "input mask"
 run "$BIN" denoise --model mdm.iadsr --semantic s.npy --data nz.txt --out mdm.txt
 expect_rc "denoise with a detector trained under its input mask" 0
-usage_case "train --clean-scores without --gate detect" train --data nz.txt --out x.bin --semantic s.npy --clean-scores
-usage_case "train --input-mask without --gate detect" train --data nz.txt --out x.bin --semantic s.npy --input-mask
+usage_case "train --clean-scores with --gate paper" train --data nz.txt --out x.bin --semantic s.npy --gate paper --clean-scores
+usage_case "train --input-mask with --gate paper" train --data nz.txt --out x.bin --semantic s.npy --gate paper --input-mask
 run "$BIN" denoise --model md.iadsr --semantic s.npy --data nz.txt --out cd.txt --labels nz.lab --json
 expect_rc "denoise with a detector gate" 0
 expect_err "denoise proposes the detector's theta" "detector gate: estimated noise rate"

@@ -246,6 +246,9 @@ typedef struct cli_denoise_vals {
     int collab_only, carry_masks, paper_losses, no_protect_last, no_holdout;
     int clean_scores, input_mask;
     int gate; /* index into cli_gate_names */
+    /* train and pipeline without --gate: the gate their defaults chose
+     * (cli_denoise_apply then applies it as if given) */
+    int gate_default;
 } cli_denoise_vals;
 
 /* Names of --gate: the paper's cosine-sum rule, the trained detector. */

@@ -862,7 +862,8 @@ void cli_denoise_apply(const cli_opt *opts, size_t n_opts,
         dp->flags |= IADSR_DENOISE_F_CARRY_MASKS;
     if (v->paper_losses)
         dp->flags |= IADSR_DENOISE_F_PAPER;
-    if (cli_opt_seen(opts, n_opts, "gate") && v->gate == 1) {
+    if ((cli_opt_seen(opts, n_opts, "gate") || v->gate_default) &&
+        v->gate == 1) {
         dp->flags |= IADSR_DENOISE_F_DETECT;
         if (!v->no_holdout)
             dp->flags |= IADSR_DENOISE_F_HOLDOUT;

@@ -26,10 +26,12 @@ const char cli_denoise_train_help[] =
     "  --paper-losses        the losses exactly as the paper states them\n"
     "                        (reconstruction into the backbone, same-item\n"
     "                        InfoNCE negatives); unstable off Beauty\n"
-    "  --gate paper|detect   paper: the paper's rule, keep iff the sum of\n"
-    "                        three cosines > theta (default); detect: a\n"
-    "                        detector trained on items inserted during\n"
-    "                        training, keep iff its logit > theta\n"
+    "  --gate detect|paper   detect (the default): a detector trained on\n"
+    "                        items inserted during training, keep iff its\n"
+    "                        logit > theta (denoise proposes theta from the\n"
+    "                        data); paper: the paper's rule, keep iff the\n"
+    "                        sum of three cosines > theta (the default with\n"
+    "                        --paper-losses or --carry-masks)\n"
     "  --no-holdout          with --gate detect: train on every user (by\n"
     "                        default about 1 in 16 stays out of training,\n"
     "                        so that the noise rate is estimated on scores\n"
@@ -332,6 +334,12 @@ int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
     if (check_model_opts(cmd, opts, n_opts,
                          iadsr__encoder_ops_at(v->backbone)) != CLI_OK)
         return CLI_USAGE;
+    /* the detector gate unless --gate says otherwise; the paper's losses
+     * and mask carry-over belong to the paper's gate */
+    if (!cli_opt_seen(opts, n_opts, "gate")) {
+        v->iadsr.gate = v->iadsr.paper_losses || v->iadsr.carry_masks ? 0 : 1;
+        v->iadsr.gate_default = 1;
+    }
     train_fill(opts, n_opts, v, p);
     if (v->iadsr.no_holdout && !(p->iadsr.flags & IADSR_DENOISE_F_DETECT))
         return cli_usage_error(cmd, "--no-holdout needs --gate detect");
