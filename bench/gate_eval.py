@@ -4,7 +4,9 @@ anything on them: average precision (PR-AUC) of "low score = injected"
 over every scored position, precision / recall / F1 of the drops at the
 gate's label-free theta (iadsr_denoiser_propose_theta for a detector gate)
 and at theta 0, with the gate's max_drop cap and protection of the most
-recent item applied as in `iadsr denoise`. Beside the gate, three
+recent item applied as in `iadsr denoise`, and for reference the best F1
+over every global threshold chosen on the labels (the ceiling of any
+operating point, not a result). Beside the gate, three
 label-free rules are scored over the same positions: popularity (the
 item's count in the noisy data), text (cosine of the item's semantic row
 with the mean of the other rows of its sequence) and both (the sum of the
@@ -103,6 +105,15 @@ def main():
     ap = average_precision(s, y)
     print(f"scored {int(ok.sum())} injected {int(y.sum())} "
           f"(rate {y.mean():.3f}) PR-AUC {ap:.3f}")
+    # the ceiling of any operating point: the best F1 over every global
+    # threshold, chosen on the labels (no cap; for reference, not a result)
+    yy = y[np.argsort(s, kind='stable')]
+    hits = np.cumsum(yy)
+    k = np.arange(1, len(yy) + 1)
+    f1 = np.where(hits > 0, 2 * hits / (k + max(1, int(y.sum()))), 0.0)
+    kb = int(np.argmax(f1))
+    print(f"best F1 over all thresholds (chosen on the labels, a ceiling): "
+          f"{f1[kb]:.3f} dropping {kb + 1}")
     rows = []
     try:
         th, rate = dn.propose_theta(d, n_threads=2)
