@@ -223,12 +223,12 @@ assert len(lines) == 2 and lines[1] == "", "not exactly one line"
 o = json.loads(lines[0])
 assert isinstance(o, dict)
 need = ["split", "users", "HR@5", "HR@10", "HR@20",
-        "NDCG@5", "NDCG@10", "NDCG@20", "exclude_history"]
-assert sorted(o) == sorted(need), sorted(o)
+        "NDCG@5", "NDCG@10", "NDCG@20", "MRR", "exclude_history"]
+assert list(o) == need, list(o)
 assert o["split"] == sys.argv[2]
 assert o["exclude_history"] is (sys.argv[3] == "true")
 assert isinstance(o["users"], int) and o["users"] > 0
-for k in need[2:8]:
+for k in need[2:9]:
     assert isinstance(o[k], float) and 0.0 <= o[k] <= 1.0, k
 assert o["HR@5"] <= o["HR@10"] <= o["HR@20"]
 assert o["NDCG@5"] <= o["NDCG@10"] <= o["NDCG@20"]
@@ -236,7 +236,7 @@ assert o["NDCG@5"] <= o["NDCG@10"] <= o["NDCG@20"]
     else
         [ "$(wc -l <"$1" | tr -d ' ')" -eq 1 ] || return 1
         for k in '"split":"'"$2"'"' '"users":' '"HR@5":' '"HR@10":' '"HR@20":' \
-            '"NDCG@5":' '"NDCG@10":' '"NDCG@20":' '"exclude_history":'"$3"; do
+            '"NDCG@5":' '"NDCG@10":' '"NDCG@20":' '"MRR":' '"exclude_history":'"$3"; do
             grep -F -e "$k" "$1" >/dev/null || return 1
         done
         grep '^{.*}$' "$1" >/dev/null

@@ -32,7 +32,8 @@ import threading
 __all__ = [
     'IadsrError', 'ConcurrentUseError', 'HAVE_NUMPY', 'CSR', 'ProgressInfo',
     'Dataset', 'Model', 'Trainer', 'Context', 'Semantic', 'Aligner',
-    'Gate', 'Denoiser', 'evaluate', 'evaluate_ranks', 'save_checkpoint',
+    'Gate', 'Denoiser', 'evaluate', 'evaluate_ranks', 'metrics_from_ranks',
+    'METRIC_ALIASES', 'save_checkpoint',
     'load_checkpoint', 'load_checkpoint_bytes', 'npy_decode', 'npy_save',
     'pipeline', 'version', 'version_number', 'build_info', 'format_version',
     'strerror', 'status_name', 'last_error', 'clear_error', 'struct_sizes',
@@ -585,9 +586,72 @@ def _eval_params(target='test', n_threads=1, exclude_history=False):
         'flags': _TOPK_EXCLUDE_HISTORY if exclude_history else 0})
 
 
+# The metric names of `iadsr eval --json` / `iadsr popularity --json`
+# ('users', 'HR@K', 'NDCG@K', 'MRR') are the names of every metrics dict of
+# the binding.  The names of earlier versions (the iadsr_metrics fields)
+# stay as aliases with the same values: alias -> name.
+METRIC_ALIASES = {'n_users': 'users', 'hr5': 'HR@5', 'hr10': 'HR@10',
+                  'hr20': 'HR@20', 'ndcg5': 'NDCG@5', 'ndcg10': 'NDCG@10',
+                  'ndcg20': 'NDCG@20'}
+
+
+def _with_aliases(out):
+    for alias, name in METRIC_ALIASES.items():
+        out[alias] = out[name]
+    return out
+
+
 def _metrics_dict(m):
-    return {k: getattr(m, k) for k in ('n_users', 'hr5', 'hr10', 'hr20',
-                                        'ndcg5', 'ndcg10', 'ndcg20')}
+    """An iadsr_metrics as a dict: the CLI's names in its order, then the
+    aliases (no MRR: iadsr_metrics does not hold it)."""
+    out = {'users': m.n_users}
+    for k in (5, 10, 20):
+        out['HR@%d' % k] = getattr(m, 'hr%d' % k)
+    for k in (5, 10, 20):
+        out['NDCG@%d' % k] = getattr(m, 'ndcg%d' % k)
+    return _with_aliases(out)
+
+
+def metrics_from_ranks(ranks, ks=(5, 10, 20)):
+    """Metrics from 0-based target ranks (those of evaluate_ranks()), with
+    the keys of `iadsr eval --k LIST --json`, in its order: 'users', then
+    'HR@K' for each K of ks, 'NDCG@K' for each K, then 'MRR'.  HR@K =
+    mean([rank < K]), NDCG@K = mean([rank < K] / log2(rank + 2)), MRR =
+    mean(1 / (rank + 1)), summed in the given order and scaled by 1/n as
+    the library and the CLI do: for K = 5, 10, 20 the very numbers of
+    iadsr_evaluate, and MRR the very number of `iadsr eval`.  ks: distinct
+    integers >= 1.  No ranks: every metric 0.0."""
+    ks = list(ks)
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError('ks: cut-offs must be integers >= 1, got %r'
+                             % (k,))
+    if len(set(ks)) != len(ks):
+        raise ValueError('ks: a cut-off is given twice: %r' % (ks,))
+    rs = ranks.tolist() if hasattr(ranks, 'tolist') else list(ranks)
+    n_k = len(ks)
+    kmax = max(ks) if ks else 0
+    hr = [0.0] * n_k
+    nd = [0.0] * n_k
+    mrr = 0.0
+    log2 = math.log2
+    for r in rs:
+        if r < kmax:
+            g = 1.0 / log2(r + 2.0)
+            for q in range(n_k):
+                if r < ks[q]:
+                    hr[q] += 1.0
+                    nd[q] += g
+        mrr += 1.0 / (r + 1.0)
+    n = len(rs)
+    inv = 1.0 / n if n > 0 else 0.0
+    out = {'users': n}
+    for q, k in enumerate(ks):
+        out['HR@%d' % k] = hr[q] * inv
+    for q, k in enumerate(ks):
+        out['NDCG@%d' % k] = nd[q] * inv
+    out['MRR'] = mrr * inv
+    return out
 
 
 def _new_metrics():
@@ -1802,13 +1866,16 @@ class Context(_Object):
 
 def evaluate(model, dataset, target='test', n_threads=1,
              exclude_history=False):
-    """Leave-one-out full-ranking metrics: dict with n_users, hr5, hr10,
-    hr20, ndcg5, ndcg10, ndcg20.  target: 'test' or 'valid'."""
-    p = _eval_params(target, n_threads, exclude_history)
-    m = _new_metrics()
-    with _using(model, dataset) as (mp, dp):
-        _call('evaluate', mp, dp, ctypes.byref(p), ctypes.byref(m))
-    return _metrics_dict(m)
+    """Leave-one-out full-ranking metrics, a dict with the keys of `iadsr
+    eval --json`: 'users', 'HR@5', 'HR@10', 'HR@20', 'NDCG@5', 'NDCG@10',
+    'NDCG@20', 'MRR'; and the names of earlier versions as aliases
+    (METRIC_ALIASES: n_users, hr5, hr10, hr20, ndcg5, ndcg10, ndcg20).
+    target: 'test' or 'valid'.  One ranking pass (evaluate_ranks) gives
+    them all; HR/NDCG are bit-identical to iadsr_evaluate.  Other cut-offs:
+    metrics_from_ranks(evaluate_ranks(...)[1], ks=...)."""
+    _, ranks = evaluate_ranks(model, dataset, target, n_threads,
+                              exclude_history)
+    return _with_aliases(metrics_from_ranks(ranks))
 
 
 def evaluate_ranks(model, dataset, target='test', n_threads=1,

@@ -108,15 +108,18 @@ void cli_format_duration(double seconds, char *buf, size_t cap);
  * CLI_RUNTIME, else CLI_OK. */
 int cli_finish_stdout(const char *cmd);
 
-/* Print metrics as the eval/popularity commands do. */
+/* Print an iadsr_metrics (HR/NDCG at 5, 10, 20) in the table / JSON
+ * layout of eval and popularity, without their MRR (iadsr_metrics does not
+ * hold it): the test metrics of pipeline. eval and popularity print theirs
+ * from the per-user ranks (eval_cmd.c), with MRR. */
 void cli_print_metrics(const char *split, const iadsr_metrics *m,
                        int exclude_history, int json);
 
-/* The JSON member ,"KEY":V (%.6f; null when not finite). */
 /* @p s as a JSON string on @p f (NULL: null): quotes, backslashes and
  * control bytes escaped, other bytes as they are (ids and paths are UTF-8
  * or opaque). */
 void cli_json_string(FILE *f, const char *s);
+/* The JSON member ,"KEY":V (%.6f; null when not finite). */
 void cli_json_double(const char *key, double v);
 /* @p v with 4 decimals, or @p nan_text for NaN. */
 void cli_fmt_4f(char *buf, size_t cap, double v, const char *nan_text);

@@ -26,7 +26,7 @@ static const char eval_help[] =
     "Usage: iadsr eval --model MODEL --data FILE [--split test|valid]\n"
     "                  [--exclude-history] [--threads T] [--json]\n"
     "                  [--cold-max N [--cold-ref REF]]\n"
-    "                  [--k LIST] [--per-user FILE]\n"
+    "                  [--k LIST] [--per-user FILE [--vocab VOCAB.tsv]]\n"
     "       iadsr eval --semantic EMB.npy\n"
     "                  [--semantic-rows padded|dense|items]\n"
     "                  --data FILE [same options]\n"
@@ -44,8 +44,8 @@ static const char eval_help[] =
     "at least as high as the target (ties count against it, so a scorer\n"
     "that gives many items one score gains nothing from it); HR@K =\n"
     "[rank < K], NDCG@K = [rank < K] /\n"
-    "log2(rank + 2), averaged over users. Item ids in FILE must not exceed\n"
-    "the model's n_items.\n"
+    "log2(rank + 2), MRR = 1 / (rank + 1) (no cut-off), averaged over\n"
+    "users. Item ids in FILE must not exceed the model's n_items.\n"
     "\n"
     "Cold-item view (--cold-max N): only the users whose target item occurs\n"
     "at most N times in the training parts (each sequence without its last\n"
@@ -68,22 +68,23 @@ static const char eval_help[] =
     "  --json              print exactly one JSON object on one line:\n"
     "                      {\"split\":..,\"users\":..,\"HR@5\":..,\"HR@10\":..,\n"
     "                       \"HR@20\":..,\"NDCG@5\":..,\"NDCG@10\":..,\n"
-    "                       \"NDCG@20\":..,\"exclude_history\":..}\n"
+    "                       \"NDCG@20\":..,\"MRR\":..,\"exclude_history\":..}\n"
     "                      with --cold-max also \"cold_max\":N,\n"
     "                      \"n_users_cold\":.. (= users) and\n"
     "                      \"n_users_all\":.. (users with a target in\n"
     "                      FILE)\n"
     "  --k LIST            comma-separated cut-offs, each 1..n_items, at\n"
-    "                      most 16 (e.g. 1,5,10,50). With --k the table\n"
-    "                      and the JSON hold HR@K and NDCG@K for each K\n"
-    "                      given, then MRR (mean of 1/(rank + 1), no\n"
-    "                      cut-off): {..,\"HR@1\":..,\"NDCG@1\":..,\n"
-    "                      \"MRR\":..,..}. Without --k: K = 5, 10, 20 and\n"
-    "                      the output above (no MRR)\n"
+    "                      most 16 (e.g. 1,5,10,50; default 5,10,20): the\n"
+    "                      table and the JSON hold HR@K and NDCG@K for each\n"
+    "                      K given, in that order, then MRR:\n"
+    "                      {..,\"HR@1\":..,\"NDCG@1\":..,\"MRR\":..,..}\n"
     "  --per-user FILE     write the rank of every evaluated user's target:\n"
     "                      a header line \"user_id<TAB>rank\", then\n"
     "                      \"USER_ID<TAB>RANK\" per user in file order (rank\n"
-    "                      1-based: 1 = top), written atomically\n";
+    "                      1-based: 1 = top), written atomically\n"
+    "  --vocab VOCAB.tsv   with --per-user: write the users' external ids\n"
+    "                      of the vocabulary of `iadsr import` instead of\n"
+    "                      the dense ids; it must name every user of FILE\n";
 
 /* Load model then the dataset with the model's item count (ids above it
  * are reported with their line). */
@@ -231,32 +232,7 @@ done:
     return exit_code;
 }
 
-static void print_eval(const char *split, const iadsr_metrics *met, int excl,
-                       int json, const cold_view *cv, const char *data_path)
-{
-    if (!cv) {
-        cli_print_metrics(split, met, excl, json);
-        return;
-    }
-    if (json) {
-        printf("{\"split\":\"%s\",\"users\":%lld", split,
-               (long long)met->n_users);
-        cli_json_metrics(met);
-        printf(",\"exclude_history\":%s,\"cold_max\":%lld,"
-               "\"n_users_cold\":%lld,\"n_users_all\":%lld}\n",
-               excl ? "true" : "false", (long long)cv->max,
-               (long long)cv->n_cold, (long long)cv->n_all);
-        return;
-    }
-    printf("cold view: %lld of %lld users (%.1f%%), %s target with at most "
-           "%lld training interactions in %s\n",
-           (long long)cv->n_cold, (long long)cv->n_all,
-           100.0 * (double)cv->n_cold / (double)cv->n_all, split,
-           (long long)cv->max, cv->ref ? cv->ref : data_path);
-    cli_print_metrics(split, met, excl, 0);
-}
-
-/* ---- eval --k, MRR and --per-user: metrics from the per-user ranks ---- */
+/* ---- metrics from the per-user ranks (eval, popularity), --per-user ---- */
 
 #define EVAL_MAX_K 16
 
@@ -303,9 +279,7 @@ static int parse_k_list(const char *cmd, const char *text, int64_t *ks)
     }
 }
 
-/* HR@K and NDCG@K for each K and MRR, from 0-based ranks. Summed in user
- * order and scaled by 1/n as the library does, so K = 5, 10, 20 give the
- * very numbers of iadsr_evaluate. */
+/* HR@K and NDCG@K for each K and MRR, from 0-based ranks. */
 typedef struct rank_metrics {
     int n_k;
     int64_t ks[EVAL_MAX_K];
@@ -313,7 +287,21 @@ typedef struct rank_metrics {
     int64_t n_users;
 } rank_metrics;
 
-static void metrics_from_ranks(const int32_t *ranks, int64_t n,
+/* The default cut-offs: K = 5, 10, 20. */
+static void rank_metrics_init(rank_metrics *rm)
+{
+    memset(rm, 0, sizeof *rm);
+    rm->n_k = 3;
+    rm->ks[0] = 5;
+    rm->ks[1] = 10;
+    rm->ks[2] = 20;
+}
+
+/* Sums in user order, then scaled: by 1/n as the library does (eval: K = 5,
+ * 10, 20 give the very numbers of iadsr_evaluate), or, with @p divide,
+ * divided by n as popularity always has (its numbers of earlier versions,
+ * to the last bit). MRR is scaled the same way. */
+static void metrics_from_ranks(const int32_t *ranks, int64_t n, int divide,
                                rank_metrics *rm)
 {
     double mrr = 0.0;
@@ -327,19 +315,30 @@ static void metrics_from_ranks(const int32_t *ranks, int64_t n,
             }
         mrr += 1.0 / ((double)ranks[i] + 1.0);
     }
-    double inv = n > 0 ? 1.0 / (double)n : 0.0;
-    for (int q = 0; q < rm->n_k; q++) {
-        rm->hr[q] *= inv;
-        rm->nd[q] *= inv;
+    if (divide && n > 0) {
+        for (int q = 0; q < rm->n_k; q++) {
+            rm->hr[q] /= (double)n;
+            rm->nd[q] /= (double)n;
+        }
+        rm->mrr = mrr / (double)n;
+    } else {
+        double inv = n > 0 ? 1.0 / (double)n : 0.0;
+        for (int q = 0; q < rm->n_k; q++) {
+            rm->hr[q] *= inv;
+            rm->nd[q] *= inv;
+        }
+        rm->mrr = mrr * inv;
     }
-    rm->mrr = mrr * inv;
     rm->n_users = n;
 }
 
-/* The output of --k: the table with one column per K and an MRR line, or
- * the JSON object with HR@K and NDCG@K for each K, then MRR. */
-static void print_eval_k(const char *split, const rank_metrics *rm, int excl,
-                         int json, const cold_view *cv, const char *data_path)
+/* The output of eval and popularity: the table with one column per K and
+ * an MRR line, or the JSON object with HR@K and NDCG@K for each K, then
+ * MRR. With the default K = 5, 10, 20 the table and the keys of earlier
+ * versions, plus MRR. */
+static void print_rank_metrics(const char *split, const rank_metrics *rm,
+                               int excl, int json, const cold_view *cv,
+                               const char *data_path)
 {
     if (json) {
         char key[32];
@@ -390,6 +389,7 @@ static void print_eval_k(const char *split, const rank_metrics *rm, int excl,
 typedef struct per_user_out {
     const iadsr_dataset *d;
     const int64_t *ids; /* user id per row of d, or NULL: d's own */
+    const cli_vocab *voc; /* external user ids (--vocab), or NULL */
     const int64_t *users;
     const int32_t *ranks;
     int64_t n;
@@ -406,12 +406,24 @@ static void write_per_user(iadsr__atomic_file *f, const void *ctx)
     for (int64_t i = 0; i < o->n; i++) {
         int64_t id = o->ids ? o->ids[o->users[i]]
                             : iadsr_dataset_user_id(o->d, o->users[i]);
-        if (used > sizeof buf - 48) { /* two numbers, a tab, a newline */
+        /* checked by cmd_eval: the vocabulary names every user */
+        const char *ext = o->voc ? cli_vocab_user(o->voc, id) : NULL;
+        size_t len = ext ? strlen(ext) : 0;
+        /* the id, a tab, a number of at most 20 digits, a newline */
+        if (used + len + 48 > sizeof buf) {
             if (iadsr__atomic_put(f, buf, used) != 0)
                 return;
             used = 0;
         }
-        used += cli_put_u64(buf + used, (uint64_t)id);
+        if (len + 48 > sizeof buf) { /* a long id: written directly */
+            if (iadsr__atomic_put(f, ext, len) != 0)
+                return;
+        } else if (ext) {
+            memcpy(buf + used, ext, len);
+            used += len;
+        } else {
+            used += cli_put_u64(buf + used, (uint64_t)id);
+        }
         buf[used++] = '\t';
         used += cli_put_u64(buf + used, (uint64_t)o->ranks[i] + 1u);
         buf[used++] = '\n';
@@ -495,11 +507,27 @@ static int eval_ranks(const iadsr_model *m, const iadsr_semantic *sem,
     return rc;
 }
 
+/* eval and recommend --vocab: every user of @p d must have an external
+ * id. Prints the error naming the first one missing and returns
+ * CLI_RUNTIME, else CLI_OK. */
+static int check_vocab_users(const char *cmd, const cli_vocab *voc,
+                             const char *vocab_path, const iadsr_dataset *d,
+                             const char *data_path)
+{
+    for (int64_t u = 0; u < iadsr_dataset_n_users(d); u++) {
+        int64_t uid = iadsr_dataset_user_id(d, u);
+        if (!cli_vocab_user(voc, uid))
+            return cli_error(cmd, "%s: no user id %lld (a user of %s)",
+                             vocab_path, (long long)uid, data_path);
+    }
+    return CLI_OK;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const char *cmd = "eval";
     const char *model_path = NULL, *data_path = NULL, *cold_ref = NULL;
-    const char *k_list = NULL, *per_user = NULL;
+    const char *k_list = NULL, *per_user = NULL, *vocab_path = NULL;
     cli_semantic_in si;
     int split = 0, excl = 0, json = 0;
     int64_t threads = 1, cold_max = 0;
@@ -515,12 +543,13 @@ int cmd_eval(int argc, char **argv)
         CLI_FLAG("json", &json),
         CLI_STR("k", &k_list, 0),
         CLI_STR("per-user", &per_user, OPT_OUT_FILE),
+        CLI_STR("vocab", &vocab_path, OPT_IN_FILE),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     iadsr_model *m = NULL;
     iadsr_dataset *d = NULL;
+    cli_vocab *voc = NULL;
     iadsr_eval_params ep;
-    iadsr_metrics met;
     cold_view cv = {0, NULL, 0, 0};
     rank_metrics rm;
     int64_t *cold_ids = NULL, *users = NULL, n_ranked = 0;
@@ -538,13 +567,12 @@ int cmd_eval(int argc, char **argv)
     cold = cli_opt_seen(opts, n_opts, "cold-max");
     if (cold_ref && !cold)
         return cli_usage_error(cmd, "--cold-ref needs --cold-max");
+    if (vocab_path && !per_user)
+        return cli_usage_error(cmd, "--vocab needs --per-user (it names "
+                                    "the users of that file)");
     cv.max = cold_max;
     cv.ref = cold_ref;
-    memset(&rm, 0, sizeof rm);
-    rm.n_k = 3;
-    rm.ks[0] = 5;
-    rm.ks[1] = 10;
-    rm.ks[2] = 20;
+    rank_metrics_init(&rm);
     if (k_list && (rm.n_k = parse_k_list(cmd, k_list, rm.ks)) < 0)
         return CLI_USAGE;
     if (per_user && cli_check_out_path(cmd, per_user) != CLI_OK)
@@ -553,8 +581,6 @@ int cmd_eval(int argc, char **argv)
     ep.target = split == 0 ? IADSR_EVAL_TEST : IADSR_EVAL_VALID;
     ep.n_threads = (int32_t)threads;
     ep.flags = excl ? IADSR_TOPK_EXCLUDE_HISTORY : 0u;
-    memset(&met, 0, sizeof met);
-    met.struct_size = (uint32_t)sizeof met;
     if (si.path) {
         if (cli_load_semantic(cmd, &si) != CLI_OK)
             return CLI_RUNTIME;
@@ -587,24 +613,23 @@ int cmd_eval(int argc, char **argv)
                                         (long)n_items);
             goto done;
         }
+    if (vocab_path) {
+        /* before the ranking: a gap is found in no time */
+        exit_code = cli_vocab_load(cmd, vocab_path, &voc);
+        if (exit_code == CLI_OK)
+            exit_code = check_vocab_users(cmd, voc, vocab_path, d, data_path);
+        if (exit_code != CLI_OK)
+            goto done;
+    }
     if (cold) {
         exit_code = cold_select(cmd, data_path, split, &cv, &d, &cold_ids);
         if (exit_code != CLI_OK)
             goto done;
     }
-    if (!k_list && !per_user) {
-        /* the library's own metrics: the output of earlier versions */
-        rc = si.items ? iadsr_semantic_evaluate(si.items, d, &ep, &met)
-                      : iadsr_evaluate(m, d, &ep, &met);
-        if (rc != IADSR_OK) {
-            exit_code = cli_lib_error(cmd, NULL, NULL, rc);
-            goto done;
-        }
-        print_eval(split_names[split], &met, excl, json, cold ? &cv : NULL,
-                   data_path);
-        exit_code = cli_finish_stdout(cmd);
-        goto done;
-    }
+    /* Every output comes from the per-user ranks: HR and NDCG at 5, 10,
+     * 20 are the numbers of iadsr_evaluate / iadsr_semantic_evaluate (the
+     * same ranks, summed and scaled as the library does), and MRR comes
+     * with them. */
     iadsr_clear_error(); /* a NOMEM of eval_ranks sets no message */
     rc = eval_ranks(m, si.items, d, &ep, &users, &ranks, &n_ranked);
     if (rc != IADSR_OK) {
@@ -612,32 +637,21 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     if (per_user) {
-        per_user_out po = {d, cold_ids, users, ranks, n_ranked};
+        per_user_out po = {d, cold_ids, voc, users, ranks, n_ranked};
         exit_code = cli_write_atomic(cmd, per_user, write_per_user, &po);
         if (exit_code != CLI_OK)
             goto done;
     }
-    metrics_from_ranks(ranks, n_ranked, &rm);
-    if (k_list) {
-        print_eval_k(split_names[split], &rm, excl, json, cold ? &cv : NULL,
-                     data_path);
-    } else { /* K = 5, 10, 20 in the usual layout */
-        met.n_users = rm.n_users;
-        met.hr5 = rm.hr[0];
-        met.hr10 = rm.hr[1];
-        met.hr20 = rm.hr[2];
-        met.ndcg5 = rm.nd[0];
-        met.ndcg10 = rm.nd[1];
-        met.ndcg20 = rm.nd[2];
-        print_eval(split_names[split], &met, excl, json, cold ? &cv : NULL,
-                   data_path);
-    }
+    metrics_from_ranks(ranks, n_ranked, 0, &rm);
+    print_rank_metrics(split_names[split], &rm, excl, json,
+                       cold ? &cv : NULL, data_path);
     exit_code = cli_finish_stdout(cmd);
 
 done:
     free(users);
     free(ranks);
     free(cold_ids);
+    cli_vocab_free(voc);
     iadsr_model_free(m);
     cli_semantic_in_free(&si);
     iadsr_dataset_free(d);
@@ -828,15 +842,9 @@ int cmd_recommend(int argc, char **argv)
                                   (long)iadsr_model_n_items(m));
             goto done;
         }
-        for (int64_t u = 0; u < iadsr_dataset_n_users(d); u++) {
-            int64_t uid = iadsr_dataset_user_id(d, u);
-            if (!cli_vocab_user(voc, uid)) {
-                exit_code = cli_error(cmd, "%s: no user id %lld (a user of "
-                                           "%s)",
-                                      vocab_path, (long long)uid, data_path);
-                goto done;
-            }
-        }
+        exit_code = check_vocab_users(cmd, voc, vocab_path, d, data_path);
+        if (exit_code != CLI_OK)
+            goto done;
     }
     nm.voc = voc;
     if (!excl && !incl) {
@@ -1200,19 +1208,24 @@ int cmd_info(int argc, char **argv)
 
 static const char popularity_help[] =
     "Usage: iadsr popularity --data FILE [--split test|valid]\n"
-    "                        [--exclude-history] [--json]\n"
+    "                        [--exclude-history] [--k LIST] [--json]\n"
     "\n"
     "Evaluate the popularity baseline: an item's score is its number of\n"
     "occurrences in the training part of all sequences (each sequence\n"
-    "without its last two items). Same protocol, metrics and output format\n"
-    "as 'iadsr eval' (full ranking, rank = the other items scoring at least\n"
-    "as high as the target: ties count against it).\n"
+    "without its last two items). Same protocol, metrics (HR@K, NDCG@K,\n"
+    "MRR) and output format as 'iadsr eval' (full ranking, rank = the other\n"
+    "items scoring at least as high as the target: ties count against it).\n"
     "\n"
     "Options:\n"
     "  --data FILE         sequence file (required)\n"
     "  --split test|valid  target (default test)\n"
     "  --exclude-history   do not rank items of the user's history\n"
-    "  --json              one JSON object on one line (see 'eval --help')\n";
+    "  --k LIST            comma-separated cut-offs, each 1..n_items (the\n"
+    "                      largest item id of FILE), at most 16 (default\n"
+    "                      5,10,20)\n"
+    "  --json              one JSON object on one line, the keys of 'eval\n"
+    "                      --json': {\"split\":..,\"users\":..,\"HR@5\":..,..,\n"
+    "                       \"NDCG@20\":..,\"MRR\":..,\"exclude_history\":..}\n";
 
 static int cmp_i64_desc(const void *a, const void *b)
 {
@@ -1265,31 +1278,42 @@ static int64_t pop_count_of(const pop_counts *pc, int32_t id)
 int cmd_popularity(int argc, char **argv)
 {
     static const char *cmd = "popularity";
-    const char *data_path = NULL;
+    const char *data_path = NULL, *k_list = NULL;
     int split = 0, excl = 0, json = 0;
     cli_opt opts[] = {
         CLI_STR("data", &data_path, OPT_REQUIRED),
         CLI_CHOICE("split", &split, split_names),
         CLI_FLAG("exclude-history", &excl),
+        CLI_STR("k", &k_list, 0),
         CLI_FLAG("json", &json),
     };
     iadsr_dataset *d = NULL;
     pop_counts pc = {NULL, NULL, 0};
     int64_t *sorted = NULL;
-    int32_t *hist = NULL;
+    int32_t *hist = NULL, *ranks = NULL;
     int64_t n_users, n_train = 0, evaluated = 0;
     int32_t max_len = 0;
-    double hr[3] = {0, 0, 0}, nd[3] = {0, 0, 0};
-    static const int64_t ks[3] = {5, 10, 20};
-    iadsr_metrics met;
+    rank_metrics rm;
     int exit_code = CLI_OK;
     int rc = cli_start(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
                        (const char *const[]){popularity_help, NULL});
 
     if (rc != CLI_CONTINUE)
         return rc;
+    rank_metrics_init(&rm);
+    if (k_list && (rm.n_k = parse_k_list(cmd, k_list, rm.ks)) < 0)
+        return CLI_USAGE;
     if (cli_load_data(cmd, data_path, 0, &d) != CLI_OK)
         return CLI_RUNTIME;
+    for (int q = 0; k_list && q < rm.n_k; q++)
+        if (rm.ks[q] > iadsr_dataset_n_items(d)) {
+            exit_code = cli_usage_error(cmd, "--k %lld exceeds the %ld items "
+                                             "of %s",
+                                        (long long)rm.ks[q],
+                                        (long)iadsr_dataset_n_items(d),
+                                        data_path);
+            goto done;
+        }
     n_users = iadsr_dataset_n_users(d);
     for (int64_t u = 0; u < n_users; u++) {
         int32_t n = 0;
@@ -1305,7 +1329,8 @@ int cmd_popularity(int argc, char **argv)
     pc.counts = malloc((size_t)(n_train > 0 ? n_train : 1) * sizeof *pc.counts);
     sorted = malloc((size_t)(n_train > 0 ? n_train : 1) * sizeof *sorted);
     hist = malloc((size_t)(max_len > 0 ? max_len : 1) * sizeof *hist);
-    if (!pc.ids || !pc.counts || !sorted || !hist) {
+    ranks = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof *ranks);
+    if (!pc.ids || !pc.counts || !sorted || !hist || !ranks) {
         exit_code = cli_error(cmd, "out of memory for %lld interactions",
                               (long long)n_train);
         goto done;
@@ -1360,12 +1385,7 @@ int cmd_popularity(int argc, char **argv)
                     rank--;
             }
         }
-        evaluated++;
-        for (int q = 0; q < 3; q++)
-            if (rank < ks[q]) {
-                hr[q] += 1.0;
-                nd[q] += 1.0 / log2((double)rank + 2.0);
-            }
+        ranks[evaluated++] = (int32_t)rank; /* < n_items */
     }
     if (evaluated == 0) {
         exit_code = cli_error(cmd, "%s: no user has a %s target (sequences "
@@ -1373,19 +1393,13 @@ int cmd_popularity(int argc, char **argv)
                               data_path, split_names[split]);
         goto done;
     }
-    memset(&met, 0, sizeof met);
-    met.struct_size = (uint32_t)sizeof met;
-    met.n_users = evaluated;
-    met.hr5 = hr[0] / (double)evaluated;
-    met.hr10 = hr[1] / (double)evaluated;
-    met.hr20 = hr[2] / (double)evaluated;
-    met.ndcg5 = nd[0] / (double)evaluated;
-    met.ndcg10 = nd[1] / (double)evaluated;
-    met.ndcg20 = nd[2] / (double)evaluated;
-    cli_print_metrics(split_names[split], &met, excl, json);
+    /* divided by the user count: the numbers of earlier versions */
+    metrics_from_ranks(ranks, evaluated, 1, &rm);
+    print_rank_metrics(split_names[split], &rm, excl, json, NULL, data_path);
     exit_code = cli_finish_stdout(cmd);
 
 done:
+    free(ranks);
     free(pc.ids);
     free(pc.counts);
     free(sorted);

@@ -10,6 +10,7 @@ Standard library only; numpy-specific tests skip without numpy.
 import array
 import ctypes
 import gc
+import json
 import math
 import os
 import random
@@ -673,14 +674,96 @@ class TestInference(TempDirMixin, unittest.TestCase):
             iadsr.Model.load(os.path.join(self.tmp, 'nope.iadsr'))
         self.assertEqual(cm.exception.name, 'IADSR_ERR_IO')
 
+    CLI_KEYS = ['users', 'HR@5', 'HR@10', 'HR@20', 'NDCG@5', 'NDCG@10',
+                'NDCG@20', 'MRR']
+
+    def _lib_metrics(self, **kw):
+        """iadsr_evaluate itself, as evaluate() called it before 0.3."""
+        p = iadsr._eval_params(**kw)
+        m = iadsr._new_metrics()
+        with iadsr._using(self.model, self.ds) as (mp, dp):
+            iadsr._call('evaluate', mp, dp, ctypes.byref(p),
+                        ctypes.byref(m))
+        return m
+
     def test_evaluate(self):
         m = iadsr.evaluate(self.model, self.ds, target='valid',
                            exclude_history=True, n_threads=2)
-        self.assertEqual(set(m), {'n_users', 'hr5', 'hr10', 'hr20', 'ndcg5',
-                                  'ndcg10', 'ndcg20'})
+        # the CLI's names in the order of `iadsr eval --json`, then the
+        # names of earlier versions (aliases)
+        self.assertEqual(list(m), self.CLI_KEYS + list(iadsr.METRIC_ALIASES))
+        self.assertEqual(set(iadsr.METRIC_ALIASES), {
+            'n_users', 'hr5', 'hr10', 'hr20', 'ndcg5', 'ndcg10', 'ndcg20'})
+        for alias, name in iadsr.METRIC_ALIASES.items():
+            self.assertEqual(m[alias], m[name], alias)
         self.assertEqual(m, self.model.evaluate(self.ds, target='valid',
                                                 exclude_history=True))
         self.assertTrue(0 <= m['ndcg10'] <= m['hr10'] <= m['hr20'] <= 1)
+        self.assertTrue(0 < m['MRR'] <= 1)
+
+    def test_evaluate_equals_library(self):
+        # one ranking pass, and HR/NDCG to the last bit of iadsr_evaluate
+        for kw in (dict(target='test'),
+                   dict(target='valid', exclude_history=True, n_threads=2)):
+            lib = self._lib_metrics(**kw)
+            m = self.model.evaluate(self.ds, **kw)
+            self.assertEqual(m['users'], lib.n_users)
+            for k in (5, 10, 20):
+                self.assertEqual(m['HR@%d' % k], getattr(lib, 'hr%d' % k))
+                self.assertEqual(m['NDCG@%d' % k],
+                                 getattr(lib, 'ndcg%d' % k))
+            _, ranks = self.model.evaluate_ranks(self.ds, **kw)
+            ranks = tolist(ranks)
+            mrr = sum(1.0 / (r + 1) for r in ranks) / len(ranks)
+            self.assertAlmostEqual(m['MRR'], mrr, places=12)
+
+    def test_metrics_from_ranks(self):
+        r = iadsr.metrics_from_ranks([2, 0, 1, 30])
+        self.assertEqual(list(r), self.CLI_KEYS)
+        self.assertEqual(r['users'], 4)
+        self.assertEqual(r['HR@5'], 0.75)
+        self.assertEqual(r['HR@20'], 0.75)
+        self.assertAlmostEqual(r['NDCG@5'],
+                               (0.5 + 1 + 1 / math.log2(3)) / 4, places=15)
+        self.assertAlmostEqual(r['MRR'], (1 / 3 + 1 + 1 / 2 + 1 / 31) / 4,
+                               places=15)
+        r = iadsr.metrics_from_ranks(array.array(iadsr._I32, [0, 3]), ks=[1, 50])
+        self.assertEqual(list(r), ['users', 'HR@1', 'HR@50', 'NDCG@1',
+                                   'NDCG@50', 'MRR'])
+        self.assertEqual((r['HR@1'], r['HR@50'], r['MRR']),
+                         (0.5, 1.0, (1 + 0.25) / 2))
+        _, ranks = self.model.evaluate_ranks(self.ds)
+        self.assertEqual(
+            iadsr.metrics_from_ranks(ranks),
+            {k: v for k, v in self.model.evaluate(self.ds).items()
+             if k not in iadsr.METRIC_ALIASES})
+        self.assertEqual(iadsr.metrics_from_ranks([])['MRR'], 0.0)
+        for bad in ([0], [5, 5], [2.5], [True]):
+            with self.assertRaises(ValueError):
+                iadsr.metrics_from_ranks([1], ks=bad)
+
+    def test_evaluate_keys_and_numbers_of_the_cli(self):
+        cli = os.path.join(_HERE, '..', '..', 'bin', 'iadsr')
+        if not os.access(cli, os.X_OK):
+            self.skipTest('bin/iadsr not built')
+        mpath = os.path.join(self.tmp, 'm.iadsr')
+        dpath = os.path.join(self.tmp, 'd.txt')
+        self.model.save(mpath, fsync=False)
+        with open(dpath, 'w') as fh:
+            for u, seq in enumerate(self.seqs):
+                fh.write('%d %s\n' % (u, ' '.join(map(str, seq))))
+        r = subprocess.run([cli, 'eval', '--model', mpath, '--data', dpath,
+                            '--json'], capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        o = json.loads(r.stdout)
+        m = self.model.evaluate(self.ds)
+        self.assertEqual([k for k in o if k not in ('split',
+                                                    'exclude_history')],
+                         [k for k in m if k not in iadsr.METRIC_ALIASES])
+        self.assertEqual(o['users'], m['users'])
+        for k in self.CLI_KEYS[1:]:
+            self.assertEqual(o[k], round(m[k], 6), k)
 
     def test_evaluate_ranks(self):
         for target in ('test', 'valid'):
@@ -881,7 +964,12 @@ class TestIADSR(TempDirMixin, unittest.TestCase):
         self.assertEqual(read(out), read(self.npy))
         sc = s2.scores(self.seqs[0])
         self.assertEqual(len(sc), N_ITEMS + 1)
-        self.assertGreater(s2.evaluate(self.ds)['n_users'], 0)
+        ev = s2.evaluate(self.ds)
+        self.assertGreater(ev['n_users'], 0)
+        # the CLI's names too (no MRR: iadsr_semantic_evaluate has none)
+        self.assertEqual(ev['users'], ev['n_users'])
+        self.assertEqual(ev['NDCG@10'], ev['ndcg10'])
+        self.assertEqual(ev['HR@20'], ev['hr20'])
         s2.check(N_ITEMS, self.SEM_DIM)
         with self.assertRaises(iadsr.IadsrError) as cm:
             s2.check(N_ITEMS + 5)
@@ -1074,6 +1162,8 @@ class TestIADSR(TempDirMixin, unittest.TestCase):
                          sum(len(s) - 2 for s in self.seqs))
         self.assertEqual(cleaned.n_users, self.ds.n_users)
         self.assertEqual(res['test']['n_users'], self.ds.n_users)
+        self.assertEqual(res['test']['users'], self.ds.n_users)
+        self.assertEqual(res['test']['HR@10'], res['test']['hr10'])
         self.assertEqual(model.n_items, N_ITEMS)
 
 
