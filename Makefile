@@ -5,6 +5,9 @@
 #   make check             unit tests (Check) + tests/cli_test.sh
 #   make install / uninstall   PREFIX, LIBDIR, INCLUDEDIR, BINDIR, PKGCONFIGDIR, DESTDIR
 #   make examples          install into build/stage, build and run examples/*.c
+#   make check-install     install into a temporary DESTDIR; build an example
+#                          against it (pkg-config shared/static, CMake), check the man page
+#   make dist / distcheck  build/libiadsr-VERSION.tar.gz of the git-tracked files / build it
 #   make asan / valgrind   unit tests in a BLAS=none sanitizer / valgrind build
 #   make header-check symbols-check version-check lint docs demo bench clean help
 #
@@ -52,6 +55,8 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR ?= $(LIBDIR)/cmake/iadsr
+MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 INSTALL ?= install
 
@@ -229,7 +234,8 @@ ALL_OUTPUTS := $(LIB_OUTPUTS) $(if $(CLI_SRCS),$(CLI_BIN))
 .PHONY: all library static shared cli tests check unit asan asan-python valgrind demo bench bench-semantic bench-backbones bench-iadsr \
         stress tsan examples install uninstall symbols-check symbols-update abi-check abi-baseline \
         header-check version-check doc-check check-python \
-        print-version print-soversion docs lint clean help FORCE
+        print-version print-soversion docs lint clean help FORCE \
+        man package-files check-install dist distcheck
 
 all: $(ALL_OUTPUTS)
 library: $(LIB_OUTPUTS)
@@ -507,19 +513,92 @@ bench-iadsr: all
 	sh bench/iadsr.sh
 
 # ---------------------------------------------------------------------------
+# Packaging files, generated at build time and installed by make install:
+# libiadsr-static.pc (pkg-config for linking libiadsr.a), the CMake package
+# (iadsrConfig.cmake, iadsrConfigVersion.cmake: imported targets iadsr::iadsr
+# and iadsr::iadsr_static; no CMake needed here) and the iadsr(1) man page
+# (tools/make-man.sh, from the tool's own help texts).
+# ---------------------------------------------------------------------------
+PKG_OUTDIR := $(patsubst %/,%,$(dir $(PC_STAMP)))
+PC_STATIC_FILE := $(PKG_OUTDIR)/pkgconfig/libiadsr-static.pc
+CMAKE_STAMP := $(PKG_OUTDIR)/cmake.stamp
+CMAKE_CONFIG := $(PKG_OUTDIR)/cmake/iadsrConfig.cmake
+CMAKE_CONFIG_VERSION := $(PKG_OUTDIR)/cmake/iadsrConfigVersion.cmake
+MAN_PAGE := $(PKG_OUTDIR)/man/iadsr.1
+
+package-files: $(PC_STATIC_FILE) $(CMAKE_CONFIG) $(CMAKE_CONFIG_VERSION) $(if $(CLI_SRCS),$(MAN_PAGE))
+man: $(MAN_PAGE)
+
+$(PC_STATIC_FILE): libiadsr-static.pc.in $(PC_STAMP)
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' \
+	    -e 's|@LIBDIR@|$(PC_LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@BLAS_LIBS@|$(strip $(BLAS_LIBS))|' \
+	    -e 's|libiadsr\.a  *-lm|libiadsr.a -lm|' \
+	    libiadsr-static.pc.in > $@
+
+# The CMake files find the install prefix from their own directory when
+# CMAKEDIR lies under PREFIX (LIBDIR/cmake/iadsr -> ../../..), so that an
+# installed tree may be moved or staged with DESTDIR; LIBDIR and INCLUDEDIR
+# are written relative to that prefix when they lie under PREFIX.
+iadsr_empty :=
+iadsr_space := $(iadsr_empty) $(iadsr_empty)
+CMAKEDIR_IN_PREFIX = $(patsubst $(PREFIX)/%,%,$(CMAKEDIR))
+CMAKE_PREFIX_DIR = $(if $(filter $(CMAKEDIR),$(CMAKEDIR_IN_PREFIX)),$(PREFIX),$${CMAKE_CURRENT_LIST_DIR}$(subst $(iadsr_space),,$(foreach d,$(subst /, ,$(CMAKEDIR_IN_PREFIX)),/..)))
+CMAKE_LIBDIR = $(patsubst $(PREFIX)/%,$${_iadsr_prefix}/%,$(LIBDIR))
+CMAKE_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${_iadsr_prefix}/%,$(INCLUDEDIR))
+CMAKE_STATIC_LIBS = $(subst $(iadsr_space),;,$(strip $(BLAS_LIBS) -lm -lpthread))
+
+$(CMAKE_STAMP): FORCE
+	$(call update-stamp,$(VERSION) | $(PREFIX) | $(LIBDIR) | $(INCLUDEDIR) | $(CMAKEDIR) | $(BLAS_LIBS) | $(CC) | $(CFLAGS))
+
+$(CMAKE_CONFIG): cmake/iadsrConfig.cmake.in $(CMAKE_STAMP)
+	@mkdir -p $(@D)
+	sed -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@SOVERSION@|$(SOVERSION)|g' \
+	    -e 's|@IADSR_PREFIX_DIR@|$(CMAKE_PREFIX_DIR)|' \
+	    -e 's|@IADSR_LIBDIR@|$(CMAKE_LIBDIR)|' \
+	    -e 's|@IADSR_INCLUDEDIR@|$(CMAKE_INCLUDEDIR)|' \
+	    -e 's|@IADSR_STATIC_LIBS@|$(CMAKE_STATIC_LIBS)|' \
+	    cmake/iadsrConfig.cmake.in > $@
+
+# The pointer size of the target, as CMake's own version files record it.
+$(CMAKE_CONFIG_VERSION): cmake/iadsrConfigVersion.cmake.in $(CMAKE_STAMP)
+	@mkdir -p $(@D)
+	@ptr=`echo __SIZEOF_POINTER__ | $(CC) $(CPPFLAGS) $(CFLAGS) -E -P -x c - 2>/dev/null | tr -d ' \n'`; \
+	case "$$ptr" in [1-9]*) ;; *) echo "$@: cannot read __SIZEOF_POINTER__ from '$(CC) -E'" >&2; exit 1;; esac; \
+	echo "sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOVERSION@|$(SOVERSION)|g' -e 's|@SIZEOF_VOID_P@|$$ptr|g' $< > $@"; \
+	sed -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@SOVERSION@|$(SOVERSION)|g' \
+	    -e "s|@SIZEOF_VOID_P@|$$ptr|g" \
+	    cmake/iadsrConfigVersion.cmake.in > $@
+
+$(MAN_PAGE): $(CLI_BIN) tools/make-man.sh
+	@mkdir -p $(@D)
+	sh tools/make-man.sh ./$(CLI_BIN) $(VERSION) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	@mv -f $@.tmp $@
+
+# ---------------------------------------------------------------------------
 # Install / uninstall.
 # ---------------------------------------------------------------------------
-install: all
-	$(INSTALL) -d -m 755 '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+install: all package-files
+	$(INSTALL) -d -m 755 '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' \
+	    '$(DESTDIR)$(CMAKEDIR)'
 	$(INSTALL) -m 644 include/iadsr.h '$(DESTDIR)$(INCLUDEDIR)/iadsr.h'
 	$(INSTALL) -m 755 $(SHARED_REAL) '$(DESTDIR)$(LIBDIR)/libiadsr.so.$(VERSION)'
 	ln -sf libiadsr.so.$(VERSION) '$(DESTDIR)$(LIBDIR)/libiadsr.so.$(SOVERSION)'
 	ln -sf libiadsr.so.$(SOVERSION) '$(DESTDIR)$(LIBDIR)/libiadsr.so'
 	$(INSTALL) -m 644 $(STATIC_LIB) '$(DESTDIR)$(LIBDIR)/libiadsr.a'
 	$(INSTALL) -m 644 $(PC_FILE) '$(DESTDIR)$(PKGCONFIGDIR)/libiadsr.pc'
+	$(INSTALL) -m 644 $(PC_STATIC_FILE) '$(DESTDIR)$(PKGCONFIGDIR)/libiadsr-static.pc'
+	$(INSTALL) -m 644 $(CMAKE_CONFIG) '$(DESTDIR)$(CMAKEDIR)/iadsrConfig.cmake'
+	$(INSTALL) -m 644 $(CMAKE_CONFIG_VERSION) '$(DESTDIR)$(CMAKEDIR)/iadsrConfigVersion.cmake'
 ifneq ($(CLI_SRCS),)
-	$(INSTALL) -d -m 755 '$(DESTDIR)$(BINDIR)'
+	$(INSTALL) -d -m 755 '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MANDIR)/man1'
 	$(INSTALL) -m 755 $(CLI_BIN) '$(DESTDIR)$(BINDIR)/iadsr'
+	$(INSTALL) -m 644 $(MAN_PAGE) '$(DESTDIR)$(MANDIR)/man1/iadsr.1'
 endif
 
 uninstall:
@@ -529,7 +608,12 @@ uninstall:
 	      '$(DESTDIR)$(LIBDIR)/libiadsr.so' \
 	      '$(DESTDIR)$(LIBDIR)/libiadsr.a' \
 	      '$(DESTDIR)$(PKGCONFIGDIR)/libiadsr.pc' \
-	      '$(DESTDIR)$(BINDIR)/iadsr'
+	      '$(DESTDIR)$(PKGCONFIGDIR)/libiadsr-static.pc' \
+	      '$(DESTDIR)$(CMAKEDIR)/iadsrConfig.cmake' \
+	      '$(DESTDIR)$(CMAKEDIR)/iadsrConfigVersion.cmake' \
+	      '$(DESTDIR)$(BINDIR)/iadsr' \
+	      '$(DESTDIR)$(MANDIR)/man1/iadsr.1'
+	@rmdir '$(DESTDIR)$(CMAKEDIR)' 2>/dev/null || true
 
 # ---------------------------------------------------------------------------
 # Examples: built against a staged install through pkg-config, then run.
@@ -560,6 +644,147 @@ examples: all
 	  OPENBLAS_NUM_THREADS=1 ./$(EX_DIR)/$$name $(EX_DIR)/work || { echo "examples: $$name FAILED" >&2; exit 1; }; \
 	done; \
 	echo "examples: `echo $(EX_SRCS) | wc -w` example(s) built and run against the staged install"
+
+# ---------------------------------------------------------------------------
+# check-install: make install into a temporary DESTDIR (build/check-install),
+# then build one example against the installed tree the ways docs/BUILD.md
+# documents, run each build, and read its dynamic section:
+#   shared   pkg-config --cflags --libs libiadsr, run with LD_LIBRARY_PATH:
+#            must need libiadsr.so.SOVERSION, resolved in the staged libdir
+#   rpath    the same plus -Wl,-rpath,LIBDIR: runs without LD_LIBRARY_PATH
+#   static   pkg-config --cflags --libs libiadsr-static: needs no libiadsr.so
+#   CMake    tests/cmake (find_package(iadsr), iadsr::iadsr and
+#            iadsr::iadsr_static), with cmake from Debian
+# then renders the installed man page (man -l, else groff; groff -ww must
+# print no warning), and checks that make uninstall leaves no file behind.
+# ---------------------------------------------------------------------------
+CI_DIR := $(CURDIR)/build/check-install
+CI_ROOT := $(CI_DIR)/root
+CI_PREFIX := /usr/local
+CI_EXAMPLE := examples/train_and_score.c
+CI_INSTALL_VARS = DESTDIR='$(CI_ROOT)' PREFIX=$(CI_PREFIX) LIBDIR=$(CI_PREFIX)/lib \
+    INCLUDEDIR=$(CI_PREFIX)/include BINDIR=$(CI_PREFIX)/bin PKGCONFIGDIR=$(CI_PREFIX)/lib/pkgconfig \
+    CMAKEDIR=$(CI_PREFIX)/lib/cmake/iadsr MANDIR=$(CI_PREFIX)/share/man
+CMAKE ?= cmake
+READELF ?= readelf
+
+check-install: all
+	@command -v $(CMAKE) >/dev/null 2>&1 || { echo "check-install: '$(CMAKE)' not found (apt-get install cmake)" >&2; exit 1; }
+	@command -v $(READELF) >/dev/null 2>&1 || { echo "check-install: '$(READELF)' not found (apt-get install binutils)" >&2; exit 1; }
+	@rm -rf '$(CI_DIR)'
+	$(MAKE) --no-print-directory install $(CI_INSTALL_VARS)
+	@set -e; root='$(CI_ROOT)$(CI_PREFIX)'; lib="$$root/lib"; work='$(CI_DIR)'; \
+	fail() { echo "check-install: FAILED: $$*" >&2; exit 1; }; \
+	needed() { $(READELF) -d "$$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }; \
+	run() { name=$$1; shift; mkdir -p "$$work/run-$$name"; \
+	  echo "== $$* $$work/run-$$name"; \
+	  env OPENBLAS_NUM_THREADS=1 "$$@" "$$work/run-$$name" > "$$work/run-$$name.log" 2>&1 || { cat "$$work/run-$$name.log" >&2; fail "$$name: the program failed"; }; \
+	  grep -q . "$$work/run-$$name.log" || fail "$$name: the program printed nothing"; }; \
+	for f in include/iadsr.h lib/libiadsr.so.$(VERSION) lib/libiadsr.so.$(SOVERSION) lib/libiadsr.so \
+	         lib/libiadsr.a lib/pkgconfig/libiadsr.pc lib/pkgconfig/libiadsr-static.pc \
+	         lib/cmake/iadsr/iadsrConfig.cmake lib/cmake/iadsr/iadsrConfigVersion.cmake \
+	         bin/iadsr share/man/man1/iadsr.1; do \
+	  [ -e "$$root/$$f" ] || fail "make install did not install $(CI_PREFIX)/$$f"; \
+	done; \
+	"$$root/bin/iadsr" --version | grep -q '^iadsr $(VERSION) ' || fail "the installed iadsr --version does not say $(VERSION)"; \
+	pc() { PKG_CONFIG_PATH="$$lib/pkgconfig" $(PKG_CONFIG) --define-variable=prefix="$$root" "$$@"; }; \
+	shared_flags=`pc --cflags --libs libiadsr`; static_flags=`pc --cflags --libs libiadsr-static`; \
+	pc_libdir=`pc --variable=libdir libiadsr`; \
+	[ "$$pc_libdir" = "$$lib" ] || fail "pkg-config --variable=libdir libiadsr gives $$pc_libdir, not $$lib"; \
+	echo "== shared: $(CC) $(EX_CFLAGS) $(CI_EXAMPLE) -o $$work/app-shared $$shared_flags $(LDFLAGS)"; \
+	$(CC) $(EX_CFLAGS) $(CI_EXAMPLE) -o "$$work/app-shared" $$shared_flags $(LDFLAGS); \
+	needed "$$work/app-shared" | grep -qx 'libiadsr\.so\.$(SOVERSION)' || fail "app-shared does not need libiadsr.so.$(SOVERSION)"; \
+	LD_LIBRARY_PATH="$$lib" ldd "$$work/app-shared" | grep -q "libiadsr\.so\.$(SOVERSION) => $$lib/libiadsr\.so\.$(SOVERSION) " \
+	    || fail "with LD_LIBRARY_PATH=$$lib, ldd does not resolve libiadsr.so.$(SOVERSION) there"; \
+	run shared env LD_LIBRARY_PATH="$$lib" "$$work/app-shared"; \
+	echo "== rpath: $(CC) $(EX_CFLAGS) $(CI_EXAMPLE) -o $$work/app-rpath $$shared_flags -Wl,-rpath,$$pc_libdir $(LDFLAGS)"; \
+	$(CC) $(EX_CFLAGS) $(CI_EXAMPLE) -o "$$work/app-rpath" $$shared_flags -Wl,-rpath,"$$pc_libdir" $(LDFLAGS); \
+	$(READELF) -d "$$work/app-rpath" | grep -E '\((RUNPATH|RPATH)\)' | grep -qF "[$$lib]" || fail "app-rpath carries no RUNPATH $$lib"; \
+	env -u LD_LIBRARY_PATH ldd "$$work/app-rpath" | grep -q "libiadsr\.so\.$(SOVERSION) => $$lib/libiadsr\.so\.$(SOVERSION) " \
+	    || fail "ldd does not resolve app-rpath's libiadsr.so.$(SOVERSION) through its RUNPATH"; \
+	run rpath env -u LD_LIBRARY_PATH "$$work/app-rpath"; \
+	echo "== static: $(CC) $(EX_CFLAGS) $(CI_EXAMPLE) -o $$work/app-static $$static_flags $(LDFLAGS)"; \
+	$(CC) $(EX_CFLAGS) $(CI_EXAMPLE) -o "$$work/app-static" $$static_flags $(LDFLAGS); \
+	if needed "$$work/app-static" | grep -q libiadsr; then fail "app-static needs `needed "$$work/app-static" | grep libiadsr`"; fi; \
+	if ldd "$$work/app-static" | grep -q libiadsr; then fail "ldd lists libiadsr for app-static"; fi; \
+	run static env -u LD_LIBRARY_PATH "$$work/app-static"; \
+	echo "== cmake: find_package(iadsr) from $$root (tests/cmake)"; \
+	CC='$(CC)' $(CMAKE) -S tests/cmake -B "$$work/cmake" -DCMAKE_PREFIX_PATH="$$root" \
+	    -DIADSR_EXAMPLE='$(CURDIR)/$(CI_EXAMPLE)' -DIADSR_EXPECT_VERSION=$(VERSION) \
+	    > "$$work/cmake-configure.log" 2>&1 || { cat "$$work/cmake-configure.log" >&2; fail "cmake could not configure tests/cmake"; }; \
+	grep 'iadsr $(VERSION) from' "$$work/cmake-configure.log"; \
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(CMAKE) --build "$$work/cmake" > "$$work/cmake-build.log" 2>&1 \
+	    || { cat "$$work/cmake-build.log" >&2; fail "cmake --build tests/cmake failed"; }; \
+	needed "$$work/cmake/app_shared" | grep -qx 'libiadsr\.so\.$(SOVERSION)' || fail "CMake's app_shared does not need libiadsr.so.$(SOVERSION)"; \
+	if needed "$$work/cmake/app_static" | grep -q libiadsr; then fail "CMake's app_static needs a libiadsr.so"; fi; \
+	run cmake-shared env -u LD_LIBRARY_PATH "$$work/cmake/app_shared"; \
+	run cmake-static env -u LD_LIBRARY_PATH "$$work/cmake/app_static"; \
+	page="$$root/share/man/man1/iadsr.1"; \
+	if command -v groff >/dev/null 2>&1; then \
+	  groff -man -ww -z "$$page" > "$$work/groff-warnings.txt" 2>&1 || true; \
+	  if [ -s "$$work/groff-warnings.txt" ]; then cat "$$work/groff-warnings.txt" >&2; fail "groff -man -ww warns about $$page"; fi; \
+	fi; \
+	if command -v man >/dev/null 2>&1; then \
+	  echo "== man -l $$page"; \
+	  LC_ALL=C MANWIDTH=80 MAN_DISABLE_SECCOMP=1 man -l - < "$$page" > "$$work/iadsr.1.txt" 2>"$$work/man-stderr.txt" || { cat "$$work/man-stderr.txt" >&2; fail "man -l could not render $$page"; }; \
+	elif command -v groff >/dev/null 2>&1; then \
+	  echo "== groff -man -Tascii $$page (no man installed)"; \
+	  groff -man -Tascii -P-c -P-b -P-u "$$page" > "$$work/iadsr.1.txt"; \
+	else fail "neither man nor groff is installed (apt-get install man-db)"; fi; \
+	cmds=`"$$root/bin/iadsr" --help | awk '/^Commands:$$/ { on = 1; next } on && /^$$/ { exit } on && /^  [a-z]/ && $$1 != "help" { print $$1 }'`; \
+	[ -n "$$cmds" ] || fail "no command list in iadsr --help"; \
+	for c in $$cmds; do grep -q "^   iadsr $$c\$$" "$$work/iadsr.1.txt" || fail "the rendered man page has no section 'iadsr $$c'"; done; \
+	for s in NAME SYNOPSIS DESCRIPTION COMMANDS OPTIONS 'EXIT STATUS'; do grep -q "^$$s\$$" "$$work/iadsr.1.txt" || fail "the rendered man page has no $$s"; done; \
+	grep -q -e '--semantic EMB.npy' "$$work/iadsr.1.txt" || fail "the rendered man page lacks train's --semantic option"; \
+	echo "check-install: man page OK (`echo $$cmds | wc -w` commands, `wc -l < "$$work/iadsr.1.txt"` lines rendered)"
+	$(MAKE) --no-print-directory uninstall $(CI_INSTALL_VARS)
+	@left=`find '$(CI_ROOT)' ! -type d`; \
+	if [ -n "$$left" ]; then echo "$$left" >&2; echo "check-install: FAILED: make uninstall left the files above" >&2; exit 1; fi
+	@echo "check-install: OK (make install into $(CI_ROOT); the example built and run against it: shared, rpath, static via libiadsr-static.pc, CMake iadsr::iadsr and iadsr::iadsr_static; man page; uninstall complete)"
+
+# ---------------------------------------------------------------------------
+# dist: build/libiadsr-VERSION.tar.gz holding every file git tracks, as it
+# is in the working tree (uncommitted edits of tracked files included; a new
+# file must be git-added to be shipped), under libiadsr-VERSION/, with
+# sorted names, owner 0 and the mtime of the last commit. For a release, run
+# it in a clean checkout of the tag. distcheck unpacks that tarball into
+# build/distcheck, builds it with WERROR=1, runs its bin/iadsr --version and
+# its make check-install.
+# ---------------------------------------------------------------------------
+DIST_NAME := libiadsr-$(VERSION)
+DIST_TARBALL := build/$(DIST_NAME).tar.gz
+DIST_DIR := build/dist
+DISTCHECK_DIR := $(CURDIR)/build/distcheck
+
+dist:
+	@command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1 || \
+	    { echo "dist: needs git and a git checkout (the tarball holds the files git tracks)" >&2; exit 1; }
+	@rm -rf '$(DIST_DIR)' '$(DIST_TARBALL)' && mkdir -p '$(DIST_DIR)/$(DIST_NAME)'
+	@set -e; \
+	git -c core.quotepath=off ls-files > '$(DIST_DIR)/tracked.txt'; \
+	while read -r f; do \
+	  if [ -f "$$f" ] || [ -L "$$f" ]; then printf '%s\n' "$$f"; else printf '%s\n' "$$f" >> '$(DIST_DIR)/gone.txt'; fi; \
+	done < '$(DIST_DIR)/tracked.txt' > '$(DIST_DIR)/files.txt'; \
+	tar -cf - --verbatim-files-from -T '$(DIST_DIR)/files.txt' | tar -xf - -C '$(DIST_DIR)/$(DIST_NAME)'; \
+	mtime=`git log -1 --format=%ct 2>/dev/null || echo 0`; \
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$${mtime:-0} \
+	    -C '$(DIST_DIR)' -cf - '$(DIST_NAME)' | gzip -9n > '$(DIST_TARBALL).tmp'; \
+	mv -f '$(DIST_TARBALL).tmp' '$(DIST_TARBALL)'; \
+	changed=`git status --porcelain --untracked-files=no | wc -l`; \
+	untracked=`git ls-files --others --exclude-standard | wc -l`; \
+	if [ "$$changed" -ne 0 ]; then echo "dist: note: $$changed tracked file(s) differ from the last commit; the tarball has their working-tree content"; fi; \
+	if [ "$$untracked" -ne 0 ]; then echo "dist: note: $$untracked untracked file(s) are not in the tarball (git add them to ship them)"; fi; \
+	if [ -s '$(DIST_DIR)/gone.txt' ]; then echo "dist: note: `wc -l < '$(DIST_DIR)/gone.txt'` tracked file(s) deleted from the working tree are not in the tarball"; fi; \
+	echo "dist: $(DIST_TARBALL) (`wc -l < '$(DIST_DIR)/files.txt'` files, `wc -c < '$(DIST_TARBALL)'` bytes)"
+
+distcheck: dist
+	@rm -rf '$(DISTCHECK_DIR)' && mkdir -p '$(DISTCHECK_DIR)'
+	tar -xzf '$(DIST_TARBALL)' -C '$(DISTCHECK_DIR)'
+	$(MAKE) -C '$(DISTCHECK_DIR)/$(DIST_NAME)' WERROR=1 all
+	@v=`'$(DISTCHECK_DIR)/$(DIST_NAME)/bin/iadsr' --version | head -n 1`; echo "distcheck: bin/iadsr --version: $$v"; \
+	case "$$v" in "iadsr $(VERSION) "*) ;; *) echo "distcheck: FAILED: expected 'iadsr $(VERSION) ...'" >&2; exit 1;; esac
+	$(MAKE) -C '$(DISTCHECK_DIR)/$(DIST_NAME)' WERROR=1 check-install
+	@echo "distcheck: OK ($(DIST_TARBALL) unpacks, builds with WERROR=1, and passes make check-install)"
 
 # ---------------------------------------------------------------------------
 # Mechanical checks.

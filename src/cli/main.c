@@ -9,8 +9,9 @@
 static const char top_help[] =
     "Usage: iadsr <command> [options]\n"
     "\n"
-    "Train and serve SASRec next-item recommenders, and denoise their\n"
-    "training sequences with IADSR (libiadsr).\n"
+    "Train, evaluate and serve next-item recommenders (SASRec, GRU4Rec\n"
+    "or Caser backbone), and denoise their training sequences with IADSR\n"
+    "(libiadsr).\n"
     "\n"
     "Commands:\n"
     "  import        turn an interaction log (CSV, TSV, MovieLens, RecBole)\n"
