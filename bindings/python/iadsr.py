@@ -6,9 +6,10 @@ outputs are array.array / memoryview objects.  See README.md next to this
 file for the full description; include/iadsr.h is the contract this module
 mirrors.
 
-Library lookup: $IADSR_LIBRARY (a path; used alone when set), else
-<repo>/lib/libiadsr.so relative to this file, else
-ctypes.util.find_library('iadsr').  The binding is written for libiadsr 0.3
+Library lookup: $IADSR_LIBRARY (a path; used alone when set), else the
+copy bundled by the pip package (iadsr.libs/libiadsr.so.* next to this
+file), else <repo>/lib/libiadsr.so relative to this file (the source
+tree), else ctypes.util.find_library('iadsr').  The binding is written for libiadsr 0.3
 and accepts a library 0.y.z with y >= 3 (later 0.x minors only append to the
 params structs and the binding passes its own struct_size).
 
@@ -27,6 +28,7 @@ import ctypes.util
 import math
 import operator
 import os
+import signal
 import threading
 
 __all__ = [
@@ -178,12 +180,27 @@ _PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int,
 # ---------------------------------------------------------------------------
 
 
+# Where the pip package (bindings/python/setup.py) puts its copy of the
+# library: a directory next to this module, named after the SONAME inside.
+BUNDLE_DIR = 'iadsr.libs'
+
+
+def _bundled(here):
+    d = os.path.join(here, BUNDLE_DIR)
+    try:
+        names = sorted(n for n in os.listdir(d)
+                       if n.startswith('libiadsr.so'))
+    except OSError:
+        return []
+    return [os.path.join(d, n) for n in names]
+
+
 def _candidates():
     env = os.environ.get('IADSR_LIBRARY')
     if env:
         return [env]  # an explicit choice is never silently replaced
     here = os.path.dirname(os.path.abspath(__file__))
-    out = []
+    out = _bundled(here)
     local = os.path.normpath(os.path.join(here, '..', '..', 'lib',
                                           'libiadsr.so'))
     if os.path.exists(local):
@@ -1612,19 +1629,103 @@ def _progress_callback(callback, errors, stop=None):
     return _PROGRESS_FN(cb)
 
 
+class _DeferSigint:
+    """Ctrl-C during a training call (Trainer.fit, pipeline).
+
+    The library calls back only between epochs, and a Python signal handler
+    runs only when Python code runs: with the default handler, Ctrl-C would
+    either wait for the end of the whole fit (no callback) or raise
+    KeyboardInterrupt inside the ctypes callback, where ctypes prints it and
+    drops it.  So while the call runs on the main thread with Python's
+    default SIGINT handler (signal.default_int_handler), SIGINT only sets a
+    flag; the progress callback (installed by the binding when the caller
+    gave none) returns non-zero when the flag is set, the library stops
+    after the current epoch and keeps the best weights, the previous handler
+    is put back, and the caller gets KeyboardInterrupt.  Elsewhere (another
+    thread, SIG_IGN, a handler of the application's own) nothing changes.
+    Nested calls (a fit inside a fit callback) share one installation."""
+
+    _depth = 0         # active instances on the main thread
+    _prev = None       # the handler to restore when _depth drops to 0
+    _hit = False       # SIGINT seen since the outermost instance started
+
+    def __init__(self):
+        self.active = False
+        self.hit = False   # after __exit__: SIGINT arrived
+
+    @staticmethod
+    def _handler(signum, frame):
+        _DeferSigint._hit = True
+
+    def __enter__(self):
+        cls = _DeferSigint
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        if cls._depth == 0:
+            try:
+                prev = signal.getsignal(signal.SIGINT)
+                if prev is not signal.default_int_handler:
+                    return self
+                signal.signal(signal.SIGINT, cls._handler)
+            except (ValueError, OSError, AttributeError):
+                return self  # e.g. a subinterpreter: leave signals alone
+            cls._prev, cls._hit = prev, False
+        cls._depth += 1
+        self.active = True
+        return self
+
+    def interrupted(self):
+        return self.active and _DeferSigint._hit
+
+    def __exit__(self, *exc):
+        if not self.active:
+            return False
+        cls = _DeferSigint
+        cls._depth -= 1
+        self.active = False
+        self.hit = cls._hit
+        if cls._depth == 0:
+            # signal.signal() runs the pending Python-level handlers (ours
+            # among them) before it replaces the handler, so a late SIGINT
+            # is not lost; if another signal's handler raises there, the
+            # second call restores the handler and the exception goes on
+            prev = cls._prev
+            try:
+                signal.signal(signal.SIGINT, prev)
+            except BaseException:
+                signal.signal(signal.SIGINT, prev)
+                raise
+            finally:
+                self.hit = cls._hit
+                cls._prev, cls._hit = None, False
+        return False
+
+
 def _run_with_callback(name, callback, args_before, args_after=(),
                        stop=None):
     """Call a C function that takes (cb, user_data); returns True when it
-    ran to the end, False when the callback (or stop()) asked to stop."""
+    ran to the end, False when the callback (or stop()) asked to stop.
+    Raises KeyboardInterrupt after the call when SIGINT arrived during it
+    (see _DeferSigint: the call then stops after the current epoch)."""
     errors = []
-    wrapped = callback is not None or stop is not None
-    cb = _progress_callback(callback, errors, stop) if wrapped \
-        else _PROGRESS_FN()
-    _f.clear_error()
-    st = getattr(_f, name)(*args_before, cb, None, *args_after)
-    detail = _text(_f.last_error()) if st != OK else ''
+    sigint = _DeferSigint()
+    with sigint:
+        wrapped = callback is not None or stop is not None or sigint.active
+        if sigint.active:
+            user_stop = stop
+
+            def stop():
+                return sigint.interrupted() or bool(
+                    user_stop is not None and user_stop())
+        cb = _progress_callback(callback, errors, stop) if wrapped \
+            else _PROGRESS_FN()
+        _f.clear_error()
+        st = getattr(_f, name)(*args_before, cb, None, *args_after)
+        detail = _text(_f.last_error()) if st != OK else ''
     if errors:
         raise errors[0]
+    if sigint.hit and st in (OK, ERR_ABORTED):
+        raise KeyboardInterrupt
     if st == ERR_ABORTED and wrapped:
         return False
     if st != OK:
@@ -1730,7 +1831,15 @@ class Trainer(_Object):
         close() during fit (from the callback, or from another thread) is
         deferred: training stops after the current epoch, fit returns False
         (or re-raises the callback's exception) and the handle is freed as
-        fit returns."""
+        fit returns.
+
+        Ctrl-C (SIGINT) while fit runs on the main thread, with or without
+        a callback: training stops after the current epoch (the library
+        checks between epochs), the previous SIGINT handler is restored and
+        fit raises KeyboardInterrupt; snapshot() still gives the best model
+        so far.  This needs Python's default SIGINT handler; with SIG_IGN or
+        a handler of your own, or on another thread, signals are left
+        alone."""
         with self._exclusive() as tp:
             return _run_with_callback('trainer_fit', callback, (tp,),
                                       stop=lambda: self.closed)
@@ -2228,7 +2337,8 @@ def pipeline(dataset, semantic, model=None, train=None, denoise=None,
     defaults to the dataset's).  Returns (result dict, retrained Model,
     cleaned Dataset); result['test'] is a metrics dict.  A callback that
     stops training raises IadsrError (ABORTED): the pipeline has no
-    partial result."""
+    partial result; Ctrl-C stops it after the current epoch and raises
+    KeyboardInterrupt (as Trainer.fit)."""
     model = dict(model or {})
     n_items = model.pop('n_items', dataset.n_items)
     mp = _model_params(n_items, **model)

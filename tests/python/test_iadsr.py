@@ -21,7 +21,15 @@ import threading
 import unittest
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(_HERE, '..', '..', 'bindings', 'python'))
+# IADSR_TEST_REPO: the repository (include/iadsr.h, bin/iadsr); default: the
+# one this file is in.  IADSR_TEST_INSTALLED=1: test the installed iadsr
+# (tests/python/check_package.sh), not bindings/python of the repository.
+_REPO = os.path.abspath(os.environ.get('IADSR_TEST_REPO')
+                        or os.path.join(_HERE, '..', '..'))
+_INSTALLED = os.environ.get('IADSR_TEST_INSTALLED', '') not in ('', '0')
+_BINDINGS = os.path.join(_REPO, 'bindings', 'python')
+if not _INSTALLED:
+    sys.path.insert(0, _BINDINGS)
 
 import iadsr  # noqa: E402
 
@@ -145,7 +153,7 @@ class TestPrototypes(unittest.TestCase):
     """The binding's ctypes prototypes against include/iadsr.h: a function
     whose parameter list changes in the header must change here too."""
 
-    HEADER = os.path.join(_HERE, '..', '..', 'include', 'iadsr.h')
+    HEADER = os.path.join(_REPO, 'include', 'iadsr.h')
 
     def header_arity(self):
         import re
@@ -173,19 +181,46 @@ class TestPrototypes(unittest.TestCase):
 
 
 class TestLoading(unittest.TestCase):
-    def _run(self, code, **env):
+    def _run(self, code, cwd=None, **env):
         e = dict(os.environ)
         e.pop('IADSR_LIBRARY', None)
         e.update(env)
+        if cwd is None:  # the module under test is the one imported
+            cwd = tempfile.gettempdir() if _INSTALLED else _BINDINGS
         return subprocess.run(
             [sys.executable, '-c', code], env=e, capture_output=True,
-            text=True, timeout=60,
-            cwd=os.path.join(_HERE, '..', '..', 'bindings', 'python'))
+            text=True, timeout=60, cwd=cwd)
 
     def test_repo_lib_fallback(self):
         r = self._run('import iadsr; print(iadsr.LIBRARY_PATH)')
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertTrue(r.stdout.strip().endswith('lib/libiadsr.so'))
+        if _INSTALLED:  # the package's own copy
+            here = os.path.dirname(os.path.abspath(iadsr.__file__))
+            self.assertEqual(os.path.dirname(r.stdout.strip()),
+                             os.path.join(here, iadsr.BUNDLE_DIR))
+        else:
+            self.assertTrue(r.stdout.strip().endswith('lib/libiadsr.so'))
+
+    def test_bundled_library_first(self):
+        # the pip package's layout: iadsr.py with iadsr.libs/ beside it is
+        # loaded from there, before any other candidate; IADSR_LIBRARY
+        # still wins
+        with tempfile.TemporaryDirectory() as d:
+            with open(iadsr.__file__, 'rb') as fh:
+                src = fh.read()
+            with open(os.path.join(d, 'iadsr.py'), 'wb') as fh:
+                fh.write(src)
+            os.mkdir(os.path.join(d, iadsr.BUNDLE_DIR))
+            lib = os.path.join(d, iadsr.BUNDLE_DIR, 'libiadsr.so.0.3')
+            os.symlink(os.path.realpath(iadsr.LIBRARY_PATH), lib)
+            code = 'import iadsr; print(iadsr.__file__, iadsr.LIBRARY_PATH)'
+            r = self._run(code, cwd=d)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.split(),
+                             [os.path.join(d, 'iadsr.py'), lib])
+            r = self._run(code, cwd=d, IADSR_LIBRARY=iadsr.LIBRARY_PATH)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.split()[1], iadsr.LIBRARY_PATH)
 
     def test_bad_library_path(self):
         r = self._run('import iadsr', IADSR_LIBRARY='/nonexistent/lib.so')
@@ -743,7 +778,7 @@ class TestInference(TempDirMixin, unittest.TestCase):
                 iadsr.metrics_from_ranks([1], ks=bad)
 
     def test_evaluate_keys_and_numbers_of_the_cli(self):
-        cli = os.path.join(_HERE, '..', '..', 'bin', 'iadsr')
+        cli = os.path.join(_REPO, 'bin', 'iadsr')
         if not os.access(cli, os.X_OK):
             self.skipTest('bin/iadsr not built')
         mpath = os.path.join(self.tmp, 'm.iadsr')

@@ -25,9 +25,14 @@ import threading
 import unittest
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_BINDINGS = os.path.normpath(os.path.join(_HERE, '..', '..', 'bindings',
-                                          'python'))
-sys.path.insert(0, _BINDINGS)
+# IADSR_TEST_REPO / IADSR_TEST_INSTALLED=1: as in test_iadsr.py (the
+# installed iadsr is tested, here and in the child interpreters).
+_REPO = os.path.abspath(os.environ.get('IADSR_TEST_REPO')
+                        or os.path.join(_HERE, '..', '..'))
+_INSTALLED = os.environ.get('IADSR_TEST_INSTALLED', '') not in ('', '0')
+_BINDINGS = os.path.join(_REPO, 'bindings', 'python')
+if not _INSTALLED:
+    sys.path.insert(0, _BINDINGS)
 
 import iadsr  # noqa: E402
 
@@ -41,7 +46,7 @@ I32, I64 = iadsr._I32, iadsr._I64
 # in the parent (the environment, IADSR_PY_NO_NUMPY included, is inherited).
 _CHILD_PRELUDE = '''
 import array, gc, math, os, random, sys, threading, time
-sys.path.insert(0, %r)
+%s
 import iadsr
 np = iadsr.np
 I32, I64 = iadsr._I32, iadsr._I64
@@ -57,7 +62,7 @@ def tolist(x):
 def flat(x):
     """Every value of a (batch) result, row-major, as one list."""
     return x.ravel().tolist() if hasattr(x, 'ravel') else list(x)
-''' % _BINDINGS
+''' % ('' if _INSTALLED else 'sys.path.insert(0, %r)' % _BINDINGS)
 
 
 def run_child(test, code, timeout=240):
