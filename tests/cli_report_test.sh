@@ -147,7 +147,7 @@ run "$BIN" train --data nz.txt --out md.iadsr --semantic s.npy --gate detect \
     --epochs 3 --log md.jsonl $TARGS
 expect_rc "train --gate detect --log" 0
 # shellcheck disable=SC2086
-run "$BIN" train --data nz.txt --out mp.iadsr --semantic s.npy --epochs 2 \
+run "$BIN" train --data nz.txt --out mp.iadsr --semantic s.npy --gate paper --epochs 2 \
     --theta 0.5 --log mp.jsonl $TARGS
 expect_rc "train with the paper's gate" 0
 # shellcheck disable=SC2086
