@@ -1,7 +1,9 @@
 /* serve_topk: a service that loads one model and serves top-K requests from
  * several worker threads sharing it, reporting requests/s and latency
  * percentiles. The model is WORKDIR/model.iadsr if it loads; otherwise a
- * small SASRec is trained on synthetic data and saved there.
+ * small SASRec is trained on synthetic data and saved there. Finally it
+ * serves a cold user, a history with an unknown id and an allow-listed page
+ * with iadsr_ctx_topk_v2().
  * Usage: serve_topk WORKDIR [N_THREADS [N_REQUESTS]]   (defaults 4, 20000)
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
@@ -208,6 +210,89 @@ static double pct_us(const int64_t *sorted, int64_t n, int p)
     int64_t idx = (n * p + 99) / 100 - 1;
     if (idx < 0) idx = 0;
     return (double)sorted[idx] / 1e3;
+}
+
+/* Requests beyond a plain history, with one iadsr_topk_params each:
+ * - a new user with no history gets the most popular items (the model has
+ *   no popularity: the host passes item counts, here from its request log);
+ * - a history holding an id the model does not know (an item added to the
+ *   catalogue after training) is served without it instead of failing;
+ * - a page that may only show some items (an allow-list: here the first
+ *   topic, ids 1..TOPIC_SIZE) and never the one on screen (a deny-list). */
+static int serve_requests(iadsr_ctx *ctx, const int32_t *items,
+                          const int64_t *offsets, long n_req, int32_t k)
+{
+    int32_t n_items = iadsr_model_n_items(iadsr_ctx_model(ctx));
+    int32_t top[K], plain[K], allow[TOPIC_SIZE], deny[1] = {1};
+    int32_t n_found = 0, n_skipped = 0, n_allow = 0, seq[MAX_REQ_LEN + 1];
+    float *pop = calloc((size_t)n_items + 1, sizeof *pop);
+    iadsr_topk_params req;
+    int rc = 1;
+
+    if (!pop) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    for (int64_t i = 0; i < offsets[n_req]; i++)
+        pop[items[i]] += 1.0f;
+
+    /* a cold user: the item counts, exactly */
+    iadsr_topk_params_init(&req);
+    req.cold_item_scores = pop;
+    req.n_cold_item_scores = (int64_t)n_items + 1;
+    float counts[K];
+    TRY("iadsr_ctx_topk_v2 (cold user)",
+        iadsr_ctx_topk_v2(ctx, NULL, 0, k, &req, top, counts, &n_found, NULL));
+    printf("cold user (item counts as fallback): %d results, top %d (%.0f "
+           "requests) %d (%.0f)\n", (int)n_found, (int)top[0],
+           (double)counts[0], (int)top[k > 1 ? 1 : 0],
+           (double)counts[k > 1 ? 1 : 0]);
+
+    /* request 1 with an unknown id inserted before its last item */
+    int32_t n = (int32_t)(offsets[2] - offsets[1]);
+    memcpy(seq, items + offsets[1], (size_t)n * sizeof *seq);
+    seq[n] = seq[n - 1];
+    seq[n - 1] = n_items + 1000;
+    iadsr_topk_params_init(&req);
+    req.flags = IADSR_TOPK_EXCLUDE_HISTORY | IADSR_TOPK_SKIP_UNKNOWN;
+    TRY("iadsr_ctx_topk_v2 (unknown id)",
+        iadsr_ctx_topk_v2(ctx, seq, n + 1, k, &req, top, NULL, &n_found,
+                          &n_skipped));
+    TRY("iadsr_ctx_topk (check)",
+        iadsr_ctx_topk(ctx, items + offsets[1], n, k,
+                       IADSR_TOPK_EXCLUDE_HISTORY, plain, NULL));
+    if (memcmp(top, plain, (size_t)k * sizeof *top) != 0) {
+        fprintf(stderr, "the history with an unknown id was not served as "
+                "the history without it\n");
+        goto done;
+    }
+    printf("history with unknown id %d: %d id skipped, same top-%d as "
+           "without it\n", (int)(n_items + 1000), (int)n_skipped, (int)k);
+
+    /* request 0 on a page of the first topic, item 1 already on screen */
+    for (int32_t j = 1; j <= TOPIC_SIZE && j <= n_items; j++)
+        allow[n_allow++] = j;
+    req.allow_ids = allow;
+    req.n_allow = n_allow;
+    req.deny_ids = deny;
+    req.n_deny = 1;
+    req.flags = IADSR_TOPK_EXCLUDE_HISTORY;
+    n = (int32_t)(offsets[1] - offsets[0]);
+    TRY("iadsr_ctx_topk_v2 (allow-list)",
+        iadsr_ctx_topk_v2(ctx, items, n, k, &req, top, NULL, &n_found, NULL));
+    for (int32_t i = 0; i < n_found; i++)
+        if (top[i] < 1 || top[i] > n_allow || top[i] == deny[0]) {
+            fprintf(stderr, "item %d is outside the allow-list\n",
+                    (int)top[i]);
+            goto done;
+        }
+    printf("allow-list of items 1..%d minus item 1: %d results, first %d; "
+           "the rest (if any) padded with -1\n", (int)n_allow, (int)n_found,
+           (int)top[0]);
+    rc = 0;
+done:
+    free(pop);
+    return rc;
 }
 
 static long parse_arg(const char *s, long lo, long hi, const char *what)
@@ -420,6 +505,10 @@ int main(int argc, char **argv)
     printf("verified %ld sampled requests sequentially: identical top-%d "
            "ids (request 0 -> %d %d %d ...)\n", n_checked, (int)k,
            (int)ids[0], (int)ids[k > 1 ? 1 : 0], (int)ids[k > 2 ? 2 : 0]);
+
+    /* 5. Requests a live service meets, through iadsr_ctx_topk_v2(). */
+    if (serve_requests(check_ctx, req_items, req_offsets, n_req, k) != 0)
+        goto done;
     rc = 0;
 done:
     iadsr_ctx_free(check_ctx);

@@ -1153,6 +1153,170 @@ IADSR_API int iadsr_ctx_user_vector_batch(iadsr_ctx *c, const int32_t *items,
                                           const int64_t *offsets,
                                           int64_t n_users, float *out);
 
+/** iadsr_topk_params.flags bit (iadsr_ctx_topk_v2() and
+ *  iadsr_ctx_topk_batch_v2() only): skip history ids outside 1..n_items
+ *  (0, negative, too large, e.g. items added to the catalogue after the
+ *  model was trained) instead of failing with IADSR_ERR_OUT_OF_RANGE. The
+ *  number skipped is reported per user; the result equals that of the
+ *  history without them. iadsr_ctx_topk(), iadsr_ctx_topk_batch() and
+ *  iadsr_eval_params.flags do not accept it (IADSR_ERR_UNSUPPORTED).
+ *  @since 0.3.0 */
+#define IADSR_TOPK_SKIP_UNKNOWN 2u
+
+/**
+ * A top-K request for iadsr_ctx_topk_v2() and iadsr_ctx_topk_batch_v2():
+ * what the history's items become when some are unknown, what a user with
+ * no history gets, and which items may be returned. Fill with
+ * iadsr_topk_params_init() (no flag, no fallback, no filter: the results
+ * of iadsr_ctx_topk()), then set what you need. NULL means those defaults.
+ *
+ * The arrays are borrowed for the duration of the call only. In a batch
+ * the same request (fallback and filters) applies to every user.
+ *
+ * Cold users: a user whose history is empty (n_seq == 0, an empty row of
+ * the batch, or every id skipped by IADSR_TOPK_SKIP_UNKNOWN) is scored
+ * from the fallback the request gives, at most one of:
+ * - cold_item_scores: the host's own scores, typically popularity (item
+ *   counts as floats); the returned scores are these values, exactly;
+ * - cold_user_vector: a user representation h of d = iadsr_model_dim()
+ *   floats (e.g. the mean of iadsr_ctx_user_vector() over recent users);
+ *   the scores are its dot products with the item table, computed as
+ *   iadsr_ctx_score() computes them from a history's h.
+ * Without a fallback an empty history fails with IADSR_ERR_INVALID_ARG, as
+ * in iadsr_ctx_topk(). The model itself carries no popularity.
+ *
+ * Candidate filters: allow_ids (only these items may be returned) and
+ * deny_ids (these never are), each an array of item ids in 1..n_items in
+ * any order; duplicates are harmless. They combine with each other and
+ * with IADSR_TOPK_EXCLUDE_HISTORY: an item is a candidate when it is in
+ * the allow-list (if there is one), not in the deny-list, not (with the
+ * flag) in the history, and its score is neither -INFINITY nor NaN.
+ * allow_ids == NULL means no allow-list (every item allowed); a non-NULL
+ * allow_ids with n_allow == 0 is an empty allow-list, so nothing is
+ * returned.
+ *
+ * The layout is frozen (fields are only appended): 72 bytes on 64-bit
+ * platforms, the oldest size the library accepts.
+ */
+typedef struct iadsr_topk_params {
+    uint32_t struct_size;  /**< sizeof(iadsr_topk_params); set by _init */
+    uint32_t flags;        /**< IADSR_TOPK_EXCLUDE_HISTORY,
+                                IADSR_TOPK_SKIP_UNKNOWN; default 0 */
+    const float *cold_item_scores; /**< NULL (default) or the scores of a
+                                cold user, n_items + 1 floats indexed by item
+                                id like iadsr_ctx_score()'s output (entry 0
+                                is ignored; -INFINITY or NaN entries are
+                                never returned) */
+    int64_t n_cold_item_scores; /**< length of cold_item_scores: n_items + 1,
+                                or 0 when it is NULL */
+    const float *cold_user_vector; /**< NULL (default) or a cold user's
+                                representation, d finite floats */
+    int64_t cold_user_vector_dim; /**< length of cold_user_vector: d =
+                                iadsr_model_dim(), or 0 when it is NULL */
+    const int32_t *allow_ids; /**< NULL (default): no allow-list; else the
+                                only items that may be returned */
+    int64_t n_allow;       /**< entries of allow_ids, >= 0; 0 when NULL */
+    const int32_t *deny_ids; /**< NULL (default) or items never returned */
+    int64_t n_deny;        /**< entries of deny_ids, >= 0; 0 when NULL */
+} iadsr_topk_params;
+
+/** Fill @p p with the defaults (struct_size included): no flag, no
+ *  cold-user fallback, no filter. NULL is a no-op. @since 0.3.0 */
+IADSR_API void iadsr_topk_params_init(iadsr_topk_params *p);
+
+/**
+ * The @p k best next items after @p seq under the request @p p, best first:
+ * iadsr_ctx_topk() with unknown-id skipping, cold-user fallbacks and
+ * candidate filters (see iadsr_topk_params). With @p p NULL (or fresh from
+ * iadsr_topk_params_init()) and n_seq >= 1 the result is that of
+ * iadsr_ctx_topk(c, seq, n_seq, k, 0, ...), bitwise; a warm user's scores
+ * are those of iadsr_ctx_score() for the history (unknown ids removed).
+ *
+ * Order and padding: by decreasing score; equal scores by increasing item
+ * id (deterministic). When fewer than @p k items are candidates (filters,
+ * the excluded history, k > n_items), the first *n_found_out entries are
+ * the results and the rest are padding, -1 in @p ids_out and -INFINITY in
+ * @p scores_out.
+ *
+ * @param c             the context
+ * @param seq           the history, oldest first; borrowed; only the last
+ *                      max_seq_len valid ids are encoded. May be NULL when
+ *                      @p n_seq is 0.
+ * @param n_seq         >= 0; 0 is a cold user
+ * @param k             >= 1; may exceed the number of candidates (and
+ *                      n_items)
+ * @param p             the request; NULL = defaults
+ * @param ids_out       receives k item ids
+ * @param scores_out    NULL or receives k scores
+ * @param n_found_out   NULL or receives the number of results (0..k)
+ * @param n_skipped_out NULL or receives the number of history ids skipped
+ *                      by IADSR_TOPK_SKIP_UNKNOWN (0 without the flag)
+ * @return IADSR_OK;
+ *         IADSR_ERR_INVALID_ARG (a NULL or foreign context, NULL @p ids_out,
+ *         NULL @p seq with n_seq > 0, n_seq < 0, k < 1, struct_size below
+ *         72 or implausibly large, a negative count, a NULL array with a
+ *         non-zero count, both cold fallbacks set, an empty history without
+ *         a fallback);
+ *         IADSR_ERR_OUT_OF_RANGE (a history id outside 1..n_items without
+ *         IADSR_TOPK_SKIP_UNKNOWN, or an allow/deny id outside 1..n_items);
+ *         IADSR_ERR_DIM_MISMATCH (n_cold_item_scores != n_items + 1 or
+ *         cold_user_vector_dim != d with the array set);
+ *         IADSR_ERR_NUMERIC (cold_user_vector has a NaN or Inf);
+ *         IADSR_ERR_UNSUPPORTED (unknown flag bits, or a larger struct with
+ *         non-zero bytes this library does not know).
+ *         The request is validated in full before anything is scored, even
+ *         parts the call does not use (a fallback for a warm user); the
+ *         outputs are written only on success. Never allocates.
+ *
+ * Thread-safety: one thread per ctx; the request's arrays may be shared
+ * read-only by many threads. @since 0.3.0
+ */
+IADSR_API int iadsr_ctx_topk_v2(iadsr_ctx *c, const int32_t *seq,
+                                int32_t n_seq, int32_t k,
+                                const iadsr_topk_params *p, int32_t *ids_out,
+                                float *scores_out, int32_t *n_found_out,
+                                int32_t *n_skipped_out);
+
+/**
+ * iadsr_ctx_topk_v2() for a batch of histories in CSR form: user u's are
+ * items[offsets[u] .. offsets[u+1]), and an empty row is a cold user. Row u
+ * of @p ids_out / @p scores_out (k entries each, row-major) is user u's
+ * answer, as iadsr_ctx_topk_v2() gives it for that history and request up
+ * to float rounding of the scores (warm users are encoded and scored
+ * max_batch at a time, as by iadsr_ctx_topk_batch()). Every cold user of
+ * the batch gets the same row.
+ *
+ * @param c             the context
+ * @param items         the ids of all histories; may be NULL when every
+ *                      history is empty (offsets[n_users] == 0)
+ * @param offsets       n_users + 1 entries, offsets[0] == 0, non-decreasing
+ * @param n_users       >= 1
+ * @param k             >= 1, results per user
+ * @param p             the request, applied to every user; NULL = defaults
+ * @param ids_out       receives n_users * k ids
+ * @param scores_out    NULL or receives n_users * k scores
+ * @param out_cap       capacity of @p ids_out (and of @p scores_out when
+ *                      not NULL) in entries, >= n_users * k
+ * @param n_found_out   NULL or n_users entries: results per user (0..k)
+ * @param n_skipped_out NULL or n_users entries: ids skipped per user
+ *                      (int64_t, as a history's length in @p offsets)
+ * @return as iadsr_ctx_topk_v2(), IADSR_ERR_INVALID_ARG for NULL
+ *         @p offsets, NULL @p items with ids present, n_users < 1,
+ *         offsets[0] != 0, decreasing offsets or n_users * k beyond
+ *         int64, and IADSR_ERR_BUFFER_TOO_SMALL for out_cap < n_users * k
+ *         (as iadsr_ctx_score_batch(); the message gives the capacity
+ *         needed); nothing is written
+ *         unless the whole batch succeeds. Never allocates.
+ *
+ * Thread-safety: one thread per ctx. @since 0.3.0
+ */
+IADSR_API int iadsr_ctx_topk_batch_v2(iadsr_ctx *c, const int32_t *items,
+                                      const int64_t *offsets, int64_t n_users,
+                                      int32_t k, const iadsr_topk_params *p,
+                                      int32_t *ids_out, float *scores_out,
+                                      int64_t out_cap, int32_t *n_found_out,
+                                      int64_t *n_skipped_out);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */

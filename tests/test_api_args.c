@@ -121,6 +121,7 @@ START_TEST(test_params_init)
     iadsr_train_params_init(NULL);
     iadsr_ctx_params_init(NULL);
     iadsr_eval_params_init(NULL);
+    iadsr_topk_params_init(NULL);
     iadsr_model_params mp;
     iadsr_train_params tp;
     iadsr_ctx_params cp;
@@ -140,6 +141,15 @@ START_TEST(test_params_init)
     ck_assert(mp.flags == 0 && mp.reserved0 == 0 && tp.flags == 0 &&
               tp.reserved0 == 0 && cp.flags == 0 && cp.reserved0 == 0 &&
               ep.flags == 0);
+    iadsr_topk_params kp;
+    memset(&kp, 0xff, sizeof kp);
+    iadsr_topk_params_init(&kp);
+    ck_assert_uint_eq(kp.struct_size, sizeof kp);
+    ck_assert(kp.flags == 0 && kp.cold_item_scores == NULL &&
+              kp.cold_user_vector == NULL && kp.allow_ids == NULL &&
+              kp.deny_ids == NULL && kp.n_cold_item_scores == 0 &&
+              kp.cold_user_vector_dim == 0 && kp.n_allow == 0 &&
+              kp.n_deny == 0);
 }
 END_TEST
 
@@ -589,6 +599,12 @@ START_TEST(test_ctx_scoring_args)
                       IADSR_ERR_INVALID_ARG);
         TU_EXPECT_ERR(iadsr_ctx_topk_batch(fc[i], s, offs, 2, 5, 0, ids, vals),
                       IADSR_ERR_INVALID_ARG);
+        TU_EXPECT_ERR(iadsr_ctx_topk_v2(fc[i], s, 3, 5, NULL, ids, vals, NULL,
+                                        NULL),
+                      IADSR_ERR_INVALID_ARG);
+        TU_EXPECT_ERR(iadsr_ctx_topk_batch_v2(fc[i], s, offs, 2, 5, NULL, ids,
+                                              vals, 10, NULL, NULL),
+                      IADSR_ERR_INVALID_ARG);
     }
     /* NULL buffers */
     TU_EXPECT_ERR(iadsr_ctx_score(c, NULL, 3, sc, NS), IADSR_ERR_INVALID_ARG);
@@ -609,6 +625,20 @@ START_TEST(test_ctx_scoring_args)
                   IADSR_ERR_INVALID_ARG);
     TU_EXPECT_ERR(iadsr_ctx_topk_batch(c, s, offs, 2, 5, 0, NULL, vals),
                   IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_v2(c, NULL, 3, 5, NULL, ids, vals, NULL,
+                                    NULL),
+                  IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_v2(c, s, 3, 5, NULL, NULL, vals, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_batch_v2(c, NULL, offs, 2, 5, NULL, ids,
+                                          vals, 10, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_batch_v2(c, s, NULL, 2, 5, NULL, ids, vals,
+                                          10, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_batch_v2(c, s, offs, 2, 5, NULL, NULL, vals,
+                                          10, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
     /* zero lengths */
     TU_EXPECT_ERR(iadsr_ctx_score(c, s, 0, sc, NS), IADSR_ERR_INVALID_ARG);
     TU_EXPECT_ERR(iadsr_ctx_score_batch(c, s, offs, 0, sc, 2 * NS),
@@ -628,6 +658,22 @@ START_TEST(test_ctx_scoring_args)
                   IADSR_ERR_INVALID_ARG);
     TU_EXPECT_ERR(iadsr_ctx_topk_batch(c, s, empty_user, 2, 5, 0, ids, vals),
                   IADSR_ERR_INVALID_ARG);
+    /* v2: an empty history needs a cold-user fallback; negative lengths */
+    TU_EXPECT_ERR(iadsr_ctx_topk_v2(c, s, 0, 5, NULL, ids, vals, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_v2(c, s, -1, 5, NULL, ids, vals, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_v2(c, s, 3, 0, NULL, ids, vals, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_batch_v2(c, s, empty_user, 2, 5, NULL, ids,
+                                          vals, 10, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_batch_v2(c, s, offs, 0, 5, NULL, ids, vals,
+                                          10, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
+    TU_EXPECT_ERR(iadsr_ctx_topk_batch_v2(c, s, offs, -1, 5, NULL, ids, vals,
+                                          10, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
     /* out-of-range ids */
     int32_t bad[3] = {1, NI + 1, 3};
     TU_EXPECT_ERR(iadsr_ctx_score(c, bad, 3, sc, NS), IADSR_ERR_OUT_OF_RANGE);
@@ -637,6 +683,21 @@ START_TEST(test_ctx_scoring_args)
                   IADSR_ERR_OUT_OF_RANGE);
     TU_EXPECT_ERR(iadsr_ctx_topk_batch(c, bad, offs, 2, 5, 0, ids, vals),
                   IADSR_ERR_OUT_OF_RANGE);
+    TU_EXPECT_ERR(iadsr_ctx_topk_v2(c, bad, 3, 5, NULL, ids, vals, NULL,
+                                    NULL),
+                  IADSR_ERR_OUT_OF_RANGE);
+    TU_EXPECT_ERR(iadsr_ctx_topk_batch_v2(c, bad, offs, 2, 5, NULL, ids, vals,
+                                          10, NULL, NULL),
+                  IADSR_ERR_OUT_OF_RANGE);
+    iadsr_topk_params kp;
+    iadsr_topk_params_init(&kp);
+    kp.allow_ids = bad;
+    kp.n_allow = 3;
+    TU_EXPECT_ERR(iadsr_ctx_topk_v2(c, s, 3, 5, &kp, ids, vals, NULL, NULL),
+                  IADSR_ERR_OUT_OF_RANGE);
+    kp.struct_size = 0;
+    TU_EXPECT_ERR(iadsr_ctx_topk_v2(c, s, 3, 5, &kp, ids, vals, NULL, NULL),
+                  IADSR_ERR_INVALID_ARG);
     /* capacities and k */
     TU_EXPECT_ERR(iadsr_ctx_score(c, s, 3, sc, NI), IADSR_ERR_BUFFER_TOO_SMALL);
     TU_EXPECT_ERR(iadsr_ctx_score_batch(c, s, offs, 2, sc, 2 * NS - 1),
@@ -645,9 +706,19 @@ START_TEST(test_ctx_scoring_args)
                   IADSR_ERR_INVALID_ARG);
     TU_EXPECT_ERR(iadsr_ctx_topk(c, s, 3, 5, 4u, ids, vals),
                   IADSR_ERR_UNSUPPORTED);
+    TU_EXPECT_ERR(iadsr_ctx_topk_batch_v2(c, s, offs, 2, 5, NULL, ids, vals,
+                                          9, NULL, NULL),
+                  IADSR_ERR_BUFFER_TOO_SMALL);
+    iadsr_topk_params_init(&kp);
+    kp.flags = 4u;
+    TU_EXPECT_ERR(iadsr_ctx_topk_v2(c, s, 3, 5, &kp, ids, vals, NULL, NULL),
+                  IADSR_ERR_UNSUPPORTED);
     /* and the context still works */
     TU_OK(iadsr_ctx_score(c, s, 3, sc, NS));
     TU_OK(iadsr_ctx_topk_batch(c, s, offs, 2, 5, 0, ids, NULL));
+    TU_OK(iadsr_ctx_topk_v2(c, s, 3, 5, NULL, ids, vals, NULL, NULL));
+    TU_OK(iadsr_ctx_topk_batch_v2(c, s, offs, 2, 5, NULL, ids, NULL, 10, NULL,
+                                  NULL));
     close_handles(h);
 }
 END_TEST

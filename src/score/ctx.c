@@ -13,11 +13,14 @@
 #include "math/blas.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 static void free_buffers(iadsr_ctx *c)
 {
-    IADSR__FREE_ALL(c->items, c->pos, c->row_off, c->offs);
+    IADSR__FREE_ALL(c->items, c->kept, c->pos, c->row_off, c->offs);
     IADSR__ALIGNED_FREE_ALL(c->hlast, c->scores, c->topk_keys, c->chunk,
                             c->zl);
     iadsr__encoder_destroy(&c->enc);
@@ -52,6 +55,7 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
         return rc;
     }
     c->items = iadsr__malloc((size_t)rows * sizeof(int32_t));
+    c->kept = iadsr__malloc((size_t)rows * sizeof(int32_t));
     c->pos = iadsr__malloc((size_t)rows * sizeof(int32_t));
     c->row_off = iadsr__malloc(((size_t)c->max_batch + 1) * sizeof(int32_t));
     /* rows rounded up to 8 for the packed-table kernel */
@@ -66,8 +70,9 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
     c->chunk = iadsr__aligned_alloc((size_t)c->max_batch * (size_t)c->n_scores,
                                     sizeof(float));
     c->offs = iadsr__malloc(((size_t)c->max_batch + 1) * sizeof(int64_t));
-    if (!c->items || !c->pos || !c->row_off || !c->hlast || !c->scores ||
-        !c->topk_keys || !c->chunk || !c->offs || (m->et && !c->zl)) {
+    if (!c->items || !c->kept || !c->pos || !c->row_off || !c->hlast ||
+        !c->scores || !c->topk_keys || !c->chunk || !c->offs ||
+        (m->et && !c->zl)) {
         free_buffers(c);
         iadsr__free(c);
         return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
@@ -474,6 +479,419 @@ int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
                      offsets[u0 + u + 1] - offsets[u0 + u], k, flags,
                      ids_out + (u0 + u) * k,
                      scores_out ? scores_out + (u0 + u) * k : NULL);
+        }
+    }
+    return IADSR_OK;
+}
+
+/* ---- top-K requests (iadsr_ctx_topk_v2, iadsr_ctx_topk_batch_v2) --------- */
+
+#define TOPK_V2_FLAGS (IADSR_TOPK_EXCLUDE_HISTORY | IADSR_TOPK_SKIP_UNKNOWN)
+
+/* The 0.3.0 layout (docs/ABI.md: fields are only ever appended). Pointers
+ * make it 72 bytes on 64-bit targets; elsewhere only the size differs. */
+#if UINTPTR_MAX > 0xffffffffu
+_Static_assert(sizeof(iadsr_topk_params) == 72, "iadsr_topk_params size");
+#define IADSR__LAYOUT iadsr_topk_params
+IADSR__AT(struct_size, 0) IADSR__AT(flags, 4) IADSR__AT(cold_item_scores, 8)
+IADSR__AT(n_cold_item_scores, 16) IADSR__AT(cold_user_vector, 24)
+IADSR__AT(cold_user_vector_dim, 32) IADSR__AT(allow_ids, 40)
+IADSR__AT(n_allow, 48) IADSR__AT(deny_ids, 56) IADSR__AT(n_deny, 64)
+#undef IADSR__LAYOUT
+#endif
+
+static const iadsr_topk_params topk_defaults = {
+    .struct_size = sizeof(iadsr_topk_params),
+    .flags = 0,
+    .cold_item_scores = NULL,
+    .n_cold_item_scores = 0,
+    .cold_user_vector = NULL,
+    .cold_user_vector_dim = 0,
+    .allow_ids = NULL,
+    .n_allow = 0,
+    .deny_ids = NULL,
+    .n_deny = 0,
+};
+
+void iadsr_topk_params_init(iadsr_topk_params *p)
+{
+    if (p)
+        *p = topk_defaults;
+}
+
+static int valid_id(int32_t id, int32_t n_items)
+{
+    return id >= 1 && id <= n_items;
+}
+
+/* An optional array and its count: count >= 0, NULL only with count 0. */
+static int check_array(const char *w, const char *arr, const void *p,
+                       const char *count, int64_t n)
+{
+    if (n < 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s.%s = %lld is negative",
+                          w, count, (long long)n);
+    if (!p && n != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.%s is NULL but %s = %lld", w, arr, count,
+                          (long long)n);
+    return IADSR_OK;
+}
+
+static int check_id_list(const char *w, const char *arr, const int32_t *ids,
+                         const char *count, int64_t n, int32_t n_items)
+{
+    TRY(check_array(w, arr, ids, count, n));
+    for (int64_t i = 0; i < n; i++)
+        if (!valid_id(ids[i], n_items))
+            return iadsr__err(IADSR_ERR_OUT_OF_RANGE,
+                              "%s.%s[%lld] = %d is outside 1..%d", w, arr,
+                              (long long)i, (int)ids[i], (int)n_items);
+    return IADSR_OK;
+}
+
+static int check_request(const iadsr_ctx *c, const iadsr_topk_params *r,
+                         const char *w)
+{
+    int32_t n_items = c->m->hp.n_items;
+    int d = c->shape.d;
+    TRY(iadsr__check_flags(w, r->flags, TOPK_V2_FLAGS));
+    TRY(check_array(w, "cold_item_scores", r->cold_item_scores,
+                    "n_cold_item_scores", r->n_cold_item_scores));
+    TRY(check_array(w, "cold_user_vector", r->cold_user_vector,
+                    "cold_user_vector_dim", r->cold_user_vector_dim));
+    if (r->cold_item_scores && r->cold_user_vector)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: cold_item_scores and cold_user_vector are "
+                          "both set (give at most one cold-user fallback)",
+                          w);
+    if (r->cold_item_scores && r->n_cold_item_scores != c->n_scores)
+        return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                          "%s.n_cold_item_scores = %lld, expected n_items + "
+                          "1 = %lld (one score per item id, entry 0 "
+                          "ignored)",
+                          w, (long long)r->n_cold_item_scores,
+                          (long long)c->n_scores);
+    if (r->cold_user_vector) {
+        if (r->cold_user_vector_dim != d)
+            return iadsr__err(IADSR_ERR_DIM_MISMATCH,
+                              "%s.cold_user_vector_dim = %lld, expected the "
+                              "model's dim %d",
+                              w, (long long)r->cold_user_vector_dim, d);
+        for (int i = 0; i < d; i++)
+            if (!isfinite(r->cold_user_vector[i]))
+                return iadsr__err(IADSR_ERR_NUMERIC,
+                                  "%s.cold_user_vector[%d] = %g is not "
+                                  "finite",
+                                  w, i, (double)r->cold_user_vector[i]);
+    }
+    TRY(check_id_list(w, "allow_ids", r->allow_ids, "n_allow", r->n_allow,
+                      n_items));
+    TRY(check_id_list(w, "deny_ids", r->deny_ids, "n_deny", r->n_deny,
+                      n_items));
+    return IADSR_OK;
+}
+
+/* The caller's request over the defaults, validated; errors are prefixed
+ * with @p fn. */
+static int topk_request_get(const iadsr_ctx *c, iadsr_topk_params *r,
+                            const iadsr_topk_params *p, const char *fn)
+{
+    static const char w[] = "iadsr_topk_params";
+    int rc = iadsr__params_overlay(r, &topk_defaults, sizeof topk_defaults,
+                                   sizeof topk_defaults, p, w);
+    if (rc == IADSR_OK)
+        rc = check_request(c, r, w);
+    return rc == IADSR_OK ? IADSR_OK : iadsr__err_prefix(rc, "%s", fn);
+}
+
+static int has_fallback(const iadsr_topk_params *r)
+{
+    return r->cold_item_scores != NULL || r->cold_user_vector != NULL;
+}
+
+static int topk_v2_args(const iadsr_ctx *c, int32_t k, const int32_t *ids_out,
+                        const char *fn)
+{
+    if (!IADSR__HANDLE_IS(c, IADSR__MAGIC_CTX))
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: invalid context", fn);
+    if (!ids_out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: ids_out is NULL", fn);
+    if (k < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: k must be >= 1 (got %d)",
+                          fn, (int)k);
+    return IADSR_OK;
+}
+
+/* Validate one history against the request; *n_valid_out receives the
+ * number of ids in 1..n_items (all of them without SKIP_UNKNOWN). */
+static int scan_history(const iadsr_ctx *c, const iadsr_topk_params *r,
+                        const int32_t *seq, int64_t n, int64_t user,
+                        int64_t *n_valid_out)
+{
+    int32_t n_items = c->m->hp.n_items;
+    int64_t n_valid = n;
+    if (r->flags & IADSR_TOPK_SKIP_UNKNOWN) {
+        n_valid = 0;
+        for (int64_t i = 0; i < n; i++)
+            n_valid += valid_id(seq[i], n_items);
+    } else {
+        TRY(check_seq(c, seq, n, user));
+    }
+    if (n_valid == 0 && !has_fallback(r)) {
+        char who[48] = "the history";
+        if (user >= 0)
+            snprintf(who, sizeof who, "sequence %lld", (long long)user);
+        if (n == 0)
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "%s is empty and the request has no cold-user "
+                              "fallback (cold_item_scores or "
+                              "cold_user_vector)",
+                              who);
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s is empty once its %lld unknown ids are "
+                          "skipped, and the request has no cold-user "
+                          "fallback (cold_item_scores or cold_user_vector)",
+                          who, (long long)n);
+    }
+    *n_valid_out = n_valid;
+    return IADSR_OK;
+}
+
+/* Copy the last L valid ids of @p seq, in order, to @p dst; their count. */
+static int32_t pack_last_valid(const int32_t *seq, int64_t n, int32_t n_items,
+                               int L, int32_t *dst)
+{
+    int32_t m = 0;
+    int64_t i = n;
+    while (i > 0 && m < L)
+        m += valid_id(seq[--i], n_items);
+    int32_t j = 0;
+    for (; i < n; i++)
+        if (valid_id(seq[i], n_items))
+            dst[j++] = seq[i];
+    return m;
+}
+
+/* Top-K of one score row under the request. row[j - 1] is the score of
+ * item j (clobbered); @p mask is n_items floats of scratch for the
+ * allow-list. Exclusion of the history ignores ids outside 1..n_items.
+ * Returns the number of results; the rest of the k entries is padding. */
+static int32_t finish_row(iadsr_ctx *c, const iadsr_topk_params *r,
+                          float *row, float *mask, const int32_t *hist,
+                          int64_t n_hist, int32_t k, int32_t *ids_out,
+                          float *scores_out)
+{
+    int32_t n_items = c->m->hp.n_items;
+    float *s0 = row;
+    if (r->allow_ids) {
+        for (int32_t j = 0; j < n_items; j++)
+            mask[j] = -INFINITY;
+        for (int64_t i = 0; i < r->n_allow; i++)
+            mask[r->allow_ids[i] - 1] = row[r->allow_ids[i] - 1];
+        s0 = mask;
+    }
+    for (int64_t i = 0; i < r->n_deny; i++)
+        s0[r->deny_ids[i] - 1] = -INFINITY;
+    if (r->flags & IADSR_TOPK_EXCLUDE_HISTORY)
+        for (int64_t i = 0; i < n_hist; i++)
+            if (valid_id(hist[i], n_items))
+                s0[hist[i] - 1] = -INFINITY;
+    /* at most n_items can rank: the heap (and the context's keys, n_items
+     * + 1 floats) never needs more */
+    int32_t kk = k < n_items ? k : n_items;
+    iadsr__topk(s0, n_items, kk, ids_out, scores_out ? scores_out
+                                                     : c->topk_keys);
+    int32_t n_found = 0;
+    while (n_found < kk && ids_out[n_found] != -1)
+        n_found++;
+    for (int32_t i = kk; i < k; i++) {
+        ids_out[i] = -1;
+        if (scores_out)
+            scores_out[i] = -INFINITY;
+    }
+    return n_found;
+}
+
+/* The answer for an empty history, from the request's fallback. Uses the
+ * context's hlast, zl, scores and chunk. */
+static int32_t cold_row(iadsr_ctx *c, const iadsr_topk_params *r, int32_t k,
+                        int32_t *ids_out, float *scores_out)
+{
+    if (r->cold_item_scores) {
+        memcpy(c->scores + 1, r->cold_item_scores + 1,
+               (size_t)c->m->hp.n_items * sizeof(float));
+    } else {
+        /* as iadsr_ctx_score() scores the h it encodes */
+        memcpy(c->hlast, r->cold_user_vector,
+               (size_t)c->shape.d * sizeof(float));
+        iadsr__ctx_scores(c, 1, c->scores, c->n_scores);
+    }
+    return finish_row(c, r, c->scores + 1, c->chunk + 1, NULL, 0, k, ids_out,
+                      scores_out);
+}
+
+int iadsr_ctx_topk_v2(iadsr_ctx *c, const int32_t *seq, int32_t n_seq,
+                      int32_t k, const iadsr_topk_params *p, int32_t *ids_out,
+                      float *scores_out, int32_t *n_found_out,
+                      int32_t *n_skipped_out)
+{
+    static const char fn[] = "ctx_topk_v2";
+    iadsr_topk_params r;
+    TRY(topk_v2_args(c, k, ids_out, fn));
+    if (n_seq < 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: n_seq must be >= 0 (got %d)", fn, (int)n_seq);
+    if (!seq && n_seq > 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: seq is NULL but n_seq = %d", fn, (int)n_seq);
+    TRY(topk_request_get(c, &r, p, fn));
+    int64_t n_valid = 0;
+    int rc = scan_history(c, &r, seq, n_seq, -1, &n_valid);
+    if (rc)
+        return iadsr__err_prefix(rc, "%s", fn);
+    int32_t n_found;
+    if (n_valid == 0) {
+        n_found = cold_row(c, &r, k, ids_out, scores_out);
+    } else {
+        /* the ids iadsr_ctx_score() would encode for the history without
+         * its unknown ids: the last max_seq_len of them */
+        int64_t off[2] = {0, 0};
+        off[1] = pack_last_valid(seq, n_seq, c->m->hp.n_items,
+                                 c->shape.max_len, c->kept);
+        iadsr__ctx_encode(c, c->kept, off, 1);
+        iadsr__ctx_scores(c, 1, c->scores, c->n_scores);
+        n_found = finish_row(c, &r, c->scores + 1, c->chunk + 1, seq, n_seq,
+                             k, ids_out, scores_out);
+    }
+    if (n_found_out)
+        *n_found_out = n_found;
+    if (n_skipped_out)
+        *n_skipped_out = (int32_t)(n_seq - n_valid);
+    return IADSR_OK;
+}
+
+int iadsr_ctx_topk_batch_v2(iadsr_ctx *c, const int32_t *items,
+                            const int64_t *offsets, int64_t n_users,
+                            int32_t k, const iadsr_topk_params *p,
+                            int32_t *ids_out, float *scores_out,
+                            int64_t out_cap, int32_t *n_found_out,
+                            int64_t *n_skipped_out)
+{
+    static const char fn[] = "ctx_topk_batch_v2";
+    iadsr_topk_params r;
+    TRY(topk_v2_args(c, k, ids_out, fn));
+    if (!offsets)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: offsets is NULL", fn);
+    if (n_users < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: n_users must be >= 1 (got %lld)", fn,
+                          (long long)n_users);
+    if (out_cap < 0 || out_cap / n_users < k) {
+        if (n_users > INT64_MAX / k)
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "%s: n_users * k = %lld * %d overflows", fn,
+                              (long long)n_users, (int)k);
+        return iadsr__err(IADSR_ERR_BUFFER_TOO_SMALL,
+                          "%s: out_cap %lld is too small: ids_out and "
+                          "scores_out need n_users * k = %lld * %d = %lld "
+                          "entries",
+                          fn, (long long)out_cap, (long long)n_users, (int)k,
+                          (long long)(n_users * k));
+    }
+    if (offsets[0] != 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "%s: offsets[0] must be 0",
+                          fn);
+    for (int64_t u = 0; u < n_users; u++)
+        if (offsets[u + 1] < offsets[u])
+            return iadsr__err(IADSR_ERR_INVALID_ARG,
+                              "%s: offsets decrease at sequence %lld", fn,
+                              (long long)u);
+    if (!items && offsets[n_users] > 0)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: items is NULL but offsets[n_users] = %lld", fn,
+                          (long long)offsets[n_users]);
+    TRY(topk_request_get(c, &r, p, fn));
+    /* everything is validated before the first row is written */
+    int64_t first_cold = -1;
+    for (int64_t u = 0; u < n_users; u++) {
+        int64_t n_valid = 0;
+        int rc = scan_history(c, &r, items ? items + offsets[u] : NULL,
+                              offsets[u + 1] - offsets[u], u, &n_valid);
+        if (rc)
+            return iadsr__err_prefix(rc, "%s", fn);
+        if (n_valid == 0 && first_cold < 0)
+            first_cold = u;
+    }
+    int32_t n_items = c->m->hp.n_items;
+    int L = c->shape.max_len, d = c->shape.d;
+    /* every cold user gets the same row: compute it once */
+    int32_t cold_found = 0;
+    if (first_cold >= 0)
+        cold_found = cold_row(c, &r, k, ids_out + first_cold * k,
+                              scores_out ? scores_out + first_cold * k : NULL);
+    for (int64_t u0 = 0; u0 < n_users; u0 += c->max_batch) {
+        int64_t nb = n_users - u0 < c->max_batch ? n_users - u0 : c->max_batch;
+        /* pack the warm users of the chunk (last L valid ids each) */
+        int64_t nw = 0;
+        c->offs[0] = 0;
+        for (int64_t u = u0; u < u0 + nb; u++) {
+            int64_t n = offsets[u + 1] - offsets[u];
+            if (n == 0)
+                continue;
+            int32_t m = pack_last_valid(items + offsets[u], n, n_items, L,
+                                        c->kept + c->offs[nw]);
+            if (m > 0) {
+                c->offs[nw + 1] = c->offs[nw] + m;
+                nw++;
+            }
+        }
+        float *rows = NULL;
+        int64_t ld = 0;
+        if (nw > 0) {
+            iadsr__ctx_encode(c, c->kept, c->offs, nw);
+            /* as iadsr_ctx_topk_batch(): the packed kernel's rows in place */
+            if (c->m->et) {
+                int rows8 = (int)((nw + 7) / 8 * 8);
+                memset(c->hlast + (size_t)nw * (size_t)d, 0,
+                       (size_t)(rows8 - nw) * (size_t)d * sizeof(float));
+                iadsr__xent_logits(c->hlast, rows8, d, c->m->et, c->m->ldt,
+                                   c->zl);
+                rows = c->zl;
+                ld = c->m->ldt;
+            } else {
+                iadsr__ctx_scores(c, nw, c->chunk, c->n_scores);
+                rows = c->chunk + 1;
+                ld = c->n_scores;
+            }
+        }
+        int64_t w = 0;
+        for (int64_t u = u0; u < u0 + nb; u++) {
+            const int32_t *s = items ? items + offsets[u] : NULL;
+            int64_t n = offsets[u + 1] - offsets[u];
+            int64_t n_valid = n;
+            if (n > 0 && (r.flags & IADSR_TOPK_SKIP_UNKNOWN)) {
+                n_valid = 0;
+                for (int64_t i = 0; i < n; i++)
+                    n_valid += valid_id(s[i], n_items);
+            }
+            int32_t n_found = cold_found;
+            if (n_valid > 0) {
+                n_found = finish_row(c, &r, rows + w * ld, c->scores + 1, s,
+                                     n, k, ids_out + u * k,
+                                     scores_out ? scores_out + u * k : NULL);
+                w++;
+            } else if (u != first_cold) {
+                memcpy(ids_out + u * k, ids_out + first_cold * k,
+                       (size_t)k * sizeof(int32_t));
+                if (scores_out)
+                    memcpy(scores_out + u * k, scores_out + first_cold * k,
+                           (size_t)k * sizeof(float));
+            }
+            if (n_found_out)
+                n_found_out[u] = n_found;
+            if (n_skipped_out)
+                n_skipped_out[u] = n - n_valid;
         }
     }
     return IADSR_OK;

@@ -14,6 +14,8 @@ struct iadsr_ctx {
     int max_batch;
     int64_t n_scores;   /* n_items + 1 */
     int32_t *items;     /* max_batch * L packed ids */
+    int32_t *kept;      /* max_batch * L: the histories of a top-K v2 chunk,
+                           unknown ids removed, last L valid ids each */
     int32_t *pos;       /* max_batch * L positions */
     int32_t *row_off;   /* max_batch + 1 */
     int64_t *offs;      /* max_batch + 1, rebased CSR offsets */
