@@ -25,11 +25,15 @@ import array
 import collections
 import ctypes
 import ctypes.util
+import json
 import math
 import operator
 import os
 import signal
+import sys
+import tempfile
 import threading
+import warnings
 
 __all__ = [
     'IadsrError', 'ConcurrentUseError', 'HAVE_NUMPY', 'CSR', 'ProgressInfo',
@@ -39,6 +43,7 @@ __all__ = [
     'load_checkpoint', 'load_checkpoint_bytes', 'npy_decode', 'npy_save',
     'pipeline', 'version', 'version_number', 'build_info', 'format_version',
     'strerror', 'status_name', 'last_error', 'clear_error', 'struct_sizes',
+    'Interactions', 'Recommender', 'UnknownIdError',
 ]
 
 if os.environ.get('IADSR_PY_NO_NUMPY', '') not in ('', '0'):
@@ -2361,3 +2366,990 @@ def pipeline(dataset, semantic, model=None, train=None, denoise=None,
     out['test'] = _metrics_dict(res.test)
     return (out, Model._wrap(m.value),
             Dataset._wrap(d.value, (dataset, sem)))
+
+# ---------------------------------------------------------------------------
+# High-level interface: your own ids in, recommendations out
+# ---------------------------------------------------------------------------
+
+_PANDAS = []  # [module or None], filled on first use
+
+
+def _pandas():
+    """pandas when it is importable and numpy is in use (pandas needs
+    numpy; IADSR_PY_NO_NUMPY=1 therefore also turns the DataFrame outputs
+    off), else None.  Imported lazily: `import iadsr` stays fast."""
+    if not _PANDAS:
+        pd = None
+        if np is not None:
+            try:
+                import pandas as pd
+            except ImportError:
+                pd = None
+        _PANDAS.append(pd)
+    return _PANDAS[0]
+
+
+class UnknownIdError(KeyError):
+    """An external user (or item) id that the data or model does not
+    know.  A KeyError whose message is printed as is."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ''
+
+
+def _plain(x):
+    """numpy scalars -> the equal Python object (hashing, printing)."""
+    if np is not None and isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def _tolist(x, what):
+    if x is None:
+        return None
+    if hasattr(x, 'tolist'):  # numpy arrays, pandas Series
+        x = x.tolist()
+    if isinstance(x, (str, bytes)):
+        raise TypeError('%s must be a sequence of ids, not a single %s'
+                        % (what, type(x).__name__))
+    return [_plain(v) for v in x]
+
+
+def _id_bytes(x, kind):
+    """An external id as the bytes a vocabulary file holds: str (UTF-8,
+    surrogate escapes kept), bytes as they are, anything else str(x)."""
+    if isinstance(x, (bytes, bytearray)):
+        b = bytes(x)
+    else:
+        b = (x if isinstance(x, str) else str(x)).encode('utf-8',
+                                                         'surrogateescape')
+    if not b:
+        raise ValueError('%s id %r is empty: a vocabulary cannot hold it'
+                         % (kind, x))
+    if any(c in b for c in (b'\t', b'\r', b'\n', b'\0')):
+        raise ValueError('%s id %r holds a tab, CR, LF or NUL: a vocabulary '
+                         'cannot hold it' % (kind, x))
+    return b
+
+
+def _write_atomic(path, data):
+    """Write bytes to path through a temporary file in the same directory
+    and a rename, as the CLI writes its outputs."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
+                               dir=d)
+    try:
+        with os.fdopen(fd, 'wb') as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _id_type(ids):
+    """'int' when every id is an int (so that ids read back from a
+    vocabulary as text can be turned back into ints), else 'str'."""
+    if ids and all(type(x) is int for x in ids):
+        return 'int'
+    return 'str'
+
+
+def _ids_from_text(ids, kind):
+    return [int(x) for x in ids] if kind == 'int' else list(ids)
+
+
+class Interactions:
+    """An interaction log with your own ids, and its dense form.
+
+    Users and items may be any hashable ids (str, int, ...).  Users get
+    dense ids 1..n_users in order of their first row; each user's rows are
+    ordered by time (a stable sort: equal times keep their row order; the
+    row order itself without times); items get dense ids 1..n_items in
+    order of first appearance in those sequences, users in dense order and
+    each sequence oldest first.  These are exactly the rules of `iadsr
+    import` (docs/IMPORT.md, without its filters), so save_sequences() and
+    save_vocab() write the very bytes `iadsr import` writes for the same
+    log.
+
+    Build one with from_arrays() or from_frame() (pandas), or load() the
+    outputs of `iadsr import`.  Immutable.
+    """
+
+    def __init__(self, *args, **kw):
+        raise TypeError('use Interactions.from_arrays(), from_frame() or '
+                        'load()')
+
+    @classmethod
+    def _make(cls, user_ids, item_ids, seqs, times=None):
+        self = object.__new__(cls)
+        self._users = list(user_ids)
+        self._items = list(item_ids)
+        self._seqs = seqs            # per user: dense item ids, in order
+        self._times = times          # per user: times, or None
+        self._user_index = {u: i + 1 for i, u in enumerate(self._users)}
+        self._item_index = {x: i + 1 for i, x in enumerate(self._items)}
+        if len(self._user_index) != len(self._users):
+            raise ValueError('user ids are not distinct')
+        if len(self._item_index) != len(self._items):
+            raise ValueError('item ids are not distinct')
+        self._dataset = None
+        return self
+
+    @classmethod
+    def from_arrays(cls, users, items, times=None):
+        """From one row per interaction: users[r] interacted with items[r]
+        (at times[r]).  Lists, numpy arrays or pandas Series; times are
+        numbers (or anything ordered: datetimes, numpy datetime64),
+        without NaN; None keeps the row order."""
+        users = _tolist(users, 'users')
+        items = _tolist(items, 'items')
+        if len(users) != len(items):
+            raise ValueError('users has %d entries and items %d; they must '
+                             'be equal' % (len(users), len(items)))
+        if times is not None:
+            times = _tolist(times, 'times')
+            if len(times) != len(users):
+                raise ValueError('times has %d entries and users %d; they '
+                                 'must be equal' % (len(times), len(users)))
+            for r, t in enumerate(times):
+                if t is None or t != t:  # NaN, NaT
+                    raise ValueError('times[%d] is missing (%r): every row '
+                                     'needs a time' % (r, t))
+        for what, col in (('users', users), ('items', items)):
+            for r, x in enumerate(col):
+                if x is None or (isinstance(x, float) and x != x):
+                    raise ValueError('%s[%d] is missing (%r)' % (what, r, x))
+        user_index = {}
+        rows = []                       # per dense user - 1: row indices
+        for r, u in enumerate(users):
+            try:
+                k = user_index[u]
+            except KeyError:
+                k = user_index[u] = len(rows)
+                rows.append([])
+            except TypeError:
+                raise TypeError('users[%d] = %r is not hashable' % (r, u))
+            rows[k].append(r)
+        if times is not None:
+            try:
+                rows = [sorted(rr, key=times.__getitem__) for rr in rows]
+            except TypeError as e:
+                raise TypeError('times cannot be ordered: %s' % e)
+        item_index = {}
+        item_ids = []
+        seqs = []
+        for rr in rows:
+            s = []
+            for r in rr:
+                x = items[r]
+                try:
+                    i = item_index[x]
+                except KeyError:
+                    item_ids.append(x)
+                    i = item_index[x] = len(item_ids)
+                except TypeError:
+                    raise TypeError('items[%d] = %r is not hashable'
+                                    % (r, x))
+                s.append(i)
+            seqs.append(s)
+        tseqs = None if times is None else \
+            [[times[r] for r in rr] for rr in rows]
+        return cls._make(list(user_index), item_ids, seqs, tseqs)
+
+    @classmethod
+    def from_frame(cls, df, user='user_id', item='item_id', time=None):
+        """From a pandas DataFrame with one row per interaction: the
+        columns user and item (names), ordered by the column time when
+        given (numbers or datetimes), else by row order."""
+        cols = list(df.columns)
+        for role, c in (('user', user), ('item', item), ('time', time)):
+            if c is not None and c not in cols:
+                raise KeyError('%s column %r is not in the frame (columns: '
+                               '%s)' % (role, c, ', '.join(map(str, cols))))
+        times = None
+        if time is not None:
+            t = df[time]
+            if t.isna().any():
+                raise ValueError('time column %r has missing values' % time)
+            times = t.tolist()
+        return cls.from_arrays(df[user], df[item], times)
+
+    @staticmethod
+    def load_vocab(path):
+        """(user_ids, item_ids) of a vocabulary file of `iadsr import`
+        (docs/IMPORT.md): lists of str where entry i is dense id i + 1
+        (bytes that are not UTF-8 come back as surrogate escapes)."""
+        with open(path, 'rb') as fh:
+            lines = fh.read().split(b'\n')
+        if lines and lines[-1] == b'':
+            lines.pop()
+        if not lines or lines[0].rstrip(b'\r') != b'kind\tid\texternal':
+            raise ValueError('%s: not a vocabulary of `iadsr import` (the '
+                             'first line must be kind<TAB>id<TAB>external)'
+                             % (path,))
+        out = {b'user': {}, b'item': {}}
+        for n, line in enumerate(lines[1:], 2):
+            f = line.rstrip(b'\r').split(b'\t')
+            if len(f) != 3 or f[0] not in out or not f[2]:
+                raise ValueError('%s:%d: malformed vocabulary line' %
+                                 (path, n))
+            try:
+                i = int(f[1])
+            except ValueError:
+                i = 0
+            if i < 1 or i in out[f[0]]:
+                raise ValueError('%s:%d: bad or repeated %s id %r' %
+                                 (path, n, f[0].decode(), f[1]))
+            out[f[0]][i] = f[2].decode('utf-8', 'surrogateescape')
+        res = []
+        for kind in (b'user', b'item'):
+            d = out[kind]
+            if sorted(d) != list(range(1, len(d) + 1)):
+                raise ValueError('%s: the %s ids are not 1..%d' %
+                                 (path, kind.decode(), len(d)))
+            res.append([d[i] for i in range(1, len(d) + 1)])
+        return res[0], res[1]
+
+    @classmethod
+    def load(cls, sequences, vocab):
+        """From the two outputs of `iadsr import` (--out and --vocab); the
+        ids are str.  Users of the sequence file must be 1..n_users of the
+        vocabulary."""
+        users, items = cls.load_vocab(vocab)
+        seqs = [None] * len(users)
+        with open(sequences, 'rb') as fh:
+            for n, line in enumerate(fh, 1):
+                f = line.split()
+                if not f:
+                    continue
+                u = int(f[0])
+                if not 1 <= u <= len(users) or seqs[u - 1] is not None:
+                    raise ValueError('%s:%d: user %d is not in the vocabulary'
+                                     ' or repeated' % (sequences, n, u))
+                s = [int(x) for x in f[1:]]
+                if any(not 1 <= i <= len(items) for i in s):
+                    raise ValueError('%s:%d: an item is not in the '
+                                     'vocabulary' % (sequences, n))
+                seqs[u - 1] = s
+        keep = [u for u in range(len(users)) if seqs[u] is not None]
+        return cls._make([users[u] for u in keep], items,
+                         [seqs[u] for u in keep])
+
+    # -- sizes and ids --------------------------------------------------
+
+    @property
+    def n_users(self):
+        return len(self._users)
+
+    @property
+    def n_items(self):
+        return len(self._items)
+
+    @property
+    def n_interactions(self):
+        return sum(len(s) for s in self._seqs)
+
+    def __len__(self):
+        return self.n_interactions
+
+    @property
+    def user_ids(self):
+        """External user ids; entry i is dense user i + 1."""
+        return list(self._users)
+
+    @property
+    def item_ids(self):
+        """External item ids; entry i is dense item i + 1."""
+        return list(self._items)
+
+    def user_index(self, user):
+        """The dense id (1..n_users) of an external user id; UnknownIdError
+        when unknown."""
+        try:
+            return self._user_index[_plain(user)]
+        except (KeyError, TypeError):
+            raise UnknownIdError('unknown user id %r: not in these '
+                                 'interactions' % (user,))
+
+    def item_index(self, item):
+        """The dense id (1..n_items) of an external item id; UnknownIdError
+        when unknown."""
+        try:
+            return self._item_index[_plain(item)]
+        except (KeyError, TypeError):
+            raise UnknownIdError('unknown item id %r: not in these '
+                                 'interactions' % (item,))
+
+    def sequences(self, dense=False):
+        """Each user's items in time order: dense ids (dense=True) or
+        external ids."""
+        if dense:
+            return [list(s) for s in self._seqs]
+        it = self._items
+        return [[it[i - 1] for i in s] for s in self._seqs]
+
+    def history(self, user):
+        """A user's external item ids, oldest first."""
+        it = self._items
+        return [it[i - 1] for i in self._seqs[self.user_index(user) - 1]]
+
+    def to_dataset(self):
+        """A Dataset of the dense sequences (row u - 1 is dense user u;
+        n_items of this log).  Cached: the same object each call."""
+        if self._dataset is None or self._dataset.closed:
+            self._dataset = Dataset.from_sequences(self._seqs,
+                                                   n_items=self.n_items)
+        return self._dataset
+
+    def _rows(self):
+        """(users, items, times or None): one entry per interaction, in
+        dense order (users in order, each oldest first), external ids."""
+        us, it = self._users, self._items
+        users, items, times = [], [], [] if self._times is not None else None
+        for k, s in enumerate(self._seqs):
+            users.extend([us[k]] * len(s))
+            items.extend(it[i - 1] for i in s)
+            if times is not None:
+                times.extend(self._times[k])
+        return users, items, times
+
+    def to_arrays(self):
+        """A dict of lists 'user', 'item' (and 'time' when built with
+        times), one entry per interaction in time order per user."""
+        users, items, times = self._rows()
+        out = {'user': users, 'item': items}
+        if times is not None:
+            out['time'] = times
+        return out
+
+    def to_frame(self):
+        """The interactions as a pandas DataFrame (columns user, item and
+        time when built with times), in time order per user."""
+        pd = _pandas()
+        if pd is None:
+            raise ImportError('to_frame() needs pandas (and numpy); use '
+                              'to_arrays()')
+        return pd.DataFrame(self.to_arrays())
+
+    # -- files shared with the CLI ---------------------------------------
+
+    def _vocab_bytes(self, users=True, items=True):
+        out = [b'kind\tid\texternal\n']
+        for kind, ids, on in (('user', self._users, users),
+                              ('item', self._items, items)):
+            if not on:
+                continue
+            seen = {}
+            for i, x in enumerate(ids, 1):
+                b = _id_bytes(x, kind)
+                if b in seen:
+                    raise ValueError('%s ids %r and %r are the same text %r: '
+                                     'a vocabulary cannot tell them apart' %
+                                     (kind, ids[seen[b] - 1], x, b))
+                seen[b] = i
+                out.append(b'%s\t%d\t%s\n' % (kind.encode(), i, b))
+        return b''.join(out)
+
+    def save_vocab(self, path, users=True, items=True):
+        """Write the vocabulary in the format of `iadsr import --vocab`
+        (docs/IMPORT.md): the header kind<TAB>id<TAB>external, then one line
+        per user and per item, users first, each in dense order.  Ids are
+        written as text (str as UTF-8, bytes as they are, other ids as
+        str(id)); an empty id, one holding a tab, CR, LF or NUL, or two ids
+        with the same text raise ValueError.  Atomic (temporary file +
+        rename)."""
+        _write_atomic(path, self._vocab_bytes(users, items))
+
+    def save_sequences(self, path):
+        """Write the dense sequences in the format of `iadsr import --out`
+        (one line per user: dense_user_id item item ...), atomically."""
+        out = []
+        for u, s in enumerate(self._seqs, 1):
+            out.append(' '.join([str(u)] + [str(i) for i in s]) + '\n')
+        _write_atomic(path, ''.join(out).encode('ascii'))
+
+    def _encode_onto(self, user_ids, ext_seqs, what):
+        """Sequences of external item ids -> dense ids of this log's items;
+        items this log lacks are skipped (counted in one warning)."""
+        idx = self._item_index
+        seqs, unknown = [], 0
+        for s in ext_seqs:
+            d = []
+            for x in s:
+                try:
+                    d.append(idx[_plain(x)])
+                except (KeyError, TypeError):
+                    unknown += 1
+            seqs.append(d)
+        if unknown:
+            warnings.warn('%s: %d interaction(s) with items the model does '
+                          'not know were skipped' % (what, unknown),
+                          RuntimeWarning, stacklevel=3)
+        return seqs
+
+    def __repr__(self):
+        return '<iadsr.Interactions users=%d items=%d interactions=%d>' % (
+            self.n_users, self.n_items, self.n_interactions)
+
+
+# Recommender parameters: the CLI's option names (`iadsr train --help`,
+# dashes as underscores) -> (where, field of the params struct).
+_MODEL_KEYS = {'backbone': 'backbone', 'dim': 'dim', 'max_len': 'max_seq_len',
+               'layers': 'n_layers', 'heads': 'n_heads',
+               'dropout': 'dropout', 'pre_ln': 'pre_ln',
+               'ffn_dim': 'ffn_dim', 'activation': 'activation',
+               'caser_window': 'caser_window', 'caser_h': 'caser_h_filters',
+               'caser_v': 'caser_v_filters'}
+_TRAIN_KEYS = {'epochs': 'max_epochs', 'lr': 'learning_rate',
+               'batch': 'batch_size', 'patience': 'patience',
+               'eval_every': 'eval_every', 'threads': 'n_threads',
+               'weight_decay': 'weight_decay',
+               'label_smoothing': 'label_smoothing',
+               'history_penalty': 'history_penalty'}
+_DENOISE_KEYS = {'lambda_align': 'lambda_align',
+                 'lambda_recon': 'lambda_recon', 'tau_align': 'tau_align',
+                 'tau_gumbel': 'tau_gumbel', 'theta': 'theta',
+                 'max_drop': 'max_drop', 'protect_last': 'protect_last',
+                 'collab_only': 'collab_only', 'carry_masks': 'carry_masks',
+                 'paper_losses': 'paper_losses', 'gate': None,
+                 'holdout': 'holdout', 'clean_scores': 'clean_scores',
+                 'input_mask': 'input_mask'}
+# The low-level names (Model.create / Trainer keywords): accepted by
+# Recommender for one release, with a DeprecationWarning.
+_OLD_KEYS = {'max_epochs': 'epochs', 'learning_rate': 'lr',
+             'batch_size': 'batch', 'max_seq_len': 'max_len',
+             'n_layers': 'layers', 'n_heads': 'heads', 'n_threads': 'threads',
+             'caser_h_filters': 'caser_h', 'caser_v_filters': 'caser_v'}
+_ALL_KEYS = set(_MODEL_KEYS) | set(_TRAIN_KEYS) | set(_DENOISE_KEYS) | \
+    {'seed'}
+
+
+def _cli_params(params, stacklevel=3):
+    """Recommender keywords -> a dict of CLI names: old names renamed with
+    a DeprecationWarning; unknown names and a name given twice (old and
+    new) raise TypeError."""
+    out = {}
+    for key, value in params.items():
+        new = _OLD_KEYS.get(key)
+        if new is not None:
+            warnings.warn('Recommender: %r is deprecated, use %r (the name '
+                          'of `iadsr train --%s`); the old name will be '
+                          'removed in the next release' %
+                          (key, new, new.replace('_', '-')),
+                          DeprecationWarning, stacklevel=stacklevel)
+            if new in params:
+                raise TypeError('Recommender: %r and %r name the same '
+                                'parameter' % (key, new))
+            key = new
+        elif key not in _ALL_KEYS:
+            raise TypeError('Recommender: unknown parameter %r (known: %s)'
+                            % (key, ', '.join(sorted(_ALL_KEYS))))
+        out[key] = value
+    return out
+
+
+def _split_params(p):
+    """CLI-named params -> (model kwargs, train kwargs, denoise kwargs) of
+    the low-level classes.  The denoising gate is the CLI's default: the
+    detector with hold-out users, or the paper's rule with paper_losses
+    or carry_masks."""
+    model, train, den = {}, {}, {}
+    for key, value in p.items():
+        if key in _MODEL_KEYS:
+            model[_MODEL_KEYS[key]] = value
+        elif key in _TRAIN_KEYS:
+            train[_TRAIN_KEYS[key]] = value
+        elif key in _DENOISE_KEYS and key != 'gate':
+            den[_DENOISE_KEYS[key]] = value
+    if p.get('seed') is not None:
+        model['seed'] = train['seed'] = den['seed'] = p['seed']
+    gate = p.get('gate')
+    if gate is None:
+        gate = 'paper' if den.get('paper_losses') or \
+            den.get('carry_masks') else 'detect'
+    if gate not in ('detect', 'paper'):
+        raise ValueError("gate must be 'detect' or 'paper', got %r" % (gate,))
+    den['detect'] = gate == 'detect'
+    if gate == 'detect':
+        den.setdefault('holdout', True)
+    model.setdefault('backbone', 'sasrec')
+    return model, train, den
+
+
+class _Progress:
+    """The per-epoch progress of Recommender.fit: a tqdm bar when tqdm is
+    importable, else one line per epoch on standard error."""
+
+    def __init__(self, max_epochs):
+        self.bar = None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        if tqdm is not None:
+            self.bar = tqdm(total=max_epochs, unit='epoch', file=sys.stderr,
+                            desc='iadsr fit', leave=True)
+
+    def __call__(self, info):
+        nd = info.valid_ndcg10
+        if self.bar is not None:
+            post = {'loss': '%.4f' % info.loss}
+            if nd == nd:
+                post['NDCG@10'] = '%.4f' % nd
+            self.bar.set_postfix(post, refresh=False)
+            self.bar.update(1)
+        else:
+            sys.stderr.write(
+                'epoch %d/%d  loss %.4f  valid NDCG@10 %s  %.2f s\n' % (
+                    info.epoch, info.max_epochs, info.loss,
+                    '%.4f' % nd if nd == nd else 'n/a',
+                    info.epoch_seconds))
+            sys.stderr.flush()
+        return False
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+_SAVE_FORMAT = 1
+
+
+class Recommender:
+    """Next-item recommendations for your own users and items.
+
+        rec = iadsr.Recommender(epochs=20, dim=64)
+        rec.fit(iadsr.Interactions.from_frame(df, time='timestamp'))
+        rec.recommend(users=['alice'], k=10)   # DataFrame user rank item score
+
+    Parameters take the names of `iadsr train` options (dashes as
+    underscores): backbone, epochs, lr, batch, dim, max_len, layers,
+    heads, dropout, patience, seed, threads, eval_every, weight_decay,
+    label_smoothing, history_penalty, pre_ln, ffn_dim, activation,
+    caser_window, caser_h, caser_v; with semantic vectors also
+    lambda_align, lambda_recon, tau_align, tau_gumbel, theta, max_drop,
+    protect_last, collab_only, carry_masks, paper_losses, gate ('detect',
+    the default, or 'paper'), holdout, clean_scores, input_mask.  Those
+    not given keep the library's defaults (the CLI's).  The low-level
+    names (max_epochs, learning_rate, batch_size, max_seq_len, n_layers,
+    n_heads, n_threads, caser_h_filters, caser_v_filters) are accepted
+    for this release with a DeprecationWarning.
+
+    After fit: model (a Model), interactions (the Interactions it was
+    fitted on: the histories recommend() uses), history (the ProgressInfo
+    of every epoch), aligner and gate (with semantic vectors).
+    """
+
+    def __init__(self, **params):
+        self.params = _cli_params(params)
+        self.model = self.aligner = self.gate = None
+        self.interactions = None
+        self.history = []
+        self._semantic = None
+        self.noise_rate = self.theta = None
+
+    def get_params(self):
+        """The parameters given (CLI names)."""
+        return dict(self.params)
+
+    # -- training ---------------------------------------------------------
+
+    def _semantic_matrix(self, inter, semantic):
+        """semantic -> a Semantic whose row r is dense item r (padded).
+
+        A dict {external item id: vector} or a pandas DataFrame indexed by
+        item id (items without a vector get a zero row); a Semantic, a
+        .npy path or a 2-D array in dense item order (row i = item_ids[i],
+        or n_items + 1 rows with row 0 unused)."""
+        pd = _pandas()
+        if pd is not None and isinstance(semantic, pd.DataFrame):
+            semantic = dict(zip(semantic.index.tolist(),
+                                semantic.to_numpy(np.float32)))
+        if isinstance(semantic, dict):
+            vecs = {}
+            dim = None
+            for x, v in semantic.items():
+                v = [float(t) for t in (v.tolist() if hasattr(v, 'tolist')
+                                        else v)]
+                if dim is None:
+                    dim = len(v)
+                elif len(v) != dim:
+                    raise ValueError('semantic: the vectors have different '
+                                     'lengths (%d and %d)' % (dim, len(v)))
+                vecs[_plain(x)] = v
+            if not dim:
+                raise ValueError('semantic: no vectors')
+            zero = [0.0] * dim
+            known = sum(1 for x in inter._items if x in vecs)
+            if not known:
+                raise ValueError('semantic: no vector for any item of the '
+                                 'interactions (are the keys the external '
+                                 'item ids?)')
+            rows = [zero] + [vecs.get(x, zero) for x in inter._items]
+            if np is not None:
+                semantic = np.asarray(rows, np.float32)
+            else:
+                flat = array.array('f')
+                for r in rows:
+                    flat.extend(r)
+                semantic = (flat, (len(rows), dim))
+            return Semantic.from_array(semantic, row0_padding=True)
+        if isinstance(semantic, tuple):  # (array('f'), (rows, cols))
+            row0 = semantic[1][0] == inter.n_items + 1
+            return Semantic.from_array(semantic, row0_padding=row0)
+        return _as_semantic(semantic, inter.n_items, None)
+
+    def fit(self, interactions, semantic=None, verbose=True, **params):
+        """Train on interactions (an Interactions, or a DataFrame with
+        columns user_id and item_id) with the leave-one-out split: the
+        last item of each user is the test target, the second-to-last the
+        validation target (early stopping on validation NDCG@10).
+
+        semantic: item vectors for IADSR (joint training of the backbone,
+        aligner and denoising gate; needed by denoise()): a dict {item id:
+        vector}, a DataFrame indexed by item id, or a matrix in dense item
+        order (see _semantic_matrix).  params: as the constructor's,
+        overriding them for this and later fits.  verbose: a tqdm bar when
+        tqdm is importable, else one line per epoch on standard error
+        (epoch, loss, validation NDCG@10, seconds); False prints nothing.
+
+        Ctrl-C stops after the current epoch: the best model so far is
+        kept (the Recommender is usable) and KeyboardInterrupt is raised.
+        Returns self."""
+        pd = _pandas()
+        if pd is not None and isinstance(interactions, pd.DataFrame):
+            interactions = Interactions.from_frame(interactions)
+        if not isinstance(interactions, Interactions):
+            raise TypeError('fit() takes an iadsr.Interactions (or a pandas '
+                            'DataFrame), got %s' % type(interactions).__name__)
+        if interactions.n_users == 0:
+            raise ValueError('fit(): no interactions')
+        self.params.update(_cli_params(params))
+        mkw, tkw, dkw = _split_params(self.params)
+        ds = interactions.to_dataset()
+        backbone = mkw.pop('backbone')
+        model = Model.create(interactions.n_items, backbone, **mkw)
+        sem = None
+        if semantic is not None:
+            sem = self._semantic_matrix(interactions, semantic)
+            trainer = Trainer.joint(ds, model, sem, denoise=dkw, **tkw)
+        else:
+            trainer = Trainer(ds, model, **tkw)
+        model.close()
+        history = []
+        progress = _Progress(tkw.get('max_epochs', _train_params({})
+                                     .max_epochs)) if verbose else None
+
+        def callback(info):
+            history.append(info)
+            if progress is not None:
+                progress(info)
+            return False
+
+        try:
+            with trainer:
+                try:
+                    trainer.fit(callback)
+                except BaseException:
+                    # Ctrl-C (KeyboardInterrupt) included: keep the best
+                    # weights so far, then let the exception go on
+                    try:
+                        self._adopt(trainer, interactions, sem, history)
+                    except Exception:
+                        pass
+                    raise
+                self._adopt(trainer, interactions, sem, history)
+        finally:
+            if progress is not None:
+                progress.close()
+        return self
+
+    def _adopt(self, trainer, inter, sem, history):
+        model = trainer.snapshot()
+        aligner = gate = None
+        if sem is not None:
+            aligner, gate = trainer.snapshot_denoiser()
+        self.model, self.aligner, self.gate = model, aligner, gate
+        self._semantic = sem
+        self.interactions = inter
+        self.history = history
+        self.noise_rate = self.theta = None
+
+    def _check_fitted(self):
+        if self.model is None:
+            raise RuntimeError('this Recommender is not fitted: call fit() '
+                               'or Recommender.load() first')
+
+    def _threads(self):
+        return self.params.get('threads', 1)
+
+    # -- recommendations ---------------------------------------------------
+
+    def recommend(self, users=None, histories=None, k=10, exclude_seen=True):
+        """The k best next items per user, best first, as external ids.
+
+        users: external user ids of the fitted data (None: all of them, in
+        dense order); an unknown id raises UnknownIdError.  histories: a
+        list of item-id lists (oldest first) to recommend after instead,
+        e.g. for new users; items the model does not know are skipped
+        (RuntimeWarning); users then labels them (same length), else the
+        rows are labelled 0, 1, ...  exclude_seen: never recommend an item
+        of the user's history.
+
+        Returns a pandas DataFrame with columns user, rank (1..k), item,
+        score when pandas is available, else a list of dicts with those
+        keys.  Fewer than k rows per user only when exclude_seen leaves
+        fewer candidates."""
+        self._check_fitted()
+        inter = self.interactions
+        k = operator.index(k)
+        if k < 1:
+            raise ValueError('k must be >= 1, got %d' % k)
+        k = min(k, inter.n_items)
+        if histories is None:
+            if users is None:
+                labels = inter.user_ids
+                seqs = inter._seqs
+            else:
+                labels = _tolist(users, 'users')
+                seqs = []
+                for u in labels:
+                    try:
+                        seqs.append(inter._seqs[inter._user_index[u] - 1])
+                    except (KeyError, TypeError):
+                        raise UnknownIdError(
+                            'unknown user id %r: not in the data the model '
+                            'was fitted on (for a new user pass '
+                            'histories=[[item, ...]])' % (u,))
+        else:
+            hist = [_tolist(h, 'histories[%d]' % n)
+                    for n, h in enumerate(histories)]
+            if users is None:
+                labels = list(range(len(hist)))
+            else:
+                labels = _tolist(users, 'users')
+                if len(labels) != len(hist):
+                    raise ValueError('users has %d entries and histories %d;'
+                                     ' they must be equal' %
+                                     (len(labels), len(hist)))
+            seqs = inter._encode_onto(labels, hist, 'recommend')
+            for lab, s in zip(labels, seqs):
+                if not s:
+                    raise ValueError('the history of user %r holds no item '
+                                     'the model knows: nothing to recommend '
+                                     'from' % (lab,))
+        rows = []
+        if seqs:
+            with Context(self.model) as ctx:
+                ids, scores = ctx.topk_batch(seqs, k,
+                                             exclude_history=exclude_seen)
+            ids = ids.tolist() if np is not None else \
+                [ids[r * k:(r + 1) * k] for r in range(len(seqs))]
+            scores = scores.tolist() if np is not None else \
+                [scores[r * k:(r + 1) * k] for r in range(len(seqs))]
+            items = inter._items
+            for lab, ir, sr in zip(labels, ids, scores):
+                for rank, (i, sc) in enumerate(zip(ir, sr), 1):
+                    if i < 1:
+                        break
+                    rows.append({'user': lab, 'rank': rank,
+                                 'item': items[i - 1], 'score': float(sc)})
+        pd = _pandas()
+        if pd is not None:
+            return pd.DataFrame(rows, columns=['user', 'rank', 'item',
+                                               'score'])
+        return rows
+
+    def _dataset_of(self, interactions, what):
+        """None -> the fitted data; an Interactions (or DataFrame) ->
+        a Dataset over this model's dense item ids, with its users."""
+        inter = self.interactions
+        if interactions is None:
+            return inter, inter.to_dataset()
+        pd = _pandas()
+        if pd is not None and isinstance(interactions, pd.DataFrame):
+            interactions = Interactions.from_frame(interactions)
+        if not isinstance(interactions, Interactions):
+            raise TypeError('%s() takes an iadsr.Interactions (or a pandas '
+                            'DataFrame), got %s' %
+                            (what, type(interactions).__name__))
+        seqs = inter._encode_onto(interactions._users,
+                                  interactions.sequences(), what)
+        # keep the times of the kept rows: denoise() reports them
+        times = None
+        if interactions._times is not None:
+            times = []
+            for s, t in zip(interactions.sequences(), interactions._times):
+                times.append([tt for x, tt in zip(s, t)
+                              if _plain(x) in inter._item_index])
+        enc = Interactions._make(interactions._users, inter._items, seqs,
+                                 times)
+        return enc, Dataset.from_sequences(seqs, n_items=inter.n_items)
+
+    def evaluate(self, interactions=None, ks=(5, 10, 20),
+                 exclude_seen=False, target='test'):
+        """Leave-one-out full-ranking metrics with the keys of `iadsr eval
+        --json`: 'users', 'HR@K' and 'NDCG@K' for each K of ks, 'MRR'.
+        interactions: None (the fitted data: each user's last item is the
+        target, the one training never saw) or other interactions of the
+        same items (unknown items skipped).  target: 'test' or 'valid'."""
+        self._check_fitted()
+        _, ds = self._dataset_of(interactions, 'evaluate')
+        _, ranks = evaluate_ranks(self.model, ds, target, self._threads(),
+                                  exclude_seen)
+        return metrics_from_ranks(ranks, ks)
+
+    # -- denoising -------------------------------------------------------
+
+    def denoise(self, interactions=None, split='loo', keep_all=False):
+        """The interactions the IADSR gate keeps, with their gate scores.
+
+        Only for a Recommender fitted with semantic vectors (RuntimeError
+        otherwise).  interactions: None (the fitted data) or other
+        interactions of the same items.  split='loo' judges each user's
+        training part and keeps the last two items (score NaN); 'none'
+        judges whole sequences.  A detector gate (the default) takes its
+        threshold from the data, as `iadsr denoise` does (the estimate is
+        left in self.noise_rate and self.theta).
+
+        Returns a DataFrame (pandas) or a dict of lists with the columns
+        user, item, (time,) score of the kept interactions in time order
+        per user; keep_all=True returns every interaction with a column
+        kept."""
+        self._check_fitted()
+        if self.gate is None or self.aligner is None or \
+                self._semantic is None:
+            raise RuntimeError('denoise() needs a Recommender fitted with '
+                               'semantic vectors: fit(interactions, '
+                               'semantic=...)')
+        enc, ds = self._dataset_of(interactions, 'denoise')
+        threads = self._threads()
+        gate = self.gate
+        den = Denoiser(self.model, self.aligner, gate, self._semantic)
+        try:
+            if gate.params()['flags'] & _DENOISE_F_DETECT and \
+                    'theta' not in self.params:
+                th, rate = den.propose_theta(ds, split, n_threads=threads)
+                self.theta, self.noise_rate = th, rate
+                den.close()
+                gate = gate.with_params(theta=th)
+                den = Denoiser(self.model, self.aligner, gate,
+                               self._semantic)
+            _, keep, scores = den.clean_dataset(ds, split, n_threads=threads,
+                                                return_details=True)
+        finally:
+            den.close()
+        users, items, times = enc._rows()
+        keep = [bool(x) for x in keep]
+        scores = [float(x) for x in scores]
+        out = {'user': users, 'item': items}
+        if times is not None:
+            out['time'] = times
+        out['score'] = scores
+        if keep_all:
+            out['kept'] = keep
+        else:
+            out = {c: [v for v, kp in zip(col, keep) if kp]
+                   for c, col in out.items()}
+        pd = _pandas()
+        return pd.DataFrame(out) if pd is not None else out
+
+    # -- saving ------------------------------------------------------------
+
+    def save(self, path):
+        """Save to the directory path (created if needed; files of the same
+        names are replaced, atomically each):
+
+          model.iadsr      the checkpoint: backbone with the items'
+                           external ids (text), plus aligner and gate when
+                           fitted with semantic vectors
+          vocab.tsv        the users' external ids, in the vocabulary
+                           format of `iadsr import` (user lines only)
+          sequences.txt    the fitted histories (dense ids, the sequence
+                           format of the CLI)
+          semantic.npy     the semantic matrix (row i = item i), if any
+          recommender.json parameters, the id types, the format version
+
+        So `iadsr recommend --model DIR/model.iadsr --data
+        DIR/sequences.txt --vocab DIR/vocab.tsv --k 10` prints the same
+        recommendations with your ids.  Ids are stored as text; when every
+        user (or item) id is an int they come back as ints from load(),
+        other ids come back as str."""
+        self._check_fitted()
+        inter = self.interactions
+        os.makedirs(path, exist_ok=True)
+        item_text = [_id_bytes(x, 'item') for x in inter._items]
+        if len(set(item_text)) != len(item_text):
+            raise ValueError('two item ids have the same text: the '
+                             'checkpoint cannot tell them apart')
+        model = self.model.with_item_ids(item_text)
+        try:
+            save_checkpoint(os.path.join(path, 'model.iadsr'), model,
+                            self.aligner, self.gate)
+        finally:
+            model.close()
+        _write_atomic(os.path.join(path, 'vocab.tsv'),
+                      inter._vocab_bytes(items=False))
+        inter.save_sequences(os.path.join(path, 'sequences.txt'))
+        if self._semantic is not None:
+            self._semantic.save_npy(os.path.join(path, 'semantic.npy'),
+                                    row0_padding=True)
+        meta = {'format': _SAVE_FORMAT, 'library': version(),
+                'params': self.params,
+                'user_ids': _id_type(inter._users),
+                'item_ids': _id_type(inter._items),
+                'semantic': self._semantic is not None,
+                'n_users': inter.n_users, 'n_items': inter.n_items}
+        _write_atomic(os.path.join(path, 'recommender.json'),
+                      (json.dumps(meta, indent=1, sort_keys=True) + '\n')
+                      .encode('utf-8'))
+
+    @classmethod
+    def load(cls, path):
+        """A Recommender saved by save(path), ready to recommend,
+        evaluate and (with semantic vectors) denoise."""
+        with open(os.path.join(path, 'recommender.json'), 'rb') as fh:
+            meta = json.loads(fh.read().decode('utf-8'))
+        if meta.get('format') != _SAVE_FORMAT:
+            raise ValueError('%s: unknown Recommender format %r' %
+                             (path, meta.get('format')))
+        model, aligner, gate = load_checkpoint(
+            os.path.join(path, 'model.iadsr'))
+        items = model.item_ids
+        if items is None or len(items) != model.n_items:
+            raise ValueError('%s: the checkpoint carries no item ids' % path)
+        users, _ = Interactions.load_vocab(os.path.join(path, 'vocab.tsv'))
+        seqs = [None] * len(users)
+        with open(os.path.join(path, 'sequences.txt'), 'rb') as fh:
+            for line in fh:
+                f = line.split()
+                if f:
+                    seqs[int(f[0]) - 1] = [int(x) for x in f[1:]]
+        if any(s is None for s in seqs):
+            raise ValueError('%s: sequences.txt lacks a user of vocab.tsv'
+                             % path)
+        inter = Interactions._make(
+            _ids_from_text(users, meta.get('user_ids')),
+            _ids_from_text(items, meta.get('item_ids')), seqs)
+        self = cls.__new__(cls)
+        cls.__init__(self)
+        self.params = dict(meta.get('params') or {})
+        self.model, self.aligner, self.gate = model, aligner, gate
+        self.interactions = inter
+        if meta.get('semantic'):
+            self._semantic = Semantic.load_npy(
+                os.path.join(path, 'semantic.npy'), row0_padding=True)
+        return self
+
+    def __repr__(self):
+        if self.model is None:
+            return '<iadsr.Recommender unfitted>'
+        return '<iadsr.Recommender %s users=%d items=%d%s>' % (
+            self.model.backbone, self.interactions.n_users,
+            self.interactions.n_items,
+            ' semantic' if self._semantic is not None else '')
