@@ -38,6 +38,9 @@ MAX_EPOCHS = 40   # ~0.3 s each unloaded: an ignored Ctrl-C runs them all
 # check the trainer, prints CHILD-OK, and raises it again.
 _CHILD = '''
 import os, random, signal, sys, threading, time
+# Python keeps SIGINT ignored when it starts ignored (a background job,
+# nohup, some CI runners): the test is about Python's default handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 %(path)s
 import iadsr
 CALLBACK, SENDER, MAX_EPOCHS = %(callback)r, %(sender)r, %(max_epochs)d
