@@ -456,6 +456,9 @@ class _Capture:
 # the first epoch's line.
 _CHILD = '''
 import os, random, signal, sys
+# a Python started with SIGINT ignored (a background job, some CI runners)
+# keeps it ignored: the test is about Python's default handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 %(path)s
 sys.modules['tqdm'] = None
 import iadsr
