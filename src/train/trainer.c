@@ -56,6 +56,7 @@ typedef struct worker {
     iadsr__heads_ws s3;    /* its features (s2 serves the training pass) */
     float *h1;             /* max_rows x d hidden states without dropout */
     float *z1;             /* max_rows detector logits from them */
+    float *lse1;           /* max_rows log-sum-exps of their logits */
     float *mscale;         /* IADSR_DENOISE_F_INPUT_MASK: rows' input masks */
     double *dscale;        /* dL/dmask of every row (the backward pass) */
     double loss;           /* the share's total loss, summed over rows */
@@ -143,7 +144,7 @@ static void free_all(iadsr_trainer *t)
         iadsr__heads_ws_free(&k->s2);
         iadsr__heads_ws_free(&k->s3);
         IADSR__ALIGNED_FREE_ALL(k->g, k->dh, k->dh_aux, k->xscratch, k->lse,
-                                k->h1, k->z1, k->mscale);
+                                k->h1, k->z1, k->lse1, k->mscale);
         iadsr__free(k->dscale);
         IADSR__FREE_ALL(k->row_off, k->hist_first, k->uvec);
     }
@@ -324,9 +325,11 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
                 k->h1 = iadsr__aligned_alloc(mr * (size_t)t->shape.d,
                                              sizeof(float));
                 k->z1 = iadsr__aligned_alloc(mr, sizeof(float));
+                k->lse1 = iadsr__aligned_alloc(mr, sizeof(float));
                 k->mscale = iadsr__aligned_alloc(mr, sizeof(float));
                 k->dscale = iadsr__malloc(mr * sizeof(double));
-                if (!rc && (!k->h1 || !k->z1 || !k->mscale || !k->dscale))
+                if (!rc && (!k->h1 || !k->z1 || !k->lse1 || !k->mscale ||
+                            !k->dscale))
                     rc = iadsr__err(IADSR_ERR_NOMEM,
                                     "trainer: out of memory");
             }
@@ -664,8 +667,24 @@ static void detector_pass(worker *k, iadsr__heads *st1)
     const float *h0 = k->enc.ops->forward(&k->enc, &k->b, NULL);
     memcpy(k->h1, h0, nrd * sizeof(float));
     share_user_vectors(k);
+    /* the likelihood features need each row's log-sum-exp over the
+     * catalogue: the cross-entropy's vectorised forward gives them (no
+     * gradient; the training pass's scratch is free until its own) */
+    iadsr__xent_args xa = {.h = k->h1,
+                           .n_rows = k->b.n_rows,
+                           .d = t->shape.d,
+                           .targets = k->tgt,
+                           .e1 = t->emb1,
+                           .et = t->et,
+                           .n_items = t->shape.n_items,
+                           .ldt = t->ldt,
+                           .chunk = CE_CHUNK,
+                           .fast = t->fast,
+                           .scale = 1.0f,
+                           .lse = k->lse1};
+    (void)iadsr__xent(&xa, k->xscratch, 1);
     *st1 = step_heads(k);
-    st1->lse = NULL;
+    st1->lse = k->lse1;
     iadsr__heads_detect(st1, &k->s3, k->h1, &k->b, k->uvec,
                         t->w + t->off_det, k->z1);
     if (t->input_mask) {
