@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbone/batch.h"
+
 #define FD_EPS 1e-6
 #define TOL_RATIO 1e-6 /* ||g_a - g_fd|| / max(||g_a||, ||g_fd||) */
 #define TOL_ABS 1e-6   /* per element: |g_a - g_fd| < TOL_ABS + TOL_REL|g| */
@@ -116,11 +118,46 @@ static inline double check_grad_float_inputs(const char *what, loss_fn f,
     return r;
 }
 
-/* Input scales of the scale tests: kept, dropped, halved, boosted rows */
-static inline float test_input_scale(int r)
+/* Input scales of the scale tests: kept, dropped, halved, boosted rows
+ * (@p dropped is the value of a dropped row: 0, or another where an encoder
+ * has no derivative at 0) */
+static inline float test_input_scale(int r, float dropped)
 {
     static const float pattern[] = {1.0f, 0.0f, 0.5f, 1.25f, 0.75f, 1.0f};
-    return pattern[r % 6];
+    return r % 6 == 1 ? dropped : pattern[r % 6];
+}
+
+/* The encoder test of a mask on the inputs (the batch's scale and dscale),
+ * shared by the backbone suites: with the rows of @p b scaled by
+ * test_input_scale(), @p check_all checks every weight's gradient, @p grad
+ * fills b->dscale, which must match finite differences over the scales;
+ * scales of 1 must give the unmasked loss bit for bit. @p sc, @p ds: room
+ * for b->n_rows. */
+static inline void check_input_scale(const char *tag, void *ctx,
+                                     iadsr__batch *b, float dropped,
+                                     float *sc, double *ds,
+                                     void (*check_all)(void *, const char *),
+                                     void (*grad)(void *), loss_fn loss)
+{
+    int R = b->n_rows;
+    char what[128];
+    for (int r = 0; r < R; r++) {
+        sc[r] = test_input_scale(r, dropped);
+        ds[r] = NAN;
+    }
+    b->scale = sc;
+    b->dscale = ds;
+    check_all(ctx, tag);
+    grad(ctx);
+    b->dscale = NULL; /* the finite differences need no backward pass */
+    snprintf(what, sizeof what, "%s dL/dscale", tag);
+    check_grad_float_inputs(what, loss, ctx, sc, ds, (size_t)R);
+    ck_assert(norm2(ds, (size_t)R) > 0);
+    for (int r = 0; r < R; r++)
+        sc[r] = 1.0f;
+    double with_ones = loss(ctx);
+    b->scale = NULL;
+    ck_assert(loss(ctx) == with_ones);
 }
 
 /* max |a - b| / max(1, max |b|): float results against the double ones */
