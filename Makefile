@@ -872,9 +872,11 @@ help:
 	@echo "         header-check symbols-check symbols-update abi-check abi-baseline"
 	@echo "         doc-check docs version-check lint clean"
 	@echo "         stress tsan fuzz fuzz-replay fuzz-afl fuzz-merge check-python"
-	@echo "         print-version print-soversion"
+	@echo "         asan-python check-report check-install man package-files"
+	@echo "         dist distcheck print-version print-soversion"
 	@echo "knobs:   BLAS=openblas|cblas|none BLAS_CFLAGS= BLAS_LIBS= WERROR=1"
 	@echo "         CFLAGS= CPPFLAGS= LDFLAGS= PREFIX= LIBDIR= INCLUDEDIR= BINDIR= DESTDIR="
+	@echo "         CMAKEDIR= MANDIR="
 
 # Fuzz harnesses, their corpus replay (part of check) and make fuzz.
 include tests/fuzz/fuzz.mk
