@@ -11,16 +11,6 @@ Suite *suite_ctx(void);
 #define SEQ_L 10 /* max_seq_len of tu_model() */
 #define NS (NI + 1)
 
-/* A deterministic pseudo-random sequence of length n (ids 1..NI). */
-static void make_seq(int32_t *s, int n, uint32_t seed)
-{
-    uint32_t x = seed * 2654435761u + 12345u;
-    for (int i = 0; i < n; i++) {
-        x = x * 1664525u + 1013904223u;
-        s[i] = (int32_t)((x >> 8) % NI) + 1;
-    }
-}
-
 /* |a - b| small relative to the magnitude of the scores. */
 static int close_scores(const float *a, const float *b, int n)
 {
@@ -37,27 +27,12 @@ static int close_scores(const float *a, const float *b, int n)
     return 1;
 }
 
-typedef struct cand {
-    float s;
-    int32_t id;
-} cand;
-
-static int cand_cmp(const void *pa, const void *pb)
-{
-    const cand *a = pa, *b = pb;
-    if (a->s > b->s)
-        return -1;
-    if (a->s < b->s)
-        return 1;
-    return (a->id > b->id) - (a->id < b->id);
-}
-
 /* Reference top-K: sort items by (score desc, id asc), skipping -inf, NaN
  * and (when @p hist) history items; pad with -1 / -inf. */
 static void ref_topk(const float *sc, int32_t k, const int32_t *hist,
                      int n_hist, int32_t *ids, float *vals)
 {
-    cand c[NS];
+    tu_cand c[NS];
     int n = 0;
     for (int32_t j = 1; j <= NI; j++) {
         if (isnan(sc[j]) || sc[j] == -INFINITY)
@@ -71,7 +46,7 @@ static void ref_topk(const float *sc, int32_t k, const int32_t *hist,
         c[n].id = j;
         n++;
     }
-    qsort(c, (size_t)n, sizeof c[0], cand_cmp);
+    qsort(c, (size_t)n, sizeof c[0], tu_cand_cmp);
     for (int i = 0; i < k; i++) {
         ids[i] = i < n ? c[i].id : -1;
         vals[i] = i < n ? c[i].s : -INFINITY;
@@ -92,28 +67,16 @@ static void assert_topk_eq(const int32_t *ids, const float *vals,
     }
 }
 
-static iadsr_ctx *new_ctx(const iadsr_model *m, int max_batch)
-{
-    iadsr_ctx_params cp;
-    iadsr_ctx_params_init(&cp);
-    if (max_batch > 0)
-        cp.max_batch = max_batch;
-    iadsr_ctx *c = NULL;
-    TU_OK(iadsr_ctx_create(&c, m, &cp));
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
-
 /* ---- score ---------------------------------------------------------------- */
 
 START_TEST(test_score_basics)
 {
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     ck_assert_ptr_eq(iadsr_ctx_model(c), m);
     float a[NS], b[NS], x[NS];
     int32_t s[7];
-    make_seq(s, 7, 1);
+    tu_make_seq(s, 7, NI, 1);
     TU_OK(iadsr_ctx_score(c, s, 7, a, NS));
     ck_assert(a[0] == -INFINITY);
     for (int j = 1; j <= NI; j++)
@@ -133,7 +96,7 @@ START_TEST(test_score_basics)
     for (int i = NS; i < NS + 4; i++)
         ck_assert(big[i] == 42.0f);
     /* a second context on the same model agrees */
-    iadsr_ctx *c2 = new_ctx(m, 5);
+    iadsr_ctx *c2 = tu_new_ctx(m, 5);
     TU_OK(iadsr_ctx_score(c2, s, 7, b, NS));
     ck_assert(memcmp(a, b, sizeof a) == 0);
     iadsr_ctx_free(c2);
@@ -153,7 +116,7 @@ static void make_batch(int32_t *items, int64_t *offs, int *lens)
     offs[0] = 0;
     for (int u = 0; u < NB; u++) {
         lens[u] = 1 + (u * 7) % 25;
-        make_seq(items + offs[u], lens[u], 100u + (uint32_t)u);
+        tu_make_seq(items + offs[u], lens[u], NI, 100u + (uint32_t)u);
         offs[u + 1] = offs[u] + lens[u];
     }
 }
@@ -167,7 +130,7 @@ START_TEST(test_score_vs_batch)
     make_batch(items, offs, lens);
     static float rows[NB * NS], rows1[NB * NS], rows3[NB * NS];
     float one[NS];
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     TU_OK(iadsr_ctx_score_batch(c, items, offs, NB, rows, NB * NS));
     int bitwise = 0;
     for (int u = 0; u < NB; u++) {
@@ -180,7 +143,7 @@ START_TEST(test_score_vs_batch)
     TU_NOTE("ctx: %d of %d score_batch rows bitwise equal to score\n",
             bitwise, NB);
     /* max_batch 1: the batch path runs the single-sequence shapes */
-    iadsr_ctx *c1 = new_ctx(m, 1);
+    iadsr_ctx *c1 = tu_new_ctx(m, 1);
     TU_OK(iadsr_ctx_score_batch(c1, items, offs, NB, rows1, NB * NS));
     for (int u = 0; u < NB; u++) {
         TU_OK(iadsr_ctx_score(c, items + offs[u], lens[u], one, NS));
@@ -188,7 +151,7 @@ START_TEST(test_score_vs_batch)
                       "user %d: max_batch 1 row differs from score", u);
     }
     /* chunking (max_batch 3 < NB) gives the same rows */
-    iadsr_ctx *c3 = new_ctx(m, 3);
+    iadsr_ctx *c3 = tu_new_ctx(m, 3);
     TU_OK(iadsr_ctx_score_batch(c3, items, offs, NB, rows3, NB * NS));
     ck_assert(close_scores(rows, rows3, NB * NS));
     /* offsets need not describe the whole items array: a sub-batch */
@@ -208,10 +171,10 @@ END_TEST
 START_TEST(test_truncation)
 {
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     ck_assert_int_eq(iadsr_model_max_seq_len(m), SEQ_L);
     int32_t s[25], t[25];
-    make_seq(s, 25, 7);
+    tu_make_seq(s, 25, NI, 7);
     memcpy(t, s, sizeof s);
     for (int i = 0; i < 25 - SEQ_L; i++)
         t[i] = (t[i] % NI) + 1; /* a different prefix */
@@ -236,7 +199,7 @@ START_TEST(test_truncation)
     memcpy(items, s, sizeof s);
     memcpy(items + 25, s + 25 - SEQ_L, SEQ_L * sizeof(int32_t));
     static float rows[2 * NS];
-    iadsr_ctx *c1 = new_ctx(m, 1);
+    iadsr_ctx *c1 = tu_new_ctx(m, 1);
     TU_OK(iadsr_ctx_score_batch(c1, items, offs, 2, rows, 2 * NS));
     ck_assert(memcmp(rows, rows + NS, NS * sizeof(float)) == 0);
     ck_assert(memcmp(rows, a, sizeof a) == 0);
@@ -256,12 +219,12 @@ END_TEST
 START_TEST(test_topk_matches_argsort)
 {
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     static const int ks[] = {1, 2, 5, 17, NI - 1, NI};
     for (uint32_t q = 0; q < 6; q++) {
         int n = 1 + (int)(q * 5) % 14;
         int32_t s[16];
-        make_seq(s, n, 40u + q);
+        tu_make_seq(s, n, NI, 40u + q);
         float sc[NS];
         TU_OK(iadsr_ctx_score(c, s, n, sc, NS));
         for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
@@ -306,7 +269,7 @@ START_TEST(test_topk_ties)
     iadsr_model *m = NULL;
     TU_OK(iadsr_model_create_from_embeddings(&m, &mp, emb, NS, d, d));
     free(emb);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     int32_t s[4] = {3, 40, 41, 12};
     float sc[NS];
     TU_OK(iadsr_ctx_score(c, s, 4, sc, NS));
@@ -353,7 +316,7 @@ END_TEST
 START_TEST(test_exclude_history)
 {
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     /* repeats, and history beyond the last SEQ_L items */
     int32_t s[15] = {50, 51, 52, 53, 54, 3, 3, 7, 12, 7, 40, 41, 3, 9, 9};
     const int n = 15, n_unique = 11;
@@ -409,8 +372,8 @@ START_TEST(test_topk_batch)
     int lens[NB];
     make_batch(items, offs, lens);
     static float rows[NB * NS];
-    iadsr_ctx *c = new_ctx(m, 0);
-    iadsr_ctx *c3 = new_ctx(m, 3);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
+    iadsr_ctx *c3 = tu_new_ctx(m, 3);
     TU_OK(iadsr_ctx_score_batch(c, items, offs, NB, rows, NB * NS));
     static const int ks[] = {1, 10, NI};
     for (int fl = 0; fl < 2; fl++) {
@@ -459,7 +422,7 @@ END_TEST
 START_TEST(test_buffer_too_small)
 {
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     int32_t s[3] = {1, 2, 3};
     float sc[NS];
     TU_EXPECT_ERR(iadsr_ctx_score(c, s, 3, sc, NI), IADSR_ERR_BUFFER_TOO_SMALL);
@@ -482,7 +445,7 @@ END_TEST
 START_TEST(test_out_of_range)
 {
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     static const int32_t bad[] = {0, NI + 1, -1, INT32_MIN, INT32_MAX};
     float sc[NS];
     static float rows[2 * NS];
@@ -523,7 +486,7 @@ END_TEST
 START_TEST(test_bad_args)
 {
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     int32_t s[3] = {1, 2, 3}, ids[NI + 1];
     float sc[NS], vals[NI + 1];
     TU_EXPECT_ERR(iadsr_ctx_score(c, s, 0, sc, NS), IADSR_ERR_INVALID_ARG);
@@ -590,7 +553,7 @@ END_TEST
 START_TEST(test_no_alloc_when_scoring)
 {
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 4); /* batches of NB are chunked */
+    iadsr_ctx *c = tu_new_ctx(m, 4); /* batches of NB are chunked */
     int32_t items[NB * 25];
     int64_t offs[NB + 1];
     int lens[NB];
@@ -631,7 +594,7 @@ START_TEST(test_free_order)
 {
     long live = iadsr__alloc_live();
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     int32_t s[3] = {1, 2, 3};
     float a[NS], b[NS];
     TU_OK(iadsr_ctx_score(c, s, 3, a, NS));
@@ -642,7 +605,7 @@ START_TEST(test_free_order)
     TU_OK(iadsr_ctx_score(c, s, 3, b, NS));
     ck_assert(memcmp(a, b, sizeof a) == 0);
     /* a second context from the borrowed model */
-    iadsr_ctx *c2 = new_ctx(cm, 0);
+    iadsr_ctx *c2 = tu_new_ctx(cm, 0);
     iadsr_ctx_free(c);
     TU_OK(iadsr_ctx_score(c2, s, 3, b, NS));
     ck_assert(memcmp(a, b, sizeof a) == 0);

@@ -27,43 +27,7 @@ Suite *suite_serving(void);
 
 static _Alignas(64) unsigned char zero_block[8192];
 
-static iadsr_ctx *new_ctx(const iadsr_model *m, int max_batch)
-{
-    iadsr_ctx_params cp;
-    iadsr_ctx_params_init(&cp);
-    if (max_batch > 0)
-        cp.max_batch = max_batch;
-    iadsr_ctx *c = NULL;
-    TU_OK(iadsr_ctx_create(&c, m, &cp));
-    return c;
-}
-
-/* A deterministic pseudo-random sequence of length n (ids 1..NI). */
-static void make_seq(int32_t *s, int n, uint32_t seed)
-{
-    uint32_t x = seed * 2654435761u + 12345u;
-    for (int i = 0; i < n; i++) {
-        x = x * 1664525u + 1013904223u;
-        s[i] = (int32_t)((x >> 8) % NI) + 1;
-    }
-}
-
 /* ---- the reference ---------------------------------------------------------- */
-
-typedef struct cand {
-    float s;
-    int32_t id;
-} cand;
-
-static int cand_cmp(const void *pa, const void *pb)
-{
-    const cand *a = pa, *b = pb;
-    if (a->s > b->s)
-        return -1;
-    if (a->s < b->s)
-        return 1;
-    return (a->id > b->id) - (a->id < b->id);
-}
 
 static int in_list(int32_t id, const int32_t *l, int64_t n)
 {
@@ -82,7 +46,7 @@ static int ref_topk(const float *sc, int k, const iadsr_topk_params *r,
                     const int32_t *hist, int n_hist, int32_t *ids,
                     float *vals)
 {
-    cand c[NS];
+    tu_cand c[NS];
     int n = 0;
     for (int32_t j = 1; j <= NI; j++) {
         if (isnan(sc[j]) || sc[j] == -INFINITY)
@@ -98,7 +62,7 @@ static int ref_topk(const float *sc, int k, const iadsr_topk_params *r,
         c[n].id = j;
         n++;
     }
-    qsort(c, (size_t)n, sizeof c[0], cand_cmp);
+    qsort(c, (size_t)n, sizeof c[0], tu_cand_cmp);
     for (int i = 0; i < k; i++) {
         ids[i] = i < n ? c[i].id : -1;
         vals[i] = i < n ? c[i].s : -INFINITY;
@@ -165,7 +129,7 @@ END_TEST
 START_TEST(test_defaults_equal_topk)
 {
     iadsr_model *m = tu_model(NI, 21);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     iadsr_topk_params r;
     iadsr_topk_params_init(&r);
     static const int ks[] = {1, 7, NI - 1, NI};
@@ -175,7 +139,7 @@ START_TEST(test_defaults_equal_topk)
         for (uint32_t q = 0; q < 5; q++) {
             int32_t s[25];
             int n = 1 + (int)(q * 6) % 25;
-            make_seq(s, n, 10u + q);
+            tu_make_seq(s, n, NI, 10u + q);
             for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
                 int k = ks[ki];
                 int32_t a[NI], b[NI], nf = -1, nsk = -1;
@@ -201,14 +165,14 @@ START_TEST(test_defaults_equal_topk)
         offs[0] = 0;
         for (int u = 0; u < NB; u++) {
             int len = 1 + (u * 7) % 25;
-            make_seq(items + offs[u], len, 100u + (uint32_t)u);
+            tu_make_seq(items + offs[u], len, NI, 100u + (uint32_t)u);
             offs[u + 1] = offs[u] + len;
         }
         static int32_t ia[NB * 10], ib[NB * 10];
         static float va[NB * 10], vb[NB * 10];
         int32_t nf[NB];
         int64_t nsk[NB];
-        iadsr_ctx *c3 = new_ctx(m, 3);
+        iadsr_ctx *c3 = tu_new_ctx(m, 3);
         for (int which = 0; which < 2; which++) {
             iadsr_ctx *cc = which ? c3 : c;
             TU_OK(iadsr_ctx_topk_batch(cc, items, offs, NB, 10, flags, ia,
@@ -233,7 +197,7 @@ END_TEST
 START_TEST(test_cold_item_scores)
 {
     iadsr_model *m = tu_model(NI, 22);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     /* popularity counts with ties, an excluded (-inf) and a NaN item */
     float pop[NS];
     pop[0] = 12345.0f; /* ignored */
@@ -324,12 +288,12 @@ static iadsr_model *cfg_model(int which, uint64_t seed)
 START_TEST(test_cold_user_vector)
 {
     iadsr_model *m = cfg_model(_i, 30 + (uint64_t)_i);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     int d = iadsr_model_dim(m);
     const float *E = iadsr_model_item_embeddings(m);
     float h[DIM];
     int32_t s[8];
-    make_seq(s, 8, 3);
+    tu_make_seq(s, 8, NI, 3);
     TU_OK(iadsr_ctx_user_vector(c, s, 8, h));
     iadsr_topk_params r;
     iadsr_topk_params_init(&r);
@@ -371,11 +335,11 @@ START_TEST(test_cold_user_vector)
     r.flags = IADSR_TOPK_EXCLUDE_HISTORY;
     int32_t items[3 * 8];
     memcpy(items, s, sizeof s);
-    make_seq(items + 8, 5, 77);
+    tu_make_seq(items + 8, 5, NI, 77);
     int64_t offs[6] = {0, 0, 8, 8, 13, 13}; /* cold, s, cold, warm, cold */
     int32_t bids[5 * 10], one[10], bnf[5];
     float bvals[5 * 10], onev[10];
-    iadsr_ctx *c2 = new_ctx(m, 2);
+    iadsr_ctx *c2 = tu_new_ctx(m, 2);
     TU_OK(iadsr_ctx_topk_batch_v2(c2, items, offs, 5, 10, &r, bids, bvals, 50,
                                   bnf, NULL));
     TU_OK(iadsr_ctx_topk_v2(c, NULL, 0, 10, &r, one, onev, NULL, NULL));
@@ -402,7 +366,7 @@ END_TEST
 START_TEST(test_skip_unknown)
 {
     iadsr_model *m = tu_model(NI, 23);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     iadsr_topk_params r;
     iadsr_topk_params_init(&r);
     static const int32_t bad[] = {0, -1, NI + 1, INT32_MAX, INT32_MIN};
@@ -414,7 +378,7 @@ START_TEST(test_skip_unknown)
              * last max_seq_len positions (they must not use up the window) */
             int32_t clean[20], dirty[40];
             int n = 3 + (int)(q * 3);
-            make_seq(clean, n, 50u + q);
+            tu_make_seq(clean, n, NI, 50u + q);
             int nd = 0, n_bad = 0;
             for (int i = 0; i < n; i++) {
                 if ((i + (int)q) % 3 == 0)
@@ -471,7 +435,7 @@ START_TEST(test_skip_unknown)
     offs[0] = 0;
     for (int u = 0; u < NB; u++) {
         int len = u % 4 == 0 ? 0 : 1 + (u * 5) % 9;
-        make_seq(items + offs[u], len, 200u + (uint32_t)u);
+        tu_make_seq(items + offs[u], len, NI, 200u + (uint32_t)u);
         want_skip[u] = 0;
         for (int i = 0; i < len; i++)
             if ((i + u) % 4 == 1) {
@@ -490,7 +454,7 @@ START_TEST(test_skip_unknown)
     static float bvals[NB * 10];
     int32_t bnf[NB];
     int64_t bsk[NB];
-    iadsr_ctx *c3 = new_ctx(m, 3);
+    iadsr_ctx *c3 = tu_new_ctx(m, 3);
     TU_OK(iadsr_ctx_topk_batch_v2(c3, items, offs, NB, 10, &r, bids, bvals,
                                   NB * 10, bnf, bsk));
     for (int u = 0; u < NB; u++) {
@@ -517,7 +481,7 @@ END_TEST
 START_TEST(test_filters)
 {
     iadsr_model *m = tu_model(NI, 24);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     /* unsorted, with duplicates, overlapping each other and the history */
     static const int32_t allow[] = {40, 3, 17, 3, 60, 1, 25, 9, 40, 33, 12,
                                     50, 8, 2};
@@ -601,14 +565,14 @@ START_TEST(test_filters)
     offs[0] = 0;
     for (int u = 0; u < NB; u++) {
         int len = 1 + (u * 5) % 12;
-        make_seq(items + offs[u], len, 300u + (uint32_t)u);
+        tu_make_seq(items + offs[u], len, NI, 300u + (uint32_t)u);
         offs[u + 1] = offs[u] + len;
     }
     static int32_t bids[NB * 12];
     static float bvals[NB * 12];
     int32_t bnf[NB];
     for (int mb = 0; mb < 2; mb++) {
-        iadsr_ctx *cb = new_ctx(m, mb ? 5 : 0);
+        iadsr_ctx *cb = tu_new_ctx(m, mb ? 5 : 0);
         TU_OK(iadsr_ctx_topk_batch_v2(cb, items, offs, NB, 12, &r, bids, bvals,
                                       NB * 12, bnf, NULL));
         for (int u = 0; u < NB; u++) {
@@ -646,7 +610,7 @@ START_TEST(test_ties_and_large_k)
     iadsr_model *m = NULL;
     TU_OK(iadsr_model_create_from_embeddings(&m, &mp, emb, NS, DIM, DIM));
     free(emb);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     int32_t s[4] = {3, 40, 41, 12};
     /* allow only tied items, listed in decreasing order */
     int32_t allow[8] = {29, 25, 21, 17, 13, 12, 11, 10};
@@ -696,7 +660,7 @@ END_TEST
 START_TEST(test_batch_capacity)
 {
     iadsr_model *m = tu_model(NI, 25);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     int32_t items[5] = {1, 2, 3, 4, 5};
     int64_t offs[4] = {0, 2, 2, 5};
     int32_t ids[15];
@@ -771,7 +735,7 @@ START_TEST(test_bad_args)
 {
     iadsr_model *m = tu_model(NI, 26);
     iadsr_dataset *data = tu_synth(5, NI, 6, 3, 5, 1);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     struct iadsr_ctx zc;
     memset(&zc, 0, sizeof zc);
     memset(zero_block, 0, sizeof zero_block);
@@ -978,13 +942,13 @@ END_TEST
 START_TEST(test_existing_untouched)
 {
     iadsr_model *m = tu_model(NI, 27);
-    iadsr_ctx *c = new_ctx(m, 4);
+    iadsr_ctx *c = tu_new_ctx(m, 4);
     int32_t items[NB * 9];
     int64_t offs[NB + 1];
     offs[0] = 0;
     for (int u = 0; u < NB; u++) {
         int len = 1 + (u * 4) % 9;
-        make_seq(items + offs[u], len, 400u + (uint32_t)u);
+        tu_make_seq(items + offs[u], len, NI, 400u + (uint32_t)u);
         offs[u + 1] = offs[u] + len;
     }
     static float sc0[NB * NS], sc1[NB * NS];
@@ -1049,13 +1013,13 @@ END_TEST
 START_TEST(test_no_alloc)
 {
     iadsr_model *m = tu_model(NI, 28);
-    iadsr_ctx *c = new_ctx(m, 4);
+    iadsr_ctx *c = tu_new_ctx(m, 4);
     int32_t items[NB * 9];
     int64_t offs[NB + 1];
     offs[0] = 0;
     for (int u = 0; u < NB; u++) {
         int len = u % 3 == 0 ? 0 : 1 + (u * 4) % 9;
-        make_seq(items + offs[u], len, 500u + (uint32_t)u);
+        tu_make_seq(items + offs[u], len, NI, 500u + (uint32_t)u);
         if (len > 1)
             items[offs[u]] = -4;
         offs[u + 1] = offs[u] + len;

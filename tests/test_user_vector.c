@@ -56,34 +56,13 @@ static iadsr_model *cfg_model(int which, uint64_t seed)
     return m;
 }
 
-static iadsr_ctx *new_ctx(const iadsr_model *m, int max_batch)
-{
-    iadsr_ctx_params cp;
-    iadsr_ctx_params_init(&cp);
-    if (max_batch > 0)
-        cp.max_batch = max_batch;
-    iadsr_ctx *c = NULL;
-    TU_OK(iadsr_ctx_create(&c, m, &cp));
-    return c;
-}
-
-/* A deterministic pseudo-random sequence of length n (ids 1..NI). */
-static void make_seq(int32_t *s, int n, uint32_t seed)
-{
-    uint32_t x = seed * 2654435761u + 12345u;
-    for (int i = 0; i < n; i++) {
-        x = x * 1664525u + 1013904223u;
-        s[i] = (int32_t)((x >> 8) % NI) + 1;
-    }
-}
-
 /* NB sequences of lengths 1..25 (some longer than max_seq_len 10). */
 static void make_batch(int32_t *items, int64_t *offs, int *lens)
 {
     offs[0] = 0;
     for (int u = 0; u < NB; u++) {
         lens[u] = 1 + (u * 7) % 25;
-        make_seq(items + offs[u], lens[u], 100u + (uint32_t)u);
+        tu_make_seq(items + offs[u], lens[u], NI, 100u + (uint32_t)u);
         offs[u + 1] = offs[u] + lens[u];
     }
 }
@@ -120,7 +99,7 @@ START_TEST(test_score_is_dot_product)
 {
     int which = _i;
     iadsr_model *m = cfg_model(which, 31 + (uint64_t)which);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     int d = iadsr_model_dim(m);
     ck_assert_int_le(d, MAXD);
     static const int lens[] = {1, 2, 5, 10, 17};
@@ -128,7 +107,7 @@ START_TEST(test_score_is_dot_product)
     for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
         int32_t s[17];
         float h[MAXD], sc[NS];
-        make_seq(s, lens[t], (uint32_t)(7 * t + 1));
+        tu_make_seq(s, lens[t], NI, (uint32_t)(7 * t + 1));
         TU_OK(iadsr_ctx_user_vector(c, s, lens[t], h));
         TU_OK(iadsr_ctx_score(c, s, lens[t], sc, NS));
         double w = check_dot(m, h, sc, cfg_name[which]);
@@ -152,7 +131,7 @@ START_TEST(test_trained_model)
     iadsr_dataset *data = tu_synth(200, NI, 6, 5, 20, 3);
     iadsr_model *init = cfg_model(_i == 0 ? 0 : 3, 5);
     iadsr_model *m = tu_trained(init, data, 2);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     for (int64_t u = 0; u < 20; u++) {
         int32_t n = 0;
         const int32_t *s = iadsr_dataset_user_items(data, u, &n);
@@ -182,7 +161,7 @@ START_TEST(test_batch_equals_single)
     /* max_batch 4 chunks the batch; 0 = the default (one chunk) */
     static const int mb[] = {4, 0, 1};
     for (size_t b = 0; b < sizeof mb / sizeof mb[0]; b++) {
-        iadsr_ctx *c = new_ctx(m, mb[b]);
+        iadsr_ctx *c = tu_new_ctx(m, mb[b]);
         float hb[NB * MAXD], h[MAXD];
         static float rows[NB * NS];
         TU_OK(iadsr_ctx_user_vector_batch(c, items, offs, NB, hb));
@@ -243,7 +222,7 @@ START_TEST(test_bad_args)
 {
     iadsr_model *m = cfg_model(0, 51);
     iadsr_dataset *data = tu_synth(5, NI, 6, 3, 5, 1);
-    iadsr_ctx *c = new_ctx(m, 0);
+    iadsr_ctx *c = tu_new_ctx(m, 0);
     struct iadsr_ctx zc;
     memset(&zc, 0, sizeof zc);
     memset(zero_block, 0, sizeof zero_block);
@@ -321,7 +300,7 @@ END_TEST
 START_TEST(test_no_alloc)
 {
     iadsr_model *m = cfg_model(0, 61);
-    iadsr_ctx *c = new_ctx(m, 4);
+    iadsr_ctx *c = tu_new_ctx(m, 4);
     int32_t items[NB * 25];
     int64_t offs[NB + 1];
     int lens[NB];

@@ -285,4 +285,44 @@ static inline void tu_acc_metrics(const tu_acc *a, iadsr_metrics *out)
     out->ndcg20 = a->nd[2] * inv;
 }
 
+/* A deterministic pseudo-random sequence of length @p n (ids 1..n_items). */
+static inline void tu_make_seq(int32_t *s, int n, int32_t n_items,
+                               uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 12345u;
+    for (int i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        s[i] = (int32_t)((x >> 8) % (uint32_t)n_items) + 1;
+    }
+}
+
+/* A scoring context of @p m (max_batch > 0 overrides the default). */
+static inline iadsr_ctx *tu_new_ctx(const iadsr_model *m, int max_batch)
+{
+    iadsr_ctx_params cp;
+    iadsr_ctx_params_init(&cp);
+    if (max_batch > 0)
+        cp.max_batch = max_batch;
+    iadsr_ctx *c = NULL;
+    TU_OK(iadsr_ctx_create(&c, m, &cp));
+    return c;
+}
+
+/* A candidate of the reference top-K, ordered by score descending, then
+ * id ascending (the library's tie rule). */
+typedef struct tu_cand {
+    float s;
+    int32_t id;
+} tu_cand;
+
+static inline int tu_cand_cmp(const void *pa, const void *pb)
+{
+    const tu_cand *a = pa, *b = pb;
+    if (a->s > b->s)
+        return -1;
+    if (a->s < b->s)
+        return 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
 #endif /* IADSR_TESTUTIL_H */
