@@ -798,6 +798,19 @@ IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
  *  of its rows that are real (docs/METHOD.md). The gate keeps the flag.
  *  @since 0.3.0 */
 #define IADSR_DENOISE_F_INPUT_MASK 64u
+/** Joint training only: the trainer backs the auxiliary loss weights off
+ *  when validation stalls. Once ceil(patience / 2) validations in a row
+ *  bring no better validation NDCG@10 (patience 0: never), lambda_align
+ *  and lambda_recon are multiplied by 0.1 and the count starts again;
+ *  after a second stall by 0.01 in all; from then on patience ends the
+ *  training as usual. The best-validation weights are kept throughout, so
+ *  the back-off can only add candidates: a data set on which the given
+ *  weights hold the backbone back gets a run that is, by its end, trained
+ *  mostly on the next-item loss, without the host choosing the weights.
+ *  Costs at most patience more epochs. iadsr_progress_info.aux_scale
+ *  reports the factor of each epoch. Not stored in the gate (it describes
+ *  the training, not the gate). @since 0.3.0 */
+#define IADSR_DENOISE_F_BACKOFF 128u
 
 /**
  * Settings of IADSR (Stage 2 of docs/METHOD.md): the joint-training loss
@@ -858,6 +871,10 @@ typedef struct iadsr_progress_info {
                                 NaN outside joint training */
     double loss_detect;    /**< the detector gate's loss; NaN without one */
     double learning_rate;  /**< Adam's learning rate of the epoch */
+    /** since 0.3.0 (struct_size >= 104): the factor the epoch applied to
+     *  lambda_align and lambda_recon (1, 0.1 or 0.01: see
+     *  IADSR_DENOISE_F_BACKOFF); NaN outside joint training */
+    double aux_scale;
 } iadsr_progress_info;
 
 /**

@@ -845,6 +845,8 @@ expect_rc "train --gate detect --input-mask" 0
 expect_err "train --input-mask says so" "input mask"
 run "$BIN" denoise --model mdm.iadsr --semantic s.npy --data nz.txt --out mdm.txt
 expect_rc "denoise with a detector trained under its input mask" 0
+usage_case "train --backoff --no-backoff" train --data nz.txt --out x.bin --semantic s.npy --backoff --no-backoff
+usage_case "train --backoff without --semantic" train --data nz.txt --out x.bin --backoff
 usage_case "train --clean-scores with --gate paper" train --data nz.txt --out x.bin --semantic s.npy --gate paper --clean-scores
 usage_case "train --input-mask with --gate paper" train --data nz.txt --out x.bin --semantic s.npy --gate paper --input-mask
 run "$BIN" denoise --model md.iadsr --semantic s.npy --data nz.txt --out cd.txt --labels nz.lab --json
@@ -1131,11 +1133,12 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 ep, summ = rows[:-1], rows[-1]
 keys = {"epoch", "max_epochs", "loss", "loss_next", "loss_aux", "loss_detect",
         "valid_hr10", "valid_ndcg10", "best_epoch", "best_ndcg10",
-        "learning_rate", "epoch_seconds", "elapsed_seconds"}
+        "learning_rate", "aux_scale", "epoch_seconds", "elapsed_seconds"}
 assert [r["epoch"] for r in ep] == [1, 2, 3], ep
 for r in ep:
     assert set(r) == keys, sorted(r)
     assert r["loss_aux"] is None and r["loss_detect"] is None
+    assert r["aux_scale"] is None
     assert abs(r["loss_next"] - r["loss"]) <= 1e-6 * r["loss"]
     assert r["learning_rate"] == 0.001 and r["valid_ndcg10"] >= 0
 assert summ["summary"] is True and summ["status"] == "done", summ
@@ -1148,7 +1151,26 @@ import json, sys
 for r in [json.loads(l) for l in open(sys.argv[1])][:-1]:
     t = r["loss_next"] + r["loss_aux"] + r["loss_detect"]
     assert abs(t - r["loss"]) <= 1e-6 * r["loss"], r
+    assert r["aux_scale"] == 1, r
 ' w_log2.jsonl
+    # --backoff with patience 1: the weights go down by 10x after each
+    # validation without a better NDCG@10, twice, then patience ends it
+    run "$BIN" train --data nz.txt --out w_log4.bin --semantic s.npy --backoff --patience 1 --lr 0.02 --epochs 60 --dim 8 --log w_log4.jsonl
+    expect_rc "train --backoff" 0
+    expect_err "train --backoff says so" ", backoff;"
+    check "train --backoff: the log shows the factors, the stop follows the rule" python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ep, summ = rows[:-1], rows[-1]
+sc = [r["aux_scale"] for r in ep]
+assert sc[0] == 1 and sc == sorted(sc, reverse=True), sc
+assert all(abs(x - y) < 1e-7 for x, y in zip(sorted(set(sc), reverse=True), (1, 0.1, 0.01))), sc
+assert len(ep) == 60 or len(set(sc)) == 3, sc
+assert summ["best_valid_ndcg10"] == max(r["valid_ndcg10"] for r in ep)
+' w_log4.jsonl
+    if grep -q '"aux_scale":0.1,' w_log4.jsonl; then
+        expect_err "train --backoff: the progress line shows the factor" "weights x0.1"
+    fi
 fi
 usage_case "train --log = --out" train --data w_base.txt --out w_log.bin --log ./w_log.bin
 run "$BIN" train --data w_base.txt --out w_log3.bin --epochs 1 --log nodir/x.jsonl

@@ -1628,6 +1628,123 @@ START_TEST(test_joint_progress_terms)
 }
 END_TEST
 
+/* Every epoch's progress report of a fit. */
+typedef struct bo_log {
+    iadsr_progress_info e[80];
+    int n;
+} bo_log;
+
+static int bo_cb(const iadsr_progress_info *info, void *user_data)
+{
+    bo_log *l = user_data;
+    if (l->n < 80)
+        l->e[l->n++] = *info;
+    return 0;
+}
+
+static void bo_fit(const iadsr_model *m, const iadsr_dataset *d,
+                   const iadsr_semantic *sem, const iadsr_train_params *tp,
+                   uint32_t flags, bo_log *l, iadsr_gate **gate)
+{
+    iadsr_denoise_params dp;
+    iadsr_denoise_params_init(&dp);
+    dp.flags = flags;
+    iadsr_trainer *t = NULL;
+    TU_OK(iadsr_trainer_create_joint(&t, m, d, sem, NULL, tp, &dp));
+    memset(l, 0, sizeof *l);
+    TU_OK(iadsr_trainer_fit(t, bo_cb, l));
+    ck_assert_int_eq(iadsr_trainer_epochs_done(t), l->n);
+    if (gate)
+        TU_OK(iadsr_trainer_snapshot_denoiser(t, NULL, gate));
+    iadsr_trainer_free(t);
+}
+
+/* IADSR_DENOISE_F_BACKOFF: the weights go 1 -> 0.1 -> 0.01 after stalls of
+ * ceil(patience / 2) validations, then patience ends the fit; nothing
+ * changes before the first back-off; the best validation is never worse
+ * than without it; the gate does not keep the flag; patience 0 never backs
+ * off; a raw trainer reports NaN. */
+START_TEST(test_joint_backoff)
+{
+    iadsr_dataset *d = small_data();
+    iadsr_model *m = tu_model(NI, 7);
+    iadsr_semantic *sem = topic_sem(NI, DS, 3);
+    iadsr_train_params tp;
+    tu_train_params(&tp);
+    tp.split = IADSR_SPLIT_LEAVE_ONE_OUT;
+    tp.learning_rate = 1e-2f; /* stalls within a few epochs */
+    tp.max_epochs = 60;
+    tp.patience = 3;
+    static bo_log a, b;
+    iadsr_gate *gate = NULL;
+    bo_fit(m, d, sem, &tp, IADSR_DENOISE_F_DETECT, &a, NULL);
+    bo_fit(m, d, sem, &tp, IADSR_DENOISE_F_DETECT | IADSR_DENOISE_F_BACKOFF,
+           &b, &gate);
+    for (int i = 0; i < a.n; i++)
+        ck_assert(a.e[i].aux_scale == 1.0);
+    /* replay the rule on b's validations */
+    const double scale[3] = {1.0, (double)0.1f, (double)0.01f};
+    int stage = 0, since = 0, first = -1, stopped = 0;
+    double best = -1;
+    for (int i = 0; i < b.n; i++) {
+        ck_assert_uint_ge(b.e[i].struct_size, 104);
+        ck_assert_msg(b.e[i].aux_scale == scale[stage],
+                      "epoch %d: scale %g, stage %d", i + 1,
+                      b.e[i].aux_scale, stage);
+        ck_assert(!stopped);
+        if (b.e[i].valid_ndcg10 > best) {
+            best = b.e[i].valid_ndcg10;
+            since = 0;
+        } else if (stage < 2 && ++since >= 2) {
+            if (first < 0)
+                first = i;
+            stage++;
+            since = 0;
+        } else if (stage == 2 && ++since >= 3) {
+            stopped = 1;
+        }
+    }
+    ck_assert_msg(stage == 2, "the data never stalled twice (%d epochs)",
+                  b.n);
+    ck_assert(stopped || b.n == tp.max_epochs);
+    /* the same run up to the first back-off */
+    ck_assert_int_ge(a.n, first + 1);
+    for (int i = 0; i <= first; i++) {
+        ck_assert(a.e[i].loss == b.e[i].loss);
+        ck_assert(a.e[i].valid_ndcg10 == b.e[i].valid_ndcg10);
+    }
+    ck_assert(b.e[b.n - 1].best_ndcg10 >= a.e[a.n - 1].best_ndcg10);
+    ck_assert_int_ge(b.n, a.n);
+    /* lower weights, lower weighted auxiliary loss */
+    ck_assert(b.e[b.n - 1].loss_aux < b.e[first].loss_aux);
+    /* the flag describes the training, not the gate */
+    iadsr_denoise_params gp;
+    TU_OK(iadsr_gate_get_params(gate, &gp));
+    ck_assert_uint_eq(gp.flags, IADSR_DENOISE_F_DETECT);
+    iadsr_gate_free(gate);
+    /* patience 0: never a stall */
+    tp.patience = 0;
+    tp.max_epochs = 6;
+    bo_fit(m, d, sem, &tp, IADSR_DENOISE_F_DETECT | IADSR_DENOISE_F_BACKOFF,
+           &b, NULL);
+    ck_assert_int_eq(b.n, 6);
+    for (int i = 0; i < b.n; i++)
+        ck_assert(b.e[i].aux_scale == 1.0);
+    /* a raw trainer has no auxiliary weights */
+    iadsr_trainer *t = NULL;
+    tp.max_epochs = 1;
+    TU_OK(iadsr_trainer_create(&t, m, d, &tp));
+    memset(&b, 0, sizeof b);
+    TU_OK(iadsr_trainer_fit(t, bo_cb, &b));
+    ck_assert_int_eq(b.n, 1);
+    ck_assert(isnan(b.e[0].aux_scale));
+    iadsr_trainer_free(t);
+    iadsr_semantic_free(sem);
+    iadsr_model_free(m);
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_joint_detect)
 {
     iadsr_dataset *d = small_data();
@@ -3443,6 +3560,7 @@ Suite *suite_denoise_api(void)
     tcase_add_test(tc, test_joint_carry_masks);
     tcase_add_test(tc, test_joint_detect);
     tcase_add_test(tc, test_joint_progress_terms);
+    tcase_add_test(tc, test_joint_backoff);
     tcase_add_test(tc, test_holdout_choice);
     tcase_add_test(tc, test_joint_holdout);
     tcase_add_test(tc, test_joint_clean_scores_and_input_mask);

@@ -76,7 +76,7 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_metrics, ndcg10), 48);
     ck_assert_uint_eq(offsetof(iadsr_metrics, ndcg20), 56);
 
-    ck_assert_uint_eq(sizeof(iadsr_progress_info), 96); /* 64 in 0.1 */
+    ck_assert_uint_eq(sizeof(iadsr_progress_info), 104); /* 64 in 0.1 */
     ck_assert_uint_eq(offsetof(iadsr_progress_info, epoch), 4);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, max_epochs), 8);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, best_epoch), 12);
@@ -90,6 +90,7 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_progress_info, loss_aux), 72);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, loss_detect), 80);
     ck_assert_uint_eq(offsetof(iadsr_progress_info, learning_rate), 88);
+    ck_assert_uint_eq(offsetof(iadsr_progress_info, aux_scale), 96);
 
     ck_assert_uint_eq(sizeof(iadsr_denoise_params), 48);
     ck_assert_uint_eq(offsetof(iadsr_denoise_params, flags), 4);

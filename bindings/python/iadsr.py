@@ -98,6 +98,7 @@ _DENOISE_F_DETECT = 8
 _DENOISE_F_HOLDOUT = 16
 _DENOISE_F_CLEAN_SCORES = 32
 _DENOISE_F_INPUT_MASK = 64
+_DENOISE_F_BACKOFF = 128
 _DENOISER_ALLOW_MISMATCH = 1
 
 REQUIRED_VERSION = (0, 3)
@@ -140,7 +141,8 @@ class ProgressInfoStruct(ctypes.Structure):
                 ('epoch_seconds', _f64), ('elapsed_seconds', _f64),
                 # since 0.3.0 (struct_size >= 96)
                 ('loss_next', _f64), ('loss_aux', _f64),
-                ('loss_detect', _f64), ('learning_rate', _f64)]
+                ('loss_detect', _f64), ('learning_rate', _f64),
+                ('aux_scale', _f64)]
 
 
 class CtxParams(ctypes.Structure):
@@ -586,7 +588,8 @@ def _denoise_params(kw, base=None):
                      ('detect', _DENOISE_F_DETECT),
                      ('holdout', _DENOISE_F_HOLDOUT),
                      ('clean_scores', _DENOISE_F_CLEAN_SCORES),
-                     ('input_mask', _DENOISE_F_INPUT_MASK)):
+                     ('input_mask', _DENOISE_F_INPUT_MASK),
+                     ('backoff', _DENOISE_F_BACKOFF)):
         if key in kw:
             on = kw.pop(key)
             flags = kw.get('flags', p.flags)
@@ -1600,15 +1603,15 @@ class Model(_Object):
 ProgressInfo = collections.namedtuple(
     'ProgressInfo', 'epoch max_epochs best_epoch loss valid_hr10 '
     'valid_ndcg10 best_ndcg10 epoch_seconds elapsed_seconds struct_size '
-    'loss_next loss_aux loss_detect learning_rate')
+    'loss_next loss_aux loss_detect learning_rate aux_scale')
 
 
 def _progress_terms(i):
-    """The loss terms and learning rate, NaN when the library's struct
-    predates them (struct_size below 96)."""
-    if i.struct_size >= 96:
-        return (i.loss_next, i.loss_aux, i.loss_detect, i.learning_rate)
-    return (math.nan,) * 4
+    """The loss terms, learning rate and loss-weight factor, NaN where the
+    library's struct predates them (struct_size below 96 and 104)."""
+    terms = (i.loss_next, i.loss_aux, i.loss_detect, i.learning_rate) \
+        if i.struct_size >= 96 else (math.nan,) * 4
+    return terms + ((i.aux_scale if i.struct_size >= 104 else math.nan),)
 
 
 def _progress_callback(callback, errors, stop=None):
@@ -1799,11 +1802,12 @@ class Trainer(_Object):
         denoise: dict of iadsr_denoise_params fields (lambda_align,
         lambda_recon, tau_align, tau_gumbel, theta, max_drop, protect_last,
         seed) plus collab_only / carry_masks / paper_losses / detect /
-        holdout / clean_scores / input_mask booleans (detect: the trained
-        detector gate; with it, holdout: about 1 user in 16 stays out of
-        training for the label-free noise rate; clean_scores: the detector
-        learns on dropout-free scores; input_mask: the gate's decisions
-        mask the training inputs, docs/METHOD.md).
+        holdout / clean_scores / input_mask / backoff booleans (detect: the
+        trained detector gate; with it, holdout: about 1 user in 16 stays
+        out of training for the label-free noise rate; clean_scores: the
+        detector learns on dropout-free scores; input_mask: the gate's
+        decisions mask the training inputs; backoff: the loss weights go
+        down by 10x, twice at most, when validation stalls; docs/METHOD.md).
         """
         sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
         usem = user_semantic
@@ -2818,7 +2822,7 @@ _DENOISE_KEYS = {'lambda_align': 'lambda_align',
                  'collab_only': 'collab_only', 'carry_masks': 'carry_masks',
                  'paper_losses': 'paper_losses', 'gate': None,
                  'holdout': 'holdout', 'clean_scores': 'clean_scores',
-                 'input_mask': 'input_mask'}
+                 'input_mask': 'input_mask', 'backoff': 'backoff'}
 # The low-level names (Model.create / Trainer keywords): accepted by
 # Recommender for one release, with a DeprecationWarning.
 _OLD_KEYS = {'max_epochs': 'epochs', 'learning_rate': 'lr',
@@ -2934,8 +2938,8 @@ class Recommender:
     caser_window, caser_h, caser_v; with semantic vectors also
     lambda_align, lambda_recon, tau_align, tau_gumbel, theta, max_drop,
     protect_last, collab_only, carry_masks, paper_losses, gate ('detect',
-    the default, or 'paper'), holdout, clean_scores, input_mask.  Those
-    not given keep the library's defaults (the CLI's).  The low-level
+    the default, or 'paper'), holdout, clean_scores, input_mask, backoff.
+    Those not given keep the library's defaults (the CLI's).  The low-level
     names (max_epochs, learning_rate, batch_size, max_seq_len, n_layers,
     n_heads, n_threads, caser_h_filters, caser_v_filters) are accepted
     for this release with a DeprecationWarning.

@@ -248,6 +248,7 @@ typedef struct cli_denoise_vals {
     double theta, max_drop;
     int collab_only, carry_masks, paper_losses, no_protect_last, no_holdout;
     int clean_scores, input_mask;
+    int backoff, no_backoff; /* --backoff / --no-backoff */
     int gate; /* index into cli_gate_names */
     /* train and pipeline without --gate: the gate their defaults chose
      * (cli_denoise_apply then applies it as if given) */
@@ -271,7 +272,9 @@ extern const char *const cli_gate_names[];
     CLI_CHOICE("gate", &(v).gate, cli_gate_names),                           \
     CLI_FLAG("no-holdout", &(v).no_holdout),                                 \
     CLI_FLAG("clean-scores", &(v).clean_scores),                             \
-    CLI_FLAG("input-mask", &(v).input_mask)
+    CLI_FLAG("input-mask", &(v).input_mask),                                 \
+    CLI_FLAG("backoff", &(v).backoff),                                       \
+    CLI_FLAG("no-backoff", &(v).no_backoff)
 #define CLI_DENOISE_RULE_OPTS(v)                                             \
     CLI_DBL("theta", &(v).theta, -3.0, 3.0, 0),                              \
     CLI_DBL("max-drop", &(v).max_drop, 0.0, 1.0, 0),                         \

@@ -841,7 +841,12 @@ double cli_rng_normal(iadsr__rng *r)
 const char *const cli_denoise_opt_names[] = {
     "lambda-align", "lambda-recon", "tau-align", "tau-gumbel", "collab-only",
     "carry-masks", "paper-losses", "gate", "no-holdout", "clean-scores",
-    "input-mask", "theta", "max-drop", "no-protect-last", NULL};
+    "input-mask", "backoff", "no-backoff", "theta", "max-drop",
+    "no-protect-last", NULL};
+
+/* Whether joint training backs its loss weights off on a stall unless
+ * --backoff / --no-backoff says otherwise. */
+const int cli_backoff_default = 0;
 
 const char *const cli_gate_names[] = {"paper", "detect", NULL};
 
@@ -873,6 +878,8 @@ void cli_denoise_apply(const cli_opt *opts, size_t n_opts,
             dp->flags |= IADSR_DENOISE_F_INPUT_MASK |
                          IADSR_DENOISE_F_CLEAN_SCORES;
     }
+    if (v->backoff || (cli_backoff_default && !v->no_backoff))
+        dp->flags |= IADSR_DENOISE_F_BACKOFF;
     if (cli_opt_seen(opts, n_opts, "theta"))
         dp->theta = (float)v->theta;
     if (cli_opt_seen(opts, n_opts, "max-drop"))

@@ -43,7 +43,9 @@ static const char train_help[] =
     "                    \"loss_aux\", \"loss_detect\" (null when absent),\n"
     "                    \"valid_hr10\", \"valid_ndcg10\" (null when not\n"
     "                    validated), \"best_epoch\", \"best_ndcg10\",\n"
-    "                    \"learning_rate\", \"epoch_seconds\",\n"
+    "                    \"learning_rate\", \"aux_scale\" (the back-off\n"
+    "                    factor of the loss weights; null outside joint\n"
+    "                    training), \"epoch_seconds\",\n"
     "                    \"elapsed_seconds\" (the names of the Python\n"
     "                    binding's ProgressInfo), then a last object with\n"
     "                    \"summary\": true, \"status\" (done, interrupted,\n"
@@ -131,6 +133,12 @@ static void log_epoch(cli_progress *st, const iadsr_progress_info *info)
     log_num(f, "best_ndcg10", info->best_ndcg10, 0);
     /* a float setting: its shortest form, not the double's digits */
     fprintf(f, "\"learning_rate\":%.7g,", info->learning_rate);
+    if (info->struct_size >= offsetof(iadsr_progress_info, aux_scale) +
+                                sizeof info->aux_scale &&
+        !isnan(info->aux_scale))
+        fprintf(f, "\"aux_scale\":%.7g,", info->aux_scale);
+    else
+        fputs("\"aux_scale\":null,", f);
     log_num(f, "epoch_seconds", info->epoch_seconds, 0);
     log_num(f, "elapsed_seconds", info->elapsed_seconds, 1);
     fputs("}\n", f);
@@ -162,7 +170,7 @@ int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
         st->best_ndcg10 = info->best_ndcg10;
     }
     if (!st->quiet) {
-        char hr[32], nd[32], best[32], el[32], eta[32];
+        char hr[32], nd[32], best[32], el[32], eta[32], aux[32] = "";
         double per = info->epoch > 0 ? info->elapsed_seconds / info->epoch
                                      : 0.0;
         int32_t left = info->max_epochs - info->epoch;
@@ -172,12 +180,17 @@ int cli_progress_cb(const iadsr_progress_info *info, void *user_data)
         cli_fmt_4f(best, sizeof best, info->best_ndcg10, "-");
         cli_format_duration(info->elapsed_seconds, el, sizeof el);
         cli_format_duration(per * (left > 0 ? left : 0), eta, sizeof eta);
+        /* the loss weights once backed off (IADSR_DENOISE_F_BACKOFF) */
+        if (info->struct_size >= offsetof(iadsr_progress_info, aux_scale) +
+                                     sizeof info->aux_scale &&
+            info->aux_scale < 1.0)
+            snprintf(aux, sizeof aux, "  weights x%g", info->aux_scale);
         fprintf(stderr,
                 "%s%sepoch %d/%d  loss %.4f  valid HR@10 %s NDCG@10 %s "
-                "(best %s @%d)  %.*fs/epoch  elapsed %s  ETA %s\n",
+                "(best %s @%d)%s  %.*fs/epoch  elapsed %s  ETA %s\n",
                 label ? label : "", label ? " " : "", (int)info->epoch,
                 (int)info->max_epochs, info->loss, hr, nd, best,
-                (int)info->best_epoch, per < 1.0 ? 2 : 1, per, el, eta);
+                (int)info->best_epoch, aux, per < 1.0 ? 2 : 1, per, el, eta);
     }
     if (g_interrupted) {
         fprintf(stderr, "iadsr: %s: interrupted after epoch %d%s\n",
@@ -193,7 +206,7 @@ static void print_denoise_params(const char *cmd,
 {
     fprintf(stderr,
             "iadsr: %s: IADSR: lambda_align %g, lambda_recon %g, tau_align "
-            "%g, tau_gumbel %g%s%s%s%s%s%s; gate theta %g, max_drop %g, "
+            "%g, tau_gumbel %g%s%s%s%s%s%s%s; gate theta %g, max_drop %g, "
             "protect_last %s\n",
             cmd, (double)dp->lambda_align, (double)dp->lambda_recon,
             (double)dp->tau_align, (double)dp->tau_gumbel,
@@ -205,6 +218,7 @@ static void print_denoise_params(const char *cmd,
             (dp->flags & IADSR_DENOISE_F_INPUT_MASK)     ? ", input mask"
             : (dp->flags & IADSR_DENOISE_F_CLEAN_SCORES) ? ", clean scores"
                                                          : "",
+            (dp->flags & IADSR_DENOISE_F_BACKOFF) ? ", backoff" : "",
             (double)dp->theta, (double)dp->max_drop,
             dp->protect_last ? "yes" : "no");
 }

@@ -44,6 +44,12 @@ const char cli_denoise_train_help[] =
     "                        decision on it, so that what it drops changes\n"
     "                        the next-item loss, which trains the gate\n"
     "                        (straight-through, a keep-rate prior)\n"
+    "  --backoff             when validation stalls (half the patience\n"
+    "                        without a better NDCG@10), multiply both loss\n"
+    "                        weights by 0.1, at most twice (0.01 in all),\n"
+    "                        before patience ends the training; the best\n"
+    "                        model is kept (at most --patience more epochs)\n"
+    "  --no-backoff          keep the loss weights for the whole training\n"
     "  --theta X             inference: keep an item iff its score > X, in\n"
     "                        [-3, 3] (default 0)\n"
     "  --max-drop X          inference: drop at most floor(X * n) items of a\n"
@@ -348,6 +354,9 @@ int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
         return cli_usage_error(cmd, "--%s needs --gate detect",
                                v->iadsr.input_mask ? "input-mask"
                                                    : "clean-scores");
+    if (v->iadsr.backoff && v->iadsr.no_backoff)
+        return cli_usage_error(cmd, "--backoff and --no-backoff exclude "
+                                    "each other");
     if (check_heads(cmd, opts, n_opts, &p->model) != CLI_OK)
         return CLI_USAGE;
     return CLI_CONTINUE;

@@ -43,16 +43,16 @@ IADSR__AT(hr10, 24) IADSR__AT(hr20, 32) IADSR__AT(ndcg5, 40)
 IADSR__AT(ndcg10, 48) IADSR__AT(ndcg20, 56)
 #undef IADSR__LAYOUT
 
-/* 4 x 4-byte fields then 6 doubles: 64 bytes, no padding (0.1); four more
- * doubles since 0.3.0: 96. */
-_Static_assert(sizeof(iadsr_progress_info) == 96, "iadsr_progress_info size");
+/* 4 x 4-byte fields then 6 doubles: 64 bytes, no padding (0.1); five more
+ * doubles since 0.3.0: 104. */
+_Static_assert(sizeof(iadsr_progress_info) == 104, "iadsr_progress_info size");
 #define IADSR__LAYOUT iadsr_progress_info
 IADSR__AT(epoch, 4) IADSR__AT(max_epochs, 8) IADSR__AT(best_epoch, 12)
 IADSR__AT(loss, 16) IADSR__AT(valid_hr10, 24) IADSR__AT(valid_ndcg10, 32)
 IADSR__AT(best_ndcg10, 40) IADSR__AT(epoch_seconds, 48)
 IADSR__AT(elapsed_seconds, 56) IADSR__AT(loss_next, 64)
 IADSR__AT(loss_aux, 72) IADSR__AT(loss_detect, 80)
-IADSR__AT(learning_rate, 88)
+IADSR__AT(learning_rate, 88) IADSR__AT(aux_scale, 96)
 #undef IADSR__LAYOUT
 
 /* Since 0.3.0: two uint32, six 4-byte fields, a reserved word, the seed. */
@@ -360,7 +360,8 @@ int iadsr__denoise_params_get(iadsr_denoise_params *dst,
                         IADSR_DENOISE_F_PAPER | IADSR_DENOISE_F_DETECT |
                         IADSR_DENOISE_F_HOLDOUT |
                         IADSR_DENOISE_F_CLEAN_SCORES |
-                        IADSR_DENOISE_F_INPUT_MASK));
+                        IADSR_DENOISE_F_INPUT_MASK |
+                        IADSR_DENOISE_F_BACKOFF));
     if ((dst->flags & (IADSR_DENOISE_F_CLEAN_SCORES |
                        IADSR_DENOISE_F_INPUT_MASK)) &&
         !(dst->flags & IADSR_DENOISE_F_DETECT))

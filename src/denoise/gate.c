@@ -38,6 +38,8 @@ int iadsr__gate_alloc(iadsr_gate **out, int32_t dim,
     memset(w, 0, n * sizeof(float));
     g->dim = dim;
     g->p = *p;
+    /* how the weights were scheduled in training is no property of a gate */
+    g->p.flags &= ~IADSR_DENOISE_F_BACKOFF;
     g->w = w;
     g->wd = w;
     g->bd = w + (size_t)dim * (size_t)dim;

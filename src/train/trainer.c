@@ -110,6 +110,9 @@ struct iadsr_trainer {
     int detect;
     int clean_scores; /* IADSR_DENOISE_F_CLEAN_SCORES */
     int input_mask;   /* IADSR_DENOISE_F_INPUT_MASK */
+    /* IADSR_DENOISE_F_BACKOFF: the loss weights are scaled by 10^-aux_stage */
+    int backoff, aux_stage;
+    float aux_scale;
     int64_t *pop_cum;  /* n_items + 1 cumulative training counts */
     float *b_noise;    /* per batch row: 1 = inserted */
     size_t model_floats;        /* the backbone's part of w */
@@ -232,7 +235,9 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
             t->detect && (t->dp.flags & IADSR_DENOISE_F_CLEAN_SCORES);
         t->input_mask =
             t->detect && (t->dp.flags & IADSR_DENOISE_F_INPUT_MASK);
+        t->backoff = (t->dp.flags & IADSR_DENOISE_F_BACKOFF) != 0;
     }
+    t->aux_scale = 1.0f;
     t->n_floats = t->lay.n_floats;
     t->best_ndcg = -1.0;
     iadsr__rng_seed(&t->rng, tp.seed);
@@ -600,6 +605,8 @@ static void adam_step(iadsr_trainer *t)
  * GRU4Rec and Caser collapse at the default weights on long sequences
  * (docs/RESULTS.md, "Joint training on data of another shape"). */
 #define IADSR__AUX_MAX_RATIO 3.0
+/* IADSR_DENOISE_F_BACKOFF: the weights go 1 -> 0.1 -> 0.01 */
+#define IADSR__BACKOFF_STAGES 2
 static void aux_into_backbone(const iadsr_trainer *t, float *dh,
                               const float *aux, size_t n)
 {
@@ -629,9 +636,11 @@ static iadsr__heads step_heads(const worker *k)
                        .bd = t->w + t->off_bd,
                        .tau_align = t->dp.tau_align,
                        .tau_gumbel = t->dp.tau_gumbel,
-                       .lambda_align = t->dp.lambda_align,
+                       .lambda_align = t->dp.lambda_align * t->aux_scale,
                        /* the detector has no decoder to train */
-                       .lambda_recon = t->detect ? 0.0f : t->dp.lambda_recon,
+                       .lambda_recon = t->detect ? 0.0f
+                                                 : t->dp.lambda_recon *
+                                                       t->aux_scale,
                        .flags = t->dp.flags,
                        .paper = (t->dp.flags & IADSR_DENOISE_F_PAPER) != 0,
                        .e1 = t->emb1,
@@ -1001,6 +1010,7 @@ int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
         info.loss_next = loss - (t->joint ? t->last_aux : 0.0) -
                          (t->detect ? t->last_det : 0.0);
         info.learning_rate = (double)t->tp.learning_rate;
+        info.aux_scale = t->joint ? (double)t->aux_scale : (double)NAN;
         info.epoch_seconds = iadsr__now() - e0;
         info.valid_hr10 = (double)NAN;
         info.valid_ndcg10 = (double)NAN;
@@ -1021,9 +1031,20 @@ int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
                     t->best_epoch = t->epochs_done;
                     t->since_best = 0;
                     memcpy(t->best_w, t->w, t->n_floats * sizeof(float));
-                } else if (++t->since_best >= t->tp.patience &&
-                           t->tp.patience > 0) {
-                    stop = 1;
+                } else {
+                    int staged =
+                        t->backoff && t->aux_stage < IADSR__BACKOFF_STAGES;
+                    ++t->since_best;
+                    if (t->tp.patience > 0 && staged &&
+                        t->since_best >= (t->tp.patience + 1) / 2) {
+                        /* a stall at these weights: lower them, go on */
+                        t->aux_stage++;
+                        t->aux_scale = t->aux_stage == 1 ? 0.1f : 0.01f;
+                        t->since_best = 0;
+                    } else if (t->tp.patience > 0 && !staged &&
+                               t->since_best >= t->tp.patience) {
+                        stop = 1;
+                    }
                 }
             }
         }

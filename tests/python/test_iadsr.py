@@ -130,7 +130,7 @@ class TestBasics(unittest.TestCase):
             self.assertEqual(ours, lib, name)
         # no _init for these; sizes from the header's frozen layouts
         self.assertEqual(ctypes.sizeof(iadsr.Metrics), 64)
-        self.assertEqual(ctypes.sizeof(iadsr.ProgressInfoStruct), 96)
+        self.assertEqual(ctypes.sizeof(iadsr.ProgressInfoStruct), 104)
         self.assertEqual(ctypes.sizeof(iadsr.PipelineResult), 120)
 
     def test_numpy_switch(self):
@@ -949,6 +949,7 @@ class TestIADSR(TempDirMixin, unittest.TestCase):
             self.assertGreater(i.loss_aux, 0)
             self.assertTrue(math.isnan(i.loss_detect))
             self.assertGreater(i.learning_rate, 0)
+            self.assertEqual(i.aux_scale, 1.0)  # no back-off asked for
         self.assertEqual(self.aligner.dim, 16)
         self.assertEqual(self.aligner.semantic_dim, self.SEM_DIM)
         self.assertEqual(self.gate.dim, 16)
@@ -972,6 +973,30 @@ class TestIADSR(TempDirMixin, unittest.TestCase):
                                     denoise={key: True}, max_epochs=1)
             self.assertEqual(cm.exception.name, 'IADSR_ERR_INVALID_ARG')
             self.assertIn('IADSR_DENOISE_F_DETECT', str(cm.exception))
+
+    def test_backoff(self):
+        # patience 1: every validation without a better NDCG@10 lowers the
+        # loss weights by 10x, twice, before patience ends the fit; the
+        # flag is not kept by the gate
+        t = iadsr.Trainer.joint(
+            self.ds, self.model0, self.npy, split='leave_one_out',
+            denoise=dict(detect=True, backoff=True), max_epochs=40,
+            patience=1, learning_rate=0.02, seed=1, n_threads=1)
+        infos = []
+        t.fit(callback=infos.append)
+        scales = [i.aux_scale for i in infos]
+        self.assertEqual(scales[0], 1.0)
+        self.assertEqual(sorted(scales, reverse=True), scales)
+        self.assertTrue(set(scales) <= {1.0, 0.10000000149011612,
+                                        0.009999999776482582}, scales)
+        if len(infos) < 40:  # stopped: both back-offs came first
+            self.assertEqual(len(set(scales)), 3, scales)
+        _, g = t.snapshot_denoiser()
+        self.assertEqual(g.params()['flags'] & 128, 0)
+        plain = iadsr.Trainer(self.ds, self.model0, max_epochs=1)
+        pinfo = []
+        plain.fit(callback=pinfo.append)
+        self.assertTrue(math.isnan(pinfo[0].aux_scale))
 
     def test_plain_trainer_has_no_denoiser(self):
         t = iadsr.Trainer(self.ds, self.model0, max_epochs=1)
