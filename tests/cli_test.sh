@@ -833,6 +833,11 @@ usage_case "train --no-holdout with --gate paper" train --data nz.txt --out x.bi
 run "$BIN" train --data nz.txt --out mdd.iadsr --semantic s.npy $IARGS
 expect_rc "train --semantic (default gate)" 0
 expect_err "train --semantic trains the detector gate by default" "gate detect, holdout 1/16"
+expect_err "train --semantic backs the loss weights off by default" ", backoff;"
+# shellcheck disable=SC2086
+run "$BIN" train --data nz.txt --out mdb.iadsr --semantic s.npy --no-backoff $IARGS
+expect_rc "train --semantic --no-backoff" 0
+check "train --no-backoff: fixed weights" sh -c '! grep -q "backoff" "$0"' "$T/err"
 # shellcheck disable=SC2086
 run "$BIN" train --data nz.txt --out mdp.iadsr --semantic s.npy --paper-losses $IARGS
 expect_rc "train --semantic --paper-losses" 0

@@ -2881,6 +2881,7 @@ def _split_params(p):
     den['detect'] = gate == 'detect'
     if gate == 'detect':
         den.setdefault('holdout', True)
+    den.setdefault('backoff', True)  # as `iadsr train --semantic`
     model.setdefault('backbone', 'sasrec')
     return model, train, den
 

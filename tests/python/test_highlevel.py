@@ -311,6 +311,16 @@ class RecommenderTest(unittest.TestCase):
         rec = iadsr.Recommender(**FAST)
         rec.fit(self.inter, semantic=self.sem, verbose=False)
         self.assertIsNotNone(rec.gate)
+        # the CLI's defaults: the detector with its hold-out, the back-off
+        # of the loss weights (off when asked)
+        _, _, den = iadsr._split_params({})
+        self.assertEqual((den['detect'], den['holdout'], den['backoff']),
+                         (True, True, True))
+        _, _, den = iadsr._split_params({'backoff': False, 'gate': 'paper'})
+        self.assertEqual((den['detect'], den['backoff']), (False, False))
+        self.assertTrue(all(h.aux_scale in (1.0, 0.10000000149011612,
+                                            0.009999999776482582)
+                            for h in rec.history))
         allrows = rows_of(rec.denoise(keep_all=True))
         self.assertEqual(len(allrows), len(self.inter))
         self.assertEqual([(r['user'], r['item'], r['time'])
