@@ -798,13 +798,17 @@ IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
  *  of its rows that are real (docs/METHOD.md). The gate keeps the flag.
  *  @since 0.3.0 */
 #define IADSR_DENOISE_F_INPUT_MASK 64u
-/** Joint training only: the trainer backs the auxiliary loss weights off
- *  when validation stalls. Once ceil(patience / 2) validations in a row
- *  bring no better validation NDCG@10 (patience 0: never), lambda_align
- *  and lambda_recon are multiplied by 0.1 and the count starts again;
- *  after a second stall by 0.01 in all; from then on patience ends the
- *  training as usual. The best-validation weights are kept throughout, so
- *  the back-off can only add candidates: a data set on which the given
+/** Joint training only (iadsr_trainer_fit): the trainer backs the
+ *  auxiliary losses' weight on the backbone off when validation stalls.
+ *  Once ceil(patience / 2) validations in a row bring no better
+ *  validation NDCG@10 (patience 0: never), the gradient the alignment and
+ *  reconstruction losses send into the backbone's hidden states (that is,
+ *  lambda_align and lambda_recon as the backbone sees them) is multiplied
+ *  by 0.1 and the count starts again; after a second stall by 0.01 in all;
+ *  from then on patience ends the training as usual. The aligner, decoder
+ *  and detector keep training at the full weights, so the gate's features
+ *  follow the backbone. The best-validation weights are kept throughout,
+ *  so the back-off can only add candidates: a data set on which the given
  *  weights hold the backbone back gets a run that is, by its end, trained
  *  mostly on the next-item loss, without the host choosing the weights.
  *  Costs at most patience more epochs. iadsr_progress_info.aux_scale
@@ -872,8 +876,8 @@ typedef struct iadsr_progress_info {
     double loss_detect;    /**< the detector gate's loss; NaN without one */
     double learning_rate;  /**< Adam's learning rate of the epoch */
     /** since 0.3.0 (struct_size >= 104): the factor the epoch applied to
-     *  lambda_align and lambda_recon (1, 0.1 or 0.01: see
-     *  IADSR_DENOISE_F_BACKOFF); NaN outside joint training */
+     *  the auxiliary losses' gradient into the backbone (1, 0.1 or 0.01:
+     *  see IADSR_DENOISE_F_BACKOFF); NaN outside joint training */
     double aux_scale;
 } iadsr_progress_info;
 

@@ -1806,8 +1806,9 @@ class Trainer(_Object):
         trained detector gate; with it, holdout: about 1 user in 16 stays
         out of training for the label-free noise rate; clean_scores: the
         detector learns on dropout-free scores; input_mask: the gate's
-        decisions mask the training inputs; backoff: the loss weights go
-        down by 10x, twice at most, when validation stalls; docs/METHOD.md).
+        decisions mask the training inputs; backoff: the auxiliary losses'
+        weight on the backbone goes down by 10x, twice at most, when
+        validation stalls; docs/METHOD.md).
         """
         sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
         usem = user_semantic

@@ -605,7 +605,8 @@ static void adam_step(iadsr_trainer *t)
  * GRU4Rec and Caser collapse at the default weights on long sequences
  * (docs/RESULTS.md, "Joint training on data of another shape"). */
 #define IADSR__AUX_MAX_RATIO 3.0
-/* IADSR_DENOISE_F_BACKOFF: the weights go 1 -> 0.1 -> 0.01 */
+/* IADSR_DENOISE_F_BACKOFF: the auxiliary gradient into the backbone goes
+ * 1 -> 0.1 -> 0.01 */
 #define IADSR__BACKOFF_STAGES 2
 static void aux_into_backbone(const iadsr_trainer *t, float *dh,
                               const float *aux, size_t n)
@@ -619,6 +620,11 @@ static void aux_into_backbone(const iadsr_trainer *t, float *dh,
     float k = 1.0f;
     if (!(t->dp.flags & IADSR_DENOISE_F_PAPER) && na > cap * cap * nt)
         k = (float)(cap * sqrt(nt / na));
+    /* the back-off acts here only: the aligner keeps learning at full
+     * weight and follows the backbone, so the detector's features stay
+     * aligned (scaling the weights themselves cost the gate 0.02 of F1 on
+     * planted noise; docs/RESULTS.md) */
+    k *= t->aux_scale;
     for (size_t i = 0; i < n; i++)
         dh[i] += k * aux[i];
 }
@@ -636,11 +642,9 @@ static iadsr__heads step_heads(const worker *k)
                        .bd = t->w + t->off_bd,
                        .tau_align = t->dp.tau_align,
                        .tau_gumbel = t->dp.tau_gumbel,
-                       .lambda_align = t->dp.lambda_align * t->aux_scale,
+                       .lambda_align = t->dp.lambda_align,
                        /* the detector has no decoder to train */
-                       .lambda_recon = t->detect ? 0.0f
-                                                 : t->dp.lambda_recon *
-                                                       t->aux_scale,
+                       .lambda_recon = t->detect ? 0.0f : t->dp.lambda_recon,
                        .flags = t->dp.flags,
                        .paper = (t->dp.flags & IADSR_DENOISE_F_PAPER) != 0,
                        .e1 = t->emb1,
