@@ -357,9 +357,12 @@ typedef struct bound_case {
 
 #define DP(f) #f, offsetof(iadsr_denoise_params, f)
 static const bound_case dn_cases[] = {
-    {DP(flags), F_U32, 128, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 256, IADSR_ERR_UNSUPPORTED},
     {DP(flags), F_U32, 0x80000000u, IADSR_ERR_UNSUPPORTED},
-    {DP(flags), F_U32, 255, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 511, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 128, IADSR_OK},     /* the back-off, any gate */
+    {DP(flags), F_U32, 128 | 8 | 16, IADSR_OK},
+    {DP(flags), F_U32, 128 | 4, IADSR_OK},
     {DP(flags), F_U32, 63, IADSR_ERR_INVALID_ARG},
     {DP(flags), F_U32, 32, IADSR_ERR_INVALID_ARG},
     {DP(flags), F_U32, 64, IADSR_ERR_INVALID_ARG},

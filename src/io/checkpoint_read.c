@@ -452,6 +452,14 @@ static int check_components(comp_meta *c)
                                      "(iadsr.align_tau)");
     }
     if (c->has_gate) {
+        /* the back-off describes a training, never a stored gate: a file
+         * with the bit comes from a format this version does not know */
+        if (c->gp.flags & IADSR_DENOISE_F_BACKOFF)
+            return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                              "checkpoint: gate settings: iadsr.gate_flags = "
+                              "0x%x has unknown bits 0x%x",
+                              (unsigned)c->gp.flags,
+                              (unsigned)IADSR_DENOISE_F_BACKOFF);
         rc = iadsr__denoise_params_get(&dp, &c->gp);
         if (rc == IADSR_ERR_UNSUPPORTED)
             return iadsr__err_prefix(rc, "checkpoint: gate settings");
