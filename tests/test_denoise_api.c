@@ -1676,7 +1676,7 @@ START_TEST(test_joint_backoff)
     tu_train_params(&tp);
     tp.split = IADSR_SPLIT_LEAVE_ONE_OUT;
     tp.learning_rate = 1e-2f; /* stalls within a few epochs */
-    tp.max_epochs = 60;
+    tp.max_epochs = tu_light() ? 24 : 60;
     tp.patience = 3;
     static bo_log a, b;
     iadsr_gate *gate = NULL;
