@@ -1723,6 +1723,7 @@ START_TEST(test_joint_backoff)
         ck_assert(a.e[first + 1].loss != b.e[first + 1].loss);
     /* the flag describes the training, not the gate */
     iadsr_denoise_params gp;
+    iadsr_denoise_params_init(&gp);
     TU_OK(iadsr_gate_get_params(gate, &gp));
     ck_assert_uint_eq(gp.flags, IADSR_DENOISE_F_DETECT);
     iadsr_gate_free(gate);
