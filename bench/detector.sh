@@ -25,14 +25,15 @@
 # uniformly, popularity = drawn by popularity (`iadsr inject-noise
 # --dist`), clean = the data without injected noise: every arm, clean +
 # retrain, no labels to score; needed for the recovered share), ARMS ("raw
-# paper detect detect-collab detect-perm detect-bo"), CONTROLS ("random
+# paper detect detect-collab detect-perm detect-fixed"), CONTROLS ("random
 # popularity"; "" skips them), LR (0.002), EPOCHS (200), PATIENCE (10).
 # Arms: raw (the backbone), paper (IADSR, the paper's gate), detect (the
 # detector gate), detect-collab (--collab-only), detect-clean
 # (--clean-scores), detect-mask (--input-mask), detect-perm (the detector
 # with the semantic matrix's item rows permuted across items:
 # OUTDIR/sem-perm.npy, bench/permute_rows.py, seed 1, row 0 kept),
-# detect-bo (--backoff). The detector arms but detect-collab are cleaned
+# detect-fixed (--no-backoff: fixed loss weights; every other joint arm
+# backs them off, the CLI default). The detector arms but detect-collab are cleaned
 # and retrained. Another data set: DATA (a sequence file) with SEM (its
 # semantic .npy, row 0 = padding) and OPTS (backbone options; default the
 # hard shape's "--dim 64 --max-len 50 --dropout 0.2 --lr $LR"). TLIMIT
@@ -67,7 +68,7 @@ USERS=${USERS:-1000}
 ITEMS=${ITEMS:-1500}
 RATES=${RATES:-${RATE:-"0.1 0.2"}}
 KINDS=${KINDS:-"clean uniform popularity"}
-ARMS=${ARMS:-"raw paper detect detect-collab detect-perm detect-bo"}
+ARMS=${ARMS:-"raw paper detect detect-collab detect-perm detect-fixed"}
 CONTROLS=${CONTROLS-"random popularity"}
 LR=${LR:-0.002}
 EPOCHS=${EPOCHS:-200}
@@ -91,7 +92,7 @@ elif [ ! -f "$OUT/data.txt" ]; then
 fi
 for arm in $ARMS; do
     case $arm in
-    raw | paper | detect | detect-collab | detect-clean | detect-mask | detect-bo) ;;
+    raw | paper | detect | detect-collab | detect-clean | detect-mask | detect-fixed) ;;
     detect-perm)
         [ -f "$OUT/sem-perm.npy" ] ||
             "$PY" "$HERE/permute_rows.py" "$OUT/sem.npy" "$OUT/sem-perm.npy" 1 ;;
@@ -130,7 +131,7 @@ arm_opts() {
     detect-clean) echo "--semantic $OUT/sem.npy --gate detect --clean-scores" ;;
     detect-mask) echo "--semantic $OUT/sem.npy --gate detect --input-mask" ;;
     detect-perm) echo "--semantic $OUT/sem-perm.npy --gate detect" ;;
-    detect-bo) echo "--semantic $OUT/sem.npy --gate detect --backoff" ;;
+    detect-fixed) echo "--semantic $OUT/sem.npy --gate detect --no-backoff" ;;
     esac
 }
 
@@ -143,7 +144,7 @@ data_of() { # TAG: the data the arms train on
 }
 
 cleans() { # ARM: cleaned and retrained?
-    case $1 in detect | detect-clean | detect-mask | detect-perm | detect-bo) return 0 ;; esac
+    case $1 in detect | detect-clean | detect-mask | detect-perm | detect-fixed) return 0 ;; esac
     return 1
 }
 
