@@ -629,6 +629,26 @@ static void aux_into_backbone(const iadsr_trainer *t, float *dh,
         dh[i] += k * aux[i];
 }
 
+/* The cross-entropy over the catalogue of a step's rows with hidden states
+ * @p h (no gradient outputs: the caller adds those it wants). */
+static iadsr__xent_args step_xent(const worker *k, const float *h,
+                                  float scale)
+{
+    const iadsr_trainer *t = k->t;
+    iadsr__xent_args xa = {.h = h,
+                           .n_rows = k->b.n_rows,
+                           .d = t->shape.d,
+                           .targets = k->tgt,
+                           .e1 = t->emb1,
+                           .et = t->et,
+                           .n_items = t->shape.n_items,
+                           .ldt = t->ldt,
+                           .chunk = CE_CHUNK,
+                           .fast = t->fast,
+                           .scale = scale};
+    return xa;
+}
+
 /* The Stage 2 settings of a step (weights borrowed from the trainer). */
 static iadsr__heads step_heads(const worker *k)
 {
@@ -683,18 +703,8 @@ static void detector_pass(worker *k, iadsr__heads *st1)
     /* the likelihood features need each row's log-sum-exp over the
      * catalogue: the cross-entropy's vectorised forward gives them (no
      * gradient; the training pass's scratch is free until its own) */
-    iadsr__xent_args xa = {.h = k->h1,
-                           .n_rows = k->b.n_rows,
-                           .d = t->shape.d,
-                           .targets = k->tgt,
-                           .e1 = t->emb1,
-                           .et = t->et,
-                           .n_items = t->shape.n_items,
-                           .ldt = t->ldt,
-                           .chunk = CE_CHUNK,
-                           .fast = t->fast,
-                           .scale = 1.0f,
-                           .lse = k->lse1};
+    iadsr__xent_args xa = step_xent(k, k->h1, 1.0f);
+    xa.lse = k->lse1;
     (void)iadsr__xent(&xa, k->xscratch, 1);
     *st1 = step_heads(k);
     st1->lse = k->lse1;
@@ -760,21 +770,11 @@ static void worker_run(void *arg)
         detector_pass(k, &st1);
     const float *h = k->enc.ops->forward(&k->enc, &k->b, &k->rng);
     memset(k->dh, 0, (size_t)k->b.n_rows * (size_t)d * sizeof(float));
-    iadsr__xent_args xa = {.h = h,
-                           .n_rows = k->b.n_rows,
-                           .d = d,
-                           .targets = k->tgt,
-                           .e1 = t->emb1,
-                           .et = t->et,
-                           .n_items = t->shape.n_items,
-                           .ldt = t->ldt,
-                           .chunk = CE_CHUNK,
-                           .fast = t->fast,
-                           .scale = 1.0f / (float)t->batch_rows,
-                           .dh = k->dh,
-                           .de1 = k->g + t->emb_off + d,
-                           .smooth = t->tp.label_smoothing,
-                           .lse = k->lse};
+    iadsr__xent_args xa = step_xent(k, h, 1.0f / (float)t->batch_rows);
+    xa.dh = k->dh;
+    xa.de1 = k->g + t->emb_off + d;
+    xa.smooth = t->tp.label_smoothing;
+    xa.lse = k->lse;
     if (k->hist_first) {
         for (int q = 0; q < k->b.n_seq; q++)
             for (int r = k->b.row_off[q]; r < k->b.row_off[q + 1]; r++)
