@@ -205,7 +205,7 @@ LIB_SRCS := \
     src/denoise/layers_f32.c src/denoise/heads.c src/denoise/aligner.c \
     src/denoise/gate.c src/denoise/denoiser.c \
     src/train/trainer.c src/train/pipeline.c \
-    src/score/ctx.c src/score/eval.c src/score/text_recommender.c \
+    src/score/ctx.c src/score/eval.c src/score/scan.c src/score/text_recommender.c \
     src/io/checkpoint_format.c src/io/checkpoint_read.c \
     src/io/checkpoint_write.c src/io/npy.c src/io/semantic_npy.c \
     src/io/version.c

@@ -1,7 +1,7 @@
 /* bench_scoring: inference speed of a trained model on real histories.
  *
- * Usage: bench_scoring MODEL DATA latency    [N_USERS]
- *        bench_scoring MODEL DATA throughput THREADS [N_USERS]
+ * Usage: bench_scoring MODEL DATA latency[-topk[-fp16]] [N_USERS]
+ *        bench_scoring MODEL DATA throughput[-fp16] THREADS [N_USERS]
  *
  * N_USERS (default 2000) users of DATA, spread evenly over the file among
  * those with at least two items, are scored on their history seq[:-1] (the
@@ -10,6 +10,11 @@
  * latency     one iadsr_ctx on the calling thread; iadsr_ctx_score() (all
  *             items) per user; 200 warm-up calls, then max(2000, N_USERS)
  *             timed calls; reports p50 / p90 / p99 / mean / min in us.
+ * latency-topk  the same with iadsr_ctx_topk() (k = 10, history excluded):
+ *             the single-user recommendation call.
+ * -fp16       contexts made with IADSR_CTX_F_FP16_SCAN. Before timing, the
+ *             top-10 ids and scores of every user of DATA with >= 2 items
+ *             are compared with an fp32 context's: any difference fails.
  * throughput  THREADS threads, each with its own iadsr_ctx (max_batch 256)
  *             and its share of the users; iadsr_ctx_topk_batch() with k = 10
  *             and IADSR_TOPK_EXCLUDE_HISTORY in chunks of 256 users. One
@@ -43,6 +48,9 @@ typedef struct {
     int64_t *offsets; /* n + 1 */
     int64_t n;
 } batch;
+
+static uint32_t g_ctx_flags; /* IADSR_CTX_F_FP16_SCAN for the -fp16 modes */
+static int g_topk;           /* latency of iadsr_ctx_topk, not iadsr_ctx_score */
 
 typedef struct {
     const iadsr_model *model;
@@ -118,7 +126,10 @@ static int run_latency(const iadsr_model *m, const batch *b)
         fprintf(stderr, "bench_scoring: out of memory\n");
         goto done;
     }
-    if ((st = iadsr_ctx_create(&ctx, m, NULL)) != IADSR_OK) {
+    iadsr_ctx_params cp;
+    iadsr_ctx_params_init(&cp);
+    cp.flags = g_ctx_flags;
+    if ((st = iadsr_ctx_create(&ctx, m, &cp)) != IADSR_OK) {
         fail("iadsr_ctx_create", st);
         goto done;
     }
@@ -126,8 +137,11 @@ static int run_latency(const iadsr_model *m, const batch *b)
         int64_t u = i % b->n;
         const int32_t *seq = b->items + b->offsets[u];
         int32_t n_seq = (int32_t)(b->offsets[u + 1] - b->offsets[u]);
+        int32_t ids[K];
         double t0 = now_s();
-        st = iadsr_ctx_score(ctx, seq, n_seq, scores, cap);
+        st = g_topk ? iadsr_ctx_topk(ctx, seq, n_seq, K, IADSR_TOPK_EXCLUDE_HISTORY,
+                                     ids, scores)
+                    : iadsr_ctx_score(ctx, seq, n_seq, scores, cap);
         double dt = now_s() - t0;
         if (st != IADSR_OK) {
             fail("iadsr_ctx_score", st);
@@ -139,9 +153,10 @@ static int run_latency(const iadsr_model *m, const batch *b)
     for (int64_t i = 0; i < calls; i++)
         sum += lat[i];
     qsort(lat, (size_t)calls, sizeof *lat, cmp_double);
-    printf("latency: %lld timed calls of iadsr_ctx_score over %d items "
-           "(after %d warm-up calls)\n", (long long)calls, (int)n_items,
-           WARMUP_CALLS);
+    printf("latency: %lld timed calls of %s over %d items%s "
+           "(after %d warm-up calls)\n", (long long)calls,
+           g_topk ? "iadsr_ctx_topk (k = 10, history excluded)" : "iadsr_ctx_score",
+           (int)n_items, g_ctx_flags ? ", fp16 scan" : "", WARMUP_CALLS);
     printf("RESULT latency_calls %lld\n", (long long)calls);
     printf("RESULT latency_p50_us %.1f\n", lat[calls / 2]);
     printf("RESULT latency_p90_us %.1f\n", lat[calls * 90 / 100]);
@@ -165,6 +180,7 @@ static void *work(void *arg)
     int64_t off[CHUNK + 1];
     iadsr_ctx_params_init(&cp);
     cp.max_batch = CHUNK;
+    cp.flags = g_ctx_flags;
     w->status = iadsr_ctx_create(&ctx, w->model, &cp);
     if (w->status != IADSR_OK)
         snprintf(w->msg, sizeof w->msg, "iadsr_ctx_create: %s", iadsr_last_error());
@@ -249,6 +265,48 @@ static int check_consistency(const iadsr_model *m, const batch *b)
     return rc;
 }
 
+/* Every user of @p all: the fp16-scan context's top-K (single and batched)
+ * must equal the fp32 context's, ids and scores bit for bit. */
+static int check_fp16_identical(const iadsr_model *m, const batch *all)
+{
+    iadsr_ctx *c32 = NULL, *c16 = NULL;
+    iadsr_ctx_params cp;
+    int32_t a[K], c[K];
+    float sa[K], sc[K];
+    int64_t bad = 0;
+    int st;
+    iadsr_ctx_params_init(&cp);
+    cp.max_batch = CHUNK;
+    if ((st = iadsr_ctx_create(&c32, m, &cp)) != IADSR_OK) {
+        fail("iadsr_ctx_create", st);
+        return 1;
+    }
+    cp.flags = IADSR_CTX_F_FP16_SCAN;
+    if ((st = iadsr_ctx_create(&c16, m, &cp)) != IADSR_OK) {
+        fail("iadsr_ctx_create (fp16 scan)", st);
+        iadsr_ctx_free(c32);
+        return 1;
+    }
+    for (int64_t u = 0; u < all->n; u++) {
+        const int32_t *seq = all->items + all->offsets[u];
+        int32_t n = (int32_t)(all->offsets[u + 1] - all->offsets[u]);
+        if (iadsr_ctx_topk(c32, seq, n, K, IADSR_TOPK_EXCLUDE_HISTORY, a, sa) != IADSR_OK ||
+            iadsr_ctx_topk(c16, seq, n, K, IADSR_TOPK_EXCLUDE_HISTORY, c, sc) != IADSR_OK) {
+            fprintf(stderr, "bench_scoring: iadsr_ctx_topk failed: %s\n", iadsr_last_error());
+            bad++;
+            break;
+        }
+        bad += memcmp(a, c, sizeof a) != 0 || memcmp(sa, sc, sizeof sa) != 0;
+    }
+    printf("fp16 scan: top-%d of %lld users identical to fp32: %s (%lld differ)\n", K,
+           (long long)all->n, bad ? "NO" : "yes", (long long)bad);
+    printf("RESULT fp16_users_checked %lld\n", (long long)all->n);
+    printf("RESULT fp16_users_differing %lld\n", (long long)bad);
+    iadsr_ctx_free(c16);
+    iadsr_ctx_free(c32);
+    return bad != 0;
+}
+
 static int run_throughput(const iadsr_model *m, const batch *b, int n_threads)
 {
     double t, runs[RUNS], sorted[RUNS];
@@ -289,17 +347,23 @@ int main(int argc, char **argv)
     int threads = 0, throughput, st, rc = 1;
     const char *nu = NULL;
 
-    throughput = argc >= 5 && strcmp(argv[3], "throughput") == 0;
+    const char *mode = argc >= 4 ? argv[3] : "";
+    int latency = strcmp(mode, "latency") == 0 || strcmp(mode, "latency-topk") == 0 ||
+                  strcmp(mode, "latency-topk-fp16") == 0;
+    throughput = argc >= 5 && (strcmp(mode, "throughput") == 0 ||
+                               strcmp(mode, "throughput-fp16") == 0);
+    g_topk = strncmp(mode, "latency-topk", 12) == 0;
+    g_ctx_flags = strstr(mode, "-fp16") ? IADSR_CTX_F_FP16_SCAN : 0;
     if (throughput) {
         threads = atoi(argv[4]);
         nu = argc == 6 ? argv[5] : NULL;
-    } else if (argc >= 4 && strcmp(argv[3], "latency") == 0) {
+    } else if (latency) {
         nu = argc == 5 ? argv[4] : NULL;
     }
-    if ((!throughput && !(argc >= 4 && strcmp(argv[3], "latency") == 0)) ||
+    if ((!throughput && !latency) ||
         argc > (throughput ? 6 : 5) || (throughput && (threads < 1 || threads > MAX_THREADS))) {
-        fprintf(stderr, "usage: bench_scoring MODEL DATA latency [N_USERS]\n"
-                        "       bench_scoring MODEL DATA throughput THREADS(1..%d) "
+        fprintf(stderr, "usage: bench_scoring MODEL DATA latency[-topk[-fp16]] [N_USERS]\n"
+                        "       bench_scoring MODEL DATA throughput[-fp16] THREADS(1..%d) "
                         "[N_USERS]\n", MAX_THREADS);
         return 2;
     }
@@ -323,6 +387,15 @@ int main(int argc, char **argv)
            argv[1], (int)iadsr_model_n_items(m), (int)iadsr_model_dim(m),
            (int)iadsr_model_max_seq_len(m), (long long)b.n,
            (double)b.offsets[b.n] / (double)b.n);
+    if (g_ctx_flags) {
+        batch all = {NULL, NULL, 0};
+        int bad = pick_users(d, iadsr_dataset_n_users(d), &all) != 0 ||
+                  check_fp16_identical(m, &all) != 0;
+        free(all.items);
+        free(all.offsets);
+        if (bad)
+            goto done;
+    }
     rc = throughput ? run_throughput(m, &b, threads) : run_latency(m, &b);
 done:
     free(b.items);

@@ -1016,12 +1016,25 @@ IADSR_API int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t);
 /** Never return (or, in evaluation, rank) the items of the input sequence. */
 #define IADSR_TOPK_EXCLUDE_HISTORY 1u
 
+/**
+ * Context flag: iadsr_ctx_topk() scans a half-precision (fp16) copy of the
+ * item table and re-scores in fp32 every item whose fp32 score could reach
+ * the top k (an error bound proven in docs/PERFORMANCE.md), so its ids and
+ * scores are identical, bit for bit, to the fp32 path while the scan reads
+ * half the bytes. The copy costs the context 2 x dim x n_items bytes. The
+ * batched calls are compute-bound and keep the fp32 scan. Needs the packed
+ * kernels (x86-64 with AVX-512, dim a multiple of 16 up to 64):
+ * iadsr_ctx_create() fails with IADSR_ERR_UNSUPPORTED elsewhere, and when a
+ * table value is beyond the fp16 range (|x| > 65504). @since 0.3.0
+ */
+#define IADSR_CTX_F_FP16_SCAN 1u
+
 /** Context settings. Fill with iadsr_ctx_params_init(). */
 typedef struct iadsr_ctx_params {
     uint32_t struct_size; /**< sizeof(iadsr_ctx_params); set by _init */
     int32_t max_batch;    /**< users scored per internal chunk, 1..65536;
                                default 64 (larger batches are chunked) */
-    uint32_t flags;       /**< reserved, must be 0 */
+    uint32_t flags;       /**< 0 or IADSR_CTX_F_FP16_SCAN */
     uint32_t reserved0;   /**< must be 0 */
 } iadsr_ctx_params;
 

@@ -20,9 +20,10 @@
 
 static void free_buffers(iadsr_ctx *c)
 {
-    IADSR__FREE_ALL(c->items, c->kept, c->pos, c->row_off, c->offs);
+    IADSR__FREE_ALL(c->items, c->kept, c->pos, c->row_off, c->offs, c->fill,
+                    c->excl, c->cand_ids, c->cand_s);
     IADSR__ALIGNED_FREE_ALL(c->hlast, c->scores, c->topk_keys, c->chunk,
-                            c->zl);
+                            c->zl, c->t16);
     iadsr__encoder_destroy(&c->enc);
 }
 
@@ -70,12 +71,43 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
     c->chunk = iadsr__aligned_alloc((size_t)c->max_batch * (size_t)c->n_scores,
                                     sizeof(float));
     c->offs = iadsr__malloc(((size_t)c->max_batch + 1) * sizeof(int64_t));
+    c->scan = m->et && iadsr__scan_ok();
+    size_t words = ((size_t)m->hp.n_items + 63) / 64;
+    if (c->scan) {
+        c->fill = iadsr__malloc((size_t)c->max_batch * sizeof(int32_t));
+        c->excl = iadsr__calloc(words, sizeof(uint64_t));
+    }
+    int f16 = (cp.flags & IADSR_CTX_F_FP16_SCAN) != 0;
+    if (f16 && !c->scan) {
+        free_buffers(c);
+        iadsr__free(c);
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "ctx_create: IADSR_CTX_F_FP16_SCAN needs the packed "
+                          "kernels (x86-64 with AVX-512, dim a multiple of 16 "
+                          "up to 64; this model has dim %d)",
+                          c->shape.d);
+    }
+    if (f16) {
+        c->t16 = iadsr__aligned_alloc((size_t)c->shape.d * (size_t)m->ldt,
+                                      sizeof(uint16_t));
+        c->cand_ids = iadsr__malloc((size_t)m->hp.n_items * sizeof(int32_t));
+        c->cand_s = iadsr__malloc((size_t)m->hp.n_items * sizeof(float));
+    }
     if (!c->items || !c->kept || !c->pos || !c->row_off || !c->hlast ||
         !c->scores || !c->topk_keys || !c->chunk || !c->offs ||
-        (m->et && !c->zl)) {
+        (m->et && !c->zl) || (c->scan && (!c->fill || !c->excl)) ||
+        (f16 && (!c->t16 || !c->cand_ids || !c->cand_s))) {
         free_buffers(c);
         iadsr__free(c);
         return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
+    }
+    if (f16 && iadsr__table_f16(m->et, c->shape.d, m->ldt, c->t16,
+                                &c->t16_err, &c->t16_abs) != 0) {
+        free_buffers(c);
+        iadsr__free(c);
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "ctx_create: IADSR_CTX_F_FP16_SCAN: the item table "
+                          "has a value beyond the fp16 range (|x| > 65504)");
     }
     c->m = iadsr__model_ref(m);
     c->magic = IADSR__MAGIC_CTX;
@@ -316,93 +348,6 @@ int iadsr_ctx_user_vector_batch(iadsr_ctx *c, const int32_t *items,
 
 /* ---- top-K ------------------------------------------------------------------ */
 
-/* Min-heap of (score, id) kept in the caller's output arrays; ties broken
- * towards the smaller id so results are deterministic. */
-static int worse(float sa, int32_t ia, float sb, int32_t ib)
-{
-    return sa < sb || (sa == sb && ia > ib);
-}
-
-static void swap_entry(float *s, int32_t *id, int a, int b)
-{
-    float ts = s[a];
-    s[a] = s[b];
-    s[b] = ts;
-    int32_t ti = id[a];
-    id[a] = id[b];
-    id[b] = ti;
-}
-
-static void sift_down(float *s, int32_t *id, int n, int i)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(s[l], id[l], s[m], id[m]))
-            m = l;
-        if (r < n && worse(s[r], id[r], s[m], id[m]))
-            m = r;
-        if (m == i)
-            return;
-        swap_entry(s, id, i, m);
-        i = m;
-    }
-}
-
-static void heap_push(float *s, int32_t *id, int *n, float v, int32_t j)
-{
-    int i = (*n)++;
-    s[i] = v;
-    id[i] = j;
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!worse(s[i], id[i], s[p], id[p]))
-            break;
-        swap_entry(s, id, i, p);
-        i = p;
-    }
-}
-
-void iadsr__topk(const float *s0, int32_t n_items, int32_t k,
-                 int32_t *ids_out, float *s_out)
-{
-    int n = 0;
-    int32_t j = 1;
-    /* fill the heap with the first k rankable items */
-    for (; j <= n_items && n < k; j++) {
-        float v = s0[j - 1];
-        if (v == -INFINITY || v != v)
-            continue; /* excluded items and NaN never rank */
-        heap_push(s_out, ids_out, &n, v, j);
-    }
-    /* Then only items strictly above the heap's worst can enter: ids grow,
-     * so a tie never beats it. Blocks of 16 are screened with one
-     * vectorised comparison; most blocks have no candidate. */
-    while (j <= n_items) {
-        int32_t end = j + 16 <= n_items + 1 ? j + 16 : n_items + 1;
-        if (end - j == 16 && !iadsr__any_greater16(s0 + (j - 1), s_out[0])) {
-            j = end;
-            continue;
-        }
-        for (; j < end; j++) {
-            float v = s0[j - 1];
-            if (v > s_out[0]) { /* false for NaN and -inf */
-                s_out[0] = v;
-                ids_out[0] = j;
-                sift_down(s_out, ids_out, n, 0);
-            }
-        }
-    }
-    /* heap sort: repeatedly move the worst to the end -> best first */
-    for (int end = n - 1; end > 0; end--) {
-        swap_entry(s_out, ids_out, 0, end);
-        sift_down(s_out, ids_out, end, 0);
-    }
-    for (int i = n; i < k; i++) {
-        ids_out[i] = -1;
-        s_out[i] = -INFINITY;
-    }
-}
-
 static int topk_args(const iadsr_ctx *c, int32_t k, uint32_t flags,
                      const int32_t *ids_out, const char *fn)
 {
@@ -439,9 +384,42 @@ int iadsr_ctx_topk(iadsr_ctx *c, const int32_t *seq, int32_t n_seq, int32_t k,
     int rc = topk_args(c, k, flags, ids_out, "ctx_topk");
     if (rc)
         return rc;
-    if ((rc = iadsr_ctx_score(c, seq, n_seq, c->scores, c->n_scores)))
+    if (!c->scan) {
+        if ((rc = iadsr_ctx_score(c, seq, n_seq, c->scores, c->n_scores)))
+            return iadsr__err_prefix(rc, "ctx_topk");
+        topk_one(c, c->scores + 1, seq, n_seq, k, flags, ids_out, scores_out);
+        return IADSR_OK;
+    }
+    /* the fused scan: as iadsr_ctx_score() then the selection, in one pass */
+    if (!seq)
+        return iadsr__err(IADSR_ERR_INVALID_ARG, "ctx_topk: seq is NULL");
+    if (n_seq < 1)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "ctx_topk: n_seq must be >= 1 (got %d)", (int)n_seq);
+    if ((rc = check_seq(c, seq, n_seq, -1)))
         return iadsr__err_prefix(rc, "ctx_topk");
-    topk_one(c, c->scores + 1, seq, n_seq, k, flags, ids_out, scores_out);
+    int64_t off[2] = {0, n_seq};
+    iadsr__ctx_encode(c, seq, off, 1);
+    int excl = (flags & IADSR_TOPK_EXCLUDE_HISTORY) != 0;
+    if (excl)
+        for (int32_t i = 0; i < n_seq; i++)
+            c->excl[(seq[i] - 1) / 64] |= 1ull << ((seq[i] - 1) & 63);
+    float *keys = scores_out ? scores_out : c->topk_keys;
+    const iadsr_model *m = c->m;
+    int done = 0;
+    if (c->t16) {
+        iadsr__scan_f16 s = {c->hlast, c->shape.d, m->et, c->t16, m->ldt,
+                             c->t16_err, c->t16_abs, m->hp.n_items, k,
+                             excl ? c->excl : NULL, c->cand_ids, c->cand_s,
+                             ids_out, keys};
+        done = iadsr__scan_topk1_f16(&s) == 0;
+    }
+    if (!done)
+        iadsr__scan_topk1(c->hlast, c->shape.d, m->et, m->ldt, m->hp.n_items,
+                          k, excl ? c->excl : NULL, ids_out, keys);
+    if (excl)
+        for (int32_t i = 0; i < n_seq; i++)
+            c->excl[(seq[i] - 1) / 64] = 0;
     return IADSR_OK;
 }
 
@@ -457,6 +435,19 @@ int iadsr_ctx_topk_batch(iadsr_ctx *c, const int32_t *items,
     for (int64_t u0 = 0; u0 < n_users; u0 += c->max_batch) {
         int64_t nb = n_users - u0 < c->max_batch ? n_users - u0 : c->max_batch;
         iadsr__ctx_encode_range(c, items, offsets + u0, nb);
+        if (c->scan) {
+            /* scores and selection fused; rows up to a multiple of 8 zero */
+            int d = c->shape.d, rows8 = (int)((nb + 7) / 8 * 8);
+            memset(c->hlast + (size_t)nb * (size_t)d, 0,
+                   (size_t)(rows8 - nb) * (size_t)d * sizeof(float));
+            int excl = (flags & IADSR_TOPK_EXCLUDE_HISTORY) != 0;
+            iadsr__scan_batch s = {
+                c->hlast, (int)nb, d, c->m->et, c->m->ldt, c->m->hp.n_items, k,
+                excl ? items : NULL, offsets + u0, ids_out + u0 * k,
+                scores_out ? scores_out + u0 * k : c->chunk, c->fill};
+            iadsr__scan_topk_batch(&s);
+            continue;
+        }
         /* score rows: the packed kernel's output is used in place */
         float *rows;
         int64_t ld;

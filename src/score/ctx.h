@@ -5,6 +5,7 @@
 #define IADSR_CTX_H
 
 #include "backbone/encoder.h"
+#include "score/scan.h"
 
 struct iadsr_ctx {
     uint32_t magic;
@@ -24,6 +25,13 @@ struct iadsr_ctx {
     float *topk_keys;   /* n_scores, heap keys when the caller gives none */
     float *chunk;       /* max_batch x n_scores, batched scores */
     float *zl;          /* round8(max_batch) x model ldt, or NULL */
+    int scan;           /* the fused top-K scans run (packed table, AVX-512) */
+    int32_t *fill;      /* max_batch heap sizes of the batch scan */
+    uint64_t *excl;     /* n_items bits, column j = item j + 1 excluded */
+    uint16_t *t16;      /* IADSR_CTX_F_FP16_SCAN: fp16 table, else NULL */
+    float t16_err, t16_abs; /* its error-bound inputs (score/scan.h) */
+    int32_t *cand_ids;  /* n_items candidates of the fp16 scan */
+    float *cand_s;
 };
 
 /* Validate a CSR batch against the context's model. */
@@ -38,10 +46,5 @@ void iadsr__ctx_encode_range(iadsr_ctx *c, const int32_t *items,
 /* scores (n_users rows, leading dimension ld) from hlast; column 0 = -inf. */
 void iadsr__ctx_scores(iadsr_ctx *c, int64_t n_users, float *scores,
                        int64_t ld);
-/* Best k items where s0[j - 1] is the score of item j (j = 1..n_items),
- * skipping -inf and NaN, best first, ties to the smaller id; padded with
- * -1 / -inf. */
-void iadsr__topk(const float *s0, int32_t n_items, int32_t k,
-                 int32_t *ids_out, float *s_out);
 
 #endif

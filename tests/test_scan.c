@@ -1,0 +1,263 @@
+/* Tests: the fused top-K scans (score/scan.c) and the fp16 scan
+ * (IADSR_CTX_F_FP16_SCAN) give exactly what scoring every item and sorting
+ * gives: the same ids and the same float scores, bit for bit, for single
+ * and batched calls, every k, histories excluded or not, ties, item counts
+ * that cross the scan's blocks and end in a partial tile, several dims.
+ * SPDX-License-Identifier: MIT
+ */
+#include "testutil.h"
+
+Suite *suite_scan(void);
+
+#define N_USERS 37
+#define MAX_K 300
+
+/* A SASRec model with n_items items and dim d whose item table has ties:
+ * rows 40..89 are copies of row 39 and rows 90..99 are zero. With big,
+ * one entry is set to 70000 (beyond fp16). */
+static iadsr_model *tie_model(int32_t n_items, int d, uint64_t seed, int big)
+{
+    iadsr_model_params mp;
+    tu_model_params(&mp, n_items, seed);
+    mp.dim = d;
+    iadsr_model *base = NULL;
+    TU_OK(iadsr_model_create(&base, &mp));
+    size_t n = ((size_t)n_items + 1) * (size_t)d;
+    float *emb = malloc(n * sizeof *emb);
+    ck_assert_ptr_nonnull(emb);
+    memcpy(emb, iadsr_model_item_embeddings(base), n * sizeof *emb);
+    for (int r = 40; r < 90 && r <= n_items; r++)
+        memcpy(emb + (size_t)r * d, emb + (size_t)39 * d, (size_t)d * sizeof *emb);
+    for (int r = 90; r < 100 && r <= n_items; r++)
+        memset(emb + (size_t)r * d, 0, (size_t)d * sizeof *emb);
+    if (big)
+        emb[(size_t)7 * d + 1] = 70000.0f;
+    iadsr_model *m = NULL;
+    TU_OK(iadsr_model_create_from_embeddings(&m, &mp, emb, n_items + 1, d, d));
+    free(emb);
+    iadsr_model_free(base);
+    return m;
+}
+
+static uint64_t next_u64(uint64_t *st)
+{
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    return *st >> 17;
+}
+
+/* Histories: random ids, plus ids at the edges of the scan's blocks and
+ * tiles (1, 2047..2050, n_items), and repeats. */
+static void make_users(int32_t n_items, int32_t *items, int64_t *offs)
+{
+    uint64_t st = 12345;
+    static const int32_t edge[] = {1, 2047, 2048, 2049, 2050, 40, 41, 95};
+    offs[0] = 0;
+    for (int u = 0; u < N_USERS; u++) {
+        int len = 1 + (int)(next_u64(&st) % 25);
+        int64_t o = offs[u];
+        for (int i = 0; i < len; i++) {
+            int32_t id = 1 + (int32_t)(next_u64(&st) % (uint64_t)n_items);
+            if (i % 5 == 1)
+                id = edge[(u + i) % 8];
+            if (i % 7 == 3)
+                id = n_items;
+            if (id > n_items)
+                id = n_items;
+            items[o + i] = id;
+        }
+        offs[u + 1] = o + len;
+    }
+}
+
+/* Reference: the scores of iadsr_ctx_score() (batch: row @p u of
+ * iadsr_ctx_score_batch() over all users, which off the packed kernels
+ * may round differently), sorted by (score desc, id asc), -inf / NaN /
+ * excluded history skipped, padded with -1 / -inf. */
+static void reference(iadsr_ctx *c, int32_t n_items, const int32_t *items,
+                      const int64_t *offs, int u, int batch, int32_t k,
+                      int excl, int32_t *ids, float *vals)
+{
+    const int32_t *seq = items + offs[u];
+    int n = (int)(offs[u + 1] - offs[u]);
+    size_t ns = (size_t)n_items + 1;
+    float *sc = malloc((batch ? N_USERS : 1) * ns * sizeof *sc);
+    tu_cand *cand = malloc((size_t)n_items * sizeof *cand);
+    ck_assert(sc && cand);
+    if (batch)
+        TU_OK(iadsr_ctx_score_batch(c, items, offs, N_USERS, sc,
+                                    (int64_t)(N_USERS * ns)));
+    else
+        TU_OK(iadsr_ctx_score(c, seq, n, sc, n_items + 1));
+    if (batch)
+        memmove(sc, sc + (size_t)u * ns, ns * sizeof *sc);
+    int m = 0;
+    for (int32_t j = 1; j <= n_items; j++) {
+        if (isnan(sc[j]) || sc[j] == -INFINITY)
+            continue;
+        int in = 0;
+        for (int i = 0; excl && i < n; i++)
+            in |= seq[i] == j;
+        if (in)
+            continue;
+        cand[m].s = sc[j];
+        cand[m].id = j;
+        m++;
+    }
+    qsort(cand, (size_t)m, sizeof *cand, tu_cand_cmp);
+    for (int32_t i = 0; i < k; i++) {
+        ids[i] = i < m ? cand[i].id : -1;
+        vals[i] = i < m ? cand[i].s : -INFINITY;
+    }
+    free(sc);
+    free(cand);
+}
+
+/* Bit-for-bit equality of ids and scores. */
+static void same(const int32_t *a, const float *sa, const int32_t *b,
+                 const float *sb, int32_t k, const char *what, int u)
+{
+    for (int32_t i = 0; i < k; i++) {
+        ck_assert_msg(a[i] == b[i], "%s user %d rank %d: id %d vs %d", what, u,
+                      (int)i, (int)a[i], (int)b[i]);
+        ck_assert_msg(memcmp(&sa[i], &sb[i], sizeof(float)) == 0,
+                      "%s user %d rank %d: score %.9g vs %.9g", what, u,
+                      (int)i, (double)sa[i], (double)sb[i]);
+    }
+}
+
+/* Every entry point against the reference, fp32 and (when the machine can)
+ * fp16 contexts. */
+static void check_model(int32_t n_items, int d, uint64_t seed)
+{
+    iadsr_model *m = tie_model(n_items, d, seed, 0);
+    int32_t *items = malloc(N_USERS * 25 * sizeof *items);
+    int64_t offs[N_USERS + 1];
+    ck_assert_ptr_nonnull(items);
+    make_users(n_items, items, offs);
+    iadsr_ctx *c32 = tu_new_ctx(m, 16); /* 37 users: 3 chunks, last partial */
+    iadsr_ctx_params cp;
+    iadsr_ctx_params_init(&cp);
+    cp.max_batch = 16;
+    cp.flags = IADSR_CTX_F_FP16_SCAN;
+    iadsr_ctx *c16 = NULL;
+    int rc = iadsr_ctx_create(&c16, m, &cp);
+    /* without the packed kernels the flag is refused, and says why */
+    if (rc != IADSR_OK) {
+        ck_assert_int_eq(rc, IADSR_ERR_UNSUPPORTED);
+        ck_assert_ptr_null(c16);
+        ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "AVX-512"));
+    }
+    static const int32_t ks[] = {1, 7, 10, 32, 33, 100, MAX_K};
+    int32_t *rid = malloc(N_USERS * MAX_K * sizeof *rid);
+    int32_t *bid = malloc(N_USERS * MAX_K * sizeof *bid);
+    float *rv = malloc(N_USERS * MAX_K * sizeof *rv);
+    float *bv = malloc(N_USERS * MAX_K * sizeof *bv);
+    int32_t id1[MAX_K];
+    float v1[MAX_K];
+    ck_assert(rid && bid && rv && bv);
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        int32_t k = ks[ki] < n_items ? ks[ki] : n_items;
+        for (int excl = 0; excl <= 1; excl++) {
+            uint32_t fl = excl ? IADSR_TOPK_EXCLUDE_HISTORY : 0;
+            for (int u = 0; u < N_USERS; u++) {
+                const int32_t *s = items + offs[u];
+                int n = (int)(offs[u + 1] - offs[u]);
+                reference(c32, n_items, items, offs, u, 0, k, excl, rid + u * k,
+                          rv + u * k);
+                TU_OK(iadsr_ctx_topk(c32, s, n, k, fl, id1, v1));
+                same(rid + u * k, rv + u * k, id1, v1, k, "fp32 single", u);
+                if (c16) {
+                    TU_OK(iadsr_ctx_topk(c16, s, n, k, fl, id1, v1));
+                    same(rid + u * k, rv + u * k, id1, v1, k, "fp16 single", u);
+                }
+            }
+            if (!c16) /* off the packed kernels batches may round differently */
+                for (int u = 0; u < N_USERS; u++)
+                    reference(c32, n_items, items, offs, u, 1, k, excl,
+                              rid + u * k, rv + u * k);
+            TU_OK(iadsr_ctx_topk_batch(c32, items, offs, N_USERS, k, fl, bid, bv));
+            for (int u = 0; u < N_USERS; u++)
+                same(rid + u * k, rv + u * k, bid + u * k, bv + u * k, k,
+                     "fp32 batch", u);
+            /* without scores_out the ids are the same */
+            TU_OK(iadsr_ctx_topk_batch(c32, items, offs, N_USERS, k, fl, bid, NULL));
+            ck_assert(memcmp(bid, rid, (size_t)N_USERS * (size_t)k * sizeof *bid) == 0);
+            if (c16) {
+                TU_OK(iadsr_ctx_topk_batch(c16, items, offs, N_USERS, k, fl, bid, bv));
+                for (int u = 0; u < N_USERS; u++)
+                    same(rid + u * k, rv + u * k, bid + u * k, bv + u * k, k,
+                         "fp16 batch", u);
+            }
+        }
+    }
+    free(rid);
+    free(bid);
+    free(rv);
+    free(bv);
+    free(items);
+    iadsr_ctx_free(c16);
+    iadsr_ctx_free(c32);
+    iadsr_model_free(m);
+}
+
+START_TEST(test_scan_exact_d16) { check_model(3000, 16, 1); }
+END_TEST
+
+START_TEST(test_scan_exact_d64) { check_model(2100, 64, 2); }
+END_TEST
+
+START_TEST(test_scan_exact_small) { check_model(97, 32, 3); }
+END_TEST
+
+/* Dims the packed kernels do not take: the fused scans are not used and
+ * the fp16 flag is refused; the fp32 calls still match the reference. */
+START_TEST(test_scan_other_dim)
+{
+    check_model(300, 24, 4);
+    iadsr_model *m = tie_model(300, 24, 4, 0);
+    iadsr_ctx_params cp;
+    iadsr_ctx_params_init(&cp);
+    cp.flags = IADSR_CTX_F_FP16_SCAN;
+    iadsr_ctx *c = tu_sentinel();
+    ck_assert_int_eq(iadsr_ctx_create(&c, m, &cp), IADSR_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "dim 24"));
+    iadsr_model_free(m);
+}
+END_TEST
+
+/* A table value beyond the fp16 range: the flag is refused (nothing is
+ * approximated silently); fp32 contexts are unaffected. */
+START_TEST(test_scan_fp16_range)
+{
+    iadsr_model *m = tie_model(500, 16, 5, 1);
+    iadsr_ctx_params cp;
+    iadsr_ctx_params_init(&cp);
+    cp.flags = IADSR_CTX_F_FP16_SCAN;
+    iadsr_ctx *c = tu_sentinel();
+    ck_assert_int_eq(iadsr_ctx_create(&c, m, &cp), IADSR_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(c);
+    const char *msg = iadsr_last_error();
+    ck_assert_msg(strstr(msg, "65504") || strstr(msg, "AVX-512"), "%s", msg);
+    iadsr_ctx *c32 = tu_new_ctx(m, 0);
+    int32_t s[3] = {7, 8, 9}, ids[5];
+    TU_OK(iadsr_ctx_topk(c32, s, 3, 5, 0, ids, NULL));
+    ck_assert_int_ge(ids[0], 1);
+    iadsr_ctx_free(c32);
+    iadsr_model_free(m);
+}
+END_TEST
+
+Suite *suite_scan(void)
+{
+    Suite *s = suite_create("scan");
+    TCase *tc = tcase_create("exact");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_scan_exact_d16);
+    tcase_add_test(tc, test_scan_exact_d64);
+    tcase_add_test(tc, test_scan_exact_small);
+    tcase_add_test(tc, test_scan_other_dim);
+    tcase_add_test(tc, test_scan_fp16_range);
+    suite_add_tcase(s, tc);
+    return s;
+}
