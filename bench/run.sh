@@ -59,9 +59,11 @@ mkdir -p "$OUT" || exit 1
 # ---------------------------------------------------------------------------
 WARN="-Wall -Wextra -Wpedantic -Wshadow -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes -Wundef -Wpointer-arith -Wvla -Wformat=2 -Wwrite-strings -Wredundant-decls -Wdouble-promotion"
 LIBS_PRIVATE=$(sed -n 's/^Libs.private:[[:blank:]]*//p' lib/libiadsr.pc)
-for h in bench_train bench_scoring; do
+# bench_floor calls cblas_sgemm itself: OpenBLAS's header directory
+BLAS_CFLAGS=$(pkg-config --cflags openblas 2>/dev/null || echo "-I/usr/include/x86_64-linux-gnu/openblas-pthread")
+for h in bench_train bench_scoring bench_floor; do
     # shellcheck disable=SC2086  # word splitting of the flag lists is intended
-    $CC -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g $WARN -Iinclude \
+    $CC -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g $WARN -Iinclude $BLAS_CFLAGS \
         "bench/$h.c" -o "$OUT/$h" lib/libiadsr.a $LIBS_PRIVATE -lm -lpthread ||
         { echo "bench: cannot build bench/$h.c" >&2; exit 1; }
 done
@@ -127,6 +129,61 @@ case $isa in
 esac
 awk -v l="$load" 'BEGIN { split(l, a, " "); exit !(a[1] + 0 > 0.5) }' &&
     echo "  note: the machine is busy (load $load): timings will be noisy"
+
+# ---------------------------------------------------------------------------
+# 0. The floor: this machine's best SGEMM rate (OpenBLAS under every core
+#    type the CPU can run, the best kept), memory bandwidth, and the FLOPs
+#    an epoch and a scored user need (bench/bench_floor.c).
+# ---------------------------------------------------------------------------
+FLOOR_LOG=$OUT/floor.log
+: > "$FLOOR_LOG"
+cores="auto"
+case $isa in *avx2*) cores="$cores Haswell" ;; esac
+case $isa in *avx512f*) cores="$cores SkylakeX Cooperlake SapphireRapids" ;; esac
+best_rate=""; best_core=""
+for ct in $cores; do
+    step "floor: OPENBLAS_CORETYPE=$ct OPENBLAS_NUM_THREADS=$TRAIN_THREADS bench_floor"
+    log=$OUT/floor_$ct.log
+    if [ "$ct" = auto ]; then
+        OPENBLAS_NUM_THREADS=$TRAIN_THREADS "$OUT/bench_floor" "$DATA" > "$log" 2>&1
+    else
+        OPENBLAS_CORETYPE=$ct OPENBLAS_NUM_THREADS=$TRAIN_THREADS "$OUT/bench_floor" "$DATA" > "$log" 2>&1
+    fi
+    cat "$log" >> "$FLOOR_LOG"
+    r=$(res "$log" sgemm_gflops)
+    grep '^sgemm' "$log"
+    if [ -n "$r" ] && awk -v a="$r" -v b="${best_rate:-0}" 'BEGIN { exit !(a + 0 > b + 0) }'; then
+        best_rate=$r; best_core=$ct
+    fi
+done
+rate1=""
+if [ -n "$best_core" ]; then
+    step "floor, one thread: OPENBLAS_CORETYPE=$best_core OPENBLAS_NUM_THREADS=1"
+    if [ "$best_core" = auto ]; then
+        OPENBLAS_NUM_THREADS=1 "$OUT/bench_floor" "$DATA" > "$OUT/floor_1t.log" 2>&1
+    else
+        OPENBLAS_CORETYPE=$best_core OPENBLAS_NUM_THREADS=1 "$OUT/bench_floor" "$DATA" > "$OUT/floor_1t.log" 2>&1
+    fi
+    rate1=$(res "$OUT/floor_1t.log" sgemm_gflops)
+    echo "best: $best_rate GFLOP/s on $TRAIN_THREADS threads ($best_core), $rate1 on one"
+else
+    echo "bench: the floor could not be measured (see $FLOOR_LOG)" >&2
+    failed="$failed floor"
+fi
+FL=$OUT/floor_1t.log
+epoch_gflop=$(val "$FL" epoch_gflop); score_mflop=$(val "$FL" score_mflop)
+table_mib=$(val "$FL" table_mib); mem_read=$(val "$FL" mem_read_gbs)
+table_read=$(val "$FL" table_read_gbs)
+# floors: seconds per epoch, users/s on TRAIN_THREADS threads, one user's us
+epoch_floor=$(awk -v f="$epoch_gflop" -v r="${best_rate:-}" 'BEGIN { if (r + 0 > 0 && f + 0 > 0) printf "%.2f", f / r; else print "n/a" }')
+users_floor=$(awk -v f="$score_mflop" -v r="${best_rate:-}" 'BEGIN { if (r + 0 > 0 && f + 0 > 0) printf "%.0f", r * 1e3 / f; else print "n/a" }')
+# one user on one thread: the FLOPs at the 1-thread rate, or one read of
+# the table at the rate a table-sized buffer is read again and again
+# (from whichever cache holds it), if that is slower
+lat_floor=$(awk -v f="$score_mflop" -v r="${rate1:-}" -v t="$table_mib" -v bw="$table_read" 'BEGIN {
+    if (!(r + 0 > 0 && f + 0 > 0)) { print "n/a"; exit }
+    c = f / r * 1e3; m = (bw + 0 > 0) ? t * 1.048576 / bw * 1e3 : 0
+    printf "%.1f", (c > m ? c : m) }')
 
 # ---------------------------------------------------------------------------
 # 1. Training (C harness linking the library) and test evaluation (CLI).
@@ -201,10 +258,14 @@ fi
 # 3. Scoring: latency on one pinned thread, batched throughput.
 # ---------------------------------------------------------------------------
 LAT_LOG=$OUT/latency.log
+LATK_LOG=$OUT/latency_topk.log
+LATK16_LOG=$OUT/latency_topk_fp16.log
+THR2F16_LOG=$OUT/throughput_2x1_fp16.log
 THR2_LOG=$OUT/throughput_2x1.log
 THR1_LOG=$OUT/throughput_1x2.log
 THR11_LOG=$OUT/throughput_1x1.log
 : > "$LAT_LOG"; : > "$THR2_LOG"; : > "$THR1_LOG"; : > "$THR11_LOG"
+: > "$LATK_LOG"; : > "$LATK16_LOG"; : > "$THR2F16_LOG"
 if [ -f "$MODEL" ]; then
     score_load=$(loadavg)
     step "latency: OPENBLAS_NUM_THREADS=1 ${PIN:+$PIN }bench_scoring latency $N_USERS"
@@ -212,6 +273,19 @@ if [ -f "$MODEL" ]; then
     OPENBLAS_NUM_THREADS=1 $PIN "$OUT/bench_scoring" "$MODEL" "$DATA" latency "$N_USERS" > "$LAT_LOG" 2>&1 ||
         failed="$failed latency"
     cat "$LAT_LOG"
+    # the recommendation call, fp32 then the fp16 scan, side by side
+    for mode in latency-topk latency-topk-fp16; do
+        log=$LATK_LOG; [ $mode = latency-topk-fp16 ] && log=$LATK16_LOG
+        step "latency: OPENBLAS_NUM_THREADS=1 ${PIN:+$PIN }bench_scoring $mode $N_USERS"
+        # shellcheck disable=SC2086
+        OPENBLAS_NUM_THREADS=1 $PIN "$OUT/bench_scoring" "$MODEL" "$DATA" $mode "$N_USERS" > "$log" 2>&1 ||
+            failed="$failed $mode"
+        cat "$log"
+    done
+    step "throughput: OPENBLAS_NUM_THREADS=1, 2 threads x 1 ctx each, fp16 scan contexts"
+    OPENBLAS_NUM_THREADS=1 "$OUT/bench_scoring" "$MODEL" "$DATA" throughput-fp16 2 "$N_USERS" > "$THR2F16_LOG" 2>&1 ||
+        failed="$failed throughput-2x1-fp16"
+    cat "$THR2F16_LOG"
     step "throughput: OPENBLAS_NUM_THREADS=1, 2 threads x 1 ctx each"
     OPENBLAS_NUM_THREADS=1 "$OUT/bench_scoring" "$MODEL" "$DATA" throughput 2 "$N_USERS" > "$THR2_LOG" 2>&1 ||
         failed="$failed throughput-2x1"
@@ -246,6 +320,20 @@ mode="full run (max $EPOCHS epochs)"
     echo "- OpenBLAS core in use: **${core:-n/a}**; OPENBLAS_CORETYPE=$coretype; OPENBLAS_NUM_THREADS=$nthreads_env (training, eval, peer)"
     if [ -n "$core_note" ]; then echo "- note: $core_note"; fi
     echo "- data: \`$DATA\`"
+    echo
+    echo "## The floor (bench/bench_floor.c)"
+    echo
+    echo "Best SGEMM rate of this machine: **${best_rate:-n/a} GFLOP/s** on $TRAIN_THREADS threads (OpenBLAS core ${best_core:-n/a}; tried: $cores), ${rate1:-n/a} GFLOP/s on one; memory read $mem_read GB/s, copy $(val "$FL" mem_copy_gbs) GB/s; a table-sized buffer is read at $table_read GB/s."
+    echo "An epoch needs $epoch_gflop GFLOP ($(val "$FL" epoch_xent_gflop) in the three cross-entropy GEMM passes, $(val "$FL" positions) positions x $(val "$FL" n_items) items); a scored user $score_mflop MFLOP (mean history $(val "$FL" score_mean_rows) rows); the fp32 item table is $table_mib MiB."
+    echo
+    echo "| what | measured | floor | multiple of the floor | peer | peer / libiadsr |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    echo "| train s/epoch (median), $TRAIN_THREADS threads | ${ep_med:-n/a} | $epoch_floor | $(div "${ep_med:-}" "$epoch_floor")x | ${peer_s:-n/a} | $(div "${peer_s:-}" "${ep_med:-}")x |"
+    echo "| batched top-10 users/s, 2 threads | $(val "$THR2_LOG" throughput_users_per_s) | $users_floor | $(div "$users_floor" "$(val "$THR2_LOG" throughput_users_per_s)")x | | |"
+    echo "| top-10 latency p50 us, 1 thread (fp32) | $(val "$LATK_LOG" latency_p50_us) | $lat_floor | $(div "$(val "$LATK_LOG" latency_p50_us)" "$lat_floor")x | | |"
+    echo "| top-10 latency p50 us, 1 thread (fp16 scan) | $(val "$LATK16_LOG" latency_p50_us) | | | | |"
+    echo
+    echo "Floors: FLOPs / the best SGEMM rate (latency: the larger of that at the one-thread rate and one read of the fp32 table at the table-sized read rate; the fp16 scan reads half of it). Absolute seconds differ between machines; the multiples should not."
     echo
     echo "## Training (bench/bench_train.c: L=50, d=64, 2 blocks, 2 heads, $B_SETTINGS, batch 256, $TRAIN_THREADS library threads, patience 10)"
     if [ "$B_SETTINGS" != "dropout 0.5, Adam lr 1e-3, label smoothing 0, history penalty 0" ]; then
@@ -286,7 +374,12 @@ mode="full run (max $EPOCHS epochs)"
     echo "| measurement | result |"
     echo "| --- | ---: |"
     echo "| iadsr_ctx_score latency, 1 thread${PIN:+ (pinned: $PIN)}, OPENBLAS_NUM_THREADS=1: p50 / p90 / p99 / mean us | $(val "$LAT_LOG" latency_p50_us) / $(val "$LAT_LOG" latency_p90_us) / $(val "$LAT_LOG" latency_p99_us) / $(val "$LAT_LOG" latency_mean_us) |"
+    echo "| iadsr_ctx_topk (k = 10, history excluded) latency, 1 thread, fp32: p50 / p90 / p99 / mean us | $(val "$LATK_LOG" latency_p50_us) / $(val "$LATK_LOG" latency_p90_us) / $(val "$LATK_LOG" latency_p99_us) / $(val "$LATK_LOG" latency_mean_us) |"
+    echo "| the same with IADSR_CTX_F_FP16_SCAN: p50 / p90 / p99 / mean us | $(val "$LATK16_LOG" latency_p50_us) / $(val "$LATK16_LOG" latency_p90_us) / $(val "$LATK16_LOG" latency_p99_us) / $(val "$LATK16_LOG" latency_mean_us) |"
+    echo "| fp16 scan p50 / fp32 p50 | **$(div "$(val "$LATK16_LOG" latency_p50_us)" "$(val "$LATK_LOG" latency_p50_us)")** |"
+    echo "| fp16 scan: users of DATA whose top-10 (ids and scores) differs from fp32 | $(val "$LATK16_LOG" fp16_users_differing) of $(val "$LATK16_LOG" fp16_users_checked) |"
     echo "| top-10 batched (256/call), 2 threads x own ctx, OPENBLAS_NUM_THREADS=1: users/s (median of 3) | **$(val "$THR2_LOG" throughput_users_per_s)** |"
+    echo "| the same with fp16-scan contexts (batches keep the fp32 scan) | $(val "$THR2F16_LOG" throughput_users_per_s) |"
     echo "| top-10 batched, 1 thread, OPENBLAS_NUM_THREADS=2: users/s | $(val "$THR1_LOG" throughput_users_per_s) |"
     echo "| top-10 batched, 1 thread, OPENBLAS_NUM_THREADS=1: users/s | $(val "$THR11_LOG" throughput_users_per_s) |"
     echo
