@@ -88,6 +88,7 @@ TARGETS = {'test': 1, 'valid': 2}
 
 _FLAG_BORROW = 1
 _TOPK_EXCLUDE_HISTORY = 1
+_CTX_F_FP16_SCAN = 1
 _SAVE_NO_FSYNC = 1
 _MODEL_F_PRE_LN = 1
 _SEMANTIC_ROW0_PADDING = 2
@@ -1899,10 +1900,17 @@ class Context(_Object):
     _one_thread = True
     _busy_hint = 'one thread at a time; create a Context per thread'
 
-    def __init__(self, model, max_batch=None):
+    def __init__(self, model, max_batch=None, fp16_scan=False):
+        """fp16_scan=True: topk() scans a half-size fp16 copy of the item
+        table and re-scores the candidates a proven bound keeps in fp32, so
+        its answer equals the fp32 answer (IADSR_CTX_F_FP16_SCAN); raises
+        IadsrError (IADSR_ERR_UNSUPPORTED) where the packed kernels do not
+        run or a table value is beyond fp16."""
         p, _ = _init_raw(CtxParams)
         if max_batch is not None:
             _set_fields(p, {'max_batch': max_batch})
+        if fp16_scan:
+            p.flags = _CTX_F_FP16_SCAN
         out = _out_handle()
         with model._use() as mp:
             _call('ctx_create', ctypes.byref(out), mp, ctypes.byref(p))
