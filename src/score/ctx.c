@@ -79,13 +79,14 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
     }
     int f16 = (cp.flags & IADSR_CTX_F_FP16_SCAN) != 0;
     if (f16 && !c->scan) {
+        int dim = c->shape.d; /* read before c is freed */
         free_buffers(c);
         iadsr__free(c);
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
                           "ctx_create: IADSR_CTX_F_FP16_SCAN needs the packed "
                           "kernels (x86-64 with AVX-512, dim a multiple of 16 "
                           "up to 64; this model has dim %d)",
-                          c->shape.d);
+                          dim);
     }
     if (f16) {
         c->t16 = iadsr__aligned_alloc((size_t)c->shape.d * (size_t)m->ldt,
