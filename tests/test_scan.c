@@ -213,6 +213,76 @@ END_TEST
 START_TEST(test_scan_exact_small) { check_model(97, 32, 3); }
 END_TEST
 
+/* Items that fp16 cannot tell apart: rows 200..279 are row 199 plus one
+ * fp32 ulp in one coordinate (their fp16 copies are equal, their fp32
+ * scores differ in the last bits), row 5 holds values near fp16's largest
+ * and smallest, row 6 subnormals. The fp16 scan must still return the fp32
+ * answer: every near-tie is a candidate and the re-scoring separates
+ * them. */
+START_TEST(test_scan_fp16_near_ties)
+{
+    const int32_t n_items = 700;
+    const int d = 32;
+    iadsr_model_params mp;
+    tu_model_params(&mp, n_items, 9);
+    mp.dim = d;
+    iadsr_model *base = NULL;
+    TU_OK(iadsr_model_create(&base, &mp));
+    size_t n = ((size_t)n_items + 1) * (size_t)d;
+    float *emb = malloc(n * sizeof *emb);
+    ck_assert_ptr_nonnull(emb);
+    memcpy(emb, iadsr_model_item_embeddings(base), n * sizeof *emb);
+    for (int r = 200; r < 280; r++) {
+        memcpy(emb + (size_t)r * d, emb + (size_t)199 * d, (size_t)d * sizeof *emb);
+        float *x = emb + (size_t)r * d + (r % d);
+        for (int t = 0; t < (r - 199) % 4 + 1; t++)
+            *x = nextafterf(*x, (r & 1) ? INFINITY : -INFINITY);
+    }
+    for (int k = 0; k < d; k++) {
+        emb[(size_t)5 * d + (size_t)k] = (k & 1) ? 65000.0f : 1e-7f;
+        emb[(size_t)6 * d + (size_t)k] = (k & 1) ? -3e-8f : 2e-45f;
+    }
+    iadsr_model *m = NULL;
+    TU_OK(iadsr_model_create_from_embeddings(&m, &mp, emb, n_items + 1, d, d));
+    free(emb);
+    iadsr_model_free(base);
+    iadsr_ctx *c32 = tu_new_ctx(m, 0);
+    iadsr_ctx_params cp;
+    iadsr_ctx_params_init(&cp);
+    cp.flags = IADSR_CTX_F_FP16_SCAN;
+    iadsr_ctx *c16 = NULL;
+    if (iadsr_ctx_create(&c16, m, &cp) != IADSR_OK) { /* no AVX-512 here */
+        iadsr_ctx_free(c32);
+        iadsr_model_free(m);
+        return;
+    }
+    int32_t seq[6], a[100], b[100];
+    float sa[100], sb[100];
+    int in_play = 0; /* answers holding two or more near-ties */
+    for (int u = 0; u < 60; u++) {
+        tu_make_seq(seq, 6, n_items, (uint32_t)u + 1);
+        if (u % 3 == 0)
+            seq[5] = 200 + u; /* the near-ties' neighbourhood is in play */
+        if (u % 5 == 0)
+            seq[2] = 5;
+        for (int excl = 0; excl <= 1; excl++) {
+            uint32_t fl = excl ? IADSR_TOPK_EXCLUDE_HISTORY : 0;
+            TU_OK(iadsr_ctx_topk(c32, seq, 6, 100, fl, a, sa));
+            TU_OK(iadsr_ctx_topk(c16, seq, 6, 100, fl, b, sb));
+            same(a, sa, b, sb, 100, "near ties", u);
+            int ties = 0;
+            for (int i = 0; i < 100; i++)
+                ties += a[i] >= 199 && a[i] < 280;
+            in_play += ties >= 2;
+        }
+    }
+    ck_assert_int_gt(in_play, 0);
+    iadsr_ctx_free(c16);
+    iadsr_ctx_free(c32);
+    iadsr_model_free(m);
+}
+END_TEST
+
 /* Dims the packed kernels do not take: the fused scans are not used and
  * the fp16 flag is refused; the fp32 calls still match the reference. */
 START_TEST(test_scan_other_dim)
@@ -261,6 +331,7 @@ Suite *suite_scan(void)
     tcase_add_test(tc, test_scan_exact_d16);
     tcase_add_test(tc, test_scan_exact_d64);
     tcase_add_test(tc, test_scan_exact_small);
+    tcase_add_test(tc, test_scan_fp16_near_ties);
     tcase_add_test(tc, test_scan_other_dim);
     tcase_add_test(tc, test_scan_fp16_range);
     suite_add_tcase(s, tc);
