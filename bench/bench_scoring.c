@@ -1,7 +1,7 @@
 /* bench_scoring: inference speed of a trained model on real histories.
  *
- * Usage: bench_scoring MODEL DATA latency[-topk[-fp16]] [N_USERS]
- *        bench_scoring MODEL DATA throughput[-fp16] THREADS [N_USERS]
+ * Usage: bench_scoring MODEL DATA latency[-topk[-fp16|-int8]] [N_USERS]
+ *        bench_scoring MODEL DATA throughput[-fp16|-int8] THREADS [N_USERS]
  *
  * N_USERS (default 2000) users of DATA, spread evenly over the file among
  * those with at least two items, are scored on their history seq[:-1] (the
@@ -12,9 +12,10 @@
  *             timed calls; reports p50 / p90 / p99 / mean / min in us.
  * latency-topk  the same with iadsr_ctx_topk() (k = 10, history excluded):
  *             the single-user recommendation call.
- * -fp16       contexts made with IADSR_CTX_F_FP16_SCAN. Before timing, the
- *             top-10 ids and scores of every user of DATA with >= 2 items
- *             are compared with an fp32 context's: any difference fails.
+ * -fp16, -int8  contexts made with IADSR_CTX_F_FP16_SCAN / _INT8_SCAN.
+ *             Before timing, the top-10 ids and scores of every user of
+ *             DATA with >= 2 items are compared with an fp32 context's: any
+ *             difference fails.
  * throughput  THREADS threads, each with its own iadsr_ctx (max_batch 256)
  *             and its share of the users; iadsr_ctx_topk_batch() with k = 10
  *             and IADSR_TOPK_EXCLUDE_HISTORY in chunks of 256 users. One
@@ -49,7 +50,7 @@ typedef struct {
     int64_t n;
 } batch;
 
-static uint32_t g_ctx_flags; /* IADSR_CTX_F_FP16_SCAN for the -fp16 modes */
+static uint32_t g_ctx_flags; /* the reduced-table flag of -fp16 / -int8 */
 static int g_topk;           /* latency of iadsr_ctx_topk, not iadsr_ctx_score */
 
 typedef struct {
@@ -156,7 +157,9 @@ static int run_latency(const iadsr_model *m, const batch *b)
     printf("latency: %lld timed calls of %s over %d items%s "
            "(after %d warm-up calls)\n", (long long)calls,
            g_topk ? "iadsr_ctx_topk (k = 10, history excluded)" : "iadsr_ctx_score",
-           (int)n_items, g_ctx_flags ? ", fp16 scan" : "", WARMUP_CALLS);
+           (int)n_items, g_ctx_flags == IADSR_CTX_F_FP16_SCAN   ? ", fp16 scan"
+           : g_ctx_flags == IADSR_CTX_F_INT8_SCAN ? ", int8 scan"
+                                                  : "", WARMUP_CALLS);
     printf("RESULT latency_calls %lld\n", (long long)calls);
     printf("RESULT latency_p50_us %.1f\n", lat[calls / 2]);
     printf("RESULT latency_p90_us %.1f\n", lat[calls * 90 / 100]);
@@ -265,9 +268,9 @@ static int check_consistency(const iadsr_model *m, const batch *b)
     return rc;
 }
 
-/* Every user of @p all: the fp16-scan context's top-K (single and batched)
- * must equal the fp32 context's, ids and scores bit for bit. */
-static int check_fp16_identical(const iadsr_model *m, const batch *all)
+/* Every user of @p all: the reduced-table context's top-K must equal the
+ * fp32 context's, ids and scores bit for bit. */
+static int check_reduced_identical(const iadsr_model *m, const batch *all)
 {
     iadsr_ctx *c32 = NULL, *c16 = NULL;
     iadsr_ctx_params cp;
@@ -281,9 +284,9 @@ static int check_fp16_identical(const iadsr_model *m, const batch *all)
         fail("iadsr_ctx_create", st);
         return 1;
     }
-    cp.flags = IADSR_CTX_F_FP16_SCAN;
+    cp.flags = g_ctx_flags;
     if ((st = iadsr_ctx_create(&c16, m, &cp)) != IADSR_OK) {
-        fail("iadsr_ctx_create (fp16 scan)", st);
+        fail("iadsr_ctx_create (reduced table)", st);
         iadsr_ctx_free(c32);
         return 1;
     }
@@ -298,10 +301,11 @@ static int check_fp16_identical(const iadsr_model *m, const batch *all)
         }
         bad += memcmp(a, c, sizeof a) != 0 || memcmp(sa, sc, sizeof sa) != 0;
     }
-    printf("fp16 scan: top-%d of %lld users identical to fp32: %s (%lld differ)\n", K,
+    printf("%s scan: top-%d of %lld users identical to fp32: %s (%lld differ)\n",
+           g_ctx_flags == IADSR_CTX_F_INT8_SCAN ? "int8" : "fp16", K,
            (long long)all->n, bad ? "NO" : "yes", (long long)bad);
-    printf("RESULT fp16_users_checked %lld\n", (long long)all->n);
-    printf("RESULT fp16_users_differing %lld\n", (long long)bad);
+    printf("RESULT reduced_users_checked %lld\n", (long long)all->n);
+    printf("RESULT reduced_users_differing %lld\n", (long long)bad);
     iadsr_ctx_free(c16);
     iadsr_ctx_free(c32);
     return bad != 0;
@@ -349,11 +353,15 @@ int main(int argc, char **argv)
 
     const char *mode = argc >= 4 ? argv[3] : "";
     int latency = strcmp(mode, "latency") == 0 || strcmp(mode, "latency-topk") == 0 ||
-                  strcmp(mode, "latency-topk-fp16") == 0;
+                  strcmp(mode, "latency-topk-fp16") == 0 ||
+                  strcmp(mode, "latency-topk-int8") == 0;
     throughput = argc >= 5 && (strcmp(mode, "throughput") == 0 ||
-                               strcmp(mode, "throughput-fp16") == 0);
+                               strcmp(mode, "throughput-fp16") == 0 ||
+                               strcmp(mode, "throughput-int8") == 0);
     g_topk = strncmp(mode, "latency-topk", 12) == 0;
-    g_ctx_flags = strstr(mode, "-fp16") ? IADSR_CTX_F_FP16_SCAN : 0;
+    g_ctx_flags = strstr(mode, "-fp16")   ? IADSR_CTX_F_FP16_SCAN
+                  : strstr(mode, "-int8") ? IADSR_CTX_F_INT8_SCAN
+                                          : 0;
     if (throughput) {
         threads = atoi(argv[4]);
         nu = argc == 6 ? argv[5] : NULL;
@@ -362,8 +370,8 @@ int main(int argc, char **argv)
     }
     if ((!throughput && !latency) ||
         argc > (throughput ? 6 : 5) || (throughput && (threads < 1 || threads > MAX_THREADS))) {
-        fprintf(stderr, "usage: bench_scoring MODEL DATA latency[-topk[-fp16]] [N_USERS]\n"
-                        "       bench_scoring MODEL DATA throughput[-fp16] THREADS(1..%d) "
+        fprintf(stderr, "usage: bench_scoring MODEL DATA latency[-topk[-fp16|-int8]] [N_USERS]\n"
+                        "       bench_scoring MODEL DATA throughput[-fp16|-int8] THREADS(1..%d) "
                         "[N_USERS]\n", MAX_THREADS);
         return 2;
     }
@@ -390,7 +398,7 @@ int main(int argc, char **argv)
     if (g_ctx_flags) {
         batch all = {NULL, NULL, 0};
         int bad = pick_users(d, iadsr_dataset_n_users(d), &all) != 0 ||
-                  check_fp16_identical(m, &all) != 0;
+                  check_reduced_identical(m, &all) != 0;
         free(all.items);
         free(all.offsets);
         if (bad)

@@ -260,12 +260,13 @@ fi
 LAT_LOG=$OUT/latency.log
 LATK_LOG=$OUT/latency_topk.log
 LATK16_LOG=$OUT/latency_topk_fp16.log
+LATK8_LOG=$OUT/latency_topk_int8.log
 THR2F16_LOG=$OUT/throughput_2x1_fp16.log
 THR2_LOG=$OUT/throughput_2x1.log
 THR1_LOG=$OUT/throughput_1x2.log
 THR11_LOG=$OUT/throughput_1x1.log
 : > "$LAT_LOG"; : > "$THR2_LOG"; : > "$THR1_LOG"; : > "$THR11_LOG"
-: > "$LATK_LOG"; : > "$LATK16_LOG"; : > "$THR2F16_LOG"
+: > "$LATK_LOG"; : > "$LATK16_LOG"; : > "$LATK8_LOG"; : > "$THR2F16_LOG"
 if [ -f "$MODEL" ]; then
     score_load=$(loadavg)
     step "latency: OPENBLAS_NUM_THREADS=1 ${PIN:+$PIN }bench_scoring latency $N_USERS"
@@ -273,9 +274,11 @@ if [ -f "$MODEL" ]; then
     OPENBLAS_NUM_THREADS=1 $PIN "$OUT/bench_scoring" "$MODEL" "$DATA" latency "$N_USERS" > "$LAT_LOG" 2>&1 ||
         failed="$failed latency"
     cat "$LAT_LOG"
-    # the recommendation call, fp32 then the fp16 scan, side by side
-    for mode in latency-topk latency-topk-fp16; do
-        log=$LATK_LOG; [ $mode = latency-topk-fp16 ] && log=$LATK16_LOG
+    # the recommendation call, fp32 then the fp16 and int8 scans, side by side
+    for mode in latency-topk latency-topk-fp16 latency-topk-int8; do
+        log=$LATK_LOG
+        [ $mode = latency-topk-fp16 ] && log=$LATK16_LOG
+        [ $mode = latency-topk-int8 ] && log=$LATK8_LOG
         step "latency: OPENBLAS_NUM_THREADS=1 ${PIN:+$PIN }bench_scoring $mode $N_USERS"
         # shellcheck disable=SC2086
         OPENBLAS_NUM_THREADS=1 $PIN "$OUT/bench_scoring" "$MODEL" "$DATA" $mode "$N_USERS" > "$log" 2>&1 ||
@@ -332,6 +335,7 @@ mode="full run (max $EPOCHS epochs)"
     echo "| batched top-10 users/s, 2 threads | $(val "$THR2_LOG" throughput_users_per_s) | $users_floor | $(div "$users_floor" "$(val "$THR2_LOG" throughput_users_per_s)")x | | |"
     echo "| top-10 latency p50 us, 1 thread (fp32) | $(val "$LATK_LOG" latency_p50_us) | $lat_floor | $(div "$(val "$LATK_LOG" latency_p50_us)" "$lat_floor")x | | |"
     echo "| top-10 latency p50 us, 1 thread (fp16 scan) | $(val "$LATK16_LOG" latency_p50_us) | | | | |"
+    echo "| top-10 latency p50 us, 1 thread (int8 scan) | $(val "$LATK8_LOG" latency_p50_us) | | | | |"
     echo
     echo "Floors: FLOPs / the best SGEMM rate (latency: the larger of that at the one-thread rate and one read of the fp32 table at the table-sized read rate; the fp16 scan reads half of it). Absolute seconds differ between machines; the multiples should not."
     echo
@@ -376,8 +380,9 @@ mode="full run (max $EPOCHS epochs)"
     echo "| iadsr_ctx_score latency, 1 thread${PIN:+ (pinned: $PIN)}, OPENBLAS_NUM_THREADS=1: p50 / p90 / p99 / mean us | $(val "$LAT_LOG" latency_p50_us) / $(val "$LAT_LOG" latency_p90_us) / $(val "$LAT_LOG" latency_p99_us) / $(val "$LAT_LOG" latency_mean_us) |"
     echo "| iadsr_ctx_topk (k = 10, history excluded) latency, 1 thread, fp32: p50 / p90 / p99 / mean us | $(val "$LATK_LOG" latency_p50_us) / $(val "$LATK_LOG" latency_p90_us) / $(val "$LATK_LOG" latency_p99_us) / $(val "$LATK_LOG" latency_mean_us) |"
     echo "| the same with IADSR_CTX_F_FP16_SCAN: p50 / p90 / p99 / mean us | $(val "$LATK16_LOG" latency_p50_us) / $(val "$LATK16_LOG" latency_p90_us) / $(val "$LATK16_LOG" latency_p99_us) / $(val "$LATK16_LOG" latency_mean_us) |"
-    echo "| fp16 scan p50 / fp32 p50 | **$(div "$(val "$LATK16_LOG" latency_p50_us)" "$(val "$LATK_LOG" latency_p50_us)")** |"
-    echo "| fp16 scan: users of DATA whose top-10 (ids and scores) differs from fp32 | $(val "$LATK16_LOG" fp16_users_differing) of $(val "$LATK16_LOG" fp16_users_checked) |"
+    echo "| the same with IADSR_CTX_F_INT8_SCAN: p50 / p90 / p99 / mean us | $(val "$LATK8_LOG" latency_p50_us) / $(val "$LATK8_LOG" latency_p90_us) / $(val "$LATK8_LOG" latency_p99_us) / $(val "$LATK8_LOG" latency_mean_us) |"
+    echo "| fp16 scan p50 / fp32 p50; int8 scan p50 / fp32 p50 | **$(div "$(val "$LATK16_LOG" latency_p50_us)" "$(val "$LATK_LOG" latency_p50_us)")**; **$(div "$(val "$LATK8_LOG" latency_p50_us)" "$(val "$LATK_LOG" latency_p50_us)")** |"
+    echo "| users of DATA whose top-10 (ids and scores) differs from fp32: fp16; int8 | $(val "$LATK16_LOG" reduced_users_differing) of $(val "$LATK16_LOG" reduced_users_checked); $(val "$LATK8_LOG" reduced_users_differing) of $(val "$LATK8_LOG" reduced_users_checked) |"
     echo "| top-10 batched (256/call), 2 threads x own ctx, OPENBLAS_NUM_THREADS=1: users/s (median of 3) | **$(val "$THR2_LOG" throughput_users_per_s)** |"
     echo "| the same with fp16-scan contexts (batches keep the fp32 scan) | $(val "$THR2F16_LOG" throughput_users_per_s) |"
     echo "| top-10 batched, 1 thread, OPENBLAS_NUM_THREADS=2: users/s | $(val "$THR1_LOG" throughput_users_per_s) |"

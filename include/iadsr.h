@@ -1028,13 +1028,24 @@ IADSR_API int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t);
  * table value is beyond the fp16 range (|x| > 65504). @since 0.3.0
  */
 #define IADSR_CTX_F_FP16_SCAN 1u
+/**
+ * Context flag: as IADSR_CTX_F_FP16_SCAN with an int8 copy of the item
+ * table, one scale per item (dim x n_items bytes plus 4 per item: a
+ * quarter of the fp32 table, so it stays in a 2 MiB L2 cache where the
+ * fp16 copy may not). Its bound is wider, so a few more items are
+ * re-scored; the answer is still the fp32 answer, bit for bit. Needs the
+ * packed kernels (else IADSR_ERR_UNSUPPORTED); not together with
+ * IADSR_CTX_F_FP16_SCAN (IADSR_ERR_INVALID_ARG). @since 0.3.0
+ */
+#define IADSR_CTX_F_INT8_SCAN 2u
 
 /** Context settings. Fill with iadsr_ctx_params_init(). */
 typedef struct iadsr_ctx_params {
     uint32_t struct_size; /**< sizeof(iadsr_ctx_params); set by _init */
     int32_t max_batch;    /**< users scored per internal chunk, 1..65536;
                                default 64 (larger batches are chunked) */
-    uint32_t flags;       /**< 0 or IADSR_CTX_F_FP16_SCAN */
+    uint32_t flags;       /**< 0, IADSR_CTX_F_FP16_SCAN or
+                               IADSR_CTX_F_INT8_SCAN */
     uint32_t reserved0;   /**< must be 0 */
 } iadsr_ctx_params;
 

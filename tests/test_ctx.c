@@ -533,7 +533,7 @@ START_TEST(test_bad_args)
         case 0: cp.max_batch = 0; break;
         case 1: cp.max_batch = 65537; break;
         case 2: cp.max_batch = -5; break;
-        case 3: cp.flags = 2; want = IADSR_ERR_UNSUPPORTED; break;
+        case 3: cp.flags = 4; want = IADSR_ERR_UNSUPPORTED; break;
         case 4: cp.reserved0 = 2; break;
         default: cp.struct_size = 8; break;
         }

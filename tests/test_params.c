@@ -516,7 +516,9 @@ static const bound_case ctx_cases[] = {
     {CP(max_batch), F_I32, 65536, IADSR_OK},
     {CP(max_batch), F_I32, 1, IADSR_OK},
     {CP(flags), F_U32, 1, IADSR_OK}, /* IADSR_CTX_F_FP16_SCAN */
-    {CP(flags), F_U32, 2, IADSR_ERR_UNSUPPORTED},
+    {CP(flags), F_U32, 2, IADSR_OK}, /* IADSR_CTX_F_INT8_SCAN */
+    {CP(flags), F_U32, 3, IADSR_ERR_INVALID_ARG}, /* both */
+    {CP(flags), F_U32, 4, IADSR_ERR_UNSUPPORTED},
     {CP(reserved0), F_U32, 1, IADSR_ERR_INVALID_ARG},
 };
 

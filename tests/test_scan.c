@@ -1,5 +1,5 @@
-/* Tests: the fused top-K scans (score/scan.c) and the fp16 scan
- * (IADSR_CTX_F_FP16_SCAN) give exactly what scoring every item and sorting
+/* Tests: the fused top-K scans (score/scan.c) and the reduced-table scans
+ * (IADSR_CTX_F_FP16_SCAN, IADSR_CTX_F_INT8_SCAN) give exactly what scoring every item and sorting
  * gives: the same ids and the same float scores, bit for bit, for single
  * and batched calls, every k, histories excluded or not, ties, item counts
  * that cross the scan's blocks and end in a partial tile, several dims.
@@ -124,8 +124,11 @@ static void check_model(int32_t n_items, int d, uint64_t seed)
     iadsr_ctx_params_init(&cp);
     cp.max_batch = 16;
     cp.flags = IADSR_CTX_F_FP16_SCAN;
-    iadsr_ctx *c16 = NULL;
+    iadsr_ctx *c16 = NULL, *c8 = NULL;
     int rc = iadsr_ctx_create(&c16, m, &cp);
+    cp.flags = IADSR_CTX_F_INT8_SCAN;
+    int rc8 = iadsr_ctx_create(&c8, m, &cp);
+    ck_assert_int_eq(rc8, rc); /* both need the packed kernels, nothing else */
     /* without the packed kernels the flag is refused, and says why */
     if (rc != IADSR_OK) {
         ck_assert_int_eq(rc, IADSR_ERR_UNSUPPORTED);
@@ -170,6 +173,8 @@ static void check_model(int32_t n_items, int d, uint64_t seed)
                 if (c16) {
                     TU_OK(iadsr_ctx_topk(c16, s, n, k, fl, id1, v1));
                     same(rid + u * k, rv + u * k, id1, v1, k, "fp16 single", u);
+                    TU_OK(iadsr_ctx_topk(c8, s, n, k, fl, id1, v1));
+                    same(rid + u * k, rv + u * k, id1, v1, k, "int8 single", u);
                 }
             }
             if (!c16) /* off the packed kernels batches may round differently */
@@ -189,6 +194,10 @@ static void check_model(int32_t n_items, int d, uint64_t seed)
                 for (int u = 0; u < N_USERS; u++)
                     same(rid + u * k, rv + u * k, bid + u * k, bv + u * k, k,
                          "fp16 batch", u);
+                TU_OK(iadsr_ctx_topk_batch(c8, items, offs, N_USERS, k, fl, bid, bv));
+                for (int u = 0; u < N_USERS; u++)
+                    same(rid + u * k, rv + u * k, bid + u * k, bv + u * k, k,
+                         "int8 batch", u);
             }
         }
     }
@@ -199,6 +208,7 @@ static void check_model(int32_t n_items, int d, uint64_t seed)
     free(rv);
     free(bv);
     free(items);
+    iadsr_ctx_free(c8);
     iadsr_ctx_free(c16);
     iadsr_ctx_free(c32);
     iadsr_model_free(m);
@@ -250,12 +260,14 @@ START_TEST(test_scan_fp16_near_ties)
     iadsr_ctx_params cp;
     iadsr_ctx_params_init(&cp);
     cp.flags = IADSR_CTX_F_FP16_SCAN;
-    iadsr_ctx *c16 = NULL;
+    iadsr_ctx *c16 = NULL, *c8 = NULL;
     if (iadsr_ctx_create(&c16, m, &cp) != IADSR_OK) { /* no AVX-512 here */
         iadsr_ctx_free(c32);
         iadsr_model_free(m);
         return;
     }
+    cp.flags = IADSR_CTX_F_INT8_SCAN;
+    TU_OK(iadsr_ctx_create(&c8, m, &cp));
     int32_t seq[6], a[100], b[100];
     float sa[100], sb[100];
     int in_play = 0; /* answers holding two or more near-ties */
@@ -269,7 +281,9 @@ START_TEST(test_scan_fp16_near_ties)
             uint32_t fl = excl ? IADSR_TOPK_EXCLUDE_HISTORY : 0;
             TU_OK(iadsr_ctx_topk(c32, seq, 6, 100, fl, a, sa));
             TU_OK(iadsr_ctx_topk(c16, seq, 6, 100, fl, b, sb));
-            same(a, sa, b, sb, 100, "near ties", u);
+            same(a, sa, b, sb, 100, "near ties fp16", u);
+            TU_OK(iadsr_ctx_topk(c8, seq, 6, 100, fl, b, sb));
+            same(a, sa, b, sb, 100, "near ties int8", u);
             int ties = 0;
             for (int i = 0; i < 100; i++)
                 ties += a[i] >= 199 && a[i] < 280;
@@ -277,6 +291,7 @@ START_TEST(test_scan_fp16_near_ties)
         }
     }
     ck_assert_int_gt(in_play, 0);
+    iadsr_ctx_free(c8);
     iadsr_ctx_free(c16);
     iadsr_ctx_free(c32);
     iadsr_model_free(m);
@@ -305,6 +320,7 @@ END_TEST
 START_TEST(test_scan_fp16_range)
 {
     ck_assert_uint_eq(IADSR_CTX_F_FP16_SCAN, 1u); /* ABI: values never change */
+    ck_assert_uint_eq(IADSR_CTX_F_INT8_SCAN, 2u);
     iadsr_model *m = tie_model(500, 16, 5, 1);
     iadsr_ctx_params cp;
     iadsr_ctx_params_init(&cp);
@@ -315,9 +331,24 @@ START_TEST(test_scan_fp16_range)
     const char *msg = iadsr_last_error();
     ck_assert_msg(strstr(msg, "65504") || strstr(msg, "AVX-512"), "%s", msg);
     iadsr_ctx *c32 = tu_new_ctx(m, 0);
-    int32_t s[3] = {7, 8, 9}, ids[5];
-    TU_OK(iadsr_ctx_topk(c32, s, 3, 5, 0, ids, NULL));
+    int32_t s[3] = {7, 8, 9}, ids[5], ids8[5];
+    float v[5], v8[5];
+    TU_OK(iadsr_ctx_topk(c32, s, 3, 5, 0, ids, v));
     ck_assert_int_ge(ids[0], 1);
+    /* the int8 table has no range limit: accepted, and exact */
+    cp.flags = IADSR_CTX_F_INT8_SCAN;
+    iadsr_ctx *c8 = NULL;
+    if (iadsr_ctx_create(&c8, m, &cp) == IADSR_OK) {
+        TU_OK(iadsr_ctx_topk(c8, s, 3, 5, 0, ids8, v8));
+        same(ids, v, ids8, v8, 5, "int8, big value", 0);
+        iadsr_ctx_free(c8);
+    }
+    /* one reduced table at most */
+    cp.flags = IADSR_CTX_F_FP16_SCAN | IADSR_CTX_F_INT8_SCAN;
+    c8 = tu_sentinel();
+    ck_assert_int_eq(iadsr_ctx_create(&c8, m, &cp), IADSR_ERR_INVALID_ARG);
+    ck_assert_ptr_null(c8);
+    ck_assert_ptr_nonnull(strstr(iadsr_last_error(), "both"));
     iadsr_ctx_free(c32);
     iadsr_model_free(m);
 }

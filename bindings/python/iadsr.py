@@ -89,6 +89,7 @@ TARGETS = {'test': 1, 'valid': 2}
 _FLAG_BORROW = 1
 _TOPK_EXCLUDE_HISTORY = 1
 _CTX_F_FP16_SCAN = 1
+_CTX_F_INT8_SCAN = 2
 _SAVE_NO_FSYNC = 1
 _MODEL_F_PRE_LN = 1
 _SEMANTIC_ROW0_PADDING = 2
@@ -1900,17 +1901,20 @@ class Context(_Object):
     _one_thread = True
     _busy_hint = 'one thread at a time; create a Context per thread'
 
-    def __init__(self, model, max_batch=None, fp16_scan=False):
+    def __init__(self, model, max_batch=None, fp16_scan=False,
+                 int8_scan=False):
         """fp16_scan=True: topk() scans a half-size fp16 copy of the item
         table and re-scores the candidates a proven bound keeps in fp32, so
-        its answer equals the fp32 answer (IADSR_CTX_F_FP16_SCAN); raises
-        IadsrError (IADSR_ERR_UNSUPPORTED) where the packed kernels do not
-        run or a table value is beyond fp16."""
+        its answer equals the fp32 answer (IADSR_CTX_F_FP16_SCAN);
+        int8_scan=True: the same with a quarter-size int8 copy
+        (IADSR_CTX_F_INT8_SCAN). At most one. Raises IadsrError
+        (IADSR_ERR_UNSUPPORTED) where the packed kernels do not run, or
+        (fp16) a table value is beyond fp16's range."""
         p, _ = _init_raw(CtxParams)
         if max_batch is not None:
             _set_fields(p, {'max_batch': max_batch})
-        if fp16_scan:
-            p.flags = _CTX_F_FP16_SCAN
+        p.flags = ((_CTX_F_FP16_SCAN if fp16_scan else 0) |
+                   (_CTX_F_INT8_SCAN if int8_scan else 0))
         out = _out_handle()
         with model._use() as mp:
             _call('ctx_create', ctypes.byref(out), mp, ctypes.byref(p))

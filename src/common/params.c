@@ -408,7 +408,15 @@ int iadsr__ctx_params_get(iadsr_ctx_params *dst, const iadsr_ctx_params *user)
     TRY(iadsr__params_overlay(dst, &ctx_defaults, sizeof ctx_defaults,
                               sizeof ctx_defaults, user, w));
     TRY(iadsr__check_i32(w, "max_batch", dst->max_batch, 1, 65536));
-    TRY(iadsr__check_flags(w, dst->flags, IADSR_CTX_F_FP16_SCAN));
+    TRY(iadsr__check_flags(w, dst->flags,
+                           IADSR_CTX_F_FP16_SCAN | IADSR_CTX_F_INT8_SCAN));
+    if ((dst->flags & IADSR_CTX_F_FP16_SCAN) &&
+        (dst->flags & IADSR_CTX_F_INT8_SCAN))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.flags: IADSR_CTX_F_FP16_SCAN and "
+                          "IADSR_CTX_F_INT8_SCAN are both set (give at most "
+                          "one reduced table)",
+                          w);
     TRY(iadsr__check_reserved(w, "reserved0", dst->reserved0));
     return IADSR_OK;
 }

@@ -23,7 +23,7 @@ static void free_buffers(iadsr_ctx *c)
     IADSR__FREE_ALL(c->items, c->kept, c->pos, c->row_off, c->offs, c->fill,
                     c->excl, c->cand_ids, c->cand_s);
     IADSR__ALIGNED_FREE_ALL(c->hlast, c->scores, c->topk_keys, c->chunk,
-                            c->zl, c->t16);
+                            c->zl, c->t16, c->t8, c->t8_scale);
     iadsr__encoder_destroy(&c->enc);
 }
 
@@ -78,37 +78,50 @@ int iadsr_ctx_create(iadsr_ctx **out, const iadsr_model *m,
         c->excl = iadsr__calloc(words, sizeof(uint64_t));
     }
     int f16 = (cp.flags & IADSR_CTX_F_FP16_SCAN) != 0;
-    if (f16 && !c->scan) {
+    int i8 = (cp.flags & IADSR_CTX_F_INT8_SCAN) != 0;
+    const char *which = f16 ? "IADSR_CTX_F_FP16_SCAN" : "IADSR_CTX_F_INT8_SCAN";
+    if ((f16 || i8) && !c->scan) {
         int dim = c->shape.d; /* read before c is freed */
         free_buffers(c);
         iadsr__free(c);
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "ctx_create: IADSR_CTX_F_FP16_SCAN needs the packed "
-                          "kernels (x86-64 with AVX-512, dim a multiple of 16 "
-                          "up to 64; this model has dim %d)",
-                          dim);
+                          "ctx_create: %s needs the packed kernels (x86-64 "
+                          "with AVX-512, dim a multiple of 16 up to 64; this "
+                          "model has dim %d)",
+                          which, dim);
     }
-    if (f16) {
+    if (f16)
         c->t16 = iadsr__aligned_alloc((size_t)c->shape.d * (size_t)m->ldt,
                                       sizeof(uint16_t));
+    if (i8) {
+        c->t8 = iadsr__aligned_alloc((size_t)c->shape.d * (size_t)m->ldt, 1);
+        c->t8_scale = iadsr__aligned_alloc((size_t)m->ldt, sizeof(float));
+    }
+    if (f16 || i8) {
         c->cand_ids = iadsr__malloc((size_t)m->hp.n_items * sizeof(int32_t));
         c->cand_s = iadsr__malloc((size_t)m->hp.n_items * sizeof(float));
+        c->e1 = m->w + iadsr__layout_find(&m->layout, "item_emb")->offset +
+                c->shape.d;
     }
     if (!c->items || !c->kept || !c->pos || !c->row_off || !c->hlast ||
         !c->scores || !c->topk_keys || !c->chunk || !c->offs ||
         (m->et && !c->zl) || (c->scan && (!c->fill || !c->excl)) ||
-        (f16 && (!c->t16 || !c->cand_ids || !c->cand_s))) {
+        (f16 && !c->t16) || (i8 && (!c->t8 || !c->t8_scale)) ||
+        ((f16 || i8) && (!c->cand_ids || !c->cand_s))) {
         free_buffers(c);
         iadsr__free(c);
         return iadsr__err(IADSR_ERR_NOMEM, "ctx_create: out of memory");
     }
-    if (f16 && iadsr__table_f16(m->et, c->shape.d, m->ldt, c->t16,
-                                &c->t16_err, &c->t16_abs) != 0) {
+    if ((f16 && iadsr__table_f16(m->et, c->shape.d, m->ldt, c->t16,
+                                 &c->q_err, &c->q_abs) != 0) ||
+        (i8 && iadsr__table_i8(m->et, c->shape.d, m->ldt, c->t8, c->t8_scale,
+                               &c->q_err, &c->q_abs) != 0)) {
         free_buffers(c);
         iadsr__free(c);
         return iadsr__err(IADSR_ERR_UNSUPPORTED,
-                          "ctx_create: IADSR_CTX_F_FP16_SCAN: the item table "
-                          "has a value beyond the fp16 range (|x| > 65504)");
+                          "ctx_create: %s: the item table has a value %s",
+                          which, f16 ? "beyond the fp16 range (|x| > 65504)"
+                                     : "that is not finite");
     }
     c->m = iadsr__model_ref(m);
     c->magic = IADSR__MAGIC_CTX;
@@ -408,12 +421,12 @@ int iadsr_ctx_topk(iadsr_ctx *c, const int32_t *seq, int32_t n_seq, int32_t k,
     float *keys = scores_out ? scores_out : c->topk_keys;
     const iadsr_model *m = c->m;
     int done = 0;
-    if (c->t16) {
-        iadsr__scan_f16 s = {c->hlast, c->shape.d, m->et, c->t16, m->ldt,
-                             c->t16_err, c->t16_abs, m->hp.n_items, k,
-                             excl ? c->excl : NULL, c->cand_ids, c->cand_s,
-                             ids_out, keys};
-        done = iadsr__scan_topk1_f16(&s) == 0;
+    if (c->t16 || c->t8) {
+        iadsr__scan_q s = {c->hlast, c->shape.d, c->e1, c->t16, c->t8,
+                           c->t8_scale, m->ldt, c->q_err, c->q_abs,
+                           m->hp.n_items, k, excl ? c->excl : NULL,
+                           c->cand_ids, c->cand_s, ids_out, keys};
+        done = iadsr__scan_topk1_q(&s) == 0;
     }
     if (!done)
         iadsr__scan_topk1(c->hlast, c->shape.d, m->et, m->ldt, m->hp.n_items,

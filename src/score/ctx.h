@@ -29,8 +29,11 @@ struct iadsr_ctx {
     int32_t *fill;      /* max_batch heap sizes of the batch scan */
     uint64_t *excl;     /* n_items bits, column j = item j + 1 excluded */
     uint16_t *t16;      /* IADSR_CTX_F_FP16_SCAN: fp16 table, else NULL */
-    float t16_err, t16_abs; /* its error-bound inputs (score/scan.h) */
-    int32_t *cand_ids;  /* n_items candidates of the fp16 scan */
+    int8_t *t8;         /* IADSR_CTX_F_INT8_SCAN: int8 table, else NULL */
+    float *t8_scale;    /* and its per-item scales (ldt) */
+    float q_err, q_abs; /* the reduced table's error-bound inputs (scan.h) */
+    const float *e1;    /* row-major item table (re-scoring), item 1 first */
+    int32_t *cand_ids;  /* n_items candidates of the reduced scans */
     float *cand_s;
 };
 

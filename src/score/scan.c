@@ -10,7 +10,8 @@
  * candidates enter the heap in increasing id order with the same strict
  * comparison, so the results are identical to scoring then selecting.
  *
- * The fp16 scan reads a half-size copy of the table and proves which items
+ * The reduced scans read a half-size (fp16) or quarter-size (int8, one
+ * scale per item: x~ = s_j q) copy of the table and prove which items
  * could be in the fp32 top k. With h in fp32 and x~ = fp16(x), for every
  * item j the approximate score s~_j (fp32 arithmetic over x~) and the fp32
  * path's score s_j satisfy
@@ -23,7 +24,9 @@
  * top k (ties included) has s~_j >= t - 2B. Those candidates are re-scored
  * exactly as the fp32 path scores them and selected in id order: the
  * answer is the fp32 answer, bit for bit. Items below t - 2B have fp32
- * scores strictly below the k-th best, so no tie is lost.
+ * scores strictly below the k-th best, so no tie is lost. For int8 the
+ * approximate score is fl(fl-chain(h . q_j) * s_j): one more rounding,
+ * covered by using 2 gamma_d + 2u in B (docs/PERFORMANCE.md).
  * SPDX-License-Identifier: MIT
  */
 #include "score/scan.h"
@@ -372,6 +375,49 @@ AVX512 int iadsr__table_f16(const float *et, int d, int ldt, uint16_t *t16,
     return 0;
 }
 
+AVX512 int iadsr__table_i8(const float *et, int d, int ldt, int8_t *t8,
+                           float *scale, float *max_err, float *max_abs)
+{
+    double err = 0.0, big = 0.0;
+    for (int jt = 0; jt < ldt / NR; jt++) {
+        const float *tile = et + (size_t)jt * NR * (size_t)d;
+        int8_t *q8 = t8 + (size_t)jt * NR * (size_t)d;
+        for (int jj = 0; jj < NR; jj++) {
+            float mx = 0.0f;
+            for (int kk = 0; kk < d; kk++) {
+                float v = tile[(size_t)kk * NR + (size_t)jj];
+                if (!isfinite(v))
+                    return -1;
+                if (fabsf(v) > mx)
+                    mx = fabsf(v);
+            }
+            float sc = mx / 127.0f;
+            scale[jt * NR + jj] = sc;
+            for (int kk = 0; kk < d; kk++) {
+                float v = tile[(size_t)kk * NR + (size_t)jj];
+                long q = sc > 0.0f ? lrintf(v / sc) : 0;
+                q = q > 127 ? 127 : q < -127 ? -127 : q;
+                q8[(size_t)kk * NR + (size_t)jj] = (int8_t)q;
+                double back = (double)sc * (double)q; /* exact in double */
+                double e = fabs(back - (double)v);
+                double m = fabs(back) > fabs((double)v) ? fabs(back) : fabs((double)v);
+                if (e > err)
+                    err = e;
+                if (m > big)
+                    big = m;
+            }
+        }
+    }
+    float fe = (float)err, fa = (float)big;
+    if ((double)fe < err)
+        fe = nextafterf(fe, INFINITY);
+    if ((double)fa < big)
+        fa = nextafterf(fa, INFINITY);
+    *max_err = fe;
+    *max_abs = fa;
+    return 0;
+}
+
 /* A float no greater than x (x finite or -inf). */
 static float float_below(double x)
 {
@@ -381,28 +427,31 @@ static float float_below(double x)
     return f;
 }
 
-/* The fp32 path's score of item id: the same chain of multiply-adds as
- * the packed kernels, one lane of one tile. */
-static float exact_score(const float *h, int d, const float *et, int32_t id)
+/* The fp32 path's score of item id: the same chain of multiply-adds, in
+ * the same order, as the packed kernels, over the row-major table (the same
+ * values as the packed one, four cache lines per item). */
+static float exact_score(const float *h, int d, const float *e1, int32_t id)
 {
-    int32_t col = id - 1;
-    const float *b = et + (size_t)(col / NR) * NR * (size_t)d + (size_t)(col % NR);
+    const float *e = e1 + (size_t)(id - 1) * (size_t)d;
     float acc = 0.0f;
     for (int kk = 0; kk < d; kk++)
-        acc = fmaf(h[kk], b[(size_t)kk * NR], acc);
+        acc = fmaf(h[kk], e[kk], acc);
     return acc;
 }
 
-AVX512 int iadsr__scan_topk1_f16(const iadsr__scan_f16 *s)
+AVX512 int iadsr__scan_topk1_q(const iadsr__scan_q *s)
 {
     const int d = s->d, ldt = s->ldt;
     const int32_t k = s->k;
     double h1 = 0.0;
     for (int kk = 0; kk < d; kk++)
         h1 += fabs((double)s->h[kk]);
+    /* int8: the chain over q, then one product by the item's scale (one
+     * more rounding, 2u covers it with the fp32 path's chain); fp16 needs
+     * less and gets the same */
     const double u = 0x1p-24, gamma = d * u / (1.0 - d * u);
-    double bound = h1 * ((double)s->max_err + 2.0 * gamma * (double)s->max_abs) +
-                   2.0 * d * 0x1p-149;
+    double bound = h1 * ((double)s->max_err + (2.0 * gamma + 2.0 * u) * (double)s->max_abs) +
+                   (2.0 * d + 2.0) * 0x1p-149;
     bound *= 1.0 + 0x1p-40; /* the double arithmetic above, rounded up */
     /* the approximate scores must stay finite for the comparisons to hold */
     if (!isfinite(bound) || !(h1 * (double)s->max_abs * d < 1e37))
@@ -414,15 +463,36 @@ AVX512 int iadsr__scan_topk1_f16(const iadsr__scan_f16 *s)
         __m512 acc[8];
         for (int v = 0; v < 8; v++)
             acc[v] = _mm512_setzero_ps();
-        const uint16_t *b = s->t16 + (size_t)j * (size_t)d;
-        for (int kk = 0; kk < d; kk++) {
-            __m512 a = _mm512_set1_ps(s->h[kk]);
+        if (s->t16) {
+            const uint16_t *b = s->t16 + (size_t)j * (size_t)d;
+            for (int kk = 0; kk < d; kk++) {
+                __m512 a = _mm512_set1_ps(s->h[kk]);
+                for (int t = 0; t < tiles; t++) {
+                    const uint16_t *bt = b + (size_t)t * NR * (size_t)d + (size_t)kk * NR;
+                    __m512 b0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)bt));
+                    __m512 b1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(bt + 16)));
+                    acc[2 * t] = _mm512_fmadd_ps(a, b0, acc[2 * t]);
+                    acc[2 * t + 1] = _mm512_fmadd_ps(a, b1, acc[2 * t + 1]);
+                }
+            }
+        } else {
+            const int8_t *b = s->t8 + (size_t)j * (size_t)d;
+            for (int kk = 0; kk < d; kk++) {
+                __m512 a = _mm512_set1_ps(s->h[kk]);
+                for (int t = 0; t < tiles; t++) {
+                    const int8_t *bt = b + (size_t)t * NR * (size_t)d + (size_t)kk * NR;
+                    __m512 b0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                        _mm_loadu_si128((const __m128i *)(const void *)bt)));
+                    __m512 b1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                        _mm_loadu_si128((const __m128i *)(const void *)(bt + 16))));
+                    acc[2 * t] = _mm512_fmadd_ps(a, b0, acc[2 * t]);
+                    acc[2 * t + 1] = _mm512_fmadd_ps(a, b1, acc[2 * t + 1]);
+                }
+            }
             for (int t = 0; t < tiles; t++) {
-                const uint16_t *bt = b + (size_t)t * NR * (size_t)d + (size_t)kk * NR;
-                __m512 b0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)bt));
-                __m512 b1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(bt + 16)));
-                acc[2 * t] = _mm512_fmadd_ps(a, b0, acc[2 * t]);
-                acc[2 * t + 1] = _mm512_fmadd_ps(a, b1, acc[2 * t + 1]);
+                const float *sc = s->scale + j + t * NR;
+                acc[2 * t] = _mm512_mul_ps(acc[2 * t], _mm512_loadu_ps(sc));
+                acc[2 * t + 1] = _mm512_mul_ps(acc[2 * t + 1], _mm512_loadu_ps(sc + 16));
             }
         }
         for (int t = 0; t < tiles; t++) {
@@ -456,7 +526,7 @@ AVX512 int iadsr__scan_topk1_f16(const iadsr__scan_f16 *s)
     for (int32_t c = 0; c < nc; c++)
         if (s->cand_s[c] >= lo) {
             int32_t id = s->cand_ids[c];
-            offer(s->keys, s->ids, &n, k, exact_score(s->h, d, s->et, id), id);
+            offer(s->keys, s->ids, &n, k, exact_score(s->h, d, s->e1, id), id);
         }
     heap_finish(s->keys, s->ids, n, k);
     return 0;
@@ -483,7 +553,15 @@ int iadsr__table_f16(const float *et, int d, int ldt, uint16_t *t16,
     return -1;
 }
 
-int iadsr__scan_topk1_f16(const iadsr__scan_f16 *s)
+int iadsr__table_i8(const float *et, int d, int ldt, int8_t *t8, float *scale,
+                    float *max_err, float *max_abs)
+{
+    (void)et, (void)d, (void)ldt, (void)t8, (void)scale, (void)max_err,
+        (void)max_abs;
+    return -1;
+}
+
+int iadsr__scan_topk1_q(const iadsr__scan_q *s)
 {
     (void)s;
     return -1;

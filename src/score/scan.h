@@ -48,17 +48,29 @@ void iadsr__scan_topk_batch(const iadsr__scan_batch *s);
 int iadsr__table_f16(const float *et, int d, int ldt, uint16_t *t16,
                      float *max_err, float *max_abs);
 
-/* Single-user top-K through the fp16 table, identical to the fp32 path:
- * approximate scores select every item whose fp32 score could reach the
- * top k (a proven bound, see scan.c), and only those are re-scored in fp32.
- * excl is a bitmap of n_items bits (bit j - 1 = item j excluded) or NULL.
- * cand_ids / cand_s are n_items of scratch each. Returns 0, or -1 when the
- * bound is not finite (h not finite or too large): use the fp32 path. */
+/* int8 copy of a packed table with one scale per item (column):
+ * x~ = scale[j] * q, q = round(x / scale[j]) in -127..127, scale[j] =
+ * max_k |x_jk| / 127; same tile layout (d x ldt bytes), ldt scales, and
+ * max_err = max |x~ - x|, max_abs = max(|x|, |x~|). Returns 0, or -1 when a
+ * value is not finite. */
+int iadsr__table_i8(const float *et, int d, int ldt, int8_t *t8, float *scale,
+                    float *max_err, float *max_abs);
+
+/* Single-user top-K through a reduced table (t16, or t8 with scale),
+ * identical to the fp32 path: approximate scores select every item whose
+ * fp32 score could reach the top k (a proven bound, see scan.c), and only
+ * those are re-scored in fp32 from e1 (row-major n_items x d, item j at row
+ * j - 1). excl is a bitmap of n_items bits (bit j - 1 = item j excluded) or
+ * NULL. cand_ids / cand_s are n_items of scratch each. Returns 0, or -1
+ * when the bound is not finite (h not finite or too large): use the fp32
+ * path. */
 typedef struct {
     const float *h;
     int d;
-    const float *et;
+    const float *e1;
     const uint16_t *t16;
+    const int8_t *t8;
+    const float *scale;
     int ldt;
     float max_err, max_abs;
     int32_t n_items, k;
@@ -67,9 +79,9 @@ typedef struct {
     float *cand_s;
     int32_t *ids;
     float *keys;
-} iadsr__scan_f16;
+} iadsr__scan_q;
 
-int iadsr__scan_topk1_f16(const iadsr__scan_f16 *s);
+int iadsr__scan_topk1_q(const iadsr__scan_q *s);
 
 /* Single-user fused fp32 scan (same contract, no fp16 table). */
 void iadsr__scan_topk1(const float *h, int d, const float *et, int ldt,

@@ -585,20 +585,24 @@ class TestInference(TempDirMixin, unittest.TestCase):
             self.assertEqual(tolist(ids), [i for i in order
                                            if i not in seq][:10])
 
-    def test_fp16_scan_identical(self):
-        try:
-            c16 = iadsr.Context(self.model, fp16_scan=True)
-        except iadsr.IadsrError as e:  # no AVX-512 here: refused, and says so
-            self.assertEqual(e.status, iadsr.ERR_UNSUPPORTED)
-            self.assertIn('AVX-512', e.detail)
-            return
-        for seq in self.seqs[:40]:
-            for excl in (False, True):
-                a = self.ctx.topk(seq, 10, exclude_history=excl)
-                b = c16.topk(seq, 10, exclude_history=excl)
-                self.assertEqual(tolist(a[0]), tolist(b[0]))
-                self.assertEqual(tolist(a[1]), tolist(b[1]))
-        c16.close()
+    def test_reduced_scans_identical(self):
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            iadsr.Context(self.model, fp16_scan=True, int8_scan=True)
+        self.assertEqual(cm.exception.status, iadsr.ERR_INVALID_ARG)
+        for kw in ({'fp16_scan': True}, {'int8_scan': True}):
+            try:
+                cq = iadsr.Context(self.model, **kw)
+            except iadsr.IadsrError as e:  # no AVX-512: refused, says why
+                self.assertEqual(e.status, iadsr.ERR_UNSUPPORTED)
+                self.assertIn('AVX-512', e.detail)
+                continue
+            for seq in self.seqs[:40]:
+                for excl in (False, True):
+                    a = self.ctx.topk(seq, 10, exclude_history=excl)
+                    b = cq.topk(seq, 10, exclude_history=excl)
+                    self.assertEqual(tolist(a[0]), tolist(b[0]))
+                    self.assertEqual(tolist(a[1]), tolist(b[1]))
+            cq.close()
 
     def test_batch_equals_single(self):
         seqs = self.seqs[:70]  # > max_batch 64: crosses a chunk boundary
