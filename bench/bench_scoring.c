@@ -301,7 +301,26 @@ static int check_reduced_identical(const iadsr_model *m, const batch *all)
         }
         bad += memcmp(a, c, sizeof a) != 0 || memcmp(sa, sc, sizeof sa) != 0;
     }
-    printf("%s scan: top-%d of %lld users identical to fp32: %s (%lld differ)\n",
+    /* and the batched calls, in chunks of CHUNK users */
+    for (int64_t u0 = 0; u0 < all->n && !bad; u0 += CHUNK) {
+        int64_t n = all->n - u0 < CHUNK ? all->n - u0 : CHUNK;
+        int64_t off[CHUNK + 1];
+        int32_t ia[CHUNK * K], ic[CHUNK * K];
+        float fa[CHUNK * K], fc[CHUNK * K];
+        for (int64_t i = 0; i <= n; i++)
+            off[i] = all->offsets[u0 + i] - all->offsets[u0];
+        const int32_t *it = all->items + all->offsets[u0];
+        if (iadsr_ctx_topk_batch(c32, it, off, n, K, IADSR_TOPK_EXCLUDE_HISTORY, ia, fa) != IADSR_OK ||
+            iadsr_ctx_topk_batch(c16, it, off, n, K, IADSR_TOPK_EXCLUDE_HISTORY, ic, fc) != IADSR_OK) {
+            fprintf(stderr, "bench_scoring: iadsr_ctx_topk_batch failed: %s\n", iadsr_last_error());
+            bad++;
+            break;
+        }
+        for (int64_t i = 0; i < n; i++)
+            bad += memcmp(ia + i * K, ic + i * K, sizeof a) != 0 ||
+                   memcmp(fa + i * K, fc + i * K, sizeof sa) != 0;
+    }
+    printf("%s scan: top-%d of %lld users identical to fp32 (single and batched): %s (%lld differ)\n",
            g_ctx_flags == IADSR_CTX_F_INT8_SCAN ? "int8" : "fp16", K,
            (long long)all->n, bad ? "NO" : "yes", (long long)bad);
     printf("RESULT reduced_users_checked %lld\n", (long long)all->n);
