@@ -77,6 +77,7 @@ struct iadsr_trainer {
     size_t emb_off;        /* float offset of the item table */
     iadsr__rng rng;
     int n_workers;
+    int n_workers_step; /* workers of the current step (reduce_and_adam) */
     worker wk[IADSR__MAX_WORKERS];
     int64_t step;
     int32_t epochs_done;
@@ -577,24 +578,78 @@ static iadsr__batch build_batch_detect(iadsr_trainer *t, const int64_t *ids,
 }
 
 /* One Adam step (PyTorch's formulation, bias-corrected). */
-static void adam_step(iadsr_trainer *t)
+/* The end of a step, split over the workers' threads by slices of the
+ * parameters: sum the workers' gradients into t->g (in worker order, as
+ * one thread would), check them, then Adam. Per element the arithmetic is
+ * the serial loop's, so results do not depend on the split. */
+typedef struct {
+    iadsr_trainer *t;
+    size_t j0, j1;
+    int finite;
+    float b1, b2, lr, rc2, eps, wd;
+} step_slice;
+
+static void slice_reduce(void *arg)
 {
-    const iadsr_train_params *p = &t->tp;
-    t->step++;
-    float b1 = p->adam_beta1, b2 = p->adam_beta2;
-    float c1 = (float)(1.0 - pow((double)b1, (double)t->step));
-    float c2 = (float)(1.0 - pow((double)b2, (double)t->step));
-    float lr = p->learning_rate / c1;
-    float rc2 = 1.0f / sqrtf(c2);
-    float eps = p->adam_eps, wd = p->weight_decay;
+    step_slice *sl = arg;
+    iadsr_trainer *t = sl->t;
+    size_t n = sl->j1 - sl->j0;
+    float *g = t->g + sl->j0;
+    for (int i = 1; i < t->n_workers_step; i++) {
+        const float *gi = t->wk[i].g + sl->j0;
+        for (size_t j = 0; j < n; j++)
+            g[j] += gi[j];
+    }
+    sl->finite = iadsr__all_finite(g, n);
+}
+
+static void slice_adam(void *arg)
+{
+    const step_slice *sl = arg;
+    iadsr_trainer *t = sl->t;
+    float b1 = sl->b1, b2 = sl->b2, lr = sl->lr, rc2 = sl->rc2;
+    float eps = sl->eps, wd = sl->wd;
     float *w = t->w, *g = t->g, *m = t->m1, *v = t->m2;
-    size_t n = t->n_floats;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = sl->j0; i < sl->j1; i++) {
         float gi = g[i] + wd * w[i];
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         w[i] -= lr * m[i] / (sqrtf(v[i]) * rc2 + eps);
     }
+}
+
+/* Sum, check and apply the step's gradients with W threads; 0, or -1 when
+ * a gradient is not finite (nothing applied). */
+static int reduce_and_adam(iadsr_trainer *t, int W)
+{
+    step_slice sl[IADSR__MAX_WORKERS];
+    size_t n = t->n_floats;
+    t->n_workers_step = W;
+    for (int i = 0; i < W; i++) {
+        /* slice edges on 16 floats: whole vectors per thread */
+        size_t a = n * (size_t)i / (size_t)W / 16 * 16;
+        size_t b = i == W - 1 ? n : n * (size_t)(i + 1) / (size_t)W / 16 * 16;
+        sl[i] = (step_slice){.t = t, .j0 = a, .j1 = b, .finite = 1};
+    }
+    iadsr__fork_join(W, slice_reduce, sl, sizeof sl[0]);
+    for (int i = 0; i < W; i++)
+        if (!sl[i].finite)
+            return -1;
+    const iadsr_train_params *p = &t->tp;
+    t->step++;
+    float b1 = p->adam_beta1, b2 = p->adam_beta2;
+    float c1 = (float)(1.0 - pow((double)b1, (double)t->step));
+    float c2 = (float)(1.0 - pow((double)b2, (double)t->step));
+    for (int i = 0; i < W; i++) {
+        sl[i].b1 = b1;
+        sl[i].b2 = b2;
+        sl[i].lr = p->learning_rate / c1;
+        sl[i].rc2 = 1.0f / sqrtf(c2);
+        sl[i].eps = p->adam_eps;
+        sl[i].wd = p->weight_decay;
+    }
+    iadsr__fork_join(W, slice_adam, sl, sizeof sl[0]);
+    return 0;
 }
 
 /* Add the auxiliary losses' gradient on the hidden states to the next-item
@@ -900,16 +955,10 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
         return iadsr__err(IADSR_ERR_NUMERIC,
                           "training: non-finite loss at step %lld",
                           (long long)t->step + 1);
-    for (int i = 1; i < W; i++) {
-        const float *gi = t->wk[i].g;
-        for (size_t j = 0; j < t->n_floats; j++)
-            t->g[j] += gi[j];
-    }
-    if (!iadsr__all_finite(t->g, t->n_floats))
+    if (reduce_and_adam(t, W) != 0)
         return iadsr__err(IADSR_ERR_NUMERIC,
                           "training: non-finite gradient at step %lld",
                           (long long)t->step + 1);
-    adam_step(t);
     *loss_sum += loss;
     for (int i = 0; i < W; i++) {
         t->ep_aux += t->wk[i].loss_aux;
