@@ -15,28 +15,44 @@ Suite *suite_scan(void);
 /* A SASRec model with n_items items and dim d whose item table has ties:
  * rows 40..89 are copies of row 39 and rows 90..99 are zero. With big,
  * one entry is set to 70000 (beyond fp16). */
-static iadsr_model *tie_model(int32_t n_items, int d, uint64_t seed, int big)
+/* A random model's item table (n_items + 1 rows of d floats, malloc'd)
+ * and its params, for the tests to edit before from_table(). */
+static float *random_table(int32_t n_items, int d, uint64_t seed,
+                           iadsr_model_params *mp)
 {
-    iadsr_model_params mp;
-    tu_model_params(&mp, n_items, seed);
-    mp.dim = d;
+    tu_model_params(mp, n_items, seed);
+    mp->dim = d;
     iadsr_model *base = NULL;
-    TU_OK(iadsr_model_create(&base, &mp));
+    TU_OK(iadsr_model_create(&base, mp));
     size_t n = ((size_t)n_items + 1) * (size_t)d;
     float *emb = malloc(n * sizeof *emb);
     ck_assert_ptr_nonnull(emb);
     memcpy(emb, iadsr_model_item_embeddings(base), n * sizeof *emb);
+    iadsr_model_free(base);
+    return emb;
+}
+
+/* The model of @p mp with item table @p emb (freed here). */
+static iadsr_model *from_table(const iadsr_model_params *mp, float *emb)
+{
+    iadsr_model *m = NULL;
+    TU_OK(iadsr_model_create_from_embeddings(&m, mp, emb, mp->n_items + 1,
+                                             mp->dim, mp->dim));
+    free(emb);
+    return m;
+}
+
+static iadsr_model *tie_model(int32_t n_items, int d, uint64_t seed, int big)
+{
+    iadsr_model_params mp;
+    float *emb = random_table(n_items, d, seed, &mp);
     for (int r = 40; r < 90 && r <= n_items; r++)
         memcpy(emb + (size_t)r * d, emb + (size_t)39 * d, (size_t)d * sizeof *emb);
     for (int r = 90; r < 100 && r <= n_items; r++)
         memset(emb + (size_t)r * d, 0, (size_t)d * sizeof *emb);
     if (big)
         emb[(size_t)7 * d + 1] = 70000.0f;
-    iadsr_model *m = NULL;
-    TU_OK(iadsr_model_create_from_embeddings(&m, &mp, emb, n_items + 1, d, d));
-    free(emb);
-    iadsr_model_free(base);
-    return m;
+    return from_table(&mp, emb);
 }
 
 static uint64_t next_u64(uint64_t *st)
@@ -234,14 +250,7 @@ START_TEST(test_scan_fp16_near_ties)
     const int32_t n_items = 700;
     const int d = 32;
     iadsr_model_params mp;
-    tu_model_params(&mp, n_items, 9);
-    mp.dim = d;
-    iadsr_model *base = NULL;
-    TU_OK(iadsr_model_create(&base, &mp));
-    size_t n = ((size_t)n_items + 1) * (size_t)d;
-    float *emb = malloc(n * sizeof *emb);
-    ck_assert_ptr_nonnull(emb);
-    memcpy(emb, iadsr_model_item_embeddings(base), n * sizeof *emb);
+    float *emb = random_table(n_items, d, 9, &mp);
     for (int r = 200; r < 280; r++) {
         memcpy(emb + (size_t)r * d, emb + (size_t)199 * d, (size_t)d * sizeof *emb);
         float *x = emb + (size_t)r * d + (r % d);
@@ -252,10 +261,7 @@ START_TEST(test_scan_fp16_near_ties)
         emb[(size_t)5 * d + (size_t)k] = (k & 1) ? 65000.0f : 1e-7f;
         emb[(size_t)6 * d + (size_t)k] = (k & 1) ? -3e-8f : 2e-45f;
     }
-    iadsr_model *m = NULL;
-    TU_OK(iadsr_model_create_from_embeddings(&m, &mp, emb, n_items + 1, d, d));
-    free(emb);
-    iadsr_model_free(base);
+    iadsr_model *m = from_table(&mp, emb);
     iadsr_ctx *c32 = tu_new_ctx(m, 0);
     iadsr_ctx_params cp;
     iadsr_ctx_params_init(&cp);

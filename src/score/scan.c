@@ -340,6 +340,26 @@ AVX512 void iadsr__scan_topk1(const float *h, int d, const float *et, int ldt,
     heap_finish(keys, ids, n, k);
 }
 
+/* The reduced tables' bound inputs: running maxima of |x~ - x| and of
+ * max(|x|, |x~|), in double (exact for these operands), then rounded up to
+ * float (the bound may only grow). */
+static void track(double x, double xt, double *err, double *big)
+{
+    double e = fabs(xt - x), a = fabs(x) > fabs(xt) ? fabs(x) : fabs(xt);
+    if (e > *err)
+        *err = e;
+    if (a > *big)
+        *big = a;
+}
+
+static float float_above(double x)
+{
+    float f = (float)x;
+    if ((double)f < x)
+        f = nextafterf(f, INFINITY);
+    return f;
+}
+
 AVX512 int iadsr__table_f16(const float *et, int d, int ldt, uint16_t *t16,
                             float *max_err, float *max_abs)
 {
@@ -355,23 +375,11 @@ AVX512 int iadsr__table_f16(const float *et, int d, int ldt, uint16_t *t16,
             float v = et[i + (size_t)l];
             if (!(fabsf(v) <= 65504.0f) || !isfinite(back[l]))
                 return -1;
-            double e = fabs((double)back[l] - (double)v);
-            double a = fabs((double)v) > fabs((double)back[l]) ? fabs((double)v)
-                                                               : fabs((double)back[l]);
-            if (e > err)
-                err = e;
-            if (a > big)
-                big = a;
+            track((double)v, (double)back[l], &err, &big);
         }
     }
-    /* round up: the bound may only grow */
-    float fe = (float)err, fa = (float)big;
-    if ((double)fe < err)
-        fe = nextafterf(fe, INFINITY);
-    if ((double)fa < big)
-        fa = nextafterf(fa, INFINITY);
-    *max_err = fe;
-    *max_abs = fa;
+    *max_err = float_above(err);
+    *max_abs = float_above(big);
     return 0;
 }
 
@@ -398,23 +406,13 @@ AVX512 int iadsr__table_i8(const float *et, int d, int ldt, int8_t *t8,
                 long q = sc > 0.0f ? lrintf(v / sc) : 0;
                 q = q > 127 ? 127 : q < -127 ? -127 : q;
                 q8[(size_t)kk * NR + (size_t)jj] = (int8_t)q;
-                double back = (double)sc * (double)q; /* exact in double */
-                double e = fabs(back - (double)v);
-                double m = fabs(back) > fabs((double)v) ? fabs(back) : fabs((double)v);
-                if (e > err)
-                    err = e;
-                if (m > big)
-                    big = m;
+                /* sc * q is exact in double */
+                track((double)v, (double)sc * (double)q, &err, &big);
             }
         }
     }
-    float fe = (float)err, fa = (float)big;
-    if ((double)fe < err)
-        fe = nextafterf(fe, INFINITY);
-    if ((double)fa < big)
-        fa = nextafterf(fa, INFINITY);
-    *max_err = fe;
-    *max_abs = fa;
+    *max_err = float_above(err);
+    *max_abs = float_above(big);
     return 0;
 }
 
