@@ -123,16 +123,16 @@ extern "C" {
 /** Major version of this header (0 while the ABI may still change). */
 #define IADSR_VERSION_MAJOR 0
 /** Minor version of this header; part of the SONAME while MAJOR is 0. */
-#define IADSR_VERSION_MINOR 3
+#define IADSR_VERSION_MINOR 4
 /** Patch version of this header; patch releases never change the ABI. */
 #define IADSR_VERSION_PATCH 0
-/** This header's version as MAJOR*10000 + MINOR*100 + PATCH (300 for 0.3.0),
+/** This header's version as MAJOR*10000 + MINOR*100 + PATCH (400 for 0.4.0),
  *  the form iadsr_version_number() returns. */
 #define IADSR_VERSION_NUMBER \
     (IADSR_VERSION_MAJOR * 10000 + IADSR_VERSION_MINOR * 100 + IADSR_VERSION_PATCH)
 /** This header's version as "MAJOR.MINOR.PATCH", the form
  *  iadsr_version_string() returns. */
-#define IADSR_VERSION_STRING "0.3.0"
+#define IADSR_VERSION_STRING "0.4.0"
 /** Non-zero when this header is version ma.mi.pa or newer: compile-time
  *  feature tests, e.g. \#if IADSR_VERSION_AT_LEAST(0, 3, 0). */
 #define IADSR_VERSION_AT_LEAST(ma, mi, pa) \
@@ -699,6 +699,30 @@ IADSR_API int iadsr_checkpoint_load_from_buffer(iadsr_model **m,
 /** @defgroup api_training Training: settings, progress, plain and IADSR joint trainers
  *  @{ */
 
+/* Element types of an iadsr_allreduce_fn buffer. */
+#define IADSR_TYPE_F32 1 /**< float (IEEE binary32) */
+#define IADSR_TYPE_F64 2 /**< double (IEEE binary64) */
+
+/**
+ * A host-supplied collective for data-parallel training across processes
+ * (iadsr_train_params.allreduce; docs/DISTRIBUTED.md): sum @p buf, @p count
+ * elements of @p type (IADSR_TYPE_F32 or IADSR_TYPE_F64), over every rank,
+ * in place. Every rank calls it with the same count and type, in the same
+ * order; on return every rank must hold the SAME sums, bit for bit (the
+ * ranks then take identical optimizer steps): MPI_Reduce to one rank then
+ * MPI_Bcast guarantees that; an all-reduce whose rounding may differ
+ * between ranks does not. The library calls it from the thread that called
+ * iadsr_trainer_fit() or iadsr_trainer_run_epoch(), never concurrently.
+ *
+ * @return 0 on success; any other value makes the training call fail with
+ *         IADSR_ERR_ABORTED (the host's collective is then broken: the
+ *         library cannot tell the other ranks, so a host should abort the
+ *         job, as MPI's default error handler does)
+ * @since 0.4.0
+ */
+typedef int (*iadsr_allreduce_fn)(void *buf, size_t count, int32_t type,
+                                  void *user_data);
+
 /** Training settings. Fill with iadsr_train_params_init(). */
 typedef struct iadsr_train_params {
     uint32_t struct_size; /**< sizeof(iadsr_train_params); set by _init */
@@ -737,6 +761,35 @@ typedef struct iadsr_train_params {
      *  input item itself first; use it on data without repeat
      *  interactions. Applies to every backbone and to joint training. */
     float history_penalty;
+    /* --- since 0.4.0 (struct_size 96 with 8-byte pointers) --- */
+    /** Data-parallel training over n_ranks processes (docs/DISTRIBUTED.md);
+     *  NULL (the default) trains in this process alone. Every rank creates
+     *  its trainer from the same model, data, params and seed, differing
+     *  only in rank; each step every rank builds the same global
+     *  mini-batch of batch_size users, computes the gradients of its
+     *  n_threads shares of it (shares rank*n_threads ..
+     *  (rank+1)*n_threads - 1 of n_ranks*n_threads), and the summed
+     *  gradient (one call per step: the gradient and three loss sums in
+     *  one float buffer) drives the same Adam step on every rank. With the
+     *  same seed, n_ranks ranks of n_threads threads make the shares,
+     *  dropout draws and steps of one process of n_ranks*n_threads
+     *  threads; the results differ only by the order in which the ranks'
+     *  partial sums are added (none for 2 ranks of 1 thread). Validation,
+     *  early stopping and the learning-rate back-off are decided on rank 0
+     *  and sent to the others (one small call per epoch), so every rank
+     *  stops after the same epoch; a progress callback that asks to stop
+     *  on any rank stops all of them after that epoch (one more small
+     *  call). iadsr_trainer_fit() checks that every rank starts and ends
+     *  with the same weights and optimizer state (IADSR_ERR_MISMATCH if
+     *  not). Not with IADSR_DENOISE_F_CARRY_MASKS, nor in iadsr_pipeline()
+     *  (IADSR_ERR_UNSUPPORTED).
+     *  Every rank must call the same training functions in the same
+     *  order. */
+    iadsr_allreduce_fn allreduce;
+    void *allreduce_user;  /**< passed to allreduce as user_data */
+    int32_t rank;          /**< this process, 0..n_ranks-1; default 0 */
+    int32_t n_ranks;       /**< processes, 1..65536; default 1; above 1
+                                requires allreduce */
 } iadsr_train_params;
 
 /** Fill @p p with defaults and set struct_size. NULL is a no-op.
@@ -1004,6 +1057,19 @@ IADSR_API int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t,
 
 /** Epochs run so far (0 for NULL). @since 0.1.0 */
 IADSR_API int32_t iadsr_trainer_epochs_done(const iadsr_trainer *t);
+
+/**
+ * A 64-bit checksum of the trainer's state: its weights, both Adam moments
+ * and the step count. Equal on every rank of a data-parallel training
+ * (iadsr_train_params.allreduce) that is in step; equal for two trainers
+ * that took the same steps on the same build. Costs one pass over about
+ * 3 x the model's size.
+ *
+ * @return IADSR_OK, IADSR_ERR_INVALID_ARG (NULL)
+ *
+ * Thread-safety: one thread per trainer. @since 0.4.0
+ */
+IADSR_API int iadsr_trainer_checksum(const iadsr_trainer *t, uint64_t *out);
 
 /** @} */
 

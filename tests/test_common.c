@@ -384,18 +384,19 @@ END_TEST
 START_TEST(test_version)
 {
     ck_assert_int_eq(iadsr_version_number(), IADSR_VERSION_NUMBER);
-    ck_assert_int_eq(iadsr_version_number(), 300);
+    ck_assert_int_eq(iadsr_version_number(), 400);
     ck_assert_str_eq(iadsr_version_string(), IADSR_VERSION_STRING);
     ck_assert(IADSR_VERSION_AT_LEAST(0, 1, 0));
     ck_assert(IADSR_VERSION_AT_LEAST(0, 2, 0));
     ck_assert(IADSR_VERSION_AT_LEAST(0, 3, 0));
-    ck_assert(!IADSR_VERSION_AT_LEAST(0, 3, 1));
+    ck_assert(IADSR_VERSION_AT_LEAST(0, 4, 0));
+    ck_assert(!IADSR_VERSION_AT_LEAST(0, 4, 1));
     ck_assert_int_eq(iadsr_format_version(),
                      IADSR__FORMAT_MAJOR * 100 + IADSR__FORMAT_MINOR);
     ck_assert_int_eq(iadsr_format_version(), 104);
     const char *bi = iadsr_build_info();
     ck_assert_ptr_nonnull(bi);
-    ck_assert(strncmp(bi, "libiadsr 0.3.0; BLAS: ", 22) == 0);
+    ck_assert(strncmp(bi, "libiadsr 0.4.0; BLAS: ", 22) == 0);
     ck_assert_ptr_nonnull(strstr(bi, "; compiler: "));
     ck_assert_ptr_eq(iadsr_build_info(), bi);
 }

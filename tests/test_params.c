@@ -38,7 +38,7 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_model_params, caser_v_filters), 64);
     ck_assert_uint_eq(offsetof(iadsr_model_params, reserved1), 68);
 
-    ck_assert_uint_eq(sizeof(iadsr_train_params), 72);
+    ck_assert_uint_eq(sizeof(iadsr_train_params), 80 + 2 * sizeof(void *));
     ck_assert_uint_eq(offsetof(iadsr_train_params, split), 4);
     ck_assert_uint_eq(offsetof(iadsr_train_params, max_epochs), 8);
     ck_assert_uint_eq(offsetof(iadsr_train_params, batch_size), 12);
@@ -55,6 +55,14 @@ START_TEST(test_layout)
     ck_assert_uint_eq(offsetof(iadsr_train_params, seed), 56);
     ck_assert_uint_eq(offsetof(iadsr_train_params, label_smoothing), 64);
     ck_assert_uint_eq(offsetof(iadsr_train_params, history_penalty), 68);
+    /* since 0.4.0 */
+    ck_assert_uint_eq(offsetof(iadsr_train_params, allreduce), 72);
+    ck_assert_uint_eq(offsetof(iadsr_train_params, allreduce_user),
+                      72 + sizeof(void *));
+    ck_assert_uint_eq(offsetof(iadsr_train_params, rank),
+                      72 + 2 * sizeof(void *));
+    ck_assert_uint_eq(offsetof(iadsr_train_params, n_ranks),
+                      76 + 2 * sizeof(void *));
 
     ck_assert_uint_eq(sizeof(iadsr_ctx_params), 16);
     ck_assert_uint_eq(offsetof(iadsr_ctx_params, max_batch), 4);
@@ -173,6 +181,10 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(t.seed, 1);
     ck_assert(t.label_smoothing == 0.0f);
     ck_assert(t.history_penalty == 0.0f);
+    ck_assert(t.allreduce == NULL);
+    ck_assert(t.allreduce_user == NULL);
+    ck_assert_int_eq(t.rank, 0);
+    ck_assert_int_eq(t.n_ranks, 1);
 
     ck_assert_uint_eq(c.struct_size, sizeof c);
     ck_assert_int_eq(c.max_batch, 64);

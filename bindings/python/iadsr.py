@@ -132,7 +132,13 @@ class TrainParams(ctypes.Structure):
                 ('adam_beta1', _f32), ('adam_beta2', _f32),
                 ('adam_eps', _f32), ('weight_decay', _f32),
                 ('flags', _u32), ('reserved0', _u32), ('seed', _u64),
-                ('label_smoothing', _f32), ('history_penalty', _f32)]
+                ('label_smoothing', _f32), ('history_penalty', _f32),
+                # since 0.4.0: data-parallel training over processes (an
+                # iadsr_allreduce_fn and its user pointer; not driven from
+                # Python yet, so left NULL: one process)
+                ('allreduce', ctypes.c_void_p),
+                ('allreduce_user', ctypes.c_void_p),
+                ('rank', _i32), ('n_ranks', _i32)]
 
 
 class ProgressInfoStruct(ctypes.Structure):

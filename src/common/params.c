@@ -13,7 +13,9 @@
  * New fields are only ever appended; these tables of (field, offset) catch
  * any accidental reordering, insertion or implicit padding.
  * tests/test_params.c checks the same numbers at run time. */
-_Static_assert(sizeof(iadsr_train_params) == 72, "iadsr_train_params size");
+/* 72 bytes up to 0.3.0; since 0.4.0 two pointers and two int32 */
+_Static_assert(sizeof(iadsr_train_params) == 80 + 2 * sizeof(void *),
+               "iadsr_train_params size");
 /* the 0.1 layout ends after seed: callers built against it still work */
 #define TRAIN_PARAMS_SIZE_0_1 64u
 #define IADSR__LAYOUT iadsr_train_params
@@ -23,7 +25,10 @@ IADSR__AT(n_threads, 24) IADSR__AT(learning_rate, 28)
 IADSR__AT(adam_beta1, 32) IADSR__AT(adam_beta2, 36) IADSR__AT(adam_eps, 40)
 IADSR__AT(weight_decay, 44) IADSR__AT(flags, 48) IADSR__AT(reserved0, 52)
 IADSR__AT(seed, 56) IADSR__AT(label_smoothing, 64)
-IADSR__AT(history_penalty, 68)
+IADSR__AT(history_penalty, 68) IADSR__AT(allreduce, 72)
+IADSR__AT(allreduce_user, 72 + sizeof(void *))
+IADSR__AT(rank, 72 + 2 * sizeof(void *))
+IADSR__AT(n_ranks, 76 + 2 * sizeof(void *))
 #undef IADSR__LAYOUT
 
 _Static_assert(sizeof(iadsr_ctx_params) == 16, "iadsr_ctx_params size");
@@ -113,6 +118,10 @@ static const iadsr_train_params train_defaults = {
     .seed = 1,
     .label_smoothing = 0.0f,
     .history_penalty = 0.0f,
+    .allreduce = NULL,
+    .allreduce_user = NULL,
+    .rank = 0,
+    .n_ranks = 1,
 };
 
 static const iadsr_denoise_params denoise_defaults = {
@@ -324,6 +333,13 @@ static int train_check(iadsr_train_params *p)
     TRY(iadsr__check_reserved(w, "reserved0", p->reserved0));
     TRY(iadsr__check_unit(w, "label_smoothing", p->label_smoothing));
     TRY(check_finite_min(w, "history_penalty", p->history_penalty, 1));
+    TRY(iadsr__check_i32(w, "n_ranks", p->n_ranks, 1, 65536));
+    TRY(iadsr__check_i32(w, "rank", p->rank, 0, p->n_ranks - 1));
+    if (p->n_ranks > 1 && !p->allreduce)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s.n_ranks = %d needs an allreduce callback "
+                          "(%s.allreduce is NULL)",
+                          w, (int)p->n_ranks, w);
     return IADSR_OK;
 }
 

@@ -43,6 +43,12 @@ int iadsr_pipeline(const iadsr_dataset *d, const iadsr_semantic *sem,
                           "pipeline: the train params' split must be "
                           "LEAVE_ONE_OUT (the pipeline evaluates on the last "
                           "items)");
+    if (t.allreduce)
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "pipeline: distributed training (the train "
+                          "params' allreduce) is not supported here; run "
+                          "the trainings and iadsr_denoiser_clean_dataset() "
+                          "step by step");
     iadsr_model *init = NULL, *joint = NULL, *init2 = NULL, *final = NULL;
     iadsr_trainer *tr = NULL;
     iadsr_aligner *a = NULL;

@@ -34,6 +34,11 @@
  * order. Results depend on the seed and the thread count only. */
 #define IADSR__MAX_WORKERS 64
 
+/* Distributed training (iadsr_train_params.allreduce): floats after the
+ * gradient in worker 0's buffer, summed with it in one call: the step's
+ * total loss, its auxiliary and detector parts, and spare room. */
+#define DIST_TAIL 4
+
 typedef struct worker {
     iadsr__encoder enc;    /* bound to the trainer's weights and g */
     float *g;              /* gradient buffer (layout of the weights) */
@@ -292,7 +297,10 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
     for (int i = 0; i < t->n_workers; i++) {
         worker *k = &t->wk[i];
         k->t = t;
-        k->g = iadsr__aligned_alloc(nf, sizeof(float));
+        /* worker 0's buffer receives the step's sum; distributed, the
+         * loss sums ride along after the gradient (one collective call) */
+        k->g = iadsr__aligned_alloc(nf + (i == 0 ? DIST_TAIL : 0),
+                                    sizeof(float));
         /* activations are touched only up to the rows a share really has,
          * so sizing every worker for the whole batch costs address space,
          * not memory */
@@ -354,6 +362,16 @@ static int trainer_new(iadsr_trainer **out, const trainer_inputs *in)
         }
     }
     t->g = t->wk[0].g; /* the summed gradient lands in worker 0's buffer */
+    if (tp.allreduce && t->joint &&
+        (t->dp.flags & IADSR_DENOISE_F_CARRY_MASKS)) {
+        /* each rank would see only its own rows' masks */
+        free_all(t);
+        iadsr__free(t);
+        return iadsr__err(IADSR_ERR_UNSUPPORTED,
+                          "trainer_create_joint: IADSR_DENOISE_F_CARRY_MASKS "
+                          "is not supported in distributed training "
+                          "(iadsr_train_params.allreduce is set)");
+    }
     t->et = t->fast ? iadsr__aligned_alloc((size_t)t->shape.d * (size_t)t->ldt,
                                            sizeof(float))
                     : NULL;
@@ -603,6 +621,12 @@ static void slice_reduce(void *arg)
     sl->finite = iadsr__all_finite(g, n);
 }
 
+static void slice_finite(void *arg)
+{
+    step_slice *sl = arg;
+    sl->finite = iadsr__all_finite(sl->t->g + sl->j0, sl->j1 - sl->j0);
+}
+
 static void slice_adam(void *arg)
 {
     const step_slice *sl = arg;
@@ -618,29 +642,50 @@ static void slice_adam(void *arg)
     }
 }
 
-/* Sum, check and apply the step's gradients with W threads; 0, or -1 when
- * a gradient is not finite (nothing applied). */
-static int reduce_and_adam(iadsr_trainer *t, int W)
+/* How the end of a step went (reduce_and_adam). */
+enum { STEP_OK = 0, STEP_NONFINITE_GRAD, STEP_NONFINITE_LOSS,
+       STEP_COLLECTIVE };
+
+/* Sum the W local workers' gradients (T threads, by slices), then, when
+ * training is distributed, sum them over the ranks together with the loss
+ * sums @p ls (total, auxiliary, detector; replaced by the global sums),
+ * check them and apply Adam. Nothing is applied unless STEP_OK. */
+static int reduce_and_adam(iadsr_trainer *t, int W, int T, double ls[3])
 {
     step_slice sl[IADSR__MAX_WORKERS];
     size_t n = t->n_floats;
-    t->n_workers_step = W;
-    for (int i = 0; i < W; i++) {
+    if (W == 0) /* a rank with no share of a small batch adds zeros */
+        memset(t->g, 0, n * sizeof(float));
+    t->n_workers_step = W > 0 ? W : 1;
+    for (int i = 0; i < T; i++) {
         /* slice edges on 16 floats: whole vectors per thread */
-        size_t a = n * (size_t)i / (size_t)W / 16 * 16;
-        size_t b = i == W - 1 ? n : n * (size_t)(i + 1) / (size_t)W / 16 * 16;
+        size_t a = n * (size_t)i / (size_t)T / 16 * 16;
+        size_t b = i == T - 1 ? n : n * (size_t)(i + 1) / (size_t)T / 16 * 16;
         sl[i] = (step_slice){.t = t, .j0 = a, .j1 = b, .finite = 1};
     }
-    iadsr__fork_join(W, slice_reduce, sl, sizeof sl[0]);
-    for (int i = 0; i < W; i++)
-        if (!sl[i].finite)
-            return -1;
+    iadsr__fork_join(T, slice_reduce, sl, sizeof sl[0]);
     const iadsr_train_params *p = &t->tp;
+    if (p->allreduce) {
+        float *tail = t->g + n;
+        for (int i = 0; i < DIST_TAIL; i++)
+            tail[i] = i < 3 ? (float)ls[i] : 0.0f;
+        if (p->allreduce(t->g, n + DIST_TAIL, IADSR_TYPE_F32,
+                         p->allreduce_user) != 0)
+            return STEP_COLLECTIVE;
+        for (int i = 0; i < 3; i++)
+            ls[i] = (double)tail[i];
+        if (!isfinite(ls[0]))
+            return STEP_NONFINITE_LOSS;
+        iadsr__fork_join(T, slice_finite, sl, sizeof sl[0]);
+    }
+    for (int i = 0; i < T; i++)
+        if (!sl[i].finite)
+            return STEP_NONFINITE_GRAD;
     t->step++;
     float b1 = p->adam_beta1, b2 = p->adam_beta2;
     float c1 = (float)(1.0 - pow((double)b1, (double)t->step));
     float c2 = (float)(1.0 - pow((double)b2, (double)t->step));
-    for (int i = 0; i < W; i++) {
+    for (int i = 0; i < T; i++) {
         sl[i].b1 = b1;
         sl[i].b2 = b2;
         sl[i].lr = p->learning_rate / c1;
@@ -648,8 +693,8 @@ static int reduce_and_adam(iadsr_trainer *t, int W)
         sl[i].eps = p->adam_eps;
         sl[i].wd = p->weight_decay;
     }
-    iadsr__fork_join(W, slice_adam, sl, sizeof sl[0]);
-    return 0;
+    iadsr__fork_join(T, slice_adam, sl, sizeof sl[0]);
+    return STEP_OK;
 }
 
 /* Add the auxiliary losses' gradient on the hidden states to the next-item
@@ -917,53 +962,79 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
     if (t->fast)
         iadsr__xent_transpose(t->emb1, t->shape.n_items, d, t->et,
                               t->ldt);
-    /* split the sequences into contiguous shares of about equal rows */
-    int W = t->n_workers < nb ? t->n_workers : nb;
+    /* split the sequences into contiguous shares of about equal rows;
+     * distributed, the global batch has n_ranks x n_workers shares and
+     * this rank runs its n_workers of them. Every rank draws every share's
+     * dropout seed, so all ranks' RNGs stay equal and the shares and
+     * streams are those of one process with n_ranks x n_workers threads. */
+    int R = t->tp.allreduce ? t->tp.n_ranks : 1;
+    int S = R * t->n_workers < nb ? R * t->n_workers : nb;
+    int lo = (t->tp.allreduce ? t->tp.rank : 0) * t->n_workers;
+    int hi = lo + t->n_workers < S ? lo + t->n_workers : S;
+    int W = hi > lo ? hi - lo : 0;
     int s0 = 0;
-    for (int i = 0; i < W; i++) {
-        worker *k = &t->wk[i];
+    for (int i = 0; i < S; i++) {
         int s1 = s0;
-        int64_t goal = (int64_t)b.n_rows * (i + 1) / W;
-        if (i == W - 1)
+        int64_t goal = (int64_t)b.n_rows * (i + 1) / S;
+        if (i == S - 1)
             s1 = nb;
         else
-            while (s1 < nb - (W - 1 - i) && (b.row_off[s1 + 1] <= goal ||
+            while (s1 < nb - (S - 1 - i) && (b.row_off[s1 + 1] <= goal ||
                                              s1 == s0))
                 s1++;
-        int r0 = b.row_off[s0];
-        for (int q = s0; q <= s1; q++)
-            k->row_off[q - s0] = b.row_off[q] - r0;
-        k->b.n_seq = s1 - s0;
-        k->b.n_rows = b.row_off[s1] - r0;
-        k->b.items = b.items + r0;
-        k->b.pos = b.pos + r0;
-        k->b.row_off = k->row_off;
-        k->b.scale = b.scale ? b.scale + r0 : NULL;
-        k->tgt = t->b_tgt + r0;
-        k->uid = t->b_uid + s0;
-        k->mpos = t->b_mpos + r0;
-        k->noise = t->b_noise ? t->b_noise + r0 : NULL;
         /* one dropout stream per share, drawn from the trainer's RNG */
-        iadsr__rng_seed(&k->rng, iadsr__rng_u64(&t->rng));
+        uint64_t seed = iadsr__rng_u64(&t->rng);
+        if (i >= lo && i < hi) {
+            worker *k = &t->wk[i - lo];
+            int r0 = b.row_off[s0];
+            for (int q = s0; q <= s1; q++)
+                k->row_off[q - s0] = b.row_off[q] - r0;
+            k->b.n_seq = s1 - s0;
+            k->b.n_rows = b.row_off[s1] - r0;
+            k->b.items = b.items + r0;
+            k->b.pos = b.pos + r0;
+            k->b.row_off = k->row_off;
+            k->b.scale = b.scale ? b.scale + r0 : NULL;
+            k->tgt = t->b_tgt + r0;
+            k->uid = t->b_uid + s0;
+            k->mpos = t->b_mpos + r0;
+            k->noise = t->b_noise ? t->b_noise + r0 : NULL;
+            iadsr__rng_seed(&k->rng, seed);
+        }
         s0 = s1;
     }
-    iadsr__fork_join(W, worker_run, t->wk, sizeof t->wk[0]);
-    double loss = 0.0;
-    for (int i = 0; i < W; i++)
-        loss += t->wk[i].loss;
-    if (!isfinite(loss))
+    if (W > 0)
+        iadsr__fork_join(W, worker_run, t->wk, sizeof t->wk[0]);
+    double ls[3] = {0.0, 0.0, 0.0};
+    for (int i = 0; i < W; i++) {
+        ls[0] += t->wk[i].loss;
+        ls[1] += t->wk[i].loss_aux;
+        ls[2] += t->wk[i].loss_det;
+    }
+    /* in one process a non-finite loss stops before the reduction;
+     * distributed, every rank must take part in the step's collective
+     * and learns it from the summed loss */
+    int step = !t->tp.allreduce && !isfinite(ls[0])
+                   ? STEP_NONFINITE_LOSS
+                   : reduce_and_adam(t, W, t->tp.allreduce ? t->n_workers : W,
+                                     ls);
+    if (step == STEP_NONFINITE_LOSS)
         return iadsr__err(IADSR_ERR_NUMERIC,
                           "training: non-finite loss at step %lld",
                           (long long)t->step + 1);
-    if (reduce_and_adam(t, W) != 0)
+    if (step == STEP_NONFINITE_GRAD)
         return iadsr__err(IADSR_ERR_NUMERIC,
                           "training: non-finite gradient at step %lld",
                           (long long)t->step + 1);
-    *loss_sum += loss;
-    for (int i = 0; i < W; i++) {
-        t->ep_aux += t->wk[i].loss_aux;
-        t->ep_det += t->wk[i].loss_det;
-    }
+    if (step == STEP_COLLECTIVE)
+        return iadsr__err(IADSR_ERR_ABORTED,
+                          "training: the allreduce callback failed at step "
+                          "%lld (rank %d of %d)",
+                          (long long)t->step + 1, (int)t->tp.rank,
+                          (int)t->tp.n_ranks);
+    *loss_sum += ls[0];
+    t->ep_aux += ls[1];
+    t->ep_det += ls[2];
     return IADSR_OK;
 }
 
@@ -1042,11 +1113,122 @@ static int validate(iadsr_trainer *t, iadsr_metrics *res)
     return IADSR_OK;
 }
 
+/* FNV-1a over 32-bit words: checksums of the training state (memcpy:
+ * the words may be floats or 64-bit integers) */
+static uint64_t fnv_words(uint64_t h, const void *p, size_t n_words)
+{
+    const unsigned char *x = p;
+    for (size_t i = 0; i < n_words; i++) {
+        uint32_t v;
+        memcpy(&v, x + 4 * i, 4);
+        h ^= v;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t state_checksum(const iadsr_trainer *t)
+{
+    uint64_t h = 0xcbf29ce484222325ull, step = (uint64_t)t->step;
+    h = fnv_words(h, t->w, t->n_floats);
+    h = fnv_words(h, t->m1, t->n_floats);
+    h = fnv_words(h, t->m2, t->n_floats);
+    return fnv_words(h, &step, 2);
+}
+
+int iadsr_trainer_checksum(const iadsr_trainer *t, uint64_t *out)
+{
+    if (!out)
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "trainer_checksum: out is NULL");
+    *out = 0;
+    TRY(iadsr__check_handle(trainer_ok(t), "trainer_checksum", "trainer"));
+    *out = state_checksum(t);
+    return IADSR_OK;
+}
+
+/* Sum @p n doubles over the ranks (distributed training only). */
+static int dist_sum(const iadsr_trainer *t, double *v, size_t n,
+                    const char *what)
+{
+    if (t->tp.allreduce(v, n, IADSR_TYPE_F64, t->tp.allreduce_user) != 0)
+        return iadsr__err(IADSR_ERR_ABORTED,
+                          "trainer_fit: the allreduce callback failed (%s; "
+                          "rank %d of %d)",
+                          what, (int)t->tp.rank, (int)t->tp.n_ranks);
+    return IADSR_OK;
+}
+
+/* Whether every rank holds the same state and settings: the checksum of
+ * weights, moments and step, mixed with what must agree (data, batch,
+ * threads, ranks, seed), is cut into 8-bit digits c; over R ranks
+ * (sum c)^2 == R sum c^2 exactly when all are equal (Cauchy-Schwarz; the
+ * sums stay below 2^53 for R up to 65536, so they are exact). */
+static int ranks_agree(const iadsr_trainer *t, const char *when)
+{
+    int64_t cfg[8] = {t->n_users, t->n_positions, t->tp.batch_size,
+                      t->n_workers, t->tp.n_ranks, (int64_t)t->tp.seed,
+                      t->joint, (int64_t)t->n_floats};
+    uint64_t h = fnv_words(state_checksum(t), cfg, 2 * 8);
+    double v[16];
+    for (int k = 0; k < 8; k++) {
+        double c = (double)((h >> (8 * k)) & 0xffu);
+        v[k] = c;
+        v[8 + k] = c * c;
+    }
+    TRY(dist_sum(t, v, 16, "comparing the ranks' states"));
+    for (int k = 0; k < 8; k++)
+        if (v[k] * v[k] != (double)t->tp.n_ranks * v[8 + k])
+            return iadsr__err(IADSR_ERR_MISMATCH,
+                              "trainer_fit: the ranks' training states "
+                              "differ at the %s of training (rank %d of "
+                              "%d): every rank must start from the same "
+                              "model, data, params and seed",
+                              when, (int)t->tp.rank, (int)t->tp.n_ranks);
+    return IADSR_OK;
+}
+
+/* Validation. Distributed, rank 0 validates and sends the outcome and the
+ * metrics (v: outcome, HR@10, NDCG@10; doubles, so exact) to every rank,
+ * which then all take the same early-stopping decisions. */
+static int validate_all(iadsr_trainer *t, iadsr_metrics *res)
+{
+    if (!t->tp.allreduce)
+        return validate(t, res);
+    int rc = IADSR_OK;
+    double v[3] = {0.0, 0.0, 0.0};
+    memset(res, 0, sizeof *res);
+    if (t->tp.rank == 0) {
+        rc = validate(t, res);
+        v[0] = rc == IADSR_OK ? 1.0 : rc == IADSR_ERR_STATE ? 2.0 : 3.0;
+        v[1] = res->hr10;
+        v[2] = res->ndcg10;
+    }
+    int rc2 = dist_sum(t, v, 3, "sending the validation result");
+    if (rc2)
+        return rc2;
+    if (v[0] == 3.0)
+        return t->tp.rank == 0
+                   ? rc
+                   : iadsr__err(IADSR_ERR_ABORTED,
+                                "trainer_fit: validation failed on rank 0");
+    if (v[0] == 2.0)
+        return t->tp.rank == 0 ? rc
+                               : iadsr__err(IADSR_ERR_STATE,
+                                            "trainer_fit: no user to "
+                                            "validate on (rank 0)");
+    res->hr10 = v[1];
+    res->ndcg10 = v[2];
+    return IADSR_OK;
+}
+
 int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
 {
     TRY(iadsr__check_handle(trainer_ok(t), "trainer_fit", "trainer"));
     int validating = t->tp.split == IADSR_SPLIT_LEAVE_ONE_OUT;
     double t0 = iadsr__now();
+    if (t->tp.allreduce)
+        TRY(ranks_agree(t, "start"));
     while (t->epochs_done < t->tp.max_epochs) {
         double e0 = iadsr__now(), loss = 0;
         int rc = iadsr_trainer_run_epoch(t, &loss);
@@ -1071,7 +1253,7 @@ int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
         if (validating && (t->epochs_done % t->tp.eval_every == 0 ||
                            t->epochs_done == t->tp.max_epochs)) {
             iadsr_metrics mres;
-            rc = validate(t, &mres);
+            rc = validate_all(t, &mres);
             if (rc == IADSR_ERR_STATE) {
                 validating = 0; /* no user long enough: keep last weights */
             } else if (rc) {
@@ -1104,7 +1286,14 @@ int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
         info.best_epoch = t->best_epoch;
         info.best_ndcg10 = t->best_epoch > 0 ? t->best_ndcg : (double)NAN;
         info.elapsed_seconds = iadsr__now() - t0;
-        if (cb && cb(&info, user_data) != 0)
+        int halt = cb && cb(&info, user_data) != 0;
+        if (t->tp.allreduce) {
+            /* any rank's callback stops every rank after this epoch */
+            double vote = halt;
+            TRY(dist_sum(t, &vote, 1, "the progress callbacks' votes"));
+            halt = vote > 0.0;
+        }
+        if (halt)
             return iadsr__err(IADSR_ERR_ABORTED,
                               "trainer_fit: stopped by the progress callback "
                               "after epoch %d",
@@ -1112,6 +1301,8 @@ int iadsr_trainer_fit(iadsr_trainer *t, iadsr_progress_fn cb, void *user_data)
         if (stop)
             break;
     }
+    if (t->tp.allreduce)
+        TRY(ranks_agree(t, "end"));
     return IADSR_OK;
 }
 
