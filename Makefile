@@ -215,8 +215,14 @@ LIB_OBJS := $(patsubst src/%.c,$(VDIR)/obj/%.o,$(LIB_SRCS))
 CLI_SUPPORT_SRCS := src/cli/synth.c src/cli/wordvec.c src/cli/sif.c
 CLI_SUPPORT_OBJS := $(patsubst src/cli/%.c,$(VDIR)/cli/%.o,$(CLI_SUPPORT_SRCS))
 CLI_SUPPORT_LIB := $(VDIR)/libiadsr_cli.a
-CLI_SRCS := $(filter-out $(CLI_SUPPORT_SRCS),$(sort $(wildcard src/cli/*.c)))
+CLI_SRCS := $(filter-out $(CLI_SUPPORT_SRCS) src/cli/dist_mpi.c,$(sort $(wildcard src/cli/*.c)))
 CLI_OBJS := $(patsubst src/cli/%.c,$(VDIR)/cli/%.o,$(CLI_SRCS))
+# The MPI front end (make MPI=1, or make mpi): bin/iadsr-mpi is the CLI
+# with src/cli/dist_mpi.c in place of dist_none.c, that one file compiled
+# and the binary linked by mpicc. libiadsr and bin/iadsr never see MPI.
+MPICC ?= mpicc
+CLI_MPI_BIN := $(CLI_BINDIR)/iadsr-mpi
+CLI_MPI_OBJS := $(filter-out $(VDIR)/cli/dist_none.o,$(CLI_OBJS)) $(VDIR)/cli/dist_mpi.o
 # One Check suite per tests/test_<stem>.c, constructor Suite *suite_<stem>(void);
 # the runner's list of suites is generated from these files (TEST_SUITES_H).
 TEST_SUITE_SRCS := $(sort $(wildcard tests/test_*.c))
@@ -229,9 +235,9 @@ STRESS_SRCS := $(sort $(wildcard tests/stress/*.c))
 STRESS_BINS := $(patsubst tests/stress/%.c,$(VDIR)/stress/%,$(STRESS_SRCS))
 
 LIB_OUTPUTS := $(STATIC_LIB) $(SHARED_REAL) $(SHARED_SONAME) $(SHARED_LINK) $(PC_FILE)
-ALL_OUTPUTS := $(LIB_OUTPUTS) $(if $(CLI_SRCS),$(CLI_BIN))
+ALL_OUTPUTS := $(LIB_OUTPUTS) $(if $(CLI_SRCS),$(CLI_BIN)) $(if $(filter 1,$(MPI)),$(CLI_MPI_BIN))
 
-.PHONY: all library static shared cli tests check unit asan asan-python valgrind demo bench bench-semantic bench-backbones bench-iadsr \
+.PHONY: all library static shared cli mpi check-mpi tests check unit asan asan-python valgrind demo bench bench-semantic bench-backbones bench-iadsr \
         stress tsan examples install uninstall symbols-check symbols-update abi-check abi-baseline \
         header-check version-check doc-check check-python \
         print-version print-soversion docs lint clean help FORCE \
@@ -312,6 +318,20 @@ $(PC_FILE): libiadsr.pc.in $(PC_STAMP) | $(OUT_LIBDIR)
 # ---------------------------------------------------------------------------
 $(VDIR)/cli/%.o: src/cli/%.c $(FLAGS_STAMP) | $(VDIR)/cli
 	$(CC) $(CLI_CFLAGS) -MMD -MP -c $< -o $@
+
+$(VDIR)/cli/dist_mpi.o: src/cli/dist_mpi.c $(FLAGS_STAMP) | $(VDIR)/cli
+	@command -v $(MPICC) >/dev/null 2>&1 || { echo "mpi: '$(MPICC)' not found (apt-get install openmpi-bin libopenmpi-dev)" >&2; exit 1; }
+	$(MPICC) $(CLI_CFLAGS) -MMD -MP -c $< -o $@
+
+$(CLI_MPI_BIN): $(CLI_MPI_OBJS) $(CLI_SUPPORT_LIB) $(STATIC_LIB) $(LINK_STAMP) | $(CLI_BINDIR)
+	$(MPICC) $(LINK_FLAGS) -o $@ $(CLI_MPI_OBJS) $(CLI_SUPPORT_LIB) $(STATIC_LIB) $(BLAS_LIBS) $(SYS_LIBS)
+
+mpi: $(CLI_MPI_BIN)
+
+# The distributed front end against one process (tests/mpi_test.sh):
+# needs Open MPI (apt-get install openmpi-bin libopenmpi-dev).
+check-mpi: $(CLI_MPI_BIN) $(CLI_BIN)
+	env $(TEST_ENV) sh tests/mpi_test.sh $(CLI_BIN) $(CLI_MPI_BIN)
 
 $(CLI_SUPPORT_LIB): $(CLI_SUPPORT_OBJS) $(LINK_STAMP)
 	@rm -f $@
@@ -400,6 +420,12 @@ check: all $(TEST_BIN)
 	if [ -f tests/cli_vocab_test.sh ]; then \
 	  echo "== sh tests/cli_vocab_test.sh $(CLI_BIN)"; \
 	  env $(TEST_ENV) sh tests/cli_vocab_test.sh $(CLI_BIN) || { echo "check: tests/cli_vocab_test.sh FAILED" >&2; status=1; }; \
+	fi; \
+	if [ -z '$(SAN)' ] && command -v $(MPICC) >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1; then \
+	  echo "== sh tests/mpi_test.sh $(CLI_BIN) $(CLI_MPI_BIN)"; \
+	  $(MAKE) --no-print-directory check-mpi || { echo "check: tests/mpi_test.sh FAILED" >&2; status=1; }; \
+	elif [ -z '$(SAN)' ]; then \
+	  echo "== tests/mpi_test.sh skipped: no $(MPICC)/mpirun (apt-get install openmpi-bin libopenmpi-dev)"; \
 	fi; \
 	if [ -z '$(SAN)' ]; then \
 	  $(MAKE) --no-print-directory check-python || { echo "check: the Python binding tests FAILED" >&2; status=1; }; \

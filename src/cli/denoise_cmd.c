@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cli/cli.h"
+#include "cli/dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -135,6 +136,15 @@ static const char denoise_help[] =
     "                        \"false_positives\",\"false_negatives\",\n"
     "                        \"precision\",\"recall\",\"f1\"\n";
 
+static const char denoise_help_dist[] =
+    "  --distributed         split the users over MPI ranks: 'mpirun -np N\n"
+    "                        iadsr-mpi denoise ... --distributed' ('make\n"
+    "                        MPI=1'); every rank proposes theta from all of\n"
+    "                        FILE (the same on every rank), cleans a block\n"
+    "                        of users and sends its keep flags to rank 0,\n"
+    "                        which writes CLEAN and the summary: the same\n"
+    "                        bytes as one process writes\n";
+
 static const char *const split_names[] = {"loo", "none", NULL};
 
 static void print_denoise(const clean_stats *st, const char *split,
@@ -189,13 +199,145 @@ static void print_denoise(const clean_stats *st, const char *split,
     }
 }
 
+/* --distributed: clean this rank's block of users and send the keep flags
+ * to rank 0, which gets every rank's in @p keep (n_interactions bytes,
+ * dataset order). Cleaning a user depends on nothing but that user, the
+ * model and theta, so the flags are those of one process. */
+static int clean_block(const char *cmd, const iadsr_denoiser *dn,
+                       const iadsr_dataset *d, int32_t split,
+                       const iadsr_semantic *usem, int64_t threads,
+                       uint8_t *keep, int *synced)
+{
+    int64_t n_users = iadsr_dataset_n_users(d), u0, u1, len = 0;
+    int32_t *items = NULL;
+    int64_t *offs = NULL;
+    float *rows = NULL;
+    uint8_t *part = NULL;
+    char *all = NULL;
+    size_t all_len = 0;
+    iadsr_dataset *sub = NULL, *sub_clean = NULL;
+    iadsr_semantic *sub_sem = NULL;
+    int failed = 0, exit_code = CLI_RUNTIME, rc;
+
+    cli_dist_block(n_users, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        int32_t n = 0;
+        (void)iadsr_dataset_user_items(d, u, &n);
+        len += n;
+    }
+    int64_t nb = u1 - u0;
+    if (nb > 0) {
+        int32_t D = usem ? iadsr_semantic_dim(usem) : 0;
+        items = malloc((size_t)(len > 0 ? len : 1) * sizeof *items);
+        offs = malloc((size_t)(nb + 1) * sizeof *offs);
+        part = malloc((size_t)(len > 0 ? len : 1));
+        rows = usem ? malloc((size_t)nb * (size_t)D * sizeof *rows) : NULL;
+        failed = !items || !offs || !part || (usem && !rows);
+        if (failed)
+            cli_error(cmd, "out of memory for %lld users", (long long)nb);
+        else
+            offs[0] = 0;
+        for (int64_t u = u0; !failed && u < u1; u++) {
+            int32_t n = 0;
+            const int32_t *it = iadsr_dataset_user_items(d, u, &n);
+            if (n > 0)
+                memcpy(items + offs[u - u0], it, (size_t)n * sizeof *items);
+            offs[u - u0 + 1] = offs[u - u0] + n;
+            if (usem)
+                memcpy(rows + (size_t)(u - u0) * (size_t)D,
+                       iadsr_semantic_row(usem, (int32_t)(u + 1)),
+                       (size_t)D * sizeof *rows);
+        }
+        if (!failed) {
+            rc = iadsr_dataset_create(&sub, items, offs, nb,
+                                      iadsr_dataset_n_items(d),
+                                      IADSR_FLAG_BORROW);
+            if (rc == IADSR_OK && usem)
+                rc = iadsr_semantic_create(&sub_sem, rows, (int32_t)nb, D, D,
+                                           IADSR_FLAG_BORROW);
+            if (rc == IADSR_OK)
+                rc = iadsr_denoiser_clean_dataset(dn, sub, split, sub_sem,
+                                                  (int32_t)threads,
+                                                  &sub_clean, part, NULL);
+            if (rc != IADSR_OK) {
+                cli_lib_error(cmd, "cleaning failed", NULL, rc);
+                failed = 1;
+            }
+        }
+    }
+    *synced = 1;
+    if (cli_dist_any(failed)) {
+        if (!failed)
+            cli_error(cmd, "another rank failed (its message is above)");
+        goto done;
+    }
+    if (cli_dist_gather(part, (size_t)len, &all, &all_len) != 0) {
+        cli_error(cmd, "cannot gather the ranks' keep flags");
+        goto done;
+    }
+    if (cli_dist_rank() == 0) {
+        if ((int64_t)all_len != iadsr_dataset_n_interactions(d)) {
+            cli_error(cmd, "internal error: %zu keep flags for %lld "
+                           "interactions", all_len,
+                      (long long)iadsr_dataset_n_interactions(d));
+            goto done;
+        }
+        memcpy(keep, all, all_len);
+    }
+    exit_code = CLI_OK;
+done:
+    iadsr_dataset_free(sub_clean);
+    iadsr_dataset_free(sub);
+    iadsr_semantic_free(sub_sem);
+    free(all);
+    free(part);
+    free(rows);
+    free(offs);
+    free(items);
+    return exit_code;
+}
+
+/* The cleaned dataset of rank 0: @p d's items where @p keep is 1 (the
+ * dataset iadsr_denoiser_clean_dataset() makes: same users, in order). */
+static int kept_dataset(const char *cmd, const iadsr_dataset *d,
+                        const uint8_t *keep, iadsr_dataset **clean)
+{
+    int64_t n_users = iadsr_dataset_n_users(d);
+    int64_t n_int = iadsr_dataset_n_interactions(d), at = 0;
+    int32_t *items = malloc((size_t)(n_int > 0 ? n_int : 1) * sizeof *items);
+    int64_t *offs = malloc((size_t)(n_users + 1) * sizeof *offs);
+    int exit_code = CLI_OK;
+    if (!items || !offs) {
+        exit_code = cli_error(cmd, "out of memory");
+        goto done;
+    }
+    offs[0] = 0;
+    for (int64_t u = 0; u < n_users; u++) {
+        int32_t n = 0;
+        const int32_t *it = iadsr_dataset_user_items(d, u, &n);
+        int64_t m = offs[u];
+        for (int32_t j = 0; j < n; j++, at++)
+            if (keep[at])
+                items[m++] = it[j];
+        offs[u + 1] = m;
+    }
+    int rc = iadsr_dataset_create(clean, items, offs, n_users,
+                                  iadsr_dataset_n_items(d), IADSR_FLAG_COPY);
+    if (rc != IADSR_OK)
+        exit_code = cli_lib_error(cmd, "cleaning failed", NULL, rc);
+done:
+    free(items);
+    free(offs);
+    return exit_code;
+}
+
 int cmd_denoise(int argc, char **argv)
 {
     static const char *cmd = "denoise";
     const char *model_path = NULL, *data_path = NULL, *out = NULL;
     const char *labels_path = NULL;
     cli_semantic_in si;
-    int split = 0, json = 0, allow_mismatch = 0;
+    int split = 0, json = 0, allow_mismatch = 0, distributed = 0, synced = 0;
     int64_t threads = 1;
     cli_denoise_vals dv;
     cli_opt opts[] = {
@@ -211,6 +353,7 @@ int cmd_denoise(int argc, char **argv)
         CLI_FLAG("allow-mismatch", &allow_mismatch),
         CLI_STR("labels", &labels_path, OPT_IN_FILE),
         CLI_FLAG("json", &json),
+        CLI_FLAG("distributed", &distributed),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     int32_t lib_split;
@@ -229,18 +372,26 @@ int cmd_denoise(int argc, char **argv)
     memset(&dv, 0, sizeof dv);
     memset(&si, 0, sizeof si);
     rc = cli_start(cmd, argc, argv, opts, n_opts,
-                   (const char *const[]){denoise_help, NULL});
+                   (const char *const[]){denoise_help, denoise_help_dist,
+                                         NULL});
     if (rc != CLI_CONTINUE)
         return rc;
     lib_split = split == 0 ? IADSR_SPLIT_LEAVE_ONE_OUT : IADSR_SPLIT_NONE;
+    if (distributed && !cli_dist_available())
+        return cli_usage_error(cmd, "--distributed needs the MPI build: "
+                                    "'make MPI=1', then 'mpirun -np N "
+                                    "bin/iadsr-mpi denoise ... "
+                                    "--distributed'");
     if (cli_check_out_path(cmd, out) != CLI_OK)
-        return CLI_RUNTIME;
+        goto done;
 
     t0 = cli_now();
     rc = iadsr_checkpoint_load(&ck.model, &ck.aligner, &ck.gate, model_path,
                                0);
-    if (rc != IADSR_OK)
-        return cli_lib_error(cmd, "cannot load model", model_path, rc);
+    if (rc != IADSR_OK) {
+        cli_lib_error(cmd, "cannot load model", model_path, rc);
+        goto done;
+    }
     if (!ck.aligner || !ck.gate) {
         cli_error(cmd, "%s: the checkpoint has no %s (a backbone-only "
                        "model); train one with 'iadsr train --semantic'",
@@ -276,11 +427,24 @@ int cmd_denoise(int argc, char **argv)
         cli_read_labels(cmd, labels_path, data_path, d, lab) != CLI_OK)
         goto done;
 
-    rc = iadsr_denoiser_clean_dataset(dn, d, lib_split, si.users,
-                                      (int32_t)threads, &clean, keep, NULL);
-    if (rc != IADSR_OK) {
-        cli_lib_error(cmd, "cleaning failed", NULL, rc);
-        goto done;
+    if (distributed) {
+        if (clean_block(cmd, dn, d, lib_split, si.users, threads, keep,
+                        &synced) != CLI_OK)
+            goto done;
+        if (cli_dist_rank() != 0) { /* rank 0 writes and reports */
+            exit_code = CLI_OK;
+            goto done;
+        }
+        if (kept_dataset(cmd, d, keep, &clean) != CLI_OK)
+            goto done;
+    } else {
+        rc = iadsr_denoiser_clean_dataset(dn, d, lib_split, si.users,
+                                          (int32_t)threads, &clean, keep,
+                                          NULL);
+        if (rc != IADSR_OK) {
+            cli_lib_error(cmd, "cleaning failed", NULL, rc);
+            goto done;
+        }
     }
     if (cli_write_dataset(cmd, out, clean, d) != CLI_OK)
         goto done;
@@ -305,6 +469,8 @@ int cmd_denoise(int argc, char **argv)
     exit_code = cli_finish_stdout(cmd);
 
 done:
+    if (distributed && !synced)
+        (void)cli_dist_any(1); /* the others wait before the gather */
     free(keep);
     free(lab);
     iadsr_dataset_free(clean);

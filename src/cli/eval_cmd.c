@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cli/cli.h"
+#include "cli/dist.h"
 #include "cli/vocab.h"
 
 #include "iadsr.h"
@@ -704,7 +705,12 @@ static const char recommend_help[] =
     "                      split each item:score at its last ':'. It must\n"
     "                      name every user of FILE, and every item of the\n"
     "                      model unless the model carries item ids (where\n"
-    "                      both name an item, they must agree)\n";
+    "                      both name an item, they must agree)\n"
+    "  --distributed       split the users over MPI ranks: 'mpirun -np N\n"
+    "                      iadsr-mpi recommend ... --distributed' ('make\n"
+    "                      MPI=1'); each rank scores a contiguous block of\n"
+    "                      users and rank 0 prints all of them, the same\n"
+    "                      bytes as one process prints\n";
 
 #define RECOMMEND_CHUNK 256
 
@@ -728,42 +734,42 @@ static const char *rec_item(const rec_names *nm, int32_t id)
  * @p ids / @p sc are NULL for a user without items. The -1 padding of
  * an excluded history is left out, as in the plain output. External ids
  * (checked to be there by cmd_recommend) are JSON strings. */
-static void print_recommend_json(int64_t user, const int32_t *ids,
-                                 const float *sc, int64_t k,
-                                 const rec_names *nm)
+static void print_recommend_json(FILE *out, int64_t user,
+                                 const int32_t *ids, const float *sc,
+                                 int64_t k, const rec_names *nm)
 {
     int first = 1;
     if (nm->voc) {
-        fputs("{\"user\":", stdout);
-        cli_json_string(stdout, cli_vocab_user(nm->voc, user));
-        fputs(",\"items\":[", stdout);
+        fputs("{\"user\":", out);
+        cli_json_string(out, cli_vocab_user(nm->voc, user));
+        fputs(",\"items\":[", out);
     } else {
-        printf("{\"user\":%lld,\"items\":[", (long long)user);
+        fprintf(out, "{\"user\":%lld,\"items\":[", (long long)user);
     }
     for (int64_t j = 0; ids && j < k; j++) {
         if (ids[j] < 1)
             continue;
         if (rec_item(nm, ids[j])) {
             if (!first)
-                putchar(',');
-            cli_json_string(stdout, rec_item(nm, ids[j]));
+                fputc(',', out);
+            cli_json_string(out, rec_item(nm, ids[j]));
         } else {
-            printf("%s%ld", first ? "" : ",", (long)ids[j]);
+            fprintf(out, "%s%ld", first ? "" : ",", (long)ids[j]);
         }
         first = 0;
     }
-    printf("],\"scores\":[");
+    fprintf(out, "],\"scores\":[");
     first = 1;
     for (int64_t j = 0; ids && j < k; j++) {
         if (ids[j] < 1)
             continue;
         if (isfinite(sc[j]))
-            printf("%s%.9g", first ? "" : ",", (double)sc[j]);
+            fprintf(out, "%s%.9g", first ? "" : ",", (double)sc[j]);
         else
-            printf("%snull", first ? "" : ",");
+            fprintf(out, "%snull", first ? "" : ",");
         first = 0;
     }
-    printf("]}\n");
+    fprintf(out, "]}\n");
 }
 
 int cmd_recommend(int argc, char **argv)
@@ -771,7 +777,10 @@ int cmd_recommend(int argc, char **argv)
     static const char *cmd = "recommend";
     const char *model_path = NULL, *data_path = NULL, *vocab_path = NULL;
     int64_t k = 0, max_users = INT64_MAX;
-    int excl = 0, incl = 0, json = 0;
+    int excl = 0, incl = 0, json = 0, distributed = 0, synced = 0;
+    FILE *out = stdout;
+    char *mem = NULL, *all = NULL;
+    size_t mem_len = 0, all_len = 0;
     cli_opt opts[] = {
         CLI_STR("model", &model_path, OPT_REQUIRED),
         CLI_STR("data", &data_path, OPT_REQUIRED),
@@ -781,6 +790,7 @@ int cmd_recommend(int argc, char **argv)
         CLI_I64("users", &max_users, 1, INT64_MAX, 0),
         CLI_FLAG("json", &json),
         CLI_STR("vocab", &vocab_path, OPT_IN_FILE),
+        CLI_FLAG("distributed", &distributed),
     };
     cli_vocab *voc = NULL;
     rec_names nm = {NULL, NULL, 0};
@@ -801,8 +811,15 @@ int cmd_recommend(int argc, char **argv)
     if (excl && incl)
         return cli_usage_error(cmd, "--exclude-history and --include-history "
                                     "exclude each other");
-    if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK)
-        return CLI_RUNTIME;
+    if (distributed && !cli_dist_available())
+        return cli_usage_error(cmd, "--distributed needs the MPI build: "
+                                    "'make MPI=1', then 'mpirun -np N "
+                                    "bin/iadsr-mpi recommend ... "
+                                    "--distributed'");
+    if (load_model_and_data(cmd, model_path, data_path, &m, &d) != CLI_OK) {
+        exit_code = CLI_RUNTIME;
+        goto done;
+    }
     nm.m = m;
     nm.model_ids = iadsr_model_item_id(m, 1) != NULL;
     if (k > iadsr_model_n_items(m)) {
@@ -851,6 +868,7 @@ int cmd_recommend(int argc, char **argv)
         /* the default: the model's history-repeat record decides */
         int32_t rep = iadsr_model_history_repeats(m);
         excl = rep == 0;
+        if (!distributed || cli_dist_rank() == 0)
         fprintf(stderr, "iadsr: %s: %s each user's history (%s; "
                         "--%s-history to choose)\n",
                 cmd, excl ? "excluding" : "including",
@@ -870,6 +888,18 @@ int cmd_recommend(int argc, char **argv)
     n_users = iadsr_dataset_n_users(d);
     if (n_users > max_users)
         n_users = max_users;
+    /* distributed: this rank's block of users, printed into memory and
+     * sent to rank 0, which prints the blocks in rank order */
+    int64_t u_begin = 0, u_end = n_users;
+    if (distributed) {
+        cli_dist_block(n_users, &u_begin, &u_end);
+        out = open_memstream(&mem, &mem_len);
+        if (!out) {
+            out = stdout;
+            exit_code = cli_error(cmd, "out of memory");
+            goto done;
+        }
+    }
     /* Keep the per-chunk output buffers below ~64 MiB for huge K. */
     chunk = RECOMMEND_CHUNK;
     while (chunk > 1 && (uint64_t)chunk * (uint64_t)k > (UINT64_C(1) << 23))
@@ -882,8 +912,8 @@ int cmd_recommend(int argc, char **argv)
         exit_code = cli_error(cmd, "out of memory for K = %lld", (long long)k);
         goto done;
     }
-    for (int64_t u0 = 0; u0 < n_users; u0 += chunk) {
-        int64_t u1 = u0 + chunk < n_users ? u0 + chunk : n_users;
+    for (int64_t u0 = u_begin; u0 < u_end; u0 += chunk) {
+        int64_t u1 = u0 + chunk < u_end ? u0 + chunk : u_end;
         int64_t nb = 0; /* non-empty users in this chunk */
         size_t total = 0;
         for (int64_t u = u0; u < u1; u++) {
@@ -928,15 +958,15 @@ int cmd_recommend(int argc, char **argv)
                     rs = scores + r * k;
                     r++;
                 }
-                print_recommend_json(iadsr_dataset_user_id(d, u), ri, rs, k,
-                                     &nm);
+                print_recommend_json(out, iadsr_dataset_user_id(d, u), ri,
+                                     rs, k, &nm);
                 continue;
             }
             if (voc)
-                printf("%s\t",
+                fprintf(out, "%s\t",
                        cli_vocab_user(voc, iadsr_dataset_user_id(d, u)));
             else
-                printf("%lld\t", (long long)iadsr_dataset_user_id(d, u));
+                fprintf(out, "%lld\t", (long long)iadsr_dataset_user_id(d, u));
             if (r < nb && rows[r] == u) {
                 const int32_t *ri = ids + r * k;
                 const float *rs = scores + r * k;
@@ -945,23 +975,48 @@ int cmd_recommend(int argc, char **argv)
                     if (ri[j] < 1)
                         continue; /* -1 padding */
                     if (rec_item(&nm, ri[j])) /* tabs: an id may hold spaces */
-                        printf("%s%s:%.4f", first ? "" : "\t",
+                        fprintf(out, "%s%s:%.4f", first ? "" : "\t",
                                rec_item(&nm, ri[j]), (double)rs[j]);
                     else
-                        printf("%s%ld:%.4f", first ? "" : " ", (long)ri[j],
+                        fprintf(out, "%s%ld:%.4f", first ? "" : " ", (long)ri[j],
                                (double)rs[j]);
                     first = 0;
                 }
                 r++;
             }
-            putchar('\n');
+            fputc('\n', out);
         }
-        if (ferror(stdout))
+        if (ferror(out))
             break;
+    }
+    if (distributed) {
+        int failed = fclose(out) != 0;
+        out = stdout;
+        synced = 1;
+        if (cli_dist_any(failed)) {
+            exit_code = cli_error(cmd, "%s", failed ? "out of memory for the "
+                                                      "output"
+                                                    : "another rank failed");
+            goto done;
+        }
+        if (cli_dist_gather(mem, mem_len, &all, &all_len) != 0) {
+            exit_code = cli_error(cmd, "cannot gather the ranks' output "
+                                       "(out of memory, or a part over "
+                                       "2 GiB)");
+            goto done;
+        }
+        if (all_len > 0)
+            fwrite(all, 1, all_len, stdout);
     }
     exit_code = cli_finish_stdout(cmd);
 
 done:
+    if (distributed && !synced)
+        (void)cli_dist_any(1); /* the others wait before the gather */
+    if (out != stdout)
+        fclose(out);
+    free(mem);
+    free(all);
     free(ids);
     free(scores);
     free(offs);

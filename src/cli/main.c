@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cli/cli.h"
+#include "cli/dist.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -80,9 +81,33 @@ static int print_version(void)
     return cli_finish_stdout("version");
 }
 
-int main(int argc, char **argv)
+/* Under mpirun every rank runs the command; only the commands that split
+ * their work, asked to with --distributed, make sense there. */
+static int dist_refused(int argc, char **argv)
+{
+    static const char *const ok[] = {"train", "denoise", "recommend"};
+    int known = 0, flag = 0;
+    if (cli_dist_size() <= 1)
+        return 0;
+    for (size_t i = 0; argc > 1 && i < sizeof ok / sizeof ok[0]; i++)
+        known |= strcmp(argv[1], ok[i]) == 0;
+    for (int i = 2; i < argc; i++)
+        flag |= strcmp(argv[i], "--distributed") == 0;
+    if (known && flag)
+        return 0;
+    if (cli_dist_rank() == 0)
+        fprintf(stderr, "iadsr: running as %d MPI ranks: only train, "
+                        "denoise and recommend run distributed, with "
+                        "--distributed\n",
+                cli_dist_size());
+    return 1;
+}
+
+static int run(int argc, char **argv)
 {
     const command *c;
+    if (dist_refused(argc, argv))
+        return CLI_USAGE;
     if (argc < 2) {
         fputs(top_help, stderr);
         return CLI_USAGE;
@@ -116,4 +141,15 @@ int main(int argc, char **argv)
         return CLI_USAGE;
     }
     return c->fn(argc - 2, argv + 2);
+}
+
+int main(int argc, char **argv)
+{
+    if (cli_dist_init(&argc, &argv) != 0) {
+        fputs("iadsr: cannot start MPI\n", stderr);
+        return CLI_RUNTIME;
+    }
+    int rc = run(argc, argv);
+    cli_dist_finish();
+    return rc;
 }

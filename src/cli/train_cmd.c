@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "cli/cli.h"
+#include "cli/dist.h"
 #include "cli/vocab.h"
 
 #include <errno.h>
@@ -52,7 +53,18 @@ static const char train_help[] =
     "                    stopped or failed), \"epochs\", \"best_epoch\",\n"
     "                    \"best_valid_ndcg10\", \"best_valid_hr10\",\n"
     "                    \"model\", \"parameters\", \"seconds\". Written as\n"
-    "                    training goes (flushed every epoch), not atomically\n";
+    "                    training goes (flushed every epoch), not atomically\n"
+    "  --distributed     data-parallel training over MPI ranks: run\n"
+    "                    'mpirun -np N iadsr-mpi train ... --distributed'\n"
+    "                    (iadsr-mpi is built by 'make MPI=1'). Every rank\n"
+    "                    reads FILE and computes its share of each batch;\n"
+    "                    the gradients are summed once per step; rank 0\n"
+    "                    validates, prints, logs and saves MODEL. The same\n"
+    "                    seed and --threads T on N ranks train as one\n"
+    "                    process with N x T threads (docs/DISTRIBUTED.md).\n"
+    "                    To stop all ranks after the current epoch and save,\n"
+    "                    send SIGUSR1 to mpirun (it forwards it) or SIGINT\n"
+    "                    to one rank\n";
 
 static const char train_help_iadsr[] =
     "\n"
@@ -70,6 +82,9 @@ static volatile sig_atomic_t g_interrupted = 0;
 static struct sigaction g_old_sa;
 static int g_have_old_sa = 0;
 
+static struct sigaction g_old_usr1;
+static int g_have_old_usr1 = 0;
+
 static void on_sigint(int sig)
 {
     (void)sig;
@@ -85,13 +100,18 @@ void cli_sigint_install(void)
     sa.sa_flags = SA_RESETHAND;
     g_interrupted = 0;
     g_have_old_sa = sigaction(SIGINT, &sa, &g_old_sa) == 0;
+    /* mpirun forwards SIGUSR1 to every rank: a graceful stop there */
+    if (cli_dist_size() > 1)
+        g_have_old_usr1 = sigaction(SIGUSR1, &sa, &g_old_usr1) == 0;
 }
 
 void cli_sigint_restore(void)
 {
     if (g_have_old_sa)
         sigaction(SIGINT, &g_old_sa, NULL);
-    g_have_old_sa = 0;
+    if (g_have_old_usr1)
+        sigaction(SIGUSR1, &g_old_usr1, NULL);
+    g_have_old_sa = g_have_old_usr1 = 0;
 }
 
 int cli_interrupted(void)
@@ -267,6 +287,7 @@ int cmd_train(int argc, char **argv)
 {
     static const char *cmd = "train";
     const char *data = NULL, *out = NULL, *log_path = NULL, *vocab = NULL;
+    int distributed = 0, synced = 0, rank = 0;
     cli_train_vals tv;
     const cli_semantic_in *si = &tv.sem;
     cli_opt opts[] = {
@@ -274,6 +295,7 @@ int cmd_train(int argc, char **argv)
         CLI_STR("out", &out, OPT_REQUIRED | OPT_OUT_FILE),
         CLI_STR("log", &log_path, OPT_OUT_FILE),
         CLI_STR("vocab", &vocab, OPT_IN_FILE),
+        CLI_FLAG("distributed", &distributed),
         CLI_TRAIN_OPTS(tv),
         CLI_SEMANTIC_OPTS(tv.sem, 0),
         CLI_USER_SEMANTIC_OPT(tv.sem),
@@ -305,14 +327,31 @@ int cmd_train(int argc, char **argv)
                 return cli_usage_error(cmd, "--%s needs --semantic", more[i]);
     }
 
-    if (cli_check_out_path(cmd, out) != CLI_OK)
-        return CLI_RUNTIME;
+    if (distributed && !cli_dist_available())
+        return cli_usage_error(cmd, "--distributed needs the MPI build: "
+                                    "'make MPI=1', then 'mpirun -np N "
+                                    "bin/iadsr-mpi train ... --distributed'");
+    if (distributed) {
+        rank = cli_dist_rank();
+        tp.train.allreduce = cli_dist_allreduce;
+        tp.train.rank = rank;
+        tp.train.n_ranks = cli_dist_size();
+        if (rank != 0) { /* rank 0 speaks, logs and saves */
+            tv.quiet = 1;
+            log_path = NULL;
+        }
+    }
     t0 = cli_now();
     cli_progress_init(&st, cmd, tv.quiet);
+    /* failures go through done: distributed, the other ranks are told */
+    if (rank == 0 && cli_check_out_path(cmd, out) != CLI_OK) {
+        exit_code = CLI_RUNTIME;
+        goto done;
+    }
     if (log_path && !(log = fopen(log_path, "w"))) {
-        cli_error(cmd, "%s: cannot write the log: %s", log_path,
-                  strerror(errno));
-        return CLI_RUNTIME;
+        exit_code = cli_error(cmd, "%s: cannot write the log: %s", log_path,
+                              strerror(errno));
+        goto done;
     }
     st.log = log;
     if (cli_load_data(cmd, data, 0, &ds) != CLI_OK) {
@@ -390,8 +429,22 @@ int cmd_train(int argc, char **argv)
     }
     iadsr_model_free(init);
     init = NULL;
+    if (distributed) {
+        /* every rank got here, or all stop: a rank that failed before
+         * training must not leave the others waiting in a collective */
+        synced = 1;
+        if (cli_dist_any(0)) {
+            exit_code = cli_error(cmd, "another rank failed before "
+                                       "training (its message is above)");
+            goto done;
+        }
+        if (rank == 0 && !tv.quiet)
+            fprintf(stderr, "iadsr: train: distributed over %d ranks, %ld "
+                            "threads each\n",
+                    cli_dist_size(), (long)tp.train.n_threads);
+    }
 
-    st.interrupt_note = "; saving the best model so far";
+    st.interrupt_note = rank == 0 ? "; saving the best model so far" : "";
     cli_sigint_install();
     fit_rc = iadsr_trainer_fit(tr, cli_progress_cb, &st);
     cli_sigint_restore();
@@ -402,9 +455,16 @@ int cmd_train(int argc, char **argv)
             goto done; /* nothing validated worth saving */
         fprintf(stderr, "iadsr: train: saving the best model so far "
                         "(epoch %d)\n", (int)st.best_epoch);
-    } else if (fit_rc == IADSR_ERR_ABORTED && !cli_interrupted()) {
-        /* Only our callback aborts, and only when interrupted. */
+    } else if (fit_rc == IADSR_ERR_ABORTED && !cli_interrupted() &&
+               rank == 0) {
+        /* Only our callback aborts, and only when interrupted (on this
+         * rank, or distributed, on another). */
         fprintf(stderr, "iadsr: train: training stopped early\n");
+    }
+    if (rank != 0) {
+        if (exit_code == CLI_OK && cli_interrupted())
+            exit_code = CLI_INTERRUPTED;
+        goto done;
     }
 
     rc = iadsr_trainer_snapshot(tr, &best.model);
@@ -450,6 +510,8 @@ int cmd_train(int argc, char **argv)
     }
 
 done:
+    if (distributed && !synced)
+        (void)cli_dist_any(1); /* tell the ranks waiting before training */
     if (log) {
         if (!st.log_failed) {
             /* the run's outcome, also when it failed before training */
