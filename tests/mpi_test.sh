@@ -186,5 +186,30 @@ else
     else bad "SIGUSR1: no model saved or no summary"; cat sig.err >&2; fi
 fi
 
+# 9. Ctrl-C (SIGINT) to mpirun: Open MPI sends the ranks SIGTERM, then
+#    SIGKILL odls_base_sigkill_timeout seconds later; the ranks stop after
+#    the epoch on SIGTERM and rank 0 saves, if that fits in the timeout
+rm -f sig.iadsr sig.jsonl
+mpirun --oversubscribe --mca odls_base_sigkill_timeout 5 -np 2 "$MPI_BIN" \
+    train --data s.txt --epochs 100000 --patience 0 --out sig.iadsr \
+    --log sig.jsonl --distributed >/dev/null 2>sig.err &
+pid=$!
+n=0
+while [ $n -lt 600 ] && ! grep -q '"epoch":2,' sig.jsonl 2>/dev/null; do
+    sleep 0.1
+    n=$((n + 1))
+done
+kill -INT $pid 2>/dev/null
+n=0
+while kill -0 $pid 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+if kill -0 $pid 2>/dev/null; then
+    kill -9 $pid
+    bad "SIGINT: mpirun still running"
+else
+    wait $pid
+    if [ -s sig.iadsr ] && grep -q '"status":"interrupted"' sig.jsonl; then ok
+    else bad "SIGINT to mpirun: no model saved or no summary"; cat sig.err >&2; fi
+fi
+
 echo "mpi_test: $pass passed, $fail failed"
 [ $fail -eq 0 ]

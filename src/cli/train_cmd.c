@@ -64,7 +64,9 @@ static const char train_help[] =
     "                    process with N x T threads (docs/DISTRIBUTED.md).\n"
     "                    To stop all ranks after the current epoch and save,\n"
     "                    send SIGUSR1 to mpirun (it forwards it) or SIGINT\n"
-    "                    to one rank\n";
+    "                    to one rank; Ctrl-C on mpirun too, if the epoch\n"
+    "                    ends before Open MPI's SIGKILL (mpirun --mca\n"
+    "                    odls_base_sigkill_timeout SECONDS)\n";
 
 static const char train_help_iadsr[] =
     "\n"
@@ -82,8 +84,8 @@ static volatile sig_atomic_t g_interrupted = 0;
 static struct sigaction g_old_sa;
 static int g_have_old_sa = 0;
 
-static struct sigaction g_old_usr1;
-static int g_have_old_usr1 = 0;
+static struct sigaction g_old_usr1, g_old_term;
+static int g_have_old_usr1 = 0, g_have_old_term = 0;
 
 static void on_sigint(int sig)
 {
@@ -100,9 +102,14 @@ void cli_sigint_install(void)
     sa.sa_flags = SA_RESETHAND;
     g_interrupted = 0;
     g_have_old_sa = sigaction(SIGINT, &sa, &g_old_sa) == 0;
-    /* mpirun forwards SIGUSR1 to every rank: a graceful stop there */
-    if (cli_dist_size() > 1)
+    /* mpirun forwards SIGUSR1 to every rank: a graceful stop there; on
+     * Ctrl-C it sends SIGTERM, then SIGKILL after odls_base_sigkill_timeout
+     * seconds (1 by default): a graceful stop too, if the epoch ends in
+     * time */
+    if (cli_dist_size() > 1) {
         g_have_old_usr1 = sigaction(SIGUSR1, &sa, &g_old_usr1) == 0;
+        g_have_old_term = sigaction(SIGTERM, &sa, &g_old_term) == 0;
+    }
 }
 
 void cli_sigint_restore(void)
@@ -111,7 +118,9 @@ void cli_sigint_restore(void)
         sigaction(SIGINT, &g_old_sa, NULL);
     if (g_have_old_usr1)
         sigaction(SIGUSR1, &g_old_usr1, NULL);
-    g_have_old_sa = g_have_old_usr1 = 0;
+    if (g_have_old_term)
+        sigaction(SIGTERM, &g_old_term, NULL);
+    g_have_old_sa = g_have_old_usr1 = g_have_old_term = 0;
 }
 
 int cli_interrupted(void)
