@@ -433,15 +433,16 @@ START_TEST(test_collective_failure)
 }
 END_TEST
 
-/* Ranks that start from other seeds or other data are refused together,
- * before the first step. */
+/* Ranks that start from other seeds, other data, other epoch limits (they
+ * would wait in collectives the others never make) or other learning
+ * rates are refused together, before the first step. */
 START_TEST(test_ranks_disagree)
 {
     iadsr_dataset *d = data();
     iadsr_dataset *d2 = tu_synth(tu_light() ? 121 : 301, NI, 6, 5, 20, 5);
     iadsr_model *m = tu_model(NI, 3);
     rank_state proto, st[2];
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 4; k++) {
         comm c;
         pthread_t th[2];
         proto_init(&proto, m, d, 2);
@@ -459,8 +460,12 @@ START_TEST(test_ranks_disagree)
         }
         if (k == 0)
             st[1].tp.seed = 2;
-        else
+        else if (k == 1)
             st[1].data = d2;
+        else if (k == 2)
+            st[1].tp.max_epochs = 3;
+        else
+            st[1].tp.learning_rate *= 2.0f;
         for (int r = 0; r < 2; r++)
             ck_assert_int_eq(
                 pthread_create(&th[r], NULL, rank_main, &st[r]), 0);

@@ -1160,16 +1160,28 @@ static int dist_sum(const iadsr_trainer *t, double *v, size_t n,
 }
 
 /* Whether every rank holds the same state and settings: the checksum of
- * weights, moments and step, mixed with what must agree (data, batch,
- * threads, ranks, seed), is cut into 8-bit digits c; over R ranks
+ * weights, moments and step, mixed with what must agree (the data's size,
+ * every setting that steers the steps or the epochs' control flow: a rank
+ * with another max_epochs or patience would wait in a collective the
+ * others never make), is cut into 8-bit digits c; over R ranks
  * (sum c)^2 == R sum c^2 exactly when all are equal (Cauchy-Schwarz; the
  * sums stay below 2^53 for R up to 65536, so they are exact). */
 static int ranks_agree(const iadsr_trainer *t, const char *when)
 {
-    int64_t cfg[8] = {t->n_users, t->n_positions, t->tp.batch_size,
-                      t->n_workers, t->tp.n_ranks, (int64_t)t->tp.seed,
-                      t->joint, (int64_t)t->n_floats};
-    uint64_t h = fnv_words(state_checksum(t), cfg, 2 * 8);
+    const iadsr_train_params *p = &t->tp;
+    int64_t cfg[12] = {t->n_users, t->n_positions, p->batch_size,
+                       t->n_workers, p->n_ranks, (int64_t)p->seed,
+                       t->joint, (int64_t)t->n_floats, p->max_epochs,
+                       p->patience, p->eval_every, p->split};
+    float fp[8] = {p->learning_rate, p->adam_beta1, p->adam_beta2,
+                   p->adam_eps, p->weight_decay, p->label_smoothing,
+                   p->history_penalty, 0.0f};
+    uint32_t dflags = t->joint ? t->dp.flags : 0u;
+    uint64_t h = fnv_words(state_checksum(t), cfg, 2 * 12);
+    h = fnv_words(h, fp, 8);
+    h = fnv_words(h, &dflags, 1);
+    if (t->joint) /* the loss weights and temperatures */
+        h = fnv_words(h, &t->dp.lambda_align, 4);
     double v[16];
     for (int k = 0; k < 8; k++) {
         double c = (double)((h >> (8 * k)) & 0xffu);
