@@ -625,6 +625,9 @@ ifneq ($(CLI_SRCS),)
 	$(INSTALL) -d -m 755 '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MANDIR)/man1'
 	$(INSTALL) -m 755 $(CLI_BIN) '$(DESTDIR)$(BINDIR)/iadsr'
 	$(INSTALL) -m 644 $(MAN_PAGE) '$(DESTDIR)$(MANDIR)/man1/iadsr.1'
+ifeq ($(MPI),1)
+	$(INSTALL) -m 755 $(CLI_MPI_BIN) '$(DESTDIR)$(BINDIR)/iadsr-mpi'
+endif
 endif
 
 uninstall:
@@ -638,6 +641,7 @@ uninstall:
 	      '$(DESTDIR)$(CMAKEDIR)/iadsrConfig.cmake' \
 	      '$(DESTDIR)$(CMAKEDIR)/iadsrConfigVersion.cmake' \
 	      '$(DESTDIR)$(BINDIR)/iadsr' \
+	      '$(DESTDIR)$(BINDIR)/iadsr-mpi' \
 	      '$(DESTDIR)$(MANDIR)/man1/iadsr.1'
 	@rmdir '$(DESTDIR)$(CMAKEDIR)' 2>/dev/null || true
 
