@@ -406,6 +406,48 @@ for _name, _proto in _PROTOS.items():
     setattr(_f, _name[len('iadsr_'):], _decl(_name, _proto[0], *_proto[1:]))
 del _name, _proto
 
+# Since 0.4: bound when the loaded library has them (a 0.3 library still
+# loads; the features that need them say so).
+_PROTOS_0_4 = {
+    'iadsr_trainer_checksum': (_C_INT, _P, ctypes.POINTER(ctypes.c_uint64)),
+}
+for _name, _proto in _PROTOS_0_4.items():
+    if hasattr(_lib, _name):
+        setattr(_f, _name[len('iadsr_'):],
+                _decl(_name, _proto[0], *_proto[1:]))
+del _name, _proto
+
+# iadsr_allreduce_fn (since 0.4): sum a buffer over the ranks, in place
+_ALLREDUCE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
+                                 ctypes.c_size_t, ctypes.c_int32,
+                                 ctypes.c_void_p)
+_TYPE_F32, _TYPE_F64 = 1, 2
+
+
+def _allreduce_callback(fn, errors):
+    """Wrap fn(buf) (sums buf over the ranks in place: a float32 or float64
+    numpy array, or without numpy a memoryview of format 'f' or 'd') as an
+    iadsr_allreduce_fn; an exception is kept in errors and fails the
+    library's call."""
+    def cb(buf, count, typ, user):
+        try:
+            if typ not in (_TYPE_F32, _TYPE_F64):
+                raise ValueError('unknown collective element type %d' % typ)
+            ct = ctypes.c_float if typ == _TYPE_F32 else ctypes.c_double
+            arr = (ct * count).from_address(buf)
+            if np is not None:
+                view = np.frombuffer(
+                    arr, dtype=np.float32 if typ == _TYPE_F32 else np.float64)
+            else:
+                view = memoryview(arr).cast('B').cast(
+                    'f' if typ == _TYPE_F32 else 'd')
+            fn(view)
+            return 0
+        except BaseException as e:  # noqa: B902 - re-raised by the caller
+            errors.append(e)
+            return -1
+    return _ALLREDUCE_FN(cb)
+
 # ---------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------
@@ -582,6 +624,35 @@ def _train_params(kw):
     if 'split' in kw:
         kw['split'] = _enum(kw['split'], SPLITS, 'split')
     return _set_fields(p, kw)
+
+
+def _collective_args(kw):
+    """Split allreduce / rank / n_ranks off the training kwargs."""
+    kw = dict(kw)
+    fn = kw.pop('allreduce', None)
+    rank = kw.pop('rank', 0)
+    n_ranks = kw.pop('n_ranks', 1)
+    if fn is None:
+        if rank != 0 or n_ranks != 1:
+            raise ValueError('rank and n_ranks need allreduce=')
+        return kw, None
+    if not callable(fn):
+        raise TypeError('allreduce must be callable')
+    if not hasattr(_f, 'trainer_checksum'):
+        raise IadsrError('iadsr_trainer_create', ERR_UNSUPPORTED,
+                         'distributed training needs libiadsr 0.4 '
+                         '(loaded: %s)' % version())
+    errors = []
+    return kw, {'cb': _allreduce_callback(fn, errors), 'errors': errors,
+                'rank': rank, 'n_ranks': n_ranks}
+
+
+def _set_collective(p, coll):
+    if coll is None:
+        return
+    p.allreduce = ctypes.cast(coll['cb'], ctypes.c_void_p).value
+    p.rank = _int_in(coll['rank'], _i32, 'rank')
+    p.n_ranks = _int_in(coll['n_ranks'], _i32, 'n_ranks')
 
 
 def _denoise_params(kw, base=None):
@@ -1777,6 +1848,20 @@ class Trainer(_Object):
     eval_every, n_threads, learning_rate, adam_beta1, adam_beta2, adam_eps,
     weight_decay, seed, label_smoothing, history_penalty.
 
+    Data-parallel training over processes (since libiadsr 0.4,
+    docs/DISTRIBUTED.md): allreduce=fn, rank=r, n_ranks=R, where fn(buf)
+    sums buf over the ranks in place and leaves the same values on every
+    rank (buf: a float32 or float64 numpy array, or a memoryview without
+    numpy).  With mpi4py:
+
+        def allreduce(buf):
+            comm.Reduce(MPI.IN_PLACE if rank == 0 else buf, buf, root=0)
+            comm.Bcast(buf, root=0)
+
+    Every rank builds its Trainer from the same model, data, settings and
+    seed, calls the same methods, and rank 0 saves.  An exception raised by
+    fn fails the call (it is re-raised there).
+
     One thread at a time: a call (fit, run_epoch, snapshot,
     snapshot_denoiser) while another thread is inside one raises
     ConcurrentUseError.  close() is safe at any time, also from the fit
@@ -1790,7 +1875,9 @@ class Trainer(_Object):
                   'between threads')
 
     def __init__(self, dataset, model, **train):
+        train, coll = _collective_args(train)
         p = _train_params(train)
+        _set_collective(p, coll)
         out = _out_handle()
         with _using(model, dataset) as (mp, dp):
             _call('trainer_create', ctypes.byref(out), mp, dp,
@@ -1798,6 +1885,7 @@ class Trainer(_Object):
         # dataset: may borrow host arrays (kept via the Dataset object)
         _Object.__init__(self, out.value, (dataset,))
         self.joint_training = False
+        self._collective = coll  # the callback must outlive the trainer
 
     @classmethod
     def joint(cls, dataset, model, semantic, user_semantic=None,
@@ -1822,7 +1910,9 @@ class Trainer(_Object):
         usem = user_semantic
         if usem is not None and not isinstance(usem, Semantic):
             usem = Semantic.from_array(usem)
+        train, coll = _collective_args(train)
         tp = _train_params(train)
+        _set_collective(tp, coll)
         dp = _denoise_params(denoise)
         out = _out_handle()
         with _using(model, dataset, sem, usem) as (mp, dsp, sp, up):
@@ -1831,13 +1921,26 @@ class Trainer(_Object):
         self = cls.__new__(cls)
         _Object.__init__(self, out.value, (dataset, sem, usem))
         self.joint_training = True
+        self._collective = coll
         return self
+
+    def _collective_error(self):
+        """Re-raise (once) what the allreduce callback raised."""
+        coll = getattr(self, '_collective', None)
+        if coll is not None and coll['errors']:
+            e = coll['errors'][0]
+            del coll['errors'][:]
+            raise e
 
     def run_epoch(self):
         """One epoch; returns the mean loss."""
         loss = _f64()
         with self._exclusive() as tp:
-            _call('trainer_run_epoch', tp, ctypes.byref(loss))
+            try:
+                _call('trainer_run_epoch', tp, ctypes.byref(loss))
+            except IadsrError:
+                self._collective_error()
+                raise
         return loss.value
 
     def fit(self, callback=None):
@@ -1859,8 +1962,15 @@ class Trainer(_Object):
         a handler of your own, or on another thread, signals are left
         alone."""
         with self._exclusive() as tp:
-            return _run_with_callback('trainer_fit', callback, (tp,),
-                                      stop=lambda: self.closed)
+            try:
+                done = _run_with_callback('trainer_fit', callback, (tp,),
+                                          stop=lambda: self.closed)
+            except IadsrError:
+                self._collective_error()
+                raise
+            # a failed collective also reads as a stop: say which it was
+            self._collective_error()
+            return done
 
     def snapshot(self):
         """The best validated model (or current weights without
@@ -1877,6 +1987,19 @@ class Trainer(_Object):
             _call('trainer_snapshot_denoiser', tp, ctypes.byref(a),
                   ctypes.byref(g))
         return Aligner._wrap(a.value), Gate._wrap(g.value)
+
+    @property
+    def checksum(self):
+        """64-bit checksum of the weights, Adam moments and step count
+        (iadsr_trainer_checksum, libiadsr 0.4): equal on ranks in step."""
+        if not hasattr(_f, 'trainer_checksum'):
+            raise IadsrError('iadsr_trainer_checksum', ERR_UNSUPPORTED,
+                             'needs libiadsr 0.4 (loaded: %s)' %
+                             version())
+        out = ctypes.c_uint64()
+        with self._exclusive() as tp:
+            _call('trainer_checksum', tp, ctypes.byref(out))
+        return out.value
 
     @property
     def epochs_done(self):

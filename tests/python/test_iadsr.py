@@ -149,6 +149,91 @@ class TestBasics(unittest.TestCase):
                          + e.detail)
 
 
+class TestDistributed(unittest.TestCase):
+    """Data-parallel training through a Python collective (ranks as
+    threads): 2 ranks of 1 thread take the steps of 1 trainer of 2
+    threads, bit for bit; an exception in the collective reaches fit()."""
+
+    def _collective(self, n):
+        slots = [None] * n
+        bar = threading.Barrier(n)
+
+        def make(r):
+            def allreduce(buf):
+                slots[r] = buf
+                bar.wait()
+                if iadsr.HAVE_NUMPY:
+                    total = slots[0].copy()
+                    for q in range(1, n):
+                        total += slots[q]
+                else:  # two ranks: a + b, rounded to the buffer's type
+                    total = [a + b for a, b in zip(slots[0], slots[1])]
+                bar.wait()
+                buf[:] = total if iadsr.HAVE_NUMPY else \
+                    memoryview(array.array(buf.format, total))
+                bar.wait()
+            return allreduce
+        return make
+
+    def _run(self, n, make, **kw):
+        out, errs = [None] * n, [None] * n
+        seqs = make_seqs()
+
+        def rank(r):
+            try:
+                with iadsr.Dataset.from_sequences(seqs) as ds:
+                    m = iadsr.Model.create(N_ITEMS, dim=16, max_seq_len=10,
+                                           seed=3)
+                    tr = iadsr.Trainer(ds, m, allreduce=make(r), rank=r,
+                                       n_ranks=n, max_epochs=2,
+                                       **dict(FAST, **kw))
+                    tr.fit()
+                    out[r] = (tr.snapshot().to_bytes(), tr.checksum)
+            except BaseException as e:  # noqa: B902
+                errs[r] = e
+        th = [threading.Thread(target=rank, args=(r,)) for r in range(n)]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join(300)
+        return out, errs
+
+    def test_two_ranks_equal_two_threads(self):
+        with iadsr.Dataset.from_sequences(make_seqs()) as ds:
+            m = iadsr.Model.create(N_ITEMS, dim=16, max_seq_len=10, seed=3)
+            tr = iadsr.Trainer(ds, m, n_threads=2, max_epochs=2, **FAST)
+            tr.fit()
+            one = (tr.snapshot().to_bytes(), tr.checksum)
+        out, errs = self._run(2, self._collective(2))
+        self.assertEqual(errs, [None, None])
+        self.assertEqual(out[0], one)
+        self.assertEqual(out[1], one)
+
+    def test_collective_exception_reaches_fit(self):
+        class Broken(Exception):
+            pass
+
+        def make(r):
+            def allreduce(buf):
+                raise Broken('rank %d' % r)
+            return allreduce
+        out, errs = self._run(2, make)
+        for e in errs:
+            self.assertIsInstance(e, Broken)
+
+    def test_arguments(self):
+        with iadsr.Dataset.from_sequences(make_seqs()) as ds:
+            m = iadsr.Model.create(N_ITEMS, dim=16, max_seq_len=10)
+            with self.assertRaises(ValueError):
+                iadsr.Trainer(ds, m, rank=1, n_ranks=2)
+            with self.assertRaises(TypeError):
+                iadsr.Trainer(ds, m, allreduce=3, n_ranks=2)
+            with self.assertRaises(iadsr.IadsrError) as cm:
+                iadsr.Trainer(ds, m, allreduce=lambda b: None, rank=2,
+                              n_ranks=2)
+            self.assertEqual(cm.exception.status, iadsr.ERR_INVALID_ARG)
+
+
 class TestPrototypes(unittest.TestCase):
     """The binding's ctypes prototypes against include/iadsr.h: a function
     whose parameter list changes in the header must change here too."""
