@@ -434,15 +434,15 @@ START_TEST(test_collective_failure)
 END_TEST
 
 /* Ranks that start from other seeds, other data, other epoch limits (they
- * would wait in collectives the others never make) or other learning
- * rates are refused together, before the first step. */
+ * would wait in collectives the others never make), other learning rates
+ * or the same rank number are refused together, before the first step. */
 START_TEST(test_ranks_disagree)
 {
     iadsr_dataset *d = data();
     iadsr_dataset *d2 = tu_synth(tu_light() ? 121 : 301, NI, 6, 5, 20, 5);
     iadsr_model *m = tu_model(NI, 3);
     rank_state proto, st[2];
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         comm c;
         pthread_t th[2];
         proto_init(&proto, m, d, 2);
@@ -464,8 +464,10 @@ START_TEST(test_ranks_disagree)
             st[1].data = d2;
         else if (k == 2)
             st[1].tp.max_epochs = 3;
-        else
+        else if (k == 3)
             st[1].tp.learning_rate *= 2.0f;
+        else
+            st[1].tp.rank = 0; /* two ranks 0 */
         for (int r = 0; r < 2; r++)
             ck_assert_int_eq(
                 pthread_create(&th[r], NULL, rank_main, &st[r]), 0);

@@ -1182,13 +1182,24 @@ static int ranks_agree(const iadsr_trainer *t, const char *when)
     h = fnv_words(h, &dflags, 1);
     if (t->joint) /* the loss weights and temperatures */
         h = fnv_words(h, &t->dp.lambda_align, 4);
-    double v[16];
+    /* and the ranks: each of 0..R-1 once (two ranks that both call
+     * themselves 0 would compute the same shares twice and others never);
+     * the sums of r and r^2 catch every duplicate of one rank */
+    double v[18], R = (double)p->n_ranks;
     for (int k = 0; k < 8; k++) {
         double c = (double)((h >> (8 * k)) & 0xffu);
         v[k] = c;
         v[8 + k] = c * c;
     }
-    TRY(dist_sum(t, v, 16, "comparing the ranks' states"));
+    v[16] = (double)p->rank;
+    v[17] = (double)p->rank * (double)p->rank;
+    TRY(dist_sum(t, v, 18, "comparing the ranks' states"));
+    if (v[16] != R * (R - 1.0) / 2.0 ||
+        v[17] != (R - 1.0) * R * (2.0 * R - 1.0) / 6.0)
+        return iadsr__err(IADSR_ERR_MISMATCH,
+                          "trainer_fit: the ranks are not 0..%d, each once "
+                          "(this one says rank %d)",
+                          (int)p->n_ranks - 1, (int)p->rank);
     for (int k = 0; k < 8; k++)
         if (v[k] * v[k] != (double)t->tp.n_ranks * v[8 + k])
             return iadsr__err(IADSR_ERR_MISMATCH,
