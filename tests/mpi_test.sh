@@ -163,53 +163,48 @@ $MPIRUN -np 1 "$MPI_BIN" train $T --out one_rank.iadsr --threads 2 \
     --distributed 2>/dev/null || bad "mpirun -np 1"
 same one2.iadsr one_rank.iadsr "1 rank x 2 threads vs 2 threads"
 
-# 8. SIGUSR1 to mpirun (it forwards it): every rank stops after the
-#    epoch, rank 0 saves the best model so far
-mpirun --oversubscribe -np 2 "$MPI_BIN" train --data s.txt --epochs 100000 \
-    --patience 0 --out sig.iadsr --log sig.jsonl --distributed \
-    >/dev/null 2>sig.err &
-pid=$!
-n=0
-while [ $n -lt 600 ] && ! grep -q '"epoch":2,' sig.jsonl 2>/dev/null; do
-    sleep 0.1
-    n=$((n + 1))
-done
-kill -USR1 $pid 2>/dev/null
-n=0
-while kill -0 $pid 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
-if kill -0 $pid 2>/dev/null; then
-    kill -9 $pid
-    bad "SIGUSR1: mpirun still running"
-else
-    wait $pid
-    if [ -s sig.iadsr ] && grep -q '"status":"interrupted"' sig.jsonl; then ok
-    else bad "SIGUSR1: no model saved or no summary"; cat sig.err >&2; fi
-fi
+# A training of many epochs under mpirun (extra mpirun options first),
+# sent signal $1 once epoch 2 is logged: every rank must stop after an
+# epoch and rank 0 save the best model so far.
+graceful_stop() {
+    sig=$1
+    shift
+    rm -f sig.iadsr sig.jsonl
+    mpirun --oversubscribe "$@" -np 2 "$MPI_BIN" train --data s.txt \
+        --epochs 100000 --patience 0 --out sig.iadsr --log sig.jsonl \
+        --distributed >/dev/null 2>sig.err &
+    pid=$!
+    n=0
+    while [ $n -lt 600 ] && ! grep -q '"epoch":2,' sig.jsonl 2>/dev/null; do
+        sleep 0.1
+        n=$((n + 1))
+    done
+    kill -"$sig" $pid 2>/dev/null
+    n=0
+    while kill -0 $pid 2>/dev/null && [ $n -lt 600 ]; do
+        sleep 0.1
+        n=$((n + 1))
+    done
+    if kill -0 $pid 2>/dev/null; then
+        kill -9 $pid
+        bad "SIG$sig: mpirun still running"
+    else
+        wait $pid
+        if [ -s sig.iadsr ] && grep -q '"status":"interrupted"' sig.jsonl; then
+            ok
+        else
+            bad "SIG$sig to mpirun: no model saved or no summary"
+            cat sig.err >&2
+        fi
+    fi
+}
 
+# 8. SIGUSR1 to mpirun (it forwards it to every rank)
+graceful_stop USR1
 # 9. Ctrl-C (SIGINT) to mpirun: Open MPI sends the ranks SIGTERM, then
 #    SIGKILL odls_base_sigkill_timeout seconds later; the ranks stop after
 #    the epoch on SIGTERM and rank 0 saves, if that fits in the timeout
-rm -f sig.iadsr sig.jsonl
-mpirun --oversubscribe --mca odls_base_sigkill_timeout 5 -np 2 "$MPI_BIN" \
-    train --data s.txt --epochs 100000 --patience 0 --out sig.iadsr \
-    --log sig.jsonl --distributed >/dev/null 2>sig.err &
-pid=$!
-n=0
-while [ $n -lt 600 ] && ! grep -q '"epoch":2,' sig.jsonl 2>/dev/null; do
-    sleep 0.1
-    n=$((n + 1))
-done
-kill -INT $pid 2>/dev/null
-n=0
-while kill -0 $pid 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
-if kill -0 $pid 2>/dev/null; then
-    kill -9 $pid
-    bad "SIGINT: mpirun still running"
-else
-    wait $pid
-    if [ -s sig.iadsr ] && grep -q '"status":"interrupted"' sig.jsonl; then ok
-    else bad "SIGINT to mpirun: no model saved or no summary"; cat sig.err >&2; fi
-fi
+graceful_stop INT --mca odls_base_sigkill_timeout 5
 
 echo "mpi_test: $pass passed, $fail failed"
 [ $fail -eq 0 ]

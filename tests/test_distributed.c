@@ -117,15 +117,21 @@ static void *rank_main(void *arg)
     return NULL;
 }
 
+/* Changes one rank's state before it starts (run_ranks_ex). */
+typedef void (*rank_edit)(rank_state *s, int rank, void *arg);
+
 /* Run @p n ranks (threads) from @p proto, which says everything but the
- * rank; with n == 1 and no collective, one ordinary process. */
-static void run_ranks(rank_state *st, int n, const rank_state *proto,
-                      int use_collective, comm *c)
+ * rank; with n == 1 and no collective, one ordinary process. Every rank's
+ * collective call number @p fail_at fails (0: none); @p edit, if given,
+ * changes each rank's state before it starts. */
+static void run_ranks_ex(rank_state *st, int n, const rank_state *proto,
+                         int use_collective, comm *c, int fail_at,
+                         rank_edit edit, void *arg)
 {
     pthread_t th[MAXR];
     memset(c, 0, sizeof *c);
     c->n = n;
-    c->fail_at = 0;
+    c->fail_at = fail_at;
     ck_assert_int_eq(pthread_barrier_init(&c->bar, NULL, (unsigned)n), 0);
     for (int r = 0; r < n; r++) {
         st[r] = *proto;
@@ -137,6 +143,8 @@ static void run_ranks(rank_state *st, int n, const rank_state *proto,
             st[r].tp.rank = r;
             st[r].tp.n_ranks = n;
         }
+        if (edit)
+            edit(&st[r], r, arg);
     }
     for (int r = 0; r < n; r++)
         ck_assert_int_eq(pthread_create(&th[r], NULL, rank_main, &st[r]), 0);
@@ -144,6 +152,12 @@ static void run_ranks(rank_state *st, int n, const rank_state *proto,
         pthread_join(th[r], NULL);
     pthread_barrier_destroy(&c->bar);
     ck_assert_int_eq(c->disagreed, 0);
+}
+
+static void run_ranks(rank_state *st, int n, const rank_state *proto,
+                      int use_collective, comm *c)
+{
+    run_ranks_ex(st, n, proto, use_collective, c, 0, NULL, NULL);
 }
 
 static void free_ranks(rank_state *st, int n)
@@ -349,6 +363,12 @@ START_TEST(test_early_stopping_together)
 }
 END_TEST
 
+static void stop_on_rank1(rank_state *s, int rank, void *arg)
+{
+    (void)arg;
+    s->stop_at_epoch = rank == 1 ? 2 : 0; /* only rank 1 asks to stop */
+}
+
 START_TEST(test_callback_stop_on_one_rank)
 {
     iadsr_dataset *d = data();
@@ -356,27 +376,7 @@ START_TEST(test_callback_stop_on_one_rank)
     rank_state proto, st[3];
     comm c;
     proto_init(&proto, m, d, 6);
-    proto.stop_at_epoch = 0;
-    /* only rank 1 asks to stop, after epoch 2 */
-    pthread_t th[3];
-    memset(&c, 0, sizeof c);
-    c.n = 3;
-    ck_assert_int_eq(pthread_barrier_init(&c.bar, NULL, 3), 0);
-    for (int r = 0; r < 3; r++) {
-        st[r] = proto;
-        st[r].c = &c;
-        st[r].rank = r;
-        st[r].tp.allreduce = fake_allreduce;
-        st[r].tp.allreduce_user = &st[r];
-        st[r].tp.rank = r;
-        st[r].tp.n_ranks = 3;
-        st[r].stop_at_epoch = r == 1 ? 2 : 0;
-    }
-    for (int r = 0; r < 3; r++)
-        ck_assert_int_eq(pthread_create(&th[r], NULL, rank_main, &st[r]), 0);
-    for (int r = 0; r < 3; r++)
-        pthread_join(th[r], NULL);
-    pthread_barrier_destroy(&c.bar);
+    run_ranks_ex(st, 3, &proto, 1, &c, 0, stop_on_rank1, NULL);
     for (int r = 0; r < 3; r++) {
         ck_assert_int_eq(st[r].rc, IADSR_ERR_ABORTED);
         ck_assert_int_eq(st[r].epochs, 2);
@@ -403,26 +403,7 @@ START_TEST(test_collective_failure)
     free_ranks(st, 2);
     int at[] = {1, 2, 3, total - 1, total};
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
-        pthread_t th[2];
-        memset(&c, 0, sizeof c);
-        c.n = 2;
-        c.fail_at = at[i];
-        ck_assert_int_eq(pthread_barrier_init(&c.bar, NULL, 2), 0);
-        for (int r = 0; r < 2; r++) {
-            st[r] = proto;
-            st[r].c = &c;
-            st[r].rank = r;
-            st[r].tp.allreduce = fake_allreduce;
-            st[r].tp.allreduce_user = &st[r];
-            st[r].tp.rank = r;
-            st[r].tp.n_ranks = 2;
-        }
-        for (int r = 0; r < 2; r++)
-            ck_assert_int_eq(
-                pthread_create(&th[r], NULL, rank_main, &st[r]), 0);
-        for (int r = 0; r < 2; r++)
-            pthread_join(th[r], NULL);
-        pthread_barrier_destroy(&c.bar);
+        run_ranks_ex(st, 2, &proto, 1, &c, at[i], NULL, NULL);
         for (int r = 0; r < 2; r++) {
             ck_assert_int_eq(st[r].rc, IADSR_ERR_ABORTED);
             ck_assert_ptr_null(st[r].snap);
@@ -436,44 +417,40 @@ END_TEST
 /* Ranks that start from other seeds, other data, other epoch limits (they
  * would wait in collectives the others never make), other learning rates
  * or the same rank number are refused together, before the first step. */
+typedef struct disagree {
+    int k;
+    const iadsr_dataset *other;
+} disagree;
+
+/* Rank 1 differs from rank 0 in one way (the k-th). */
+static void differ_on_rank1(rank_state *s, int rank, void *arg)
+{
+    const disagree *g = arg;
+    if (rank != 1)
+        return;
+    if (g->k == 0)
+        s->tp.seed = 2;
+    else if (g->k == 1)
+        s->data = g->other;
+    else if (g->k == 2)
+        s->tp.max_epochs = 3;
+    else if (g->k == 3)
+        s->tp.learning_rate *= 2.0f;
+    else
+        s->tp.rank = 0; /* two ranks 0 */
+}
+
 START_TEST(test_ranks_disagree)
 {
     iadsr_dataset *d = data();
     iadsr_dataset *d2 = tu_synth(tu_light() ? 121 : 301, NI, 6, 5, 20, 5);
     iadsr_model *m = tu_model(NI, 3);
     rank_state proto, st[2];
+    proto_init(&proto, m, d, 2);
     for (int k = 0; k < 5; k++) {
         comm c;
-        pthread_t th[2];
-        proto_init(&proto, m, d, 2);
-        memset(&c, 0, sizeof c);
-        c.n = 2;
-        ck_assert_int_eq(pthread_barrier_init(&c.bar, NULL, 2), 0);
-        for (int r = 0; r < 2; r++) {
-            st[r] = proto;
-            st[r].c = &c;
-            st[r].rank = r;
-            st[r].tp.allreduce = fake_allreduce;
-            st[r].tp.allreduce_user = &st[r];
-            st[r].tp.rank = r;
-            st[r].tp.n_ranks = 2;
-        }
-        if (k == 0)
-            st[1].tp.seed = 2;
-        else if (k == 1)
-            st[1].data = d2;
-        else if (k == 2)
-            st[1].tp.max_epochs = 3;
-        else if (k == 3)
-            st[1].tp.learning_rate *= 2.0f;
-        else
-            st[1].tp.rank = 0; /* two ranks 0 */
-        for (int r = 0; r < 2; r++)
-            ck_assert_int_eq(
-                pthread_create(&th[r], NULL, rank_main, &st[r]), 0);
-        for (int r = 0; r < 2; r++)
-            pthread_join(th[r], NULL);
-        pthread_barrier_destroy(&c.bar);
+        disagree g = {k, d2};
+        run_ranks_ex(st, 2, &proto, 1, &c, 0, differ_on_rank1, &g);
         for (int r = 0; r < 2; r++) {
             ck_assert_int_eq(st[r].rc, IADSR_ERR_MISMATCH);
             ck_assert_int_eq(st[r].epochs, 0);
