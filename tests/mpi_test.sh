@@ -129,6 +129,20 @@ $MPIRUN -np 3 "$MPI_BIN" denoise --model twoj.iadsr --semantic sem.npy \
     2>&1 || bad "mpirun -np 3 denoise --theta"
 same clean1t.txt clean3t.txt "denoise --theta, 3 ranks"
 
+# user rows (--user-semantic): each rank takes its block's rows
+if "$PY" -c 'import numpy' 2>/dev/null; then
+    "$PY" -c "
+import numpy as np
+n = sum(1 for l in open('s.txt') if l.strip())
+d = np.load('sem.npy').shape[1]
+np.save('usem.npy', np.random.default_rng(1).standard_normal((n, d)).astype(np.float32))"
+    U="--model twoj.iadsr --semantic sem.npy --user-semantic usem.npy --data s.txt"
+    "$IADSR" denoise $U --out cleanu1.txt >/dev/null 2>&1 || bad "denoise --user-semantic"
+    $MPIRUN -np 3 "$MPI_BIN" denoise $U --out cleanu3.txt --distributed \
+        >/dev/null 2>&1 || bad "mpirun denoise --user-semantic"
+    same cleanu1.txt cleanu3.txt "denoise --user-semantic, 3 ranks"
+fi
+
 # 6. one rank fails before training: every rank ends (no hang), non-zero
 $MPIRUN -np 1 "$MPI_BIN" train $T --out f.iadsr --distributed : \
     -np 1 "$MPI_BIN" train --data missing.txt --epochs 4 --out f.iadsr \

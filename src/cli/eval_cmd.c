@@ -868,17 +868,16 @@ int cmd_recommend(int argc, char **argv)
         /* the default: the model's history-repeat record decides */
         int32_t rep = iadsr_model_history_repeats(m);
         excl = rep == 0;
-        if (!distributed || cli_dist_rank() == 0)
-        fprintf(stderr, "iadsr: %s: %s each user's history (%s; "
-                        "--%s-history to choose)\n",
-                cmd, excl ? "excluding" : "including",
-                rep == 0   ? "no training sequence of the model repeated an "
-                             "item"
-                : rep == 1 ? "training sequences of the model repeated "
-                             "items"
-                           : "the model does not record whether its "
-                             "training data repeated items",
-                excl ? "include" : "exclude");
+        const char *why =
+            rep == 0   ? "no training sequence of the model repeated an item"
+            : rep == 1 ? "training sequences of the model repeated items"
+                       : "the model does not record whether its training "
+                         "data repeated items";
+        if (!distributed || cli_dist_rank() == 0) /* said once */
+            fprintf(stderr, "iadsr: %s: %s each user's history (%s; "
+                            "--%s-history to choose)\n",
+                    cmd, excl ? "excluding" : "including", why,
+                    excl ? "include" : "exclude");
     }
     rc = iadsr_ctx_create(&ctx, m, NULL);
     if (rc != IADSR_OK) {
