@@ -9,44 +9,38 @@
 # SPDX-License-Identifier: MIT
 set -u
 
-IADSR=${1:-bin/iadsr}
 MPI_BIN=${2:-bin/iadsr-mpi}
-case $IADSR in /*) ;; *) IADSR=$PWD/$IADSR ;; esac
 case $MPI_BIN in /*) ;; *) MPI_BIN=$PWD/$MPI_BIN ;; esac
 command -v mpirun >/dev/null 2>&1 || {
     echo "mpi_test: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)" >&2
     exit 1
 }
+# the scratch directory, counters, ok and bad of the CLI tests
+NAME=mpi_test
+. "$(dirname "$0")/cli_harness.sh"
+IADSR=$BIN
 # CI runs as root in a container: allow it, keep to shared memory, and do
 # without the cross-process copy that containers usually forbid
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_rmaps_base_oversubscribe=1
-export OPENBLAS_NUM_THREADS=1
 MPIRUN="timeout 300 mpirun --oversubscribe"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/iadsr-mpi.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "mpi_test: FAIL: $*" >&2; }
 same() { # same FILE_A FILE_B WHAT
     if cmp -s "$1" "$2"; then ok; else bad "$3: $1 and $2 differ"; fi
 }
 
 "$IADSR" synth --out s.txt --users 600 --items 200 --seed 5 \
     --semantic-out sem.npy >/dev/null 2>&1 || { echo "mpi_test: synth failed" >&2; exit 1; }
-T="--data s.txt --epochs 4 --patience 0 --quiet"
+TOPTS="--data s.txt --epochs 4 --patience 0 --quiet"
 
 # 1. plain training: N ranks x 1 thread = one process x N threads, bit for bit
-"$IADSR" train $T --out one2.iadsr --threads 2 2>/dev/null || bad "train --threads 2"
-$MPIRUN -np 2 "$MPI_BIN" train $T --out two.iadsr --threads 1 --distributed \
+"$IADSR" train $TOPTS --out one2.iadsr --threads 2 2>/dev/null || bad "train --threads 2"
+$MPIRUN -np 2 "$MPI_BIN" train $TOPTS --out two.iadsr --threads 1 --distributed \
     2>/dev/null || bad "mpirun -np 2 train"
 same one2.iadsr two.iadsr "2 ranks vs 2 threads"
-"$IADSR" train $T --out one3.iadsr --threads 3 2>/dev/null || bad "train --threads 3"
-$MPIRUN -np 3 "$MPI_BIN" train $T --out three.iadsr --threads 1 --distributed \
+"$IADSR" train $TOPTS --out one3.iadsr --threads 3 2>/dev/null || bad "train --threads 3"
+$MPIRUN -np 3 "$MPI_BIN" train $TOPTS --out three.iadsr --threads 1 --distributed \
     2>/dev/null || bad "mpirun -np 3 train"
 # with 3 ranks MPI may group the ranks' partial sums otherwise than one
 # process adds its 3 workers ((g0 + g1) + g2): equal within float rounding
@@ -70,13 +64,13 @@ for a, b in (("i1.npy", "i3.npy"), ("u1.npy", "u3.npy")):
 PYEOF
     then ok; else bad "3 ranks vs 3 threads: beyond 1e-4"; fi
 else
-    echo "mpi_test: numpy not found, 3-rank tolerance check skipped" >&2
+    skipped=$((skipped + 1))
 fi
 
 # 2. IADSR joint training (the detector gate, hold-out, back-off)
-"$IADSR" train $T --semantic sem.npy --out onej.iadsr --threads 2 2>/dev/null ||
+"$IADSR" train $TOPTS --semantic sem.npy --out onej.iadsr --threads 2 2>/dev/null ||
     bad "train --semantic --threads 2"
-$MPIRUN -np 2 "$MPI_BIN" train $T --semantic sem.npy --out twoj.iadsr \
+$MPIRUN -np 2 "$MPI_BIN" train $TOPTS --semantic sem.npy --out twoj.iadsr \
     --threads 1 --distributed 2>/dev/null || bad "mpirun -np 2 train --semantic"
 same onej.iadsr twoj.iadsr "joint: 2 ranks vs 2 threads"
 
@@ -141,10 +135,12 @@ np.save('usem.npy', np.random.default_rng(1).standard_normal((n, d)).astype(np.f
     $MPIRUN -np 3 "$MPI_BIN" denoise $U --out cleanu3.txt --distributed \
         >/dev/null 2>&1 || bad "mpirun denoise --user-semantic"
     same cleanu1.txt cleanu3.txt "denoise --user-semantic, 3 ranks"
+else
+    skipped=$((skipped + 1))
 fi
 
 # 6. one rank fails before training: every rank ends (no hang), non-zero
-$MPIRUN -np 1 "$MPI_BIN" train $T --out f.iadsr --distributed : \
+$MPIRUN -np 1 "$MPI_BIN" train $TOPTS --out f.iadsr --distributed : \
     -np 1 "$MPI_BIN" train --data missing.txt --epochs 4 --out f.iadsr \
     --distributed >/dev/null 2>&1
 rc=$?
@@ -159,7 +155,7 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ]; then ok; else
 
 # 7. several ranks without --distributed, or a command that does not
 #    split its work: refused with a usage error
-$MPIRUN -np 2 "$MPI_BIN" train $T --out x.iadsr >/dev/null 2>err.txt
+$MPIRUN -np 2 "$MPI_BIN" train $TOPTS --out x.iadsr >/dev/null 2>err.txt
 rc=$?
 if [ $rc -eq 2 ] && grep -q "with --distributed" err.txt && [ ! -e x.iadsr ]; then
     ok; else bad "no --distributed: exit $rc"; fi
@@ -168,12 +164,12 @@ $MPIRUN -np 2 "$MPI_BIN" eval --model two.iadsr --data s.txt --distributed \
 rc=$?
 if [ $rc -eq 2 ]; then ok; else bad "eval --distributed: exit $rc"; fi
 # the plain binary has no MPI
-"$IADSR" train $T --out x.iadsr --distributed >/dev/null 2>err.txt
+"$IADSR" train $TOPTS --out x.iadsr --distributed >/dev/null 2>err.txt
 rc=$?
 if [ $rc -eq 2 ] && grep -q "make MPI=1" err.txt; then ok; else
     bad "bin/iadsr --distributed: exit $rc"; fi
 # one rank of the MPI binary is an ordinary run
-$MPIRUN -np 1 "$MPI_BIN" train $T --out one_rank.iadsr --threads 2 \
+$MPIRUN -np 1 "$MPI_BIN" train $TOPTS --out one_rank.iadsr --threads 2 \
     --distributed 2>/dev/null || bad "mpirun -np 1"
 same one2.iadsr one_rank.iadsr "1 rank x 2 threads vs 2 threads"
 
@@ -220,5 +216,4 @@ graceful_stop USR1
 #    the epoch on SIGTERM and rank 0 saves, if that fits in the timeout
 graceful_stop INT --mca odls_base_sigkill_timeout 5
 
-echo "mpi_test: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish "no numpy for /usr/bin/python3"

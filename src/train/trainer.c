@@ -618,7 +618,9 @@ static void slice_reduce(void *arg)
         for (size_t j = 0; j < n; j++)
             g[j] += gi[j];
     }
-    sl->finite = iadsr__all_finite(g, n);
+    /* distributed, only the sum over the ranks is checked (slice_finite) */
+    if (!t->tp.allreduce)
+        sl->finite = iadsr__all_finite(g, n);
 }
 
 static void slice_finite(void *arg)
