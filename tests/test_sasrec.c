@@ -1575,6 +1575,89 @@ START_TEST(test_xent_smoothing_history_grad)
 }
 END_TEST
 
+/* Rows without a target (the detector's inserted items) have no gradient:
+ * the AVX-512 path skips them in its two gradient products. Many such rows
+ * at every place in a chunk (so the chunk's head keeps 0-3 spare target
+ * rows and its tail 0-3 rows), several chunk sizes: every row's
+ * log-sum-exp, the loss and both gradients agree with the BLAS path, and
+ * the dH rows of rows without a target are left exactly as they were. */
+START_TEST(test_xent_rows_without_target)
+{
+    enum { R = 61, D = 32, N = 70 };
+    /* the fast path takes chunks of a multiple of 8 rows; the row counts
+     * leave the last chunk 1-4 rows over a multiple of 4 */
+    static const int chunks[] = {8, 16, 64};
+    iadsr__rng rng;
+    iadsr__rng_seed(&rng, 91);
+    float *h = falloc(R * D), *e = falloc(N * D);
+    int32_t tg[R], items[R], first[R];
+    for (int i = 0; i < R * D; i++)
+        h[i] = 0.4f * (float)iadsr__rng_normal(&rng);
+    for (int i = 0; i < N * D; i++)
+        e[i] = 0.4f * (float)iadsr__rng_normal(&rng);
+    for (int r = 0; r < R; r++) {
+        /* runs of target-less rows of length 1-3, and every third row */
+        int none = (r % 3 == 1) || (r >= 20 && r < 23) || (r >= 40 && r < 42);
+        tg[r] = none ? 0 : 1 + (int32_t)iadsr__rng_below(&rng, N);
+        items[r] = 1 + (int32_t)iadsr__rng_below(&rng, N);
+        first[r] = r < 30 ? 0 : 30;
+    }
+    int ldt = iadsr__xent_ldt(N);
+    float *et = falloc((size_t)ldt * D);
+    iadsr__xent_transpose(e, N, D, et, ldt);
+    int fast_ok = iadsr__xent_fast_ok(D);
+    for (int nr = R - 3; nr <= R; nr++)
+    for (size_t ci = 0; ci < sizeof chunks / sizeof chunks[0]; ci++) {
+        int CH = chunks[ci];
+        float *scr = falloc(iadsr__xent_scratch_floats(CH, ldt, D, N, R));
+        float *dh[2], *de[2], lse[2][R];
+        double loss[2] = {0, 0};
+        for (int fast = 0; fast <= fast_ok; fast++) {
+            dh[fast] = falloc(R * D);
+            de[fast] = falloc(N * D);
+            for (int i = 0; i < R * D; i++) /* dH is added to */
+                dh[fast][i] = (float)(i % 7) - 3.0f;
+            iadsr__xent_args a = {.h = h, .n_rows = nr, .d = D, .targets = tg,
+                                  .e1 = e, .et = et, .n_items = N,
+                                  .ldt = ldt, .chunk = CH, .fast = fast,
+                                  .scale = 0.05f, .dh = dh[fast],
+                                  .de1 = de[fast], .smooth = 0.1f,
+                                  .hist_weight = 0.5f, .hist_items = items,
+                                  .hist_first = first, .hist_cap = R,
+                                  .lse = lse[fast]};
+            loss[fast] = iadsr__xent(&a, scr, 1);
+            for (int r = 0; r < R; r++)
+                if (tg[r] == 0 || r >= nr)
+                    for (int k = 0; k < D; k++)
+                        ck_assert_msg(dh[fast][r * D + k] ==
+                                          (float)((r * D + k) % 7) - 3.0f,
+                                      "rows %d chunk %d fast %d: row %d "
+                                      "without a target got a gradient",
+                                      nr, CH, fast, r);
+        }
+        if (fast_ok) {
+            ck_assert_msg(fabs(loss[1] - loss[0]) < 1e-5 * fabs(loss[0]),
+                          "rows %d chunk %d: loss %.9g vs %.9g", nr, CH,
+                          loss[1], loss[0]);
+            for (int r = 0; r < nr; r++)
+                ck_assert(fabsf(lse[1][r] - lse[0][r]) < 1e-5f);
+            for (int i = 0; i < R * D; i++)
+                ck_assert_msg(fabsf(dh[1][i] - dh[0][i]) < 1e-5f,
+                              "rows %d chunk %d: dh[%d] %g vs %g", nr, CH, i,
+                              (double)dh[1][i], (double)dh[0][i]);
+            for (int i = 0; i < N * D; i++)
+                ck_assert_msg(fabsf(de[1][i] - de[0][i]) < 1e-5f,
+                              "rows %d chunk %d: de[%d] %g vs %g", nr, CH, i,
+                              (double)de[1][i], (double)de[0][i]);
+        }
+        for (int fast = 0; fast <= fast_ok; fast++)
+            free(dh[fast]), free(de[fast]);
+        free(scr);
+    }
+    free(h), free(e), free(et);
+}
+END_TEST
+
 Suite *suite_sasrec(void)
 {
     Suite *s = suite_create("sasrec");
@@ -1605,6 +1688,7 @@ Suite *suite_sasrec(void)
     tcase_add_test(tk, test_kernel_erff);
     tcase_add_test(tk, test_kernel_xent_rows);
     tcase_add_test(tk, test_xent_smoothing_history_grad);
+    tcase_add_test(tk, test_xent_rows_without_target);
     suite_add_tcase(s, tk);
     return s;
 }

@@ -274,6 +274,10 @@ typedef struct {
     int32_t *seen;/* history penalty: n stamps (row + 1 that saw the item) */
     int32_t *hc;  /* history penalty: hist_cap distinct items of a row */
     float *hp;    /* ... and their p_c */
+    int32_t *perm;/* fast path with gradient: chunk row order (see run_part) */
+    float *ltmp;  /* ... its log-sum-exps in that order (chunk) */
+    float *dtmp;  /* ... dH rows of the head's target rows (chunk x d) */
+    float *side;  /* ... up to 4 logit rows for k_dh (4 x ldt) */
     double loss;
 } part;
 
@@ -282,8 +286,10 @@ typedef struct {
  * p_j = zb_j / scale + q_j. For the distinct history items c of a row
  * (target excluded) the loss gains w * -log(1 - p_c), whose gradient with
  * respect to the logits is sum_c a_c (e_c - p), a_c = w p_c / (1 - p_c).
+ * perm (NULL = identity) maps logit row i to row r0 + perm[i].
  * Returns the added loss. */
-static double history_penalty(part *pt, float *zb, int ld, int r0, int c)
+static double history_penalty(part *pt, float *zb, int ld, int r0, int c,
+                              const int32_t *perm)
 {
     const iadsr__xent_args *a = pt->a;
     int n = a->n_items;
@@ -291,7 +297,7 @@ static double history_penalty(part *pt, float *zb, int ld, int r0, int c)
     float qu = a->smooth / (float)n; /* q_j off the target */
     double loss = 0.0;
     for (int i = 0; i < c; i++) {
-        int r = r0 + i;
+        int r = r0 + (perm ? perm[i] : i);
         int32_t t = a->targets[r];
         if (t <= 0 || t > n)
             continue;
@@ -333,6 +339,113 @@ static double history_penalty(part *pt, float *zb, int ld, int r0, int c)
     return loss;
 }
 
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+/* One chunk of rows [r0, r0 + c) on the AVX-512 kernels. Every row's
+ * logits are computed (the log-sum-exps serve rows without a target too),
+ * but a row without a target has a zero gradient, so with the gradient the
+ * two gradient products skip such rows (the detector's inserted items,
+ * about one row in seven of a joint step). The result is bit for bit the
+ * one of running them over every row: each row's logits and dH are
+ * computed on their own by the same kernel as before (k_dh for the head,
+ * rows [0, c4); the BLAS for the tail, the last c % 4 rows), and dE sums
+ * the non-zero rows in their original order (a zero row adds exactly 0).
+ * So the chunk is laid out as: the head's rows with a target (in order),
+ * the tail, then the head's rows without one. */
+static void fast_chunk(part *p, int r0, int c, int grad)
+{
+    const iadsr__xent_args *a = p->a;
+    int d = a->d, n = a->n_items, ldt = a->ldt;
+    int cp = (c + MR - 1) / MR * MR; /* k_logits takes MR rows at a time */
+    int c4 = c / 4 * 4;
+    const int32_t *tg = a->targets + r0;
+    const float *hc = a->h + (size_t)r0 * (size_t)d;
+    int m = 0; /* the head's rows with a target */
+    for (int i = 0; i < c4; i++)
+        m += tg[i] > 0 && tg[i] <= n;
+    int permute = grad && m < c4;
+    if (permute) {
+        int q = 0;
+        for (int i = 0; i < c4; i++)
+            if (tg[i] > 0 && tg[i] <= n)
+                p->perm[q++] = i;
+        for (int i = c4; i < c; i++)
+            p->perm[q++] = i;
+        for (int i = 0; i < c4; i++)
+            if (!(tg[i] > 0 && tg[i] <= n))
+                p->perm[q++] = i;
+        for (int i = 0; i < c; i++) {
+            memcpy(p->hpad + (size_t)i * (size_t)d,
+                   hc + (size_t)p->perm[i] * (size_t)d, (size_t)d * sizeof(float));
+            p->tpad[i] = tg[p->perm[i]];
+        }
+    } else {
+        memcpy(p->hpad, hc, (size_t)c * (size_t)d * sizeof(float));
+        memcpy(p->tpad, tg, (size_t)c * sizeof(int32_t));
+    }
+    /* pad to a multiple of MR rows (zero rows, no target) */
+    memset(p->hpad + (size_t)c * (size_t)d, 0,
+           (size_t)(cp - c) * (size_t)d * sizeof(float));
+    for (int i = c; i < cp; i++)
+        p->tpad[i] = 0;
+    k_logits(p->hpad, cp, d, a->et, ldt, p->zbuf);
+    float *lse = a->lse ? (permute ? p->ltmp : a->lse + r0) : NULL;
+    /* rows without a target add no loss, so the sum is the same in
+     * either order */
+    p->loss += iadsr__xent_rows_lse_ld(p->zbuf, c, n, ldt, p->tpad, a->scale,
+                                       a->smooth, grad, lse);
+    if (permute && a->lse)
+        for (int i = 0; i < c; i++)
+            a->lse[r0 + p->perm[i]] = p->ltmp[i];
+    if (!grad)
+        return;
+    if (a->hist_weight > 0.0f)
+        p->loss += history_penalty(p, p->zbuf, ldt, r0, c,
+                                   permute ? p->perm : NULL);
+    /* padding columns of zbuf are zero: et's padding is zero */
+    float *dhc = a->dh + (size_t)r0 * (size_t)d;
+    if (!permute) {
+        for (int i = c; i < cp; i++) /* padding rows: no target */
+            memset(p->zbuf + (size_t)i * (size_t)ldt, 0, (size_t)n * sizeof(float));
+        if (c4 > 0)
+            k_dh(p->zbuf, c4, ldt, a->e1, n, d, dhc);
+        if (c4 < c)
+            iadsr__sgemm(0, 0, c - c4, d, n, 1.0f,
+                         p->zbuf + (size_t)c4 * (size_t)ldt, ldt, a->e1, d,
+                         1.0f, dhc + (size_t)c4 * (size_t)d, d);
+        k_de(p->zbuf, cp, ldt, p->hpad, d, p->de1);
+        return;
+    }
+    /* the head's target rows: their dH rows gathered, k_dh on groups of
+     * 4 (the last group completed with zero rows in the side buffer) */
+    int m4 = m / 4 * 4;
+    for (int i = 0; i < m; i++)
+        memcpy(p->dtmp + (size_t)i * (size_t)d,
+               dhc + (size_t)p->perm[i] * (size_t)d, (size_t)d * sizeof(float));
+    if (m4 > 0)
+        k_dh(p->zbuf, m4, ldt, a->e1, n, d, p->dtmp);
+    if (m4 < m) {
+        memcpy(p->side, p->zbuf + (size_t)m4 * (size_t)ldt,
+               (size_t)(m - m4) * (size_t)ldt * sizeof(float));
+        memset(p->side + (size_t)(m - m4) * (size_t)ldt, 0,
+               (size_t)(4 - (m - m4)) * (size_t)ldt * sizeof(float));
+        /* the completing rows' dH lands in spare rows of dtmp */
+        memset(p->dtmp + (size_t)m * (size_t)d, 0,
+               (size_t)(m4 + 4 - m) * (size_t)d * sizeof(float));
+        k_dh(p->side, 4, ldt, a->e1, n, d, p->dtmp + (size_t)m4 * (size_t)d);
+    }
+    for (int i = 0; i < m; i++)
+        memcpy(dhc + (size_t)p->perm[i] * (size_t)d,
+               p->dtmp + (size_t)i * (size_t)d, (size_t)d * sizeof(float));
+    /* the tail, in place in dH, by the BLAS as before */
+    if (c4 < c)
+        iadsr__sgemm(0, 0, c - c4, d, n, 1.0f,
+                     p->zbuf + (size_t)m * (size_t)ldt, ldt, a->e1, d, 1.0f,
+                     dhc + (size_t)c4 * (size_t)d, d);
+    /* dE over the head's target rows and the tail, in their order */
+    k_de(p->zbuf, m + (c - c4), ldt, p->hpad, d, p->de1);
+}
+#endif
+
 static void run_part(void *arg)
 {
     part *p = arg;
@@ -345,36 +458,7 @@ static void run_part(void *arg)
         const float *hc = a->h + (size_t)r0 * (size_t)d;
 #if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
         if (a->fast) {
-            /* pad the chunk to a multiple of MR rows (zero rows, no target) */
-            int cp = (c + MR - 1) / MR * MR;
-            memcpy(p->hpad, hc, (size_t)c * (size_t)d * sizeof(float));
-            memset(p->hpad + (size_t)c * (size_t)d, 0,
-                   (size_t)(cp - c) * (size_t)d * sizeof(float));
-            memcpy(p->tpad, a->targets + r0, (size_t)c * sizeof(int32_t));
-            for (int i = c; i < cp; i++)
-                p->tpad[i] = 0;
-            k_logits(p->hpad, cp, d, a->et, ldt, p->zbuf);
-            p->loss += iadsr__xent_rows_lse_ld(
-                p->zbuf, c, n, ldt, p->tpad, a->scale, a->smooth, grad,
-                a->lse ? a->lse + r0 : NULL);
-            for (int i = c; i < cp; i++) /* padding rows: no target */
-                memset(p->zbuf + (size_t)i * (size_t)ldt, 0,
-                       (size_t)n * sizeof(float));
-            if (grad && a->hist_weight > 0.0f)
-                p->loss += history_penalty(p, p->zbuf, ldt, r0, c);
-            if (grad) {
-                /* padding columns of zbuf are zero: et's padding is zero */
-                float *dhc = a->dh + (size_t)r0 * (size_t)d;
-                int c4 = c / 4 * 4;
-                if (c4 > 0)
-                    k_dh(p->zbuf, c4, ldt, a->e1, n, d, dhc);
-                if (c4 < c)
-                    iadsr__sgemm(0, 0, c - c4, d, n, 1.0f,
-                                 p->zbuf + (size_t)c4 * (size_t)ldt, ldt,
-                                 a->e1, d, 1.0f,
-                                 dhc + (size_t)c4 * (size_t)d, d);
-                k_de(p->zbuf, cp, ldt, p->hpad, d, p->de1);
-            }
+            fast_chunk(p, r0, c, grad);
             continue;
         }
 #endif
@@ -383,7 +467,7 @@ static void run_part(void *arg)
                                            a->scale, a->smooth, grad,
                                            a->lse ? a->lse + r0 : NULL);
         if (grad && a->hist_weight > 0.0f)
-            p->loss += history_penalty(p, p->zbuf, ldt, r0, c);
+            p->loss += history_penalty(p, p->zbuf, ldt, r0, c, NULL);
         if (grad) {
             iadsr__sgemm(0, 0, c, d, n, 1.0f, p->zbuf, ldt, a->e1, d, 1.0f,
                          a->dh + (size_t)r0 * (size_t)d, d);
@@ -397,10 +481,14 @@ size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items,
                                   int hist_cap)
 {
     /* per thread: zbuf + hpad + tpad + private dE (ldt >= n_items rows),
-     * then for the history penalty n stamps and hist_cap items + p_c */
+     * then for the history penalty n stamps and hist_cap items + p_c, then
+     * the fast path's row order: perm, ltmp (chunk each), dtmp
+     * ((chunk + 4) x d) and side (4 x ldt) */
     size_t hist = hist_cap > 0 ? (size_t)n_items + 2 * (size_t)hist_cap : 0;
+    size_t order = 2 * (size_t)chunk + ((size_t)chunk + 4) * (size_t)d +
+                   4 * (size_t)ldt;
     return (size_t)chunk * (size_t)ldt + (size_t)chunk * (size_t)d +
-           (size_t)chunk + (size_t)ldt * (size_t)d + hist + 64;
+           (size_t)chunk + (size_t)ldt * (size_t)d + hist + order + 64;
 }
 
 double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
@@ -429,12 +517,19 @@ double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
                        (size_t)a->chunk;
         if (a->de1)
             memset(parts[t].de1, 0, nde * sizeof(float));
+        size_t hist = 0;
         if (hist_cap > 0) {
             parts[t].seen = (int32_t *)(void *)(parts[t].de1 + nde);
             parts[t].hc = parts[t].seen + a->n_items;
             parts[t].hp = (float *)(void *)(parts[t].hc + hist_cap);
             memset(parts[t].seen, 0, (size_t)a->n_items * sizeof(int32_t));
+            hist = (size_t)a->n_items + 2 * (size_t)hist_cap;
         }
+        float *o = parts[t].de1 + nde + hist;
+        parts[t].perm = (int32_t *)(void *)o;
+        parts[t].ltmp = o + a->chunk;
+        parts[t].dtmp = o + 2 * (size_t)a->chunk;
+        parts[t].side = parts[t].dtmp + ((size_t)a->chunk + 4) * (size_t)a->d;
     }
     iadsr__fork_join(T, run_part, parts, sizeof parts[0]);
     double loss = 0.0;

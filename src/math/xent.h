@@ -15,7 +15,7 @@ typedef struct iadsr__xent_args {
     const float *e1;        /* n_items x d: item table rows 1..n_items */
     const float *et;        /* packed transposed table (fast path only) */
     int n_items, ldt;
-    int chunk;              /* rows per chunk */
+    int chunk;              /* rows per chunk (fast path: a multiple of 8) */
     int fast;               /* use the AVX-512 kernels (iadsr__xent_fast_ok) */
     float scale;            /* gradient scale, e.g. 1 / n_rows */
     float *dh;              /* n_rows x d, gradient ADDED; NULL = loss only */
