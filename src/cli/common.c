@@ -847,7 +847,7 @@ const char *const cli_denoise_opt_names[] = {
 /* Whether joint training backs its loss weights off on a stall unless
  * --backoff / --no-backoff says otherwise: on, since it kept every
  * backbone at or above its raw twin where the fixed weights did not
- * (docs/RESULTS.md, "The back-off of the loss weights"). */
+ * (docs/RESULTS-HISTORY.md, "The back-off of the loss weights"). */
 const int cli_backoff_default = 1;
 
 const char *const cli_gate_names[] = {"paper", "detect", NULL};

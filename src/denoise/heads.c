@@ -709,7 +709,7 @@ double iadsr__heads_train(const iadsr__heads *st, iadsr__heads_ws *w,
         /* the user's long-term pair counts as one more position: as a
          * mean over users its gradient, which the max-pool sends to a few
          * rows, grows with the history length and collapses the backbone
-         * on long sequences (docs/RESULTS.md, "Joint training on data of
+         * on long sequences (docs/RESULTS-HISTORY.md, "Joint training on data of
          * another shape") */
         double wu = st->paper ? 1.0 / (double)batch_seqs
                               : 1.0 / (double)batch_rows;

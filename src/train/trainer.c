@@ -705,7 +705,7 @@ static int reduce_and_adam(iadsr_trainer *t, int W, int T, double ls[3])
  * terms shape the representation but must never outweigh the task,
  * whatever the data's shape, the backbone or the loss weights: uncapped,
  * GRU4Rec and Caser collapse at the default weights on long sequences
- * (docs/RESULTS.md, "Joint training on data of another shape"). */
+ * (docs/RESULTS-HISTORY.md, "Joint training on data of another shape"). */
 #define IADSR__AUX_MAX_RATIO 3.0
 /* IADSR_DENOISE_F_BACKOFF: the auxiliary gradient into the backbone goes
  * 1 -> 0.1 -> 0.01 */
