@@ -274,9 +274,9 @@ typedef struct {
     int32_t *seen;/* history penalty: n stamps (row + 1 that saw the item) */
     int32_t *hc;  /* history penalty: hist_cap distinct items of a row */
     float *hp;    /* ... and their p_c */
-    int32_t *perm;/* fast path with gradient: chunk row order (see run_part) */
+    int32_t *perm;/* fast path with gradient: chunk row order (fast_chunk) */
     float *ltmp;  /* ... its log-sum-exps in that order (chunk) */
-    float *dtmp;  /* ... dH rows of the head's target rows (chunk x d) */
+    float *dtmp;  /* ... dH rows of the head's target rows ((chunk + 4) x d) */
     float *side;  /* ... up to 4 logit rows for k_dh (4 x ldt) */
     double loss;
 } part;
