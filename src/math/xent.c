@@ -351,6 +351,8 @@ static double history_penalty(part *pt, float *zb, int ld, int r0, int c,
  * the non-zero rows in their original order (a zero row adds exactly 0).
  * So the chunk is laid out as: the head's rows with a target (in order),
  * the tail, then the head's rows without one. */
+static int has_target(int32_t t, int n) { return t > 0 && t <= n; }
+
 static void fast_chunk(part *p, int r0, int c, int grad)
 {
     const iadsr__xent_args *a = p->a;
@@ -361,17 +363,17 @@ static void fast_chunk(part *p, int r0, int c, int grad)
     const float *hc = a->h + (size_t)r0 * (size_t)d;
     int m = 0; /* the head's rows with a target */
     for (int i = 0; i < c4; i++)
-        m += tg[i] > 0 && tg[i] <= n;
+        m += has_target(tg[i], n);
     int permute = grad && m < c4;
     if (permute) {
         int q = 0;
         for (int i = 0; i < c4; i++)
-            if (tg[i] > 0 && tg[i] <= n)
+            if (has_target(tg[i], n))
                 p->perm[q++] = i;
         for (int i = c4; i < c; i++)
             p->perm[q++] = i;
         for (int i = 0; i < c4; i++)
-            if (!(tg[i] > 0 && tg[i] <= n))
+            if (!has_target(tg[i], n))
                 p->perm[q++] = i;
         for (int i = 0; i < c; i++) {
             memcpy(p->hpad + (size_t)i * (size_t)d,
@@ -401,29 +403,20 @@ static void fast_chunk(part *p, int r0, int c, int grad)
     if (a->hist_weight > 0.0f)
         p->loss += history_penalty(p, p->zbuf, ldt, r0, c,
                                    permute ? p->perm : NULL);
-    /* padding columns of zbuf are zero: et's padding is zero */
+    /* the head's target rows (all of the head when nothing moved): k_dh
+     * in groups of 4, into dH itself or, when rows moved, into their
+     * gathered dH rows (the last group completed with zero rows in the
+     * side buffer); padding columns of zbuf are zero, as et's are */
     float *dhc = a->dh + (size_t)r0 * (size_t)d;
-    if (!permute) {
-        for (int i = c; i < cp; i++) /* padding rows: no target */
-            memset(p->zbuf + (size_t)i * (size_t)ldt, 0, (size_t)n * sizeof(float));
-        if (c4 > 0)
-            k_dh(p->zbuf, c4, ldt, a->e1, n, d, dhc);
-        if (c4 < c)
-            iadsr__sgemm(0, 0, c - c4, d, n, 1.0f,
-                         p->zbuf + (size_t)c4 * (size_t)ldt, ldt, a->e1, d,
-                         1.0f, dhc + (size_t)c4 * (size_t)d, d);
-        k_de(p->zbuf, cp, ldt, p->hpad, d, p->de1);
-        return;
-    }
-    /* the head's target rows: their dH rows gathered, k_dh on groups of
-     * 4 (the last group completed with zero rows in the side buffer) */
+    float *dst = permute ? p->dtmp : dhc;
     int m4 = m / 4 * 4;
-    for (int i = 0; i < m; i++)
-        memcpy(p->dtmp + (size_t)i * (size_t)d,
-               dhc + (size_t)p->perm[i] * (size_t)d, (size_t)d * sizeof(float));
+    if (permute)
+        for (int i = 0; i < m; i++)
+            memcpy(p->dtmp + (size_t)i * (size_t)d,
+                   dhc + (size_t)p->perm[i] * (size_t)d, (size_t)d * sizeof(float));
     if (m4 > 0)
-        k_dh(p->zbuf, m4, ldt, a->e1, n, d, p->dtmp);
-    if (m4 < m) {
+        k_dh(p->zbuf, m4, ldt, a->e1, n, d, dst);
+    if (m4 < m) { /* only when rows moved: m == c4 otherwise */
         memcpy(p->side, p->zbuf + (size_t)m4 * (size_t)ldt,
                (size_t)(m - m4) * (size_t)ldt * sizeof(float));
         memset(p->side + (size_t)(m - m4) * (size_t)ldt, 0,
@@ -433,10 +426,11 @@ static void fast_chunk(part *p, int r0, int c, int grad)
                (size_t)(m4 + 4 - m) * (size_t)d * sizeof(float));
         k_dh(p->side, 4, ldt, a->e1, n, d, p->dtmp + (size_t)m4 * (size_t)d);
     }
-    for (int i = 0; i < m; i++)
-        memcpy(dhc + (size_t)p->perm[i] * (size_t)d,
-               p->dtmp + (size_t)i * (size_t)d, (size_t)d * sizeof(float));
-    /* the tail, in place in dH, by the BLAS as before */
+    if (permute)
+        for (int i = 0; i < m; i++)
+            memcpy(dhc + (size_t)p->perm[i] * (size_t)d,
+                   p->dtmp + (size_t)i * (size_t)d, (size_t)d * sizeof(float));
+    /* the tail, in place in dH, by the BLAS */
     if (c4 < c)
         iadsr__sgemm(0, 0, c - c4, d, n, 1.0f,
                      p->zbuf + (size_t)m * (size_t)ldt, ldt, a->e1, d, 1.0f,
