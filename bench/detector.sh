@@ -48,7 +48,9 @@
 # uniform-0.2.txt); per run BASE = TAG-ARM-sSEED with TAG = KIND-RATE or
 # clean (e.g. uniform-0.2-detect-s1): BASE.iadsr, BASE.log, BASE.test
 # (`iadsr eval --json`, test split, on the data it was trained on),
-# BASE.gate (gate_eval.py), BASE.clean.txt, BASE.denoise (denoise --json),
+# BASE.jsonl (the training's per-epoch log, `train --log`; .retrain.jsonl and
+# .ctl-RULE.jsonl for the retrainings), BASE.gate (gate_eval.py),
+# BASE.clean.txt, BASE.denoise (denoise --json),
 # BASE.retrain.iadsr / .retrain.test (on the cleaned histories),
 # BASE.retrain-on-noisy.test, BASE.raw-on-clean.test (TAG-raw-sSEED's
 # model on BASE.clean.txt), BASE.ctl-random.txt / .iadsr / .test and
@@ -171,7 +173,7 @@ retrain() { # TAG ARM SEED: clean at the label-free theta, retrain raw
     if [ ! -f "$base.retrain.test" ]; then
         # shellcheck disable=SC2086
         train --data "$base.clean.txt" --out "$base.retrain.iadsr" --seed "$3" \
-            $COMMON 2>>"$base.log" || return 1
+            --log "$base.retrain.jsonl" $COMMON 2>>"$base.log" || return 1
         evalj "$base.retrain.iadsr" "$base.clean.txt" "$base.retrain.test" || return 1
     fi
     if [ "$CROSS" = 1 ] && [ ! -f "$base.retrain-on-noisy.test" ]; then
@@ -189,7 +191,8 @@ control() { # TAG ARM SEED RULE: the gate's per-user drop counts, RULE's items
             "$ctl.txt" "$3" 2>>"$base.log" || return 1
     fi
     # shellcheck disable=SC2086
-    train --data "$ctl.txt" --out "$ctl.iadsr" --seed "$3" $COMMON 2>>"$base.log" || return 1
+    train --data "$ctl.txt" --out "$ctl.iadsr" --seed "$3" --log "$ctl.jsonl" $COMMON \
+        2>>"$base.log" || return 1
     evalj "$ctl.iadsr" "$ctl.txt" "$ctl.test"
 }
 
@@ -198,8 +201,8 @@ one() { # TAG ARM SEED
     data=$(data_of "$1")
     if [ ! -f "$base.test" ]; then
         # shellcheck disable=SC2046,SC2086
-        train --data "$data" --out "$base.iadsr" --seed "$3" $COMMON $(arm_opts "$2") \
-            2>"$base.log" || return 1
+        train --data "$data" --out "$base.iadsr" --seed "$3" --log "$base.jsonl" $COMMON \
+            $(arm_opts "$2") 2>"$base.log" || return 1
         evalj "$base.iadsr" "$data" "$base.test" || return 1
     fi
     st=0
