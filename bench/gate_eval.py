@@ -6,7 +6,8 @@ gate's label-free theta (iadsr_denoiser_propose_theta for a detector gate)
 and at theta 0, with the gate's max_drop cap and protection of the most
 recent item applied as in `iadsr denoise`, and for reference the best F1
 over every global threshold chosen on the labels (the ceiling of any
-operating point, not a result). Beside the gate, three
+operating point, not a result), and the PR-AUC on the users a hold-out
+detector never trained on against the others'. Beside the gate, three
 label-free rules are scored over the same positions: popularity (the
 item's count in the noisy data), text (cosine of the item's semantic row
 with the mean of the other rows of its sequence) and both (the sum of the
@@ -49,15 +50,21 @@ def average_precision(score, y):
                  max(1, int(yy.sum())))
 
 
-def rule_scores(dataf, semf):
-    """Popularity, text and both scores of every position (flattened in
-    file order; high = looks real)."""
+def read_seqs(dataf):
+    """Every user's items, in file order."""
     seqs = []
     with open(dataf, encoding='ascii') as f:
         for line in f:
             t = line.split()
             if t:
                 seqs.append(np.array([int(x) for x in t[1:]], dtype=np.int64))
+    return seqs
+
+
+def rule_scores(dataf, semf):
+    """Popularity, text and both scores of every position (flattened in
+    file order; high = looks real)."""
+    seqs = read_seqs(dataf)
     allit = np.concatenate(seqs)
     count = np.bincount(allit)
     sem = np.load(semf).astype(np.float64)
@@ -77,6 +84,26 @@ def rule_scores(dataf, semf):
             text[at:at + n] = (x * rest).sum(axis=1) / rn
         at += n
     return pop, text, count[allit], count[1:][count[1:] > 0]
+
+
+_M64 = (1 << 64) - 1
+
+
+def holdout_user(items):
+    """The trainer's hold-out choice for one whole sequence (the C
+    iadsr__holdout_user in src/denoise/gate.c: FNV-1a over the ids' four
+    little-endian bytes, a splitmix finish, modulo 16)."""
+    h = 0xcbf29ce484222325
+    for x in items:
+        for b in range(4):
+            h ^= (x >> (8 * b)) & 0xff
+            h = (h * 0x100000001b3) & _M64
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & _M64
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & _M64
+    h ^= h >> 31
+    return h % 16 == 0
 
 
 def rank01(v):
@@ -105,6 +132,15 @@ def main():
     ap = average_precision(s, y)
     print(f"scored {int(ok.sum())} injected {int(y.sum())} "
           f"(rate {y.mean():.3f}) PR-AUC {ap:.3f}")
+    # the users a hold-out detector never trained on against the others:
+    # how much fitting a user's noise as next-item targets hides it
+    ho = np.concatenate([np.full(len(q), holdout_user(q.tolist()))
+                         for q in read_seqs(dataf)])[ok]
+    if ho.any() and (~ho).any() and y[ho].any() and y[~ho].any():
+        print(f"users held out of training: {int(ho.sum())} positions, "
+              f"PR-AUC {average_precision(s[ho], y[ho]):.3f}; trained users: "
+              f"{int((~ho).sum())} positions, PR-AUC "
+              f"{average_precision(s[~ho], y[~ho]):.3f}")
     # the ceiling of any operating point: the best F1 over every global
     # threshold, chosen on the labels (no cap; for reference, not a result)
     yy = y[np.argsort(s, kind='stable')]

@@ -1971,8 +1971,11 @@ IADSR_API int iadsr_denoiser_clean_dataset(const iadsr_denoiser *dn,
  *
  * With a gate trained with IADSR_DENOISE_F_HOLDOUT, the rate and the
  * F1-best threshold come from the users of @p d that the trainer held out
- * (when they have at least 400 inserted scores; else from every user, as
- * above), and theta is the score of the other users at the same quantile:
+ * (items are inserted into them in up to 16 passes with fresh draws until
+ * at least 400 inserted scores are collected, so that a small hold-out of
+ * short sequences still serves; only when even that falls short, from
+ * every user, as above), and theta is the score of the other users at the
+ * same quantile:
  * the held-out users show the detector's scores on data it never fitted,
  * the others are cleaned at the drop share those imply. On data the model
  * never trained on, the held-out users are a random sample of it and the

@@ -55,14 +55,28 @@ _Static_assert(IADSR__DET_FEATURES + 1 <= IADSR__GATE_DET,
 /* IADSR_DENOISE_F_HOLDOUT: one user in IADSR__HOLDOUT_MOD (by a hash of
  * the sequence's items) is kept out of joint training, when at least
  * IADSR__HOLDOUT_MIN_USERS users are trainable; propose_theta reads the
- * noise rate off them when they carry at least IADSR__HOLDOUT_MIN_INSERTS
- * inserted scores. */
+ * noise rate off them when they take at least IADSR__HOLDOUT_MIN_INSERTS
+ * inserted scores, in as many passes of insertions as that needs (at most
+ * IADSR__MPE_MAX_COPIES). */
 #define IADSR__HOLDOUT_MOD 16
 #define IADSR__HOLDOUT_MIN_USERS 64
 #define IADSR__HOLDOUT_MIN_INSERTS 400
 
 /* 1 if the user whose whole sequence is items[0..n) is held out. */
 int iadsr__holdout_user(const int32_t *items, int64_t n);
+
+/* propose_theta's inserted scores: the detector's scores of items inserted
+ * into @p d as its training inserts them, sorted ascending into *fi (owned
+ * by the caller, iadsr__free), *nins of them. Pass c draws from a seed of
+ * its own (the first pass's does not depend on @p min_ins); passes repeat
+ * until at least @p min_ins scores are collected, a pass inserts nothing,
+ * or IADSR__MPE_MAX_COPIES passes ran. */
+#define IADSR__MPE_MAX_COPIES 16
+int iadsr__det_inserted_scores(const iadsr_denoiser *dn,
+                               const iadsr_dataset *d, int32_t split,
+                               const iadsr_semantic *user_sem,
+                               int32_t n_threads, int64_t min_ins, float **fi,
+                               int64_t *nins);
 
 /* Decoder r = x Wd + bd (Wd d x d, x W orientation), the detector's
  * weights, and the settings the gate was trained with / applies at
