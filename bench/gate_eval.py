@@ -61,10 +61,9 @@ def read_seqs(dataf):
     return seqs
 
 
-def rule_scores(dataf, semf):
-    """Popularity, text and both scores of every position (flattened in
-    file order; high = looks real)."""
-    seqs = read_seqs(dataf)
+def rule_scores(seqs, semf):
+    """Popularity, text and both scores of every position of the sequences
+    @p seqs (read_seqs; flattened in file order; high = looks real)."""
     allit = np.concatenate(seqs)
     count = np.bincount(allit)
     sem = np.load(semf).astype(np.float64)
@@ -120,6 +119,7 @@ def main():
     with open(labf, encoding='ascii') as f:
         lab = np.array([int(t) for line in f for t in line.split()],
                        dtype=np.int8)
+    seqs = read_seqs(dataf)
 
     def run(gate):
         dn = iadsr.Denoiser(m, a, gate, sem)
@@ -135,7 +135,7 @@ def main():
     # the users a hold-out detector never trained on against the others:
     # how much fitting a user's noise as next-item targets hides it
     ho = np.concatenate([np.full(len(q), holdout_user(q.tolist()))
-                         for q in read_seqs(dataf)])[ok]
+                         for q in seqs])[ok]
     if ho.any() and (~ho).any() and y[ho].any() and y[~ho].any():
         print(f"users held out of training: {int(ho.sum())} positions, "
               f"PR-AUC {average_precision(s[ho], y[ho]):.3f}; trained users: "
@@ -166,7 +166,7 @@ def main():
         extra = f" estimated rate {rate:.3f}" if rate is not None else ""
         print(f"{name}: theta {th:+.3f}{extra}: precision {p:.3f} "
               f"recall {r:.3f} F1 {f:.3f} dropped {dr}")
-    pop, text, cnt_pos, item_cnt = rule_scores(dataf, semf)
+    pop, text, cnt_pos, item_cnt = rule_scores(seqs, semf)
     if len(pop) != len(sc):
         sys.exit("gate_eval: the data and the scores disagree in length")
     pop, text, cnt_pos = pop[ok], text[ok], cnt_pos[ok]

@@ -731,26 +731,29 @@ int iadsr__det_inserted_scores(const iadsr_denoiser *dn,
     for (int c = 0; c < IADSR__MPE_MAX_COPIES && !rc; c++) {
         iadsr_dataset *aug = NULL;
         uint8_t *ins = NULL;
-        float *sc = NULL, *v = NULL;
+        float *sc = NULL;
         int64_t nv = 0;
         rc = augment(d, split, 0x1adc5eedull + (uint64_t)c, &aug, &ins);
         if (!rc)
             rc = all_scores(dn, aug, split, user_sem, n_threads, &sc);
-        if (!rc)
-            rc = sorted_where(sc, aug->offsets[aug->n_users], ins, 1, &v, &nv);
-        if (!rc && nv > 0) {
-            float *grown = iadsr__realloc(all, (size_t)(n_all + nv),
-                                          sizeof(float));
-            if (!grown) {
+        if (!rc) {
+            /* this pass's inserted scores, appended (sorted once below) */
+            int64_t na = aug->offsets[aug->n_users];
+            for (int64_t i = 0; i < na; i++)
+                nv += ins[i] && !isnan(sc[i]);
+            float *grown = nv > 0 ? iadsr__realloc(all, (size_t)(n_all + nv),
+                                                   sizeof(float))
+                                  : NULL;
+            if (nv > 0 && !grown) {
                 rc = iadsr__err(IADSR_ERR_NOMEM,
                                 "denoiser_propose_theta: out of memory");
-            } else {
+            } else if (nv > 0) {
                 all = grown;
-                memcpy(all + n_all, v, (size_t)nv * sizeof(float));
-                n_all += nv;
+                for (int64_t i = 0; i < na; i++)
+                    if (ins[i] && !isnan(sc[i]))
+                        all[n_all++] = sc[i];
             }
         }
-        iadsr__free(v);
         iadsr__free(sc);
         iadsr__free(ins);
         iadsr_dataset_free(aug);
