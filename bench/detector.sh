@@ -33,7 +33,8 @@
 # with the semantic matrix's item rows permuted across items:
 # OUTDIR/sem-perm.npy, bench/permute_rows.py, seed 1, row 0 kept),
 # detect-fixed (--no-backoff: fixed loss weights; every other joint arm
-# backs them off, the CLI default). The detector arms but detect-collab are cleaned
+# backs them off, the CLI default), detect-text (--text-feature: the
+# detector also reads each item's text consistency). The detector arms but detect-collab are cleaned
 # and retrained. Another data set: DATA (a sequence file) with SEM (its
 # semantic .npy, row 0 = padding) and OPTS (backbone options; default the
 # hard shape's "--dim 64 --max-len 50 --dropout 0.2 --lr $LR"). TLIMIT
@@ -94,7 +95,7 @@ elif [ ! -f "$OUT/data.txt" ]; then
 fi
 for arm in $ARMS; do
     case $arm in
-    raw | paper | detect | detect-collab | detect-clean | detect-mask | detect-fixed) ;;
+    raw | paper | detect | detect-collab | detect-clean | detect-mask | detect-fixed | detect-text) ;;
     detect-perm)
         [ -f "$OUT/sem-perm.npy" ] ||
             "$PY" "$HERE/permute_rows.py" "$OUT/sem.npy" "$OUT/sem-perm.npy" 1 ;;
@@ -134,6 +135,7 @@ arm_opts() {
     detect-mask) echo "--semantic $OUT/sem.npy --gate detect --input-mask" ;;
     detect-perm) echo "--semantic $OUT/sem-perm.npy --gate detect" ;;
     detect-fixed) echo "--semantic $OUT/sem.npy --gate detect --no-backoff" ;;
+    detect-text) echo "--semantic $OUT/sem.npy --gate detect --text-feature" ;;
     esac
 }
 
@@ -146,7 +148,7 @@ data_of() { # TAG: the data the arms train on
 }
 
 cleans() { # ARM: cleaned and retrained?
-    case $1 in detect | detect-clean | detect-mask | detect-perm | detect-fixed) return 0 ;; esac
+    case $1 in detect | detect-clean | detect-mask | detect-perm | detect-fixed | detect-text) return 0 ;; esac
     return 1
 }
 

@@ -44,7 +44,7 @@ KEY = {'test': 'bb', 'retrain.test': 'rt', 'retrain-on-noisy.test': 'rt_noisy',
        'raw-on-clean.test': 'raw_clean', 'ctl-random.test': 'ctl_random',
        'ctl-popularity.test': 'ctl_pop'}
 ARM_ORDER = ['raw', 'paper', 'detect', 'detect-collab', 'detect-clean',
-             'detect-mask', 'detect-perm', 'detect-fixed']
+             'detect-mask', 'detect-perm', 'detect-fixed', 'detect-text']
 KIND_ORDER = ['clean', 'uniform', 'popularity']
 
 

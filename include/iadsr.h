@@ -868,6 +868,23 @@ IADSR_API void iadsr_train_params_init(iadsr_train_params *p);
  *  reports the factor of each epoch. Not stored in the gate (it describes
  *  the training, not the gate). @since 0.3.0 */
 #define IADSR_DENOISE_F_BACKOFF 128u
+/** With IADSR_DENOISE_F_DETECT only, not with
+ *  IADSR_DENOISE_F_COLLAB_ONLY: the detector's logit gets a ninth term,
+ *  the text consistency of each item: the cosine of its semantic row with
+ *  the mean of the other rows of its sequence (each row normalised first;
+ *  the host's user vector instead, when given), in the semantic space
+ *  itself, centred on its sequence like the other features
+ *  (docs/METHOD.md). Training is the same as without the flag; its weight
+ *  is not learned but set when iadsr_trainer_snapshot_denoiser() makes the
+ *  gate: the standard deviation of the detector's logits over the
+ *  training data's scored positions divided by that of the feature (both
+ *  then count alike), which costs that call two scoring passes of the
+ *  training data. The learned weights come from inserted items the
+ *  backbone never fitted; noise it fitted as next-item targets looks real
+ *  to its likelihood features but not to the text. Costs a few D-wide sums
+ *  a row at inference. The gate keeps the flag; readers before 0.4.0
+ *  refuse a checkpoint with it. @since 0.4.0 */
+#define IADSR_DENOISE_F_TEXT 256u
 
 /**
  * Settings of IADSR (Stage 2 of docs/METHOD.md): the joint-training loss
@@ -1045,7 +1062,9 @@ IADSR_API int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out);
 /**
  * Publish the aligner and gate of a joint trainer, taken from the same
  * epoch as iadsr_trainer_snapshot() takes the backbone. Either output may
- * be NULL.
+ * be NULL. With IADSR_DENOISE_F_TEXT the gate's text weight is computed
+ * here: two scoring passes of the training data on the trainer's threads
+ * (with the gate output NULL, nothing is computed).
  * @return IADSR_OK, IADSR_ERR_INVALID_ARG, IADSR_ERR_STATE (the trainer was
  *         made by iadsr_trainer_create()), IADSR_ERR_NOMEM
  *
@@ -1807,8 +1826,8 @@ IADSR_API int iadsr_gate_create(iadsr_gate **out, int32_t dim,
  * retraining). The loss weights of @p p are ignored, and so are the flags
  * that describe the training (IADSR_DENOISE_F_CARRY_MASKS,
  * IADSR_DENOISE_F_PAPER, IADSR_DENOISE_F_DETECT, IADSR_DENOISE_F_HOLDOUT,
- * IADSR_DENOISE_F_CLEAN_SCORES, IADSR_DENOISE_F_INPUT_MASK: those of @p g
- * stay). A
+ * IADSR_DENOISE_F_CLEAN_SCORES, IADSR_DENOISE_F_INPUT_MASK,
+ * IADSR_DENOISE_F_TEXT: those of @p g stay). A
  * detector gate keeps its IADSR_DENOISE_F_COLLAB_ONLY too: asking a full
  * detector for collaborative-only scores is IADSR_ERR_INVALID_ARG (train
  * a collaborative-only detector instead).

@@ -850,6 +850,17 @@ expect_rc "train --gate detect --input-mask" 0
 expect_err "train --input-mask says so" "input mask"
 run "$BIN" denoise --model mdm.iadsr --semantic s.npy --data nz.txt --out mdm.txt
 expect_rc "denoise with a detector trained under its input mask" 0
+run "$BIN" train --data nz.txt --out mdt.iadsr --semantic s.npy --text-feature $IARGS
+expect_rc "train --semantic --text-feature" 0
+expect_err "train --text-feature says so" "text feature"
+run "$BIN" denoise --model mdt.iadsr --semantic s.npy --data nz.txt --out mdt.txt
+expect_rc "denoise with a detector that reads the text consistency" 0
+run "$BIN" report --model mdt.iadsr --out mdt.html
+expect_rc "report on a detector with the text feature" 0
+check "report names the text feature" grep -q "text-feature" mdt.html
+usage_case "train --text-feature with --gate paper" train --data nz.txt --out x.bin --semantic s.npy --gate paper --text-feature
+usage_case "train --text-feature with --collab-only" train --data nz.txt --out x.bin --semantic s.npy --collab-only --text-feature
+usage_case "train --text-feature without --semantic" train --data nz.txt --out x.bin --text-feature
 usage_case "train --backoff --no-backoff" train --data nz.txt --out x.bin --semantic s.npy --backoff --no-backoff
 usage_case "train --backoff without --semantic" train --data nz.txt --out x.bin --backoff
 usage_case "train --clean-scores with --gate paper" train --data nz.txt --out x.bin --semantic s.npy --gate paper --clean-scores

@@ -2888,15 +2888,16 @@ START_TEST(test_ck12_detector)
     c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);
     ck_assert_int_eq(ck_load_rc(c, l2), IADSR_ERR_UNSUPPORTED);
     free(c);
-    /* how the detector was trained (bits 5, 6) travels with it; bit 6
+    /* how the detector was trained (bits 5, 6, 8) travels with it; bit 6
      * brings bit 5 (the mask is decided on the dropout-free scores) */
     const uint32_t how[][2] = {
         {IADSR_DENOISE_F_CLEAN_SCORES, IADSR_DENOISE_F_CLEAN_SCORES},
         {IADSR_DENOISE_F_INPUT_MASK,
          IADSR_DENOISE_F_INPUT_MASK | IADSR_DENOISE_F_CLEAN_SCORES},
         {IADSR_DENOISE_F_INPUT_MASK | IADSR_DENOISE_F_CLEAN_SCORES,
-         IADSR_DENOISE_F_INPUT_MASK | IADSR_DENOISE_F_CLEAN_SCORES}};
-    for (int k = 0; k < 3; k++) {
+         IADSR_DENOISE_F_INPUT_MASK | IADSR_DENOISE_F_CLEAN_SCORES},
+        {IADSR_DENOISE_F_TEXT, IADSR_DENOISE_F_TEXT}};
+    for (int k = 0; k < 4; k++) {
         wr32(fl, IADSR_DENOISE_F_DETECT | how[k][0]);
         c = with_kv(b, mp, "iadsr.gate_flags", 2, fl, 4, &l2);
         iadsr_model *m3 = NULL;

@@ -357,9 +357,12 @@ typedef struct bound_case {
 
 #define DP(f) #f, offsetof(iadsr_denoise_params, f)
 static const bound_case dn_cases[] = {
-    {DP(flags), F_U32, 256, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 512, IADSR_ERR_UNSUPPORTED},
     {DP(flags), F_U32, 0x80000000u, IADSR_ERR_UNSUPPORTED},
-    {DP(flags), F_U32, 511, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 1023, IADSR_ERR_UNSUPPORTED},
+    {DP(flags), F_U32, 256, IADSR_ERR_INVALID_ARG}, /* the text: detector */
+    {DP(flags), F_U32, 256 | 8, IADSR_OK},
+    {DP(flags), F_U32, 256 | 8 | 1, IADSR_ERR_INVALID_ARG},
     {DP(flags), F_U32, 128, IADSR_OK},     /* the back-off, any gate */
     {DP(flags), F_U32, 128 | 8 | 16, IADSR_OK},
     {DP(flags), F_U32, 128 | 4, IADSR_OK},
@@ -1773,12 +1776,15 @@ START_TEST(test_joint_detect)
         iadsr_denoise_params_init(&gp);
         TU_OK(iadsr_gate_get_params(x.g, &gp));
         ck_assert(gp.flags & IADSR_DENOISE_F_DETECT);
-        int moved = 0;
-        for (int k = 0; k < IADSR__DET_FEATURES; k++)
-            moved += x.g->det[k] != 1.0f;
-        ck_assert_msg(moved > 0 && x.g->det[IADSR__DET_FEATURES] != 0.0f,
+        /* the eight features' weights and the bias train; the text
+         * consistency's (not asked for) and the spare slots stay 0 */
+        int moved = 0, kt = IADSR__DET_FEATURES - 1;
+        for (int k = 0; k < kt; k++)
+            moved += x.g->det[iadsr__det_w(k)] != 1.0f;
+        ck_assert_msg(moved > 0 && x.g->det[IADSR__DET_BIAS] != 0.0f,
                       "the detector did not train");
-        for (int k = IADSR__DET_FEATURES + 1; k < IADSR__GATE_DET; k++)
+        ck_assert(x.g->det[iadsr__det_w(kt)] == 0.0f);
+        for (int k = iadsr__det_w(kt) + 1; k < IADSR__GATE_DET; k++)
             ck_assert(x.g->det[k] == 0.0f);
         ck_assert(isfinite(x.loss[0]) && isfinite(x.loss[1]));
         /* the denoiser's scores are the detector's logits: finite, and
@@ -1992,6 +1998,16 @@ START_TEST(test_joint_alloc_failures)
     joint_train_params(&tp, 1);
     TU_OK(iadsr_trainer_create_joint(&c.t, m, d, sem, NULL, &tp, NULL));
     oom_loop("trainer_snapshot_denoiser", op_snapshot_denoiser, &c, 100);
+    iadsr_trainer_free(c.t);
+    /* with the text consistency the snapshot scores the training data
+     * (IADSR_DENOISE_F_TEXT), with its own allocations; after an epoch
+     * the detector's weights are those it learned */
+    dp.flags = IADSR_DENOISE_F_DETECT | IADSR_DENOISE_F_TEXT;
+    TU_OK(iadsr_trainer_create_joint(&c.t, m, d, sem, usem, &tp, &dp));
+    double loss;
+    TU_OK(iadsr_trainer_run_epoch(c.t, &loss));
+    oom_loop("trainer_snapshot_denoiser (text)", op_snapshot_denoiser, &c,
+             400);
     iadsr_trainer_free(c.t);
     iadsr_semantic_free(usem);
     iadsr_semantic_free(sem);
@@ -3338,6 +3354,142 @@ START_TEST(test_joint_clean_scores_and_input_mask)
 }
 END_TEST
 
+/* IADSR_DENOISE_F_TEXT: only with the detector and its semantic view. The
+ * training is the plain detector's, bit for bit; the snapshot then sets
+ * the text consistency's weight to the spread of the logits over that of
+ * the feature on the training data (0 without the flag, so a detector
+ * without it scores as before the feature); the feature reaches the
+ * scores; the flag survives a rule change and a checkpoint, and the
+ * reloaded gate scores bit for bit. */
+START_TEST(test_joint_text_feature)
+{
+    iadsr_dataset *d = small_data();
+    iadsr_semantic *sem = topic_sem(NI, DS, 3);
+    iadsr_train_params tp;
+    joint_train_params(&tp, 2);
+    iadsr_model *m = tu_model(NI, 7);
+    const uint32_t bad[] = {IADSR_DENOISE_F_TEXT,
+                            IADSR_DENOISE_F_TEXT | IADSR_DENOISE_F_DETECT |
+                                IADSR_DENOISE_F_COLLAB_ONLY,
+                            IADSR_DENOISE_F_TEXT | IADSR_DENOISE_F_PAPER};
+    for (int k = 0; k < 3; k++) {
+        iadsr_trainer *t = TU_SENTINEL(iadsr_trainer);
+        iadsr_denoise_params dp;
+        iadsr_denoise_params_init(&dp);
+        dp.flags = bad[k];
+        TU_EXPECT_ERR(iadsr_trainer_create_joint(&t, m, d, sem, NULL, &tp,
+                                                 &dp),
+                      IADSR_ERR_INVALID_ARG);
+        ck_assert_ptr_null(t);
+        ck_assert(strstr(iadsr_last_error(), "IADSR_DENOISE_F_TEXT"));
+        iadsr_gate *g = TU_SENTINEL(iadsr_gate);
+        TU_EXPECT_ERR(iadsr_gate_create(&g, 8, &dp), IADSR_ERR_INVALID_ARG);
+        ck_assert_ptr_null(g);
+    }
+    iadsr_denoise_params plain, text;
+    iadsr_denoise_params_init(&plain);
+    plain.flags = IADSR_DENOISE_F_DETECT;
+    text = plain;
+    text.flags |= IADSR_DENOISE_F_TEXT;
+    joint_run x, y;
+    memset(&x, 0, sizeof x);
+    memset(&y, 0, sizeof y);
+    joint_train(m, d, sem, NULL, &tp, &plain, 2, &x);
+    joint_train(m, d, sem, NULL, &tp, &text, 2, &y);
+    const int wt = iadsr__det_w(IADSR__DET_FEATURES - 1);
+    ck_assert(x.g->det[wt] == 0.0f);
+    ck_assert(y.g->det[wt] > 0.0f && y.g->det[wt] != 1.0f);
+    ck_assert(tu_same_weights(x.m, y.m));
+    ck_assert(memcmp(x.a->w, y.a->w, aligner_floats(x.a) * sizeof(float)) ==
+              0);
+    const float tw = y.g->det[wt]; /* all else as the plain detector's */
+    y.g->det[wt] = 0.0f;
+    ck_assert(memcmp(x.g->w, y.g->w, gate_floats(x.g) * sizeof(float)) == 0);
+    y.g->det[wt] = tw;
+    iadsr_denoise_params gp;
+    iadsr_denoise_params_init(&gp);
+    TU_OK(iadsr_gate_get_params(y.g, &gp));
+    ck_assert_uint_eq(gp.flags, text.flags);
+    /* the feature reaches the scores: the same gate with its weight at 0
+     * scores otherwise */
+    iadsr_denoise_params rule;
+    iadsr_denoise_params_init(&rule);
+    rule.flags = IADSR_DENOISE_F_DETECT;
+    rule.theta = 0.25f;
+    iadsr_gate *g2 = NULL, *g0 = NULL;
+    TU_OK(iadsr_gate_with_params(&g2, y.g, &rule));
+    TU_OK(iadsr_gate_get_params(g2, &gp));
+    ck_assert_uint_eq(gp.flags, text.flags);
+    TU_OK(iadsr_gate_with_params(&g0, y.g, NULL));
+    g0->det[wt] = 0.0f;
+    iadsr_denoiser *dn = NULL, *dn0 = NULL;
+    TU_OK(iadsr_denoiser_create(&dn, y.m, y.a, y.g, sem));
+    TU_OK(iadsr_denoiser_create(&dn0, y.m, y.a, g0, sem));
+    clean_res r1, r0, r2, rf;
+    clean_ds(dn, d, IADSR_SPLIT_NONE, NULL, 2, &r1);
+    clean_ds(dn0, d, IADSR_SPLIT_NONE, NULL, 2, &r0);
+    int64_t ni = iadsr_dataset_n_interactions(d), differ = 0;
+    for (int64_t i = 0; i < ni; i++)
+        differ += r1.scores[i] != r0.scores[i];
+    ck_assert_msg(differ > ni / 2, "%lld of %lld scores moved",
+                  (long long)differ, (long long)ni);
+    /* the weight is the ratio of the spreads over the scored training
+     * positions (the training split) */
+    g0->det[wt] = 1.0f;
+    clean_ds(dn0, d, tp.split, NULL, 2, &rf);
+    g0->det[wt] = 0.0f;
+    clean_res_free(&r0);
+    clean_ds(dn0, d, tp.split, NULL, 2, &r0);
+    double n = 0, s0 = 0, q0 = 0, s1 = 0, q1 = 0;
+    for (int64_t i = 0; i < ni; i++) {
+        if (isnan(r0.scores[i]))
+            continue;
+        double z = r0.scores[i], f = (double)rf.scores[i] - z;
+        n += 1;
+        s0 += z;
+        q0 += z * z;
+        s1 += f;
+        q1 += f * f;
+    }
+    double want = sqrt((q0 - s0 * s0 / n) / (q1 - s1 * s1 / n));
+    ck_assert_msg(fabs(want - (double)tw) <= 1e-4 * want,
+                  "text weight %g, want %g", (double)tw, want);
+    clean_res_free(&rf);
+    /* a checkpoint keeps the flag and the weight: the same scores */
+    char path[512];
+    snprintf(path, sizeof path, "%s/text-feature-%ld.iadsr", tu_tmp_dir(),
+             (long)getpid());
+    TU_OK(iadsr_checkpoint_save(y.m, y.a, y.g, path, IADSR_SAVE_NO_FSYNC));
+    iadsr_model *m2 = NULL;
+    iadsr_aligner *a2 = NULL;
+    iadsr_gate *g3 = NULL;
+    TU_OK(iadsr_checkpoint_load(&m2, &a2, &g3, path, 0));
+    unlink(path);
+    TU_OK(iadsr_gate_get_params(g3, &gp));
+    ck_assert_uint_eq(gp.flags, text.flags);
+    iadsr_denoiser *dn2 = NULL;
+    TU_OK(iadsr_denoiser_create(&dn2, m2, a2, g3, sem));
+    clean_ds(dn2, d, IADSR_SPLIT_NONE, NULL, 2, &r2);
+    ck_assert(memcmp(r1.scores, r2.scores, (size_t)ni * sizeof(float)) == 0);
+    clean_res_free(&r0);
+    clean_res_free(&r1);
+    clean_res_free(&r2);
+    iadsr_denoiser_free(dn);
+    iadsr_denoiser_free(dn0);
+    iadsr_denoiser_free(dn2);
+    iadsr_model_free(m2);
+    iadsr_aligner_free(a2);
+    iadsr_gate_free(g3);
+    iadsr_gate_free(g2);
+    iadsr_gate_free(g0);
+    joint_free(&x);
+    joint_free(&y);
+    iadsr_model_free(m);
+    iadsr_semantic_free(sem);
+    iadsr_dataset_free(d);
+}
+END_TEST
+
 /* ---- 7. planted noise ----------------------------------------------------------------- */
 
 /* Trains a model for ~10 s: skipped in light mode (sanitizers, valgrind)
@@ -3744,6 +3896,7 @@ Suite *suite_denoise_api(void)
     tcase_add_test(tc, test_holdout_choice);
     tcase_add_test(tc, test_joint_holdout);
     tcase_add_test(tc, test_joint_clean_scores_and_input_mask);
+    tcase_add_test(tc, test_joint_text_feature);
     tcase_add_test(tc, test_joint_alloc_failures);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);

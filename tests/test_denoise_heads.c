@@ -303,7 +303,7 @@ static void s2_teardown(s2_case *c)
 
 /* Test-only bit of s2_params' flags: the stable losses (paper = 0); without
  * it the cases check the paper's losses. */
-#define S2_STABLE 0x100u
+#define S2_STABLE 0x80000000u
 
 static iadsr__heads s2_params(const s2_case *c, float lam_a, float lam_r,
                                uint32_t flags)
@@ -932,24 +932,66 @@ static void det_fd(const char *what, det_ctx *x, float *param, float analytic)
                   (double)analytic, fd);
 }
 
+/* Feature (9) of row r before centring, in double: the cosine of its
+ * normalised semantic row with the sum of the sequence's other normalised
+ * rows, or with the user vector when given. */
+static double ref_text(const s2_case *c, int q, int r, const float *uv)
+{
+    const int D = c->D;
+    double sum[16] = {0}, x[16], nx = 0;
+    ck_assert_int_le(D, 16);
+    const float *xr = c->sem_rows + (size_t)(c->items[r] - 1) * D;
+    for (int k = 0; k < D; k++)
+        nx += (double)xr[k] * xr[k];
+    for (int k = 0; k < D; k++)
+        x[k] = xr[k] / sqrt(nx);
+    if (uv) {
+        for (int k = 0; k < D; k++)
+            sum[k] = uv[k];
+    } else {
+        for (int j = c->off[q]; j < c->off[q + 1]; j++) {
+            if (j == r)
+                continue;
+            const float *y = c->sem_rows + (size_t)(c->items[j] - 1) * D;
+            double ny = 0;
+            for (int k = 0; k < D; k++)
+                ny += (double)y[k] * y[k];
+            for (int k = 0; k < D; k++)
+                sum[k] += y[k] / sqrt(ny);
+        }
+    }
+    double dot = 0, ns = 0;
+    for (int k = 0; k < D; k++) {
+        dot += x[k] * sum[k];
+        ns += sum[k] * sum[k];
+    }
+    return ns > 1e-12 ? dot / sqrt(ns) : 0.0;
+}
+
 START_TEST(test_detect_finite_differences)
 {
-    for (int collab = 0; collab <= 1; collab++) {
+    /* mode 0: the full detector, 1: collaborative-only, 2: with the text
+     * consistency (IADSR_DENOISE_F_TEXT) */
+    for (int mode = 0; mode <= 2; mode++) {
+        int collab = mode == 1, text = mode == 2;
         s2_case c;
-        s2_setup(&c, 411 + (uint64_t)collab, 0);
+        s2_setup(&c, 411 + (uint64_t)mode, 0);
         det_ctx x;
         memset(&x, 0, sizeof x);
         x.c = &c;
         x.st = s2_params(&c, 0.0f, 0.0f,
-                         collab ? IADSR_DENOISE_F_COLLAB_ONLY : 0);
+                         collab ? IADSR_DENOISE_F_COLLAB_ONLY
+                         : text ? IADSR_DENOISE_F_TEXT
+                                : 0);
         int d = c.d, D = c.D;
         /* the likelihood features read the item table rows 1..n */
         x.st.e1 = c.emb + d;
         x.st.n_items = c.n_items;
         TU_OK(iadsr__heads_ws_alloc(&x.w, c.R, c.S, d, D, 1));
         TU_OK(iadsr__heads_ws_ctx(&x.w, c.n_items));
+        /* det[8] is the bias, det[9] the text consistency's weight */
         static const float det0[IADSR__GATE_DET] = {
-            0.8f, -0.5f, 1.2f, 0.7f, 0.6f, -0.9f, 0.4f, -0.3f, 0.3f};
+            0.8f, -0.5f, 1.2f, 0.7f, 0.6f, -0.9f, 0.4f, -0.3f, 0.3f, 1.1f};
         memcpy(x.det, det0, sizeof det0);
         x.noise[2] = x.noise[8] = x.noise[14] = 1.0f;
         x.uv[3] = c.uvec + (size_t)3 * D; /* a host's user vector */
@@ -1005,6 +1047,28 @@ START_TEST(test_detect_finite_differences)
                               r, (double)f[6], (double)f[7], w7, w8);
             }
         }
+        /* the text consistency against a double reference, 0 without its
+         * flag (its weight then has no gradient) */
+        for (int q = 0; q < c.S; q++) {
+            int r0 = c.off[q], r1 = c.off[q + 1];
+            const float *uv = x.uv[q];
+            double t[S2_R], m9 = 0;
+            for (int r = r0; r < r1; r++) {
+                t[r] = text && (uv || r1 - r0 > 1) ? ref_text(&c, q, r, uv)
+                                                   : 0.0;
+                m9 += t[r] / (double)(r1 - r0);
+            }
+            for (int r = r0; r < r1; r++) {
+                float f9 = x.w.feat[(size_t)r * IADSR__DET_FEATURES + 8];
+                ck_assert_msg(fabs(f9 - (t[r] - m9)) < 1e-5,
+                              "mode %d row %d: text feature %g, want %g", mode,
+                              r, (double)f9, t[r] - m9);
+                if (text && r1 - r0 > 2)
+                    ck_assert(f9 != 0.0f); /* not vacuous */
+            }
+        }
+        if (!text)
+            ck_assert(x.ddet[iadsr__det_w(8)] == 0.0f);
         /* with the rows' log-sum-exps given (the training's path), the
          * same features and logits without logits of their own */
         {

@@ -101,6 +101,7 @@ _DENOISE_F_HOLDOUT = 16
 _DENOISE_F_CLEAN_SCORES = 32
 _DENOISE_F_INPUT_MASK = 64
 _DENOISE_F_BACKOFF = 128
+_DENOISE_F_TEXT = 256
 _DENOISER_ALLOW_MISMATCH = 1
 
 REQUIRED_VERSION = (0, 3)
@@ -668,7 +669,8 @@ def _denoise_params(kw, base=None):
                      ('holdout', _DENOISE_F_HOLDOUT),
                      ('clean_scores', _DENOISE_F_CLEAN_SCORES),
                      ('input_mask', _DENOISE_F_INPUT_MASK),
-                     ('backoff', _DENOISE_F_BACKOFF)):
+                     ('backoff', _DENOISE_F_BACKOFF),
+                     ('text_feature', _DENOISE_F_TEXT)):
         if key in kw:
             on = kw.pop(key)
             flags = kw.get('flags', p.flags)
@@ -1898,13 +1900,15 @@ class Trainer(_Object):
         denoise: dict of iadsr_denoise_params fields (lambda_align,
         lambda_recon, tau_align, tau_gumbel, theta, max_drop, protect_last,
         seed) plus collab_only / carry_masks / paper_losses / detect /
-        holdout / clean_scores / input_mask / backoff booleans (detect: the
+        holdout / clean_scores / input_mask / backoff / text_feature
+        booleans (detect: the
         trained detector gate; with it, holdout: about 1 user in 16 stays
         out of training for the label-free noise rate; clean_scores: the
         detector learns on dropout-free scores; input_mask: the gate's
         decisions mask the training inputs; backoff: the auxiliary losses'
         weight on the backbone goes down by 10x, twice at most, when
-        validation stalls; docs/METHOD.md).
+        validation stalls; text_feature: the detector also reads each
+        item's text consistency with its sequence; docs/METHOD.md).
         """
         sem = _as_semantic(semantic, model.n_items, semantic_row0_padding)
         usem = user_semantic
@@ -2964,7 +2968,8 @@ _DENOISE_KEYS = {'lambda_align': 'lambda_align',
                  'collab_only': 'collab_only', 'carry_masks': 'carry_masks',
                  'paper_losses': 'paper_losses', 'gate': None,
                  'holdout': 'holdout', 'clean_scores': 'clean_scores',
-                 'input_mask': 'input_mask', 'backoff': 'backoff'}
+                 'input_mask': 'input_mask', 'backoff': 'backoff',
+                 'text_feature': 'text_feature'}
 # The low-level names (Model.create / Trainer keywords): accepted by
 # Recommender for one release, with a DeprecationWarning.
 _OLD_KEYS = {'max_epochs': 'epochs', 'learning_rate': 'lr',
@@ -3081,7 +3086,8 @@ class Recommender:
     caser_window, caser_h, caser_v; with semantic vectors also
     lambda_align, lambda_recon, tau_align, tau_gumbel, theta, max_drop,
     protect_last, collab_only, carry_masks, paper_losses, gate ('detect',
-    the default, or 'paper'), holdout, clean_scores, input_mask, backoff.
+    the default, or 'paper'), holdout, clean_scores, input_mask, backoff,
+    text_feature.
     Those not given keep the library's defaults (the CLI's).  The low-level
     names (max_epochs, learning_rate, batch_size, max_seq_len, n_layers,
     n_heads, n_threads, caser_h_filters, caser_v_filters) are accepted

@@ -247,7 +247,7 @@ typedef struct cli_denoise_vals {
     double lambda_align, lambda_recon, tau_align, tau_gumbel;
     double theta, max_drop;
     int collab_only, carry_masks, paper_losses, no_protect_last, no_holdout;
-    int clean_scores, input_mask;
+    int clean_scores, input_mask, text_feature;
     int backoff, no_backoff; /* --backoff / --no-backoff */
     int gate; /* index into cli_gate_names */
     /* train and pipeline without --gate: the gate their defaults chose
@@ -273,6 +273,7 @@ extern const char *const cli_gate_names[];
     CLI_FLAG("no-holdout", &(v).no_holdout),                                 \
     CLI_FLAG("clean-scores", &(v).clean_scores),                             \
     CLI_FLAG("input-mask", &(v).input_mask),                                 \
+    CLI_FLAG("text-feature", &(v).text_feature),                             \
     CLI_FLAG("backoff", &(v).backoff),                                       \
     CLI_FLAG("no-backoff", &(v).no_backoff)
 #define CLI_DENOISE_RULE_OPTS(v)                                             \

@@ -841,7 +841,8 @@ double cli_rng_normal(iadsr__rng *r)
 const char *const cli_denoise_opt_names[] = {
     "lambda-align", "lambda-recon", "tau-align", "tau-gumbel", "collab-only",
     "carry-masks", "paper-losses", "gate", "no-holdout", "clean-scores",
-    "input-mask", "backoff", "no-backoff", "theta", "max-drop",
+    "input-mask", "text-feature", "backoff", "no-backoff", "theta",
+    "max-drop",
     "no-protect-last", NULL};
 
 /* Whether joint training backs its loss weights off on a stall unless
@@ -879,6 +880,8 @@ void cli_denoise_apply(const cli_opt *opts, size_t n_opts,
         if (v->input_mask)
             dp->flags |= IADSR_DENOISE_F_INPUT_MASK |
                          IADSR_DENOISE_F_CLEAN_SCORES;
+        if (v->text_feature)
+            dp->flags |= IADSR_DENOISE_F_TEXT;
     }
     if (v->backoff || (cli_backoff_default && !v->no_backoff))
         dp->flags |= IADSR_DENOISE_F_BACKOFF;

@@ -353,6 +353,7 @@ static void gate_flag_names(char *buf, size_t cap, uint32_t fl)
         {IADSR_DENOISE_F_HOLDOUT, "holdout"},
         {IADSR_DENOISE_F_CLEAN_SCORES, "clean-scores"},
         {IADSR_DENOISE_F_INPUT_MASK, "input-mask"},
+        {IADSR_DENOISE_F_TEXT, "text-feature"},
     };
     size_t used = 0;
     buf[0] = '\0';

@@ -235,7 +235,7 @@ static void print_denoise_params(const char *cmd,
 {
     fprintf(stderr,
             "iadsr: %s: IADSR: lambda_align %g, lambda_recon %g, tau_align "
-            "%g, tau_gumbel %g%s%s%s%s%s%s%s; gate theta %g, max_drop %g, "
+            "%g, tau_gumbel %g%s%s%s%s%s%s%s%s; gate theta %g, max_drop %g, "
             "protect_last %s\n",
             cmd, (double)dp->lambda_align, (double)dp->lambda_recon,
             (double)dp->tau_align, (double)dp->tau_gumbel,
@@ -247,6 +247,7 @@ static void print_denoise_params(const char *cmd,
             (dp->flags & IADSR_DENOISE_F_INPUT_MASK)     ? ", input mask"
             : (dp->flags & IADSR_DENOISE_F_CLEAN_SCORES) ? ", clean scores"
                                                          : "",
+            (dp->flags & IADSR_DENOISE_F_TEXT) ? ", text feature" : "",
             (dp->flags & IADSR_DENOISE_F_BACKOFF) ? ", backoff" : "",
             (double)dp->theta, (double)dp->max_drop,
             dp->protect_last ? "yes" : "no");

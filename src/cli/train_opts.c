@@ -44,6 +44,11 @@ const char cli_denoise_train_help[] =
     "                        decision on it, so that what it drops changes\n"
     "                        the next-item loss, which trains the gate\n"
     "                        (straight-through, a keep-rate prior)\n"
+    "  --text-feature        with --gate detect: add to the detector's logit\n"
+    "                        the text consistency of each item (the cosine\n"
+    "                        of its semantic row with the mean of its\n"
+    "                        sequence's other rows), weighted after training\n"
+    "                        so that it spreads as much as the logits\n"
     "  --backoff             (the default) when validation stalls (half the\n"
     "                        patience without a better NDCG@10), multiply\n"
     "                        the weight of both auxiliary losses on the\n"
@@ -356,6 +361,10 @@ int cli_train_start(const char *cmd, int argc, char **argv, cli_opt *opts,
         return cli_usage_error(cmd, "--%s needs --gate detect",
                                v->iadsr.input_mask ? "input-mask"
                                                    : "clean-scores");
+    if (v->iadsr.text_feature && (!(p->iadsr.flags & IADSR_DENOISE_F_DETECT) ||
+                                  (p->iadsr.flags & IADSR_DENOISE_F_COLLAB_ONLY)))
+        return cli_usage_error(cmd, "--text-feature needs --gate detect "
+                                    "without --collab-only");
     if (v->iadsr.backoff && v->iadsr.no_backoff)
         return cli_usage_error(cmd, "--backoff and --no-backoff exclude "
                                     "each other");

@@ -377,7 +377,16 @@ int iadsr__denoise_params_get(iadsr_denoise_params *dst,
                         IADSR_DENOISE_F_HOLDOUT |
                         IADSR_DENOISE_F_CLEAN_SCORES |
                         IADSR_DENOISE_F_INPUT_MASK |
-                        IADSR_DENOISE_F_BACKOFF));
+                        IADSR_DENOISE_F_BACKOFF | IADSR_DENOISE_F_TEXT));
+    if ((dst->flags & IADSR_DENOISE_F_TEXT) &&
+        (!(dst->flags & IADSR_DENOISE_F_DETECT) ||
+         (dst->flags & IADSR_DENOISE_F_COLLAB_ONLY)))
+        return iadsr__err(IADSR_ERR_INVALID_ARG,
+                          "%s: flags: IADSR_DENOISE_F_TEXT is a feature of "
+                          "the detector gate's semantic view; it needs "
+                          "IADSR_DENOISE_F_DETECT and not "
+                          "IADSR_DENOISE_F_COLLAB_ONLY",
+                          w);
     if ((dst->flags & (IADSR_DENOISE_F_CLEAN_SCORES |
                        IADSR_DENOISE_F_INPUT_MASK)) &&
         !(dst->flags & IADSR_DENOISE_F_DETECT))

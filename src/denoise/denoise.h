@@ -40,12 +40,21 @@ struct iadsr_aligner {
 
 /* Weights of the trained detector (IADSR_DENOISE_F_DETECT): one per
  * centred feature (IADSR__DET_FEATURES of them: six cosines and two
- * likelihoods of the backbone, heads.h), then the bias; the rest is zero
- * (room for later features). */
-#define IADSR__DET_FEATURES 8
+ * likelihoods of the backbone, then the text consistency of
+ * IADSR_DENOISE_F_TEXT; heads.h) and the bias, at the indices
+ * iadsr__det_w(k) and IADSR__DET_BIAS; the rest is zero (room for later
+ * features). The ninth feature came after the bias had its place, so its
+ * weight sits after it: files written before it keep their meaning (their
+ * weight there is 0). */
+#define IADSR__DET_FEATURES 9
+#define IADSR__DET_BIAS 8
 #define IADSR__GATE_DET 16
 _Static_assert(IADSR__DET_FEATURES + 1 <= IADSR__GATE_DET,
                "the detector's weights and bias fit the gate's block");
+static inline int iadsr__det_w(int k)
+{
+    return k < IADSR__DET_BIAS ? k : k + 1;
+}
 /* Probability with which the detector's training inserts an item before
  * each real input; inserted rows are then IADSR__DET_TRAIN_RATE / (1 +
  * IADSR__DET_TRAIN_RATE) of all rows, the prior the detector's logits are

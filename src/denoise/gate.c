@@ -81,7 +81,7 @@ int iadsr_gate_with_params(iadsr_gate **out, const iadsr_gate *g,
     uint32_t trained = IADSR_DENOISE_F_CARRY_MASKS | IADSR_DENOISE_F_PAPER |
                        IADSR_DENOISE_F_DETECT | IADSR_DENOISE_F_HOLDOUT |
                        IADSR_DENOISE_F_CLEAN_SCORES |
-                       IADSR_DENOISE_F_INPUT_MASK;
+                       IADSR_DENOISE_F_INPUT_MASK | IADSR_DENOISE_F_TEXT;
     if (g->p.flags & IADSR_DENOISE_F_DETECT) {
         /* the detector's weights belong to the features it was trained on */
         if ((dp.flags & IADSR_DENOISE_F_COLLAB_ONLY) &&

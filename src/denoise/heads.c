@@ -28,7 +28,8 @@ void iadsr__heads_ws_free(iadsr__heads_ws *w)
                    &w->dlexp, &w->dhexp, &w->dc,    &w->dscore, &w->dm,
                    &w->an,    &w->bn,    &w->dan,   &w->dbn,  &w->p,
                    &w->u2,    &w->hbar2, &w->hprev, &w->c4,   &w->c5,
-                   &w->c6,    &w->c7,    &w->c8,    &w->feat,  &w->zl,
+                   &w->c6,    &w->c7,    &w->c8,    &w->c9,    &w->tsum,
+                   &w->feat,  &w->zl,
                    &w->dlogit, &w->du};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         iadsr__aligned_free(*f[i]);
@@ -62,6 +63,7 @@ int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
              (w->hprev = falloc(R * sd)) && (w->c4 = falloc(R)) &&
              (w->c5 = falloc(R)) && (w->c6 = falloc(R)) &&
              (w->c7 = falloc(R)) && (w->c8 = falloc(R)) &&
+             (w->c9 = falloc(R)) && (w->tsum = falloc((size_t)D)) &&
              (w->nxt = iadsr__malloc((R > 0 ? R : 1) * sizeof(int32_t))) &&
              (w->feat = falloc(R * IADSR__DET_FEATURES));
     if (ok && training)
@@ -318,6 +320,60 @@ static void context_likelihood(const iadsr__heads *st, iadsr__heads_ws *w,
     }
 }
 
+/* Feature (9), IADSR_DENOISE_F_TEXT: how well each row's item fits its
+ * sequence in the semantic space itself (no projection to learn, so
+ * nothing the backbone fitted can hide it): the cosine of its row with the
+ * mean of the sequence's other rows, every row normalised first (no item
+ * weighs more for a longer vector), or with the host's user vector. 0
+ * where nothing is left to compare (one row, zero rows). One D-wide sum a
+ * sequence and one dot product a row. */
+static void text_consistency(const iadsr__heads *st, iadsr__heads_ws *w,
+                             const iadsr__batch *b, const float *const *uvec,
+                             float *c9)
+{
+    int D = st->D;
+    float *sum = w->tsum;
+    for (int q = 0; q < b->n_seq; q++) {
+        int r0 = b->row_off[q], r1 = b->row_off[q + 1];
+        const float *u = uvec ? uvec[q] : NULL;
+        double ss = 0;
+        if (u) {
+            memcpy(sum, u, (size_t)D * sizeof(float));
+        } else {
+            memset(sum, 0, (size_t)D * sizeof(float));
+            for (int r = r0; r < r1; r++) {
+                const float *x = iadsr__semantic_row(st->sem, b->items[r]);
+                double n2 = 0;
+                for (int c = 0; c < D; c++)
+                    n2 += (double)x[c] * (double)x[c];
+                if (n2 <= 0)
+                    continue;
+                float inv = (float)(1.0 / sqrt(n2));
+                for (int c = 0; c < D; c++)
+                    sum[c] += inv * x[c];
+            }
+        }
+        for (int c = 0; c < D; c++)
+            ss += (double)sum[c] * (double)sum[c];
+        for (int r = r0; r < r1; r++) {
+            const float *x = iadsr__semantic_row(st->sem, b->items[r]);
+            double n2 = 0, a = 0;
+            for (int c = 0; c < D; c++) {
+                n2 += (double)x[c] * (double)x[c];
+                a += (double)x[c] * (double)sum[c];
+            }
+            c9[r] = 0.0f;
+            if (n2 <= 0)
+                continue;
+            a /= sqrt(n2); /* <x / |x|, sum> */
+            /* the rest: sum itself for a user vector, else sum - x / |x| */
+            double dot = u ? a : a - 1.0, rr = u ? ss : ss - 2.0 * a + 1.0;
+            if (rr > 1e-12 * (ss > 1.0 ? ss : 1.0))
+                c9[r] = (float)(dot / sqrt(rr));
+        }
+    }
+}
+
 /* The rows [a, e) of a sequence [r0, r1) where feature k has a value:
  * the context features (4), (7) none on the first row, (8) none on the
  * first or the last. */
@@ -338,6 +394,10 @@ void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
     int collab = (st->flags & IADSR_DENOISE_F_COLLAB_ONLY) != 0;
     const int32_t *off = b->row_off;
     const int K = IADSR__DET_FEATURES;
+    if (!collab && (st->flags & IADSR_DENOISE_F_TEXT))
+        text_consistency(st, w, b, uvec, w->c9);
+    else
+        memset(w->c9, 0, (size_t)R * sizeof(float));
     if (!collab) {
         proj_fwd(st, w->xs, b->items, R, st->w1, w->s);
         proj_fwd(st, w->xs, b->items, R, st->w2, w->u2);
@@ -363,8 +423,9 @@ void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
         iadsr__cos_rows_fwd_f32(w->hexp, h, R, d, w->c6);
     }
     context_likelihood(st, w, b, w->c7, w->c8);
-    const float *c[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4,
-                                           w->c5, w->c6, w->c7, w->c8};
+    const float *c[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3,
+                                           w->c4, w->c5, w->c6,
+                                           w->c7, w->c8, w->c9};
     for (int q = 0; q < S; q++) {
         int r0 = off[q], r1 = off[q + 1];
         for (int k = 0; k < K; k++) {
@@ -379,9 +440,9 @@ void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
                     r < a || r >= e ? 0.0f : c[k][r] - mean;
         }
         for (int r = r0; r < r1; r++) {
-            float z = det[K];
+            float z = det[IADSR__DET_BIAS];
             for (int k = 0; k < K; k++)
-                z += det[k] * w->feat[(size_t)r * K + (size_t)k];
+                z += det[iadsr__det_w(k)] * w->feat[(size_t)r * K + (size_t)k];
             logit[r] = z;
         }
     }
@@ -431,14 +492,15 @@ void iadsr__heads_detect_backward(const iadsr__heads *st, iadsr__heads_ws *w,
         return;
     /* the weights, then the features (centring is linear: subtract the
      * mean of the feature gradients over the same rows) */
-    float *dc[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4,
-                                      w->c5, w->c6, w->c7, w->c8};
+    float *dc[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3, w->c4, w->c5,
+                                      w->c6, w->c7, w->c8, w->c9};
     for (int q = 0; q < S; q++) {
         int r0 = off[q], r1 = off[q + 1];
         for (int r = r0; r < r1; r++) {
             for (int k = 0; k < K; k++)
-                ddet[k] += w->dlogit[r] * w->feat[(size_t)r * K + (size_t)k];
-            ddet[K] += w->dlogit[r];
+                ddet[iadsr__det_w(k)] +=
+                    w->dlogit[r] * w->feat[(size_t)r * K + (size_t)k];
+            ddet[IADSR__DET_BIAS] += w->dlogit[r];
         }
         for (int k = 0; k < K; k++) {
             int a, e;
@@ -448,8 +510,9 @@ void iadsr__heads_detect_backward(const iadsr__heads *st, iadsr__heads_ws *w,
                 m += (double)w->dlogit[r];
             float mean = e > a ? (float)(m / (double)(e - a)) : 0.0f;
             for (int r = r0; r < r1; r++)
-                dc[k][r] = r < a || r >= e ? 0.0f
-                                           : det[k] * (w->dlogit[r] - mean);
+                dc[k][r] = r < a || r >= e
+                               ? 0.0f
+                               : det[iadsr__det_w(k)] * (w->dlogit[r] - mean);
         }
     }
     if (collab)

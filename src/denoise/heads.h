@@ -62,7 +62,8 @@ typedef struct iadsr__heads_ws {
     float *u2;     /* rows x d: W2 S[x_t] */
     float *hbar2;  /* seqs x d: runner-up of the max-pool */
     float *hprev;  /* rows x d: h_{t-1}, zero on a sequence's first row */
-    float *c4, *c5, *c6, *c7, *c8; /* rows */
+    float *c4, *c5, *c6, *c7, *c8, *c9; /* rows */
+    float *tsum;   /* D: a sequence's sum of normalised semantic rows */
     int32_t *nxt;  /* rows: the next item of the row's sequence, 0 = none */
     float *zl;     /* zl_rows x n_items logits (iadsr__heads_ws_ctx) */
     int zl_rows, zl_items;
@@ -95,10 +96,14 @@ void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
  * likelihood: log p(x_t | h_{t-1}), the backbone's full-catalogue softmax
  * at the position before t (st->e1; 0 without it), and (8) what x_t adds
  * to predicting the next item: log p(x_{t+1} | h_t) - log p(x_{t+1} |
- * h_{t-1}) (st->e1); each centred on its sequence's mean (so one theta
- * means the same for every history length; (4) and (7) have no value on a
- * sequence's first row, (8) none on its first or last), then logit =
- * det[K] + sum_k det[k] f_k (K = IADSR__DET_FEATURES). With
+ * h_{t-1}) (st->e1), and with IADSR_DENOISE_F_TEXT (9) the text
+ * consistency: the cosine of x_t's semantic row with the mean of the other
+ * rows of its sequence (every row normalised; a user vector as given), in
+ * the semantic space itself (0 without the flag); each centred on its
+ * sequence's mean (so one theta means the same for every history length;
+ * (4) and (7) have no value on a sequence's first row, (8) none on its
+ * first or last), then logit =
+ * det[IADSR__DET_BIAS] + sum_k det[iadsr__det_w(k)] f_k. With
  * IADSR_DENOISE_F_COLLAB_ONLY (1) compares the other rows' max-pool with
  * h_t, (4) h_{t-1} with h_t, (7) and (8) are as above, and the others
  * are 0.

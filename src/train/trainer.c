@@ -484,10 +484,11 @@ static int init_heads_weights(iadsr_trainer *t)
         memcpy(t->w + t->off_wd, g->wd, (size_t)d * (size_t)d * sizeof(float));
         memcpy(t->w + t->off_bd, g->bd, (size_t)d * sizeof(float));
         /* the detector starts as the paper's rule on centred cosines:
-         * every feature weight 1, no bias */
+         * every learned feature weight 1, no bias; the text consistency's
+         * weight is not learned (0 until text_weight sets it) */
         float *det = t->w + t->off_det;
-        for (int k = 0; k < IADSR__DET_FEATURES; k++)
-            det[k] = t->detect ? 1.0f : 0.0f;
+        for (int k = 0; k < IADSR__DET_FEATURES - 1; k++)
+            det[iadsr__det_w(k)] = t->detect ? 1.0f : 0.0f;
     }
     iadsr_aligner_free(a);
     iadsr_gate_free(g);
@@ -767,7 +768,8 @@ static iadsr__heads step_heads(const worker *k)
                        .lambda_align = t->dp.lambda_align,
                        /* the detector has no decoder to train */
                        .lambda_recon = t->detect ? 0.0f : t->dp.lambda_recon,
-                       .flags = t->dp.flags,
+                       /* the text consistency is not learned (text_weight) */
+                       .flags = t->dp.flags & ~IADSR_DENOISE_F_TEXT,
                        .paper = (t->dp.flags & IADSR_DENOISE_F_PAPER) != 0,
                        .e1 = t->emb1,
                        .n_items = t->shape.n_items,
@@ -1393,6 +1395,66 @@ int iadsr_trainer_snapshot(iadsr_trainer *t, iadsr_model **out)
     return IADSR_OK;
 }
 
+/* IADSR_DENOISE_F_TEXT: the weight of the text consistency, set once the
+ * detector is trained. The learned weights come from items inserted on the
+ * fly, which the backbone never fitted, so its likelihood features tell
+ * them apart and the text view adds little there; noise the backbone did
+ * fit as next-item targets fools those features and not the text. So the
+ * text is given the weight that makes both views count alike: the spread
+ * (standard deviation) of the detector's logits over the training data's
+ * scored positions divided by that of the text feature over the same
+ * positions, i.e. their sum after scaling each to unit spread. Both are
+ * read off two scoring passes of the data (text weight 0, then 1: the
+ * feature is their difference). Deterministic for any thread count. */
+static int text_weight(iadsr_trainer *t, iadsr_aligner *a, iadsr_gate *g)
+{
+    int wt = iadsr__det_w(IADSR__DET_FEATURES - 1);
+    int64_t ni = t->data->offsets[t->data->n_users];
+    iadsr_model *m = NULL;
+    iadsr_denoiser *dn = NULL;
+    iadsr_dataset *out = NULL;
+    float *s = iadsr__malloc((size_t)(ni > 0 ? ni : 1) * 2 * sizeof(float));
+    uint8_t *keep = iadsr__malloc((size_t)(ni > 0 ? ni : 1));
+    int rc = s && keep ? IADSR_OK
+                       : iadsr__err(IADSR_ERR_NOMEM, "trainer_snapshot_"
+                                                     "denoiser: out of memory");
+    if (!rc)
+        rc = iadsr_trainer_snapshot(t, &m);
+    if (!rc)
+        rc = iadsr_denoiser_create(&dn, m, a, g, t->sem);
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        /* the denoiser reads the gate's weights at each call */
+        g->det[wt] = (float)pass;
+        rc = iadsr_denoiser_clean_dataset(dn, t->data, t->tp.split, t->usem,
+                                          t->tp.n_threads, &out, keep,
+                                          s + (size_t)pass * (size_t)ni);
+        iadsr_dataset_free(out);
+        out = NULL;
+    }
+    g->det[wt] = 0.0f;
+    if (!rc) {
+        double n = 0, m0 = 0, q0 = 0, m1 = 0, q1 = 0;
+        for (int64_t i = 0; i < ni; i++) {
+            double z = s[i], f = (double)s[ni + i] - z;
+            if (z != z)
+                continue; /* not scored (NaN) */
+            n += 1;
+            double d0 = z - m0, d1 = f - m1;
+            m0 += d0 / n;
+            m1 += d1 / n;
+            q0 += d0 * (z - m0);
+            q1 += d1 * (f - m1);
+        }
+        if (n > 1 && q1 > 0 && q0 > 0)
+            g->det[wt] = (float)sqrt(q0 / q1);
+    }
+    iadsr_denoiser_free(dn);
+    iadsr_model_free(m);
+    iadsr__free(s);
+    iadsr__free(keep);
+    return rc;
+}
+
 int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t, iadsr_aligner **aligner,
                                     iadsr_gate **gate)
 {
@@ -1436,6 +1498,25 @@ int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t, iadsr_aligner **aligner,
         a->prov = pv;
     if (g)
         g->prov = pv;
+    if (g && (g->p.flags & IADSR_DENOISE_F_TEXT)) {
+        /* scoring needs the aligner even when the caller does not */
+        iadsr_aligner *sa = a;
+        if (!sa && !(rc = iadsr__aligner_alloc(&sa, d, D, t->dp.tau_align))) {
+            size_t nd = (size_t)D * (size_t)d;
+            memcpy(sa->w1, w + t->off_w1, nd * sizeof(float));
+            memcpy(sa->w2, w + t->off_w2, nd * sizeof(float));
+            sa->prov = pv;
+        }
+        if (!rc)
+            rc = text_weight(t, sa, g);
+        if (sa != a)
+            iadsr_aligner_free(sa);
+        if (rc) {
+            iadsr_aligner_free(a);
+            iadsr_gate_free(g);
+            return rc;
+        }
+    }
     if (aligner)
         *aligner = a;
     if (gate)

@@ -1078,6 +1078,22 @@ class TestIADSR(TempDirMixin, unittest.TestCase):
             self.assertEqual(cm.exception.name, 'IADSR_ERR_INVALID_ARG')
             self.assertIn('IADSR_DENOISE_F_DETECT', str(cm.exception))
 
+    def test_text_feature(self):
+        # the detector's ninth feature: kept by the gate, refused without
+        # the detector
+        t = iadsr.Trainer.joint(
+            self.ds, self.model0, self.npy,
+            denoise=dict(detect=True, text_feature=True), max_epochs=1,
+            **FAST)
+        t.fit()
+        _, g = t.snapshot_denoiser()
+        self.assertEqual(g.params()['flags'] & (8 | 256), 8 | 256)
+        with self.assertRaises(iadsr.IadsrError) as cm:
+            iadsr.Trainer.joint(self.ds, self.model0, self.npy,
+                                denoise=dict(text_feature=True), max_epochs=1)
+        self.assertEqual(cm.exception.name, 'IADSR_ERR_INVALID_ARG')
+        self.assertIn('IADSR_DENOISE_F_TEXT', str(cm.exception))
+
     def test_backoff(self):
         # patience 1: every validation without a better NDCG@10 lowers the
         # loss weights by 10x, twice, before patience ends the fit; the
