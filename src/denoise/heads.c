@@ -325,7 +325,8 @@ static void context_likelihood(const iadsr__heads *st, iadsr__heads_ws *w,
  * nothing the backbone fitted can hide it): the cosine of its row with the
  * mean of the sequence's other rows, every row normalised first (no item
  * weighs more for a longer vector), or with the host's user vector. 0
- * where nothing is left to compare (one row, zero rows). One D-wide sum a
+ * where nothing is left to compare (one row, zero rows). Each row's norm
+ * once (kept in c9 until its cosine replaces it), one D-wide sum a
  * sequence and one dot product a row. */
 static void text_consistency(const iadsr__heads *st, iadsr__heads_ws *w,
                              const iadsr__batch *b, const float *const *uvec,
@@ -337,35 +338,34 @@ static void text_consistency(const iadsr__heads *st, iadsr__heads_ws *w,
         int r0 = b->row_off[q], r1 = b->row_off[q + 1];
         const float *u = uvec ? uvec[q] : NULL;
         double ss = 0;
+        for (int r = r0; r < r1; r++) { /* 1 / |x|, 0 for a zero row */
+            const float *x = iadsr__semantic_row(st->sem, b->items[r]);
+            double n2 = 0;
+            for (int c = 0; c < D; c++)
+                n2 += (double)x[c] * (double)x[c];
+            c9[r] = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+        }
         if (u) {
             memcpy(sum, u, (size_t)D * sizeof(float));
         } else {
             memset(sum, 0, (size_t)D * sizeof(float));
             for (int r = r0; r < r1; r++) {
                 const float *x = iadsr__semantic_row(st->sem, b->items[r]);
-                double n2 = 0;
                 for (int c = 0; c < D; c++)
-                    n2 += (double)x[c] * (double)x[c];
-                if (n2 <= 0)
-                    continue;
-                float inv = (float)(1.0 / sqrt(n2));
-                for (int c = 0; c < D; c++)
-                    sum[c] += inv * x[c];
+                    sum[c] += c9[r] * x[c];
             }
         }
         for (int c = 0; c < D; c++)
             ss += (double)sum[c] * (double)sum[c];
         for (int r = r0; r < r1; r++) {
             const float *x = iadsr__semantic_row(st->sem, b->items[r]);
-            double n2 = 0, a = 0;
-            for (int c = 0; c < D; c++) {
-                n2 += (double)x[c] * (double)x[c];
-                a += (double)x[c] * (double)sum[c];
-            }
+            double inv = (double)c9[r], a = 0;
             c9[r] = 0.0f;
-            if (n2 <= 0)
+            if (inv == 0)
                 continue;
-            a /= sqrt(n2); /* <x / |x|, sum> */
+            for (int c = 0; c < D; c++)
+                a += (double)x[c] * (double)sum[c];
+            a *= inv; /* <x / |x|, sum> */
             /* the rest: sum itself for a user vector, else sum - x / |x| */
             double dot = u ? a : a - 1.0, rr = u ? ss : ss - 2.0 * a + 1.0;
             if (rr > 1e-12 * (ss > 1.0 ? ss : 1.0))

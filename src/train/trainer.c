@@ -1473,7 +1473,10 @@ int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t, iadsr_aligner **aligner,
     iadsr_aligner *a = NULL;
     iadsr_gate *g = NULL;
     int rc = IADSR_OK;
-    if (aligner &&
+    /* the text weight scores the data, which needs the aligner even when
+     * the caller does not ask for it */
+    int text = gate && (t->dp.flags & IADSR_DENOISE_F_TEXT);
+    if ((aligner || text) &&
         !(rc = iadsr__aligner_alloc(&a, d, D, t->dp.tau_align))) {
         size_t nd = (size_t)D * (size_t)d;
         memcpy(a->w1, w + t->off_w1, nd * sizeof(float));
@@ -1498,27 +1501,15 @@ int iadsr_trainer_snapshot_denoiser(iadsr_trainer *t, iadsr_aligner **aligner,
         a->prov = pv;
     if (g)
         g->prov = pv;
-    if (g && (g->p.flags & IADSR_DENOISE_F_TEXT)) {
-        /* scoring needs the aligner even when the caller does not */
-        iadsr_aligner *sa = a;
-        if (!sa && !(rc = iadsr__aligner_alloc(&sa, d, D, t->dp.tau_align))) {
-            size_t nd = (size_t)D * (size_t)d;
-            memcpy(sa->w1, w + t->off_w1, nd * sizeof(float));
-            memcpy(sa->w2, w + t->off_w2, nd * sizeof(float));
-            sa->prov = pv;
-        }
-        if (!rc)
-            rc = text_weight(t, sa, g);
-        if (sa != a)
-            iadsr_aligner_free(sa);
-        if (rc) {
-            iadsr_aligner_free(a);
-            iadsr_gate_free(g);
-            return rc;
-        }
+    if (text && (rc = text_weight(t, a, g))) {
+        iadsr_aligner_free(a);
+        iadsr_gate_free(g);
+        return rc;
     }
     if (aligner)
         *aligner = a;
+    else
+        iadsr_aligner_free(a);
     if (gate)
         *gate = g;
     return IADSR_OK;
