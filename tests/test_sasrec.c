@@ -1575,6 +1575,62 @@ START_TEST(test_xent_smoothing_history_grad)
 }
 END_TEST
 
+/* The fast kernel takes each row's maximum over the real items only: the
+ * packed table's padding columns (45 items in two tiles of 32) hold logit
+ * 0, which would be the maximum of rows whose logits are all near -200,
+ * and exp(z - 0) would underflow to a zero sum (lse = -inf). */
+START_TEST(test_xent_row_max_skips_padding)
+{
+    enum { R = 8, D = 64, N = 45, CH = 8 };
+    int32_t tg[R] = {1, 45, 7, 0, 33, 32, 13, 2};
+    float *h = falloc(R * D), *e = falloc(N * D);
+    iadsr__rng rng;
+    iadsr__rng_seed(&rng, 5);
+    const float u = sqrtf(20.0f / D); /* |u|^2 = 20 */
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < D; k++)
+            h[r * D + k] = 10.0f * u + 0.05f * (float)iadsr__rng_normal(&rng);
+    for (int j = 0; j < N; j++)
+        for (int k = 0; k < D; k++)
+            e[j * D + k] = -u + 0.05f * (float)iadsr__rng_normal(&rng);
+    int ldt = iadsr__xent_ldt(N);
+    float *et = falloc((size_t)ldt * D);
+    iadsr__xent_transpose(e, N, D, et, ldt);
+    float *scr = falloc(iadsr__xent_scratch_floats(CH, ldt, D, N, 0));
+    for (int fast = 0; fast <= iadsr__xent_fast_ok(D); fast++) {
+        float *dh = falloc(R * D), *de = falloc(N * D);
+        float lse[R];
+        iadsr__xent_args a = {.h = h, .n_rows = R, .d = D, .targets = tg,
+                              .e1 = e, .et = et, .n_items = N, .ldt = ldt,
+                              .chunk = CH, .fast = fast, .scale = 1.0f,
+                              .dh = dh, .de1 = de, .lse = lse};
+        double loss = iadsr__xent(&a, scr, 1);
+        ck_assert_msg(isfinite(loss), "fast %d: loss %g", fast, loss);
+        for (int r = 0; r < R; r++) {
+            double z[N], mx = -HUGE_VAL, sum = 0;
+            for (int j = 0; j < N; j++) {
+                z[j] = 0;
+                for (int k = 0; k < D; k++)
+                    z[j] += (double)h[r * D + k] * (double)e[j * D + k];
+                mx = fmax(mx, z[j]);
+            }
+            ck_assert_msg(mx < -100, "row %d: max logit %g", r, mx);
+            for (int j = 0; j < N; j++)
+                sum += exp(z[j] - mx);
+            ck_assert_msg(fabs((double)lse[r] - (mx + log(sum))) < 1e-3,
+                          "fast %d: lse[%d] %g vs %g", fast, r,
+                          (double)lse[r], mx + log(sum));
+        }
+        free(dh);
+        free(de);
+    }
+    free(h);
+    free(e);
+    free(et);
+    free(scr);
+}
+END_TEST
+
 /* Rows without a target (the detector's inserted items) have no gradient:
  * the AVX-512 path skips them in its two gradient products. Many such rows
  * at every place in a chunk (so the chunk's head keeps 0-3 spare target
@@ -1689,6 +1745,7 @@ Suite *suite_sasrec(void)
     tcase_add_test(tk, test_kernel_xent_rows);
     tcase_add_test(tk, test_xent_smoothing_history_grad);
     tcase_add_test(tk, test_xent_rows_without_target);
+    tcase_add_test(tk, test_xent_row_max_skips_padding);
     suite_add_tcase(s, tk);
     return s;
 }

@@ -166,13 +166,22 @@ double iadsr__xent_rows_lse_ld(float *z, int rows, int n, int ld,
                                const int32_t *targets, float scale,
                                float smooth, int want_grad, float *lse)
 {
+    return iadsr__xent_rows_lse_max_ld(z, rows, n, ld, targets, scale, smooth,
+                                       want_grad, lse, NULL);
+}
+
+double iadsr__xent_rows_lse_max_ld(float *z, int rows, int n, int ld,
+                                   const int32_t *targets, float scale,
+                                   float smooth, int want_grad, float *lse,
+                                   const float *rmax)
+{
     double total = 0.0;
     for (int i = 0; i < rows; i++) {
         float *zr = z + (size_t)i * (size_t)ld;
         int32_t t = targets[i];
         if (t <= 0 || t > n) {
             if (lse) {
-                float mx = row_max(zr, n);
+                float mx = rmax ? rmax[i] : row_max(zr, n);
                 lse[i] = logf(row_exp_sum(zr, n, mx)) + mx;
             }
             memset(zr, 0, (size_t)n * sizeof(float));
@@ -182,7 +191,7 @@ double iadsr__xent_rows_lse_ld(float *z, int rows, int n, int ld,
         /* smoothing: the loss against the uniform part is lse - mean(z) */
         double zmean =
             smooth > 0.0f ? (double)row_sum(zr, n) / (double)n : 0.0;
-        float mx = row_max(zr, n);
+        float mx = rmax ? rmax[i] : row_max(zr, n);
         float sum = row_exp_sum(zr, n, mx);
         if (lse)
             lse[i] = logf(sum) + mx;

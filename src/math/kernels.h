@@ -39,6 +39,12 @@ double iadsr__xent_rows_ld(float *z, int rows, int n, int ld,
 double iadsr__xent_rows_lse_ld(float *z, int rows, int n, int ld,
                                const int32_t *targets, float scale,
                                float smooth, int want_grad, float *lse);
+/* The same with each row's maximum over its n logits given (rmax[i];
+ * NULL: taken here), e.g. by the kernel that wrote the logits. */
+double iadsr__xent_rows_lse_max_ld(float *z, int rows, int n, int ld,
+                                   const int32_t *targets, float scale,
+                                   float smooth, int want_grad, float *lse,
+                                   const float *rmax);
 /* z[j] = z[j] * a + b for j < n. */
 void iadsr__affine(float *z, size_t n, float a, float b);
 void iadsr__gelu_fwd(const float *x, size_t n, float *y);

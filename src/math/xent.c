@@ -87,11 +87,27 @@ static void add_packed(const float *pk, int n_items, int d, float *e1)
 #define AVX512 __attribute__((target("avx512f")))
 
 /* z (rows x ldt) = h (rows x d) . et (packed d x ldt); rows % MR == 0.
- * Item tiles outermost: a 32*d tile of et stays in L1 for all rows. */
+ * Item tiles outermost: a 32*d tile of et stays in L1 for all rows.
+ * With lanes (rows x 16 floats, not NULL), each row's maximum over its
+ * first n logits is also taken while the tile is in registers, into
+ * lanes: the softmax then skips its own pass over the row for it (see
+ * lanes_max). */
 AVX512 static void k_logits(const float *h, int rows, int d, const float *et,
-                            int ldt, float *z)
+                            int ldt, float *z, int n, float *lanes)
 {
+    if (lanes)
+        for (size_t i = 0; i < (size_t)rows * 16; i++)
+            lanes[i] = -INFINITY;
     for (int j = 0; j < ldt; j += NR) {
+        /* the items of this tile below n: padding columns are not logits */
+        __mmask16 k0 = 0xFFFF, k1 = 0xFFFF;
+        if (j + NR > n) {
+            int v0 = n - j < 16 ? n - j : 16, v1 = n - j - 16;
+            v0 = v0 < 0 ? 0 : v0;
+            v1 = v1 < 0 ? 0 : v1 > 16 ? 16 : v1;
+            k0 = (__mmask16)((1u << v0) - 1u);
+            k1 = (__mmask16)((1u << v1) - 1u);
+        }
         const float *b = et + (size_t)j * (size_t)d;
         for (int r = 0; r < rows; r += MR) {
             __m512 acc[MR][2];
@@ -112,7 +128,30 @@ AVX512 static void k_logits(const float *h, int rows, int d, const float *et,
                 _mm512_storeu_ps(zr + (size_t)i * (size_t)ldt, acc[i][0]);
                 _mm512_storeu_ps(zr + (size_t)i * (size_t)ldt + 16, acc[i][1]);
             }
+            if (lanes) {
+                /* max(a, m) keeps m where a is NaN, as row_max's a > m ? a : m */
+                for (int i = 0; i < MR; i++) {
+                    float *li = lanes + (size_t)(r + i) * 16;
+                    __m512 m = _mm512_loadu_ps(li);
+                    m = _mm512_mask_max_ps(m, k0, acc[i][0], m);
+                    m = _mm512_mask_max_ps(m, k1, acc[i][1], m);
+                    _mm512_storeu_ps(li, m);
+                }
+            }
         }
+    }
+}
+
+/* rmax[i] = the maximum of row i's 16 lanes (an exact reduction: the same
+ * value as a pass over the row). */
+AVX512 static void lanes_max(const float *lanes, int rows, float *rmax)
+{
+    for (int i = 0; i < rows; i++) {
+        const float *li = lanes + (size_t)i * 16;
+        float mx = -INFINITY;
+        for (int l = 0; l < 16; l++)
+            mx = li[l] > mx ? li[l] : mx;
+        rmax[i] = mx;
     }
 }
 
@@ -257,7 +296,7 @@ void iadsr__xent_logits(const float *h, int rows, int d, const float *et,
                         int ldt, float *z)
 {
 #if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
-    k_logits(h, rows, d, et, ldt, z);
+    k_logits(h, rows, d, et, ldt, z, ldt, NULL);
 #else
     (void)h, (void)rows, (void)d, (void)et, (void)ldt, (void)z;
 #endif
@@ -278,6 +317,8 @@ typedef struct {
     float *ltmp;  /* ... its log-sum-exps in that order (chunk) */
     float *dtmp;  /* ... dH rows of the head's target rows ((chunk + 4) x d) */
     float *side;  /* ... up to 4 logit rows for k_dh (4 x ldt) */
+    float *lanes; /* ... each row's running maximum, 16 lanes ((chunk + MR) x 16) */
+    float *rmax;  /* ... and the row's maximum (chunk + MR) */
     double loss;
 } part;
 
@@ -389,12 +430,14 @@ static void fast_chunk(part *p, int r0, int c, int grad)
            (size_t)(cp - c) * (size_t)d * sizeof(float));
     for (int i = c; i < cp; i++)
         p->tpad[i] = 0;
-    k_logits(p->hpad, cp, d, a->et, ldt, p->zbuf);
+    k_logits(p->hpad, cp, d, a->et, ldt, p->zbuf, n, p->lanes);
+    lanes_max(p->lanes, c, p->rmax);
     float *lse = a->lse ? (permute ? p->ltmp : a->lse + r0) : NULL;
     /* rows without a target add no loss, so the sum is the same in
      * either order */
-    p->loss += iadsr__xent_rows_lse_ld(p->zbuf, c, n, ldt, p->tpad, a->scale,
-                                       a->smooth, grad, lse);
+    p->loss += iadsr__xent_rows_lse_max_ld(p->zbuf, c, n, ldt, p->tpad,
+                                           a->scale, a->smooth, grad, lse,
+                                           p->rmax);
     if (permute && a->lse)
         for (int i = 0; i < c; i++)
             a->lse[r0 + p->perm[i]] = p->ltmp[i];
@@ -477,10 +520,11 @@ size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items,
     /* per thread: zbuf + hpad + tpad + private dE (ldt >= n_items rows),
      * then for the history penalty n stamps and hist_cap items + p_c, then
      * the fast path's row order: perm, ltmp (chunk each), dtmp
-     * ((chunk + 4) x d) and side (4 x ldt) */
+     * ((chunk + 4) x d) and side (4 x ldt), and its row maxima: lanes
+     * ((chunk + MR) x 16) and rmax (chunk + MR) */
     size_t hist = hist_cap > 0 ? (size_t)n_items + 2 * (size_t)hist_cap : 0;
     size_t order = 2 * (size_t)chunk + ((size_t)chunk + 4) * (size_t)d +
-                   4 * (size_t)ldt;
+                   4 * (size_t)ldt + 17 * ((size_t)chunk + MR);
     return (size_t)chunk * (size_t)ldt + (size_t)chunk * (size_t)d +
            (size_t)chunk + (size_t)ldt * (size_t)d + hist + order + 64;
 }
@@ -524,6 +568,8 @@ double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
         parts[t].ltmp = o + a->chunk;
         parts[t].dtmp = o + 2 * (size_t)a->chunk;
         parts[t].side = parts[t].dtmp + ((size_t)a->chunk + 4) * (size_t)a->d;
+        parts[t].lanes = parts[t].side + 4 * (size_t)a->ldt;
+        parts[t].rmax = parts[t].lanes + 16 * ((size_t)a->chunk + MR);
     }
     iadsr__fork_join(T, run_part, parts, sizeof parts[0]);
     double loss = 0.0;
