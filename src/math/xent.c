@@ -86,6 +86,12 @@ static void add_packed(const float *pk, int n_items, int d, float *e1)
 #if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
 #define AVX512 __attribute__((target("avx512f")))
 
+/* The first v of 16 lanes (none for v <= 0, all for v >= 16). */
+static __mmask16 lanes_below(int v)
+{
+    return v <= 0 ? 0 : v >= 16 ? 0xFFFF : (__mmask16)((1u << v) - 1u);
+}
+
 /* z (rows x ldt) = h (rows x d) . et (packed d x ldt); rows % MR == 0.
  * Item tiles outermost: a 32*d tile of et stays in L1 for all rows.
  * With lanes (rows x 16 floats, not NULL), each row's maximum over its
@@ -100,14 +106,7 @@ AVX512 static void k_logits(const float *h, int rows, int d, const float *et,
             lanes[i] = -INFINITY;
     for (int j = 0; j < ldt; j += NR) {
         /* the items of this tile below n: padding columns are not logits */
-        __mmask16 k0 = 0xFFFF, k1 = 0xFFFF;
-        if (j + NR > n) {
-            int v0 = n - j < 16 ? n - j : 16, v1 = n - j - 16;
-            v0 = v0 < 0 ? 0 : v0;
-            v1 = v1 < 0 ? 0 : v1 > 16 ? 16 : v1;
-            k0 = (__mmask16)((1u << v0) - 1u);
-            k1 = (__mmask16)((1u << v1) - 1u);
-        }
+        __mmask16 k0 = lanes_below(n - j), k1 = lanes_below(n - j - 16);
         const float *b = et + (size_t)j * (size_t)d;
         for (int r = 0; r < rows; r += MR) {
             __m512 acc[MR][2];
