@@ -1636,16 +1636,19 @@ END_TEST
  * at every place in a chunk (so the chunk's head keeps 0-3 spare target
  * rows and its tail 0-3 rows), several chunk sizes: every row's
  * log-sum-exp, the loss and both gradients agree with the BLAS path, and
- * the dH rows of rows without a target are left exactly as they were. */
-START_TEST(test_xent_rows_without_target)
+ * the dH rows of rows without a target are left exactly as they were.
+ * With and without the history penalty (without it the fast path finishes
+ * the gradient rows inside its dH kernel, block by block), and for a
+ * catalogue of one and of three item blocks of that kernel (512 items). */
+static void check_rows_without_target(int N, float hist_weight)
 {
-    enum { R = 61, D = 32, N = 70 };
+    enum { R = 61, D = 32 };
     /* the fast path takes chunks of a multiple of 8 rows; the row counts
      * leave the last chunk 1-4 rows over a multiple of 4 */
     static const int chunks[] = {8, 16, 64};
     iadsr__rng rng;
     iadsr__rng_seed(&rng, 91);
-    float *h = falloc(R * D), *e = falloc(N * D);
+    float *h = falloc(R * D), *e = falloc((size_t)N * D);
     int32_t tg[R], items[R], first[R];
     for (int i = 0; i < R * D; i++)
         h[i] = 0.4f * (float)iadsr__rng_normal(&rng);
@@ -1654,10 +1657,11 @@ START_TEST(test_xent_rows_without_target)
     for (int r = 0; r < R; r++) {
         /* runs of target-less rows of length 1-3, and every third row */
         int none = (r % 3 == 1) || (r >= 20 && r < 23) || (r >= 40 && r < 42);
-        tg[r] = none ? 0 : 1 + (int32_t)iadsr__rng_below(&rng, N);
-        items[r] = 1 + (int32_t)iadsr__rng_below(&rng, N);
+        tg[r] = none ? 0 : 1 + (int32_t)iadsr__rng_below(&rng, (uint64_t)N);
+        items[r] = 1 + (int32_t)iadsr__rng_below(&rng, (uint64_t)N);
         first[r] = r < 30 ? 0 : 30;
     }
+    tg[0] = N; /* the last item, in the last (partial) block */
     int ldt = iadsr__xent_ldt(N);
     float *et = falloc((size_t)ldt * D);
     iadsr__xent_transpose(e, N, D, et, ldt);
@@ -1670,7 +1674,7 @@ START_TEST(test_xent_rows_without_target)
         double loss[2] = {0, 0};
         for (int fast = 0; fast <= fast_ok; fast++) {
             dh[fast] = falloc(R * D);
-            de[fast] = falloc(N * D);
+            de[fast] = falloc((size_t)N * D);
             for (int i = 0; i < R * D; i++) /* dH is added to */
                 dh[fast][i] = (float)(i % 7) - 3.0f;
             iadsr__xent_args a = {.h = h, .n_rows = nr, .d = D, .targets = tg,
@@ -1678,32 +1682,34 @@ START_TEST(test_xent_rows_without_target)
                                   .ldt = ldt, .chunk = CH, .fast = fast,
                                   .scale = 0.05f, .dh = dh[fast],
                                   .de1 = de[fast], .smooth = 0.1f,
-                                  .hist_weight = 0.5f, .hist_items = items,
-                                  .hist_first = first, .hist_cap = R,
-                                  .lse = lse[fast]};
+                                  .hist_weight = hist_weight,
+                                  .hist_items = items, .hist_first = first,
+                                  .hist_cap = R, .lse = lse[fast]};
             loss[fast] = iadsr__xent(&a, scr, 1);
             for (int r = 0; r < R; r++)
                 if (tg[r] == 0 || r >= nr)
                     for (int k = 0; k < D; k++)
                         ck_assert_msg(dh[fast][r * D + k] ==
                                           (float)((r * D + k) % 7) - 3.0f,
-                                      "rows %d chunk %d fast %d: row %d "
+                                      "N %d rows %d chunk %d fast %d: row %d "
                                       "without a target got a gradient",
-                                      nr, CH, fast, r);
+                                      N, nr, CH, fast, r);
         }
         if (fast_ok) {
             ck_assert_msg(fabs(loss[1] - loss[0]) < 1e-5 * fabs(loss[0]),
-                          "rows %d chunk %d: loss %.9g vs %.9g", nr, CH,
-                          loss[1], loss[0]);
+                          "N %d rows %d chunk %d: loss %.9g vs %.9g", N, nr,
+                          CH, loss[1], loss[0]);
             for (int r = 0; r < nr; r++)
                 ck_assert(fabsf(lse[1][r] - lse[0][r]) < 1e-5f);
             for (int i = 0; i < R * D; i++)
                 ck_assert_msg(fabsf(dh[1][i] - dh[0][i]) < 1e-5f,
-                              "rows %d chunk %d: dh[%d] %g vs %g", nr, CH, i,
+                              "N %d w %g rows %d chunk %d: dh[%d] %g vs %g",
+                              N, (double)hist_weight, nr, CH, i,
                               (double)dh[1][i], (double)dh[0][i]);
             for (int i = 0; i < N * D; i++)
                 ck_assert_msg(fabsf(de[1][i] - de[0][i]) < 1e-5f,
-                              "rows %d chunk %d: de[%d] %g vs %g", nr, CH, i,
+                              "N %d w %g rows %d chunk %d: de[%d] %g vs %g",
+                              N, (double)hist_weight, nr, CH, i,
                               (double)de[1][i], (double)de[0][i]);
         }
         for (int fast = 0; fast <= fast_ok; fast++)
@@ -1711,6 +1717,13 @@ START_TEST(test_xent_rows_without_target)
         free(scr);
     }
     free(h), free(e), free(et);
+}
+
+START_TEST(test_xent_rows_without_target)
+{
+    check_rows_without_target(70, 0.5f);
+    check_rows_without_target(70, 0.0f);
+    check_rows_without_target(1100, 0.0f);
 }
 END_TEST
 

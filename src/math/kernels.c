@@ -167,13 +167,30 @@ double iadsr__xent_rows_lse_ld(float *z, int rows, int n, int ld,
                                float smooth, int want_grad, float *lse)
 {
     return iadsr__xent_rows_lse_max_ld(z, rows, n, ld, targets, scale, smooth,
-                                       want_grad, lse, NULL);
+                                       want_grad, lse, NULL, NULL);
+}
+
+float iadsr__xent_grad_shift(float scale, float smooth, int n)
+{
+    return -scale * smooth / (float)n;
+}
+
+float iadsr__xent_grad_target(float scale, float smooth)
+{
+    return scale * (1.0f - smooth);
+}
+
+void iadsr__xent_row_finish(float *zr, int n, int32_t t, float a, float scale,
+                            float smooth)
+{
+    iadsr__affine(zr, (size_t)n, a, iadsr__xent_grad_shift(scale, smooth, n));
+    zr[t - 1] -= iadsr__xent_grad_target(scale, smooth);
 }
 
 double iadsr__xent_rows_lse_max_ld(float *z, int rows, int n, int ld,
                                    const int32_t *targets, float scale,
                                    float smooth, int want_grad, float *lse,
-                                   const float *rmax)
+                                   const float *rmax, float *ascale)
 {
     double total = 0.0;
     for (int i = 0; i < rows; i++) {
@@ -198,9 +215,10 @@ double iadsr__xent_rows_lse_max_ld(float *z, int rows, int n, int ld,
         total += (double)logf(sum) + (double)mx -
                  (1.0 - (double)smooth) * (double)zt - (double)smooth * zmean;
         if (want_grad) {
-            iadsr__affine(zr, (size_t)n, scale / sum,
-                          -scale * smooth / (float)n);
-            zr[t - 1] -= scale * (1.0f - smooth);
+            if (ascale) /* the caller finishes the row (its factor) */
+                ascale[i] = scale / sum;
+            else
+                iadsr__xent_row_finish(zr, n, t, scale / sum, scale, smooth);
         }
     }
     return total;

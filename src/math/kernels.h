@@ -40,11 +40,21 @@ double iadsr__xent_rows_lse_ld(float *z, int rows, int n, int ld,
                                const int32_t *targets, float scale,
                                float smooth, int want_grad, float *lse);
 /* The same with each row's maximum over its n logits given (rmax[i];
- * NULL: taken here), e.g. by the kernel that wrote the logits. */
+ * NULL: taken here), e.g. by the kernel that wrote the logits. With
+ * ascale (not NULL) and want_grad, a row with a target is left as
+ * exp(z - max) and its factor goes to ascale[i]: the caller finishes it
+ * with iadsr__xent_row_finish(row, n, target, ascale[i], scale, smooth),
+ * or the same arithmetic elsewhere (while the row is in cache). */
 double iadsr__xent_rows_lse_max_ld(float *z, int rows, int n, int ld,
                                    const int32_t *targets, float scale,
                                    float smooth, int want_grad, float *lse,
-                                   const float *rmax);
+                                   const float *rmax, float *ascale);
+/* The gradient row of a target row: z[j] = z[j] * a + shift for j < n,
+ * then z[t - 1] -= target, with shift and target as below. */
+void iadsr__xent_row_finish(float *z, int n, int32_t t, float a, float scale,
+                            float smooth);
+float iadsr__xent_grad_shift(float scale, float smooth, int n);
+float iadsr__xent_grad_target(float scale, float smooth);
 /* z[j] = z[j] * a + b for j < n. */
 void iadsr__affine(float *z, size_t n, float a, float b);
 void iadsr__gelu_fwd(const float *x, size_t n, float *y);

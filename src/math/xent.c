@@ -154,17 +154,52 @@ AVX512 static void lanes_max(const float *lanes, int rows, float *rmax)
     }
 }
 
+/* The gradient of rows [r, r + 4) of dz over columns [j0, j1), finished
+ * in place while the block is in L1 (fin: the rows' factors, targets and
+ * the two constants of iadsr__xent_row_finish; the same operations in the
+ * same order, so the same bits as finishing whole rows beforehand). */
+typedef struct {
+    const float *a;      /* per row: scale / sum */
+    const int32_t *tg;   /* per row: the target (1-based) */
+    float shift, target; /* iadsr__xent_grad_shift / _target */
+} finish;
+
+AVX512 static void finish_block(float *dz, int r, int ldt, int j0, int j1,
+                                const finish *f)
+{
+    const __m512 b = _mm512_set1_ps(f->shift);
+    for (int i = r; i < r + 4; i++) {
+        float *zr = dz + (size_t)i * (size_t)ldt;
+        const __m512 a = _mm512_set1_ps(f->a[i]);
+        for (int j = j0; j < j1; j += 16) {
+            __mmask16 k = lanes_below(j1 - j);
+            __m512 v = _mm512_maskz_loadu_ps(k, zr + j);
+            /* multiply, then add: no fused rounding, as iadsr__affine */
+            _mm512_mask_storeu_ps(zr + j, k,
+                                  _mm512_add_ps(_mm512_mul_ps(v, a), b));
+        }
+        int32_t t = f->tg[i];
+        if (t - 1 >= j0 && t - 1 < j1)
+            zr[t - 1] -= f->target;
+    }
+}
+
 /* dh (rows x d) += dz (rows x ldt, first n columns) . e1 (n x d);
- * rows is a multiple of 4. DV = d / 16 is a compile-time constant in each
- * instance so the 4 x DV accumulators stay in registers. */
+ * rows is a multiple of 4; with fin (not NULL) every row has a target and
+ * holds exp(z - max), finished block by block (finish_block) before use.
+ * DV = d / 16 is a compile-time constant in each instance so the 4 x DV
+ * accumulators stay in registers. */
 #define DEFINE_K_DH(DV)                                                        \
-    AVX512 static void k_dh##DV(const float *dz, int rows, int ldt,            \
-                                const float *e1, int n, float *dh)             \
+    AVX512 static void k_dh##DV(float *dz, int rows, int ldt,                  \
+                                const float *e1, int n, float *dh,             \
+                                const finish *fin)                             \
     {                                                                          \
         const int d = 16 * (DV);                                               \
         for (int j0 = 0; j0 < n; j0 += JBLOCK) {                               \
             int j1 = j0 + JBLOCK < n ? j0 + JBLOCK : n;                        \
             for (int r = 0; r < rows; r += 4) {                                \
+                if (fin)                                                       \
+                    finish_block(dz, r, ldt, j0, j1, fin);                     \
                 __m512 acc[4][DV];                                             \
                 for (int i = 0; i < 4; i++)                                    \
                     for (int v = 0; v < (DV); v++)                             \
@@ -198,14 +233,14 @@ DEFINE_K_DH(2)
 DEFINE_K_DH(3)
 DEFINE_K_DH(4)
 
-static void k_dh(const float *dz, int rows, int ldt, const float *e1, int n,
-                 int d, float *dh)
+static void k_dh(float *dz, int rows, int ldt, const float *e1, int n,
+                 int d, float *dh, const finish *fin)
 {
     switch (d / 16) {
-    case 1: k_dh1(dz, rows, ldt, e1, n, dh); break;
-    case 2: k_dh2(dz, rows, ldt, e1, n, dh); break;
-    case 3: k_dh3(dz, rows, ldt, e1, n, dh); break;
-    default: k_dh4(dz, rows, ldt, e1, n, dh); break;
+    case 1: k_dh1(dz, rows, ldt, e1, n, dh, fin); break;
+    case 2: k_dh2(dz, rows, ldt, e1, n, dh, fin); break;
+    case 3: k_dh3(dz, rows, ldt, e1, n, dh, fin); break;
+    default: k_dh4(dz, rows, ldt, e1, n, dh, fin); break;
     }
 }
 
@@ -318,6 +353,7 @@ typedef struct {
     float *side;  /* ... up to 4 logit rows for k_dh (4 x ldt) */
     float *lanes; /* ... each row's running maximum, 16 lanes ((chunk + MR) x 16) */
     float *rmax;  /* ... and the row's maximum (chunk + MR) */
+    float *ascale;/* ... and its gradient factor scale / sum (chunk + MR) */
     double loss;
 } part;
 
@@ -432,11 +468,16 @@ static void fast_chunk(part *p, int r0, int c, int grad)
     k_logits(p->hpad, cp, d, a->et, ldt, p->zbuf, n, p->lanes);
     lanes_max(p->lanes, c, p->rmax);
     float *lse = a->lse ? (permute ? p->ltmp : a->lse + r0) : NULL;
+    /* The gradient rows are finished (x scale / sum, the smoothing shift,
+     * the target) inside k_dh, block by block while in L1, instead of in
+     * a pass of their own over the chunk; the history penalty reads the
+     * finished rows, so it keeps the pass. */
+    int defer = grad && !(a->hist_weight > 0.0f);
     /* rows without a target add no loss, so the sum is the same in
      * either order */
     p->loss += iadsr__xent_rows_lse_max_ld(p->zbuf, c, n, ldt, p->tpad,
                                            a->scale, a->smooth, grad, lse,
-                                           p->rmax);
+                                           p->rmax, defer ? p->ascale : NULL);
     if (permute && a->lse)
         for (int i = 0; i < c; i++)
             a->lse[r0 + p->perm[i]] = p->ltmp[i];
@@ -452,12 +493,23 @@ static void fast_chunk(part *p, int r0, int c, int grad)
     float *dhc = a->dh + (size_t)r0 * (size_t)d;
     float *dst = permute ? p->dtmp : dhc;
     int m4 = m / 4 * 4;
+    finish fin = {p->ascale, p->tpad,
+                  iadsr__xent_grad_shift(a->scale, a->smooth, n),
+                  iadsr__xent_grad_target(a->scale, a->smooth)};
+    /* the rows k_dh does not take (the last m - m4 target rows, the
+     * tail's) are finished whole, before their products */
+    if (defer)
+        for (int i = m4; i < c; i++)
+            if (has_target(p->tpad[i], n))
+                iadsr__xent_row_finish(p->zbuf + (size_t)i * (size_t)ldt, n,
+                                       p->tpad[i], p->ascale[i], a->scale,
+                                       a->smooth);
     if (permute)
         for (int i = 0; i < m; i++)
             memcpy(p->dtmp + (size_t)i * (size_t)d,
                    dhc + (size_t)p->perm[i] * (size_t)d, (size_t)d * sizeof(float));
     if (m4 > 0)
-        k_dh(p->zbuf, m4, ldt, a->e1, n, d, dst);
+        k_dh(p->zbuf, m4, ldt, a->e1, n, d, dst, defer ? &fin : NULL);
     if (m4 < m) { /* only when rows moved: m == c4 otherwise */
         memcpy(p->side, p->zbuf + (size_t)m4 * (size_t)ldt,
                (size_t)(m - m4) * (size_t)ldt * sizeof(float));
@@ -466,7 +518,8 @@ static void fast_chunk(part *p, int r0, int c, int grad)
         /* the completing rows' dH lands in spare rows of dtmp */
         memset(p->dtmp + (size_t)m * (size_t)d, 0,
                (size_t)(m4 + 4 - m) * (size_t)d * sizeof(float));
-        k_dh(p->side, 4, ldt, a->e1, n, d, p->dtmp + (size_t)m4 * (size_t)d);
+        k_dh(p->side, 4, ldt, a->e1, n, d, p->dtmp + (size_t)m4 * (size_t)d,
+             NULL);
     }
     if (permute)
         for (int i = 0; i < m; i++)
@@ -520,10 +573,10 @@ size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items,
      * then for the history penalty n stamps and hist_cap items + p_c, then
      * the fast path's row order: perm, ltmp (chunk each), dtmp
      * ((chunk + 4) x d) and side (4 x ldt), and its row maxima: lanes
-     * ((chunk + MR) x 16) and rmax (chunk + MR) */
+     * ((chunk + MR) x 16), rmax and ascale (chunk + MR each) */
     size_t hist = hist_cap > 0 ? (size_t)n_items + 2 * (size_t)hist_cap : 0;
     size_t order = 2 * (size_t)chunk + ((size_t)chunk + 4) * (size_t)d +
-                   4 * (size_t)ldt + 17 * ((size_t)chunk + MR);
+                   4 * (size_t)ldt + 18 * ((size_t)chunk + MR);
     return (size_t)chunk * (size_t)ldt + (size_t)chunk * (size_t)d +
            (size_t)chunk + (size_t)ldt * (size_t)d + hist + order + 64;
 }
@@ -569,6 +622,7 @@ double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
         parts[t].side = parts[t].dtmp + ((size_t)a->chunk + 4) * (size_t)a->d;
         parts[t].lanes = parts[t].side + 4 * (size_t)a->ldt;
         parts[t].rmax = parts[t].lanes + 16 * ((size_t)a->chunk + MR);
+        parts[t].ascale = parts[t].rmax + (size_t)a->chunk + MR;
     }
     iadsr__fork_join(T, run_part, parts, sizeof parts[0]);
     double loss = 0.0;
