@@ -184,19 +184,21 @@ AVX512 static void finish_block(float *dz, int r, int ldt, int j0, int j1,
     }
 }
 
-/* dh (rows x d) += dz (rows x ldt, first n columns) . e1 (n x d);
- * rows is a multiple of 4; with fin (not NULL) every row has a target and
+/* dh (rows x d) += dz (rows x ldt, columns [jlo, jhi)) . e1 (those rows
+ * of n x d), in blocks of JBLOCK items from jlo (a multiple of JBLOCK; the
+ * sums are the same whether the range is taken in one call or block by
+ * block); rows is a multiple of 4; with fin (not NULL) every row has a target and
  * holds exp(z - max), finished block by block (finish_block) before use.
  * DV = d / 16 is a compile-time constant in each instance so the 4 x DV
  * accumulators stay in registers. */
 #define DEFINE_K_DH(DV)                                                        \
     AVX512 static void k_dh##DV(float *dz, int rows, int ldt,                  \
-                                const float *e1, int n, float *dh,             \
+                                const float *e1, int jlo, int jhi, float *dh,  \
                                 const finish *fin)                             \
     {                                                                          \
         const int d = 16 * (DV);                                               \
-        for (int j0 = 0; j0 < n; j0 += JBLOCK) {                               \
-            int j1 = j0 + JBLOCK < n ? j0 + JBLOCK : n;                        \
+        for (int j0 = jlo; j0 < jhi; j0 += JBLOCK) {                           \
+            int j1 = j0 + JBLOCK < jhi ? j0 + JBLOCK : jhi;                    \
             for (int r = 0; r < rows; r += 4) {                                \
                 if (fin)                                                       \
                     finish_block(dz, r, ldt, j0, j1, fin);                     \
@@ -233,23 +235,25 @@ DEFINE_K_DH(2)
 DEFINE_K_DH(3)
 DEFINE_K_DH(4)
 
-static void k_dh(float *dz, int rows, int ldt, const float *e1, int n,
-                 int d, float *dh, const finish *fin)
+static void k_dh(float *dz, int rows, int ldt, const float *e1, int jlo,
+                 int jhi, int d, float *dh, const finish *fin)
 {
     switch (d / 16) {
-    case 1: k_dh1(dz, rows, ldt, e1, n, dh, fin); break;
-    case 2: k_dh2(dz, rows, ldt, e1, n, dh, fin); break;
-    case 3: k_dh3(dz, rows, ldt, e1, n, dh, fin); break;
-    default: k_dh4(dz, rows, ldt, e1, n, dh, fin); break;
+    case 1: k_dh1(dz, rows, ldt, e1, jlo, jhi, dh, fin); break;
+    case 2: k_dh2(dz, rows, ldt, e1, jlo, jhi, dh, fin); break;
+    case 3: k_dh3(dz, rows, ldt, e1, jlo, jhi, dh, fin); break;
+    default: k_dh4(dz, rows, ldt, e1, jlo, jhi, dh, fin); break;
     }
 }
 
-/* det (packed d x ldt) += h^T (d x rows) . dz (rows x ldt): for each item
- * tile, 8 dimensions at a time, two zmm of items per dimension. */
+/* det (packed d x ldt) += h^T (d x rows) . dz (rows x ldt), the item
+ * tiles of columns [jlo, jhi) (multiples of NR): for each item tile, 8
+ * dimensions at a time, two zmm of items per dimension (tiles are
+ * independent: any split of the range gives the same sums). */
 AVX512 static void k_de(const float *dz, int rows, int ldt, const float *h,
-                        int d, float *det)
+                        int d, float *det, int jlo, int jhi)
 {
-    for (int j = 0; j < ldt; j += NR) {
+    for (int j = jlo; j < jhi; j += NR) {
         float *o = det + (size_t)j * (size_t)d;
         for (int k0 = 0; k0 < d; k0 += 8) {
             __m512 acc[8][2];
@@ -508,8 +512,17 @@ static void fast_chunk(part *p, int r0, int c, int grad)
         for (int i = 0; i < m; i++)
             memcpy(p->dtmp + (size_t)i * (size_t)d,
                    dhc + (size_t)p->perm[i] * (size_t)d, (size_t)d * sizeof(float));
-    if (m4 > 0)
-        k_dh(p->zbuf, m4, ldt, a->e1, n, d, dst, defer ? &fin : NULL);
+    /* dH and dE block by block of JBLOCK items: dE reads each block just
+     * after dH's kernel has (finished and) read it, from L2 instead of a
+     * second pass over the whole chunk from L3. dE covers the head's
+     * target rows and the tail, in their order. */
+    for (int jb = 0; jb < ldt; jb += JBLOCK) {
+        int je = jb + JBLOCK < ldt ? jb + JBLOCK : ldt;
+        if (m4 > 0 && jb < n)
+            k_dh(p->zbuf, m4, ldt, a->e1, jb, je < n ? je : n, d, dst,
+                 defer ? &fin : NULL);
+        k_de(p->zbuf, m + (c - c4), ldt, p->hpad, d, p->de1, jb, je);
+    }
     if (m4 < m) { /* only when rows moved: m == c4 otherwise */
         memcpy(p->side, p->zbuf + (size_t)m4 * (size_t)ldt,
                (size_t)(m - m4) * (size_t)ldt * sizeof(float));
@@ -518,8 +531,8 @@ static void fast_chunk(part *p, int r0, int c, int grad)
         /* the completing rows' dH lands in spare rows of dtmp */
         memset(p->dtmp + (size_t)m * (size_t)d, 0,
                (size_t)(m4 + 4 - m) * (size_t)d * sizeof(float));
-        k_dh(p->side, 4, ldt, a->e1, n, d, p->dtmp + (size_t)m4 * (size_t)d,
-             NULL);
+        k_dh(p->side, 4, ldt, a->e1, 0, n, d,
+             p->dtmp + (size_t)m4 * (size_t)d, NULL);
     }
     if (permute)
         for (int i = 0; i < m; i++)
@@ -530,8 +543,6 @@ static void fast_chunk(part *p, int r0, int c, int grad)
         iadsr__sgemm(0, 0, c - c4, d, n, 1.0f,
                      p->zbuf + (size_t)m * (size_t)ldt, ldt, a->e1, d, 1.0f,
                      dhc + (size_t)c4 * (size_t)d, d);
-    /* dE over the head's target rows and the tail, in their order */
-    k_de(p->zbuf, m + (c - c4), ldt, p->hpad, d, p->de1);
 }
 #endif
 
