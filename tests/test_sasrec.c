@@ -1638,17 +1638,18 @@ END_TEST
  * log-sum-exp, the loss and both gradients agree with the BLAS path, and
  * the dH rows of rows without a target are left exactly as they were.
  * With and without the history penalty (without it the fast path finishes
- * the gradient rows inside its dH kernel, block by block), and for a
- * catalogue of one and of three item blocks of that kernel (512 items). */
-static void check_rows_without_target(int N, float hist_weight)
+ * the gradient rows inside its dH kernel, block by block), for a
+ * catalogue of one and of three item blocks of that kernel (512 items),
+ * at d = 32 and 64 (where that kernel groups rows by 6). */
+static void check_rows_without_target(int N, int D, float hist_weight)
 {
-    enum { R = 61, D = 32 };
+    enum { R = 61 };
     /* the fast path takes chunks of a multiple of 8 rows; the row counts
      * leave the last chunk 1-4 rows over a multiple of 4 */
     static const int chunks[] = {8, 16, 64};
     iadsr__rng rng;
     iadsr__rng_seed(&rng, 91);
-    float *h = falloc(R * D), *e = falloc((size_t)N * D);
+    float *h = falloc((size_t)R * D), *e = falloc((size_t)N * D);
     int32_t tg[R], items[R], first[R];
     for (int i = 0; i < R * D; i++)
         h[i] = 0.4f * (float)iadsr__rng_normal(&rng);
@@ -1673,7 +1674,7 @@ static void check_rows_without_target(int N, float hist_weight)
         float *dh[2], *de[2], lse[2][R];
         double loss[2] = {0, 0};
         for (int fast = 0; fast <= fast_ok; fast++) {
-            dh[fast] = falloc(R * D);
+            dh[fast] = falloc((size_t)R * D);
             de[fast] = falloc((size_t)N * D);
             for (int i = 0; i < R * D; i++) /* dH is added to */
                 dh[fast][i] = (float)(i % 7) - 3.0f;
@@ -1721,9 +1722,12 @@ static void check_rows_without_target(int N, float hist_weight)
 
 START_TEST(test_xent_rows_without_target)
 {
-    check_rows_without_target(70, 0.5f);
-    check_rows_without_target(70, 0.0f);
-    check_rows_without_target(1100, 0.0f);
+    check_rows_without_target(70, 32, 0.5f);
+    check_rows_without_target(70, 32, 0.0f);
+    check_rows_without_target(1100, 32, 0.0f);
+    /* d = 64: the dH kernel takes rows 6 at a time, then 4 */
+    check_rows_without_target(1100, 64, 0.0f);
+    check_rows_without_target(70, 64, 0.5f);
 }
 END_TEST
 

@@ -154,7 +154,7 @@ AVX512 static void lanes_max(const float *lanes, int rows, float *rmax)
     }
 }
 
-/* The gradient of rows [r, r + 4) of dz over columns [j0, j1), finished
+/* The gradient of rows [r, r + rg) of dz over columns [j0, j1), finished
  * in place while the block is in L1 (fin: the rows' factors, targets and
  * the two constants of iadsr__xent_row_finish; the same operations in the
  * same order, so the same bits as finishing whole rows beforehand). */
@@ -164,11 +164,11 @@ typedef struct {
     float shift, target; /* iadsr__xent_grad_shift / _target */
 } finish;
 
-AVX512 static void finish_block(float *dz, int r, int ldt, int j0, int j1,
-                                const finish *f)
+AVX512 static void finish_block(float *dz, int r, int rg, int ldt, int j0,
+                                int j1, const finish *f)
 {
     const __m512 b = _mm512_set1_ps(f->shift);
-    for (int i = r; i < r + 4; i++) {
+    for (int i = r; i < r + rg; i++) {
         float *zr = dz + (size_t)i * (size_t)ldt;
         const __m512 a = _mm512_set1_ps(f->a[i]);
         for (int j = j0; j < j1; j += 16) {
@@ -184,26 +184,28 @@ AVX512 static void finish_block(float *dz, int r, int ldt, int j0, int j1,
     }
 }
 
-/* dh (rows x d) += dz (rows x ldt, columns [jlo, jhi)) . e1 (those rows
- * of n x d), in blocks of JBLOCK items from jlo (a multiple of JBLOCK; the
- * sums are the same whether the range is taken in one call or block by
- * block); rows is a multiple of 4; with fin (not NULL) every row has a target and
- * holds exp(z - max), finished block by block (finish_block) before use.
- * DV = d / 16 is a compile-time constant in each instance so the 4 x DV
- * accumulators stay in registers. */
-#define DEFINE_K_DH(DV)                                                        \
-    AVX512 static void k_dh##DV(float *dz, int rows, int ldt,                  \
-                                const float *e1, int jlo, int jhi, float *dh,  \
-                                const finish *fin)                             \
+/* dh rows [rb, re) += dz (those rows, ldt apart; columns [jlo, jhi)) . e1
+ * (those rows of n x d), in blocks of JBLOCK items from jlo (a multiple of
+ * JBLOCK; the sums are the same whether the range is taken in one call or
+ * block by block), RG rows at a time (re - rb a multiple of RG; each row's
+ * sum runs over j in order whatever RG is, so the grouping does not change
+ * a bit); with fin (not NULL) every row has a target and holds exp(z - max),
+ * finished block by block (finish_block) before use. DV = d / 16 and RG
+ * are compile-time constants in each instance so the RG x DV accumulators
+ * stay in registers. */
+#define DEFINE_K_DH(DV, RG)                                                    \
+    AVX512 static void k_dh##DV##x##RG(float *dz, int rb, int re, int ldt,     \
+                                       const float *e1, int jlo, int jhi,      \
+                                       float *dh, const finish *fin)           \
     {                                                                          \
         const int d = 16 * (DV);                                               \
         for (int j0 = jlo; j0 < jhi; j0 += JBLOCK) {                           \
             int j1 = j0 + JBLOCK < jhi ? j0 + JBLOCK : jhi;                    \
-            for (int r = 0; r < rows; r += 4) {                                \
+            for (int r = rb; r < re; r += (RG)) {                              \
                 if (fin)                                                       \
-                    finish_block(dz, r, ldt, j0, j1, fin);                     \
-                __m512 acc[4][DV];                                             \
-                for (int i = 0; i < 4; i++)                                    \
+                    finish_block(dz, r, (RG), ldt, j0, j1, fin);               \
+                __m512 acc[RG][DV];                                            \
+                for (int i = 0; i < (RG); i++)                                 \
                     for (int v = 0; v < (DV); v++)                             \
                         acc[i][v] = _mm512_setzero_ps();                       \
                 const float *z0 = dz + (size_t)r * (size_t)ldt;                \
@@ -212,14 +214,14 @@ AVX512 static void finish_block(float *dz, int r, int ldt, int j0, int j1,
                     __m512 e[DV];                                              \
                     for (int v = 0; v < (DV); v++)                             \
                         e[v] = _mm512_loadu_ps(ej + 16 * v);                   \
-                    for (int i = 0; i < 4; i++) {                              \
+                    for (int i = 0; i < (RG); i++) {                           \
                         __m512 a =                                             \
                             _mm512_set1_ps(z0[(size_t)i * (size_t)ldt + j]);   \
                         for (int v = 0; v < (DV); v++)                         \
                             acc[i][v] = _mm512_fmadd_ps(a, e[v], acc[i][v]);   \
                     }                                                          \
                 }                                                              \
-                for (int i = 0; i < 4; i++) {                                  \
+                for (int i = 0; i < (RG); i++) {                               \
                     float *o = dh + (size_t)(r + i) * (size_t)d;               \
                     for (int v = 0; v < (DV); v++)                             \
                         _mm512_storeu_ps(                                      \
@@ -230,19 +232,31 @@ AVX512 static void finish_block(float *dz, int r, int ldt, int j0, int j1,
             }                                                                  \
         }                                                                      \
     }
-DEFINE_K_DH(1)
-DEFINE_K_DH(2)
-DEFINE_K_DH(3)
-DEFINE_K_DH(4)
+DEFINE_K_DH(1, 4)
+DEFINE_K_DH(2, 4)
+DEFINE_K_DH(3, 4)
+DEFINE_K_DH(4, 4)
+DEFINE_K_DH(4, 6)
 
+/* rows is a multiple of 4. At d = 64, rows go 6 at a time (24
+ * accumulators, 4 for a row of E) as far as that leaves a multiple of 4:
+ * each 512-item block of E, read from L2, then serves 6 rows instead of
+ * 4. */
 static void k_dh(float *dz, int rows, int ldt, const float *e1, int jlo,
                  int jhi, int d, float *dh, const finish *fin)
 {
     switch (d / 16) {
-    case 1: k_dh1(dz, rows, ldt, e1, jlo, jhi, dh, fin); break;
-    case 2: k_dh2(dz, rows, ldt, e1, jlo, jhi, dh, fin); break;
-    case 3: k_dh3(dz, rows, ldt, e1, jlo, jhi, dh, fin); break;
-    default: k_dh4(dz, rows, ldt, e1, jlo, jhi, dh, fin); break;
+    case 1: k_dh1x4(dz, 0, rows, ldt, e1, jlo, jhi, dh, fin); break;
+    case 2: k_dh2x4(dz, 0, rows, ldt, e1, jlo, jhi, dh, fin); break;
+    case 3: k_dh3x4(dz, 0, rows, ldt, e1, jlo, jhi, dh, fin); break;
+    default: {
+        int r6 = rows / 12 * 12; /* rows - r6 is then 0, 4 or 8 */
+        if (r6 > 0)
+            k_dh4x6(dz, 0, r6, ldt, e1, jlo, jhi, dh, fin);
+        if (r6 < rows)
+            k_dh4x4(dz, r6, rows, ldt, e1, jlo, jhi, dh, fin);
+        break;
+    }
     }
 }
 
