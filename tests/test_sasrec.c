@@ -1728,6 +1728,9 @@ START_TEST(test_xent_rows_without_target)
     /* d = 64: the dH kernel takes rows 6 at a time, then 4 */
     check_rows_without_target(1100, 64, 0.0f);
     check_rows_without_target(70, 64, 0.5f);
+    /* catalogues smaller than a vector and than an item tile */
+    check_rows_without_target(5, 64, 0.0f);
+    check_rows_without_target(17, 16, 0.0f);
 }
 END_TEST
 
