@@ -192,7 +192,17 @@ double iadsr__xent_rows_lse_max_ld(float *z, int rows, int n, int ld,
                                    float smooth, int want_grad, float *lse,
                                    const float *rmax, float *ascale)
 {
-    double total = 0.0;
+    return iadsr__xent_rows_lse_max_ld_sum(z, rows, n, ld, targets, scale,
+                                           smooth, want_grad, lse, rmax,
+                                           ascale, 0.0);
+}
+
+double iadsr__xent_rows_lse_max_ld_sum(float *z, int rows, int n, int ld,
+                                       const int32_t *targets, float scale,
+                                       float smooth, int want_grad, float *lse,
+                                       const float *rmax, float *ascale,
+                                       double total)
+{
     for (int i = 0; i < rows; i++) {
         float *zr = z + (size_t)i * (size_t)ld;
         int32_t t = targets[i];

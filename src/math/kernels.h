@@ -49,6 +49,13 @@ double iadsr__xent_rows_lse_max_ld(float *z, int rows, int n, int ld,
                                    const int32_t *targets, float scale,
                                    float smooth, int want_grad, float *lse,
                                    const float *rmax, float *ascale);
+/* The same, the rows' losses added to total (the same sum as one call over
+ * the rows of consecutive calls, each passing on the last one's result). */
+double iadsr__xent_rows_lse_max_ld_sum(float *z, int rows, int n, int ld,
+                                       const int32_t *targets, float scale,
+                                       float smooth, int want_grad, float *lse,
+                                       const float *rmax, float *ascale,
+                                       double total);
 /* The gradient row of a target row: z[j] = z[j] * a + shift for j < n,
  * then z[t - 1] -= target, with shift and target as below. */
 void iadsr__xent_row_finish(float *z, int n, int32_t t, float a, float scale,

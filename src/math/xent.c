@@ -31,6 +31,7 @@
 #define MR 8       /* rows per logits tile */
 #define NR 32      /* items per logits tile (two zmm) */
 #define JBLOCK 512 /* items per dH block (E block stays in L2) */
+#define SUB 32     /* rows per logits + softmax step (a multiple of MR) */
 #if NR != 32
 #error "the packed layout assumes 32 items per tile"
 #endif
@@ -483,19 +484,34 @@ static void fast_chunk(part *p, int r0, int c, int grad)
            (size_t)(cp - c) * (size_t)d * sizeof(float));
     for (int i = c; i < cp; i++)
         p->tpad[i] = 0;
-    k_logits(p->hpad, cp, d, a->et, ldt, p->zbuf, n, p->lanes);
-    lanes_max(p->lanes, c, p->rmax);
     float *lse = a->lse ? (permute ? p->ltmp : a->lse + r0) : NULL;
     /* The gradient rows are finished (x scale / sum, the smoothing shift,
      * the target) inside k_dh, block by block while in L1, instead of in
      * a pass of their own over the chunk; the history penalty reads the
      * finished rows, so it keeps the pass. */
     int defer = grad && !(a->hist_weight > 0.0f);
-    /* rows without a target add no loss, so the sum is the same in
-     * either order */
-    p->loss += iadsr__xent_rows_lse_max_ld(p->zbuf, c, n, ldt, p->tpad,
-                                           a->scale, a->smooth, grad, lse,
-                                           p->rmax, defer ? p->ascale : NULL);
+    /* Logits and softmax SUB rows at a time: the exp pass then reads the
+     * rows' logits from L2 (SUB x n floats) just after the kernel wrote
+     * them, instead of the whole chunk from L3 (each value, maximum and
+     * sum is the same: only the order of independent rows changes).
+     * Rows without a target add no loss, so the sum is the same in either
+     * row order. */
+    double total = 0.0;
+    for (int rs = 0; rs < cp; rs += SUB) {
+        int rn = cp - rs < SUB ? cp - rs : SUB; /* a multiple of MR */
+        k_logits(p->hpad + (size_t)rs * (size_t)d, rn, d, a->et, ldt,
+                 p->zbuf + (size_t)rs * (size_t)ldt, n,
+                 p->lanes + (size_t)rs * 16);
+        int re = rs + rn < c ? rs + rn : c; /* the real rows among them */
+        if (re <= rs)
+            continue;
+        lanes_max(p->lanes + (size_t)rs * 16, re - rs, p->rmax + rs);
+        total = iadsr__xent_rows_lse_max_ld_sum(
+            p->zbuf + (size_t)rs * (size_t)ldt, re - rs, n, ldt, p->tpad + rs,
+            a->scale, a->smooth, grad, lse ? lse + rs : NULL, p->rmax + rs,
+            defer ? p->ascale + rs : NULL, total);
+    }
+    p->loss += total;
     if (permute && a->lse)
         for (int i = 0; i < c; i++)
             a->lse[r0 + p->perm[i]] = p->ltmp[i];
