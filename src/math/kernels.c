@@ -167,7 +167,7 @@ double iadsr__xent_rows_lse_ld(float *z, int rows, int n, int ld,
                                float smooth, int want_grad, float *lse)
 {
     return iadsr__xent_rows_lse_max_ld(z, rows, n, ld, targets, scale, smooth,
-                                       want_grad, lse, NULL, NULL);
+                                       want_grad, lse, NULL, NULL, 0.0);
 }
 
 float iadsr__xent_grad_shift(float scale, float smooth, int n)
@@ -190,18 +190,8 @@ void iadsr__xent_row_finish(float *zr, int n, int32_t t, float a, float scale,
 double iadsr__xent_rows_lse_max_ld(float *z, int rows, int n, int ld,
                                    const int32_t *targets, float scale,
                                    float smooth, int want_grad, float *lse,
-                                   const float *rmax, float *ascale)
-{
-    return iadsr__xent_rows_lse_max_ld_sum(z, rows, n, ld, targets, scale,
-                                           smooth, want_grad, lse, rmax,
-                                           ascale, 0.0);
-}
-
-double iadsr__xent_rows_lse_max_ld_sum(float *z, int rows, int n, int ld,
-                                       const int32_t *targets, float scale,
-                                       float smooth, int want_grad, float *lse,
-                                       const float *rmax, float *ascale,
-                                       double total)
+                                   const float *rmax, float *ascale,
+                                   double total)
 {
     for (int i = 0; i < rows; i++) {
         float *zr = z + (size_t)i * (size_t)ld;

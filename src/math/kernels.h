@@ -44,18 +44,15 @@ double iadsr__xent_rows_lse_ld(float *z, int rows, int n, int ld,
  * ascale (not NULL) and want_grad, a row with a target is left as
  * exp(z - max) and its factor goes to ascale[i]: the caller finishes it
  * with iadsr__xent_row_finish(row, n, target, ascale[i], scale, smooth),
- * or the same arithmetic elsewhere (while the row is in cache). */
+ * or the same arithmetic elsewhere (while the row is in cache). The rows'
+ * losses are added to total and the sum returned (consecutive calls, each
+ * passing on the last one's result, give the sum of one call over all
+ * their rows). */
 double iadsr__xent_rows_lse_max_ld(float *z, int rows, int n, int ld,
                                    const int32_t *targets, float scale,
                                    float smooth, int want_grad, float *lse,
-                                   const float *rmax, float *ascale);
-/* The same, the rows' losses added to total (the same sum as one call over
- * the rows of consecutive calls, each passing on the last one's result). */
-double iadsr__xent_rows_lse_max_ld_sum(float *z, int rows, int n, int ld,
-                                       const int32_t *targets, float scale,
-                                       float smooth, int want_grad, float *lse,
-                                       const float *rmax, float *ascale,
-                                       double total);
+                                   const float *rmax, float *ascale,
+                                   double total);
 /* The gradient row of a target row: z[j] = z[j] * a + shift for j < n,
  * then z[t - 1] -= target, with shift and target as below. */
 void iadsr__xent_row_finish(float *z, int n, int32_t t, float a, float scale,

@@ -502,11 +502,10 @@ static void fast_chunk(part *p, int r0, int c, int grad)
         k_logits(p->hpad + (size_t)rs * (size_t)d, rn, d, a->et, ldt,
                  p->zbuf + (size_t)rs * (size_t)ldt, n,
                  p->lanes + (size_t)rs * 16);
-        int re = rs + rn < c ? rs + rn : c; /* the real rows among them */
-        if (re <= rs)
-            continue;
+        /* the real rows among them (at least one: cp - c < MR) */
+        int re = rs + rn < c ? rs + rn : c;
         lanes_max(p->lanes + (size_t)rs * 16, re - rs, p->rmax + rs);
-        total = iadsr__xent_rows_lse_max_ld_sum(
+        total = iadsr__xent_rows_lse_max_ld(
             p->zbuf + (size_t)rs * (size_t)ldt, re - rs, n, ldt, p->tpad + rs,
             a->scale, a->smooth, grad, lse ? lse + rs : NULL, p->rmax + rs,
             defer ? p->ascale + rs : NULL, total);
