@@ -280,6 +280,26 @@ START_TEST(test_rng_determinism)
 }
 END_TEST
 
+/* A block of draws with the state in registers is the same stream as one
+ * call per draw, and leaves the generator where those calls would. */
+START_TEST(test_rng_fill_matches_draws)
+{
+    static const size_t ns[] = {0, 1, 2, 7, 128, 301};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        iadsr__rng a, b;
+        iadsr__rng_seed(&a, 2024 + k);
+        iadsr__rng_seed(&b, 2024 + k);
+        uint64_t buf[301];
+        iadsr__rng_fill(&a, buf, ns[k]);
+        for (size_t i = 0; i < ns[k]; i++)
+            ck_assert_uint_eq(buf[i], iadsr__rng_u64(&b));
+        for (int i = 0; i < 4; i++)
+            ck_assert_uint_eq(a.s[i], b.s[i]);
+        ck_assert_uint_eq(iadsr__rng_u64(&a), iadsr__rng_u64(&b));
+    }
+}
+END_TEST
+
 START_TEST(test_rng_below_range)
 {
     iadsr__rng r;
@@ -480,6 +500,7 @@ Suite *suite_common(void)
 
     tc = tcase_create("util");
     tcase_add_test(tc, test_rng_determinism);
+    tcase_add_test(tc, test_rng_fill_matches_draws);
     tcase_add_test(tc, test_rng_below_range);
     tcase_add_test(tc, test_rng_float_normal);
     tcase_add_test(tc, test_crc32c);

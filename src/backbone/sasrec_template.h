@@ -117,55 +117,102 @@ IADSR__BACKBONE_WS_DEFINE(sasrec, "encoder");
 
 /* ---- elementary layers ---------------------------------------------------- */
 
-void SFX(iadsr__layernorm_fwd)(const REAL *x, int n, int d, const REAL *g,
-                               const REAL *bias, REAL *y, REAL *xhat,
-                               REAL *rstd)
+/* The row sums run in column order (the rounding every checkpoint was made
+ * with); a single sum is a chain of dependent adds, so rows go LN_G at a
+ * time: LN_G independent chains, each in its own row's unchanged order. */
+#define LN_G 4
+
+/* Normalise rows r0 .. r0 + g - 1 (g <= LN_G). In place (y == x) is safe:
+ * every statistic is read before its row is written. */
+static inline void SFX(layernorm_rows)(const REAL *x, int r0, int g, int d,
+                                       const REAL *gam, const REAL *bias,
+                                       REAL *y, REAL *xhat, REAL *rstd)
 {
-    for (int r = 0; r < n; r++) {
-        const REAL *xr = x + (size_t)r * (size_t)d;
-        REAL mean = 0, var = 0;
-        for (int c = 0; c < d; c++)
-            mean += xr[c];
-        mean /= (REAL)d;
-        for (int c = 0; c < d; c++) {
-            REAL t = xr[c] - mean;
-            var += t * t;
+    const REAL *xr[LN_G];
+    REAL mean[LN_G], var[LN_G];
+    for (int l = 0; l < g; l++) {
+        xr[l] = x + (size_t)(r0 + l) * (size_t)d;
+        mean[l] = 0;
+        var[l] = 0;
+    }
+    for (int c = 0; c < d; c++)
+        for (int l = 0; l < g; l++)
+            mean[l] += xr[l][c];
+    for (int l = 0; l < g; l++)
+        mean[l] /= (REAL)d;
+    for (int c = 0; c < d; c++)
+        for (int l = 0; l < g; l++) {
+            REAL t = xr[l][c] - mean[l];
+            var[l] += t * t;
         }
-        var /= (REAL)d;
-        REAL rs = (REAL)1 / SQRT(var + (REAL)IADSR__LN_EPS);
-        rstd[r] = rs;
-        REAL *hr = xhat + (size_t)r * (size_t)d;
-        REAL *yr = y + (size_t)r * (size_t)d;
+    for (int l = 0; l < g; l++) {
+        REAL v = var[l] / (REAL)d;
+        REAL rs = (REAL)1 / SQRT(v + (REAL)IADSR__LN_EPS);
+        rstd[r0 + l] = rs;
+        REAL *hr = xhat + (size_t)(r0 + l) * (size_t)d;
+        REAL *yr = y + (size_t)(r0 + l) * (size_t)d;
         for (int c = 0; c < d; c++) {
-            REAL h = (xr[c] - mean) * rs;
+            REAL h = (xr[l][c] - mean[l]) * rs;
             hr[c] = h;
-            yr[c] = h * g[c] + bias[c];
+            yr[c] = h * gam[c] + bias[c];
         }
     }
 }
 
+IADSR_CLONES
+void SFX(iadsr__layernorm_fwd)(const REAL *x, int n, int d, const REAL *g,
+                               const REAL *bias, REAL *y, REAL *xhat,
+                               REAL *rstd)
+{
+    int r = 0;
+    for (; r + LN_G <= n; r += LN_G)
+        SFX(layernorm_rows)(x, r, LN_G, d, g, bias, y, xhat, rstd);
+    if (r < n)
+        SFX(layernorm_rows)(x, r, n - r, d, g, bias, y, xhat, rstd);
+}
+
+/* dg and dbias take the rows in increasing order, as one row at a time did;
+ * s1 and s2 are LN_G independent chains (see layernorm_rows). */
+static inline void SFX(layernorm_bwd_rows)(const REAL *dy, const REAL *xhat,
+                                           const REAL *rstd, int r0, int g,
+                                           int d, const REAL *gam, REAL *dg,
+                                           REAL *dbias, REAL *dx)
+{
+    const REAL *dyr[LN_G], *hr[LN_G];
+    REAL s1[LN_G], s2[LN_G];
+    for (int l = 0; l < g; l++) {
+        dyr[l] = dy + (size_t)(r0 + l) * (size_t)d;
+        hr[l] = xhat + (size_t)(r0 + l) * (size_t)d;
+        s1[l] = 0;
+        s2[l] = 0;
+    }
+    for (int c = 0; c < d; c++)
+        for (int l = 0; l < g; l++) {
+            REAL dh = dyr[l][c] * gam[c];
+            dg[c] += dyr[l][c] * hr[l][c];
+            dbias[c] += dyr[l][c];
+            s1[l] += dh;
+            s2[l] += dh * hr[l][c];
+        }
+    for (int l = 0; l < g; l++) {
+        REAL a = s1[l] / (REAL)d, b = s2[l] / (REAL)d, rs = rstd[r0 + l];
+        REAL *dxr = dx + (size_t)(r0 + l) * (size_t)d;
+        for (int c = 0; c < d; c++)
+            dxr[c] = rs * (dyr[l][c] * gam[c] - a - hr[l][c] * b);
+    }
+}
+
+IADSR_CLONES
 void SFX(iadsr__layernorm_bwd)(const REAL *dy, const REAL *xhat,
                                const REAL *rstd, int n, int d, const REAL *g,
                                REAL *dg, REAL *dbias, REAL *dx)
 {
-    for (int r = 0; r < n; r++) {
-        const REAL *dyr = dy + (size_t)r * (size_t)d;
-        const REAL *hr = xhat + (size_t)r * (size_t)d;
-        REAL *dxr = dx + (size_t)r * (size_t)d;
-        REAL s1 = 0, s2 = 0;
-        for (int c = 0; c < d; c++) {
-            REAL dh = dyr[c] * g[c];
-            dg[c] += dyr[c] * hr[c];
-            dbias[c] += dyr[c];
-            s1 += dh;
-            s2 += dh * hr[c];
-        }
-        s1 /= (REAL)d;
-        s2 /= (REAL)d;
-        REAL rs = rstd[r];
-        for (int c = 0; c < d; c++)
-            dxr[c] = rs * (dyr[c] * g[c] - s1 - hr[c] * s2);
-    }
+    int r = 0;
+    for (; r + LN_G <= n; r += LN_G)
+        SFX(layernorm_bwd_rows)(dy, xhat, rstd, r, LN_G, d, g, dg, dbias, dx);
+    if (r < n)
+        SFX(layernorm_bwd_rows)(dy, xhat, rstd, r, n - r, d, g, dg, dbias,
+                                dx);
 }
 
 void SFX(iadsr__act_fwd)(int act, const REAL *x, size_t n, REAL *y)
@@ -191,6 +238,37 @@ void SFX(iadsr__act_bwd)(int act, const REAL *x, const REAL *dy, size_t n,
 
 /* ---- attention -------------------------------------------------------------- */
 
+/* s[l] = a . b_l for the g <= 4 vectors b_l = b + l * ldb of length n, each
+ * sum in index order as one dot at a time: four at once are four
+ * independent chains of adds instead of one chain four times as long. */
+static inline void SFX(dots4)(const REAL *a, const REAL *b, size_t ldb, int g,
+                              int n, REAL *s)
+{
+    if (g == 4) {
+        const REAL *b0 = b, *b1 = b + ldb, *b2 = b + 2 * ldb,
+                   *b3 = b + 3 * ldb;
+        REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int c = 0; c < n; c++) {
+            s0 += a[c] * b0[c];
+            s1 += a[c] * b1[c];
+            s2 += a[c] * b2[c];
+            s3 += a[c] * b3[c];
+        }
+        s[0] = s0;
+        s[1] = s1;
+        s[2] = s2;
+        s[3] = s3;
+        return;
+    }
+    for (int l = 0; l < g; l++) {
+        const REAL *bl = b + (size_t)l * ldb;
+        REAL t = 0;
+        for (int c = 0; c < n; c++)
+            t += a[c] * bl[c];
+        s[l] = t;
+    }
+}
+
 void SFX(iadsr__attention_fwd)(const iadsr__batch *b, int d, int n_heads,
                                const REAL *qkv, REAL *p, const REAL *pm,
                                REAL *ctx, int reuse_p)
@@ -209,16 +287,18 @@ void SFX(iadsr__attention_fwd)(const iadsr__batch *b, int d, int n_heads,
                 const REAL *q = qkv + (size_t)(r0 + i) * ld + (size_t)h * dh;
                 REAL *Pi = P + (size_t)i * (size_t)n;
                 REAL mx = (REAL)-INFINITY;
-                for (int j = 0; j <= i; j++) {
-                    const REAL *k = qkv + (size_t)(r0 + j) * ld + (size_t)d +
-                                    (size_t)h * dh;
-                    REAL sdot = 0;
-                    for (int c = 0; c < dh; c++)
-                        sdot += q[c] * k[c];
-                    sdot *= scale;
-                    Pi[j] = sdot;
-                    if (sdot > mx)
-                        mx = sdot;
+                for (int j0 = 0; j0 <= i; j0 += 4) {
+                    int g = i + 1 - j0 < 4 ? i + 1 - j0 : 4;
+                    REAL sd[4];
+                    SFX(dots4)(q, qkv + (size_t)(r0 + j0) * ld + (size_t)d +
+                                      (size_t)h * dh,
+                               ld, g, dh, sd);
+                    for (int l = 0; l < g; l++) {
+                        REAL sdot = sd[l] * scale;
+                        Pi[j0 + l] = sdot;
+                        if (sdot > mx)
+                            mx = sdot;
+                    }
                 }
                 REAL sum = 0;
                 for (int j = 0; j <= i; j++) {
@@ -266,20 +346,23 @@ void SFX(iadsr__attention_bwd)(const iadsr__batch *b, int d, int n_heads,
                 const REAL *dout =
                     dctx + (size_t)(r0 + i) * (size_t)d + (size_t)h * dh;
                 REAL dot = 0;
-                for (int j = 0; j <= i; j++) {
-                    const REAL *v = qkv + (size_t)(r0 + j) * ld +
-                                    2 * (size_t)d + (size_t)h * dh;
-                    REAL *dv = dqkv + (size_t)(r0 + j) * ld + 2 * (size_t)d +
-                               (size_t)h * dh;
-                    REAL m = PM ? PM[(size_t)i * (size_t)n + j] : (REAL)1;
-                    REAL pd = Pi[j] * m;
-                    REAL dpd = 0;
-                    for (int c = 0; c < dh; c++) {
-                        dpd += dout[c] * v[c];
-                        dv[c] += pd * dout[c];
+                for (int j0 = 0; j0 <= i; j0 += 4) {
+                    int g = i + 1 - j0 < 4 ? i + 1 - j0 : 4;
+                    REAL sd[4];
+                    SFX(dots4)(dout, qkv + (size_t)(r0 + j0) * ld +
+                                         2 * (size_t)d + (size_t)h * dh,
+                               ld, g, dh, sd);
+                    for (int l = 0; l < g; l++) {
+                        int j = j0 + l;
+                        REAL *dv = dqkv + (size_t)(r0 + j) * ld +
+                                   2 * (size_t)d + (size_t)h * dh;
+                        REAL m = PM ? PM[(size_t)i * (size_t)n + j] : (REAL)1;
+                        REAL pd = Pi[j] * m;
+                        for (int c = 0; c < dh; c++)
+                            dv[c] += pd * dout[c];
+                        ds[j] = sd[l] * m; /* dP */
+                        dot += Pi[j] * ds[j];
                     }
-                    ds[j] = dpd * m; /* dP */
-                    dot += Pi[j] * ds[j];
                 }
                 const REAL *q = qkv + (size_t)(r0 + i) * ld + (size_t)h * dh;
                 REAL *dq = dqkv + (size_t)(r0 + i) * ld + (size_t)h * dh;
@@ -318,14 +401,16 @@ static void SFX(attention_last_fwd)(const iadsr__batch *b, int d, int n_heads,
         for (int h = 0; h < n_heads; h++) {
             const REAL *q = qkv + (size_t)(r0 + n - 1) * ld + (size_t)h * dh;
             REAL mx = (REAL)-INFINITY, sum = 0;
-            for (int j = 0; j < n; j++) {
-                const REAL *k =
-                    qkv + (size_t)(r0 + j) * ld + (size_t)d + (size_t)h * dh;
-                REAL sdot = 0;
-                for (int c = 0; c < dh; c++)
-                    sdot += q[c] * k[c];
-                p[j] = sdot * scale;
-                mx = p[j] > mx ? p[j] : mx;
+            for (int j0 = 0; j0 < n; j0 += 4) {
+                int g = n - j0 < 4 ? n - j0 : 4;
+                REAL sd[4];
+                SFX(dots4)(q, qkv + (size_t)(r0 + j0) * ld + (size_t)d +
+                                  (size_t)h * dh,
+                           ld, g, dh, sd);
+                for (int l = 0; l < g; l++) {
+                    p[j0 + l] = sd[l] * scale;
+                    mx = p[j0 + l] > mx ? p[j0 + l] : mx;
+                }
             }
             for (int j = 0; j < n; j++) {
                 p[j] = EXP(p[j] - mx);
