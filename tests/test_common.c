@@ -19,7 +19,59 @@
 #include "common/clock.h"
 #include "common/crc32c.h"
 #include "math/blas.h"
+#include "math/gemm_avx512.h"
 #include <stdlib.h>
+
+/* The AVX-512 products go in blocks of K and over copied panels of B; each
+ * element must still be one chain of fused multiply-adds over k in order,
+ * bit for bit (what keeps checkpoints identical to the unblocked kernels):
+ * K across two block edges, row strides of 256 and 1024 floats (the ones
+ * the panels exist for), A read transposed or not, C read or not. */
+START_TEST(test_sgemm_blocked_exact)
+{
+    if (!iadsr__gemm_avx512_ok())
+        return; /* the BLAS computes these; test_sgemm_widths covers it */
+    static const int ns[] = {32, 48, 256, 1024};
+    static const int ks[] = {64, 256, 257, 700};
+    iadsr__rng r;
+    iadsr__rng_seed(&r, 321);
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+            for (int ta = 0; ta <= 1; ta++)
+                for (int bz = 0; bz <= 1; bz++) {
+                    int m = 19, n = ns[ni], k = ks[ki];
+                    size_t na = (size_t)m * (size_t)k, nb = (size_t)k * (size_t)n,
+                           nc = (size_t)m * (size_t)n;
+                    float *a = malloc(sizeof(float) * na);
+                    float *b = malloc(sizeof(float) * nb);
+                    float *c = malloc(sizeof(float) * nc);
+                    float *c0 = malloc(sizeof(float) * nc);
+                    ck_assert(a && b && c && c0);
+                    for (size_t i = 0; i < na; i++)
+                        a[i] = (float)iadsr__rng_normal(&r);
+                    for (size_t i = 0; i < nb; i++)
+                        b[i] = (float)iadsr__rng_normal(&r);
+                    for (size_t i = 0; i < nc; i++)
+                        c[i] = c0[i] = bz ? NAN : (float)iadsr__rng_normal(&r);
+                    iadsr__sgemm(ta, 0, m, n, k, 1.0f, a, ta ? m : k, b, n,
+                                 bz ? 0.0f : 1.0f, c, n);
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++) {
+                            float want = bz ? 0.0f : c0[i * n + j];
+                            for (int p = 0; p < k; p++)
+                                want = fmaf(ta ? a[p * m + i] : a[i * k + p],
+                                            b[p * n + j], want);
+                            ck_assert_msg(memcmp(&want, &c[i * n + j],
+                                                 sizeof want) == 0,
+                                          "n %d k %d trans_a %d beta %d: "
+                                          "c[%d][%d] = %a, want %a",
+                                          n, k, ta, !bz, i, j,
+                                          (double)c[i * n + j], (double)want);
+                        }
+                    free(a), free(b), free(c), free(c0);
+                }
+}
+END_TEST
 
 Suite *suite_common(void);
 
@@ -486,6 +538,7 @@ Suite *suite_common(void)
     TCase *tc = tcase_create("status");
     tcase_add_test(tc, test_status_names_and_texts);
     tcase_add_test(tc, test_sgemm_widths);
+    tcase_add_test(tc, test_sgemm_blocked_exact);
     tcase_add_test(tc, test_status_unknown);
     tcase_add_test(tc, test_last_error_set_clear);
     tcase_add_test(tc, test_err_prefix);
