@@ -9,24 +9,12 @@
 
 #include <math.h>
 
-/* The generators wrap modulo 2^64 on purpose (clang -fsanitize=integer). */
-#if defined(__clang__)
-#define RNG_WRAPS __attribute__((no_sanitize("integer")))
-#else
-#define RNG_WRAPS
-#endif
-
-RNG_WRAPS static uint64_t splitmix64(uint64_t *x)
+IADSR__RNG_WRAPS static uint64_t splitmix64(uint64_t *x)
 {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-}
-
-RNG_WRAPS static uint64_t rotl64(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
 }
 
 void iadsr__rng_seed(iadsr__rng *r, uint64_t seed)
@@ -42,21 +30,9 @@ void iadsr__rng_seed(iadsr__rng *r, uint64_t seed)
         r->s[0] = 0x9e3779b97f4a7c15ull;
 }
 
-RNG_WRAPS uint64_t iadsr__rng_u64(iadsr__rng *r)
-{
-    uint64_t *s = r->s;
-    const uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
+uint64_t iadsr__rng_u64(iadsr__rng *r) { return iadsr__rng_step(r->s); }
 
-RNG_WRAPS uint64_t iadsr__rng_below(iadsr__rng *r, uint64_t n)
+IADSR__RNG_WRAPS uint64_t iadsr__rng_below(iadsr__rng *r, uint64_t n)
 {
     if (n <= 1)
         return 0;

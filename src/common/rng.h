@@ -20,30 +20,39 @@ float iadsr__rng_float(iadsr__rng *r);
 /* Standard normal (Box-Muller, double precision). */
 double iadsr__rng_normal(iadsr__rng *r);
 
-/* n draws into out, the same stream as n calls of iadsr__rng_u64(r): the
- * state stays in registers for the whole block instead of going through
- * memory once per draw (dropout masks take tens of millions per epoch). */
+/* The generators wrap modulo 2^64 on purpose (clang -fsanitize=integer). */
 #if defined(__clang__)
-__attribute__((no_sanitize("integer")))
+#define IADSR__RNG_WRAPS __attribute__((no_sanitize("integer")))
+#else
+#define IADSR__RNG_WRAPS
 #endif
+
+/* One xoshiro256** step on the state s: the next draw. */
+IADSR__RNG_WRAPS static inline uint64_t iadsr__rng_step(uint64_t s[4])
+{
+    uint64_t x = s[1] * 5;
+    const uint64_t result = ((x << 7) | (x >> 57)) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
+/* n draws into out, the same stream as n calls of iadsr__rng_u64(r): on a
+ * local copy of the state, which stays in registers for the whole block
+ * instead of going through memory once per draw (dropout masks take tens
+ * of millions per epoch). */
 static inline void iadsr__rng_fill(iadsr__rng *r, uint64_t *out, size_t n)
 {
-    uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
-    for (size_t i = 0; i < n; i++) {
-        uint64_t x = s1 * 5;
-        out[i] = ((x << 7) | (x >> 57)) * 9;
-        uint64_t t = s1 << 17;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = (s3 << 45) | (s3 >> 19);
-    }
-    r->s[0] = s0;
-    r->s[1] = s1;
-    r->s[2] = s2;
-    r->s[3] = s3;
+    uint64_t s[4] = {r->s[0], r->s[1], r->s[2], r->s[3]};
+    for (size_t i = 0; i < n; i++)
+        out[i] = iadsr__rng_step(s);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = s[i];
 }
 
 /* The id in 1..n whose count range holds x: the smallest i with cum[i] >

@@ -88,19 +88,18 @@ static void run(int m, int n, int k, const float *a, size_t sa_i, size_t sa_k,
     static const tile_fn t2[4] = {tile_8x2, tile_4x2, tile_2x2, tile_1x2};
     static const tile_fn t1[4] = {tile_8x1, tile_4x1, tile_2x1, tile_1x1};
     static const int rows[4] = {8, 4, 2, 1};
-    float *buf = panel;
     for (int j = 0; j < n;) {
         int wide = n - j >= 32, w = wide ? 32 : 16;
         const tile_fn *t = wide ? t2 : t1;
         for (int p0 = 0; p0 < k; p0 += KC) {
             int kc = k - p0 < KC ? k - p0 : KC;
-            pack_panel(b + (size_t)p0 * ldb + j, ldb, kc, w, buf);
+            pack_panel(b + (size_t)p0 * ldb + j, ldb, kc, w, panel);
             int accum = acc || p0 > 0;
             const float *ap = a + (size_t)p0 * sa_k;
             int i = 0;
             for (int s = 0; s < 4; s++)
                 for (; i + rows[s] <= m; i += rows[s])
-                    t[s](kc, ap + (size_t)i * sa_i, sa_i, sa_k, buf,
+                    t[s](kc, ap + (size_t)i * sa_i, sa_i, sa_k, panel,
                          (size_t)w, c + (size_t)i * ldc + j, ldc, accum);
         }
         j += w;
