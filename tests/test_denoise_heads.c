@@ -107,8 +107,19 @@ static iadsr_semantic *make_sem(const float *rows, int n_items, int D)
 
 /* ---- 1. InfoNCE through GEMMs ------------------------------------------------- */
 
-/* One comparison of iadsr__infonce_gemm_fwd/bwd with the _f64 loop
- * version on the same (float-representable) inputs. */
+/* Scratch of iadsr__infonce_gemm for n rows of d (from the pool). */
+static iadsr__nce_scratch nce_scratch(int n, int d)
+{
+    size_t nd = (size_t)n * (size_t)d + 1;
+    size_t nc = n < IADSR__NCE_CHUNK ? (size_t)n : IADSR__NCE_CHUNK;
+    iadsr__nce_scratch s = {falloc(nd), falloc(nd), falloc(nd),
+                            falloc(nc * (size_t)n + 1), falloc(nd),
+                            falloc(nd)};
+    return s;
+}
+
+/* One comparison of iadsr__infonce_gemm with the _f64 loop version on the
+ * same (float-representable) inputs. */
 static void nce_compare_keys(int n, int d, float tau, int zero_a, int zero_b,
                              const int32_t *keys, uint64_t seed)
 {
@@ -131,17 +142,13 @@ static void nce_compare_keys(int n, int d, float tau, int zero_a, int zero_b,
     double L = iadsr__infonce_fwd_f64(ad, bd, n, d, (double)tau, keys, pd);
     iadsr__infonce_bwd_f64(ad, bd, n, d, (double)tau, pd, dloss, dad, dbd);
 
-    float *an = falloc(nd), *bn = falloc(nd), *p = falloc((size_t)n * n);
-    float *dan = falloc(nd), *dbn = falloc(nd);
+    iadsr__nce_scratch s = nce_scratch(n, d);
     float *da = falloc(nd), *db = falloc(nd);
-    float Lf = iadsr__infonce_gemm_fwd(a, b, n, d, tau, keys, an, bn, p, dbn);
-    iadsr__infonce_gemm_bwd(a, b, n, d, tau, an, bn, p, (float)dloss, dan,
-                            dbn, da, db);
+    float Lf = iadsr__infonce_gemm(a, b, n, d, tau, keys, (float)dloss, &s,
+                                   da, db);
     char what[64];
     snprintf(what, sizeof what, "nce n=%d tau=%g loss", n, (double)tau);
     check_close(what, &Lf, &L, 1, TOL_NCE, 1.0);
-    snprintf(what, sizeof what, "nce n=%d tau=%g p", n, (double)tau);
-    check_close(what, p, pd, (size_t)n * (size_t)n, TOL_NCE, 1.0);
     snprintf(what, sizeof what, "nce n=%d tau=%g da", n, (double)tau);
     check_close(what, da, dad, nd, TOL_NCE, 1e-3);
     snprintf(what, sizeof what, "nce n=%d tau=%g db", n, (double)tau);
@@ -153,21 +160,23 @@ static void nce_compare_keys(int n, int d, float tau, int zero_a, int zero_b,
         assert_all_zero("nce db (zero row)", db + (size_t)zero_b * d,
                         (size_t)d);
 
-    /* the backward pass adds, and either side may be skipped */
+    /* the gradients are added, either side may be skipped, and a skipped
+     * side changes nothing on the other, bit for bit */
     float *da2 = falloc(nd);
     for (size_t i = 0; i < nd; i++)
         da2[i] = 1.0f;
-    iadsr__infonce_gemm_bwd(a, b, n, d, tau, an, bn, p, (float)dloss, dan,
-                            dbn, da2, NULL);
+    float L2 = iadsr__infonce_gemm(a, b, n, d, tau, keys, (float)dloss, &s,
+                                   da2, NULL);
+    ck_assert(L2 == Lf);
     for (size_t i = 0; i < nd; i++)
         ck_assert_msg(fabsf(da2[i] - 1.0f - da[i]) <= 1e-6f * (1 + fabsf(da[i])),
                       "nce: accumulation into da[%zu]: %g vs 1 + %g", i,
                       (double)da2[i], (double)da[i]);
-    float *db2 = falloc(nd);
-    iadsr__infonce_gemm_bwd(a, b, n, d, tau, an, bn, p, (float)dloss, dan,
-                            dbn, NULL, db2);
+    float *da3 = falloc(nd), *db2 = falloc(nd);
+    iadsr__infonce_gemm(a, b, n, d, tau, keys, (float)dloss, &s, da3, NULL);
+    iadsr__infonce_gemm(a, b, n, d, tau, keys, (float)dloss, &s, NULL, db2);
     for (size_t i = 0; i < nd; i++)
-        ck_assert(db2[i] == db[i]);
+        ck_assert(da3[i] == da[i] && db2[i] == db[i]);
 }
 
 static void nce_compare(int n, int d, float tau, int zero_a, int zero_b,
@@ -179,8 +188,8 @@ static void nce_compare(int n, int d, float tau, int zero_a, int zero_b,
 START_TEST(test_infonce_gemm_vs_loop)
 {
     /* same-item keys (the per-position alignment's false negatives) */
-    int32_t keys[37];
-    for (int i = 0; i < 37; i++)
+    int32_t keys[200];
+    for (int i = 0; i < 200; i++)
         keys[i] = (i * 7) % 5;
     nce_compare_keys(37, 16, 0.1f, -1, -1, keys, 106);
     nce_compare_keys(9, 8, 0.1f, 4, 7, keys, 107);
@@ -189,6 +198,11 @@ START_TEST(test_infonce_gemm_vs_loop)
     nce_compare(37, 16, 0.1f, -1, -1, 103);
     nce_compare(9, 8, 0.1f, 4, 7, 104);  /* a zero query and a zero key */
     nce_compare(5, 3, 0.05f, 2, 2, 105); /* the same row zero on both sides */
+    /* more rows than one chunk of logits: whole and ragged chunks, the
+     * transposed product summed over them, keys across chunk edges */
+    nce_compare(2 * IADSR__NCE_CHUNK, 32, 0.1f, 3, IADSR__NCE_CHUNK + 1, 108);
+    nce_compare_keys(200, 48, 0.2f, 150, -1, keys, 109);
+    nce_compare_keys(IADSR__NCE_CHUNK + 1, 64, 0.1f, -1, -1, keys, 110);
     pool_free();
 }
 END_TEST
@@ -197,37 +211,37 @@ START_TEST(test_infonce_gemm_edge)
 {
     /* n = 1: the only key is the positive, loss 0 and no gradient */
     nce_compare(1, 4, 0.1f, -1, -1, 111);
-    float a[4] = {1, 2, 3, 4}, b[4] = {-1, 0.5f, 2, 0}, an[4], bn[4], p[1];
-    float dan[4], dbn[4], da[4] = {0}, db[4] = {0};
-    float L = iadsr__infonce_gemm_fwd(a, b, 1, 4, 0.1f, NULL, an, bn, p, dbn);
+    float a[4] = {1, 2, 3, 4}, b[4] = {-1, 0.5f, 2, 0};
+    float da[4] = {0}, db[4] = {0};
+    iadsr__nce_scratch s = nce_scratch(3, 4);
+    float L = iadsr__infonce_gemm(a, b, 1, 4, 0.1f, NULL, 1.0f, &s, da, db);
     ck_assert_msg(fabsf(L) <= 1e-6f, "n = 1: loss %g", (double)L);
-    ck_assert(p[0] == 1.0f);
-    iadsr__infonce_gemm_bwd(a, b, 1, 4, 0.1f, an, bn, p, 1.0f, dan, dbn, da,
-                            db);
+    ck_assert(s.p[0] == 1.0f); /* the probability of the positive */
     for (int i = 0; i < 4; i++)
         ck_assert(fabsf(da[i]) <= 1e-6f && fabsf(db[i]) <= 1e-6f);
 
     /* all rows zero: every logit is 0, the loss log n, no gradient */
-    float z[12] = {0}, zn[12], zb[12], pz[9], dz[12] = {0}, sc[12];
-    L = iadsr__infonce_gemm_fwd(z, z, 3, 4, 0.1f, NULL, zn, zb, pz, sc);
+    float z[12] = {0}, dz[12] = {0};
+    L = iadsr__infonce_gemm(z, z, 3, 4, 0.1f, NULL, 1.0f, &s, dz, NULL);
     ck_assert(fabsf(L - logf(3.0f)) <= 1e-6f);
-    iadsr__infonce_gemm_bwd(z, z, 3, 4, 0.1f, zn, zb, pz, 1.0f, sc, sc + 0,
-                            dz, NULL);
     for (int i = 0; i < 12; i++)
         ck_assert(dz[i] == 0.0f);
 
-    /* n = 0 */
-    ck_assert(iadsr__infonce_gemm_fwd(a, b, 0, 4, 0.1f, NULL, an, bn, p, dbn) == 0.0f);
-    iadsr__infonce_gemm_bwd(a, b, 0, 4, 0.1f, an, bn, p, 1.0f, dan, dbn, da,
-                            db);
+    /* n = 0: nothing read or written */
+    da[0] = 7.0f;
+    ck_assert(iadsr__infonce_gemm(a, b, 0, 4, 0.1f, NULL, 1.0f, &s, da,
+                                  db) == 0.0f);
+    ck_assert(da[0] == 7.0f);
 
     /* a tiny temperature does not overflow */
     float a3[6] = {1, 0, 0, 1, -1, 0}, b3[6] = {1, 0.1f, 0, 1, -1, 0.2f};
-    float an3[6], bn3[6], p3[9], t3[6];
-    L = iadsr__infonce_gemm_fwd(a3, b3, 3, 2, 1e-4f, NULL, an3, bn3, p3, t3);
+    float da3[6] = {0}, db3[6] = {0};
+    L = iadsr__infonce_gemm(a3, b3, 3, 2, 1e-4f, NULL, 1.0f, &s, da3, db3);
     ck_assert_msg(isfinite(L) && L >= 0, "tau 1e-4: loss %g", (double)L);
     for (int i = 0; i < 9; i++)
-        ck_assert(isfinite(p3[i]) && p3[i] >= 0 && p3[i] <= 1);
+        ck_assert(isfinite(s.p[i]) && s.p[i] >= 0 && s.p[i] <= 1);
+    for (int i = 0; i < 6; i++)
+        ck_assert(isfinite(da3[i]) && isfinite(db3[i]));
     pool_free();
 }
 END_TEST

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #define PROJ_CHUNK 128    /* semantic rows gathered per projection GEMM */
-#define NCE_TGT_CHUNK 64  /* logit rows per softmax call (target buffer) */
 
 static float *falloc(size_t n)
 {
@@ -26,7 +25,8 @@ void iadsr__heads_ws_free(iadsr__heads_ws *w)
                    &w->score, &w->u,     &w->y,     &w->m,    &w->mh,
                    &w->res,   &w->tmp,   &w->ds,    &w->dl,   &w->dhbar,
                    &w->dlexp, &w->dhexp, &w->dc,    &w->dscore, &w->dm,
-                   &w->an,    &w->bn,    &w->dan,   &w->dbn,  &w->p,
+                   &w->an,    &w->bn,    &w->bt,    &w->dan,  &w->dbn,
+                   &w->p,
                    &w->u2,    &w->hbar2, &w->hprev, &w->c4,   &w->c5,
                    &w->c6,    &w->c7,    &w->c8,    &w->c9,    &w->tsum,
                    &w->feat,  &w->zl,
@@ -51,6 +51,7 @@ int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
     size_t nb = (size_t)(max_rows > max_seq ? max_rows : max_seq);
     if (nb > IADSR__NCE_BLOCK)
         nb = IADSR__NCE_BLOCK;
+    size_t nc = nb < IADSR__NCE_CHUNK ? nb : IADSR__NCE_CHUNK;
     int ok = (w->xs = falloc((size_t)PROJ_CHUNK * (size_t)D)) &&
              (w->s = falloc(R * sd)) && (w->lsem = falloc(S * (size_t)D)) &&
              (w->l = falloc(S * sd)) && (w->hbar = falloc(S * sd)) &&
@@ -75,7 +76,8 @@ int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
              (w->dc = falloc(R)) && (w->dscore = falloc(R)) &&
              (w->dm = falloc(R)) && (w->an = falloc(nb * sd)) &&
              (w->bn = falloc(nb * sd)) && (w->dan = falloc(nb * sd)) &&
-             (w->dbn = falloc(nb * sd)) && (w->p = falloc(nb * nb)) &&
+             (w->dbn = falloc(nb * sd)) && (w->bt = falloc(nb * sd)) &&
+             (w->p = falloc(nc * nb)) &&
              (w->dlogit = falloc(R)) && (w->du = falloc(R * sd));
     if (!ok) {
         iadsr__heads_ws_free(w);
@@ -573,51 +575,6 @@ static void normalise(const float *a, int n, int d, float *an)
     }
 }
 
-float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
-                              float tau, const int32_t *keys, float *an,
-                              float *bn, float *p, float *tmp)
-{
-    if (n <= 0)
-        return 0.0f;
-    normalise(a, n, d, an);
-    normalise(b, n, d, bn);
-    /* Z = an bn^T / tau as an untransposed product with unit alpha, the
-     * shape the AVX-512 tiles serve (OpenBLAS's generic kernels on this
-     * CPU are several times slower) */
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < d; c++)
-            tmp[(size_t)c * (size_t)n + (size_t)i] =
-                bn[(size_t)i * (size_t)d + (size_t)c];
-    iadsr__sgemm(0, 0, n, n, d, 1.0f, an, d, tmp, n, 0.0f, p, n);
-    float itau = 1.0f / tau;
-    for (size_t i = 0; i < (size_t)n * (size_t)n; i++)
-        p[i] *= itau;
-    if (keys)
-        /* the same item as the positive is no negative: a logit far below
-         * any cosine / tau leaves it a probability below 1e-37 */
-        for (int i = 0; i < n; i++) {
-            float *pi = p + (size_t)i * (size_t)n;
-            for (int j = 0; j < n; j++)
-                if (keys[j] == keys[i] && j != i)
-                    pi[j] = -1e30f;
-        }
-    /* the vectorised softmax cross-entropy of the scoring kernels with
-     * targets on the diagonal: rows become softmax - onehot, and adding
-     * the identity back leaves the probabilities for the backward pass */
-    double total = 0;
-    for (int i0 = 0; i0 < n; i0 += NCE_TGT_CHUNK) {
-        int k = n - i0 < NCE_TGT_CHUNK ? n - i0 : NCE_TGT_CHUNK;
-        int32_t tgt[NCE_TGT_CHUNK];
-        for (int i = 0; i < k; i++)
-            tgt[i] = i0 + i + 1;
-        total += iadsr__xent_rows(p + (size_t)i0 * (size_t)n, k, n, tgt, 1.0f,
-                                  0.0f, 1);
-    }
-    for (int i = 0; i < n; i++)
-        p[(size_t)i * (size_t)n + (size_t)i] += 1.0f;
-    return (float)(total / (double)n);
-}
-
 /* da_i += (dan_i - an_i <an_i, dan_i>) / |a_i| */
 static void unnormalise_bwd(const float *a, const float *an, const float *dan,
                             int n, int d, float *da)
@@ -640,31 +597,78 @@ static void unnormalise_bwd(const float *a, const float *an, const float *dan,
     }
 }
 
-void iadsr__infonce_gemm_bwd(const float *a, const float *b, int n, int d,
-                             float tau, const float *an, const float *bn,
-                             const float *p, float dloss, float *dan,
-                             float *dbn, float *da, float *db)
+float iadsr__infonce_gemm(const float *a, const float *b, int n, int d,
+                          float tau, const int32_t *keys, float dloss,
+                          const iadsr__nce_scratch *s, float *da, float *db)
 {
     if (n <= 0)
-        return;
-    /* G = (P - I) dloss / (n tau), overwriting P's copy is not allowed (the
-     * caller owns p), so fold the identity in after the GEMMs */
+        return 0.0f;
+    float *an = s->an, *bn = s->bn, *bt = s->bt, *pc = s->p;
+    float *dan = s->dan, *dbn = s->dbn;
+    normalise(a, n, d, an);
+    normalise(b, n, d, bn);
+    /* Z = an bn^T / tau as an untransposed product with unit alpha, the
+     * shape the AVX-512 tiles serve (OpenBLAS's generic kernels on this
+     * CPU are several times slower) */
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < d; c++)
+            bt[(size_t)c * (size_t)n + (size_t)i] =
+                bn[(size_t)i * (size_t)d + (size_t)c];
+    float itau = 1.0f / tau;
+    /* G = (P - I) dloss / (n tau); the products take P with unit alpha
+     * and are scaled afterwards */
     float k = dloss / ((float)n * tau);
-    /* unit-alpha products (see the forward pass), scaled afterwards */
+    double total = 0;
+    /* IADSR__NCE_CHUNK rows of Z at a time, forward and backward, while they
+     * are in L2: the n x n matrix never exists. Every element is computed
+     * as in one pass over the block: the rows of Z, P and P bn are
+     * independent, and P^T an sums the chunks in row order into the same
+     * float accumulators (the tiles store and reload them unchanged). */
+    for (int i0 = 0; i0 < n; i0 += IADSR__NCE_CHUNK) {
+        int kc = n - i0 < IADSR__NCE_CHUNK ? n - i0 : IADSR__NCE_CHUNK;
+        const float *ac = an + (size_t)i0 * (size_t)d;
+        iadsr__sgemm(0, 0, kc, n, d, 1.0f, ac, d, bt, n, 0.0f, pc, n);
+        for (size_t i = 0; i < (size_t)kc * (size_t)n; i++)
+            pc[i] *= itau;
+        if (keys)
+            /* the same item as the positive is no negative: a logit far
+             * below any cosine / tau leaves it a probability below 1e-37 */
+            for (int i = 0; i < kc; i++) {
+                float *pi = pc + (size_t)i * (size_t)n;
+                int32_t ki = keys[i0 + i];
+                for (int j = 0; j < n; j++)
+                    if (keys[j] == ki && j != i0 + i)
+                        pi[j] = -1e30f;
+            }
+        /* the vectorised softmax cross-entropy of the scoring kernels with
+         * targets on the diagonal: rows become softmax - onehot, and
+         * adding the identity back leaves the probabilities */
+        int32_t tgt[IADSR__NCE_CHUNK];
+        for (int i = 0; i < kc; i++)
+            tgt[i] = i0 + i + 1;
+        total += iadsr__xent_rows(pc, kc, n, tgt, 1.0f, 0.0f, 1);
+        for (int i = 0; i < kc; i++)
+            pc[(size_t)i * (size_t)n + (size_t)(i0 + i)] += 1.0f;
+        if (da) /* rows of P bn */
+            iadsr__sgemm(0, 0, kc, d, n, 1.0f, pc, n, bn, d, 0.0f,
+                         dan + (size_t)i0 * (size_t)d, d);
+        if (db) /* P^T an, summed over the chunks in order */
+            iadsr__sgemm(1, 0, n, d, kc, 1.0f, pc, n, ac, d,
+                         i0 > 0 ? 1.0f : 0.0f, dbn, d);
+    }
     if (da) {
         /* dan = k (P bn - bn) */
-        iadsr__sgemm(0, 0, n, d, n, 1.0f, p, n, bn, d, 0.0f, dan, d);
         for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
             dan[i] = k * (dan[i] - bn[i]);
         unnormalise_bwd(a, an, dan, n, d, da);
     }
     if (db) {
         /* dbn = k (P^T an - an) */
-        iadsr__sgemm(1, 0, n, d, n, 1.0f, p, n, an, d, 0.0f, dbn, d);
         for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
             dbn[i] = k * (dbn[i] - an[i]);
         unnormalise_bwd(b, bn, dbn, n, d, db);
     }
+    return (float)(total / (double)n);
 }
 
 /* Blocked InfoNCE over n rows with weight wt per row (loss of a block is
@@ -673,18 +677,17 @@ static double nce_blocked(iadsr__heads_ws *w, const float *a, const float *b,
                           const int32_t *keys, int n, int d, float tau,
                           double wt, float *da, float *db)
 {
+    const iadsr__nce_scratch s = {w->an, w->bn, w->bt, w->p, w->dan, w->dbn};
     double total = 0;
     for (int r0 = 0; r0 < n; r0 += IADSR__NCE_BLOCK) {
         int k = n - r0 < IADSR__NCE_BLOCK ? n - r0 : IADSR__NCE_BLOCK;
         size_t o = (size_t)r0 * (size_t)d;
-        float loss = iadsr__infonce_gemm_fwd(a + o, b + o, k, d, tau,
-                                             keys ? keys + r0 : NULL, w->an,
-                                             w->bn, w->p, w->dbn);
         double scale = wt * (double)k;
+        float loss = iadsr__infonce_gemm(a + o, b + o, k, d, tau,
+                                         keys ? keys + r0 : NULL,
+                                         (float)scale, &s, da ? da + o : NULL,
+                                         db ? db + o : NULL);
         total += scale * (double)loss;
-        iadsr__infonce_gemm_bwd(a + o, b + o, k, d, tau, w->an, w->bn, w->p,
-                                (float)scale, w->dan, w->dbn,
-                                da ? da + o : NULL, db ? db + o : NULL);
     }
     return total;
 }

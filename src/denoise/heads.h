@@ -57,7 +57,7 @@ typedef struct iadsr__heads_ws {
     float *mh, *res, *tmp; /* rows x d (recon) */
     float *ds, *dl, *dhbar, *dlexp, *dhexp; /* gradients */
     float *dc, *dscore, *dm;
-    float *an, *bn, *dan, *dbn, *p; /* InfoNCE block scratch */
+    float *an, *bn, *bt, *dan, *dbn, *p; /* InfoNCE block scratch */
     /* the detector (IADSR_DENOISE_F_DETECT) */
     float *u2;     /* rows x d: W2 S[x_t] */
     float *hbar2;  /* seqs x d: runner-up of the max-pool */
@@ -167,18 +167,21 @@ double iadsr__heads_train(const iadsr__heads *st, iadsr__heads_ws *w,
                            iadsr__rng *rng, int batch_rows, int batch_seqs,
                            const iadsr__heads_grads *g, float *mask_out);
 
-/* InfoNCE of iadsr__infonce_fwd_f32 through GEMMs (the loop version is the
- * reference of the tests): a, b n x d; keys NULL or n ids (same-id keys
- * are not negatives); scratch an, bn, tmp (n x d), p (n x n). Returns the
- * loss. */
-float iadsr__infonce_gemm_fwd(const float *a, const float *b, int n, int d,
-                              float tau, const int32_t *keys, float *an,
-                              float *bn, float *p, float *tmp);
-/* Adds dloss times the gradients to da, db (either may be NULL); dan, dbn
- * are n x d scratch; an, bn, p as left by the forward call. */
-void iadsr__infonce_gemm_bwd(const float *a, const float *b, int n, int d,
-                             float tau, const float *an, const float *bn,
-                             const float *p, float dloss, float *dan,
-                             float *dbn, float *da, float *db);
+/* Rows of the n x n logits the InfoNCE takes at a time (its scratch p). */
+#define IADSR__NCE_CHUNK 64
+
+/* Scratch of iadsr__infonce_gemm for n rows: an, bn, bt, dan, dbn n x d
+ * floats each, p min(n, IADSR__NCE_CHUNK) x n. */
+typedef struct iadsr__nce_scratch {
+    float *an, *bn, *bt, *p, *dan, *dbn;
+} iadsr__nce_scratch;
+
+/* InfoNCE of iadsr__infonce_fwd_f32 through GEMMs, forward and backward in
+ * one pass (the loop versions are the reference of the tests): a, b n x d;
+ * keys NULL or n ids (same-id keys are not negatives). Adds dloss times
+ * the gradients to da and db (either may be NULL) and returns the loss. */
+float iadsr__infonce_gemm(const float *a, const float *b, int n, int d,
+                          float tau, const int32_t *keys, float dloss,
+                          const iadsr__nce_scratch *s, float *da, float *db);
 
 #endif /* IADSR_STAGE2_H */
