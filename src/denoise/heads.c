@@ -216,13 +216,15 @@ static void loo_views(const iadsr__heads *st, iadsr__heads_ws *w,
         const float *hb = w->hbar + (size_t)q * sd;
         const int32_t *ag = w->arg + (size_t)q * sd;
         float *h2 = w->hbar2 + (size_t)q * sd;
-        /* the runner-up of each dimension: the max without its argmax */
-        for (int c = 0; c < d; c++) {
-            float m = -HUGE_VALF;
-            for (int r = r0; r < r1; r++)
-                if (r != ag[c] && h[(size_t)r * sd + (size_t)c] > m)
-                    m = h[(size_t)r * sd + (size_t)c];
-            h2[c] = m;
+        /* the runner-up of each dimension: the max without its argmax
+         * (row by row, so the inner loop over dimensions vectorises; each
+         * dimension still sees its rows in order) */
+        for (int c = 0; c < d; c++)
+            h2[c] = -HUGE_VALF;
+        for (int r = r0; r < r1; r++) {
+            const float *hr = h + (size_t)r * sd;
+            for (int c = 0; c < d; c++)
+                h2[c] = r != ag[c] && hr[c] > h2[c] ? hr[c] : h2[c];
         }
         for (int r = r0; r < r1; r++) {
             float *he = w->hexp + (size_t)r * sd;
@@ -628,18 +630,22 @@ float iadsr__infonce_gemm(const float *a, const float *b, int n, int d,
         int kc = n - i0 < IADSR__NCE_CHUNK ? n - i0 : IADSR__NCE_CHUNK;
         const float *ac = an + (size_t)i0 * (size_t)d;
         iadsr__sgemm(0, 0, kc, n, d, 1.0f, ac, d, bt, n, 0.0f, pc, n);
-        for (size_t i = 0; i < (size_t)kc * (size_t)n; i++)
-            pc[i] *= itau;
         if (keys)
             /* the same item as the positive is no negative: a logit far
-             * below any cosine / tau leaves it a probability below 1e-37 */
+             * below any cosine / tau leaves it a probability below 1e-37
+             * (a select over the whole row, which vectorises, then the
+             * positive's logit put back) */
             for (int i = 0; i < kc; i++) {
                 float *pi = pc + (size_t)i * (size_t)n;
                 int32_t ki = keys[i0 + i];
+                float pos = pi[i0 + i] * itau;
                 for (int j = 0; j < n; j++)
-                    if (keys[j] == ki && j != i0 + i)
-                        pi[j] = -1e30f;
+                    pi[j] = keys[j] == ki ? -1e30f : pi[j] * itau;
+                pi[i0 + i] = pos;
             }
+        else
+            for (size_t i = 0; i < (size_t)kc * (size_t)n; i++)
+                pc[i] *= itau;
         /* the vectorised softmax cross-entropy of the scoring kernels with
          * targets on the diagonal: rows become softmax - onehot, and
          * adding the identity back leaves the probabilities */

@@ -22,6 +22,24 @@ static double SFX(dotd)(const REAL *a, const REAL *b, int d)
     return s;
 }
 
+/* <a, a>, <b, b> and <a, b> in one loop: three independent chains, each
+ * summed in the order of dotd (so the same values), at a third of the
+ * latency of three calls. */
+static void SFX(dot3)(const REAL *a, const REAL *b, int d, double *aa,
+                      double *bb, double *ab)
+{
+    double s_aa = 0, s_bb = 0, s_ab = 0;
+    for (int c = 0; c < d; c++) {
+        double x = (double)a[c], y = (double)b[c];
+        s_aa += x * x;
+        s_bb += y * y;
+        s_ab += x * y;
+    }
+    *aa = s_aa;
+    *bb = s_bb;
+    *ab = s_ab;
+}
+
 /* Gradient of cos(a, b) scaled by g, added to da / db (either may be
  * NULL); na, nb are the norms (> 0) and ab = <a, b>. */
 static void SFX(cos_grad)(const REAL *a, const REAL *b, int d, double na,
@@ -44,10 +62,10 @@ void SFX(iadsr__cos_rows_fwd)(const REAL *a, const REAL *b, int n, int d,
     for (int i = 0; i < n; i++) {
         const REAL *ai = a + (size_t)i * (size_t)d;
         const REAL *bi = b + (size_t)i * (size_t)d;
-        double na = sqrt(SFX(dotd)(ai, ai, d));
-        double nb = sqrt(SFX(dotd)(bi, bi, d));
-        c[i] = (na > 0 && nb > 0) ? (REAL)(SFX(dotd)(ai, bi, d) / (na * nb))
-                                  : (REAL)0;
+        double aa, bb, ab;
+        SFX(dot3)(ai, bi, d, &aa, &bb, &ab);
+        double na = sqrt(aa), nb = sqrt(bb);
+        c[i] = (na > 0 && nb > 0) ? (REAL)(ab / (na * nb)) : (REAL)0;
     }
 }
 
@@ -56,12 +74,13 @@ void SFX(iadsr__cos_rows_bwd)(const REAL *a, const REAL *b, int n, int d,
 {
     for (int i = 0; i < n; i++) {
         size_t o = (size_t)i * (size_t)d;
-        double na = sqrt(SFX(dotd)(a + o, a + o, d));
-        double nb = sqrt(SFX(dotd)(b + o, b + o, d));
+        double aa, bb, ab;
+        SFX(dot3)(a + o, b + o, d, &aa, &bb, &ab);
+        double na = sqrt(aa), nb = sqrt(bb);
         if (!(na > 0 && nb > 0))
             continue;
-        SFX(cos_grad)(a + o, b + o, d, na, nb, SFX(dotd)(a + o, b + o, d),
-                      (double)dc[i], da ? da + o : NULL, db ? db + o : NULL);
+        SFX(cos_grad)(a + o, b + o, d, na, nb, ab, (double)dc[i],
+                      da ? da + o : NULL, db ? db + o : NULL);
     }
 }
 
