@@ -195,7 +195,7 @@ LIB_SRCS := \
     src/common/alloc.c src/common/clock.c src/common/crc32c.c \
     src/common/error.c src/common/fileio.c src/common/fork_join.c \
     src/common/params.c src/common/rng.c \
-    src/math/blas.c src/math/gemm_avx512.c src/math/kernels.c \
+    src/math/adam.c src/math/blas.c src/math/gemm_avx512.c src/math/kernels.c \
     src/math/linear_f32.c src/math/xent.c \
     src/data/dataset.c src/data/semantic.c \
     src/backbone/layout.c src/backbone/model.c src/backbone/model_params.c \

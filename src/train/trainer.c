@@ -20,6 +20,7 @@
 #include "math/kernels.h"
 #include "common/clock.h"
 #include "common/fork_join.h"
+#include "math/adam.h"
 #include "common/handle.h"
 
 #include <math.h>
@@ -596,7 +597,6 @@ static iadsr__batch build_batch_detect(iadsr_trainer *t, const int64_t *ids,
     return b;
 }
 
-/* One Adam step (PyTorch's formulation, bias-corrected). */
 /* The end of a step, split over the workers' threads by slices of the
  * parameters: sum the workers' gradients into t->g (in worker order, as
  * one thread would), check them, then Adam. Per element the arithmetic is
@@ -634,15 +634,9 @@ static void slice_adam(void *arg)
 {
     const step_slice *sl = arg;
     iadsr_trainer *t = sl->t;
-    float b1 = sl->b1, b2 = sl->b2, lr = sl->lr, rc2 = sl->rc2;
-    float eps = sl->eps, wd = sl->wd;
-    float *w = t->w, *g = t->g, *m = t->m1, *v = t->m2;
-    for (size_t i = sl->j0; i < sl->j1; i++) {
-        float gi = g[i] + wd * w[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        w[i] -= lr * m[i] / (sqrtf(v[i]) * rc2 + eps);
-    }
+    iadsr__adam_coef c = {sl->b1, sl->b2, sl->lr, sl->rc2, sl->eps, sl->wd};
+    size_t j = sl->j0;
+    iadsr__adam(t->w + j, t->g + j, t->m1 + j, t->m2 + j, sl->j1 - j, &c);
 }
 
 /* How the end of a step went (reduce_and_adam). */
