@@ -1333,6 +1333,58 @@ START_TEST(test_kernel_expf)
 }
 END_TEST
 
+/* The softmax pass's exp(z - max) and its sum are those of iadsr__expf
+ * element by element with 16 lane sums added in order, bit for bit, on
+ * whichever path the CPU takes (the AVX-512 one is written out by hand):
+ * row lengths around the vector width and a catalogue's, arguments below
+ * the lower clamp and, with a given maximum below the true one, above the
+ * upper one. Observed through the rows left as exp(z - max) and their
+ * factor 1 / sum (ascale, scale 1). */
+START_TEST(test_kernel_exp_pass_exact)
+{
+    static const int ns[] = {1, 15, 16, 17, 100, 12102};
+    iadsr__rng r;
+    iadsr__rng_seed(&r, 4242);
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (int shifted = 0; shifted <= 1; shifted++) {
+            int n = ns[ni];
+            float *z = malloc(sizeof(float) * (size_t)n);
+            float *e = malloc(sizeof(float) * (size_t)n);
+            ck_assert(z && e);
+            float mx = -INFINITY;
+            for (int j = 0; j < n; j++) {
+                z[j] = (float)(40.0 * iadsr__rng_normal(&r));
+                if (j % 11 == 5)
+                    z[j] = -300.0f; /* far below the lower clamp */
+                mx = z[j] > mx ? z[j] : mx;
+            }
+            /* a given maximum 120 below the true one: arguments above 88 */
+            float gm = shifted ? mx - 120.0f : mx;
+            float s[16] = {0};
+            for (int j = 0; j < n; j++) {
+                e[j] = iadsr__expf(z[j] - gm);
+                s[j % 16] += e[j];
+            }
+            float sum = 0.0f;
+            for (int l = 0; l < 16; l++)
+                sum += s[l];
+            int32_t t = 1;
+            float as = 0.0f;
+            iadsr__xent_rows_lse_max_ld(z, 1, n, n, &t, 1.0f, 0.0f, 1, NULL,
+                                        &gm, &as, 0.0);
+            for (int j = 0; j < n; j++)
+                ck_assert_msg(memcmp(&z[j], &e[j], sizeof e[j]) == 0,
+                              "n %d shifted %d: exp[%d] = %a, want %a", n,
+                              shifted, j, (double)z[j], (double)e[j]);
+            float want = 1.0f / sum;
+            ck_assert_msg(memcmp(&as, &want, sizeof as) == 0,
+                          "n %d shifted %d: 1/sum %a, want %a", n, shifted,
+                          (double)as, (double)want);
+            free(z), free(e);
+        }
+}
+END_TEST
+
 START_TEST(test_kernel_erff)
 {
     double worst = 0, worst_x = 0;
@@ -1762,6 +1814,7 @@ Suite *suite_sasrec(void)
     tcase_add_test(tk, test_f32_act);
     tcase_add_test(tk, test_kernel_expf);
     tcase_add_test(tk, test_kernel_erff);
+    tcase_add_test(tk, test_kernel_exp_pass_exact);
     tcase_add_test(tk, test_kernel_xent_rows);
     tcase_add_test(tk, test_xent_smoothing_history_grad);
     tcase_add_test(tk, test_xent_rows_without_target);
