@@ -188,6 +188,74 @@ START_TEST(test_cos_zero_rows)
 }
 END_TEST
 
+/* Several cosines at once equal the pairwise calls bit for bit, forward
+ * and backward (gradients added per row in pair order into shared
+ * outputs), with zero rows, a matrix used by several pairs, NULL outputs,
+ * and odd widths; in both precisions. */
+START_TEST(test_cos_pairs_match_rows)
+{
+    static const int ds[] = {1, 7, 64};
+    static const int pa[6] = {0, 2, 1, 4, 0, 2}, pb[6] = {1, 3, 3, 3, 3, 1};
+    iadsr__rng r;
+    iadsr__rng_seed(&r, 91);
+    for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
+        int n = 9, d = ds[di];
+        size_t nd = (size_t)n * (size_t)d;
+        double *vd[5];
+        float *vf[5];
+        for (int k = 0; k < 5; k++) {
+            vd[k] = dalloc(nd);
+            fill_normal(vd[k], nd, 1.0, &r);
+            memset(vd[k] + (size_t)((k + 2) % n) * (size_t)d, 0,
+                   (size_t)d * sizeof(double)); /* one zero row each */
+            vf[k] = to_f32(vd[k], nd);
+        }
+        float *cf[6], *cf1[6], *dcf[6];
+        double *cd[6], *cd1[6], *dcd[6];
+        for (int k = 0; k < 6; k++) {
+            cf[k] = to_f32(vd[0], (size_t)n);
+            cf1[k] = to_f32(vd[0], (size_t)n);
+            dcf[k] = to_f32(vd[1], (size_t)n); /* upstream gradients */
+            cd[k] = dalloc((size_t)n);
+            cd1[k] = dalloc((size_t)n);
+            dcd[k] = dalloc((size_t)n);
+            for (int i = 0; i < n; i++)
+                dcd[k][i] = (double)dcf[k][i];
+        }
+        const float *cvf[5] = {vf[0], vf[1], vf[2], vf[3], vf[4]};
+        const double *cvd[5] = {vd[0], vd[1], vd[2], vd[3], vd[4]};
+        iadsr__cos_pairs_fwd_f32(cvf, 5, pa, pb, 6, n, d, cf);
+        iadsr__cos_pairs_fwd_f64(cvd, 5, pa, pb, 6, n, d, cd);
+        for (int k = 0; k < 6; k++) {
+            iadsr__cos_rows_fwd_f32(vf[pa[k]], vf[pb[k]], n, d, cf1[k]);
+            iadsr__cos_rows_fwd_f64(vd[pa[k]], vd[pb[k]], n, d, cd1[k]);
+            ck_assert(memcmp(cf[k], cf1[k], (size_t)n * sizeof(float)) == 0);
+            ck_assert(memcmp(cd[k], cd1[k], (size_t)n * sizeof(double)) == 0);
+        }
+        /* backward into matrices 0 and 3 (shared by several pairs) */
+        float *gf[5] = {to_f32(vd[2], nd), NULL, NULL, to_f32(vd[4], nd), NULL};
+        float *gf1[5] = {to_f32(vd[2], nd), NULL, NULL, to_f32(vd[4], nd), NULL};
+        double *gd[5] = {dalloc(nd), NULL, NULL, dalloc(nd), NULL};
+        double *gd1[5] = {dalloc(nd), NULL, NULL, dalloc(nd), NULL};
+        const float *cdcf[6] = {dcf[0], dcf[1], dcf[2], dcf[3], dcf[4], dcf[5]};
+        const double *cdcd[6] = {dcd[0], dcd[1], dcd[2], dcd[3], dcd[4], dcd[5]};
+        iadsr__cos_pairs_bwd_f32(cvf, 5, pa, pb, 6, n, d, cdcf, gf);
+        iadsr__cos_pairs_bwd_f64(cvd, 5, pa, pb, 6, n, d, cdcd, gd);
+        for (int k = 0; k < 6; k++) {
+            iadsr__cos_rows_bwd_f32(vf[pa[k]], vf[pb[k]], n, d, dcf[k],
+                                    gf1[pa[k]], gf1[pb[k]]);
+            iadsr__cos_rows_bwd_f64(vd[pa[k]], vd[pb[k]], n, d, dcd[k],
+                                    gd1[pa[k]], gd1[pb[k]]);
+        }
+        for (int k = 0; k < 5; k += 3) {
+            ck_assert(memcmp(gf[k], gf1[k], nd * sizeof(float)) == 0);
+            ck_assert(memcmp(gd[k], gd1[k], nd * sizeof(double)) == 0);
+        }
+    }
+    pool_free();
+}
+END_TEST
+
 /* ---- 2. InfoNCE ------------------------------------------------------------- */
 
 typedef struct {
@@ -806,6 +874,7 @@ Suite *suite_denoise_layers(void)
     TCase *tc = tcase_create("gradients");
     tcase_add_test(tc, test_cos_grad);
     tcase_add_test(tc, test_cos_zero_rows);
+    tcase_add_test(tc, test_cos_pairs_match_rows);
     tcase_add_test(tc, test_infonce_grad);
     tcase_add_test(tc, test_infonce_same_key_masked);
     tcase_add_test(tc, test_infonce_zero_rows_and_stability);

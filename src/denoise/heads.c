@@ -191,14 +191,21 @@ void iadsr__heads_scores(const iadsr__heads *st, iadsr__heads_ws *w,
         iadsr__sgemm(0, 0, S, d, D, 1.0f, w->lsem, D, st->w2, d, 0.0f, w->l,
                      d);
     iadsr__seq_expand_f32(w->l, d, off, S, w->lexp);
-    iadsr__cos_rows_fwd_f32(w->lexp, h, R, d, w->c1);
-    iadsr__cos_rows_fwd_f32(w->hexp, w->s, R, d, w->c2);
-    iadsr__cos_rows_fwd_f32(h, w->s, R, d, w->c3);
+    /* cos(l, h), cos(hbar, s), cos(h, s) */
+    const float *v[4] = {w->lexp, h, w->hexp, w->s};
+    static const int pa[3] = {0, 2, 1}, pb[3] = {1, 3, 3};
+    float *const c[3] = {w->c1, w->c2, w->c3};
+    iadsr__cos_pairs_fwd_f32(v, 4, pa, pb, 3, R, d, c);
     for (int r = 0; r < R; r++)
         score[r] = w->c1[r] + w->c2[r] + w->c3[r];
 }
 
 /* ---- the detector ------------------------------------------------------------ */
+
+/* The cosine features (1)-(6) as pairs of {l_-t, h, hbar_-t, s, h_{t-1}}:
+ * (l_-t, h), (hbar_-t, s), (h, s), (h_{t-1}, s), (l_-t, s), (hbar_-t, h). */
+static const int det_pa[6] = {0, 2, 1, 4, 0, 2};
+static const int det_pb[6] = {1, 3, 3, 3, 3, 1};
 
 /* Leave-one-out views of every row into w->lexp (semantic, l without
  * item t) and w->hexp (max-pool of the other rows), and h_{t-1} into
@@ -412,19 +419,20 @@ void iadsr__heads_detect(const iadsr__heads *st, iadsr__heads_ws *w,
     }
     loo_views(st, w, h, b, uvec, collab);
     if (collab) {
-        iadsr__cos_rows_fwd_f32(w->hexp, h, R, d, w->c1);
-        iadsr__cos_rows_fwd_f32(w->hprev, h, R, d, w->c4);
+        /* (1) cos(hbar_-t, h), (4) cos(h_{t-1}, h) */
+        const float *v[3] = {w->hexp, h, w->hprev};
+        static const int pa[2] = {0, 2}, pb[2] = {1, 1};
+        float *const c[2] = {w->c1, w->c4};
+        iadsr__cos_pairs_fwd_f32(v, 3, pa, pb, 2, R, d, c);
         memset(w->c2, 0, (size_t)R * sizeof(float));
         memset(w->c3, 0, (size_t)R * sizeof(float));
         memset(w->c5, 0, (size_t)R * sizeof(float));
         memset(w->c6, 0, (size_t)R * sizeof(float));
     } else {
-        iadsr__cos_rows_fwd_f32(w->lexp, h, R, d, w->c1);
-        iadsr__cos_rows_fwd_f32(w->hexp, w->s, R, d, w->c2);
-        iadsr__cos_rows_fwd_f32(h, w->s, R, d, w->c3);
-        iadsr__cos_rows_fwd_f32(w->hprev, w->s, R, d, w->c4);
-        iadsr__cos_rows_fwd_f32(w->lexp, w->s, R, d, w->c5);
-        iadsr__cos_rows_fwd_f32(w->hexp, h, R, d, w->c6);
+        /* features (1)-(6) over l_-t, h, hbar_-t, s, h_{t-1} */
+        const float *v[5] = {w->lexp, h, w->hexp, w->s, w->hprev};
+        float *const c[6] = {w->c1, w->c2, w->c3, w->c4, w->c5, w->c6};
+        iadsr__cos_pairs_fwd_f32(v, 5, det_pa, det_pb, 6, R, d, c);
     }
     context_likelihood(st, w, b, w->c7, w->c8);
     const float *c[IADSR__DET_FEATURES] = {w->c1, w->c2, w->c3,
@@ -523,11 +531,13 @@ void iadsr__heads_detect_backward(const iadsr__heads *st, iadsr__heads_ws *w,
         return; /* the features are the backbone's alone */
     memset(w->ds, 0, (size_t)R * sd * sizeof(float));
     memset(w->dlexp, 0, (size_t)R * sd * sizeof(float));
-    iadsr__cos_rows_bwd_f32(w->lexp, h, R, d, w->c1, w->dlexp, NULL);
-    iadsr__cos_rows_bwd_f32(w->hexp, w->s, R, d, w->c2, NULL, w->ds);
-    iadsr__cos_rows_bwd_f32(h, w->s, R, d, w->c3, NULL, w->ds);
-    iadsr__cos_rows_bwd_f32(w->hprev, w->s, R, d, w->c4, NULL, w->ds);
-    iadsr__cos_rows_bwd_f32(w->lexp, w->s, R, d, w->c5, w->dlexp, w->ds);
+    {
+        /* (1)-(5) into l_-t and s */
+        const float *v[5] = {w->lexp, h, w->hexp, w->s, w->hprev};
+        const float *const dcs[5] = {w->c1, w->c2, w->c3, w->c4, w->c5};
+        float *const dv[5] = {w->dlexp, NULL, NULL, w->ds, NULL};
+        iadsr__cos_pairs_bwd_f32(v, 5, det_pa, det_pb, 5, R, d, dcs, dv);
+    }
     /* (6) compares backbone states only, (7) and (8) are the backbone's
      * own predictions: nothing to train through them */
     if (dw1)

@@ -23,6 +23,10 @@
 /* Uniforms given to the Gumbel gate are clamped to [EPS, 1 - EPS]. */
 #define IADSR__GUMBEL_EPS 1e-12
 
+/* iadsr__cos_pairs_*: at most this many matrices and pairs. */
+#define IADSR__COS_MAX_V 6
+#define IADSR__COS_MAX_P 8
+
 #define IADSR_DECL_TEMPLATE "denoise/layers_decl_template.h"
 #include "math/real_declare.h"
 

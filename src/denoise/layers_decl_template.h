@@ -13,6 +13,23 @@ void SFX(iadsr__cos_rows_fwd)(const REAL *a, const REAL *b, int n, int d,
 void SFX(iadsr__cos_rows_bwd)(const REAL *a, const REAL *b, int n, int d,
                               const REAL *dc, REAL *da, REAL *db);
 
+/* Several row-wise cosines over the same rows at once: pair k is
+ * c[k][i] = cos(v[pa[k]]_i, v[pb[k]]_i), with v nv matrices n x d (nv <=
+ * IADSR__COS_MAX_V, np <= IADSR__COS_MAX_P). Each value is bit for bit
+ * that of iadsr__cos_rows_fwd on the pair: the squared norms and products
+ * are the same double chains, taken in one loop (one norm per matrix and
+ * row instead of one per pair, and independent chains side by side). */
+void SFX(iadsr__cos_pairs_fwd)(const REAL *const *v, int nv, const int *pa,
+                               const int *pb, int np, int n, int d,
+                               REAL *const *c);
+/* The backward passes of those cosines, for each row in pair order: pair k
+ * adds dc[k][i] times the gradient to dv[pa[k]] and dv[pb[k]] (an entry
+ * may be NULL), as iadsr__cos_rows_bwd called pair after pair would (the
+ * same values added in the same order to each element). */
+void SFX(iadsr__cos_pairs_bwd)(const REAL *const *v, int nv, const int *pa,
+                               const int *pb, int np, int n, int d,
+                               const REAL *const *dc, REAL *const *dv);
+
 /* InfoNCE with in-batch negatives: z_ij = cos(a_i, b_j) / tau over n
  * queries a and n keys b (n x d each), loss = mean_i [logsumexp_j z_ij -
  * z_ii]. Zero rows have cosine 0. @p p (n x n scratch) receives the softmax

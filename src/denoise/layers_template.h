@@ -84,6 +84,67 @@ void SFX(iadsr__cos_rows_bwd)(const REAL *a, const REAL *b, int n, int d,
     }
 }
 
+/* The squared norms of nv rows and the products of np pairs of them,
+ * each a dotd chain, all in one loop. */
+static void SFX(dots_multi)(const REAL *const *r, int nv, const int *pa,
+                            const int *pb, int np, int d, double *sq,
+                            double *pr)
+{
+    double x[IADSR__COS_MAX_V];
+    for (int k = 0; k < nv; k++)
+        sq[k] = 0;
+    for (int k = 0; k < np; k++)
+        pr[k] = 0;
+    for (int c = 0; c < d; c++) {
+        for (int k = 0; k < nv; k++) {
+            x[k] = (double)r[k][c];
+            sq[k] += x[k] * x[k];
+        }
+        for (int k = 0; k < np; k++)
+            pr[k] += x[pa[k]] * x[pb[k]];
+    }
+}
+
+void SFX(iadsr__cos_pairs_fwd)(const REAL *const *v, int nv, const int *pa,
+                               const int *pb, int np, int n, int d,
+                               REAL *const *c)
+{
+    const REAL *r[IADSR__COS_MAX_V];
+    double sq[IADSR__COS_MAX_V], pr[IADSR__COS_MAX_P];
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < nv; k++)
+            r[k] = v[k] + (size_t)i * (size_t)d;
+        SFX(dots_multi)(r, nv, pa, pb, np, d, sq, pr);
+        for (int k = 0; k < np; k++) {
+            double na = sqrt(sq[pa[k]]), nb = sqrt(sq[pb[k]]);
+            c[k][i] = (na > 0 && nb > 0) ? (REAL)(pr[k] / (na * nb)) : (REAL)0;
+        }
+    }
+}
+
+void SFX(iadsr__cos_pairs_bwd)(const REAL *const *v, int nv, const int *pa,
+                               const int *pb, int np, int n, int d,
+                               const REAL *const *dc, REAL *const *dv)
+{
+    const REAL *r[IADSR__COS_MAX_V];
+    double sq[IADSR__COS_MAX_V], pr[IADSR__COS_MAX_P];
+    for (int i = 0; i < n; i++) {
+        size_t o = (size_t)i * (size_t)d;
+        for (int k = 0; k < nv; k++)
+            r[k] = v[k] + o;
+        SFX(dots_multi)(r, nv, pa, pb, np, d, sq, pr);
+        for (int k = 0; k < np; k++) {
+            double na = sqrt(sq[pa[k]]), nb = sqrt(sq[pb[k]]);
+            if (!(na > 0 && nb > 0))
+                continue;
+            REAL *da = dv[pa[k]], *db = dv[pb[k]];
+            SFX(cos_grad)(r[pa[k]], r[pb[k]], d, na, nb, pr[k],
+                          (double)dc[k][i], da ? da + o : NULL,
+                          db ? db + o : NULL);
+        }
+    }
+}
+
 /* ---- InfoNCE -------------------------------------------------------------- */
 
 REAL SFX(iadsr__infonce_fwd)(const REAL *a, const REAL *b, int n, int d,
