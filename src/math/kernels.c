@@ -95,6 +95,22 @@ static float row_max(const float *z, int n)
     return mx;
 }
 
+/* The end of a row's exp pass: the elements from j on one at a time into
+ * their lanes' sums, then the 16 sums added in lane order. */
+static inline float exp_sum_finish(float *z, int j, int n, float mx,
+                                   float *s)
+{
+    for (; j < n; j++) {
+        float e = k_expf(z[j] - mx);
+        z[j] = e;
+        s[j % LANES] += e;
+    }
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        sum += s[l];
+    return sum;
+}
+
 IADSR_CLONES
 static float row_exp_sum_any(float *z, int n, float mx)
 {
@@ -109,15 +125,7 @@ static float row_exp_sum_any(float *z, int n, float mx)
             z[j + l] = e;
             s[l] += e;
         }
-    for (; j < n; j++) {
-        float e = k_expf(z[j] - mx);
-        z[j] = e;
-        s[j % LANES] += e;
-    }
-    float sum = 0.0f;
-    for (int l = 0; l < LANES; l++)
-        sum += s[l];
-    return sum;
+    return exp_sum_finish(z, j, n, mx, s);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(IADSR_NO_AVX512)
@@ -171,15 +179,7 @@ row_exp_sum_avx512(float *z, int n, float mx)
     }
     float s[LANES];
     _mm512_storeu_ps(s, acc);
-    for (; j < n; j++) {
-        float e = k_expf(z[j] - mx);
-        z[j] = e;
-        s[j % LANES] += e;
-    }
-    float sum = 0.0f;
-    for (int l = 0; l < LANES; l++)
-        sum += s[l];
-    return sum;
+    return exp_sum_finish(z, j, n, mx, s);
 }
 #define HAVE_EXP_SUM_AVX512 1
 #endif
