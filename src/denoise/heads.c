@@ -25,8 +25,8 @@ void iadsr__heads_ws_free(iadsr__heads_ws *w)
                    &w->score, &w->u,     &w->y,     &w->m,    &w->mh,
                    &w->res,   &w->tmp,   &w->ds,    &w->dl,   &w->dhbar,
                    &w->dlexp, &w->dhexp, &w->dc,    &w->dscore, &w->dm,
-                   &w->an,    &w->bn,    &w->bt,    &w->dan,  &w->dbn,
-                   &w->p,
+                   &w->nce.an, &w->nce.bn, &w->nce.bt, &w->nce.dan,
+                   &w->nce.dbn, &w->nce.p,
                    &w->u2,    &w->hbar2, &w->hprev, &w->c4,   &w->c5,
                    &w->c6,    &w->c7,    &w->c8,    &w->c9,    &w->tsum,
                    &w->feat,  &w->zl,
@@ -74,10 +74,11 @@ int iadsr__heads_ws_alloc(iadsr__heads_ws *w, int max_rows, int max_seq,
              (w->dl = falloc(S * sd)) && (w->dhbar = falloc(S * sd)) &&
              (w->dlexp = falloc(R * sd)) && (w->dhexp = falloc(R * sd)) &&
              (w->dc = falloc(R)) && (w->dscore = falloc(R)) &&
-             (w->dm = falloc(R)) && (w->an = falloc(nb * sd)) &&
-             (w->bn = falloc(nb * sd)) && (w->dan = falloc(nb * sd)) &&
-             (w->dbn = falloc(nb * sd)) && (w->bt = falloc(nb * sd)) &&
-             (w->p = falloc(nc * nb)) &&
+             (w->dm = falloc(R)) && (w->nce.an = falloc(nb * sd)) &&
+             (w->nce.bn = falloc(nb * sd)) &&
+             (w->nce.dan = falloc(nb * sd)) &&
+             (w->nce.dbn = falloc(nb * sd)) &&
+             (w->nce.bt = falloc(nb * sd)) && (w->nce.p = falloc(nc * nb)) &&
              (w->dlogit = falloc(R)) && (w->du = falloc(R * sd));
     if (!ok) {
         iadsr__heads_ws_free(w);
@@ -609,6 +610,16 @@ static void unnormalise_bwd(const float *a, const float *an, const float *dan,
     }
 }
 
+/* One side's gradient from its product G with the other side's normalised
+ * rows yn: g = k (G - yn), then back through x's normalisation into dx. */
+static void nce_side_bwd(const float *x, const float *xn, const float *yn,
+                         float k, int n, int d, float *g, float *dx)
+{
+    for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
+        g[i] = k * (g[i] - yn[i]);
+    unnormalise_bwd(x, xn, g, n, d, dx);
+}
+
 float iadsr__infonce_gemm(const float *a, const float *b, int n, int d,
                           float tau, const int32_t *keys, float dloss,
                           const iadsr__nce_scratch *s, float *da, float *db)
@@ -672,18 +683,10 @@ float iadsr__infonce_gemm(const float *a, const float *b, int n, int d,
             iadsr__sgemm(1, 0, n, d, kc, 1.0f, pc, n, ac, d,
                          i0 > 0 ? 1.0f : 0.0f, dbn, d);
     }
-    if (da) {
-        /* dan = k (P bn - bn) */
-        for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
-            dan[i] = k * (dan[i] - bn[i]);
-        unnormalise_bwd(a, an, dan, n, d, da);
-    }
-    if (db) {
-        /* dbn = k (P^T an - an) */
-        for (size_t i = 0; i < (size_t)n * (size_t)d; i++)
-            dbn[i] = k * (dbn[i] - an[i]);
-        unnormalise_bwd(b, bn, dbn, n, d, db);
-    }
+    if (da) /* dan = k (P bn - bn) */
+        nce_side_bwd(a, an, bn, k, n, d, dan, da);
+    if (db) /* dbn = k (P^T an - an) */
+        nce_side_bwd(b, bn, an, k, n, d, dbn, db);
     return (float)(total / (double)n);
 }
 
@@ -693,7 +696,6 @@ static double nce_blocked(iadsr__heads_ws *w, const float *a, const float *b,
                           const int32_t *keys, int n, int d, float tau,
                           double wt, float *da, float *db)
 {
-    const iadsr__nce_scratch s = {w->an, w->bn, w->bt, w->p, w->dan, w->dbn};
     double total = 0;
     for (int r0 = 0; r0 < n; r0 += IADSR__NCE_BLOCK) {
         int k = n - r0 < IADSR__NCE_BLOCK ? n - r0 : IADSR__NCE_BLOCK;
@@ -701,7 +703,8 @@ static double nce_blocked(iadsr__heads_ws *w, const float *a, const float *b,
         double scale = wt * (double)k;
         float loss = iadsr__infonce_gemm(a + o, b + o, k, d, tau,
                                          keys ? keys + r0 : NULL,
-                                         (float)scale, &s, da ? da + o : NULL,
+                                         (float)scale, &w->nce,
+                                         da ? da + o : NULL,
                                          db ? db + o : NULL);
         total += scale * (double)loss;
     }

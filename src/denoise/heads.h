@@ -43,6 +43,15 @@ typedef struct iadsr__heads {
     const float *lse;
 } iadsr__heads;
 
+/* Rows of the n x n logits the InfoNCE takes at a time (its scratch p). */
+#define IADSR__NCE_CHUNK 64
+
+/* Scratch of iadsr__infonce_gemm for n rows: an, bn, bt, dan, dbn n x d
+ * floats each, p min(n, IADSR__NCE_CHUNK) x n. */
+typedef struct iadsr__nce_scratch {
+    float *an, *bn, *bt, *p, *dan, *dbn;
+} iadsr__nce_scratch;
+
 /* Scratch for batches of up to max_rows rows and max_seq sequences. */
 typedef struct iadsr__heads_ws {
     int max_rows, max_seq;
@@ -57,7 +66,7 @@ typedef struct iadsr__heads_ws {
     float *mh, *res, *tmp; /* rows x d (recon) */
     float *ds, *dl, *dhbar, *dlexp, *dhexp; /* gradients */
     float *dc, *dscore, *dm;
-    float *an, *bn, *bt, *dan, *dbn, *p; /* InfoNCE block scratch */
+    iadsr__nce_scratch nce; /* for blocks of up to IADSR__NCE_BLOCK rows */
     /* the detector (IADSR_DENOISE_F_DETECT) */
     float *u2;     /* rows x d: W2 S[x_t] */
     float *hbar2;  /* seqs x d: runner-up of the max-pool */
@@ -166,15 +175,6 @@ double iadsr__heads_train(const iadsr__heads *st, iadsr__heads_ws *w,
                            const float *const *uvec, const float *emb,
                            iadsr__rng *rng, int batch_rows, int batch_seqs,
                            const iadsr__heads_grads *g, float *mask_out);
-
-/* Rows of the n x n logits the InfoNCE takes at a time (its scratch p). */
-#define IADSR__NCE_CHUNK 64
-
-/* Scratch of iadsr__infonce_gemm for n rows: an, bn, bt, dan, dbn n x d
- * floats each, p min(n, IADSR__NCE_CHUNK) x n. */
-typedef struct iadsr__nce_scratch {
-    float *an, *bn, *bt, *p, *dan, *dbn;
-} iadsr__nce_scratch;
 
 /* InfoNCE of iadsr__infonce_fwd_f32 through GEMMs, forward and backward in
  * one pass (the loop versions are the reference of the tests): a, b n x d;

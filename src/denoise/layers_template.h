@@ -22,24 +22,6 @@ static double SFX(dotd)(const REAL *a, const REAL *b, int d)
     return s;
 }
 
-/* <a, a>, <b, b> and <a, b> in one loop: three independent chains, each
- * summed in the order of dotd (so the same values), at a third of the
- * latency of three calls. */
-static void SFX(dot3)(const REAL *a, const REAL *b, int d, double *aa,
-                      double *bb, double *ab)
-{
-    double s_aa = 0, s_bb = 0, s_ab = 0;
-    for (int c = 0; c < d; c++) {
-        double x = (double)a[c], y = (double)b[c];
-        s_aa += x * x;
-        s_bb += y * y;
-        s_ab += x * y;
-    }
-    *aa = s_aa;
-    *bb = s_bb;
-    *ab = s_ab;
-}
-
 /* Gradient of cos(a, b) scaled by g, added to da / db (either may be
  * NULL); na, nb are the norms (> 0) and ab = <a, b>. */
 static void SFX(cos_grad)(const REAL *a, const REAL *b, int d, double na,
@@ -53,34 +35,6 @@ static void SFX(cos_grad)(const REAL *a, const REAL *b, int d, double na,
             da[k] += (REAL)(g * (bk * inv - ka * ak));
         if (db)
             db[k] += (REAL)(g * (ak * inv - kb * bk));
-    }
-}
-
-void SFX(iadsr__cos_rows_fwd)(const REAL *a, const REAL *b, int n, int d,
-                              REAL *c)
-{
-    for (int i = 0; i < n; i++) {
-        const REAL *ai = a + (size_t)i * (size_t)d;
-        const REAL *bi = b + (size_t)i * (size_t)d;
-        double aa, bb, ab;
-        SFX(dot3)(ai, bi, d, &aa, &bb, &ab);
-        double na = sqrt(aa), nb = sqrt(bb);
-        c[i] = (na > 0 && nb > 0) ? (REAL)(ab / (na * nb)) : (REAL)0;
-    }
-}
-
-void SFX(iadsr__cos_rows_bwd)(const REAL *a, const REAL *b, int n, int d,
-                              const REAL *dc, REAL *da, REAL *db)
-{
-    for (int i = 0; i < n; i++) {
-        size_t o = (size_t)i * (size_t)d;
-        double aa, bb, ab;
-        SFX(dot3)(a + o, b + o, d, &aa, &bb, &ab);
-        double na = sqrt(aa), nb = sqrt(bb);
-        if (!(na > 0 && nb > 0))
-            continue;
-        SFX(cos_grad)(a + o, b + o, d, na, nb, ab, (double)dc[i],
-                      da ? da + o : NULL, db ? db + o : NULL);
     }
 }
 
@@ -143,6 +97,28 @@ void SFX(iadsr__cos_pairs_bwd)(const REAL *const *v, int nv, const int *pa,
                           db ? db + o : NULL);
         }
     }
+}
+
+/* One pair: cos(v[0], v[1]). */
+static const int SFX(cos_one_a)[1] = {0}, SFX(cos_one_b)[1] = {1};
+
+void SFX(iadsr__cos_rows_fwd)(const REAL *a, const REAL *b, int n, int d,
+                              REAL *c)
+{
+    const REAL *v[2] = {a, b};
+    REAL *const out[1] = {c};
+    SFX(iadsr__cos_pairs_fwd)(v, 2, SFX(cos_one_a), SFX(cos_one_b), 1, n, d,
+                              out);
+}
+
+void SFX(iadsr__cos_rows_bwd)(const REAL *a, const REAL *b, int n, int d,
+                              const REAL *dc, REAL *da, REAL *db)
+{
+    const REAL *v[2] = {a, b};
+    const REAL *const g[1] = {dc};
+    REAL *const dv[2] = {da, db};
+    SFX(iadsr__cos_pairs_bwd)(v, 2, SFX(cos_one_a), SFX(cos_one_b), 1, n, d,
+                              g, dv);
 }
 
 /* ---- InfoNCE -------------------------------------------------------------- */

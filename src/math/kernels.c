@@ -16,20 +16,33 @@
 /* Cody-Waite range reduction and the Cephes degree-6 polynomial, ~2 ulp on
  * [-87, 88]; inputs below -87 give exp(-87) ~ 1.6e-38 (softmax needs no
  * more), above 88 saturate. */
+#define EXP_LO (-87.0f)
+#define EXP_HI 88.0f
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_MAGIC 12582912.0f /* 1.5 * 2^23: adding it rounds to an integer */
+#define EXP_LN2_HI 0.693359375f
+#define EXP_LN2_LO (-2.12194440e-4f)
+#define EXP_P0 1.9875691500e-4f
+#define EXP_P1 1.3981999507e-3f
+#define EXP_P2 8.3334519073e-3f
+#define EXP_P3 4.1665795894e-2f
+#define EXP_P4 1.6666665459e-1f
+#define EXP_P5 5.0000001201e-1f
+
 static inline float k_expf(float x)
 {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float t = x * 1.44269504088896341f + 12582912.0f; /* round(x/ln2) */
-    float n = t - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
+    x = x < EXP_LO ? EXP_LO : x;
+    x = x > EXP_HI ? EXP_HI : x;
+    float t = x * EXP_LOG2E + EXP_MAGIC; /* round(x/ln2) */
+    float n = t - EXP_MAGIC;
+    float r = x - n * EXP_LN2_HI;
+    r = r - n * EXP_LN2_LO;
+    float p = EXP_P0;
+    p = p * r + EXP_P1;
+    p = p * r + EXP_P2;
+    p = p * r + EXP_P3;
+    p = p * r + EXP_P4;
+    p = p * r + EXP_P5;
     p = p * r * r + r + 1.0f;
     /* 2^n from the bits of t (= 1.5 * 2^23 + n): unsigned arithmetic stays
      * defined for every input; a NaN input gives a NaN p and result. */
@@ -144,17 +157,14 @@ __attribute__((target("avx512f"))) static float
 row_exp_sum_avx512(float *z, int n, float mx)
 {
     const __m512 vmx = _mm512_set1_ps(mx);
-    const __m512 lo = _mm512_set1_ps(-87.0f), hi = _mm512_set1_ps(88.0f);
-    const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    const __m512 c1 = _mm512_set1_ps(0.693359375f);
-    const __m512 c2 = _mm512_set1_ps(-2.12194440e-4f);
-    const __m512 p0 = _mm512_set1_ps(1.9875691500e-4f);
-    const __m512 p1 = _mm512_set1_ps(1.3981999507e-3f);
-    const __m512 p2 = _mm512_set1_ps(8.3334519073e-3f);
-    const __m512 p3 = _mm512_set1_ps(4.1665795894e-2f);
-    const __m512 p4 = _mm512_set1_ps(1.6666665459e-1f);
-    const __m512 p5 = _mm512_set1_ps(5.0000001201e-1f);
+    const __m512 lo = _mm512_set1_ps(EXP_LO), hi = _mm512_set1_ps(EXP_HI);
+    const __m512 log2e = _mm512_set1_ps(EXP_LOG2E);
+    const __m512 magic = _mm512_set1_ps(EXP_MAGIC);
+    const __m512 c1 = _mm512_set1_ps(EXP_LN2_HI);
+    const __m512 c2 = _mm512_set1_ps(EXP_LN2_LO);
+    const __m512 p0 = _mm512_set1_ps(EXP_P0), p1 = _mm512_set1_ps(EXP_P1);
+    const __m512 p2 = _mm512_set1_ps(EXP_P2), p3 = _mm512_set1_ps(EXP_P3);
+    const __m512 p4 = _mm512_set1_ps(EXP_P4), p5 = _mm512_set1_ps(EXP_P5);
     const __m512 one = _mm512_set1_ps(1.0f);
     __m512 acc = _mm512_setzero_ps();
     int j = 0;

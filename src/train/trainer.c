@@ -18,9 +18,9 @@
 #include "data/dataset.h"
 #include "common/error.h"
 #include "math/kernels.h"
+#include "math/adam.h"
 #include "common/clock.h"
 #include "common/fork_join.h"
-#include "math/adam.h"
 #include "common/handle.h"
 
 #include <math.h>
@@ -605,7 +605,7 @@ typedef struct {
     iadsr_trainer *t;
     size_t j0, j1;
     int finite;
-    float b1, b2, lr, rc2, eps, wd;
+    iadsr__adam_coef adam;
 } step_slice;
 
 static void slice_reduce(void *arg)
@@ -634,9 +634,9 @@ static void slice_adam(void *arg)
 {
     const step_slice *sl = arg;
     iadsr_trainer *t = sl->t;
-    iadsr__adam_coef c = {sl->b1, sl->b2, sl->lr, sl->rc2, sl->eps, sl->wd};
     size_t j = sl->j0;
-    iadsr__adam(t->w + j, t->g + j, t->m1 + j, t->m2 + j, sl->j1 - j, &c);
+    iadsr__adam(t->w + j, t->g + j, t->m1 + j, t->m2 + j, sl->j1 - j,
+                &sl->adam);
 }
 
 /* How the end of a step went (reduce_and_adam). */
@@ -682,14 +682,10 @@ static int reduce_and_adam(iadsr_trainer *t, int W, int T, double ls[3])
     float b1 = p->adam_beta1, b2 = p->adam_beta2;
     float c1 = (float)(1.0 - pow((double)b1, (double)t->step));
     float c2 = (float)(1.0 - pow((double)b2, (double)t->step));
-    for (int i = 0; i < T; i++) {
-        sl[i].b1 = b1;
-        sl[i].b2 = b2;
-        sl[i].lr = p->learning_rate / c1;
-        sl[i].rc2 = 1.0f / sqrtf(c2);
-        sl[i].eps = p->adam_eps;
-        sl[i].wd = p->weight_decay;
-    }
+    iadsr__adam_coef coef = {b1, b2, p->learning_rate / c1, 1.0f / sqrtf(c2),
+                             p->adam_eps, p->weight_decay};
+    for (int i = 0; i < T; i++)
+        sl[i].adam = coef;
     iadsr__fork_join(T, slice_adam, sl, sizeof sl[0]);
     return STEP_OK;
 }
