@@ -256,6 +256,84 @@ START_TEST(test_cos_pairs_match_rows)
 }
 END_TEST
 
+/* Rows taken 8 at a time (the AVX-512 path, where the CPU has it) give
+ * what rows taken one at a time (the scalar loop) give, bit for bit,
+ * forward and backward, for every tail length; the float forward is also
+ * the double instantiation's value rounded once (both sum in double). */
+START_TEST(test_cos_pairs_blocks_match_single_rows)
+{
+    static const int ds[] = {1, 7, 64};
+    static const int pa[5] = {0, 1, 2, 4, 3}, pb[5] = {3, 2, 0, 1, 1};
+    iadsr__rng r;
+    iadsr__rng_seed(&r, 92);
+    for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
+        static const int ns[] = {1, 7, 8, 9, 16, 23}; /* 0-2 blocks, tails 0-7 */
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            {
+                int rows = ns[ni], d = ds[di];
+                size_t nd = (size_t)rows * (size_t)d;
+                double *vd[5];
+                float *vf[5];
+                for (int k = 0; k < 5; k++) {
+                    vd[k] = dalloc(nd);
+                    fill_normal(vd[k], nd, 1.0, &r);
+                    memset(vd[k] + (size_t)(k % rows) * (size_t)d, 0,
+                           (size_t)d * sizeof(double)); /* a zero row */
+                    vf[k] = to_f32(vd[k], nd);
+                    for (size_t j = 0; j < nd; j++) /* the same values */
+                        vd[k][j] = (double)vf[k][j];
+                }
+                float *cf[5], *c1[5], *dc[5];
+                double *cd[5];
+                for (int k = 0; k < 5; k++) {
+                    cf[k] = to_f32(vd[0], (size_t)rows);
+                    c1[k] = to_f32(vd[1], (size_t)rows);
+                    dc[k] = to_f32(vd[2], (size_t)rows);
+                    cd[k] = dalloc((size_t)rows);
+                }
+                const float *cvf[5] = {vf[0], vf[1], vf[2], vf[3], vf[4]};
+                const double *cvd[5] = {vd[0], vd[1], vd[2], vd[3], vd[4]};
+                iadsr__cos_pairs_fwd_f32(cvf, 5, pa, pb, 5, rows, d, cf);
+                iadsr__cos_pairs_fwd_f64(cvd, 5, pa, pb, 5, rows, d, cd);
+                for (int i = 0; i < rows; i++) {
+                    const float *vi[5];
+                    float *ci[5];
+                    for (int k = 0; k < 5; k++) {
+                        vi[k] = vf[k] + (size_t)i * (size_t)d;
+                        ci[k] = c1[k] + i;
+                    }
+                    iadsr__cos_pairs_fwd_f32(vi, 5, pa, pb, 5, 1, d, ci);
+                }
+                for (int k = 0; k < 5; k++) {
+                    ck_assert(memcmp(cf[k], c1[k], (size_t)rows * sizeof(float)) == 0);
+                    for (int i = 0; i < rows; i++)
+                        ck_assert(cf[k][i] == (float)cd[k][i]);
+                }
+                /* backward into 1 and 3 (each in two pairs), not the rest */
+                float *g[5] = {NULL, to_f32(vd[3], nd), NULL, to_f32(vd[4], nd), NULL};
+                float *g1[5] = {NULL, to_f32(vd[3], nd), NULL, to_f32(vd[4], nd), NULL};
+                const float *cdc[5] = {dc[0], dc[1], dc[2], dc[3], dc[4]};
+                iadsr__cos_pairs_bwd_f32(cvf, 5, pa, pb, 5, rows, d, cdc, g);
+                for (int i = 0; i < rows; i++) {
+                    const float *vi[5], *dci[5];
+                    float *gi[5] = {NULL, g1[1] + (size_t)i * (size_t)d, NULL,
+                                    g1[3] + (size_t)i * (size_t)d, NULL};
+                    for (int k = 0; k < 5; k++) {
+                        vi[k] = vf[k] + (size_t)i * (size_t)d;
+                        dci[k] = dc[k] + i;
+                    }
+                    iadsr__cos_pairs_bwd_f32(vi, 5, pa, pb, 5, 1, d, dci, gi);
+                }
+                ck_assert(memcmp(g[1], g1[1], nd * sizeof(float)) == 0);
+                ck_assert(memcmp(g[3], g1[3], nd * sizeof(float)) == 0);
+                pool_free();
+            }
+        }
+    }
+    pool_free();
+}
+END_TEST
+
 /* ---- 2. InfoNCE ------------------------------------------------------------- */
 
 typedef struct {
@@ -875,6 +953,7 @@ Suite *suite_denoise_layers(void)
     tcase_add_test(tc, test_cos_grad);
     tcase_add_test(tc, test_cos_zero_rows);
     tcase_add_test(tc, test_cos_pairs_match_rows);
+    tcase_add_test(tc, test_cos_pairs_blocks_match_single_rows);
     tcase_add_test(tc, test_infonce_grad);
     tcase_add_test(tc, test_infonce_same_key_masked);
     tcase_add_test(tc, test_infonce_zero_rows_and_stability);

@@ -59,20 +59,75 @@ static void SFX(dots_multi)(const REAL *const *r, int nv, const int *pa,
     }
 }
 
+/* One row's cosines from its norms and products. */
+static void SFX(cos_pairs_row_fwd)(const int *pa, const int *pb, int np,
+                                   const double *sq, const double *pr,
+                                   REAL *const *c, int i)
+{
+    for (int k = 0; k < np; k++) {
+        double na = sqrt(sq[pa[k]]), nb = sqrt(sq[pb[k]]);
+        c[k][i] = (na > 0 && nb > 0) ? (REAL)(pr[k] / (na * nb)) : (REAL)0;
+    }
+}
+
+/* One row's gradients, added in pair order; r[k] points at the row. */
+static void SFX(cos_pairs_row_bwd)(const REAL *const *r, const int *pa,
+                                   const int *pb, int np, int d,
+                                   const double *sq, const double *pr,
+                                   const REAL *const *dc, REAL *const *dv,
+                                   int i)
+{
+    size_t o = (size_t)i * (size_t)d;
+    for (int k = 0; k < np; k++) {
+        double na = sqrt(sq[pa[k]]), nb = sqrt(sq[pb[k]]);
+        if (!(na > 0 && nb > 0))
+            continue;
+        REAL *da = dv[pa[k]], *db = dv[pb[k]];
+        SFX(cos_grad)(r[pa[k]], r[pb[k]], d, na, nb, pr[k], (double)dc[k][i],
+                      da ? da + o : NULL, db ? db + o : NULL);
+    }
+}
+
+/* LAYERS_DOTS8(r, nv, pa, pb, np, d, sq8, pr8), where an instantiation
+ * defines it: dots_multi of the 8 rows from r[k] on at once, lane l of
+ * sq8[k * 8 + l] and pr8[k * 8 + l] being row l's value, bit for bit the
+ * one dots_multi gives; LAYERS_DOTS8_OK() says whether this CPU runs it. */
+#ifdef LAYERS_DOTS8
+#define SFX_DOTS8_BLOCKS(BODY)                                                 \
+    if (LAYERS_DOTS8_OK()) {                                                   \
+        double sq8[IADSR__COS_MAX_V * 8], pr8[IADSR__COS_MAX_P * 8];           \
+        for (; i + 8 <= n; i += 8) {                                           \
+            for (int k = 0; k < nv; k++)                                       \
+                r[k] = v[k] + (size_t)i * (size_t)d;                           \
+            LAYERS_DOTS8(r, nv, pa, pb, np, d, sq8, pr8);                      \
+            for (int l = 0; l < 8; l++) {                                      \
+                for (int k = 0; k < nv; k++)                                   \
+                    sq[k] = sq8[k * 8 + l];                                    \
+                for (int k = 0; k < np; k++)                                   \
+                    pr[k] = pr8[k * 8 + l];                                    \
+                BODY;                                                          \
+                for (int k = 0; k < nv; k++)                                   \
+                    r[k] += d;                                                 \
+            }                                                                  \
+        }                                                                      \
+    }
+#else
+#define SFX_DOTS8_BLOCKS(BODY)
+#endif
+
 void SFX(iadsr__cos_pairs_fwd)(const REAL *const *v, int nv, const int *pa,
                                const int *pb, int np, int n, int d,
                                REAL *const *c)
 {
     const REAL *r[IADSR__COS_MAX_V];
     double sq[IADSR__COS_MAX_V], pr[IADSR__COS_MAX_P];
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+    SFX_DOTS8_BLOCKS(SFX(cos_pairs_row_fwd)(pa, pb, np, sq, pr, c, i + l))
+    for (; i < n; i++) {
         for (int k = 0; k < nv; k++)
             r[k] = v[k] + (size_t)i * (size_t)d;
         SFX(dots_multi)(r, nv, pa, pb, np, d, sq, pr);
-        for (int k = 0; k < np; k++) {
-            double na = sqrt(sq[pa[k]]), nb = sqrt(sq[pb[k]]);
-            c[k][i] = (na > 0 && nb > 0) ? (REAL)(pr[k] / (na * nb)) : (REAL)0;
-        }
+        SFX(cos_pairs_row_fwd)(pa, pb, np, sq, pr, c, i);
     }
 }
 
@@ -82,22 +137,17 @@ void SFX(iadsr__cos_pairs_bwd)(const REAL *const *v, int nv, const int *pa,
 {
     const REAL *r[IADSR__COS_MAX_V];
     double sq[IADSR__COS_MAX_V], pr[IADSR__COS_MAX_P];
-    for (int i = 0; i < n; i++) {
-        size_t o = (size_t)i * (size_t)d;
+    int i = 0;
+    SFX_DOTS8_BLOCKS(SFX(cos_pairs_row_bwd)(r, pa, pb, np, d, sq, pr, dc, dv,
+                                            i + l))
+    for (; i < n; i++) {
         for (int k = 0; k < nv; k++)
-            r[k] = v[k] + o;
+            r[k] = v[k] + (size_t)i * (size_t)d;
         SFX(dots_multi)(r, nv, pa, pb, np, d, sq, pr);
-        for (int k = 0; k < np; k++) {
-            double na = sqrt(sq[pa[k]]), nb = sqrt(sq[pb[k]]);
-            if (!(na > 0 && nb > 0))
-                continue;
-            REAL *da = dv[pa[k]], *db = dv[pb[k]];
-            SFX(cos_grad)(r[pa[k]], r[pb[k]], d, na, nb, pr[k],
-                          (double)dc[k][i], da ? da + o : NULL,
-                          db ? db + o : NULL);
-        }
+        SFX(cos_pairs_row_bwd)(r, pa, pb, np, d, sq, pr, dc, dv, i);
     }
 }
+#undef SFX_DOTS8_BLOCKS
 
 /* One pair: cos(v[0], v[1]). */
 static const int SFX(cos_one_a)[1] = {0}, SFX(cos_one_b)[1] = {1};
