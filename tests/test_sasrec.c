@@ -1333,6 +1333,42 @@ START_TEST(test_kernel_expf)
 }
 END_TEST
 
+/* The packed item table holds e1^T tile by tile (element (k, j) of tile
+ * j / 32 at k * 32 + j % 32) and zero past the last item, whatever the
+ * path (16 x 16 blocks in registers for full tiles when d is a multiple
+ * of 16, element-wise otherwise) and however many threads split it. */
+START_TEST(test_xent_transpose_layout)
+{
+    static const int ns[] = {1, 15, 31, 32, 33, 64, 100, 1000};
+    static const int ds[] = {8, 16, 24, 48, 64, 80};
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
+            int n = ns[ni], d = ds[di], ldt = iadsr__xent_ldt(n);
+            float *e = falloc((size_t)n * (size_t)d);
+            float *et = falloc((size_t)ldt * (size_t)d);
+            for (int i = 0; i < n * d; i++)
+                e[i] = (float)(i + 1);
+            for (int th = 0; th <= 5; th++) {
+                for (int i = 0; i < ldt * d; i++)
+                    et[i] = -1.0f; /* every element must be written */
+                if (th == 0)
+                    iadsr__xent_transpose(e, n, d, et, ldt);
+                else
+                    iadsr__xent_transpose_mt(e, n, d, et, ldt, th);
+                for (int j = 0; j < ldt; j++)
+                    for (int k = 0; k < d; k++) {
+                        float want = j < n ? e[(size_t)j * (size_t)d + (size_t)k]
+                                           : 0.0f;
+                        ck_assert(et[(size_t)(j / 32) * 32 * (size_t)d +
+                                     (size_t)k * 32 + (size_t)(j % 32)] == want);
+                    }
+            }
+            free(e);
+            free(et);
+        }
+}
+END_TEST
+
 /* The softmax pass's exp(z - max) and its sum are those of iadsr__expf
  * element by element with 16 lane sums added in order, bit for bit, on
  * whichever path the CPU takes (the AVX-512 one is written out by hand):
@@ -1815,6 +1851,7 @@ Suite *suite_sasrec(void)
     tcase_add_test(tk, test_kernel_expf);
     tcase_add_test(tk, test_kernel_erff);
     tcase_add_test(tk, test_kernel_exp_pass_exact);
+    tcase_add_test(tk, test_xent_transpose_layout);
     tcase_add_test(tk, test_kernel_xent_rows);
     tcase_add_test(tk, test_xent_smoothing_history_grad);
     tcase_add_test(tk, test_xent_rows_without_target);

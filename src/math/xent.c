@@ -53,10 +53,11 @@ int iadsr__xent_ldt(int n_items) { return (n_items + NR - 1) / NR * NR; }
 
 /* Packed layout: tile jt (items 32*jt ..) holds d rows of 32 floats, so a
  * logits tile reads one contiguous 32*d block. */
-void iadsr__xent_transpose(const float *e1, int n_items, int d, float *et,
-                           int ldt)
+/* Tiles [jt0, jt1) of the packed table, one element at a time. */
+static void transpose_tiles_any(const float *e1, int n_items, int d,
+                                float *et, int jt0, int jt1)
 {
-    for (int jt = 0; jt < ldt / NR; jt++) {
+    for (int jt = jt0; jt < jt1; jt++) {
         float *tile = et + (size_t)jt * (size_t)NR * (size_t)d;
         for (int jj = 0; jj < NR; jj++) {
             int j = jt * NR + jj;
@@ -70,6 +71,111 @@ void iadsr__xent_transpose(const float *e1, int n_items, int d, float *et,
             }
         }
     }
+}
+
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+/* The same for d a multiple of 16: every full tile as 16 x 16 blocks
+ * transposed in registers (the element-wise loop stores one float per
+ * cycle at a 128-byte stride, and it ran before every training step on
+ * one thread while the others waited); the last, partial tile as above. */
+__attribute__((target("avx512f"))) static void
+transpose_tiles_avx512(const float *e1, int n_items, int d, float *et,
+                       int jt0, int jt1)
+{
+    int full = n_items / NR; /* tiles with NR real items */
+    int jte = jt1 < full ? jt1 : full;
+    for (int jt = jt0; jt < jte; jt++) {
+        float *tile = et + (size_t)jt * (size_t)NR * (size_t)d;
+        for (int h = 0; h < NR; h += 16) {
+            const float *src = e1 + ((size_t)jt * NR + (size_t)h) * (size_t)d;
+            for (int k0 = 0; k0 < d; k0 += 16) {
+                __m512 r[16], t[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = _mm512_loadu_ps(src + (size_t)i * (size_t)d + k0);
+                /* pairs of rows interleaved, then quads: u[4g + c] holds
+                 * columns c, c + 4, c + 8, c + 12 of rows 4g .. 4g + 3, one
+                 * column per 128-bit lane */
+                for (int i = 0; i < 16; i += 2) {
+                    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+                }
+                for (int g = 0; g < 4; g++) {
+                    __m512d a = _mm512_castps_pd(t[4 * g]);
+                    __m512d b = _mm512_castps_pd(t[4 * g + 1]);
+                    __m512d c = _mm512_castps_pd(t[4 * g + 2]);
+                    __m512d e = _mm512_castps_pd(t[4 * g + 3]);
+                    r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                    r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                    r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+                    r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+                }
+                /* column c + 4L gathers lane L of the four groups */
+                for (int c = 0; c < 4; c++) {
+                    __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
+                    __m512 v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
+                    __m512 w0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+                    __m512 w1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
+                    float *o = tile + (size_t)(k0 + c) * NR + (size_t)h;
+                    _mm512_storeu_ps(o, _mm512_shuffle_f32x4(v0, w0, 0x88));
+                    _mm512_storeu_ps(o + 4 * NR, _mm512_shuffle_f32x4(v0, w0, 0xDD));
+                    _mm512_storeu_ps(o + 8 * NR, _mm512_shuffle_f32x4(v1, w1, 0x88));
+                    _mm512_storeu_ps(o + 12 * NR, _mm512_shuffle_f32x4(v1, w1, 0xDD));
+                }
+            }
+        }
+    }
+    if (jte < jt0)
+        jte = jt0;
+    transpose_tiles_any(e1, n_items, d, et, jte, jt1);
+}
+#endif
+
+static void transpose_tiles(const float *e1, int n_items, int d, float *et,
+                            int jt0, int jt1)
+{
+#if XENT_HAVE_AVX512_BUILD && !defined(IADSR_NO_AVX512)
+    if (d % 16 == 0 && iadsr__xent_fast_ok(16)) {
+        transpose_tiles_avx512(e1, n_items, d, et, jt0, jt1);
+        return;
+    }
+#endif
+    transpose_tiles_any(e1, n_items, d, et, jt0, jt1);
+}
+
+void iadsr__xent_transpose(const float *e1, int n_items, int d, float *et,
+                           int ldt)
+{
+    transpose_tiles(e1, n_items, d, et, 0, ldt / NR);
+}
+
+typedef struct {
+    const float *e1;
+    float *et;
+    int n_items, d, jt0, jt1;
+} transpose_part;
+
+static void transpose_run(void *arg)
+{
+    const transpose_part *q = arg;
+    transpose_tiles(q->e1, q->n_items, q->d, q->et, q->jt0, q->jt1);
+}
+
+void iadsr__xent_transpose_mt(const float *e1, int n_items, int d, float *et,
+                              int ldt, int n_threads)
+{
+    transpose_part q[64];
+    int nt = ldt / NR;
+    int W = n_threads < 64 ? n_threads : 64;
+    if (W > nt)
+        W = nt;
+    if (W <= 1) {
+        iadsr__xent_transpose(e1, n_items, d, et, ldt);
+        return;
+    }
+    for (int i = 0; i < W; i++)
+        q[i] = (transpose_part){e1, et, n_items, d, (int)((int64_t)nt * i / W),
+                                (int)((int64_t)nt * (i + 1) / W)};
+    iadsr__fork_join(W, transpose_run, q, sizeof q[0]);
 }
 
 /* e1 (n x d) += unpacked packed-transposed accumulator. */

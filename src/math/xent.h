@@ -42,6 +42,9 @@ int iadsr__xent_ldt(int n_items);
 /* et (d x ldt) = e1^T, padding columns zero. */
 void iadsr__xent_transpose(const float *e1, int n_items, int d, float *et,
                            int ldt);
+/* The same on up to n_threads threads (each writes its own tiles). */
+void iadsr__xent_transpose_mt(const float *e1, int n_items, int d, float *et,
+                              int ldt, int n_threads);
 /* z (rows x ldt) = h (rows x d) . e1^T from the packed table; rows must be
  * a multiple of 8. Only valid when iadsr__xent_fast_ok(d). Column j holds
  * item j + 1; padding columns are 0. */

@@ -954,8 +954,8 @@ static int train_batch(iadsr_trainer *t, const int64_t *ids, int nb,
     t->batch_rows = b.n_rows;
     t->batch_seqs = nb;
     if (t->fast)
-        iadsr__xent_transpose(t->emb1, t->shape.n_items, d, t->et,
-                              t->ldt);
+        iadsr__xent_transpose_mt(t->emb1, t->shape.n_items, d, t->et,
+                                 t->ldt, t->n_workers);
     /* split the sequences into contiguous shares of about equal rows;
      * distributed, the global batch has n_ranks x n_workers shares and
      * this rank runs its n_workers of them. Every rank draws every share's
