@@ -344,6 +344,23 @@ DEFINE_K_DH(2, 4)
 DEFINE_K_DH(3, 4)
 DEFINE_K_DH(4, 4)
 DEFINE_K_DH(4, 6)
+DEFINE_K_DH(1, 1)
+DEFINE_K_DH(2, 1)
+DEFINE_K_DH(3, 1)
+DEFINE_K_DH(4, 1)
+
+/* Rows [rb, re) one at a time (already finished rows: no fin), for the
+ * few target rows after the last group of 4. */
+static void k_dh_rows(float *dz, int rb, int re, int ldt, const float *e1,
+                      int jlo, int jhi, int d, float *dh)
+{
+    switch (d / 16) {
+    case 1: k_dh1x1(dz, rb, re, ldt, e1, jlo, jhi, dh, NULL); break;
+    case 2: k_dh2x1(dz, rb, re, ldt, e1, jlo, jhi, dh, NULL); break;
+    case 3: k_dh3x1(dz, rb, re, ldt, e1, jlo, jhi, dh, NULL); break;
+    default: k_dh4x1(dz, rb, re, ldt, e1, jlo, jhi, dh, NULL); break;
+    }
+}
 
 /* rows is a multiple of 4. At d = 64, rows go 6 at a time (24
  * accumulators, 4 for a row of E) as far as that leaves a multiple of 4:
@@ -474,8 +491,7 @@ typedef struct {
     float *hp;    /* ... and their p_c */
     int32_t *perm;/* fast path with gradient: chunk row order (fast_chunk) */
     float *ltmp;  /* ... its log-sum-exps in that order (chunk) */
-    float *dtmp;  /* ... dH rows of the head's target rows ((chunk + 4) x d) */
-    float *side;  /* ... up to 4 logit rows for k_dh (4 x ldt) */
+    float *dtmp;  /* ... dH rows of the head's target rows (chunk x d) */
     float *lanes; /* ... each row's running maximum, 16 lanes ((chunk + MR) x 16) */
     float *rmax;  /* ... and the row's maximum (chunk + MR) */
     float *ascale;/* ... and its gradient factor scale / sum (chunk + MR) */
@@ -626,9 +642,9 @@ static void fast_chunk(part *p, int r0, int c, int grad)
         p->loss += history_penalty(p, p->zbuf, ldt, r0, c,
                                    permute ? p->perm : NULL);
     /* the head's target rows (all of the head when nothing moved): k_dh
-     * in groups of 4, into dH itself or, when rows moved, into their
-     * gathered dH rows (the last group completed with zero rows in the
-     * side buffer); padding columns of zbuf are zero, as et's are */
+     * in groups of 4 and the last m % 4 one by one, into dH itself or,
+     * when rows moved, into their gathered dH rows; padding columns of
+     * zbuf are zero, as et's are */
     float *dhc = a->dh + (size_t)r0 * (size_t)d;
     float *dst = permute ? p->dtmp : dhc;
     int m4 = m / 4 * 4;
@@ -656,18 +672,12 @@ static void fast_chunk(part *p, int r0, int c, int grad)
         if (m4 > 0 && jb < n)
             k_dh(p->zbuf, m4, ldt, a->e1, jb, je < n ? je : n, d, dst,
                  defer ? &fin : NULL);
+        /* the last m - m4 target rows (only when rows moved: m == c4
+         * otherwise) one by one, while the block is in L2: each row's
+         * sums are those of any grouping */
+        if (m4 < m && jb < n)
+            k_dh_rows(p->zbuf, m4, m, ldt, a->e1, jb, je < n ? je : n, d, dst);
         k_de(p->zbuf, m + (c - c4), ldt, p->hpad, d, p->de1, jb, je);
-    }
-    if (m4 < m) { /* only when rows moved: m == c4 otherwise */
-        memcpy(p->side, p->zbuf + (size_t)m4 * (size_t)ldt,
-               (size_t)(m - m4) * (size_t)ldt * sizeof(float));
-        memset(p->side + (size_t)(m - m4) * (size_t)ldt, 0,
-               (size_t)(4 - (m - m4)) * (size_t)ldt * sizeof(float));
-        /* the completing rows' dH lands in spare rows of dtmp */
-        memset(p->dtmp + (size_t)m * (size_t)d, 0,
-               (size_t)(m4 + 4 - m) * (size_t)d * sizeof(float));
-        k_dh(p->side, 4, ldt, a->e1, 0, n, d,
-             p->dtmp + (size_t)m4 * (size_t)d, NULL);
     }
     if (permute)
         for (int i = 0; i < m; i++)
@@ -718,11 +728,11 @@ size_t iadsr__xent_scratch_floats(int chunk, int ldt, int d, int n_items,
     /* per thread: zbuf + hpad + tpad + private dE (ldt >= n_items rows),
      * then for the history penalty n stamps and hist_cap items + p_c, then
      * the fast path's row order: perm, ltmp (chunk each), dtmp
-     * ((chunk + 4) x d) and side (4 x ldt), and its row maxima: lanes
+     * (chunk x d), and its row maxima: lanes
      * ((chunk + MR) x 16), rmax and ascale (chunk + MR each) */
     size_t hist = hist_cap > 0 ? (size_t)n_items + 2 * (size_t)hist_cap : 0;
-    size_t order = 2 * (size_t)chunk + ((size_t)chunk + 4) * (size_t)d +
-                   4 * (size_t)ldt + 18 * ((size_t)chunk + MR);
+    size_t order = 2 * (size_t)chunk + (size_t)chunk * (size_t)d +
+                   18 * ((size_t)chunk + MR);
     return (size_t)chunk * (size_t)ldt + (size_t)chunk * (size_t)d +
            (size_t)chunk + (size_t)ldt * (size_t)d + hist + order + 64;
 }
@@ -765,8 +775,7 @@ double iadsr__xent(const iadsr__xent_args *a, float *scratch, int n_threads)
         parts[t].perm = (int32_t *)(void *)o;
         parts[t].ltmp = o + a->chunk;
         parts[t].dtmp = o + 2 * (size_t)a->chunk;
-        parts[t].side = parts[t].dtmp + ((size_t)a->chunk + 4) * (size_t)a->d;
-        parts[t].lanes = parts[t].side + 4 * (size_t)a->ldt;
+        parts[t].lanes = parts[t].dtmp + (size_t)a->chunk * (size_t)a->d;
         parts[t].rmax = parts[t].lanes + 16 * ((size_t)a->chunk + MR);
         parts[t].ascale = parts[t].rmax + (size_t)a->chunk + MR;
     }
