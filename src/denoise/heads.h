@@ -14,9 +14,12 @@
 #include "denoise/denoise.h"
 
 /* In-batch negatives of the per-position InfoNCE are the rows of one block
- * of at most this many consecutive rows: bounds the n x n logits (4 MiB)
- * whatever the batch size and sequence length. */
-#define IADSR__NCE_BLOCK 1024
+ * of at most this many consecutive rows: its three n x n x d products per
+ * block cost n d per row, so the bound keeps the alignment's cost per
+ * position fixed whatever the batch size and sequence length. 256 rows
+ * (1024 until 0.4.0: half of the joint epoch's extra time; 256 trains
+ * backbones and gates level over 3 seeds, docs/RESULTS.md, "InfoNCE blocks of 256 rows"). */
+#define IADSR__NCE_BLOCK 256
 
 /* What Stage 2 computes with; weights are borrowed (x W orientation). */
 typedef struct iadsr__heads {
